@@ -1,0 +1,180 @@
+"""Audit log operations: list, verify, export, prune with signed checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.audit import (
+    GENESIS_HASH,
+    format_ts,
+    public_key_b64,
+    sign_checkpoint,
+    verify_checkpoint_doc,
+    verify_rows,
+)
+from core.engine.base import Ctx
+from core.engine.usage import UsageOps
+from core.errors import BadRequest, Conflict
+from core.storage.base import AuditQuery, Delete, Insert
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+MAX_LIST = 10_000
+
+
+def parse_when(value: object, what: str) -> datetime | None:
+    """ISO date or datetime (UTC) from the CLI, as naive UTC."""
+    if value in (None, ""):
+        return None
+    try:
+        s = str(value).strip().replace("Z", "+00:00")
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        raise BadRequest(f"{what} {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC).", field=what) from None
+    if dt.tzinfo is not None:
+        from datetime import UTC
+
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
+class AuditOps(UsageOps):
+    """Reading, verifying, exporting and pruning the audit chain."""
+
+    def audit_query(self, ctx: Ctx, f: dict[str, Any]) -> AuditQuery:
+        outcome = f.get("outcome") or None
+        if outcome and outcome not in ("success", "denied", "error"):
+            raise BadRequest(f"outcome {outcome!r} is not one of success, denied, error.", field="outcome")
+        limit = f.get("limit")
+        if limit is not None:
+            try:
+                limit = int(limit)
+            except (TypeError, ValueError):
+                raise BadRequest(f"limit {limit!r} is not a whole number.", field="limit") from None
+            if not 1 <= limit <= MAX_LIST:
+                raise BadRequest(f"limit {limit} is out of range: give 1..{MAX_LIST}.", field="limit")
+        since, until = parse_when(f.get("since"), "since"), parse_when(f.get("until"), "until")
+        if since and until and since >= until:
+            raise BadRequest("--since must be before --until.", field="since")
+        after = f.get("after_seq")
+        return AuditQuery(
+            ctx.tenant, since, until, f.get("actor") or None, f.get("action") or None, outcome, limit,
+            int(after) if after not in (None, "") else None, descending=not f.get("ascending", False),
+        )
+
+    async def audit_list(self, ctx: Ctx, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        q = self.audit_query(ctx, filters)
+        if q.limit is None:
+            q.limit = 100
+        await self.run(ctx, "audit.list", "audit", lambda: self.require(ctx, "audit.read", read=True))
+        return await asyncio.to_thread(self.storage.audit_list, q)
+
+    def _verify_sync(self, tenant: str) -> dict[str, Any]:
+        cps = self.storage.checkpoints(tenant)
+        start_seq, start_hash = 1, GENESIS_HASH
+        cp_ok = True
+        pub = public_key_b64(self.signing_key)
+        for cp in cps:
+            doc = {**cp, "tenant_id": tenant}
+            if not verify_checkpoint_doc(doc) or cp["public_key"] != pub:
+                cp_ok = False
+        if cps:
+            start_seq, start_hash = int(cps[-1]["seq"]) + 1, cps[-1]["hash"]
+        res = verify_rows(tenant, self.storage.audit_chain(tenant, start_seq), start_seq, start_hash)
+        out = res.as_json()
+        out["checkpoints"] = len(cps)
+        out["checkpoint_signatures_ok"] = cp_ok
+        head_seq, head_hash = self.state.head(tenant)
+        if res.ok and res.last_seq < head_seq:
+            # Events the engine wrote are missing from the end of the table.
+            out.update(ok=False, first_bad_seq=res.last_seq + 1, reason=f"events {res.last_seq + 1}..{head_seq} are missing")
+        if not cp_ok and out["ok"]:
+            out.update(ok=False, first_bad_seq=start_seq, reason="a checkpoint signature does not verify")
+        return out
+
+    async def audit_verify(self, ctx: Ctx) -> dict[str, Any]:
+        await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
+        # Events still in the open batch are not in the table yet; wait for them.
+        if self.committer.pending():
+            await self.committer.seal()
+        return await asyncio.to_thread(self._verify_sync, ctx.tenant)
+
+    async def audit_export(self, ctx: Ctx, fmt: str, path: str, filters: dict[str, Any]) -> dict[str, Any]:
+        if fmt not in EXPORT_FORMATS:
+            raise BadRequest(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}.", field="format")
+        if not path or not os.path.isabs(path):
+            raise BadRequest("the output path must be absolute (the CLI resolves -o for you).", field="output")
+        p = Path(path)
+        if not p.parent.is_dir():
+            raise BadRequest(f"cannot write {p}: folder {p.parent} does not exist.", field="output")
+        if p.is_dir():
+            raise BadRequest(f"cannot write {p}: it is a folder; give a file name.", field="output")
+        if not os.access(p.parent, os.W_OK):
+            raise BadRequest(f"cannot write {p}: folder {p.parent} is not writable.", field="output")
+        q = self.audit_query(ctx, filters)
+        await self.run(ctx, "audit.export", "audit", lambda: self.require(ctx, "audit.export", read=True))
+        if self.committer.pending():
+            await self.committer.seal()
+        n = await asyncio.to_thread(self.storage.audit_export, q, fmt, p)
+        await self.run(ctx, "audit.export", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.export", "audit", details={"format": fmt, "path": str(p), "events": n}))
+        return {"format": fmt, "path": str(p), "events": n}
+
+    async def audit_prune(self, ctx: Ctx, before: object) -> dict[str, Any]:
+        when = parse_when(before, "before")
+        if when is None:
+            raise BadRequest("--before DATE is required (UTC), e.g. --before 2026-01-01.", field="before")
+        if when > self.now():
+            raise BadRequest(f"--before {before} is in the future; prune only removes past events.", field="before")
+        await self.run(ctx, "audit.prune", "audit", lambda: self.require(ctx, "tenant.manage"))
+        if self.committer.pending():
+            await self.committer.seal()
+        last = await asyncio.to_thread(self.storage.last_event_before, ctx.tenant, when)
+        existing = await asyncio.to_thread(self.storage.checkpoints, ctx.tenant)
+        if last is None or (existing and last[0] <= int(existing[-1]["seq"])):
+            raise Conflict(f"no audit events before {format_ts(when)} to prune in tenant {ctx.tenant!r}.")
+        seq, h = last
+        count = await asyncio.to_thread(self.storage.count_events, ctx.tenant, seq)
+
+        def op() -> dict[str, Any]:
+            now = self.now()
+            created = format_ts(now)
+            sig = sign_checkpoint(self.signing_key, ctx.tenant, seq, h, created)
+            self.write(
+                Delete("audit_log", {"tenant_id": ctx.tenant, "seq": ("<=", seq)}),
+                Insert("audit_checkpoints", {"tenant_id": ctx.tenant, "seq": seq, "hash": h, "created_at": now, "pruned_before": when, "public_key": public_key_b64(self.signing_key), "signature": sig}),
+            )
+            self.audit(ctx.tenant, ctx, "audit.prune", "audit", details={"before": format_ts(when), "last_pruned_seq": seq, "last_pruned_hash": h, "events_removed": count})
+            return {"tenant": ctx.tenant, "pruned_through_seq": seq, "checkpoint_hash": h, "events_removed": count, "before": format_ts(when)}
+
+        return await self.run(ctx, "audit.prune", "audit", op)
+
+    async def audit_checkpoint(self, ctx: Ctx, path: str | None) -> dict[str, Any]:
+        """Sign the current head (or return the newest stored checkpoint) as an offline-verifiable document."""
+        await self.run(ctx, "audit.checkpoint", "audit", lambda: self.require(ctx, "audit.export", read=True))
+        if self.committer.pending():
+            await self.committer.seal()
+        seq, h = self.state.head(ctx.tenant)
+        created = format_ts(self.now())
+        doc = {
+            "kind": "musubi.audit.checkpoint",
+            "version": 1,
+            "tenant_id": ctx.tenant,
+            "seq": seq,
+            "hash": h,
+            "created_at": created,
+            "public_key": public_key_b64(self.signing_key),
+            "algorithm": "Ed25519",
+            "signature": sign_checkpoint(self.signing_key, ctx.tenant, seq, h, created),
+        }
+        if path:
+            if not os.path.isabs(path) or not Path(path).parent.is_dir():
+                raise BadRequest(f"cannot write {path}: give an absolute path in an existing folder.", field="export")
+            tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+            tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+            await self.run(ctx, "audit.checkpoint", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details={"seq": seq, "path": path}))
+        return doc

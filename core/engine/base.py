@@ -1,0 +1,248 @@
+"""Engine core: request context, permission checks, audit append, the op runner.
+
+Every operation is a plain synchronous method that validates first, then
+mutates in-memory state and queues its writes; :meth:`EngineBase.run` awaits
+the group commit before the caller is answered.  Denials (permission, quota,
+suspended tenant) are themselves audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core import names
+from core.audit import AuditEvent, format_ts, load_or_create_signing_key, make_event
+from core.engine.commit import GroupCommitter
+from core.engine.events import EventBus
+from core.engine.state import State
+from core.errors import MusubiError, NotFound, PermissionDenied, QuotaExceeded, TenantSuspended
+from core.paths import HomePaths
+from core.rbac import SYSTEM_TENANT
+from core.storage.base import Insert, Mutation, Storage
+
+log = logging.getLogger("musubi.engine")
+T = TypeVar("T")
+
+ENGINE_ACTOR = "engine"
+
+
+def utcnow() -> datetime:
+    """Naive UTC now (the storage convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Ctx:
+    """Who is asking, in which tenant and project.
+
+    ``real_user`` comes from SO_PEERCRED on the socket; ``user`` differs only
+    when an allowed ``--as`` impersonation is in effect.
+    """
+
+    real_user: str
+    user: str
+    tenant: str
+    project: str | None = None
+
+    @property
+    def impersonator(self) -> str | None:
+        return self.real_user if self.real_user != self.user else None
+
+    def describe(self) -> str:
+        return f"{self.user} (as impersonated by {self.real_user})" if self.impersonator else self.user
+
+
+class EngineBase:
+    """State, storage, commit and the cross-cutting checks every operation uses."""
+
+    def __init__(self, paths: HomePaths, storage: Storage) -> None:
+        self.paths = paths
+        self.storage = storage
+        self.state = State.from_snapshot(storage.load(utcnow()))
+        self.bus = EventBus()
+        self.committer = GroupCommitter(storage, self._reload)
+        self.signing_key = load_or_create_signing_key(paths.signing_key)
+        self.started_at = utcnow()
+        self._last_ts = datetime.min
+        self._wrote = False
+        self.ops = 0
+
+    def _reload(self) -> None:
+        log.warning("reloading engine state from storage after a failed commit")
+        self.state = State.from_snapshot(self.storage.load(utcnow()))
+
+    # -- time -----------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Strictly increasing naive-UTC time, so events of one engine never share a ts."""
+        t = utcnow()
+        if t <= self._last_ts:
+            t = self._last_ts + timedelta(microseconds=1)
+        self._last_ts = t
+        return t
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, *mutations: Mutation) -> None:
+        self._wrote = True
+        self.committer.add(*mutations)
+
+    def audit(
+        self,
+        tenant: str,
+        actor: Ctx | str,
+        action: str,
+        resource: str,
+        outcome: str = "success",
+        details: dict[str, Any] | None = None,
+        ts: datetime | None = None,
+    ) -> AuditEvent:
+        """Append one event to ``tenant``'s chain (committed with the batch, then published)."""
+        d = dict(details or {})
+        if isinstance(actor, Ctx):
+            if actor.impersonator:
+                d["impersonator"] = actor.impersonator
+            actor_name = actor.user
+        else:
+            actor_name = actor
+        seq, prev = self.state.head(tenant)
+        ev = make_event(tenant, seq + 1, ts or self.now(), actor_name, action, resource, outcome, d, prev)
+        self.state.heads[tenant] = (ev.seq, ev.hash)
+        self.write(
+            Insert(
+                "audit_log",
+                {
+                    "tenant_id": ev.tenant_id,
+                    "seq": ev.seq,
+                    "ts": ev.ts,
+                    "actor": ev.actor,
+                    "action": ev.action,
+                    "resource": ev.resource,
+                    "outcome": ev.outcome,
+                    "details": ev.details,
+                    "prev_hash": ev.prev_hash,
+                    "hash": ev.hash,
+                },
+            )
+        )
+        payload = {"type": "audit", "tenant": tenant, "event": ev.as_json()}
+        self.committer.on_commit(lambda: self.bus.publish(tenant, payload))
+        return ev
+
+    # -- the op runner --------------------------------------------------------------------
+
+    async def run(self, ctx: Ctx | None, action: str, resource: str, fn: Callable[[], T]) -> T:
+        """Run one operation; answer after its writes commit; audit denials."""
+        self.ops += 1
+        self._wrote = False
+        try:
+            result = fn()
+        except (PermissionDenied, QuotaExceeded) as exc:
+            if ctx is not None and ctx.tenant in self.state.tenants:
+                details = {"code": exc.code, "reason": exc.message}
+                for k in ("permission", "quota"):
+                    if k in exc.extra:
+                        details[k] = exc.extra[k]
+                self.audit(ctx.tenant, ctx, action, resource, "denied", details)
+            if self._wrote:
+                await self.committer.seal()
+            raise
+        if self._wrote:
+            await self.committer.seal()
+        return result
+
+    # -- context and checks ---------------------------------------------------------------
+
+    def tenant_or_404(self, name: str) -> Any:
+        names.tenant_name(name)
+        t = self.state.tenants.get(name)
+        if t is None:
+            raise NotFound(
+                f"unknown tenant {name!r}. See your tenants with: musubi tenant list",
+                resource=f"tenant:{name}",
+            )
+        return t
+
+    def project_for(self, tenant: str, project: str | None, cwd: str | None) -> str | None:
+        """The explicit project, else the registered project containing ``cwd``."""
+        projects = self.state.projects.get(tenant, {})
+        if project:
+            names.project_name(project)
+            if project not in projects:
+                raise NotFound(
+                    f"unknown project {project!r} in tenant {tenant!r}. See projects with: musubi project list",
+                    resource=f"project:{project}",
+                )
+            return project
+        if cwd:
+            best, best_len = None, -1
+            cwd_p = os.path.normpath(cwd)
+            for name, p in projects.items():
+                root = os.path.normpath(p["path"])
+                if (cwd_p == root or cwd_p.startswith(root.rstrip("/") + "/")) and len(root) > best_len:
+                    best, best_len = name, len(root)
+            return best
+        return None
+
+    def make_ctx(self, real_user: str, as_user: str | None, tenant: str, cwd: str | None, project: str | None) -> Ctx:
+        self.tenant_or_404(tenant)
+        proj = self.project_for(tenant, project, cwd)
+        ctx = Ctx(real_user, real_user, tenant, proj)
+        if as_user and as_user != real_user:
+            names.user_name(as_user)
+            if "impersonate" not in self.state.permissions_of(tenant, real_user, proj):
+                raise PermissionDenied(
+                    f"permission denied: {real_user} may not act as {as_user} in tenant {tenant!r}: "
+                    "impersonation needs the 'impersonate' permission (role owner).",
+                    permission="impersonate",
+                    resource=f"user:{as_user}",
+                )
+            ctx.user = as_user
+        return ctx
+
+    def require(self, ctx: Ctx, perm: str, *, read: bool = False) -> None:
+        """Raise unless the caller holds ``perm`` here; a suspended tenant allows only admin reads."""
+        st = self.state
+        perms = st.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        if perm not in perms:
+            roles = st.roles_of(ctx.tenant, ctx.user, ctx.project)
+            has = f"role {', '.join(roles)}" if roles else "no role"
+            where = f"tenant {ctx.tenant!r}" + (f", project {ctx.project!r}" if ctx.project else "")
+            raise PermissionDenied(
+                f"permission denied: {ctx.user} lacks '{perm}' in {where} (has {has}). "
+                f"Ask a tenant owner or admin for a role with '{perm}' (see: musubi role list).",
+                permission=perm,
+            )
+        if not read and st.tenants[ctx.tenant].status == "suspended":
+            raise TenantSuspended(
+                f"tenant {ctx.tenant!r} is suspended: only admin reads and resume are allowed. "
+                f"A system owner can resume it with: musubi tenant resume {ctx.tenant}",
+                permission=perm,
+            )
+
+    def require_system(self, ctx: Ctx, perm: str = "tenant.manage") -> None:
+        """Cross-tenant actions need ``perm`` in the system tenant ('default')."""
+        if perm not in self.state.permissions_of(SYSTEM_TENANT, ctx.user, None):
+            raise PermissionDenied(
+                f"permission denied: {ctx.user} lacks '{perm}' in the system tenant {SYSTEM_TENANT!r}, "
+                "which creating, suspending and resuming tenants needs. Ask an owner of 'default'.",
+                permission=perm,
+            )
+
+    def tenant_dir(self, tenant: str) -> Path:
+        d = self.paths.tenant_dir(tenant)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def fmt(self, ts: datetime | None) -> str | None:
+        return format_ts(ts) if ts else None
+
+
+def error_details(exc: MusubiError) -> dict[str, Any]:
+    return exc.to_dict()

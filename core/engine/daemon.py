@@ -1,0 +1,156 @@
+"""The engine process: one per ``$MUSUBI_HOME``, owner of the database.
+
+Start-up: take the pid-file lock (a second engine reports the running one),
+clean a stale socket, open and migrate the database, create tenant 'default'
+for the first user, then serve on ``engine.sock`` (mode 0600).  SIGTERM/SIGINT
+stop gracefully: stop accepting, flush the open group commit, checkpoint.
+A start-up failure is written to ``logs/engine-start-error.json`` so the
+client that launched us can show the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import logging.handlers
+import os
+import pwd
+import signal
+import sys
+from pathlib import Path
+from typing import IO
+
+from core.errors import MusubiError, StorageError
+from core.paths import MAX_SOCKET_PATH, HomePaths
+
+log = logging.getLogger("musubi.engine")
+START_ERROR = "engine-start-error.json"
+
+
+def _setup_logging(paths: HomePaths) -> None:
+    handler = logging.handlers.RotatingFileHandler(paths.engine_log, maxBytes=5_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _write_start_error(paths: HomePaths, exc: MusubiError) -> None:
+    with contextlib.suppress(OSError):
+        (paths.logs / START_ERROR).write_text(json.dumps(exc.to_dict()), encoding="utf-8")
+
+
+def take_lock(paths: HomePaths) -> IO[str]:
+    """Hold an exclusive lock on the pid file for the engine's lifetime."""
+    f = open(paths.pidfile, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        raise MusubiError(f"an engine is already running for {paths.home} (pid {other}).", code="already_running") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+async def serve(paths: HomePaths) -> None:
+    from aiohttp import web
+
+    from core.engine.engine import Engine
+    from core.engine.server import build_app
+    from core.storage.duckdb_store import DuckDBStorage
+
+    storage = DuckDBStorage(paths.db)
+    engine = Engine(paths, storage)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine.committer.start()
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    if engine.bootstrap(owner):
+        await engine.committer.seal()
+        log.info("empty home: created tenant 'default' owned by %s", owner)
+
+    app = build_app(engine, stop)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()  # stale: we hold the lock, so no live engine owns it
+    old = os.umask(0o177)  # the socket is born 0600: no window where others may connect
+    try:
+        site = web.UnixSite(runner, str(paths.socket))
+        await site.start()
+    finally:
+        os.umask(old)
+    os.chmod(paths.socket, 0o600)
+    log.info("engine %s serving on %s", os.getpid(), paths.socket)
+
+    async def sweeper() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(1.0)
+            try:
+                await engine.run(None, "usage.expire", "reservations", engine.expire_reservations)
+            except Exception:
+                log.exception("reservation sweep failed")
+
+    sweep = asyncio.create_task(sweeper())
+    await stop.wait()
+    log.info("stopping: flushing writes")
+    sweep.cancel()
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()
+    await runner.cleanup()
+    await engine.committer.close()
+    storage.close()
+    log.info("engine stopped cleanly")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m core.engine", description="Run the Musubi engine in the foreground.")
+    ap.add_argument("--home", help="MUSUBI_HOME (default: $MUSUBI_HOME or the platform data dir)")
+    args = ap.parse_args(argv)
+    paths = HomePaths.resolve(args.home)
+    paths.ensure()
+    with contextlib.suppress(FileNotFoundError):
+        (paths.logs / START_ERROR).unlink()
+    _setup_logging(paths)
+    if len(str(paths.socket)) > MAX_SOCKET_PATH:
+        err = MusubiError(
+            f"socket path {paths.socket} is longer than {MAX_SOCKET_PATH} bytes, the Unix limit; use a shorter MUSUBI_HOME.",
+            code="home_path_too_long",
+        )
+        _write_start_error(paths, err)
+        print(err.message, file=sys.stderr)
+        return 1
+    try:
+        lock = take_lock(paths)
+    except MusubiError as exc:
+        _write_start_error(paths, exc)
+        print(exc.message, file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(serve(paths))
+    except StorageError as exc:
+        log.error("cannot start: %s", exc.message)
+        _write_start_error(paths, exc)
+        print(exc.message, file=sys.stderr)
+        return 1
+    except Exception as exc:
+        log.exception("engine crashed")
+        _write_start_error(paths, MusubiError(f"engine failed to start: {type(exc).__name__}: {exc}", code="start_failed"))
+        return 1
+    finally:
+        with contextlib.suppress(OSError):
+            Path(paths.pidfile).write_text("")
+        lock.close()
+    return 0

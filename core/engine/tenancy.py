@@ -1,0 +1,315 @@
+"""Tenants, projects, roles and member bindings."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from core import names
+from core.engine.base import ENGINE_ACTOR, Ctx, EngineBase
+from core.engine.state import Tenant
+from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from core.quotas import DEFAULT_QUOTAS, Quota
+from core.rbac import BUILTIN_ROLES, PERMISSIONS, ROLE_DESCRIPTIONS, SYSTEM_TENANT, validate_permissions
+from core.storage.base import Delete, Insert, Update
+
+
+class TenancyOps(EngineBase):
+    """Operations on tenants, projects, roles and members."""
+
+    # -- tenants --------------------------------------------------------------------------
+
+    def _create_tenant(self, name: str, owner: str, actor: Ctx | str) -> Tenant:
+        now = self.now()
+        t = Tenant(name, "active", now, owner)
+        self.state.tenants[name] = t
+        self.write(Insert("tenants", {"tenant_id": name, "status": "active", "created_at": now, "created_by": owner}))
+        self.audit(name, actor, "tenant.create", f"tenant:{name}", details={"owner": owner})
+        self._bind(name, owner, "", "owner", actor)
+        for metric, period, limit in DEFAULT_QUOTAS:
+            self._put_quota(name, metric, period, limit, None, (), actor)
+        self.tenant_dir(name)
+        return t
+
+    def bootstrap(self, owner: str) -> bool:
+        """On an empty home, create tenant 'default' owned by the first user. True if it did."""
+        if self.state.tenants:
+            return False
+        self._create_tenant(SYSTEM_TENANT, owner, ENGINE_ACTOR)
+        return True
+
+    def tenant_create(self, ctx: Ctx, name: str) -> dict[str, Any]:
+        names.tenant_name(name)
+        self.require_system(ctx)
+        if name in self.state.tenants:
+            raise Conflict(f"tenant {name!r} already exists.", resource=f"tenant:{name}")
+        t = self._create_tenant(name, ctx.user, ctx)
+        if ctx.tenant != name:
+            self.audit(ctx.tenant, ctx, "tenant.create", f"tenant:{name}", details={"owner": ctx.user})
+        return t.as_json()
+
+    def tenant_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+        st = self.state
+        system = "tenant.manage" in st.permissions_of(SYSTEM_TENANT, ctx.user, None)
+        out = []
+        for name in sorted(st.tenants):
+            if system or st.is_member(name, ctx.user):
+                d = st.tenants[name].as_json()
+                d["members"] = len({u for (u, _p) in st.members.get(name, {})})
+                d["projects"] = len(st.projects.get(name, {}))
+                d["your_roles"] = sorted({b["role"] for (u, _p), b in st.members.get(name, {}).items() if u == ctx.user})
+                out.append(d)
+        return out
+
+    def tenant_show(self, ctx: Ctx, name: str) -> dict[str, Any]:
+        t = self.tenant_or_404(name)
+        st = self.state
+        system = "tenant.manage" in st.permissions_of(SYSTEM_TENANT, ctx.user, None)
+        if not (system or st.is_member(name, ctx.user)):
+            raise PermissionDenied(
+                f"permission denied: {ctx.user} has no role in tenant {name!r}.", permission="tenant.read"
+            )
+        d = t.as_json()
+        d["members"] = len({u for (u, _p) in st.members.get(name, {})})
+        d["projects"] = sorted(st.projects.get(name, {}))
+        d["quotas"] = len(st.quotas.get(name, {}))
+        d["audit_head_seq"] = st.head(name)[0]
+        d["data_dir"] = str(self.paths.tenant_dir(name))
+        return d
+
+    def _set_status(self, ctx: Ctx, name: str, status: str, reason: str | None) -> dict[str, Any]:
+        t = self.tenant_or_404(name)
+        self.require_system(ctx)
+        if name == SYSTEM_TENANT and status == "suspended":
+            raise Conflict("the system tenant 'default' cannot be suspended: it holds the system owners.")
+        if t.status == status:
+            raise Conflict(f"tenant {name!r} is already {status}.", resource=f"tenant:{name}")
+        now = self.now()
+        t.status, t.status_changed_at, t.status_reason = status, now, reason
+        self.write(
+            Update("tenants", {"status": status, "status_changed_at": now, "status_reason": reason}, {"tenant_id": name})
+        )
+        action = "tenant.suspend" if status == "suspended" else "tenant.resume"
+        self.audit(name, ctx, action, f"tenant:{name}", details={"reason": reason} if reason else {})
+        if ctx.tenant != name:
+            self.audit(ctx.tenant, ctx, action, f"tenant:{name}", details={"reason": reason} if reason else {})
+        return t.as_json()
+
+    def tenant_suspend(self, ctx: Ctx, name: str, reason: str | None = None) -> dict[str, Any]:
+        return self._set_status(ctx, name, "suspended", reason)
+
+    def tenant_resume(self, ctx: Ctx, name: str) -> dict[str, Any]:
+        return self._set_status(ctx, name, "active", None)
+
+    # -- projects -------------------------------------------------------------------------
+
+    def project_add(self, ctx: Ctx, path: str, name: str | None = None) -> dict[str, Any]:
+        if not path or not os.path.isabs(path):
+            raise BadRequest(f"project path {path!r} must be an absolute path to a directory.", field="path")
+        path = os.path.normpath(path)
+        if not os.path.isdir(path):
+            raise BadRequest(f"project path {path!r} is not an existing directory.", field="path")
+        name = name or os.path.basename(path) or "root"
+        names.project_name(name)
+        self.require(ctx, "projects.manage")
+        projects = self.state.projects[ctx.tenant]
+        if name in projects:
+            raise Conflict(f"project {name!r} already exists in tenant {ctx.tenant!r}; pass --name to choose another name.")
+        for other in projects.values():
+            if other["path"] == path:
+                raise Conflict(f"{path} is already registered as project {other['name']!r}.")
+        now = self.now()
+        projects[name] = {"name": name, "path": path}
+        self.write(Insert("projects", {"tenant_id": ctx.tenant, "name": name, "path": path, "created_at": now, "created_by": ctx.user}))
+        self.audit(ctx.tenant, ctx, "project.add", f"project:{name}", details={"path": path})
+        return {"name": name, "path": path, "tenant": ctx.tenant}
+
+    def project_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+        if not self.state.is_member(ctx.tenant, ctx.user):
+            self.require(ctx, "specs.read", read=True)
+        return [dict(p, current=(p["name"] == ctx.project)) for _n, p in sorted(self.state.projects.get(ctx.tenant, {}).items())]
+
+    def project_remove(self, ctx: Ctx, name: str) -> dict[str, Any]:
+        names.project_name(name)
+        if name not in self.state.projects.get(ctx.tenant, {}):
+            raise NotFound(f"unknown project {name!r} in tenant {ctx.tenant!r}. See: musubi project list")
+        self.require(ctx, "projects.manage")
+        p = self.state.projects[ctx.tenant].pop(name)
+        self.write(Delete("projects", {"tenant_id": ctx.tenant, "name": name}))
+        mem = self.state.members[ctx.tenant]
+        dropped = [k for k in mem if k[1] == name]
+        for k in dropped:
+            del mem[k]
+        if dropped:
+            self.write(Delete("members", {"tenant_id": ctx.tenant, "project": name}))
+        self.audit(ctx.tenant, ctx, "project.remove", f"project:{name}", details={"path": p["path"], "bindings_removed": len(dropped)})
+        return {"name": name, "path": p["path"], "bindings_removed": len(dropped)}
+
+    # -- roles ----------------------------------------------------------------------------
+
+    def role_create(self, ctx: Ctx, name: str, permissions: list[str], description: str = "") -> dict[str, Any]:
+        names.role_name(name)
+        perms = validate_permissions(permissions)
+        self.require(ctx, "members.manage")
+        if name in BUILTIN_ROLES or name in self.state.custom_roles.get(ctx.tenant, {}):
+            raise Conflict(f"role {name!r} already exists in tenant {ctx.tenant!r}.")
+        mine = self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        extra = sorted(perms - mine)
+        if extra:
+            raise PermissionDenied(
+                f"permission denied: a role you create may hold only permissions you have; you lack {', '.join(extra)}.",
+                permission=extra[0],
+            )
+        now = self.now()
+        self.state.custom_roles[ctx.tenant][name] = {"permissions": perms, "description": description}
+        self.write(Insert("roles", {"tenant_id": ctx.tenant, "role": name, "permissions": sorted(perms), "description": description, "created_at": now, "created_by": ctx.user}))
+        self.audit(ctx.tenant, ctx, "role.create", f"role:{name}", details={"permissions": sorted(perms)})
+        return {"name": name, "builtin": False, "permissions": sorted(perms), "description": description}
+
+    def role_delete(self, ctx: Ctx, name: str) -> dict[str, Any]:
+        names.role_name(name)
+        if name in BUILTIN_ROLES:
+            raise Conflict(f"role {name!r} is built in and cannot be deleted.")
+        if name not in self.state.custom_roles.get(ctx.tenant, {}):
+            raise NotFound(f"unknown role {name!r} in tenant {ctx.tenant!r}. See: musubi role list")
+        self.require(ctx, "members.manage")
+        users = sorted({u for (u, _p), b in self.state.members.get(ctx.tenant, {}).items() if b["role"] == name})
+        if users:
+            raise Conflict(f"role {name!r} is still bound to {', '.join(users)}; remove or change those bindings first.")
+        del self.state.custom_roles[ctx.tenant][name]
+        self.write(Delete("roles", {"tenant_id": ctx.tenant, "role": name}))
+        self.audit(ctx.tenant, ctx, "role.delete", f"role:{name}")
+        return {"name": name, "deleted": True}
+
+    def role_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+        self._require_member(ctx)
+        out = [
+            {"name": r, "builtin": True, "permissions": sorted(p), "description": ROLE_DESCRIPTIONS[r]}
+            for r, p in BUILTIN_ROLES.items()
+        ]
+        for r, info in sorted(self.state.custom_roles.get(ctx.tenant, {}).items()):
+            out.append({"name": r, "builtin": False, "permissions": sorted(info["permissions"]), "description": info["description"]})
+        return out
+
+    def role_show(self, ctx: Ctx, name: str) -> dict[str, Any]:
+        names.role_name(name)
+        for r in self.role_list(ctx):
+            if r["name"] == name:
+                r["matrix"] = {p: p in r["permissions"] for p in PERMISSIONS}
+                return r
+        raise NotFound(f"unknown role {name!r} in tenant {ctx.tenant!r}. See: musubi role list")
+
+    def _require_member(self, ctx: Ctx) -> None:
+        if not self.state.is_member(ctx.tenant, ctx.user) and "tenant.manage" not in self.state.permissions_of(
+            SYSTEM_TENANT, ctx.user, None
+        ):
+            raise PermissionDenied(
+                f"permission denied: {ctx.user} has no role in tenant {ctx.tenant!r}.", permission="tenant.read"
+            )
+
+    # -- members --------------------------------------------------------------------------
+
+    def _bind(self, tenant: str, user: str, project: str, role: str, actor: Ctx | str) -> str:
+        mem = self.state.members[tenant]
+        now = self.now()
+        creator = actor.user if isinstance(actor, Ctx) else actor
+        existed = (user, project) in mem
+        if existed:
+            old = mem[(user, project)]["role"]
+            mem[(user, project)]["role"] = role
+            self.write(Update("members", {"role": role}, {"tenant_id": tenant, "user_name": user, "project": project}))
+            action, details = "member.update", {"role": role, "previous_role": old}
+        else:
+            mem[(user, project)] = {"role": role, "created_at": now, "created_by": creator}
+            self.write(Insert("members", {"tenant_id": tenant, "user_name": user, "project": project, "role": role, "created_at": now, "created_by": creator}))
+            action, details = "member.add", {"role": role}
+        if project:
+            details["project"] = project
+        self.audit(tenant, actor, action, f"member:{user}", details=details)
+        return action
+
+    def _owners(self, tenant: str) -> list[str]:
+        return [u for (u, p), b in self.state.members.get(tenant, {}).items() if p == "" and b["role"] == "owner"]
+
+    def member_add(self, ctx: Ctx, user: str, role: str, project: str | None = None) -> dict[str, Any]:
+        names.user_name(user)
+        names.role_name(role)
+        perms = self.state.role_permissions(ctx.tenant, role)
+        if perms is None:
+            raise NotFound(f"unknown role {role!r} in tenant {ctx.tenant!r}. Built-in roles: {', '.join(BUILTIN_ROLES)}; see: musubi role list")
+        proj = ""
+        if project:
+            names.project_name(project)
+            if project not in self.state.projects.get(ctx.tenant, {}):
+                raise NotFound(f"unknown project {project!r} in tenant {ctx.tenant!r}. See: musubi project list")
+            proj = project
+        self.require(ctx, "members.manage")
+        mine = self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        extra = sorted(perms - mine)
+        if extra:
+            raise PermissionDenied(
+                f"permission denied: granting role {role!r} would give {user} permissions you lack ({', '.join(extra)}).",
+                permission=extra[0],
+            )
+        cur = self.state.members.get(ctx.tenant, {}).get((user, proj))
+        if cur and cur["role"] == role:
+            raise Conflict(f"{user} already has role {role!r}" + (f" on project {proj!r}" if proj else "") + ".")
+        if cur and cur["role"] == "owner" and not proj and self._owners(ctx.tenant) == [user]:
+            raise Conflict(f"{user} is the last owner of tenant {ctx.tenant!r}; make someone else owner first.")
+        action = self._bind(ctx.tenant, user, proj, role, ctx)
+        return {"tenant": ctx.tenant, "user": user, "role": role, "project": proj or None, "action": action}
+
+    def member_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+        self._require_member(ctx)
+        out = []
+        for (u, p), b in sorted(self.state.members.get(ctx.tenant, {}).items()):
+            out.append({"user": u, "project": p or None, "role": b["role"], "since": self.fmt(b["created_at"]), "added_by": b["created_by"]})
+        return out
+
+    def member_remove(self, ctx: Ctx, user: str, project: str | None = None) -> dict[str, Any]:
+        names.user_name(user)
+        proj = project or ""
+        if proj:
+            names.project_name(proj)
+        mem = self.state.members.get(ctx.tenant, {})
+        if (user, proj) not in mem:
+            where = f"project {proj!r} of tenant {ctx.tenant!r}" if proj else f"tenant {ctx.tenant!r}"
+            raise NotFound(f"{user} has no binding in {where}. See: musubi member list")
+        self.require(ctx, "members.manage")
+        role = mem[(user, proj)]["role"]
+        if role == "owner" and not proj and self._owners(ctx.tenant) == [user]:
+            raise Conflict(f"{user} is the last owner of tenant {ctx.tenant!r}; make someone else owner first.")
+        if role == "owner" and "tenant.manage" not in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project):
+            raise PermissionDenied("permission denied: only an owner may remove an owner.", permission="tenant.manage")
+        del mem[(user, proj)]
+        self.write(Delete("members", {"tenant_id": ctx.tenant, "user_name": user, "project": proj}))
+        self.audit(ctx.tenant, ctx, "member.remove", f"member:{user}", details={"role": role, **({"project": proj} if proj else {})})
+        return {"tenant": ctx.tenant, "user": user, "project": proj or None, "removed_role": role}
+
+    # -- quotas (definition; usage lives in core.engine.usage) -----------------------------
+
+    def _put_quota(
+        self, tenant: str, metric: str, period: str, limit: int, user: str | None, alerts: tuple[float, ...], actor: Ctx | str
+    ) -> Quota:
+        now = self.now()
+        by = actor.user if isinstance(actor, Ctx) else actor
+        existing = next(
+            (q for q in self.state.quotas[tenant].values() if q.metric == metric and q.period == period and q.user == user),
+            None,
+        )
+        if existing:
+            prev = existing.limit
+            existing.limit, existing.alerts = limit, alerts
+            self.write(Update("quotas", {"limit_value": limit, "alerts": list(alerts), "updated_at": now, "updated_by": by}, {"quota_id": existing.id}))
+            q, details = existing, {"previous_limit": prev}
+        else:
+            q = Quota(self.state.next_quota_id, tenant, metric, period, limit, user, alerts)
+            self.state.next_quota_id += 1
+            self.state.quotas[tenant][q.id] = q
+            self.write(Insert("quotas", {"quota_id": q.id, "tenant_id": tenant, "metric": metric, "period": period, "user_name": user or "", "limit_value": limit, "alerts": list(alerts), "updated_at": now, "updated_by": by}))
+            details = {}
+        details.update({"metric": metric, "period": period, "limit": limit, "scope": q.scope, "alerts": list(alerts)})
+        if user:
+            details["user"] = user
+        self.audit(tenant, actor, "quota.set", f"quota:{q.id}", details=details)
+        return q

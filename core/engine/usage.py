@@ -1,0 +1,293 @@
+"""Quota limits and usage: record, reserve → settle → release, expiry, alerts.
+
+Admission is exact because every check-and-charge runs on the event loop
+thread against in-memory counters, with no await in between; the charge is
+answered only after its ledger row commits.
+
+Worst-case overshoot (docs/quotas.md): a hard limit is never exceeded by
+``usage record`` or ``reserve``.  ``settle`` records what a call really used, so
+a window can exceed its limit by at most the sum, over reservations settled in
+it, of (actual − reserved), plus what was settled after its reservation had
+expired.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from core import names
+from core.audit import format_ts
+from core.engine.base import ENGINE_ACTOR, Ctx
+from core.engine.tenancy import TenancyOps
+from core.errors import BadRequest, NotFound, PermissionDenied, QuotaExceeded
+from core.quotas import (
+    Charge,
+    Quota,
+    Reservation,
+    check_metric,
+    check_period,
+    micros_to_usd,
+    parse_alerts,
+    parse_limit,
+    usd_to_micros,
+    window_end,
+)
+from core.storage.base import Delete, Insert, Update
+
+DEFAULT_TTL_S = 600
+MAX_TTL_S = 86_400
+MAX_AMOUNT = 10**15
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise BadRequest(f"{what} must be a whole number >= 0.", field=what)
+    try:
+        n = int(value) if isinstance(value, int) else int(str(value))
+    except ValueError:
+        raise BadRequest(f"{what} {value!r} is not a whole number; give a count >= 0.", field=what) from None
+    if n < 0:
+        raise BadRequest(f"{what} {value!r} is negative; give a count >= 0.", field=what)
+    if n > MAX_AMOUNT:
+        raise BadRequest(f"{what} {value!r} is implausibly large (max {MAX_AMOUNT}).", field=what)
+    return n
+
+
+def _fmt_amount(metric: str, v: int) -> str:
+    return f"${micros_to_usd(v)}" if metric == "cost_usd" else f"{v:,} {metric}"
+
+
+class UsageOps(TenancyOps):
+    """Quota definitions, status, charges and reservations."""
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def quota_set(
+        self, ctx: Ctx, metric: str, limit: object, period: str, user: str | None = None, alerts: object = None
+    ) -> dict[str, Any]:
+        metric = check_metric(metric)
+        period = check_period(period)
+        lim = parse_limit(metric, limit)
+        al = parse_alerts(alerts)
+        if user:
+            names.user_name(user)
+        self.require(ctx, "quotas.manage")
+        q = self._put_quota(ctx.tenant, metric, period, lim, user or None, al, ctx)
+        return self._quota_json(q, self.now())
+
+    def quota_remove(self, ctx: Ctx, metric: str, period: str, user: str | None = None) -> dict[str, Any]:
+        metric = check_metric(metric)
+        period = check_period(period)
+        if user:
+            names.user_name(user)
+        q = next(
+            (q for q in self.state.quotas.get(ctx.tenant, {}).values() if q.metric == metric and q.period == period and q.user == (user or None)),
+            None,
+        )
+        if q is None:
+            who = f" for user {user}" if user else ""
+            raise NotFound(f"no {metric} per {period} quota{who} in tenant {ctx.tenant!r}. See: musubi quota status")
+        self.require(ctx, "quotas.manage")
+        del self.state.quotas[ctx.tenant][q.id]
+        self.write(Delete("quotas", {"quota_id": q.id}))
+        self.audit(ctx.tenant, ctx, "quota.remove", f"quota:{q.id}", details={"metric": metric, "period": period, "scope": q.scope, **({"user": user} if user else {})})
+        return {"removed": True, "quota_id": q.id, "metric": metric, "period": period, "user": user or None}
+
+    def _quota_json(self, q: Quota, now: datetime) -> dict[str, Any]:
+        used, reserved, ws = self.state.usage_for(q, now)
+        remaining = max(q.limit - used - reserved, 0)
+        cost = q.metric == "cost_usd"
+        conv = micros_to_usd if cost else (lambda v: v)
+        return {
+            "id": q.id,
+            "metric": q.metric,
+            "period": q.period,
+            "scope": q.scope,
+            "user": q.user,
+            "limit": conv(q.limit),
+            "used": conv(used),
+            "reserved": conv(reserved),
+            "remaining": conv(remaining),
+            "fraction_used": round((used + reserved) / q.limit, 6) if q.limit else (1.0 if used + reserved else 0.0),
+            "window_start": format_ts(ws),
+            "resets_at": format_ts(window_end(q.period, ws)),
+            "alerts": list(q.alerts),
+        }
+
+    def quota_status(self, ctx: Ctx, user: str | None = None) -> dict[str, Any]:
+        self.require(ctx, "quotas.read", read=True)
+        manage = "quotas.manage" in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        now = self.now()
+        out = []
+        for q in sorted(self.state.quotas.get(ctx.tenant, {}).values(), key=lambda q: (q.user or "", q.metric, q.period)):
+            if q.user and q.user != ctx.user and not manage:
+                continue  # other users' limits are the managers' business
+            if user and q.user not in (None, user):
+                continue
+            out.append(self._quota_json(q, now))
+        tightest = min(out, key=lambda d: -d["fraction_used"], default=None)
+        return {"tenant": ctx.tenant, "user": ctx.user, "quotas": out, "tightest": tightest}
+
+    # -- admission ------------------------------------------------------------------------
+
+    def _admit(self, ctx: Ctx, charge: Charge, what: str) -> None:
+        now = self.now()
+        for q in self.state.applicable_quotas(ctx.tenant, ctx.user):
+            add = charge.get(q.metric)
+            if not add:
+                continue
+            used, reserved, ws = self.state.usage_for(q, now)
+            if used + reserved + add > q.limit:
+                resets = format_ts(window_end(q.period, ws))
+                raise QuotaExceeded(
+                    f"quota exceeded: {what} of {_fmt_amount(q.metric, add)} would exceed the limit of "
+                    f"{q.describe()} (used {_fmt_amount(q.metric, used)}, reserved {_fmt_amount(q.metric, reserved)}). "
+                    f"Nothing was charged. The window resets at {resets}; an admin can raise it with: "
+                    f"musubi quota set {q.metric} N --per {q.period}" + (f" --user {q.user}" if q.user else ""),
+                    quota={
+                        "id": q.id, "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
+                        "limit": q.limit, "used": used, "reserved": reserved, "requested": add, "resets_at": resets,
+                    },
+                )
+
+    def _charge(self, ctx: Ctx, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None) -> dict[str, Any]:
+        now = self.now()
+        eid = self.state.next_ledger_id
+        self.state.next_ledger_id += 1
+        self.state.add_usage(ctx.tenant, ctx.user, charge, now)
+        self.write(
+            Insert(
+                "usage_ledger",
+                {
+                    "tenant_id": ctx.tenant, "entry_id": eid, "ts": now, "user_name": ctx.user, "project": ctx.project,
+                    "model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, "tokens": charge.tokens,
+                    "requests": charge.requests, "cost_micros": charge.cost_usd, "source": source, "reservation_id": rid,
+                },
+            )
+        )
+        self._check_alerts(ctx.tenant, ctx.user, now)
+        return {"entry_id": eid, "ts": format_ts(now)}
+
+    def _check_alerts(self, tenant: str, user: str, now: datetime) -> None:
+        for q in self.state.applicable_quotas(tenant, user):
+            if not q.alerts:
+                continue
+            used, _res, ws = self.state.usage_for(q, now)
+            for thr in q.alerts:
+                key = (q.id, ws, thr)
+                if key in self.state.alerts_sent or used <= 0 or used < thr * q.limit:
+                    continue
+                self.state.alerts_sent.add(key)
+                self.write(Insert("quota_alerts", {"quota_id": q.id, "window_start": ws, "threshold": thr, "ts": now}))
+                details = {
+                    "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user, "limit": q.limit,
+                    "used": used, "threshold": thr, "window_start": format_ts(ws),
+                }
+                self.audit(tenant, ENGINE_ACTOR, "quota.alert", f"quota:{q.id}", details=details)
+                payload = {"type": "quota.alert", "tenant": tenant, "quota_id": q.id, **details}
+                self.committer.on_commit(lambda p=payload: self.bus.publish(tenant, p))
+
+    def _parse_charge(self, input_tokens: object, output_tokens: object, requests: object, cost_usd: object) -> tuple[Charge, int, int]:
+        i = _count(input_tokens, "input_tokens")
+        o = _count(output_tokens, "output_tokens")
+        r = _count(requests if requests is not None else 1, "requests")
+        c = usd_to_micros(cost_usd, "cost_usd") if cost_usd not in (None, "") else 0
+        return Charge(i + o, r, c), i, o
+
+    # -- charges --------------------------------------------------------------------------
+
+    def usage_record(
+        self, ctx: Ctx, model: str, input_tokens: object, output_tokens: object, requests: object = 1, cost_usd: object = None
+    ) -> dict[str, Any]:
+        """Charge usage made outside the workstation; refused whole when over a hard limit."""
+        if not model or not isinstance(model, str) or len(model) > 200:
+            raise BadRequest("model is missing or too long; pass --model NAME (e.g. gpt-4o).", field="model")
+        charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
+        self.require(ctx, "usage.record")
+        self._admit(ctx, charge, "recording")
+        entry = self._charge(ctx, charge, model, i, o, "record", None)
+        self.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {})})
+        return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry}
+
+    def usage_reserve(
+        self, ctx: Ctx, tokens: object = 0, requests: object = 1, cost_usd: object = None, ttl_s: object = DEFAULT_TTL_S
+    ) -> dict[str, Any]:
+        """Hold an estimate against the limits before an LLM call."""
+        charge = Charge(_count(tokens, "tokens"), _count(requests if requests is not None else 1, "requests"),
+                        usd_to_micros(cost_usd, "cost_usd") if cost_usd not in (None, "") else 0)
+        ttl = _count(ttl_s if ttl_s is not None else DEFAULT_TTL_S, "ttl_s")
+        if not 1 <= ttl <= MAX_TTL_S:
+            raise BadRequest(f"ttl_s {ttl} is out of range: give 1..{MAX_TTL_S} seconds.", field="ttl_s")
+        self.require(ctx, "usage.record")
+        self._admit(ctx, charge, "reserving")
+        now = self.now()
+        rid = "rsv_" + secrets.token_hex(12)
+        res = Reservation(rid, ctx.tenant, ctx.user, charge, now, now + timedelta(seconds=ttl), ctx.project)
+        self.state.add_reservation(res)
+        self.write(Insert("reservations", {"reservation_id": rid, "tenant_id": ctx.tenant, "user_name": ctx.user, "project": ctx.project, "tokens": charge.tokens, "requests": charge.requests, "cost_micros": charge.cost_usd, "created_at": now, "expires_at": res.expires_at, "state": "open"}))
+        self.audit(ctx.tenant, ctx, "usage.reserve", f"reservation:{rid}", details={**charge.as_json(), "ttl_s": ttl})
+        return {"reservation_id": rid, **charge.as_json(), "expires_at": format_ts(res.expires_at)}
+
+    def _own_reservation(self, ctx: Ctx, rid: str) -> Reservation:
+        if not isinstance(rid, str) or not rid.startswith("rsv_"):
+            raise BadRequest(f"{rid!r} is not a reservation id (they look like rsv_…).", field="reservation_id")
+        res = self.state.reservations.get(rid)
+        if res is None or res.tenant_id != ctx.tenant:
+            raise NotFound(f"no open reservation {rid} in tenant {ctx.tenant!r}: it was settled, released, expired, or never existed.")
+        if res.user != ctx.user:
+            self.require(ctx, "quotas.manage")
+        return res
+
+    def usage_settle(
+        self, ctx: Ctx, rid: str, input_tokens: object, output_tokens: object, requests: object = 1,
+        cost_usd: object = None, model: str | None = None,
+    ) -> dict[str, Any]:
+        """Record what the reserved call really used and close the reservation."""
+        charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
+        res = self._own_reservation(ctx, rid)
+        self.require(ctx, "usage.record")
+        self.state.drop_reservation(rid)
+        now = self.now()
+        self.write(Update("reservations", {"state": "settled", "closed_at": now}, {"reservation_id": rid}))
+        owner = Ctx(ctx.real_user, res.user, ctx.tenant, res.project)
+        entry = self._charge(owner, charge, model, i, o, "settle", rid)
+        over = {m: charge.get(m) - res.amount.get(m) for m in ("tokens", "requests", "cost_usd") if charge.get(m) > res.amount.get(m)}
+        self.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details={**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, "entry_id": entry["entry_id"]})
+        return {"reservation_id": rid, "settled": True, **charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, **entry}
+
+    def usage_release(self, ctx: Ctx, rid: str) -> dict[str, Any]:
+        res = self._own_reservation(ctx, rid)
+        self.require(ctx, "usage.record")
+        self.state.drop_reservation(rid)
+        self.write(Update("reservations", {"state": "released", "closed_at": self.now()}, {"reservation_id": rid}))
+        self.audit(ctx.tenant, ctx, "usage.release", f"reservation:{rid}", details=res.amount.as_json())
+        return {"reservation_id": rid, "released": True}
+
+    def reservation_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+        self.require(ctx, "quotas.read", read=True)
+        manage = "quotas.manage" in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        return [
+            {"reservation_id": r.id, "user": r.user, **r.amount.as_json(), "created_at": format_ts(r.created_at), "expires_at": format_ts(r.expires_at)}
+            for r in sorted(self.state.reservations.values(), key=lambda r: r.created_at)
+            if r.tenant_id == ctx.tenant and (manage or r.user == ctx.user)
+        ]
+
+    def expire_reservations(self) -> int:
+        """Release reservations whose holder crashed (past ``expires_at``). Runs every second."""
+        now = self.now()
+        expired = [r for r in self.state.reservations.values() if r.expires_at <= now]
+        for r in expired:
+            self.state.drop_reservation(r.id)
+            self.write(Update("reservations", {"state": "expired", "closed_at": now}, {"reservation_id": r.id}))
+            self.audit(r.tenant_id, ENGINE_ACTOR, "usage.expire", f"reservation:{r.id}", details={**r.amount.as_json(), "user": r.user})
+        self.state.forget_old_windows(now)
+        return len(expired)
+
+    def usage_history(self, ctx: Ctx, bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> dict[str, Any]:
+        self.require(ctx, "quotas.read", read=True)
+        if user and user != ctx.user and "quotas.manage" not in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project):
+            raise PermissionDenied(f"permission denied: {ctx.user} may see only their own usage (needs 'quotas.manage').", permission="quotas.manage")
+        since = self.now() - timedelta(hours=_count(since_hours, "since_hours"))
+        return {"tenant": ctx.tenant, "bucket": bucket, "rows": self.storage.usage_history(ctx.tenant, since, bucket, user)}

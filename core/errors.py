@@ -1,0 +1,137 @@
+"""Typed errors that carry a user-facing message, an HTTP status and a CLI exit code.
+
+Every failure a user can reach is one of these; the engine turns them into
+``{"error": {"code", "message", ...}}`` bodies and the CLI into exit codes:
+0 ok, 1 error, 2 usage, 3 quota exceeded, 4 permission denied, 5 verification failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_QUOTA = 3
+EXIT_DENIED = 4
+EXIT_VERIFY = 5
+
+
+class MusubiError(Exception):
+    """Base error: ``code`` is a stable machine name, ``message`` says what is wrong and how to fix it."""
+
+    code = "error"
+    http_status = 500
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.extra: dict[str, Any] = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(MusubiError):
+    """The request is malformed or an argument is invalid (CLI exit 2)."""
+
+    code = "bad_request"
+    http_status = 400
+    exit_code = EXIT_USAGE
+
+
+class NotFound(MusubiError):
+    """A named thing (tenant, role, project, member, reservation) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+    exit_code = EXIT_ERROR
+
+
+class Conflict(MusubiError):
+    """The request clashes with current state (already exists, last owner, ...)."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = EXIT_ERROR
+
+
+class PermissionDenied(MusubiError):
+    """The caller lacks a permission (CLI exit 4)."""
+
+    code = "permission_denied"
+    http_status = 403
+    exit_code = EXIT_DENIED
+
+
+class TenantSuspended(PermissionDenied):
+    """The tenant is suspended: only admin reads and resume are allowed."""
+
+    code = "tenant_suspended"
+
+
+class QuotaExceeded(MusubiError):
+    """A hard quota limit would be exceeded; nothing was charged (CLI exit 3)."""
+
+    code = "quota_exceeded"
+    http_status = 429
+    exit_code = EXIT_QUOTA
+
+
+class VerificationFailed(MusubiError):
+    """An integrity check failed (CLI exit 5)."""
+
+    code = "verification_failed"
+    http_status = 200
+    exit_code = EXIT_VERIFY
+
+
+class EngineUnavailable(MusubiError):
+    """The engine could not be reached or started."""
+
+    code = "engine_unavailable"
+    http_status = 503
+    exit_code = EXIT_ERROR
+
+
+class StorageError(MusubiError):
+    """The database cannot be opened or written (locked, corrupt, newer schema, disk full)."""
+
+    code = "storage_error"
+    http_status = 500
+    exit_code = EXIT_ERROR
+
+
+_BY_CODE: dict[str, type[MusubiError]] = {}
+for _cls in (
+    MusubiError,
+    BadRequest,
+    NotFound,
+    Conflict,
+    PermissionDenied,
+    TenantSuspended,
+    QuotaExceeded,
+    VerificationFailed,
+    EngineUnavailable,
+    StorageError,
+):
+    _BY_CODE[_cls.code] = _cls
+
+
+def from_dict(body: dict[str, Any], status: int = 500) -> MusubiError:
+    """Rebuild a typed error from an engine error body (used by the client)."""
+    code = str(body.get("code", "error"))
+    message = str(body.get("message", "unknown error"))
+    extra = {k: v for k, v in body.items() if k not in ("code", "message")}
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        cls = {400: BadRequest, 403: PermissionDenied, 404: NotFound, 409: Conflict, 429: QuotaExceeded}.get(
+            status, MusubiError
+        )
+    err = cls(message, code=code, **extra)
+    return err

@@ -1,0 +1,170 @@
+"""Usage quotas: metrics, UTC calendar windows, limits and alert thresholds.
+
+The engine keeps per-window counters in memory (rebuilt from ``usage_ledger`` at
+start) and admits a charge only when every applicable hard limit, counting open
+reservations, still holds afterwards.  This module is the pure part: windows and
+arithmetic, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from core.errors import BadRequest
+
+METRICS = ("tokens", "requests", "cost_usd")
+PERIODS = ("minute", "hour", "day", "month")
+MICROS = 1_000_000
+
+# Every new tenant starts with these (tenant scope).
+DEFAULT_QUOTAS: tuple[tuple[str, str, int], ...] = (("tokens", "day", 100_000), ("requests", "hour", 100))
+
+
+def window_start(period: str, now: datetime) -> datetime:
+    """Start of the UTC calendar window of ``period`` containing ``now`` (naive UTC)."""
+    if period == "minute":
+        return now.replace(second=0, microsecond=0)
+    if period == "hour":
+        return now.replace(minute=0, second=0, microsecond=0)
+    if period == "day":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    raise BadRequest(f"unknown period {period!r}: use one of {', '.join(PERIODS)}.", field="per")
+
+
+def window_end(period: str, start: datetime) -> datetime:
+    """When the window that began at ``start`` resets."""
+    if period == "minute":
+        return start + timedelta(minutes=1)
+    if period == "hour":
+        return start + timedelta(hours=1)
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "month":
+        return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    raise BadRequest(f"unknown period {period!r}: use one of {', '.join(PERIODS)}.", field="per")
+
+
+def check_metric(metric: object) -> str:
+    if metric not in METRICS:
+        raise BadRequest(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}.", field="metric")
+    return str(metric)
+
+
+def check_period(period: object) -> str:
+    if period not in PERIODS:
+        raise BadRequest(f"unknown period {period!r}: use one of {', '.join(PERIODS)}.", field="per")
+    return str(period)
+
+
+def usd_to_micros(value: object, what: str = "cost") -> int:
+    """Parse a dollar amount (string or number) into integer micro-dollars, exactly."""
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise BadRequest(f"{what} {value!r} is not a number; give dollars like 0.25.") from None
+    if not d.is_finite():
+        raise BadRequest(f"{what} {value!r} is not a finite number.")
+    if d < 0:
+        raise BadRequest(f"{what} {value!r} is negative; give a value >= 0.")
+    micros = d * MICROS
+    if micros != micros.to_integral_value():
+        raise BadRequest(f"{what} {value!r} has more than 6 decimal places (micro-dollar precision).")
+    return int(micros)
+
+
+def micros_to_usd(micros: int) -> str:
+    """Format micro-dollars as a decimal string (no float rounding)."""
+    return str((Decimal(micros) / MICROS).quantize(Decimal("0.000001")))
+
+
+def parse_limit(metric: str, value: object) -> int:
+    """A limit in the metric's unit: whole tokens/requests, or dollars for cost_usd (stored as micros)."""
+    if metric == "cost_usd":
+        return usd_to_micros(value, "limit")
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        n = int(str(value).replace("_", "")) if not isinstance(value, (int, float)) else int(value)
+    except (ValueError, TypeError):
+        raise BadRequest(f"limit {value!r} is not a whole number of {metric}.", field="limit") from None
+    if n < 0:
+        raise BadRequest(f"limit {value!r} is negative; give a limit >= 0.", field="limit")
+    return n
+
+
+def parse_alerts(value: object) -> tuple[float, ...]:
+    """Alert thresholds as fractions of the limit, e.g. ``"0.8,1.0"``."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    out: list[float] = []
+    for it in items:
+        try:
+            f = float(str(it).strip())
+        except ValueError:
+            raise BadRequest(f"alert threshold {it!r} is not a number; use fractions like 0.8,1.0.", field="alert") from None
+        if not 0 < f <= 10:
+            raise BadRequest(f"alert threshold {it!r} must be a fraction of the limit in (0, 10], e.g. 0.8.", field="alert")
+        out.append(f)
+    return tuple(sorted(set(out)))
+
+
+@dataclass
+class Quota:
+    """One limit: ``metric`` per ``period`` for a tenant, or for one user within it (``user`` set)."""
+
+    id: int
+    tenant_id: str
+    metric: str
+    period: str
+    limit: int
+    user: str | None = None
+    alerts: tuple[float, ...] = ()
+
+    @property
+    def scope(self) -> str:
+        return "user" if self.user else "tenant"
+
+    def key(self, win: datetime) -> tuple[str, str | None, str, str, datetime]:
+        return (self.tenant_id, self.user, self.metric, self.period, win)
+
+    def describe(self) -> str:
+        who = f"user {self.user}" if self.user else f"tenant {self.tenant_id}"
+        lim = f"${micros_to_usd(self.limit)}" if self.metric == "cost_usd" else f"{self.limit:,} {self.metric}"
+        return f"{lim} per {self.period} for {who}"
+
+
+@dataclass
+class Charge:
+    """Amounts one operation adds, in stored units (cost in micro-dollars)."""
+
+    tokens: int = 0
+    requests: int = 0
+    cost_usd: int = 0
+
+    def get(self, metric: str) -> int:
+        return int(getattr(self, metric))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "requests": self.requests, "cost_usd": micros_to_usd(self.cost_usd)}
+
+
+@dataclass
+class Reservation:
+    """Usage held against limits until settled, released, or expired."""
+
+    id: str
+    tenant_id: str
+    user: str
+    amount: Charge
+    created_at: datetime
+    expires_at: datetime
+    project: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)

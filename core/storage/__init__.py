@@ -1,0 +1,1 @@
+"""Musubi Workstation."""

@@ -1,0 +1,103 @@
+"""The narrow storage interface the engine is written against.
+
+The engine keeps its working state in memory and talks to storage in three ways:
+``load()`` a snapshot at start, ``apply()`` one transaction of mutations per group
+commit, and a handful of read queries.  A PostgreSQL + pgvector backend is one
+more implementation of :class:`Storage`; tables and columns are the same
+(docs/schema.md), so mutations name them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+# Tables only ever appended to.  Their inserts are gathered and written in one
+# multi-row statement per batch (group commit), after the ordered mutations.
+APPEND_ONLY = frozenset({"audit_log", "usage_ledger"})
+
+
+@dataclass
+class Insert:
+    table: str
+    row: dict[str, Any]
+
+
+@dataclass
+class Update:
+    table: str
+    values: dict[str, Any]
+    where: dict[str, Any]
+
+
+@dataclass
+class Delete:
+    table: str
+    where: dict[str, Any]
+
+
+Mutation = Insert | Update | Delete
+
+
+@dataclass
+class AuditQuery:
+    """Filters for listing or exporting audit events of one tenant."""
+
+    tenant_id: str
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    action: str | None = None  # exact, or prefix when it ends with '*'
+    outcome: str | None = None
+    limit: int | None = None
+    after_seq: int | None = None
+    descending: bool = True
+
+
+@dataclass
+class Snapshot:
+    """Everything the engine needs in memory, read at start (and after a failed commit)."""
+
+    tenants: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[dict[str, Any]] = field(default_factory=list)
+    projects: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    quotas: list[dict[str, Any]] = field(default_factory=list)
+    reservations: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    # (tenant_id, user_name) -> {period: (window_start, tokens, requests, cost_micros)}
+    usage: dict[tuple[str, str], dict[str, tuple[datetime, int, int, int]]] = field(default_factory=dict)
+    audit_heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # tenant -> (seq, hash)
+    max_ids: dict[str, int] = field(default_factory=dict)  # "quota", "ledger"
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class Storage(Protocol):
+    """What a storage backend provides."""
+
+    path: Path
+
+    def load(self, now: datetime) -> Snapshot: ...
+
+    def apply(self, mutations: Sequence[Mutation]) -> None:
+        """Apply mutations in one transaction; raise and change nothing on failure."""
+
+    def audit_list(self, q: AuditQuery) -> list[dict[str, Any]]: ...
+
+    def audit_chain(self, tenant_id: str, start_seq: int, chunk: int = 50_000) -> Iterator[tuple[Any, ...]]:
+        """Rows ``(seq, ts_text, actor, action, resource, outcome, details, prev_hash, hash)`` in seq order."""
+
+    def audit_export(self, q: AuditQuery, fmt: str, path: Path) -> int: ...
+
+    def checkpoints(self, tenant_id: str) -> list[dict[str, Any]]: ...
+
+    def count_events(self, tenant_id: str, max_seq: int) -> int: ...
+
+    def last_event_before(self, tenant_id: str, before: datetime) -> tuple[int, str] | None: ...
+
+    def usage_history(self, tenant_id: str, since: datetime, bucket: str, user: str | None) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...

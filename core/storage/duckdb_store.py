@@ -1,0 +1,368 @@
+"""DuckDB implementation of :class:`core.storage.base.Storage`.
+
+One engine process owns the file.  Writes come from the engine's single commit
+thread through :meth:`DuckDBStorage.apply`; reads use their own cursors so they
+never wait behind a group commit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from core.errors import BadRequest, StorageError
+from core.quotas import PERIODS, window_start
+from core.storage.base import APPEND_ONLY, AuditQuery, Delete, Insert, Mutation, Snapshot, Update
+
+TS_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_INSERT_CHUNK = 400
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _ident(name: str) -> str:
+    # Table and column names come from engine code, never from users; the check
+    # keeps it that way.
+    if not _IDENT.fullmatch(name):
+        raise ValueError(f"bad identifier {name!r}")
+    return name
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, sql) for every bundled migration, in order."""
+    out = []
+    pkg = resources.files("core.storage") / "migrations"
+    for entry in pkg.iterdir():
+        m = re.match(r"(\d+)_.*\.sql$", entry.name)
+        if m:
+            out.append((int(m.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+SCHEMA_VERSION = max(v for v, _ in migrations())
+
+
+def _open_error(path: Path, exc: Exception) -> StorageError:
+    text = str(exc)
+    if "lock" in text.lower():
+        m = re.search(r"PID (\d+)", text)
+        who = f" (held by PID {m.group(1)})" if m else ""
+        return StorageError(
+            f"database {path} is locked by another process{who}. Only one process may open it: "
+            "close any duckdb shell or other program using it, or stop the other engine, then retry.",
+            code="database_locked",
+        )
+    if "newer" in text.lower() or "version" in text.lower() and "storage" in text.lower():
+        return StorageError(
+            f"database {path} was written by a newer DuckDB storage format than this Musubi supports: "
+            "upgrade musubi-workstation.",
+            code="schema_too_new",
+        )
+    return StorageError(
+        f"database {path} cannot be opened: it is corrupt or not a Musubi database ({text.splitlines()[0]}). "
+        "Move it aside and restore a backup, or start with an empty home.",
+        code="database_corrupt",
+    )
+
+
+class DuckDBStorage:
+    """Storage backed by one DuckDB file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise _open_error(self.path, exc) from None
+        self._local = threading.local()
+        try:
+            self._migrate()
+        except StorageError:
+            self.con.close()
+            raise
+        except duckdb.Error as exc:
+            self.con.close()
+            raise _open_error(self.path, exc) from None
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        con = self.con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema version {current}, but this Musubi knows up to version "
+                f"{SCHEMA_VERSION}: it was written by a newer Musubi. Upgrade musubi-workstation to open it.",
+                code="schema_too_new",
+            )
+        for version, sql in migrations():
+            if version <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self._cur().execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- cursors --------------------------------------------------------------------------
+
+    def _cur(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self.con.cursor()
+            self._local.cur = cur
+        return cur
+
+    # -- load -----------------------------------------------------------------------------
+
+    def _dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self._cur().execute(sql, list(params))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def load(self, now: datetime) -> Snapshot:
+        snap = Snapshot()
+        snap.tenants = self._dicts("SELECT * FROM tenants ORDER BY tenant_id")
+        snap.roles = self._dicts("SELECT * FROM roles ORDER BY tenant_id, role")
+        snap.projects = self._dicts("SELECT * FROM projects ORDER BY tenant_id, name")
+        snap.members = self._dicts("SELECT * FROM members ORDER BY tenant_id, user_name, project")
+        snap.quotas = self._dicts("SELECT * FROM quotas ORDER BY quota_id")
+        snap.reservations = self._dicts("SELECT * FROM reservations WHERE state = 'open'")
+        month = window_start("month", now)
+        snap.alerts = self._dicts("SELECT * FROM quota_alerts WHERE window_start >= ?", [month])
+        starts = {p: window_start(p, now) for p in PERIODS}
+        aggs = []
+        params: list[Any] = []
+        for p in PERIODS:
+            for col in ("tokens", "requests", "cost_micros"):
+                aggs.append(f"coalesce(sum({col}) FILTER (WHERE ts >= ?), 0)")
+                params.append(starts[p])
+        params.append(month)
+        rows = self._cur().execute(
+            f"SELECT tenant_id, user_name, {', '.join(aggs)} FROM usage_ledger WHERE ts >= ? GROUP BY ALL", params
+        ).fetchall()
+        for r in rows:
+            per: dict[str, tuple[datetime, int, int, int]] = {}
+            for i, p in enumerate(PERIODS):
+                t, q, c = r[2 + 3 * i : 5 + 3 * i]
+                per[p] = (starts[p], int(t), int(q), int(c))
+            snap.usage[(r[0], r[1])] = per
+        for tenant, seq, h in self._cur().execute(
+            "SELECT tenant_id, max(seq), arg_max(hash, seq) FROM audit_log GROUP BY tenant_id"
+        ).fetchall():
+            snap.audit_heads[tenant] = (int(seq), str(h))
+        # A tenant whose every event was pruned chains on from its newest checkpoint.
+        for tenant, seq, h in self._cur().execute(
+            "SELECT tenant_id, max(seq), arg_max(hash, seq) FROM audit_checkpoints GROUP BY tenant_id"
+        ).fetchall():
+            if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < seq:
+                snap.audit_heads[tenant] = (int(seq), str(h))
+        row = self._cur().execute("SELECT coalesce(max(quota_id), 0) FROM quotas").fetchone()
+        snap.max_ids["quota"] = int(row[0]) if row else 0
+        row = self._cur().execute("SELECT coalesce(max(entry_id), 0) FROM usage_ledger").fetchone()
+        snap.max_ids["ledger"] = int(row[0]) if row else 0
+        snap.meta = {k: v for k, v in self._cur().execute("SELECT key, value FROM engine_meta").fetchall()}
+        return snap
+
+    # -- writes ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _where(where: dict[str, Any]) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for col, val in where.items():
+            if isinstance(val, tuple) and len(val) == 2 and val[0] in ("<", "<=", ">", ">=", "!="):
+                parts.append(f"{_ident(col)} {val[0]} ?")
+                params.append(val[1])
+            else:
+                parts.append(f"{_ident(col)} = ?")
+                params.append(val)
+        return " AND ".join(parts) or "TRUE", params
+
+    def apply(self, mutations: Sequence[Mutation]) -> None:
+        """One transaction: ordered mutations first, then the gathered appends."""
+        con = self.con
+        appends: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for m in mutations:
+                if isinstance(m, Insert):
+                    if m.table in APPEND_ONLY:
+                        appends[m.table].append(m.row)
+                        continue
+                    cols = list(m.row)
+                    con.execute(
+                        f"INSERT INTO {_ident(m.table)} ({', '.join(map(_ident, cols))}) VALUES ({', '.join('?' * len(cols))})",
+                        [m.row[c] for c in cols],
+                    )
+                elif isinstance(m, Update):
+                    sets = ", ".join(f"{_ident(c)} = ?" for c in m.values)
+                    w, wp = self._where(m.where)
+                    con.execute(f"UPDATE {_ident(m.table)} SET {sets} WHERE {w}", [*m.values.values(), *wp])
+                elif isinstance(m, Delete):
+                    w, wp = self._where(m.where)
+                    con.execute(f"DELETE FROM {_ident(m.table)} WHERE {w}", wp)
+            for table, rows in appends.items():
+                cols = list(rows[0])
+                one = "(" + ", ".join("?" * len(cols)) + ")"
+                head = f"INSERT INTO {_ident(table)} ({', '.join(map(_ident, cols))}) VALUES "
+                for i in range(0, len(rows), _INSERT_CHUNK):
+                    chunk = rows[i : i + _INSERT_CHUNK]
+                    params = [r[c] for r in chunk for c in cols]
+                    con.execute(head + ", ".join([one] * len(chunk)), params)
+            con.execute("COMMIT")
+        except Exception as exc:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise StorageError(f"could not write to {self.path}: {exc}", code="write_failed") from exc
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit_filters(q: AuditQuery) -> tuple[str, list[Any]]:
+        parts, params = ["tenant_id = ?"], [q.tenant_id]
+        if q.since is not None:
+            parts.append("ts >= ?")
+            params.append(q.since)
+        if q.until is not None:
+            parts.append("ts < ?")
+            params.append(q.until)
+        if q.actor:
+            parts.append("(actor = ? OR json_extract_string(details, '$.impersonator') = ?)")
+            params += [q.actor, q.actor]
+        if q.action:
+            if q.action.endswith("*"):
+                parts.append("starts_with(action, ?)")
+                params.append(q.action[:-1])
+            else:
+                parts.append("action = ?")
+                params.append(q.action)
+        if q.outcome:
+            parts.append("outcome = ?")
+            params.append(q.outcome)
+        if q.after_seq is not None:
+            parts.append("seq > ?")
+            params.append(q.after_seq)
+        return " AND ".join(parts), params
+
+    def audit_list(self, q: AuditQuery) -> list[dict[str, Any]]:
+        import json
+
+        w, params = self._audit_filters(q)
+        order = "DESC" if q.descending else "ASC"
+        lim = f" LIMIT {int(q.limit)}" if q.limit else ""
+        cur = self._cur().execute(
+            f"SELECT tenant_id, seq, strftime(ts, '{TS_FMT}'), actor, action, resource, outcome, details, prev_hash, hash "
+            f"FROM audit_log WHERE {w} ORDER BY seq {order}{lim}",
+            params,
+        )
+        keys = ("tenant_id", "seq", "ts", "actor", "action", "resource", "outcome", "details", "prev_hash", "hash")
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(keys, r, strict=True))
+            d["details"] = json.loads(d["details"])
+            out.append(d)
+        return out
+
+    def audit_chain(self, tenant_id: str, start_seq: int, chunk: int = 50_000) -> Iterator[tuple[Any, ...]]:
+        cur = self.con.cursor()  # a private cursor: the caller may iterate from any thread
+        try:
+            cur.execute(
+                f"SELECT seq, strftime(ts, '{TS_FMT}'), actor, action, resource, outcome, details, prev_hash, hash "
+                "FROM audit_log WHERE tenant_id = ? AND seq >= ? ORDER BY seq",
+                [tenant_id, start_seq],
+            )
+            while True:
+                rows = cur.fetchmany(chunk)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            cur.close()
+
+    def audit_export(self, q: AuditQuery, fmt: str, path: Path) -> int:
+        w, params = self._audit_filters(q)
+        if fmt == "parquet":
+            cols = "tenant_id, seq, ts, actor, action, resource, outcome, details, prev_hash, hash"
+            opts = "FORMAT parquet"
+        elif fmt in ("jsonl", "csv"):
+            cols = (
+                f"tenant_id, seq, strftime(ts, '{TS_FMT}') AS ts, actor, action, resource, outcome, "
+                "details, prev_hash, hash"
+            )
+            opts = "FORMAT json" if fmt == "jsonl" else "FORMAT csv, HEADER true"
+        else:
+            raise BadRequest(f"unknown export format {fmt!r}: use jsonl, csv or parquet.", field="format")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        lit = str(tmp).replace("'", "''")
+        cur = self._cur()
+        n_row = cur.execute(f"SELECT count(*) FROM audit_log WHERE {w}", params).fetchone()
+        cur.execute(
+            f"COPY (SELECT {cols} FROM audit_log WHERE {w} ORDER BY seq) TO '{lit}' ({opts})", params
+        )
+        os.replace(tmp, path)
+        return int(n_row[0]) if n_row else 0
+
+    def checkpoints(self, tenant_id: str) -> list[dict[str, Any]]:
+        rows = self._dicts("SELECT * FROM audit_checkpoints WHERE tenant_id = ? ORDER BY seq", [tenant_id])
+        for r in rows:
+            for k in ("created_at", "pruned_before"):
+                r[k] = r[k].strftime(TS_FMT)
+        return rows
+
+    def last_event_before(self, tenant_id: str, before: datetime) -> tuple[int, str] | None:
+        row = self._cur().execute(
+            "SELECT seq, hash FROM audit_log WHERE tenant_id = ? AND ts < ? ORDER BY seq DESC LIMIT 1",
+            [tenant_id, before],
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def count_events(self, tenant_id: str, max_seq: int) -> int:
+        row = self._cur().execute(
+            "SELECT count(*) FROM audit_log WHERE tenant_id = ? AND seq <= ?", [tenant_id, max_seq]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def usage_history(self, tenant_id: str, since: datetime, bucket: str, user: str | None) -> list[dict[str, Any]]:
+        if bucket not in ("minute", "hour", "day", "month"):
+            raise BadRequest(f"unknown bucket {bucket!r}: use minute, hour, day or month.")
+        params: list[Any] = [tenant_id, since]
+        extra = ""
+        if user:
+            extra = " AND user_name = ?"
+            params.append(user)
+        rows = self._cur().execute(
+            f"SELECT date_trunc('{bucket}', ts) AS b, sum(tokens), sum(requests), sum(cost_micros) "
+            f"FROM usage_ledger WHERE tenant_id = ? AND ts >= ?{extra} GROUP BY b ORDER BY b",
+            params,
+        ).fetchall()
+        return [
+            {"bucket": b.strftime(TS_FMT), "tokens": int(t), "requests": int(q), "cost_micros": int(c)}
+            for b, t, q, c in rows
+        ]
+
+    def close(self) -> None:
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass
+        self.con.close()
