@@ -1,0 +1,68 @@
+"""``musubi engine start|stop|status``: the engine process of this ``$MUSUBI_HOME``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.client import engine_status, start_engine, stop_engine
+from tui.output import CliState, emit, example, fields, group, line, pass_state
+
+cli_group = group(
+    "engine",
+    "Start, stop and inspect the engine process (one per MUSUBI_HOME).",
+    "musubi engine start",
+    "musubi engine status --json",
+    "musubi --home /tmp/mh engine stop",
+)
+
+_HEALTH_KEYS = ("pid", "version", "home", "socket", "database", "schema_version", "started_at", "tenants",
+                "subscribers", "commits", "user")
+
+
+@cli_group.command(epilog=example("musubi engine start"))
+@pass_state
+def start(state: CliState) -> None:
+    """Start the engine in the background, or report the one already running."""
+    info = start_engine(state.paths())
+
+    def human(d: dict[str, Any]) -> None:
+        verb = "started" if d.get("started") else "already running"
+        line(f"engine {verb}: pid {d.get('pid')} on {d.get('socket')} (since {d.get('started_at')})")
+
+    emit(state, info, human)
+
+
+@cli_group.command(epilog=example("musubi engine stop"))
+@pass_state
+def stop(state: CliState) -> None:
+    """Stop the engine gracefully (flushes every write); removes a stale socket if none runs."""
+    info = stop_engine(state.paths())
+
+    def human(d: dict[str, Any]) -> None:
+        if d.get("stopped"):
+            line(f"engine stopped (pid {d.get('pid')}).")
+        else:
+            extra = f"; removed stale {', '.join(d['cleaned'])}" if d.get("cleaned") else ""
+            line(f"no engine was running for {state.paths().home}{extra}.")
+
+    emit(state, info, human)
+
+
+@cli_group.command(epilog=example("musubi engine status --json"))
+@pass_state
+def status(state: CliState) -> None:
+    """Show whether the engine runs. Exit 0 either way: read "running" (true/false).
+
+    A socket or pid file left by a crashed engine is listed under "stale"; the
+    next start (or `musubi engine stop`) cleans it.
+    """
+    info = engine_status(state.paths())
+
+    def human(d: dict[str, Any]) -> None:
+        if d.get("running"):
+            fields(d, ["running", *[k for k in _HEALTH_KEYS if k in d]], title="engine")
+        else:
+            fields(d, ["running", "home", "socket", "pid", "stale"], title="engine")
+            line("not running; it starts on the next command, or now with: musubi engine start")
+
+    emit(state, info, human)

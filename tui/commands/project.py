@@ -1,0 +1,52 @@
+"""``musubi project add|list|remove``: repositories registered under a tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from core.client import seg
+from tui.output import CliState, abspath, emit, example, group, line, pass_state, table
+
+cli_group = group(
+    "project",
+    "Register repositories as projects of the tenant. Commands run inside a registered "
+    "repository act in that project.",
+    "musubi project add .",
+    "musubi project add ~/src/shop --name shop",
+    "musubi project list --json",
+)
+
+
+@cli_group.command(epilog=example("musubi project add .", "musubi project add ~/src/shop --name shop"))
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--name", metavar="NAME", help="Project name (default: the folder's name).")
+@pass_state
+def add(state: CliState, path: str, name: str | None) -> None:
+    """Register the directory PATH (resolved to an absolute path here) as a project."""
+    data = state.client().post("/v1/projects", {"path": abspath(path), "name": name})
+    emit(state, data, lambda d: line(f"added project {d['name']} ({d['path']}) to tenant {d['tenant']}."))
+
+
+@cli_group.command("list", epilog=example("musubi project list"))
+@pass_state
+def list_(state: CliState) -> None:
+    """List the tenant's projects; '*' marks the one the current directory is in."""
+    data = state.client().get("/v1/projects")
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        table(("", "NAME", "PATH"), (("*" if p.get("current") else "", p["name"], p["path"]) for p in rows),
+              empty=f"no projects in tenant {state.current_tenant()}; add one with: musubi project add PATH")
+
+    emit(state, data, human)
+
+
+@cli_group.command(epilog=example("musubi project remove shop"))
+@click.argument("name")
+@pass_state
+def remove(state: CliState, name: str) -> None:
+    """Unregister project NAME (its project-scoped member bindings go with it; files stay)."""
+    data = state.client().delete(f"/v1/projects/{seg(name)}")
+    emit(state, data, lambda d: line(
+        f"removed project {d['name']} ({d['path']}); {d['bindings_removed']} project binding(s) removed."))

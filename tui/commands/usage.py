@@ -1,0 +1,127 @@
+"""``musubi usage record|reserve|settle|release|reservations|history``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from core.client import seg
+from tui.output import CliState, emit, example, group, line, pass_state, table, when
+
+cli_group = group(
+    "usage",
+    "Record, reserve and settle usage. 'record' charges usage made elsewhere; 'reserve' holds an "
+    "estimate before an LLM call, then 'settle' (actual use) or 'release' (unused).",
+    "musubi usage record --model gpt-4o --input-tokens 1200 --output-tokens 300 --cost-usd 0.0105",
+    "musubi usage reserve --tokens 4000",
+    "musubi usage history --bucket day --since-hours 168",
+)
+
+_count = click.IntRange(min=0)
+
+
+def _charge_opts(f: Any) -> Any:
+    f = click.option("--cost-usd", metavar="USD", help="Cost in dollars, exact to the micro-dollar (e.g. 0.0105).")(f)
+    f = click.option("--requests", type=_count, default=1, show_default=True, help="Number of requests.")(f)
+    f = click.option("--output-tokens", type=_count, required=True, help="Output (completion) tokens.")(f)
+    return click.option("--input-tokens", type=_count, required=True, help="Input (prompt) tokens.")(f)
+
+
+@cli_group.command(epilog=example(
+    "musubi usage record --model claude-sonnet --input-tokens 1200 --output-tokens 300",
+    "musubi usage record --model gpt-4o --input-tokens 10 --output-tokens 5 --cost-usd 0.0001 --json",
+))
+@click.option("--model", required=True, metavar="M", help="Model name, as the provider calls it.")
+@_charge_opts
+@pass_state
+def record(state: CliState, model: str, input_tokens: int, output_tokens: int, requests: int,
+           cost_usd: str | None) -> None:
+    """Charge usage made outside the workstation (another agent CLI).
+
+    Exit 3, with nothing charged, when it would exceed a hard limit.
+    """
+    body = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
+            "cost_usd": cost_usd}
+    data = state.client().post("/v1/usage", body)
+    emit(state, data, lambda d: line(
+        f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
+        f"(entry {d['entry_id']})."))
+
+
+@cli_group.command(epilog=example("musubi usage reserve --tokens 4000", "musubi usage reserve --tokens 8000 --ttl 120 --json"))
+@click.option("--tokens", type=_count, default=0, show_default=True, help="Tokens to hold.")
+@click.option("--requests", type=_count, default=1, show_default=True, help="Requests to hold.")
+@click.option("--cost-usd", metavar="USD", help="Dollars to hold.")
+@click.option("--ttl", "ttl_s", type=click.IntRange(1, 86_400), metavar="S",
+              help="Seconds until an unsettled reservation expires (default 600).")
+@pass_state
+def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, ttl_s: int | None) -> None:
+    """Hold an estimate against the limits (exit 3 when it does not fit)."""
+    data = state.client().post("/v1/reservations", {"tokens": tokens, "requests": requests, "cost_usd": cost_usd, "ttl_s": ttl_s})
+    emit(state, data, lambda d: line(f"{d['reservation_id']}: holding {d['tokens']} tokens, {d['requests']} request(s), "
+                                     f"${d['cost_usd']} until {d['expires_at']}."))
+
+
+@cli_group.command(epilog=example("musubi usage settle rsv_0123abcd --input-tokens 3100 --output-tokens 700 --model gpt-4o"))
+@click.argument("reservation_id")
+@_charge_opts
+@click.option("--model", metavar="M", help="Model the call used.")
+@pass_state
+def settle(state: CliState, reservation_id: str, input_tokens: int, output_tokens: int, requests: int,
+           cost_usd: str | None, model: str | None) -> None:
+    """Record what the reserved call really used and close RESERVATION_ID."""
+    body = {"input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
+            "cost_usd": cost_usd, "model": model}
+    data = state.client().post(f"/v1/reservations/{seg(reservation_id)}/settle", body)
+
+    def human(d: dict[str, Any]) -> None:
+        over = d.get("overshoot") or {}
+        note = "; over the estimate by " + ", ".join(f"{v} {k}" for k, v in over.items()) if over else ""
+        line(f"settled {d['reservation_id']}: {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']}{note}.")
+
+    emit(state, data, human)
+
+
+@cli_group.command(epilog=example("musubi usage release rsv_0123abcd"))
+@click.argument("reservation_id")
+@pass_state
+def release(state: CliState, reservation_id: str) -> None:
+    """Free RESERVATION_ID unused."""
+    data = state.client().post(f"/v1/reservations/{seg(reservation_id)}/release", {})
+    emit(state, data, lambda d: line(f"released {d['reservation_id']}."))
+
+
+@cli_group.command(epilog=example("musubi usage reservations"))
+@pass_state
+def reservations(state: CliState) -> None:
+    """List open reservations (yours; everyone's for quota managers)."""
+    data = state.client().get("/v1/reservations")
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        table(("ID", "USER", "TOKENS", "REQUESTS", "COST USD", "CREATED (UTC)", "EXPIRES (UTC)"),
+              ((r["reservation_id"], r["user"], r["tokens"], r["requests"], r["cost_usd"], when(r["created_at"]),
+                when(r["expires_at"])) for r in rows),
+              empty="no open reservations.", justify_right=("TOKENS", "REQUESTS", "COST USD"))
+
+    emit(state, data, human)
+
+
+@cli_group.command(epilog=example("musubi usage history", "musubi usage history --bucket day --since-hours 720 --json"))
+@click.option("--bucket", type=click.Choice(["minute", "hour", "day", "month"]), default="hour", show_default=True)
+@click.option("--since-hours", type=_count, default=24, show_default=True, help="How far back to look.")
+@click.option("--user", metavar="USER", help="Only this user's usage (others' needs 'quotas.manage').")
+@pass_state
+def history(state: CliState, bucket: str, since_hours: int, user: str | None) -> None:
+    """Usage totals per time bucket (UTC)."""
+    data = state.client().get("/v1/usage/history", {"bucket": bucket, "since_hours": since_hours, "user": user})
+
+    def human(d: dict[str, Any]) -> None:
+        table(("BUCKET (UTC)", "TOKENS", "REQUESTS", "COST USD"),
+              ((when(r["bucket"]), r["tokens"], r["requests"], f"{Decimal(r['cost_micros']) / 1_000_000:.6f}") for r in d["rows"]),
+              title=f"usage of tenant {d['tenant']} per {d['bucket']}", empty="no usage in this period.",
+              justify_right=("TOKENS", "REQUESTS", "COST USD"))
+
+    emit(state, data, human)
+

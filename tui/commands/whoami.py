@@ -1,0 +1,28 @@
+"""``musubi whoami``: who the engine thinks you are, and what you may do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tui.output import CliState, MusubiCommand, emit, example, fields, pass_state
+
+
+@click.command(
+    "whoami",
+    cls=MusubiCommand,
+    epilog=example("musubi whoami", "musubi --tenant acme whoami --json", "musubi whoami --as bob"),
+)
+@pass_state
+def cli_group(state: CliState) -> None:
+    """Show who you are to the engine, with your roles and permissions.
+
+    The user is the OS user on the other end of the socket, never a claim the client sends.
+    """
+    data = state.client().get("/v1/whoami")
+
+    def human(d: dict[str, Any]) -> None:
+        fields(d, ["user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions"])
+
+    emit(state, data, human)
