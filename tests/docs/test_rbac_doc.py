@@ -34,15 +34,21 @@ def parse_matrix(text: str) -> tuple[list[str], dict[str, set[str]]]:
 
 def test_matrix_matches_code() -> None:
     perms, held = parse_matrix(DOC.read_text(encoding="utf-8"))
-    assert perms == list(PERMISSIONS), "permission rows differ from core.rbac.PERMISSIONS (names or order)"
+    assert perms == list(PERMISSIONS), (
+        "permission rows differ from core.rbac.PERMISSIONS (names or order)"
+    )
     assert list(held) == list(BUILTIN_ROLES), "role columns differ from core.rbac.BUILTIN_ROLES"
     for role, granted in BUILTIN_ROLES.items():
-        assert held[role] == set(granted), f"role {role}: doc {sorted(held[role])} != code {sorted(granted)}"
+        assert held[role] == set(granted), (
+            f"role {role}: doc {sorted(held[role])} != code {sorted(granted)}"
+        )
 
 
 def test_parser_notices_a_wrong_mark() -> None:
     # The comparison above must be able to fail: flip one cell and it does.
-    text = DOC.read_text(encoding="utf-8").replace("| `impersonate` | ✓ |", "| `impersonate` | · |", 1)
+    text = DOC.read_text(encoding="utf-8").replace(
+        "| `impersonate` | ✓ |", "| `impersonate` | · |", 1
+    )
     _perms, held = parse_matrix(text)
     assert held["owner"] != set(BUILTIN_ROLES["owner"])
 
