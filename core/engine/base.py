@@ -204,6 +204,10 @@ class EngineBase:
                     resource=f"user:{as_user}",
                 )
             ctx.user = as_user
+        if proj and not project and not self.state.is_member(tenant, ctx.user):
+            # Someone with no role here learns nothing of the tenant's projects from where they
+            # stand (the project name would otherwise be echoed in whoami and denial messages).
+            ctx.project = None
         return ctx
 
     def require(self, ctx: Ctx, perm: str, *, read: bool = False) -> None:

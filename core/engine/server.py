@@ -23,6 +23,7 @@ from core import __version__
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
+from core.rbac import SYSTEM_TENANT
 
 log = logging.getLogger("musubi.engine.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,6 +91,12 @@ async def body(request: web.Request) -> dict[str, Any]:
         raise BadRequest("request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object.")
+    try:
+        # JSON may carry lone surrogates ("\ud800"); they cannot be hashed or stored, and an
+        # operation would only fail after it had queued writes, so refuse them up front.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("request body contains invalid Unicode (a lone surrogate); send UTF-8 text.") from None
     return data
 
 
@@ -137,12 +144,14 @@ class Api:
     async def whoami(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
         st = self.e.state
+        # Someone with no role in the tenant sees only that they have none, not its state.
+        visible = st.is_member(c.tenant, c.user) or "tenant.manage" in st.permissions_of(SYSTEM_TENANT, c.user, None)
         return _json(
             {
                 "user": c.user,
                 "real_user": c.real_user,
                 "tenant": c.tenant,
-                "tenant_status": st.tenants[c.tenant].status,
+                "tenant_status": st.tenants[c.tenant].status if visible else None,
                 "project": c.project,
                 "roles": st.roles_of(c.tenant, c.user, c.project),
                 "permissions": sorted(st.permissions_of(c.tenant, c.user, c.project)),
@@ -151,9 +160,14 @@ class Api:
 
     async def engine_stop(self, request: web.Request) -> web.Response:
         c = await self.ctx(request, "default")
-        if peer_user(request) != pwd.getpwuid(os.getuid()).pw_name:
-            raise PermissionDenied("only the OS user who runs the engine may stop it.")
-        await self.e.run(c, "engine.stop", "engine", lambda: self.e.audit("default", c, "engine.stop", "engine"))
+
+        def op() -> None:
+            # c.user, not the socket peer: a request made --as someone else acts as that user.
+            if c.user != pwd.getpwuid(os.getuid()).pw_name:
+                raise PermissionDenied("only the OS user who runs the engine may stop it.")
+            self.e.audit("default", c, "engine.stop", "engine")
+
+        await self.e.run(c, "engine.stop", "engine", op)
         asyncio.get_running_loop().call_later(0.05, self.stop.set)
         return _json({"stopping": True, "pid": os.getpid()})
 
