@@ -1,0 +1,185 @@
+"""A real engine process on a short temporary ``MUSUBI_HOME``, and ways to talk to it.
+
+Every connection comes from the OS user running the tests (the engine reads it
+with SO_PEERCRED), who owns each tenant it creates; other users are played by
+impersonation (``Identity(as_user=...)``), which that ownership allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.client import (
+    EngineClient,
+    Identity,
+    _UnixHTTPConnection,
+    ping,
+    read_pid,
+    start_engine,
+    stop_engine,
+)
+from core.paths import HomePaths
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A tenant/user/project name not used before in this test run."""
+    return f"{prefix}-{os.getpid() % 10000}-{next(_names)}"
+
+
+def utc_iso() -> str:
+    """Now in UTC, as the engine's ``--before``/``--since`` parsers accept it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+class Home:
+    """One temporary home and (at most) one engine serving it."""
+
+    def __init__(self) -> None:
+        # Short on purpose: the socket path must stay under 107 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="mh", dir="/tmp"))
+        self.paths = HomePaths(self.dir)
+        self._cwd = "/"  # never inside a registered project unless a test says so
+
+    # -- process ------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        return start_engine(self.paths, timeout=60)
+
+    def stop(self) -> None:
+        stop_engine(self.paths)
+
+    def pid(self) -> int:
+        info = ping(self.paths)
+        assert info, "engine is not answering"
+        return int(info["pid"])
+
+    def kill9(self) -> int:
+        """SIGKILL the engine (pid from /v1/health) and wait until it is gone."""
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid)
+        return pid
+
+    def cleanup(self) -> None:
+        """Stop whatever runs here (gracefully, else by its pid) and remove the home."""
+        try:
+            if ping(self.paths):
+                self.stop()
+        except Exception:
+            pid = read_pid(self.paths)
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_gone(pid)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- clients ------------------------------------------------------------------------
+
+    def client(
+        self, tenant: str | None = None, as_user: str | None = None, project: str | None = None, cwd: str | None = None
+    ) -> EngineClient:
+        ident = Identity(tenant=tenant, as_user=as_user, project=project, cwd=cwd or self._cwd)
+        return EngineClient(self.paths, ident, autostart=False, timeout=30)
+
+    def raw(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        tenant: str | None = None,
+        as_user: str | None = None,
+        project: str | None = None,
+        cwd: str | None = None,
+        raw_body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, Any]:
+        """One request with the HTTP status kept (the typed client only raises)."""
+        headers = {"X-Musubi-Cwd": cwd or self._cwd}
+        if project:
+            headers["X-Musubi-Project"] = project
+        if tenant:
+            headers["X-Musubi-Tenant"] = tenant
+        if as_user:
+            headers["X-Musubi-As"] = as_user
+        data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        conn = _UnixHTTPConnection(str(self.paths.socket), timeout)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8")
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return resp.status, text
+
+    # -- setup shortcuts ----------------------------------------------------------------
+
+    def new_tenant(self, prefix: str = "t", members: dict[str, str] | None = None) -> str:
+        """A fresh tenant owned by the test's OS user, with ``members`` {user: role} bound."""
+        name = unique(prefix)
+        self.client().post("/v1/tenants", {"name": name})
+        c = self.client(name)
+        for user, role in (members or {}).items():
+            c.post("/v1/members", {"user": user, "role": role})
+        return name
+
+    def head_seq(self, tenant: str) -> int:
+        return int(self.client().get(f"/v1/tenants/{tenant}")["audit_head_seq"])
+
+    def audit(self, tenant: str, **filters: Any) -> list[dict[str, Any]]:
+        """Audit events of ``tenant`` (read as its owner), oldest first."""
+        q = {"limit": 10_000, "ascending": "1", **filters}
+        return list(self.client(tenant).get("/v1/audit", q))
+
+    def quota(self, tenant: str, metric: str, period: str, user: str | None = None) -> dict[str, Any]:
+        st = self.client(tenant).get("/v1/quotas")
+        for q in st["quotas"]:
+            if q["metric"] == metric and q["period"] == period and q["user"] == user:
+                return dict(q)
+        raise AssertionError(f"no {metric}/{period} quota for {user} in {tenant}: {st}")
+
+
+def wait_gone(pid: int, timeout: float = 30.0) -> None:
+    """Wait until ``pid`` has exited (reaping it when it is our child)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not exit")
+
+
+def poll(fn: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Call ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {v!r})")
+        time.sleep(interval)
+

@@ -1,0 +1,185 @@
+"""Tenant isolation over every route of the engine's route table.
+
+A user of tenant A asks for tenant B (header ``X-Musubi-Tenant: B``, working
+directory inside one of B's projects) on each route ``build_app`` registers:
+the answer is 403/404 and carries none of B's data.  A route added to the
+table without a case here fails ``test_every_route_has_a_case``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.engine.server import build_app
+
+from .helpers import Home, unique
+
+# Which users of A play the intruder: plain member, and the strongest roles of A.
+INTRUDER_ROLES = ("member", "admin", "owner")
+
+
+def route_table() -> list[tuple[str, str]]:
+    app = build_app(None, asyncio.Event())  # type: ignore[arg-type]  # only the routes are read
+    return sorted({(r.method, r.resource.canonical) for r in app.router.routes()})  # type: ignore[union-attr]
+
+
+@dataclass
+class World:
+    h: Home
+    a: str
+    b: str
+    b_project_dir: Path
+    rid: str
+    markers: list[str]
+    scratch: Path
+
+
+# (method, canonical path) -> (concrete path, body).  {rid} etc. are filled from World.
+CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("GET", "/v1/health"): ("/v1/health", None),
+    ("GET", "/v1/whoami"): ("/v1/whoami", None),
+    ("POST", "/v1/engine/stop"): ("/v1/engine/stop", {}),
+    ("GET", "/v1/tenants"): ("/v1/tenants", None),
+    ("POST", "/v1/tenants"): ("/v1/tenants", {"name": "{newtenant}"}),
+    ("GET", "/v1/tenants/{name}"): ("/v1/tenants/{b}", None),
+    ("POST", "/v1/tenants/{name}/suspend"): ("/v1/tenants/{b}/suspend", {"reason": "x"}),
+    ("POST", "/v1/tenants/{name}/resume"): ("/v1/tenants/{b}/resume", {}),
+    ("GET", "/v1/projects"): ("/v1/projects", None),
+    ("POST", "/v1/projects"): ("/v1/projects", {"path": "{scratch}", "name": "intruder"}),
+    ("DELETE", "/v1/projects/{name}"): ("/v1/projects/secretproj", None),
+    ("GET", "/v1/roles"): ("/v1/roles", None),
+    ("POST", "/v1/roles"): ("/v1/roles", {"name": "evil", "permissions": ["specs.read"]}),
+    ("GET", "/v1/roles/{name}"): ("/v1/roles/secretrole", None),
+    ("DELETE", "/v1/roles/{name}"): ("/v1/roles/secretrole", None),
+    ("GET", "/v1/members"): ("/v1/members", None),
+    ("POST", "/v1/members"): ("/v1/members", {"user": "intruder", "role": "viewer"}),
+    ("DELETE", "/v1/members/{user}"): ("/v1/members/bobsecret", None),
+    ("GET", "/v1/quotas"): ("/v1/quotas?user=bobsecret", None),
+    ("PUT", "/v1/quotas"): ("/v1/quotas", {"metric": "tokens", "limit": 1, "period": "day"}),
+    ("DELETE", "/v1/quotas"): ("/v1/quotas?metric=tokens&period=day", None),
+    ("POST", "/v1/usage"): ("/v1/usage", {"model": "m", "input_tokens": 1}),
+    ("GET", "/v1/usage/history"): ("/v1/usage/history?user=bobsecret&since_hours=48", None),
+    ("GET", "/v1/reservations"): ("/v1/reservations", None),
+    ("POST", "/v1/reservations"): ("/v1/reservations", {"tokens": 1}),
+    ("POST", "/v1/reservations/{rid}/settle"): ("/v1/reservations/{rid}/settle", {"input_tokens": 1}),
+    ("POST", "/v1/reservations/{rid}/release"): ("/v1/reservations/{rid}/release", {}),
+    ("GET", "/v1/audit"): ("/v1/audit?limit=50", None),
+    ("POST", "/v1/audit/verify"): ("/v1/audit/verify", {}),
+    ("POST", "/v1/audit/export"): ("/v1/audit/export", {"format": "jsonl", "path": "{scratch}/leak.jsonl"}),
+    ("POST", "/v1/audit/prune"): ("/v1/audit/prune", {"before": "2000-01-01"}),
+    ("POST", "/v1/audit/checkpoint"): ("/v1/audit/checkpoint", {"path": "{scratch}/leak-cp.json"}),
+    ("GET", "/v1/events"): ("/v1/events", None),
+}
+# HEAD runs the GET handler; it must be refused the same way.
+for (_m, _p), _case in list(CASES.items()):
+    if _m == "GET":
+        CASES[("HEAD", _p)] = (_case[0], None)
+
+# Routes with no tenant to protect, or that list only the caller's own tenants.
+NOT_TENANT_SCOPED = {"/v1/health", "/v1/tenants", "/v1/whoami"}
+
+
+@pytest.fixture(scope="module")
+def world(eng: Home, tmp_path_factory: pytest.TempPathFactory) -> World:
+    scratch = tmp_path_factory.mktemp("iso")
+    a = eng.new_tenant("iso-a", {f"alice-{r}": r for r in INTRUDER_ROLES})
+    b = eng.new_tenant("iso-b")
+    pdir = scratch / "secretdir"
+    (pdir / "src").mkdir(parents=True)
+    cb = eng.client(b)
+    cb.post("/v1/projects", {"path": str(pdir), "name": "secretproj"})
+    cb.post("/v1/roles", {"name": "secretrole", "permissions": ["specs.read"], "description": "secretdesc"})
+    cb.post("/v1/members", {"user": "bobsecret", "role": "member"})
+    cb.put("/v1/quotas", {"metric": "tokens", "limit": 777_777, "period": "day", "user": "bobsecret"})
+    bob = eng.client(b, as_user="bobsecret")
+    bob.post("/v1/usage", {"model": "secretmodel", "input_tokens": 4242})
+    rid = bob.post("/v1/reservations", {"tokens": 3131, "ttl_s": 3600})["reservation_id"]
+    head = eng.client(b).post("/v1/audit/verify", {})["last_hash"]
+    markers = ["secretproj", "secretrole", "secretdesc", "bobsecret", "secretmodel", "secretdir", rid, head,
+               "777777", "777,777", "4242", "3131"]
+    return World(eng, a, b, pdir, rid, markers, scratch)
+
+
+def fill(s: str, w: World) -> str:
+    return s.replace("{b}", w.b).replace("{rid}", w.rid).replace("{scratch}", str(w.scratch)).replace(
+        "{newtenant}", unique("intr")
+    )
+
+
+def test_every_route_has_a_case() -> None:
+    missing = [f"{m} {p}" for m, p in route_table() if (m, p) not in CASES]
+    assert not missing, f"add an isolation case for these routes: {missing}"
+    stale = [f"{m} {p}" for m, p in CASES if (m, p) not in route_table()]
+    assert not stale, f"cases for routes that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("route", route_table(), ids=lambda r: f"{r[0]} {r[1]}")
+@pytest.mark.parametrize("role", INTRUDER_ROLES)
+def test_member_of_a_reads_nothing_of_b(world: World, role: str, route: tuple[str, str]) -> None:
+    w, h = world, world.h
+    if route not in CASES:
+        pytest.fail(f"no isolation case for {route}")
+    path_t, body_t = CASES[route]
+    path = fill(path_t, w)
+    body = json.loads(fill(json.dumps(body_t), w)) if body_t is not None else None
+    before = h.head_seq(w.b)
+    status, resp = h.raw(route[0], path, body, tenant=w.b, as_user=f"alice-{role}", cwd=str(w.b_project_dir / "src"))
+    text = json.dumps(resp, ensure_ascii=False) if resp is not None else ""
+    asked = path + json.dumps(body)
+    leaked = [m for m in w.markers if m in text and m not in asked]
+    assert not leaked, f"{route} leaked {leaked}: {text[:500]}"
+    if route[1] in NOT_TENANT_SCOPED and route[0] in ("GET", "HEAD"):
+        assert status == 200, resp
+        if route[1] == "/v1/tenants" and route[0] == "GET":
+            assert [t["name"] for t in resp] == [w.a]
+        if route[1] == "/v1/whoami" and route[0] == "GET":
+            assert resp["roles"] == [] and resp["permissions"] == []
+            assert resp["project"] is None and resp["tenant_status"] is None
+    else:
+        assert status in (403, 404), f"{route}: {status} {text[:300]}"
+        if route[0] != "HEAD":
+            assert resp["error"]["code"] in ("permission_denied", "not_found"), resp
+    # Nothing of B changed: at most the denial itself was audited.
+    assert h.head_seq(w.b) - before <= 1
+
+
+def test_b_is_intact_after_the_intrusions(world: World) -> None:
+    w, h = world, world.h
+    cb = h.client(w.b)
+    assert cb.get(f"/v1/tenants/{w.b}")["status"] == "active"
+    assert [p["name"] for p in cb.get("/v1/projects")] == ["secretproj"]
+    assert {(m["user"], m["role"]) for m in cb.get("/v1/members")} == {(h.client().get("/v1/whoami")["user"], "owner"), ("bobsecret", "member")}
+    assert "secretrole" in {r["name"] for r in cb.get("/v1/roles")}
+    assert [r["reservation_id"] for r in cb.get("/v1/reservations")] == [w.rid]
+    assert h.quota(w.b, "tokens", "day", "bobsecret")["limit"] == 777_777
+    assert h.quota(w.b, "tokens", "day")["used"] == 4242
+    assert not (w.scratch / "leak.jsonl").exists() and not (w.scratch / "leak-cp.json").exists()
+    assert "intruder" not in {p["name"] for p in h.client(w.a).get("/v1/projects")}
+    # Every intrusion is on B's record, under the intruders' names.
+    denied = h.audit(w.b, outcome="denied")
+    assert {e["actor"] for e in denied} >= {f"alice-{r}" for r in INTRUDER_ROLES}
+    assert h.client(w.b).post("/v1/audit/verify", {})["ok"] is True
+    assert h.raw("GET", "/v1/health")[0] == 200  # the engine survived /v1/engine/stop attempts
+
+
+def test_a_member_reads_its_own_tenant(world: World) -> None:
+    """Control: the same requests succeed in A, so the refusals above are about B."""
+    w, h = world, world.h
+    for path in ("/v1/whoami", "/v1/projects", "/v1/roles", "/v1/members", "/v1/quotas", "/v1/usage/history", "/v1/reservations"):
+        status, resp = h.raw("GET", path, tenant=w.a, as_user="alice-member")
+        assert status == 200, (path, resp)
+    assert h.raw("POST", "/v1/usage", {"model": "m", "input_tokens": 1}, tenant=w.a, as_user="alice-member")[0] == 201
+
+
+def test_tenant_data_folders_are_separate(world: World) -> None:
+    w, h = world, world.h
+    da = Path(h.client(w.a).get(f"/v1/tenants/{w.a}")["data_dir"])
+    db = Path(h.client(w.b).get(f"/v1/tenants/{w.b}")["data_dir"])
+    assert da.is_dir() and db.is_dir() and da != db
+    assert da.parent == db.parent == h.paths.tenants
