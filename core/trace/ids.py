@@ -1,0 +1,124 @@
+"""Artefact ID patterns and whole-token matching.
+
+An ID matches only as a whole token: ``REQ-AUTH-001`` is never found inside
+``REQ-AUTH-0010``, ``XREQ-AUTH-001`` or ``REQ-AUTH-001_x``.  Each project may
+replace the three patterns (requirement, task, design) in ``musubi.toml``.
+
+Test names often spell an ID as an identifier (``test_req_auth_001_login``,
+``TestREQ_AUTH_001``); :attr:`IdPatterns.ident` finds that form, case-blind,
+with ``_`` in place of ``-``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import BadRequest
+
+DEFAULT_REQUIREMENT = r"REQ-[A-Z][A-Z0-9]*(?:-[A-Z][A-Z0-9]*)?-\d{3,}"
+DEFAULT_TASK = r"TASK-(?:[A-Z][A-Z0-9]*-){0,2}\d{3,}"
+DEFAULT_DESIGN = r"ADR-\d{3,}"
+
+KINDS = ("requirement", "task", "design")
+
+# Token boundaries: an ID is not glued to a word character or to a hyphenated
+# continuation ("REQ-AUTH-001-x"), but may end a sentence ("... REQ-AUTH-001.").
+_BEFORE = r"(?<![A-Za-z0-9_\-])"
+_AFTER = r"(?![A-Za-z0-9_]|-[A-Za-z0-9])"
+
+
+def _hyphens_to_underscores(pattern: str) -> str:
+    """Replace literal ``-`` outside character classes with ``_`` (for identifier forms)."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+        elif ch == "-":
+            ch = "_"
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _literal_prefix(pattern: str) -> str:
+    m = re.match(r"[A-Za-z][A-Za-z0-9]*-", pattern)
+    return m.group(0) if m else ""
+
+
+@dataclass
+class IdPatterns:
+    """Compiled patterns of one project; ``any_*`` match an ID of any kind."""
+
+    requirement: str = DEFAULT_REQUIREMENT
+    task: str = DEFAULT_TASK
+    design: str = DEFAULT_DESIGN
+
+    def __post_init__(self) -> None:
+        self.kind_res: dict[str, re.Pattern[str]] = {}
+        for kind in KINDS:
+            src = getattr(self, kind)
+            if not isinstance(src, str) or not src:
+                raise BadRequest(f"trace ID pattern for {kind} must be a non-empty regular expression.", field=f"{kind}_pattern")
+            try:
+                rx = re.compile(src)
+            except re.error as exc:
+                raise BadRequest(
+                    f"trace ID pattern for {kind} {src!r} is not a valid regular expression ({exc}); "
+                    f"fix {kind}_pattern in musubi.toml [trace].",
+                    field=f"{kind}_pattern",
+                ) from None
+            if rx.groups:
+                # Named/numbered groups would change what finditer reports; ask for (?:...).
+                raise BadRequest(
+                    f"trace ID pattern for {kind} {src!r} has capturing groups; use (?:...) instead.",
+                    field=f"{kind}_pattern",
+                )
+            if rx.match(""):
+                raise BadRequest(f"trace ID pattern for {kind} {src!r} matches the empty string.", field=f"{kind}_pattern")
+            self.kind_res[kind] = re.compile(f"^(?:{src})$")
+        alt = "|".join(f"(?:{getattr(self, k)})" for k in KINDS)
+        self.any_str = re.compile(f"{_BEFORE}(?:{alt}){_AFTER}")
+        self.any_bytes = re.compile(self.any_str.pattern.encode())
+        ident_alt = "|".join(f"(?:{_hyphens_to_underscores(getattr(self, k))})" for k in KINDS)
+        # Identifier form: start of identifier, after '_' or at a camelCase hump.
+        self.ident = re.compile(
+            rf"(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z])(?=[A-Z])))(?:{ident_alt})(?![0-9])",
+            re.IGNORECASE,
+        )
+        self.ident_bytes = re.compile(self.ident.pattern.encode(), re.IGNORECASE)
+        self.prefixes = {k: _literal_prefix(getattr(self, k)) for k in KINDS}
+
+    def kind_of(self, token: str) -> str | None:
+        """``requirement``, ``task`` or ``design`` for a canonical ID, else None."""
+        for kind, rx in self.kind_res.items():
+            if rx.match(token):
+                return kind
+        return None
+
+    def canonical(self, ident_token: str) -> str | None:
+        """The hyphenated upper-case ID an identifier-form token stands for, if valid."""
+        token = ident_token.upper().replace("_", "-")
+        return token if self.kind_of(token) else None
+
+    def find(self, text: str) -> list[tuple[int, str]]:
+        """(offset, ID) of every whole-token ID in ``text``."""
+        return [(m.start(), m.group(0)) for m in self.any_str.finditer(text)]
+
+    def malformed_prefix(self, token: str) -> str | None:
+        """The kind whose literal prefix ``token`` starts with although it is not a valid ID."""
+        up = token.upper()
+        for kind, prefix in self.prefixes.items():
+            if prefix and up.startswith(prefix.upper()) and not self.kind_res[kind].match(token):
+                return kind
+        return None

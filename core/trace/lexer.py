@@ -1,0 +1,147 @@
+"""Find artefact IDs in source files and say where each sits: comment, docstring, string, test name.
+
+A link counts when the ID is in a comment, a docstring, a test name, or any
+string of a test file (test titles and markers are strings: ``it("REQ-AUTH-001 ...")``,
+``@pytest.mark.req("REQ-AUTH-001")``).  An ID in a plain string of production
+code is data (an error code, a log message), not a trace link.  Files of a
+type we cannot lex are read as plain text: every ID counts.
+
+The lexer is one regular expression per language family that matches comments
+and strings only, so the C regex engine skips code; it runs only on files that
+contain an ID at all.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+from core.trace.ids import IdPatterns
+
+# (start, end, context) spans; context "comment" | "docstring" | "string".
+Span = tuple[int, int, str]
+# What the scanner keeps per hit: (ID, 1-based line, context).
+Hit = tuple[str, int, str]
+
+COUNTED = frozenset({"comment", "docstring", "text", "test-name", "test-string"})
+
+_DQ = r'"(?:[^"\\\n]|\\.)*"'
+_SQ = r"'(?:[^'\\\n]|\\.)*'"
+
+_FAMILIES: dict[str, re.Pattern[str]] = {
+    "python": re.compile(
+        r'(?P<docstring>[rRbBuUfF]{0,2}"""[\s\S]*?(?:"""|\Z)|[rRbBuUfF]{0,2}\'\'\'[\s\S]*?(?:\'\'\'|\Z))'
+        rf"|(?P<comment>#[^\n]*)|(?P<string>{_DQ}|{_SQ})"
+    ),
+    "hash": re.compile(rf"(?P<comment>#[^\n]*)|(?P<string>{_DQ}|{_SQ})"),
+    "clike": re.compile(
+        rf"(?P<comment>//[^\n]*|/\*[\s\S]*?(?:\*/|\Z))|(?P<string>{_DQ}|{_SQ}|`(?:[^`\\]|\\.)*`)"
+    ),
+    "dash": re.compile(rf"(?P<comment>--\[\[[\s\S]*?(?:\]\]|\Z)|--[^\n]*|/\*[\s\S]*?(?:\*/|\Z))|(?P<string>{_DQ}|{_SQ})"),
+    "xml": re.compile(r"(?P<comment><!--[\s\S]*?(?:-->|\Z))"),
+    "semi": re.compile(rf"(?P<comment>;[^\n]*)|(?P<string>{_DQ})"),
+    "percent": re.compile(rf"(?P<comment>%[^\n]*)|(?P<string>{_DQ})"),
+}
+
+_EXT_FAMILY: dict[str, str] = {}
+for _fam, _exts in {
+    "python": "py pyi pyx",
+    "hash": "sh bash zsh fish rb pl pm r yaml yml toml cfg conf ini mk cmake tf hcl ex exs nim jl ps1 coffee cr",
+    "clike": "c h cc cpp cxx hh hpp hxx m mm java kt kts scala groovy gradle js jsx mjs cjs ts tsx go rs cs "
+    "fs swift dart php css scss sass less proto zig v sol vue svelte",
+    "dash": "sql lua hs elm ada adb ads",
+    "xml": "html htm xml xhtml svg xsl",
+    "semi": "lisp clj cljs cljc el scm rkt asm s",
+    "percent": "tex sty erl hrl",
+}.items():
+    for _e in _exts.split():
+        _EXT_FAMILY["." + _e] = _fam
+
+_NAME_FAMILY = {"Makefile": "hash", "Dockerfile": "hash", "Rakefile": "hash", "Gemfile": "hash", "CMakeLists.txt": "hash"}
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def family_of(rel: str) -> str | None:
+    """The lexer family of a path, or None for plain text."""
+    name = rel.rsplit("/", 1)[-1]
+    fam = _NAME_FAMILY.get(name)
+    if fam:
+        return fam
+    dot = name.rfind(".")
+    return _EXT_FAMILY.get(name[dot:].lower()) if dot > 0 else None
+
+
+def _spans(text: str, family: str) -> tuple[list[int], list[Span]]:
+    rx = _FAMILIES[family]
+    spans = [(m.start(), m.end(), m.lastgroup or "string") for m in rx.finditer(text)]
+    return [s[0] for s in spans], spans
+
+
+def _context_at(pos: int, starts: list[int], spans: list[Span]) -> str:
+    i = bisect.bisect_right(starts, pos) - 1
+    if i >= 0 and spans[i][0] <= pos < spans[i][1]:
+        return spans[i][2]
+    return "code"
+
+
+class _Lines:
+    """Offset → 1-based line number, for increasing offsets (counts '\\n', so CRLF is fine)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+
+    def at(self, pos: int) -> int:
+        if pos < self.pos:
+            self.pos, self.line = 0, 1
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.line
+
+
+def scan_text(text: str, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
+    """Every ID in ``text`` with its line and context; uncounted contexts are kept as 'string'/'code'."""
+    family = family_of(rel)
+    found: list[tuple[int, str, str]] = []
+    matches = ids.find(text)
+    if matches:
+        if family is None:
+            found.extend((p, tok, "text") for p, tok in matches)
+        else:
+            starts, spans = _spans(text, family)
+            for p, tok in matches:
+                ctx = _context_at(p, starts, spans)
+                if ctx == "string" and is_test:
+                    ctx = "test-string"
+                found.append((p, tok, ctx))
+    if is_test:
+        found.extend(_test_names(text, ids))
+    found.sort()
+    lines = _Lines(text)
+    out: list[Hit] = []
+    seen: set[tuple[str, int]] = set()
+    for p, tok, ctx in found:
+        ln = lines.at(p)
+        if (tok, ln) in seen:
+            continue
+        seen.add((tok, ln))
+        out.append((tok, ln, ctx))
+    return out
+
+
+def _test_names(text: str, ids: IdPatterns) -> list[tuple[int, str, str]]:
+    """IDs spelled as identifiers inside test-named identifiers: ``test_req_auth_001_login``."""
+    if not ids.ident.search(text):
+        return []
+    out = []
+    for m in _IDENT.finditer(text):
+        word = m.group(0)
+        if "test" not in word.lower() or "_" not in word and not any(c.isdigit() for c in word):
+            continue
+        for im in ids.ident.finditer(word):
+            canon = ids.canonical(im.group(0))
+            if canon:
+                out.append((m.start() + im.start(), canon, "test-name"))
+    return out

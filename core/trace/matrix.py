@@ -1,0 +1,290 @@
+"""The trace matrix: requirement → design / tasks / code / tests, coverage, gaps, impact.
+
+Links come from *sources*: ``spec`` (a design element or task citing the
+requirement), ``scan`` (an ID in code or a test), ``manual`` (accepted by a
+person, from links.yml) and, later, ``suggested`` (code search).  Each link has
+a *state*: ``active`` (found in the repo), ``accepted``, ``suggested``,
+``rejected`` or ``suspect`` (the requirement's text changed since its last
+review).  Only active, accepted and suspect links count toward coverage.
+
+Coverage:
+- *shallow*: the requirement has a direct link of each kind (the ID itself is cited).
+- *deep*: design as shallow; tasks: it has at least one task; code / tests:
+  it has tasks and every one of them is cited by code / by a test.  Code that
+  cites a task or an ADR also appears under the requirements that task or ADR
+  serves (``via``), but only direct citations count as shallow coverage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.trace.lexer import COUNTED
+from core.trace.links import LinksFile, fingerprint
+from core.trace.scanner import ScanResult
+from core.trace.specs import DesignElement, Requirement, Task
+
+COLUMNS = ("design", "tasks", "code", "tests")
+_KIND_COLUMN = {"design": "design", "task": "tasks", "code": "code", "test": "tests"}
+COUNTING_STATES = ("active", "accepted", "suspect")
+
+
+def grade(percent: float) -> str:
+    for g, floor in (("A", 90), ("B", 80), ("C", 70), ("D", 60)):
+        if percent >= floor:
+            return g
+    return "F"
+
+
+@dataclass
+class Link:
+    """One edge from a requirement to a downstream artefact or location."""
+
+    kind: str  # design | task | code | test
+    target: str  # artefact ID, or the file path for code and tests
+    path: str
+    line: int
+    source: str  # spec | scan | manual | suggested
+    state: str = "active"
+    via: str = ""  # the ID actually cited (the requirement, or a task / ADR serving it)
+    title: str = ""
+    status: str = ""
+    context: str = ""  # for scanned links: comment | docstring | test-name | test-string | text
+
+    def counts(self) -> bool:
+        return self.state in COUNTING_STATES
+
+
+@dataclass
+class Row:
+    req: Requirement
+    fingerprint: str
+    reviewed: bool = False
+    suspect: bool = False
+    links: dict[str, list[Link]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
+    shallow: dict[str, bool] = field(default_factory=dict)
+    deep: dict[str, bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.req
+        return {
+            "id": r.id,
+            "title": r.title,
+            "path": r.path,
+            "line": r.line,
+            "priority": r.priority,
+            "status": r.status,
+            "feature": r.feature,
+            "statement": r.statement,
+            "criteria": r.criteria,
+            "fingerprint": self.fingerprint,
+            "reviewed": self.reviewed,
+            "suspect": self.suspect,
+            "links": {c: [asdict(lk) for lk in self.links[c]] for c in COLUMNS},
+            "shallow": self.shallow,
+            "deep": self.deep,
+        }
+
+
+@dataclass
+class Trace:
+    """Everything derived from one scan plus links.yml."""
+
+    scan: ScanResult
+    rows: dict[str, Row]
+    design: dict[str, DesignElement]
+    tasks: dict[str, Task]
+    duplicates: list[dict[str, Any]]
+    dangling: list[dict[str, Any]]
+    orphans: list[dict[str, Any]]
+    rejected: list[Link]
+
+    # -- derived views ----------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        n = len(self.rows)
+
+        def block(attr: str) -> dict[str, Any]:
+            cols = {}
+            total = 0
+            for c in COLUMNS:
+                k = sum(1 for r in self.rows.values() if getattr(r, attr)[c])
+                total += k
+                cols[c] = {"covered": k, "percent": round(100.0 * k / n, 1) if n else 0.0}
+            overall = round(100.0 * total / (4 * n), 1) if n else 0.0
+            return {"columns": cols, "overall": overall, "grade": grade(overall)}
+
+        shallow, deep = block("shallow"), block("deep")
+        return {
+            "requirements": n,
+            **shallow,
+            "deep": {**deep, "complete": sum(1 for r in self.rows.values() if all(r.deep.values()))},
+            "suspect": sum(1 for r in self.rows.values() if r.suspect),
+            "unreviewed": sum(1 for r in self.rows.values() if not r.reviewed),
+            "design_elements": len(self.design),
+            "tasks": len(self.tasks),
+            "dangling": len(self.dangling),
+            "orphans": len(self.orphans),
+        }
+
+    def gaps(self) -> dict[str, Any]:
+        missing = [
+            {"id": r.req.id, "title": r.req.title, "path": r.req.path, "line": r.req.line,
+             "missing": [c for c in COLUMNS if not r.shallow[c]]}
+            for r in self.rows.values()
+            if not all(r.shallow.values())
+        ]
+        return {"requirements": missing, "orphans": self.orphans, "dangling": self.dangling, "duplicates": self.duplicates}
+
+    def impact(self, rid: str) -> dict[str, Any]:
+        """Everything downstream of ``rid``: the set to revisit when it changes."""
+        row = self.rows[rid]
+        dependents = [
+            {"id": r.req.id, "path": r.req.path, "line": m.line}
+            for r in self.rows.values()
+            for m in r.req.cites
+            if m.id == rid
+        ]
+        items = [asdict(lk) for c in COLUMNS for lk in row.links[c] if lk.counts()]
+        return {
+            "id": rid,
+            "title": row.req.title,
+            "suspect": row.suspect,
+            "reviewed": row.reviewed,
+            "fingerprint": row.fingerprint,
+            "design": [i for i in items if i["kind"] == "design"],
+            "tasks": [i for i in items if i["kind"] == "task"],
+            "code": [i for i in items if i["kind"] == "code"],
+            "tests": [i for i in items if i["kind"] == "test"],
+            "requirements": dependents,
+            "files": sorted({i["path"] for i in items}),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.scan.root,
+            "scan": self.scan.stats(),
+            "summary": self.summary(),
+            "requirements": [r.to_json() for r in self.rows.values()],
+            "gaps": self.gaps(),
+        }
+
+
+def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
+    """Join a scan and links.yml into the matrix."""
+    ids = scan.config.ids
+    rows: dict[str, Row] = {}
+    design: dict[str, DesignElement] = {}
+    tasks: dict[str, Task] = {}
+    duplicates: list[dict[str, Any]] = []
+    for doc in scan.specs:
+        for r in doc.requirements:
+            if r.id in rows:
+                first = rows[r.id].req
+                duplicates.append({"id": r.id, "path": r.path, "line": r.line, "first": f"{first.path}:{first.line}"})
+                continue
+            rows[r.id] = Row(r, fingerprint(r))
+        for e in doc.design:
+            if e.id in design:
+                first_e = design[e.id]
+                duplicates.append({"id": e.id, "path": e.path, "line": e.line, "first": f"{first_e.path}:{first_e.line}"})
+                continue
+            design[e.id] = e
+        for t in doc.tasks:
+            if t.id in tasks:
+                first_t = tasks[t.id]
+                duplicates.append({"id": t.id, "path": t.path, "line": t.line, "first": f"{first_t.path}:{first_t.line}"})
+                continue
+            tasks[t.id] = t
+    rows = dict(sorted(rows.items()))
+    known = set(rows) | set(design) | set(tasks)
+    dangling: list[dict[str, Any]] = []
+    orphans: list[dict[str, Any]] = []
+    serves: dict[str, list[str]] = {}  # task / design ID -> requirement IDs it cites
+
+    def cite(kind: str, el: DesignElement | Task) -> None:
+        reqs = []
+        for m in el.cites:
+            if m.id not in known:
+                dangling.append({"id": m.id, "path": el.path, "line": m.line, "from": kind, "in": el.id})
+            elif m.id in rows and m.id not in reqs:
+                reqs.append(m.id)
+                rows[m.id].links[_KIND_COLUMN[kind]].append(
+                    Link(kind, el.id, el.path, m.line, "spec", via=m.id, title=el.title,
+                         status=getattr(el, "status", "") or (getattr(el, "level", "") or ""))
+                )
+        serves[el.id] = reqs
+        if not reqs:
+            orphans.append({"kind": kind, "id": el.id, "title": el.title, "path": el.path, "line": el.line})
+
+    for e in design.values():
+        cite("design", e)
+    for t in tasks.values():
+        cite("task", t)
+    for row in rows.values():
+        for m in row.req.cites:
+            if m.id not in known:
+                dangling.append({"id": m.id, "path": row.req.path, "line": m.line, "from": "requirement", "in": row.req.id})
+
+    cited_by: dict[str, dict[str, bool]] = {}  # task ID -> {"code": bool, "test": bool}
+    for kind, files in (("code", scan.code), ("test", scan.tests)):
+        for path, hits in files.items():
+            for tok, line, ctx in hits:
+                if ctx not in COUNTED:
+                    continue
+                if tok not in known:
+                    if ids.kind_of(tok):
+                        dangling.append({"id": tok, "path": path, "line": line, "from": kind, "in": path})
+                    continue
+                if tok in rows:
+                    rows[tok].links[_KIND_COLUMN[kind]].append(Link(kind, path, path, line, "scan", via=tok, context=ctx))
+                    continue
+                cited_by.setdefault(tok, {"code": False, "test": False})[kind] = True
+                for rid in serves.get(tok, ()):
+                    rows[rid].links[_KIND_COLUMN[kind]].append(Link(kind, path, path, line, "scan", via=tok, context=ctx))
+
+    rejected: list[Link] = []
+    lf = links or LinksFile(path=None)  # type: ignore[arg-type]
+    for sl in lf.links:
+        if sl.requirement not in rows:
+            dangling.append({"id": sl.requirement, "path": "storage/traceability/links.yml", "line": 0, "from": "links.yml", "in": sl.target})
+            continue
+        lk = Link(sl.kind, sl.target, sl.target if sl.kind in ("code", "test") else "", sl.line or 0, sl.source,
+                  state=sl.state, via=sl.requirement)
+        if sl.kind in ("design", "task"):
+            el = design.get(sl.target) or tasks.get(sl.target)
+            if el is not None:
+                lk.path, lk.line, lk.title = el.path, sl.line or el.line, el.title
+        if sl.state == "rejected":
+            rejected.append(lk)
+        else:
+            rows[sl.requirement].links[_KIND_COLUMN[sl.kind]].append(lk)
+
+    task_of: dict[str, list[str]] = {}
+    for tid, reqs in serves.items():
+        if tid in tasks:
+            for rid in reqs:
+                task_of.setdefault(rid, []).append(tid)
+    for rid, row in rows.items():
+        review = lf.reviews.get(rid)
+        row.reviewed = review is not None
+        row.suspect = review is not None and review.get("fingerprint") != row.fingerprint
+        if row.suspect:
+            for c in COLUMNS:
+                for lk in row.links[c]:
+                    if lk.state in ("active", "accepted"):
+                        lk.state = "suspect"
+        for c in COLUMNS:
+            row.links[c].sort(key=lambda lk: (lk.path, lk.line, lk.target))
+            row.shallow[c] = any(lk.counts() and (lk.via == rid or lk.source in ("manual", "suggested")) for lk in row.links[c])
+        my_tasks = task_of.get(rid, [])
+        row.deep = {
+            "design": row.shallow["design"],
+            "tasks": bool(my_tasks),
+            "code": bool(my_tasks) and all(cited_by.get(t, {}).get("code") for t in my_tasks),
+            "tests": bool(my_tasks) and all(cited_by.get(t, {}).get("test") for t in my_tasks),
+        }
+    dangling.sort(key=lambda d: (d["path"], d["line"], d["id"]))
+    orphans.sort(key=lambda d: (d["path"], d["line"]))
+    return Trace(scan, rows, design, tasks, duplicates, dangling, orphans, rejected)

@@ -1,0 +1,254 @@
+"""Incremental scan of a repository: spec files parsed, source files searched for IDs.
+
+A re-scan lists the files again (cheap) and reads only those whose size or
+mtime changed; of those, a file whose content hash is unchanged is not parsed
+again.  Per-file results live in memory and, when a cache path is given, in a
+JSON file (the engine keeps it under ``$MUSUBI_HOME/tenants/<tenant>/trace/``)
+so the next engine process starts warm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from core.trace import files as F
+from core.trace.config import DOC_EXTENSIONS, LINKS_FILE, TraceConfig
+from core.trace.lexer import Hit, scan_text
+from core.trace.specs import SpecDoc, parse_spec
+
+CACHE_VERSION = 1
+ROLES = ("requirements", "design", "tasks")
+
+
+class GlobSet:
+    """A list of gitwildmatch globs as one regex (pathspec compiles each; we join them)."""
+
+    def __init__(self, globs: list[str]) -> None:
+        spec = pathspec.GitIgnoreSpec.from_lines(globs)
+        pats = list(spec.patterns)
+        self._spec: pathspec.PathSpec | None = None
+        self._rx: re.Pattern[str] | None = None
+        if any(p.include is False for p in pats):
+            self._spec = spec  # negations need pathspec's ordered evaluation
+        else:
+            parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in pats if p.include and p.regex is not None]
+            self._rx = re.compile("|".join(f"(?:{x})" for x in parts)) if parts else None
+
+    def match(self, rel: str) -> bool:
+        if self._spec is not None:
+            return bool(self._spec.match_file(rel))
+        return bool(self._rx and self._rx.match(rel))
+
+
+@dataclass
+class Entry:
+    """Cached result for one file."""
+
+    size: int
+    mtime_ns: int
+    digest: str
+    role: str  # requirements | design | tasks | code | test | skipped
+    hits: list[Hit] = field(default_factory=list)
+    spec: SpecDoc | None = None
+    reason: str = ""  # why skipped
+
+    def to_json(self) -> list[Any]:
+        payload: Any = self.spec.to_dict() if self.spec else [list(h) for h in self.hits]
+        return [self.size, self.mtime_ns, self.digest, self.role, payload, self.reason]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Entry:
+        size, mtime, digest, role, payload, reason = row
+        if role in ROLES:
+            return cls(size, mtime, digest, role, spec=SpecDoc.from_dict(payload), reason=reason)
+        return cls(size, mtime, digest, role, hits=[(h[0], h[1], h[2]) for h in payload], reason=reason)
+
+
+@dataclass
+class ScanResult:
+    """The state of a repository after a scan."""
+
+    root: str
+    listing: str  # git | walk
+    config: TraceConfig
+    specs: list[SpecDoc]
+    code: dict[str, list[Hit]]  # production files with hits
+    tests: dict[str, list[Hit]]  # test files with hits
+    skipped: dict[str, str]  # path -> reason (binary, too large, symlink, ...)
+    files: int
+    read: int  # files read this scan
+    parsed: int  # files parsed this scan (content changed)
+    seconds: float
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "listing": self.listing,
+            "files": self.files,
+            "read": self.read,
+            "parsed": self.parsed,
+            "spec_files": len(self.specs),
+            "code_files_with_ids": len(self.code),
+            "test_files_with_ids": len(self.tests),
+            "skipped": len(self.skipped),
+            "seconds": round(self.seconds, 4),
+            "config": self.config.source,
+        }
+
+
+class Scanner:
+    """Scans one repository; call :meth:`scan` again for an incremental re-scan. Thread-safe."""
+
+    def __init__(self, root: Path, cache_file: Path | None = None) -> None:
+        self.root = root
+        self.cache_file = cache_file
+        self.entries: dict[str, Entry] = {}
+        self.config_fp: str | None = None
+        self.lock = threading.Lock()
+        self._loaded = False
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _load_cache(self) -> None:
+        self._loaded = True
+        if not self.cache_file:
+            return
+        try:
+            data = json.loads(self.cache_file.read_text("utf-8"))
+            if data.get("version") != CACHE_VERSION or data.get("root") != str(self.root):
+                return
+            self.config_fp = data["config"]
+            self.entries = {k: Entry.from_json(v) for k, v in data["entries"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            # A missing or damaged cache only costs a full scan.
+            self.entries, self.config_fp = {}, None
+
+    def _save_cache(self) -> None:
+        if not self.cache_file:
+            return
+        data = {
+            "version": CACHE_VERSION,
+            "root": str(self.root),
+            "config": self.config_fp,
+            "entries": {k: e.to_json() for k, e in self.entries.items()},
+        }
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, separators=(",", ":")), "utf-8")
+        os.replace(tmp, self.cache_file)
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def scan(self) -> ScanResult:
+        with self.lock:
+            return self._scan()
+
+    def _scan(self) -> ScanResult:
+        t0 = time.perf_counter()
+        if not self._loaded:
+            self._load_cache()
+        config = TraceConfig.load(self.root)
+        fp = config.fingerprint()
+        if fp != self.config_fp:
+            self.entries, self.config_fp = {}, fp
+        listed, how = F.list_files(self.root)
+        listed = F.filter_files(listed, config.exclude)
+        role_sets = {
+            "requirements": GlobSet(config.requirement_globs),
+            "design": GlobSet(config.design_globs),
+            "tasks": GlobSet(config.task_globs),
+        }
+        tests = GlobSet(config.test_globs)
+        ids = config.ids
+        any_b, ident_b = ids.any_bytes, ids.ident_bytes
+        root = str(self.root)
+        read = parsed = 0
+        new: dict[str, Entry] = {}
+        skipped: dict[str, str] = {}
+        changed = False
+        for rel in listed:
+            if rel == LINKS_FILE:
+                continue  # our own bookkeeping, not code
+            prev = self.entries.get(rel)
+            try:
+                st = os.lstat(os.path.join(root, rel))
+            except OSError as exc:
+                skipped[rel] = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable: {exc.strerror}"
+                continue
+            if prev is not None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+                new[rel] = prev
+                if prev.role == "skipped":
+                    skipped[rel] = prev.reason
+                continue
+            changed = True
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+                # Links are never followed (their target is scanned where it lives; loops cannot trap us).
+                skipped[rel] = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                continue
+            s = F.FileStat(st.st_size, st.st_mtime_ns)
+            role = next((r for r, g in role_sets.items() if g.match(rel)), None)
+            if role is None:
+                dot = rel.rfind(".")
+                if dot > rel.rfind("/") and rel[dot:].lower() in DOC_EXTENSIONS:
+                    # Prose outside the spec folders is not code; remembered so it is not re-classified.
+                    new[rel] = Entry(s.size, s.mtime_ns, "", "doc")
+                    continue
+                role = "test" if tests.match(rel) else "code"
+            if s.size > config.max_file_bytes:
+                reason = f"larger than max_file_bytes ({s.size} > {config.max_file_bytes})"
+                new[rel] = Entry(s.size, s.mtime_ns, "", "skipped", reason=reason)
+                skipped[rel] = reason
+                continue
+            data = F.read_bytes(self.root, rel, s.size)
+            read += 1
+            if isinstance(data, str):
+                skipped[rel] = data
+                continue
+            digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+            if prev is not None and prev.digest == digest and prev.role == role:
+                prev.size, prev.mtime_ns = s.size, s.mtime_ns
+                new[rel] = prev
+                continue
+            parsed += 1
+            if F.is_binary(data):
+                new[rel] = Entry(s.size, s.mtime_ns, digest, "skipped", reason="binary")
+                skipped[rel] = "binary"
+                continue
+            if role in ROLES:
+                doc = parse_spec(F.decode(data), rel, role, ids)
+                new[rel] = Entry(s.size, s.mtime_ns, digest, role, spec=doc)
+                continue
+            hits: list[Hit] = []
+            if any_b.search(data) or (role == "test" and ident_b.search(data)):
+                hits = scan_text(F.decode(data), rel, role == "test", ids)
+            new[rel] = Entry(s.size, s.mtime_ns, digest, role, hits=hits)
+        if changed or len(new) != len(self.entries):
+            self.entries = new
+            with contextlib.suppress(OSError):
+                self._save_cache()
+        else:
+            self.entries = new
+        specs = [e.spec for e in self.entries.values() if e.spec is not None]
+        specs.sort(key=lambda d: d.path)
+        code = {k: e.hits for k, e in self.entries.items() if e.role == "code" and e.hits}
+        test = {k: e.hits for k, e in self.entries.items() if e.role == "test" and e.hits}
+        return ScanResult(
+            str(self.root), how, config, specs, code, test, skipped, len(listed), read, parsed, time.perf_counter() - t0
+        )
+
+
+def scan(root: str | Path) -> ScanResult:
+    """One-off scan without a cache (library and tests)."""
+    return Scanner(Path(root).resolve()).scan()
