@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.trace.fixture import build_repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The fixture repository as a git work tree."""
+    return build_repo(tmp_path / "repo", git=True)
+
+
+@pytest.fixture
+def plain_repo(tmp_path: Path) -> Path:
+    """The same files without git: listed by the .gitignore-aware walk."""
+    return build_repo(tmp_path / "plain", git=False)
