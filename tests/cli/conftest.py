@@ -1,0 +1,40 @@
+"""Fixtures for the CLI tests: the real ``musubi`` command against a real engine.
+
+Each test module gets its own short ``MUSUBI_HOME`` under /tmp (Unix socket
+paths are limited to 107 bytes) with an engine started through the CLI, and
+stops it at the end, so no engine outlives the tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from .helpers import Cli, short_home
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Cli]:
+    """A running engine on a fresh short home, shared by the tests of one module."""
+    home = short_home()
+    c = Cli(home)
+    try:
+        c.ok("engine", "start")
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_home() -> Iterator[Cli]:
+    """A home of its own for tests that stop or break their engine."""
+    home = short_home()
+    c = Cli(home)
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(home, ignore_errors=True)

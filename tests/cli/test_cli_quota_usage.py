@@ -1,0 +1,173 @@
+"""``musubi quota`` and ``musubi usage``: limits, charges, reservations, exit 3 and 4, exact admission."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from .helpers import MUSUBI, REPO, Cli, base_env
+
+QUOTA_KEYS = {"id", "metric", "period", "scope", "user", "limit", "used", "reserved", "remaining", "fraction_used",
+              "window_start", "resets_at", "alerts"}
+
+
+def _quota(status: dict[str, Any], metric: str, period: str, user: str | None = None) -> dict[str, Any]:
+    found = [q for q in status["quotas"] if q["metric"] == metric and q["period"] == period and q["user"] == user]
+    assert len(found) == 1, status
+    return found[0]
+
+
+def test_new_tenant_has_default_quotas(cli: Cli) -> None:
+    cli.ok("tenant", "create", "q-default")
+    st = cli.js("quota", "status", "--tenant", "q-default")
+    assert set(st) == {"tenant", "user", "quotas", "tightest"}
+    assert _quota(st, "tokens", "day")["limit"] == 100_000
+    assert _quota(st, "requests", "hour")["limit"] == 100
+    assert set(st["quotas"][0]) == QUOTA_KEYS
+    human = cli.ok("--tenant", "q-default", "quota", "status").out
+    assert "tokens" in human and "100000" in human and "RESETS AT" in human
+
+
+def test_quota_set_status_remove(cli: Cli) -> None:
+    t = ("--tenant", "q-set")
+    cli.ok("tenant", "create", "q-set")
+    q = cli.js(*t, "quota", "set", "tokens", "5000", "--per", "hour", "--alert", "0.8,1.0")
+    assert set(q) == QUOTA_KEYS
+    assert q["limit"] == 5000 and q["period"] == "hour" and q["scope"] == "tenant" and q["alerts"] == [0.8, 1.0]
+    q = cli.js("quota", "set", "cost_usd", "12.50", "--per", "month", "--user", "alice", *t)
+    assert q["limit"] == "12.500000" and q["user"] == "alice" and q["scope"] == "user"
+    assert "quota set: 7 requests per minute" in cli.ok(*t, "quota", "set", "requests", "7", "--per", "minute").out
+    st = cli.js(*t, "quota", "status")
+    assert _quota(st, "cost_usd", "month", "alice")["remaining"] == "12.500000"
+    assert _quota(st, "requests", "minute")["limit"] == 7
+    only_alice = cli.js(*t, "quota", "status", "--user", "alice")
+    assert {q["user"] for q in only_alice["quotas"]} == {None, "alice"}
+
+    removed = cli.js(*t, "quota", "remove", "cost_usd", "--per", "month", "--user", "alice")
+    assert removed["removed"] is True and removed["metric"] == "cost_usd" and removed["user"] == "alice"
+    r = cli.fails(1, *t, "quota", "remove", "cost_usd", "--per", "month", "--user", "alice")
+    assert "no cost_usd per month quota" in r.err
+    assert "removed the requests per minute quota" in cli.ok(*t, "quota", "remove", "requests", "--per", "minute").out
+
+
+def test_quota_bad_input_changes_nothing(cli: Cli) -> None:
+    t = ("--tenant", "q-bad")
+    cli.ok("tenant", "create", "q-bad")
+    before = cli.js(*t, "quota", "status")
+    r = cli.fails(2, *t, "quota", "set", "tokens", "-5", "--per", "day")
+    assert "negative" in r.err
+    err = cli(*t, "quota", "set", "tokens", "-5", "--per", "day", "--json").json()["error"]
+    assert err["code"] == "bad_request" and err["field"] == "limit" and err["exit_code"] == 2
+    cli.fails(2, *t, "quota", "set", "tokens", "lots", "--per", "day")
+    cli.fails(2, *t, "quota", "set", "cost_usd", "0.0000001", "--per", "day")
+    cli.fails(2, *t, "quota", "set", "tokens", "5", "--per", "day", "--alert", "2,abc")
+    cli.fails(2, *t, "quota", "set", "tokens", "5", "--per", "fortnight")
+    after = cli.js(*t, "quota", "status")
+    assert [q["limit"] for q in before["quotas"]] == [q["limit"] for q in after["quotas"]]
+
+
+def test_usage_record_and_the_hard_limit(cli: Cli) -> None:
+    t = ("--tenant", "q-rec")
+    cli.ok("tenant", "create", "q-rec")
+    cli.ok(*t, "quota", "set", "tokens", "1000", "--per", "day")
+    rec = cli.js(*t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100",
+                 "--cost-usd", "0.0105")
+    assert rec["recorded"] is True and rec["tokens"] == 800 and rec["requests"] == 1 and rec["cost_usd"] == "0.010500"
+    assert set(rec) == {"recorded", "tenant", "user", "model", "tokens", "requests", "cost_usd", "entry_id", "ts"}
+    before = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
+    assert before["used"] == 800
+
+    r = cli.fails(3, *t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "150", "--output-tokens", "100")
+    assert "quota exceeded" in r.err and "Nothing was charged" in r.err and "musubi quota set tokens" in r.err
+    err = cli(*t, "usage", "record", "--model", "m", "--input-tokens", "201", "--output-tokens", "0", "--json")
+    assert err.rc == 3
+    body = err.json()["error"]
+    assert body["code"] == "quota_exceeded" and body["exit_code"] == 3
+    assert body["quota"]["limit"] == 1000 and body["quota"]["used"] == 800 and body["quota"]["requested"] == 201
+    after = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
+    assert after["used"] == 800 and after["remaining"] == 200  # nothing charged
+    assert "recorded 200 tokens" in cli.ok(*t, "usage", "record", "--model", "m", "--input-tokens", "200",
+                                          "--output-tokens", "0").out
+    cli.fails(3, *t, "usage", "record", "--model", "m", "--input-tokens", "1", "--output-tokens", "0")
+    denied = cli.js(*t, "audit", "list", "--outcome", "denied", "--action", "usage.record")
+    assert len(denied) == 3 and all(e["details"]["code"] == "quota_exceeded" for e in denied)
+
+
+def test_reserve_settle_release(cli: Cli) -> None:
+    t = ("--tenant", "q-rsv")
+    cli.ok("tenant", "create", "q-rsv")
+    cli.ok(*t, "quota", "set", "tokens", "1000", "--per", "day")
+    rsv = cli.js(*t, "usage", "reserve", "--tokens", "600", "--ttl", "300")
+    assert set(rsv) == {"reservation_id", "tokens", "requests", "cost_usd", "expires_at"}
+    assert rsv["reservation_id"].startswith("rsv_") and rsv["tokens"] == 600
+    assert _quota(cli.js(*t, "quota", "status"), "tokens", "day")["reserved"] == 600
+    r = cli.fails(3, *t, "usage", "reserve", "--tokens", "500")
+    assert "reserving" in r.err
+    rows = cli.js(*t, "usage", "reservations")
+    assert [x["reservation_id"] for x in rows] == [rsv["reservation_id"]]
+    assert rsv["reservation_id"] in cli.ok(*t, "usage", "reservations").out
+
+    settled = cli.js(*t, "usage", "settle", rsv["reservation_id"], "--input-tokens", "500", "--output-tokens", "150",
+                     "--model", "m")
+    assert settled["settled"] is True and settled["tokens"] == 650 and settled["overshoot"] == {"tokens": 50}
+    q = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
+    assert q["used"] == 650 and q["reserved"] == 0
+    cli.fails(1, *t, "usage", "settle", rsv["reservation_id"], "--input-tokens", "1", "--output-tokens", "1")
+
+    second = cli.ok(*t, "usage", "reserve", "--tokens", "100").out
+    rid = second.split(":")[0]
+    assert rid.startswith("rsv_")
+    assert cli.js(*t, "usage", "release", rid) == {"reservation_id": rid, "released": True}
+    assert cli.js(*t, "usage", "reservations") == []
+    assert "no open reservations" in cli.ok(*t, "usage", "reservations").out
+    cli.fails(1, *t, "usage", "release", rid)
+    cli.fails(2, *t, "usage", "release", "not-a-reservation")
+    cli.fails(2, *t, "usage", "reserve", "--ttl", "0")
+
+    hist = cli.js(*t, "usage", "history", "--bucket", "day", "--since-hours", "48")
+    assert hist["tenant"] == "q-rsv" and hist["bucket"] == "day"
+    assert sum(r["tokens"] for r in hist["rows"]) == 650 and set(hist["rows"][0]) == {"bucket", "tokens", "requests", "cost_micros"}
+    assert "650" in cli.ok(*t, "usage", "history").out
+
+
+def test_viewer_is_denied_and_the_denial_is_audited(cli: Cli) -> None:
+    t = ("--tenant", "q-deny")
+    cli.ok("tenant", "create", "q-deny")
+    cli.ok(*t, "member", "add", "bob", "--role", "viewer")
+    before = cli.js(*t, "quota", "status")
+    r = cli.fails(4, *t, "--as", "bob", "quota", "set", "tokens", "5", "--per", "day")
+    assert "quotas.manage" in r.err and "bob" in r.err
+    # the same with the global options after the subcommand
+    r = cli.fails(4, "quota", "set", "tokens", "5", "--per", "day", "--as", "bob", *t)
+    assert [q["limit"] for q in cli.js(*t, "quota", "status")["quotas"]] == [q["limit"] for q in before["quotas"]]
+    cli.fails(4, *t, "--as", "bob", "usage", "record", "--model", "m", "--input-tokens", "1", "--output-tokens", "0")
+    assert cli.js(*t, "--as", "bob", "quota", "status")["user"] == "bob"  # viewers may read headroom
+
+    denied = cli.js(*t, "audit", "list", "--outcome", "denied", "--action", "quota.set")
+    assert len(denied) == 2
+    ev = denied[0]
+    assert ev["actor"] == "bob" and ev["outcome"] == "denied" and ev["details"]["permission"] == "quotas.manage"
+    assert ev["details"]["impersonator"]
+    human = cli.ok(*t, "audit", "list", "--outcome", "denied").out
+    assert "bob" in human and "quota.set" in human and "denied" in human
+
+
+def test_forty_parallel_records_admit_exactly_ten(cli: Cli) -> None:
+    cli.ok("tenant", "create", "q-par")
+    cli.ok("--tenant", "q-par", "quota", "set", "tokens", "1000", "--per", "day")
+    env = base_env(cli.home)
+    env["MUSUBI_TENANT"] = "q-par"
+    cmd = [*MUSUBI, "usage", "record", "--model", "m", "--input-tokens", "100", "--output-tokens", "0"]
+    procs = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(40)]
+    results = [(p.wait(timeout=300), p.stdout.read() if p.stdout else "", p.stderr.read() if p.stderr else "")
+               for p in procs]
+    for p in procs:
+        for f in (p.stdout, p.stderr):
+            if f:
+                f.close()
+    codes = sorted(rc for rc, _o, _e in results)
+    assert codes.count(0) == 10 and codes.count(3) == 30, results
+    assert all("Traceback" not in e for _rc, _o, e in results)
+    q = _quota(cli.js("--tenant", "q-par", "quota", "status"), "tokens", "day")
+    assert q["used"] == 1000 and q["remaining"] == 0
