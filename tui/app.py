@@ -1,0 +1,282 @@
+"""The Musubi workstation app: six modes, global keys with ids, palette commands, colour setup.
+
+Screens live in :mod:`tui.screens`; services in :mod:`tui.context`.  This module
+stays small and cheap to import: the Admin screen, help and debug screens are
+imported only when first shown, and the engine connection starts after the first
+frame is painted (:class:`tui.context.EngineLink` runs in a worker).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from functools import partial
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from core.client import Identity
+from core.errors import MusubiError
+from core.paths import HomePaths
+from tui.config import config_path, detect_color_system, load_settings
+from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.modes import BY_NAME, MODES
+from tui.screens.placeholders import CostScreen, SearchScreen, TraceScreen, TutorialsScreen
+
+# Worker groups whose interruption would leave the user unsure what happened.
+WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
+
+
+def _admin_screen() -> Screen[Any]:
+    from tui.screens.admin.screen import (
+        AdminScreen,  # lazy: DataTable, plot and forms load on first use
+    )
+
+    return AdminScreen()
+
+
+def _tenant_provider() -> type:
+    from tui.widgets.palette import TenantCommands
+
+    return TenantCommands
+
+
+def _mode_bindings() -> list[BindingType]:
+    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False) for m in MODES]
+
+
+class MusubiApp(App[int], inherit_bindings=False):
+    """Full-screen workstation.  Construct with an :class:`AppContext`; see :func:`run`."""
+
+    TITLE = "Musubi Workstation"
+    CSS_PATH = ["styles/app.tcss", "styles/admin.tcss"]
+    MODES: ClassVar[dict[str, Any]] = {
+        "dashboard": DashboardScreen,
+        "trace": TraceScreen,
+        "search": SearchScreen,
+        "cost": CostScreen,
+        "tutorials": TutorialsScreen,
+        "admin": _admin_screen,
+    }
+    DEFAULT_MODE = "dashboard"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (150, "-xwide")]
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {_tenant_provider}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", id="help"),
+        *_mode_bindings(),
+        Binding("f8", "switch_tenant", "Tenant", id="tenant_switch"),
+        Binding("f10", "toggle_maximize", "Maximise", id="maximize"),
+        Binding("f12", "debug_info", "Debug", id="debug_info", show=False),
+        Binding("ctrl+r", "reconnect", "Reconnect", id="reconnect", show=False),
+        Binding("q,ctrl+q", "request_quit", "Quit", id="quit"),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        ctx.attach(self)
+        self.link = EngineLink(ctx)
+        self._apply_color(ctx.color.system)
+        if not ctx.animations:
+            self.animation_level = "none"
+        if ctx.settings.theme:
+            self.theme = ctx.settings.theme if ctx.settings.theme in self.available_themes else self.theme
+        elif ctx.color.system == "16":
+            self.theme = "ansi-dark"  # the terminal's own 16 colours beat a lossy downgrade of RGB
+        if ctx.settings.keymap:
+            self.set_keymap(ctx.settings.keymap)
+
+    def _apply_color(self, system: str) -> None:
+        # Textual reads TEXTUAL_COLOR_SYSTEM and NO_COLOR once at import/construction; our
+        # decision (flag > config > NO_COLOR > COLORTERM/TERM) replaces both for this app.
+        from rich.color import ColorSystem
+        from textual.filter import Monochrome, NoColor
+
+        if system == "none":
+            if not self.no_color:
+                self._filters.append(Monochrome())
+            self.no_color = True
+            return
+        self._filters = [f for f in self._filters if not isinstance(f, Monochrome | NoColor)]
+        self.no_color = False
+        self.console._color_system = {
+            "truecolor": ColorSystem.TRUECOLOR,
+            "256": ColorSystem.EIGHT_BIT,
+            "16": ColorSystem.STANDARD,
+        }[system]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.ctx.conn_changed.subscribe(self, self._conn_changed)
+        self.ctx.engine_event.subscribe(self, self._engine_event)
+        if self.ctx.settings.theme and self.ctx.settings.theme not in self.available_themes:
+            self.notify(f"config.toml: unknown theme {self.ctx.settings.theme!r}; using {self.theme}.", severity="warning")
+        # Connect only after the first frame is on screen: the user never waits for the engine.
+        self.call_after_refresh(self.start_link)
+        self.call_after_refresh(self.run_worker, self._check_keymap, thread=True, group="keymap-check", exit_on_error=False)
+
+    def start_link(self) -> None:
+        self.run_worker(self.link.run(), name="engine-link", group="engine-link", exclusive=True, exit_on_error=False)
+
+    def _check_keymap(self) -> None:
+        from tui.screens.registry import all_binding_ids
+
+        unknown = sorted(set(self.ctx.settings.keymap) - all_binding_ids())
+        if unknown:
+            self.call_from_thread(
+                self.notify,
+                f"config.toml [keymap] names unknown binding ids: {', '.join(unknown)}. "
+                "F1 lists the ids that work on each screen.",
+                title="Keymap",
+                severity="warning",
+                timeout=12,
+            )
+
+    def _conn_changed(self, state: ConnState) -> None:
+        previous = getattr(self, "_last_conn", "connecting")
+        self._last_conn = state.name
+        if state.name == "connected" and previous in ("reconnecting", "down"):
+            self.notify("Reconnected to the engine; live updates resumed.", title="Engine")
+        elif state.name != "connected" and previous != state.name:
+            title = "Engine down" if state.name == "down" else "Engine connection lost"
+            self.notify(f"{state.reason} Retrying in {state.retry_in:.0f}s.", title=title, severity="warning")
+
+    def _engine_event(self, ev: dict[str, Any]) -> None:
+        if ev.get("type") == "quota.alert":
+            who = f" for {ev['user']}" if ev.get("user") else ""
+            pct = float(ev.get("threshold") or 0) * 100
+            self.notify(
+                f"{ev.get('metric')} per {ev.get('period')}{who} reached {pct:.0f}% of its limit "
+                f"({ev.get('used')} of {ev.get('limit')}).",
+                title="Quota alert",
+                severity="warning",
+                timeout=10,
+            )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.group == "engine-link":
+            self.notify(f"engine link stopped: {event.worker.error}; press ctrl+r.", severity="error")
+
+    # -- actions --------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Under a dialog, global keys must not switch modes or quit behind the user's back.
+        return not (action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen))
+
+    async def action_mode(self, name: str) -> None:
+        if name in BY_NAME and self.current_mode != name:
+            await self.switch_mode(name)
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen, key_rows, widget_help
+
+        screen = self.screen
+        name, text = widget_help(screen.focused, screen)
+        title = BY_NAME[self.current_mode].title if self.current_mode in BY_NAME else type(screen).__name__
+        self.push_screen(HelpScreen(title, name, text, str(getattr(screen, "HELP", "")), key_rows(screen)))
+
+    def action_debug_info(self) -> None:
+        from tui.screens.debug import DebugScreen, debug_info
+
+        if isinstance(self.screen, DebugScreen):
+            return
+        self.push_screen(DebugScreen(debug_info(self.ctx, (self.size.width, self.size.height), self.theme)))
+
+    def action_toggle_maximize(self) -> None:
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif screen.focused is None or not screen.maximize(screen.focused):
+            self.notify("Nothing here can be maximised; press tab to focus a panel first.", severity="warning")
+
+    def action_reconnect(self) -> None:
+        self.notify("Reconnecting to the engine (starting it if needed)…", title="Engine")
+        self.link.reconnect_now()
+
+    def action_switch_tenant(self) -> None:
+        from tui.screens.tenant_picker import TenantPicker
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.action_switch_tenant_to(name)
+
+        self.push_screen(TenantPicker(), chosen)
+
+    def action_switch_tenant_to(self, name: str) -> None:
+        if name == self.ctx.tenant:
+            return
+        self.ctx.api.identity.tenant = name
+        self.ctx.whoami, self.ctx.quotas = None, None
+        self.ctx.set_conn(ConnState("connecting", f"switching to tenant {name}"))
+        self.link = EngineLink(self.ctx)
+        self.start_link()
+        self.notify(f"Switched to tenant {name}.", title="Tenant")
+
+    def running_work(self) -> list[str]:
+        """Descriptions of work a quit would interrupt."""
+        work = [w.description or w.name for w in self.workers if w.group in WORK_GROUPS and w.is_running]
+        if self.ctx.api.writes_in_flight and not work:
+            work.append(f"{self.ctx.api.writes_in_flight} change(s) on their way to the engine")
+        return work
+
+    def action_request_quit(self) -> None:
+        work = self.running_work()
+        if not work:
+            self.exit(0)
+            return
+        from tui.screens.modals import ConfirmModal
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit(0)
+
+        body = "Still running:\n" + "\n".join(f" • {w}" for w in work) + "\n\nThe engine finishes accepted changes on its own."
+        self.push_screen(ConfirmModal("Quit while work is running?", body, "Quit"), answer)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for m in MODES:
+            yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}", partial(self.action_mode, m.name))
+        yield SystemCommand("Switch tenant", "F8: pick another tenant you belong to", self.action_switch_tenant)
+        yield SystemCommand("Debug info", "F12: versions, paths, engine and terminal facts to copy", self.action_debug_info)
+        yield SystemCommand("Reconnect to engine", "ctrl+r: retry now, starting the engine if needed", self.action_reconnect)
+        yield SystemCommand("Help", "F1: help for the focused widget and this screen's keys", self.action_help)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title not in ("Quit", "Keys"):
+                yield cmd
+        yield SystemCommand("Quit", "q / ctrl+q: leave the workstation (asks first when work is running)", self.action_request_quit)
+
+    async def on_unmount(self) -> None:
+        await self.ctx.api.close()
+
+
+def run(
+    home: str | None = None,
+    tenant: str | None = None,
+    as_user: str | None = None,
+    color_system: str | None = None,
+    no_animations: bool = False,
+) -> int:
+    """Start the workstation; returns the process exit code.  Bad config prints a message, not a traceback."""
+    try:
+        settings = load_settings()
+        color = detect_color_system(flag=color_system, configured=settings.color_system)
+        paths = HomePaths.resolve(home)
+    except MusubiError as exc:
+        print(f"musubi: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    identity = Identity(tenant=tenant, as_user=as_user, cwd=os.getcwd())
+    ctx = AppContext(
+        RealEngineApi(paths, identity),
+        settings,
+        color,
+        animations=settings.animations and not no_animations,
+        config_file=config_path(),
+    )
+    return int(MusubiApp(ctx).run() or 0)

@@ -1,0 +1,1 @@
+"""Admin mode (6): tenants, members & roles, quotas, audit — one pane module each."""

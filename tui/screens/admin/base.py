@@ -1,0 +1,100 @@
+"""What the four admin panes share: engine calls in workers, refusals shown as notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from textual.containers import Vertical
+from textual.worker import Worker, WorkerState
+
+from core.errors import (
+    BadRequest,
+    Conflict,
+    EngineUnavailable,
+    MusubiError,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    TenantSuspended,
+)
+from tui.context import AppContext, ConnState, app_ctx
+
+
+def error_title(exc: BaseException) -> str:
+    """A short notification title for an engine refusal."""
+    for cls, title in (
+        (TenantSuspended, "Tenant suspended"),
+        (PermissionDenied, "Permission denied"),
+        (QuotaExceeded, "Quota exceeded"),
+        (EngineUnavailable, "Engine unavailable"),
+        (NotFound, "Not found"),
+        (Conflict, "Refused"),
+        (BadRequest, "Invalid input"),
+        (MusubiError, "Engine error"),
+    ):
+        if isinstance(exc, cls):
+            return title
+    return "Unexpected error"
+
+
+class AdminPane(Vertical):
+    """Base of the Tenants, Members, Quotas and Audit panes.
+
+    Subclasses implement :meth:`reload`, a worker that fetches and posts a message
+    with the result.  Writes go through :meth:`write`, which runs in the
+    ``admin-write`` group (quitting asks first while one runs), notifies the
+    outcome, and reloads.  Every failure becomes a notification: a refused action
+    never crashes the app and changes nothing.
+    """
+
+    loaded = False
+
+    @property
+    def ctx(self) -> AppContext:
+        return app_ctx(self)
+
+    def on_mount(self) -> None:
+        self.ctx.conn_changed.subscribe(self, self._conn_changed)
+        self.ctx.data_changed.subscribe(self, self._data_changed)
+
+    def _conn_changed(self, state: ConnState) -> None:
+        if state.name == "connected" and self.loaded:
+            self.reload()
+
+    def _data_changed(self, what: str) -> None:
+        if what == "whoami" and self.loaded:
+            self.reload()  # tenant switched or our roles changed
+
+    def ensure_loaded(self) -> None:
+        """Load on first display, so the Admin mode costs nothing until its tab is opened."""
+        if not self.loaded:
+            self.loaded = True
+            self.reload()
+
+    def reload(self) -> None:
+        """Fetch again in a worker; a newer reload replaces a stale one (latest wins)."""
+        self.run_worker(self.fetch(), group=f"{self.id}-load", exclusive=True, exit_on_error=False)
+
+    async def fetch(self) -> None:
+        """Read from the engine and post a message with the result (subclasses)."""
+        raise NotImplementedError
+
+    def write(self, description: str, call: Callable[[], Awaitable[Any]], done: str) -> None:
+        """Run one engine write in a worker; ``done`` is the success notification."""
+
+        async def job() -> None:
+            await call()
+            self.notify(done, title="Done")
+            self.reload()
+
+        self.run_worker(job(), group="admin-write", description=description, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        exc = event.worker.error
+        if exc is None:
+            return
+        message = exc.message if isinstance(exc, MusubiError) else f"{type(exc).__name__}: {exc}"
+        self.notify(message, title=error_title(exc), severity="error", timeout=10)

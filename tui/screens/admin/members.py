@@ -1,0 +1,196 @@
+"""Admin ▸ Members & roles: bindings per tenant and project; add, change role, remove; a role's permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, OptionList, Static
+from textual.widgets.option_list import Option
+
+from core.client import seg
+from tui.screens.admin.base import AdminPane
+from tui.screens.admin.forms import FormField, FormModal, user_name_error
+from tui.screens.modals import ConfirmModal
+from tui.widgets.format import short_ts
+from tui.widgets.panel import Panel
+
+TENANT_WIDE = "(tenant-wide)"
+
+
+class BindingsTable(DataTable[str]):
+    HELP = (
+        "Role bindings of this tenant: at tenant scope, or for one project.\n\n"
+        "**a** add · **c** change role · **d** remove · **r** refresh. "
+        "The right-hand panel shows the permissions of the highlighted binding's role. "
+        "Needs `members.manage`; you can grant only permissions you hold."
+    )
+
+
+class RoleList(OptionList):
+    HELP = "Roles of this tenant (built in and custom). Highlight one to see its permission matrix."
+
+
+class MembersPane(AdminPane):
+    BINDINGS = [
+        Binding("a", "add", "Add member", id="members_add"),
+        Binding("c", "change_role", "Change role", id="members_change_role"),
+        Binding("d,delete", "remove", "Remove", id="members_remove"),
+        Binding("r", "refresh", "Refresh", id="members_refresh"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, members: list[dict[str, Any]], roles: list[dict[str, Any]], projects: list[str]) -> None:
+            super().__init__()
+            self.members, self.roles, self.projects = members, roles, projects
+
+    class MatrixLoaded(Message):
+        def __init__(self, role: dict[str, Any]) -> None:
+            super().__init__()
+            self.role = role
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="members-split"):
+            with Panel(title="Members", id="members-panel"):
+                yield BindingsTable(id="members-table", cursor_type="row", zebra_stripes=True)
+            with Panel(title="Role permissions", id="matrix-panel"):
+                yield RoleList(id="role-list")
+                with VerticalScroll(id="role-matrix-scroll"):
+                    yield Static("", id="role-matrix", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.members: list[dict[str, Any]] = []
+        self.roles: list[dict[str, Any]] = []
+        self.projects: list[str] = []
+        table = self.query_one(BindingsTable)
+        for label, key in (("User", "user"), ("Scope", "scope"), ("Role", "role"), ("Since (UTC)", "since"), ("Added by", "by")):
+            table.add_column(label, key=key)
+
+    async def fetch(self) -> None:
+        api = self.ctx.api
+        members = await api.get("/v1/members")
+        roles = await api.get("/v1/roles")
+        projects = [str(p["name"]) for p in await api.get("/v1/projects")]
+        self.post_message(self.Loaded(members, roles, projects))
+
+    def on_members_pane_loaded(self, message: Loaded) -> None:
+        self.members, self.roles, self.projects = message.members, message.roles, message.projects
+        table = self.query_one(BindingsTable)
+        table.clear()
+        for i, m in enumerate(self.members):
+            scope = f"project {m['project']}" if m.get("project") else "tenant"
+            table.add_row(str(m["user"]), scope, str(m["role"]), short_ts(m.get("since")), str(m.get("added_by") or "—"), key=str(i))
+        roles = self.query_one(RoleList)
+        highlighted = roles.highlighted
+        roles.clear_options()
+        roles.add_options([Option(f"{r['name']}{'' if r.get('builtin') else ' (custom)'}", id=str(r["name"])) for r in self.roles])
+        if self.roles:
+            roles.highlighted = highlighted if highlighted is not None and highlighted < len(self.roles) else 0
+        self._follow_binding()
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(BindingsTable)
+        if not self.members or not 0 <= table.cursor_row < len(self.members):
+            return None
+        return self.members[table.cursor_row]
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._follow_binding()
+
+    def _follow_binding(self) -> None:
+        m = self.selected()
+        if not m:
+            return
+        names = [r["name"] for r in self.roles]
+        if m["role"] in names:
+            self.query_one(RoleList).highlighted = names.index(m["role"])
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            self.load_matrix(event.option.id)
+
+    @work(exclusive=True, group="members-matrix", exit_on_error=False)
+    async def load_matrix(self, role: str) -> None:
+        self.post_message(self.MatrixLoaded(await self.ctx.api.get(f"/v1/roles/{seg(role)}")))
+
+    def on_members_pane_matrix_loaded(self, message: MatrixLoaded) -> None:
+        r = message.role
+        matrix: dict[str, bool] = r.get("matrix") or {}
+        lines = [f"{r['name']}: {r.get('description') or ''}", ""]
+        # A mark and a word for each permission: readable without colour.
+        lines += [f"{'✓ yes' if ok else '· no '}  {perm}" for perm, ok in matrix.items()]
+        self.query_one("#role-matrix", Static).update("\n".join(lines))
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _role_choices(self) -> list[tuple[str, str]]:
+        return [(f"{r['name']} — {r.get('description') or 'custom role'}", str(r["name"])) for r in self.roles]
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_add(self) -> None:
+        projects = [(TENANT_WIDE, TENANT_WIDE)] + [(p, p) for p in self.projects]
+        form = FormModal(
+            f"Add a member to {self.ctx.tenant}",
+            [
+                FormField("user", "User (OS login):", placeholder="e.g. alice", validate=user_name_error),
+                FormField("role", "Role:", value="member", choices=self._role_choices()),
+                FormField("project", "Scope:", value=TENANT_WIDE, choices=projects),
+            ],
+            "Add",
+        )
+
+        def submitted(values: dict[str, str] | None) -> None:
+            if values:
+                self._bind(values["user"], values["role"], values["project"], "add")
+
+        self.app.push_screen(form, submitted)
+
+    def _bind(self, user: str, role: str, project: str, verb: str) -> None:
+        proj = None if project in ("", TENANT_WIDE) else project
+        body = {"user": user, "role": role, "project": proj}
+        where = f" on project {proj}" if proj else ""
+        done = f"{user} is now {role}{where}."
+        self.write(f"{verb} member {user}", lambda: self.ctx.api.post("/v1/members", body), done)
+
+    def action_change_role(self) -> None:
+        m = self.selected()
+        if not m:
+            return
+        where = f"project {m['project']}" if m.get("project") else f"tenant {self.ctx.tenant}"
+        form = FormModal(
+            f"Change role of {m['user']} in {where}",
+            [FormField("role", "New role:", value=str(m["role"]), choices=self._role_choices())],
+            "Change",
+        )
+
+        def submitted(values: dict[str, str] | None) -> None:
+            if values and values["role"] != m["role"]:
+                self._bind(str(m["user"]), values["role"], str(m.get("project") or ""), "change role of")
+
+        self.app.push_screen(form, submitted)
+
+    def action_remove(self) -> None:
+        m = self.selected()
+        if not m:
+            return
+        user, project = str(m["user"]), m.get("project")
+        where = f"project {project}" if project else f"tenant {self.ctx.tenant}"
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                query = {"project": project} if project else None
+                self.write(
+                    f"remove member {user}",
+                    lambda: self.ctx.api.delete(f"/v1/members/{seg(user)}", query),
+                    f"Removed {user}'s {m['role']} binding from {where}.",
+                )
+
+        body = f"{user} loses role {m['role']} in {where}. Their other bindings stay."
+        self.app.push_screen(ConfirmModal(f"Remove {user} from {where}?", body, "Remove", danger=True), confirmed)

@@ -1,0 +1,190 @@
+"""Admin ▸ Quotas: one live gauge per quota, edit a limit, and the last 24 hours of usage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Sparkline, Static
+
+from tui.screens.admin.base import AdminPane
+from tui.screens.admin.forms import FormField, FormModal, alerts_error, limit_error, user_name_error
+from tui.widgets.format import parse_ts
+from tui.widgets.gauge import QuotaGauge
+from tui.widgets.panel import Panel
+
+METRICS = ("tokens", "requests", "cost_usd")
+PERIODS = ("minute", "hour", "day", "month")
+HISTORY_HOURS = 24
+
+
+def hourly_series(rows: list[dict[str, Any]], now: datetime, hours: int = HISTORY_HOURS) -> list[tuple[datetime, dict[str, Any]]]:
+    """One bucket per hour for the last ``hours`` hours, zeros where nothing was used."""
+    end = now.replace(minute=0, second=0, microsecond=0)
+    by_hour = {}
+    for r in rows:
+        ts = parse_ts(r.get("bucket"))
+        if ts is not None:
+            by_hour[ts.replace(minute=0, second=0, microsecond=0)] = r
+    start = end - timedelta(hours=hours - 1)
+    empty = {"tokens": 0, "requests": 0, "cost_micros": 0}
+    return [(start + timedelta(hours=i), by_hour.get(start + timedelta(hours=i), empty)) for i in range(hours)]
+
+
+def history_summary(series: list[tuple[datetime, dict[str, Any]]]) -> str:
+    tokens = sum(int(r["tokens"]) for _, r in series)
+    requests = sum(int(r["requests"]) for _, r in series)
+    cost = sum(int(r["cost_micros"]) for _, r in series) / 1_000_000
+    peak_at, peak = max(series, key=lambda s: int(s[1]["tokens"]))
+    first, last = series[0][0], series[-1][0]
+    text = f"{first:%H:00} → {last:%H:00} UTC · {tokens:,} tokens · {requests:,} requests · ${cost:,.2f}"
+    if int(peak["tokens"]):
+        text += f" · peak {int(peak['tokens']):,} tokens at {peak_at:%H:00}"
+    return text
+
+
+class GaugeList(VerticalScroll):
+    HELP = (
+        "Quota gauges, live from the engine's event stream.\n\n"
+        "tab / shift+tab (or up/down) move between gauges · **e** edit the focused quota's limit · "
+        "**n** new quota · **r** refresh. Editing needs `quotas.manage`."
+    )
+
+
+class QuotasPane(AdminPane):
+    BINDINGS = [
+        Binding("e", "edit", "Edit limit", id="quotas_edit"),
+        Binding("n", "new", "New quota", id="quotas_new"),
+        Binding("r", "refresh", "Refresh", id="quotas_refresh"),
+    ]
+
+    class HistoryLoaded(Message):
+        def __init__(self, rows: list[dict[str, Any]]) -> None:
+            super().__init__()
+            self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="quotas-split"):
+            with Panel(title="Quotas", id="gauges-panel"):
+                yield GaugeList(id="gauges")
+            with Panel(title=f"Usage, last {HISTORY_HOURS} h (tokens per hour)", id="history-panel"):
+                yield Sparkline([0.0], id="history-spark")
+                yield Static("", id="history-summary", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.history: list[tuple[datetime, dict[str, Any]]] = []
+
+    def _data_changed(self, what: str) -> None:
+        super()._data_changed(what)
+        if what == "quotas" and self.loaded:
+            self._show_quotas()
+            self.load_history()
+
+    def reload(self) -> None:
+        self._show_quotas()  # what the status bar already knows, at once
+        self.refresh_quotas()
+        self.load_history()
+
+    @work(exclusive=True, group="quotas-load", exit_on_error=False)
+    async def refresh_quotas(self) -> None:
+        await self.ctx.refresh_quotas()  # publishes data_changed("quotas"), which redraws
+
+    @work(exclusive=True, group="quotas-history", exit_on_error=False)
+    async def load_history(self) -> None:
+        data = await self.ctx.api.get("/v1/usage/history", {"bucket": "hour", "since_hours": HISTORY_HOURS})
+        self.post_message(self.HistoryLoaded(data.get("rows") or []))
+
+    def on_quotas_pane_history_loaded(self, message: HistoryLoaded) -> None:
+        self.history = hourly_series(message.rows, self.ctx.clock())
+        self.query_one("#history-spark", Sparkline).data = [float(r["tokens"]) for _, r in self.history]
+        self.query_one("#history-summary", Static).update(history_summary(self.history))
+
+    def _show_quotas(self) -> None:
+        box = self.query_one(GaugeList)
+        if self.ctx.quota_error:
+            box.remove_children()
+            box.mount(Static(f"You cannot see quotas here: {self.ctx.quota_error}", markup=False))
+            return
+        quotas = (self.ctx.quotas or {}).get("quotas") or []
+        gauges = list(box.query(QuotaGauge))
+        now = self.ctx.clock()
+        if [g.quota.get("id") for g in gauges] == [q.get("id") for q in quotas] and gauges:
+            for g, q in zip(gauges, quotas, strict=True):
+                g.now = now
+                g.quota = q  # same quotas: update in place so focus stays put
+            return
+        box.remove_children()
+        if not quotas:
+            box.mount(Static("No quotas: usage in this tenant is unlimited. Press n to add one.", markup=False))
+            return
+        box.mount_all([QuotaGauge(q, now, id=f"quota-{q['id']}") for q in quotas])
+
+    def focused_quota(self) -> dict[str, Any] | None:
+        focused = self.screen.focused
+        if isinstance(focused, QuotaGauge):
+            return focused.quota
+        gauges = list(self.query(QuotaGauge))
+        return gauges[0].quota if gauges else None
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_edit(self) -> None:
+        q = self.focused_quota()
+        if not q:
+            self.notify("No quota to edit; press n to add one.", severity="warning")
+            return
+        unit = "dollars" if q["metric"] == "cost_usd" else str(q["metric"])
+        alerts = ",".join(str(a) for a in q.get("alerts") or [])
+        who = f" for {q['user']}" if q.get("user") else ""
+        form = FormModal(
+            f"Edit {q['metric']} per {q['period']}{who}",
+            [
+                FormField("limit", f"Limit ({unit} per {q['period']}):", value=str(q["limit"]), validate=limit_error),
+                FormField("alerts", "Alert at (fractions, e.g. 0.8,1.0):", value=alerts, validate=alerts_error, required=False),
+            ],
+            "Save",
+            intro=f"Now {q['used']} used of {q['limit']}. Lowering below use refuses new work until the window resets.",
+        )
+
+        def submitted(values: dict[str, str] | None) -> None:
+            if values:
+                self._put(q["metric"], q["period"], values["limit"], q.get("user"), values.get("alerts", ""))
+
+        self.app.push_screen(form, submitted)
+
+    def action_new(self) -> None:
+        form = FormModal(
+            "New quota",
+            [
+                FormField("metric", "Metric:", value="tokens", choices=[(m, m) for m in METRICS]),
+                FormField("period", "Per:", value="day", choices=[(p, p) for p in PERIODS]),
+                FormField("limit", "Limit (dollars for cost_usd):", validate=limit_error),
+                FormField("user", "Only for user (empty: whole tenant):", validate=user_name_error, required=False),
+                FormField("alerts", "Alert at (fractions, e.g. 0.8,1.0):", value="0.8,1.0", validate=alerts_error, required=False),
+            ],
+            "Create",
+        )
+
+        def submitted(values: dict[str, str] | None) -> None:
+            if values:
+                self._put(values["metric"], values["period"], values["limit"], values.get("user") or None, values.get("alerts", ""))
+
+        self.app.push_screen(form, submitted)
+
+    def _put(self, metric: str, period: str, limit: str, user: str | None, alerts: str) -> None:
+        body = {"metric": metric, "period": period, "limit": limit.replace(",", "").replace("_", ""), "user": user, "alerts": alerts or None}
+        who = f" for {user}" if user else ""
+        self.write(
+            f"set quota {metric}/{period}",
+            lambda: self.ctx.api.put("/v1/quotas", body),
+            f"Quota {metric} per {period}{who} set to {body['limit']}.",
+        )

@@ -1,0 +1,59 @@
+"""The Admin mode screen: four tabs, each pane loading its data when first shown."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import TabbedContent, TabPane
+
+from tui.screens.admin.audit import AuditPane
+from tui.screens.admin.base import AdminPane
+from tui.screens.admin.members import MembersPane
+from tui.screens.admin.quotas import QuotasPane
+from tui.screens.admin.tenants import TenantsPane
+from tui.screens.base import ModeScreen
+
+TABS = (("tenants", "Tenants"), ("members", "Members & roles"), ("quotas", "Quotas"), ("audit", "Audit"))
+
+
+class AdminScreen(ModeScreen):
+    MODE = "admin"
+    HELP = (
+        "Admin: tenants, members and roles, quotas, and the audit log of the current tenant.\n\n"
+        "**[** / **]** previous / next tab; each tab lists its own keys in the footer. "
+        "Whatever the engine refuses (a missing permission, a quota) is shown as a notification and changes nothing."
+    )
+    BINDINGS = [
+        Binding("left_square_bracket", "tab(-1)", "Prev tab", id="admin_prev_tab"),
+        Binding("right_square_bracket", "tab(1)", "Next tab", id="admin_next_tab"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with TabbedContent(id="admin-tabs"):
+            with TabPane("Tenants", id="tenants"):
+                yield TenantsPane(id="tenants-pane")
+            with TabPane("Members & roles", id="members"):
+                yield MembersPane(id="members-pane")
+            with TabPane("Quotas", id="quotas"):
+                yield QuotasPane(id="quotas-pane")
+            with TabPane("Audit", id="audit"):
+                yield AuditPane(id="audit-pane")
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._load_active)
+
+    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        self._load_active()
+
+    def _load_active(self) -> None:
+        active = self.query_one(TabbedContent).active
+        if active:
+            pane = self.query_one(f"#{active}-pane", AdminPane)
+            pane.ensure_loaded()
+            focus = pane.query("DataTable, QuotaGauge, GaugeList").first()
+            focus.focus()
+
+    def action_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        ids = [t for t, _ in TABS]
+        tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)] if tabs.active in ids else ids[0]

@@ -1,0 +1,154 @@
+"""Admin ▸ Tenants: list with status; create, suspend and resume (each confirmed first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from core.client import seg
+from tui.screens.admin.base import AdminPane
+from tui.screens.admin.forms import FormField, FormModal, tenant_name_error
+from tui.screens.modals import ConfirmModal
+from tui.widgets.format import short_ts
+from tui.widgets.panel import Panel
+
+STATUS = {"active": "● active", "suspended": "⏸ suspended"}
+
+
+class TenantsTable(DataTable[str]):
+    HELP = (
+        "Tenants you belong to (all of them for system owners).\n\n"
+        "**n** create · **s** suspend · **u** resume (unsuspend) · **r** refresh. "
+        "Creating, suspending and resuming need `tenant.manage` in tenant 'default'."
+    )
+
+
+class TenantsPane(AdminPane):
+    BINDINGS = [
+        Binding("n", "create", "New tenant", id="tenants_create"),
+        Binding("s", "suspend", "Suspend", id="tenants_suspend"),
+        Binding("u", "resume", "Resume", id="tenants_resume"),
+        Binding("r", "refresh", "Refresh", id="tenants_refresh"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, tenants: list[dict[str, Any]]) -> None:
+            super().__init__()
+            self.tenants = tenants
+
+    def compose(self) -> ComposeResult:
+        with Panel(title="Tenants", id="tenants-panel"):
+            yield TenantsTable(id="tenants-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="tenant-detail", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.tenants: list[dict[str, Any]] = []
+        table = self.query_one(TenantsTable)
+        table.add_column("Tenant", key="name")
+        table.add_column("Status", key="status")
+        table.add_column("Members", key="members")
+        table.add_column("Projects", key="projects")
+        table.add_column("Your roles", key="roles")
+        table.add_column("Created (UTC)", key="created")
+
+    async def fetch(self) -> None:
+        self.post_message(self.Loaded(await self.ctx.api.get("/v1/tenants")))
+
+    def on_tenants_pane_loaded(self, message: Loaded) -> None:
+        keep = self.selected_name()
+        self.tenants = message.tenants
+        table = self.query_one(TenantsTable)
+        table.clear()
+        for t in self.tenants:
+            name = str(t["name"])
+            mark = "▸ " if name == self.ctx.tenant else "  "
+            table.add_row(
+                mark + name,
+                STATUS.get(str(t.get("status")), str(t.get("status"))),
+                str(t.get("members", "")),
+                str(t.get("projects", "")),
+                ", ".join(t.get("your_roles") or []) or "—",
+                short_ts(t.get("created_at")),
+                key=name,
+            )
+        if keep and keep in {t["name"] for t in self.tenants}:
+            table.move_cursor(row=table.get_row_index(keep))
+        self._show_detail()
+
+    def selected(self) -> dict[str, Any] | None:
+        row = self.query_one(TenantsTable).cursor_row
+        return self.tenants[row] if self.tenants and 0 <= row < len(self.tenants) else None
+
+    def selected_name(self) -> str | None:
+        t = self.selected()
+        return str(t["name"]) if t else None
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        t = self.selected()
+        text = "No tenant selected."
+        if t:
+            text = f"{t['name']}: {t.get('status')}, created {short_ts(t.get('created_at'))} by {t.get('created_by')}"
+            if t.get("status_changed_at"):
+                text += f"; {t.get('status')} since {short_ts(t.get('status_changed_at'))}"
+            if t.get("status_reason"):
+                text += f" — reason: {t['status_reason']}"
+        self.query_one("#tenant-detail", Static).update(text)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_create(self) -> None:
+        form = FormModal(
+            "Create tenant",
+            [FormField("name", "Name:", placeholder="e.g. acme-dev", validate=tenant_name_error)],
+            "Create",
+            intro="You become its owner. It starts with 100,000 tokens/day and 100 requests/hour.",
+        )
+
+        def submitted(values: dict[str, str] | None) -> None:
+            if values:
+                name = values["name"]
+                self.write(f"create tenant {name}", lambda: self.ctx.api.post("/v1/tenants", {"name": name}), f"Created tenant {name}.")
+
+        self.app.push_screen(form, submitted)
+
+    def action_suspend(self) -> None:
+        t = self.selected()
+        if not t:
+            return
+        name = str(t["name"])
+        form = FormModal(
+            f"Suspend tenant {name}?",
+            [FormField("reason", "Reason (optional, kept in the audit log):", required=False)],
+            "Suspend",
+            intro=f"Everyone in {name} is refused everything but admin reads until it is resumed.",
+        )
+
+        def submitted(values: dict[str, str] | None) -> None:
+            if values is not None:
+                body = {"reason": values.get("reason") or None}
+                self.write(f"suspend tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{seg(name)}/suspend", body), f"Suspended tenant {name}.")
+
+        self.app.push_screen(form, submitted)
+
+    def action_resume(self) -> None:
+        t = self.selected()
+        if not t:
+            return
+        name = str(t["name"])
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.write(f"resume tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{seg(name)}/resume"), f"Resumed tenant {name}.")
+
+        self.app.push_screen(ConfirmModal(f"Resume tenant {name}?", f"Members of {name} can work again.", "Resume"), confirmed)

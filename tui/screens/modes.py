@@ -1,0 +1,38 @@
+"""The six modes, in one table: name, title, keys and what each screen is for.
+
+The app's bindings, the mode bar, the command palette and the help screen all
+read this table, so a mode is added or renamed in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    name: str
+    title: str
+    fkey: str
+    digit: str
+    summary: str
+
+    @property
+    def binding_id(self) -> str:
+        return f"mode_{self.name}"
+
+    @property
+    def keys(self) -> str:
+        return f"{self.fkey},{self.digit}"
+
+
+MODES: tuple[ModeSpec, ...] = (
+    ModeSpec("dashboard", "Dashboard", "f2", "1", "engine, tenant and quota summary"),
+    ModeSpec("trace", "Trace", "f3", "2", "agent runs step by step"),
+    ModeSpec("search", "Search", "f4", "3", "semantic search over your projects"),
+    ModeSpec("cost", "Cost", "f5", "4", "spend by model, user and project"),
+    ModeSpec("tutorials", "Tutorials", "f6", "5", "guided lessons with checked steps"),
+    ModeSpec("admin", "Admin", "f7", "6", "tenants, members, quotas and audit"),
+)
+
+BY_NAME: dict[str, ModeSpec] = {m.name: m for m in MODES}

@@ -1,0 +1,86 @@
+"""Trace, Search, Cost and Tutorials: screens later issues fill.  Until then each says, honestly,
+what it will hold and what works today — no fake data."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+
+from tui.screens.base import ModeScreen
+from tui.widgets.empty_state import EmptyState
+
+
+class TraceScreen(ModeScreen):
+    MODE = "trace"
+    HELP = "Trace: agent runs step by step. Not built yet; the panel says what it will hold."
+
+    def compose_body(self) -> ComposeResult:
+        yield EmptyState(
+            "Trace — no agent runs to show yet: the run orchestrator is not part of this release.",
+            [
+                "Every agent run of this tenant: spec, plan, each tool call and LLM call, with tokens and cost.",
+                "A timeline you can step through, and the diff each step produced.",
+                "Live status of running agents from the engine's event stream.",
+            ],
+            [
+                "Changes that already happen are in the audit log: press 6 (Admin), then the Audit tab.",
+                "Usage recorded by other agent CLIs: musubi usage record --model M --input-tokens N --output-tokens N",
+            ],
+            id="trace-empty",
+        )
+
+
+class SearchScreen(ModeScreen):
+    MODE = "search"
+    HELP = "Search: semantic search over your registered projects. Not built yet."
+
+    def compose_body(self) -> ComposeResult:
+        yield EmptyState(
+            "Search — nothing to search yet: the code index is not part of this release.",
+            [
+                "Semantic and keyword search over the registered projects of this tenant.",
+                "Results with file, line and the spec they trace to; live as you type.",
+            ],
+            [
+                "Register the repositories search will index: musubi project add PATH",
+                "See what is registered: musubi project list",
+            ],
+            id="search-empty",
+        )
+
+
+class CostScreen(ModeScreen):
+    MODE = "cost"
+    HELP = "Cost: spend by model, user and project. Not built yet; quotas already work in Admin."
+
+    def compose_body(self) -> ComposeResult:
+        yield EmptyState(
+            "Cost — no cost reports yet: pricing per model arrives with the models and cost release.",
+            [
+                "Spend by model, user and project per day and month, against budgets.",
+                "Token counts and cost per agent run, linked to Trace.",
+            ],
+            [
+                "Quota gauges and usage history: press 6 (Admin), then the Quotas tab.",
+                "From a shell: musubi quota status   and   musubi usage record ... --cost-usd X",
+            ],
+            id="cost-empty",
+        )
+
+
+class TutorialsScreen(ModeScreen):
+    MODE = "tutorials"
+    HELP = "Tutorials: guided lessons with checked steps. Not built yet."
+
+    def compose_body(self) -> ComposeResult:
+        yield EmptyState(
+            "Tutorials — no lessons yet: the tutorial content ships with a later release.",
+            [
+                "Short guided lessons (first spec, first agent run, quotas for a team).",
+                "Each step is checked against the engine, so you know when you got it right.",
+            ],
+            [
+                "Press F1 on any screen for its keys, and ctrl+p for every command.",
+                "Read docs/tui.md for first run, keys, the config file and SSH tips.",
+            ],
+            id="tutorials-empty",
+        )

@@ -1,0 +1,1 @@
+"""Reusable widgets: mode bar, status bar, panels, quota gauges, empty states."""

@@ -1,0 +1,82 @@
+"""The status line: tenant, user, project, engine connection and the tightest quota's headroom."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.content import Content
+from textual.widgets import Static
+
+from tui.context import AppContext, ConnState, app_ctx
+from tui.widgets.format import headroom, quota_level, quota_name
+
+
+class StatusBar(Static):
+    """One line at the bottom of every mode; the tenant segment opens the tenant switcher (F8)."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; width: 1fr; background: $panel; color: $foreground; }
+    StatusBar.-reconnecting, StatusBar.-down { background: $error 30%; }
+    """
+
+    def on_mount(self) -> None:
+        ctx = app_ctx(self)
+        ctx.conn_changed.subscribe(self, self._conn_changed)
+        ctx.data_changed.subscribe(self, self._data_changed)
+        self._redraw()
+
+    def on_resize(self) -> None:
+        self._redraw()
+
+    def _conn_changed(self, _state: ConnState) -> None:
+        self._redraw()
+
+    def _data_changed(self, _what: str) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        ctx = app_ctx(self)
+        for name in ("connecting", "connected", "reconnecting", "down"):
+            self.set_class(ctx.conn.name == name, f"-{name}")
+        self.update(render_status(ctx, self.size.width or 80))
+
+
+def _conn_text(conn: ConnState, room: int) -> str:
+    text = f"{conn.symbol} engine {conn.name}"
+    if conn.name in ("reconnecting", "down"):
+        retry = f", retry in {conn.retry_in:.0f}s" if conn.retry_in else ""
+        text += f" (attempt {conn.attempt}{retry})"
+        if conn.reason and room > len(text) + 10:
+            text += f": {conn.reason}"
+    return text
+
+
+def _quota_text(ctx: AppContext) -> str:
+    tight: dict[str, Any] | None = (ctx.quotas or {}).get("tightest")
+    if tight:
+        word, _cls = quota_level(tight)
+        return f"{quota_name(tight)} {headroom(tight)} {word}"
+    if ctx.quota_error:
+        return "quotas: no access"
+    return "quotas: —"
+
+
+def render_status(ctx: AppContext, width: int) -> Content:
+    """The status line for ``width`` cells; labels drop first when space is short."""
+    who = ctx.whoami or {}
+    project = who.get("project") or "—"
+    wide = width >= 100
+    segs = [
+        f"F8 tenant {ctx.tenant}" if wide else ctx.tenant,
+        f"user {ctx.user}" if wide else ctx.user,
+        f"project {project}" if wide else f"proj {project}",
+    ]
+    quota = _quota_text(ctx) if ctx.conn.name == "connected" else ""
+    fixed = sum(len(s) + 3 for s in segs) + len(quota) + 3
+    segs.append(_conn_text(ctx.conn, max(0, width - fixed)))
+    if quota:
+        segs.append(quota)
+    text = " " + " │ ".join(segs)
+    if len(text) > width:
+        text = text[: max(0, width - 1)] + "…"
+    return Content(text)
