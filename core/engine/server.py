@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from core import __version__
+from core.engine import routes_trace
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
@@ -414,4 +415,5 @@ def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
     r.add_post("/v1/audit/prune", a.audit_prune)
     r.add_post("/v1/audit/checkpoint", a.audit_checkpoint)
     r.add_get("/v1/events", a.events)
+    routes_trace.setup(app, a)
     return app

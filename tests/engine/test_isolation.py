@@ -75,6 +75,15 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/audit/prune"): ("/v1/audit/prune", {"before": "2000-01-01"}),
     ("POST", "/v1/audit/checkpoint"): ("/v1/audit/checkpoint", {"path": "{scratch}/leak-cp.json"}),
     ("GET", "/v1/events"): ("/v1/events", None),
+    ("GET", "/v1/trace"): ("/v1/trace", None),
+    ("GET", "/v1/trace/requirements/{id}"): ("/v1/trace/requirements/REQ-A-001", None),
+    ("GET", "/v1/trace/gaps"): ("/v1/trace/gaps", None),
+    ("GET", "/v1/trace/impact/{id}"): ("/v1/trace/impact/REQ-A-001", None),
+    ("GET", "/v1/trace/export"): ("/v1/trace/export?format=csv", None),
+    ("POST", "/v1/trace/review"): ("/v1/trace/review", {"id": "REQ-A-001"}),
+    ("POST", "/v1/trace/links"): ("/v1/trace/links", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py"}),
+    ("POST", "/v1/trace/links/remove"): ("/v1/trace/links/remove", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py"}),
+    ("GET", "/v1/spec/lint"): ("/v1/spec/lint", None),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

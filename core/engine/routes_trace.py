@@ -1,0 +1,176 @@
+"""Traceability routes: ``/v1/trace/...`` and ``/v1/spec/lint``.
+
+Which repository: the ``path`` the client sends (absolute), else the project
+of the request (``X-Musubi-Project`` or the registered project containing the
+client's working directory).  A path outside every registered project of the
+tenant is served only to the OS user who runs the engine (who could read it
+anyway); everyone else is limited to registered projects.
+
+Reads need ``specs.read``; review and link decisions, which write
+``storage/traceability/links.yml`` in the repository, need ``specs.write`` and
+are audited.  Scans run in a worker thread so the event loop never waits on
+the disk; per-file results are cached under ``$MUSUBI_HOME/tenants/<tenant>/trace/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from core.engine.base import Ctx
+from core.errors import BadRequest, PermissionDenied
+
+if TYPE_CHECKING:
+    from core.engine.server import Api
+    from core.trace.service import TraceService
+
+
+class TraceRoutes:
+    """Handlers; the trace service is created on first use (keeps engine start-up lean)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._svc: TraceService | None = None
+
+    @property
+    def svc(self) -> TraceService:
+        if self._svc is None:
+            from core.trace.service import TraceService
+
+            self._svc = TraceService(self.api.e.tenant_dir)
+        return self._svc
+
+    # -- context ----------------------------------------------------------------------------
+
+    async def _open(self, request: web.Request, perm: str, action: str, body: dict[str, Any] | None = None) -> tuple[Ctx, Path]:
+        """The caller's context and repository root, after the permission check (denials audited)."""
+        e = self.api.e
+        c = await self.api.ctx(request)
+        raw = (body or {}).get("path") or request.query.get("path")
+        if raw is not None and not isinstance(raw, str):
+            raise BadRequest("path must be a string: the absolute path of a repository.", field="path")
+        if raw:
+            if not os.path.isabs(raw):
+                raise BadRequest(f"repository path {raw!r} must be absolute.", field="path")
+            norm = os.path.normpath(raw)
+            c.project = e.project_for(c.tenant, None, norm)
+        await e.run(c, action, f"project:{c.project or '-'}", lambda: e.require(c, perm))
+        if raw:
+            from core.trace.files import validate_root
+
+            if c.project is None and c.user != pwd.getpwuid(os.getuid()).pw_name:
+                raise PermissionDenied(
+                    f"permission denied: {raw} is not inside a registered project of tenant {c.tenant!r}; "
+                    "register it with: musubi project add PATH",
+                    permission=perm,
+                )
+            return c, validate_root(norm)
+        if not c.project:
+            raise BadRequest(
+                "no repository given: run inside a registered project (musubi project add PATH) or pass PATH.",
+                field="path",
+            )
+        from core.trace.files import validate_root
+
+        return c, validate_root(e.state.projects[c.tenant][c.project]["path"])
+
+    async def _read(self, request: web.Request, fn: Callable[[Ctx, Path], Any]) -> web.Response:
+        c, root = await self._open(request, "specs.read", "trace.read")
+        data = await asyncio.to_thread(fn, c, root)
+        return _json(data)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def report(self, request: web.Request) -> web.Response:
+        view = request.query.get("view", "full")
+        if view not in ("full", "summary"):
+            raise BadRequest(f"view {view!r} is not 'full' or 'summary'.", field="view")
+        if view == "summary":
+            return await self._read(request, lambda c, root: self.svc.summary(c.tenant, root))
+        return await self._read(request, lambda c, root: self.svc.report(c.tenant, root))
+
+    async def show(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        return await self._read(request, lambda c, root: self.svc.show(c.tenant, root, rid))
+
+    async def gaps(self, request: web.Request) -> web.Response:
+        return await self._read(request, lambda c, root: self.svc.gaps(c.tenant, root))
+
+    async def impact(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        return await self._read(request, lambda c, root: self.svc.impact(c.tenant, root, rid))
+
+    async def export(self, request: web.Request) -> web.Response:
+        fmt = request.query.get("format", "json")
+        return await self._read(request, lambda c, root: self.svc.export(c.tenant, root, fmt))
+
+    async def lint(self, request: web.Request) -> web.Response:
+        return await self._read(request, lambda c, root: self.svc.lint(c.tenant, root))
+
+    # -- writes (links.yml) -----------------------------------------------------------------
+
+    async def _write(self, request: web.Request, action: str, resource: Callable[[dict[str, Any]], str], fn: Callable[[Ctx, Path, dict[str, Any]], dict[str, Any]]) -> web.Response:
+        from core.engine.server import body as read_body
+
+        b = await read_body(request)
+        c, root = await self._open(request, "specs.write", action, b)
+        result = await asyncio.to_thread(fn, c, root, b)
+        details = {k: v for k, v in result.items() if k in ("fingerprint", "previous_fingerprint", "kind", "target", "line", "state", "source")}
+        details["repo"] = str(root)
+        await self.api.e.run(c, action, resource(b), lambda: self.api.e.audit(c.tenant, c, action, resource(b), details=details))
+        return _json(result)
+
+    async def review(self, request: web.Request) -> web.Response:
+        return await self._write(
+            request, "trace.review", lambda b: f"requirement:{b.get('id')}",
+            lambda c, root, b: self.svc.review(c.tenant, root, _str(b, "id"), c.user),
+        )
+
+    async def link(self, request: web.Request) -> web.Response:
+        return await self._write(
+            request, "trace.link", lambda b: f"requirement:{b.get('requirement')}",
+            lambda c, root, b: self.svc.decide_link(
+                c.tenant, root, _str(b, "requirement"), _str(b, "kind"), _str(b, "target"), b.get("line"),
+                str(b.get("state", "accepted")), str(b.get("source", "manual")), c.user,
+            ),
+        )
+
+    async def unlink(self, request: web.Request) -> web.Response:
+        return await self._write(
+            request, "trace.unlink", lambda b: f"requirement:{b.get('requirement')}",
+            lambda c, root, b: self.svc.remove_link(c.tenant, root, _str(b, "requirement"), _str(b, "kind"), _str(b, "target"), b.get("line")),
+        )
+
+
+def _str(b: dict[str, Any], key: str) -> str:
+    v = b.get(key)
+    if not isinstance(v, str) or not v:
+        raise BadRequest(f"{key} is missing; give it as a string.", field=key)
+    return v
+
+
+def _json(data: Any) -> web.Response:
+    from core.engine.server import _json as to_json
+
+    return to_json(data)
+
+
+def setup(app: web.Application, api: Api) -> None:
+    """Register the trace routes on ``app`` (called by ``build_app``)."""
+    t = TraceRoutes(api)
+    r = app.router
+    r.add_get("/v1/trace", t.report)
+    r.add_get("/v1/trace/requirements/{id}", t.show)
+    r.add_get("/v1/trace/gaps", t.gaps)
+    r.add_get("/v1/trace/impact/{id}", t.impact)
+    r.add_get("/v1/trace/export", t.export)
+    r.add_post("/v1/trace/review", t.review)
+    r.add_post("/v1/trace/links", t.link)
+    r.add_post("/v1/trace/links/remove", t.unlink)
+    r.add_get("/v1/spec/lint", t.lint)
