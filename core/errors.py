@@ -121,6 +121,17 @@ for _cls in (
     StorageError,
 ):
     _BY_CODE[_cls.code] = _cls
+# Codes that refine a class's own code.  Bodies carry only the code (a 500 or a start-up
+# error says nothing more), so without these the client would rebuild a bare MusubiError.
+_BY_CODE.update(
+    {
+        "database_locked": StorageError,
+        "schema_too_new": StorageError,
+        "database_corrupt": StorageError,
+        "write_failed": StorageError,
+        "home_path_too_long": EngineUnavailable,
+    }
+)
 
 
 def from_dict(body: dict[str, Any], status: int = 500) -> MusubiError:
