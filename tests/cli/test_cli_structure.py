@@ -135,3 +135,36 @@ def test_bare_musubi_with_json_is_a_usage_error() -> None:
 def test_version() -> None:
     r = run_musubi("--version", home=None)
     assert r.rc == 0 and "musubi" in r.out
+
+
+def test_bare_musubi_starts_the_tui_with_the_root_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    calls: list[tuple[object, ...]] = []
+    fake = types.ModuleType("tui.app")
+
+    def fake_run(*args: object) -> int:
+        calls.append(args)
+        return 0
+
+    fake.run = fake_run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    monkeypatch.delenv("MUSUBI_HOME", raising=False)
+    monkeypatch.delenv("MUSUBI_TENANT", raising=False)
+    rc = climod.run(["--home", "/tmp/mh-x", "--tenant", "acme", "--as", "bob", "--color-system", "256", "--no-animations"])
+    assert rc == 0
+    assert calls == [("/tmp/mh-x", "acme", "bob", "256", True)]
+
+
+def test_bare_musubi_when_the_tui_is_not_importable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "tui.app", None)  # makes `import tui.app` raise ImportError
+    rc = climod.run([])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "tui.app is not importable" in err and "Traceback" not in err
+
+
+def test_docs_show_every_command() -> None:
+    doc = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    missing = [" ".join(p) for p in sorted(EXPECTED) if f"musubi {' '.join(p)}" not in doc]
+    assert not missing, f"docs/cli.md has no example of: {missing}"
