@@ -42,6 +42,8 @@ COMMAND_MODULES: list[str] = [
     "tui.commands.quota",
     "tui.commands.usage",
     "tui.commands.audit",
+    "tui.commands.trace",
+    "tui.commands.spec",
 ]
 
 # Global options, accepted anywhere on the command line (see hoist_global_options).

@@ -103,6 +103,7 @@ class ScanResult:
             "code_files_with_ids": len(self.code),
             "test_files_with_ids": len(self.tests),
             "skipped": len(self.skipped),
+            "skipped_files": dict(sorted(self.skipped.items())),
             "seconds": round(self.seconds, 4),
             "config": self.config.source,
         }

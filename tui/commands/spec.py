@@ -1,0 +1,46 @@
+"""``musubi spec lint``: EARS checks of the requirements in a repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from core.errors import EXIT_ERROR
+from tui.commands.trace import repo_query
+from tui.output import CliState, emit, example, group, line, pass_state, table
+
+cli_group = group(
+    "spec",
+    "Work with specs (requirements, design, tasks) in the MUSUBI layout (storage/specs, storage/design, "
+    "storage/tasks) or the Kiro layout (.kiro/specs/<feature>/).",
+    "musubi spec lint",
+    "musubi spec lint ~/src/shop --json",
+)
+
+
+@cli_group.command(epilog=example("musubi spec lint", "musubi spec lint --strict", "musubi spec lint ~/src/shop --json"))
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too (default: only errors fail).")
+@pass_state
+@click.pass_context
+def lint(ctx: click.Context, state: CliState, path: str | None, strict: bool) -> None:
+    """Check every requirement against the five EARS patterns and the ID rules.
+
+    Errors: no SHALL, a broken pattern, duplicate or malformed IDs, references to
+    IDs that exist nowhere. Warnings: ambiguous words (should, could, might, may,
+    will, can, must) and vague terms (whole words only), fewer than 5 or more
+    than 50 words, no acceptance criteria. Exit 1 when there are errors.
+    """
+    d = state.client().get("/v1/spec/lint", repo_query(ctx, path))
+
+    def human(d: dict[str, Any]) -> None:
+        table(("WHERE", "SEVERITY", "RULE", "MESSAGE", "FIX"),
+              [(f"{f['path']}:{f['line']}", f["severity"], f["rule"], f["message"], f["hint"]) for f in d["findings"]],
+              empty="no findings.", wrap=("MESSAGE", "FIX"))
+        line(f"{d['requirements']} requirement(s) in {d['spec_files']} spec file(s): "
+             f"{d['errors']} error(s), {d['warnings']} warning(s).")
+
+    emit(state, d, human)
+    if d["errors"] or (strict and d["warnings"]):
+        ctx.exit(EXIT_ERROR)
