@@ -16,7 +16,18 @@ import click
 
 from core.client import seg
 from core.errors import EXIT_ERROR
-from tui.output import CliState, MusubiGroup, abspath, emit, example, fields, line, pass_state, table, warn
+from tui.output import (
+    CliState,
+    MusubiGroup,
+    abspath,
+    emit,
+    example,
+    fields,
+    line,
+    pass_state,
+    table,
+    warn,
+)
 
 COLUMNS = ("design", "tasks", "code", "tests")
 _MARKERS = (".git", "musubi.toml", ".kiro", "storage/specs")
