@@ -1,0 +1,256 @@
+"""The pre-run cost estimate: tokens, cost range, context fit and quota headroom per model.
+
+An estimate prices a run before it starts.  A run is a list of steps (one agent
+call each: a task kind and its prompt template); every step sends the prompt,
+the chosen files and the retrieval budget, and produces output whose size comes
+from the tenant's ledger history or, until there is enough of it, the per-task
+defaults.  For each model the result gives input, cached input and output tokens,
+the cost as low / expected / high integer micro-dollars, whether each step fits
+the context window (and how many chunks it needs if not), and what the run
+would leave of each quota.
+
+Bounds: *low* takes the bottom of the token band, cache hits on repeated context
+and the short-answer output; *expected* the middle of the band, cache hits and
+the median output; *high* the top of the band, no cache hits and the p90 output.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from core.errors import BadRequest, NotFound
+from core.models.history import RatioStats, expected_output
+from core.models.pricing import micros_to_usd, request_cost, to_micros
+from core.models.registry import ModelSpec, Registry, check_task
+from core.models.tokens import (
+    ENCODINGS,
+    TokenCount,
+    chat_overhead,
+    content_kind,
+    count_exact,
+    count_tokens,
+)
+
+BOUNDS = ("low", "expected", "high")
+Counter = Callable[["Document", str], int]
+
+
+@dataclass
+class Document:
+    """One input the user chose: a file (``name`` is its path) or pasted text."""
+
+    name: str
+    text: str
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    task: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+
+
+def load_workflows() -> dict[str, Workflow]:
+    """The built-in workflows of ``workflows.toml`` (steps may reuse another workflow's prompt)."""
+    data = tomllib.loads((resources.files("core.models") / "workflows.toml").read_text(encoding="utf-8"))
+    raw = data.get("workflow", {})
+    prompts = {(wf, s["task"]): s["prompt"] for wf, w in raw.items() for s in w["steps"] if "prompt" in s}
+    out = {}
+    for name, w in raw.items():
+        steps = []
+        for s in w["steps"]:
+            task = check_task(s["task"])
+            prompt = s.get("prompt") or prompts[(s["from"], task)]
+            steps.append(Step(task, prompt))
+        out[name] = Workflow(name, w.get("description", ""), tuple(steps))
+    return out
+
+
+def workflow(name: str) -> Workflow:
+    wfs = load_workflows()
+    if name not in wfs:
+        raise NotFound(f"unknown workflow {name!r}: known workflows are {', '.join(sorted(wfs))} "
+                       "(see: musubi cost workflows).", code="unknown_workflow")
+    return wfs[name]
+
+
+def single_step(task: str) -> list[Step]:
+    """A one-call run of ``task`` with no prompt template (just the files)."""
+    return [Step(check_task(task), "")]
+
+
+def _default_counter(doc: Document, enc: str) -> int:
+    return count_exact(doc.text, enc)
+
+
+# -- per document -------------------------------------------------------------------------
+
+
+def document_counts(doc: Document, families: Sequence[str], counter: Counter = _default_counter) -> dict[str, TokenCount]:
+    """Token counts of ``doc`` per tokenizer family (exact encodings counted once each)."""
+    o200k = counter(doc, "o200k_base")
+    out = {}
+    for fam in families:
+        if fam in out:
+            continue
+        if fam in ENCODINGS and fam != "o200k_base":
+            n = counter(doc, fam)
+            out[fam] = TokenCount(n, n, n, True, f"exact: {fam}", content_kind(doc.text, doc.name))
+        else:
+            out[fam] = count_tokens(doc.text, fam, doc.name, o200k=o200k)
+    return out
+
+
+# -- per model ------------------------------------------------------------------------------
+
+
+def _quota_view(quotas: Sequence[Mapping[str, Any]], need: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
+    """Headroom of each quota after the run (expected and high) and whether it would trip."""
+    out = []
+    for q in quotas:
+        metric = q["metric"]
+        n = need[metric]
+        remaining = int(q["remaining"])
+        limit = int(q["limit"])
+        after = {b: remaining - n[b] for b in ("expected", "high")}
+        out.append({
+            "id": q.get("id"), "metric": metric, "period": q["period"], "scope": q.get("scope"), "user": q.get("user"),
+            "limit": limit, "remaining_now": remaining, "needed": {b: n[b] for b in BOUNDS},
+            "remaining_after": after,
+            "headroom_after": {b: (round(after[b] / limit, 4) if limit else 0.0) for b in after},
+            "trips": {b: n[b] > remaining for b in ("expected", "high")},
+        })
+    return out
+
+
+def estimate_model(
+    registry: Registry,
+    model: ModelSpec,
+    docs: Sequence[Document],
+    counts: Sequence[Mapping[str, TokenCount]],
+    steps: Sequence[Step],
+    *,
+    history: Mapping[tuple[str, str], RatioStats] | None = None,
+    retrieval_tokens: int = 0,
+    cache: bool = True,
+    quotas: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The estimate of running ``steps`` over ``docs`` on ``model`` (``counts`` from :func:`document_counts`)."""
+    fam = model.tokenizer
+    ctx = TokenCount(0, 0, 0, True, f"exact: {fam}") if not counts else sum(
+        (c[fam] for c in counts[1:]), counts[0][fam])
+    ctx_b = {"low": ctx.low + retrieval_tokens, "expected": ctx.tokens + retrieval_tokens, "high": ctx.high + retrieval_tokens}
+    cacheable = cache and model.cached_input_per_mtok < model.input_per_mtok
+    totals = {k: dict.fromkeys(BOUNDS, 0) for k in ("input", "cached_input", "output")}
+    cost = dict.fromkeys(BOUNDS, Decimal(0))
+    requests = 0
+    step_out: list[dict[str, Any]] = []
+    all_fit = True
+    for i, step in enumerate(steps):
+        tmpl = count_tokens(step.prompt, fam, None) if step.prompt else TokenCount(0, 0, 0, True, "")
+        fixed = {"low": tmpl.low, "expected": tmpl.tokens, "high": tmpl.high}
+        over = chat_overhead(2 if step.prompt else 1)
+        d = registry.output_default(step.task)
+        reserve = min(model.max_output, d.cap)
+        room = model.context_window - fixed["high"] - over - reserve
+        if room <= 0:
+            raise BadRequest(f"model {model.id}'s context window ({model.context_window:,}) cannot hold even the "
+                             f"'{step.task}' prompt plus its output; pick a larger model.", model=model.id)
+        single_in_high = fixed["high"] + over + ctx_b["high"]
+        out_single = expected_output(registry, model.id, step.task, single_in_high, model.max_output, history)
+        fits = single_in_high + out_single.high <= model.context_window
+        chunks = 1 if fits else max(1, math.ceil(ctx_b["high"] / room))
+        all_fit = all_fit and fits
+        s_tot = {k: dict.fromkeys(BOUNDS, 0) for k in ("input", "cached_input", "output")}
+        for b in BOUNDS:
+            per_ctx = math.ceil(ctx_b[b] / chunks)
+            prompt_in = fixed[b] + over + per_ctx
+            out = expected_output(registry, model.id, step.task, prompt_in, model.max_output, history)
+            out_n = {"low": out.low, "expected": out.expected, "high": out.high}[b]
+            # Repeated context (steps after the first, single chunk) is a cache hit unless 'high'.
+            cached = per_ctx if (cacheable and i > 0 and chunks == 1 and b != "high") else 0
+            uncached = prompt_in - cached
+            cost[b] += chunks * request_cost(model, uncached, cached, out_n)
+            s_tot["input"][b] = chunks * prompt_in
+            s_tot["cached_input"][b] = chunks * cached
+            s_tot["output"][b] = chunks * out_n
+        for k in totals:
+            for b in BOUNDS:
+                totals[k][b] += s_tot[k][b]
+        requests += chunks
+        step_out.append({
+            "task": step.task, "prompt_tokens": tmpl.tokens, "fits": fits, "chunks": chunks, "requests": chunks,
+            "input_tokens": s_tot["input"], "cached_input_tokens": s_tot["cached_input"],
+            "output_tokens": s_tot["output"], "output_source": out_single.source, "output_samples": out_single.samples,
+        })
+    micros = {b: to_micros(cost[b], b) for b in BOUNDS}
+    need = {
+        "tokens": {b: totals["input"][b] + totals["output"][b] for b in BOUNDS},
+        "requests": dict.fromkeys(BOUNDS, requests),
+        "cost_usd": micros,
+    }
+    quota_rows = _quota_view(quotas, need)
+    return {
+        "model": model.id, "provider": model.provider, "tier": model.tier, "tokenizer": fam,
+        "exact_tokens": model.exact_tokens, "context_window": model.context_window, "max_output": model.max_output,
+        "input_tokens": totals["input"], "cached_input_tokens": totals["cached_input"], "output_tokens": totals["output"],
+        "requests": requests, "cost_micros": micros, "cost_usd": {b: micros_to_usd(v) for b, v in micros.items()},
+        "fits": all_fit, "max_chunks": max((s["chunks"] for s in step_out), default=1), "steps": step_out,
+        "quotas": quota_rows,
+        "trips": sorted({f"{q['metric']} per {q['period']} ({q['scope']})" for q in quota_rows if q["trips"]["expected"]}),
+        "trips_high": sorted({f"{q['metric']} per {q['period']} ({q['scope']})" for q in quota_rows if q["trips"]["high"]}),
+        "prices_checked": model.prices_checked.isoformat(),
+    }
+
+
+def estimate(
+    registry: Registry,
+    models: Sequence[ModelSpec],
+    docs: Sequence[Document],
+    steps: Sequence[Step],
+    *,
+    counter: Counter = _default_counter,
+    history: Mapping[tuple[str, str], RatioStats] | None = None,
+    retrieval_tokens: int = 0,
+    cache: bool = True,
+    quotas: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Estimates for every model plus the per-file breakdown of token counts."""
+    if not models:
+        raise BadRequest("name at least one model, e.g. --model gpt-5.4 (see: musubi models list).", field="model")
+    if not steps:
+        raise BadRequest("nothing to estimate: give a workflow or a task kind.", field="workflow")
+    if retrieval_tokens < 0:
+        raise BadRequest("retrieval_tokens must be >= 0.", field="retrieval_tokens")
+    families = list(dict.fromkeys(m.tokenizer for m in models))
+    counts = [document_counts(d, families, counter) for d in docs]
+    files = []
+    for d, c in zip(docs, counts, strict=True):
+        files.append({"name": d.name, "bytes": d.size or len(d.text.encode("utf-8")),
+                      "tokens": {fam: tc.as_json() for fam, tc in c.items()}})
+    per_model = [
+        estimate_model(registry, m, docs, counts, steps, history=history, retrieval_tokens=retrieval_tokens,
+                       cache=cache, quotas=quotas)
+        for m in models
+    ]
+    return {
+        "steps": [{"task": s.task, "prompt_chars": len(s.prompt)} for s in steps],
+        "files": files,
+        "totals": {"files": len(docs), "bytes": sum(f["bytes"] for f in files)},
+        "retrieval_tokens": retrieval_tokens,
+        "cache": cache,
+        "models": per_model,
+    }
