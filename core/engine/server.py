@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from core import __version__
-from core.engine import routes_trace
+from core.engine import routes_models, routes_trace
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
@@ -355,14 +355,21 @@ class Api:
         await resp.prepare(request)
         sub = self.e.bus.subscribe(c.tenant, allow)
         n = 0
+        stopping: asyncio.Future[Any] | None = None
         try:
             await resp.write(b": connected\n\n")
+            stopping = asyncio.ensure_future(self.stop.wait())
             while not self.stop.is_set():
-                try:
-                    ev = await asyncio.wait_for(sub.queue.get(), timeout=15)
-                except TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
+                # Wake on an event, on engine stop (else a graceful stop waits out the
+                # keep-alive timeout of every open stream), or to send a keep-alive.
+                getter = asyncio.ensure_future(sub.queue.get())
+                await asyncio.wait({getter, stopping}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    if not self.stop.is_set():
+                        await resp.write(b": keep-alive\n\n")
                     continue
+                ev = getter.result()
                 n += 1
                 if sub.dropped:
                     ev = {**ev, "dropped_before": sub.dropped}
@@ -373,6 +380,8 @@ class Api:
             pass
         finally:
             self.e.bus.unsubscribe(sub)
+            if stopping is not None:
+                stopping.cancel()
         return resp
 
 
@@ -416,4 +425,5 @@ def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
     r.add_post("/v1/audit/checkpoint", a.audit_checkpoint)
     r.add_get("/v1/events", a.events)
     routes_trace.setup(app, a)
+    routes_models.setup(app, a)
     return app
