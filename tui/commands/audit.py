@@ -57,7 +57,7 @@ def _detail_text(d: dict[str, Any]) -> str:
     "musubi audit list", "musubi audit list --outcome denied --limit 20",
     "musubi audit list --action quota.set --since 2026-03-01 --json"))
 @_filters
-@click.option("--limit", type=click.IntRange(1, 10_000), default=None, help="At most this many events (default 100).")
+@click.option("--limit", type=click.IntRange(1, 10_000), metavar="N", default=None, help="At most this many events (default 100).")
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
 @pass_state
 def list_(state: CliState, since: str | None, until: str | None, actor: str | None, action: str | None,
@@ -165,7 +165,7 @@ def verify_checkpoint_file(path: str, public_key: str | None) -> dict[str, Any]:
 @cli_group.command(epilog=example(
     "musubi audit checkpoint --export cp.json",
     "musubi audit checkpoint --verify cp.json          # offline, no engine needed",
-    "musubi audit checkpoint --verify cp.json --public-key 'MCowBQYDK2Vw...='"))
+    "musubi audit checkpoint --verify cp.json --public-key w7MjT4gf5GTHNyJGADLTj0QRDwC9ZbwnCJ5fqDUg9aY="))
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the signed checkpoint to FILE (resolved to an absolute path here).")
 @click.option("--verify", "verify_path", type=click.Path(exists=True, dir_okay=False), metavar="FILE",

@@ -24,9 +24,9 @@ _count = click.IntRange(min=0)
 
 def _charge_opts(f: Any) -> Any:
     f = click.option("--cost-usd", metavar="USD", help="Cost in dollars, exact to the micro-dollar (e.g. 0.0105).")(f)
-    f = click.option("--requests", type=_count, default=1, show_default=True, help="Number of requests.")(f)
-    f = click.option("--output-tokens", type=_count, required=True, help="Output (completion) tokens.")(f)
-    return click.option("--input-tokens", type=_count, required=True, help="Input (prompt) tokens.")(f)
+    f = click.option("--requests", type=_count, metavar="N", default=1, show_default=True, help="Number of requests.")(f)
+    f = click.option("--output-tokens", type=_count, metavar="N", required=True, help="Output (completion) tokens.")(f)
+    return click.option("--input-tokens", type=_count, metavar="N", required=True, help="Input (prompt) tokens.")(f)
 
 
 @cli_group.command(epilog=example(
@@ -51,8 +51,8 @@ def record(state: CliState, model: str, input_tokens: int, output_tokens: int, r
 
 
 @cli_group.command(epilog=example("musubi usage reserve --tokens 4000", "musubi usage reserve --tokens 8000 --ttl 120 --json"))
-@click.option("--tokens", type=_count, default=0, show_default=True, help="Tokens to hold.")
-@click.option("--requests", type=_count, default=1, show_default=True, help="Requests to hold.")
+@click.option("--tokens", type=_count, metavar="N", default=0, show_default=True, help="Tokens to hold.")
+@click.option("--requests", type=_count, metavar="N", default=1, show_default=True, help="Requests to hold.")
 @click.option("--cost-usd", metavar="USD", help="Dollars to hold.")
 @click.option("--ttl", "ttl_s", type=click.IntRange(1, 86_400), metavar="S",
               help="Seconds until an unsettled reservation expires (default 600).")
@@ -110,7 +110,7 @@ def reservations(state: CliState) -> None:
 
 @cli_group.command(epilog=example("musubi usage history", "musubi usage history --bucket day --since-hours 720 --json"))
 @click.option("--bucket", type=click.Choice(["minute", "hour", "day", "month"]), default="hour", show_default=True)
-@click.option("--since-hours", type=_count, default=24, show_default=True, help="How far back to look.")
+@click.option("--since-hours", type=_count, metavar="HOURS", default=24, show_default=True, help="How far back to look.")
 @click.option("--user", metavar="USER", help="Only this user's usage (others' needs 'quotas.manage').")
 @pass_state
 def history(state: CliState, bucket: str, since_hours: int, user: str | None) -> None:
