@@ -46,7 +46,11 @@ class CliState:
 
     def client(self, *, autostart: bool = True) -> EngineClient:
         """A client for this invocation's identity; it starts the engine when none answers."""
-        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=os.getcwd())
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the current directory was deleted: act outside any project
+            cwd = "/"
+        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=cwd)
         return EngineClient(self.paths(), ident, autostart=autostart)
 
     def current_tenant(self) -> str:
