@@ -84,6 +84,14 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/trace/links"): ("/v1/trace/links", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py"}),
     ("POST", "/v1/trace/links/remove"): ("/v1/trace/links/remove", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py"}),
     ("GET", "/v1/spec/lint"): ("/v1/spec/lint", None),
+    ("GET", "/v1/models"): ("/v1/models", None),
+    ("GET", "/v1/models/{id}"): ("/v1/models/gpt-5.4", None),
+    ("GET", "/v1/models/allowed"): ("/v1/models/allowed", None),
+    ("PUT", "/v1/models/allowed"): ("/v1/models/allowed", {"models": ["gpt-5.4"]}),
+    ("DELETE", "/v1/models/allowed"): ("/v1/models/allowed", None),
+    ("POST", "/v1/models/route"): ("/v1/models/route", {"task": "review", "input_tokens": 1000}),
+    ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
+    ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

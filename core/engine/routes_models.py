@@ -1,0 +1,314 @@
+"""Model routes: ``/v1/models...`` (registry, allowed set, router) and ``/v1/cost/...``.
+
+The registry is the shipped data merged with the engine user's ``config.toml``
+(re-read when the file changes; a broken file is a 400 naming the problem on
+every models route until it is fixed).  Tenant admins pin the models a tenant
+may use (``PUT /v1/models/allowed``, needs ``quotas.manage``, audited); the pin
+is enforced here: an estimate naming a model outside it is refused (403, audited)
+and the router never picks one.
+
+Reads need ``quotas.read`` (estimates show quota headroom).  The engine reads the
+files an estimate names: absolute paths inside a registered project of the
+tenant, or anywhere for the OS user who runs the engine (who could read them
+anyway).  Counting and the ledger query run in worker threads; exact counts of
+unchanged files are cached in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from core.engine.base import Ctx
+from core.errors import BadRequest, PermissionDenied
+from core.models.estimate import estimate, load_workflows, single_step, workflow
+from core.models.files import CachedCounter, read_files, text_documents
+from core.models.history import RatioStats, ledger_rows, output_ratios
+from core.models.registry import Registry, check_task, load_registry, read_config
+from core.models.router import route
+from core.models.tokens import CountCache
+from core.storage.base import Delete, Insert
+
+if TYPE_CHECKING:
+    from core.engine.server import Api
+
+HISTORY_DAYS = 180
+HISTORY_TTL_S = 30.0
+MAX_MODELS = 12
+
+
+class ModelRoutes:
+    """Handlers plus the state they share: registry, allowed sets, count cache, history cache."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._reg: Registry | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._allowed: dict[str, set[str]] | None = None
+        self._history: dict[str, tuple[float, dict[tuple[str, str], RatioStats]]] = {}
+        self.counts = CountCache()
+
+    # -- shared state ---------------------------------------------------------------------
+
+    @staticmethod
+    def config_path() -> Path:
+        from core.paths import config_dir
+
+        return config_dir() / "config.toml"
+
+    def registry(self) -> Registry:
+        """The registry, reloaded when config.toml changes (a broken config raises ConfigError)."""
+        p = self.config_path()
+        try:
+            st = p.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if self._reg is None or stamp != self._stamp:
+            self._reg = None
+            reg = load_registry(read_config(p), p)
+            self._reg, self._stamp = reg, stamp
+        return self._reg
+
+    def _load_allowed(self) -> dict[str, set[str]]:
+        con = getattr(self.api.e.storage, "con", None)
+        out: dict[str, set[str]] = {}
+        if con is None:
+            return out
+        cur = con.cursor()
+        try:
+            for tenant, model in cur.execute("SELECT tenant_id, model_id FROM tenant_models").fetchall():
+                out.setdefault(tenant, set()).add(model)
+        finally:
+            cur.close()
+        return out
+
+    async def allowed(self, tenant: str) -> set[str] | None:
+        """The tenant's pinned model ids, or None when every model is allowed."""
+        if self._allowed is None:
+            self._allowed = await asyncio.to_thread(self._load_allowed)
+        s = self._allowed.get(tenant)
+        return set(s) if s else None
+
+    async def history(self, tenant: str) -> dict[tuple[str, str], RatioStats]:
+        hit = self._history.get(tenant)
+        if hit and time.monotonic() - hit[0] < HISTORY_TTL_S:
+            return hit[1]
+        since = self.api.e.now() - timedelta(days=HISTORY_DAYS)
+        rows = await asyncio.to_thread(ledger_rows, self.api.e.storage, tenant, since)
+        stats = output_ratios(rows, self.registry())
+        self._history[tenant] = (time.monotonic(), stats)
+        return stats
+
+    def quotas(self, c: Ctx) -> list[dict[str, Any]]:
+        """The caller's applicable quotas with what remains now (cost in micro-dollars)."""
+        st = self.api.e.state
+        now = self.api.e.now()
+        out = []
+        for q in st.applicable_quotas(c.tenant, c.user):
+            used, reserved, _ws = st.usage_for(q, now)
+            out.append({"id": q.id, "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
+                        "limit": q.limit, "remaining": max(q.limit - used - reserved, 0)})
+        return out
+
+    async def _read_ctx(self, request: web.Request, action: str, resource: str) -> Ctx:
+        e = self.api.e
+        c = await self.api.ctx(request)
+        await e.run(c, action, resource, lambda: e.require(c, "quotas.read", read=True))
+        return c
+
+    # -- registry -------------------------------------------------------------------------
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        c = await self._read_ctx(request, "models.list", "models")
+        reg = self.registry()
+        allowed = await self.allowed(c.tenant)
+        models = [{**m.as_json(), "allowed": allowed is None or m.id in allowed} for m in reg.all()]
+        return _json({"tenant": c.tenant, "models": models, "allowed": sorted(allowed) if allowed else None,
+                      "config": str(self.config_path())})
+
+    async def show_model(self, request: web.Request) -> web.Response:
+        name = request.match_info["id"]
+        c = await self._read_ctx(request, "models.show", f"model:{name}")
+        m = self.registry().get(name)
+        allowed = await self.allowed(c.tenant)
+        return _json({**m.as_json(), "allowed": allowed is None or m.id in allowed})
+
+    # -- the tenant's allowed set ---------------------------------------------------------
+
+    async def get_allowed(self, request: web.Request) -> web.Response:
+        c = await self._read_ctx(request, "models.allowed", "models")
+        allowed = await self.allowed(c.tenant)
+        return _json({"tenant": c.tenant, "allowed": sorted(allowed) if allowed else None})
+
+    async def put_allowed(self, request: web.Request) -> web.Response:
+        from core.engine.server import body
+
+        b = await body(request)
+        c = await self.api.ctx(request)
+        names = b.get("models")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadRequest('models must be a list of model ids, e.g. {"models": ["gpt-5.4"]}.', field="models")
+        if not names:
+            raise BadRequest("an empty list would allow no model at all; to allow every model use: "
+                             "musubi models allowed --all (DELETE /v1/models/allowed).", field="models")
+        reg = self.registry()
+        ids = sorted({reg.get(n).id for n in names})  # unknown names: 404 with close matches, nothing changed
+        return _json(await self._set_allowed(c, ids))
+
+    async def delete_allowed(self, request: web.Request) -> web.Response:
+        c = await self.api.ctx(request)
+        return _json(await self._set_allowed(c, None))
+
+    async def _set_allowed(self, c: Ctx, ids: list[str] | None) -> dict[str, Any]:
+        e = self.api.e
+        previous = await self.allowed(c.tenant)
+        action = "models.allow" if ids else "models.allow_all"
+
+        def op() -> dict[str, Any]:
+            e.require(c, "quotas.manage")
+            now = e.now()
+            e.write(Delete("tenant_models", {"tenant_id": c.tenant}))
+            for mid in ids or []:
+                e.write(Insert("tenant_models", {"tenant_id": c.tenant, "model_id": mid, "added_at": now, "added_by": c.user}))
+            e.audit(c.tenant, c, action, "models", details={"models": ids, "previous": sorted(previous) if previous else None})
+            return {"tenant": c.tenant, "allowed": ids, "previous": sorted(previous) if previous else None}
+
+        result = await e.run(c, action, "models", op)
+        assert self._allowed is not None  # loaded by self.allowed() above
+        if ids:
+            self._allowed[c.tenant] = set(ids)
+        else:
+            self._allowed.pop(c.tenant, None)
+        return result
+
+    def _check_allowed(self, c: Ctx, model_ids: list[str], allowed: set[str] | None) -> None:
+        if allowed is None:
+            return
+        bad = [m for m in model_ids if m not in allowed]
+        if bad:
+            raise PermissionDenied(
+                f"model(s) {', '.join(bad)} not allowed in tenant {c.tenant!r}; allowed: {', '.join(sorted(allowed))}. "
+                "A tenant admin can change this with: musubi models allowed set MODEL ...",
+                code="model_not_allowed", permission="models.allowed", models=bad,
+            )
+
+    # -- router ---------------------------------------------------------------------------
+
+    async def route_task(self, request: web.Request) -> web.Response:
+        from core.engine.server import body
+
+        b = await body(request)
+        c = await self._read_ctx(request, "models.route", f"task:{b.get('task')}")
+        task = check_task(b.get("task"))
+        n = b.get("input_tokens")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise BadRequest("input_tokens must be a whole number >= 0 (o200k_base tokens).", field="input_tokens")
+        kind = b.get("kind", "code")
+        if kind not in ("code", "prose", "cjk"):
+            raise BadRequest("kind must be code, prose or cjk.", field="kind")
+        d = route(self.registry(), task, n, allowed=await self.allowed(c.tenant), history=await self.history(c.tenant),
+                  kind=kind)
+        return _json(d.as_json())
+
+    # -- cost -----------------------------------------------------------------------------
+
+    async def workflows(self, request: web.Request) -> web.Response:
+        await self._read_ctx(request, "cost.workflows", "workflows")
+        return _json({"workflows": [
+            {"name": w.name, "description": w.description, "steps": [s.task for s in w.steps]}
+            for w in load_workflows().values()
+        ]})
+
+    async def cost_estimate(self, request: web.Request) -> web.Response:
+        from core.engine.server import body
+
+        e = self.api.e
+        b = await body(request)
+        c = await self.api.ctx(request)
+        reg = self.registry()
+        names = b.get("models")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise BadRequest("models must be a non-empty list of model ids (--model M, repeatable).", field="models")
+        if len(names) > MAX_MODELS:
+            raise BadRequest(f"at most {MAX_MODELS} models per estimate.", field="models")
+        models = list({m.id: m for m in (reg.get(n) for n in names)}.values())
+        allowed = await self.allowed(c.tenant)
+        paths = b.get("paths") or []
+        if not isinstance(paths, list):
+            raise BadRequest("paths must be a list of absolute file paths.", field="paths")
+        wf, task = b.get("workflow"), b.get("task")
+        if wf is not None and task is not None:
+            raise BadRequest("give a workflow or a task kind, not both.", field="workflow")
+        steps = list(workflow(str(wf)).steps) if wf else single_step(str(task or "implementation"))
+        retrieval = b.get("retrieval_tokens", 0)
+        if isinstance(retrieval, bool) or not isinstance(retrieval, int) or retrieval < 0:
+            raise BadRequest("retrieval_tokens must be a whole number >= 0.", field="retrieval_tokens")
+        cache = b.get("cache", True)
+        if not isinstance(cache, bool):
+            raise BadRequest("cache must be true or false.", field="cache")
+        docs_text = text_documents(b.get("texts"))
+        ids = [m.id for m in models]
+
+        def check() -> None:
+            e.require(c, "quotas.read", read=True)
+            self._check_allowed(c, ids, allowed)
+            self._check_paths(c, paths)
+
+        await e.run(c, "cost.estimate", f"models:{','.join(ids)}", check)
+        quotas = self.quotas(c)
+        history = await self.history(c.tenant)
+
+        def work() -> dict[str, Any]:
+            fs = read_files(paths)
+            docs = fs.docs + docs_text
+            out = estimate(reg, models, docs, steps, counter=CachedCounter(self.counts, fs.keys), history=history,
+                           retrieval_tokens=retrieval, cache=cache, quotas=quotas)
+            out["skipped"] = fs.skipped
+            return out
+
+        result = await asyncio.to_thread(work)
+        result.update({"tenant": c.tenant, "user": c.user, "workflow": wf, "task": None if wf else steps[0].task,
+                       "history_samples": sum(s.n for s in history.values())})
+        return _json(result)
+
+    def _check_paths(self, c: Ctx, paths: list[Any]) -> None:
+        """Outside registered projects, only the engine's own OS user may have files read."""
+        if not paths or c.real_user == pwd.getpwuid(os.getuid()).pw_name:
+            return
+        for p in paths:
+            if isinstance(p, str) and os.path.isabs(p) and self.api.e.project_for(c.tenant, None, os.path.normpath(p)) is None:
+                raise PermissionDenied(
+                    f"permission denied: {p} is not inside a registered project of tenant {c.tenant!r}; "
+                    "register it with: musubi project add PATH, or send the text instead.",
+                    permission="quotas.read",
+                )
+
+
+def _json(data: Mapping[str, Any]) -> web.Response:
+    from core.engine.server import _json as to_json
+
+    return to_json(data)
+
+
+def setup(app: web.Application, api: Api) -> None:
+    """Register the model and cost routes on ``app`` (called by ``build_app``)."""
+    m = ModelRoutes(api)
+    r = app.router
+    r.add_get("/v1/models", m.list_models)
+    # Registered before /v1/models/{id}: the first matching resource wins.
+    r.add_get("/v1/models/allowed", m.get_allowed)
+    r.add_put("/v1/models/allowed", m.put_allowed)
+    r.add_delete("/v1/models/allowed", m.delete_allowed)
+    r.add_post("/v1/models/route", m.route_task)
+    r.add_get("/v1/models/{id:.+}", m.show_model)
+    r.add_get("/v1/cost/workflows", m.workflows)
+    r.add_post("/v1/cost/estimate", m.cost_estimate)
