@@ -217,7 +217,9 @@ class EngineBase:
         if perm not in perms:
             roles = st.roles_of(ctx.tenant, ctx.user, ctx.project)
             has = f"role {', '.join(roles)}" if roles else "no role"
-            where = f"tenant {ctx.tenant!r}" + (f", project {ctx.project!r}" if ctx.project else "")
+            # Project names are the tenant's business: never named to someone with no role in it.
+            named = ctx.project and st.is_member(ctx.tenant, ctx.user)
+            where = f"tenant {ctx.tenant!r}" + (f", project {ctx.project!r}" if named else "")
             raise PermissionDenied(
                 f"permission denied: {ctx.user} lacks '{perm}' in {where} (has {has}). "
                 f"Ask a tenant owner or admin for a role with '{perm}' (see: musubi role list).",
