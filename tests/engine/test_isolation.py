@@ -75,15 +75,15 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/audit/prune"): ("/v1/audit/prune", {"before": "2000-01-01"}),
     ("POST", "/v1/audit/checkpoint"): ("/v1/audit/checkpoint", {"path": "{scratch}/leak-cp.json"}),
     ("GET", "/v1/events"): ("/v1/events", None),
-    ("GET", "/v1/trace"): ("/v1/trace", None),
-    ("GET", "/v1/trace/requirements/{id}"): ("/v1/trace/requirements/REQ-A-001", None),
-    ("GET", "/v1/trace/gaps"): ("/v1/trace/gaps", None),
-    ("GET", "/v1/trace/impact/{id}"): ("/v1/trace/impact/REQ-A-001", None),
-    ("GET", "/v1/trace/export"): ("/v1/trace/export?format=csv", None),
-    ("POST", "/v1/trace/review"): ("/v1/trace/review", {"id": "REQ-A-001"}),
-    ("POST", "/v1/trace/links"): ("/v1/trace/links", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py"}),
-    ("POST", "/v1/trace/links/remove"): ("/v1/trace/links/remove", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py"}),
-    ("GET", "/v1/spec/lint"): ("/v1/spec/lint", None),
+    ("GET", "/v1/trace"): ("/v1/trace?path={bdir}", None),
+    ("GET", "/v1/trace/requirements/{id}"): ("/v1/trace/requirements/REQ-A-001?path={bdir}", None),
+    ("GET", "/v1/trace/gaps"): ("/v1/trace/gaps?path={bdir}", None),
+    ("GET", "/v1/trace/impact/{id}"): ("/v1/trace/impact/REQ-A-001?path={bdir}", None),
+    ("GET", "/v1/trace/export"): ("/v1/trace/export?format=csv&path={bdir}", None),
+    ("POST", "/v1/trace/review"): ("/v1/trace/review", {"id": "REQ-A-001", "path": "{bdir}"}),
+    ("POST", "/v1/trace/links"): ("/v1/trace/links", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py", "path": "{bdir}"}),
+    ("POST", "/v1/trace/links/remove"): ("/v1/trace/links/remove", {"requirement": "REQ-A-001", "kind": "code", "target": "src/x.py", "path": "{bdir}"}),
+    ("GET", "/v1/spec/lint"): ("/v1/spec/lint?path={bdir}", None),
     ("GET", "/v1/models"): ("/v1/models", None),
     ("GET", "/v1/models/{id}"): ("/v1/models/gpt-5.4", None),
     ("GET", "/v1/models/allowed"): ("/v1/models/allowed", None),
@@ -124,9 +124,8 @@ def world(eng: Home, tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def fill(s: str, w: World) -> str:
-    return s.replace("{b}", w.b).replace("{rid}", w.rid).replace("{scratch}", str(w.scratch)).replace(
-        "{newtenant}", unique("intr")
-    )
+    s = s.replace("{b}", w.b).replace("{rid}", w.rid).replace("{scratch}", str(w.scratch))
+    return s.replace("{newtenant}", unique("intr")).replace("{bdir}", str(w.b_project_dir))
 
 
 def test_every_route_has_a_case() -> None:
