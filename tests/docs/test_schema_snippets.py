@@ -87,6 +87,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
             alice.put(
                 "/v1/quotas", {"metric": "tokens", "limit": 1, "period": "day"}
             )  # an audited denial
+        rid = t.post("/v1/reservations", {"tokens": 10})["reservation_id"]
+        t.post(
+            f"/v1/reservations/{rid}/settle", {"input_tokens": 30, "output_tokens": 5}
+        )  # 25 over
         pruned = t.post("/v1/audit/prune", {"before": before})
         root.post(f"/v1/tenants/{tenant}/suspend", {"reason": "facture impayée ☕"})
         root.post(f"/v1/tenants/{tenant}/resume", {})
@@ -310,3 +314,15 @@ def test_head_check_query(history: History, tmp_path: Path) -> None:
     rc, out = run_script(h, "verify_chain.py", cut, h.tenant)
     assert rc == 0, out
     assert _head_check(h, cut) == []
+
+
+def test_quotas_doc_overshoot_query(history: History) -> None:
+    text = (DOC.parent / "quotas.md").read_text(encoding="utf-8")
+    queries = re.findall(r"```sql\n(.*?)```", text, re.S)
+    assert len(queries) == 1
+    con = duckdb.connect(str(history.paths.db), read_only=True)
+    try:
+        rows = con.execute(queries[0].replace("'acme'", f"'{history.tenant}'")).fetchall()
+    finally:
+        con.close()
+    assert sum(r[1] for r in rows) == 25, rows
