@@ -276,7 +276,7 @@ class Api:
     async def usage_record(self, request: web.Request) -> web.Response:
         b = await body(request)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "usage.record", f"model:{b.get('model')}", lambda: self.e.usage_record(c, b.get("model", ""), b.get("input_tokens", 0), b.get("output_tokens", 0), b.get("requests", 1), b.get("cost_usd"))), 201)
+        return _json(await self.e.run(c, "usage.record", f"model:{b.get('model')}", lambda: self.e.usage_record(c, b.get("model", ""), b.get("input_tokens", 0), b.get("output_tokens", 0), b.get("requests", 1), b.get("cost_usd"), b.get("task_kind"))), 201)
 
     async def usage_history(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -296,7 +296,7 @@ class Api:
         b = await body(request)
         c = await self.ctx(request)
         rid = request.match_info["rid"]
-        return _json(await self.e.run(c, "usage.settle", f"reservation:{rid}", lambda: self.e.usage_settle(c, rid, b.get("input_tokens", 0), b.get("output_tokens", 0), b.get("requests", 1), b.get("cost_usd"), b.get("model"))))
+        return _json(await self.e.run(c, "usage.settle", f"reservation:{rid}", lambda: self.e.usage_settle(c, rid, b.get("input_tokens", 0), b.get("output_tokens", 0), b.get("requests", 1), b.get("cost_usd"), b.get("model"), b.get("task_kind"))))
 
     async def reservations_release(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)

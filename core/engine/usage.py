@@ -22,6 +22,7 @@ from core.audit import format_ts
 from core.engine.base import ENGINE_ACTOR, Ctx
 from core.engine.tenancy import TenancyOps
 from core.errors import BadRequest, NotFound, PermissionDenied, QuotaExceeded
+from core.models.registry import check_task
 from core.quotas import (
     Charge,
     Quota,
@@ -152,7 +153,7 @@ class UsageOps(TenancyOps):
                     },
                 )
 
-    def _charge(self, ctx: Ctx, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None) -> dict[str, Any]:
+    def _charge(self, ctx: Ctx, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None) -> dict[str, Any]:
         now = self.now()
         eid = self.state.next_ledger_id
         self.state.next_ledger_id += 1
@@ -164,6 +165,7 @@ class UsageOps(TenancyOps):
                     "tenant_id": ctx.tenant, "entry_id": eid, "ts": now, "user_name": ctx.user, "project": ctx.project,
                     "model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, "tokens": charge.tokens,
                     "requests": charge.requests, "cost_micros": charge.cost_usd, "source": source, "reservation_id": rid,
+                    "task_kind": task_kind,  # migration 002: the cost estimator learns output/input per task kind
                 },
             )
         )
@@ -199,16 +201,18 @@ class UsageOps(TenancyOps):
     # -- charges --------------------------------------------------------------------------
 
     def usage_record(
-        self, ctx: Ctx, model: str, input_tokens: object, output_tokens: object, requests: object = 1, cost_usd: object = None
+        self, ctx: Ctx, model: str, input_tokens: object, output_tokens: object, requests: object = 1, cost_usd: object = None,
+        task_kind: object = None,
     ) -> dict[str, Any]:
         """Charge usage made outside the workstation; refused whole when over a hard limit."""
         if not model or not isinstance(model, str) or len(model) > 200:
             raise BadRequest("model is missing or too long; pass --model NAME (e.g. gpt-4o).", field="model")
         charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
+        task = check_task(task_kind) if task_kind is not None else None
         self.require(ctx, "usage.record")
         self._admit(ctx, charge, "recording")
-        entry = self._charge(ctx, charge, model, i, o, "record", None)
-        self.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {})})
+        entry = self._charge(ctx, charge, model, i, o, "record", None, task)
+        self.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {}), **({"task_kind": task} if task else {})})
         return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry}
 
     def usage_reserve(
@@ -242,17 +246,18 @@ class UsageOps(TenancyOps):
 
     def usage_settle(
         self, ctx: Ctx, rid: str, input_tokens: object, output_tokens: object, requests: object = 1,
-        cost_usd: object = None, model: str | None = None,
+        cost_usd: object = None, model: str | None = None, task_kind: object = None,
     ) -> dict[str, Any]:
         """Record what the reserved call really used and close the reservation."""
         charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
+        task = check_task(task_kind) if task_kind is not None else None
         res = self._own_reservation(ctx, rid)
         self.require(ctx, "usage.record")
         self.state.drop_reservation(rid)
         now = self.now()
         self.write(Update("reservations", {"state": "settled", "closed_at": now}, {"reservation_id": rid}))
         owner = Ctx(ctx.real_user, res.user, ctx.tenant, res.project)
-        entry = self._charge(owner, charge, model, i, o, "settle", rid)
+        entry = self._charge(owner, charge, model, i, o, "settle", rid, task)
         over = {m: charge.get(m) - res.amount.get(m) for m in ("tokens", "requests", "cost_usd") if charge.get(m) > res.amount.get(m)}
         self.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details={**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, "entry_id": entry["entry_id"]})
         return {"reservation_id": rid, "settled": True, **charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, **entry}

@@ -200,3 +200,20 @@ def test_workflows_route(eng: Home) -> None:
     assert w["implement"]["steps"] == ["implementation", "review", "test"]
 
 
+
+
+def test_usage_with_a_task_kind_feeds_the_estimate(eng: Home) -> None:
+    t = eng.new_tenant("feed")
+    c = eng.client(t)
+    with pytest.raises(BadRequest, match="unknown task kind"):
+        c.post("/v1/usage", {"model": "gpt-5.4-mini", "input_tokens": 100, "output_tokens": 10, "task_kind": "dance"})
+    for i in range(6):
+        c.post("/v1/usage", {"model": "gpt-5.4-mini", "input_tokens": 1000, "output_tokens": 500 + i, "task_kind": "test"})
+    rid = c.post("/v1/reservations", {"tokens": 2000})["reservation_id"]
+    c.post(f"/v1/reservations/{rid}/settle", {"input_tokens": 1000, "output_tokens": 510, "model": "gpt-5.4-mini",
+                                              "task_kind": "test"})
+    assert eng.audit(t, action="usage.record")[-1]["details"]["task_kind"] == "test"
+    r = c.post("/v1/cost/estimate", {"models": ["gpt-5.4-mini"], "texts": [{"text": "x = 1\n" * 500}], "task": "test"})
+    step = r["models"][0]["steps"][0]
+    assert step["output_source"] == "history" and step["output_samples"] == 7
+    assert r["history_samples"] == 7
