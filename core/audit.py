@@ -176,6 +176,62 @@ def verify_rows(tenant_id: str, rows: Iterable[Row], start_seq: int = 1, start_h
     return res
 
 
+def verify_joined(
+    tenant_id: str,
+    chunks: Iterable[tuple[int, int, bool, str, str]],
+    start_seq: int,
+    start_hash: str,
+    recheck: Any,
+    seqs_of: Any,
+) -> VerifyResult:
+    """Verify a chain delivered as joined chunks (see Storage.audit_chain_joined).
+
+    ``recheck(seq)`` returns ``(ts, actor, action, resource, outcome, details)`` so a
+    hash mismatch is decided by the reference canonical form; ``seqs_of(lo, hi)``
+    lists the seqs of a chunk that is not gapless, to name the first bad seq.
+    """
+    res = VerifyResult(tenant_id, start_seq=start_seq, last_seq=start_seq - 1, last_hash=start_hash)
+    sha = hashlib.sha256
+    prev = start_hash
+    expect = start_seq
+    for lo, n, gapless, pieces, hashes in chunks:
+        if not gapless:
+            seqs = seqs_of(lo, lo + n + 1)
+            for s in seqs:
+                if s != expect:
+                    break
+                expect += 1
+            # Verify the good prefix below, then report the gap.
+            n_ok = expect - lo
+        else:
+            n_ok = n
+        parts = pieces.split("\x1e") if pieces else []
+        for i in range(n_ok):
+            p = parts[i]
+            h = hashes[64 * i : 64 * i + 64]
+            seq = lo + i
+            if p[:64] != prev:
+                return _bad(res, seq, "prev_hash does not match the previous event's hash", prev)
+            if sha(p.encode("utf-8")).hexdigest() != h:
+                ts, actor, action, resource, outcome, details = recheck(seq)
+                c = canonical_event(seq, ts, tenant_id, actor, action, resource, outcome, details)
+                if chain_hash(prev, c) != h:
+                    return _bad(res, seq, "hash does not match the event's contents", prev)
+            prev = h
+            res.checked += 1
+            res.last_seq, res.last_hash = seq, h
+        if not gapless:
+            return _bad(res, lo + n_ok, f"gap or duplicate at seq {lo + n_ok}", prev)
+        expect = lo + n
+    return res
+
+
+def _bad(res: VerifyResult, seq: int, reason: str, last_hash: str) -> VerifyResult:
+    res.first_bad_seq, res.reason = seq, reason
+    res.last_hash = last_hash
+    return res
+
+
 # --- signed checkpoints ------------------------------------------------------------------
 
 

@@ -55,7 +55,7 @@ class Identity:
     cwd: str | None = None
 
     def headers(self) -> dict[str, str]:
-        h = {"X-Musubi-Cwd": self.cwd or os.getcwd()}
+        h = {"X-Musubi-Cwd": self.cwd or _cwd()}
         tenant = self.tenant or os.environ.get("MUSUBI_TENANT")
         if tenant:
             h["X-Musubi-Tenant"] = tenant
@@ -64,6 +64,14 @@ class Identity:
         if self.project:
             h["X-Musubi-Project"] = self.project
         return h
+
+
+def _cwd() -> str:
+    """The working directory, or '/' when it was deleted under us (no project then)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return "/"
 
 
 def _path(path: str, query: dict[str, Any] | None) -> str:
@@ -147,12 +155,12 @@ def start_engine(paths: HomePaths, timeout: float = START_TIMEOUT_S) -> dict[str
     info = ping(paths)
     if info:
         return {"started": False, **info}
-    paths.ensure()
     if len(str(paths.socket)) > MAX_SOCKET_PATH:
         raise EngineUnavailable(
             f"socket path {paths.socket} is longer than {MAX_SOCKET_PATH} bytes (the Unix limit); use a shorter --home.",
             code="home_path_too_long",
         )
+    paths.ensure()
     err_file = paths.logs / START_ERROR
     with contextlib.suppress(FileNotFoundError):
         err_file.unlink()

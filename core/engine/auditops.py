@@ -15,7 +15,7 @@ from core.audit import (
     public_key_b64,
     sign_checkpoint,
     verify_checkpoint_doc,
-    verify_rows,
+    verify_joined,
 )
 from core.engine.base import Ctx
 from core.engine.usage import UsageOps
@@ -84,7 +84,14 @@ class AuditOps(UsageOps):
                 cp_ok = False
         if cps:
             start_seq, start_hash = int(cps[-1]["seq"]) + 1, cps[-1]["hash"]
-        res = verify_rows(tenant, self.storage.audit_chain(tenant, start_seq), start_seq, start_hash)
+        res = verify_joined(
+            tenant,
+            self.storage.audit_chain_joined(tenant, start_seq),
+            start_seq,
+            start_hash,
+            lambda seq: self.storage.audit_row(tenant, seq),
+            lambda lo, hi: self.storage.audit_seqs(tenant, lo, hi),
+        )
         out = res.as_json()
         out["checkpoints"] = len(cps)
         out["checkpoint_signatures_ok"] = cp_ok

@@ -69,6 +69,7 @@ class EngineBase:
         self.committer = GroupCommitter(storage, self._reload)
         self.signing_key = load_or_create_signing_key(paths.signing_key)
         self.started_at = utcnow()
+        self.schema_version = int(getattr(storage, "schema_version", lambda: 0)())
         self._last_ts = datetime.min
         self._wrote = False
         self.ops = 0

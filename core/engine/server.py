@@ -133,7 +133,7 @@ class Api:
                 "home": str(e.paths.home),
                 "socket": str(e.paths.socket),
                 "database": str(e.paths.db),
-                "schema_version": getattr(e.storage, "schema_version", lambda: None)(),
+                "schema_version": e.schema_version,
                 "started_at": e.fmt(e.started_at),
                 "tenants": len(e.state.tenants),
                 "subscribers": len(e.bus),

@@ -90,6 +90,13 @@ class Storage(Protocol):
     def audit_chain(self, tenant_id: str, start_seq: int, chunk: int = 50_000) -> Iterator[tuple[Any, ...]]:
         """Rows ``(seq, ts_text, actor, action, resource, outcome, details, prev_hash, hash)`` in seq order."""
 
+    def audit_chain_joined(self, tenant_id: str, start_seq: int, chunk: int = 25_000) -> Iterator[tuple[int, int, bool, str, str]]:
+        """Chunks ``(lo, count, gapless, pieces, hashes)`` for fast verification (see DuckDBStorage)."""
+
+    def audit_seqs(self, tenant_id: str, lo: int, hi: int) -> list[int]: ...
+
+    def audit_row(self, tenant_id: str, seq: int) -> tuple[Any, ...]: ...
+
     def audit_export(self, q: AuditQuery, fmt: str, path: Path) -> int: ...
 
     def checkpoints(self, tenant_id: str) -> list[dict[str, Any]]: ...
