@@ -326,3 +326,32 @@ def test_quotas_doc_overshoot_query(history: History) -> None:
     finally:
         con.close()
     assert sum(r[1] for r in rows) == 25, rows
+
+
+def test_every_table_and_column_is_documented(history: History) -> None:
+    """The schema is a public contract: each table of a migrated file has a section naming every column."""
+    text = DOC.read_text(encoding="utf-8")
+    con = duckdb.connect(str(history.paths.db), read_only=True)
+    try:
+        cols = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+        ).fetchall()
+        version = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    finally:
+        con.close()
+    assert version and f"Current version: **{version[0]}**." in text
+    tables: dict[str, list[str]] = {}
+    for table, col in cols:
+        tables.setdefault(table, []).append(col)
+    sections = re.split(r"\n### ", text.split("## Tables", 1)[1].split("\n## ", 1)[0])
+    by_table = {s.split("`", 2)[1]: s for s in sections[1:]}
+    for table, columns in tables.items():
+        if table == "schema_version":
+            assert "`schema_version(version INTEGER, applied_at TIMESTAMP)`" in text
+            continue
+        assert table in by_table, f"table {table} has no section in docs/schema.md"
+        for col in columns:
+            assert f"`{col}`" in by_table[table], f"column {table}.{col} is not documented"
+    assert set(by_table) <= set(tables), (
+        f"documented tables that do not exist: {set(by_table) - set(tables)}"
+    )
