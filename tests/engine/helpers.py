@@ -157,17 +157,19 @@ class Home:
 
 
 def wait_gone(pid: int, timeout: float = 30.0) -> None:
-    """Wait until ``pid`` has exited (reaping it when it is our child)."""
+    """Wait until ``pid`` has exited, reaping it when it is our child (else it lingers as a zombie)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        except (OSError, IndexError):
-            return
-        if state == "Z":
-            return
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:  # not our child: gone once its /proc entry is gone or a zombie
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state == "Z":
+                return
         time.sleep(0.02)
     raise AssertionError(f"process {pid} did not exit")
 
