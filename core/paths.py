@@ -7,6 +7,7 @@ home; everything it writes stays under it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,5 @@ class HomePaths:
         """Create the home and its folders, private to the user."""
         for p in (self.home, self.logs, self.tenants):
             p.mkdir(parents=True, exist_ok=True)
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(p, 0o700)
-            except OSError:
-                pass

@@ -7,6 +7,7 @@ is told so (a ``dropped`` count) rather than slowing the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,8 @@ class EventBus:
             if sub.tenant != tenant or not sub.allow(event):
                 continue
             if sub.queue.full():
-                try:
+                with contextlib.suppress(asyncio.QueueEmpty):
                     sub.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    pass
                 sub.dropped += 1
             sub.queue.put_nowait(event)
 

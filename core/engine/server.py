@@ -113,13 +113,13 @@ class Api:
         h = request.headers
         tenant = tenant or h.get("X-Musubi-Tenant") or "default"
         as_user = h.get("X-Musubi-As") or None
-        try:
-            return self.e.make_ctx(real, as_user, tenant, h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None)
-        except PermissionDenied as exc:
-            # A refused impersonation is audited under the real user.
-            c = Ctx(real, real, tenant)
-            await self.e.run(c, "impersonate", exc.extra.get("resource", "user"), lambda: (_ for _ in ()).throw(exc))
-            raise
+        cwd, project = h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
+
+        def make() -> Ctx:
+            return self.e.make_ctx(real, as_user, tenant, cwd, project)
+
+        # Running it as an op audits a refused impersonation (under the real user).
+        return await self.e.run(Ctx(real, real, tenant), "impersonate", f"user:{as_user}", make)
 
     # -- engine -----------------------------------------------------------------------------
 

@@ -10,7 +10,13 @@ from core.engine.base import ENGINE_ACTOR, Ctx, EngineBase
 from core.engine.state import Tenant
 from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from core.quotas import DEFAULT_QUOTAS, Quota
-from core.rbac import BUILTIN_ROLES, PERMISSIONS, ROLE_DESCRIPTIONS, SYSTEM_TENANT, validate_permissions
+from core.rbac import (
+    BUILTIN_ROLES,
+    PERMISSIONS,
+    ROLE_DESCRIPTIONS,
+    SYSTEM_TENANT,
+    validate_permissions,
+)
 from core.storage.base import Delete, Insert, Update
 
 
