@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench clean-venv fmt
+.PHONY: run test lint bench clean-venv fmt sysdeps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,10 +22,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[ml,dev]"
 	touch $(STAMP)
 
+# System tools some tests and benchmarks drive (tmux: the real-terminal TUI test;
+# ripgrep: the trace benchmark's baseline).  Best effort: without root the
+# tests that need them say so and skip.
+sysdeps:
+	@for t in tmux:tmux rg:ripgrep; do \
+	  cmd=$${t%%:*}; pkg=$${t##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq $$pkg >/dev/null 2>&1) || echo "could not install $$pkg"; \
+	    else echo "note: $$pkg is not installed; tests that need it will skip"; fi; }; \
+	done
+
 run: $(STAMP)
 	$(BIN)/musubi
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -34,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/run_all.py
 
 fmt: $(STAMP)
