@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import EXIT_DENIED, PermissionDenied
 from core.rbac import BUILTIN_ROLES
 
 from .helpers import Home, unique, utc_iso
@@ -157,6 +158,14 @@ def test_every_role_may_read_its_tenant(cases: dict[str, Case], role: str, read:
         assert body["user"] == c.user and body["real_user"] == ME
         assert body["roles"] == [role]
         assert set(body["permissions"]) == set(BUILTIN_ROLES[role])
+
+
+def test_typed_client_raises_permission_denied_with_exit_4(cases: dict[str, Case]) -> None:
+    c = cases["viewer"]
+    with pytest.raises(PermissionDenied) as ei:
+        c.h.client(c.tenant, as_user=c.user).put("/v1/quotas", {"metric": "tokens", "limit": 1, "period": "day"})
+    assert ei.value.exit_code == EXIT_DENIED == 4
+    assert ei.value.code == "permission_denied" and ei.value.extra["permission"] == "quotas.manage"
 
 
 def test_denied_tenant_create_creates_nothing(cases: dict[str, Case]) -> None:
