@@ -7,8 +7,8 @@ answered only after its ledger row commits.
 Worst-case overshoot (docs/quotas.md): a hard limit is never exceeded by
 ``usage record`` or ``reserve``.  ``settle`` records what a call really used, so
 a window can exceed its limit by at most the sum, over reservations settled in
-it, of (actual − reserved), plus what was settled after its reservation had
-expired.
+it, of max(0, actual − reserved) per metric.  An expired reservation cannot be
+settled (404), so late usage goes through ``usage record`` and its admission.
 """
 
 from __future__ import annotations
