@@ -42,6 +42,8 @@ COMMAND_MODULES: list[str] = [
     "tui.commands.quota",
     "tui.commands.usage",
     "tui.commands.audit",
+    "tui.commands.models",
+    "tui.commands.cost",
     "tui.commands.trace",
     "tui.commands.spec",
 ]

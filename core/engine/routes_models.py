@@ -159,7 +159,7 @@ class ModelRoutes:
             raise BadRequest('models must be a list of model ids, e.g. {"models": ["gpt-5.4"]}.', field="models")
         if not names:
             raise BadRequest("an empty list would allow no model at all; to allow every model use: "
-                             "musubi models allowed --all (DELETE /v1/models/allowed).", field="models")
+                             "musubi models allowed clear (DELETE /v1/models/allowed).", field="models")
         reg = self.registry()
         ids = sorted({reg.get(n).id for n in names})  # unknown names: 404 with close matches, nothing changed
         return _json(await self._set_allowed(c, ids))

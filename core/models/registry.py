@@ -33,17 +33,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import BadRequest, MusubiError, NotFound
+from core.models.kinds import TASK_KINDS, TIERS
 
-TIERS: tuple[str, ...] = ("basic", "standard", "advanced", "frontier")
 PROVIDERS: tuple[str, ...] = ("openai", "azure", "anthropic", "google", "mistral", "ollama", "openai-compatible")
 TOKENIZERS: tuple[str, ...] = ("o200k_base", "cl100k_base", "anthropic", "anthropic-2026", "gemini", "mistral", "local")
-TASK_KINDS: tuple[str, ...] = (
-    "requirements", "design", "tasks", "implementation", "review", "test", "summarise", "classify",
-)
 
 Tier = Literal["basic", "standard", "advanced", "frontier"]
 Provider = Literal["openai", "azure", "anthropic", "google", "mistral", "ollama", "openai-compatible"]
 TokenizerName = Literal["o200k_base", "cl100k_base", "anthropic", "anthropic-2026", "gemini", "mistral", "local"]
+__all__ = ["TASK_KINDS", "TIERS", "ConfigError", "ModelSpec", "Registry", "check_task", "load_registry", "read_config"]
 LOCAL_PROVIDERS = frozenset({"ollama", "openai-compatible"})
 
 

@@ -146,7 +146,7 @@ def route(
         raise NoRoute(
             f"no model can do '{task}' (tier {need} or higher) with {input_tokens:,} input tokens"
             + (" among the tenant's allowed models" if allowed is not None else "")
-            + ". Split the input, allow a larger model (musubi models allowed), or relax [routing] in config.toml.",
+            + ". Split the input, allow a larger model (musubi models allowed set ...), or relax [routing] in config.toml.",
             rejected=[r.as_json() for r in rejected],
         )
     eligible.sort(key=lambda c: (c.cost_micros, c.model.tier_rank, c.model.id))

@@ -1,3 +1,4 @@
-"""Engine fixtures shared with tests/engine (a real engine on a short temporary home)."""
+"""Fixtures shared with tests/engine and tests/cli (a real engine on a short temporary home)."""
 
+from tests.cli.conftest import cli  # noqa: F401  (module-scoped engine started through the CLI)
 from tests.engine.conftest import eng  # noqa: F401  (module-scoped engine; see tests/engine/conftest.py)

@@ -60,7 +60,7 @@ def test_allowed_models_are_pinned_enforced_and_audited(eng: Home) -> None:
         eng.client(t, as_user="val").put("/v1/models/allowed", {"models": ["gpt-5.4"]})
     with pytest.raises(NotFound):
         owner.put("/v1/models/allowed", {"models": ["gpt-5.4", "no-such-model"]})
-    with pytest.raises(BadRequest, match="--all"):
+    with pytest.raises(BadRequest, match="musubi models allowed clear"):
         owner.put("/v1/models/allowed", {"models": []})
     assert owner.get("/v1/models/allowed")["allowed"] is None  # nothing changed by the refusals
     r = owner.put("/v1/models/allowed", {"models": ["gpt-5.4", "sonnet"]})

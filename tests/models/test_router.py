@@ -66,7 +66,7 @@ def test_no_route_explains_every_rejection() -> None:
     with pytest.raises(NoRoute) as ei:
         route(REG, "design", 5_000, allowed={"gpt-5.4-nano"})
     err = ei.value
-    assert "allowed" in err.message and "musubi models allowed" in err.message
+    assert "allowed" in err.message and "musubi models allowed set" in err.message
     reasons = {r["model"]: r["rejected"] for r in err.extra["rejected"]}
     assert "below the needed advanced" in reasons["gpt-5.4-nano"]
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from core.client import seg
+from core.models.kinds import TASK_KINDS
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
 
 cli_group = group(
@@ -23,6 +24,8 @@ _count = click.IntRange(min=0)
 
 
 def _charge_opts(f: Any) -> Any:
+    f = click.option("--task", "task_kind", type=click.Choice(TASK_KINDS),
+                     help="What kind of work it was; cost estimates learn expected output per task kind.")(f)
     f = click.option("--cost-usd", metavar="USD", help="Cost in dollars, exact to the micro-dollar (e.g. 0.0105).")(f)
     f = click.option("--requests", type=_count, metavar="N", default=1, show_default=True, help="Number of requests.")(f)
     f = click.option("--output-tokens", type=_count, metavar="N", required=True, help="Output (completion) tokens.")(f)
@@ -37,13 +40,13 @@ def _charge_opts(f: Any) -> Any:
 @_charge_opts
 @pass_state
 def record(state: CliState, model: str, input_tokens: int, output_tokens: int, requests: int,
-           cost_usd: str | None) -> None:
+           cost_usd: str | None, task_kind: str | None) -> None:
     """Charge usage made outside the workstation (another agent CLI).
 
     Exit 3, with nothing charged, when it would exceed a hard limit.
     """
     body = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
-            "cost_usd": cost_usd}
+            "cost_usd": cost_usd, "task_kind": task_kind}
     data = state.client().post("/v1/usage", body)
     emit(state, data, lambda d: line(
         f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
@@ -70,10 +73,10 @@ def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, t
 @click.option("--model", metavar="M", help="Model the call used.")
 @pass_state
 def settle(state: CliState, reservation_id: str, input_tokens: int, output_tokens: int, requests: int,
-           cost_usd: str | None, model: str | None) -> None:
+           cost_usd: str | None, model: str | None, task_kind: str | None) -> None:
     """Record what the reserved call really used and close RESERVATION_ID."""
     body = {"input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
-            "cost_usd": cost_usd, "model": model}
+            "cost_usd": cost_usd, "model": model, "task_kind": task_kind}
     data = state.client().post(f"/v1/reservations/{seg(reservation_id)}/settle", body)
 
     def human(d: dict[str, Any]) -> None:
