@@ -10,7 +10,6 @@ link loop cannot trap the walk.
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pathspec
 from core.errors import BadRequest
 
 BINARY_SNIFF = 8192
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True)
@@ -108,25 +108,10 @@ def filter_files(files: Iterable[str], exclude: list[str]) -> list[str]:
     return [f for f in files if not spec.match_file(f)]
 
 
-def stat_file(root: Path, rel: str) -> FileStat | str:
-    """The file's size and mtime, or why it cannot be scanned (symlink, missing, not a file)."""
-    try:
-        st = os.lstat(os.path.join(root, rel))
-    except FileNotFoundError:
-        return "missing"
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
-    if stat.S_ISLNK(st.st_mode):
-        return "symlink"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
-    return FileStat(st.st_size, st.st_mtime_ns)
-
-
-def read_bytes(root: Path, rel: str, size: int) -> bytes | str:
+def read_bytes(path: str, size: int) -> bytes | str:
     """The file's bytes, or why not.  O_NOFOLLOW: a file swapped for a link since stat is refused."""
     try:
-        fd = os.open(os.path.join(root, rel), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
     try:
@@ -153,10 +138,6 @@ def decode(data: bytes) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     return data.decode("utf-8", "replace")
-
-
-def compile_globs(globs: list[str]) -> pathspec.PathSpec:
-    return pathspec.GitIgnoreSpec.from_lines(globs)
 
 
 def validate_root(path: str) -> Path:

@@ -13,34 +13,40 @@ contain an ID at all.
 
 from __future__ import annotations
 
-import bisect
 import re
 
 from core.trace.ids import IdPatterns
 
-# (start, end, context) spans; context "comment" | "docstring" | "string".
-Span = tuple[int, int, str]
 # What the scanner keeps per hit: (ID, 1-based line, context).
 Hit = tuple[str, int, str]
 
 COUNTED = frozenset({"comment", "docstring", "text", "test-name", "test-string"})
 
-_DQ = r'"(?:[^"\\\n]|\\.)*"'
-_SQ = r"'(?:[^'\\\n]|\\.)*'"
+# Every alternative starts with a literal character, so the regex engine skips
+# code in C at full speed (a leading group or lookahead would defeat that), and
+# loops are "unrolled" ([^"\\]*(?:\\.[^"\\]*)*) instead of one alternation per
+# character: together about 3x faster on real code.  Group names carry the
+# context; a "_2" suffix only keeps them unique.
+_DQ = r'"(?P<string>[^"\\\n]*(?:\\.[^"\\\n]*)*)"'
+_SQ = r"'(?P<string_2>[^'\\\n]*(?:\\.[^'\\\n]*)*)'"
+_BACKTICK = r"`(?P<string_3>[^`\\]*(?:\\[\s\S][^`\\]*)*)`"
+_TDQ = r'"""(?P<docstring>[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*)(?:"""|\Z)'
+_TSQ = r"'''(?P<docstring_2>[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*)(?:'''|\Z)"
+_BLOCK = r"/\*(?P<comment_2>[^*]*(?:\*(?!/)[^*]*)*)(?:\*/|\Z)"
+
+
+def _alt(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(parts))
+
 
 _FAMILIES: dict[str, re.Pattern[str]] = {
-    "python": re.compile(
-        r'(?P<docstring>[rRbBuUfF]{0,2}"""[\s\S]*?(?:"""|\Z)|[rRbBuUfF]{0,2}\'\'\'[\s\S]*?(?:\'\'\'|\Z))'
-        rf"|(?P<comment>#[^\n]*)|(?P<string>{_DQ}|{_SQ})"
-    ),
-    "hash": re.compile(rf"(?P<comment>#[^\n]*)|(?P<string>{_DQ}|{_SQ})"),
-    "clike": re.compile(
-        rf"(?P<comment>//[^\n]*|/\*[\s\S]*?(?:\*/|\Z))|(?P<string>{_DQ}|{_SQ}|`(?:[^`\\]|\\.)*`)"
-    ),
-    "dash": re.compile(rf"(?P<comment>--\[\[[\s\S]*?(?:\]\]|\Z)|--[^\n]*|/\*[\s\S]*?(?:\*/|\Z))|(?P<string>{_DQ}|{_SQ})"),
-    "xml": re.compile(r"(?P<comment><!--[\s\S]*?(?:-->|\Z))"),
-    "semi": re.compile(rf"(?P<comment>;[^\n]*)|(?P<string>{_DQ})"),
-    "percent": re.compile(rf"(?P<comment>%[^\n]*)|(?P<string>{_DQ})"),
+    "python": _alt(_TDQ, _TSQ, r"#(?P<comment>[^\n]*)", _DQ, _SQ),
+    "hash": _alt(r"#(?P<comment>[^\n]*)", _DQ, _SQ),
+    "clike": _alt(r"//(?P<comment>[^\n]*)", _BLOCK, _DQ, _SQ, _BACKTICK),
+    "dash": _alt(r"--(?P<comment>\[\[[\s\S]*?(?:\]\]|\Z)|[^\n]*)", _BLOCK, _DQ, _SQ),
+    "xml": _alt(r"<!--(?P<comment>[\s\S]*?)(?:-->|\Z)"),
+    "semi": _alt(r";(?P<comment>[^\n]*)", _DQ),
+    "percent": _alt(r"%(?P<comment>[^\n]*)", _DQ),
 }
 
 _EXT_FAMILY: dict[str, str] = {}
@@ -72,17 +78,23 @@ def family_of(rel: str) -> str | None:
     return _EXT_FAMILY.get(name[dot:].lower()) if dot > 0 else None
 
 
-def _spans(text: str, family: str) -> tuple[list[int], list[Span]]:
-    rx = _FAMILIES[family]
-    spans = [(m.start(), m.end(), m.lastgroup or "string") for m in rx.finditer(text)]
-    return [s[0] for s in spans], spans
+def contexts(text: str, family: str, positions: list[int]) -> list[str]:
+    """The context of each offset in ``positions`` (ascending).
 
-
-def _context_at(pos: int, starts: list[int], spans: list[Span]) -> str:
-    i = bisect.bisect_right(starts, pos) - 1
-    if i >= 0 and spans[i][0] <= pos < spans[i][1]:
-        return spans[i][2]
-    return "code"
+    Lexing must run from the top (a string may hide a comment marker), but it
+    stops at the last offset asked about.
+    """
+    out = []
+    tokens = _FAMILIES[family].finditer(text)
+    cur = next(tokens, None)
+    for p in positions:
+        while cur is not None and cur.end() <= p:
+            cur = next(tokens, None)
+        if cur is not None and cur.start() <= p:
+            out.append((cur.lastgroup or "string").split("_", 1)[0])
+        else:
+            out.append("code")
+    return out
 
 
 class _Lines:
@@ -110,9 +122,7 @@ def scan_text(text: str, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
         if family is None:
             found.extend((p, tok, "text") for p, tok in matches)
         else:
-            starts, spans = _spans(text, family)
-            for p, tok in matches:
-                ctx = _context_at(p, starts, spans)
+            for (p, tok), ctx in zip(matches, contexts(text, family, [p for p, _t in matches]), strict=True):
                 if ctx == "string" and is_test:
                     ctx = "test-string"
                 found.append((p, tok, ctx))
@@ -133,7 +143,7 @@ def scan_text(text: str, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
 
 def _test_names(text: str, ids: IdPatterns) -> list[tuple[int, str, str]]:
     """IDs spelled as identifiers inside test-named identifiers: ``test_req_auth_001_login``."""
-    if not ids.ident.search(text):
+    if not ids.may_have_ident(text):
         return []
     out = []
     for m in _IDENT.finditer(text):

@@ -32,24 +32,65 @@ CACHE_VERSION = 1
 ROLES = ("requirements", "design", "tasks")
 
 
-class GlobSet:
-    """A list of gitwildmatch globs as one regex (pathspec compiles each; we join them)."""
+_UNANCHORED = "^(?:.+/)?"
 
-    def __init__(self, globs: list[str]) -> None:
-        spec = pathspec.GitIgnoreSpec.from_lines(globs)
-        pats = list(spec.patterns)
-        self._spec: pathspec.PathSpec | None = None
-        self._rx: re.Pattern[str] | None = None
-        if any(p.include is False for p in pats):
-            self._spec = spec  # negations need pathspec's ordered evaluation
+
+def _glob_regexes(globs: list[str]) -> tuple[str, str] | None:
+    """(basename regex, path regex) for a list of gitwildmatch globs, or None when a
+    negation needs pathspec's ordered evaluation.
+
+    A glob without a slash (``test_*.py``) matches a file's name at any depth;
+    pathspec compiles it as ``^(?:.+/)?NAME``, which backtracks over the whole path
+    for every such glob (~20 us a path for the test conventions).  Matching those
+    against the basename alone is an order of magnitude cheaper.
+    """
+    pats = list(pathspec.GitIgnoreSpec.from_lines(globs).patterns)
+    if any(p.include is False for p in pats):
+        return None
+    names, paths = [], []
+    for p in pats:
+        if not p.include or p.regex is None:
+            continue
+        rx = p.regex.pattern.replace("(?P<ps_d>/)", "/")
+        tail = rx[len(_UNANCHORED) :]
+        if rx.startswith(_UNANCHORED) and "/" not in tail.replace("(?:/|$)", ""):
+            names.append("^" + tail)
         else:
-            parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in pats if p.include and p.regex is not None]
-            self._rx = re.compile("|".join(f"(?:{x})" for x in parts)) if parts else None
+            paths.append(rx)
+    never = "(?!)"
+    return ("|".join(f"(?:{x})" for x in names) or never, "|".join(f"(?:{x})" for x in paths) or never)
 
-    def match(self, rel: str) -> bool:
-        if self._spec is not None:
-            return bool(self._spec.match_file(rel))
-        return bool(self._rx and self._rx.match(rel))
+
+class RoleClassifier:
+    """Which role a path plays (requirements, design, tasks, test); the first role that matches wins."""
+
+    ROLES = ("requirements", "design", "tasks", "test")
+
+    def __init__(self, config: TraceConfig) -> None:
+        groups = {
+            "requirements": config.requirement_globs,
+            "design": config.design_globs,
+            "tasks": config.task_globs,
+            "test": config.test_globs,
+        }
+        self._rx: list[tuple[str, re.Pattern[str], re.Pattern[str]]] = []
+        self._specs: list[tuple[str, pathspec.PathSpec]] = []
+        regs = {k: _glob_regexes(v) for k, v in groups.items()}
+        if all(r is not None for r in regs.values()):
+            for k in self.ROLES:
+                name_rx, path_rx = regs[k]  # type: ignore[misc]
+                self._rx.append((k, re.compile(name_rx), re.compile(path_rx)))
+        else:
+            self._specs = [(k, pathspec.GitIgnoreSpec.from_lines(groups[k])) for k in self.ROLES]
+
+    def role(self, rel: str) -> str | None:
+        if self._specs:
+            return next((k for k, sp in self._specs if sp.match_file(rel)), None)
+        base = rel[rel.rfind("/") + 1 :]
+        for k, name_rx, path_rx in self._rx:
+            if name_rx.match(base) or path_rx.match(rel):
+                return k
+        return None
 
 
 @dataclass
@@ -166,15 +207,10 @@ class Scanner:
             self.entries, self.config_fp = {}, fp
         listed, how = F.list_files(self.root)
         listed = F.filter_files(listed, config.exclude)
-        role_sets = {
-            "requirements": GlobSet(config.requirement_globs),
-            "design": GlobSet(config.design_globs),
-            "tasks": GlobSet(config.task_globs),
-        }
-        tests = GlobSet(config.test_globs)
+        classify = RoleClassifier(config).role
         ids = config.ids
-        any_b, ident_b = ids.any_bytes, ids.ident_bytes
-        root = str(self.root)
+        any_b = ids.any_bytes
+        root = str(self.root) + "/"
         read = parsed = 0
         new: dict[str, Entry] = {}
         skipped: dict[str, str] = {}
@@ -184,7 +220,7 @@ class Scanner:
                 continue  # our own bookkeeping, not code
             prev = self.entries.get(rel)
             try:
-                st = os.lstat(os.path.join(root, rel))
+                st = os.lstat(root + rel)
             except OSError as exc:
                 skipped[rel] = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable: {exc.strerror}"
                 continue
@@ -199,20 +235,20 @@ class Scanner:
                 skipped[rel] = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
                 continue
             s = F.FileStat(st.st_size, st.st_mtime_ns)
-            role = next((r for r, g in role_sets.items() if g.match(rel)), None)
+            role = classify(rel)
             if role is None:
                 dot = rel.rfind(".")
                 if dot > rel.rfind("/") and rel[dot:].lower() in DOC_EXTENSIONS:
                     # Prose outside the spec folders is not code; remembered so it is not re-classified.
                     new[rel] = Entry(s.size, s.mtime_ns, "", "doc")
                     continue
-                role = "test" if tests.match(rel) else "code"
+                role = "code"
             if s.size > config.max_file_bytes:
                 reason = f"larger than max_file_bytes ({s.size} > {config.max_file_bytes})"
                 new[rel] = Entry(s.size, s.mtime_ns, "", "skipped", reason=reason)
                 skipped[rel] = reason
                 continue
-            data = F.read_bytes(self.root, rel, s.size)
+            data = F.read_bytes(root + rel, s.size)
             read += 1
             if isinstance(data, str):
                 skipped[rel] = data
@@ -232,7 +268,7 @@ class Scanner:
                 new[rel] = Entry(s.size, s.mtime_ns, digest, role, spec=doc)
                 continue
             hits: list[Hit] = []
-            if any_b.search(data) or (role == "test" and ident_b.search(data)):
+            if any_b.search(data) or (role == "test" and ids.may_have_ident(data)):
                 hits = scan_text(F.decode(data), rel, role == "test", ids)
             new[rel] = Entry(s.size, s.mtime_ns, digest, role, hits=hits)
         if changed or len(new) != len(self.entries):

@@ -129,3 +129,28 @@ def test_design_elements() -> None:
         ("ADR-001", "adr", None, ["REQ-A-001", "REQ-A-002"]),
         ("storage/design/d.md#c4-level-2-container-api", "c4", "container", ["REQ-A-003"]),
     ]
+
+
+@pytest.mark.parametrize("extra", [[], ["it/**", "*.check.py"], ["it/**", "!it/fixtures/**"]])
+def test_role_classifier_agrees_with_pathspec(extra: list[str]) -> None:
+    import pathspec
+
+    from core.trace.scanner import RoleClassifier
+
+    cfg = TraceConfig.from_dict({"test_globs": extra})
+    paths = [
+        "a/b/test_x.py", "x_test.py", "tests/a.py", "pkg/tests/sub/a.py", "src/a.py", "web/__tests__/a.js",
+        "a/b.test.ts", "storage/specs/a.md", "storage/specs/x/y.md", "x/storage/specs/a.md",
+        ".kiro/specs/f/requirements.md", ".kiro/specs/f/design.md", ".kiro/specs/f/tasks.md", "storage/tasks/t.md",
+        "src/FooTest.java", "src/test/java/Foo.java", "a/conftest.py", "a/spec/x_spec.rb", "notes.md",
+        "it/a.py", "it/fixtures/b.py", "z/q.check.py", "storage/specs/test_x.py",
+    ]
+    expected = {}
+    for role, globs in (("requirements", cfg.requirement_globs), ("design", cfg.design_globs),
+                        ("tasks", cfg.task_globs), ("test", cfg.test_globs)):
+        spec = pathspec.GitIgnoreSpec.from_lines(globs)
+        for p in paths:
+            if p not in expected and spec.match_file(p):
+                expected[p] = role
+    c = RoleClassifier(cfg)
+    assert {p: c.role(p) for p in paths} == {p: expected.get(p) for p in paths}
