@@ -116,6 +116,11 @@ def parse_alerts(value: object) -> tuple[float, ...]:
     return tuple(sorted(set(out)))
 
 
+def quota_resource(metric: object, period: object, user: object = None) -> str:
+    """The audit ``resource`` of a quota, the same in successes and denials."""
+    return f"quota:{metric}/{period}" + (f"/user:{user}" if user else "")
+
+
 @dataclass
 class Quota:
     """One limit: ``metric`` per ``period`` for a tenant, or for one user within it (``user`` set)."""
@@ -131,6 +136,10 @@ class Quota:
     @property
     def scope(self) -> str:
         return "user" if self.user else "tenant"
+
+    @property
+    def resource(self) -> str:
+        return quota_resource(self.metric, self.period, self.user)
 
     def key(self, win: datetime) -> tuple[str, str | None, str, str, datetime]:
         return (self.tenant_id, self.user, self.metric, self.period, win)

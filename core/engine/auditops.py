@@ -61,9 +61,21 @@ class AuditOps(UsageOps):
         if since and until and since >= until:
             raise BadRequest("--since must be before --until.", field="since")
         after = f.get("after_seq")
+        if after not in (None, ""):
+            try:
+                after = int(after)
+            except (TypeError, ValueError):
+                raise BadRequest(f"after_seq {after!r} is not a whole number.", field="after_seq") from None
+        else:
+            after = None
+        asc = f.get("ascending", False)
+        if isinstance(asc, str):
+            if asc.lower() not in ("", "0", "1", "true", "false", "yes", "no"):
+                raise BadRequest(f"ascending {asc!r} is not a boolean; use true or false.", field="ascending")
+            asc = asc.lower() in ("1", "true", "yes")
         return AuditQuery(
             ctx.tenant, since, until, f.get("actor") or None, f.get("action") or None, outcome, limit,
-            int(after) if after not in (None, "") else None, descending=not f.get("ascending", False),
+            after, descending=not bool(asc),
         )
 
     async def audit_list(self, ctx: Ctx, filters: dict[str, Any]) -> list[dict[str, Any]]:

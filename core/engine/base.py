@@ -30,6 +30,8 @@ log = logging.getLogger("musubi.engine")
 T = TypeVar("T")
 
 ENGINE_ACTOR = "engine"
+# Who may still read a suspended tenant ("admin reads"): its owners, admins and auditors.
+ADMIN_READERS = frozenset({"tenant.manage", "members.manage", "audit.read"})
 
 
 def utcnow() -> datetime:
@@ -142,6 +144,8 @@ class EngineBase:
         """Run one operation; answer after its writes commit; audit denials."""
         self.ops += 1
         self._wrote = False
+        batch = self.committer.batch
+        mark = (batch, len(batch.mutations), len(batch.after_commit), dict(self.state.heads))
         try:
             result = fn()
         except (PermissionDenied, QuotaExceeded) as exc:
@@ -154,6 +158,26 @@ class EngineBase:
             if self._wrote:
                 await self.committer.seal()
             raise
+        except MusubiError:
+            raise  # validation errors: ops validate before they write, nothing queued
+        except Exception as exc:
+            # A bug: drop whatever this op queued and rewind the audit heads, so
+            # no half-done write reaches the database and the chains stay whole,
+            # then record the failure itself.
+            b, n_mut, n_hooks, heads = mark
+            if b is self.committer.batch:
+                del b.mutations[n_mut:]
+                del b.after_commit[n_hooks:]
+            self.state.heads = heads
+            log.exception("operation %s failed", action)
+            if ctx is not None and ctx.tenant in self.state.tenants:
+                self.audit(ctx.tenant, ctx, action, resource, "error", {"error": f"{type(exc).__name__}: {exc}"[:500]})
+                await self.committer.seal()
+            raise MusubiError(
+                f"internal engine error in {action}: {type(exc).__name__}: {exc}. Nothing was changed; "
+                "details are in the engine log.",
+                code="internal",
+            ) from exc
         if self._wrote:
             await self.committer.seal()
         return result
@@ -226,11 +250,22 @@ class EngineBase:
                 f"Ask a tenant owner or admin for a role with '{perm}' (see: musubi role list).",
                 permission=perm,
             )
-        if not read and st.tenants[ctx.tenant].status == "suspended":
+        if st.tenants[ctx.tenant].status == "suspended" and not (read and perms & ADMIN_READERS):
             raise TenantSuspended(
                 f"tenant {ctx.tenant!r} is suspended: only admin reads and resume are allowed. "
                 f"A system owner can resume it with: musubi tenant resume {ctx.tenant}",
                 permission=perm,
+            )
+
+    def suspended_read_check(self, ctx: Ctx) -> None:
+        """On a suspended tenant only owners, admins and auditors may still read."""
+        if self.state.tenants[ctx.tenant].status != "suspended":
+            return
+        if not self.state.permissions_of(ctx.tenant, ctx.user, ctx.project) & ADMIN_READERS:
+            raise TenantSuspended(
+                f"tenant {ctx.tenant!r} is suspended: only its owners, admins and auditors may read it. "
+                f"A system owner can resume it with: musubi tenant resume {ctx.tenant}",
+                permission="tenant.manage",
             )
 
     def require_system(self, ctx: Ctx, perm: str = "tenant.manage") -> None:

@@ -24,6 +24,7 @@ from core.engine import routes_models, routes_trace
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
+from core.quotas import quota_resource
 from core.rbac import SYSTEM_TENANT
 
 log = logging.getLogger("musubi.engine.server")
@@ -266,12 +267,12 @@ class Api:
     async def quotas_set(self, request: web.Request) -> web.Response:
         b = await body(request)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "quota.set", f"quota:{b.get('metric')}/{b.get('period')}", lambda: self.e.quota_set(c, b.get("metric", ""), b.get("limit"), b.get("period", ""), b.get("user"), b.get("alerts"))))
+        return _json(await self.e.run(c, "quota.set", quota_resource(b.get("metric"), b.get("period"), b.get("user")), lambda: self.e.quota_set(c, b.get("metric", ""), b.get("limit"), b.get("period", ""), b.get("user"), b.get("alerts"))))
 
     async def quotas_remove(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
         q = request.query
-        return _json(await self.e.run(c, "quota.remove", f"quota:{q.get('metric')}/{q.get('period')}", lambda: self.e.quota_remove(c, q.get("metric", ""), q.get("period", ""), q.get("user") or None)))
+        return _json(await self.e.run(c, "quota.remove", quota_resource(q.get("metric"), q.get("period"), q.get("user")), lambda: self.e.quota_remove(c, q.get("metric", ""), q.get("period", ""), q.get("user") or None)))
 
     async def usage_record(self, request: web.Request) -> web.Response:
         b = await body(request)
@@ -337,8 +338,17 @@ class Api:
         """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read)."""
         c = await self.ctx(request)
         perms = self.e.state.permissions_of(c.tenant, c.user, c.project)
-        if not perms:
-            raise PermissionDenied(f"permission denied: {c.user} has no role in tenant {c.tenant!r}.", permission="quotas.read")
+
+        def check() -> None:
+            if not perms:
+                raise PermissionDenied(
+                    f"permission denied: {c.user} has no role in tenant {c.tenant!r}; the event stream needs "
+                    "'audit.read' or 'quotas.read' there.",
+                    permission="quotas.read",
+                )
+            self.e.suspended_read_check(c)
+
+        await self.e.run(c, "events.subscribe", "events", check)  # a refusal is audited
         wanted = set(filter(None, request.query.get("types", "").split(","))) or {"audit", "quota.alert"}
 
         def allow(ev: dict[str, Any]) -> bool:

@@ -73,8 +73,11 @@ class TenancyOps(EngineBase):
         system = "tenant.manage" in st.permissions_of(SYSTEM_TENANT, ctx.user, None)
         if not (system or st.is_member(name, ctx.user)):
             raise PermissionDenied(
-                f"permission denied: {ctx.user} has no role in tenant {name!r}.", permission="tenant.read"
+                f"permission denied: {ctx.user} has no role in tenant {name!r}; any role there lets you see it.",
+                permission="any role in the tenant",
             )
+        if not system:
+            self.suspended_read_check(Ctx(ctx.real_user, ctx.user, name, None))
         d = t.as_json()
         d["members"] = len({u for (u, _p) in st.members.get(name, {})})
         d["projects"] = sorted(st.projects.get(name, {}))
@@ -131,8 +134,7 @@ class TenancyOps(EngineBase):
         return {"name": name, "path": path, "tenant": ctx.tenant}
 
     def project_list(self, ctx: Ctx) -> list[dict[str, Any]]:
-        if not self.state.is_member(ctx.tenant, ctx.user):
-            self.require(ctx, "specs.read", read=True)
+        self._require_member(ctx)
         return [dict(p, current=(p["name"] == ctx.project)) for _n, p in sorted(self.state.projects.get(ctx.tenant, {}).items())]
 
     def project_remove(self, ctx: Ctx, name: str) -> dict[str, Any]:
@@ -210,8 +212,11 @@ class TenancyOps(EngineBase):
             SYSTEM_TENANT, ctx.user, None
         ):
             raise PermissionDenied(
-                f"permission denied: {ctx.user} has no role in tenant {ctx.tenant!r}.", permission="tenant.read"
+                f"permission denied: {ctx.user} has no role in tenant {ctx.tenant!r}; ask one of its owners or admins "
+                f"to add you (musubi member add {ctx.user} --role viewer).",
+                permission="any role in the tenant",
             )
+        self.suspended_read_check(ctx)
 
     # -- members --------------------------------------------------------------------------
 
@@ -262,6 +267,11 @@ class TenancyOps(EngineBase):
             raise Conflict(f"{user} already has role {role!r}" + (f" on project {proj!r}" if proj else "") + ".")
         if cur and cur["role"] == "owner" and not proj and self._owners(ctx.tenant) == [user]:
             raise Conflict(f"{user} is the last owner of tenant {ctx.tenant!r}; make someone else owner first.")
+        if cur and cur["role"] == "owner" and "tenant.manage" not in mine:
+            raise PermissionDenied(
+                f"permission denied: changing the role of owner {user} needs 'tenant.manage' (an owner).",
+                permission="tenant.manage",
+            )
         action = self._bind(ctx.tenant, user, proj, role, ctx)
         return {"tenant": ctx.tenant, "user": user, "role": role, "project": proj or None, "action": action}
 
@@ -317,5 +327,6 @@ class TenancyOps(EngineBase):
         details.update({"metric": metric, "period": period, "limit": limit, "scope": q.scope, "alerts": list(alerts)})
         if user:
             details["user"] = user
-        self.audit(tenant, actor, "quota.set", f"quota:{q.id}", details=details)
+        details["quota_id"] = q.id
+        self.audit(tenant, actor, "quota.set", q.resource, details=details)
         return q

@@ -56,6 +56,11 @@ def _count(value: object, what: str) -> int:
     return n
 
 
+def _unit(metric: str, v: int) -> int | str:
+    """Amounts in API payloads: counts as integers, cost_usd as an exact dollar string."""
+    return micros_to_usd(v) if metric == "cost_usd" else v
+
+
 def _fmt_amount(metric: str, v: int) -> str:
     return f"${micros_to_usd(v)}" if metric == "cost_usd" else f"{v:,} {metric}"
 
@@ -93,7 +98,7 @@ class UsageOps(TenancyOps):
         self.require(ctx, "quotas.manage")
         del self.state.quotas[ctx.tenant][q.id]
         self.write(Delete("quotas", {"quota_id": q.id}))
-        self.audit(ctx.tenant, ctx, "quota.remove", f"quota:{q.id}", details={"metric": metric, "period": period, "scope": q.scope, **({"user": user} if user else {})})
+        self.audit(ctx.tenant, ctx, "quota.remove", q.resource, details={"quota_id": q.id, "metric": metric, "period": period, "scope": q.scope, **({"user": user} if user else {})})
         return {"removed": True, "quota_id": q.id, "metric": metric, "period": period, "user": user or None}
 
     def _quota_json(self, q: Quota, now: datetime) -> dict[str, Any]:
@@ -149,7 +154,8 @@ class UsageOps(TenancyOps):
                     f"musubi quota set {q.metric} N --per {q.period}" + (f" --user {q.user}" if q.user else ""),
                     quota={
                         "id": q.id, "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
-                        "limit": q.limit, "used": used, "reserved": reserved, "requested": add, "resets_at": resets,
+                        "limit": _unit(q.metric, q.limit), "used": _unit(q.metric, used),
+                        "reserved": _unit(q.metric, reserved), "requested": _unit(q.metric, add), "resets_at": resets,
                     },
                 )
 
@@ -184,10 +190,11 @@ class UsageOps(TenancyOps):
                 self.state.alerts_sent.add(key)
                 self.write(Insert("quota_alerts", {"quota_id": q.id, "window_start": ws, "threshold": thr, "ts": now}))
                 details = {
-                    "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user, "limit": q.limit,
-                    "used": used, "threshold": thr, "window_start": format_ts(ws),
+                    "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
+                    "limit": _unit(q.metric, q.limit), "used": _unit(q.metric, used), "threshold": thr,
+                    "window_start": format_ts(ws),
                 }
-                self.audit(tenant, ENGINE_ACTOR, "quota.alert", f"quota:{q.id}", details=details)
+                self.audit(tenant, ENGINE_ACTOR, "quota.alert", q.resource, details={"quota_id": q.id, **details})
                 payload = {"type": "quota.alert", "tenant": tenant, "quota_id": q.id, **details}
                 self.committer.on_commit(lambda p=payload: self.bus.publish(tenant, p))
 

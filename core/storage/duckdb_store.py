@@ -412,9 +412,10 @@ class DuckDBStorage:
         lit = str(tmp).replace("'", "''")
         cur = self._cur()
         n_row = cur.execute(f"SELECT count(*) FROM audit_log WHERE {w}", params).fetchone()
-        cur.execute(
-            f"COPY (SELECT {cols} FROM audit_log WHERE {w} ORDER BY seq) TO '{lit}' ({opts})", params
-        )
+        lim = f" LIMIT {int(q.limit)}" if q.limit else ""
+        if lim:
+            n_row = (min(int(n_row[0]), int(q.limit)),) if n_row else None
+        cur.execute(f"COPY (SELECT {cols} FROM audit_log WHERE {w} ORDER BY seq{lim}) TO '{lit}' ({opts})", params)
         os.replace(tmp, path)
         return int(n_row[0]) if n_row else 0
 

@@ -1,0 +1,121 @@
+"""Behaviour fixed after review: query parsing, suspended reads, owner demotion, resources, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from core.engine.base import Ctx
+from core.engine.engine import Engine
+from core.errors import MusubiError
+from core.paths import HomePaths
+from core.storage.duckdb_store import DuckDBStorage
+
+from .helpers import Home
+
+
+def test_ascending_is_a_real_boolean(eng: Home) -> None:
+    t = eng.new_tenant("asc")
+    newest_first = eng.client(t).get("/v1/audit", {"ascending": "false", "limit": 50})
+    oldest_first = eng.client(t).get("/v1/audit", {"ascending": "true", "limit": 50})
+    assert [e["seq"] for e in newest_first] == sorted((e["seq"] for e in newest_first), reverse=True)
+    assert [e["seq"] for e in oldest_first] == sorted(e["seq"] for e in oldest_first)
+    status, body = eng.raw("GET", "/v1/audit?ascending=maybe", tenant=t)
+    assert status == 400 and "ascending" in body["error"]["message"]
+
+
+def test_after_seq_must_be_a_number(eng: Home) -> None:
+    t = eng.new_tenant("aft")
+    status, body = eng.raw("GET", "/v1/audit?after_seq=abc", tenant=t)
+    assert status == 400 and "after_seq" in body["error"]["message"]
+
+
+def test_refused_event_stream_is_audited(eng: Home) -> None:
+    t = eng.new_tenant("evs")
+    status, _ = eng.raw("GET", "/v1/events", tenant=t, as_user="stranger")
+    assert status == 403
+    denied = eng.audit(t, outcome="denied", action="events.subscribe")
+    assert denied and denied[-1]["actor"] == "stranger"
+
+
+def test_admin_cannot_demote_an_owner(eng: Home) -> None:
+    t = eng.new_tenant("dem", members={"olga": "owner", "adam": "admin"})
+    status, body = eng.raw("POST", "/v1/members", {"user": "olga", "role": "guest"}, tenant=t, as_user="adam")
+    assert status == 403 and body["error"]["permission"] == "tenant.manage"
+    roles = {m["user"]: m["role"] for m in eng.client(t).get("/v1/members")}
+    assert roles["olga"] == "owner"
+
+
+def test_suspended_tenant_serves_reads_to_admins_only(eng: Home) -> None:
+    t = eng.new_tenant("sus", members={"vic": "viewer", "ada": "admin", "aud": "auditor"})
+    eng.client().post(f"/v1/tenants/{t}/suspend", {"reason": "billing"})
+    for user, path in (("vic", "/v1/quotas"), ("vic", "/v1/members"), ("vic", "/v1/projects")):
+        status, body = eng.raw("GET", path, tenant=t, as_user=user)
+        assert status == 403 and body["error"]["code"] == "tenant_suspended", (user, path, body)
+    assert eng.raw("GET", "/v1/quotas", tenant=t, as_user="ada")[0] == 200
+    assert eng.raw("GET", "/v1/members", tenant=t, as_user="ada")[0] == 200
+    assert eng.raw("GET", "/v1/audit", tenant=t, as_user="aud")[0] == 200
+    eng.client().post(f"/v1/tenants/{t}/resume")
+    assert eng.raw("GET", "/v1/quotas", tenant=t, as_user="vic")[0] == 200
+
+
+def test_quota_resource_is_the_same_for_success_and_denial(eng: Home) -> None:
+    t = eng.new_tenant("res", members={"vic": "viewer"})
+    eng.client(t).put("/v1/quotas", {"metric": "tokens", "limit": 500, "period": "hour"})
+    eng.raw("PUT", "/v1/quotas", {"metric": "tokens", "limit": 9, "period": "hour"}, tenant=t, as_user="vic")
+    events = [e for e in eng.audit(t) if e["action"] == "quota.set" and e["details"].get("period", "hour") == "hour"]
+    resources = {e["outcome"]: e["resource"] for e in events}
+    assert resources == {"success": "quota:tokens/hour", "denied": "quota:tokens/hour"}
+
+
+def test_cost_amounts_are_dollar_strings_in_refusals(eng: Home) -> None:
+    t = eng.new_tenant("usd")
+    eng.client(t).put("/v1/quotas", {"metric": "cost_usd", "limit": "0.50", "period": "day"})
+    status, body = eng.raw("POST", "/v1/usage", {"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": "0.75"}, tenant=t)
+    assert status == 429
+    q = body["error"]["quota"]
+    assert (q["limit"], q["requested"], q["used"]) == ("0.500000", "0.750000", "0.000000")
+
+
+def test_export_honours_limit(eng: Home, tmp_path: Path) -> None:
+    t = eng.new_tenant("lim")
+    out = tmp_path / "a.jsonl"
+    res = eng.client(t).post("/v1/audit/export", {"format": "jsonl", "path": str(out), "filters": {"limit": 2}})
+    assert res["events"] == 2 and len(out.read_text().splitlines()) == 2
+
+
+def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> None:
+    """A bug inside an operation: its queued writes are dropped, the chain stays whole."""
+    d = Path(tempfile.mkdtemp(prefix="mh", dir="/tmp"))
+    paths = HomePaths(d)
+    paths.ensure()
+    engine = Engine(paths, DuckDBStorage(paths.db))
+
+    async def scenario() -> dict:
+        engine.committer.start()
+        engine.bootstrap("root")
+        await engine.committer.seal()
+        ctx = Ctx("root", "root", "default")
+        head = engine.state.head("default")
+
+        def buggy() -> None:
+            engine.audit("default", ctx, "member.add", "member:x")  # queued ...
+            raise RuntimeError("boom")  # ... then a bug
+
+        with pytest.raises(MusubiError) as ei:
+            await engine.run(ctx, "member.add", "member:x", buggy)
+        assert ei.value.code == "internal"
+        assert engine.state.head("default")[0] == head[0] + 1  # only the 'error' event
+        res = await engine.audit_verify(ctx)
+        rows = engine.storage.audit_list(__import__("core.storage.base", fromlist=["AuditQuery"]).AuditQuery("default", limit=1))
+        await engine.committer.close()
+        return {"verify": res, "last": rows[0]}
+
+    out = asyncio.run(scenario())
+    engine.storage.close()
+    assert out["verify"]["ok"] is True
+    assert out["last"]["outcome"] == "error" and out["last"]["action"] == "member.add"
+    assert "boom" in out["last"]["details"]["error"]
