@@ -144,9 +144,10 @@ class MusubiApp(App[int], inherit_bindings=False):
         self._last_conn = state.name
         if state.name == "connected" and previous in ("reconnecting", "down"):
             self.notify("Reconnected to the engine; live updates resumed.", title="Engine")
-        elif state.name != "connected" and previous != state.name:
+        elif state.name in ("reconnecting", "down") and previous != state.name:
             title = "Engine down" if state.name == "down" else "Engine connection lost"
-            self.notify(f"{state.reason} Retrying in {state.retry_in:.0f}s.", title=title, severity="warning")
+            retry = f" Retrying in {state.retry_in:.0f}s." if state.retry_in else ""
+            self.notify(f"{state.reason}{retry}", title=title, severity="warning")
 
     def _engine_event(self, ev: dict[str, Any]) -> None:
         if ev.get("type") == "quota.alert":

@@ -103,8 +103,8 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             msg = str(err.get("msg", "invalid value"))
-            if err.get("type") == "extra_forbidden":
-                msg = "unknown setting"
+            if err.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
+                msg, shown = "unknown setting (check the spelling)", ""
             lines.append(f"  - {loc}: {msg}{shown}")
         raise ConfigError(
             f"config file {source} is invalid:\n" + "\n".join(lines) + "\n"

@@ -85,7 +85,36 @@ class AuditOps(UsageOps):
         await self.run(ctx, "audit.list", "audit", lambda: self.require(ctx, "audit.read", read=True))
         return await asyncio.to_thread(self.storage.audit_list, q)
 
-    def _verify_sync(self, tenant: str) -> dict[str, Any]:
+    def _check_anchor(self, tenant: str, anchor: dict[str, Any], out: dict[str, Any]) -> None:
+        """Compare the chain with an exported checkpoint kept elsewhere (catches a cut-off tail)."""
+        if not isinstance(anchor, dict) or not verify_checkpoint_doc(anchor):
+            raise BadRequest("the anchor is not a valid signed checkpoint document (musubi audit checkpoint --export).", field="anchor")
+        if anchor.get("tenant_id") != tenant:
+            raise BadRequest(f"the anchor is for tenant {anchor.get('tenant_id')!r}, not {tenant!r}.", field="anchor")
+        seq, h = int(anchor["seq"]), str(anchor["hash"])
+        out["anchor_seq"] = seq
+        if anchor.get("public_key") != public_key_b64(self.signing_key):
+            out.update(ok=False, first_bad_seq=out.get("first_bad_seq") or seq, reason="the anchor was signed by another engine key")
+            return
+        if not out["ok"]:
+            return
+        if seq > out["last_seq"]:
+            out.update(ok=False, first_bad_seq=out["last_seq"] + 1,
+                       reason=f"events {out['last_seq'] + 1}..{seq} existed when the anchor was signed and are gone")
+            return
+        if seq == 0:
+            return
+        cps = {int(c["seq"]): c["hash"] for c in self.storage.checkpoints(tenant)}
+        if seq in cps:
+            stored = cps[seq]
+        elif seq < out["start_seq"]:
+            return  # pruned; the checkpoint chain covers it
+        else:
+            stored = self.storage.audit_chain_hash(tenant, seq)
+        if stored != h:
+            out.update(ok=False, first_bad_seq=seq, reason="the event at the anchor's seq has a different hash than when it was signed")
+
+    def _verify_sync(self, tenant: str, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
         cps = self.storage.checkpoints(tenant)
         start_seq, start_hash = 1, GENESIS_HASH
         cp_ok = True
@@ -113,14 +142,17 @@ class AuditOps(UsageOps):
             out.update(ok=False, first_bad_seq=res.last_seq + 1, reason=f"events {res.last_seq + 1}..{head_seq} are missing")
         if not cp_ok and out["ok"]:
             out.update(ok=False, first_bad_seq=start_seq, reason="a checkpoint signature does not verify")
+        out["anchor_seq"] = None
+        if anchor is not None:
+            self._check_anchor(tenant, anchor, out)
         return out
 
-    async def audit_verify(self, ctx: Ctx) -> dict[str, Any]:
+    async def audit_verify(self, ctx: Ctx, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
         await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
         # Events still in the open batch are not in the table yet; wait for them.
         if self.committer.pending():
             await self.committer.seal()
-        return await asyncio.to_thread(self._verify_sync, ctx.tenant)
+        return await asyncio.to_thread(self._verify_sync, ctx.tenant, anchor)
 
     async def audit_export(self, ctx: Ctx, fmt: str, path: str, filters: dict[str, Any]) -> dict[str, Any]:
         if fmt not in EXPORT_FORMATS:

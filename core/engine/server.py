@@ -312,7 +312,11 @@ class Api:
 
     async def audit_verify(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
-        return _json(await self.e.audit_verify(c))
+        b = await body(request)
+        anchor = b.get("anchor")
+        if anchor is not None and not isinstance(anchor, dict):
+            raise BadRequest("anchor must be a checkpoint document (a JSON object).", field="anchor")
+        return _json(await self.e.audit_verify(c, anchor))
 
     async def audit_export(self, request: web.Request) -> web.Response:
         b = await body(request)

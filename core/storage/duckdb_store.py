@@ -373,6 +373,10 @@ class DuckDBStorage:
         finally:
             cur.close()
 
+    def audit_chain_hash(self, tenant_id: str, seq: int) -> str | None:
+        row = self._cur().execute("SELECT hash FROM audit_log WHERE tenant_id = ? AND seq = ?", [tenant_id, seq]).fetchone()
+        return str(row[0]) if row else None
+
     def audit_seqs(self, tenant_id: str, lo: int, hi: int) -> list[int]:
         """Seqs in ``[lo, hi)`` in order (to locate a gap or duplicate)."""
         rows = self._cur().execute(

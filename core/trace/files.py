@@ -130,7 +130,7 @@ def read_bytes(path: str, size: int) -> bytes | str:
 
 def is_binary(data: bytes) -> bool:
     """Git's rule: a NUL byte early in the file means binary."""
-    return b"\0" in data[:BINARY_SNIFF]
+    return data.find(b"\0", 0, BINARY_SNIFF) >= 0
 
 
 def decode(data: bytes) -> str:

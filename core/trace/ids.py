@@ -28,6 +28,7 @@ KINDS = ("requirement", "task", "design")
 _BEFORE = r"(?<![A-Za-z0-9_\-])"
 _AFTER = r"(?![A-Za-z0-9_]|-[A-Za-z0-9])"
 _GLUE = frozenset(string.ascii_letters + string.digits + "_-")
+_GLUE_BYTES = frozenset((string.ascii_letters + string.digits + "_-").encode())
 
 
 def _hyphens_to_underscores(pattern: str) -> str:
@@ -102,6 +103,7 @@ class IdPatterns:
             rf"(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z])(?=[A-Z])))(?:{ident_alt})(?![0-9])",
             re.IGNORECASE,
         )
+        self.ident_whole_bytes = re.compile(self.ident.pattern.encode(), re.IGNORECASE)
         self.ident_bytes = re.compile(f"(?:{ident_alt})(?![0-9])".encode(), re.IGNORECASE)
         self.prefixes = {k: _literal_prefix(getattr(self, k)) for k in KINDS}
         # Cheap probe for identifier forms ("req_", "task_"): substring tests on lowered
@@ -141,6 +143,16 @@ class IdPatterns:
             if p and text[p - 1] in _GLUE:
                 continue
             out.append((p, m.group(0)))
+        return out
+
+    def find_bytes(self, data: bytes) -> list[tuple[int, str]]:
+        """:meth:`find` over raw bytes (IDs are ASCII; the file's encoding does not matter)."""
+        out = []
+        for m in self.any_bytes.finditer(data):
+            p = m.start()
+            if p and data[p - 1] in _GLUE_BYTES:
+                continue
+            out.append((p, m.group(0).decode("utf-8", "replace")))
         return out
 
     def malformed_prefix(self, token: str) -> str | None:

@@ -35,11 +35,12 @@ _TSQ = r"'''(?P<docstring_2>[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*)(?:'''|\Z)"
 _BLOCK = r"/\*(?P<comment_2>[^*]*(?:\*(?!/)[^*]*)*)(?:\*/|\Z)"
 
 
-def _alt(*parts: str) -> re.Pattern[str]:
-    return re.compile("|".join(parts))
+def _alt(*parts: str) -> re.Pattern[bytes]:
+    # Lexing runs on the raw bytes: no decoding, and any encoding of the file will do.
+    return re.compile("|".join(parts).encode())
 
 
-_FAMILIES: dict[str, re.Pattern[str]] = {
+_FAMILIES: dict[str, re.Pattern[bytes]] = {
     "python": _alt(_TDQ, _TSQ, r"#(?P<comment>[^\n]*)", _DQ, _SQ),
     "hash": _alt(r"#(?P<comment>[^\n]*)", _DQ, _SQ),
     "clike": _alt(r"//(?P<comment>[^\n]*)", _BLOCK, _DQ, _SQ, _BACKTICK),
@@ -65,7 +66,7 @@ for _fam, _exts in {
 
 _NAME_FAMILY = {"Makefile": "hash", "Dockerfile": "hash", "Rakefile": "hash", "Gemfile": "hash", "CMakeLists.txt": "hash"}
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENT = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def family_of(rel: str) -> str | None:
@@ -78,14 +79,14 @@ def family_of(rel: str) -> str | None:
     return _EXT_FAMILY.get(name[dot:].lower()) if dot > 0 else None
 
 
-def contexts(text: str, family: str, positions: list[int]) -> list[str]:
+def contexts(data: bytes, family: str, positions: list[int]) -> list[str]:
     """The context of each offset in ``positions`` (ascending).
 
     Lexing must run from the top (a string may hide a comment marker), but it
     stops at the last offset asked about.
     """
     out = []
-    tokens = _FAMILIES[family].finditer(text)
+    tokens = _FAMILIES[family].finditer(data)
     cur = next(tokens, None)
     for p in positions:
         while cur is not None and cur.end() <= p:
@@ -97,61 +98,53 @@ def contexts(text: str, family: str, positions: list[int]) -> list[str]:
     return out
 
 
-class _Lines:
-    """Offset → 1-based line number, for increasing offsets (counts '\\n', so CRLF is fine)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.line = 1
-
-    def at(self, pos: int) -> int:
-        if pos < self.pos:
-            self.pos, self.line = 0, 1
-        self.line += self.text.count("\n", self.pos, pos)
-        self.pos = pos
-        return self.line
-
-
 def scan_text(text: str, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
-    """Every ID in ``text`` with its line and context; uncounted contexts are kept as 'string'/'code'."""
-    family = family_of(rel)
+    """:func:`scan_bytes` of a string (tests, callers that hold text)."""
+    return scan_bytes(text.encode("utf-8", "surrogateescape"), rel, is_test, ids)
+
+
+def scan_bytes(data: bytes, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
+    """Every ID in a file with its line and context; uncounted contexts are kept as 'string'/'code'."""
     found: list[tuple[int, str, str]] = []
-    matches = ids.find(text)
+    matches = ids.find_bytes(data)
     if matches:
+        family = family_of(rel)
         if family is None:
             found.extend((p, tok, "text") for p, tok in matches)
         else:
-            for (p, tok), ctx in zip(matches, contexts(text, family, [p for p, _t in matches]), strict=True):
+            for (p, tok), ctx in zip(matches, contexts(data, family, [p for p, _t in matches]), strict=True):
                 if ctx == "string" and is_test:
                     ctx = "test-string"
                 found.append((p, tok, ctx))
     if is_test:
-        found.extend(_test_names(text, ids))
+        found.extend(_test_names(data, ids))
+    if not found:
+        return []
     found.sort()
-    lines = _Lines(text)
     out: list[Hit] = []
     seen: set[tuple[str, int]] = set()
+    pos, line = 0, 1
     for p, tok, ctx in found:
-        ln = lines.at(p)
-        if (tok, ln) in seen:
+        line += data.count(b"\n", pos, p)  # counting LF only: CRLF files number lines the same
+        pos = p
+        if (tok, line) in seen:
             continue
-        seen.add((tok, ln))
-        out.append((tok, ln, ctx))
+        seen.add((tok, line))
+        out.append((tok, line, ctx))
     return out
 
 
-def _test_names(text: str, ids: IdPatterns) -> list[tuple[int, str, str]]:
+def _test_names(data: bytes, ids: IdPatterns) -> list[tuple[int, str, str]]:
     """IDs spelled as identifiers inside test-named identifiers: ``test_req_auth_001_login``."""
-    if not ids.may_have_ident(text):
+    if not ids.may_have_ident(data):
         return []
     out = []
-    for m in _IDENT.finditer(text):
+    for m in _IDENT.finditer(data):
         word = m.group(0)
-        if "test" not in word.lower() or "_" not in word and not any(c.isdigit() for c in word):
+        if b"test" not in word.lower() or b"_" not in word and not any(48 <= c <= 57 for c in word):
             continue
-        for im in ids.ident.finditer(word):
-            canon = ids.canonical(im.group(0))
+        for im in ids.ident_whole_bytes.finditer(word):
+            canon = ids.canonical(im.group(0).decode("ascii", "replace"))
             if canon:
                 out.append((m.start() + im.start(), canon, "test-name"))
     return out

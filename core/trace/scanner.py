@@ -10,6 +10,7 @@ so the next engine process starts warm.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -25,14 +26,17 @@ import pathspec
 
 from core.trace import files as F
 from core.trace.config import DOC_EXTENSIONS, LINKS_FILE, TraceConfig
-from core.trace.lexer import Hit, scan_text
+from core.trace.lexer import Hit, scan_bytes
 from core.trace.specs import SpecDoc, parse_spec
 
 CACHE_VERSION = 1
+SAVE_NOW_FILES = 200  # a re-scan that parsed this many files writes the cache at once
+SAVE_DELAY_S = 5.0  # otherwise the cache is written this long after the change
 ROLES = ("requirements", "design", "tasks")
 
 
 _UNANCHORED = "^(?:.+/)?"
+_ORDER = {"requirements": 0, "design": 1, "tasks": 2, "test": 3}
 
 
 def _glob_regexes(globs: list[str]) -> tuple[str, str] | None:
@@ -54,7 +58,7 @@ def _glob_regexes(globs: list[str]) -> tuple[str, str] | None:
         rx = p.regex.pattern.replace("(?P<ps_d>/)", "/")
         tail = rx[len(_UNANCHORED) :]
         if rx.startswith(_UNANCHORED) and "/" not in tail.replace("(?:/|$)", ""):
-            names.append("^" + tail)
+            names.append(tail)  # matched from the basename's offset with match(rel, pos)
         else:
             paths.append(rx)
     never = "(?!)"
@@ -73,27 +77,31 @@ class RoleClassifier:
             "tasks": config.task_globs,
             "test": config.test_globs,
         }
-        self._rx: list[tuple[str, re.Pattern[str], re.Pattern[str]]] = []
+        self._name_rx: re.Pattern[str] | None = None
+        self._path_rx: re.Pattern[str] | None = None
         self._specs: list[tuple[str, pathspec.PathSpec]] = []
         regs = {k: _glob_regexes(v) for k, v in groups.items()}
         if all(r is not None for r in regs.values()):
-            for k in self.ROLES:
-                name_rx, path_rx = regs[k]  # type: ignore[misc]
-                self._rx.append((k, re.compile(name_rx), re.compile(path_rx)))
+            # One alternation per kind of regex, roles in order: the regex engine returns the
+            # first alternative that matches, so ``lastgroup`` is the earliest matching role.
+            self._name_rx = re.compile("|".join(f"(?P<{k}>{regs[k][0]})" for k in self.ROLES))  # type: ignore[index]
+            self._path_rx = re.compile("|".join(f"(?P<{k}>{regs[k][1]})" for k in self.ROLES))  # type: ignore[index]
         else:
             self._specs = [(k, pathspec.GitIgnoreSpec.from_lines(groups[k])) for k in self.ROLES]
 
     def role(self, rel: str) -> str | None:
-        if self._specs:
+        if self._name_rx is None or self._path_rx is None:
             return next((k for k, sp in self._specs if sp.match_file(rel)), None)
-        base = rel[rel.rfind("/") + 1 :]
-        for k, name_rx, path_rx in self._rx:
-            if name_rx.match(base) or path_rx.match(rel):
-                return k
-        return None
+        by_path = self._path_rx.match(rel)
+        by_name = self._name_rx.match(rel, rel.rfind("/") + 1)
+        a = by_path.lastgroup if by_path else None
+        b = by_name.lastgroup if by_name else None
+        if a is None or b is None:
+            return a or b
+        return a if _ORDER[a] <= _ORDER[b] else b
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """Cached result for one file."""
 
@@ -160,6 +168,8 @@ class Scanner:
         self.config_fp: str | None = None
         self.lock = threading.Lock()
         self._loaded = False
+        self._saved_once = False
+        self._timer: threading.Timer | None = None
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -173,13 +183,40 @@ class Scanner:
                 return
             self.config_fp = data["config"]
             self.entries = {k: Entry.from_json(v) for k, v in data["entries"].items()}
+            self._saved_once = True
         except (OSError, ValueError, KeyError, TypeError):
             # A missing or damaged cache only costs a full scan.
             self.entries, self.config_fp = {}, None
 
+    def _schedule_save(self, parsed: int) -> None:
+        """Write the cache now after a big change, else a few seconds later in the background.
+
+        Serialising ten thousand entries costs about as much as a re-scan, so an
+        edit-and-rescan loop must not pay it each time; losing the last seconds of
+        cache in a crash only costs re-reading those files.
+        """
+        if not self.cache_file:
+            return
+        if parsed >= SAVE_NOW_FILES or not self._saved_once:
+            with contextlib.suppress(OSError):
+                self._save_cache()
+            return
+        if self._timer is None:
+            self._timer = threading.Timer(SAVE_DELAY_S, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Write a pending cache update (called by the timer; safe to call any time)."""
+        with self.lock:
+            self._timer = None
+            with contextlib.suppress(OSError):
+                self._save_cache()
+
     def _save_cache(self) -> None:
         if not self.cache_file:
             return
+        self._saved_once = True
         data = {
             "version": CACHE_VERSION,
             "root": str(self.root),
@@ -195,7 +232,15 @@ class Scanner:
 
     def scan(self) -> ScanResult:
         with self.lock:
-            return self._scan()
+            # The scan allocates tens of thousands of small objects and frees none of them;
+            # the cyclic collector would walk the growing heap over and over for nothing.
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return self._scan()
+            finally:
+                if was_enabled:
+                    gc.enable()
 
     def _scan(self) -> ScanResult:
         t0 = time.perf_counter()
@@ -209,7 +254,6 @@ class Scanner:
         listed = F.filter_files(listed, config.exclude)
         classify = RoleClassifier(config).role
         ids = config.ids
-        any_b = ids.any_bytes
         root = str(self.root) + "/"
         read = parsed = 0
         new: dict[str, Entry] = {}
@@ -234,49 +278,45 @@ class Scanner:
                 # Links are never followed (their target is scanned where it lives; loops cannot trap us).
                 skipped[rel] = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
                 continue
-            s = F.FileStat(st.st_size, st.st_mtime_ns)
+            size, mtime = st.st_size, st.st_mtime_ns
             role = classify(rel)
             if role is None:
                 dot = rel.rfind(".")
                 if dot > rel.rfind("/") and rel[dot:].lower() in DOC_EXTENSIONS:
                     # Prose outside the spec folders is not code; remembered so it is not re-classified.
-                    new[rel] = Entry(s.size, s.mtime_ns, "", "doc")
+                    new[rel] = Entry(size, mtime, "", "doc")
                     continue
                 role = "code"
-            if s.size > config.max_file_bytes:
-                reason = f"larger than max_file_bytes ({s.size} > {config.max_file_bytes})"
-                new[rel] = Entry(s.size, s.mtime_ns, "", "skipped", reason=reason)
+            if size > config.max_file_bytes:
+                reason = f"larger than max_file_bytes ({size} > {config.max_file_bytes})"
+                new[rel] = Entry(size, mtime, "", "skipped", reason=reason)
                 skipped[rel] = reason
                 continue
-            data = F.read_bytes(root + rel, s.size)
+            data = F.read_bytes(root + rel, size)
             read += 1
             if isinstance(data, str):
                 skipped[rel] = data
                 continue
             digest = hashlib.blake2b(data, digest_size=12).hexdigest()
             if prev is not None and prev.digest == digest and prev.role == role:
-                prev.size, prev.mtime_ns = s.size, s.mtime_ns
+                prev.size, prev.mtime_ns = size, mtime
                 new[rel] = prev
                 continue
             parsed += 1
             if F.is_binary(data):
-                new[rel] = Entry(s.size, s.mtime_ns, digest, "skipped", reason="binary")
+                new[rel] = Entry(size, mtime, digest, "skipped", reason="binary")
                 skipped[rel] = "binary"
                 continue
             if role in ROLES:
                 doc = parse_spec(F.decode(data), rel, role, ids)
-                new[rel] = Entry(s.size, s.mtime_ns, digest, role, spec=doc)
+                new[rel] = Entry(size, mtime, digest, role, spec=doc)
                 continue
-            hits: list[Hit] = []
-            if any_b.search(data) or (role == "test" and ids.may_have_ident(data)):
-                hits = scan_text(F.decode(data), rel, role == "test", ids)
-            new[rel] = Entry(s.size, s.mtime_ns, digest, role, hits=hits)
-        if changed or len(new) != len(self.entries):
-            self.entries = new
-            with contextlib.suppress(OSError):
-                self._save_cache()
-        else:
-            self.entries = new
+            hits = scan_bytes(data, rel, role == "test", ids)
+            new[rel] = Entry(size, mtime, digest, role, hits=hits)
+        dirty = changed or len(new) != len(self.entries)
+        self.entries = new
+        if dirty:
+            self._schedule_save(parsed)
         specs = [e.spec for e in self.entries.values() if e.spec is not None]
         specs.sort(key=lambda d: d.path)
         code = {k: e.hits for k, e in self.entries.items() if e.role == "code" and e.hits}

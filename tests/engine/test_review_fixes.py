@@ -119,3 +119,27 @@ def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> No
     assert out["verify"]["ok"] is True
     assert out["last"]["outcome"] == "error" and out["last"]["action"] == "member.add"
     assert "boom" in out["last"]["details"]["error"]
+
+
+def test_verify_against_an_exported_checkpoint_catches_a_cut_tail(home: Home, tmp_path: Path) -> None:
+    import duckdb
+
+    home.start()
+    t = home.new_tenant("cut")
+    c = home.client(t)
+    for i in range(5):
+        c.post("/v1/usage", {"model": "m", "input_tokens": i, "output_tokens": 0})
+    anchor = c.post("/v1/audit/checkpoint", {})
+    assert c.post("/v1/audit/verify", {"anchor": anchor})["ok"] is True
+    home.stop()
+    con = duckdb.connect(str(home.paths.db))
+    con.execute("DELETE FROM audit_log WHERE tenant_id = ? AND seq >= ?", [t, anchor["seq"] - 1])
+    con.close()
+    home.start()
+    plain = home.client(t).post("/v1/audit/verify", {})
+    anchored = home.client(t).post("/v1/audit/verify", {"anchor": anchor})
+    assert plain["ok"] is True  # a cut tail is invisible to the chain alone ...
+    assert anchored["ok"] is False and anchored["first_bad_seq"] == anchor["seq"] - 1  # ... but not to the anchor
+    forged = dict(anchor, hash="0" * 64)
+    status, body = home.raw("POST", "/v1/audit/verify", {"anchor": forged}, tenant=t)
+    assert status == 400 and "anchor" in body["error"]["message"]

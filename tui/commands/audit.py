@@ -76,12 +76,23 @@ def list_(state: CliState, since: str | None, until: str | None, actor: str | No
     emit(state, data, human)
 
 
-@cli_group.command(epilog=example("musubi audit verify", "musubi audit verify --json || echo 'chain broken'"))
+@cli_group.command(epilog=example(
+    "musubi audit verify", "musubi audit verify --json || echo 'chain broken'",
+    "musubi audit verify --against checkpoint-2026-11.json"))
+@click.option("--against", "against", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also check the chain still holds the head of this exported checkpoint "
+                   "(catches events cut off the end, which a chain alone cannot show).")
 @pass_state
 @click.pass_context
-def verify(ctx: click.Context, state: CliState) -> None:
+def verify(ctx: click.Context, state: CliState, against: str | None) -> None:
     """Re-hash the tenant's chain from its last checkpoint. Exit 5 when it is broken."""
-    data = state.client().post("/v1/audit/verify", {})
+    body: dict[str, Any] = {}
+    if against:
+        try:
+            body["anchor"] = json.loads(Path(against).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise click.BadParameter(f"cannot read checkpoint {against}: {exc}", param_hint="--against") from None
+    data = state.client().post("/v1/audit/verify", body)
 
     def human(d: dict[str, Any]) -> None:
         cps = f", {d['checkpoints']} checkpoint(s)" if d.get("checkpoints") else ""

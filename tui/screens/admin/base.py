@@ -74,7 +74,7 @@ class AdminPane(Vertical):
 
     def reload(self) -> None:
         """Fetch again in a worker; a newer reload replaces a stale one (latest wins)."""
-        self.run_worker(self.fetch(), group=f"{self.id}-load", exclusive=True, exit_on_error=False)
+        self.run_worker(self.fetch, group=f"{self.id}-load", exclusive=True, exit_on_error=False)
 
     async def fetch(self) -> None:
         """Read from the engine and post a message with the result (subclasses)."""

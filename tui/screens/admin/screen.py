@@ -50,10 +50,20 @@ class AdminScreen(ModeScreen):
         if active:
             pane = self.query_one(f"#{active}-pane", AdminPane)
             pane.ensure_loaded()
-            focus = pane.query("DataTable, QuotaGauge, GaugeList").first()
-            focus.focus()
+            # Focus after the switch is painted: a still-hidden pane cannot take focus.
+            self.call_after_refresh(self._focus_pane, pane)
+
+    def _focus_pane(self, pane: AdminPane) -> None:
+        if pane.id != f"{self.query_one(TabbedContent).active}-pane":
+            return  # the user moved on to another tab meanwhile; focusing here would pull them back
+        target = pane.query("DataTable, QuotaGauge, GaugeList").first()
+        if not target.has_focus_within:
+            target.focus()
 
     def action_tab(self, step: int) -> None:
         tabs = self.query_one(TabbedContent)
+        # Drop focus first: a focused widget left in the hidden pane would hand focus to an
+        # ancestor there, and TabbedContent follows focus back to that pane.
+        self.set_focus(None)
         ids = [t for t, _ in TABS]
         tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)] if tabs.active in ids else ids[0]

@@ -1,0 +1,60 @@
+"""Fixtures for TUI tests: the fake engine, a real engine on a short temporary home, and waiting helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+
+import pytest
+from textual.pilot import Pilot
+
+from core.client import start_engine, stop_engine
+from core.paths import HomePaths
+from tests.tui.fakes import FakeEngineApi
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never read the developer's own config.toml, and never leak NO_COLOR into colour tests.
+    monkeypatch.setenv("MUSUBI_CONFIG_DIR", str(tmp_path_factory.mktemp("cfg")))
+    monkeypatch.delenv("MUSUBI_TENANT", raising=False)
+
+
+@pytest.fixture
+def fake_api() -> FakeEngineApi:
+    return FakeEngineApi()
+
+
+@pytest.fixture
+def engine_home() -> Iterator[HomePaths]:
+    """A real engine on a short temporary MUSUBI_HOME, stopped afterwards."""
+    paths = HomePaths.resolve(tempfile.mkdtemp(prefix="mh", dir="/tmp"))
+    start_engine(paths)
+    try:
+        yield paths
+    finally:
+        stop_engine(paths)
+        shutil.rmtree(paths.home, ignore_errors=True)
+
+
+async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, deadline_s: float = 20.0) -> None:
+    """Pump the app until ``cond()`` holds; fail naming ``what`` if it never does (a hang guard, not a speed check)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await pilot.pause(0.05)
+
+
+async def settle(pilot: Pilot[object]) -> None:
+    """Wait for every worker except the long-lived engine link, then let messages drain."""
+    app = pilot.app
+    for _ in range(3):
+        await pilot.pause()
+        workers = [w for w in app.workers if w.group != "engine-link" and w.is_running]
+        if workers:
+            await app.workers.wait_for_complete(workers)
+    await pilot.pause()

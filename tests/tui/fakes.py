@@ -1,0 +1,173 @@
+"""A fake engine for TUI tests: fixed data (so snapshots never change run to run), recorded writes,
+switchable availability and a live event queue.  Integration tests use the real engine instead."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.client import Identity
+from core.errors import EngineUnavailable, NotFound, PermissionDenied
+from core.paths import HomePaths
+from core.rbac import BUILTIN_ROLES, PERMISSIONS, ROLE_DESCRIPTIONS
+from tui.config import ColorDecision, Settings
+from tui.context import AppContext, EngineApi
+
+NOW = datetime(2026, 1, 15, 14, 30, 0, tzinfo=UTC)
+HOME = Path("/tmp/musubi-snap-home")
+
+
+def _quota(qid: int, metric: str, period: str, limit: Any, used: Any, frac: float, ws: str, resets: str, alerts: list[float], user: str | None = None) -> dict[str, Any]:
+    return {
+        "id": qid, "metric": metric, "period": period, "scope": "user" if user else "tenant", "user": user,
+        "limit": limit, "used": used, "reserved": 0, "remaining": 0, "fraction_used": frac,
+        "window_start": ws, "resets_at": resets, "alerts": alerts,
+    }
+
+
+def fixed_data() -> dict[str, Any]:
+    quotas = [
+        _quota(1, "tokens", "day", 100_000, 62_000, 0.62, "2026-01-15T00:00:00.000000Z", "2026-01-16T00:00:00.000000Z", [0.8, 1.0]),
+        _quota(2, "requests", "hour", 100, 91, 0.91, "2026-01-15T14:00:00.000000Z", "2026-01-15T15:00:00.000000Z", [0.9]),
+        _quota(3, "cost_usd", "month", "50.000000", "12.500000", 0.25, "2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z", []),
+    ]
+    audit = [
+        {"tenant_id": "acme", "seq": s, "ts": f"2026-01-15T14:{s:02d}:00.000000Z", "actor": a, "action": act, "resource": res,
+         "outcome": out, "details": det, "prev_hash": f"{s - 1:064x}", "hash": f"{s:064x}"}
+        for s, a, act, res, out, det in [
+            (1, "engine", "tenant.create", "tenant:acme", "success", {"owner": "alice"}),
+            (2, "engine", "member.add", "member:alice", "success", {"role": "owner"}),
+            (3, "alice", "member.add", "member:bob", "success", {"role": "member"}),
+            (4, "alice", "quota.set", "quota:1", "success", {"limit": 100000, "metric": "tokens", "period": "day"}),
+            (5, "bob", "quota.set", "quota:1", "denied", {"code": "permission_denied", "permission": "quotas.manage"}),
+            (6, "bob", "usage.record", "model:gpt-4o", "success", {"tokens": 1200}),
+        ]
+    ][::-1]
+    return {
+        "health": {"ok": True, "version": "0.1.0", "pid": 4242, "home": str(HOME), "socket": str(HOME / "engine.sock"),
+                   "schema_version": 1, "started_at": "2026-01-15T08:00:00.000000Z", "user": "alice"},
+        "whoami": {"user": "alice", "real_user": "alice", "tenant": "acme", "tenant_status": "active", "project": "webshop",
+                   "roles": ["owner"], "permissions": sorted(PERMISSIONS)},
+        "tenants": [
+            {"name": "acme", "status": "active", "created_at": "2026-01-02T09:00:00.000000Z", "created_by": "alice",
+             "status_changed_at": None, "status_reason": None, "members": 3, "projects": 1, "your_roles": ["owner"]},
+            {"name": "default", "status": "active", "created_at": "2026-01-01T08:00:00.000000Z", "created_by": "alice",
+             "status_changed_at": None, "status_reason": None, "members": 1, "projects": 0, "your_roles": ["owner"]},
+            {"name": "legacy", "status": "suspended", "created_at": "2026-01-03T10:00:00.000000Z", "created_by": "alice",
+             "status_changed_at": "2026-01-10T12:00:00.000000Z", "status_reason": "migrated", "members": 2, "projects": 0,
+             "your_roles": []},
+        ],
+        "members": [
+            {"user": "alice", "project": None, "role": "owner", "since": "2026-01-02T09:00:00.000000Z", "added_by": "engine"},
+            {"user": "bob", "project": None, "role": "member", "since": "2026-01-05T11:00:00.000000Z", "added_by": "alice"},
+            {"user": "carol", "project": "webshop", "role": "viewer", "since": "2026-01-06T12:00:00.000000Z", "added_by": "alice"},
+        ],
+        "projects": [{"name": "webshop", "path": "/src/webshop", "current": True}],
+        "quotas": {"tenant": "acme", "user": "alice", "quotas": quotas, "tightest": quotas[1]},
+        "audit": audit,
+        "history": {"tenant": "acme", "bucket": "hour", "rows": [
+            {"bucket": f"2026-01-15T{h:02d}:00:00.000000Z", "tokens": t, "requests": r, "cost_micros": c}
+            for h, t, r, c in [(6, 4000, 4, 120000), (9, 12000, 10, 900000), (11, 26000, 30, 2100000), (13, 18000, 40, 1500000), (14, 2000, 7, 200000)]
+        ]},
+        "verify": {"tenant_id": "acme", "ok": True, "checked": 6, "first_bad_seq": None, "reason": None, "start_seq": 1,
+                   "last_seq": 6, "last_hash": f"{6:064x}", "checkpoints": 0, "checkpoint_signatures_ok": True},
+    }
+
+
+def role_json(name: str) -> dict[str, Any]:
+    perms = BUILTIN_ROLES[name]
+    return {"name": name, "builtin": True, "permissions": sorted(perms), "description": ROLE_DESCRIPTIONS[name],
+            "matrix": {p: p in perms for p in PERMISSIONS}}
+
+
+class FakeEngineApi(EngineApi):
+    """Answers the routes the TUI uses from :func:`fixed_data`; records every write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths = HomePaths(HOME)
+        self.identity = Identity(tenant="acme", cwd="/src/webshop")
+        self.data = fixed_data()
+        self.writes: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
+        self.down = False
+        self.denied: set[tuple[str, str]] = set()  # (method, path) answered with 403
+        self.hold = asyncio.Event()  # cleared: writes wait (to test quitting while work runs)
+        self.hold.set()
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.starts = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise EngineUnavailable("the engine is not running; press ctrl+r to start it, or run: musubi engine start")
+
+    async def start(self) -> dict[str, Any]:
+        self.starts += 1
+        self._check()
+        return copy.deepcopy(self.data["health"])
+
+    async def probe(self) -> dict[str, Any]:
+        self._check()
+        return copy.deepcopy(self.data["health"])
+
+    def set_down(self, down: bool) -> None:
+        self.down = down
+        if down:
+            self.queue.put_nowait(None)
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
+        self._check()
+        if (method, path) in self.denied:
+            raise PermissionDenied(f"permission denied: alice lacks 'x' for {method} {path}.", permission="x")
+        if method != "GET":
+            await self.hold.wait()
+            self.writes.append((method, path, body, query))
+            if path == "/v1/audit/verify":
+                return copy.deepcopy(self.data["verify"])
+            if path == "/v1/audit/export":
+                return {"format": body and body.get("format"), "path": body and body.get("path"), "events": 6}
+            return {"ok": True}
+        d = self.data
+        simple = {
+            "/v1/whoami": "whoami", "/v1/tenants": "tenants", "/v1/members": "members", "/v1/projects": "projects",
+            "/v1/quotas": "quotas", "/v1/audit": "audit", "/v1/usage/history": "history",
+        }
+        if path in simple:
+            return copy.deepcopy(d[simple[path]])
+        if path == "/v1/roles":
+            return [{k: v for k, v in role_json(r).items() if k != "matrix"} for r in BUILTIN_ROLES]
+        if path.startswith("/v1/roles/"):
+            return role_json(path.rsplit("/", 1)[1])
+        if path.startswith("/v1/tenants/"):
+            name = path.rsplit("/", 1)[1]
+            t = next((t for t in d["tenants"] if t["name"] == name), None)
+            if t is None:
+                raise NotFound(f"unknown tenant {name!r}.")
+            return {**t, "projects": ["webshop"], "quotas": 3, "audit_head_seq": 6}
+        raise NotFound(f"fake engine has no route GET {path}")
+
+    async def _events(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            self._check()
+            ev = await self.queue.get()
+            if ev is None:
+                raise EngineUnavailable("event stream lost: connection reset")
+            yield ev
+
+    def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
+        return self._events()
+
+
+def fake_ctx(api: FakeEngineApi | None = None, settings: Settings | None = None, color: str = "truecolor") -> AppContext:
+    """A context on the fake engine with a frozen clock and animations off."""
+    return AppContext(
+        api or FakeEngineApi(),
+        settings or Settings(),
+        ColorDecision(color, "test"),
+        animations=False,
+        clock=lambda: NOW,
+        config_file=None,
+    )

@@ -1,0 +1,33 @@
+"""Importing the TUI must not pull the heavy ML stack or the database into the process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+FORBIDDEN = ("duckdb", "faiss", "torch", "sentence_transformers", "connectors")
+# Not forbidden by the layer rules, but kept off the start-up path on purpose (each costs 100+ ms).
+LAZY = ("pydantic", "aiohttp", "textual_plotext", "tui.screens.admin.screen")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_importing_tui_app_loads_no_heavy_modules() -> None:
+    loaded = _modules_after("import tui.app")
+    assert "textual.app" in loaded  # the check really ran the import
+    bad = [m for m in FORBIDDEN + LAZY if m in loaded or any(x.startswith(m + ".") for x in loaded)]
+    assert bad == []
+
+
+def test_all_screens_together_stay_off_the_forbidden_list() -> None:
+    loaded = _modules_after("import tui.screens.registry as r; r.all_bindings()")
+    assert "tui.screens.admin.audit" in loaded
+    bad = [m for m in FORBIDDEN if m in loaded or any(x.startswith(m + ".") for x in loaded)]
+    assert bad == []
