@@ -226,7 +226,7 @@ def count_exact(text: str, name: str = "o200k_base") -> int:
     if not text:
         return 0
     enc = encoding(name)
-    chunks = split_for_count(text)
+    chunks = split_for_count(text, CHUNK_CHARS)
     if len(chunks) >= PARALLEL_MIN_CHUNKS and (os.cpu_count() or 1) > 1:
         # tiktoken releases the GIL while encoding: big inputs use the cores there are.
         return sum(len(ids) for ids in enc.encode_ordinary_batch(chunks, num_threads=min(4, os.cpu_count() or 1)))

@@ -168,3 +168,12 @@ def test_estimated_family_reports_a_band(family: str) -> None:
     assert c.low < c.high
     assert "estimate" in c.method and family in c.method
     assert c.low <= base * 2 and c.high >= base * 0.85
+
+
+@pytest.mark.parametrize("enc", list(ENCODINGS))
+def test_count_exact_parallel_path_is_exact(enc: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small chunks force the multi-threaded batch path on a small text.
+    monkeypatch.setattr(tokens, "CHUNK_CHARS", 200)
+    text = _tricky_text()
+    assert len(split_for_count(text, 200)) >= tokens.PARALLEL_MIN_CHUNKS
+    assert count_exact(text, enc) == len(encoding(enc).encode_ordinary(text))
