@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from rich.color import ColorSystem
+from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tests.tui.conftest import settle, wait_for
@@ -22,16 +27,30 @@ def notes(app: MusubiApp) -> list[str]:
     return [f"{n.title}: {n.message}" for n in app._notifications]
 
 
-async def connected(pilot, ctx: AppContext) -> None:
+async def connected(pilot: Pilot[object], ctx: AppContext) -> None:
     await wait_for(pilot, lambda: ctx.conn.name == "connected", "engine connected")
     await settle(pilot)
 
 
-async def test_status_bar_shows_tenant_user_project_engine_and_tightest_quota(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
+async def mode_after(pilot: Pilot[object], key: str) -> str:
+    """Press ``key`` and return the mode the app is in once it settled."""
+    await pilot.press(key)
+    await settle(pilot)
+    return str(pilot.app.current_mode)
+
+
+@asynccontextmanager
+async def running(api: FakeEngineApi, size: tuple[int, int], **ctx_args: Any) -> AsyncIterator[tuple[MusubiApp, AppContext, Pilot[object]]]:
+    """The app on the fake engine at ``size``, connected and settled."""
+    ctx = fake_ctx(api, **ctx_args)
     app = MusubiApp(ctx)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await connected(pilot, ctx)
+        yield app, ctx, pilot
+
+
+async def test_status_bar_shows_tenant_user_project_engine_and_tightest_quota(fake_api: FakeEngineApi) -> None:
+    async with running(fake_api, (120, 40)) as (app, ctx, pilot):
         text = str(render_status(ctx, 120))
         assert "tenant acme" in text and "user alice" in text and "project webshop" in text
         assert "● engine connected" in text
@@ -40,29 +59,17 @@ async def test_status_bar_shows_tenant_user_project_engine_and_tightest_quota(fa
 
 
 async def test_modes_switch_by_function_keys_and_digits(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (80, 24)) as (app, ctx, pilot):
         for key, mode, screen_type in (("f3", "trace", TraceScreen), ("4", "cost", CostScreen), ("5", "tutorials", TutorialsScreen)):
-            await pilot.press(key)
-            await pilot.pause()
-            assert app.current_mode == mode
+            assert await mode_after(pilot, key) == mode
             assert isinstance(app.screen, screen_type)
             assert app.screen.query_one(ModeBar).current == mode
-        await pilot.press("f7")
-        await settle(pilot)
-        assert app.current_mode == "admin"
-        await pilot.press("1")
-        await pilot.pause()
-        assert app.current_mode == "dashboard"
+        assert await mode_after(pilot, "f7") == "admin"
+        assert await mode_after(pilot, "1") == "dashboard"
 
 
 async def test_digits_type_into_a_focused_input_instead_of_switching(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (120, 40)) as (app, ctx, pilot):
         await pilot.press("6")
         await settle(pilot)
         for _ in range(3):
@@ -78,10 +85,7 @@ async def test_digits_type_into_a_focused_input_instead_of_switching(fake_api: F
 
 
 async def test_every_mode_is_in_the_command_palette(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (100, 30)) as (app, ctx, pilot):
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Dashboard", "Trace", "Search", "Cost", "Tutorials", "Admin", "Switch tenant", "Debug info"} <= titles
         await pilot.press("ctrl+p")
@@ -101,15 +105,9 @@ async def test_keys_remapped_in_config_file(fake_api: FakeEngineApi) -> None:
     app = MusubiApp(ctx)
     async with app.run_test(size=(100, 30)) as pilot:
         await connected(pilot, ctx)
-        await pilot.press("f7")  # no longer bound
-        await pilot.pause()
-        assert app.current_mode == "dashboard"
-        await pilot.press("f9")
-        await settle(pilot)
-        assert app.current_mode == "admin"
-        await pilot.press("t")
-        await pilot.pause()
-        assert app.current_mode == "trace"
+        assert await mode_after(pilot, "f7") == "dashboard"  # no longer bound
+        assert await mode_after(pilot, "f9") == "admin"
+        assert await mode_after(pilot, "t") == "trace"
         await pilot.press("f1")
         await pilot.pause()
         help_screen = app.screen
@@ -126,10 +124,7 @@ async def test_unknown_keymap_id_is_named_in_a_warning(fake_api: FakeEngineApi) 
 
 
 async def test_f1_help_names_the_focused_widget_and_lists_binding_ids(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (120, 40)) as (app, ctx, pilot):
         await pilot.press("6")
         await settle(pilot)
         await pilot.press("f1")
@@ -147,10 +142,7 @@ async def test_f1_help_names_the_focused_widget_and_lists_binding_ids(fake_api: 
 
 
 async def test_f12_debug_info_and_osc52_copy(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api, color="256")
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (80, 24), color="256") as (app, ctx, pilot):
         await pilot.press("f12")
         await pilot.pause()
         screen = app.screen
@@ -163,20 +155,14 @@ async def test_f12_debug_info_and_osc52_copy(fake_api: FakeEngineApi) -> None:
 
 
 async def test_quit_is_immediate_when_idle(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (80, 24)) as (app, ctx, pilot):
         await pilot.press("q")
         await pilot.pause()
         assert app.return_code == 0 and not app.is_running
 
 
 async def test_quit_asks_first_while_a_change_is_on_its_way(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (100, 30)) as (app, ctx, pilot):
         await pilot.press("6")
         await settle(pilot)
         fake_api.hold.clear()  # the engine "takes its time" with the next write
@@ -200,10 +186,7 @@ async def test_quit_asks_first_while_a_change_is_on_its_way(fake_api: FakeEngine
 
 async def test_lost_engine_keeps_running_says_so_and_resumes_live_updates(fake_api: FakeEngineApi) -> None:
     settings = Settings(engine=EngineSettings(retry_initial_s=0.05, retry_max_s=0.2))
-    ctx = fake_ctx(fake_api, settings=settings)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (120, 40), settings=settings) as (app, ctx, pilot):
         fake_api.set_down(True)
         await wait_for(pilot, lambda: ctx.conn.name == "reconnecting", "reconnecting state")
         assert "not running" in ctx.conn.reason
@@ -220,10 +203,7 @@ async def test_lost_engine_keeps_running_says_so_and_resumes_live_updates(fake_a
 
 async def test_a_refused_action_is_a_notification_not_a_crash(fake_api: FakeEngineApi) -> None:
     fake_api.denied.add(("PUT", "/v1/quotas"))
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (120, 40)) as (app, ctx, pilot):
         await pilot.press("6", "right_square_bracket", "right_square_bracket")
         await settle(pilot)
         await pilot.press("e")
@@ -235,10 +215,7 @@ async def test_a_refused_action_is_a_notification_not_a_crash(fake_api: FakeEngi
 
 
 async def test_f10_maximises_the_focused_panel_and_restores_it(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (80, 24)) as (app, ctx, pilot):
         await pilot.press("6")
         await settle(pilot)
         await pilot.press("f10")
@@ -250,10 +227,7 @@ async def test_f10_maximises_the_focused_panel_and_restores_it(fake_api: FakeEng
 
 
 async def test_f8_switches_tenant_and_reloads(fake_api: FakeEngineApi) -> None:
-    ctx = fake_ctx(fake_api)
-    app = MusubiApp(ctx)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await connected(pilot, ctx)
+    async with running(fake_api, (100, 30)) as (app, ctx, pilot):
         starts = fake_api.starts
         await pilot.press("f8")
         await settle(pilot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from textual import work
 from textual.containers import Vertical
 from textual.worker import Worker, WorkerState
 
@@ -72,9 +73,10 @@ class AdminPane(Vertical):
             self.loaded = True
             self.reload()
 
-    def reload(self) -> None:
+    @work(exclusive=True, group="admin-load", exit_on_error=False)
+    async def reload(self) -> None:
         """Fetch again in a worker; a newer reload replaces a stale one (latest wins)."""
-        self.run_worker(self.fetch, group=f"{self.id}-load", exclusive=True, exit_on_error=False)
+        await self.fetch()
 
     async def fetch(self) -> None:
         """Read from the engine and post a message with the result (subclasses)."""

@@ -86,14 +86,9 @@ class QuotasPane(AdminPane):
             self._show_quotas()
             self.load_history()
 
-    def reload(self) -> None:
+    async def fetch(self) -> None:
         self._show_quotas()  # what the status bar already knows, at once
-        self.refresh_quotas()
-        self.load_history()
-
-    @work(exclusive=True, group="quotas-load", exit_on_error=False)
-    async def refresh_quotas(self) -> None:
-        await self.ctx.refresh_quotas()  # publishes data_changed("quotas"), which redraws
+        await self.ctx.refresh_quotas()  # publishes data_changed("quotas"): redraw and history
 
     @work(exclusive=True, group="quotas-history", exit_on_error=False)
     async def load_history(self) -> None:
