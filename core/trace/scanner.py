@@ -57,7 +57,8 @@ def _glob_regexes(globs: list[str]) -> tuple[str, str] | None:
             continue
         rx = p.regex.pattern.replace("(?P<ps_d>/)", "/")
         tail = rx[len(_UNANCHORED) :]
-        if rx.startswith(_UNANCHORED) and "/" not in tail.replace("(?:/|$)", ""):
+        glob = str(getattr(p, "pattern", "/"))
+        if rx.startswith(_UNANCHORED) and "/" not in glob.rstrip("/"):
             names.append(tail)  # matched from the basename's offset with match(rel, pos)
         else:
             paths.append(rx)

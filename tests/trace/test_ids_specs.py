@@ -154,3 +154,18 @@ def test_role_classifier_agrees_with_pathspec(extra: list[str]) -> None:
                 expected[p] = role
     c = RoleClassifier(cfg)
     assert {p: c.role(p) for p in paths} == {p: expected.get(p) for p in paths}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        (r"REQ-?\d{3}", "REQ001 REQ-002 xREQ003", ["REQ001", "REQ-002"]),
+        (r"REQ-\d{3}|FR-\d{2}", "FR-01 REQ-001 FR-012", ["FR-01", "REQ-001"]),
+        (r"(?:REQ|FR)-\d{3}", "FR-001 REQ-002", ["FR-001", "REQ-002"]),
+        (r"REQ-\d{3}", "REQ-001REQ-002 REQ-003-x REQ-004.", ["REQ-004"]),
+    ],
+)
+def test_custom_patterns_find_the_same_on_bytes_and_text(pattern: str, text: str, expected: list[str]) -> None:
+    ids = IdPatterns(requirement=pattern)
+    assert [t for _p, t in ids.find(text)] == expected
+    assert [t for _p, t in ids.find_bytes(text.encode())] == expected
