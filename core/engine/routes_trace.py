@@ -60,7 +60,8 @@ class TraceRoutes:
                 raise BadRequest(f"repository path {raw!r} must be absolute.", field="path")
             norm = os.path.normpath(raw)
             c.project = e.project_for(c.tenant, None, norm)
-        await e.run(c, action, f"project:{c.project or '-'}", lambda: e.require(c, perm))
+        # Reads of a suspended tenant stay open to its owners, admins and auditors (read=True).
+        await e.run(c, action, f"project:{c.project or '-'}", lambda: e.require(c, perm, read=perm == "specs.read"))
         if raw:
             from core.trace.files import validate_root
 

@@ -112,3 +112,18 @@ def test_outsider_is_refused(world: tuple[Home, str, Path]) -> None:
     h, tenant, repo = world
     with pytest.raises(PermissionDenied, match="specs.read"):
         h.client(tenant, as_user="nobody-here", cwd=str(repo)).get("/v1/trace")
+
+
+def test_suspended_tenant_keeps_admin_reads_refuses_writes(world: tuple[Home, str, Path]) -> None:
+    h, tenant, repo = world
+    owner = h.client(tenant, cwd=str(repo))
+    h.client("default").post(f"/v1/tenants/{tenant}/suspend", {"reason": "test"})
+    try:
+        assert owner.get("/v1/trace", {"view": "summary"})["summary"]["requirements"] == 7
+        with pytest.raises(PermissionDenied, match="suspended"):
+            h.client(tenant, as_user="vic-viewer", cwd=str(repo)).get("/v1/trace")
+        with pytest.raises(PermissionDenied, match="suspended"):
+            owner.post("/v1/trace/review", {"id": "REQ-AUTH-001"})
+        assert not (repo / "storage/traceability/links.yml").exists()
+    finally:
+        h.client("default").post(f"/v1/tenants/{tenant}/resume", {})
