@@ -56,6 +56,10 @@ class HomePaths:
         return self.home / "engine.sock"
 
     @property
+    def journal(self) -> Path:
+        return self.home / "journal.wal"
+
+    @property
     def pidfile(self) -> Path:
         return self.home / "engine.pid"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from datetime import datetime
@@ -83,7 +82,37 @@ class AuditOps(UsageOps):
         if q.limit is None:
             q.limit = 100
         await self.run(ctx, "audit.list", "audit", lambda: self.require(ctx, "audit.read", read=True))
-        return await asyncio.to_thread(self.storage.audit_list, q)
+        hit = self._recent_matches(q)
+        if hit is not None:
+            return hit
+        return await self.read(self.storage.audit_list, q)
+
+    def _recent_matches(self, q: AuditQuery) -> list[dict[str, Any]] | None:
+        """Answer a newest-first listing from the in-memory tail when it provably holds the answer."""
+        buf = self.recent.get(q.tenant_id)
+        if not q.descending or not buf or not q.limit:
+            return None
+        since = format_ts(q.since) if q.since else None
+        until = format_ts(q.until) if q.until else None
+        prefix = q.action[:-1] if q.action and q.action.endswith("*") else None
+        out: list[dict[str, Any]] = []
+        for ev in reversed(buf):
+            if q.after_seq is not None and ev["seq"] <= q.after_seq:
+                return out  # everything newer than after_seq was in the buffer
+            if (until and ev["ts"] >= until) or (since and ev["ts"] < since):
+                continue
+            if q.outcome and ev["outcome"] != q.outcome:
+                continue
+            if q.actor and q.actor != ev["actor"] and q.actor != ev["details"].get("impersonator"):
+                continue
+            if q.action and (ev["action"] != q.action if prefix is None else not ev["action"].startswith(prefix)):
+                continue
+            out.append(ev)
+            if len(out) >= q.limit:
+                return out
+        if q.after_seq is not None and buf[0]["seq"] <= q.after_seq + 1:
+            return out
+        return None  # older matches may sit in the table
 
     def _check_anchor(self, tenant: str, anchor: dict[str, Any], out: dict[str, Any]) -> None:
         """Compare the chain with an exported checkpoint kept elsewhere (catches a cut-off tail)."""
@@ -149,10 +178,8 @@ class AuditOps(UsageOps):
 
     async def audit_verify(self, ctx: Ctx, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
         await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
-        # Events still in the open batch are not in the table yet; wait for them.
-        if self.committer.pending():
-            await self.committer.seal()
-        return await asyncio.to_thread(self._verify_sync, ctx.tenant, anchor)
+        # Wait until the table holds every event acknowledged so far.
+        return await self.read(self._verify_sync, ctx.tenant, anchor)
 
     async def audit_export(self, ctx: Ctx, fmt: str, path: str, filters: dict[str, Any]) -> dict[str, Any]:
         if fmt not in EXPORT_FORMATS:
@@ -168,9 +195,7 @@ class AuditOps(UsageOps):
             raise BadRequest(f"cannot write {p}: folder {p.parent} is not writable.", field="output")
         q = self.audit_query(ctx, filters)
         await self.run(ctx, "audit.export", "audit", lambda: self.require(ctx, "audit.export", read=True))
-        if self.committer.pending():
-            await self.committer.seal()
-        n = await asyncio.to_thread(self.storage.audit_export, q, fmt, p)
+        n = await self.read(self.storage.audit_export, q, fmt, p)
         await self.run(ctx, "audit.export", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.export", "audit", details={"format": fmt, "path": str(p), "events": n}))
         return {"format": fmt, "path": str(p), "events": n}
 
@@ -181,14 +206,12 @@ class AuditOps(UsageOps):
         if when > self.now():
             raise BadRequest(f"--before {before} is in the future; prune only removes past events.", field="before")
         await self.run(ctx, "audit.prune", "audit", lambda: self.require(ctx, "tenant.manage"))
-        if self.committer.pending():
-            await self.committer.seal()
-        last = await asyncio.to_thread(self.storage.last_event_before, ctx.tenant, when)
-        existing = await asyncio.to_thread(self.storage.checkpoints, ctx.tenant)
+        last = await self.read(self.storage.last_event_before, ctx.tenant, when)
+        existing = await self.read(self.storage.checkpoints, ctx.tenant)
         if last is None or (existing and last[0] <= int(existing[-1]["seq"])):
             raise Conflict(f"no audit events before {format_ts(when)} to prune in tenant {ctx.tenant!r}.")
         seq, h = last
-        count = await asyncio.to_thread(self.storage.count_events, ctx.tenant, seq)
+        count = await self.read(self.storage.count_events, ctx.tenant, seq)
 
         def op() -> dict[str, Any]:
             now = self.now()
@@ -199,6 +222,9 @@ class AuditOps(UsageOps):
                 Insert("audit_checkpoints", {"tenant_id": ctx.tenant, "seq": seq, "hash": h, "created_at": now, "pruned_before": when, "public_key": public_key_b64(self.signing_key), "signature": sig}),
             )
             self.audit(ctx.tenant, ctx, "audit.prune", "audit", details={"before": format_ts(when), "last_pruned_seq": seq, "last_pruned_hash": h, "events_removed": count})
+            buf = self.recent.get(ctx.tenant)
+            while buf and buf[0]["seq"] <= seq:
+                buf.popleft()
             return {"tenant": ctx.tenant, "pruned_through_seq": seq, "checkpoint_hash": h, "events_removed": count, "before": format_ts(when)}
 
         return await self.run(ctx, "audit.prune", "audit", op)
@@ -206,8 +232,7 @@ class AuditOps(UsageOps):
     async def audit_checkpoint(self, ctx: Ctx, path: str | None) -> dict[str, Any]:
         """Sign the current head (or return the newest stored checkpoint) as an offline-verifiable document."""
         await self.run(ctx, "audit.checkpoint", "audit", lambda: self.require(ctx, "audit.export", read=True))
-        if self.committer.pending():
-            await self.committer.seal()
+        await self.committer.sync()
         seq, h = self.state.head(ctx.tenant)
         created = format_ts(self.now())
         doc = {

@@ -8,8 +8,10 @@ suspended tenant) are themselves audited.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from core import names
 from core.audit import AuditEvent, format_ts, load_or_create_signing_key, make_event
 from core.engine.commit import GroupCommitter
 from core.engine.events import EventBus
+from core.engine.journal import Journal, replay
 from core.engine.state import State
 from core.errors import MusubiError, NotFound, PermissionDenied, QuotaExceeded, TenantSuspended
 from core.paths import HomePaths
@@ -30,6 +33,7 @@ log = logging.getLogger("musubi.engine")
 T = TypeVar("T")
 
 ENGINE_ACTOR = "engine"
+RECENT_EVENTS = 512
 # Who may still read a suspended tenant ("admin reads"): its owners, admins and auditors.
 ADMIN_READERS = frozenset({"tenant.manage", "members.manage", "audit.read"})
 
@@ -66,18 +70,27 @@ class EngineBase:
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.paths = paths
         self.storage = storage
+        # Acknowledged writes that a crash kept out of DuckDB are in the journal: apply them first.
+        self.journal = Journal(paths.journal)
+        self.replayed, applied = replay(self.journal, storage)
+        if self.replayed:
+            log.warning("re-applied %d journaled write group(s) after an unclean stop", self.replayed)
         self.state = State.from_snapshot(storage.load(utcnow()))
         self.bus = EventBus()
-        self.committer = GroupCommitter(storage, self._reload)
+        self.committer = GroupCommitter(storage, self._reload, self.journal, next_no=applied + 1)
         self.signing_key = load_or_create_signing_key(paths.signing_key)
         self.started_at = utcnow()
         self.schema_version = int(getattr(storage, "schema_version", lambda: 0)())
         self._last_ts = datetime.min
+        # The newest acknowledged events of each tenant, so `audit list` (the TUI's
+        # live table, the CLI) is answered without waiting for DuckDB to catch up.
+        self.recent: dict[str, deque[dict[str, Any]]] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS))
         self._wrote = False
         self.ops = 0
 
     def _reload(self) -> None:
         log.warning("reloading engine state from storage after a failed commit")
+        self.recent.clear()
         self.state = State.from_snapshot(self.storage.load(utcnow()))
 
     # -- time -----------------------------------------------------------------------------
@@ -134,8 +147,14 @@ class EngineBase:
                 },
             )
         )
-        payload = {"type": "audit", "tenant": tenant, "event": ev.as_json()}
-        self.committer.on_commit(lambda: self.bus.publish(tenant, payload))
+        event = ev.as_json()
+        payload = {"type": "audit", "tenant": tenant, "event": event}
+
+        def acknowledged() -> None:
+            self.recent[tenant].append(event)
+            self.bus.publish(tenant, payload)
+
+        self.committer.on_commit(acknowledged)
         return ev
 
     # -- the op runner --------------------------------------------------------------------
@@ -276,6 +295,11 @@ class EngineBase:
                 "which creating, suspending and resuming tenants needs. Ask an owner of 'default'.",
                 permission=perm,
             )
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a storage query in a thread once storage holds every acknowledged write."""
+        await self.committer.sync()
+        return await asyncio.to_thread(fn, *args)
 
     def tenant_dir(self, tenant: str) -> Path:
         d = self.paths.tenant_dir(tenant)

@@ -1,25 +1,34 @@
-"""Group commit: many operations, one transaction, answers only after COMMIT.
+"""Group commit: many operations, one durable write, answers only after it.
 
 Operations run on the event loop against in-memory state and append their
-mutations to the open batch.  One commit thread writes batches in order; while
-batch N commits, batch N+1 fills.  A caller awaits its batch's future, so it is
-answered only once its writes are durable.  If a commit fails, that batch and
-every batch queued behind it fail too (their operations saw its state), and the
-engine reloads its state from storage before it takes more work.
+mutations to the open batch.  The commit thread takes every batch queued so
+far, appends them to the write-ahead journal as one fsync'd write
+(core/engine/journal.py) and only then resolves their futures, so a caller is
+answered once its writes are durable.  The apply thread moves journaled groups
+into DuckDB in large transactions.  If a journal write fails, that batch and
+every batch queued behind it fail too (their operations saw its state), and
+the engine reloads its state from storage before it takes more work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.engine.journal import APPLIED_KEY, Journal, encode
+from core.errors import StorageError
 from core.storage.base import Mutation, Storage
 
 log = logging.getLogger("musubi.engine.commit")
+
+APPLY_EVERY_S = 0.05  # how stale DuckDB may get behind the journal when nobody reads
+APPLY_MAX_MUTATIONS = 20_000
 
 
 @dataclass
@@ -30,21 +39,35 @@ class Batch:
 
 
 class GroupCommitter:
-    """Collects mutations into batches and commits them one transaction at a time."""
+    """Collects mutations into batches, journals them durably, applies them to storage in bulk."""
 
-    def __init__(self, storage: Storage, on_failure: Callable[[], Any]) -> None:
+    def __init__(self, storage: Storage, on_failure: Callable[[], Any], journal: Journal | None = None, next_no: int = 1) -> None:
         self.storage = storage
+        self.journal = journal
         self._on_failure = on_failure
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-commit")
+        self._commit_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-commit")
+        self._apply_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-apply")
         self._batch = Batch()
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._apply_task: asyncio.Task[None] | None = None
         self._failed = False
+        self._next_no = next_no
+        self.written_no = next_no - 1  # last group durable in the journal
+        self.applied_no = next_no - 1  # last group in storage
+        self._unapplied: list[tuple[int, list[Mutation]]] = []
+        self._apply_wake = asyncio.Event()
+        self._applied_cond = asyncio.Condition()
+        self._apply_error: Exception | None = None
+        self._stopping = False
         self.commits = 0
+        self.applies = 0
         self.mutations = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._apply_task = loop.create_task(self._applier())
 
     @property
     def batch(self) -> Batch:
@@ -54,11 +77,11 @@ class GroupCommitter:
         self._batch.mutations.extend(mutations)
 
     def on_commit(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the loop once the open batch has committed (e.g. publish events)."""
+        """Run ``fn`` on the loop once the open batch is durable (e.g. publish events)."""
         self._batch.after_commit.append(fn)
 
     def seal(self) -> asyncio.Future[None]:
-        """The future of the open batch; schedules it for commit if it holds anything."""
+        """The future of the open batch; schedules it for commit."""
         b = self._batch
         if b.future is None:
             b.future = asyncio.get_running_loop().create_future()
@@ -68,72 +91,173 @@ class GroupCommitter:
     def pending(self) -> int:
         return len(self._batch.mutations)
 
+    async def sync(self) -> None:
+        """Wait until storage holds every write acknowledged so far (before querying it)."""
+        if self._batch.mutations:
+            await self.seal()
+        target = self.written_no
+        if self.applied_no >= target:
+            return
+        self._apply_wake.set()
+        async with self._applied_cond:
+            while self.applied_no < target:
+                if self._apply_error is not None:
+                    raise StorageError(f"the database is behind the journal: {self._apply_error}", code="write_failed")
+                await self._applied_cond.wait()
+
+    # -- the commit loop ------------------------------------------------------------------
+
+    def _write(self, groups: list[tuple[int, list[Mutation]]]) -> None:
+        """Journal thread: one write + fsync for all groups; truncate first when all is applied."""
+        if self.journal is None:
+            # No journal (tests, tools): commit straight to storage.
+            for no, muts in groups:
+                self.storage.apply(muts, meta={APPLIED_KEY: str(no)})
+            return
+        data = b"".join(encode(no, muts) for no, muts in groups)
+        self.journal.append(data)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            b = await self._queue.get()
-            if b is None:
-                return
-            # Swap: anything added from now on goes into the next batch.
-            if b is self._batch:
-                self._batch = Batch()
-            assert b.future is not None
+            first = await self._queue.get()
+            batches = [first]
+            while not self._queue.empty():
+                batches.append(self._queue.get_nowait())
+            stop = None in batches
+            batches = [b for b in batches if b is not None]
+            for b in batches:
+                if b is self._batch:
+                    self._batch = Batch()  # anything added from now on goes into the next batch
             if self._failed:
-                b.future.set_exception(_poisoned())
+                for b in batches:
+                    if b.future is not None and not b.future.done():
+                        b.future.set_exception(_poisoned())
+                if stop:
+                    return
                 continue
-            try:
+            groups = []
+            for b in batches:
                 if b.mutations:
-                    await loop.run_in_executor(self._executor, self.storage.apply, b.mutations)
+                    groups.append((self._next_no, b.mutations))
+                    self._next_no += 1
+            try:
+                if groups:
+                    if self.journal is not None and self.journal.size and self.applied_no >= self.written_no:
+                        # Everything journaled is in storage: start the journal afresh.
+                        await loop.run_in_executor(self._commit_exec, self.journal.truncate)
+                    await loop.run_in_executor(self._commit_exec, self._write, groups)
                     self.commits += 1
-                    self.mutations += len(b.mutations)
-            except Exception as exc:  # storage error: fail this and every batch queued behind it
+                    self.mutations += sum(len(m) for _n, m in groups)
+                    self.written_no = groups[-1][0]
+                    if self.journal is None:
+                        self.applied_no = self.written_no
+                    else:
+                        self._unapplied.extend(groups)
+                        if sum(len(m) for _n, m in self._unapplied) >= APPLY_MAX_MUTATIONS:
+                            self._apply_wake.set()
+            except Exception as exc:  # journal or storage error: fail these and everything behind them
                 log.exception("group commit failed")
                 self._failed = True
-                if not b.future.done():
-                    b.future.set_exception(exc)
+                for b in batches:
+                    if b.future is not None and not b.future.done():
+                        b.future.set_exception(exc)
                 await self._recover()
+                if stop:
+                    return
                 continue
-            for fn in b.after_commit:
-                try:
-                    fn()
-                except Exception:  # a subscriber problem must never fail a committed write
-                    log.exception("after-commit hook failed")
-            if not b.future.done():
-                b.future.set_result(None)
+            for b in batches:
+                for fn in b.after_commit:
+                    try:
+                        fn()
+                    except Exception:  # a subscriber problem must never fail a durable write
+                        log.exception("after-commit hook failed")
+                if b.future is not None and not b.future.done():
+                    b.future.set_result(None)
+            if stop:
+                return
 
     async def _recover(self) -> None:
         # Fail the batch that was filling (its operations saw the failed state), then reload.
         nxt = self._batch
         self._batch = Batch()
-        if nxt.future is None:
-            nxt.future = asyncio.get_running_loop().create_future()
-        else:
-            # It is already queued; drain the queue failing everything.
-            pass
         while not self._queue.empty():
             q = self._queue.get_nowait()
             if q is not None and q.future is not None and not q.future.done():
                 q.future.set_exception(_poisoned())
-        if not nxt.future.done():
+        if nxt.future is not None and not nxt.future.done():
             nxt.future.set_exception(_poisoned())
+        # Storage must hold everything journaled before state is rebuilt from it.
+        await self._apply_now()
         res = self._on_failure()
         if asyncio.iscoroutine(res):
             await res
         self._failed = False
 
+    # -- the apply loop -------------------------------------------------------------------
+
+    async def _apply_now(self) -> None:
+        if not self._unapplied:
+            return
+        groups, self._unapplied = self._unapplied, []
+        muts = [m for _n, ms in groups for m in ms]
+        last = groups[-1][0]
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._apply_exec, lambda: self.storage.apply(muts, meta={APPLIED_KEY: str(last)}))
+        except Exception as exc:
+            # Keep them: the journal still has them and they are retried.
+            self._unapplied = groups + self._unapplied
+            self._apply_error = exc
+            log.exception("applying the journal to storage failed; will retry")
+            async with self._applied_cond:
+                self._applied_cond.notify_all()
+            raise
+        self._apply_error = None
+        self.applies += 1
+        async with self._applied_cond:
+            self.applied_no = last
+            self._applied_cond.notify_all()
+
+    async def _applier(self) -> None:
+        backoff = APPLY_EVERY_S
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._apply_wake.wait(), timeout=APPLY_EVERY_S)
+            self._apply_wake.clear()
+            try:
+                await self._apply_now()
+                backoff = APPLY_EVERY_S
+            except Exception:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            if self._stopping and not self._unapplied:
+                return
+
     async def close(self) -> None:
-        """Commit what is open, then stop the commit thread."""
+        """Journal what is open, apply everything to storage, then stop both threads."""
         if self._batch.mutations or self._batch.after_commit:
             await self.seal()
         self._queue.put_nowait(None)
         if self._task is not None:
             await self._task
-        self._executor.shutdown(wait=True)
+        self._stopping = True
+        self._apply_wake.set()
+        if self._apply_task is not None:
+            deadline = time.monotonic() + 30
+            while self._unapplied and time.monotonic() < deadline:
+                try:
+                    await self._apply_now()
+                except Exception:
+                    await asyncio.sleep(0.2)
+            self._apply_task.cancel()
+        if self.journal is not None and not self._unapplied and self.journal.size:
+            self.journal.truncate()
+        self._commit_exec.shutdown(wait=True)
+        self._apply_exec.shutdown(wait=True)
 
 
 def _poisoned() -> Exception:
-    from core.errors import StorageError
-
     return StorageError(
         "an earlier write in the same group commit failed, so this one was not applied; retry it.",
         code="write_failed",

@@ -94,7 +94,7 @@ class ModelRoutes:
     async def allowed(self, tenant: str) -> set[str] | None:
         """The tenant's pinned model ids, or None when every model is allowed."""
         if self._allowed is None:
-            self._allowed = await asyncio.to_thread(self._load_allowed)
+            self._allowed = await self.api.e.read(self._load_allowed)
         s = self._allowed.get(tenant)
         return set(s) if s else None
 
@@ -103,7 +103,7 @@ class ModelRoutes:
         if hit and time.monotonic() - hit[0] < HISTORY_TTL_S:
             return hit[1]
         since = self.api.e.now() - timedelta(days=HISTORY_DAYS)
-        rows = await asyncio.to_thread(ledger_rows, self.api.e.storage, tenant, since)
+        rows = await self.api.e.read(ledger_rows, self.api.e.storage, tenant, since)
         stats = output_ratios(rows, self.registry())
         self._history[tenant] = (time.monotonic(), stats)
         return stats

@@ -282,7 +282,7 @@ class Api:
     async def usage_history(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
         q = request.query
-        return _json(await self.e.run(c, "usage.history", "usage", lambda: self.e.usage_history(c, q.get("bucket", "hour"), q.get("since_hours", "24"), q.get("user") or None)))
+        return _json(await self.e.usage_history(c, q.get("bucket", "hour"), q.get("since_hours", "24"), q.get("user") or None))
 
     async def reservations_list(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)

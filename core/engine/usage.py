@@ -297,9 +297,21 @@ class UsageOps(TenancyOps):
         self.state.forget_old_windows(now)
         return len(expired)
 
-    def usage_history(self, ctx: Ctx, bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> dict[str, Any]:
-        self.require(ctx, "quotas.read", read=True)
-        if user and user != ctx.user and "quotas.manage" not in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project):
-            raise PermissionDenied(f"permission denied: {ctx.user} may see only their own usage (needs 'quotas.manage').", permission="quotas.manage")
-        since = self.now() - timedelta(hours=_count(since_hours, "since_hours"))
-        return {"tenant": ctx.tenant, "bucket": bucket, "rows": self.storage.usage_history(ctx.tenant, since, bucket, user)}
+    async def usage_history(self, ctx: Ctx, bucket: str = "hour", since_hours: object = 24, user: str | None = None) -> dict[str, Any]:
+        """Usage per time bucket from the ledger (needs 'quotas.read'; others' usage needs 'quotas.manage')."""
+        if bucket not in ("minute", "hour", "day", "month"):
+            raise BadRequest(f"unknown bucket {bucket!r}: use minute, hour, day or month.", field="bucket")
+        hours = _count(since_hours, "since_hours")
+
+        def check() -> None:
+            self.require(ctx, "quotas.read", read=True)
+            if user and user != ctx.user and "quotas.manage" not in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project):
+                raise PermissionDenied(
+                    f"permission denied: {ctx.user} may see only their own usage (needs 'quotas.manage').",
+                    permission="quotas.manage",
+                )
+
+        await self.run(ctx, "usage.history", "usage", check)
+        since = self.now() - timedelta(hours=hours)
+        rows = await self.read(self.storage.usage_history, ctx.tenant, since, bucket, user)
+        return {"tenant": ctx.tenant, "bucket": bucket, "rows": rows}

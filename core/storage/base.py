@@ -82,8 +82,10 @@ class Storage(Protocol):
 
     def load(self, now: datetime) -> Snapshot: ...
 
-    def apply(self, mutations: Sequence[Mutation]) -> None:
-        """Apply mutations in one transaction; raise and change nothing on failure."""
+    def apply(self, mutations: Sequence[Mutation], meta: dict[str, str] | None = None) -> None:
+        """Apply mutations (and upsert ``engine_meta`` keys) in one transaction; raise and change nothing on failure."""
+
+    def meta_value(self, key: str) -> str | None: ...
 
     def audit_list(self, q: AuditQuery) -> list[dict[str, Any]]: ...
 

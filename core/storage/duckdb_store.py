@@ -215,8 +215,12 @@ class DuckDBStorage:
                 params.append(val)
         return " AND ".join(parts) or "TRUE", params
 
-    def apply(self, mutations: Sequence[Mutation]) -> None:
-        """One transaction: ordered mutations first, then the gathered appends."""
+    def meta_value(self, key: str) -> str | None:
+        row = self._cur().execute("SELECT value FROM engine_meta WHERE key = ?", [key]).fetchone()
+        return str(row[0]) if row else None
+
+    def apply(self, mutations: Sequence[Mutation], meta: dict[str, str] | None = None) -> None:
+        """One transaction: ordered mutations first, then the gathered appends, then ``meta`` upserts."""
         con = self.con
         appends: dict[str, list[dict[str, Any]]] = defaultdict(list)
         try:
@@ -240,6 +244,8 @@ class DuckDBStorage:
                     con.execute(f"DELETE FROM {_ident(m.table)} WHERE {w}", wp)
             for table, rows in appends.items():
                 self._bulk_insert(table, rows)
+            for key, value in (meta or {}).items():
+                con.execute("INSERT OR REPLACE INTO engine_meta (key, value) VALUES (?, ?)", [key, value])
             con.execute("COMMIT")
         except Exception as exc:
             with contextlib.suppress(duckdb.Error):
