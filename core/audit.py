@@ -15,13 +15,15 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
 GENESIS_HASH = "0" * 64
 OUTCOMES = ("success", "denied", "error")
 
-_dumps_str = json.JSONEncoder(ensure_ascii=False).encode
+# json's own C string encoder, as json.dumps(s, ensure_ascii=False) uses it (a test checks equality).
+_dumps_str = encode_basestring
 
 
 def canonical_details(details: Any) -> str:
@@ -33,7 +35,9 @@ def format_ts(ts: datetime) -> str:
     """UTC timestamp as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (naive values are taken as UTC)."""
     if ts.tzinfo is not None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if ts.year < 1000:  # isoformat would not pad the year like strftime's %Y does here
+        return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts.isoformat(timespec="microseconds") + "Z"  # same text as strftime, 10x faster
 
 
 def canonical_event(

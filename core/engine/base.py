@@ -147,7 +147,11 @@ class EngineBase:
                 },
             )
         )
-        event = ev.as_json()
+        event = {
+            "tenant_id": ev.tenant_id, "seq": ev.seq, "ts": format_ts(ev.ts), "actor": ev.actor,
+            "action": ev.action, "resource": ev.resource, "outcome": ev.outcome, "details": d,
+            "prev_hash": ev.prev_hash, "hash": ev.hash,
+        }
         payload = {"type": "audit", "tenant": tenant, "event": event}
 
         def acknowledged() -> None:

@@ -47,6 +47,13 @@ _JSON_TYPES = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 
 
+def _iso(v: object) -> str:
+    """JSON fallback for the only non-JSON type rows carry (called by json only for those)."""
+    if isinstance(v, datetime):
+        return v.isoformat()
+    raise TypeError(f"cannot store {type(v).__name__} in a bulk insert")
+
+
 def _ident(name: str) -> str:
     # Table and column names come from engine code, never from users; the check
     # keeps it that way.
@@ -272,10 +279,7 @@ class DuckDBStorage:
         types = self._column_types(table)
         cols = list(rows[0])
         struct = {c: _JSON_TYPES.get(types[c], "VARCHAR") for c in cols}
-        payload = json.dumps(
-            [{c: (v.isoformat() if isinstance(v, datetime) else v) for c, v in r.items()} for r in rows],
-            ensure_ascii=False,
-        )
+        payload = json.dumps(rows, ensure_ascii=False, default=_iso)
         select = ", ".join(
             f"CAST(r.{_ident(c)} AS {types[c]})" if struct[c] != types[c] else f"r.{_ident(c)}" for c in cols
         )
