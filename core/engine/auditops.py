@@ -112,6 +112,8 @@ class AuditOps(UsageOps):
                 return out
         if q.after_seq is not None and buf[0]["seq"] <= q.after_seq + 1:
             return out
+        if buf[0]["seq"] == self.state.pruned_through.get(q.tenant_id, 0) + 1:
+            return out  # the buffer holds the whole chain
         return None  # older matches may sit in the table
 
     def _check_anchor(self, tenant: str, anchor: dict[str, Any], out: dict[str, Any]) -> None:
@@ -222,6 +224,7 @@ class AuditOps(UsageOps):
                 Insert("audit_checkpoints", {"tenant_id": ctx.tenant, "seq": seq, "hash": h, "created_at": now, "pruned_before": when, "public_key": public_key_b64(self.signing_key), "signature": sig}),
             )
             self.audit(ctx.tenant, ctx, "audit.prune", "audit", details={"before": format_ts(when), "last_pruned_seq": seq, "last_pruned_hash": h, "events_removed": count})
+            self.state.pruned_through[ctx.tenant] = seq
             buf = self.recent.get(ctx.tenant)
             while buf and buf[0]["seq"] <= seq:
                 buf.popleft()

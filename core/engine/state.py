@@ -54,6 +54,7 @@ class State:
     reservations: dict[str, Reservation] = field(default_factory=dict)
     alerts_sent: set[tuple[int, datetime, float]] = field(default_factory=set)
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+    pruned_through: dict[str, int] = field(default_factory=dict)
     next_quota_id: int = 1
     next_ledger_id: int = 1
 
@@ -98,6 +99,7 @@ class State:
         for a in snap.alerts:
             st.alerts_sent.add((int(a["quota_id"]), a["window_start"], float(a["threshold"])))
         st.heads = dict(snap.audit_heads)
+        st.pruned_through = dict(snap.pruned_through)
         st.next_quota_id = snap.max_ids.get("quota", 0) + 1
         st.next_ledger_id = snap.max_ids.get("ledger", 0) + 1
         return st

@@ -71,6 +71,7 @@ class Snapshot:
     # (tenant_id, user_name) -> {period: (window_start, tokens, requests, cost_micros)}
     usage: dict[tuple[str, str], dict[str, tuple[datetime, int, int, int]]] = field(default_factory=dict)
     audit_heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # tenant -> (seq, hash)
+    pruned_through: dict[str, int] = field(default_factory=dict)  # tenant -> newest checkpoint seq
     max_ids: dict[str, int] = field(default_factory=dict)  # "quota", "ledger"
     meta: dict[str, str] = field(default_factory=dict)
 

@@ -199,6 +199,7 @@ class DuckDBStorage:
         for tenant, seq, h in self._cur().execute(
             "SELECT tenant_id, max(seq), arg_max(hash, seq) FROM audit_checkpoints GROUP BY tenant_id"
         ).fetchall():
+            snap.pruned_through[tenant] = int(seq)
             if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < seq:
                 snap.audit_heads[tenant] = (int(seq), str(h))
         row = self._cur().execute("SELECT coalesce(max(quota_id), 0) FROM quotas").fetchone()
