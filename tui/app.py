@@ -26,7 +26,8 @@ from tui.config import config_path, detect_color_system, load_settings
 from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
-from tui.screens.placeholders import CostScreen, SearchScreen, TraceScreen, TutorialsScreen
+from tui.screens.placeholders import CostScreen, SearchScreen, TutorialsScreen
+from tui.screens.trace import TraceScreen
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.trace.fixture import build_repo
+from tests.tui.conftest import _isolated_config, fake_api  # noqa: F401 - the TUI fixtures, for the Trace screen tests
 
 
 @pytest.fixture

@@ -122,6 +122,12 @@ class FakeEngineApi(EngineApi):
         self._check()
         if (method, path) in self.denied:
             raise PermissionDenied(f"permission denied: alice lacks 'x' for {method} {path}.", permission="x")
+        if path.startswith(("/v1/trace", "/v1/spec/")):
+            from tests.trace.fake_trace import answer as trace_answer  # the Trace screen's routes
+
+            if method != "GET":
+                self.writes.append((method, path, body, query))
+            return trace_answer(method, path, body, query)
         if method != "GET":
             await self.hold.wait()
             self.writes.append((method, path, body, query))

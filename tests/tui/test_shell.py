@@ -18,7 +18,8 @@ from tui.context import AppContext
 from tui.screens.debug import DebugScreen
 from tui.screens.help import HelpScreen
 from tui.screens.modals import ConfirmModal
-from tui.screens.placeholders import CostScreen, TraceScreen, TutorialsScreen
+from tui.screens.placeholders import CostScreen, TutorialsScreen
+from tui.screens.trace import TraceScreen
 from tui.widgets.mode_bar import ModeBar
 from tui.widgets.status_bar import render_status
 

@@ -30,16 +30,6 @@ from tui.output import (
 )
 
 COLUMNS = ("design", "tasks", "code", "tests")
-_MARKERS = (".git", "musubi.toml", ".kiro", "storage/specs")
-
-
-def find_repo_root(start: str) -> str | None:
-    """The nearest folder at or above ``start`` that looks like a repository."""
-    p = Path(start).resolve()
-    for d in (p, *p.parents):
-        if any((d / m).exists() for m in _MARKERS):
-            return str(d)
-    return None
 
 
 def repo_query(ctx: click.Context, path: str | None) -> dict[str, Any]:
@@ -49,6 +39,8 @@ def repo_query(ctx: click.Context, path: str | None) -> dict[str, Any]:
         if not os.path.isdir(given):
             raise click.BadParameter(f"{given} is not a directory; give the path of a repository.", param_hint="PATH")
         return {"path": abspath(given)}
+    from core.trace.root import find_repo_root
+
     root = find_repo_root(os.getcwd())
     return {"path": root} if root else {}
 

@@ -1,4 +1,4 @@
-"""Trace, Search, Cost and Tutorials: screens later issues fill.  Until then each says, honestly,
+"""Search, Cost and Tutorials: screens later issues fill.  Until then each says, honestly,
 what it will hold and what works today — no fake data."""
 
 from __future__ import annotations
@@ -7,26 +7,6 @@ from textual.app import ComposeResult
 
 from tui.screens.base import ModeScreen
 from tui.widgets.empty_state import EmptyState
-
-
-class TraceScreen(ModeScreen):
-    MODE = "trace"
-    HELP = "Trace: agent runs step by step. Not built yet; the panel says what it will hold."
-
-    def compose_body(self) -> ComposeResult:
-        yield EmptyState(
-            "Trace — no agent runs to show yet: the run orchestrator is not part of this release.",
-            [
-                "Every agent run of this tenant: spec, plan, each tool call and LLM call, with tokens and cost.",
-                "A timeline you can step through, and the diff each step produced.",
-                "Live status of running agents from the engine's event stream.",
-            ],
-            [
-                "Changes that already happen are in the audit log: press 6 (Admin), then the Audit tab.",
-                "Usage recorded by other agent CLIs: musubi usage record --model M --input-tokens N --output-tokens N",
-            ],
-            id="trace-empty",
-        )
 
 
 class SearchScreen(ModeScreen):

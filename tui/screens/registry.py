@@ -14,6 +14,7 @@ MODULES = (
     "tui.screens.debug",
     "tui.screens.modals",
     "tui.screens.tenant_picker",
+    "tui.screens.trace",
     "tui.screens.admin.screen",
     "tui.screens.admin.tenants",
     "tui.screens.admin.members",

@@ -1,0 +1,517 @@
+"""Trace (mode 2): requirement → design / tasks / code / tests, coverage, filters, impact.
+
+The engine does the work (``/v1/trace``, ``/v1/spec/lint``, ``/v1/trace/impact/{id}``);
+this screen draws a tree of its answer, shows details and a preview of linked
+lines, opens a location in ``$EDITOR`` (the app is suspended meanwhile), and
+re-scans on ``r`` and by itself every few seconds while shown: the engine's
+incremental scan is the change detector (only files whose size/mtime changed
+are read), and the full matrix is fetched again only when something changed.
+State is always shown by a symbol and a word, never by colour alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Input, Static, Tree
+from textual.widgets.tree import TreeNode
+from textual.worker import Worker
+
+from core.client import seg
+from core.errors import MusubiError
+from tui.context import ConnState
+from tui.screens.base import ModeScreen
+from tui.widgets.panel import Panel
+
+COLUMNS = ("design", "tasks", "code", "tests")
+POLL_S = 3.0  # how often the shown screen asks the engine for an incremental re-scan
+PREVIEW_CONTEXT = 3  # lines shown around a linked line
+
+NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
+
+
+def req_state(row: dict[str, Any]) -> tuple[str, str]:
+    """(symbol, word) of a requirement's coverage."""
+    covered = sum(1 for c in COLUMNS if row["shallow"][c])
+    if covered == len(COLUMNS):
+        return "✔", "covered"
+    return ("◐", "partial") if covered else ("✘", "uncovered")
+
+
+def live_links(row: dict[str, Any], column: str) -> list[dict[str, Any]]:
+    return [lk for lk in row["links"][column] if lk["state"] not in ("rejected", "suggested")]
+
+
+def req_label(row: dict[str, Any]) -> Text:
+    sym, word = req_state(row)
+    suspect = " ⚠ suspect" if row["suspect"] else ""
+    missing = [c for c in COLUMNS if not row["shallow"][c]]
+    gap = f" (no {', '.join(missing)})" if missing and len(missing) < len(COLUMNS) else ""
+    return Text.assemble(f"{sym} ", (row["id"], "bold"), f" {row['title']} — {word}{gap}{suspect}")
+
+
+def column_label(row: dict[str, Any], column: str) -> str:
+    links = live_links(row, column)
+    if row["shallow"][column]:
+        return f"{column.capitalize()} ✔ {len(links)}"
+    if links:
+        return f"{column.capitalize()} ~ {len(links)} via tasks/ADRs only"
+    return f"{column.capitalize()} ✘ none"
+
+
+def link_label(column: str, lk: dict[str, Any]) -> str:
+    where = f"{lk['path']}:{lk['line']}" if lk.get("line") else lk["path"]
+    state = "" if lk["state"] == "active" else f" [{lk['state']}]"
+    if column in ("design", "tasks"):
+        extra = f" ({lk['status']})" if lk.get("status") else ""
+        return f"{lk['target']} {lk.get('title') or ''}{extra} — {where}{state}"
+    via = f" via {lk['via']}" if lk.get("via") and not lk["via"].startswith("REQ") else ""
+    ctx = f" ({lk['context']})" if lk.get("context") else ""
+    return f"{where}{ctx}{via}{state}"
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    cols = " · ".join(f"{c} {s['columns'][c]['percent']:.0f}%" for c in COLUMNS)
+    suspect = f" · ⚠ {s['suspect']} suspect" if s.get("suspect") else ""
+    return (f"{s['requirements']} requirements · {cols} · overall {s['overall']}% grade {s['grade']}"
+            f" · deep {s['deep']['overall']}% grade {s['deep']['grade']}{suspect}")
+
+
+def read_preview(root: str, rel: str, line: int, context: int = PREVIEW_CONTEXT) -> str:
+    """Lines around ``line`` of ``root/rel`` with numbers, the linked one marked; or why not."""
+    if not rel or rel.startswith("/") or ".." in rel.split("/"):
+        return "(no file to preview)"
+    try:
+        with open(os.path.join(root, rel), "rb") as f:
+            data = f.read(2_000_000)
+    except OSError as exc:
+        return f"(cannot read {rel}: {exc.strerror})"
+    lines = data.decode("utf-8", "replace").split("\n")
+    if not line:
+        line = 1
+    lo, hi = max(1, line - context), min(len(lines), line + context)
+    return "\n".join(f"{'▶' if n == line else ' '} {n:>5}  {lines[n - 1].rstrip(chr(13))}" for n in range(lo, hi + 1))
+
+
+class TraceScreen(ModeScreen):
+    MODE = "trace"
+    HELP = (
+        "Trace: each requirement of the repository around the folder you started musubi in, with its "
+        "design, tasks, code and tests. ✔ covered, ◐ partial, ✘ uncovered, ⚠ suspect (changed since review). "
+        "Enter expands; r re-scans (it also re-scans by itself); u uncovered only; c component; t status; "
+        "/ text filter; i impact; e opens the location in $EDITOR; v marks the requirement reviewed."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rescan", "Re-scan", id="trace_rescan"),
+        Binding("u", "toggle_uncovered", "Uncovered", id="trace_uncovered"),
+        Binding("c", "cycle_component", "Component", id="trace_component"),
+        Binding("t", "cycle_status", "Status", id="trace_status"),
+        Binding("slash", "search", "Filter", id="trace_search"),
+        Binding("i", "impact", "Impact", id="trace_impact"),
+        Binding("e", "open_editor", "Edit", id="trace_open"),
+        Binding("v", "review", "Review", id="trace_review"),
+    ]
+    DEFAULT_CSS = """
+    #trace-header { height: auto; padding: 0 1; text-style: bold; }
+    #trace-filter-row { height: 1; padding: 0 1; }
+    #trace-search { width: 40; height: 1; border: none; padding: 0; }
+    #trace-filter-state { width: 1fr; height: 1; padding: 0 1; color: $text-muted; }
+    #trace-main { height: 1fr; }
+    #trace-tree-panel { width: 3fr; }
+    #trace-details-panel { width: 2fr; }
+    #trace-tree { height: 1fr; }
+    """
+
+    class Loaded(Message):
+        def __init__(self, report: dict[str, Any] | None, lint: dict[str, Any] | None, error: str | None) -> None:
+            super().__init__()
+            self.report, self.lint, self.error = report, lint, error
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Trace — waiting for the engine…", id="trace-header", markup=False)
+        with Horizontal(id="trace-filter-row"):
+            yield Input(placeholder="/ filter: id, title or text", id="trace-search")
+            yield Static("", id="trace-filter-state", markup=False)
+        with Horizontal(id="trace-main"):
+            tree: Tree[NodeData] = Tree("requirements", id="trace-tree")
+            tree.show_root = False
+            yield Panel(tree, title="Requirements", id="trace-tree-panel")
+            yield Panel(VerticalScroll(Static("", id="trace-details", markup=False)), title="Details",
+                        id="trace-details-panel")
+
+    def on_mount(self) -> None:
+        self.report: dict[str, Any] | None = None
+        self.lint: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.uncovered_only = False
+        self.component: str | None = None
+        self.status: str | None = None
+        self.text = ""
+        self._focused_once = False
+        self._load_worker: Worker[None] | None = None
+        self._poll_worker: Worker[None] | None = None
+        self._seq = 0  # latest detail request; older answers are dropped
+        self.ctx.conn_changed.subscribe(self, self._on_conn)
+        if self.ctx.conn.name == "connected":
+            self.load()
+        self.set_interval(POLL_S, self._poll)
+
+    # -- which repository -----------------------------------------------------------------
+
+    def repo_query(self) -> dict[str, Any]:
+        """The ``path`` to trace: the repository around the folder the app was started in."""
+        from core.trace.root import find_repo_root
+
+        root = find_repo_root(self.ctx.api.identity.cwd or os.getcwd())
+        return {"path": root} if root else {}
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _on_conn(self, state: ConnState) -> None:
+        if state.name == "connected" and self.report is None:
+            self.load()
+
+    def load(self) -> None:
+        """Fetch the matrix again, unless a fetch is already on its way (it will do).
+
+        Workers here are never cancelled by a newer one (a cancelled worker surprises
+        whoever waits on it); redundant requests are skipped and stale answers dropped.
+        """
+        if self._load_worker is not None and self._load_worker.is_running:
+            return
+        self._load_worker = self.run_worker(self._load(), group="trace-load", exit_on_error=False)
+
+    async def _load(self) -> None:
+        q = self.repo_query()
+        try:
+            report = await self.ctx.api.get("/v1/trace", q)
+        except MusubiError as exc:
+            self.post_message(self.Loaded(None, None, exc.message))
+            return
+        try:
+            lint = await self.ctx.api.get("/v1/spec/lint", q)
+        except MusubiError:
+            lint = None  # the matrix is still worth showing
+        self.post_message(self.Loaded(report, lint, None))
+
+    def _poll(self) -> None:
+        if not self.is_current or self.ctx.conn.name != "connected" or self.report is None:
+            return
+        busy = [w for w in (self._load_worker, self._poll_worker) if w is not None and w.is_running]
+        if not busy:  # polls never overlap on a slow link: the next one waits for this one
+            self._poll_worker = self.run_worker(self._poll_once(), group="trace-poll", exit_on_error=False)
+
+    async def _poll_once(self) -> None:
+        if self.report is None:
+            return
+        try:
+            s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "summary"})
+        except MusubiError:
+            return
+        if s["scan"].get("parsed") or s["summary"] != self.report.get("summary"):
+            self.load()
+
+    def on_trace_screen_loaded(self, message: Loaded) -> None:
+        self.error = message.error
+        if message.report is not None:
+            self.report, self.lint = message.report, message.lint
+        self._rebuild()
+
+    # -- filters --------------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.report:
+            return []
+        out = []
+        text = self.text.lower()
+        for r in self.report["requirements"]:
+            if self.uncovered_only and all(r["shallow"].values()):
+                continue
+            if self.component and _component(r["id"]) != self.component:
+                continue
+            if self.status and (r["status"] or "none") != self.status:
+                continue
+            if text and text not in f"{r['id']} {r['title']} {r['statement']}".lower():
+                continue
+            out.append(r)
+        return out
+
+    def _choices(self, key: str) -> list[str]:
+        reqs = (self.report or {}).get("requirements", [])
+        if key == "component":
+            return sorted({_component(r["id"]) for r in reqs})
+        return sorted({r["status"] or "none" for r in reqs})
+
+    def _cycle(self, current: str | None, key: str) -> str | None:
+        options: list[str | None] = [None, *self._choices(key)]
+        i = options.index(current) if current in options else 0
+        return options[(i + 1) % len(options)]
+
+    def action_toggle_uncovered(self) -> None:
+        self.uncovered_only = not self.uncovered_only
+        self._rebuild()
+
+    def action_cycle_component(self) -> None:
+        self.component = self._cycle(self.component, "component")
+        self._rebuild()
+
+    def action_cycle_status(self) -> None:
+        self.status = self._cycle(self.status, "status")
+        self._rebuild()
+
+    def action_search(self) -> None:
+        self.query_one("#trace-search", Input).focus()
+
+    @on(Input.Changed, "#trace-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.text = event.value.strip()
+        self._rebuild()
+
+    @on(Input.Submitted, "#trace-search")
+    def _search_done(self, _event: Input.Submitted) -> None:
+        self.query_one("#trace-tree", Tree).focus()
+
+    def action_rescan(self) -> None:
+        self.notify("Re-scanning the repository…", title="Trace", timeout=2)
+        self.load()
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        header = self.query_one("#trace-header", Static)
+        tree: Tree[NodeData] = self.query_one("#trace-tree", Tree)
+        if self.error and self.report is None:
+            header.update(f"Trace — {self.error}")
+            tree.clear()
+            self._details(Content(
+                "Nothing to trace here.\n\nStart musubi inside a repository (a folder with .git, musubi.toml, "
+                ".kiro or storage/specs), or register it: musubi project add PATH.\n\nFrom a shell: musubi trace PATH"))
+            return
+        if self.report is None:
+            return
+        root = self.report["root"]
+        stale = f"  (last re-scan failed: {self.error})" if self.error else ""
+        header.update(f"{summary_text(self.report)}\n{root}{stale}")
+        rows = self.rows()
+        self.query_one("#trace-filter-state", Static).update(self._filter_text(len(rows)))
+        expanded = {n.data[1] for n in _walk(tree.root) if n.data and n.data[0] == "req" and n.is_expanded}
+        cursor = tree.cursor_node.data if tree.cursor_node else None
+        tree.clear()
+        target: TreeNode[NodeData] | None = None
+        for r in rows:
+            node = tree.root.add(req_label(r), data=("req", r["id"]), expand=r["id"] in expanded)
+            target = node if cursor and cursor[:2] == ("req", r["id"]) else target
+            for c in COLUMNS:
+                links = live_links(r, c)
+                cn = node.add(column_label(r, c), data=("col", r["id"], c), expand=bool(links))
+                for i, lk in enumerate(links):
+                    leaf = cn.add_leaf(link_label(c, lk), data=("link", r["id"], c, str(i)))
+                    if cursor == leaf.data:
+                        target = leaf
+        if not rows:
+            self._details(Content(self._empty_text()))
+        if target is not None:
+            tree.move_cursor(target)
+        elif rows and tree.cursor_node is None:
+            tree.move_cursor(tree.root.children[0])
+        if not self._focused_once:
+            self._focused_once = True
+            tree.focus()  # first load: the screen's keys work from the tree; / jumps to the filter
+        # The tree lays out its new lines on the next refresh; read the cursor after that.
+        self.call_after_refresh(self._show_selected)
+
+    def _filter_text(self, shown: int) -> str:
+        total = len((self.report or {}).get("requirements", []))
+        parts = [
+            "uncovered only" if self.uncovered_only else "all",
+            f"component {self.component or 'any'}",
+            f"status {self.status or 'any'}",
+        ]
+        if self.text:
+            parts.append(f"text {self.text!r}")
+        return f"showing {shown} of {total} · " + " · ".join(parts) + " (u, c, t, /)"
+
+    def _empty_text(self) -> str:
+        if self.report and not self.report["requirements"]:
+            return ("No requirements found.\n\nWrite them as headings like\n  ## REQ-AUTH-001: Password login\n"
+                    "in storage/specs/*.md or .kiro/specs/<feature>/requirements.md (see docs/trace.md).")
+        return "No requirement matches the filters (u, c, t, / change them)."
+
+    def _details(self, content: Content | str) -> None:
+        self.query_one("#trace-details", Static).update(content)
+
+    # -- selection and details ------------------------------------------------------------
+
+    def _selected(self) -> tuple[dict[str, Any] | None, NodeData | None]:
+        tree: Tree[NodeData] = self.query_one("#trace-tree", Tree)
+        data = tree.cursor_node.data if tree.cursor_node else None
+        if not data or not self.report:
+            return None, None
+        row = next((r for r in self.report["requirements"] if r["id"] == data[1]), None)
+        return row, data
+
+    @on(Tree.NodeHighlighted, "#trace-tree")
+    def _highlighted(self, _event: Tree.NodeHighlighted[NodeData]) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        row, data = self._selected()
+        if row is None or data is None:
+            return
+        if data[0] == "link":
+            lk = live_links(row, data[2])[int(data[3])]
+            self._seq += 1
+            self._details(Content(f"{link_label(data[2], lk)}\nsource {lk['source']} · state {lk['state']} · "
+                                  f"cites {lk['via']}\n\n…loading preview"))
+            self.preview(row["id"], lk, self._seq)
+            return
+        self._seq += 1
+        self._details(self._requirement_text(row))
+
+    def _requirement_text(self, row: dict[str, Any]) -> Content:
+        sym, word = req_state(row)
+        review = "⚠ suspect: changed since its last review (v marks it reviewed)" if row["suspect"] else (
+            "reviewed" if row["reviewed"] else "never reviewed")
+        lines = [
+            f"{sym} {row['id']} — {word}",
+            row["title"],
+            f"{row['path']}:{row['line']} · priority {row['priority'] or '-'} · status {row['status'] or '-'}",
+            f"review: {review}",
+            "",
+            row["statement"] or "(no statement)",
+        ]
+        lines += [f"  AC{i}. {c}" for i, c in enumerate(row["criteria"], 1)]
+        lines += ["", "coverage   " + "  ".join(f"{c} {'✔' if row['shallow'][c] else '✘'}" for c in COLUMNS),
+                  "deep       " + "  ".join(f"{c} {'✔' if row['deep'][c] else '✘'}" for c in COLUMNS)]
+        findings = [f for f in (self.lint or {}).get("findings", []) if f.get("id") == row["id"]]
+        if findings:
+            lines += ["", "lint:"] + [f"  {f['severity']} {f['rule']} (line {f['line']}): {f['message']}" for f in findings]
+        elif self.lint is not None:
+            lines += ["", "lint: no findings"]
+        return Content("\n".join(lines))
+
+    @work(group="trace-preview", exit_on_error=False, thread=True)
+    def preview(self, rid: str, lk: dict[str, Any], seq: int) -> None:
+        root = (self.report or {}).get("root", "")
+        text = read_preview(root, lk["path"], int(lk.get("line") or 0))
+        head = f"{link_label('code', lk) if lk['kind'] in ('code', 'test') else link_label('design', lk)}"
+        body = f"{head}\nsource {lk['source']} · state {lk['state']} · cites {lk['via']} · for {rid}\n\n{text}"
+        self.app.call_from_thread(self._details_if_current, seq, Content(body))
+
+    def _details_if_current(self, seq: int, content: Content) -> None:
+        if seq == self._seq:
+            self._details(content)
+
+    # -- actions on the selection ---------------------------------------------------------
+
+    def action_impact(self) -> None:
+        row, _data = self._selected()
+        if row is None:
+            self.notify("Select a requirement first.", title="Impact", severity="warning")
+            return
+        self._seq += 1
+        self.impact(row["id"], self._seq)
+
+    @work(group="trace-impact", exit_on_error=False)
+    async def impact(self, rid: str, seq: int) -> None:
+        try:
+            d = await self.ctx.api.get(f"/v1/trace/impact/{seg(rid)}", self.repo_query())
+        except MusubiError as exc:
+            self.notify(exc.message, title="Impact", severity="error")
+            return
+        lines = [f"Impact of {d['id']} — {d['title']}", "Everything to revisit when it changes:"]
+        if d.get("suspect"):
+            lines.append("⚠ suspect: its text changed since the last review")
+        for c in COLUMNS:
+            items = d.get(c, [])
+            lines.append(f"\n{c} ({len(items)})")
+            lines += [f"  {i['target'] + ' ' if c in ('design', 'tasks') else ''}{i['path']}:{i['line']}"
+                      + (f" via {i['via']}" if i["via"] != rid else "") for i in items]
+        if d.get("requirements"):
+            lines.append(f"\nrequirements citing it ({len(d['requirements'])})")
+            lines += [f"  {r['id']} {r['path']}:{r['line']}" for r in d["requirements"]]
+        lines.append(f"\n{len(d.get('files', []))} file(s) to revisit")
+        self._details_if_current(seq, Content("\n".join(lines)))
+
+    def location(self) -> tuple[str, int] | None:
+        """Absolute path and line of the selection (a link's location, or the requirement's heading)."""
+        row, data = self._selected()
+        if row is None or data is None or not self.report:
+            return None
+        if data[0] == "link":
+            lk = live_links(row, data[2])[int(data[3])]
+            rel, line = lk["path"], int(lk.get("line") or 1)
+        else:
+            rel, line = row["path"], int(row["line"])
+        return str(Path(self.report["root"]) / rel), line
+
+    def editor_command(self, path: str, line: int) -> list[str]:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        return [*shlex.split(editor), f"+{line}", path]
+
+    def action_open_editor(self) -> None:
+        loc = self.location()
+        if loc is None:
+            self.notify("Select a requirement or a link first.", title="Edit", severity="warning")
+            return
+        cmd = self.editor_command(*loc)
+        self.run_editor(cmd)
+
+    def run_editor(self, cmd: list[str]) -> None:
+        """Suspend the app, run the editor in the terminal, resume (and re-scan: the file may have changed)."""
+        from textual.app import SuspendNotSupported
+
+        try:
+            with self.app.suspend():
+                subprocess.run(cmd, check=False)
+        except SuspendNotSupported:
+            self.notify(f"This terminal cannot hand over to an editor; open {cmd[-1]} at line {cmd[-2][1:]} yourself.",
+                        title="Edit", severity="warning")
+            return
+        except OSError as exc:
+            self.notify(f"Cannot run {cmd[0]!r}: {exc.strerror}. Set $EDITOR.", title="Edit", severity="error")
+            return
+        self.load()
+
+    def action_review(self) -> None:
+        row, _data = self._selected()
+        if row is None:
+            self.notify("Select a requirement first.", title="Review", severity="warning")
+            return
+        self.review(row["id"])
+
+    @work(group="trace-review", exit_on_error=False)
+    async def review(self, rid: str) -> None:
+        try:
+            d = await self.ctx.api.post("/v1/trace/review", {**self.repo_query(), "id": rid})
+        except MusubiError as exc:
+            self.notify(exc.message, title="Review", severity="error", timeout=10)
+            return
+        note = "; its links are no longer suspect" if d.get("was_suspect") else ""
+        self.notify(f"Reviewed {rid}{note}. Commit storage/traceability/links.yml to share it.", title="Review")
+        self.load()
+
+
+def _component(rid: str) -> str:
+    parts = rid.split("-")
+    return parts[1] if len(parts) > 2 else "-"
+
+
+def _walk(node: TreeNode[NodeData]) -> list[TreeNode[NodeData]]:
+    out = []
+    for child in node.children:
+        out.append(child)
+        out.extend(_walk(child))
+    return out
