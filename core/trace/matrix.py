@@ -171,6 +171,18 @@ class Trace:
         }
 
 
+def _first_definition(
+    first_at: dict[str, tuple[str, int]], art: Requirement | DesignElement | Task, duplicates: list[dict[str, Any]]
+) -> bool:
+    """True for the first definition of an ID; a later one is recorded as a duplicate."""
+    if art.id in first_at:
+        path, line = first_at[art.id]
+        duplicates.append({"id": art.id, "path": art.path, "line": art.line, "first": f"{path}:{line}"})
+        return False
+    first_at[art.id] = (art.path, art.line)
+    return True
+
+
 def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
     """Join a scan and links.yml into the matrix."""
     ids = scan.config.ids
@@ -178,25 +190,17 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
     design: dict[str, DesignElement] = {}
     tasks: dict[str, Task] = {}
     duplicates: list[dict[str, Any]] = []
+    first_at: dict[str, tuple[str, int]] = {}
     for doc in scan.specs:
         for r in doc.requirements:
-            if r.id in rows:
-                first = rows[r.id].req
-                duplicates.append({"id": r.id, "path": r.path, "line": r.line, "first": f"{first.path}:{first.line}"})
-                continue
-            rows[r.id] = Row(r, fingerprint(r))
+            if _first_definition(first_at, r, duplicates):
+                rows[r.id] = Row(r, fingerprint(r))
         for e in doc.design:
-            if e.id in design:
-                first_e = design[e.id]
-                duplicates.append({"id": e.id, "path": e.path, "line": e.line, "first": f"{first_e.path}:{first_e.line}"})
-                continue
-            design[e.id] = e
+            if _first_definition(first_at, e, duplicates):
+                design[e.id] = e
         for t in doc.tasks:
-            if t.id in tasks:
-                first_t = tasks[t.id]
-                duplicates.append({"id": t.id, "path": t.path, "line": t.line, "first": f"{first_t.path}:{first_t.line}"})
-                continue
-            tasks[t.id] = t
+            if _first_definition(first_at, t, duplicates):
+                tasks[t.id] = t
     rows = dict(sorted(rows.items()))
     known = set(rows) | set(design) | set(tasks)
     dangling: list[dict[str, Any]] = []

@@ -4,8 +4,12 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared with other suites: a CLI-started engine (cli), an engine process (eng),
+# and the TUI's fake engine and config isolation (the Trace screen tests).
+from tests.cli.conftest import cli  # noqa: F401
+from tests.engine.conftest import eng  # noqa: F401
 from tests.trace.fixture import build_repo
-from tests.tui.conftest import _isolated_config, fake_api  # noqa: F401 - the TUI fixtures, for the Trace screen tests
+from tests.tui.conftest import _isolated_config, fake_api  # noqa: F401
 
 
 @pytest.fixture

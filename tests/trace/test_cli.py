@@ -5,31 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.cli.helpers import Cli, short_home
-from tests.trace.fixture import build_repo
-
-
-@pytest.fixture(scope="module")
-def cli() -> Iterator[Cli]:
-    home = short_home()
-    c = Cli(home)
-    try:
-        c.ok("engine", "start")
-        yield c
-    finally:
-        c.stop()
-        shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return build_repo(tmp_path / "repo")
+from tests.cli.helpers import Cli
 
 
 def test_trace_matrix_from_inside_the_repo(cli: Cli, repo: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ from core.trace.matrix import build
 from core.trace.scanner import scan
 from tests.engine.helpers import Home, unique
 from tests.trace.fixture import build_repo
-
-
-@pytest.fixture(scope="module")
-def eng() -> Iterator[Home]:
-    h = Home()
-    try:
-        h.start()
-        yield h
-    finally:
-        h.cleanup()
 
 
 @pytest.fixture
