@@ -26,7 +26,7 @@ from tui.config import config_path, detect_color_system, load_settings
 from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
-from tui.screens.placeholders import CostScreen, SearchScreen, TutorialsScreen
+from tui.screens.placeholders import SearchScreen, TutorialsScreen
 from tui.screens.trace import TraceScreen
 
 # Worker groups whose interruption would leave the user unsure what happened.
@@ -39,6 +39,12 @@ def _admin_screen() -> Screen[Any]:
     )
 
     return AdminScreen()
+
+
+def _cost_screen() -> Screen[Any]:
+    from tui.screens.cost import CostScreen  # lazy: the selection list, tree and estimate table
+
+    return CostScreen()
 
 
 def _tenant_provider() -> type:
@@ -60,7 +66,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         "dashboard": DashboardScreen,
         "trace": TraceScreen,
         "search": SearchScreen,
-        "cost": CostScreen,
+        "cost": _cost_screen,
         "tutorials": TutorialsScreen,
         "admin": _admin_screen,
     }

@@ -122,6 +122,10 @@ class FakeEngineApi(EngineApi):
         self._check()
         if (method, path) in self.denied:
             raise PermissionDenied(f"permission denied: alice lacks 'x' for {method} {path}.", permission="x")
+        if path.startswith(("/v1/models", "/v1/cost/")):
+            from tests.models.fake_cost import answer  # model and cost routes (the Cost screen)
+
+            return answer(method, path, body, self.data["quotas"])
         if path.startswith(("/v1/trace", "/v1/spec/")):
             from tests.trace.fake_trace import answer as trace_answer  # the Trace screen's routes
 

@@ -15,10 +15,11 @@ from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
 from tui.config import EngineSettings, Settings, config_path, load_settings
 from tui.context import AppContext
+from tui.screens.cost import CostScreen
 from tui.screens.debug import DebugScreen
 from tui.screens.help import HelpScreen
 from tui.screens.modals import ConfirmModal
-from tui.screens.placeholders import CostScreen, TutorialsScreen
+from tui.screens.placeholders import TutorialsScreen
 from tui.screens.trace import TraceScreen
 from tui.widgets.mode_bar import ModeBar
 from tui.widgets.status_bar import render_status

@@ -1,4 +1,4 @@
-"""Search, Cost and Tutorials: screens later issues fill.  Until then each says, honestly,
+"""Search and Tutorials: screens later issues fill.  Until then each says, honestly,
 what it will hold and what works today — no fake data."""
 
 from __future__ import annotations
@@ -25,25 +25,6 @@ class SearchScreen(ModeScreen):
                 "See what is registered: musubi project list",
             ],
             id="search-empty",
-        )
-
-
-class CostScreen(ModeScreen):
-    MODE = "cost"
-    HELP = "Cost: spend by model, user and project. Not built yet; quotas already work in Admin."
-
-    def compose_body(self) -> ComposeResult:
-        yield EmptyState(
-            "Cost — no cost reports yet: pricing per model arrives with the models and cost release.",
-            [
-                "Spend by model, user and project per day and month, against budgets.",
-                "Token counts and cost per agent run, linked to Trace.",
-            ],
-            [
-                "Quota gauges and usage history: press 6 (Admin), then the Quotas tab.",
-                "From a shell: musubi quota status   and   musubi usage record ... --cost-usd X",
-            ],
-            id="cost-empty",
         )
 
 

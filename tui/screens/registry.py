@@ -16,6 +16,7 @@ MODULES = (
     "tui.screens.tenant_picker",
     "tui.screens.trace",
     "tui.screens.admin.screen",
+    "tui.screens.cost",
     "tui.screens.admin.tenants",
     "tui.screens.admin.members",
     "tui.screens.admin.quotas",
