@@ -27,7 +27,6 @@ from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
 from tui.screens.placeholders import SearchScreen, TutorialsScreen
-from tui.screens.trace import TraceScreen
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -47,6 +46,12 @@ def _cost_screen() -> Screen[Any]:
     return CostScreen()
 
 
+def _trace_screen() -> Screen[Any]:
+    from tui.screens.trace import TraceScreen  # lazy: the tree, preview and filters load on first use
+
+    return TraceScreen()
+
+
 def _tenant_provider() -> type:
     from tui.widgets.palette import TenantCommands
 
@@ -64,7 +69,7 @@ class MusubiApp(App[int], inherit_bindings=False):
     CSS_PATH = ["styles/app.tcss", "styles/admin.tcss"]
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
-        "trace": TraceScreen,
+        "trace": _trace_screen,
         "search": SearchScreen,
         "cost": _cost_screen,
         "tutorials": TutorialsScreen,
