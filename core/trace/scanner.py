@@ -263,6 +263,10 @@ class Scanner:
         for rel in listed:
             if rel == LINKS_FILE:
                 continue  # our own bookkeeping, not code
+            if not rel.isascii() and _undecodable(rel):
+                # A name that is not UTF-8 cannot travel in JSON; say so under a readable form.
+                skipped[rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")] = "file name is not UTF-8"
+                continue
             prev = self.entries.get(rel)
             try:
                 st = os.lstat(root + rel)
@@ -325,6 +329,14 @@ class Scanner:
         return ScanResult(
             str(self.root), how, config, specs, code, test, skipped, len(listed), read, parsed, time.perf_counter() - t0
         )
+
+
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True  # lone surrogates from surrogateescape: the bytes were not UTF-8
+    return False
 
 
 def scan(root: str | Path) -> ScanResult:

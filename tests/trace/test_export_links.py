@@ -241,3 +241,21 @@ def test_damaged_cache_costs_only_a_full_scan(repo: Path, tmp_path: Path) -> Non
     cache.write_text("{not json")
     s = Scanner(repo, cache).scan()
     assert s.parsed > 0 and json.loads(cache.read_text())["version"] == 1
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_file_names_that_are_not_utf8(tmp_path: Path, git: bool) -> None:
+    import subprocess
+
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "ok.py").write_text("# REQ-A-001\n")
+    bad = os.path.join(os.fsencode(root), b"caf\xe9.py")
+    with open(bad, "wb") as f:
+        f.write(b"# REQ-A-002\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    s = scan(root)
+    assert s.code == {"ok.py": [("REQ-A-001", 1, "comment")]}
+    assert s.skipped == {"caf\ufffd.py": "file name is not UTF-8"}
+    json.dumps(build(s).to_json(), ensure_ascii=False).encode("utf-8")  # the report travels as UTF-8
