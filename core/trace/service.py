@@ -32,6 +32,12 @@ class TraceService:
         self.cache_dir = cache_dir
         self._scanners: dict[tuple[str, Path], Scanner] = {}
         self._lock = threading.Lock()
+        self._write_locks: dict[Path, threading.Lock] = {}
+
+    def _writing(self, root: Path) -> threading.Lock:
+        """One writer of a repository's links.yml at a time (read, change, write back)."""
+        with self._lock:
+            return self._write_locks.setdefault(root, threading.Lock())
 
     def scanner(self, tenant: str, root: Path) -> Scanner:
         key = (tenant, root)
@@ -88,10 +94,11 @@ class TraceService:
         """Record that ``by`` reviewed ``rid`` as it reads now: its links stop being suspect."""
         t = self.trace(tenant, root)
         row = _row(t, rid)
-        lf = LinksFile.load(root)
-        before = lf.reviews.get(rid, {}).get("fingerprint")
-        entry = lf.review(row.req, by)
-        lf.save()
+        with self._writing(root):
+            lf = LinksFile.load(root)
+            before = lf.reviews.get(rid, {}).get("fingerprint")
+            entry = lf.review(row.req, by)
+            lf.save()
         return {"id": rid, "previous_fingerprint": before, **entry, "was_suspect": row.suspect, "file": str(lf.path)}
 
     def decide_link(
@@ -106,16 +113,18 @@ class TraceService:
                 raise BadRequest(f"link target {target!r} is not a file in {root}.", field="target")
         elif target not in t.design and target not in t.tasks:
             raise NotFound(f"no design element or task {target!r}; see: musubi trace gaps", field="target")
-        lf = LinksFile.load(root)
-        link = lf.put(StoredLink(rid, kind, target, line, source, state, by, now_iso()))
-        lf.save()
+        with self._writing(root):
+            lf = LinksFile.load(root)
+            link = lf.put(StoredLink(rid, kind, target, line, source, state, by, now_iso()))
+            lf.save()
         return {**link.to_yaml(), "file": str(lf.path)}
 
     def remove_link(self, tenant: str, root: Path, rid: str, kind: str, target: str, line: Any) -> dict[str, Any]:
-        lf = LinksFile.load(root)
-        if not lf.remove(rid, kind, target, line):
-            raise NotFound(f"links.yml has no {kind} link from {rid} to {target}" + (f":{line}" if line else "") + ".")
-        lf.save()
+        with self._writing(root):
+            lf = LinksFile.load(root)
+            if not lf.remove(rid, kind, target, line):
+                raise NotFound(f"links.yml has no {kind} link from {rid} to {target}" + (f":{line}" if line else "") + ".")
+            lf.save()
         return {"removed": True, "requirement": rid, "kind": kind, "target": target, "line": line}
 
 

@@ -259,3 +259,15 @@ def test_file_names_that_are_not_utf8(tmp_path: Path, git: bool) -> None:
     assert s.code == {"ok.py": [("REQ-A-001", 1, "comment")]}
     assert s.skipped == {"caf\ufffd.py": "file name is not UTF-8"}
     json.dumps(build(s).to_json(), ensure_ascii=False).encode("utf-8")  # the report travels as UTF-8
+
+
+def test_concurrent_link_decisions_all_land(repo: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    svc = TraceService()
+    svc.trace("default", repo)
+    lines = range(1, 5)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: svc.decide_link("default", repo, "REQ-CRLF-001", "code", "src/crlf.py", n,
+                                                "accepted", "manual", "alice"), lines))
+    assert sorted(lk.line or 0 for lk in LinksFile.load(repo).links) == list(lines)
