@@ -41,10 +41,17 @@ def gauge_lines(q: dict[str, Any], now: datetime, width: int, compact: bool = Fa
     tail = f" {used}{res}"
     bar_w = max(4, width - len(tail))
     gauge = Content.assemble((bar(frac, bar_w), level_style), tail)
-    alerts = ", ".join(f"{float(a) * 100:.0f}%" for a in q.get("alerts") or []) or "none"
+    alerts = ",".join(f"{float(a) * 100:.0f}%" for a in q.get("alerts") or []) or "none"
     resets = q.get("resets_at")
-    window = f"window {_hm(q.get('window_start'))} → {_hm(resets)} UTC"
-    info = f"{window} · resets in {until(resets, now)} · alerts at {alerts}"
+    span, left = f"{_hm(q.get('window_start'))}→{_hm(resets)}", until(resets, now)
+    # Longest wording that fits: the window, reset time and alert thresholds always stay.
+    for info in (
+        f"window {span} UTC · resets in {left} · alerts at {alerts}",
+        f"window {span} · resets {left} · alerts {alerts}",
+        f"{span} · reset {left} · alert {alerts}",
+    ):
+        if len(info) <= width:
+            break
     return [head, gauge, Content(info)]
 
 

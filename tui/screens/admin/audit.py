@@ -93,7 +93,7 @@ class AuditPane(AdminPane):
         self.events: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
         table = self.query_one(AuditTable)
-        for label, key in (("Seq", "seq"), ("Time (UTC)", "ts"), ("Actor", "actor"), ("Action", "action"), ("Resource", "resource"), ("Outcome", "outcome")):
+        for label, key in (("Seq", "seq"), ("Time (UTC)", "ts"), ("Actor", "actor"), ("Action", "action"), ("Outcome", "outcome"), ("Resource", "resource")):
             table.add_column(label, key=key)
         self.ctx.engine_event.subscribe(self, self._live_event)
 
@@ -117,8 +117,8 @@ class AuditPane(AdminPane):
         table.clear()
         for ev in self.events:
             table.add_row(
-                str(ev["seq"]), short_ts(ev.get("ts")), str(ev.get("actor")), str(ev.get("action")),
-                str(ev.get("resource")), OUTCOME.get(str(ev.get("outcome")), str(ev.get("outcome"))), key=str(ev["seq"]),
+                str(ev["seq"]), short_ts(ev.get("ts"))[5:], str(ev.get("actor")), str(ev.get("action")),
+                OUTCOME.get(str(ev.get("outcome")), str(ev.get("outcome"))), str(ev.get("resource")), key=str(ev["seq"]),
             )
         if self.events:
             table.move_cursor(row=min(max(keep, 0), len(self.events) - 1))

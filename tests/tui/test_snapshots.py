@@ -1,0 +1,58 @@
+"""SVG snapshots of the shell's screens at 80×24 and 120×40, and one at 16 colours.
+
+Trace (2) and Cost (4) are snapshotted by their own suites (tests/trace, tests/models),
+next to the code that draws them.
+
+The app runs on the fake engine (fixed data, frozen clock, animations off), so the
+pictures change only when the UI does.  Regenerate after a deliberate UI change with
+``pytest tests/tui/test_snapshots.py --snapshot-update`` and review the diff report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.tui.conftest import settle, wait_for
+from tests.tui.fakes import FakeEngineApi, fake_ctx
+from tui.app import MusubiApp
+
+NEXT_TAB = "right_square_bracket"
+SCREENS = {
+    "dashboard": [],
+    "search": ["3"],
+    "tutorials": ["5"],
+    "admin_tenants": ["6"],
+    "admin_members": ["6", NEXT_TAB],
+    "admin_quotas": ["6", NEXT_TAB, NEXT_TAB],
+    "admin_audit": ["6", NEXT_TAB, NEXT_TAB, NEXT_TAB],
+}
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
+
+
+def goto(keys: list[str]) -> Callable[[Pilot[object]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[object]) -> None:
+        ctx = pilot.app.ctx  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: ctx.conn.name == "connected", "fake engine connected")
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("screen", SCREENS.keys())
+def test_screen(snap_compare: Callable[..., bool], screen: str, size: tuple[int, int]) -> None:
+    app = MusubiApp(fake_ctx(FakeEngineApi()))
+    assert snap_compare(app, terminal_size=size, run_before=goto(SCREENS[screen]))
+
+
+def test_quotas_at_16_colours(snap_compare: Callable[..., bool]) -> None:
+    """16 colours use the terminal's own ANSI palette (ansi-dark theme); state stays readable by words."""
+    app = MusubiApp(fake_ctx(FakeEngineApi(), color="16"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=goto(SCREENS["admin_quotas"]))
