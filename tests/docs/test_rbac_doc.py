@@ -58,3 +58,13 @@ def test_every_permission_is_described() -> None:
     table = text.split("## Permissions", 1)[1].split("## Built-in roles", 1)[0]
     for p in PERMISSIONS:
         assert f"`{p}`" in table, f"permission {p} has no description in docs/rbac.md"
+
+
+def test_admin_read_permissions_match_code() -> None:
+    # The suspended-tenant rule names the permissions that still allow reads (ADMIN_READERS).
+    from core.engine.base import ADMIN_READERS
+
+    text = DOC.read_text(encoding="utf-8").split("## Suspended tenants", 1)[1].split("\n## ", 1)[0]
+    bullet = next(b for b in text.split("\n- ") if "ADMIN_READERS" in b)
+    named = {p for p in re.findall(r"`([a-z_.]+)`", bullet) if p in PERMISSIONS}
+    assert named == set(ADMIN_READERS), f"doc {sorted(named)} != code {sorted(ADMIN_READERS)}"

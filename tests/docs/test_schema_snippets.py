@@ -168,10 +168,12 @@ def test_chain_script_names_a_changed_row(history: History, tmp_path: Path) -> N
 def test_chain_script_names_a_changed_detail(history: History, tmp_path: Path) -> None:
     h = history
     con = duckdb.connect(str(h.paths.db), read_only=True)
-    seq = con.execute(
+    row = con.execute(
         "SELECT min(seq) FROM audit_log WHERE tenant_id = ? AND action = 'usage.record'", [h.tenant]
-    ).fetchone()[0]
+    ).fetchone()
     con.close()
+    assert row and row[0] is not None
+    seq = row[0]
     db = tampered_copy(
         h,
         tmp_path,
