@@ -192,3 +192,35 @@ def goto(keys: list[str]) -> Callable[[Pilot[Any]], Awaitable[None]]:
 def test_snapshot(snap_compare: Callable[..., bool], name: str, keys: list[str], size: tuple[int, int]) -> None:
     assert os.environ.get("MUSUBI_CONFIG_DIR")  # the tui conftest's config isolation is in force here too
     assert snap_compare(MusubiApp(fake_ctx(FakeEngineApi())), terminal_size=size, run_before=goto(keys))
+
+
+async def test_suggested_links_show_marked_and_are_decided(fake_api: FakeEngineApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    import tests.trace.fake_trace as ft
+
+    data = copy.deepcopy(ft._data())
+    row = next(r for r in data["report"]["requirements"] if r["id"] == "REQ-CRLF-001")
+    row["links"]["code"].append({"kind": "code", "target": "src/crlf.py", "path": "src/crlf.py", "line": 3,
+                                 "source": "suggested", "state": "suggested", "via": "REQ-CRLF-001",
+                                 "title": "", "status": "", "context": ""})
+    monkeypatch.setattr(ft, "_data", lambda: data)
+    async with trace_screen(fake_api) as (_app, screen, pilot):
+        tree = screen.query_one("#trace-tree", Tree)
+        node = tree.root.children[-1]
+        assert str(node.label).startswith("✘ REQ-CRLF-001")  # a suggestion does not cover anything
+        code = node.children[2]
+        assert str(code.label) == "Code ✘ none + 1 suggested"
+        assert [str(x.label) for x in code.children] == ["src/crlf.py:3 [suggested]"]
+        tree.focus()
+        node.expand()
+        await settle(pilot)
+        tree.move_cursor(code.children[0])
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert fake_api.writes[-1] == ("POST", "/v1/trace/links", {"requirement": "REQ-CRLF-001", "kind": "code",
+                                       "target": "src/crlf.py", "line": 3, "state": "accepted", "source": "suggested"}, None)
+        await pilot.press("home", "x")  # on a requirement: nothing to decide
+        await settle(pilot)
+        assert len([w for w in fake_api.writes if w[1] == "/v1/trace/links"]) == 1

@@ -49,8 +49,16 @@ def req_state(row: dict[str, Any]) -> tuple[str, str]:
     return ("◐", "partial") if covered else ("✘", "uncovered")
 
 
+COUNTING = ("active", "accepted", "suspect")
+
+
 def live_links(row: dict[str, Any], column: str) -> list[dict[str, Any]]:
-    return [lk for lk in row["links"][column] if lk["state"] not in ("rejected", "suggested")]
+    """The links shown in the tree: everything but rejected ones (suggestions show, marked)."""
+    return [lk for lk in row["links"][column] if lk["state"] != "rejected"]
+
+
+def counting_links(row: dict[str, Any], column: str) -> list[dict[str, Any]]:
+    return [lk for lk in row["links"][column] if lk["state"] in COUNTING]
 
 
 def req_label(row: dict[str, Any]) -> Text:
@@ -62,12 +70,14 @@ def req_label(row: dict[str, Any]) -> Text:
 
 
 def column_label(row: dict[str, Any], column: str) -> str:
-    links = live_links(row, column)
+    links = counting_links(row, column)
+    suggested = sum(1 for lk in row["links"][column] if lk["state"] == "suggested")
+    more = f" + {suggested} suggested" if suggested else ""
     if row["shallow"][column]:
-        return f"{column.capitalize()} ✔ {len(links)}"
+        return f"{column.capitalize()} ✔ {len(links)}{more}"
     if links:
-        return f"{column.capitalize()} ~ {len(links)} via tasks/ADRs only"
-    return f"{column.capitalize()} ✘ none"
+        return f"{column.capitalize()} ~ {len(links)} via tasks/ADRs only{more}"
+    return f"{column.capitalize()} ✘ none{more}"
 
 
 def link_label(column: str, lk: dict[str, Any]) -> str:
@@ -111,7 +121,8 @@ class TraceScreen(ModeScreen):
         "Trace: each requirement of the repository around the folder you started musubi in, with its "
         "design, tasks, code and tests. ✔ covered, ◐ partial, ✘ uncovered, ⚠ suspect (changed since review). "
         "Enter expands; r re-scans (it also re-scans by itself); u uncovered only; c component; t status; "
-        "/ text filter; i impact; e opens the location in $EDITOR; v marks the requirement reviewed."
+        "/ text filter; i impact; e opens the location in $EDITOR; v marks the requirement reviewed; "
+        "a / x accept or reject a suggested link."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rescan", "Re-scan", id="trace_rescan"),
@@ -122,6 +133,8 @@ class TraceScreen(ModeScreen):
         Binding("i", "impact", "Impact", id="trace_impact"),
         Binding("e", "open_editor", "Edit", id="trace_open"),
         Binding("v", "review", "Review", id="trace_review"),
+        Binding("a", "decide('accepted')", "Accept", id="trace_accept", show=False),
+        Binding("x", "decide('rejected')", "Reject", id="trace_reject", show=False),
     ]
     DEFAULT_CSS = """
     #trace-header { height: auto; padding: 0 1; text-style: bold; }
@@ -315,9 +328,10 @@ class TraceScreen(ModeScreen):
             target = node if cursor and cursor[:2] == ("req", r["id"]) else target
             for c in COLUMNS:
                 links = live_links(r, c)
-                cn = node.add(column_label(r, c), data=("col", r["id"], c), expand=bool(links))
+                # Text, not str: a label such as "[suggested]" must not be read as markup.
+                cn = node.add(Text(column_label(r, c)), data=("col", r["id"], c), expand=bool(links))
                 for i, lk in enumerate(links):
-                    leaf = cn.add_leaf(link_label(c, lk), data=("link", r["id"], c, str(i)))
+                    leaf = cn.add_leaf(Text(link_label(c, lk)), data=("link", r["id"], c, str(i)))
                     if cursor == leaf.data:
                         target = leaf
         if not rows:
@@ -483,6 +497,32 @@ class TraceScreen(ModeScreen):
         except OSError as exc:
             self.notify(f"Cannot run {cmd[0]!r}: {exc.strerror}. Set $EDITOR.", title="Edit", severity="error")
             return
+        self.load()
+
+    def action_decide(self, state: str) -> None:
+        """Accept or reject the selected suggested link; the decision is kept in links.yml."""
+        row, data = self._selected()
+        if row is None or data is None or data[0] != "link":
+            self.notify("Select a suggested link first (a, x decide on suggestions).", title="Links", severity="warning")
+            return
+        lk = live_links(row, data[2])[int(data[3])]
+        if lk["state"] != "suggested":
+            self.notify("Only suggested links need a decision; this one comes from the repository itself.",
+                        title="Links", severity="warning")
+            return
+        body = {"requirement": row["id"], "kind": lk["kind"], "target": lk["target"],
+                "line": lk.get("line") or None, "state": state, "source": "suggested"}
+        self.decide(body)
+
+    @work(group="trace-decide", exit_on_error=False)
+    async def decide(self, body: dict[str, Any]) -> None:
+        try:
+            await self.ctx.api.post("/v1/trace/links", {**self.repo_query(), **body})
+        except MusubiError as exc:
+            self.notify(exc.message, title="Links", severity="error", timeout=10)
+            return
+        self.notify(f"{body['state'].capitalize()} {body['kind']} link {body['requirement']} → {body['target']}.",
+                    title="Links")
         self.load()
 
     def action_review(self) -> None:
