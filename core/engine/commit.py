@@ -120,15 +120,17 @@ class GroupCommitter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            first = await self._queue.get()
-            batches = [first]
+            raw: list[Batch | None] = [await self._queue.get()]
             while not self._queue.empty():
-                batches.append(self._queue.get_nowait())
-            stop = None in batches
-            batches = [b for b in batches if b is not None]
+                raw.append(self._queue.get_nowait())
+            stop = None in raw
+            batches: list[Batch] = [b for b in raw if b is not None]
             for b in batches:
                 if b is self._batch:
                     self._batch = Batch()  # anything added from now on goes into the next batch
+            if self._failed:
+                # A previous recovery could not finish (storage unwritable): try again first.
+                await self._try_recover()
             if self._failed:
                 for b in batches:
                     if b.future is not None and not b.future.done():
@@ -159,10 +161,16 @@ class GroupCommitter:
             except Exception as exc:  # journal or storage error: fail these and everything behind them
                 log.exception("group commit failed")
                 self._failed = True
+                err = exc if isinstance(exc, StorageError) else StorageError(
+                    f"could not make the write durable ({type(exc).__name__}: {exc}); nothing was changed. "
+                    "Check free disk space and permissions of $MUSUBI_HOME, then retry.",
+                    code="write_failed",
+                )
+                # Rebuild state first, so a refused caller never sees the failed write's effects.
+                await self._recover()
                 for b in batches:
                     if b.future is not None and not b.future.done():
-                        b.future.set_exception(exc)
-                await self._recover()
+                        b.future.set_exception(err)
                 if stop:
                     return
                 continue
@@ -187,11 +195,23 @@ class GroupCommitter:
                 q.future.set_exception(_poisoned())
         if nxt.future is not None and not nxt.future.done():
             nxt.future.set_exception(_poisoned())
-        # Storage must hold everything journaled before state is rebuilt from it.
-        await self._apply_now()
-        res = self._on_failure()
-        if asyncio.iscoroutine(res):
-            await res
+        await self._try_recover()
+
+    async def _try_recover(self) -> None:
+        """Bring storage up to the journal, then rebuild state from it; stay failed if that fails.
+
+        While failed, every write is refused with ``write_failed`` (reads still work),
+        and the next write attempt tries again: nothing is answered from a state
+        that storage does not hold.
+        """
+        try:
+            await self._apply_now()  # storage must hold everything journaled before state is rebuilt
+            res = self._on_failure()
+            if asyncio.iscoroutine(res):
+                await res
+        except Exception:
+            log.exception("recovery failed; writes stay refused until storage is writable again")
+            return
         self._failed = False
 
     # -- the apply loop -------------------------------------------------------------------

@@ -348,7 +348,7 @@ class Api:
                 raise PermissionDenied(
                     f"permission denied: {c.user} has no role in tenant {c.tenant!r}; the event stream needs "
                     "'audit.read' or 'quotas.read' there.",
-                    permission="quotas.read",
+                    permission="any role in the tenant",
                 )
             self.e.suspended_read_check(c)
 

@@ -20,6 +20,13 @@ from core.rbac import (
 from core.storage.base import Delete, Insert, Update
 
 
+def _unit(metric: str, v: int) -> int | str:
+    """Amounts in audit details: counts as integers, cost_usd as an exact dollar string."""
+    from core.quotas import micros_to_usd
+
+    return micros_to_usd(v) if metric == "cost_usd" else v
+
+
 class TenancyOps(EngineBase):
     """Operations on tenants, projects, roles and members."""
 
@@ -317,14 +324,15 @@ class TenancyOps(EngineBase):
             prev = existing.limit
             existing.limit, existing.alerts = limit, alerts
             self.write(Update("quotas", {"limit_value": limit, "alerts": list(alerts), "updated_at": now, "updated_by": by}, {"quota_id": existing.id}))
-            q, details = existing, {"previous_limit": prev}
+            details: dict[str, Any]
+            q, details = existing, {"previous_limit": _unit(metric, prev)}
         else:
             q = Quota(self.state.next_quota_id, tenant, metric, period, limit, user, alerts)
             self.state.next_quota_id += 1
             self.state.quotas[tenant][q.id] = q
             self.write(Insert("quotas", {"quota_id": q.id, "tenant_id": tenant, "metric": metric, "period": period, "user_name": user or "", "limit_value": limit, "alerts": list(alerts), "updated_at": now, "updated_by": by}))
             details = {}
-        details.update({"metric": metric, "period": period, "limit": limit, "scope": q.scope, "alerts": list(alerts)})
+        details.update({"metric": metric, "period": period, "limit": _unit(metric, limit), "scope": q.scope, "alerts": list(alerts)})
         if user:
             details["user"] = user
         details["quota_id"] = q.id

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from core import names
 from core.audit import format_ts
 from core.engine.base import ENGINE_ACTOR, Ctx
-from core.engine.tenancy import TenancyOps
+from core.engine.tenancy import TenancyOps, _unit
 from core.errors import BadRequest, NotFound, PermissionDenied, QuotaExceeded
 from core.models.registry import check_task
 from core.quotas import (
@@ -54,11 +55,6 @@ def _count(value: object, what: str) -> int:
     if n > MAX_AMOUNT:
         raise BadRequest(f"{what} {value!r} is implausibly large (max {MAX_AMOUNT}).", field=what)
     return n
-
-
-def _unit(metric: str, v: int) -> int | str:
-    """Amounts in API payloads: counts as integers, cost_usd as an exact dollar string."""
-    return micros_to_usd(v) if metric == "cost_usd" else v
 
 
 def _fmt_amount(metric: str, v: int) -> str:
@@ -196,7 +192,7 @@ class UsageOps(TenancyOps):
                 }
                 self.audit(tenant, ENGINE_ACTOR, "quota.alert", q.resource, details={"quota_id": q.id, **details})
                 payload = {"type": "quota.alert", "tenant": tenant, "quota_id": q.id, **details}
-                self.committer.on_commit(lambda p=payload: self.bus.publish(tenant, p))
+                self.committer.on_commit(partial(self.bus.publish, tenant, payload))
 
     def _parse_charge(self, input_tokens: object, output_tokens: object, requests: object, cost_usd: object) -> tuple[Charge, int, int]:
         i = _count(input_tokens, "input_tokens")

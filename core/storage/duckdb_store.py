@@ -294,7 +294,8 @@ class DuckDBStorage:
 
     @staticmethod
     def _audit_filters(q: AuditQuery) -> tuple[str, list[Any]]:
-        parts, params = ["tenant_id = ?"], [q.tenant_id]
+        parts: list[str] = ["tenant_id = ?"]
+        params: list[Any] = [q.tenant_id]
         if q.since is not None:
             parts.append("ts >= ?")
             params.append(q.since)
@@ -373,7 +374,7 @@ class DuckDBStorage:
                 return
             for lo in range(start_seq, int(max_seq) + 1, chunk):
                 hi = lo + chunk
-                n, nd, mn, mx, pieces, hashes = cur.execute(
+                n, nd, mn, mx, pieces, hashes = cur.execute(  # type: ignore[misc]
                     f"SELECT count(*), count(DISTINCT seq), min(seq), max(seq), "
                     f"string_agg({_PIECE_SQL}, chr(30) ORDER BY seq), string_agg(hash, '' ORDER BY seq) "
                     "FROM audit_log WHERE tenant_id = ? AND seq >= ? AND seq < ?",
@@ -429,7 +430,7 @@ class DuckDBStorage:
         n_row = cur.execute(f"SELECT count(*) FROM audit_log WHERE {w}", params).fetchone()
         lim = f" LIMIT {int(q.limit)}" if q.limit else ""
         if lim:
-            n_row = (min(int(n_row[0]), int(q.limit)),) if n_row else None
+            n_row = (min(int(n_row[0]), int(q.limit or 0)),) if n_row else None
         cur.execute(f"COPY (SELECT {cols} FROM audit_log WHERE {w} ORDER BY seq{lim}) TO '{lit}' ({opts})", params)
         os.replace(tmp, path)
         return int(n_row[0]) if n_row else 0

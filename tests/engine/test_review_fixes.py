@@ -167,3 +167,46 @@ def test_audit_list_from_memory_equals_the_table(home: Home) -> None:
     after = [home.client(t).get("/v1/audit", q) for q in queries]
     assert before == after
     assert any(before) and before[3] and before[3][0]["outcome"] == "denied"
+
+
+def test_a_failed_journal_write_refuses_cleanly_and_the_engine_recovers() -> None:
+    """Disk trouble on the journal: the write fails as write_failed, nothing half-done, later writes work."""
+    from core.errors import StorageError
+
+    d = Path(tempfile.mkdtemp(prefix="mh", dir="/tmp"))
+    paths = HomePaths(d)
+    paths.ensure()
+    engine = Engine(paths, DuckDBStorage(paths.db))
+    real_append = engine.journal.append
+    fail = {"n": 1}
+
+    def flaky(data: bytes) -> None:
+        if fail["n"]:
+            fail["n"] -= 1
+            raise OSError(28, "No space left on device")
+        real_append(data)
+
+    engine.journal.append = flaky  # type: ignore[method-assign]
+
+    async def scenario() -> dict:
+        engine.committer.start()
+        engine.bootstrap("root")
+        fail["n"] = 0
+        await engine.committer.seal()
+        ctx = Ctx("root", "root", "default")
+        used_before = engine.quota_status(ctx)["quotas"]
+        fail["n"] = 1
+        with pytest.raises(StorageError) as ei:
+            await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 10, 0))
+        assert ei.value.code == "write_failed" and "disk" in ei.value.message
+        assert engine.quota_status(ctx)["quotas"] == used_before  # state rebuilt: nothing charged
+        await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 7, 0))
+        res = await engine.audit_verify(ctx)
+        tokens = next(q for q in engine.quota_status(ctx)["quotas"] if q["metric"] == "tokens")
+        await engine.committer.close()
+        return {"verify": res, "tokens": tokens["used"]}
+
+    out = asyncio.run(scenario())
+    engine.storage.close()
+    assert out["verify"]["ok"] is True
+    assert out["tokens"] == 7
