@@ -12,14 +12,15 @@ import os
 import sys
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from core.client import Identity
 from core.errors import MusubiError
 from core.paths import HomePaths
 from tui.config import config_path, detect_color_system, load_settings
@@ -27,6 +28,8 @@ from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
 from tui.screens.placeholders import SearchScreen, TutorialsScreen
+
+STYLES = Path(__file__).resolve().parent / "styles"
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -47,7 +50,9 @@ def _cost_screen() -> Screen[Any]:
 
 
 def _trace_screen() -> Screen[Any]:
-    from tui.screens.trace import TraceScreen  # lazy: the tree, preview and filters load on first use
+    from tui.screens.trace import (
+        TraceScreen,  # lazy: the tree, preview and filters load on first use
+    )
 
     return TraceScreen()
 
@@ -66,7 +71,8 @@ class MusubiApp(App[int], inherit_bindings=False):
     """Full-screen workstation.  Construct with an :class:`AppContext`; see :func:`run`."""
 
     TITLE = "Musubi Workstation"
-    CSS_PATH = ["styles/app.tcss", "styles/admin.tcss"]
+    # Absolute, so subclasses defined elsewhere (tests, benchmarks) find the styles too.
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "admin.tcss"]
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
         "trace": _trace_screen,
@@ -134,8 +140,10 @@ class MusubiApp(App[int], inherit_bindings=False):
         self.call_after_refresh(self.start_link)
         self.call_after_refresh(self.run_worker, self._check_keymap, thread=True, group="keymap-check", exit_on_error=False)
 
-    def start_link(self) -> None:
-        self.run_worker(self.link.run(), name="engine-link", group="engine-link", exclusive=True, exit_on_error=False)
+    @work(name="engine-link", group="engine-link", exclusive=True, exit_on_error=False)
+    async def start_link(self) -> None:
+        """(Re)start following the engine; a newer link replaces the old one."""
+        await self.link.run()
 
     def _check_keymap(self) -> None:
         from tui.screens.registry import all_binding_ids
@@ -225,7 +233,7 @@ class MusubiApp(App[int], inherit_bindings=False):
     def action_switch_tenant_to(self, name: str) -> None:
         if name == self.ctx.tenant:
             return
-        self.ctx.api.identity.tenant = name
+        self.ctx.api.set_tenant(name)
         self.ctx.whoami, self.ctx.quotas = None, None
         self.ctx.set_conn(ConnState("connecting", f"switching to tenant {name}"))
         self.link = EngineLink(self.ctx)
@@ -269,6 +277,13 @@ class MusubiApp(App[int], inherit_bindings=False):
         await self.ctx.api.close()
 
 
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except FileNotFoundError:  # started from a deleted folder: no project, not a crash
+        return None
+
+
 def run(
     home: str | None = None,
     tenant: str | None = None,
@@ -284,9 +299,8 @@ def run(
     except MusubiError as exc:
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    identity = Identity(tenant=tenant, as_user=as_user, cwd=os.getcwd())
     ctx = AppContext(
-        RealEngineApi(paths, identity),
+        RealEngineApi(paths, tenant, as_user, _cwd()),
         settings,
         color,
         animations=settings.animations and not no_animations,

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.client import Identity
 from core.errors import EngineUnavailable, MusubiError, PermissionDenied
 from core.paths import HomePaths
 from tui.config import ColorDecision, Settings
@@ -26,6 +25,8 @@ from tui.config import ColorDecision, Settings
 if TYPE_CHECKING:
     from textual.app import App
     from textual.signal import Signal
+
+    from core.client import Identity
 
 ConnName = Literal["connecting", "connected", "reconnecting", "down"]
 
@@ -48,6 +49,18 @@ class EngineApi:
 
     def __init__(self) -> None:
         self.writes_in_flight = 0
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant asked for (the engine's answer is in ``whoami``)."""
+        return self.identity.tenant
+
+    @property
+    def as_user(self) -> str | None:
+        return self.identity.as_user
+
+    def set_tenant(self, name: str) -> None:
+        self.identity.tenant = name
 
     async def start(self) -> dict[str, Any]:
         """Make sure an engine runs (starting one when none answers); return its health."""
@@ -94,23 +107,61 @@ class EngineApi:
 
 
 class RealEngineApi(EngineApi):
-    """The engine over its Unix socket (``core.client.AsyncEngineClient``)."""
+    """The engine over its Unix socket (``core.client.AsyncEngineClient``).
 
-    def __init__(self, paths: HomePaths, identity: Identity) -> None:
+    ``core.client`` (http.client, json, subprocess) and aiohttp are imported on first
+    use, inside the connection worker: none of it is needed to paint the first frame.
+    """
+
+    def __init__(self, paths: HomePaths, tenant: str | None = None, as_user: str | None = None, cwd: str | None = None) -> None:
         super().__init__()
-        from core.client import AsyncEngineClient
-
         self.paths = paths
-        self.identity = identity
-        self._client = AsyncEngineClient(paths, identity)
+        self._who = (tenant, as_user, cwd)
+        self._identity: Identity | None = None
+        self._client: Any = None
+
+    @property
+    def identity(self) -> Identity:
+        if self._identity is None:
+            from core.client import Identity
+
+            tenant, as_user, cwd = self._who
+            self._identity = Identity(tenant=tenant, as_user=as_user, cwd=cwd)
+        return self._identity
+
+    @identity.setter
+    def identity(self, value: Identity) -> None:
+        self._identity = value
+
+    @property
+    def tenant(self) -> str | None:
+        return self._identity.tenant if self._identity else self._who[0]
+
+    @property
+    def as_user(self) -> str | None:
+        return self._who[1]
+
+    def set_tenant(self, name: str) -> None:
+        self._who = (name, *self._who[1:])
+        if self._identity is not None:
+            self._identity.tenant = name
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from core.client import AsyncEngineClient
+
+            self._client = AsyncEngineClient(self.paths, self.identity)
+        return self._client
 
     async def _warm(self) -> None:
-        # aiohttp takes ~250 ms to import; doing it in a thread keeps the UI painting.
+        # aiohttp (~250 ms) and core.client load in a thread, so the UI keeps painting.
         await asyncio.to_thread(importlib.import_module, "aiohttp")
+        await asyncio.to_thread(lambda: self.client)
 
     async def start(self) -> dict[str, Any]:
         await self._warm()
-        return await self._client.ensure_engine()
+        return dict(await self.client.ensure_engine())
 
     async def probe(self) -> dict[str, Any]:
         from core.client import engine_status, ping
@@ -125,15 +176,17 @@ class RealEngineApi(EngineApi):
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
         try:
-            return await self._client.request(method, path, body=body, query=query)
+            return await self.client.request(method, path, body=body, query=query)
         except TimeoutError:
             raise EngineUnavailable(f"the engine did not answer {method} {path} within 60 s.") from None
 
     def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
-        return self._client.events(types)
+        events: AsyncIterator[dict[str, Any]] = self.client.events(types)
+        return events
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
 
 @dataclass
@@ -179,13 +232,13 @@ class AppContext:
     def tenant(self) -> str:
         if self.whoami:
             return str(self.whoami.get("tenant"))
-        return self.api.identity.tenant or "default"
+        return self.api.tenant or "default"
 
     @property
     def user(self) -> str:
         if self.whoami:
             return str(self.whoami.get("user"))
-        return self.api.identity.as_user or "…"
+        return self.api.as_user or "…"
 
     def can(self, permission: str) -> bool:
         """Whether the current user holds ``permission`` (the engine still checks every call)."""

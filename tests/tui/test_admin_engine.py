@@ -10,7 +10,7 @@ from typing import Any
 
 from textual.widgets import Input, Select, Static
 
-from core.client import EngineClient, Identity, start_engine, stop_engine
+from core.client import EngineClient, start_engine, stop_engine
 from core.paths import HomePaths
 from tests.tui.conftest import settle, wait_for
 from tui.app import MusubiApp
@@ -25,7 +25,7 @@ from tui.widgets.gauge import QuotaGauge
 
 def real_app(paths: HomePaths, as_user: str | None = None) -> tuple[MusubiApp, AppContext]:
     settings = Settings(engine=EngineSettings(retry_initial_s=0.1, retry_max_s=0.5, poll_s=30))
-    ctx = AppContext(RealEngineApi(paths, Identity(as_user=as_user)), settings, ColorDecision("truecolor", "test"), animations=False)
+    ctx = AppContext(RealEngineApi(paths, as_user=as_user), settings, ColorDecision("truecolor", "test"), animations=False)
     return MusubiApp(ctx), ctx
 
 

@@ -8,11 +8,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Static
 
-from core.client import seg
 from core.errors import MusubiError
-from tui.context import ConnState
+from tui.context import ConnState, app_ctx
 from tui.screens.base import ModeScreen
 from tui.widgets.format import short_ts
 from tui.widgets.gauge import gauge_lines
@@ -23,6 +23,25 @@ class InfoBox(Static, can_focus=True):
     """Focusable text inside a dashboard panel (so F10 can maximise the panel)."""
 
     DEFAULT_CSS = "InfoBox { height: auto; width: 1fr; }"
+
+
+class QuotaSummary(Widget, can_focus=True):
+    """One line per quota, drawn for the current width at render time."""
+
+    DEFAULT_CSS = "QuotaSummary { height: auto; width: 1fr; }"
+    HELP = "Every quota of this tenant as a bar with a word (OK, NEAR, FULL). Admin (6) ▸ Quotas edits them."
+
+    def render(self) -> Content:
+        ctx = app_ctx(self)
+        if ctx.quota_error:
+            return Content(f"You cannot see quotas here: {ctx.quota_error}")
+        if ctx.quotas is None:
+            return Content("waiting for the engine…")
+        quotas = ctx.quotas.get("quotas")
+        if not quotas:
+            return Content("No quotas in this tenant: usage is unlimited. Admin (6) ▸ Quotas adds one.")
+        width, now = max(30, self.size.width or 70), ctx.clock()
+        return Content("\n").join(line for q in quotas for line in gauge_lines(q, now, width, compact=True))
 
 
 class DashboardScreen(ModeScreen):
@@ -36,7 +55,7 @@ class DashboardScreen(ModeScreen):
         with Horizontal(id="dash-top"):
             yield Panel(InfoBox(id="dash-engine"), title="Engine", id="dash-engine-panel")
             yield Panel(InfoBox(id="dash-tenant"), title="Tenant", id="dash-tenant-panel")
-        yield Panel(InfoBox(id="dash-quotas"), title="Quotas", id="dash-quotas-panel")
+        yield Panel(QuotaSummary(id="dash-quotas"), title="Quotas", id="dash-quotas-panel")
 
     def on_mount(self) -> None:
         self.ctx.conn_changed.subscribe(self, self._on_conn)
@@ -45,9 +64,6 @@ class DashboardScreen(ModeScreen):
         self._redraw()
         if self.ctx.conn.name == "connected":
             self.load_tenant()
-
-    def on_resize(self) -> None:
-        self._redraw()
 
     def _on_conn(self, state: ConnState) -> None:
         self._redraw()
@@ -59,6 +75,8 @@ class DashboardScreen(ModeScreen):
 
     @work(exclusive=True, group="dashboard-tenant", exit_on_error=False)
     async def load_tenant(self) -> None:
+        from core.client import seg  # lazy: off the first-frame path
+
         try:
             self._tenant_info = await self.ctx.api.get(f"/v1/tenants/{seg(self.ctx.tenant)}")
         except MusubiError:
@@ -68,7 +86,7 @@ class DashboardScreen(ModeScreen):
     def _redraw(self) -> None:
         self.query_one("#dash-engine", InfoBox).update(self._engine_text())
         self.query_one("#dash-tenant", InfoBox).update(self._tenant_text())
-        self.query_one("#dash-quotas", InfoBox).update(self._quota_text())
+        self.query_one(QuotaSummary).refresh(layout=True)
 
     def _engine_text(self) -> Content:
         ctx, conn = self.ctx, self.ctx.conn
@@ -103,16 +121,3 @@ class DashboardScreen(ModeScreen):
             lines.append(Content(f"members {info.get('members')} · projects {len(info.get('projects') or [])} · audit events {info.get('audit_head_seq')}"))
         lines.append(Content(f"{len(who.get('permissions') or [])} permissions · F8 switch tenant"))
         return Content("\n").join(lines)
-
-    def _quota_text(self) -> Content:
-        ctx = self.ctx
-        if ctx.quota_error:
-            return Content(f"You cannot see quotas here: {ctx.quota_error}")
-        quotas = (ctx.quotas or {}).get("quotas")
-        if ctx.quotas is None:
-            return Content("waiting for the engine…")
-        if not quotas:
-            return Content("No quotas in this tenant: usage is unlimited. Admin (6) ▸ Quotas adds one.")
-        width = max(30, self.query_one("#dash-quotas", InfoBox).content_region.width or 70)
-        now = ctx.clock()
-        return Content("\n").join(line for q in quotas for line in gauge_lines(q, now, width, compact=True))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
+from textual.widget import Widget
 
 from tui.screens.modes import MODES
 
 
-class ModeBar(Static):
-    """Shows which mode is active; click or press F2..F7 / 1..6 to switch."""
+class ModeBar(Widget):
+    """Shows which mode is active; click or press F2..F7 / 1..6 to switch.
+
+    Drawn in ``render`` from the current width, so a resize needs no extra layout pass.
+    """
 
     DEFAULT_CSS = """
     ModeBar { height: 1; width: 1fr; }
@@ -19,11 +22,8 @@ class ModeBar(Static):
         super().__init__(id="mode-bar")
         self.current = current
 
-    def on_mount(self) -> None:
-        self.update(self._content(self.size.width or 80))
-
-    def on_resize(self) -> None:
-        self.update(self._content(self.size.width))
+    def render(self) -> Content:
+        return self._content(self.size.width or 80)
 
     def _content(self, width: int) -> Content:
         wide = width >= 110

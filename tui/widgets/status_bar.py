@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from textual.content import Content
-from textual.widgets import Static
+from textual.widget import Widget
 
 from tui.context import AppContext, ConnState, app_ctx
 from tui.widgets.format import headroom, quota_level, quota_name
 
 
-class StatusBar(Static):
-    """One line at the bottom of every mode; the tenant segment opens the tenant switcher (F8)."""
+class StatusBar(Widget):
+    """One line at the bottom of every mode: tenant (F8 switches), user, project, engine, quota headroom."""
 
     DEFAULT_CSS = """
     StatusBar { height: 1; width: 1fr; background: $panel; color: $foreground; }
@@ -23,22 +23,18 @@ class StatusBar(Static):
         ctx = app_ctx(self)
         ctx.conn_changed.subscribe(self, self._conn_changed)
         ctx.data_changed.subscribe(self, self._data_changed)
-        self._redraw()
+        self._conn_changed(ctx.conn)
 
-    def on_resize(self) -> None:
-        self._redraw()
-
-    def _conn_changed(self, _state: ConnState) -> None:
-        self._redraw()
+    def _conn_changed(self, state: ConnState) -> None:
+        for name in ("connecting", "connected", "reconnecting", "down"):
+            self.set_class(state.name == name, f"-{name}")
+        self.refresh()
 
     def _data_changed(self, _what: str) -> None:
-        self._redraw()
+        self.refresh()
 
-    def _redraw(self) -> None:
-        ctx = app_ctx(self)
-        for name in ("connecting", "connected", "reconnecting", "down"):
-            self.set_class(ctx.conn.name == name, f"-{name}")
-        self.update(render_status(ctx, self.size.width or 80))
+    def render(self) -> Content:
+        return render_status(app_ctx(self), self.size.width or 80)
 
 
 def _conn_text(conn: ConnState, room: int) -> str:
