@@ -8,7 +8,8 @@ bare app's single Static).  The process is then killed.  Runs alternate between 
 apps so machine noise hits both alike; the first run of each is a warm-up (disk and
 bytecode caches) and is not counted.  musubi talks to a real engine on a temporary
 home, started before timing: its connection is made in a worker after the first frame,
-so it must not delay it.
+so it must not delay it.  (musubi's first frame holds the mode bar, the dashboard and the
+status bar; the footer of key hints is mounted right after it with textual.lazy.Lazy.)
 
 Target (issue 3): musubi's median ≤ 1.5 × the bare app's median.
 """

@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -25,11 +24,10 @@ from core.errors import MusubiError
 from core.paths import HomePaths
 from tui.config import config_path, detect_color_system, load_settings
 from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
+from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
 from tui.screens.placeholders import SearchScreen, TutorialsScreen
-
-STYLES = Path(__file__).resolve().parent / "styles"
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -71,8 +69,9 @@ class MusubiApp(App[int], inherit_bindings=False):
     """Full-screen workstation.  Construct with an :class:`AppContext`; see :func:`run`."""
 
     TITLE = "Musubi Workstation"
-    # Absolute, so subclasses defined elsewhere (tests, benchmarks) find the styles too.
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "admin.tcss"]
+    # Absolute, so subclasses defined elsewhere (tests, benchmarks) find the styles too.  Admin
+    # and dialog styles load with their screens, keeping start-up CSS parsing small.
+    CSS_PATH = [STYLES / "app.tcss"]
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
         "trace": _trace_screen,

@@ -30,6 +30,7 @@ DEADLINE_S = 30.0  # a hang guard, not a speed check
 class Tmux:
     def __init__(self, server: str) -> None:
         self.server = server
+        self.exit_file = Path()
 
     def __call__(self, *args: str) -> str:
         return subprocess.run([str(TMUX), "-L", self.server, *args], capture_output=True, text=True, check=True).stdout
@@ -60,6 +61,8 @@ class Tmux:
 @pytest.fixture
 def tmux(engine_home: HomePaths, tmp_path: Path) -> Iterator[Tmux]:
     t = Tmux(f"musubi-test-{os.getpid()}")
+    # Some tmux builds do not report #{pane_dead_status}; the command writes its own.
+    t.exit_file = tmp_path / "exit-status"
     conf = tmp_path / "tmux.conf"
     conf.write_text("set -g remain-on-exit on\nset -g status off\n")
     app = f"{sys.executable} -c 'import sys; from tui.app import run; sys.exit(run())'"
@@ -67,6 +70,7 @@ def tmux(engine_home: HomePaths, tmp_path: Path) -> Iterator[Tmux]:
         f"env -u COLORTERM -u NO_COLOR -u TERM_PROGRAM TERM=xterm-256color "
         f"MUSUBI_HOME={engine_home.home} MUSUBI_CONFIG_DIR={tmp_path} {app}"
     )
+    command = f"{command}; echo exit=$? > {t.exit_file}"
     t("-f", str(conf), "new-session", "-d", "-s", "musubi", "-x", "80", "-y", "24", "-c", os.getcwd(), command)
     try:
         yield t
@@ -102,4 +106,4 @@ def test_app_under_tmux_at_80x24_without_colorterm(tmux: Tmux) -> None:
     while tmux("display-message", "-p", "-t", "musubi", "#{pane_dead}").strip() != "1":
         assert time.monotonic() < end, f"app did not quit on q; screen:\n{tmux.screen()}"
         time.sleep(0.1)
-    assert tmux("display-message", "-p", "-t", "musubi", "#{pane_dead_status}").strip() == "0"
+    assert tmux.exit_file.read_text().strip() == "exit=0"

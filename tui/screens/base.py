@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui.context import AppContext, app_ctx
 from tui.widgets.mode_bar import ModeBar
 from tui.widgets.status_bar import StatusBar
+
+STYLES = Path(__file__).resolve().parent.parent / "styles"
+# Dialog styles load with the first dialog shown (Screen.CSS_PATH), not at start-up.
+DIALOG_CSS = STYLES / "dialogs.tcss"
 
 
 class ModeScreen(Screen[None]):
@@ -30,7 +36,9 @@ class ModeScreen(Screen[None]):
         with Container(id="body"):
             yield from self.compose_body()
         yield StatusBar(id="status-bar")
-        yield Footer(compact=True)
+        # The key-hint footer builds a widget per binding (~70 ms); mounting it right after
+        # the first frame lets the screen itself appear sooner.
+        yield Lazy(Footer(compact=True))
 
     def compose_body(self) -> ComposeResult:
         yield from ()

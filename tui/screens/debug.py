@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.context import AppContext
+from tui.screens.base import DIALOG_CSS
 
 
 def _version(dist: str) -> str:
@@ -65,6 +66,8 @@ def as_text(rows: list[tuple[str, str]]) -> str:
 
 class DebugScreen(ModalScreen[None]):
     """Shows :func:`debug_info`; c copies it to the clipboard through the terminal (OSC 52)."""
+
+    CSS_PATH = DIALOG_CSS
 
     BINDINGS = [
         Binding("c", "copy", "Copy to clipboard", id="debug_copy"),

@@ -11,6 +11,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Markdown, Static
 
+from tui.screens.base import DIALOG_CSS
+
 
 @dataclass(frozen=True)
 class KeyRow:
@@ -49,6 +51,8 @@ def key_rows(screen: Screen[object]) -> list[KeyRow]:
 
 class HelpScreen(ModalScreen[None]):
     """Shows what the focused widget does and the keys of this screen; escape or F1 closes it."""
+
+    CSS_PATH = DIALOG_CSS
 
     BINDINGS = [Binding("escape,f1,q", "close", "Close help", id="help_close")]
 

@@ -8,9 +8,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from tui.screens.base import DIALOG_CSS
+
 
 class ConfirmModal(ModalScreen[bool]):
     """Ask yes/no; dismisses with True only on an explicit confirm (y or the confirm button)."""
+
+    CSS_PATH = DIALOG_CSS
 
     BINDINGS = [
         Binding("y", "confirm", "Confirm", id="confirm_yes"),

@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from core.errors import MusubiError
 from tui.context import app_ctx
+from tui.screens.base import DIALOG_CSS
 
 
 def tenant_label(t: dict[str, Any], current: str) -> str:
@@ -25,6 +26,8 @@ def tenant_label(t: dict[str, Any], current: str) -> str:
 
 class TenantPicker(ModalScreen[str | None]):
     """Lists tenants from ``/v1/tenants``; enter switches, escape keeps the current one."""
+
+    CSS_PATH = DIALOG_CSS
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="tenant_picker_cancel")]
     HELP = "Pick a tenant with the arrows and **enter**. The status bar and every screen switch to it."

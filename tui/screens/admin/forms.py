@@ -19,6 +19,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from core import names
 from core.errors import BadRequest
 from tui.context import app_ctx
+from tui.screens.base import DIALOG_CSS
 
 Validator = Callable[[str], str | None]
 
@@ -78,6 +79,8 @@ class FormField:
 
 class FormModal(ModalScreen[dict[str, str] | None]):
     """Dismisses with ``{field name: value}`` on submit, None on cancel; nothing is sent from here."""
+
+    CSS_PATH = DIALOG_CSS
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="form_cancel"),

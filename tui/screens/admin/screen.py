@@ -11,7 +11,7 @@ from tui.screens.admin.base import AdminPane
 from tui.screens.admin.members import MembersPane
 from tui.screens.admin.quotas import QuotasPane
 from tui.screens.admin.tenants import TenantsPane
-from tui.screens.base import ModeScreen
+from tui.screens.base import STYLES, ModeScreen
 
 TABS = (("tenants", "Tenants"), ("members", "Members & roles"), ("quotas", "Quotas"), ("audit", "Audit"))
 
@@ -23,6 +23,7 @@ class AdminScreen(ModeScreen):
         "**[** / **]** previous / next tab; each tab lists its own keys in the footer. "
         "Whatever the engine refuses (a missing permission, a quota) is shown as a notification and changes nothing."
     )
+    CSS_PATH = STYLES / "admin.tcss"
     BINDINGS = [
         Binding("left_square_bracket", "tab(-1)", "Prev tab", id="admin_prev_tab"),
         Binding("right_square_bracket", "tab(1)", "Next tab", id="admin_next_tab"),
