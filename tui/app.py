@@ -84,7 +84,10 @@ class MusubiApp(App[int], inherit_bindings=False):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (150, "-xwide")]
     COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {_tenant_provider}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "Help", id="help"),
+        # Second keys for terminals that take the first (VS Code keeps F1 and ctrl+p for itself).
+        Binding("f1,question_mark", "help", "Help", id="help"),
+        Binding("ctrl+p", "command_palette", "Commands", id="command_palette", show=False, priority=True),
+        Binding("colon", "command_palette", "Commands", id="command_palette_alt", show=False),  # not in inputs
         *_mode_bindings(),
         Binding("f8", "switch_tenant", "Tenant", id="tenant_switch"),
         Binding("f10", "toggle_maximize", "Maximise", id="maximize"),

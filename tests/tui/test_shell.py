@@ -78,12 +78,22 @@ async def test_digits_type_into_a_focused_input_instead_of_switching(fake_api: F
             await pilot.press("right_square_bracket")
         await settle(pilot)
         await pilot.press("slash")  # focus the audit filters
-        await pilot.press("1", "q")
+        await pilot.press("1", "q", "colon", "question_mark")  # mode, quit, palette, help keys elsewhere
         await pilot.pause()
         assert app.current_mode == "admin"
-        assert app.is_running
+        assert app.is_running and app.screen is app.screen_stack[0]
         focused = app.screen.focused
-        assert isinstance(focused, Input) and focused.value == "1q"
+        assert isinstance(focused, Input) and focused.value == "1q:?"
+
+
+async def test_second_keys_open_help_and_palette(fake_api: FakeEngineApi) -> None:
+    async with running(fake_api, (100, 30)) as (app, _ctx, pilot):
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "colon")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CommandPalette"
 
 
 async def test_every_mode_is_in_the_command_palette(fake_api: FakeEngineApi) -> None:
