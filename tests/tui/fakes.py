@@ -93,6 +93,7 @@ class FakeEngineApi(EngineApi):
         self.identity = Identity(tenant="acme", cwd="/src/webshop")
         self.data = fixed_data()
         self.writes: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
+        self.reads: list[tuple[str, dict[str, Any] | None]] = []
         self.down = False
         self.denied: set[tuple[str, str]] = set()  # (method, path) answered with 403
         self.hold = asyncio.Event()  # cleared: writes wait (to test quitting while work runs)
@@ -132,6 +133,8 @@ class FakeEngineApi(EngineApi):
             if method != "GET":
                 self.writes.append((method, path, body, query))
             return trace_answer(method, path, body, query)
+        if method == "GET":
+            self.reads.append((path, query))
         if method != "GET":
             await self.hold.wait()
             self.writes.append((method, path, body, query))

@@ -72,7 +72,7 @@ def render_status(ctx: AppContext, width: int) -> Content:
     segs.append(_conn_text(ctx.conn, max(0, width - fixed)))
     if quota:
         segs.append(quota)
-    text = " " + " │ ".join(segs)
-    if len(text) > width:
-        text = text[: max(0, width - 1)] + "…"
-    return Content(text)
+    # The tenant segment is a link to the tenant switcher (F8 does the same from the keyboard).
+    tenant = Content.from_markup("[@click=app.switch_tenant]$seg[/]", seg=segs[0])
+    line = Content.assemble(" ", tenant, " │ " + " │ ".join(segs[1:]))
+    return line.truncate(width, ellipsis=True) if line.cell_length > width else line
