@@ -180,3 +180,13 @@ async def test_engine_restart_is_survived_and_live_updates_resume(engine_home: H
             return next((int(q["used"]) for q in qs if q["metric"] == "tokens"), 0)
 
         await wait_for(pilot, lambda: tokens_used() == 700, "quota refreshed from the live event stream")
+
+
+async def test_an_engine_that_cannot_start_is_shown_as_down_with_the_reason(tmp_path: Path) -> None:
+    long_home = tmp_path / ("h" * 120)  # the socket path would exceed the 107-byte Unix limit
+    app, ctx = real_app(HomePaths.resolve(long_home))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: ctx.conn.name == "down", "down state")
+        assert "107 bytes" in ctx.conn.reason and "--home" in ctx.conn.reason
+        assert any("Engine down" in n for n in notes(app))
+        assert app.is_running
