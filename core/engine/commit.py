@@ -27,7 +27,7 @@ from core.storage.base import Mutation, Storage
 
 log = logging.getLogger("musubi.engine.commit")
 
-APPLY_EVERY_S = 0.05  # how stale DuckDB may get behind the journal when nobody reads
+APPLY_EVERY_S = 0.5  # how stale DuckDB may get behind the journal when nobody reads
 APPLY_MAX_MUTATIONS = 20_000
 
 
