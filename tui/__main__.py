@@ -1,5 +1,5 @@
-"""``python -m tui``: the same as the ``musubi`` command."""
+"""``python -m tui``: the same as the ``musubi`` command (the TUI when bare, else the CLI)."""
 
-from tui.cli import main
+from tui.launch import main
 
 main()
