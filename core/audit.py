@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -296,12 +296,3 @@ def verify_checkpoint_doc(doc: dict[str, Any]) -> bool:
         return True
     except (InvalidSignature, KeyError, ValueError, TypeError):
         return False
-
-
-def iter_chunks(cursor: Any, size: int = 50_000) -> Iterator[Row]:
-    """Yield rows from a DB cursor in chunks (keeps memory flat on long chains)."""
-    while True:
-        chunk = cursor.fetchmany(size)
-        if not chunk:
-            return
-        yield from chunk

@@ -312,7 +312,3 @@ class EngineBase:
 
     def fmt(self, ts: datetime | None) -> str | None:
         return format_ts(ts) if ts else None
-
-
-def error_details(exc: MusubiError) -> dict[str, Any]:
-    return exc.to_dict()

@@ -41,7 +41,7 @@ class Batch:
 class GroupCommitter:
     """Collects mutations into batches, journals them durably, applies them to storage in bulk."""
 
-    def __init__(self, storage: Storage, on_failure: Callable[[], Any], journal: Journal | None = None, next_no: int = 1) -> None:
+    def __init__(self, storage: Storage, on_failure: Callable[[], Any], journal: Journal, next_no: int = 1) -> None:
         self.storage = storage
         self.journal = journal
         self._on_failure = on_failure
@@ -108,12 +108,7 @@ class GroupCommitter:
     # -- the commit loop ------------------------------------------------------------------
 
     def _write(self, groups: list[tuple[int, list[Mutation]]]) -> None:
-        """Journal thread: one write + fsync for all groups; truncate first when all is applied."""
-        if self.journal is None:
-            # No journal (tests, tools): commit straight to storage.
-            for no, muts in groups:
-                self.storage.apply(muts, meta={APPLIED_KEY: str(no)})
-            return
+        """Journal thread: one write + fsync for all groups."""
         data = b"".join(encode(no, muts) for no, muts in groups)
         self.journal.append(data)
 
@@ -145,19 +140,16 @@ class GroupCommitter:
                     self._next_no += 1
             try:
                 if groups:
-                    if self.journal is not None and self.journal.size and self.applied_no >= self.written_no:
+                    if self.journal.size and self.applied_no >= self.written_no:
                         # Everything journaled is in storage: start the journal afresh.
                         await loop.run_in_executor(self._commit_exec, self.journal.truncate)
                     await loop.run_in_executor(self._commit_exec, self._write, groups)
                     self.commits += 1
                     self.mutations += sum(len(m) for _n, m in groups)
                     self.written_no = groups[-1][0]
-                    if self.journal is None:
-                        self.applied_no = self.written_no
-                    else:
-                        self._unapplied.extend(groups)
-                        if sum(len(m) for _n, m in self._unapplied) >= APPLY_MAX_MUTATIONS:
-                            self._apply_wake.set()
+                    self._unapplied.extend(groups)
+                    if sum(len(m) for _n, m in self._unapplied) >= APPLY_MAX_MUTATIONS:
+                        self._apply_wake.set()
             except Exception as exc:  # journal or storage error: fail these and everything behind them
                 log.exception("group commit failed")
                 self._failed = True
@@ -271,7 +263,7 @@ class GroupCommitter:
                 except Exception:
                     await asyncio.sleep(0.2)
             self._apply_task.cancel()
-        if self.journal is not None and not self._unapplied and self.journal.size:
+        if not self._unapplied and self.journal.size:
             self.journal.truncate()
         self._commit_exec.shutdown(wait=True)
         self._apply_exec.shutdown(wait=True)
