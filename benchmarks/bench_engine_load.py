@@ -38,6 +38,18 @@ def _mixed(rnd: random.Random, tenants: list[str]) -> tuple[str, str, str, dict 
     return "audit list", "GET", "/v1/audit?limit=20", None, h
 
 
+def _only(kind: str):
+    """One operation of the mix alone (``--only``): to see what each costs at saturation."""
+
+    def pick(rnd: random.Random, tenants: list[str]) -> tuple[str, str, str, dict | None, dict]:
+        while True:
+            op = _mixed(rnd, tenants)
+            if op[0] == kind:
+                return op
+
+    return pick
+
+
 PICKERS = {"health": _health, "mixed": _mixed}
 
 
@@ -123,6 +135,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--baseline-seconds", type=float, default=5.0)
     ap.add_argument("--procs", type=int, default=1, help="client processes sharing the connections")
+    ap.add_argument("--only", choices=["usage record", "quota status", "audit list"],
+                    help="diagnosis: run one operation of the mix instead of the mix")
     args = ap.parse_args()
 
     from core.client import EngineClient, Identity, start_engine, stop_engine
@@ -142,7 +156,9 @@ def main() -> int:
             sock = str(paths.socket)
 
             base, base_dt = _run(sock, args.clients, args.procs, args.baseline_seconds, "health", tenants)
-            lat, dt = _run(sock, args.clients, args.procs, args.seconds, "mixed", tenants)
+            if args.only:
+                PICKERS["only"] = _only(args.only)
+            lat, dt = _run(sock, args.clients, args.procs, args.seconds, "only" if args.only else "mixed", tenants)
             verify = c.post("/v1/audit/verify")
         finally:
             stop_engine(paths)

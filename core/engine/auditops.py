@@ -17,6 +17,7 @@ from core.audit import (
     verify_joined,
 )
 from core.engine.base import Ctx
+from core.engine.jsontext import EventList
 from core.engine.usage import UsageOps
 from core.errors import BadRequest, Conflict
 from core.storage.base import AuditQuery, Delete, Insert
@@ -77,7 +78,7 @@ class AuditOps(UsageOps):
             after, descending=not bool(asc),
         )
 
-    async def audit_list(self, ctx: Ctx, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    async def audit_list(self, ctx: Ctx, filters: dict[str, Any]) -> list[dict[str, Any]] | EventList:
         q = self.audit_query(ctx, filters)
         if q.limit is None:
             q.limit = 100
@@ -87,7 +88,7 @@ class AuditOps(UsageOps):
             return hit
         return await self.read(self.storage.audit_list, q)
 
-    def _recent_matches(self, q: AuditQuery) -> list[dict[str, Any]] | None:
+    def _recent_matches(self, q: AuditQuery) -> EventList | None:
         """Answer a newest-first listing from the in-memory tail when it provably holds the answer."""
         buf = self.recent.get(q.tenant_id)
         if not q.descending or not buf or not q.limit:
@@ -95,7 +96,7 @@ class AuditOps(UsageOps):
         since = format_ts(q.since) if q.since else None
         until = format_ts(q.until) if q.until else None
         prefix = q.action[:-1] if q.action and q.action.endswith("*") else None
-        out: list[dict[str, Any]] = []
+        out = EventList()  # answered by joining the events' cached JSON texts
         for ev in reversed(buf):
             if q.after_seq is not None and ev["seq"] <= q.after_seq:
                 return out  # everything newer than after_seq was in the buffer

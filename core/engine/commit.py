@@ -56,6 +56,7 @@ class GroupCommitter:
         self.written_no = next_no - 1  # last group durable in the journal
         self.applied_no = next_no - 1  # last group in storage
         self._unapplied: list[tuple[int, list[Mutation]]] = []
+        self._unapplied_n = 0  # mutations in _unapplied
         self._apply_wake = asyncio.Event()
         self._applied_cond = asyncio.Condition()
         self._apply_error: Exception | None = None
@@ -144,11 +145,13 @@ class GroupCommitter:
                         # Everything journaled is in storage: start the journal afresh.
                         await loop.run_in_executor(self._commit_exec, self.journal.truncate)
                     await loop.run_in_executor(self._commit_exec, self._write, groups)
+                    n = sum(len(m) for _n, m in groups)
                     self.commits += 1
-                    self.mutations += sum(len(m) for _n, m in groups)
+                    self.mutations += n
                     self.written_no = groups[-1][0]
                     self._unapplied.extend(groups)
-                    if sum(len(m) for _n, m in self._unapplied) >= APPLY_MAX_MUTATIONS:
+                    self._unapplied_n += n
+                    if self._unapplied_n >= APPLY_MAX_MUTATIONS:
                         self._apply_wake.set()
             except Exception as exc:  # journal or storage error: fail these and everything behind them
                 log.exception("group commit failed")
@@ -212,6 +215,7 @@ class GroupCommitter:
         if not self._unapplied:
             return
         groups, self._unapplied = self._unapplied, []
+        self._unapplied_n = 0
         muts = [m for _n, ms in groups for m in ms]
         last = groups[-1][0]
         loop = asyncio.get_running_loop()
@@ -220,6 +224,7 @@ class GroupCommitter:
         except Exception as exc:
             # Keep them: the journal still has them and they are retried.
             self._unapplied = groups + self._unapplied
+            self._unapplied_n = sum(len(m) for _n, m in self._unapplied)
             self._apply_error = exc
             log.exception("applying the journal to storage failed; will retry")
             async with self._applied_cond:

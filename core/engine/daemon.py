@@ -139,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.message, file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(paths))
+        prof_out = os.environ.get("MUSUBI_ENGINE_PROFILE")
+        if prof_out:  # developers: profile the engine's loop thread (see DEVELOPERS.md)
+            import cProfile
+
+            cProfile.runctx("asyncio.run(serve(paths))", globals(), {"serve": serve, "paths": paths, "asyncio": asyncio}, prof_out)
+        else:
+            asyncio.run(serve(paths))
     except StorageError as exc:
         log.error("cannot start: %s", exc.message)
         _write_start_error(paths, exc)

@@ -55,6 +55,10 @@ def _default(v: Any) -> Any:
     raise TypeError(f"cannot journal {type(v).__name__}")
 
 
+# Built once (json.dumps with options builds an encoder per call).
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
 def encode(no: int, mutations: list[Mutation]) -> bytes:
     """One journal line for group ``no``."""
     out = []
@@ -65,7 +69,7 @@ def encode(no: int, mutations: list[Mutation]) -> bytes:
             out.append({"k": "u", "t": m.table, "v": {k: _enc(v) for k, v in m.values.items()}, "w": {k: _enc(v) for k, v in m.where.items()}})
         else:
             out.append({"k": "d", "t": m.table, "w": {k: _enc(v) for k, v in m.where.items()}})
-    return (json.dumps({"n": no, "m": out}, ensure_ascii=False, separators=(",", ":"), default=_default) + "\n").encode("utf-8")
+    return (_LINE.encode({"n": no, "m": out}) + "\n").encode("utf-8")
 
 
 def decode(line: bytes) -> tuple[int, list[Mutation]]:

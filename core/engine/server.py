@@ -14,6 +14,7 @@ import os
 import pwd
 import socket
 import struct
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from core import __version__
 from core.engine import routes_models, routes_trace
 from core.engine.base import Ctx
 from core.engine.engine import Engine
+from core.engine.jsontext import answer_text
 from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
 from core.quotas import quota_resource
 from core.rbac import SYSTEM_TENANT
@@ -35,9 +37,7 @@ _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, ensure_ascii=False, default=str), status=status, content_type="application/json"
-    )
+    return web.Response(body=answer_text(data).encode("utf-8"), status=status, content_type="application/json")
 
 
 def error_response(exc: MusubiError) -> web.Response:
@@ -45,11 +45,17 @@ def error_response(exc: MusubiError) -> web.Response:
 
 
 _user_cache: dict[int, str] = {}
+# The peer of a connection never changes: ask the kernel once per keep-alive connection.
+_peer_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def peer_user(request: web.Request) -> str:
     """OS user name of the process on the other end of the socket."""
-    sock = request.transport.get_extra_info("socket") if request.transport else None
+    transport = request.transport
+    name = _peer_of.get(transport) if transport is not None else None
+    if name is not None:
+        return name
+    sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is None:
         raise PermissionDenied("cannot identify the caller: no socket peer credentials.")
     creds = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, struct.calcsize("3i"))
@@ -61,6 +67,7 @@ def peer_user(request: web.Request) -> str:
         except KeyError:
             name = f"uid{uid}"
         _user_cache[uid] = name
+    _peer_of[transport] = name
     return name
 
 
@@ -87,18 +94,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
+    raw = await request.read()
     try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # Decode strictly ourselves: json.loads(bytes) would let UTF-8-encoded surrogates through.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not UTF-8 text (bad byte at offset {exc.start}); send JSON encoded as UTF-8.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
         raise BadRequest("request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object.")
-    try:
-        # JSON may carry lone surrogates ("\ud800"); they cannot be hashed or stored, and an
-        # operation would only fail after it had queued writes, so refuse them up front.
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("request body contains invalid Unicode (a lone surrogate); send UTF-8 text.") from None
+    if "\\u" in text:
+        try:
+            # JSON may carry lone surrogates ("\ud800"), only ever as an escape; they cannot be
+            # hashed or stored, and an operation would only fail after it had queued writes, so
+            # refuse them up front.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("request body contains invalid Unicode (a lone surrogate); send UTF-8 text.") from None
     return data
 
 
@@ -119,8 +134,11 @@ class Api:
         def make() -> Ctx:
             return self.e.make_ctx(real, as_user, tenant, cwd, project)
 
-        # Running it as an op audits a refused impersonation (under the real user).
-        return await self.e.run(Ctx(real, real, tenant), "impersonate", f"user:{as_user}", make)
+        try:
+            return make()  # writes nothing, so it needs no op of its own unless it is refused
+        except PermissionDenied:
+            # Running it as an op audits the refused impersonation (under the real user).
+            return await self.e.run(Ctx(real, real, tenant), "impersonate", f"user:{as_user}", make)
 
     # -- engine -----------------------------------------------------------------------------
 

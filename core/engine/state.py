@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.audit import GENESIS_HASH
@@ -16,6 +16,7 @@ from core.quotas import METRICS, PERIODS, Charge, Quota, Reservation, window_sta
 from core.rbac import BUILTIN_ROLES
 from core.storage.base import Snapshot
 
+_MINUTE = timedelta(minutes=1)
 CounterKey = tuple[str, str | None, str, str, datetime]  # tenant, user|None, metric, period, window
 
 
@@ -57,6 +58,7 @@ class State:
     pruned_through: dict[str, int] = field(default_factory=dict)
     next_quota_id: int = 1
     next_ledger_id: int = 1
+    _windows: tuple[datetime, datetime, dict[str, datetime]] | None = None
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> State:
@@ -138,14 +140,27 @@ class State:
 
     # -- quota counters -------------------------------------------------------------------
 
+    def windows(self, now: datetime) -> dict[str, datetime]:
+        """Start of each period's window containing ``now``.
+
+        Cached for the current minute: every charge needs all four, and
+        ``datetime.replace`` is slow enough to show up at thousands of charges a second.
+        """
+        cache = self._windows
+        if cache is not None and cache[0] <= now < cache[1]:
+            return cache[2]
+        wins = {p: window_start(p, now) for p in PERIODS}
+        minute = wins["minute"]
+        self._windows = (minute, minute + _MINUTE, wins)
+        return wins
+
     def add_usage(self, tenant: str, user: str, charge: Charge, now: datetime) -> None:
-        for period in PERIODS:
-            ws = window_start(period, now)
-            for metric in METRICS:
-                v = charge.get(metric)
-                if v:
-                    self.used[(tenant, None, metric, period, ws)] += v
-                    self.used[(tenant, user, metric, period, ws)] += v
+        values = [(m, v) for m in METRICS if (v := charge.get(m))]
+        used = self.used
+        for period, ws in self.windows(now).items():
+            for metric, v in values:
+                used[(tenant, None, metric, period, ws)] += v
+                used[(tenant, user, metric, period, ws)] += v
 
     def add_reservation(self, res: Reservation) -> None:
         self.reservations[res.id] = res
@@ -168,7 +183,7 @@ class State:
 
     def usage_for(self, q: Quota, now: datetime) -> tuple[int, int, datetime]:
         """(used in the current window, reserved now, window start) for one quota."""
-        ws = window_start(q.period, now)
+        ws = self.windows(now)[q.period]
         used = self.used.get((q.tenant_id, q.user, q.metric, q.period, ws), 0)
         reserved = self.reserved.get((q.tenant_id, q.user, q.metric), 0)
         return used, reserved, ws
@@ -178,7 +193,7 @@ class State:
 
     def forget_old_windows(self, now: datetime) -> None:
         """Drop counters of windows that have ended (keeps memory flat on a long-running engine)."""
-        current = {p: window_start(p, now) for p in PERIODS}
+        current = self.windows(now)
         for k in [k for k in self.used if k[4] < current[k[3]]]:
             del self.used[k]
         month = current["month"]

@@ -54,6 +54,10 @@ def _iso(v: object) -> str:
     raise TypeError(f"cannot store {type(v).__name__} in a bulk insert")
 
 
+# Built once (json.dumps with options builds an encoder per call).
+_ROWS = json.JSONEncoder(ensure_ascii=False, default=_iso)
+
+
 def _ident(name: str) -> str:
     # Table and column names come from engine code, never from users; the check
     # keeps it that way.
@@ -280,7 +284,7 @@ class DuckDBStorage:
         types = self._column_types(table)
         cols = list(rows[0])
         struct = {c: _JSON_TYPES.get(types[c], "VARCHAR") for c in cols}
-        payload = json.dumps(rows, ensure_ascii=False, default=_iso)
+        payload = _ROWS.encode(rows)
         select = ", ".join(
             f"CAST(r.{_ident(c)} AS {types[c]})" if struct[c] != types[c] else f"r.{_ident(c)}" for c in cols
         )

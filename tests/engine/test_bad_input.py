@@ -90,6 +90,10 @@ CASES: dict[str, Bad] = {
     "usage-cost-text": Bad("POST", U, {"model": "m", "input_tokens": 1, "cost_usd": "abc"}, says="not a number"),
     "usage-cost-negative": Bad("POST", U, {"model": "m", "input_tokens": 1, "cost_usd": "-0.5"}, says="negative"),
     "usage-lone-surrogate": Bad("POST", U, raw=b'{"model": "\\ud800", "input_tokens": 5}', says="invalid Unicode"),
+    # The same surrogate encoded as raw bytes (CESU-style), not as an escape: still refused.
+    "usage-utf8-surrogate": Bad("POST", U, raw=b'{"model": "\xed\xa0\x80", "input_tokens": 5}', says="not UTF-8 text"),
+    "usage-latin1-body": Bad("POST", U, raw=b'{"model": "caf\xe9", "input_tokens": 5}', says="not UTF-8 text"),
+    "usage-escaped-backslash-u": Bad("POST", U, raw=b'{"model": "a\\\\u", "input_tokens": -5}', says="negative"),
     "history-bad-bucket": Bad("GET", "/v1/usage/history?bucket=week", says="unknown bucket 'week'"),
     "history-bad-hours": Bad("GET", "/v1/usage/history?since_hours=abc", says="since_hours"),
     "reserve-negative": Bad("POST", "/v1/reservations", {"tokens": -1}, says="negative"),
@@ -111,7 +115,7 @@ CASES: dict[str, Bad] = {
     "not-json": Bad("POST", "/v1/members", raw=b"{not json", says="not valid JSON"),
     "json-array": Bad("POST", "/v1/members", raw=b"[1, 2]", says="must be a JSON object"),
     "json-string": Bad("POST", "/v1/members", raw=b'"user"', says="must be a JSON object"),
-    "not-utf8": Bad("POST", "/v1/members", raw=b'{"user": "\xff\xfe"}', says="not valid JSON"),
+    "not-utf8": Bad("POST", "/v1/members", raw=b'{"user": "\xff\xfe"}', says="not UTF-8 text"),
     "unknown-route": Bad("GET", "/v1/nope", status=404, says="no such route GET /v1/nope"),
     "wrong-method": Bad("PATCH", "/v1/quotas", {}, says="method PATCH is not allowed"),
 }

@@ -87,17 +87,25 @@ def test_export_honours_limit(eng: Home, tmp_path: Path) -> None:
     assert res["events"] == 2 and len(out.read_text().splitlines()) == 2
 
 
+def _scratch_engine() -> Engine:
+    """An in-process engine on a fresh temporary home (for ops no route can make crash)."""
+    paths = HomePaths(Path(tempfile.mkdtemp(prefix="mh", dir="/tmp")))
+    paths.ensure()
+    return Engine(paths, DuckDBStorage(paths.db))
+
+
+async def _started(engine: Engine) -> None:
+    engine.committer.start()
+    engine.bootstrap("root")
+    await engine.committer.seal()
+
+
 def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> None:
     """A bug inside an operation: its queued writes are dropped, the chain stays whole."""
-    d = Path(tempfile.mkdtemp(prefix="mh", dir="/tmp"))
-    paths = HomePaths(d)
-    paths.ensure()
-    engine = Engine(paths, DuckDBStorage(paths.db))
+    engine = _scratch_engine()
 
     async def scenario() -> dict:
-        engine.committer.start()
-        engine.bootstrap("root")
-        await engine.committer.seal()
+        await _started(engine)
         ctx = Ctx("root", "root", "default")
         head = engine.state.head("default")
 
@@ -119,6 +127,39 @@ def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> No
     assert out["verify"]["ok"] is True
     assert out["last"]["outcome"] == "error" and out["last"]["action"] == "member.add"
     assert "boom" in out["last"]["details"]["error"]
+
+
+def test_a_crashing_op_rewinds_every_chain_it_touched() -> None:
+    """The undo log restores each tenant's head, including a tenant that had no event yet."""
+    engine = _scratch_engine()
+
+    async def scenario() -> dict:
+        await _started(engine)
+        ctx = Ctx("root", "root", "default")
+        await engine.run(ctx, "tenant.create", "tenant:two", lambda: engine.tenant_create(ctx, "two"))
+        before = {t: engine.state.head(t) for t in ("default", "two")}
+        assert "fresh" not in engine.state.heads
+
+        def buggy() -> None:
+            engine.audit("two", ctx, "member.add", "member:x")
+            engine.audit("two", ctx, "member.add", "member:y")
+            engine.audit("fresh", ctx, "member.add", "member:z")
+            raise RuntimeError("boom")
+
+        with pytest.raises(MusubiError):
+            await engine.run(ctx, "member.add", "member:x", buggy)
+        after = {t: engine.state.head(t) for t in ("default", "two")}
+        fresh = "fresh" in engine.state.heads
+        results = [await engine.audit_verify(Ctx("root", "root", t)) for t in ("default", "two")]
+        await engine.committer.close()
+        return {"before": before, "after": after, "fresh": fresh, "verify": results}
+
+    out = asyncio.run(scenario())
+    engine.storage.close()
+    assert out["after"]["two"] == out["before"]["two"]
+    assert out["after"]["default"][0] == out["before"]["default"][0] + 1  # only the 'error' event
+    assert out["fresh"] is False
+    assert all(v["ok"] for v in out["verify"])
 
 
 def test_verify_against_an_exported_checkpoint_catches_a_cut_tail(home: Home, tmp_path: Path) -> None:

@@ -319,3 +319,20 @@ def test_signing_key_file_never_world_readable_even_with_loose_umask(tmp_path: P
     finally:
         os.umask(old)
     assert (tmp_path / "k").stat().st_mode & 0o077 == 0
+
+
+def test_cached_event_texts_encode_exactly_like_json_dumps() -> None:
+    """audit list joins each event's cached text; the answer must equal plain encoding."""
+    import json
+
+    from core.engine.jsontext import EncodedEvent, EventList, answer_text
+
+    evs = EventList(
+        EncodedEvent(seq=i, actor="zoë", details={"n": i, "s": "\u2603 \"q\" \\"}, hash="ab" * 32) for i in range(3)
+    )
+    first = answer_text(evs)
+    assert json.loads(first) == json.loads(json.dumps(list(evs)))
+    assert first == json.dumps(list(evs), ensure_ascii=False)
+    assert answer_text(evs) == first  # from the cache the second time
+    assert answer_text(EventList()) == "[]"
+    assert answer_text({"when": __import__("datetime").date(2026, 1, 2)}) == '{"when": "2026-01-02"}'

@@ -241,3 +241,28 @@ def test_builtin_roles_shape() -> None:
     for role, perms in BUILTIN_ROLES.items():
         assert perms <= BUILTIN_ROLES["owner"], role
     assert "tenant.manage" not in BUILTIN_ROLES["admin"] and "impersonate" not in BUILTIN_ROLES["admin"]
+
+
+def test_window_cache_follows_the_clock_across_minute_and_hour_boundaries() -> None:
+    """State.windows caches per minute; a charge just after the boundary lands in the new windows."""
+    from datetime import datetime
+
+    from core.engine.state import State
+    from core.quotas import PERIODS, Charge, window_start
+
+    st = State()
+    times = [
+        datetime(2026, 11, 30, 23, 59, 59, 999_999),
+        datetime(2026, 12, 1, 0, 0, 0),
+        datetime(2026, 12, 1, 0, 0, 30),
+        datetime(2026, 12, 1, 0, 1, 0),
+        datetime(2026, 11, 30, 23, 59, 0),  # a clock stepping back is answered right too
+    ]
+    for t in times:
+        assert st.windows(t) == {p: window_start(p, t) for p in PERIODS}
+    st.add_usage("t", "u", Charge(10, 1, 0), times[0])
+    st.add_usage("t", "u", Charge(5, 1, 0), times[1])
+    assert st.used[("t", None, "tokens", "month", datetime(2026, 11, 1))] == 10
+    assert st.used[("t", "u", "tokens", "month", datetime(2026, 12, 1))] == 5
+    assert st.used[("t", None, "requests", "minute", datetime(2026, 12, 1, 0, 0))] == 1
+    assert ("t", None, "cost_usd", "day", datetime(2026, 12, 1)) not in st.used  # zero amounts add no counters
