@@ -1,10 +1,11 @@
 """Group commit: many operations, one durable write, answers only after it.
 
 Operations run on the event loop against in-memory state and append their
-mutations to the open batch.  The commit thread takes every batch queued so
-far, appends them to the write-ahead journal as one fsync'd write
-(core/engine/journal.py) and only then resolves their futures, so a caller is
-answered once its writes are durable.  The apply thread moves journaled groups
+mutations to the open batch.  The commit loop (a task on the event loop) takes
+every batch queued so far, appends them to the write-ahead journal as one
+write (core/engine/journal.py), has a helper process fsync it
+(core/engine/syncer.py: no GIL handover on the way back) and only then resolves
+their futures, so a caller is answered once its writes are durable.  The apply thread moves journaled groups
 into DuckDB in large transactions.  If a journal write fails, that batch and
 every batch queued behind it fail too (their operations saw its state), and
 the engine reloads its state from storage before it takes more work.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.engine.journal import APPLIED_KEY, Journal, encode
+from core.engine.syncer import SyncHelper
 from core.errors import StorageError
 from core.storage.base import Mutation, Storage
 
@@ -45,7 +47,7 @@ class GroupCommitter:
         self.storage = storage
         self.journal = journal
         self._on_failure = on_failure
-        self._commit_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-commit")
+        self.syncer = SyncHelper(journal.fd)
         self._apply_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-apply")
         self._batch = Batch()
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue()
@@ -108,13 +110,24 @@ class GroupCommitter:
 
     # -- the commit loop ------------------------------------------------------------------
 
-    def _write(self, groups: list[tuple[int, list[Mutation]]]) -> None:
-        """Journal thread: one write + fsync for all groups."""
+    async def _write(self, groups: list[tuple[int, list[Mutation]]]) -> None:
+        """One journal write and one sync for all groups; on failure nothing of them stays."""
         data = b"".join(encode(no, muts) for no, muts in groups)
-        self.journal.append(data)
+        if self.journal.size and self.applied_no >= self.written_no:
+            # Everything journaled is in storage: start the journal afresh (the sync below
+            # makes the truncation durable along with the new groups).
+            self.journal.reset()
+        start = self.journal.size
+        # Page-cache write on the loop thread: microseconds, and no thread handover.
+        self.journal.write(data)
+        try:
+            await self.syncer.sync()
+        except BaseException:
+            # Not acknowledged, so it must not come back from a replay either.
+            self.journal.cut(start)
+            raise
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             raw: list[Batch | None] = [await self._queue.get()]
             while not self._queue.empty():
@@ -141,10 +154,7 @@ class GroupCommitter:
                     self._next_no += 1
             try:
                 if groups:
-                    if self.journal.size and self.applied_no >= self.written_no:
-                        # Everything journaled is in storage: start the journal afresh.
-                        await loop.run_in_executor(self._commit_exec, self.journal.truncate)
-                    await loop.run_in_executor(self._commit_exec, self._write, groups)
+                    await self._write(groups)
                     n = sum(len(m) for _n, m in groups)
                     self.commits += 1
                     self.mutations += n
@@ -270,7 +280,7 @@ class GroupCommitter:
             self._apply_task.cancel()
         if not self._unapplied and self.journal.size:
             self.journal.truncate()
-        self._commit_exec.shutdown(wait=True)
+        self.syncer.close()
         self._apply_exec.shutdown(wait=True)
 
 

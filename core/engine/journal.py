@@ -93,21 +93,51 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
 
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (not yet durable: see :meth:`append` or ``SyncHelper``).
+
+        A write that fails part-way is cut off again, so no torn line is left in
+        front of the groups journaled after it (replay stops at the first torn line).
+        """
+        start = self.size
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except BaseException:
+            self.cut(start)
+            raise
+        self.size += len(data)
+
     def append(self, data: bytes) -> None:
         """Write and fsync; returns only once the bytes are durable."""
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        self.write(data)
         # fdatasync also flushes the file size an append changed, which is all a
         # reader needs to find the bytes again; it skips the mtime update fsync does.
         os.fdatasync(self._fd)
-        self.size += len(data)
+
+    def cut(self, size: int) -> None:
+        """Best effort: drop everything after ``size`` (bytes of a write that was not acknowledged)."""
+        try:
+            os.ftruncate(self._fd, size)
+            self.size = size
+        except OSError:
+            self.size = os.fstat(self._fd).st_size
+
+    def reset(self) -> None:
+        """Empty the journal; made durable by the next sync."""
+        os.ftruncate(self._fd, 0)
+        self.size = 0
 
     def truncate(self) -> None:
-        os.ftruncate(self._fd, 0)
+        """Empty the journal durably."""
+        self.reset()
         os.fsync(self._fd)
-        self.size = 0
 
     def read(self) -> list[tuple[int, list[Mutation]]]:
         """Every complete, parseable group; a torn last line (crash mid-write) is ignored."""

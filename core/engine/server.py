@@ -157,6 +157,7 @@ class Api:
                 "tenants": len(e.state.tenants),
                 "subscribers": len(e.bus),
                 "commits": e.committer.commits,
+                "sync_helper_pid": e.committer.syncer.pid,
                 "user": peer_user(request),
             }
         )

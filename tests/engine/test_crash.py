@@ -7,7 +7,7 @@ from typing import Any
 
 from core.errors import EngineUnavailable
 
-from .helpers import Home, poll
+from .helpers import Home, poll, wait_gone
 
 
 def test_kill9_mid_burst_loses_nothing_acknowledged(home: Home) -> None:
@@ -49,12 +49,14 @@ def test_kill9_mid_burst_loses_nothing_acknowledged(home: Home) -> None:
         th.start()
     try:
         poll(lambda: len(acked_usage) >= 150 and len(acked_members) >= 30, timeout=60, interval=0.01)
+        helper = home.client().get("/v1/health")["sync_helper_pid"]
         old_pid = home.kill9()
     finally:
         for th in threads:
             th.join(60)
     assert not surprises, surprises
     assert not any(th.is_alive() for th in threads)
+    wait_gone(helper, timeout=10)  # the journal's sync helper does not outlive its engine
 
     info = home.start()
     assert info["started"] is True and info["pid"] != old_pid

@@ -162,6 +162,32 @@ def test_a_crashing_op_rewinds_every_chain_it_touched() -> None:
     assert all(v["ok"] for v in out["verify"])
 
 
+def test_a_killed_sync_helper_is_replaced_and_writes_go_on(eng: Home) -> None:
+    """The process that fsyncs the journal dies: the engine starts another, nothing is lost."""
+    import os
+    import signal
+
+    from .helpers import wait_gone
+
+    t = eng.new_tenant("syh")
+    c = eng.client(t)
+    c.post("/v1/usage", {"model": "m", "input_tokens": 3})
+    helper = eng.client().get("/v1/health")["sync_helper_pid"]
+    assert isinstance(helper, int)
+    os.kill(helper, signal.SIGKILL)
+    wait_gone(helper)
+    for _ in range(3):
+        try:
+            c.post("/v1/usage", {"model": "m", "input_tokens": 4})
+            break
+        except MusubiError as exc:  # a write caught mid-sync is refused whole, never half-done
+            assert exc.code == "write_failed", exc
+    after = eng.client().get("/v1/health")["sync_helper_pid"]
+    assert after not in (None, helper)
+    assert eng.quota(t, "tokens", "day")["used"] == 7
+    assert c.post("/v1/audit/verify", {})["ok"] is True
+
+
 def test_verify_against_an_exported_checkpoint_catches_a_cut_tail(home: Home, tmp_path: Path) -> None:
     import duckdb
 
@@ -218,22 +244,34 @@ def test_a_failed_journal_write_refuses_cleanly_and_the_engine_recovers() -> Non
     paths = HomePaths(d)
     paths.ensure()
     engine = Engine(paths, DuckDBStorage(paths.db))
-    real_append = engine.journal.append
+    import os
+
+    import core.engine.journal as journal_module
+
     fail = {"n": 1}
 
-    def flaky(data: bytes) -> None:
-        if fail["n"]:
-            fail["n"] -= 1
-            raise OSError(28, "No space left on device")
-        real_append(data)
+    class FlakyOS:
+        """os for the journal module, whose write fails once part-way, as on a full disk."""
 
-    engine.journal.append = flaky  # type: ignore[method-assign]
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        def write(self, fd: int, data: bytes) -> int:
+            if fail["n"]:
+                fail["n"] -= 1
+                os.write(fd, bytes(data[: len(data) // 2]))  # a torn write ...
+                raise OSError(28, "No space left on device")  # ... then the error
+            return os.write(fd, data)
+
+    journal_module.os = FlakyOS()  # type: ignore[assignment]
 
     async def scenario() -> dict:
         engine.committer.start()
         engine.bootstrap("root")
         fail["n"] = 0
         await engine.committer.seal()
+        await engine.committer.sync()
+        engine.journal.truncate()  # all in DuckDB: the failing write is the journal's first bytes
         ctx = Ctx("root", "root", "default")
         used_before = engine.quota_status(ctx)["quotas"]
         fail["n"] = 1
@@ -242,12 +280,18 @@ def test_a_failed_journal_write_refuses_cleanly_and_the_engine_recovers() -> Non
         assert ei.value.code == "write_failed" and "disk" in ei.value.message
         assert engine.quota_status(ctx)["quotas"] == used_before  # state rebuilt: nothing charged
         await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 7, 0))
+        # No torn line was left in front of the write that followed: a replay finds it.
+        journaled = [m.row.get("tokens") for _n, ms in engine.journal.read() for m in ms if m.table == "usage_ledger"]
         res = await engine.audit_verify(ctx)
         tokens = next(q for q in engine.quota_status(ctx)["quotas"] if q["metric"] == "tokens")
         await engine.committer.close()
-        return {"verify": res, "tokens": tokens["used"]}
+        return {"verify": res, "tokens": tokens["used"], "journaled": journaled}
 
-    out = asyncio.run(scenario())
+    try:
+        out = asyncio.run(scenario())
+    finally:
+        journal_module.os = os
     engine.storage.close()
     assert out["verify"]["ok"] is True
     assert out["tokens"] == 7
+    assert out["journaled"] == [7], out

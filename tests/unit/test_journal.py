@@ -47,3 +47,58 @@ def test_replay_applies_only_what_storage_lacks_then_truncates(tmp_path: Path) -
     # A second replay finds nothing to do (idempotent).
     assert replay(j, st) == (0, 3)
     st.close()
+
+
+def test_sync_helper_syncs_reports_errors_and_survives_its_own_death(tmp_path: Path) -> None:
+    """fdatasync runs in a helper process; a failed sync names the errno; a dead helper is replaced."""
+    import asyncio
+    import errno
+    import os
+    import signal
+
+    import pytest
+
+    from core.engine.syncer import SyncHelper
+
+    async def scenario() -> None:
+        j = Journal(tmp_path / "s.wal")
+        s = SyncHelper(j.fd)
+        j.write(b"one\n")
+        await s.sync()
+        first = s.pid
+        assert first is not None and s.syncs == 1
+        # Several syncs in flight at once are answered in order, all of them.
+        await asyncio.gather(*(s.sync() for _ in range(5)))
+        assert s.syncs == 6
+        # The helper dies with a sync in flight: that sync fails (not acknowledged) ...
+        os.kill(first, signal.SIGSTOP)
+        pending = asyncio.ensure_future(s.sync())
+        await asyncio.sleep(0.05)
+        assert not pending.done()
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(OSError) as gone:
+            await asyncio.wait_for(pending, 10)
+        assert gone.value.errno == errno.EIO and "exited" in str(gone.value)
+        # ... and the next one runs on a new helper.
+        await s.sync()
+        second = s.pid
+        assert second not in (None, first)
+        # A helper found dead between syncs is replaced without failing anything.
+        os.kill(second, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        await s.sync()
+        assert s.pid not in (None, first, second)
+        s.close()
+        assert s.pid is None
+        j.close()
+
+        r, w = os.pipe()  # fdatasync on a pipe fails with EINVAL: the errno reaches the caller
+        bad = SyncHelper(r)
+        with pytest.raises(OSError) as ei:
+            await bad.sync()
+        assert ei.value.errno == errno.EINVAL and "fdatasync" in str(ei.value)
+        bad.close()
+        os.close(r)
+        os.close(w)
+
+    asyncio.run(scenario())
