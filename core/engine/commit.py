@@ -38,6 +38,7 @@ class Batch:
     mutations: list[Mutation] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     future: asyncio.Future[None] | None = None
+    epoch: int = 0  # the state generation its operations ran against
 
 
 class GroupCommitter:
@@ -49,6 +50,9 @@ class GroupCommitter:
         self._on_failure = on_failure
         self.syncer = SyncHelper(journal.fd)
         self._apply_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-apply")
+        # The state generation, bumped when state is rebuilt after a failed write: a batch
+        # of an older one was computed from the failed state and is refused.
+        self._epoch = 0
         self._batch = Batch()
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -136,7 +140,7 @@ class GroupCommitter:
             batches: list[Batch] = [b for b in raw if b is not None]
             for b in batches:
                 if b is self._batch:
-                    self._batch = Batch()  # anything added from now on goes into the next batch
+                    self._batch = Batch(epoch=self._epoch)  # anything added from now on goes into the next batch
             if self._failed:
                 # A previous recovery could not finish (storage unwritable): try again first.
                 await self._try_recover()
@@ -147,6 +151,13 @@ class GroupCommitter:
                 if stop:
                     return
                 continue
+            stale = [b for b in batches if b.epoch != self._epoch]
+            if stale:
+                # Filled while a failed write's state was being rebuilt: refuse them.
+                for b in stale:
+                    if b.future is not None and not b.future.done():
+                        b.future.set_exception(_poisoned())
+                batches = [b for b in batches if b.epoch == self._epoch]
             groups = []
             for b in batches:
                 if b.mutations:
@@ -193,7 +204,7 @@ class GroupCommitter:
     async def _recover(self) -> None:
         # Fail the batch that was filling (its operations saw the failed state), then reload.
         nxt = self._batch
-        self._batch = Batch()
+        self._batch = Batch(epoch=self._epoch)
         while not self._queue.empty():
             q = self._queue.get_nowait()
             if q is not None and q.future is not None and not q.future.done():
@@ -217,6 +228,10 @@ class GroupCommitter:
         except Exception:
             log.exception("recovery failed; writes stay refused until storage is writable again")
             return
+        # Operations that ran while this rebuild awaited storage saw the failed state; their
+        # batches (sealed before they awaited) carry the old generation and are refused.
+        self._epoch += 1
+        self._batch = Batch(epoch=self._epoch)
         self._failed = False
 
     # -- the apply loop -------------------------------------------------------------------

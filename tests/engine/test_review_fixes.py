@@ -162,6 +162,69 @@ def test_a_crashing_op_rewinds_every_chain_it_touched() -> None:
     assert all(v["ok"] for v in out["verify"])
 
 
+def test_an_op_that_runs_while_a_failed_write_is_rebuilt_is_refused() -> None:
+    """Rebuilding state after a failed write awaits the database; an op in that window saw the
+    failed state (its audit event chains on the refused one), so its write must be refused."""
+    import threading
+
+    from core.errors import StorageError
+
+    engine = _scratch_engine()
+    real_apply = engine.storage.apply
+    hooks: dict = {}
+
+    def slow_apply(mutations, meta=None):  # type: ignore[no-untyped-def]
+        if hooks.get("during"):
+            ran = threading.Event()
+            hooks["loop"].call_soon_threadsafe(hooks.pop("during"), ran)
+            ran.wait(5)
+        return real_apply(mutations, meta=meta)
+
+    engine.storage.apply = slow_apply  # type: ignore[method-assign]
+
+    async def scenario() -> dict:
+        await _started(engine)
+        ctx = Ctx("root", "root", "default")
+        await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 7, 0))
+        results: dict = {}
+
+        def start_b(ran: threading.Event) -> None:
+            async def op_b() -> None:
+                try:
+                    await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 5, 0))
+                    results["b"] = "ok"
+                except StorageError as exc:
+                    results["b"] = exc.code
+            hooks["b"] = asyncio.ensure_future(op_b())
+            hooks["loop"].call_soon(ran.set)  # B's op has run and sealed by now
+
+        hooks["loop"] = asyncio.get_running_loop()
+        hooks["during"] = start_b
+        real_write = engine.journal.write
+        state = {"fail": True}
+
+        def failing_write(data: bytes) -> None:
+            if state.pop("fail", False):
+                raise OSError(5, "Input/output error")
+            real_write(data)
+
+        engine.journal.write = failing_write  # type: ignore[method-assign]
+        with pytest.raises(StorageError):
+            await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 100, 0))
+        await hooks["b"]
+        await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 1, 0))
+        tokens = next(q for q in engine.quota_status(ctx)["quotas"] if q["metric"] == "tokens")["used"]
+        res = await engine.audit_verify(ctx)
+        await engine.committer.close()
+        return {"b": results.get("b"), "tokens": tokens, "verify": res}
+
+    out = asyncio.run(scenario())
+    engine.storage.close()
+    assert out["b"] == "write_failed"
+    assert out["tokens"] == 8  # 7 before, 1 after; neither the failed 100 nor B's 5
+    assert out["verify"]["ok"] is True, out["verify"]
+
+
 def test_a_killed_sync_helper_is_replaced_and_writes_go_on(eng: Home) -> None:
     """The process that fsyncs the journal dies: the engine starts another, nothing is lost."""
     import os
