@@ -15,7 +15,7 @@ flushes exactly the bytes the engine wrote (durability is a property of the
 file, not of the process that asks).  Protocol over two pipes: the engine
 writes one byte per sync request, after the journal bytes it covers are
 written; the helper reads whatever requests are waiting, syncs once for all of
-them and answers one byte each, in order: ``k`` for done, or the ``errno``
+them and answers one byte each, in order: 0 for done, or the ``errno``
 (1..255) of a failed sync.  When the engine dies, the helper reads end-of-file
 and exits; when the helper dies, pending syncs fail and the next one starts a
 new helper.
@@ -34,7 +34,7 @@ import sys
 
 log = logging.getLogger("musubi.engine.syncer")
 
-_OK = ord("k")
+_OK = 0
 _HELPER = """
 import os, sys
 req, resp, fd = (int(a) for a in sys.argv[1:4])
@@ -47,10 +47,13 @@ while True:
         break
     try:
         os.fdatasync(fd)
-        answer = b"k" * n
+        answer = bytes(n)
     except OSError as e:
         answer = bytes([min(max(e.errno or 5, 1), 255)]) * n
-    os.write(resp, answer)
+    try:
+        os.write(resp, answer)
+    except OSError:
+        break
 """
 
 
