@@ -185,12 +185,14 @@ class EngineBase:
         try:
             result = fn()
         except (PermissionDenied, QuotaExceeded) as exc:
-            if ctx is not None and ctx.tenant in self.state.tenants:
+            if ctx is not None:
                 details = {"code": exc.code, "reason": exc.message}
-                for k in ("permission", "quota"):
+                for k in ("permission", "quota", "route"):
                     if k in exc.extra:
                         details[k] = exc.extra[k]
-                self.audit(ctx.tenant, ctx, action, resource, "denied", details)
+                # A tenant that does not exist has no log: the system tenant's records the denial.
+                where = ctx.tenant if ctx.tenant in self.state.tenants else SYSTEM_TENANT
+                self.audit(where, ctx, action, resource, "denied", details)
             if self._wrote:
                 await self.committer.seal()
             raise
@@ -255,20 +257,59 @@ class EngineBase:
             return best
         return None
 
-    def make_ctx(self, real_user: str, as_user: str | None, tenant: str, cwd: str | None, project: str | None) -> Ctx:
-        self.tenant_or_404(tenant)
-        proj = self.project_for(tenant, project, cwd)
-        ctx = Ctx(real_user, real_user, tenant, proj)
+    def is_system_admin(self, user: str) -> bool:
+        """May see every tenant (holds 'tenant.manage' in the system tenant)."""
+        return "tenant.manage" in self.state.permissions_of(SYSTEM_TENANT, user, None)
+
+    def outsider(self, user: str, tenant: str) -> PermissionDenied:
+        """The one refusal for a tenant the caller has no role in, whether or not it exists.
+
+        The same text either way, so nobody learns which tenant names exist (nor,
+        since it comes before any lookup, which project, role, member or
+        reservation names a tenant has) by probing.
+        """
+        return PermissionDenied(
+            f"permission denied: {user} has no role in tenant {tenant!r}, or there is no such tenant. "
+            f"See your tenants with: musubi tenant list; an owner of the tenant can add you with: "
+            f"musubi member add {user} --role ROLE",
+            permission="any role in the tenant",
+            resource=f"tenant:{tenant}",
+        )
+
+    def make_ctx(
+        self, real_user: str, as_user: str | None, tenant: str, cwd: str | None, project: str | None, *,
+        outsiders: bool = False,
+    ) -> Ctx:
+        """The caller's context; refuses callers with no role in the tenant unless ``outsiders``.
+
+        ``outsiders`` is for the few routes that answer people outside the tenant
+        (who am I, my tenants, system-level tenant management), which check for themselves.
+        """
+        names.tenant_name(tenant)
+        st = self.state
+        exists = tenant in st.tenants
+        if not exists and self.is_system_admin(real_user):
+            self.tenant_or_404(tenant)  # system admins may know which tenants exist
+        user = real_user
         if as_user and as_user != real_user:
             names.user_name(as_user)
-            if "impersonate" not in self.state.permissions_of(tenant, real_user, proj):
+            inside = exists and (st.is_member(tenant, real_user) or self.is_system_admin(real_user))
+            # Projects are looked up only for someone inside: an outsider learns no names.
+            where = self.project_for(tenant, project, cwd) if inside else None
+            if not inside or "impersonate" not in st.permissions_of(tenant, real_user, where):
                 raise PermissionDenied(
                     f"permission denied: {real_user} may not act as {as_user} in tenant {tenant!r}: "
                     "impersonation needs the 'impersonate' permission (role owner).",
                     permission="impersonate",
                     resource=f"user:{as_user}",
                 )
-            ctx.user = as_user
+            user = as_user
+        if not (exists and st.is_member(tenant, user)) and not self.is_system_admin(user):
+            if not outsiders:
+                raise self.outsider(user, tenant)
+            return Ctx(real_user, user, tenant, None)
+        proj = self.project_for(tenant, project, cwd)
+        ctx = Ctx(real_user, user, tenant, proj)
         if proj and not project and not self.state.is_member(tenant, ctx.user):
             # Someone with no role here learns nothing of the tenant's projects from where they
             # stand (the project name would otherwise be echoed in whoami and denial messages).

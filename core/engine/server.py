@@ -124,7 +124,8 @@ class Api:
         self.e = engine
         self.stop = stop
 
-    async def ctx(self, request: web.Request, tenant: str | None = None) -> Ctx:
+    async def ctx(self, request: web.Request, tenant: str | None = None, *, outsiders: bool = False) -> Ctx:
+        """The caller's context; with ``outsiders`` also for someone with no role in the tenant."""
         real = peer_user(request)
         h = request.headers
         tenant = tenant or h.get("X-Musubi-Tenant") or "default"
@@ -132,13 +133,21 @@ class Api:
         cwd, project = h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
 
         def make() -> Ctx:
-            return self.e.make_ctx(real, as_user, tenant, cwd, project)
+            try:
+                return self.e.make_ctx(real, as_user, tenant, cwd, project, outsiders=outsiders)
+            except PermissionDenied as exc:
+                exc.extra["route"] = f"{request.method} {request.path}"  # recorded with the denial
+                raise
 
         try:
             return make()  # writes nothing, so it needs no op of its own unless it is refused
-        except PermissionDenied:
-            # Running it as an op audits the refused impersonation (under the real user).
-            return await self.e.run(Ctx(real, real, tenant), "impersonate", f"user:{as_user}", make)
+        except PermissionDenied as exc:
+            # Running it as an op audits the refusal: in the tenant asked for, or in the system
+            # tenant when there is no such tenant (so probing for names is on record too).
+            where = tenant if tenant in self.e.state.tenants else SYSTEM_TENANT
+            if exc.extra.get("permission") == "impersonate":  # refused impersonation: the real user acted
+                return await self.e.run(Ctx(real, real, where), "impersonate", f"user:{as_user}", make)
+            return await self.e.run(Ctx(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make)
 
     # -- engine -----------------------------------------------------------------------------
 
@@ -163,7 +172,7 @@ class Api:
         )
 
     async def whoami(self, request: web.Request) -> web.Response:
-        c = await self.ctx(request)
+        c = await self.ctx(request, outsiders=True)
         st = self.e.state
         # Someone with no role in the tenant sees only that they have none, not its state.
         visible = st.is_member(c.tenant, c.user) or "tenant.manage" in st.permissions_of(SYSTEM_TENANT, c.user, None)
@@ -180,7 +189,7 @@ class Api:
         )
 
     async def engine_stop(self, request: web.Request) -> web.Response:
-        c = await self.ctx(request, "default")
+        c = await self.ctx(request, "default", outsiders=True)
 
         def op() -> None:
             # c.user, not the socket peer: a request made --as someone else acts as that user.
@@ -195,27 +204,27 @@ class Api:
     # -- tenants ----------------------------------------------------------------------------
 
     async def tenants_list(self, request: web.Request) -> web.Response:
-        c = await self.ctx(request)
+        c = await self.ctx(request, outsiders=True)
         return _json(self.e.tenant_list(c))
 
     async def tenants_create(self, request: web.Request) -> web.Response:
         b = await body(request)
-        c = await self.ctx(request)
+        c = await self.ctx(request, outsiders=True)
         return _json(await self.e.run(c, "tenant.create", f"tenant:{b.get('name')}", lambda: self.e.tenant_create(c, b.get("name", ""))), 201)
 
     async def tenants_show(self, request: web.Request) -> web.Response:
-        c = await self.ctx(request)
+        c = await self.ctx(request, outsiders=True)
         name = request.match_info["name"]
         return _json(await self.e.run(c, "tenant.show", f"tenant:{name}", lambda: self.e.tenant_show(c, name)))
 
     async def tenants_suspend(self, request: web.Request) -> web.Response:
         b = await body(request)
-        c = await self.ctx(request)
+        c = await self.ctx(request, outsiders=True)
         name = request.match_info["name"]
         return _json(await self.e.run(c, "tenant.suspend", f"tenant:{name}", lambda: self.e.tenant_suspend(c, name, b.get("reason"))))
 
     async def tenants_resume(self, request: web.Request) -> web.Response:
-        c = await self.ctx(request)
+        c = await self.ctx(request, outsiders=True)
         name = request.match_info["name"]
         return _json(await self.e.run(c, "tenant.resume", f"tenant:{name}", lambda: self.e.tenant_resume(c, name)))
 

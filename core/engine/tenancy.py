@@ -75,14 +75,12 @@ class TenancyOps(EngineBase):
         return out
 
     def tenant_show(self, ctx: Ctx, name: str) -> dict[str, Any]:
-        t = self.tenant_or_404(name)
+        names.tenant_name(name)
         st = self.state
-        system = "tenant.manage" in st.permissions_of(SYSTEM_TENANT, ctx.user, None)
-        if not (system or st.is_member(name, ctx.user)):
-            raise PermissionDenied(
-                f"permission denied: {ctx.user} has no role in tenant {name!r}; any role there lets you see it.",
-                permission="any role in the tenant",
-            )
+        system = self.is_system_admin(ctx.user)
+        if not (system or (name in st.tenants and st.is_member(name, ctx.user))):
+            raise self.outsider(ctx.user, name)  # the same answer whether or not it exists
+        t = self.tenant_or_404(name)
         if not system:
             self.suspended_read_check(Ctx(ctx.real_user, ctx.user, name, None))
         d = t.as_json()
@@ -94,8 +92,9 @@ class TenancyOps(EngineBase):
         return d
 
     def _set_status(self, ctx: Ctx, name: str, status: str, reason: str | None) -> dict[str, Any]:
+        names.tenant_name(name)
+        self.require_system(ctx)  # before the lookup: others learn nothing of which tenants exist
         t = self.tenant_or_404(name)
-        self.require_system(ctx)
         if name == SYSTEM_TENANT and status == "suspended":
             raise Conflict("the system tenant 'default' cannot be suspended: it holds the system owners.")
         if t.status == status:

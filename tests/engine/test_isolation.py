@@ -199,3 +199,70 @@ def test_tenant_data_folders_are_separate(world: World) -> None:
     db = Path(h.client(w.b).get(f"/v1/tenants/{w.b}")["data_dir"])
     assert da.is_dir() and db.is_dir() and da != db
     assert da.parent == db.parent == h.paths.tenants
+
+
+# Names an outsider might probe: the real one of B, and one that exists nowhere.
+PROBES: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    # (method, path with {n}, the real value of {n}, body)
+    ("GET", "/v1/tenants/{n}", "{b}", None),
+    ("POST", "/v1/tenants/{n}/suspend", "{b}", {"reason": "x"}),
+    ("POST", "/v1/tenants/{n}/resume", "{b}", {}),
+    ("DELETE", "/v1/projects/{n}", "secretproj", None),
+    ("GET", "/v1/roles/{n}", "secretrole", None),
+    ("DELETE", "/v1/roles/{n}", "secretrole", None),
+    ("DELETE", "/v1/members/{n}", "bobsecret", None),
+    ("GET", "/v1/quotas?user={n}", "bobsecret", None),
+    ("GET", "/v1/usage/history?user={n}", "bobsecret", None),
+    ("POST", "/v1/reservations/{n}/settle", "{rid}", {"input_tokens": 1}),
+    ("POST", "/v1/reservations/{n}/release", "{rid}", {}),
+]
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=lambda p: f"{p[0]} {p[1]}")
+def test_an_outsider_cannot_tell_which_names_exist(world: World, probe: tuple[str, str, str, dict[str, Any] | None]) -> None:
+    """A user with no role in B gets the same refusal for B's real names as for made-up ones."""
+    w, h = world, world.h
+    method, path_t, real_t, body = probe
+    real = fill(real_t, w)
+    fake = "rsv_" + "0" * 24 if real.startswith("rsv_") else unique("nosuch")
+    answers = []
+    for name in (real, fake):
+        status, resp = h.raw(method, path_t.replace("{n}", name), body, tenant=w.b, as_user="alice-member")
+        err = resp["error"] if isinstance(resp, dict) and "error" in resp else {}
+        answers.append((status, err.get("code"), err.get("message", "").replace(name, "<name>")))
+    assert answers[0] == answers[1], answers
+
+
+def test_an_outsider_cannot_tell_which_tenants_exist(world: World) -> None:
+    """The engine's own check, as a user with no role anywhere would meet it over the socket.
+
+    (Over HTTP every caller here is the engine's OS user, who owns the system tenant and so
+    may know every tenant; other users arrive through --as, which needs an existing tenant.)
+    """
+    from core.engine.engine import Engine
+    from core.errors import PermissionDenied
+    from core.paths import HomePaths
+    from core.storage.duckdb_store import DuckDBStorage
+
+    paths = HomePaths(world.scratch / "own")
+    paths.ensure()
+    e = Engine(paths, DuckDBStorage(paths.db))
+    try:
+        e.bootstrap("root")
+        e.tenant_create(e.make_ctx("root", None, "default", None, None), "realone")
+        answers = []
+        for tenant in ("realone", "nosuchone"):
+            with pytest.raises(PermissionDenied) as ei:
+                e.make_ctx("alice", None, tenant, None, "someproject")
+            answers.append((ei.value.code, ei.value.message.replace(tenant, "<t>")))
+            with pytest.raises(PermissionDenied) as ei:
+                e.tenant_show(e.make_ctx("alice", None, "default", None, None, outsiders=True), tenant)
+            answers.append((ei.value.code, ei.value.message.replace(tenant, "<t>")))
+        assert answers[:2] == answers[2:], answers
+        # Who may see every tenant still learns that one does not exist.
+        from core.errors import NotFound
+
+        with pytest.raises(NotFound):
+            e.make_ctx("root", None, "nosuchone", None, None)
+    finally:
+        e.storage.close()

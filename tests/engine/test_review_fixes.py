@@ -37,8 +37,10 @@ def test_refused_event_stream_is_audited(eng: Home) -> None:
     t = eng.new_tenant("evs")
     status, _ = eng.raw("GET", "/v1/events", tenant=t, as_user="stranger")
     assert status == 403
-    denied = eng.audit(t, outcome="denied", action="events.subscribe")
+    # A stranger (no role in the tenant) is refused before the route: recorded as tenant access.
+    denied = eng.audit(t, outcome="denied", action="tenant.access")
     assert denied and denied[-1]["actor"] == "stranger"
+    assert denied[-1]["details"]["route"] == "GET /v1/events"
 
 
 def test_admin_cannot_demote_an_owner(eng: Home) -> None:
