@@ -133,7 +133,13 @@ class State:
         return frozenset(perms)
 
     def is_member(self, tenant: str, user: str) -> bool:
-        return any(u == user for (u, _p) in self.members.get(tenant, {}))
+        """Has any binding in the tenant, at tenant or project scope (asked on every request)."""
+        mem = self.members.get(tenant)
+        if not mem:
+            return False
+        if (user, "") in mem:  # the common case, without walking the tenant's bindings
+            return True
+        return any(u == user for (u, _p) in mem)
 
     def head(self, tenant: str) -> tuple[int, str]:
         return self.heads.get(tenant, (0, GENESIS_HASH))
