@@ -4,11 +4,13 @@ Operations run on the event loop against in-memory state and append their
 mutations to the open batch.  The commit loop (a task on the event loop) takes
 every batch queued so far, appends them to the write-ahead journal as one
 write (core/engine/journal.py), has a helper process fsync it
-(core/engine/syncer.py: no GIL handover on the way back) and only then resolves
-their futures, so a caller is answered once its writes are durable.  The apply thread moves journaled groups
-into DuckDB in large transactions.  If a journal write fails, that batch and
-every batch queued behind it fail too (their operations saw its state), and
-the engine reloads its state from storage before it takes more work.
+(core/engine/syncer.py: no GIL handover on the way back) and only then
+resolves their futures, so a caller is answered once its writes are durable.
+The apply thread moves journaled groups into DuckDB in large transactions.  If
+a journal write fails, that batch and every batch queued behind it fail too
+(their operations saw its state), their bytes are cut off the journal, and the
+engine reloads its state from storage before it answers them; batches made
+while that reload ran are refused as well.
 """
 
 from __future__ import annotations
