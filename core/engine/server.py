@@ -175,7 +175,7 @@ class Api:
         c = await self.ctx(request, outsiders=True)
         st = self.e.state
         # Someone with no role in the tenant sees only that they have none, not its state.
-        visible = st.is_member(c.tenant, c.user) or "tenant.manage" in st.permissions_of(SYSTEM_TENANT, c.user, None)
+        visible = st.is_member(c.tenant, c.user) or self.e.is_system_admin(c.user)
         return _json(
             {
                 "user": c.user,

@@ -63,7 +63,7 @@ class TenancyOps(EngineBase):
 
     def tenant_list(self, ctx: Ctx) -> list[dict[str, Any]]:
         st = self.state
-        system = "tenant.manage" in st.permissions_of(SYSTEM_TENANT, ctx.user, None)
+        system = self.is_system_admin(ctx.user)
         out = []
         for name in sorted(st.tenants):
             if system or st.is_member(name, ctx.user):
