@@ -45,6 +45,13 @@ class BadRequest(MusubiError):
     exit_code = EXIT_USAGE
 
 
+class PayloadTooLarge(BadRequest):
+    """The request body is larger than the engine accepts (HTTP 413, CLI exit 2)."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
 class NotFound(MusubiError):
     """A named thing (tenant, role, project, member, reservation) does not exist."""
 
@@ -111,6 +118,7 @@ _BY_CODE: dict[str, type[MusubiError]] = {}
 for _cls in (
     MusubiError,
     BadRequest,
+    PayloadTooLarge,
     NotFound,
     Conflict,
     PermissionDenied,
@@ -130,6 +138,7 @@ _BY_CODE.update(
         "database_corrupt": StorageError,
         "write_failed": StorageError,
         "home_path_too_long": EngineUnavailable,
+        "settle_over_reservation": QuotaExceeded,
     }
 )
 

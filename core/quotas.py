@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from core import limits
 from core.errors import BadRequest
 
 METRICS = ("tokens", "requests", "cost_usd")
 PERIODS = ("minute", "hour", "day", "month")
-MICROS = 1_000_000
+MICROS = limits.MICROS
 
 # Every new tenant starts with these (tenant scope).
 DEFAULT_QUOTAS: tuple[tuple[str, str, int], ...] = (("tokens", "day", 100_000), ("requests", "hour", 100))
@@ -61,20 +62,9 @@ def check_period(period: object) -> str:
     return str(period)
 
 
-def usd_to_micros(value: object, what: str = "cost") -> int:
-    """Parse a dollar amount (string or number) into integer micro-dollars, exactly."""
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise BadRequest(f"{what} {value!r} is not a number; give dollars like 0.25.") from None
-    if not d.is_finite():
-        raise BadRequest(f"{what} {value!r} is not a finite number.")
-    if d < 0:
-        raise BadRequest(f"{what} {value!r} is negative; give a value >= 0.")
-    micros = d * MICROS
-    if micros != micros.to_integral_value():
-        raise BadRequest(f"{what} {value!r} has more than 6 decimal places (micro-dollar precision).")
-    return int(micros)
+def usd_to_micros(value: object, what: str = "cost", r: limits.Range = limits.LIMIT_COST) -> int:
+    """Parse a dollar amount (string or number) into integer micro-dollars, exactly, within ``r``."""
+    return limits.dollars(value, what, r)
 
 
 def micros_to_usd(micros: int) -> str:
@@ -83,34 +73,38 @@ def micros_to_usd(micros: int) -> str:
 
 
 def parse_limit(metric: str, value: object) -> int:
-    """A limit in the metric's unit: whole tokens/requests, or dollars for cost_usd (stored as micros)."""
+    """A limit in the metric's unit: whole tokens/requests, or dollars for cost_usd (stored as micros).
+
+    Bounded so that ``limit_value`` (BIGINT) holds it, and twice it too (core/limits.py).
+    """
     if metric == "cost_usd":
-        return usd_to_micros(value, "limit")
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        n = int(str(value).replace("_", "")) if not isinstance(value, (int, float)) else int(value)
-    except (ValueError, TypeError):
-        raise BadRequest(f"limit {value!r} is not a whole number of {metric}.", field="limit") from None
-    if n < 0:
-        raise BadRequest(f"limit {value!r} is negative; give a limit >= 0.", field="limit")
-    return n
+        return limits.dollars(value, "limit", limits.LIMIT_COST)
+    return limits.count(value, "limit", limits.LIMIT_COUNT)
 
 
 def parse_alerts(value: object) -> tuple[float, ...]:
-    """Alert thresholds as fractions of the limit, e.g. ``"0.8,1.0"``."""
+    """Alert thresholds as fractions of the limit, e.g. ``"0.8,1.0"`` or ``[0.8, 1.0]``."""
     if value is None or value == "":
         return ()
-    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    if isinstance(value, str):
+        items: list[object] = list(value.split(","))
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        raise BadRequest(
+            f"alerts must be a list of fractions or a text like \"0.8,1.0\" (got {type(value).__name__}).", field="alert"
+        )
+    if len(items) > limits.MAX_ALERTS:
+        raise BadRequest(f"{len(items)} alert thresholds is too many; give at most {limits.MAX_ALERTS}.", field="alert")
     out: list[float] = []
     for it in items:
+        if isinstance(it, bool) or not isinstance(it, (int, float, str)):
+            raise BadRequest(f"alert threshold {it!r} is not a number; use fractions like 0.8,1.0.", field="alert")
         try:
             f = float(str(it).strip())
         except ValueError:
             raise BadRequest(f"alert threshold {it!r} is not a number; use fractions like 0.8,1.0.", field="alert") from None
-        if not 0 < f <= 10:
+        if not limits.ALERT_MIN_EXCLUSIVE < f <= limits.ALERT_MAX:  # NaN fails this too
             raise BadRequest(f"alert threshold {it!r} must be a fraction of the limit in (0, 10], e.g. 0.8.", field="alert")
         out.append(f)
     return tuple(sorted(set(out)))

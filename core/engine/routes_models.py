@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from core import limits
 from core.engine.base import Ctx
 from core.errors import BadRequest, PermissionDenied
 from core.models.estimate import estimate, load_workflows, single_step, workflow
@@ -210,8 +211,9 @@ class ModelRoutes:
         c = await self._read_ctx(request, "models.route", f"task:{b.get('task')}")
         task = check_task(b.get("task"))
         n = b.get("input_tokens")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if not isinstance(n, int):  # a JSON integer: o200k_base tokens
             raise BadRequest("input_tokens must be a whole number >= 0 (o200k_base tokens).", field="input_tokens")
+        n = limits.count(n, "input_tokens", limits.TOKENS)
         kind = b.get("kind", "code")
         if kind not in ("code", "prose", "cjk"):
             raise BadRequest("kind must be code, prose or cjk.", field="kind")
@@ -250,8 +252,9 @@ class ModelRoutes:
             raise BadRequest("give a workflow or a task kind, not both.", field="workflow")
         steps = list(workflow(str(wf)).steps) if wf else single_step(str(task or "implementation"))
         retrieval = b.get("retrieval_tokens", 0)
-        if isinstance(retrieval, bool) or not isinstance(retrieval, int) or retrieval < 0:
+        if not isinstance(retrieval, int):
             raise BadRequest("retrieval_tokens must be a whole number >= 0.", field="retrieval_tokens")
+        retrieval = limits.count(retrieval, "retrieval_tokens", limits.TOKENS)
         cache = b.get("cache", True)
         if not isinstance(cache, bool):
             raise BadRequest("cache must be true or false.", field="cache")

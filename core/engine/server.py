@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import pwd
 import socket
@@ -20,12 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from core import __version__
+from core import __version__, limits
 from core.engine import routes_models, routes_trace
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
-from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
+from core.errors import BadRequest, MusubiError, NotFound, PayloadTooLarge, PermissionDenied
+from core.limits import MAX_DEPTH
 from core.quotas import quota_resource
 from core.rbac import SYSTEM_TENANT
 
@@ -34,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ENGINE_KEY = web.AppKey("engine", Engine)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
 _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
+MAX_BODY = 1 << 20  # bytes of one request body
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -81,8 +84,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(NotFound(f"no such route {request.method} {request.path}; see docs/api.md.", code="no_route"))
     except web.HTTPMethodNotAllowed:
         return error_response(BadRequest(f"method {request.method} is not allowed on {request.path}.", code="method_not_allowed"))
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # Any other refusal aiohttp raises gets the JSON error shape too.
+        err = MusubiError(f"{request.method} {request.path}: {exc.reason}.", code=exc.reason.lower().replace(" ", "_"))
+        err.http_status = exc.status
+        return error_response(err)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -91,21 +99,72 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(err)
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key (json would silently keep the last one)."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _v in pairs:
+            if k in seen:
+                raise BadRequest(f"request body repeats the key {k!r}; give each key once.", field=k)
+            seen.add(k)
+    return d
+
+
+def _constant(name: str) -> Any:
+    raise BadRequest(f"request body contains {name}, which is not JSON; give numbers as digits.")
+
+
+def _float(text: str) -> float:
+    f = float(text)
+    if math.isinf(f):
+        raise BadRequest(f"number {text[:40]} in the request body is too large for any field; see docs/api.md#ranges.")
+    return f
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant, parse_float=_float)
+
+
+def _check_depth(data: Any, text: str) -> None:
+    """Refuse bodies nested deeper than MAX_DEPTH (they only ever make trouble further on)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # cannot be that deep: the common case, without walking anything
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"request body is nested more than {MAX_DEPTH} levels deep; no request needs that.")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
 async def body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, strictly parsed (every refusal a 400 naming the problem)."""
     if not request.can_read_body:
         return {}
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the engine accepts ({MAX_BODY:,} bytes); "
+            "send less at once (e.g. fewer texts or paths per estimate)."
+        ) from None
     try:
         # Decode strictly ourselves: json.loads(bytes) would let UTF-8-encoded surrogates through.
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request body is not UTF-8 text (bad byte at offset {exc.start}); send JSON encoded as UTF-8.") from None
     try:
-        data = json.loads(text)
+        data = _DECODER.decode(text)
     except json.JSONDecodeError:
         raise BadRequest("request body is not valid JSON.") from None
+    except RecursionError:
+        raise BadRequest(f"request body is nested more than {MAX_DEPTH} levels deep; no request needs that.") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadRequest(f"request body has a number no field can hold ({exc}); see docs/api.md#ranges.") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object.")
+    _check_depth(data, text)
     if "\\u" in text:
         try:
             # JSON may carry lone surrogates ("\ud800"), only ever as an escape; they cannot be
@@ -219,9 +278,10 @@ class Api:
 
     async def tenants_suspend(self, request: web.Request) -> web.Response:
         b = await body(request)
+        reason = limits.text(b.get("reason"), "reason", limits.MAX_REASON_LEN)
         c = await self.ctx(request, outsiders=True)
         name = request.match_info["name"]
-        return _json(await self.e.run(c, "tenant.suspend", f"tenant:{name}", lambda: self.e.tenant_suspend(c, name, b.get("reason"))))
+        return _json(await self.e.run(c, "tenant.suspend", f"tenant:{name}", lambda: self.e.tenant_suspend(c, name, reason)))
 
     async def tenants_resume(self, request: web.Request) -> web.Response:
         c = await self.ctx(request, outsiders=True)
@@ -236,8 +296,10 @@ class Api:
 
     async def projects_add(self, request: web.Request) -> web.Response:
         b = await body(request)
+        path = limits.text(b.get("path"), "path", limits.MAX_PATH_LEN, required=True) or ""
+        name = limits.text(b.get("name"), "name", 128)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "project.add", f"project:{b.get('name') or b.get('path')}", lambda: self.e.project_add(c, b.get("path", ""), b.get("name"))), 201)
+        return _json(await self.e.run(c, "project.add", f"project:{name or path}", lambda: self.e.project_add(c, path, name)), 201)
 
     async def projects_remove(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -254,9 +316,10 @@ class Api:
         b = await body(request)
         c = await self.ctx(request)
         perms = b.get("permissions") or []
-        if not isinstance(perms, list):
-            raise BadRequest("permissions must be a list of permission names.")
-        return _json(await self.e.run(c, "role.create", f"role:{b.get('name')}", lambda: self.e.role_create(c, b.get("name", ""), perms, str(b.get("description") or ""))), 201)
+        if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+            raise BadRequest("permissions must be a list of permission names.", field="permissions")
+        description = limits.text(b.get("description"), "description", limits.MAX_REASON_LEN) or ""
+        return _json(await self.e.run(c, "role.create", f"role:{b.get('name')}", lambda: self.e.role_create(c, b.get("name", ""), perms, description)), 201)
 
     async def roles_show(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -276,8 +339,9 @@ class Api:
 
     async def members_add(self, request: web.Request) -> web.Response:
         b = await body(request)
+        project = limits.text(b.get("project"), "project", 128)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "member.add", f"member:{b.get('user')}", lambda: self.e.member_add(c, b.get("user", ""), b.get("role", ""), b.get("project"))), 201)
+        return _json(await self.e.run(c, "member.add", f"member:{b.get('user')}", lambda: self.e.member_add(c, b.get("user", ""), b.get("role", ""), project)), 201)
 
     async def members_remove(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -294,8 +358,9 @@ class Api:
 
     async def quotas_set(self, request: web.Request) -> web.Response:
         b = await body(request)
+        user = limits.text(b.get("user"), "user", 64)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "quota.set", quota_resource(b.get("metric"), b.get("period"), b.get("user")), lambda: self.e.quota_set(c, b.get("metric", ""), b.get("limit"), b.get("period", ""), b.get("user"), b.get("alerts"))))
+        return _json(await self.e.run(c, "quota.set", quota_resource(b.get("metric"), b.get("period"), b.get("user")), lambda: self.e.quota_set(c, b.get("metric", ""), b.get("limit"), b.get("period", ""), user, b.get("alerts"))))
 
     async def quotas_remove(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -350,8 +415,8 @@ class Api:
         b = await body(request)
         c = await self.ctx(request)
         filters = b.get("filters") or {}
-        if not isinstance(filters, dict):
-            raise BadRequest("filters must be a JSON object.")
+        if not isinstance(filters, dict) or not all(isinstance(v, (str, int, bool)) or v is None for v in filters.values()):
+            raise BadRequest("filters must be a JSON object of text, number or true/false values.", field="filters")
         return _json(await self.e.audit_export(c, str(b.get("format", "")), str(b.get("path", "")), filters))
 
     async def audit_prune(self, request: web.Request) -> web.Response:
@@ -361,8 +426,9 @@ class Api:
 
     async def audit_checkpoint(self, request: web.Request) -> web.Response:
         b = await body(request)
+        path = limits.text(b.get("path"), "path", limits.MAX_PATH_LEN)
         c = await self.ctx(request)
-        return _json(await self.e.audit_checkpoint(c, b.get("path")))
+        return _json(await self.e.audit_checkpoint(c, path))
 
     # -- events -----------------------------------------------------------------------------
 
@@ -428,7 +494,7 @@ class Api:
 
 
 def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[ENGINE_KEY] = engine
     app[STOP_KEY] = stop
     a = Api(engine, stop)

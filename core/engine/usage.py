@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from core import names
+from core import limits, names
 from core.audit import format_ts
 from core.engine.base import ENGINE_ACTOR, Ctx
 from core.engine.tenancy import TenancyOps, _unit
@@ -33,28 +33,12 @@ from core.quotas import (
     micros_to_usd,
     parse_alerts,
     parse_limit,
-    usd_to_micros,
     window_end,
 )
 from core.storage.base import Delete, Insert, Update
 
 DEFAULT_TTL_S = 600
-MAX_TTL_S = 86_400
-MAX_AMOUNT = 10**15
-
-
-def _count(value: object, what: str) -> int:
-    if isinstance(value, bool) or value is None:
-        raise BadRequest(f"{what} must be a whole number >= 0.", field=what)
-    try:
-        n = int(value) if isinstance(value, int) else int(str(value))
-    except ValueError:
-        raise BadRequest(f"{what} {value!r} is not a whole number; give a count >= 0.", field=what) from None
-    if n < 0:
-        raise BadRequest(f"{what} {value!r} is negative; give a count >= 0.", field=what)
-    if n > MAX_AMOUNT:
-        raise BadRequest(f"{what} {value!r} is implausibly large (max {MAX_AMOUNT}).", field=what)
-    return n
+MAX_TTL_S = limits.TTL_S.hi
 
 
 def _fmt_amount(metric: str, v: int) -> str:
@@ -135,25 +119,59 @@ class UsageOps(TenancyOps):
     # -- admission ------------------------------------------------------------------------
 
     def _admit(self, ctx: Ctx, charge: Charge, what: str) -> None:
+        """Refuse unless every applicable limit still holds after ``charge``.
+
+        A charge adding 0 of a metric is still refused while that metric's limit is used up
+        (used + reserved >= limit): otherwise a reservation of 0 could be settled above the
+        limit, and a record of 0 would be admitted into a window that allows nothing more.
+        """
         now = self.now()
         for q in self.state.applicable_quotas(ctx.tenant, ctx.user):
             add = charge.get(q.metric)
-            if not add:
-                continue
             used, reserved, ws = self.state.usage_for(q, now)
-            if used + reserved + add > q.limit:
-                resets = format_ts(window_end(q.period, ws))
-                raise QuotaExceeded(
-                    f"quota exceeded: {what} of {_fmt_amount(q.metric, add)} would exceed the limit of "
-                    f"{q.describe()} (used {_fmt_amount(q.metric, used)}, reserved {_fmt_amount(q.metric, reserved)}). "
-                    f"Nothing was charged. The window resets at {resets}; an admin can raise it with: "
-                    f"musubi quota set {q.metric} N --per {q.period}" + (f" --user {q.user}" if q.user else ""),
-                    quota={
-                        "id": q.id, "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
-                        "limit": _unit(q.metric, q.limit), "used": _unit(q.metric, used),
-                        "reserved": _unit(q.metric, reserved), "requested": _unit(q.metric, add), "resets_at": resets,
-                    },
-                )
+            if add and used + reserved + add <= q.limit:
+                continue
+            if not add and used + reserved < q.limit:
+                continue
+            resets = format_ts(window_end(q.period, ws))
+            if add:
+                head = f"quota exceeded: {what} of {_fmt_amount(q.metric, add)} would exceed the limit of {q.describe()}"
+            else:
+                head = (f"quota exceeded: the limit of {q.describe()} is used up, so {what} is refused even though it "
+                        f"adds no {q.metric}")
+            raise QuotaExceeded(
+                f"{head} (used {_fmt_amount(q.metric, used)}, reserved {_fmt_amount(q.metric, reserved)}). "
+                f"Nothing was charged. The window resets at {resets}; an admin can raise it with: "
+                f"musubi quota set {q.metric} N --per {q.period}" + (f" --user {q.user}" if q.user else ""),
+                quota={
+                    "id": q.id, "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
+                    "limit": _unit(q.metric, q.limit), "used": _unit(q.metric, used),
+                    "reserved": _unit(q.metric, reserved), "requested": _unit(q.metric, add), "resets_at": resets,
+                },
+            )
+
+    def _check_settle_bound(self, ctx: Ctx, res: Reservation, charge: Charge) -> None:
+        """Refuse a settle that charges more than SETTLE_FACTOR × reserved of a limited metric.
+
+        Only metrics on which a limit applies to the holder are bounded: the bound exists so a
+        window can never pass twice its limit (docs/quotas.md#worst-case-overshoot).
+        """
+        limited = {q.metric for q in self.state.applicable_quotas(ctx.tenant, res.user)}
+        for m in ("tokens", "requests", "cost_usd"):
+            most = limits.SETTLE_FACTOR * res.amount.get(m)
+            if m not in limited or charge.get(m) <= most:
+                continue
+            raise QuotaExceeded(
+                f"settle refused: {_fmt_amount(m, charge.get(m))} is more than {limits.SETTLE_FACTOR}x the "
+                f"{_fmt_amount(m, res.amount.get(m))} reserved by {res.id}, the most a settle may charge while a "
+                f"{m} limit applies (at most {_fmt_amount(m, most)}). Nothing was charged and the reservation is "
+                f"still open: settle at most that and charge the rest with musubi usage record (checked against "
+                f"the limits), or release it and record the whole usage. Reserve enough next time "
+                f"(--tokens, --requests, --cost-usd).",
+                code="settle_over_reservation",
+                reservation={"id": res.id, "metric": m, "reserved": _unit(m, res.amount.get(m)),
+                             "requested": _unit(m, charge.get(m)), "most": _unit(m, most)},
+            )
 
     def _charge(self, ctx: Ctx, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None) -> dict[str, Any]:
         now = self.now()
@@ -195,10 +213,10 @@ class UsageOps(TenancyOps):
                 self.committer.on_commit(partial(self.bus.publish, tenant, payload))
 
     def _parse_charge(self, input_tokens: object, output_tokens: object, requests: object, cost_usd: object) -> tuple[Charge, int, int]:
-        i = _count(input_tokens, "input_tokens")
-        o = _count(output_tokens, "output_tokens")
-        r = _count(requests if requests is not None else 1, "requests")
-        c = usd_to_micros(cost_usd, "cost_usd") if cost_usd not in (None, "") else 0
+        i = limits.count(input_tokens, "input_tokens", limits.TOKENS)
+        o = limits.count(output_tokens, "output_tokens", limits.TOKENS)
+        r = limits.count(requests if requests is not None else 1, "requests", limits.REQUESTS)
+        c = limits.dollars(cost_usd, "cost_usd", limits.COST) if cost_usd not in (None, "") else 0
         return Charge(i + o, r, c), i, o
 
     # -- charges --------------------------------------------------------------------------
@@ -208,7 +226,7 @@ class UsageOps(TenancyOps):
         task_kind: object = None,
     ) -> dict[str, Any]:
         """Charge usage made outside the workstation; refused whole when over a hard limit."""
-        if not model or not isinstance(model, str) or len(model) > 200:
+        if not model or not isinstance(model, str) or len(model) > limits.MAX_MODEL_LEN:
             raise BadRequest("model is missing or too long; pass --model NAME (e.g. gpt-4o).", field="model")
         charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
         task = check_task(task_kind) if task_kind is not None else None
@@ -222,11 +240,12 @@ class UsageOps(TenancyOps):
         self, ctx: Ctx, tokens: object = 0, requests: object = 1, cost_usd: object = None, ttl_s: object = DEFAULT_TTL_S
     ) -> dict[str, Any]:
         """Hold an estimate against the limits before an LLM call."""
-        charge = Charge(_count(tokens, "tokens"), _count(requests if requests is not None else 1, "requests"),
-                        usd_to_micros(cost_usd, "cost_usd") if cost_usd not in (None, "") else 0)
-        ttl = _count(ttl_s if ttl_s is not None else DEFAULT_TTL_S, "ttl_s")
-        if not 1 <= ttl <= MAX_TTL_S:
-            raise BadRequest(f"ttl_s {ttl} is out of range: give 1..{MAX_TTL_S} seconds.", field="ttl_s")
+        charge = Charge(
+            limits.count(tokens, "tokens", limits.TOKENS),
+            limits.count(requests if requests is not None else 1, "requests", limits.REQUESTS),
+            limits.dollars(cost_usd, "cost_usd", limits.COST) if cost_usd not in (None, "") else 0,
+        )
+        ttl = limits.count(ttl_s if ttl_s is not None else DEFAULT_TTL_S, "ttl_s", limits.TTL_S)
         self.require(ctx, "usage.record")
         self._admit(ctx, charge, "reserving")
         now = self.now()
@@ -254,8 +273,10 @@ class UsageOps(TenancyOps):
         """Record what the reserved call really used and close the reservation."""
         charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
         task = check_task(task_kind) if task_kind is not None else None
+        model = limits.text(model, "model", limits.MAX_MODEL_LEN)
         res = self._own_reservation(ctx, rid)
         self.require(ctx, "usage.record")
+        self._check_settle_bound(ctx, res, charge)
         self.state.drop_reservation(rid)
         now = self.now()
         self.write(Update("reservations", {"state": "settled", "closed_at": now}, {"reservation_id": rid}))
@@ -297,7 +318,7 @@ class UsageOps(TenancyOps):
         """Usage per time bucket from the ledger (needs 'quotas.read'; others' usage needs 'quotas.manage')."""
         if bucket not in ("minute", "hour", "day", "month"):
             raise BadRequest(f"unknown bucket {bucket!r}: use minute, hour, day or month.", field="bucket")
-        hours = _count(since_hours, "since_hours")
+        hours = limits.count(since_hours, "since_hours", limits.SINCE_HOURS)
 
         def check() -> None:
             self.require(ctx, "quotas.read", read=True)

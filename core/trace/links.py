@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from core.errors import BadRequest
+from core.limits import LINE
 from core.trace.config import LINKS_FILE
 from core.trace.specs import Requirement
 
@@ -152,8 +153,8 @@ def validate_link(requirement: str, kind: str, target: str, line: Any, source: s
             f"link target {target!r} must be a repository-relative path (or an artefact ID), e.g. src/auth/login.py.",
             field="target",
         )
-    if line is not None and (not isinstance(line, int) or isinstance(line, bool) or line < 1):
-        raise BadRequest(f"link line {line!r} must be a positive integer.", field="line")
+    if line is not None and (not isinstance(line, int) or isinstance(line, bool) or not LINE.lo <= line <= LINE.hi):
+        raise BadRequest(f"link line {line!r} must be a positive integer (at most {LINE.hi:,}).", field="line")
 
 
 def _parse_link(item: Any, n: int) -> StoredLink:

@@ -87,10 +87,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
             alice.put(
                 "/v1/quotas", {"metric": "tokens", "limit": 1, "period": "day"}
             )  # an audited denial
-        rid = t.post("/v1/reservations", {"tokens": 10})["reservation_id"]
+        rid = t.post("/v1/reservations", {"tokens": 25})["reservation_id"]
         t.post(
-            f"/v1/reservations/{rid}/settle", {"input_tokens": 30, "output_tokens": 5}
-        )  # 25 over
+            f"/v1/reservations/{rid}/settle", {"input_tokens": 40, "output_tokens": 10}
+        )  # 25 over: twice the reservation, the most a settle may charge
         pruned = t.post("/v1/audit/prune", {"before": before})
         root.post(f"/v1/tenants/{tenant}/suspend", {"reason": "facture impayée ☕"})
         root.post(f"/v1/tenants/{tenant}/resume", {})
@@ -214,22 +214,44 @@ def test_script_and_engine_agree_on_a_tampered_file(history: History, tmp_path: 
     """The doc's hash definition is the engine's: both name the same seq on the same file."""
     h = history
     seq = h.head_seq - 1
+    sql = f"UPDATE audit_log SET resource = 'tenant:other' WHERE tenant_id = '{h.tenant}' AND seq = {seq}"
+    rc, out, res = _script_and_engine(h, tmp_path, sql)
+    assert (rc, out) == (1, f"BROKEN at seq {seq}: hash does not match the event's contents")
+    assert res["ok"] is False and res["first_bad_seq"] == seq, res
+
+
+def _script_and_engine(h: History, tmp_path: Path, sql: str) -> tuple[int, str, dict[str, object]]:
+    """Tamper a copy with ``sql``; the script's verdict on it and the engine's ``audit verify``."""
     home = new_home()
     try:
         shutil.copy(h.paths.signing_key, home.signing_key)
-        db = tampered_copy(
-            h,
-            tmp_path,
-            f"UPDATE audit_log SET resource = 'tenant:other' WHERE tenant_id = '{h.tenant}' AND seq = {seq}",
-        )
-        shutil.copy(db, home.db)
+        shutil.copy(tampered_copy(h, tmp_path, sql), home.db)
         rc, out = run_script(h, "verify_chain.py", home.db, h.tenant)
-        assert (rc, out) == (1, f"BROKEN at seq {seq}: hash does not match the event's contents")
         with running_engine(home):
             res = client(home, h.tenant).post("/v1/audit/verify", {})
-        assert res["ok"] is False and res["first_bad_seq"] == seq, res
+        return rc, out, dict(res)
     finally:
         remove_home(home)
+
+
+def test_script_and_engine_agree_on_non_canonical_details_text(history: History, tmp_path: Path) -> None:
+    """Same value, other text (a space after the colon): both report a change at that seq."""
+    h = history
+    con = duckdb.connect(str(h.paths.db), read_only=True)
+    row = con.execute(
+        "SELECT seq, CAST(details AS VARCHAR) FROM audit_log WHERE tenant_id = ? AND action = 'tenant.suspend'",
+        [h.tenant],
+    ).fetchone()
+    con.close()
+    assert row is not None
+    seq, details = row
+    spaced = json.dumps(json.loads(details), ensure_ascii=False)  # {"reason": "..."}: a space after the colon
+    assert spaced != details and json.loads(spaced) == json.loads(details)
+    sql = "UPDATE audit_log SET details = '" + spaced.replace("'", "''") + f"' WHERE tenant_id = '{h.tenant}' AND seq = {seq}"
+    rc, out, res = _script_and_engine(h, tmp_path, sql)
+    assert (rc, out) == (1, f"BROKEN at seq {seq}: details is not stored as its canonical JSON text")
+    assert res["ok"] is False and res["first_bad_seq"] == seq, res
+    assert res["reason"] == "details is not stored as its canonical JSON text", res
 
 
 # -- the checkpoint script --------------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""The range of every number a request may carry, chosen so that storage can hold it.
+
+Why at the boundary: the engine acknowledges a write once it is journaled, before
+DuckDB has it, so a value DuckDB would refuse must be refused here, with a 400 that
+names the field and the range (docs/api.md#ranges lists them all).
+
+Storage keeps counts and micro-dollars in ``BIGINT`` columns (signed 64-bit, at most
+9,223,372,036,854,775,807 ≈ 9.2e18; core/storage/migrations/*.sql).  The ranges leave
+room for what is derived from them, so no derived value can reach that either:
+
+- a ledger row's ``tokens`` is ``input_tokens + output_tokens`` ≤ 2e15;
+- a cost of at most $1e9 is at most 1e15 micro-dollars;
+- a settle may charge at most twice what was reserved (docs/quotas.md), ≤ 2e15;
+- a window's usage stays within twice its limit (docs/quotas.md#worst-case-overshoot),
+  and a limit is at most 1e18, so 2e18 fits;
+- sums over the ledger (history, start-up counters) are computed by DuckDB as HUGEINT.
+
+This module is the one place these numbers live; the typed request models of the API
+can take them from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, InvalidOperation, localcontext
+
+from core.errors import BadRequest
+
+BIGINT_MAX = 2**63 - 1
+MICROS = 1_000_000
+_MAX_TEXT = 40  # longest numeral worth parsing; anything longer is out of every range
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive bounds of a whole number, in ``unit`` (micro-dollars when ``money``)."""
+
+    lo: int
+    hi: int
+    unit: str
+    money: bool = False
+
+    def text(self) -> str:
+        """The range as users give it: dollars for money, else a whole number of ``unit``."""
+        if self.money:
+            return f"dollars from {_usd(self.lo)} to {_usd(self.hi)}, at most 6 decimals"
+        return f"a whole number of {self.unit} from {self.lo:,} to {self.hi:,}"
+
+    def as_json(self) -> dict[str, object]:
+        lo, hi = (_usd(self.lo), _usd(self.hi)) if self.money else (self.lo, self.hi)
+        return {"min": lo, "max": hi, "unit": "usd" if self.money else self.unit}
+
+
+def _usd(micros: int) -> str:
+    whole, frac = divmod(micros, MICROS)
+    return f"{whole:,}" + (f".{frac:06d}".rstrip("0") if frac else "")
+
+
+# -- the ranges -------------------------------------------------------------------------------
+
+TOKENS = Range(0, 10**15, "tokens")  # one field of one charge or reservation
+REQUESTS = Range(0, 10**9, "requests")
+COST = Range(0, 10**9 * MICROS, "usd", money=True)  # one charge or reservation: $1e9
+TTL_S = Range(1, 86_400, "seconds")
+LIMIT_COUNT = Range(0, 10**18, "tokens or requests")  # a quota's limit_value
+LIMIT_COST = Range(0, 10**12 * MICROS, "usd", money=True)  # $1e12 = 1e18 micro-dollars
+SINCE_HOURS = Range(0, 24 * 366 * 100, "hours")  # usage history: a century back
+LINE = Range(1, 10**9, "lines")  # a trace link's line number
+
+ALERT_MIN_EXCLUSIVE, ALERT_MAX = 0.0, 10.0  # a threshold is a fraction of the limit in (0, 10]
+MAX_ALERTS = 16
+SETTLE_FACTOR = 2  # a settle may charge at most this times what was reserved (docs/quotas.md)
+
+MAX_MODEL_LEN = 200
+MAX_REASON_LEN = 1_000
+MAX_PATH_LEN = 4_096
+MAX_DEPTH = 32  # nesting of a request body
+
+# Every numeric field of every write route, for docs/api.md#ranges (tests/docs checks it).
+FIELDS: dict[str, Range] = {
+    "input_tokens": TOKENS,
+    "output_tokens": TOKENS,
+    "tokens": TOKENS,
+    "requests": REQUESTS,
+    "cost_usd": COST,
+    "ttl_s": TTL_S,
+    "limit (tokens, requests)": LIMIT_COUNT,
+    "limit (cost_usd)": LIMIT_COST,
+    "since_hours": SINCE_HOURS,
+    "retrieval_tokens": TOKENS,
+    "line": LINE,
+}
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _refuse(field: str, value: object, why: str, r: Range) -> BadRequest:
+    return BadRequest(f"{field} {_show(value)} {why}: give {r.text()}.", field=field, range=r.as_json())
+
+
+def count(value: object, field: str, r: Range) -> int:
+    """A whole number within ``r``: a JSON integer, an integral float, or decimal digits as text.
+
+    Text is what the CLI sends; ``_`` separators are allowed there (``1_000``).
+    """
+    n: int | None = None
+    if isinstance(value, bool):
+        n = None
+    elif isinstance(value, int):
+        n = value
+    elif isinstance(value, float):
+        n = int(value) if math.isfinite(value) and value.is_integer() else None
+    elif isinstance(value, str):
+        s = value.strip().replace("_", "")
+        body = s[1:] if s[:1] in "+-" else s
+        if body.isascii() and body.isdigit():
+            if len(body) > _MAX_TEXT:
+                raise _refuse(field, value, "is out of range", r)
+            n = int(s)
+    if n is None:
+        raise _refuse(field, value, "is not a whole number", r)
+    if n < 0 <= r.lo:
+        raise _refuse(field, value, "is negative", r)
+    if not r.lo <= n <= r.hi:
+        raise _refuse(field, value, "is out of range", r)
+    return n
+
+
+def dollars(value: object, field: str, r: Range) -> int:
+    """A dollar amount (number or text) as exact integer micro-dollars within ``r``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > _MAX_TEXT):
+        raise _refuse(field, value, "is not a number", r)
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise _refuse(field, value, "is not a number", r) from None
+    if not d.is_finite():
+        raise _refuse(field, value, "is not a finite number", r)
+    if d < 0:
+        raise _refuse(field, value, "is negative", r)
+    if d > Decimal(r.hi).scaleb(-6):  # compared exactly, before any arithmetic that could round
+        raise _refuse(field, value, "is out of range", r)
+    with localcontext() as ctx:
+        # Exact for every numeral short enough to get here, tiny exponents included (1e-999999999
+        # must not round to 0 and pass as whole micro-dollars).
+        ctx.prec, ctx.Emin, ctx.Emax = 2 * _MAX_TEXT + 8, MIN_EMIN, MAX_EMAX
+        micros = d.scaleb(6)
+        if micros != micros.to_integral_value():
+            raise _refuse(field, value, "has more than 6 decimal places (micro-dollar precision)", r)
+    n = int(micros)
+    if n < r.lo:
+        raise _refuse(field, value, "is out of range", r)
+    return n
+
+
+def text(value: object, field: str, max_len: int, *, required: bool = False) -> str | None:
+    """An optional (or ``required``) string field of at most ``max_len`` characters."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        need = "a non-empty string" if required else "a string, or left out"
+        raise BadRequest(f"{field} must be {need} (got {type(value).__name__}).", field=field)
+    if len(value) > max_len:
+        raise BadRequest(f"{field} is {len(value):,} characters long; at most {max_len:,} are allowed.", field=field)
+    return value
