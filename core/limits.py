@@ -147,13 +147,19 @@ def dollars(value: object, field: str, r: Range) -> int:
         raise _refuse(field, value, "is negative", r)
     if d > Decimal(r.hi).scaleb(-6):  # compared exactly, before any arithmetic that could round
         raise _refuse(field, value, "is out of range", r)
-    with localcontext() as ctx:
-        # Exact for every numeral short enough to get here, tiny exponents included (1e-999999999
-        # must not round to 0 and pass as whole micro-dollars).
-        ctx.prec, ctx.Emin, ctx.Emax = 2 * _MAX_TEXT + 8, MIN_EMIN, MAX_EMAX
+    exp = d.as_tuple().exponent
+    if isinstance(exp, int) and exp >= -6:
+        # At most 6 decimals and at most 1e12 dollars: a coefficient of at most 19 digits, so the
+        # default 28-digit context scales it exactly (the common case, without a local context).
         micros = d.scaleb(6)
-        if micros != micros.to_integral_value():
-            raise _refuse(field, value, "has more than 6 decimal places (micro-dollar precision)", r)
+    else:
+        with localcontext() as ctx:
+            # Exact for every numeral short enough to get here, tiny exponents included
+            # (1e-999999999 must not round to 0 and pass as whole micro-dollars).
+            ctx.prec, ctx.Emin, ctx.Emax = 2 * _MAX_TEXT + 8, MIN_EMIN, MAX_EMAX
+            micros = d.scaleb(6)
+            if micros != micros.to_integral_value():
+                raise _refuse(field, value, "has more than 6 decimal places (micro-dollar precision)", r)
     n = int(micros)
     if n < r.lo:
         raise _refuse(field, value, "is out of range", r)
