@@ -110,6 +110,14 @@ def bodies(draw: st.DrawFn, path: str, home: str) -> Any:
     return body
 
 
+def test_the_route_table_yields_the_write_routes() -> None:
+    # Guards the discovery itself: a change that broke it would otherwise fuzz nothing.
+    assert {("POST", "/v1/usage"), ("PUT", "/v1/quotas"), ("POST", "/v1/reservations/{rid}/settle"),
+            ("POST", "/v1/projects"), ("POST", "/v1/cost/estimate"), ("POST", "/v1/trace/links")} <= set(ROUTES)
+    assert len(ROUTES) >= 20 and all(m in WRITE_METHODS for m, _p in ROUTES)
+    assert set(BASE) <= {p for _m, p in ROUTES}, "a plausible body for a route that is gone"
+
+
 @pytest.fixture(scope="module")
 def fz() -> Iterator[tuple[Home, str]]:
     h = Home()
