@@ -175,7 +175,7 @@ class Api:
         c = await self.ctx(request, outsiders=True)
         st = self.e.state
         # Someone with no role in the tenant sees only that they have none, not its state.
-        visible = st.is_member(c.tenant, c.user) or self.e.is_system_admin(c.user)
+        visible = st.is_member(c.tenant, c.user) or self.e.system_owner(c)
         return _json(
             {
                 "user": c.user,
@@ -184,7 +184,7 @@ class Api:
                 "tenant_status": st.tenants[c.tenant].status if visible else None,
                 "project": c.project,
                 "roles": st.roles_of(c.tenant, c.user, c.project),
-                "permissions": sorted(st.permissions_of(c.tenant, c.user, c.project)),
+                "permissions": sorted(self.e.perms(c, c.project)),
             }
         )
 
@@ -192,8 +192,9 @@ class Api:
         c = await self.ctx(request, "default", outsiders=True)
 
         def op() -> None:
-            # c.user, not the socket peer: a request made --as someone else acts as that user.
-            if c.user != pwd.getpwuid(os.getuid()).pw_name:
+            # Both the socket peer and whoever it acts as: --as never lends the power to stop.
+            me = pwd.getpwuid(os.getuid()).pw_name
+            if c.user != me or c.real_user != me:
                 raise PermissionDenied("only the OS user who runs the engine may stop it.")
             self.e.audit("default", c, "engine.stop", "engine")
 
@@ -237,7 +238,7 @@ class Api:
     async def projects_add(self, request: web.Request) -> web.Response:
         b = await body(request)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "project.add", f"project:{b.get('name') or b.get('path')}", lambda: self.e.project_add(c, b.get("path", ""), b.get("name"))), 201)
+        return _json(await self.e.run(c, "project.add", f"project:{b.get('name') or b.get('path')}", lambda: self.e.project_add(c, b.get("path", ""), b.get("name"), b.get("shared", False))), 201)
 
     async def projects_remove(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -369,7 +370,7 @@ class Api:
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read)."""
         c = await self.ctx(request)
-        perms = self.e.state.permissions_of(c.tenant, c.user, c.project)
+        perms = self.e.perms(c)  # the stream is the tenant's: only tenant-scope roles count
 
         def check() -> None:
             if not perms:
