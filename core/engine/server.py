@@ -185,6 +185,9 @@ class Api:
                 "project": c.project,
                 "roles": st.roles_of(c.tenant, c.user, c.project),
                 "permissions": sorted(self.e.perms(c, c.project)),
+                # What counts for the tenant's own resources (members, quotas, audit, tenants):
+                # project roles add to "permissions" only for their project.
+                "tenant_permissions": sorted(self.e.perms(c)),
             }
         )
 
