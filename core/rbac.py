@@ -65,6 +65,11 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
 
 # The tenant whose ``tenant.manage`` holders may create, suspend and resume tenants.
 SYSTEM_TENANT = "default"
+# The audit chain of requests that name no existing tenant (probes for tenant names): kept
+# apart from every tenant's log so the members and auditors of 'default' are not flooded with
+# strangers' probes, and read by system owners only.  No tenant can have this name: tenant
+# names start with a letter or digit.
+SYSTEM_LOG = "_system"
 
 
 def validate_permissions(perms: Iterable[str]) -> frozenset[str]:

@@ -29,7 +29,7 @@ from core.engine.jsontext import EncodedEvent
 from core.engine.state import State
 from core.errors import MusubiError, NotFound, PermissionDenied, QuotaExceeded, TenantSuspended
 from core.paths import HomePaths, is_within
-from core.rbac import SYSTEM_TENANT, may_impersonate
+from core.rbac import SYSTEM_LOG, SYSTEM_TENANT, may_impersonate
 from core.storage.base import Insert, Mutation, Storage
 
 log = logging.getLogger("musubi.engine")
@@ -201,8 +201,8 @@ class EngineBase:
                 for k in ("permission", "quota", "route"):
                     if k in exc.extra:
                         details[k] = exc.extra[k]
-                # A tenant that does not exist has no log: the system tenant's records the denial.
-                where = ctx.tenant if ctx.tenant in self.state.tenants else SYSTEM_TENANT
+                # A tenant that does not exist has no log: the system log records the probe.
+                where = ctx.tenant if ctx.tenant in self.state.tenants else SYSTEM_LOG
                 self.audit(where, ctx, action, resource, "denied", details)
             if self._wrote:
                 await self.committer.seal()

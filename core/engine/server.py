@@ -27,7 +27,7 @@ from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
 from core.errors import BadRequest, MusubiError, NotFound, PermissionDenied
 from core.quotas import quota_resource
-from core.rbac import SYSTEM_TENANT
+from core.rbac import SYSTEM_LOG
 
 log = logging.getLogger("musubi.engine.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -143,8 +143,9 @@ class Api:
             return make()  # writes nothing, so it needs no op of its own unless it is refused
         except PermissionDenied as exc:
             # Running it as an op audits the refusal: in the tenant asked for, or in the system
-            # tenant when there is no such tenant (so probing for names is on record too).
-            where = tenant if tenant in self.e.state.tenants else SYSTEM_TENANT
+            # log when there is no such tenant (so probing for names is on record too, for system
+            # owners, without flooding the log of 'default').
+            where = tenant if tenant in self.e.state.tenants else SYSTEM_LOG
             if exc.extra.get("permission") == "impersonate":  # refused impersonation: the real user acted
                 return await self.e.run(Ctx(real, real, where), "impersonate", f"user:{as_user}", make)
             return await self.e.run(Ctx(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make)
@@ -348,7 +349,7 @@ class Api:
         anchor = b.get("anchor")
         if anchor is not None and not isinstance(anchor, dict):
             raise BadRequest("anchor must be a checkpoint document (a JSON object).", field="anchor")
-        return _json(await self.e.audit_verify(c, anchor))
+        return _json(await self.e.audit_verify(c, anchor, system=b.get("system", False)))
 
     async def audit_export(self, request: web.Request) -> web.Response:
         b = await body(request)
