@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,75 @@ class HomePaths:
             p.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):
                 os.chmod(p, 0o700)
+
+
+def is_within(path: str, root: str) -> bool:
+    """``path`` is ``root`` or inside it (both absolute and normalised; no file system access)."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def os_identity(user: str) -> tuple[int, frozenset[int]] | None:
+    """(uid, group ids) of an OS user name as the engine names socket peers (``uidN`` when unnamed)."""
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        if user.startswith("uid") and user[3:].isdigit():
+            return int(user[3:]), frozenset()
+        return None
+    try:
+        groups = frozenset(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    except OSError:
+        groups = frozenset({pw.pw_gid})
+    return pw.pw_uid, groups
+
+
+def _mode_allows(st: os.stat_result, uid: int, gids: frozenset[int], bits: int) -> bool:
+    if st.st_uid == uid:
+        mode = (st.st_mode >> 6) & 7
+    elif st.st_gid in gids:
+        mode = (st.st_mode >> 3) & 7
+    else:
+        mode = st.st_mode & 7
+    return mode & bits == bits
+
+
+def readable_by(path: str, uid: int, gids: frozenset[int]) -> bool:
+    """Could ``uid`` (in groups ``gids``) read the resolved ``path``, judged by mode bits?
+
+    Search (x) on every folder above it, read (r) on it, and search too when it is a
+    folder: the kernel's rule for owner, group and others.  uid 0 may read anything.
+    POSIX ACLs and capabilities are not consulted, so access granted only through an
+    ACL counts as no access (the safe side for an engine reading on someone's behalf).
+    """
+    if uid == 0:
+        return True
+    p = os.path.realpath(path)
+    try:
+        st = os.stat(p)
+        d = p
+        while d != "/":
+            d = os.path.dirname(d)
+            if not _mode_allows(os.stat(d), uid, gids, 1):
+                return False
+    except OSError:
+        return False
+    return _mode_allows(st, uid, gids, 5 if stat.S_ISDIR(st.st_mode) else 4)
+
+
+# Folders that are never a project: the system's own trees (refused with everything inside
+# them) and the top-level folders that hold everyone's files (refused themselves only).
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/boot", "/root", "/run")
+SHARED_TOPS = ("/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/usr", "/var", "/home", "/tmp", "/opt", "/srv",
+               "/mnt", "/media", "/nix")
+
+
+def system_path_reason(real: str) -> str | None:
+    """Why the resolved folder ``real`` cannot be a project, or None when it may be."""
+    for tree in SYSTEM_TREES:
+        if is_within(real, tree):
+            return f"it is inside the system folder {tree}"
+    if real in SHARED_TOPS:
+        return "it is a top-level system folder holding everyone's files"
+    return None

@@ -20,6 +20,7 @@ from core.engine.base import Ctx
 from core.engine.jsontext import EventList
 from core.engine.usage import UsageOps
 from core.errors import BadRequest, Conflict
+from core.rbac import SYSTEM_LOG
 from core.storage.base import AuditQuery, Delete, Insert
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
@@ -78,11 +79,30 @@ class AuditOps(UsageOps):
             after, descending=not bool(asc),
         )
 
+    async def _system_log(self, ctx: Ctx, action: str, flag: object) -> Ctx | None:
+        """With ``flag``, the context reading the system log (system owners only), else None."""
+        if isinstance(flag, str):
+            if flag.lower() not in ("", "0", "1", "true", "false"):
+                raise BadRequest(f"system {flag!r} is not a boolean; use true or false.", field="system")
+            flag = flag.lower() in ("1", "true")
+        if not isinstance(flag, bool):
+            raise BadRequest("system must be true or false.", field="system")
+        if not flag:
+            return None
+        await self.run(ctx, action, f"audit:{SYSTEM_LOG}", lambda: self.require_system(ctx))
+        return Ctx(ctx.real_user, ctx.user, SYSTEM_LOG, None)
+
     async def audit_list(self, ctx: Ctx, filters: dict[str, Any]) -> list[dict[str, Any]] | EventList:
+        filters = dict(filters)
+        system = filters.pop("system", False)
         q = self.audit_query(ctx, filters)
         if q.limit is None:
             q.limit = 100
-        await self.run(ctx, "audit.list", "audit", lambda: self.require(ctx, "audit.read", read=True))
+        log_ctx = await self._system_log(ctx, "audit.list", system)
+        if log_ctx is not None:
+            q.tenant_id = log_ctx.tenant
+        else:
+            await self.run(ctx, "audit.list", "audit", lambda: self.require(ctx, "audit.read", read=True))
         hit = self._recent_matches(q)
         if hit is not None:
             return hit
@@ -179,10 +199,12 @@ class AuditOps(UsageOps):
             self._check_anchor(tenant, anchor, out)
         return out
 
-    async def audit_verify(self, ctx: Ctx, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
-        await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
+    async def audit_verify(self, ctx: Ctx, anchor: dict[str, Any] | None = None, system: object = False) -> dict[str, Any]:
+        log_ctx = await self._system_log(ctx, "audit.verify", system)
+        if log_ctx is None:
+            await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
         # Wait until the table holds every event acknowledged so far.
-        return await self.read(self._verify_sync, ctx.tenant, anchor)
+        return await self.read(self._verify_sync, (log_ctx or ctx).tenant, anchor)
 
     async def audit_export(self, ctx: Ctx, fmt: str, path: str, filters: dict[str, Any]) -> dict[str, Any]:
         if fmt not in EXPORT_FORMATS:

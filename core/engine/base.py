@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,8 +28,8 @@ from core.engine.journal import Journal, replay
 from core.engine.jsontext import EncodedEvent
 from core.engine.state import State
 from core.errors import MusubiError, NotFound, PermissionDenied, QuotaExceeded, TenantSuspended
-from core.paths import HomePaths
-from core.rbac import SYSTEM_TENANT
+from core.paths import HomePaths, is_within
+from core.rbac import SYSTEM_LOG, SYSTEM_TENANT, may_impersonate
 from core.storage.base import Insert, Mutation, Storage
 
 log = logging.getLogger("musubi.engine")
@@ -41,6 +42,16 @@ ADMIN_READERS = frozenset({"tenant.manage", "members.manage", "audit.read"})
 
 
 _EPOCH = datetime(1970, 1, 1)
+
+
+def innermost_project(projects: dict[str, dict[str, Any]], path: str) -> str | None:
+    """The project whose ``path`` is ``path`` or its nearest ancestor (compared as given)."""
+    best, best_len = None, -1
+    for name, p in projects.items():
+        root = os.path.normpath(p["path"])
+        if is_within(path, root) and len(root) > best_len:
+            best, best_len = name, len(root)
+    return best
 
 
 def utcnow() -> datetime:
@@ -190,8 +201,8 @@ class EngineBase:
                 for k in ("permission", "quota", "route"):
                     if k in exc.extra:
                         details[k] = exc.extra[k]
-                # A tenant that does not exist has no log: the system tenant's records the denial.
-                where = ctx.tenant if ctx.tenant in self.state.tenants else SYSTEM_TENANT
+                # A tenant that does not exist has no log: the system log records the probe.
+                where = ctx.tenant if ctx.tenant in self.state.tenants else SYSTEM_LOG
                 self.audit(where, ctx, action, resource, "denied", details)
             if self._wrote:
                 await self.committer.seal()
@@ -237,7 +248,13 @@ class EngineBase:
         return t
 
     def project_for(self, tenant: str, project: str | None, cwd: str | None) -> str | None:
-        """The explicit project, else the registered project containing ``cwd``."""
+        """The explicit project, else the registered project containing ``cwd``.
+
+        ``cwd`` only chooses which project a request is made from (the client's own
+        working directory, already resolved by ``getcwd``); it never names a file the
+        engine reads, so it is compared as given.  Paths the engine does read go
+        through :meth:`project_of_path`, which resolves symlinks first.
+        """
         projects = self.state.projects.get(tenant, {})
         if project:
             names.project_name(project)
@@ -248,18 +265,26 @@ class EngineBase:
                 )
             return project
         if cwd:
-            best, best_len = None, -1
-            cwd_p = os.path.normpath(cwd)
-            for name, p in projects.items():
-                root = os.path.normpath(p["path"])
-                if (cwd_p == root or cwd_p.startswith(root.rstrip("/") + "/")) and len(root) > best_len:
-                    best, best_len = name, len(root)
-            return best
+            return innermost_project(projects, os.path.normpath(cwd))
         return None
+
+    def project_of_path(self, tenant: str, path: str) -> tuple[str | None, str]:
+        """(the project whose folder really holds ``path``, the resolved path).
+
+        Symlinks are resolved on both sides before comparing, so a link inside a
+        project pointing elsewhere is judged by where it leads.
+        """
+        real = os.path.realpath(path)
+        roots = {n: {"path": os.path.realpath(p["path"])} for n, p in self.state.projects.get(tenant, {}).items()}
+        return innermost_project(roots, real), real
 
     def is_system_admin(self, user: str) -> bool:
         """May see every tenant (holds 'tenant.manage' in the system tenant)."""
         return "tenant.manage" in self.state.permissions_of(SYSTEM_TENANT, user, None)
+
+    def system_owner(self, ctx: Ctx) -> bool:
+        """A system owner acting as themself, or an impersonation both sides of which are system owners."""
+        return self.is_system_admin(ctx.user) and (ctx.real_user == ctx.user or self.is_system_admin(ctx.real_user))
 
     def outsider(self, user: str, tenant: str) -> PermissionDenied:
         """The one refusal for a tenant the caller has no role in, whether or not it exists.
@@ -293,39 +318,56 @@ class EngineBase:
         user = real_user
         if as_user and as_user != real_user:
             names.user_name(as_user)
-            inside = exists and (st.is_member(tenant, real_user) or self.is_system_admin(real_user))
-            # Projects are looked up only for someone inside: an outsider learns no names.
-            where = self.project_for(tenant, project, cwd) if inside else None
-            if not inside or "impersonate" not in st.permissions_of(tenant, real_user, where):
+            # Only a tenant-scope binding carries 'impersonate': a project owner acting as
+            # someone else could otherwise act as anyone, up to a system owner.
+            role_perms = partial(st.role_permissions, tenant)
+            if not (exists and may_impersonate(st.members.get(tenant, {}), role_perms, real_user)):
                 raise PermissionDenied(
                     f"permission denied: {real_user} may not act as {as_user} in tenant {tenant!r}: "
-                    "impersonation needs the 'impersonate' permission (role owner).",
+                    "impersonation needs the 'impersonate' permission in a tenant-scope role (owner); "
+                    "a project-scope role never allows it.",
                     permission="impersonate",
                     resource=f"user:{as_user}",
                 )
             user = as_user
-        if not (exists and st.is_member(tenant, user)) and not self.is_system_admin(user):
+        inside = exists and st.is_member(tenant, user)
+        if not inside and not self.system_owner(Ctx(real_user, user, tenant)):
             if not outsiders:
                 raise self.outsider(user, tenant)
             return Ctx(real_user, user, tenant, None)
         proj = self.project_for(tenant, project, cwd)
         ctx = Ctx(real_user, user, tenant, proj)
-        if proj and not project and not self.state.is_member(tenant, ctx.user):
+        if proj and not project and not inside:
             # Someone with no role here learns nothing of the tenant's projects from where they
             # stand (the project name would otherwise be echoed in whoami and denial messages).
             ctx.project = None
         return ctx
 
-    def require(self, ctx: Ctx, perm: str, *, read: bool = False) -> None:
-        """Raise unless the caller holds ``perm`` here; a suspended tenant allows only admin reads."""
+    def perms(self, ctx: Ctx, project: str | None = None) -> frozenset[str]:
+        """What ``ctx`` may do to a resource of scope ``project`` (None: the tenant as a whole)."""
+        return self.state.acting_permissions(ctx.tenant, ctx.real_user, ctx.user, project)
+
+    def require(self, ctx: Ctx, perm: str, *, project: str | None = None, read: bool = False) -> None:
+        """Raise unless the caller holds ``perm`` for a resource of scope ``project``.
+
+        ``project`` is the scope of the resource acted on, never just the project the
+        request comes from: None (the default, and the safe one) asks for a
+        tenant-scope grant, so a project binding counts only for its own project's
+        resources.  A suspended tenant allows only admin reads.
+        """
         st = self.state
-        perms = st.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        perms = self.perms(ctx, project)
         if perm not in perms:
-            roles = st.roles_of(ctx.tenant, ctx.user, ctx.project)
+            roles = st.roles_of(ctx.tenant, ctx.user, project)
             has = f"role {', '.join(roles)}" if roles else "no role"
             # Project names are the tenant's business: never named to someone with no role in it.
-            named = ctx.project and st.is_member(ctx.tenant, ctx.user)
-            where = f"tenant {ctx.tenant!r}" + (f", project {ctx.project!r}" if named else "")
+            named = project and st.is_member(ctx.tenant, ctx.user)
+            where = f"tenant {ctx.tenant!r}" + (f", project {project!r}" if named else "")
+            elsewhere = st.members.get(ctx.tenant, {}).get((ctx.user, ctx.project or "")) if ctx.project and ctx.project != project else None
+            if elsewhere:
+                has += f"; role {elsewhere['role']} on project {ctx.project!r} counts only for that project"
+            if ctx.impersonator and perm in st.permissions_of(ctx.tenant, ctx.user, project):
+                has += f"; acting as {ctx.user}, {ctx.real_user} may use only permissions both hold"
             raise PermissionDenied(
                 f"permission denied: {ctx.user} lacks '{perm}' in {where} (has {has}). "
                 f"Ask a tenant owner or admin for a role with '{perm}' (see: musubi role list).",
@@ -339,10 +381,10 @@ class EngineBase:
             )
 
     def suspended_read_check(self, ctx: Ctx) -> None:
-        """On a suspended tenant only owners, admins and auditors may still read."""
+        """On a suspended tenant only owners, admins and auditors (tenant scope) may still read."""
         if self.state.tenants[ctx.tenant].status != "suspended":
             return
-        if not self.state.permissions_of(ctx.tenant, ctx.user, ctx.project) & ADMIN_READERS:
+        if not self.perms(ctx) & ADMIN_READERS:
             raise TenantSuspended(
                 f"tenant {ctx.tenant!r} is suspended: only its owners, admins and auditors may read it. "
                 f"A system owner can resume it with: musubi tenant resume {ctx.tenant}",
@@ -350,11 +392,13 @@ class EngineBase:
             )
 
     def require_system(self, ctx: Ctx, perm: str = "tenant.manage") -> None:
-        """Cross-tenant actions need ``perm`` in the system tenant ('default')."""
-        if perm not in self.state.permissions_of(SYSTEM_TENANT, ctx.user, None):
+        """Cross-tenant actions need ``perm`` at tenant scope of the system tenant ('default')."""
+        held = self.state.acting_permissions(SYSTEM_TENANT, ctx.real_user, ctx.user, None)
+        if perm not in held:
             raise PermissionDenied(
-                f"permission denied: {ctx.user} lacks '{perm}' in the system tenant {SYSTEM_TENANT!r}, "
-                "which creating, suspending and resuming tenants needs. Ask an owner of 'default'.",
+                f"permission denied: {ctx.user} lacks '{perm}' in the system tenant {SYSTEM_TENANT!r} "
+                "(a tenant-scope role there), which creating, suspending and resuming tenants needs. "
+                "Ask an owner of 'default'.",
                 permission=perm,
             )
 

@@ -9,8 +9,9 @@ and the router never picks one.
 
 Reads need ``quotas.read`` (estimates show quota headroom).  The engine reads the
 files an estimate names: absolute paths inside a registered project of the
-tenant, or anywhere for the OS user who runs the engine (who could read them
-anyway).  Counting and the ledger query run in worker threads; exact counts of
+tenant where the caller may read, resolved through symlinks first and readable
+by the calling OS user, or anywhere for the OS user who runs the engine (who
+could read them anyway).  Counting and the ledger query run in worker threads; exact counts of
 unchanged files are cached in memory.
 """
 
@@ -36,6 +37,7 @@ from core.models.history import RatioStats, ledger_rows, output_ratios
 from core.models.registry import Registry, check_task, load_registry, read_config
 from core.models.router import route
 from core.models.tokens import CountCache
+from core.paths import os_identity, readable_by
 from core.storage.base import Delete, Insert
 
 if TYPE_CHECKING:
@@ -123,7 +125,7 @@ class ModelRoutes:
     async def _read_ctx(self, request: web.Request, action: str, resource: str) -> Ctx:
         e = self.api.e
         c = await self.api.ctx(request)
-        await e.run(c, action, resource, lambda: e.require(c, "quotas.read", read=True))
+        await e.run(c, action, resource, lambda: e.require(c, "quotas.read", project=c.project, read=True))
         return c
 
     # -- registry -------------------------------------------------------------------------
@@ -262,16 +264,17 @@ class ModelRoutes:
         ids = [m.id for m in models]
 
         def check() -> None:
-            e.require(c, "quotas.read", read=True)
+            e.require(c, "quotas.read", project=c.project, read=True)
             self._check_allowed(c, ids, allowed)
-            self._check_paths(c, paths)
+            files[:] = self._check_paths(c, paths)
 
+        files: list[Any] = []
         await e.run(c, "cost.estimate", f"models:{','.join(ids)}", check)
         quotas = self.quotas(c)
         history = await self.history(c.tenant)
 
         def work() -> dict[str, Any]:
-            fs = read_files(paths)
+            fs = read_files(files)
             docs = fs.docs + docs_text
             out = estimate(reg, models, docs, steps, counter=CachedCounter(self.counts, fs.keys), history=history,
                            retrieval_tokens=retrieval, cache=cache, quotas=quotas)
@@ -283,17 +286,42 @@ class ModelRoutes:
                        "history_samples": sum(s.n for s in history.values())})
         return _json(result)
 
-    def _check_paths(self, c: Ctx, paths: list[Any]) -> None:
-        """Outside registered projects, only the engine's own OS user may have files read."""
-        if not paths or c.real_user == pwd.getpwuid(os.getuid()).pw_name:
-            return
+    def _check_paths(self, c: Ctx, paths: list[Any]) -> list[Any]:
+        """The files to read, resolved; refuses any the caller may not have read.
+
+        Each path is judged by where it really leads (symlinks resolved): it must lie in
+        a registered project where the caller holds 'quotas.read' (a project role counts
+        for its own project only) and be readable by the caller, the OS user on the
+        socket, by its mode bits.  The engine's own OS user may name any file (it
+        could read it anyway).  The resolved paths are what gets read.
+        """
+        e = self.api.e
+        out: list[Any] = []
+        engine_user = c.real_user == pwd.getpwuid(os.getuid()).pw_name
+        ident = None if engine_user else os_identity(c.real_user)
         for p in paths:
-            if isinstance(p, str) and os.path.isabs(p) and self.api.e.project_for(c.tenant, None, os.path.normpath(p)) is None:
+            if not (isinstance(p, str) and os.path.isabs(p)):
+                out.append(p)  # read_files names the problem
+                continue
+            if engine_user:
+                out.append(p)
+                continue
+            proj, real = e.project_of_path(c.tenant, p)
+            out.append(real)
+            leads = f" (it leads to {real})" if real != os.path.normpath(p) else ""
+            if proj is None or "quotas.read" not in e.perms(c, proj):
                 raise PermissionDenied(
-                    f"permission denied: {p} is not inside a registered project of tenant {c.tenant!r}; "
-                    "register it with: musubi project add PATH, or send the text instead.",
+                    f"permission denied: {p} is not inside a registered project of tenant {c.tenant!r} "
+                    f"that you may read{leads}; register it with: musubi project add PATH, or send the text instead.",
                     permission="quotas.read",
                 )
+            if os.path.exists(real) and (ident is None or not readable_by(real, *ident)):
+                raise PermissionDenied(
+                    f"permission denied: {c.real_user} cannot read {p}{leads} (by its mode bits), so the engine "
+                    "will not read it for you either; send the text instead.",
+                    permission="quotas.read",
+                )
+        return out
 
 
 def _json(data: Mapping[str, Any]) -> web.Response:

@@ -4,7 +4,11 @@ Which repository: the ``path`` the client sends (absolute), else the project
 of the request (``X-Musubi-Project`` or the registered project containing the
 client's working directory).  A path outside every registered project of the
 tenant is served only to the OS user who runs the engine (who could read it
-anyway); everyone else is limited to registered projects.
+anyway); everyone else is limited to registered projects.  Paths are resolved
+(symlinks followed) before that check, a registered folder swapped for a symlink
+is refused, and ``links.yml`` is written only where it really lies inside the
+repository.  The permission is checked at the scope of the project holding the
+repository, so a project role counts only for its own project.
 
 Reads need ``specs.read``; review and link decisions, which write
 ``storage/traceability/links.yml`` in the repository, need ``specs.write`` and
@@ -25,6 +29,7 @@ from aiohttp import web
 
 from core.engine.base import Ctx
 from core.errors import BadRequest, PermissionDenied
+from core.paths import is_within
 
 if TYPE_CHECKING:
     from core.engine.server import Api
@@ -49,37 +54,54 @@ class TraceRoutes:
     # -- context ----------------------------------------------------------------------------
 
     async def _open(self, request: web.Request, perm: str, action: str, body: dict[str, Any] | None = None) -> tuple[Ctx, Path]:
-        """The caller's context and repository root, after the permission check (denials audited)."""
+        """The caller's context and repository root, after the permission check (denials audited).
+
+        A path is judged by where it really leads (symlinks resolved), and the check is
+        made for the project holding it: a project role counts only for its own project.
+        """
         e = self.api.e
         c = await self.api.ctx(request)
         raw = (body or {}).get("path") or request.query.get("path")
         if raw is not None and not isinstance(raw, str):
             raise BadRequest("path must be a string: the absolute path of a repository.", field="path")
+        real = None
         if raw:
             if not os.path.isabs(raw):
                 raise BadRequest(f"repository path {raw!r} must be absolute.", field="path")
-            norm = os.path.normpath(raw)
-            c.project = e.project_for(c.tenant, None, norm)
-        # Reads of a suspended tenant stay open to its owners, admins and auditors (read=True).
-        await e.run(c, action, f"project:{c.project or '-'}", lambda: e.require(c, perm, read=perm == "specs.read"))
-        if raw:
-            from core.trace.files import validate_root
+            c.project, real = e.project_of_path(c.tenant, raw)
 
-            if c.project is None and c.user != pwd.getpwuid(os.getuid()).pw_name:
+        def check() -> None:
+            # Reads of a suspended tenant stay open to its owners, admins and auditors (read=True).
+            e.require(c, perm, project=c.project, read=perm == "specs.read")
+            if real is not None and c.project is None and c.user != pwd.getpwuid(os.getuid()).pw_name:
+                leads = f" (it leads to {real})" if real != os.path.normpath(str(raw)) else ""
                 raise PermissionDenied(
-                    f"permission denied: {raw} is not inside a registered project of tenant {c.tenant!r}; "
+                    f"permission denied: {raw} is not inside a registered project of tenant {c.tenant!r}{leads}; "
                     "register it with: musubi project add PATH",
                     permission=perm,
                 )
-            return c, validate_root(norm)
+
+        await e.run(c, action, f"project:{c.project or '-'}", check)
+        from core.trace.files import validate_root
+
+        if real is not None:
+            return c, validate_root(real)
         if not c.project:
             raise BadRequest(
                 "no repository given: run inside a registered project (musubi project add PATH) or pass PATH.",
                 field="path",
             )
-        from core.trace.files import validate_root
-
-        return c, validate_root(e.state.projects[c.tenant][c.project]["path"])
+        registered = e.state.projects[c.tenant][c.project]["path"]
+        root = validate_root(registered)
+        if str(root) != os.path.normpath(registered):
+            # The registered folder (or a folder above it) was swapped for a symlink since.
+            raise PermissionDenied(
+                f"permission denied: project {c.project!r} is registered at {registered}, which now leads to {root}; "
+                "the engine reads only the folder that was registered. Restore it, or remove the project and "
+                "register the real folder with: musubi project add PATH",
+                permission=perm,
+            )
+        return c, root
 
     async def _read(self, request: web.Request, fn: Callable[[Ctx, Path], Any]) -> web.Response:
         c, root = await self._open(request, "specs.read", "trace.read")
@@ -121,6 +143,15 @@ class TraceRoutes:
 
         b = await read_body(request)
         c, root = await self._open(request, "specs.write", action, b)
+        from core.trace.config import LINKS_FILE
+
+        target = os.path.realpath(root / LINKS_FILE)
+        if not is_within(target, str(root)):
+            raise PermissionDenied(
+                f"permission denied: {LINKS_FILE} in {root} leads outside the repository (to {target}) through a "
+                "symlink; the engine writes only inside the project. Replace the link with a real folder.",
+                permission="specs.write",
+            )
         result = await asyncio.to_thread(fn, c, root, b)
         details = {k: v for k, v in result.items() if k in ("fingerprint", "previous_fingerprint", "kind", "target", "line", "state", "source")}
         details["repo"] = str(root)

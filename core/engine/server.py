@@ -29,7 +29,7 @@ from core.engine.jsontext import answer_text
 from core.errors import BadRequest, MusubiError, NotFound, PayloadTooLarge, PermissionDenied
 from core.limits import MAX_DEPTH
 from core.quotas import quota_resource
-from core.rbac import SYSTEM_TENANT
+from core.rbac import SYSTEM_LOG
 
 log = logging.getLogger("musubi.engine.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -202,8 +202,9 @@ class Api:
             return make()  # writes nothing, so it needs no op of its own unless it is refused
         except PermissionDenied as exc:
             # Running it as an op audits the refusal: in the tenant asked for, or in the system
-            # tenant when there is no such tenant (so probing for names is on record too).
-            where = tenant if tenant in self.e.state.tenants else SYSTEM_TENANT
+            # log when there is no such tenant (so probing for names is on record too, for system
+            # owners, without flooding the log of 'default').
+            where = tenant if tenant in self.e.state.tenants else SYSTEM_LOG
             if exc.extra.get("permission") == "impersonate":  # refused impersonation: the real user acted
                 return await self.e.run(Ctx(real, real, where), "impersonate", f"user:{as_user}", make)
             return await self.e.run(Ctx(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make)
@@ -234,7 +235,7 @@ class Api:
         c = await self.ctx(request, outsiders=True)
         st = self.e.state
         # Someone with no role in the tenant sees only that they have none, not its state.
-        visible = st.is_member(c.tenant, c.user) or self.e.is_system_admin(c.user)
+        visible = st.is_member(c.tenant, c.user) or self.e.system_owner(c)
         return _json(
             {
                 "user": c.user,
@@ -243,7 +244,10 @@ class Api:
                 "tenant_status": st.tenants[c.tenant].status if visible else None,
                 "project": c.project,
                 "roles": st.roles_of(c.tenant, c.user, c.project),
-                "permissions": sorted(st.permissions_of(c.tenant, c.user, c.project)),
+                "permissions": sorted(self.e.perms(c, c.project)),
+                # What counts for the tenant's own resources (members, quotas, audit, tenants):
+                # project roles add to "permissions" only for their project.
+                "tenant_permissions": sorted(self.e.perms(c)),
             }
         )
 
@@ -251,8 +255,9 @@ class Api:
         c = await self.ctx(request, "default", outsiders=True)
 
         def op() -> None:
-            # c.user, not the socket peer: a request made --as someone else acts as that user.
-            if c.user != pwd.getpwuid(os.getuid()).pw_name:
+            # Both the socket peer and whoever it acts as: --as never lends the power to stop.
+            me = pwd.getpwuid(os.getuid()).pw_name
+            if c.user != me or c.real_user != me:
                 raise PermissionDenied("only the OS user who runs the engine may stop it.")
             self.e.audit("default", c, "engine.stop", "engine")
 
@@ -299,7 +304,7 @@ class Api:
         path = limits.text(b.get("path"), "path", limits.MAX_PATH_LEN, required=True) or ""
         name = limits.text(b.get("name"), "name", 128)
         c = await self.ctx(request)
-        return _json(await self.e.run(c, "project.add", f"project:{name or path}", lambda: self.e.project_add(c, path, name)), 201)
+        return _json(await self.e.run(c, "project.add", f"project:{name or path}", lambda: self.e.project_add(c, path, name, b.get("shared", False))), 201)
 
     async def projects_remove(self, request: web.Request) -> web.Response:
         c = await self.ctx(request)
@@ -409,7 +414,7 @@ class Api:
         anchor = b.get("anchor")
         if anchor is not None and not isinstance(anchor, dict):
             raise BadRequest("anchor must be a checkpoint document (a JSON object).", field="anchor")
-        return _json(await self.e.audit_verify(c, anchor))
+        return _json(await self.e.audit_verify(c, anchor, system=b.get("system", False)))
 
     async def audit_export(self, request: web.Request) -> web.Response:
         b = await body(request)
@@ -435,7 +440,7 @@ class Api:
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read)."""
         c = await self.ctx(request)
-        perms = self.e.state.permissions_of(c.tenant, c.user, c.project)
+        perms = self.e.perms(c)  # the stream is the tenant's: only tenant-scope roles count
 
         def check() -> None:
             if not perms:

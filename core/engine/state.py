@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from core.audit import GENESIS_HASH
 from core.quotas import METRICS, PERIODS, Charge, Quota, Reservation, window_start
-from core.rbac import BUILTIN_ROLES
+from core.rbac import BUILTIN_ROLES, acting_permissions, scope_permissions, scope_roles
 from core.storage.base import Snapshot
 
 _MINUTE = timedelta(minutes=1)
@@ -115,22 +116,16 @@ class State:
         return r["permissions"] if r else None
 
     def roles_of(self, tenant: str, user: str, project: str | None) -> list[str]:
-        mem = self.members.get(tenant, {})
-        roles = []
-        b = mem.get((user, ""))
-        if b:
-            roles.append(b["role"])
-        if project:
-            b = mem.get((user, project))
-            if b:
-                roles.append(b["role"])
-        return roles
+        """Roles covering a resource at scope ``project`` (None: tenant-wide), see core.rbac."""
+        return scope_roles(self.members.get(tenant, {}), user, project)
 
     def permissions_of(self, tenant: str, user: str, project: str | None) -> frozenset[str]:
-        perms: set[str] = set()
-        for role in self.roles_of(tenant, user, project):
-            perms |= self.role_permissions(tenant, role) or frozenset()
-        return frozenset(perms)
+        """Permissions ``user`` holds for a resource at scope ``project`` (None: tenant-wide)."""
+        return scope_permissions(self.members.get(tenant, {}), partial(self.role_permissions, tenant), user, project)
+
+    def acting_permissions(self, tenant: str, real_user: str, user: str, project: str | None) -> frozenset[str]:
+        """Like :meth:`permissions_of` for a request that may be impersonated (see core.rbac)."""
+        return acting_permissions(self.members.get(tenant, {}), partial(self.role_permissions, tenant), real_user, user, project)
 
     def is_member(self, tenant: str, user: str) -> bool:
         """Has any binding in the tenant, at tenant or project scope (asked on every request)."""

@@ -9,6 +9,7 @@ from core import names
 from core.engine.base import ENGINE_ACTOR, Ctx, EngineBase
 from core.engine.state import Tenant
 from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from core.paths import is_within, os_identity, readable_by, system_path_reason
 from core.quotas import DEFAULT_QUOTAS, Quota
 from core.rbac import (
     BUILTIN_ROLES,
@@ -16,6 +17,7 @@ from core.rbac import (
     ROLE_DESCRIPTIONS,
     SYSTEM_TENANT,
     validate_permissions,
+    visible_projects,
 )
 from core.storage.base import Delete, Insert, Update
 
@@ -63,13 +65,13 @@ class TenancyOps(EngineBase):
 
     def tenant_list(self, ctx: Ctx) -> list[dict[str, Any]]:
         st = self.state
-        system = self.is_system_admin(ctx.user)
+        system = self.system_owner(ctx)
         out = []
         for name in sorted(st.tenants):
             if system or st.is_member(name, ctx.user):
                 d = st.tenants[name].as_json()
                 d["members"] = len({u for (u, _p) in st.members.get(name, {})})
-                d["projects"] = len(st.projects.get(name, {}))
+                d["projects"] = len(self._visible_projects(Ctx(ctx.real_user, ctx.user, name), system))
                 d["your_roles"] = sorted({b["role"] for (u, _p), b in st.members.get(name, {}).items() if u == ctx.user})
                 out.append(d)
         return out
@@ -77,7 +79,7 @@ class TenancyOps(EngineBase):
     def tenant_show(self, ctx: Ctx, name: str) -> dict[str, Any]:
         names.tenant_name(name)
         st = self.state
-        system = self.is_system_admin(ctx.user)
+        system = self.system_owner(ctx)
         if not (system or (name in st.tenants and st.is_member(name, ctx.user))):
             raise self.outsider(ctx.user, name)  # the same answer whether or not it exists
         t = self.tenant_or_404(name)
@@ -85,7 +87,7 @@ class TenancyOps(EngineBase):
             self.suspended_read_check(Ctx(ctx.real_user, ctx.user, name, None))
         d = t.as_json()
         d["members"] = len({u for (u, _p) in st.members.get(name, {})})
-        d["projects"] = sorted(st.projects.get(name, {}))
+        d["projects"] = sorted(self._visible_projects(Ctx(ctx.real_user, ctx.user, name), system))
         d["quotas"] = len(st.quotas.get(name, {}))
         d["audit_head_seq"] = st.head(name)[0]
         d["data_dir"] = str(self.paths.tenant_dir(name))
@@ -118,30 +120,87 @@ class TenancyOps(EngineBase):
 
     # -- projects -------------------------------------------------------------------------
 
-    def project_add(self, ctx: Ctx, path: str, name: str | None = None) -> dict[str, Any]:
-        if not path or not os.path.isabs(path):
+    def project_add(self, ctx: Ctx, path: object, name: str | None = None, shared: object = False) -> dict[str, Any]:
+        """Register the folder ``path`` (stored resolved) as a project; see docs/rbac.md#projects-and-paths."""
+        if not isinstance(path, str) or not path or not os.path.isabs(path):
             raise BadRequest(f"project path {path!r} must be an absolute path to a directory.", field="path")
-        path = os.path.normpath(path)
-        if not os.path.isdir(path):
+        if not isinstance(shared, bool):
+            raise BadRequest("shared must be true or false.", field="shared")
+        given = os.path.normpath(path)
+        real = os.path.realpath(given)
+        if not os.path.isdir(real):
             raise BadRequest(f"project path {path!r} is not an existing directory.", field="path")
-        name = name or os.path.basename(path) or "root"
+        name = name or os.path.basename(given) or "root"
         names.project_name(name)
         self.require(ctx, "projects.manage")
+        self._check_project_path(ctx, given, real, shared)
         projects = self.state.projects[ctx.tenant]
         if name in projects:
             raise Conflict(f"project {name!r} already exists in tenant {ctx.tenant!r}; pass --name to choose another name.")
         for other in projects.values():
-            if other["path"] == path:
-                raise Conflict(f"{path} is already registered as project {other['name']!r}.")
+            if os.path.realpath(other["path"]) == real:
+                raise Conflict(f"{real} is already registered as project {other['name']!r}.")
         now = self.now()
-        projects[name] = {"name": name, "path": path}
-        self.write(Insert("projects", {"tenant_id": ctx.tenant, "name": name, "path": path, "created_at": now, "created_by": ctx.user}))
-        self.audit(ctx.tenant, ctx, "project.add", f"project:{name}", details={"path": path})
-        return {"name": name, "path": path, "tenant": ctx.tenant}
+        projects[name] = {"name": name, "path": real}
+        self.write(Insert("projects", {"tenant_id": ctx.tenant, "name": name, "path": real, "created_at": now, "created_by": ctx.user}))
+        details: dict[str, Any] = {"path": real}
+        if real != given:
+            details["given_path"] = given
+        if shared:
+            details["shared"] = True
+        self.audit(ctx.tenant, ctx, "project.add", f"project:{name}", details=details)
+        return {"name": name, "path": real, "tenant": ctx.tenant}
+
+    def _check_project_path(self, ctx: Ctx, given: str, real: str, shared: bool) -> None:
+        """Refuse folders the engine must not read on this caller's behalf (denials are audited)."""
+        leads = f" (it leads to {real})" if real != given else ""
+        ident = os_identity(ctx.real_user)
+        if ident is None or not readable_by(real, *ident):
+            raise PermissionDenied(
+                f"permission denied: {ctx.real_user} (the OS user calling) cannot read {given}{leads} by its mode "
+                "bits, so it cannot be registered as your project; register a folder you can read.",
+                permission="read access to the folder",
+            )
+        why = system_path_reason(real)
+        home = os.path.realpath(self.paths.home)
+        if why is None and (is_within(real, home) or is_within(home, real)):
+            why = f"it holds or lies in the engine's home {home}"
+        if why:
+            raise PermissionDenied(
+                f"permission denied: {given}{leads} cannot be a project: {why}. Register a repository folder.",
+                permission="read access to the folder",
+            )
+        if shared and not self.system_owner(ctx):
+            raise PermissionDenied(
+                "permission denied: only a system owner (tenant.manage in 'default') may register a folder "
+                "another tenant already registered (--shared).",
+                permission="tenant.manage",
+            )
+        for tenant, projects in self.state.projects.items():
+            if tenant == ctx.tenant or shared:
+                continue
+            for p in projects.values():
+                other = os.path.realpath(p["path"])
+                if is_within(real, other) or is_within(other, real):
+                    raise Conflict(
+                        f"{given}{leads} is, contains or lies inside a folder another tenant registered; one tenant's "
+                        "repository is not another's project. A system owner may allow it with: "
+                        "musubi project add PATH --shared",
+                        resource=f"project:{os.path.basename(given)}",
+                    )
+
+    def _visible_projects(self, ctx: Ctx, system: bool | None = None) -> dict[str, dict[str, Any]]:
+        """The tenant's projects ``ctx`` may see: all with a tenant-scope role (or as a system
+        owner), else only the projects it is bound in."""
+        projects = self.state.projects.get(ctx.tenant, {})
+        if system if system is not None else self.system_owner(ctx):
+            return projects
+        seen = visible_projects(self.state.members.get(ctx.tenant, {}), ctx.user)
+        return projects if seen is None else {n: p for n, p in projects.items() if n in seen}
 
     def project_list(self, ctx: Ctx) -> list[dict[str, Any]]:
         self._require_member(ctx)
-        return [dict(p, current=(p["name"] == ctx.project)) for _n, p in sorted(self.state.projects.get(ctx.tenant, {}).items())]
+        return [dict(p, current=(p["name"] == ctx.project)) for _n, p in sorted(self._visible_projects(ctx).items())]
 
     def project_remove(self, ctx: Ctx, name: str) -> dict[str, Any]:
         names.project_name(name)
@@ -167,7 +226,7 @@ class TenancyOps(EngineBase):
         self.require(ctx, "members.manage")
         if name in BUILTIN_ROLES or name in self.state.custom_roles.get(ctx.tenant, {}):
             raise Conflict(f"role {name!r} already exists in tenant {ctx.tenant!r}.")
-        mine = self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        mine = self.perms(ctx)  # roles are the tenant's: only tenant-scope grants count
         extra = sorted(perms - mine)
         if extra:
             raise PermissionDenied(
@@ -214,9 +273,7 @@ class TenancyOps(EngineBase):
         raise NotFound(f"unknown role {name!r} in tenant {ctx.tenant!r}. See: musubi role list")
 
     def _require_member(self, ctx: Ctx) -> None:
-        if not self.state.is_member(ctx.tenant, ctx.user) and "tenant.manage" not in self.state.permissions_of(
-            SYSTEM_TENANT, ctx.user, None
-        ):
+        if not self.state.is_member(ctx.tenant, ctx.user) and not self.system_owner(ctx):
             raise PermissionDenied(
                 f"permission denied: {ctx.user} has no role in tenant {ctx.tenant!r}; ask one of its owners or admins "
                 f"to add you (musubi member add {ctx.user} --role viewer).",
@@ -260,8 +317,9 @@ class TenancyOps(EngineBase):
             if project not in self.state.projects.get(ctx.tenant, {}):
                 raise NotFound(f"unknown project {project!r} in tenant {ctx.tenant!r}. See: musubi project list")
             proj = project
-        self.require(ctx, "members.manage")
-        mine = self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        # The binding's own scope decides: a project role manages only that project's bindings.
+        self.require(ctx, "members.manage", project=proj or None)
+        mine = self.perms(ctx, proj or None)
         extra = sorted(perms - mine)
         if extra:
             raise PermissionDenied(
@@ -282,9 +340,14 @@ class TenancyOps(EngineBase):
         return {"tenant": ctx.tenant, "user": user, "role": role, "project": proj or None, "action": action}
 
     def member_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+        """Every binding for tenant-scope members; the bindings of their own projects for the others."""
         self._require_member(ctx)
         out = []
-        for (u, p), b in sorted(self.state.members.get(ctx.tenant, {}).items()):
+        mem = self.state.members.get(ctx.tenant, {})
+        seen = None if self.system_owner(ctx) else visible_projects(mem, ctx.user)
+        for (u, p), b in sorted(mem.items()):
+            if seen is not None and p not in seen:
+                continue
             out.append({"user": u, "project": p or None, "role": b["role"], "since": self.fmt(b["created_at"]), "added_by": b["created_by"]})
         return out
 
@@ -297,11 +360,11 @@ class TenancyOps(EngineBase):
         if (user, proj) not in mem:
             where = f"project {proj!r} of tenant {ctx.tenant!r}" if proj else f"tenant {ctx.tenant!r}"
             raise NotFound(f"{user} has no binding in {where}. See: musubi member list")
-        self.require(ctx, "members.manage")
+        self.require(ctx, "members.manage", project=proj or None)
         role = mem[(user, proj)]["role"]
         if role == "owner" and not proj and self._owners(ctx.tenant) == [user]:
             raise Conflict(f"{user} is the last owner of tenant {ctx.tenant!r}; make someone else owner first.")
-        if role == "owner" and "tenant.manage" not in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project):
+        if role == "owner" and "tenant.manage" not in self.perms(ctx, proj or None):
             raise PermissionDenied("permission denied: only an owner may remove an owner.", permission="tenant.manage")
         del mem[(user, proj)]
         self.write(Delete("members", {"tenant_id": ctx.tenant, "user_name": user, "project": proj}))

@@ -103,8 +103,9 @@ class UsageOps(TenancyOps):
         }
 
     def quota_status(self, ctx: Ctx, user: str | None = None) -> dict[str, Any]:
-        self.require(ctx, "quotas.read", read=True)
-        manage = "quotas.manage" in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        # Headroom applies to the caller's requests in their project too; others' limits need tenant scope.
+        self.require(ctx, "quotas.read", project=ctx.project, read=True)
+        manage = "quotas.manage" in self.perms(ctx)
         now = self.now()
         out = []
         for q in sorted(self.state.quotas.get(ctx.tenant, {}).values(), key=lambda q: (q.user or "", q.metric, q.period)):
@@ -230,7 +231,7 @@ class UsageOps(TenancyOps):
             raise BadRequest("model is missing or too long; pass --model NAME (e.g. gpt-4o).", field="model")
         charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
         task = check_task(task_kind) if task_kind is not None else None
-        self.require(ctx, "usage.record")
+        self.require(ctx, "usage.record", project=ctx.project)
         self._admit(ctx, charge, "recording")
         entry = self._charge(ctx, charge, model, i, o, "record", None, task)
         self.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {}), **({"task_kind": task} if task else {})})
@@ -246,7 +247,7 @@ class UsageOps(TenancyOps):
             limits.dollars(cost_usd, "cost_usd", limits.COST) if cost_usd not in (None, "") else 0,
         )
         ttl = limits.count(ttl_s if ttl_s is not None else DEFAULT_TTL_S, "ttl_s", limits.TTL_S)
-        self.require(ctx, "usage.record")
+        self.require(ctx, "usage.record", project=ctx.project)
         self._admit(ctx, charge, "reserving")
         now = self.now()
         rid = "rsv_" + secrets.token_hex(12)
@@ -275,7 +276,7 @@ class UsageOps(TenancyOps):
         task = check_task(task_kind) if task_kind is not None else None
         model = limits.text(model, "model", limits.MAX_MODEL_LEN)
         res = self._own_reservation(ctx, rid)
-        self.require(ctx, "usage.record")
+        self.require(ctx, "usage.record", project=res.project)
         self._check_settle_bound(ctx, res, charge)
         self.state.drop_reservation(rid)
         now = self.now()
@@ -288,7 +289,7 @@ class UsageOps(TenancyOps):
 
     def usage_release(self, ctx: Ctx, rid: str) -> dict[str, Any]:
         res = self._own_reservation(ctx, rid)
-        self.require(ctx, "usage.record")
+        self.require(ctx, "usage.record", project=res.project)
         self.state.drop_reservation(rid)
         self.write(Update("reservations", {"state": "released", "closed_at": self.now()}, {"reservation_id": rid}))
         self.audit(ctx.tenant, ctx, "usage.release", f"reservation:{rid}", details=res.amount.as_json())
@@ -296,7 +297,7 @@ class UsageOps(TenancyOps):
 
     def reservation_list(self, ctx: Ctx) -> list[dict[str, Any]]:
         self.require(ctx, "quotas.read", read=True)
-        manage = "quotas.manage" in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project)
+        manage = "quotas.manage" in self.perms(ctx)
         return [
             {"reservation_id": r.id, "user": r.user, **r.amount.as_json(), "created_at": format_ts(r.created_at), "expires_at": format_ts(r.expires_at)}
             for r in sorted(self.state.reservations.values(), key=lambda r: r.created_at)
@@ -322,7 +323,7 @@ class UsageOps(TenancyOps):
 
         def check() -> None:
             self.require(ctx, "quotas.read", read=True)
-            if user and user != ctx.user and "quotas.manage" not in self.state.permissions_of(ctx.tenant, ctx.user, ctx.project):
+            if user and user != ctx.user and "quotas.manage" not in self.perms(ctx):
                 raise PermissionDenied(
                     f"permission denied: {ctx.user} may see only their own usage (needs 'quotas.manage').",
                     permission="quotas.manage",

@@ -5,6 +5,9 @@ cross-tenant actions, in the system tenant 'default'), then every
 permission-gated action is called as that user: it must succeed exactly when
 ``core.rbac.BUILTIN_ROLES`` grants the permission, and a refusal must be a 403
 naming the permission, audited as 'denied', and change nothing else.
+
+Where a grant counts (tenant scope, the request's project, another project) is
+checked for every route of the live route table in ``test_rbac_scope_matrix.py``.
 """
 
 from __future__ import annotations

@@ -59,12 +59,14 @@ def _detail_text(d: dict[str, Any]) -> str:
 @_filters
 @click.option("--limit", type=click.IntRange(1, 10_000), metavar="N", default=None, help="At most this many events (default 100).")
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
+@click.option("--system", is_flag=True,
+              help="The system log instead: requests naming no existing tenant (system owners only).")
 @pass_state
 def list_(state: CliState, since: str | None, until: str | None, actor: str | None, action: str | None,
-          outcome: str | None, limit: int | None, oldest_first: bool) -> None:
-    """List audit events of the tenant (needs 'audit.read')."""
+          outcome: str | None, limit: int | None, oldest_first: bool, system: bool) -> None:
+    """List audit events of the tenant (needs 'audit.read'), or with --system the system log."""
     q = {"since": since, "until": until, "actor": actor, "action": action, "outcome": outcome, "limit": limit,
-         "ascending": "1" if oldest_first else None}
+         "ascending": "1" if oldest_first else None, "system": "true" if system else None}
     data = state.client().get("/v1/audit", q)
 
     def human(rows: list[dict[str, Any]]) -> None:
@@ -82,11 +84,12 @@ def list_(state: CliState, since: str | None, until: str | None, actor: str | No
 @click.option("--against", "against", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also check the chain still holds the head of this exported checkpoint "
                    "(catches events cut off the end, which a chain alone cannot show).")
+@click.option("--system", is_flag=True, help="Verify the system log instead (system owners only).")
 @pass_state
 @click.pass_context
-def verify(ctx: click.Context, state: CliState, against: str | None) -> None:
+def verify(ctx: click.Context, state: CliState, against: str | None, system: bool) -> None:
     """Re-hash the tenant's chain from its last checkpoint. Exit 5 when it is broken."""
-    body: dict[str, Any] = {}
+    body: dict[str, Any] = {"system": True} if system else {}
     if against:
         try:
             body["anchor"] = json.loads(Path(against).read_text(encoding="utf-8"))

@@ -22,10 +22,18 @@ cli_group = group(
 @cli_group.command(epilog=example("musubi project add .", "musubi project add ~/src/shop --name shop"))
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--name", metavar="NAME", help="Project name (default: the folder's name).")
+@click.option("--shared", is_flag=True,
+              help="Allow a folder another tenant already registered (system owners only).")
 @pass_state
-def add(state: CliState, path: str, name: str | None) -> None:
-    """Register the directory PATH (resolved to an absolute path here) as a project."""
-    data = state.client().post("/v1/projects", {"path": abspath(path), "name": name})
+def add(state: CliState, path: str, name: str | None, shared: bool) -> None:
+    """Register the directory PATH (resolved to an absolute path here) as a project.
+
+    You must be able to read PATH yourself; it is stored with symlinks resolved.
+    """
+    body: dict[str, Any] = {"path": abspath(path), "name": name}
+    if shared:
+        body["shared"] = True
+    data = state.client().post("/v1/projects", body)
     emit(state, data, lambda d: line(f"added project {d['name']} ({d['path']}) to tenant {d['tenant']}."))
 
 

@@ -23,6 +23,9 @@ def cli_group(state: CliState) -> None:
     data = state.client().get("/v1/whoami")
 
     def human(d: dict[str, Any]) -> None:
-        fields(d, ["user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions"])
+        keys = ["user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions"]
+        if d.get("project") and "tenant_permissions" in d:
+            keys.append("tenant_permissions")  # differs only in a project: what counts tenant-wide
+        fields(d, keys)
 
     emit(state, data, human)

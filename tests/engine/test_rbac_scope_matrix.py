@@ -1,0 +1,326 @@
+"""Every route x every binding scope x every built-in role, generated from the live route table.
+
+The companion of ``test_rbac_matrix.py`` (which checks the permission each
+action needs): this one checks *where* a grant counts.  Everything happens in
+the system tenant ``default``, where a tenant-scope owner is a system owner, so
+a project role that leaked to the tenant would show as a system power.  For
+each role, three users hold it: at tenant scope, on project ``p1`` (the
+project every request here is made from) and on project ``p2``.
+
+``SPEC`` says, for each (method, path) the engine registers, which scope its
+resource has and which permission it needs.  The expected answer is derived
+from that and ``BUILTIN_ROLES`` alone:
+
+- ``open``: anyone, even outsiders; ``member``: any binding in the tenant;
+- ``tenant``: the permission in a tenant-scope binding;
+- ``project``: the permission in a tenant-scope binding or the binding on the
+  request's project ``p1``, never one on another project;
+- ``system``: the permission at tenant scope of ``default``;
+- ``engine``: the OS user running the engine only (never an impersonated user).
+
+A route the table does not describe fails :func:`test_spec_covers_every_route`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import pwd
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.client import _UnixHTTPConnection
+from core.rbac import BUILTIN_ROLES
+from tests.trace.fixture import build_repo
+
+from .helpers import Home, unique, utc_iso
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+SCOPES = ("tenant", "own-project", "other-project")
+MODEL = "gpt-5.4"
+
+
+@dataclass
+class World:
+    """The engine, its two projects and one user per (role, scope)."""
+
+    h: Home
+    p1: Path
+    scratch: Path
+    users: dict[tuple[str, str], str]
+
+    @property
+    def root(self) -> Any:
+        return self.h.client("default")
+
+
+# A call: (world, acting user) -> (status, body). Setup runs as the owner before the call.
+Call = Callable[[World, str], tuple[int, Any]]
+
+
+@dataclass(frozen=True)
+class Variant:
+    scope: str  # open | member | tenant | project | system | engine
+    perm: str | None
+    call: Call
+    ok: tuple[int, ...] = ()  # statuses besides 2xx that mean "past the permission check"
+
+
+def req(method: str, path: str, body: Any = None) -> Call:
+    return lambda w, u: w.h.raw(method, path, body, tenant="default", as_user=u, project="p1")
+
+
+def with_setup(setup: Callable[[World], Any], make: Callable[[Any], tuple[str, str, Any]]) -> Call:
+    """Run ``setup`` as the owner, then the request ``make(setup result)`` as the user."""
+
+    def call(w: World, u: str) -> tuple[int, Any]:
+        method, path, body = make(setup(w))
+        return w.h.raw(method, path, body, tenant="default", as_user=u, project="p1")
+
+    return call
+
+
+def stream_status(w: World, u: str) -> tuple[int, Any]:
+    """The event stream never ends: read its status and first line, then hang up."""
+    conn = _UnixHTTPConnection(str(w.h.paths.socket), 10)
+    try:
+        conn.request("GET", "/v1/events", headers={"X-Musubi-Tenant": "default", "X-Musubi-As": u,
+                                                    "X-Musubi-Project": "p1", "X-Musubi-Cwd": "/"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            return resp.status, json.loads(resp.read().decode())
+        return resp.status, resp.fp.readline() if resp.fp else b""
+    except (http.client.HTTPException, OSError) as exc:
+        return 599, repr(exc)
+    finally:
+        conn.close()
+
+
+def _fresh_tenant(w: World) -> str:
+    return w.h.new_tenant("sm")
+
+
+def _suspended_tenant(w: World) -> str:
+    t = w.h.new_tenant("sm")
+    w.h.client().post(f"/v1/tenants/{t}/suspend", {})
+    return t
+
+
+def _fresh_dir(w: World) -> str:
+    return tempfile.mkdtemp(dir=w.scratch)
+
+
+def _fresh_project(w: World) -> str:
+    return str(w.root.post("/v1/projects", {"path": _fresh_dir(w)})["name"])
+
+
+def _fresh_role(w: World) -> str:
+    name = "r" + unique("x").replace("-", "_")
+    w.root.post("/v1/roles", {"name": name, "permissions": ["specs.read"]})
+    return name
+
+
+def _fresh_member(project: str | None) -> Callable[[World], str]:
+    def setup(w: World) -> str:
+        u = unique("victim")
+        w.root.post("/v1/members", {"user": u, "role": "guest", **({"project": project} if project else {})})
+        return u
+
+    return setup
+
+
+def _fresh_quota(w: World) -> None:
+    w.root.put("/v1/quotas", {"metric": "requests", "limit": 10**9, "period": "minute", "user": "quota-target"})
+
+
+def _others_reservation(w: World) -> str:
+    # Held by someone else in p1: settling or releasing it is managing another user's usage.
+    c = w.h.client("default", as_user="res-holder", project="p1")
+    return str(c.post("/v1/reservations", {"tokens": 1})["reservation_id"])
+
+
+def _name(s: str) -> str:
+    return "r" + unique(s).replace("-", "_")
+
+
+TRACE_ID = "REQ-AUTH-001"
+
+SPEC: dict[tuple[str, str], list[Variant]] = {
+    ("GET", "/v1/health"): [Variant("open", None, req("GET", "/v1/health"))],
+    ("GET", "/v1/whoami"): [Variant("open", None, req("GET", "/v1/whoami"))],
+    ("POST", "/v1/engine/stop"): [Variant("engine", None, req("POST", "/v1/engine/stop", {}))],
+    ("GET", "/v1/tenants"): [Variant("open", None, req("GET", "/v1/tenants"))],
+    ("POST", "/v1/tenants"): [Variant("system", "tenant.manage", lambda w, u: req("POST", "/v1/tenants", {"name": unique("sm")})(w, u))],
+    ("GET", "/v1/tenants/{name}"): [Variant("member", None, req("GET", "/v1/tenants/default"))],
+    ("POST", "/v1/tenants/{name}/suspend"): [
+        Variant("system", "tenant.manage", with_setup(_fresh_tenant, lambda t: ("POST", f"/v1/tenants/{t}/suspend", {})))],
+    ("POST", "/v1/tenants/{name}/resume"): [
+        Variant("system", "tenant.manage", with_setup(_suspended_tenant, lambda t: ("POST", f"/v1/tenants/{t}/resume", {})))],
+    ("GET", "/v1/projects"): [Variant("member", None, req("GET", "/v1/projects"))],
+    ("POST", "/v1/projects"): [
+        Variant("tenant", "projects.manage", with_setup(_fresh_dir, lambda d: ("POST", "/v1/projects", {"path": d})))],
+    ("DELETE", "/v1/projects/{name}"): [
+        Variant("tenant", "projects.manage", with_setup(_fresh_project, lambda p: ("DELETE", f"/v1/projects/{p}", None)))],
+    ("GET", "/v1/roles"): [Variant("member", None, req("GET", "/v1/roles"))],
+    ("POST", "/v1/roles"): [Variant("tenant", "members.manage", lambda w, u: req(
+        "POST", "/v1/roles", {"name": _name("c"), "permissions": ["specs.read"]})(w, u))],
+    ("GET", "/v1/roles/{name}"): [Variant("member", None, req("GET", "/v1/roles/guest"))],
+    ("DELETE", "/v1/roles/{name}"): [
+        Variant("tenant", "members.manage", with_setup(_fresh_role, lambda r: ("DELETE", f"/v1/roles/{r}", None)))],
+    ("GET", "/v1/members"): [Variant("member", None, req("GET", "/v1/members"))],
+    ("POST", "/v1/members"): [
+        Variant("tenant", "members.manage", lambda w, u: req("POST", "/v1/members", {"user": unique("g"), "role": "guest"})(w, u)),
+        Variant("project", "members.manage", lambda w, u: req(
+            "POST", "/v1/members", {"user": unique("g"), "role": "guest", "project": "p1"})(w, u)),
+        Variant("other", "members.manage", lambda w, u: req(
+            "POST", "/v1/members", {"user": unique("g"), "role": "guest", "project": "p3"})(w, u)),
+    ],
+    ("DELETE", "/v1/members/{user}"): [
+        Variant("tenant", "members.manage", with_setup(_fresh_member(None), lambda v: ("DELETE", f"/v1/members/{v}", None))),
+        Variant("project", "members.manage", with_setup(
+            _fresh_member("p1"), lambda v: ("DELETE", f"/v1/members/{v}?project=p1", None))),
+        Variant("other", "members.manage", with_setup(
+            _fresh_member("p3"), lambda v: ("DELETE", f"/v1/members/{v}?project=p3", None))),
+    ],
+    ("GET", "/v1/quotas"): [Variant("project", "quotas.read", req("GET", "/v1/quotas"))],
+    ("PUT", "/v1/quotas"): [Variant("tenant", "quotas.manage", req(
+        "PUT", "/v1/quotas", {"metric": "tokens", "limit": 10**12, "period": "month", "user": "quota-target"}))],
+    ("DELETE", "/v1/quotas"): [Variant("tenant", "quotas.manage", with_setup(
+        _fresh_quota, lambda _: ("DELETE", "/v1/quotas?metric=requests&period=minute&user=quota-target", None)))],
+    ("POST", "/v1/usage"): [Variant("project", "usage.record", req("POST", "/v1/usage", {"model": "m", "input_tokens": 1}))],
+    ("GET", "/v1/usage/history"): [Variant("tenant", "quotas.read", req("GET", "/v1/usage/history"))],
+    ("GET", "/v1/reservations"): [Variant("tenant", "quotas.read", req("GET", "/v1/reservations"))],
+    ("POST", "/v1/reservations"): [Variant("project", "usage.record", req("POST", "/v1/reservations", {"tokens": 1}))],
+    ("POST", "/v1/reservations/{rid}/settle"): [Variant("tenant", "quotas.manage", with_setup(
+        _others_reservation, lambda r: ("POST", f"/v1/reservations/{r}/settle", {"input_tokens": 1})))],
+    ("POST", "/v1/reservations/{rid}/release"): [Variant("tenant", "quotas.manage", with_setup(
+        _others_reservation, lambda r: ("POST", f"/v1/reservations/{r}/release", {})))],
+    ("GET", "/v1/audit"): [Variant("tenant", "audit.read", req("GET", "/v1/audit"))],
+    ("POST", "/v1/audit/verify"): [Variant("tenant", "audit.read", req("POST", "/v1/audit/verify", {}))],
+    ("POST", "/v1/audit/export"): [Variant("tenant", "audit.export", lambda w, u: req(
+        "POST", "/v1/audit/export", {"format": "jsonl", "path": str(w.scratch / unique("x"))})(w, u))],
+    ("POST", "/v1/audit/prune"): [Variant("tenant", "tenant.manage", lambda w, u: req(
+        "POST", "/v1/audit/prune", {"before": utc_iso()})(w, u), ok=(409,))],
+    ("POST", "/v1/audit/checkpoint"): [Variant("tenant", "audit.export", req("POST", "/v1/audit/checkpoint", {}))],
+    ("GET", "/v1/events"): [Variant("tenant", None, stream_status)],  # any tenant-scope role; events filtered by permission
+    ("GET", "/v1/trace"): [Variant("project", "specs.read", req("GET", "/v1/trace?view=summary"))],
+    ("GET", "/v1/trace/requirements/{id}"): [Variant("project", "specs.read", req("GET", f"/v1/trace/requirements/{TRACE_ID}"))],
+    ("GET", "/v1/trace/gaps"): [Variant("project", "specs.read", req("GET", "/v1/trace/gaps"))],
+    ("GET", "/v1/trace/impact/{id}"): [Variant("project", "specs.read", req("GET", f"/v1/trace/impact/{TRACE_ID}"))],
+    ("GET", "/v1/trace/export"): [Variant("project", "specs.read", req("GET", "/v1/trace/export?format=json"))],
+    ("GET", "/v1/spec/lint"): [Variant("project", "specs.read", req("GET", "/v1/spec/lint"))],
+    ("POST", "/v1/trace/review"): [Variant("project", "specs.write", req("POST", "/v1/trace/review", {"id": TRACE_ID}))],
+    ("POST", "/v1/trace/links"): [Variant("project", "specs.write", req(
+        "POST", "/v1/trace/links", {"requirement": TRACE_ID, "kind": "code", "target": "src/auth/login.py"}))],
+    ("POST", "/v1/trace/links/remove"): [Variant("project", "specs.write", req(
+        "POST", "/v1/trace/links/remove", {"requirement": TRACE_ID, "kind": "code", "target": "src/nope.py"}), ok=(404,))],
+    ("GET", "/v1/models"): [Variant("project", "quotas.read", req("GET", "/v1/models"))],
+    ("GET", "/v1/models/allowed"): [Variant("project", "quotas.read", req("GET", "/v1/models/allowed"))],
+    ("PUT", "/v1/models/allowed"): [Variant("tenant", "quotas.manage", req("PUT", "/v1/models/allowed", {"models": [MODEL]}))],
+    ("DELETE", "/v1/models/allowed"): [Variant("tenant", "quotas.manage", req("DELETE", "/v1/models/allowed"))],
+    ("POST", "/v1/models/route"): [Variant("project", "quotas.read", req(
+        "POST", "/v1/models/route", {"task": "implementation", "input_tokens": 100}))],
+    ("GET", "/v1/models/{id}"): [Variant("project", "quotas.read", req("GET", f"/v1/models/{MODEL}"))],
+    ("GET", "/v1/cost/workflows"): [Variant("project", "quotas.read", req("GET", "/v1/cost/workflows"))],
+    ("POST", "/v1/cost/estimate"): [Variant("project", "quotas.read", lambda w, u: req(
+        "POST", "/v1/cost/estimate", {"models": [MODEL], "paths": [str(w.p1 / "src" / "auth" / "login.py")]})(w, u))],
+}
+
+
+def live_routes() -> set[tuple[str, str]]:
+    """(method, path template) of every route ``build_app`` registers (HEAD twins left out)."""
+    import asyncio
+
+    from core.engine.server import build_app
+
+    engine: Any = None  # the router is all we read: no engine needed
+    app = build_app(engine, asyncio.Event())
+    out = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        out.add((route.method, str(info.get("path") or info.get("formatter"))))
+    return out
+
+
+def expected(v: Variant, role: str, scope: str) -> bool:
+    """Should ``role`` held at ``scope`` be let through ``v``?"""
+    held = v.perm is None or v.perm in BUILTIN_ROLES[role]
+    if v.scope in ("open", "member"):
+        return True
+    if v.scope == "engine":
+        return False  # an impersonated user is never the engine's OS user
+    if v.scope == "project":
+        return held and scope in ("tenant", "own-project")
+    # tenant, system, and "other" (a resource in a project the user has no binding on)
+    return held and scope == "tenant"
+
+
+CASES = [
+    pytest.param(route, i, role, scope, id=f"{route[0]} {route[1]}#{i}-{role}-{scope}")
+    for route, variants in SPEC.items()
+    for i in range(len(variants))
+    for role in BUILTIN_ROLES
+    for scope in SCOPES
+]
+
+
+def test_spec_covers_every_route() -> None:
+    routes = live_routes()
+    assert len(routes) >= 40  # the router was read, not an empty app
+    assert routes - set(SPEC) == set(), f"routes without a scope-matrix entry: {sorted(routes - set(SPEC))}"
+    assert set(SPEC) - routes == set(), f"scope-matrix entries for routes that do not exist: {sorted(set(SPEC) - routes)}"
+
+
+@pytest.fixture(scope="module")
+def world(eng: Home, tmp_path_factory: pytest.TempPathFactory) -> World:
+    base = tmp_path_factory.mktemp("scope")
+    p1 = build_repo(base / "p1", git=False)
+    root = eng.client("default")
+    for name in ("p1", "p2", "p3"):
+        d = p1 if name == "p1" else base / name
+        d.mkdir(exist_ok=True)
+        root.post("/v1/projects", {"path": str(d), "name": name})
+    root.post("/v1/members", {"user": "res-holder", "role": "member", "project": "p1"})
+    users = {}
+    for role in BUILTIN_ROLES:
+        for scope in SCOPES:
+            u = unique(f"{role}-{scope[:3]}")
+            project = {"tenant": None, "own-project": "p1", "other-project": "p2"}[scope]
+            root.post("/v1/members", {"user": u, "role": role, **({"project": project} if project else {})})
+            users[(role, scope)] = u
+    scratch = base / "scratch"
+    scratch.mkdir()
+    return World(eng, p1, scratch, users)
+
+
+@pytest.mark.parametrize(("route", "i", "role", "scope"), CASES)
+def test_scope_matrix(world: World, route: tuple[str, str], i: int, role: str, scope: str) -> None:
+    v = SPEC[route][i]
+    user = world.users[(role, scope)]
+    status, body = v.call(world, user)
+    assert status < 500, f"{route}: {status} {body}"
+    if expected(v, role, scope):
+        assert 200 <= status < 300 or status in v.ok, f"{role} at {scope} should pass {route}#{i}: {status} {body}"
+        return
+    assert status == 403, f"{role} at {scope} should be refused {route}#{i} ({v.perm}): {status} {body}"
+    err = body["error"]
+    assert err["code"] == "permission_denied", err
+    if v.perm is not None:
+        assert err["permission"] == v.perm, err
+
+
+def test_expectation_can_fail() -> None:
+    # The derivation must distinguish the scopes: a project-scope owner passes project routes only.
+    tenant_route = SPEC[("PUT", "/v1/quotas")][0]
+    project_route = SPEC[("POST", "/v1/usage")][0]
+    assert not expected(tenant_route, "owner", "own-project")
+    assert expected(project_route, "owner", "own-project")
+    assert not expected(project_route, "owner", "other-project")
