@@ -130,6 +130,7 @@ _BY_CODE.update(
         "database_corrupt": StorageError,
         "write_failed": StorageError,
         "home_path_too_long": EngineUnavailable,
+        "home_not_writable": EngineUnavailable,
     }
 )
 

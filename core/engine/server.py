@@ -22,6 +22,7 @@ from aiohttp import web
 
 from core import __version__
 from core.engine import routes_models, routes_trace
+from core.engine.auditops import ExportContent
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
@@ -115,6 +116,49 @@ async def body(request: web.Request) -> dict[str, Any]:
         except UnicodeEncodeError:
             raise BadRequest("request body contains invalid Unicode (a lone surrogate); send UTF-8 text.") from None
     return data
+
+
+def _flag(b: dict[str, Any], key: str) -> bool:
+    v = b.get(key, False)
+    if not isinstance(v, bool):
+        raise BadRequest(f"{key} must be true or false.", field=key)
+    return v
+
+
+MAX_DESTINATION = 4096
+
+
+def destination_label(b: dict[str, Any]) -> str | None:
+    """Where the client says it will write an export (``destination``, or ``path`` as before): recorded, never opened."""
+    v = b.get("destination", b.get("path"))
+    if v in (None, ""):
+        return None
+    if not isinstance(v, str) or len(v) > MAX_DESTINATION or "\x00" in v:
+        raise BadRequest(f"destination must be a path of at most {MAX_DESTINATION} characters.", field="destination")
+    return v
+
+
+_EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+async def stream_export(request: web.Request, out: ExportContent) -> web.StreamResponse:
+    """Send an export's content with its length (so the client can tell a cut-off stream) and event count."""
+    resp = web.StreamResponse(headers={
+        "Content-Type": _EXPORT_TYPES.get(out.format, "application/octet-stream"),
+        "X-Musubi-Events": str(out.events),
+        "X-Musubi-Format": out.format,
+    })
+    resp.content_length = out.size
+    try:
+        await resp.prepare(request)
+        while chunk := await asyncio.to_thread(out.file.read, 1 << 20):
+            await resp.write(chunk)
+        await resp.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        log.info("the client closed an export stream of %d bytes before its end", out.size)
+    finally:
+        out.file.close()
+    return resp
 
 
 class Api:
@@ -346,13 +390,18 @@ class Api:
             raise BadRequest("anchor must be a checkpoint document (a JSON object).", field="anchor")
         return _json(await self.e.audit_verify(c, anchor))
 
-    async def audit_export(self, request: web.Request) -> web.Response:
+    async def audit_export(self, request: web.Request) -> web.StreamResponse:
+        """The export's content, streamed; the client writes the file (docs/api.md#export-files)."""
         b = await body(request)
         c = await self.ctx(request)
         filters = b.get("filters") or {}
         if not isinstance(filters, dict):
             raise BadRequest("filters must be a JSON object.")
-        return _json(await self.e.audit_export(c, str(b.get("format", "")), str(b.get("path", "")), filters))
+        fmt, dry = str(b.get("format", "")), _flag(b, "dry_run")
+        out = await self.e.audit_export(c, fmt, filters, destination_label(b), dry_run=dry)
+        if out is None:
+            return _json({"ok": True, "format": fmt, "dry_run": True})
+        return await stream_export(request, out)
 
     async def audit_prune(self, request: web.Request) -> web.Response:
         b = await body(request)
@@ -362,7 +411,7 @@ class Api:
     async def audit_checkpoint(self, request: web.Request) -> web.Response:
         b = await body(request)
         c = await self.ctx(request)
-        return _json(await self.e.audit_checkpoint(c, b.get("path")))
+        return _json(await self.e.audit_checkpoint(c, destination_label(b), dry_run=_flag(b, "dry_run")))
 
     # -- events -----------------------------------------------------------------------------
 
