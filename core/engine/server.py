@@ -416,7 +416,11 @@ class Api:
     # -- events -----------------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read)."""
+        """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read).
+
+        Capped per user and in all, closed with a ``stream.closed`` event when the
+        subscriber's access is revoked or it reads too slowly (core/engine/events.py).
+        """
         c = await self.ctx(request)
         perms = self.e.state.permissions_of(c.tenant, c.user, c.project)
 
@@ -430,50 +434,78 @@ class Api:
             self.e.suspended_read_check(c)
 
         await self.e.run(c, "events.subscribe", "events", check)  # a refusal is audited
-        wanted = set(filter(None, request.query.get("types", "").split(","))) or {"audit", "quota.alert"}
+        wanted = frozenset(filter(None, request.query.get("types", "").split(","))) or frozenset({"audit", "quota.alert"})
+        h = request.headers
+        as_user, cwd, project = h.get("X-Musubi-As") or None, h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
 
-        def allow(ev: dict[str, Any]) -> bool:
-            t = ev.get("type", "")
-            if t not in wanted:
-                return False
-            if t == "audit":
-                return "audit.read" in perms
-            if t == "quota.alert":
-                return "quotas.read" in perms
-            return True
+        def access() -> frozenset[str]:
+            """What the subscriber may receive now, judged as a new request would be; raises when nothing."""
+            now = self.e.make_ctx(c.real_user, as_user, c.tenant, cwd, project)
+            check_now = self.e.state.permissions_of(now.tenant, now.user, now.project)
+            if not check_now:
+                raise PermissionDenied(f"{now.user} has no role in tenant {now.tenant!r} any more.")
+            self.e.suspended_read_check(now)
+            return frozenset(t for t in wanted if STREAM_NEEDS.get(t) is None or STREAM_NEEDS[t] in check_now)
 
+        kinds = frozenset(t for t in wanted if STREAM_NEEDS.get(t) is None or STREAM_NEEDS[t] in perms)
+        sub = self.e.bus.subscribe(c.tenant, c.real_user, kinds, access)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await resp.prepare(request)
-        sub = self.e.bus.subscribe(c.tenant, allow)
+        resp.force_close()  # a stream's connection ends with it
+        transport = request.transport
+        cut: asyncio.TimerHandle | None = None
+
+        def on_close() -> None:
+            nonlocal cut
+            # A reader too slow to drain its backlog may also block our write: give it a moment
+            # to take the close event, then cut the connection.
+            if transport is not None and sub.closed is not None and sub.closed["reason"] == "slow_reader":
+                # abort, not close: close would wait for the unread buffer to drain, forever.
+                cut = asyncio.get_running_loop().call_later(SLOW_READER_GRACE_S, transport.abort)
+
+        sub.on_close = on_close
         n = 0
-        stopping: asyncio.Future[Any] | None = None
         try:
+            await resp.prepare(request)
             await resp.write(b": connected\n\n")
-            stopping = asyncio.ensure_future(self.stop.wait())
-            while not self.stop.is_set():
-                # Wake on an event, on engine stop (else a graceful stop waits out the
-                # keep-alive timeout of every open stream), or to send a keep-alive.
-                getter = asyncio.ensure_future(sub.queue.get())
-                await asyncio.wait({getter, stopping}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    if not self.stop.is_set():
-                        await resp.write(b": keep-alive\n\n")
+            quiet = 0.0
+            while sub.closed is None:
+                if not await sub.wait(GONE_CHECK_S):
+                    if transport is None or transport.is_closing():
+                        break  # the client went away: free its place under the caps now
+                    quiet += GONE_CHECK_S
+                    if quiet >= KEEPALIVE_S:
+                        quiet = 0.0
+                        sub.recheck()  # also on a timer, whatever changed state without an audit event
+                        if sub.closed is None:
+                            await resp.write(b": keep-alive\n\n")
                     continue
-                ev = getter.result()
-                n += 1
-                if sub.dropped:
-                    ev = {**ev, "dropped_before": sub.dropped}
-                    sub.dropped = 0
-                data = json.dumps(ev, ensure_ascii=False, default=str)
-                await resp.write(f"id: {n}\nevent: {ev.get('type')}\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
+                frames = []
+                while sub.pending:
+                    ev = sub.pending.popleft()
+                    n += 1
+                    frames.append(f"id: {n}\nevent: {ev.type}\ndata: {ev.data}\n\n")
+                    if ev.type == "audit":
+                        sub.last_audit_seq = ev.event["event"]["seq"]
+                if frames:
+                    await resp.write("".join(frames).encode())
+            if sub.closed is not None:
+                await resp.write(f"event: stream.closed\ndata: {json.dumps(sub.closed, ensure_ascii=False)}\n\n".encode())
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self.e.bus.unsubscribe(sub)
-            if stopping is not None:
-                stopping.cancel()
+            if cut is not None:
+                cut.cancel()
         return resp
+
+
+# What each event type needs; other types (run status, later) go to anyone with a role.
+STREAM_NEEDS = {"audit": "audit.read", "quota.alert": "quotas.read"}
+KEEPALIVE_S = 15.0
+# How often an idle stream looks whether its client is still there (aiohttp does not tell a
+# waiting handler); a wake-up per second per idle stream, never anything per write.
+GONE_CHECK_S = 1.0
+SLOW_READER_GRACE_S = 5.0
 
 
 def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
@@ -481,6 +513,12 @@ def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
     app[ENGINE_KEY] = engine
     app[STOP_KEY] = stop
     a = Api(engine, stop)
+
+    async def close_streams(_app: web.Application) -> None:
+        # Before the server waits for open handlers: end every stream with its reason.
+        engine.bus.close_all("engine_stopping", "the engine is stopping; reconnect once it runs again.")
+
+    app.on_shutdown.append(close_streams)
     r = app.router
     r.add_get("/v1/health", a.health)
     r.add_get("/v1/whoami", a.whoami)
