@@ -441,14 +441,13 @@ class Api:
         def access() -> frozenset[str]:
             """What the subscriber may receive now, judged as a new request would be; raises when nothing."""
             now = self.e.make_ctx(c.real_user, as_user, c.tenant, cwd, project)
-            check_now = self.e.state.permissions_of(now.tenant, now.user, now.project)
-            if not check_now:
+            perms_now = self.e.state.permissions_of(now.tenant, now.user, now.project)
+            if not perms_now:
                 raise PermissionDenied(f"{now.user} has no role in tenant {now.tenant!r} any more.")
             self.e.suspended_read_check(now)
-            return frozenset(t for t in wanted if STREAM_NEEDS.get(t) is None or STREAM_NEEDS[t] in check_now)
+            return stream_kinds(wanted, perms_now)
 
-        kinds = frozenset(t for t in wanted if STREAM_NEEDS.get(t) is None or STREAM_NEEDS[t] in perms)
-        sub = self.e.bus.subscribe(c.tenant, c.real_user, kinds, access)
+        sub = self.e.bus.subscribe(c.tenant, c.real_user, stream_kinds(wanted, perms), access)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         resp.force_close()  # a stream's connection ends with it
         transport = request.transport
@@ -501,6 +500,12 @@ class Api:
 
 # What each event type needs; other types (run status, later) go to anyone with a role.
 STREAM_NEEDS = {"audit": "audit.read", "quota.alert": "quotas.read"}
+
+
+def stream_kinds(wanted: frozenset[str], perms: frozenset[str] | set[str]) -> frozenset[str]:
+    """The event types of ``wanted`` that ``perms`` may receive."""
+    return frozenset(t for t in wanted if t not in STREAM_NEEDS or STREAM_NEEDS[t] in perms)
+
 KEEPALIVE_S = 15.0
 # How often an idle stream looks whether its client is still there (aiohttp does not tell a
 # waiting handler); a wake-up per second per idle stream, never anything per write.
