@@ -98,6 +98,14 @@ class VerificationFailed(MusubiError):
     exit_code = EXIT_VERIFY
 
 
+class TooManyStreams(MusubiError):
+    """A cap on open event streams is reached (docs/api.md#get-v1events); CLI exit 1."""
+
+    code = "too_many_streams"
+    http_status = 429
+    exit_code = EXIT_ERROR
+
+
 class EngineUnavailable(MusubiError):
     """The engine could not be reached or started."""
 
@@ -127,6 +135,7 @@ for _cls in (
     VerificationFailed,
     EngineUnavailable,
     StorageError,
+    TooManyStreams,
 ):
     _BY_CODE[_cls.code] = _cls
 # Codes that refine a class's own code.  Bodies carry only the code (a 500 or a start-up
@@ -139,6 +148,7 @@ _BY_CODE.update(
         "write_failed": StorageError,
         "home_path_too_long": EngineUnavailable,
         "settle_over_reservation": QuotaExceeded,
+        "home_not_writable": EngineUnavailable,
     }
 )
 

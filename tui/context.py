@@ -93,6 +93,19 @@ class EngineApi:
             if write:
                 self.writes_in_flight -= 1
 
+    async def export_audit(self, fmt: str, filters: dict[str, Any], output: str, *, force: bool = False) -> dict[str, Any]:
+        """Export the audit log to ``output``: the engine streams the events, this process writes
+        the file, under the same rules as ``musubi audit export`` (``core.exports``)."""
+        from core.client import EngineClient
+        from core.exports import export_audit
+
+        self.writes_in_flight += 1
+        try:
+            client = EngineClient(self.paths, self.identity, autostart=False)
+            return await asyncio.to_thread(export_audit, client, fmt, filters, output, force=force)
+        finally:
+            self.writes_in_flight -= 1
+
     async def get(self, path: str, query: dict[str, Any] | None = None) -> Any:
         return await self.request("GET", path, query=query)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.audit import (
     GENESIS_HASH,
@@ -25,6 +27,16 @@ from core.storage.base import AuditQuery, Delete, Insert
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 MAX_LIST = 10_000
+
+
+@dataclass
+class ExportContent:
+    """An export on its way to the client: an open (already unlinked) file and what it holds."""
+
+    file: IO[bytes]
+    size: int
+    events: int
+    format: str
 
 
 def parse_when(value: object, what: str) -> datetime | None:
@@ -206,23 +218,44 @@ class AuditOps(UsageOps):
         # Wait until the table holds every event acknowledged so far.
         return await self.read(self._verify_sync, (log_ctx or ctx).tenant, anchor)
 
-    async def audit_export(self, ctx: Ctx, fmt: str, path: str, filters: dict[str, Any]) -> dict[str, Any]:
+    async def audit_export(
+        self, ctx: Ctx, fmt: str, filters: dict[str, Any], destination: str | None, *, dry_run: bool = False
+    ) -> ExportContent | None:
+        """The matching events as file content for the client to write (the engine writes no file of the caller's).
+
+        The permission is checked before anything else about the request that could
+        depend on the disk, so a refusal never says what exists; ``destination`` is
+        only recorded (it is where the client says it will write, docs/api.md#export-files).
+        With ``dry_run`` only the checks run: the client asks before it opens its file.
+        """
         if fmt not in EXPORT_FORMATS:
             raise BadRequest(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}.", field="format")
-        if not path or not os.path.isabs(path):
-            raise BadRequest("the output path must be absolute (the CLI resolves -o for you).", field="output")
-        p = Path(path)
-        if not p.parent.is_dir():
-            raise BadRequest(f"cannot write {p}: folder {p.parent} does not exist.", field="output")
-        if p.is_dir():
-            raise BadRequest(f"cannot write {p}: it is a folder; give a file name.", field="output")
-        if not os.access(p.parent, os.W_OK):
-            raise BadRequest(f"cannot write {p}: folder {p.parent} is not writable.", field="output")
         q = self.audit_query(ctx, filters)
         await self.run(ctx, "audit.export", "audit", lambda: self.require(ctx, "audit.export", read=True))
-        n = await self.read(self.storage.audit_export, q, fmt, p)
-        await self.run(ctx, "audit.export", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.export", "audit", details={"format": fmt, "path": str(p), "events": n}))
-        return {"format": fmt, "path": str(p), "events": n}
+        if dry_run:
+            return None
+        tmp = self.scratch_file(f"audit-export.{fmt}")
+        try:
+            n = await self.read(self.storage.audit_export, q, fmt, tmp)
+            f = open(tmp, "rb")  # noqa: SIM115 - handed to the streaming response, which closes it
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # the open descriptor keeps the content until it is streamed
+        size = os.fstat(f.fileno()).st_size
+        try:
+            await self.run(ctx, "audit.export", "audit", lambda: self.audit(
+                ctx.tenant, ctx, "audit.export", "audit",
+                details={"format": fmt, "events": n, "bytes": size, "path": destination}))
+        except BaseException:
+            f.close()
+            raise
+        return ExportContent(f, size, n, fmt)
+
+    def scratch_file(self, name: str) -> Path:
+        """A new path in the engine's private scratch folder (0700, emptied at each start)."""
+        d = self.paths.scratch
+        d.mkdir(mode=0o700, exist_ok=True)
+        return d / f"{secrets.token_hex(8)}-{name}"
 
     async def audit_prune(self, ctx: Ctx, before: object) -> dict[str, Any]:
         when = parse_when(before, "before")
@@ -255,9 +288,11 @@ class AuditOps(UsageOps):
 
         return await self.run(ctx, "audit.prune", "audit", op)
 
-    async def audit_checkpoint(self, ctx: Ctx, path: str | None) -> dict[str, Any]:
-        """Sign the current head (or return the newest stored checkpoint) as an offline-verifiable document."""
+    async def audit_checkpoint(self, ctx: Ctx, destination: str | None, *, dry_run: bool = False) -> dict[str, Any]:
+        """Sign the current head as an offline-verifiable document (the client writes any file)."""
         await self.run(ctx, "audit.checkpoint", "audit", lambda: self.require(ctx, "audit.export", read=True))
+        if dry_run:
+            return {"ok": True, "dry_run": True}
         await self.committer.sync()
         seq, h = self.state.head(ctx.tenant)
         created = format_ts(self.now())
@@ -272,11 +307,7 @@ class AuditOps(UsageOps):
             "algorithm": "Ed25519",
             "signature": sign_checkpoint(self.signing_key, ctx.tenant, seq, h, created),
         }
-        if path:
-            if not os.path.isabs(path) or not Path(path).parent.is_dir():
-                raise BadRequest(f"cannot write {path}: give an absolute path in an existing folder.", field="export")
-            tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-            tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-            await self.run(ctx, "audit.checkpoint", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details={"seq": seq, "path": path}))
+        if destination is not None:
+            # The client writes the file; the export is on record with where it said it would write.
+            await self.run(ctx, "audit.checkpoint", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details={"seq": seq, "path": destination}))
         return doc

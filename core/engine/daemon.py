@@ -21,15 +21,21 @@ import logging.handlers
 import os
 import pwd
 import signal
+import stat
 import sys
+import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from core.errors import MusubiError, StorageError
 from core.paths import MAX_SOCKET_PATH, HomePaths
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 log = logging.getLogger("musubi.engine")
 START_ERROR = "engine-start-error.json"
+LOCK_TRIES = 10
 
 
 def _setup_logging(paths: HomePaths) -> None:
@@ -49,18 +55,50 @@ def _write_start_error(paths: HomePaths, exc: MusubiError) -> None:
 def take_lock(paths: HomePaths) -> IO[str]:
     """Hold an exclusive lock on the pid file for the engine's lifetime."""
     f = open(paths.pidfile, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        other = f.read().strip() or "?"
-        f.close()
-        raise MusubiError(f"an engine is already running for {paths.home} (pid {other}).", code="already_running") from None
+    # `engine status` and `engine stop` probe the lock with a shared flock for a moment: retry
+    # briefly so a probe never passes for a running engine.
+    for attempt in range(LOCK_TRIES):
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt < LOCK_TRIES - 1:
+                time.sleep(0.02)
+                continue
+            f.seek(0)
+            other = f.read().strip() or "?"
+            f.close()
+            raise MusubiError(f"an engine is already running for {paths.home} (pid {other}).", code="already_running") from None
     f.seek(0)
     f.truncate()
     f.write(str(os.getpid()))
     f.flush()
     return f
+
+
+async def bind_socket(runner: web.AppRunner, paths: HomePaths) -> tuple[web.UnixSite, int]:
+    """Serve on a new ``engine.sock`` (born 0600); returns the site and the socket's inode."""
+    from aiohttp import web
+
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()  # we hold the lock, so no live engine owns whatever is there
+    old = os.umask(0o177)  # the socket is born 0600: no window where others may connect
+    try:
+        site = web.UnixSite(runner, str(paths.socket))
+        await site.start()
+    finally:
+        os.umask(old)
+    os.chmod(paths.socket, 0o600)
+    return site, os.lstat(paths.socket).st_ino
+
+
+def socket_is_ours(paths: HomePaths, ino: int) -> bool:
+    """Whether ``engine.sock`` is still the socket we bound (not deleted, not replaced)."""
+    try:
+        st = os.lstat(paths.socket)
+    except FileNotFoundError:
+        return False
+    return st.st_ino == ino and stat.S_ISSOCK(st.st_mode)
 
 
 async def serve(paths: HomePaths) -> None:
@@ -70,6 +108,11 @@ async def serve(paths: HomePaths) -> None:
     from core.engine.server import build_app
     from core.storage.duckdb_store import DuckDBStorage
 
+    # Export content left by a crash on its way to a client: nobody can still be reading it.
+    if paths.scratch.is_dir():
+        for leftover in paths.scratch.iterdir():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     storage = DuckDBStorage(paths.db)
     engine = Engine(paths, storage)
     stop = asyncio.Event()
@@ -85,20 +128,23 @@ async def serve(paths: HomePaths) -> None:
     app = build_app(engine, stop)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    with contextlib.suppress(FileNotFoundError):
-        paths.socket.unlink()  # stale: we hold the lock, so no live engine owns it
-    old = os.umask(0o177)  # the socket is born 0600: no window where others may connect
-    try:
-        site = web.UnixSite(runner, str(paths.socket))
-        await site.start()
-    finally:
-        os.umask(old)
-    os.chmod(paths.socket, 0o600)
+    site, ino = await bind_socket(runner, paths)
     log.info("engine %s serving on %s", os.getpid(), paths.socket)
 
     async def sweeper() -> None:
+        nonlocal site, ino
         while not stop.is_set():
             await asyncio.sleep(1.0)
+            try:
+                if not socket_is_ours(paths, ino):
+                    # Deleted or replaced (a cleanup script, a careless rm): without it no client can
+                    # reach us, so bind a new one; connections already open keep working.
+                    log.warning("%s was removed or replaced: re-creating it", paths.socket)
+                    old_site = site
+                    site, ino = await bind_socket(runner, paths)
+                    await old_site.stop()
+            except Exception:
+                log.exception("cannot re-create the socket %s", paths.socket)
             try:
                 await engine.run(None, "usage.expire", "reservations", engine.expire_reservations)
             except Exception:
@@ -116,8 +162,9 @@ async def serve(paths: HomePaths) -> None:
     await stop.wait()
     log.info("stopping: flushing writes")
     sweep.cancel()
-    with contextlib.suppress(FileNotFoundError):
-        paths.socket.unlink()
+    if socket_is_ours(paths, ino):  # whatever else sits there now is not ours to remove
+        with contextlib.suppress(FileNotFoundError):
+            paths.socket.unlink()
     await runner.cleanup()
     await engine.committer.close()
     storage.close()
@@ -129,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", help="MUSUBI_HOME (default: $MUSUBI_HOME or the platform data dir)")
     args = ap.parse_args(argv)
     paths = HomePaths.resolve(args.home)
-    paths.ensure()
+    try:
+        paths.ensure_writable()
+    except MusubiError as exc:
+        print(exc.message, file=sys.stderr)  # nowhere else to put it: the home itself is the problem
+        return 1
     with contextlib.suppress(FileNotFoundError):
         (paths.logs / START_ERROR).unlink()
     _setup_logging(paths)

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from core import __version__, limits
 from core.engine import routes_models, routes_trace
+from core.engine.auditops import ExportContent
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
@@ -174,6 +175,49 @@ async def body(request: web.Request) -> dict[str, Any]:
         except UnicodeEncodeError:
             raise BadRequest("request body contains invalid Unicode (a lone surrogate); send UTF-8 text.") from None
     return data
+
+
+def _flag(b: dict[str, Any], key: str) -> bool:
+    v = b.get(key, False)
+    if not isinstance(v, bool):
+        raise BadRequest(f"{key} must be true or false.", field=key)
+    return v
+
+
+MAX_DESTINATION = 4096
+
+
+def destination_label(b: dict[str, Any]) -> str | None:
+    """Where the client says it will write an export (``destination``, or ``path`` as before): recorded, never opened."""
+    v = b.get("destination", b.get("path"))
+    if v in (None, ""):
+        return None
+    if not isinstance(v, str) or len(v) > MAX_DESTINATION or "\x00" in v:
+        raise BadRequest(f"destination must be a path of at most {MAX_DESTINATION} characters.", field="destination")
+    return v
+
+
+_EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+async def stream_export(request: web.Request, out: ExportContent) -> web.StreamResponse:
+    """Send an export's content with its length (so the client can tell a cut-off stream) and event count."""
+    resp = web.StreamResponse(headers={
+        "Content-Type": _EXPORT_TYPES.get(out.format, "application/octet-stream"),
+        "X-Musubi-Events": str(out.events),
+        "X-Musubi-Format": out.format,
+    })
+    resp.content_length = out.size
+    try:
+        await resp.prepare(request)
+        while chunk := await asyncio.to_thread(out.file.read, 1 << 20):
+            await resp.write(chunk)
+        await resp.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        log.info("the client closed an export stream of %d bytes before its end", out.size)
+    finally:
+        out.file.close()
+    return resp
 
 
 class Api:
@@ -416,13 +460,18 @@ class Api:
             raise BadRequest("anchor must be a checkpoint document (a JSON object).", field="anchor")
         return _json(await self.e.audit_verify(c, anchor, system=b.get("system", False)))
 
-    async def audit_export(self, request: web.Request) -> web.Response:
+    async def audit_export(self, request: web.Request) -> web.StreamResponse:
+        """The export's content, streamed; the client writes the file (docs/api.md#export-files)."""
         b = await body(request)
         c = await self.ctx(request)
         filters = b.get("filters") or {}
         if not isinstance(filters, dict) or not all(isinstance(v, (str, int, bool)) or v is None for v in filters.values()):
             raise BadRequest("filters must be a JSON object of text, number or true/false values.", field="filters")
-        return _json(await self.e.audit_export(c, str(b.get("format", "")), str(b.get("path", "")), filters))
+        fmt, dry = str(b.get("format", "")), _flag(b, "dry_run")
+        out = await self.e.audit_export(c, fmt, filters, destination_label(b), dry_run=dry)
+        if out is None:
+            return _json({"ok": True, "format": fmt, "dry_run": True})
+        return await stream_export(request, out)
 
     async def audit_prune(self, request: web.Request) -> web.Response:
         b = await body(request)
@@ -431,14 +480,18 @@ class Api:
 
     async def audit_checkpoint(self, request: web.Request) -> web.Response:
         b = await body(request)
-        path = limits.text(b.get("path"), "path", limits.MAX_PATH_LEN)
+        limits.text(b.get("path"), "path", limits.MAX_PATH_LEN)
         c = await self.ctx(request)
-        return _json(await self.e.audit_checkpoint(c, path))
+        return _json(await self.e.audit_checkpoint(c, destination_label(b), dry_run=_flag(b, "dry_run")))
 
     # -- events -----------------------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read)."""
+        """Server-sent events of one tenant: ``audit`` (needs audit.read), ``quota.alert`` (quotas.read).
+
+        Capped per user and in all, closed with a ``stream.closed`` event when the
+        subscriber's access is revoked or it reads too slowly (core/engine/events.py).
+        """
         c = await self.ctx(request)
         perms = self.e.perms(c)  # the stream is the tenant's: only tenant-scope roles count
 
@@ -452,50 +505,83 @@ class Api:
             self.e.suspended_read_check(c)
 
         await self.e.run(c, "events.subscribe", "events", check)  # a refusal is audited
-        wanted = set(filter(None, request.query.get("types", "").split(","))) or {"audit", "quota.alert"}
+        wanted = frozenset(filter(None, request.query.get("types", "").split(","))) or frozenset({"audit", "quota.alert"})
+        h = request.headers
+        as_user, cwd, project = h.get("X-Musubi-As") or None, h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
 
-        def allow(ev: dict[str, Any]) -> bool:
-            t = ev.get("type", "")
-            if t not in wanted:
-                return False
-            if t == "audit":
-                return "audit.read" in perms
-            if t == "quota.alert":
-                return "quotas.read" in perms
-            return True
+        def access() -> frozenset[str]:
+            """What the subscriber may receive now, judged as a new request would be; raises when nothing."""
+            now = self.e.make_ctx(c.real_user, as_user, c.tenant, cwd, project)
+            perms_now = self.e.perms(now)  # tenant-scope roles only, as at subscribe
+            if not perms_now:
+                raise PermissionDenied(f"{now.user} has no role in tenant {now.tenant!r} any more.")
+            self.e.suspended_read_check(now)
+            return stream_kinds(wanted, perms_now)
 
+        sub = self.e.bus.subscribe(c.tenant, c.real_user, stream_kinds(wanted, perms), access)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await resp.prepare(request)
-        sub = self.e.bus.subscribe(c.tenant, allow)
+        resp.force_close()  # a stream's connection ends with it
+        transport = request.transport
+        cut: asyncio.TimerHandle | None = None
+
+        def on_close() -> None:
+            nonlocal cut
+            # A reader too slow to drain its backlog may also block our write: give it a moment
+            # to take the close event, then cut the connection.
+            if transport is not None and sub.closed is not None and sub.closed["reason"] == "slow_reader":
+                # abort, not close: close would wait for the unread buffer to drain, forever.
+                cut = asyncio.get_running_loop().call_later(SLOW_READER_GRACE_S, transport.abort)
+
+        sub.on_close = on_close
         n = 0
-        stopping: asyncio.Future[Any] | None = None
         try:
+            await resp.prepare(request)
             await resp.write(b": connected\n\n")
-            stopping = asyncio.ensure_future(self.stop.wait())
-            while not self.stop.is_set():
-                # Wake on an event, on engine stop (else a graceful stop waits out the
-                # keep-alive timeout of every open stream), or to send a keep-alive.
-                getter = asyncio.ensure_future(sub.queue.get())
-                await asyncio.wait({getter, stopping}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    if not self.stop.is_set():
-                        await resp.write(b": keep-alive\n\n")
+            quiet = 0.0
+            while sub.closed is None:
+                if not await sub.wait(GONE_CHECK_S):
+                    if transport is None or transport.is_closing():
+                        break  # the client went away: free its place under the caps now
+                    quiet += GONE_CHECK_S
+                    if quiet >= KEEPALIVE_S:
+                        quiet = 0.0
+                        sub.recheck()  # also on a timer, whatever changed state without an audit event
+                        if sub.closed is None:
+                            await resp.write(b": keep-alive\n\n")
                     continue
-                ev = getter.result()
-                n += 1
-                if sub.dropped:
-                    ev = {**ev, "dropped_before": sub.dropped}
-                    sub.dropped = 0
-                data = json.dumps(ev, ensure_ascii=False, default=str)
-                await resp.write(f"id: {n}\nevent: {ev.get('type')}\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
+                frames = []
+                while sub.pending:
+                    ev = sub.pending.popleft()
+                    n += 1
+                    frames.append(f"id: {n}\nevent: {ev.type}\ndata: {ev.data}\n\n")
+                    if ev.type == "audit":
+                        sub.last_audit_seq = ev.event["event"]["seq"]
+                if frames:
+                    await resp.write("".join(frames).encode())
+            if sub.closed is not None:
+                await resp.write(f"event: stream.closed\ndata: {json.dumps(sub.closed, ensure_ascii=False)}\n\n".encode())
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self.e.bus.unsubscribe(sub)
-            if stopping is not None:
-                stopping.cancel()
+            if cut is not None:
+                cut.cancel()
         return resp
+
+
+# What each event type needs; other types (run status, later) go to anyone with a role.
+STREAM_NEEDS = {"audit": "audit.read", "quota.alert": "quotas.read"}
+
+
+def stream_kinds(wanted: frozenset[str], perms: frozenset[str] | set[str]) -> frozenset[str]:
+    """The event types of ``wanted`` that ``perms`` may receive."""
+    return frozenset(t for t in wanted if t not in STREAM_NEEDS or STREAM_NEEDS[t] in perms)
+
+KEEPALIVE_S = 15.0
+# How often an idle stream looks whether its client is still there (aiohttp does not tell a
+# waiting handler); a wake-up per second per idle stream, never anything per write.
+GONE_CHECK_S = 1.0
+SLOW_READER_GRACE_S = 5.0
 
 
 def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
@@ -503,6 +589,12 @@ def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
     app[ENGINE_KEY] = engine
     app[STOP_KEY] = stop
     a = Api(engine, stop)
+
+    async def close_streams(_app: web.Application) -> None:
+        # Before the server waits for open handlers: end every stream with its reason.
+        engine.bus.close_all("engine_stopping", "the engine is stopping; reconnect once it runs again.")
+
+    app.on_shutdown.append(close_streams)
     r = app.router
     r.add_get("/v1/health", a.health)
     r.add_get("/v1/whoami", a.whoami)

@@ -62,7 +62,8 @@ def test_export_formats(cli: Cli) -> None:
     with tempfile.TemporaryDirectory(prefix="mhx") as d:
         # -o is relative to the client's directory, resolved before the engine sees it
         out = cli.js(*t, "audit", "export", "--format", "jsonl", "-o", "a.jsonl", cwd=d)
-        assert out == {"format": "jsonl", "path": os.path.join(os.path.realpath(d), "a.jsonl"), "events": total}
+        size = Path(d, "a.jsonl").stat().st_size
+        assert out == {"format": "jsonl", "path": os.path.join(os.path.realpath(d), "a.jsonl"), "events": total, "bytes": size}
         lines = Path(d, "a.jsonl").read_text().splitlines()
         assert len(lines) == total and set(json.loads(lines[0])) >= {"seq", "hash", "prev_hash", "action"}
 

@@ -33,7 +33,7 @@ def test_status_start_status_stop(fresh_home: Cli) -> None:
     assert str(started["pid"]) in cli.ok("engine", "status").out
 
     stopped = cli.js("engine", "stop")
-    assert stopped == {"stopped": True, "was_running": True, "pid": started["pid"]}
+    assert stopped == {"stopped": True, "was_running": True, "pid": started["pid"], "via": "api"}
     assert cli.js("engine", "status")["running"] is False
     again = cli.js("engine", "stop")
     assert again["stopped"] is False and again["was_running"] is False

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.exports import export_checkpoint
 from core.paths import HomePaths
 
 from .engine_home import client, new_home, remove_home, running_engine
@@ -94,10 +95,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         pruned = t.post("/v1/audit/prune", {"before": before})
         root.post(f"/v1/tenants/{tenant}/suspend", {"reason": "facture impayée ☕"})
         root.post(f"/v1/tenants/{tenant}/resume", {})
-        cp_file = paths.home / "checkpoint.json"
-        doc = t.post(
-            "/v1/audit/checkpoint", {"path": str(cp_file)}
-        )  # signs the head, then audits that
+        cp_file = paths.exports / "checkpoint.json"
+        doc = export_checkpoint(t, str(cp_file))  # signs the head, then audits that
         head = int(root.get(f"/v1/tenants/{tenant}")["audit_head_seq"])
         assert t.post("/v1/audit/verify", {})["ok"] is True
     try:

@@ -11,6 +11,7 @@ import pytest
 from core.engine.base import Ctx
 from core.engine.engine import Engine
 from core.errors import MusubiError
+from core.exports import export_audit
 from core.paths import HomePaths
 from core.storage.duckdb_store import DuckDBStorage
 
@@ -85,7 +86,7 @@ def test_cost_amounts_are_dollar_strings_in_refusals(eng: Home) -> None:
 def test_export_honours_limit(eng: Home, tmp_path: Path) -> None:
     t = eng.new_tenant("lim")
     out = tmp_path / "a.jsonl"
-    res = eng.client(t).post("/v1/audit/export", {"format": "jsonl", "path": str(out), "filters": {"limit": 2}})
+    res = export_audit(eng.client(t), "jsonl", {"limit": 2}, str(out))
     assert res["events"] == 2 and len(out.read_text().splitlines()) == 2
 
 

@@ -63,7 +63,15 @@ def test_export_to_files(cli: Cli, repo: Path, tmp_path: Path) -> None:
     assert (tmp_path / "t.html").read_text().startswith("<!DOCTYPE html>")
     stdout = cli.ok("trace", "export", "--format", "md", cwd=str(repo)).out
     assert stdout.startswith("# Traceability matrix")
-    cli.fails(1, "trace", "export", "--format", "csv", "-o", str(tmp_path / "no" / "dir" / "x.csv"), cwd=str(repo))
+    cli.fails(2, "trace", "export", "--format", "csv", "-o", str(tmp_path / "no" / "dir" / "x.csv"), cwd=str(repo))
+    # The export rules (docs/api.md#export-files): no overwrite without --force, nothing inside the home.
+    before = (tmp_path / "t.csv").read_text()
+    assert "--force" in cli.fails(2, "trace", "export", "--format", "csv", "-o", str(tmp_path / "t.csv"), cwd=str(repo)).err
+    cli.ok("trace", "export", "--format", "json", "-o", str(tmp_path / "t.csv"), "--force", cwd=str(repo))
+    assert (tmp_path / "t.csv").read_text() != before
+    journal = cli.paths.journal
+    r = cli.fails(2, "trace", "export", "--format", "csv", "-o", str(journal), "--force", cwd=str(repo))
+    assert "inside MUSUBI_HOME" in r.err
 
 
 def test_review_and_accept(cli: Cli, repo: Path) -> None:

@@ -140,8 +140,6 @@ class FakeEngineApi(EngineApi):
             self.writes.append((method, path, body, query))
             if path == "/v1/audit/verify":
                 return copy.deepcopy(self.data["verify"])
-            if path == "/v1/audit/export":
-                return {"format": body and body.get("format"), "path": body and body.get("path"), "events": 6}
             return {"ok": True}
         d = self.data
         simple = {
@@ -169,6 +167,12 @@ class FakeEngineApi(EngineApi):
             if ev is None:
                 raise EngineUnavailable("event stream lost: connection reset")
             yield ev
+
+    async def export_audit(self, fmt: str, filters: dict[str, Any], output: str, *, force: bool = False) -> dict[str, Any]:
+        body = {"format": fmt, "path": output, "filters": filters, "force": force}
+        await self.hold.wait()
+        self.writes.append(("POST", "/v1/audit/export", body, None))
+        return {"format": fmt, "path": output, "events": 6}
 
     def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
         return self._events()

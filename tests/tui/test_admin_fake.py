@@ -85,7 +85,7 @@ async def test_export_sends_format_path_and_filters(fake_api: FakeEngineApi, tmp
         form.query_one("#field-path").value = str(tmp_path / "out.jsonl")  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await settle(pilot)
-        body = {"format": "csv", "path": str(tmp_path / "out.csv"), "filters": {"action": "quota.*"}}
+        body = {"format": "csv", "path": str(tmp_path / "out.csv"), "filters": {"action": "quota.*"}, "force": False}
         assert ("POST", "/v1/audit/export", body, None) in fake_api.writes
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from core.errors import EXIT_VERIFY
+from core.exports import export_audit, export_checkpoint
 from tui.output import (
     CliState,
     abspath,
@@ -113,18 +114,21 @@ def verify(ctx: click.Context, state: CliState, against: str | None, system: boo
 
 @cli_group.command(epilog=example(
     "musubi audit export --format jsonl -o audit.jsonl",
-    "musubi audit export --format csv -o denied.csv --outcome denied --since 2026-01-01"))
+    "musubi audit export --format csv -o denied.csv --outcome denied --since 2026-01-01",
+    "musubi audit export --format parquet -o audit.parquet --force   # replace an earlier export"))
 @click.option("--format", "fmt", required=True, type=click.Choice(("jsonl", "csv", "parquet")), help="File format.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="Output file (resolved to an absolute path here; the engine writes it).")
+              help="Output file, written by this command (never inside MUSUBI_HOME but for its exports/ folder, "
+                   "never through a symbolic link).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists (it is replaced whole, never written into).")
 @_filters
 @pass_state
-def export(state: CliState, fmt: str, output: str, since: str | None, until: str | None, actor: str | None,
-           action: str | None, outcome: str | None) -> None:
+def export(state: CliState, fmt: str, output: str, force: bool, since: str | None, until: str | None,
+           actor: str | None, action: str | None, outcome: str | None) -> None:
     """Write matching audit events, with their hashes, to FILE (needs 'audit.export')."""
     filters = {k: v for k, v in {"since": since, "until": until, "actor": actor, "action": action,
                                  "outcome": outcome}.items() if v}
-    data = state.client().post("/v1/audit/export", {"format": fmt, "path": abspath(output), "filters": filters})
+    data = export_audit(state.client(), fmt, filters, output, force=force)
     emit(state, data, lambda d: line(f"exported {d['events']} events to {d['path']} ({d['format']})."))
 
 
@@ -181,19 +185,22 @@ def verify_checkpoint_file(path: str, public_key: str | None) -> dict[str, Any]:
     "musubi audit checkpoint --verify cp.json          # offline, no engine needed",
     "musubi audit checkpoint --verify cp.json --public-key w7MjT4gf5GTHNyJGADLTj0QRDwC9ZbwnCJ5fqDUg9aY="))
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the signed checkpoint to FILE (resolved to an absolute path here).")
+              help="Write the signed checkpoint to FILE (same rules as audit export -o).")
+@click.option("--force", is_flag=True, help="With --export: replace FILE if it exists.")
 @click.option("--verify", "verify_path", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Verify a checkpoint file offline instead (exit 5 if invalid).")
 @click.option("--public-key", metavar="B64", help="With --verify: the Ed25519 public key the file must be signed with.")
 @pass_state
 @click.pass_context
-def checkpoint(ctx: click.Context, state: CliState, export_path: str | None, verify_path: str | None,
+def checkpoint(ctx: click.Context, state: CliState, export_path: str | None, force: bool, verify_path: str | None,
                public_key: str | None) -> None:
     """Sign the chain's current head (seq and hash) with the engine's Ed25519 key, or verify one."""
     if verify_path and export_path:
         raise click.UsageError("give either --export FILE or --verify FILE, not both.")
     if public_key and not verify_path:
         raise click.UsageError("--public-key only applies with --verify FILE.")
+    if force and not export_path:
+        raise click.UsageError("--force only applies with --export FILE.")
     if verify_path:
         res = verify_checkpoint_file(verify_path, public_key)
 
@@ -208,7 +215,10 @@ def checkpoint(ctx: click.Context, state: CliState, export_path: str | None, ver
         if not res["valid"]:
             ctx.exit(EXIT_VERIFY)
         return
-    data = state.client().post("/v1/audit/checkpoint", {"path": abspath(export_path) if export_path else None})
+    if export_path:
+        data = export_checkpoint(state.client(), export_path, force=force)
+    else:
+        data = state.client().post("/v1/audit/checkpoint", {})
 
     def human(d: dict[str, Any]) -> None:
         fields(d, ["tenant_id", "seq", "hash", "created_at", "algorithm", "public_key", "signature"])

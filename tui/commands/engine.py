@@ -26,7 +26,8 @@ def start(state: CliState) -> None:
     info = start_engine(state.paths())
 
     def human(d: dict[str, Any]) -> None:
-        verb = "started" if d.get("started") else "already running"
+        verb = "started" if d.get("started") else "joined the one another command was starting" if d.get("joined") \
+            else "already running"
         line(f"engine {verb}: pid {d.get('pid')} on {d.get('socket')} (since {d.get('started_at')})")
 
     emit(state, info, human)
@@ -40,7 +41,8 @@ def stop(state: CliState) -> None:
 
     def human(d: dict[str, Any]) -> None:
         if d.get("stopped"):
-            line(f"engine stopped (pid {d.get('pid')}).")
+            how = " with SIGTERM: its socket was gone" if d.get("via") == "signal" else ""
+            line(f"engine stopped (pid {d.get('pid')}){how}.")
         else:
             extra = f"; removed stale {', '.join(d['cleaned'])}" if d.get("cleaned") else ""
             line(f"no engine was running for {state.paths().home}{extra}.")
@@ -54,12 +56,18 @@ def status(state: CliState) -> None:
     """Show whether the engine runs. Exit 0 either way: read "running" (true/false).
 
     A socket or pid file left by a crashed engine is listed under "stale"; the
-    next start (or `musubi engine stop`) cleans it.
+    next start (or `musubi engine stop`) cleans it.  An engine found through its
+    pid lock that does not answer (its socket was deleted, or it is starting) is
+    running with "answering": false.
     """
     info = engine_status(state.paths())
 
     def human(d: dict[str, Any]) -> None:
-        if d.get("running"):
+        if d.get("running") and not d.get("answering"):
+            fields(d, ["running", "answering", "problem", "pid", "home", "socket"], title="engine")
+            line("it holds the home's lock; a deleted socket is re-created within a second. "
+                 "Stop it with: musubi engine stop")
+        elif d.get("running"):
             fields(d, ["running", *[k for k in _HEALTH_KEYS if k in d]], title="engine")
         else:
             fields(d, ["running", "home", "socket", "pid", "stale"], title="engine")

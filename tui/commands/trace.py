@@ -9,13 +9,13 @@ project of the current directory.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import click
 
 from core.client import seg
 from core.errors import EXIT_ERROR
+from core.exports import write_export
 from tui.output import (
     CliState,
     MusubiGroup,
@@ -184,12 +184,17 @@ def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, 
 
 @cli_group.command(epilog=example("musubi trace export --format html -o trace.html", "musubi trace export --format csv > trace.csv"))
 @click.option("--format", "fmt", type=click.Choice(("json", "csv", "md", "html")), required=True, help="File format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE", help="Write to FILE (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE (default: stdout); never inside MUSUBI_HOME but for its exports/ folder, "
+                   "never through a symbolic link.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @_path_option
 @pass_state
 @click.pass_context
-def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, path: str | None) -> None:
+def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, force: bool, path: str | None) -> None:
     """Export the matrix as JSON, CSV, Markdown or one self-contained HTML file (prints well)."""
+    if force and output is None:
+        raise click.UsageError("--force only applies with -o FILE.")
     d = state.client().get("/v1/trace/export", {**repo_query(ctx, path), "format": fmt})
     content: str = d["content"]
     if output is None:
@@ -198,12 +203,8 @@ def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, pa
         else:
             click.echo(content, nl=False)
         return
-    target = Path(abspath(output))
-    try:
-        target.write_text(content, "utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {target}: {exc.strerror}; choose another -o FILE.") from None
-    emit(state, {"format": fmt, "path": str(target), "bytes": len(content.encode())},
+    target = write_export(output, state.paths().home, content, force=force)
+    emit(state, {"format": fmt, "path": target, "bytes": len(content.encode())},
          lambda r: line(f"wrote {r['format']} to {r['path']} ({r['bytes']} bytes)."))
 
 

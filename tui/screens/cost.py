@@ -26,6 +26,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Select, SelectionLi
 from textual.widgets.selection_list import Selection
 
 from core.errors import MusubiError
+from core.exports import write_export
 from core.models.report import EXTENSIONS, FORMATS, render
 from tui.context import ConnState
 from tui.screens.base import ModeScreen
@@ -332,32 +333,34 @@ class CostScreen(ModeScreen):
         if not self.estimate:
             self.notify("Nothing to export yet: select a model and wait for the estimate.", severity="warning")
             return
-        from tui.screens.admin.forms import FormField, FormModal
+        from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
 
         est = self.estimate
         fields = [
             FormField("format", "Format:", "markdown", choices=[(f, f) for f in FORMATS]),
             FormField("path", "File:", "", placeholder=f"musubi-estimate.md (relative to {self.root})"),
+            FormField("force", "If the file exists:", "keep", choices=REPLACE_CHOICES),
         ]
 
         def done(values: dict[str, str] | None) -> None:
             if values:
                 fmt = values["format"]
                 path = values["path"] or f"musubi-estimate.{EXTENSIONS[fmt]}"
-                self.write_export(est, fmt, path)
+                self.write_export(est, fmt, path, values.get("force") == "replace")
 
         self.app.push_screen(FormModal("Export estimate", fields, "Export"), done)
 
     @work(group="cost-export", thread=True, exit_on_error=False)
-    def write_export(self, est: dict[str, Any], fmt: str, path: str) -> None:
+    def write_export(self, est: dict[str, Any], fmt: str, path: str, force: bool = False) -> None:
         target = Path(os.path.expanduser(path))
         target = target if target.is_absolute() else self.root / target
         try:
             text = render(est, fmt)
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            self.app.call_from_thread(self.notify, f"cannot write {target}: {exc.strerror}", title="Export failed",
-                                      severity="error")
+            # The rules of every export (core.exports): not inside MUSUBI_HOME, not through a symlink,
+            # not over an existing file unless the user chose to replace it.
+            write_export(str(target), self.ctx.api.paths.home, text, force=force)
+        except MusubiError as exc:
+            self.app.call_from_thread(self.notify, exc.message, title="Export failed", severity="error")
             return
         self.app.call_from_thread(self.notify, f"Wrote the estimate ({fmt}, {len(text):,} characters) to {target}.",
                                   title="Exported")

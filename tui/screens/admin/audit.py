@@ -13,9 +13,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Select, Static
 
-from core.errors import BadRequest
 from tui.screens.admin.base import AdminPane
-from tui.screens.admin.forms import FormField, FormModal
+from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
 from tui.widgets.format import parse_ts, short_ts
 from tui.widgets.panel import Panel
 
@@ -203,27 +202,27 @@ class AuditPane(AdminPane):
             [
                 FormField("format", "Format:", value="jsonl", choices=[(f, f) for f in FORMATS]),
                 FormField("path", "File (absolute, or relative to the current folder):", value=default),
+                FormField("force", "If the file exists:", value="keep", choices=REPLACE_CHOICES),
             ],
             "Export",
-            intro="The engine writes the file." + note,
+            intro="This app writes the file, as `musubi audit export` does: never inside MUSUBI_HOME "
+                  "(but its exports/ folder), never through a symbolic link." + note,
         )
 
         def submitted(values: dict[str, str] | None) -> None:
             if values:
-                self._export(values["format"], values["path"], filters)
+                self._export(values["format"], values["path"], filters, values.get("force") == "replace")
 
         self.app.push_screen(form, submitted)
 
-    def _export(self, fmt: str, path: str, filters: dict[str, str]) -> None:
+    def _export(self, fmt: str, path: str, filters: dict[str, str], force: bool = False) -> None:
         path = os.path.abspath(os.path.expanduser(path))
         root, ext = os.path.splitext(path)
         if ext.lstrip(".") in FORMATS and ext.lstrip(".") != fmt:
             path = f"{root}.{fmt}"  # keep the extension honest when the format changed
 
         async def job() -> None:
-            if not os.path.isdir(os.path.dirname(path)):
-                raise BadRequest(f"cannot write {path}: folder {os.path.dirname(path)} does not exist.")
-            r = await self.ctx.api.post("/v1/audit/export", {"format": fmt, "path": path, "filters": filters})
+            r = await self.ctx.api.export_audit(fmt, filters, path, force=force)
             self.notify(f"Exported {r['events']} events to {r['path']}.", title="Export done")
 
         self.run_worker(job(), group="audit-export", description=f"export audit log to {path}", exit_on_error=False)

@@ -64,6 +64,11 @@ def alerts_error(value: str) -> str | None:
     return None
 
 
+# An export form's "--force": an existing file is kept (the export refused) unless the user chooses to
+# replace it; the file is written by this app under core.exports' rules (docs/tui.md#exports).
+REPLACE_CHOICES = (("keep it (refuse)", "keep"), ("replace it", "replace"))
+
+
 @dataclass
 class FormField:
     """One field: free text (``choices`` empty) or a choice among ``choices`` (label, value)."""
