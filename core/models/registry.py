@@ -50,12 +50,10 @@ __all__ = ["CAPABILITIES", "STATUSES", "TASK_KINDS", "TIERS", "ConfigError", "Mo
 LOCAL_PROVIDERS = frozenset({"ollama", "openai-compatible"})
 
 
-class ModelRetired(MusubiError):
-    """A request named a model that the provider has shut down (CLI exit 2: pick its replacement)."""
+class ModelRetired(BadRequest):
+    """A request named a model that the provider has shut down (400, CLI exit 2: pick its replacement)."""
 
     code = "model_retired"
-    http_status = 410
-    exit_code = 2
 
 
 class ConfigError(MusubiError):

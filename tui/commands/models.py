@@ -159,8 +159,8 @@ def import_(state: CliState, source: str, dry_run: bool, scope: str) -> None:
     """
     from core.models.importer import slim_table
 
-    table = slim_table(read_table(source))
-    data = state.client().post("/v1/models/import", {"table": table, "source": source, "scope": scope,
+    slim = slim_table(read_table(source))
+    data = state.client().post("/v1/models/import", {"table": slim, "source": source, "scope": scope,
                                                      "dry_run": dry_run})
 
     def human(d: dict[str, Any]) -> None:
