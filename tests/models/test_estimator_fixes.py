@@ -12,7 +12,15 @@ import pytest
 
 from core.errors import EXIT_USAGE
 from core.models import report
-from core.models.estimate import SHARED_PREAMBLE, Document, Step, estimate, messages, single_step, workflow
+from core.models.estimate import (
+    SHARED_PREAMBLE,
+    Document,
+    Step,
+    estimate,
+    messages,
+    single_step,
+    workflow,
+)
 from core.models.files import CachedCounter, read_files
 from core.models.pricing import request_cost, to_micros
 from core.models.registry import load_registry

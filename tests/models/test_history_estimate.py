@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from core.errors import BadRequest, NotFound
-from core.models.estimate import SHARED_PREAMBLE, Document, estimate, load_workflows, single_step, workflow
+from core.models.estimate import (
+    SHARED_PREAMBLE,
+    Document,
+    estimate,
+    load_workflows,
+    single_step,
+    workflow,
+)
 from core.models.history import RatioStats, expected_output, ledger_rows, output_ratios, quantile
 from core.models.registry import load_registry
 from core.models.tokens import count_exact

@@ -73,7 +73,7 @@ def test_plan_shows_new_changed_and_removed_models() -> None:
     sol = reg2.get("gpt-6.1-sol")
     assert sol.input_per_mtok == Decimal("1.8") and sol.tier == "advanced" and sol.origin == "import"
     assert sol.long_context is not None and sol.long_context.threshold == 272_000
-    assert "imported from prices.json (gpt-6.1-sol)" == sol.source and sol.prices_checked == TODAY
+    assert sol.source == "imported from prices.json (gpt-6.1-sol)" and sol.prices_checked == TODAY
     nova = reg2.get("gpt-7-nova")
     assert nova.tokenizer == "o200k_base" and "reasoning" in nova.capabilities and "long_context" in nova.capabilities
     assert reg2.get("azure/gpt-5.4").retires_on == date(2027, 3, 1)
