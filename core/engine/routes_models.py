@@ -55,7 +55,7 @@ class ModelRoutes:
     def __init__(self, api: Api) -> None:
         self.api = api
         self._regs: dict[str | None, tuple[Any, Registry]] = {}
-        self.overrides = OverrideStore(api.e.paths.home)
+        self._overrides: OverrideStore | None = None
         self._allowed: dict[str, set[str]] | None = None
         self._history: dict[str, tuple[float, dict[tuple[str, str], RatioStats]]] = {}
         self.counts = CountCache()
@@ -67,6 +67,13 @@ class ModelRoutes:
         from core.paths import config_dir
 
         return config_dir() / "config.toml"
+
+    @property
+    def overrides(self) -> OverrideStore:
+        """The imported registry overrides of this engine's home (made on first use)."""
+        if self._overrides is None:
+            self._overrides = OverrideStore(self.api.e.paths.home)
+        return self._overrides
 
     def today(self) -> date:
         """The date lifecycle statuses are decided by (the engine's clock)."""
