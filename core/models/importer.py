@@ -43,6 +43,8 @@ KEPT_FIELDS = frozenset({
 })
 _TIER_FIELD = re.compile(r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost)_above_(\d+)k_tokens$")
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
+# Chat-mode rows that are not text models for agent work (audio, realtime, image, search, computer use).
+_SPECIAL = re.compile(r"audio|realtime|tts|transcribe|image|search|computer-use|moderation|embedding")
 MAX_ROWS = 5000
 # Output price (dollars per million) -> tier of a model the registry does not know yet.
 TIER_BY_OUTPUT = ((Decimal(1), "basic"), (Decimal(6), "standard"), (Decimal(20), "advanced"))
@@ -61,8 +63,8 @@ def slim_table(table: Any) -> dict[str, dict[str, Any]]:
             continue
         if row.get("litellm_provider") not in PROVIDER_MAP or row.get("mode", "chat") != "chat":
             continue
-        if _SNAPSHOT.search(key):
-            continue  # dated snapshots repeat their alias's row
+        if _SNAPSHOT.search(key) or _SPECIAL.search(key) or key.count("/") > 1:
+            continue  # dated snapshots repeat their alias's row; azure/<region>/... repeats azure/...
         out[key] = {k: v for k, v in row.items() if k in KEPT_FIELDS or _TIER_FIELD.match(k)}
     return out
 
@@ -201,6 +203,11 @@ def plan_import(registry: Registry, table: Any, source: str, today: date) -> dic
         reasoning = f.pop("reasoning")
         if known is None:
             mid = name
+            if mid in seen:
+                continue  # gemini/x and x: one model
+            if f.get("retires_on") is not None and f["retires_on"] <= today:
+                skipped.append({"key": key, "reason": f"retired on {f['retires_on']}: not added"})
+                continue
             if mid in registry:
                 skipped.append({"key": key, "reason": f"{mid} is a {registry.get(mid).provider} model here"})
                 continue

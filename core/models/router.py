@@ -207,5 +207,5 @@ def route(
             fallbacks.append(c)
     return RouteDecision(
         task, need, input_tokens, choice, fallbacks, rejected, considered=len(eligible) + len(rejected),
-        extra_eligible=len(rest) - len(fallbacks), needs=needs, fallback_to_old=fallback_to_old,
+        extra_eligible=len(eligible) - 1 - len(fallbacks), needs=needs, fallback_to_old=fallback_to_old,
     )

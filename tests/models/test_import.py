@@ -45,9 +45,12 @@ def cfgdir() -> Iterator[Path]:
 
 
 def test_slim_table_keeps_chat_rows_of_supported_providers() -> None:
-    rows = slim_table(table())
+    t = table()
+    t["gpt-7-realtime"] = {**t["gpt-7-nova"]}  # not a text model for agent work
+    t["azure/eu/gpt-5.4"] = {**t["azure/gpt-5.4"]}  # a regional copy of azure/gpt-5.4
+    rows = slim_table(t)
     assert set(rows) == {"azure/gpt-5.4", "claude-haiku-5-5", "gemini/gemini-3.8-flash", "gpt-6.1-sol", "gpt-7-nova",
-                         "gpt-7-nova-audio", "mistral/mistral-medium-3.5"}
+                         "gpt-7-nova-mini", "mistral/mistral-medium-3.5"}
     assert "input_cost_per_token_above_272k_tokens_priority" not in rows["azure/gpt-5.4"]  # other service tiers
     assert "supports_prompt_caching" not in rows["azure/gpt-5.4"]
 
@@ -67,7 +70,7 @@ def test_plan_shows_new_changed_and_removed_models() -> None:
     removed = {r["model"] for r in p["removed"]}
     assert {"gpt-5.4", "claude-sonnet-5-5", "mistral-large-4"} <= removed
     assert "gemini-2.5-pro" not in removed and "ollama/llama3.1:8b" not in removed  # retired / local
-    assert [s["key"] for s in p["skipped"]] == ["gpt-7-nova-audio"]
+    assert [s["key"] for s in p["skipped"]] == ["gpt-7-nova-mini"]
     # Applying the entries gives a registry with the table's figures, and keeps what the table does not say.
     reg2 = load_registry(overlays=[("import", p["entries"])])
     sol = reg2.get("gpt-6.1-sol")
@@ -81,6 +84,13 @@ def test_plan_shows_new_changed_and_removed_models() -> None:
     # The same table again changes nothing.
     again = plan_import(reg2, table(), "prices.json", TODAY)
     assert again["new"] == [] and again["changed"] == [] and again["entries"] == []
+
+
+def test_a_new_model_already_retired_is_not_added() -> None:
+    t = table()
+    t["gpt-7-nova"]["deprecation_date"] = "2026-11-01"
+    p = plan_import(load_registry(), t, "x", TODAY)
+    assert p["new"] == [] and {"key": "gpt-7-nova", "reason": "retired on 2026-11-01: not added"} in p["skipped"]
 
 
 def test_a_deprecation_date_in_the_past_retires_the_model() -> None:
