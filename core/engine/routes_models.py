@@ -5,9 +5,9 @@ The registry is the shipped data merged with the engine user's ``config.toml``
 every models route until it is fixed), then with the imported overrides
 (``musubi models import``: the owner's, then the tenant's; routes in
 ``routes_models_import.py``).  Lifecycle status is decided by the engine's date:
-the router never picks a retired model and an estimate naming one is refused.  Tenant admins pin the models a tenant
-may use (``PUT /v1/models/allowed``, needs ``quotas.manage``, audited); the pin
-is enforced here: an estimate naming a model outside it is refused (403, audited)
+the router never picks a retired model and an estimate naming one is refused.
+Tenant admins pin the models a tenant may use (``PUT /v1/models/allowed``, needs
+``quotas.manage``, audited); the pin is enforced here: an estimate naming a model outside it is refused (403, audited)
 and the router never picks one.
 
 Reads need ``quotas.read`` (estimates show quota headroom).  The engine reads the
