@@ -7,8 +7,8 @@ every models route until it is fixed), then with the imported overrides
 ``routes_models_import.py``).  Lifecycle status is decided by the engine's date:
 the router never picks a retired model and an estimate naming one is refused.
 Tenant admins pin the models a tenant may use (``PUT /v1/models/allowed``, needs
-``quotas.manage``, audited); the pin is enforced here: an estimate naming a model outside it is refused (403, audited)
-and the router never picks one.
+``quotas.manage``, audited); the pin is enforced here: an estimate naming a
+model outside it is refused (403, audited) and the router never picks one.
 
 Reads need ``quotas.read`` (estimates show quota headroom).  The engine reads the
 files an estimate names: absolute paths inside a registered project of the
