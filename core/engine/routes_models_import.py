@@ -69,6 +69,8 @@ def setup_import(router: web.UrlDispatcher, routes: ModelRoutes) -> None:
                     "musubi models import FILE (scope tenant).", permission="tenant.manage")
 
         await e.run(c, "models.import", f"models:{scope}", check)
+        # From here to the write there is no await: no other request of this engine can change the
+        # override between reading it, merging, validating and writing it (e.run calls op at once).
         reg = routes.registry(c.tenant)
         plan = plan_import(reg, b.get("table"), source.strip(), today)
         stored = routes.overrides.read(scope, tenant)
