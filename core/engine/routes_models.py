@@ -2,10 +2,13 @@
 
 The registry is the shipped data merged with the engine user's ``config.toml``
 (re-read when the file changes; a broken file is a 400 naming the problem on
-every models route until it is fixed).  Tenant admins pin the models a tenant
-may use (``PUT /v1/models/allowed``, needs ``quotas.manage``, audited); the pin
-is enforced here: an estimate naming a model outside it is refused (403, audited)
-and the router never picks one.
+every models route until it is fixed), then with the imported overrides
+(``musubi models import``: the owner's, then the tenant's; routes in
+``routes_models_import.py``).  Lifecycle status is decided by the engine's date:
+the router never picks a retired model and an estimate naming one is refused.
+Tenant admins pin the models a tenant may use (``PUT /v1/models/allowed``, needs
+``quotas.manage``, audited); the pin is enforced here: an estimate naming a
+model outside it is refused (403, audited) and the router never picks one.
 
 Reads need ``quotas.read`` (estimates show quota headroom).  The engine reads the
 files an estimate names: absolute paths inside a registered project of the
@@ -22,7 +25,7 @@ import os
 import pwd
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ from core.errors import BadRequest, PermissionDenied
 from core.models.estimate import estimate, load_workflows, single_step, workflow
 from core.models.files import CachedCounter, read_files, text_documents
 from core.models.history import RatioStats, ledger_rows, output_ratios
+from core.models.overrides import OverrideStore
 from core.models.registry import Registry, check_task, load_registry, read_config
 from core.models.router import route
 from core.models.tokens import CountCache
@@ -53,8 +57,8 @@ class ModelRoutes:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self._reg: Registry | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._regs: dict[str | None, tuple[Any, Registry]] = {}
+        self._overrides: OverrideStore | None = None
         self._allowed: dict[str, set[str]] | None = None
         self._history: dict[str, tuple[float, dict[tuple[str, str], RatioStats]]] = {}
         self.counts = CountCache()
@@ -67,19 +71,36 @@ class ModelRoutes:
 
         return config_dir() / "config.toml"
 
-    def registry(self) -> Registry:
-        """The registry, reloaded when config.toml changes (a broken config raises ConfigError)."""
+    @property
+    def overrides(self) -> OverrideStore:
+        """The imported registry overrides of this engine's home (made on first use)."""
+        if self._overrides is None:
+            self._overrides = OverrideStore(self.api.e.paths.home)
+        return self._overrides
+
+    def today(self) -> date:
+        """The date lifecycle statuses are decided by (the engine's clock)."""
+        return self.api.e.now().date()
+
+    def registry(self, tenant: str | None = None) -> Registry:
+        """The registry of ``tenant`` (None: without tenant overrides), reloaded when a source file changes."""
         p = self.config_path()
         try:
             st = p.stat()
-            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+            cfg: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
         except OSError:
-            stamp = None
-        if self._reg is None or stamp != self._stamp:
-            self._reg = None
-            reg = load_registry(read_config(p), p)
-            self._reg, self._stamp = reg, stamp
-        return self._reg
+            cfg = None
+        stamp = (cfg, self.overrides.stamp("user"), self.overrides.stamp("tenant", tenant) if tenant else None)
+        hit = self._regs.get(tenant)
+        if hit is None or hit[0] != stamp:
+            self._regs.pop(tenant, None)
+            overlays = [(str(self.overrides.path("user")), self.overrides.read("user")["entries"])]
+            if tenant is not None:
+                overlays.append((str(self.overrides.path("tenant", tenant)),
+                                 self.overrides.read("tenant", tenant)["entries"]))
+            reg = load_registry(read_config(p), p, overlays)
+            self._regs[tenant] = hit = (stamp, reg)
+        return hit[1]
 
     def _load_allowed(self) -> dict[str, set[str]]:
         con = getattr(self.api.e.storage, "con", None)
@@ -107,7 +128,7 @@ class ModelRoutes:
             return hit[1]
         since = self.api.e.now() - timedelta(days=HISTORY_DAYS)
         rows = await self.api.e.read(ledger_rows, self.api.e.storage, tenant, since)
-        stats = output_ratios(rows, self.registry())
+        stats = output_ratios(rows, self.registry(tenant))
         self._history[tenant] = (time.monotonic(), stats)
         return stats
 
@@ -132,18 +153,19 @@ class ModelRoutes:
 
     async def list_models(self, request: web.Request) -> web.Response:
         c = await self._read_ctx(request, "models.list", "models")
-        reg = self.registry()
+        reg = self.registry(c.tenant)
         allowed = await self.allowed(c.tenant)
-        models = [{**m.as_json(), "allowed": allowed is None or m.id in allowed} for m in reg.all()]
+        today = self.today()
+        models = [{**m.as_json(today), "allowed": allowed is None or m.id in allowed} for m in reg.all()]
         return _json({"tenant": c.tenant, "models": models, "allowed": sorted(allowed) if allowed else None,
-                      "config": str(self.config_path())})
+                      "config": str(self.config_path()), "today": today.isoformat()})
 
     async def show_model(self, request: web.Request) -> web.Response:
         name = request.match_info["id"]
         c = await self._read_ctx(request, "models.show", f"model:{name}")
-        m = self.registry().get(name)
+        m = self.registry(c.tenant).get(name)
         allowed = await self.allowed(c.tenant)
-        return _json({**m.as_json(), "allowed": allowed is None or m.id in allowed})
+        return _json({**m.as_json(self.today()), "allowed": allowed is None or m.id in allowed})
 
     # -- the tenant's allowed set ---------------------------------------------------------
 
@@ -163,7 +185,7 @@ class ModelRoutes:
         if not names:
             raise BadRequest("an empty list would allow no model at all; to allow every model use: "
                              "musubi models allowed clear (DELETE /v1/models/allowed).", field="models")
-        reg = self.registry()
+        reg = self.registry(c.tenant)
         ids = sorted({reg.get(n).id for n in names})  # unknown names: 404 with close matches, nothing changed
         return _json(await self._set_allowed(c, ids))
 
@@ -219,8 +241,8 @@ class ModelRoutes:
         kind = b.get("kind", "code")
         if kind not in ("code", "prose", "cjk"):
             raise BadRequest("kind must be code, prose or cjk.", field="kind")
-        d = route(self.registry(), task, n, allowed=await self.allowed(c.tenant), history=await self.history(c.tenant),
-                  kind=kind)
+        d = route(self.registry(c.tenant), task, n, allowed=await self.allowed(c.tenant),
+                  history=await self.history(c.tenant), kind=kind, today=self.today())
         return _json(d.as_json())
 
     # -- cost -----------------------------------------------------------------------------
@@ -238,13 +260,16 @@ class ModelRoutes:
         e = self.api.e
         b = await body(request)
         c = await self.api.ctx(request)
-        reg = self.registry()
+        reg = self.registry(c.tenant)
+        today = self.today()
         names = b.get("models")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise BadRequest("models must be a non-empty list of model ids (--model M, repeatable).", field="models")
         if len(names) > MAX_MODELS:
             raise BadRequest(f"at most {MAX_MODELS} models per estimate.", field="models")
         models = list({m.id: m for m in (reg.get(n) for n in names)}.values())
+        for m in models:
+            m.check_usable(today)  # a retired model: refused, its replacement named, nothing counted
         allowed = await self.allowed(c.tenant)
         paths = b.get("paths") or []
         if not isinstance(paths, list):
@@ -275,9 +300,14 @@ class ModelRoutes:
 
         def work() -> dict[str, Any]:
             fs = read_files(files)
+            if files and not fs.docs:
+                # Every named file was skipped: an estimate of the prompts alone would mislead.
+                raise BadRequest("none of the given files can be counted: " + "; ".join(
+                    f"{s['name']}: {s['reason']}" for s in fs.skipped) + ". Give text files.",
+                    field="paths", code="no_countable_files", skipped=fs.skipped)
             docs = fs.docs + docs_text
             out = estimate(reg, models, docs, steps, counter=CachedCounter(self.counts, fs.keys), history=history,
-                           retrieval_tokens=retrieval, cache=cache, quotas=quotas)
+                           retrieval_tokens=retrieval, cache=cache, quotas=quotas, today=today)
             out["skipped"] = fs.skipped
             return out
 
@@ -340,6 +370,9 @@ def setup(app: web.Application, api: Api) -> None:
     r.add_put("/v1/models/allowed", m.put_allowed)
     r.add_delete("/v1/models/allowed", m.delete_allowed)
     r.add_post("/v1/models/route", m.route_task)
+    from core.engine.routes_models_import import setup_import
+
+    setup_import(r, m)
     r.add_get("/v1/models/{id:.+}", m.show_model)
     r.add_get("/v1/cost/workflows", m.workflows)
     r.add_post("/v1/cost/estimate", m.cost_estimate)

@@ -2,13 +2,20 @@
 
 The engine reads the paths the client names (it runs as the same OS user as the
 CLI), so large trees never travel over the socket.  Files are read as UTF-8
-(invalid bytes replaced, as a provider would receive them after decoding);
-binary files (a NUL byte in the first 8 KB), directories and unreadable paths
-are skipped and reported, never fatal.  Limits keep one request bounded.
+(invalid bytes replaced, as a provider would receive them after decoding), or as
+UTF-16/UTF-32 when they start with that encoding's byte-order mark; binary files
+(a NUL byte in the first 8 KB of a file without such a mark), directories and
+unreadable paths are skipped and reported.  Limits keep one request bounded.
+
+Counts are cached by a hash of the file's bytes, which the engine reads anyway:
+a file rewritten with the same size and a restored mtime (``rsync -t``,
+``cp -p``, tar) gets a new count, which a (path, size, mtime) key could not see.
 """
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +36,24 @@ class FileSet:
 
     docs: list[Document] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
-    keys: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # id(doc) -> (path, mtime_ns, size)
+    keys: dict[int, tuple[str, int, str]] = field(default_factory=dict)  # id(doc) -> (path, size, blake2b of bytes)
+
+
+# Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode(data: bytes) -> str | None:
+    """The text of a file's bytes: by its byte-order mark, else UTF-8; None when it looks binary."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(enc, errors="replace")
+    if b"\x00" in data[:8192]:
+        return None
+    return data.decode("utf-8", errors="replace")
 
 
 def read_files(paths: Sequence[str]) -> FileSet:
@@ -64,13 +88,14 @@ def read_files(paths: Sequence[str]) -> FileSet:
         except OSError as exc:
             fs.skipped.append({"name": path, "reason": exc.strerror or "cannot read"})
             continue
-        if b"\x00" in data[:8192]:
+        text = decode(data)
+        if text is None:
             fs.skipped.append({"name": path, "reason": "binary file"})
             continue
         total += len(data)
-        doc = Document(path, data.decode("utf-8", errors="replace"), len(data))
+        doc = Document(path, text, len(data))
         fs.docs.append(doc)
-        fs.keys[id(doc)] = (path, st.st_mtime_ns, st.st_size)
+        fs.keys[id(doc)] = (path, len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
     return fs
 
 
@@ -92,7 +117,7 @@ def text_documents(texts: Any) -> list[Document]:
 class CachedCounter:
     """A counter for :func:`core.models.estimate.estimate` that reuses counts of unchanged files."""
 
-    def __init__(self, cache: CountCache, keys: dict[int, tuple[str, int, int]]) -> None:
+    def __init__(self, cache: CountCache, keys: dict[int, tuple[str, int, str]]) -> None:
         self.cache = cache
         self.keys = keys
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -35,14 +35,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.errors import BadRequest, MusubiError, NotFound
 from core.models.kinds import TASK_KINDS, TIERS
 
+STATUSES: tuple[str, ...] = ("preview", "active", "legacy", "deprecated", "retired")
+CAPABILITIES: tuple[str, ...] = ("chat", "reasoning", "code", "fast", "long_context")
 PROVIDERS: tuple[str, ...] = ("openai", "azure", "anthropic", "google", "mistral", "ollama", "openai-compatible")
 TOKENIZERS: tuple[str, ...] = ("o200k_base", "cl100k_base", "anthropic", "anthropic-2026", "gemini", "mistral", "local")
 
 Tier = Literal["basic", "standard", "advanced", "frontier"]
 Provider = Literal["openai", "azure", "anthropic", "google", "mistral", "ollama", "openai-compatible"]
 TokenizerName = Literal["o200k_base", "cl100k_base", "anthropic", "anthropic-2026", "gemini", "mistral", "local"]
-__all__ = ["TASK_KINDS", "TIERS", "ConfigError", "ModelSpec", "Registry", "check_task", "load_registry", "read_config"]
+Status = Literal["preview", "active", "legacy", "deprecated", "retired"]
+Capability = Literal["chat", "reasoning", "code", "fast", "long_context"]
+__all__ = ["CAPABILITIES", "STATUSES", "TASK_KINDS", "TIERS", "ConfigError", "ModelRetired", "ModelSpec", "Registry",
+           "check_task", "load_registry", "read_config"]
 LOCAL_PROVIDERS = frozenset({"ollama", "openai-compatible"})
+
+
+class ModelRetired(BadRequest):
+    """A request named a model that the provider has shut down (400, CLI exit 2: pick its replacement)."""
+
+    code = "model_retired"
 
 
 class ConfigError(MusubiError):
@@ -99,7 +110,21 @@ class ModelSpec(BaseModel):
     long_context: LongContext | None = None
     deployment: str | None = None
     base_url: str | None = None
-    origin: Literal["builtin", "config"] = "builtin"
+    # Lifecycle (provider terms: OpenAI, Anthropic, Google and Azure all use these words).  The
+    # stored status is what the source said; deprecated_on/retires_on move it forward by date,
+    # so an entry retires on its day without a code change (see :meth:`status_on`).
+    status: Status = "active"
+    deprecated_on: date | None = None
+    retires_on: date | None = None
+    replacement: str | None = None
+    lifecycle_source: str | None = None
+    # What the model is for; task kinds list what they need (``[routing] needs``).  A model
+    # without "chat" (a code-completion model such as Codestral) never gets a prose task.
+    capabilities: tuple[Capability, ...] = ("chat", "code")
+    # The model this entry serves under another provider (azure/gpt-5.4 -> gpt-5.4): a fallback
+    # chain never lists the same underlying model twice.  Default: the id after the last "/".
+    same_as: str | None = None
+    origin: Literal["builtin", "config", "import"] = "builtin"
 
     @field_validator("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", mode="before")
     @classmethod
@@ -110,7 +135,48 @@ class ModelSpec(BaseModel):
     def _limits(self) -> ModelSpec:
         if self.max_output > self.context_window:
             raise ValueError(f"max_output ({self.max_output}) exceeds context_window ({self.context_window})")
+        if self.deprecated_on and self.retires_on and self.deprecated_on > self.retires_on:
+            raise ValueError(f"deprecated_on ({self.deprecated_on}) is after retires_on ({self.retires_on})")
+        if not self.capabilities:
+            raise ValueError("capabilities must name at least one of " + ", ".join(CAPABILITIES))
         return self
+
+    def status_on(self, today: date) -> str:
+        """The lifecycle status on ``today``: the stored one, moved forward by the dates."""
+        if self.status == "retired" or (self.retires_on is not None and today >= self.retires_on):
+            return "retired"
+        if self.status == "deprecated" or (self.deprecated_on is not None and today >= self.deprecated_on):
+            return "deprecated"
+        return self.status
+
+    def lifecycle_note(self, today: date) -> str | None:
+        """One sentence about the model's lifecycle, or None for an active model with no end date."""
+        st = self.status_on(today)
+        if st == "active" and self.retires_on is None:
+            return None
+        if st == "retired":
+            text = f"{self.id} was retired" + (f" on {self.retires_on}" if self.retires_on else "")
+        elif st == "preview" and self.retires_on is None:
+            text = f"{self.id} is a preview and may be retired at short notice"
+        else:
+            text = f"{self.id} is {st}" + (f" and retires on {self.retires_on}" if self.retires_on else "")
+        if self.replacement and st != "active":
+            text += f"; use {self.replacement} instead"
+        return text + "."
+
+    def check_usable(self, today: date) -> None:
+        """Raise :class:`ModelRetired` (naming the replacement) when the model is retired on ``today``."""
+        if self.status_on(today) == "retired":
+            when = f" on {self.retires_on}" if self.retires_on else ""
+            hint = (f"Use {self.replacement} instead." if self.replacement
+                    else "Pick another model (see: musubi models list).")
+            raise ModelRetired(f"model {self.id} was retired{when}: the provider no longer serves it. {hint}",
+                               model=self.id, replacement=self.replacement)
+
+    @property
+    def underlying(self) -> str:
+        """The model behind this entry, whichever provider serves it."""
+        return (self.same_as or self.id.rsplit("/", 1)[-1]).lower()
 
     @property
     def tier_rank(self) -> int:
@@ -124,8 +190,13 @@ class ModelSpec(BaseModel):
     def exact_tokens(self) -> bool:
         return self.tokenizer in ("o200k_base", "cl100k_base")
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, today: date | None = None) -> dict[str, Any]:
         d = self.model_dump(mode="json", exclude_none=True)
+        if today is not None:
+            d["status"] = self.status_on(today)
+            note = self.lifecycle_note(today)
+            if note:
+                d["lifecycle_note"] = note
         for k in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
             d[k] = str(getattr(self, k))
         if self.long_context:
@@ -154,13 +225,15 @@ class RoutingRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tasks: dict[str, Tier]
+    needs: dict[str, tuple[Capability, ...]] = Field(default_factory=dict)
     exclude_providers: tuple[str, ...] = ()
     exclude_models: tuple[str, ...] = ()
     fallbacks: int = Field(default=3, ge=0, le=10)
+    long_context_above: int = Field(default=200_000, gt=0)
 
-    @field_validator("tasks")
+    @field_validator("tasks", "needs")
     @classmethod
-    def _known_tasks(cls, v: dict[str, str]) -> dict[str, str]:
+    def _known_tasks(cls, v: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(v) - set(TASK_KINDS))
         if unknown:
             raise ValueError(f"unknown task kind(s) {', '.join(unknown)}; known: {', '.join(TASK_KINDS)}")
@@ -279,8 +352,26 @@ def _parse_model(raw: Any, where: str, origin: str) -> ModelSpec:
         raise ConfigError(f"{where} (id {raw.get('id')!r}): {_fmt_validation(exc)}. See docs/models.md for the fields.") from None
 
 
-def load_registry(config: Mapping[str, Any] | None = None, config_path: str | Path | None = None) -> Registry:
-    """Shipped models merged with ``config`` (the parsed user config.toml, if any)."""
+def _merge_models(models: dict[str, ModelSpec], entries: Iterable[Any], where: str, origin: str) -> None:
+    """Apply ``entries`` over ``models``: an existing id changes only the given fields, a new id gives all."""
+    for i, raw in enumerate(entries):
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise ConfigError(f"{where} #{i + 1}: every entry needs an id = \"...\".")
+        base = models.get(raw["id"])
+        merged = {**base.model_dump(exclude={"origin"}), **raw} if base else raw
+        models[raw["id"]] = _parse_model(merged, f"{where} #{i + 1}", origin)
+
+
+def load_registry(
+    config: Mapping[str, Any] | None = None,
+    config_path: str | Path | None = None,
+    overlays: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = (),
+) -> Registry:
+    """Shipped models merged with ``config`` (the parsed user config.toml, if any), then ``overlays``.
+
+    ``overlays`` are imported price tables (``musubi models import``) as ``(where, entries)``,
+    applied in order after config.toml: the engine owner's, then the tenant's.
+    """
     data = builtin_data()
     models = {}
     for i, raw in enumerate(data.get("model", [])):
@@ -293,18 +384,16 @@ def load_registry(config: Mapping[str, Any] | None = None, config_path: str | Pa
         user_models = config.get("models", [])
         if not isinstance(user_models, list):
             raise ConfigError(f"{where}: 'models' must be an array of tables: write [[models]] entries.")
-        for i, raw in enumerate(user_models):
-            if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-                raise ConfigError(f"{where} [[models]] #{i + 1}: every entry needs an id = \"...\".")
-            base = models.get(raw["id"])
-            merged = {**base.model_dump(exclude={"origin"}), **raw} if base else raw
-            models[raw["id"]] = _parse_model(merged, f"{where} [[models]] #{i + 1}", "config")
+        _merge_models(models, user_models, f"{where} [[models]]", "config")
         user_routing = config.get("routing")
         if user_routing is not None:
             if not isinstance(user_routing, dict):
                 raise ConfigError(f"{where}: [routing] must be a table.")
             tasks = {**routing_raw.get("tasks", {}), **user_routing.get("tasks", {})}
-            routing_raw = {**routing_raw, **user_routing, "tasks": tasks}
+            needs = {**routing_raw.get("needs", {}), **user_routing.get("needs", {})}
+            routing_raw = {**routing_raw, **user_routing, "tasks": tasks, "needs": needs}
+    for ov_where, entries in overlays:
+        _merge_models(models, entries, ov_where, "import")
     try:
         routing = RoutingRules.model_validate(routing_raw)
     except ValidationError as exc:
@@ -320,6 +409,10 @@ def load_registry(config: Mapping[str, Any] | None = None, config_path: str | Pa
     reg = Registry(models.values(), routing, defaults, min_samples)
     for name in routing.exclude_models:
         reg.get(name)  # an excluded model must exist: a typo would exclude nothing
+    for m in reg.models.values():
+        if m.replacement is not None and m.replacement not in reg:
+            raise ConfigError(f"model {m.id!r} names replacement {m.replacement!r}, which is not a known model; "
+                              "add it or fix the name.")
     return reg
 
 

@@ -18,7 +18,7 @@ EXTENSIONS = {"json": "json", "csv": "csv", "markdown": "md"}
 MODEL_COLUMNS = (
     "model", "provider", "tier", "exact_tokens", "input_expected", "input_low", "input_high", "cached_input_expected",
     "output_expected", "output_low", "output_high", "requests", "cost_usd_low", "cost_usd_expected", "cost_usd_high",
-    "fits", "max_chunks", "trips", "trips_high", "prices_checked",
+    "fits", "max_chunks", "trips", "trips_high", "prices_checked", "does_not_fit",
 )
 
 
@@ -35,7 +35,7 @@ def model_rows(est: dict[str, Any]) -> list[dict[str, Any]]:
             "cost_usd_low": m["cost_usd"]["low"], "cost_usd_expected": m["cost_usd"]["expected"],
             "cost_usd_high": m["cost_usd"]["high"], "fits": m["fits"], "max_chunks": m["max_chunks"],
             "trips": "; ".join(m.get("trips") or []), "trips_high": "; ".join(m.get("trips_high") or []),
-            "prices_checked": m.get("prices_checked", ""),
+            "prices_checked": m.get("prices_checked", ""), "does_not_fit": m.get("does_not_fit", ""),
         })
     return rows
 
@@ -57,6 +57,12 @@ def _md_cell(v: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _fits(m: dict[str, Any]) -> str:
+    if m.get("does_not_fit"):
+        return f"does not fit: {m['does_not_fit']}"
+    return "yes" if m["fits"] else f"no ({m['max_chunks']} chunks)"
+
+
 def to_markdown(est: dict[str, Any]) -> str:
     steps = " → ".join(s["task"] for s in est.get("steps", []))
     what = f"workflow `{est['workflow']}`" if est.get("workflow") else f"task `{est.get('task')}`"
@@ -72,7 +78,11 @@ def to_markdown(est: dict[str, Any]) -> str:
         out.append("| " + " | ".join(_md_cell(v) for v in (
             m["model"] + star, f"{m['input_tokens']['expected']:,}", f"{m['output_tokens']['expected']:,}",
             f"{m['cost_usd']['expected']} ({m['cost_usd']['low']}–{m['cost_usd']['high']})",
-            "yes" if m["fits"] else f"no ({m['max_chunks']} chunks)", quota)) + " |")
+            _fits(m), quota)) + " |")
+    for a in est.get("assumptions", []):
+        out += ["", f"Assumed {a}"]
+    for w in est.get("warnings", []):
+        out += ["", f"Warning: {w}"]
     if any(not m["exact_tokens"] for m in est.get("models", [])):
         out += ["", "\\* estimated token counts (no offline tokenizer is published for this model)."]
     files = est.get("files", [])

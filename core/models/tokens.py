@@ -27,6 +27,7 @@ import base64
 import gzip
 import math
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -106,7 +107,12 @@ PER_REQUEST = 3
 CODE_EXTENSIONS = frozenset(
     [".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".rs", ".java", ".kt", ".kts", ".scala", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".m", ".mm", ".sh", ".bash", ".zsh", ".fish", ".ps1", ".sql", ".r", ".jl", ".lua", ".pl", ".hs", ".ml", ".ex", ".exs", ".erl", ".clj", ".dart", ".vue", ".svelte", ".css", ".scss", ".less", ".html", ".xml", ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".proto", ".graphql", ".tf", ".gradle", ".cmake", ".mk"]
 )
-_CODE_CHARS = frozenset("{}[]();=<>/*_#:|&$\\")
+# A line that looks like code.  Keywords that also start wrapped English lines ("for", "if",
+# "from", "return") are left out: prose must not turn into code by its line breaks.
+_CODE_LINE = re.compile(
+    r"[;{}]\s*$|^\s*(def|class|import|function|package|func|fn|elif|#include|#define)\s|"
+    r"^\s*(let|var|const)\s+\w+\s*=|=>|^\s*[\w.\[\]]+\s*[-+*/]?=\s*\S"
+)
 
 
 class TokenizerUnavailable(MusubiError):
@@ -236,20 +242,41 @@ def count_exact(text: str, name: str = "o200k_base") -> int:
 # -- estimates --------------------------------------------------------------------------------
 
 
+def _is_cjk(ch: str) -> bool:
+    return "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af"
+
+
 def content_kind(text: str, name: str | None = None) -> str:
-    """``code``, ``cjk`` or ``prose``: by file extension first, else by character mix."""
-    if name:
-        ext = os.path.splitext(name)[1].lower()
-        if ext in CODE_EXTENSIONS:
-            return "code"
+    """``cjk``, ``code`` or ``prose``, decided by the content.
+
+    CJK when at least 30 % of the letters are CJK (so Japanese Markdown with code spans
+    and English terms is still CJK); then source files by extension; anything else by
+    its lines: code when lines inside code fences or lines that look like code
+    (ending in ``;`` ``{`` ``}``, starting with a keyword) outnumber prose lines.
+    Markdown's own punctuation (headings, lists, tables, links) does not make it code.
+    """
     sample = text[:20000]
     if not sample:
         return "prose"
-    cjk = sum(1 for ch in sample if "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af")
-    if cjk > 0.3 * len(sample):
+    letters = [ch for ch in sample if ch.isalpha()]
+    if letters and sum(1 for ch in letters if _is_cjk(ch)) >= 0.3 * len(letters):
         return "cjk"
-    sym = sum(1 for ch in sample if ch in _CODE_CHARS)
-    return "code" if sym > 0.05 * len(sample) else "prose"
+    if name and os.path.splitext(name)[1].lower() in CODE_EXTENSIONS:
+        return "code"
+    code = prose = 0
+    fenced = False
+    for line in sample.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        if not stripped:
+            continue
+        if fenced or _CODE_LINE.search(line):
+            code += 1
+        else:
+            prose += 1
+    return "code" if code > prose else "prose"
 
 
 def estimate_from_o200k(o200k: int, family: str, kind: str) -> TokenCount:
@@ -286,16 +313,16 @@ def chat_overhead(n_messages: int, requests: int = 1) -> int:
 
 
 class CountCache:
-    """LRU of exact counts keyed by (path, mtime_ns, size, encoding); thread-safe."""
+    """LRU of exact counts keyed by (path, size, content hash, encoding); thread-safe."""
 
     def __init__(self, max_entries: int = 20000) -> None:
         self.max_entries = max_entries
-        self._d: OrderedDict[tuple[str, int, int, str], int] = OrderedDict()
+        self._d: OrderedDict[tuple[str, int, str, str], int] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[str, int, int, str]) -> int | None:
+    def get(self, key: tuple[str, int, str, str]) -> int | None:
         with self._lock:
             v = self._d.get(key)
             if v is None:
@@ -305,7 +332,7 @@ class CountCache:
             self.hits += 1
             return v
 
-    def put(self, key: tuple[str, int, int, str], value: int) -> None:
+    def put(self, key: tuple[str, int, str, str], value: int) -> None:
         with self._lock:
             self._d[key] = value
             self._d.move_to_end(key)

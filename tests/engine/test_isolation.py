@@ -90,6 +90,9 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("PUT", "/v1/models/allowed"): ("/v1/models/allowed", {"models": ["gpt-5.4"]}),
     ("DELETE", "/v1/models/allowed"): ("/v1/models/allowed", None),
     ("POST", "/v1/models/route"): ("/v1/models/route", {"task": "review", "input_tokens": 1000}),
+    ("POST", "/v1/models/import"): ("/v1/models/import", {"source": "x.json", "table": {"gpt-x": {
+        "litellm_provider": "openai", "mode": "chat", "max_input_tokens": 1000, "input_cost_per_token": 1e-6,
+        "output_cost_per_token": 1e-6}}}),
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
 }

@@ -6,6 +6,7 @@ screen's snapshots show real numbers and never change from run to run.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from core.errors import NotFound
@@ -18,6 +19,7 @@ SPEC = (
     "WHEN the card is expired THE SYSTEM SHALL ask for a new one.\n" * 12
 )
 CODE = "def total(items):\n    return sum(i.price * i.qty for i in items)\n\n" * 40
+TODAY = date(2026, 12, 6)  # fixed, so lifecycle statuses (and the snapshots) do not move with the calendar
 FILES = {"/src/webshop/spec.md": SPEC, "/src/webshop/checkout.py": CODE}
 
 
@@ -34,7 +36,7 @@ def _quotas(status: dict[str, Any]) -> list[dict[str, Any]]:
 def answer(method: str, path: str, body: dict[str, Any] | None, quota_status: dict[str, Any]) -> Any:
     reg = load_registry()
     if method == "GET" and path == "/v1/models":
-        return {"tenant": "acme", "models": [{**m.as_json(), "allowed": True} for m in reg.all()], "allowed": None,
+        return {"tenant": "acme", "models": [{**m.as_json(TODAY), "allowed": True} for m in reg.all()], "allowed": None,
                 "config": "/tmp/musubi-snap-home/config.toml"}
     if method == "GET" and path == "/v1/cost/workflows":
         return {"workflows": [{"name": w.name, "description": w.description, "steps": [s.task for s in w.steps]}
@@ -44,7 +46,7 @@ def answer(method: str, path: str, body: dict[str, Any] | None, quota_status: di
         models = [reg.get(n) for n in b.get("models", [])]
         docs = [Document(p, FILES.get(p, SPEC)) for p in b.get("paths", [])] or [Document("/src/webshop/spec.md", SPEC)]
         steps = list(workflow(b["workflow"]).steps) if b.get("workflow") else single_step(b.get("task") or "implementation")
-        out = estimate(reg, models, docs, steps, quotas=_quotas(quota_status))
+        out = estimate(reg, models, docs, steps, quotas=_quotas(quota_status), today=TODAY)
         out.update({"tenant": "acme", "user": "alice", "workflow": b.get("workflow"), "task": b.get("task"),
                     "skipped": [], "history_samples": 0})
         return out

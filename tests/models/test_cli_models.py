@@ -44,7 +44,7 @@ def test_allowed_set_show_clear(cli: Cli) -> None:
     cli.ok("tenant", "create", tenant)
     assert "every model" in cli.ok("--tenant", tenant, "models", "allowed", "show").out
     r = cli.ok("--tenant", tenant, "models", "allowed", "set", "gpt-5.4", "sonnet", "--json").json()
-    assert r["allowed"] == ["claude-sonnet-5", "gpt-5.4"]
+    assert r["allowed"] == ["claude-sonnet-5-5", "gpt-5.4"]
     denied = cli("--tenant", tenant, "cost", "estimate", "--model", "gpt-5.5", "--workflow", "spec")
     assert denied.rc == EXIT_DENIED and "not allowed" in denied.err
     cli.ok("--tenant", tenant, "models", "allowed", "clear")

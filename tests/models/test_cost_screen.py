@@ -52,7 +52,7 @@ async def test_opens_with_default_models_and_a_workflow() -> None:
     app = MusubiApp(fake_ctx(FakeEngineApi()))
     async with app.run_test(size=(120, 40)) as pilot:
         scr = await open_cost(pilot)
-        assert [r[0] for r in rows(scr)] == ["gpt-5.4", "claude-sonnet-5 *", "gemini-2.5-pro *"]
+        assert [r[0] for r in rows(scr)] == ["gpt-6.1-sol", "claude-sonnet-5-5 *", "gemini-3.8-flash *"]
         assert scr.estimate["workflow"] == "implement"
         first = rows(scr)[0]
         est = scr.estimate["models"][0]
@@ -66,12 +66,13 @@ async def test_selecting_a_model_updates_the_table_live() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         scr = await open_cost(pilot)
         sl = scr.query_one("#cost-models", SelectionList)
-        sl.select("gpt-5.5")
-        sl.deselect("gemini-2.5-pro")
-        await next_estimate(pilot, scr, lambda e: {m["model"] for m in e["models"]} == {"gpt-5.4", "gpt-5.5", "claude-sonnet-5"},
-                            "estimate with gpt-5.5, without gemini")
+        sl.select("gpt-6-astra")
+        sl.deselect("gemini-3.8-flash")
+        await next_estimate(pilot, scr,
+                            lambda e: {m["model"] for m in e["models"]} == {"gpt-6.1-sol", "gpt-6-astra", "claude-sonnet-5-5"},
+                            "estimate with gpt-6-astra, without gemini")
         await settle(pilot)
-        assert {r[0] for r in rows(scr)} == {"gpt-5.4", "gpt-5.5", "claude-sonnet-5 *"}
+        assert {r[0] for r in rows(scr)} == {"gpt-6.1-sol", "gpt-6-astra", "claude-sonnet-5-5 *"}
 
 
 async def test_keyboard_selection_and_workflow_change() -> None:
@@ -128,7 +129,7 @@ async def test_export_writes_markdown(tmp_path: Path) -> None:
         target = tmp_path / "out" / "estimate.md"
         await wait_for(pilot, target.exists, "export file written")
         text = target.read_text()
-        assert text.startswith("# Cost estimate: workflow `implement`") and "| gpt-5.4 |" in text
+        assert text.startswith("# Cost estimate: workflow `implement`") and "| gpt-6.1-sol |" in text
 
 
 async def test_refused_estimate_is_a_notification_not_a_crash() -> None:

@@ -41,7 +41,7 @@ def test_list_and_show(eng: Home) -> None:
     m = c.get("/v1/models/azure/gpt-5.4")
     assert m["provider"] == "azure" and m["input_per_mtok"] == "2.5" and m["source"]
     assert c.get("/v1/models/ollama/qwen2.5-coder:32b")["tier"] == "basic"
-    assert c.get("/v1/models/sonnet")["id"] == "claude-sonnet-5"
+    assert c.get("/v1/models/sonnet")["id"] == "claude-sonnet-5-5"
     with pytest.raises(NotFound) as ei:
         c.get("/v1/models/gpt-5.44")
     assert "gpt-5.4" in ei.value.extra["suggestions"]
@@ -64,13 +64,13 @@ def test_allowed_models_are_pinned_enforced_and_audited(eng: Home) -> None:
         owner.put("/v1/models/allowed", {"models": []})
     assert owner.get("/v1/models/allowed")["allowed"] is None  # nothing changed by the refusals
     r = owner.put("/v1/models/allowed", {"models": ["gpt-5.4", "sonnet"]})
-    assert r["allowed"] == ["claude-sonnet-5", "gpt-5.4"] and r["previous"] is None
+    assert r["allowed"] == ["claude-sonnet-5-5", "gpt-5.4"] and r["previous"] is None
     listed = {m["id"]: m["allowed"] for m in owner.get("/v1/models")["models"]}
-    assert listed["gpt-5.4"] and listed["claude-sonnet-5"] and not listed["gpt-5.5"]
+    assert listed["gpt-5.4"] and listed["claude-sonnet-5-5"] and not listed["gpt-5.5"]
     mem = eng.client(t, as_user="mem")
     # The router picks only pinned models ...
     d = mem.post("/v1/models/route", {"task": "review", "input_tokens": 2000})
-    assert d["choice"]["model"] in ("gpt-5.4", "claude-sonnet-5")
+    assert d["choice"]["model"] in ("gpt-5.4", "claude-sonnet-5-5")
     # ... and an estimate naming another model is refused, and the refusal audited.
     with pytest.raises(PermissionDenied) as ei:
         mem.post("/v1/cost/estimate", {"models": ["gpt-5.5"], "texts": [{"text": "hi"}]})
@@ -78,15 +78,15 @@ def test_allowed_models_are_pinned_enforced_and_audited(eng: Home) -> None:
     denied = eng.audit(t, outcome="denied", action="cost.estimate")
     assert denied and denied[-1]["actor"] == "mem"
     allows = eng.audit(t, action="models.allow")
-    assert allows[-1]["details"]["models"] == ["claude-sonnet-5", "gpt-5.4"]
+    assert allows[-1]["details"]["models"] == ["claude-sonnet-5-5", "gpt-5.4"]
     assert any(e["actor"] == "val" for e in eng.audit(t, outcome="denied", action="models.allow"))
     # The pin survives a restart (it is in the database, not just in memory).
     eng.stop()
     eng.start()
-    assert eng.client(t).get("/v1/models/allowed")["allowed"] == ["claude-sonnet-5", "gpt-5.4"]
+    assert eng.client(t).get("/v1/models/allowed")["allowed"] == ["claude-sonnet-5-5", "gpt-5.4"]
     owner.delete("/v1/models/allowed")
     assert owner.get("/v1/models/allowed")["allowed"] is None
-    assert eng.audit(t, action="models.allow_all")[-1]["details"]["previous"] == ["claude-sonnet-5", "gpt-5.4"]
+    assert eng.audit(t, action="models.allow_all")[-1]["details"]["previous"] == ["claude-sonnet-5-5", "gpt-5.4"]
 
 
 def test_estimate_reads_files_and_breaks_down_per_file(eng: Home, tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_estimate_reads_files_and_breaks_down_per_file(eng: Home, tmp_path: Path
     files.append(str(tmp_path / "blob.bin"))
     files.append(str(tmp_path / "missing.txt"))
     c = eng.client(t)
-    r = c.post("/v1/cost/estimate", {"models": ["gpt-5.4", "claude-opus-5", "gemini-2.5-flash"], "paths": files,
+    r = c.post("/v1/cost/estimate", {"models": ["gpt-5.4", "claude-opus-5", "gemini-3.5-flash-lite"], "paths": files,
                                      "texts": [{"name": "note", "text": "extra context"}], "workflow": "spec"})
     assert r["workflow"] == "spec" and [s["task"] for s in r["steps"]] == ["requirements", "design", "tasks"]
     names = [f["name"] for f in r["files"]]

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from core.errors import BadRequest, NotFound
-from core.models.estimate import Document, estimate, load_workflows, single_step, workflow
+from core.models.estimate import (
+    SHARED_PREAMBLE,
+    Document,
+    estimate,
+    load_workflows,
+    single_step,
+    workflow,
+)
 from core.models.history import RatioStats, expected_output, ledger_rows, output_ratios, quantile
 from core.models.registry import load_registry
 from core.models.tokens import count_exact
@@ -27,12 +34,12 @@ def test_quantile_matches_linear_interpolation() -> None:
 
 
 def test_output_ratios_fold_aliases_and_skip_bad_rows() -> None:
-    rows = [("sonnet", "review", 1000, 100), ("claude-sonnet-5", "review", 1000, 300),
-            ("claude-sonnet-5", "review", 0, 50), ("claude-sonnet-5", None, 1000, 10),
-            ("no-such-model", "review", 1000, 10), ("claude-sonnet-5", "review", 2000, 400)]
+    rows = [("sonnet", "review", 1000, 100), ("claude-sonnet-5-5", "review", 1000, 300),
+            ("claude-sonnet-5-5", "review", 0, 50), ("claude-sonnet-5-5", None, 1000, 10),
+            ("no-such-model", "review", 1000, 10), ("claude-sonnet-5-5", "review", 2000, 400)]
     st = output_ratios(rows, REG)
-    assert list(st) == [("claude-sonnet-5", "review")]
-    s = st[("claude-sonnet-5", "review")]
+    assert list(st) == [("claude-sonnet-5-5", "review")]
+    s = st[("claude-sonnet-5-5", "review")]
     assert (s.n, s.median) == (3, pytest.approx(0.2))
 
 
@@ -119,7 +126,8 @@ def test_estimate_cost_adds_up_from_its_own_tokens() -> None:
     exp = to_micros(request_cost(m, step["input_tokens"]["expected"], 0, step["output_tokens"]["expected"]))
     assert r["cost_micros"]["expected"] == exp
     assert count_exact(text) == 5001  # "word", 4999 x " word", and the trailing space
-    assert r["input_tokens"]["expected"] == 5001 + 7  # + one message's overhead (3 + role + 3 primer)
+    # + the shared preamble (the cacheable prefix, see LAYOUT) and two messages' overhead (2 x (3 + role) + 3 primer)
+    assert r["input_tokens"]["expected"] == 5001 + count_exact(SHARED_PREAMBLE) + 11
 
 
 def test_estimate_chunks_when_the_context_window_is_too_small() -> None:

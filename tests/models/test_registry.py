@@ -41,7 +41,7 @@ def test_prices_are_exact_decimals(reg) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_lookup_by_alias_is_case_insensitive(reg) -> None:  # type: ignore[no-untyped-def]
-    assert reg.get("Sonnet").id == "claude-sonnet-5"
+    assert reg.get("Sonnet").id == "claude-sonnet-5-5"
     assert reg.get("OPENAI/GPT-5.4").id == "gpt-5.4"
     assert "mistral-medium-latest" in reg
 

@@ -15,8 +15,8 @@ cli_group = group(
     "cost",
     "Estimate a run before it starts: exact token counts per file (estimates with a band where the "
     "provider publishes no tokenizer), cost low / expected / high, context fit and quota headroom per model.",
-    "musubi cost estimate --model gpt-5.4 --model claude-sonnet-5 --glob 'src/**/*.py' --workflow implement",
-    "musubi cost estimate --model gemini-2.5-flash --file README.md --task summarise --json",
+    "musubi cost estimate --model gpt-6.1-sol --model claude-sonnet-5-5 --glob 'src/**/*.py' --workflow implement",
+    "musubi cost estimate --model gemini-3.5-flash-lite --file README.md --task summarise --json",
     "musubi cost workflows",
 )
 
@@ -72,9 +72,7 @@ def render(d: dict[str, Any]) -> None:
     what = f"workflow {d['workflow']}" if d.get("workflow") else f"task {d.get('task')}"
     steps = " -> ".join(s["task"] for s in d["steps"])
     table(("MODEL", "INPUT", "CACHED", "OUTPUT", "COST USD (LOW-HIGH)", "FITS", "QUOTA"),
-          ((m["model"] + ("" if m["exact_tokens"] else " *"), _range(m["input_tokens"]), _range(m["cached_input_tokens"]),
-            _range(m["output_tokens"]), f"{m['cost_usd']['expected']} ({m['cost_usd']['low']}-{m['cost_usd']['high']})",
-            "yes" if m["fits"] else f"no: {m['max_chunks']} chunks", _quota(m)) for m in d["models"]),
+          (_model_row(m) for m in d["models"]),
           title=f"estimate for {what} ({steps})", justify_right=("INPUT", "CACHED", "OUTPUT"), wrap=("QUOTA",))
     if any(not m["exact_tokens"] for m in d["models"]):
         line("* estimated tokens: no offline tokenizer is published for this model; the range is the estimate band.")
@@ -82,11 +80,31 @@ def render(d: dict[str, Any]) -> None:
     line("expected output: " + ("your ledger history (median; high = p90)" if src == {"history"} else
                                 "per-task defaults until the ledger has history" if src == {"default"} else
                                 "ledger history where there is enough, else per-task defaults") + ".")
+    for m in d["models"]:
+        if m.get("does_not_fit"):
+            line(f"{m['model']} does not fit: {m['does_not_fit']}.")
+        if m.get("chunking"):
+            line(f"{m['model']}: {m['chunking']}.")
+    for a in d.get("assumptions", []):
+        line(f"assumed {a}")
+    for w in d.get("warnings", []):
+        warn(w)
     for s in d.get("skipped", []):
         warn(f"skipped {_short(s['name'])}: {s['reason']}")
 
 
+def _model_row(m: dict[str, Any]) -> tuple[str, ...]:
+    name = m["model"] + ("" if m["exact_tokens"] else " *")
+    if m.get("does_not_fit"):
+        return (name, "-", "-", "-", "-", "does not fit", "-")
+    return (name, _range(m["input_tokens"]), _range(m["cached_input_tokens"]), _range(m["output_tokens"]),
+            f"{m['cost_usd']['expected']} ({m['cost_usd']['low']}-{m['cost_usd']['high']})",
+            "yes" if m["fits"] else f"no: {m['max_chunks']} chunks", _quota(m))
+
+
 def _quota(m: dict[str, Any]) -> str:
+    if m.get("does_not_fit"):
+        return "-"
     if m["trips"]:
         return "would trip " + ", ".join(m["trips"])
     if m["trips_high"]:
@@ -99,8 +117,8 @@ def _quota(m: dict[str, Any]) -> str:
 
 @cli_group.command(epilog=example(
     "musubi cost estimate --model gpt-5.4 --glob 'src/**/*.py' --workflow implement",
-    "musubi cost estimate --model claude-opus-5 --model gpt-5.5 --file spec.md --workflow spec",
-    "musubi cost estimate --model gemini-2.5-flash --file notes.md --task summarise --json",
+    "musubi cost estimate --model claude-opus-5-5 --model gpt-6-astra --file spec.md --workflow spec",
+    "musubi cost estimate --model gemini-3.5-flash-lite --file notes.md --task summarise --json",
 ))
 @click.option("--model", "models", multiple=True, required=True, metavar="M", help="Model id or alias (repeatable).")
 @click.option("--file", "files", multiple=True, metavar="F", help="A file to include (repeatable).")

@@ -33,7 +33,7 @@ from tui.screens.base import ModeScreen
 from tui.widgets.format import bar
 from tui.widgets.panel import Panel
 
-DEFAULT_PICKS = ("gpt-5.4", "claude-sonnet-5", "gemini-2.5-pro")
+DEFAULT_PICKS = ("gpt-6.1-sol", "claude-sonnet-5-5", "gemini-3.8-flash")
 TASK_SCOPES = ("implementation", "review", "summarise", "requirements", "design", "tasks", "test", "classify")
 MAX_FILES = 5000
 DEBOUNCE_S = 0.3
@@ -190,6 +190,8 @@ class CostScreen(ModeScreen):
 
     def on_cost_screen_models_loaded(self, message: ModelsLoaded) -> None:
         self._models_loaded = True
+        # A retired model would only be refused: the list offers the models one can still run.
+        message.models = [m for m in message.models if m.get("status") != "retired"]
         allowed = [m for m in message.models if m.get("allowed", True)]
         picks = {m["id"] for m in allowed if m["id"] in DEFAULT_PICKS} or {m["id"] for m in allowed[:2]}
         sl = self.query_one("#cost-models", SelectionList)
@@ -291,6 +293,10 @@ class CostScreen(ModeScreen):
         t.clear()
         for m in d["models"]:
             c = m["cost_usd"]
+            if m.get("does_not_fit"):
+                t.add_row(m["model"] + ("" if m["exact_tokens"] else " *"), "-", "-", "-", "-", "does not fit",
+                          key=m["model"])
+                continue
             t.add_row(
                 m["model"] + ("" if m["exact_tokens"] else " *"),
                 f"{usd(c['expected'])} ({usd(c['low'])}-{usd(c['high'])})",
@@ -305,6 +311,7 @@ class CostScreen(ModeScreen):
         src = {s["output_source"] for m in d["models"] for s in m["steps"]}
         notes.append("output: " + ("ledger history" if src == {"history"} else "per-task defaults" if src == {"default"}
                                    else "history where there is enough, else defaults"))
+        notes += d.get("warnings", [])
         if d.get("skipped"):
             notes.append(f"{len(d['skipped'])} file(s) skipped (binary or unreadable)")
         self._note(" · ".join(notes) + " · x export")
