@@ -42,6 +42,7 @@ class MembersPane(AdminPane):
         Binding("d,delete", "remove", "Remove", id="members_remove"),
         Binding("r", "refresh", "Refresh", id="members_refresh"),
     ]
+    LIVE_ACTIONS = ("member.", "role.create", "role.delete", "project.add", "project.remove")
 
     class Loaded(Message):
         def __init__(self, members: list[dict[str, Any]], roles: list[dict[str, Any]], projects: list[str]) -> None:
