@@ -158,6 +158,13 @@ async def test_members_pane_follows_members_and_roles_changed_elsewhere(engine_h
         await asyncio.to_thread(client.delete, "/v1/roles/auditor0")
         await converges(pilot, engine_roles, roles_shown, "a custom role deleted elsewhere")
 
+        # The cursor stays on the binding the user is on while rows come and go around it.
+        table = pane.query_one("#members-table")
+        table.move_cursor(row=next(i for i, m in enumerate(pane.members) if m["user"] == "carol"))
+        await asyncio.to_thread(client.post, "/v1/members", {"user": "aaron", "role": "viewer"})
+        await converges(pilot, engine_members, shown, "a member added before carol")
+        assert (pane.selected() or {}).get("user") == "carol"
+
 
 # -- tenants ------------------------------------------------------------------------------
 
