@@ -8,15 +8,18 @@ frame is painted (:class:`tui.context.EngineLink` runs in a worker).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -24,6 +27,14 @@ from core.errors import MusubiError
 from core.paths import HomePaths
 from tui.config import config_path, detect_color_system, load_settings
 from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
+from tui.failsafe import (
+    CRASH_EXIT,
+    TERMINAL_LOST_EXIT,
+    TerminalWatch,
+    crash_log_dirs,
+    crash_message,
+    write_crash_log,
+)
 from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
@@ -31,6 +42,7 @@ from tui.screens.placeholders import SearchScreen, TutorialsScreen
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
+TERMINAL_CHECK_S = 1.0  # how often to ask whether the terminal hung up (one poll(2), no read)
 
 
 def _admin_screen() -> Screen[Any]:
@@ -100,6 +112,9 @@ class MusubiApp(App[int], inherit_bindings=False):
     def __init__(self, ctx: AppContext) -> None:
         super().__init__()
         self.ctx = ctx
+        self.crash: BaseException | None = None  # the first uncaught exception, if any
+        self.crash_log: Path | None = None
+        self.terminal_lost = False
         ctx.attach(self)
         self.link = EngineLink(ctx)
         self._apply_color(ctx.color.system)
@@ -131,6 +146,14 @@ class MusubiApp(App[int], inherit_bindings=False):
             "16": ColorSystem.STANDARD,
         }[system]
 
+    def get_driver_class(self) -> type[Driver]:
+        driver = super().get_driver_class()
+        if driver.__module__ == "textual.drivers.linux_driver" and driver.__name__ == "LinuxDriver":
+            from tui.driver import HangupSafeDriver  # Unix only: imports termios
+
+            return HangupSafeDriver
+        return driver
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def on_mount(self) -> None:
@@ -141,6 +164,41 @@ class MusubiApp(App[int], inherit_bindings=False):
         # Connect only after the first frame is on screen: the user never waits for the engine.
         self.call_after_refresh(self.start_link)
         self.call_after_refresh(self.run_worker, self._check_keymap, thread=True, group="keymap-check", exit_on_error=False)
+        if not self.is_headless:
+            self._terminal = TerminalWatch(_terminal_fds())
+            self._terminal_timer = self.set_interval(TERMINAL_CHECK_S, self._check_terminal)
+
+    def _check_terminal(self) -> None:
+        if self._terminal.gone():
+            # Nobody can see or answer anything any more: end as a SIGHUP would have.
+            self._terminal_timer.stop()
+            self.terminal_lost = True
+            self.exit(return_code=TERMINAL_LOST_EXIT)
+
+    # -- crashes --------------------------------------------------------------------------
+
+    def record_crash(self, error: BaseException) -> None:
+        """Write ``error`` to the crash log (the first one creates it, later ones append)."""
+        if self.crash is None:
+            self.crash = error
+        logs = getattr(getattr(self.ctx.api, "paths", None), "logs", None)
+        self.crash_log = write_crash_log(error, crash_log_dirs(logs), self._crash_facts, self.crash_log) or self.crash_log
+
+    def _crash_facts(self) -> str:
+        from tui.screens.debug import as_text, debug_info
+
+        return as_text(debug_info(self.ctx, (self.size.width, self.size.height), self.theme))
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's hook for an exception nothing handled: it sets exit code 1 and ends the app.
+        self.record_crash(error)
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        # Textual would print a full traceback with locals over the user's shell; the crash
+        # log has it, and run_app prints a short message naming the log instead.
+        self.bell()
+        self._close_messages_no_wait()
 
     @work(name="engine-link", group="engine-link", exclusive=True, exit_on_error=False)
     async def start_link(self) -> None:
@@ -308,4 +366,37 @@ def run(
         animations=settings.animations and not no_animations,
         config_file=config_path(),
     )
-    return int(MusubiApp(ctx).run() or 0)
+    return run_app(MusubiApp(ctx))
+
+
+def run_app(app: MusubiApp) -> int:
+    """Run ``app`` in this terminal; the exit code.
+
+    A crash exits 1 with its traceback in a log file whose path is printed once
+    the terminal is restored; a terminal that hung up exits 129 and prints nothing.
+    """
+    try:
+        result = app.run()
+    except Exception as exc:  # raised outside Textual's handler (starting or stopping the driver)
+        app.record_crash(exc)
+        result = None
+    if app.crash is not None:
+        if not app.terminal_lost:
+            with contextlib.suppress(OSError):  # the terminal may be gone too
+                print(crash_message(app.crash, app.crash_log), file=sys.stderr)
+        return CRASH_EXIT
+    if app.return_code:
+        return app.return_code
+    return int(result or 0)
+
+
+def _terminal_fds() -> list[int]:
+    """The descriptors Textual reads keys from and draws on (stdin and stderr)."""
+    fds = []
+    for stream in (sys.__stdin__, sys.__stderr__):
+        try:
+            if stream is not None:
+                fds.append(stream.fileno())
+        except (OSError, ValueError):
+            continue  # closed or not a real file: nothing to watch there
+    return fds

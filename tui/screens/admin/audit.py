@@ -36,6 +36,12 @@ def matches(ev: dict[str, Any], f: dict[str, str]) -> bool:
     return not (since and ts and ts < since) and not f.get("until")
 
 
+def unique_by_seq(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events newest first, each seq once (a row key may appear only once in the table)."""
+    by_seq = {int(e["seq"]): e for e in reversed(events)}  # the first occurrence wins
+    return [by_seq[k] for k in sorted(by_seq, reverse=True)]
+
+
 def verify_text(r: dict[str, Any]) -> str:
     """The verification result in words (never colour alone)."""
     span = f"seq {r.get('start_seq')}..{r.get('last_seq')}"
@@ -107,7 +113,12 @@ class AuditPane(AdminPane):
         self.post_message(self.Loaded(events))
 
     def on_audit_pane_loaded(self, message: Loaded) -> None:
-        self.events = message.events
+        # A fetch answers with the log as it was when read; live events that arrived meanwhile
+        # are newer than its head and stay, so a slow answer never hides the newest events.
+        head = max((int(e["seq"]) for e in message.events), default=0)
+        f = self.filters()
+        newer = [e for e in self.events if int(e["seq"]) > head and matches(e, f)]
+        self.events = unique_by_seq(newer + message.events)[:LIMIT]
         self._fill()
 
     def _fill(self) -> None:
@@ -135,11 +146,10 @@ class AuditPane(AdminPane):
             self._pending.append(event)
 
     def _flush_live(self) -> None:
-        known = {e["seq"] for e in self.events}
-        fresh = [e for e in reversed(self._pending) if e["seq"] not in known]
-        self._pending = []
-        if fresh:
-            self.events = (fresh + self.events)[:LIMIT]
+        fresh, self._pending = list(reversed(self._pending)), []
+        events = unique_by_seq(fresh + self.events)[:LIMIT]
+        if [e["seq"] for e in events] != [e["seq"] for e in self.events]:
+            self.events = events
             self._fill()
 
     def selected(self) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from textual import work
 from textual.containers import Vertical
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from core.errors import (
@@ -50,6 +51,10 @@ class AdminPane(Vertical):
     """
 
     loaded = False
+    # Audit actions (prefixes) of the current tenant after which this pane reloads.
+    LIVE_ACTIONS: tuple[str, ...] = ()
+    # Live changes arrive in bursts; one reload after the burst, not one per event.
+    LIVE_DELAY_S = 0.25
 
     @property
     def ctx(self) -> AppContext:
@@ -58,6 +63,9 @@ class AdminPane(Vertical):
     def on_mount(self) -> None:
         self.ctx.conn_changed.subscribe(self, self._conn_changed)
         self.ctx.data_changed.subscribe(self, self._data_changed)
+        self._reload_timer: Timer | None = None
+        if self.LIVE_ACTIONS:
+            self.ctx.engine_event.subscribe(self, self._engine_event)
 
     def _conn_changed(self, state: ConnState) -> None:
         if state.name == "connected" and self.loaded:
@@ -66,6 +74,20 @@ class AdminPane(Vertical):
     def _data_changed(self, what: str) -> None:
         if what == "whoami" and self.loaded:
             self.reload()  # tenant switched or our roles changed
+
+    def _engine_event(self, ev: dict[str, Any]) -> None:
+        action = str((ev.get("event") or {}).get("action") or "")
+        if self.loaded and ev.get("type") == "audit" and ev.get("tenant") == self.ctx.tenant and action.startswith(self.LIVE_ACTIONS):
+            self.reload_soon()
+
+    def reload_soon(self) -> None:
+        """Reload once a burst of live changes is over (another client changed this pane's data)."""
+        if self._reload_timer is None:
+            self._reload_timer = self.set_timer(self.LIVE_DELAY_S, self._reload_due)
+
+    def _reload_due(self) -> None:
+        self._reload_timer = None
+        self.reload()
 
     def ensure_loaded(self) -> None:
         """Load on first display, so the Admin mode costs nothing until its tab is opened."""

@@ -42,6 +42,7 @@ class MembersPane(AdminPane):
         Binding("d,delete", "remove", "Remove", id="members_remove"),
         Binding("r", "refresh", "Refresh", id="members_refresh"),
     ]
+    LIVE_ACTIONS = ("member.", "role.create", "role.delete", "project.add", "project.remove")
 
     class Loaded(Message):
         def __init__(self, members: list[dict[str, Any]], roles: list[dict[str, Any]], projects: list[str]) -> None:
@@ -79,12 +80,17 @@ class MembersPane(AdminPane):
         self.post_message(self.Loaded(members, roles, projects))
 
     def on_members_pane_loaded(self, message: Loaded) -> None:
+        # Reloads come with every change made elsewhere: the cursor stays on the binding it was on.
+        kept = self.selected()
         self.members, self.roles, self.projects = message.members, message.roles, message.projects
         table = self.query_one(BindingsTable)
         table.clear()
         for i, m in enumerate(self.members):
             scope = f"project {m['project']}" if m.get("project") else "tenant"
             table.add_row(str(m["user"]), scope, str(m["role"]), short_ts(m.get("since")), str(m.get("added_by") or "—"), key=str(i))
+        where = [(m["user"], m.get("project")) for m in self.members]
+        if kept and (kept["user"], kept.get("project")) in where:
+            table.move_cursor(row=where.index((kept["user"], kept.get("project"))))
         roles = self.query_one(RoleList)
         highlighted = roles.highlighted
         roles.clear_options()

@@ -21,6 +21,7 @@ from tui.widgets.panel import Panel
 METRICS = ("tokens", "requests", "cost_usd")
 PERIODS = ("minute", "hour", "day", "month")
 HISTORY_HOURS = 24
+NOTE_ID = "gauges-note"  # the line shown instead of gauges (no quotas, or no access)
 
 
 def hourly_series(rows: list[dict[str, Any]], now: datetime, hours: int = HISTORY_HOURS) -> list[tuple[datetime, dict[str, Any]]]:
@@ -79,6 +80,7 @@ class QuotasPane(AdminPane):
     def on_mount(self) -> None:
         super().on_mount()
         self.history: list[tuple[datetime, dict[str, Any]]] = []
+        self._redraw_due = self._redrawing = False
 
     def _data_changed(self, what: str) -> None:
         super()._data_changed(what)
@@ -101,24 +103,61 @@ class QuotasPane(AdminPane):
         self.query_one("#history-summary", Static).update(history_summary(self.history))
 
     def _show_quotas(self) -> None:
+        """Make the gauges match ``ctx.quotas``, one redraw at a time, the newest data winning.
+
+        Redraws await their removals and mounts, so two in a row (a fetch and a live
+        ``data_changed``) can never insert a gauge whose id is still being removed.  A
+        call made while a redraw runs only asks for one more pass, which reads the
+        context afresh: a burst of changes costs at most two redraws.
+        """
+        self._redraw_due = True
+        if not self._redrawing:
+            self._redrawing = True
+            self.run_worker(self._redraw_gauges(), group="quotas-gauges", description="draw quota gauges", exit_on_error=False)
+
+    async def _redraw_gauges(self) -> None:
+        try:
+            while self._redraw_due:
+                self._redraw_due = False
+                await self._sync_gauges()
+        finally:
+            self._redrawing = False
+
+    async def _sync_gauges(self) -> None:
         box = self.query_one(GaugeList)
-        if self.ctx.quota_error:
-            box.remove_children()
-            box.mount(Static(f"You cannot see quotas here: {self.ctx.quota_error}", markup=False))
+        error = self.ctx.quota_error
+        quotas = [] if error else list((self.ctx.quotas or {}).get("quotas") or [])
+        note = None
+        if error:
+            note = f"You cannot see quotas here: {error}"
+        elif not quotas:
+            note = "No quotas: usage in this tenant is unlimited. Press n to add one."
+        wanted = {f"quota-{q['id']}": q for q in quotas}
+        keep = set(wanted) | ({NOTE_ID} if note else set())
+        stale = [w for w in box.children if w.id not in keep]
+        if stale:
+            await box.remove_children(stale)
+        if note is not None:
+            shown = next(iter(box.query_children(f"#{NOTE_ID}").results(Static)), None)
+            if shown is None:
+                await box.mount(Static(note, id=NOTE_ID, markup=False))
+            else:
+                shown.update(note)
             return
-        quotas = (self.ctx.quotas or {}).get("quotas") or []
-        gauges = list(box.query(QuotaGauge))
+        # Gauges of quotas still there are updated in place (focus stays on the one the user
+        # is on); new ones are mounted at their place in the engine's order.
         now = self.ctx.clock()
-        if [g.quota.get("id") for g in gauges] == [q.get("id") for q in quotas] and gauges:
-            for g, q in zip(gauges, quotas, strict=True):
-                g.now = now
-                g.quota = q  # same quotas: update in place so focus stays put
-            return
-        box.remove_children()
-        if not quotas:
-            box.mount(Static("No quotas: usage in this tenant is unlimited. Press n to add one.", markup=False))
-            return
-        box.mount_all([QuotaGauge(q, now, id=f"quota-{q['id']}") for q in quotas])
+        gauges = {g.id: g for g in box.query_children(QuotaGauge)}
+        for i, (gid, q) in enumerate(wanted.items()):
+            gauge = gauges.get(gid)
+            if gauge is None:
+                gauge = QuotaGauge(q, now, id=gid)
+                await (box.mount(gauge, before=i) if i < len(box.children) else box.mount(gauge))
+            else:
+                gauge.now = now
+                gauge.quota = q
+                if box.children.index(gauge) != i:
+                    box.move_child(gauge, before=i)
 
     def focused_quota(self) -> dict[str, Any] | None:
         focused = self.screen.focused

@@ -34,6 +34,8 @@ class TenantsPane(AdminPane):
         Binding("u", "resume", "Resume", id="tenants_resume"),
         Binding("r", "refresh", "Refresh", id="tenants_refresh"),
     ]
+    # Member and project counts are columns too.
+    LIVE_ACTIONS = ("tenant.create", "tenant.suspend", "tenant.resume", "member.add", "member.remove", "project.add", "project.remove")
 
     class Loaded(Message):
         def __init__(self, tenants: list[dict[str, Any]]) -> None:
