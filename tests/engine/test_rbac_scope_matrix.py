@@ -44,6 +44,10 @@ from .helpers import Home, unique, utc_iso
 ME = pwd.getpwuid(os.getuid()).pw_name
 SCOPES = ("tenant", "own-project", "other-project")
 MODEL = "gpt-5.4"
+# A one-row LiteLLM-format table for POST /v1/models/import.
+IMPORT: dict[str, Any] = {"source": "x.json", "table": {"gpt-x": {
+    "litellm_provider": "openai", "mode": "chat", "max_input_tokens": 1000, "input_cost_per_token": 1e-6,
+    "output_cost_per_token": 1e-6}}}
 
 
 @dataclass
@@ -226,6 +230,11 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("DELETE", "/v1/models/allowed"): [Variant("tenant", "quotas.manage", req("DELETE", "/v1/models/allowed"))],
     ("POST", "/v1/models/route"): [Variant("project", "quotas.read", req(
         "POST", "/v1/models/route", {"task": "implementation", "input_tokens": 100}))],
+    ("POST", "/v1/models/import"): [
+        Variant("tenant", "quotas.read", req("POST", "/v1/models/import", {**IMPORT, "dry_run": True})),
+        Variant("tenant", "quotas.manage", req("POST", "/v1/models/import", IMPORT)),
+        Variant("system", "tenant.manage", req("POST", "/v1/models/import", {**IMPORT, "scope": "user"})),
+    ],
     ("GET", "/v1/models/{id}"): [Variant("project", "quotas.read", req("GET", f"/v1/models/{MODEL}"))],
     ("GET", "/v1/cost/workflows"): [Variant("project", "quotas.read", req("GET", "/v1/cost/workflows"))],
     ("POST", "/v1/cost/estimate"): [Variant("project", "quotas.read", lambda w, u: req(
