@@ -79,6 +79,11 @@ class HomePaths:
     def tenants(self) -> Path:
         return self.home / "tenants"
 
+    @property
+    def quarantine(self) -> Path:
+        """Journal groups the database refused, one JSON file each (core/engine/quarantine.py)."""
+        return self.home / "quarantine"
+
     def tenant_dir(self, tenant: str) -> Path:
         return self.tenants / tenant
 

@@ -33,7 +33,16 @@ import duckdb  # noqa: E402
 
 from core.errors import BadRequest, StorageError
 from core.quotas import PERIODS, window_start
-from core.storage.base import APPEND_ONLY, AuditQuery, Delete, Insert, Mutation, Snapshot, Update
+from core.storage.base import (
+    APPEND_ONLY,
+    AuditQuery,
+    Delete,
+    Insert,
+    Mutation,
+    Snapshot,
+    Update,
+    WriteRejected,
+)
 
 TS_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # prev_hash + "\n" + the canonical JSON C of core.audit.canonical_event, built in SQL.
@@ -45,6 +54,13 @@ _PIECE_SQL = (
 )
 _JSON_TYPES = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN"}
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+# Errors that come from the mutations themselves (a constraint, a conversion, a name or type
+# that does not fit the schema): the same mutations fail the same way every time.  Anything
+# else (I/O, a full disk, out of memory, a transaction conflict) may pass on a retry.
+_REJECTED = (
+    duckdb.IntegrityError, duckdb.DataError, duckdb.ProgrammingError, duckdb.NotSupportedError,
+    ValueError, TypeError, KeyError, OverflowError,
+)
 
 
 def _iso(v: object) -> str:
@@ -206,6 +222,14 @@ class DuckDBStorage:
             snap.pruned_through[tenant] = int(seq)
             if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < seq:
                 snap.audit_heads[tenant] = (int(seq), str(h))
+        # Events of a quarantined group are not in audit_log, but later events chain on them.
+        quarantined = self.quarantined()
+        snap.quarantined = len(quarantined)
+        for q in quarantined:
+            for r in q["audit"]:
+                tenant, last = r["tenant_id"], int(r["last_seq"])
+                if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < last:
+                    snap.audit_heads[tenant] = (last, str(r["last_hash"]))
         row = self._cur().execute("SELECT coalesce(max(quota_id), 0) FROM quotas").fetchone()
         snap.max_ids["quota"] = int(row[0]) if row else 0
         row = self._cur().execute("SELECT coalesce(max(entry_id), 0) FROM usage_ledger").fetchone()
@@ -262,6 +286,8 @@ class DuckDBStorage:
         except Exception as exc:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
+            if isinstance(exc, _REJECTED):
+                raise WriteRejected(f"the database refused the write: {exc}") from exc
             raise StorageError(f"could not write to {self.path}: {exc}", code="write_failed") from exc
 
     def _column_types(self, table: str) -> dict[str, str]:
@@ -438,6 +464,29 @@ class DuckDBStorage:
         cur.execute(f"COPY (SELECT {cols} FROM audit_log WHERE {w} ORDER BY seq{lim}) TO '{lit}' ({opts})", params)
         os.replace(tmp, path)
         return int(n_row[0]) if n_row else 0
+
+    def quarantined(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE list_contains(tenants, ?)", [tenant_id]) if tenant_id else ("", [])
+        rows = self._dicts(f"SELECT * FROM quarantined_groups {where} ORDER BY group_no", params)
+        for r in rows:
+            r["audit"] = json.loads(r["audit"]) if isinstance(r["audit"], str) else r["audit"]
+            r["quarantined_at"] = r["quarantined_at"].strftime(TS_FMT)
+        return rows
+
+    def checkpoint(self) -> None:
+        """``CHECKPOINT``: write what DuckDB's WAL holds into the file and empty the WAL.
+
+        Until then DuckDB keeps the rows committed since the last checkpoint in memory as
+        well as in its WAL, so a busy engine that never checkpoints grows both without bound.
+        """
+        self.con.execute("CHECKPOINT")
+
+    def wal_size(self) -> int:
+        """Bytes in DuckDB's own WAL next to the file (0 when there is none)."""
+        try:
+            return os.stat(f"{self.path}.wal").st_size
+        except OSError:
+            return 0
 
     def checkpoints(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = self._dicts("SELECT * FROM audit_checkpoints WHERE tenant_id = ? ORDER BY seq", [tenant_id])
