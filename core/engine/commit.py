@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.journal import Journal, encode
-from core.engine.quarantine import Quarantined, apply_groups
+from core.engine.quarantine import ApplyResult, Quarantined, apply_groups
 from core.engine.syncer import SyncHelper
 from core.errors import StorageError
 from core.storage.base import Mutation, Storage
@@ -38,6 +38,11 @@ log = logging.getLogger("musubi.engine.commit")
 
 APPLY_EVERY_S = 0.5  # how stale DuckDB may get behind the journal when nobody reads
 APPLY_MAX_MUTATIONS = 20_000
+# DuckDB checkpoints its own WAL at 8 MB (core/storage/duckdb_store.py) when it can; it cannot while any read holds an
+# older transaction open (a long verify or export), and then its WAL, and the memory
+# holding the rows committed since its last checkpoint, would keep growing.  Past this
+# size the apply thread asks for a checkpoint itself after an apply.
+CHECKPOINT_WAL_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -91,6 +96,8 @@ class GroupCommitter:
         self._stopping = False
         self.commits = 0
         self.applies = 0
+        self.checkpoints = 0  # CHECKPOINTs the apply thread asked for
+        self.trim_s = 0.0  # time spent handing freed memory back to the OS
         self.mutations = 0
 
     def start(self) -> None:
@@ -304,7 +311,7 @@ class GroupCommitter:
         self._unapplied_n = 0
         loop = asyncio.get_running_loop()
         now = datetime.now(UTC).replace(tzinfo=None)
-        res = await loop.run_in_executor(self._apply_exec, apply_groups, self.storage, groups, self.home, now)
+        res = await loop.run_in_executor(self._apply_exec, self._apply_groups, groups, now)
         if res.done:
             async with self._applied_cond:
                 self.applied_no = groups[res.done - 1][0]
@@ -322,6 +329,29 @@ class GroupCommitter:
                 self._applied_cond.notify_all()
             raise res.error
         self._apply_error = None
+
+    def _apply_groups(self, groups: list[tuple[int, list[Mutation]]], now: datetime) -> ApplyResult:
+        """In the apply thread: apply (quarantining what storage refuses), then checkpoint if due."""
+        res = apply_groups(self.storage, groups, self.home, now)
+        wal_size = getattr(self.storage, "wal_size", None)
+        if not res.done or wal_size is None:
+            return res
+        size = wal_size()
+        if size > CHECKPOINT_WAL_BYTES:
+            try:
+                self.storage.checkpoint()
+                self.checkpoints += 1
+            except Exception as exc:  # e.g. a long read still open: the next apply tries again
+                log.info("database checkpoint postponed: %s", exc)
+            size = wal_size()
+        # An apply frees its statement buffers, and a checkpoint (DuckDB's own at 8 MB, or
+        # the one above) the rows the WAL held: give that memory back to the OS.
+        release = getattr(self.storage, "release_memory", None)
+        if release is not None:
+            t0 = time.perf_counter()
+            release()
+            self.trim_s += time.perf_counter() - t0
+        return res
 
     async def _applier(self) -> None:
         backoff = APPLY_EVERY_S

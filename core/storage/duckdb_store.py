@@ -45,6 +45,15 @@ from core.storage.base import (
 )
 
 TS_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# DuckDB's buffer pool: by default 80 % of RAM, and it keeps every table block it ever held
+# until that fills, so the engine's memory grew with the size of its tables.  The engine's
+# queries stream or aggregate (and DuckDB spills to disk when it must), so a small pool is
+# enough.  MUSUBI_DB_MEMORY_LIMIT (a DuckDB size, e.g. "256MB") overrides it.
+DEFAULT_MEMORY_LIMIT = "64MB"
+# Rows committed since DuckDB's last checkpoint live in memory as well as in its WAL; it
+# checkpoints on its own once the WAL passes this (DuckDB's default is 16 MB).  Smaller keeps
+# the engine's memory steadier at no measurable cost in throughput (bench_memory.py).
+CHECKPOINT_THRESHOLD = "8MB"
 # prev_hash + "\n" + the canonical JSON C of core.audit.canonical_event, built in SQL.
 _PIECE_SQL = (
     "prev_hash || chr(10) || '{\"action\":' || to_json(action) || ',\"actor\":' || to_json(actor) "
@@ -72,6 +81,30 @@ def _iso(v: object) -> str:
 
 # Built once (json.dumps with options builds an encoder per call).
 _ROWS = json.JSONEncoder(ensure_ascii=False, default=_iso)
+
+
+def _memory_limit() -> str:
+    value = os.environ.get("MUSUBI_DB_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.I):
+        raise StorageError(
+            f"MUSUBI_DB_MEMORY_LIMIT={value!r} is not a size; give e.g. 256MB or 1GB.", code="bad_configuration"
+        )
+    return value
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None elsewhere (macOS, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def _ident(name: str) -> str:
@@ -130,6 +163,8 @@ class DuckDBStorage:
             raise _open_error(self.path, exc) from None
         self._local = threading.local()
         try:
+            self.con.execute(f"SET memory_limit = '{_memory_limit()}'")
+            self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             self._migrate()
         except StorageError:
             self.con.close()
@@ -164,7 +199,7 @@ class DuckDBStorage:
                 raise
 
     def schema_version(self) -> int:
-        row = self._cur().execute("SELECT max(version) FROM schema_version").fetchone()
+        row = self._one("SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 
     # -- cursors --------------------------------------------------------------------------
@@ -176,6 +211,18 @@ class DuckDBStorage:
             cur = self.con.cursor()
             self._local.cur = cur
         return cur
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query on this thread's cursor, with the result read to its end.
+
+        Why not ``fetchone()``: it leaves the result open, and with it the cursor's
+        transaction, which then predates every later commit of the apply thread.  DuckDB
+        cannot checkpoint while such a transaction is open, neither on its own (its WAL
+        threshold) nor on request, so its WAL and the memory holding the rows committed
+        since the last checkpoint grew with every write, without bound.
+        """
+        rows = self._cur().execute(sql, list(params)).fetchall()
+        return tuple(rows[0]) if rows else None
 
     # -- load -----------------------------------------------------------------------------
 
@@ -230,9 +277,9 @@ class DuckDBStorage:
                 tenant, last = r["tenant_id"], int(r["last_seq"])
                 if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < last:
                     snap.audit_heads[tenant] = (last, str(r["last_hash"]))
-        row = self._cur().execute("SELECT coalesce(max(quota_id), 0) FROM quotas").fetchone()
+        row = self._one("SELECT coalesce(max(quota_id), 0) FROM quotas")
         snap.max_ids["quota"] = int(row[0]) if row else 0
-        row = self._cur().execute("SELECT coalesce(max(entry_id), 0) FROM usage_ledger").fetchone()
+        row = self._one("SELECT coalesce(max(entry_id), 0) FROM usage_ledger")
         snap.max_ids["ledger"] = int(row[0]) if row else 0
         snap.meta = {k: v for k, v in self._cur().execute("SELECT key, value FROM engine_meta").fetchall()}
         return snap
@@ -252,7 +299,7 @@ class DuckDBStorage:
         return " AND ".join(parts) or "TRUE", params
 
     def meta_value(self, key: str) -> str | None:
-        row = self._cur().execute("SELECT value FROM engine_meta WHERE key = ?", [key]).fetchone()
+        row = self._one("SELECT value FROM engine_meta WHERE key = ?", [key])
         return str(row[0]) if row else None
 
     def apply(self, mutations: Sequence[Mutation], meta: dict[str, str] | None = None) -> None:
@@ -416,7 +463,7 @@ class DuckDBStorage:
             cur.close()
 
     def audit_chain_hash(self, tenant_id: str, seq: int) -> str | None:
-        row = self._cur().execute("SELECT hash FROM audit_log WHERE tenant_id = ? AND seq = ?", [tenant_id, seq]).fetchone()
+        row = self._one("SELECT hash FROM audit_log WHERE tenant_id = ? AND seq = ?", [tenant_id, seq])
         return str(row[0]) if row else None
 
     def audit_seqs(self, tenant_id: str, lo: int, hi: int) -> list[int]:
@@ -481,6 +528,16 @@ class DuckDBStorage:
         """
         self.con.execute("CHECKPOINT")
 
+    def release_memory(self) -> None:
+        """Hand memory the database freed (e.g. rows a checkpoint wrote out) back to the OS.
+
+        DuckDB's threads allocate through the C library, whose per-thread arenas keep
+        freed memory for reuse; after a checkpoint that is megabytes the engine may never
+        need again, and the process's RSS would only ever grow.  ``malloc_trim`` returns it.
+        """
+        if _TRIM is not None:
+            _TRIM(0)
+
     def wal_size(self) -> int:
         """Bytes in DuckDB's own WAL next to the file (0 when there is none)."""
         try:
@@ -496,16 +553,14 @@ class DuckDBStorage:
         return rows
 
     def last_event_before(self, tenant_id: str, before: datetime) -> tuple[int, str] | None:
-        row = self._cur().execute(
+        row = self._one(
             "SELECT seq, hash FROM audit_log WHERE tenant_id = ? AND ts < ? ORDER BY seq DESC LIMIT 1",
             [tenant_id, before],
-        ).fetchone()
+        )
         return (int(row[0]), str(row[1])) if row else None
 
     def count_events(self, tenant_id: str, max_seq: int) -> int:
-        row = self._cur().execute(
-            "SELECT count(*) FROM audit_log WHERE tenant_id = ? AND seq <= ?", [tenant_id, max_seq]
-        ).fetchone()
+        row = self._one("SELECT count(*) FROM audit_log WHERE tenant_id = ? AND seq <= ?", [tenant_id, max_seq])
         return int(row[0]) if row else 0
 
     def usage_history(self, tenant_id: str, since: datetime, bucket: str, user: str | None) -> list[dict[str, Any]]:
