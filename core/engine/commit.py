@@ -38,10 +38,10 @@ log = logging.getLogger("musubi.engine.commit")
 
 APPLY_EVERY_S = 0.5  # how stale DuckDB may get behind the journal when nobody reads
 APPLY_MAX_MUTATIONS = 20_000
-# DuckDB checkpoints its own WAL at 8 MB (core/storage/duckdb_store.py) when it can; it cannot while any read holds an
-# older transaction open (a long verify or export), and then its WAL, and the memory
-# holding the rows committed since its last checkpoint, would keep growing.  Past this
-# size the apply thread asks for a checkpoint itself after an apply.
+# DuckDB checkpoints its own WAL at 8 MB (core/storage/duckdb_store.py) when it can; it
+# cannot while a read holds an older transaction open (a long verify or export), and then
+# its WAL, and the memory holding the rows committed since its last checkpoint, would keep
+# growing.  Past this size the apply thread asks for a checkpoint itself after an apply.
 CHECKPOINT_WAL_BYTES = 16 * 2**20
 
 
@@ -336,14 +336,12 @@ class GroupCommitter:
         wal_size = getattr(self.storage, "wal_size", None)
         if not res.done or wal_size is None:
             return res
-        size = wal_size()
-        if size > CHECKPOINT_WAL_BYTES:
+        if wal_size() > CHECKPOINT_WAL_BYTES:
             try:
                 self.storage.checkpoint()
                 self.checkpoints += 1
             except Exception as exc:  # e.g. a long read still open: the next apply tries again
                 log.info("database checkpoint postponed: %s", exc)
-            size = wal_size()
         # An apply frees its statement buffers, and a checkpoint (DuckDB's own at 8 MB, or
         # the one above) the rows the WAL held: give that memory back to the OS.
         release = getattr(self.storage, "release_memory", None)
@@ -374,18 +372,17 @@ class GroupCommitter:
             await self.seal()
         # Apply while the commit loop still runs, so a group quarantined now is still
         # audited (its announcement is itself a write to journal and apply).
-        for _ in range(3):
+        deadline = time.monotonic() + 10
+        while True:
             with contextlib.suppress(Exception):
                 await self._apply_now()
-            if not (self._announce or self._reload_needed or self._announcing):
+            if not (self._announce or self._reload_needed or self._announcing) or time.monotonic() > deadline:
                 break
-            self._queue.put_nowait(Batch())
-            await asyncio.sleep(0)
             if self._announcing:
-                await asyncio.wait(set(self._announcing), timeout=10)
-            if self._batch.mutations:
-                with contextlib.suppress(Exception):
-                    await self.seal()
+                await asyncio.wait(set(self._announcing), timeout=max(deadline - time.monotonic(), 0.01))
+            else:
+                self._queue.put_nowait(Batch())  # the commit loop reloads, then announces
+                await asyncio.sleep(0.05)
         self._queue.put_nowait(None)
         if self._task is not None:
             await self._task
