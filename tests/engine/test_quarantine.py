@@ -12,6 +12,10 @@ for whatever else could slip through.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,6 +26,8 @@ from core.errors import StorageError
 from core.storage.base import Insert
 
 from .helpers import Home, poll, wait_gone
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _poison(home: Home) -> None:
@@ -65,6 +71,14 @@ def _record(c: Any, model: str) -> dict[str, Any]:
     return _post(c, "/v1/usage", {"model": model, "input_tokens": 1, "output_tokens": 2})
 
 
+def _musubi(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI, human output."""
+    return subprocess.run(
+        [sys.executable, "-m", "tui", "--home", str(home.dir), *args],
+        capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
 def _health(home: Home) -> dict[str, Any]:
     return dict(home.client().get("/v1/health"))
 
@@ -103,6 +117,8 @@ def test_a_refused_group_is_quarantined_and_later_writes_survive(home: Home) -> 
     v = c.post("/v1/audit/verify", {})
     assert v["ok"] is True, v
     (gap,) = v["quarantined"]
+    human = _musubi(home, "--tenant", t, "audit", "verify")
+    assert human.returncode == 0 and f"note: events {gap['first_seq']}..{gap['last_seq']} are not in the database" in human.stdout
     refused = [e for e in home.audit(t, action="usage.record") if e["details"]["entry_id"] == bad["entry_id"]]
     assert refused == []  # its event is not in the table ...
     assert gap["first_seq"] == gap["last_seq"] and gap["file"] == ev[0]["details"]["file"]
@@ -162,6 +178,9 @@ def test_a_crafted_unappliable_journal_line_is_quarantined_at_start(home: Home) 
     ev = poll(lambda: home.audit(t, action="engine.quarantine"), timeout=10)
     assert ev[0]["details"]["group"] == applied + 1 and ev[0]["details"]["events"] == []
     assert home.client(t).post("/v1/audit/verify", {})["ok"] is True
+    status = _musubi(home, "engine", "status")
+    assert status.returncode == 0 and "warning: 1 journaled write group" in status.stdout, status.stdout
+    assert str(home.paths.quarantine) in status.stdout
 
 
 def test_verify_reports_a_missing_quarantine_file_at_the_gap(home: Home) -> None:
