@@ -8,6 +8,7 @@ import statistics
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -18,6 +19,24 @@ def temp_home(prefix: str = "mb") -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+async def roundtrip(reader: Any, writer: Any, request: bytes) -> bytes:
+    """Send one HTTP/1.1 request on a keep-alive connection; return its status code (e.g. b"201").
+
+    The engine always answers with Content-Length, so reading the body is exact.
+    """
+    writer.write(request)
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:].strip())
+    await reader.readexactly(length)
+    return bytes(status_line[9:12])
 
 
 def pct(values: Sequence[float], p: float) -> float:

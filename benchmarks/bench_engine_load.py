@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._util import pct, table, temp_home  # noqa: E402
+from benchmarks._util import pct, roundtrip, table, temp_home  # noqa: E402
 
 
 def _health(rnd: random.Random, tenants: list[str]) -> tuple[str, str, str, dict | None, dict]:
@@ -81,18 +81,9 @@ async def _client(sock: str, deadline: float, picker, tenants, lat: dict[str, li
             kind, method, path, body, headers = picker(rnd, tenants)
             req = _request_bytes(method, path, body, headers)
             t0 = time.perf_counter()
-            writer.write(req)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:].strip())
-            await reader.readexactly(length)
+            status = await roundtrip(reader, writer, req)
             dt = time.perf_counter() - t0
-            ok = status_line[9:12] < b"300"
+            ok = status < b"300"
             lat.setdefault(kind if ok else kind + " (refused)", []).append(dt)
     finally:
         writer.close()

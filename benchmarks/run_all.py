@@ -1,7 +1,9 @@
 """Run every benchmark script in this folder (``make bench``) and print their tables.
 
 Each script measures its own baseline in the same run and reports ratios, so
-the figures stay comparable on a shared, noisy machine.
+the figures stay comparable on a shared, noisy machine.  Every ``bench_*.py`` here
+runs with its defaults; ``bench_memory.py`` then records 1,000,000 usage records,
+which takes several minutes (run it alone with ``--records 100000`` for a quick check).
 """
 
 from __future__ import annotations

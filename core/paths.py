@@ -90,6 +90,11 @@ class HomePaths:
         """The engine's private folder for export content on its way to a client."""
         return self.home / "tmp"
 
+    @property
+    def quarantine(self) -> Path:
+        """Journal groups the database refused, one JSON file each (core/engine/quarantine.py)."""
+        return self.home / "quarantine"
+
     def tenant_dir(self, tenant: str) -> Path:
         return self.tenants / tenant
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -12,14 +14,17 @@ from typing import IO, Any
 
 from core.audit import (
     GENESIS_HASH,
+    VerifyResult,
     format_ts,
     public_key_b64,
     sign_checkpoint,
     verify_checkpoint_doc,
     verify_joined,
+    verify_rows,
 )
 from core.engine.base import Ctx
 from core.engine.jsontext import EventList
+from core.engine.quarantine import audit_rows
 from core.engine.usage import UsageOps
 from core.errors import BadRequest, Conflict
 from core.rbac import SYSTEM_LOG
@@ -53,6 +58,11 @@ def parse_when(value: object, what: str) -> datetime | None:
 
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
+
+
+def _fail(res: VerifyResult, seq: int, reason: str) -> VerifyResult:
+    res.first_bad_seq, res.reason = seq, reason
+    return res
 
 
 class AuditOps(UsageOps):
@@ -149,7 +159,9 @@ class AuditOps(UsageOps):
             return out  # the buffer holds the whole chain
         return None  # older matches may sit in the table
 
-    def _check_anchor(self, tenant: str, anchor: dict[str, Any], out: dict[str, Any]) -> None:
+    def _check_anchor(
+        self, tenant: str, anchor: dict[str, Any], out: dict[str, Any], quarantined: dict[int, str] | None = None
+    ) -> None:
         """Compare the chain with an exported checkpoint kept elsewhere (catches a cut-off tail)."""
         if not isinstance(anchor, dict) or not verify_checkpoint_doc(anchor):
             raise BadRequest("the anchor is not a valid signed checkpoint document (musubi audit checkpoint --export).", field="anchor")
@@ -173,6 +185,8 @@ class AuditOps(UsageOps):
             stored = cps[seq]
         elif seq < out["start_seq"]:
             return  # pruned; the checkpoint chain covers it
+        elif quarantined and seq in quarantined:
+            stored = quarantined[seq]  # kept in a quarantine file, checked by the walk
         else:
             stored = self.storage.audit_chain_hash(tenant, seq)
         if stored != h:
@@ -189,15 +203,10 @@ class AuditOps(UsageOps):
                 cp_ok = False
         if cps:
             start_seq, start_hash = int(cps[-1]["seq"]) + 1, cps[-1]["hash"]
-        res = verify_joined(
-            tenant,
-            self.storage.audit_chain_joined(tenant, start_seq),
-            start_seq,
-            start_hash,
-            lambda seq: self.storage.audit_row(tenant, seq),
-            lambda lo, hi: self.storage.audit_seqs(tenant, lo, hi),
-        )
+        res, bridged, hashes = self._walk(tenant, start_seq, start_hash)
         out = res.as_json()
+        out["start_seq"] = start_seq
+        out["quarantined"] = bridged
         out["checkpoints"] = len(cps)
         out["checkpoint_signatures_ok"] = cp_ok
         head_seq, head_hash = self.state.head(tenant)
@@ -208,8 +217,53 @@ class AuditOps(UsageOps):
             out.update(ok=False, first_bad_seq=start_seq, reason="a checkpoint signature does not verify")
         out["anchor_seq"] = None
         if anchor is not None:
-            self._check_anchor(tenant, anchor, out)
+            self._check_anchor(tenant, anchor, out, hashes)
         return out
+
+    def _walk(self, tenant: str, seq: int, prev: str) -> tuple[VerifyResult, list[dict[str, Any]], dict[int, str]]:
+        """Verify the table's chain from ``seq``, bridging the gaps quarantined groups left.
+
+        Events of a quarantined journal group never reached the table, but the events
+        after them chain on their hashes.  Where the table lacks exactly the events a
+        quarantine row names, they are re-checked from its file (link and hashes) and
+        the walk goes on after them; each such gap is reported under ``quarantined``.
+        A file that is missing or does not verify fails the walk at the gap.
+        """
+        ranges = {
+            int(r["first_seq"]): (q, r) for q in self.storage.quarantined(tenant) for r in q["audit"] if r["tenant_id"] == tenant
+        }
+        bridged: list[dict[str, Any]] = []
+        hashes: dict[int, str] = {}
+        checked = 0
+        while True:
+            res = verify_joined(
+                tenant, self.storage.audit_chain_joined(tenant, seq), seq, prev,
+                lambda s: self.storage.audit_row(tenant, s),
+                lambda lo, hi: self.storage.audit_seqs(tenant, lo, hi),
+            )
+            checked += res.checked
+            res.checked = checked
+            nxt = res.last_seq + 1
+            # Bridge only where the walk stopped for want of the next event (not a bad one).
+            hit = ranges.get(nxt) if res.first_bad_seq in (None, nxt) else None
+            if hit is None or self.storage.audit_chain_hash(tenant, nxt) is not None:
+                return res, bridged, hashes
+            q, r = hit
+            first, last = int(r["first_seq"]), int(r["last_seq"])
+            gap = {"first_seq": first, "last_seq": last, "group": int(q["group_no"]), "file": q["file"], "error": q["error"]}
+            where = f"events {first}..{last} were set aside with quarantined journal group {q['group_no']} ({q['file']})"
+            try:
+                rows = [row for row in audit_rows(self.paths.home / q["file"], tenant) if first <= row[0] <= last]
+            except (OSError, ValueError, KeyError) as exc:
+                return _fail(res, nxt, f"{where}, and that file cannot be read ({type(exc).__name__}: {exc})"), bridged, hashes
+            vr = verify_rows(tenant, rows, first, res.last_hash)
+            if not vr.ok or vr.last_seq != last or vr.last_hash != r["last_hash"]:
+                why = vr.reason or "it does not hold them all"
+                return _fail(res, vr.first_bad_seq or nxt, f"{where}, and the file does not verify: {why}"), bridged, hashes
+            checked += vr.checked
+            hashes.update({row[0]: row[8] for row in rows})
+            bridged.append(gap)
+            seq, prev = last + 1, vr.last_hash
 
     async def audit_verify(self, ctx: Ctx, anchor: dict[str, Any] | None = None, system: object = False) -> dict[str, Any]:
         log_ctx = await self._system_log(ctx, "audit.verify", system)
@@ -257,13 +311,46 @@ class AuditOps(UsageOps):
         d.mkdir(mode=0o700, exist_ok=True)
         return d / f"{secrets.token_hex(8)}-{name}"
 
+    def _audit_lock(self, tenant: str) -> asyncio.Lock:
+        """Serialises prunes and checkpoints of one tenant (each reads, then writes on what it read)."""
+        locks: dict[str, asyncio.Lock] = self.__dict__.setdefault("_audit_locks", {})
+        return locks.setdefault(tenant, asyncio.Lock())
+
     async def audit_prune(self, ctx: Ctx, before: object) -> dict[str, Any]:
+        """Prune events before ``before``; concurrent prunes of a tenant with the same date are one prune.
+
+        Why serialised: a prune reads the last event to remove and the newest checkpoint,
+        then writes a checkpoint on what it read.  Two prunes interleaving there both wrote
+        a checkpoint for the same seq (a duplicate key that the database refused).  Now
+        prunes of a tenant take turns, and one that arrives while a prune with the same
+        date is running gets that prune's answer instead of running again.
+        """
         when = parse_when(before, "before")
         if when is None:
             raise BadRequest("--before DATE is required (UTC), e.g. --before 2026-01-01.", field="before")
         if when > self.now():
             raise BadRequest(f"--before {before} is in the future; prune only removes past events.", field="before")
         await self.run(ctx, "audit.prune", "audit", lambda: self.require(ctx, "tenant.manage"))
+        inflight: dict[tuple[str, datetime], asyncio.Future[dict[str, Any]]] = self.__dict__.setdefault("_prunes", {})
+        key = (ctx.tenant, when)
+        running = inflight.get(key)
+        if running is not None:
+            return dict(await asyncio.shield(running))
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        inflight[key] = fut
+        try:
+            async with self._audit_lock(ctx.tenant):
+                result = await self._prune(ctx, when)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            inflight.pop(key, None)
+        fut.set_result(result)
+        return dict(result)
+
+    async def _prune(self, ctx: Ctx, when: datetime) -> dict[str, Any]:
         last = await self.read(self.storage.last_event_before, ctx.tenant, when)
         existing = await self.read(self.storage.checkpoints, ctx.tenant)
         if last is None or (existing and last[0] <= int(existing[-1]["seq"])):
@@ -293,6 +380,10 @@ class AuditOps(UsageOps):
         await self.run(ctx, "audit.checkpoint", "audit", lambda: self.require(ctx, "audit.export", read=True))
         if dry_run:
             return {"ok": True, "dry_run": True}
+        async with self._audit_lock(ctx.tenant):  # not in the middle of a prune of the tenant
+            return await self._checkpoint(ctx, destination)
+
+    async def _checkpoint(self, ctx: Ctx, destination: str | None) -> dict[str, Any]:
         await self.committer.sync()
         seq, h = self.state.head(ctx.tenant)
         created = format_ts(self.now())

@@ -26,6 +26,7 @@ from core.engine.commit import GroupCommitter
 from core.engine.events import EventBus
 from core.engine.journal import Journal, replay
 from core.engine.jsontext import EncodedEvent
+from core.engine.quarantine import Quarantined
 from core.engine.state import State
 from core.errors import MusubiError, NotFound, PermissionDenied, QuotaExceeded, TenantSuspended
 from core.paths import HomePaths, is_within
@@ -92,12 +93,19 @@ class EngineBase:
         self.storage = storage
         # Acknowledged writes that a crash kept out of DuckDB are in the journal: apply them first.
         self.journal = Journal(paths.journal)
-        self.replayed, applied = replay(self.journal, storage)
+        # A group the database refuses is quarantined here rather than stopping the start.
+        self.replayed, applied, quarantined = replay(self.journal, storage, paths.home, utcnow())
         if self.replayed:
             log.warning("re-applied %d journaled write group(s) after an unclean stop", self.replayed)
-        self.state = State.from_snapshot(storage.load(utcnow()))
+        snap = storage.load(utcnow())
+        self.state = State.from_snapshot(snap)
         self.bus = EventBus()
-        self.committer = GroupCommitter(storage, self._reload, self.journal, next_no=applied + 1)
+        self.committer = GroupCommitter(
+            storage, self._reload, self.journal, next_no=applied + 1, home=paths.home,
+            on_quarantine=self.announce_quarantined, quarantined=snap.quarantined - len(quarantined),
+        )
+        if quarantined:
+            self.committer.quarantine_found(quarantined, reload=False)  # state was loaded after them
         self.signing_key = load_or_create_signing_key(paths.signing_key)
         self.started_at = utcnow()
         self.schema_version = int(getattr(storage, "schema_version", lambda: 0)())
@@ -110,9 +118,36 @@ class EngineBase:
         self.ops = 0
 
     def _reload(self) -> None:
-        log.warning("reloading engine state from storage after a failed commit")
+        log.warning("reloading engine state from storage after a failed commit or a quarantined group")
         self.recent.clear()
-        self.state = State.from_snapshot(self.storage.load(utcnow()))
+        old, self.state = self.state, State.from_snapshot(self.storage.load(utcnow()))
+        # Ids handed out to writes that never reached storage are not handed out again.
+        self.state.next_ledger_id = max(self.state.next_ledger_id, old.next_ledger_id)
+        self.state.next_quota_id = max(self.state.next_quota_id, old.next_quota_id)
+
+    async def announce_quarantined(self, groups: list[Quarantined]) -> None:
+        """Audit each quarantined group in the tenants it touched and in the system tenant.
+
+        Runs once state no longer holds the groups' effects, so the events chain on
+        the heads storage knows (after the quarantined events, which stay in the file).
+        """
+
+        def op() -> None:
+            for q in groups:
+                if q.actions and all(a == "engine.quarantine" for a in q.actions):
+                    continue  # announcing an announcement could loop; the log and file have it
+                base = {"group": q.group, "file": q.file, "error": q.error[:500], "mutations": q.mutations}
+                where = [t for t in q.tenants if t in self.state.tenants]
+                if SYSTEM_TENANT not in where and SYSTEM_TENANT in self.state.tenants:
+                    where.append(SYSTEM_TENANT)
+                for t in where:
+                    seqs = [[r["first_seq"], r["last_seq"]] for r in q.audit if r["tenant_id"] == t]
+                    self.audit(t, ENGINE_ACTOR, "engine.quarantine", f"journal_group:{q.group}", details={**base, "events": seqs})
+
+        try:
+            await self.run(None, "engine.quarantine", "journal", op)
+        except Exception:
+            log.exception("could not audit quarantined group(s) %s", [q.group for q in groups])
 
     # -- time -----------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ The apply thread moves journaled groups into DuckDB in large transactions.  If
 a journal write fails, that batch and every batch queued behind it fail too
 (their operations saw its state), their bytes are cut off the journal, and the
 engine reloads its state from storage before it answers them; batches made
-while that reload ran are refused as well.
+while that reload ran are refused as well.  A group the database refuses as
+such is quarantined (core/engine/quarantine.py) instead of retried forever, and
+the state is then reloaded the same way, since memory held that group's effects.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from core.engine.journal import APPLIED_KEY, Journal, encode
+from core.engine.journal import Journal, encode
+from core.engine.quarantine import ApplyResult, Quarantined, apply_groups
 from core.engine.syncer import SyncHelper
 from core.errors import StorageError
 from core.storage.base import Mutation, Storage
@@ -33,6 +38,11 @@ log = logging.getLogger("musubi.engine.commit")
 
 APPLY_EVERY_S = 0.5  # how stale DuckDB may get behind the journal when nobody reads
 APPLY_MAX_MUTATIONS = 20_000
+# DuckDB checkpoints its own WAL at 8 MB (core/storage/duckdb_store.py) when it can; it
+# cannot while a read holds an older transaction open (a long verify or export), and then
+# its WAL, and the memory holding the rows committed since its last checkpoint, would keep
+# growing.  Past this size the apply thread asks for a checkpoint itself after an apply.
+CHECKPOINT_WAL_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -46,10 +56,22 @@ class Batch:
 class GroupCommitter:
     """Collects mutations into batches, journals them durably, applies them to storage in bulk."""
 
-    def __init__(self, storage: Storage, on_failure: Callable[[], Any], journal: Journal, next_no: int = 1) -> None:
+    def __init__(
+        self, storage: Storage, on_failure: Callable[[], Any], journal: Journal, next_no: int = 1, *,
+        home: Path | None = None, on_quarantine: Callable[[list[Quarantined]], Any] | None = None,
+        quarantined: int = 0,
+    ) -> None:
         self.storage = storage
         self.journal = journal
         self._on_failure = on_failure
+        self.home = home if home is not None else journal.path.parent
+        self._on_quarantine = on_quarantine
+        self.quarantined = quarantined  # groups set aside in this home, ever
+        # Quarantined groups not yet announced (audited), and whether memory still holds
+        # their effects (then state is reloaded first, as after a failed journal write).
+        self._announce: list[Quarantined] = []
+        self._reload_needed = False
+        self._announcing: set[asyncio.Task[Any]] = set()
         self.syncer = SyncHelper(journal.fd)
         self._apply_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="musubi-apply")
         # The state generation, bumped when state is rebuilt after a failed write: a batch
@@ -66,17 +88,24 @@ class GroupCommitter:
         self._unapplied: list[tuple[int, list[Mutation]]] = []
         self._unapplied_n = 0  # mutations in _unapplied
         self._apply_wake = asyncio.Event()
+        # One apply at a time: a recovery that must see storage hold every journaled group
+        # before it reloads state waits for the apply thread's transaction in flight.
+        self._apply_lock = asyncio.Lock()
         self._applied_cond = asyncio.Condition()
         self._apply_error: Exception | None = None
         self._stopping = False
         self.commits = 0
         self.applies = 0
+        self.checkpoints = 0  # CHECKPOINTs the apply thread asked for
+        self.trim_s = 0.0  # time spent handing freed memory back to the OS
         self.mutations = 0
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run())
         self._apply_task = loop.create_task(self._applier())
+        if self._announce:  # quarantined by the journal replay at start
+            self._queue.put_nowait(Batch())
 
     @property
     def batch(self) -> Batch:
@@ -143,6 +172,19 @@ class GroupCommitter:
             for b in batches:
                 if b is self._batch:
                     self._batch = Batch(epoch=self._epoch)  # anything added from now on goes into the next batch
+            if self._reload_needed and not self._failed:
+                # A group was quarantined: memory holds its effects and every operation since
+                # ran against them.  Rebuild state from storage as after a failed write: what
+                # is queued or filling now is refused (not journaled, so nothing is lost).
+                self._reload_needed = False
+                self._failed = True
+                await self._recover()
+                for b in batches:
+                    if b.future is not None and not b.future.done():
+                        b.future.set_exception(_requarantined())
+                batches = []
+            if self._announce and not self._failed and not self._reload_needed:
+                self._announce_quarantined()
             if self._failed:
                 # A previous recovery could not finish (storage unwritable): try again first.
                 await self._try_recover()
@@ -236,32 +278,78 @@ class GroupCommitter:
         self._batch = Batch(epoch=self._epoch)
         self._failed = False
 
+    # -- quarantine -----------------------------------------------------------------------
+
+    def quarantine_found(self, groups: list[Quarantined], *, reload: bool) -> None:
+        """Note quarantined groups: reload state first when memory holds their effects, then audit them."""
+        self.quarantined += len(groups)
+        self._announce.extend(groups)
+        self._reload_needed = self._reload_needed or reload
+        if self._task is not None:
+            self._queue.put_nowait(Batch())  # wake the commit loop, which does both
+
+    def _announce_quarantined(self) -> None:
+        groups, self._announce = self._announce, []
+        if self._on_quarantine is None:
+            return
+        res = self._on_quarantine(groups)
+        if asyncio.iscoroutine(res):
+            task = asyncio.get_running_loop().create_task(res)
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
+
     # -- the apply loop -------------------------------------------------------------------
 
     async def _apply_now(self) -> None:
+        async with self._apply_lock:
+            await self._apply_locked()
+
+    async def _apply_locked(self) -> None:
         if not self._unapplied:
             return
         groups, self._unapplied = self._unapplied, []
         self._unapplied_n = 0
-        muts = [m for _n, ms in groups for m in ms]
-        last = groups[-1][0]
         loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._apply_exec, lambda: self.storage.apply(muts, meta={APPLIED_KEY: str(last)}))
-        except Exception as exc:
-            # Keep them: the journal still has them and they are retried.
-            self._unapplied = groups + self._unapplied
+        now = datetime.now(UTC).replace(tzinfo=None)
+        res = await loop.run_in_executor(self._apply_exec, self._apply_groups, groups, now)
+        if res.done:
+            async with self._applied_cond:
+                self.applied_no = groups[res.done - 1][0]
+                self._applied_cond.notify_all()
+            self.applies += 1
+        if res.quarantined:
+            self.quarantine_found(res.quarantined, reload=True)
+        if res.error is not None:
+            # Keep the rest: the journal still has them and they are retried.
+            self._unapplied = groups[res.done:] + self._unapplied
             self._unapplied_n = sum(len(m) for _n, m in self._unapplied)
-            self._apply_error = exc
-            log.exception("applying the journal to storage failed; will retry")
+            self._apply_error = res.error
+            log.error("applying the journal to storage failed; will retry: %s", res.error)
             async with self._applied_cond:
                 self._applied_cond.notify_all()
-            raise
+            raise res.error
         self._apply_error = None
-        self.applies += 1
-        async with self._applied_cond:
-            self.applied_no = last
-            self._applied_cond.notify_all()
+
+    def _apply_groups(self, groups: list[tuple[int, list[Mutation]]], now: datetime) -> ApplyResult:
+        """In the apply thread: apply (quarantining what storage refuses), then checkpoint if due."""
+        res = apply_groups(self.storage, groups, self.home, now)
+        wal_size = getattr(self.storage, "wal_size", None)
+        if not res.done or wal_size is None:
+            return res
+        if wal_size() > CHECKPOINT_WAL_BYTES:
+            try:
+                self.storage.checkpoint()
+                self.checkpoints += 1
+            except Exception as exc:  # e.g. a long read still open: the next apply tries again
+                log.info("database checkpoint postponed: %s", exc)
+        # An apply frees its statement buffers, and a checkpoint (DuckDB's own at 8 MB, or
+        # the one above) the rows the WAL held: give that memory back to the OS.
+        release = getattr(self.storage, "release_memory", None)
+        if release is not None:
+            t0 = time.perf_counter()
+            release()
+            self.trim_s += time.perf_counter() - t0
+        return res
 
     async def _applier(self) -> None:
         backoff = APPLY_EVERY_S
@@ -282,6 +370,19 @@ class GroupCommitter:
         """Journal what is open, apply everything to storage, then stop both threads."""
         if self._batch.mutations or self._batch.after_commit:
             await self.seal()
+        # Apply while the commit loop still runs, so a group quarantined now is still
+        # audited (its announcement is itself a write to journal and apply).
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(Exception):
+                await self._apply_now()
+            if not (self._announce or self._reload_needed or self._announcing) or time.monotonic() > deadline:
+                break
+            if self._announcing:
+                await asyncio.wait(set(self._announcing), timeout=max(deadline - time.monotonic(), 0.01))
+            else:
+                self._queue.put_nowait(Batch())  # the commit loop reloads, then announces
+                await asyncio.sleep(0.05)
         self._queue.put_nowait(None)
         if self._task is not None:
             await self._task
@@ -299,6 +400,14 @@ class GroupCommitter:
             self.journal.truncate()
         self.syncer.close()
         self._apply_exec.shutdown(wait=True)
+
+
+def _requarantined() -> Exception:
+    return StorageError(
+        "the engine set aside an earlier write the database refused (see `musubi engine status`, "
+        "quarantine) and reloaded its state, so this one was not applied; retry it.",
+        code="write_failed",
+    )
 
 
 def _poisoned() -> Exception:

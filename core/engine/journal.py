@@ -159,16 +159,22 @@ class Journal:
         os.close(self._fd)
 
 
-def replay(journal: Journal, storage: Any) -> tuple[int, int]:
+def replay(journal: Journal, storage: Any, home: Path, now: datetime) -> tuple[int, int, list[Any]]:
     """Apply journaled groups that DuckDB does not have yet, then truncate.
 
-    Returns (groups replayed, last applied group number).
+    A group the database refuses is quarantined (core/engine/quarantine.py), so a
+    bad group never stops a start; a failure worth retrying (disk full) is raised
+    and the journal kept.  Returns (groups replayed, last applied group number,
+    the groups quarantined).
     """
+    from core.engine.quarantine import apply_groups  # it builds on this module
+
     applied = int(storage.meta_value(APPLIED_KEY) or 0)
     pending = [(n, m) for n, m in journal.read() if n > applied]
+    res = apply_groups(storage, pending, home, now)
+    if res.error is not None:
+        raise res.error
     if pending:
-        muts: list[Mutation] = [x for _n, ms in pending for x in ms]
-        storage.apply(muts, meta={APPLIED_KEY: str(pending[-1][0])})
         applied = pending[-1][0]
     journal.truncate()
-    return len(pending), applied
+    return len(pending), applied, res.quarantined

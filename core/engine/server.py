@@ -271,6 +271,8 @@ class Api:
                 "subscribers": len(e.bus),
                 "commits": e.committer.commits,
                 "sync_helper_pid": e.committer.syncer.pid,
+                "quarantined_groups": e.committer.quarantined,
+                "quarantine_dir": str(e.paths.quarantine),
                 "user": peer_user(request),
             }
         )

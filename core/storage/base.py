@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.errors import StorageError
+
 # Tables only ever appended to.  Their inserts are gathered and written in one
 # multi-row statement per batch (group commit), after the ordered mutations.
 APPEND_ONLY = frozenset({"audit_log", "usage_ledger"})
@@ -40,6 +42,17 @@ class Delete:
 
 
 Mutation = Insert | Update | Delete
+
+
+class WriteRejected(StorageError):
+    """Storage refused these mutations as such (a constraint or a conversion failed).
+
+    Unlike a disk that is full or unwritable (plain ``StorageError``, worth
+    retrying), retrying the same mutations cannot help: the engine quarantines
+    the journal group that holds them (core/engine/quarantine.py).
+    """
+
+    code = "write_rejected"
 
 
 @dataclass
@@ -73,6 +86,7 @@ class Snapshot:
     audit_heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # tenant -> (seq, hash)
     pruned_through: dict[str, int] = field(default_factory=dict)  # tenant -> newest checkpoint seq
     max_ids: dict[str, int] = field(default_factory=dict)  # "quota", "ledger"
+    quarantined: int = 0  # journal groups set aside (table quarantined_groups)
     meta: dict[str, str] = field(default_factory=dict)
 
 
@@ -84,7 +98,18 @@ class Storage(Protocol):
     def load(self, now: datetime) -> Snapshot: ...
 
     def apply(self, mutations: Sequence[Mutation], meta: dict[str, str] | None = None) -> None:
-        """Apply mutations (and upsert ``engine_meta`` keys) in one transaction; raise and change nothing on failure."""
+        """Apply mutations (and upsert ``engine_meta`` keys) in one transaction; raise and change nothing on failure.
+
+        Raise :class:`WriteRejected` when the mutations themselves are refused
+        (constraint, conversion, unknown column), ``StorageError`` when storage
+        cannot be written right now (disk full, I/O error).
+        """
+
+    def quarantined(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Rows of ``quarantined_groups`` (``audit`` parsed), oldest first; only those touching ``tenant_id`` if given."""
+
+    def checkpoint(self) -> None:
+        """Fold the database's own write-ahead log into the file (bounded memory and WAL)."""
 
     def meta_value(self, key: str) -> str | None: ...
 

@@ -33,9 +33,27 @@ import duckdb  # noqa: E402
 
 from core.errors import BadRequest, StorageError
 from core.quotas import PERIODS, window_start
-from core.storage.base import APPEND_ONLY, AuditQuery, Delete, Insert, Mutation, Snapshot, Update
+from core.storage.base import (
+    APPEND_ONLY,
+    AuditQuery,
+    Delete,
+    Insert,
+    Mutation,
+    Snapshot,
+    Update,
+    WriteRejected,
+)
 
 TS_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# DuckDB's buffer pool: by default 80 % of RAM, and it keeps every table block it ever held
+# until that fills, so the engine's memory grew with the size of its tables.  The engine's
+# queries stream or aggregate (and DuckDB spills to disk when it must), so a small pool is
+# enough.  MUSUBI_DB_MEMORY_LIMIT (a DuckDB size, e.g. "256MB") overrides it.
+DEFAULT_MEMORY_LIMIT = "64MB"
+# Rows committed since DuckDB's last checkpoint live in memory as well as in its WAL; it
+# checkpoints on its own once the WAL passes this (DuckDB's default is 16 MB).  Smaller keeps
+# the engine's memory steadier at no measurable cost in throughput (bench_memory.py).
+CHECKPOINT_THRESHOLD = "8MB"
 # prev_hash + "\n" + the canonical JSON C of core.audit.canonical_event, built in SQL.
 _PIECE_SQL = (
     "prev_hash || chr(10) || '{\"action\":' || to_json(action) || ',\"actor\":' || to_json(actor) "
@@ -45,6 +63,13 @@ _PIECE_SQL = (
 )
 _JSON_TYPES = {"VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN"}
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+# Errors that come from the mutations themselves (a constraint, a conversion, a name or type
+# that does not fit the schema): the same mutations fail the same way every time.  Anything
+# else (I/O, a full disk, out of memory, a transaction conflict) may pass on a retry.
+_REJECTED = (
+    duckdb.IntegrityError, duckdb.DataError, duckdb.ProgrammingError, duckdb.NotSupportedError,
+    ValueError, TypeError, KeyError, OverflowError,
+)
 
 
 def _iso(v: object) -> str:
@@ -56,6 +81,30 @@ def _iso(v: object) -> str:
 
 # Built once (json.dumps with options builds an encoder per call).
 _ROWS = json.JSONEncoder(ensure_ascii=False, default=_iso)
+
+
+def _memory_limit() -> str:
+    value = os.environ.get("MUSUBI_DB_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.I):
+        raise StorageError(
+            f"MUSUBI_DB_MEMORY_LIMIT={value!r} is not a size; give e.g. 256MB or 1GB.", code="bad_configuration"
+        )
+    return value
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None elsewhere (macOS, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def _ident(name: str) -> str:
@@ -114,6 +163,8 @@ class DuckDBStorage:
             raise _open_error(self.path, exc) from None
         self._local = threading.local()
         try:
+            self.con.execute(f"SET memory_limit = '{_memory_limit()}'")
+            self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             self._migrate()
         except StorageError:
             self.con.close()
@@ -148,7 +199,7 @@ class DuckDBStorage:
                 raise
 
     def schema_version(self) -> int:
-        row = self._cur().execute("SELECT max(version) FROM schema_version").fetchone()
+        row = self._one("SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 
     # -- cursors --------------------------------------------------------------------------
@@ -160,6 +211,18 @@ class DuckDBStorage:
             cur = self.con.cursor()
             self._local.cur = cur
         return cur
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query on this thread's cursor, with the result read to its end.
+
+        Why not ``fetchone()``: it leaves the result open, and with it the cursor's
+        transaction, which then predates every later commit of the apply thread.  DuckDB
+        cannot checkpoint while such a transaction is open, neither on its own (its WAL
+        threshold) nor on request, so its WAL and the memory holding the rows committed
+        since the last checkpoint grew with every write, without bound.
+        """
+        rows = self._cur().execute(sql, list(params)).fetchall()
+        return tuple(rows[0]) if rows else None
 
     # -- load -----------------------------------------------------------------------------
 
@@ -206,9 +269,17 @@ class DuckDBStorage:
             snap.pruned_through[tenant] = int(seq)
             if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < seq:
                 snap.audit_heads[tenant] = (int(seq), str(h))
-        row = self._cur().execute("SELECT coalesce(max(quota_id), 0) FROM quotas").fetchone()
+        # Events of a quarantined group are not in audit_log, but later events chain on them.
+        quarantined = self.quarantined()
+        snap.quarantined = len(quarantined)
+        for q in quarantined:
+            for r in q["audit"]:
+                tenant, last = r["tenant_id"], int(r["last_seq"])
+                if tenant not in snap.audit_heads or snap.audit_heads[tenant][0] < last:
+                    snap.audit_heads[tenant] = (last, str(r["last_hash"]))
+        row = self._one("SELECT coalesce(max(quota_id), 0) FROM quotas")
         snap.max_ids["quota"] = int(row[0]) if row else 0
-        row = self._cur().execute("SELECT coalesce(max(entry_id), 0) FROM usage_ledger").fetchone()
+        row = self._one("SELECT coalesce(max(entry_id), 0) FROM usage_ledger")
         snap.max_ids["ledger"] = int(row[0]) if row else 0
         snap.meta = {k: v for k, v in self._cur().execute("SELECT key, value FROM engine_meta").fetchall()}
         return snap
@@ -228,7 +299,7 @@ class DuckDBStorage:
         return " AND ".join(parts) or "TRUE", params
 
     def meta_value(self, key: str) -> str | None:
-        row = self._cur().execute("SELECT value FROM engine_meta WHERE key = ?", [key]).fetchone()
+        row = self._one("SELECT value FROM engine_meta WHERE key = ?", [key])
         return str(row[0]) if row else None
 
     def apply(self, mutations: Sequence[Mutation], meta: dict[str, str] | None = None) -> None:
@@ -262,6 +333,8 @@ class DuckDBStorage:
         except Exception as exc:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
+            if isinstance(exc, _REJECTED):
+                raise WriteRejected(f"the database refused the write: {exc}") from exc
             raise StorageError(f"could not write to {self.path}: {exc}", code="write_failed") from exc
 
     def _column_types(self, table: str) -> dict[str, str]:
@@ -390,7 +463,7 @@ class DuckDBStorage:
             cur.close()
 
     def audit_chain_hash(self, tenant_id: str, seq: int) -> str | None:
-        row = self._cur().execute("SELECT hash FROM audit_log WHERE tenant_id = ? AND seq = ?", [tenant_id, seq]).fetchone()
+        row = self._one("SELECT hash FROM audit_log WHERE tenant_id = ? AND seq = ?", [tenant_id, seq])
         return str(row[0]) if row else None
 
     def audit_seqs(self, tenant_id: str, lo: int, hi: int) -> list[int]:
@@ -439,6 +512,39 @@ class DuckDBStorage:
         os.replace(tmp, path)
         return int(n_row[0]) if n_row else 0
 
+    def quarantined(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE list_contains(tenants, ?)", [tenant_id]) if tenant_id else ("", [])
+        rows = self._dicts(f"SELECT * FROM quarantined_groups {where} ORDER BY group_no", params)
+        for r in rows:
+            r["audit"] = json.loads(r["audit"]) if isinstance(r["audit"], str) else r["audit"]
+            r["quarantined_at"] = r["quarantined_at"].strftime(TS_FMT)
+        return rows
+
+    def checkpoint(self) -> None:
+        """``CHECKPOINT``: write what DuckDB's WAL holds into the file and empty the WAL.
+
+        Until then DuckDB keeps the rows committed since the last checkpoint in memory as
+        well as in its WAL, so a busy engine that never checkpoints grows both without bound.
+        """
+        self.con.execute("CHECKPOINT")
+
+    def release_memory(self) -> None:
+        """Hand memory the database freed (e.g. rows a checkpoint wrote out) back to the OS.
+
+        DuckDB's threads allocate through the C library, whose per-thread arenas keep
+        freed memory for reuse; after a checkpoint that is megabytes the engine may never
+        need again, and the process's RSS would only ever grow.  ``malloc_trim`` returns it.
+        """
+        if _TRIM is not None:
+            _TRIM(0)
+
+    def wal_size(self) -> int:
+        """Bytes in DuckDB's own WAL next to the file (0 when there is none)."""
+        try:
+            return os.stat(f"{self.path}.wal").st_size
+        except OSError:
+            return 0
+
     def checkpoints(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = self._dicts("SELECT * FROM audit_checkpoints WHERE tenant_id = ? ORDER BY seq", [tenant_id])
         for r in rows:
@@ -447,16 +553,14 @@ class DuckDBStorage:
         return rows
 
     def last_event_before(self, tenant_id: str, before: datetime) -> tuple[int, str] | None:
-        row = self._cur().execute(
+        row = self._one(
             "SELECT seq, hash FROM audit_log WHERE tenant_id = ? AND ts < ? ORDER BY seq DESC LIMIT 1",
             [tenant_id, before],
-        ).fetchone()
+        )
         return (int(row[0]), str(row[1])) if row else None
 
     def count_events(self, tenant_id: str, max_seq: int) -> int:
-        row = self._cur().execute(
-            "SELECT count(*) FROM audit_log WHERE tenant_id = ? AND seq <= ?", [tenant_id, max_seq]
-        ).fetchone()
+        row = self._one("SELECT count(*) FROM audit_log WHERE tenant_id = ? AND seq <= ?", [tenant_id, max_seq])
         return int(row[0]) if row else 0
 
     def usage_history(self, tenant_id: str, since: datetime, bucket: str, user: str | None) -> list[dict[str, Any]]:

@@ -38,14 +38,14 @@ def test_replay_applies_only_what_storage_lacks_then_truncates(tmp_path: Path) -
     j = Journal(tmp_path / "j.wal")
     st.apply(_muts(1), meta={APPLIED_KEY: "1"})  # group 1 already reached storage
     j.append(encode(1, _muts(1)) + encode(2, _muts(2)) + encode(3, _muts(3)))
-    replayed, last = replay(j, st)
-    assert (replayed, last) == (2, 3)
+    replayed, last, quarantined = replay(j, st, tmp_path, datetime(2026, 11, 26))
+    assert (replayed, last, quarantined) == (2, 3, [])
     assert j.size == 0 and (tmp_path / "j.wal").stat().st_size == 0
     rows = st.con.execute("SELECT key, value FROM engine_meta WHERE key LIKE 'k%' ORDER BY key").fetchall()
     assert rows == [("k1", "w1"), ("k2", "w2"), ("k3", "w3")]
     assert st.meta_value(APPLIED_KEY) == "3"
     # A second replay finds nothing to do (idempotent).
-    assert replay(j, st) == (0, 3)
+    assert replay(j, st, tmp_path, datetime(2026, 11, 26)) == (0, 3, [])
     st.close()
 
 

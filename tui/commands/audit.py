@@ -106,6 +106,9 @@ def verify(ctx: click.Context, state: CliState, against: str | None, system: boo
         else:
             line(f"audit chain of tenant {d['tenant_id']} is BROKEN at seq {d['first_bad_seq']}: {d['reason']} "
                  f"({d['checked']} events checked before it{cps}).")
+        for g in d.get("quarantined") or ():
+            line(f"note: events {g['first_seq']}..{g['last_seq']} are not in the database: the engine set their write "
+                 f"aside (journal group {g['group']}, $MUSUBI_HOME/{g['file']}: {g['error']}); they were checked from that file.")
 
     emit(state, data, human)
     if not data.get("ok"):

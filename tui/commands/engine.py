@@ -16,7 +16,7 @@ cli_group = group(
 )
 
 _HEALTH_KEYS = ("pid", "version", "home", "socket", "database", "schema_version", "started_at", "tenants",
-                "subscribers", "commits", "user")
+                "subscribers", "commits", "user", "quarantined_groups", "quarantine_dir")
 
 
 @cli_group.command(epilog=example("musubi engine start"))
@@ -69,6 +69,9 @@ def status(state: CliState) -> None:
                  "Stop it with: musubi engine stop")
         elif d.get("running"):
             fields(d, ["running", *[k for k in _HEALTH_KEYS if k in d]], title="engine")
+            if d.get("quarantined_groups"):
+                line(f"warning: {d['quarantined_groups']} journaled write group(s) the database refused are set aside "
+                     f"in {d.get('quarantine_dir')} (see the engine log and `musubi audit list --action engine.quarantine`).")
         else:
             fields(d, ["running", "home", "socket", "pid", "stale"], title="engine")
             line("not running; it starts on the next command, or now with: musubi engine start")
