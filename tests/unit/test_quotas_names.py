@@ -87,7 +87,12 @@ def test_usd_to_micros_exact(value: object, micros: int) -> None:
 
 
 def test_usd_sums_are_exact_where_floats_are_not() -> None:
-    assert 0.1 + 0.2 != 0.3
+    # A float is read through its shortest repr, so 0.1 is exactly 100,000 micros (not the
+    # binary 0.1000000000000000055...), and float inputs sum exactly once parsed.
+    assert usd_to_micros(0.1) + usd_to_micros(0.2) == usd_to_micros(0.3) == 300_000
+    # The float sum itself is 0.30000000000000004: refused, never silently rounded.
+    with pytest.raises(BadRequest, match="more than 6 decimal places"):
+        usd_to_micros(0.1 + 0.2)
     assert usd_to_micros("0.1") + usd_to_micros("0.2") == usd_to_micros("0.3")
     assert micros_to_usd(usd_to_micros("0.1") + usd_to_micros("0.2")) == "0.300000"
     assert micros_to_usd(1) == "0.000001"
