@@ -162,7 +162,17 @@ def test_parse_alerts() -> None:
     assert parse_alerts(None) == () and parse_alerts("") == ()
 
 
-@pytest.mark.parametrize("value,msg", [("x", "not a number"), ("0.5,abc", "not a number"), ("0", r"\(0, 10\]"), ("-0.5", r"\(0, 10\]"), ("11", r"\(0, 10\]"), ("0.5,,1", "not a number")])
+@pytest.mark.parametrize(
+    "value,msg",
+    [
+        ("x", "not a number"),
+        ("0.5,abc", "not a number"),
+        ("0", r"\(0, 10\]"),
+        ("-0.5", r"\(0, 10\]"),
+        ("11", r"\(0, 10\]"),
+        ("0.5,,1", "not a number"),
+    ],
+)
 def test_parse_alerts_errors(value: str, msg: str) -> None:
     with pytest.raises(BadRequest, match=msg) as ei:
         parse_alerts(value)
@@ -187,7 +197,9 @@ def test_tenant_names_ok(ok: str) -> None:
     assert names.tenant_name(ok) == ok
 
 
-@pytest.mark.parametrize("bad", ["", "-a", "A", "Acme", "a_b", "a b", "a.b", "a" * 64, "é", "a\n", "a/b", None, 5, "ａ"])
+@pytest.mark.parametrize(
+    "bad", ["", "-a", "A", "Acme", "a_b", "a b", "a.b", "a" * 64, "é", "a\n", "a/b", None, 5, "ａ"]
+)
 def test_tenant_names_bad(bad: object) -> None:
     with pytest.raises(BadRequest, match="tenant name") as ei:
         names.tenant_name(bad)
