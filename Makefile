@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench clean-venv fmt sysdeps
+.PHONY: run test cov lint bench clean-venv fmt sysdeps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -41,8 +41,15 @@ test: $(STAMP) sysdeps
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The suite under coverage, engine and CLI subprocesses included (see [tool.coverage.run] in
+# pyproject.toml), then line coverage per package.  Fails when a test fails.
+cov: $(STAMP) sysdeps
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider; rc=$$?; \
+	  $(BIN)/python -m coverage combine -q && $(BIN)/python tools/cov_report.py; exit $$rc
+
 lint: $(STAMP)
-	$(BIN)/ruff check core tui connectors tutorials tests benchmarks
+	$(BIN)/ruff check core tui connectors tutorials tests benchmarks tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -50,7 +57,7 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/run_all.py
 
 fmt: $(STAMP)
-	$(BIN)/ruff format core tui connectors tutorials tests benchmarks
+	$(BIN)/ruff format core tui connectors tutorials tests benchmarks tools
 
 clean-venv:
 	rm -rf $(VENV)

@@ -99,7 +99,9 @@ def _worker(sock: str, n: int, deadline: float, mode: str, tenants: list[str], s
     out.put(lat)
 
 
-def _run(sock: str, clients: int, procs: int, seconds: float, mode: str, tenants: list[str]) -> tuple[dict[str, list[float]], float]:
+def _run(
+    sock: str, clients: int, procs: int, seconds: float, mode: str, tenants: list[str]
+) -> tuple[dict[str, list[float]], float]:
     """``clients`` concurrent connections spread over ``procs`` client processes (so the
     load generator is not the bottleneck on its own core)."""
     import multiprocessing as mp
@@ -164,10 +166,20 @@ def main() -> int:
     for kind in sorted(lat):
         v = lat[kind]
         rows.append([kind, len(v) / dt, pct(v, 50) * 1e3, pct(v, 95) * 1e3, pct(v, 99) * 1e3, pct(v, 95) / b95])
-    rows.append(["all mixed", len(allv) / dt, pct(allv, 50) * 1e3, pct(allv, 95) * 1e3, pct(allv, 99) * 1e3, pct(allv, 95) / b95])
+    rows.append(
+        [
+            "all mixed",
+            len(allv) / dt,
+            pct(allv, 50) * 1e3,
+            pct(allv, 95) * 1e3,
+            pct(allv, 99) * 1e3,
+            pct(allv, 95) / b95,
+        ]
+    )
     print(
         table(
-            f"Engine load: {args.tenants} tenants, {args.clients} concurrent clients in {args.procs} processes, {args.seconds:.0f}s",
+            f"Engine load: {args.tenants} tenants, {args.clients} concurrent clients"
+            f" in {args.procs} processes, {args.seconds:.0f}s",
             ["operation", "req/s", "p50 ms", "p95 ms", "p99 ms", "p95 / baseline p95"],
             rows,
         )

@@ -107,7 +107,9 @@ def main() -> int:
                 stop, th = _streams(sock, ["quiet"], args.streams)
                 subs = EngineClient(paths).get("/v1/health")["subscribers"]
                 if subs != args.streams:
-                    raise SystemExit(f"only {subs} of {args.streams} streams are open (file descriptor limit? ulimit -n)")
+                    raise SystemExit(
+                        f"only {subs} of {args.streams} streams are open (file descriptor limit? ulimit -n)"
+                    )
                 measure(f"{args.streams} idle streams")
                 stop.set()
                 th.join(10)
@@ -125,8 +127,14 @@ def main() -> int:
             stop_engine(paths)
     base = median(results["no streams"])
     rows = [[k, median(v), median(v) / base, ", ".join(f"{x:,.0f}" for x in v)] for k, v in results.items()]
-    print(table(f"Usage records/s, {args.clients} clients over {args.tenants} tenants, {args.seconds:.0f}s x {args.rounds} rounds",
-                ["open streams", "records/s (median)", "ratio to none", "rounds"], rows))
+    print(
+        table(
+            f"Usage records/s, {args.clients} clients over {args.tenants} tenants,"
+            f" {args.seconds:.0f}s x {args.rounds} rounds",
+            ["open streams", "records/s (median)", "ratio to none", "rounds"],
+            rows,
+        )
+    )
     print(json.dumps({k: round(median(v)) for k, v in results.items()}))
     return 0
 

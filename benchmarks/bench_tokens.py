@@ -76,7 +76,12 @@ def main() -> int:
         enc = tokens.encoding(name)
         cold = time.perf_counter() - t0
         (base_s, base_n), (ours_s, ours_n) = interleaved(
-            [lambda enc=enc: len(enc.encode_ordinary(text)), lambda name=name: tokens.count_exact(text, name)], a.repeat)
+            [
+                lambda enc=enc: len(enc.encode_ordinary(text)),
+                lambda name=name: tokens.count_exact(text, name),
+            ],
+            a.repeat,
+        )
         cache = tokens.CountCache()
         key = ("/bench/stdlib.py", 1, len(text), name)
         cache.put(key, ours_n)

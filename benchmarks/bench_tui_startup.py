@@ -55,7 +55,15 @@ def first_frame_s(argv: list[str], marker: bytes, env: dict[str, str]) -> float:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
     os.close(slave)
     seen = b""
     try:
@@ -96,7 +104,11 @@ def main() -> int:
         paths = HomePaths.resolve(home)
         start_engine(paths)
         try:
-            env = {k: v for k, v in os.environ.items() if k not in ("COLORTERM", "NO_COLOR", "TEXTUAL", "MUSUBI_TENANT")}
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("COLORTERM", "NO_COLOR", "TEXTUAL", "MUSUBI_TENANT")
+            }
             env.update(TERM="xterm-256color", MUSUBI_HOME=str(home), MUSUBI_CONFIG_DIR=cfg)
             apps = {
                 "bare Textual app (one Static)": ([sys.executable, "-c", BARE], b"BARE-FIRST-FRAME"),
@@ -116,7 +128,13 @@ def main() -> int:
     rows = []
     for name, ts in times.items():
         rows.append([name, len(ts), min(ts) * 1000, median(ts) * 1000, max(ts) * 1000, f"{median(ts) / bare:.2f}×"])
-    print(table("Start to first painted frame (pty 80×24, TERM=xterm-256color), ms", ["app", "runs", "min", "median", "max", "÷ bare"], rows))
+    print(
+        table(
+            "Start to first painted frame (pty 80×24, TERM=xterm-256color), ms",
+            ["app", "runs", "min", "median", "max", "÷ bare"],
+            rows,
+        )
+    )
     ratio = median(times["musubi (CLI → TUI)"]) / bare
     verdict = "meets" if ratio <= TARGET else "MISSES"
     print(f"musubi / bare (medians): {ratio:.2f}× — {verdict} the target of ≤ {TARGET}×")

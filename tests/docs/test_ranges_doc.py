@@ -12,7 +12,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 def _rows() -> dict[str, tuple[str, str, str]]:
     text = DOC.read_text(encoding="utf-8").split("## Ranges", 1)[1].split("\n## ", 1)[0]
-    return {m[0]: (m[1], m[2], m[3]) for m in re.findall(r"^\| `([^`]+)` \| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \|", text, re.M)}
+    return {
+        m[0]: (m[1], m[2], m[3])
+        for m in re.findall(r"^\| `([^`]+)` \| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \|", text, re.M)
+    }
 
 
 def test_every_range_is_in_the_table_with_the_code_s_numbers() -> None:

@@ -176,7 +176,8 @@ def test_chain_script_names_a_changed_detail(history: History, tmp_path: Path) -
     db = tampered_copy(
         h,
         tmp_path,
-        f"UPDATE audit_log SET details = json_merge_patch(details, '{{\"tokens\": 1}}') WHERE tenant_id = '{h.tenant}' AND seq = {seq}",
+        f"UPDATE audit_log SET details = json_merge_patch(details, '{{\"tokens\": 1}}')"
+        f" WHERE tenant_id = '{h.tenant}' AND seq = {seq}",
     )
     rc, out = run_script(h, "verify_chain.py", db, h.tenant)
     assert (rc, out) == (1, f"BROKEN at seq {seq}: hash does not match the event's contents")
@@ -246,7 +247,11 @@ def test_script_and_engine_agree_on_non_canonical_details_text(history: History,
     seq, details = row
     spaced = json.dumps(json.loads(details), ensure_ascii=False)  # {"reason": "..."}: a space after the colon
     assert spaced != details and json.loads(spaced) == json.loads(details)
-    sql = "UPDATE audit_log SET details = '" + spaced.replace("'", "''") + f"' WHERE tenant_id = '{h.tenant}' AND seq = {seq}"
+    sql = (
+        "UPDATE audit_log SET details = '"
+        + spaced.replace("'", "''")
+        + f"' WHERE tenant_id = '{h.tenant}' AND seq = {seq}"
+    )
     rc, out, res = _script_and_engine(h, tmp_path, sql)
     assert (rc, out) == (1, f"BROKEN at seq {seq}: details is not stored as its canonical JSON text")
     assert res["ok"] is False and res["first_bad_seq"] == seq, res

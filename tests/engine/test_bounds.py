@@ -19,11 +19,16 @@ from .helpers import Home
 
 def _state(h: Home, t: str) -> tuple[Any, ...]:
     c = h.client(t)
-    quotas = [(q["id"], q["metric"], q["period"], q["limit"], q["used"], q["reserved"]) for q in c.get("/v1/quotas")["quotas"]]
+    quotas = [
+        (q["id"], q["metric"], q["period"], q["limit"], q["used"], q["reserved"])
+        for q in c.get("/v1/quotas")["quotas"]
+    ]
     return h.head_seq(t), quotas, c.get("/v1/reservations")
 
 
-def _refused(h: Home, t: str, method: str, path: str, body: Any, field: str, *, as_user: str | None = None) -> dict[str, Any]:
+def _refused(
+    h: Home, t: str, method: str, path: str, body: Any, field: str, *, as_user: str | None = None
+) -> dict[str, Any]:
     before = _state(h, t)
     status, got = h.raw(method, path, body, tenant=t, as_user=as_user)
     assert status == 400, got

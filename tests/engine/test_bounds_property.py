@@ -86,8 +86,13 @@ numeric_text = st.sampled_from(["NaN", "nan", "Infinity", "-inf", "1e30", "1e999
                                 "9" * 50, "0.0000001", "１２", "", " ", "10000000000000", "1e-999999999"])
 scalars = st.one_of(st.none(), st.booleans(), numbers, numeric_text, st.text(max_size=30),
                     st.text(alphabet=st.characters(codec="utf-8"), max_size=10))
-nested = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                      max_leaves=12)
+nested = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 values = st.one_of(numbers, numbers, numeric_text, scalars, nested)  # numbers most often: they are the point
 query_values = st.sampled_from(["tokens", "requests", "cost_usd", "day", "hour", "alice", "p"]) | st.text(max_size=12)
 
@@ -135,7 +140,10 @@ def _fill(path: str, draw: st.DrawFn, h: Home, tenant: str) -> str:
         if name == "rid" and draw(st.booleans()):
             status, got = h.raw("POST", "/v1/reservations", {"tokens": 10}, tenant=tenant)
             return got["reservation_id"] if status == 201 else "rsv_none"
-        v = draw(st.sampled_from([tenant, "default", "alice", "p", "fzrole", "rsv_nope"]) | st.text(min_size=1, max_size=20))
+        v = draw(
+            st.sampled_from([tenant, "default", "alice", "p", "fzrole", "rsv_nope"])
+            | st.text(min_size=1, max_size=20)
+        )
         return urllib.parse.quote(v, safe="")
 
     return re.sub(r"\{([^}]+)\}", one, path)
@@ -161,7 +169,11 @@ def test_generated_values_on_every_write_route(fz: tuple[Home, str], route: tupl
         if root.get(f"/v1/tenants/{tenant}")["status"] == "suspended":
             root.post(f"/v1/tenants/{tenant}/resume", {})
         path = _fill(template, data.draw, h, tenant)
-        query = data.draw(st.dictionaries(st.sampled_from(["metric", "period", "user", "project"]), query_values, max_size=3))
+        query = data.draw(
+            st.dictionaries(
+                st.sampled_from(["metric", "period", "user", "project"]), query_values, max_size=3
+            )
+        )
         if query:
             path += "?" + urllib.parse.urlencode(query)
         body = data.draw(bodies(template, str(h.dir)))

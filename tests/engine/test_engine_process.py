@@ -79,7 +79,8 @@ def test_graceful_stop_flushes_and_the_file_verifies_offline(home: Home) -> None
     con = duckdb.connect(str(home.paths.db), read_only=True)
     try:
         rows = con.execute(
-            "SELECT seq, strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ'), actor, action, resource, outcome, details, prev_hash, hash "
+            "SELECT seq, strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ'), actor, action, resource, outcome, details, "
+            "prev_hash, hash "
             "FROM audit_log WHERE tenant_id = ? ORDER BY seq",
             [t],
         ).fetchall()

@@ -88,7 +88,15 @@ async def test_a_write_is_pushed_as_an_audit_event(eng: Home) -> None:
 async def test_denials_are_pushed_too(eng: Home) -> None:
     t = await sync(eng.new_tenant, "evd", {"gst": "guest"})
     async with Stream(eng, t, types="audit") as s:
-        status, _ = await sync(lambda: eng.raw("PUT", "/v1/quotas", {"metric": "tokens", "limit": 1, "period": "day"}, tenant=t, as_user="gst"))
+        status, _ = await sync(
+            lambda: eng.raw(
+                "PUT",
+                "/v1/quotas",
+                {"metric": "tokens", "limit": 1, "period": "day"},
+                tenant=t,
+                as_user="gst",
+            )
+        )
         assert status == 403
         ev = await s.next()
     assert ev["event"]["outcome"] == "denied" and ev["event"]["actor"] == "gst"
@@ -112,7 +120,11 @@ async def test_quota_alerts_fire_once_per_threshold_per_window(eng: Home) -> Non
         await use(499)  # 1000/2000 then 1999/2000: the 0.5 alert was already sent in this window
         # Sentinels: an audit event for the owner, a fresh alert for the viewer (who sees no audit).
         await sync(root.post, "/v1/members", {"user": "sentinel", "role": "guest"})
-        await sync(root.put, "/v1/quotas", {"metric": "tokens", "limit": 1_000_000, "period": "minute", "alerts": "0.000001"})
+        await sync(
+            root.put,
+            "/v1/quotas",
+            {"metric": "tokens", "limit": 1_000_000, "period": "minute", "alerts": "0.000001"},
+        )
         await use(1)  # 2000/2000: 1.0 was already sent too; only the minute quota alerts
         seen = await owner.until(is_member_add("sentinel"))
         seen_v = await viewer.until(lambda ev: ev.get("type") == "quota.alert" and ev["period"] == "minute")
@@ -128,7 +140,11 @@ async def test_quota_alerts_fire_once_per_threshold_per_window(eng: Home) -> Non
     assert [(a["period"], a["threshold"]) for a in seen_v] == [("day", 0.5), ("day", 1.0), ("minute", 0.000001)]
     # The record agrees: exactly two day alerts in the audit log.
     logged = await sync(lambda: eng.audit(t, action="quota.alert"))
-    assert [(e["details"]["period"], e["details"]["threshold"]) for e in logged] == [("day", 0.5), ("day", 1.0), ("minute", 0.000001)]
+    assert [(e["details"]["period"], e["details"]["threshold"]) for e in logged] == [
+        ("day", 0.5),
+        ("day", 1.0),
+        ("minute", 0.000001),
+    ]
 
 
 async def test_subscribers_see_only_their_tenant(eng: Home) -> None:

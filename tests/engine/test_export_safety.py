@@ -74,8 +74,13 @@ def test_checkpoint_export_over_the_journal_is_refused_and_kill9_loses_nothing(a
     assert h.client(t).post("/v1/audit/verify", {})["ok"] is True
 
 
-@pytest.mark.parametrize("name", ["journal.wal", "audit-signing.key", "engine.pid", "logs/engine.log", "tenants/x.json", "."])
-def test_nothing_inside_the_home_but_its_exports_folder(auditor: tuple[Home, str], name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["journal.wal", "audit-signing.key", "engine.pid", "logs/engine.log", "tenants/x.json", "."],
+)
+def test_nothing_inside_the_home_but_its_exports_folder(
+    auditor: tuple[Home, str], name: str
+) -> None:
     h, t = auditor
     with pytest.raises(BadRequest) as ei:
         check_destination(str(h.dir / name), h.dir, force=True)
@@ -88,7 +93,17 @@ def test_nothing_inside_the_home_but_its_exports_folder(auditor: tuple[Home, str
 def test_a_symlinked_folder_into_the_home_is_caught(auditor: tuple[Home, str], tmp_path: Path) -> None:
     h, t = auditor
     (tmp_path / "innocent").symlink_to(h.dir)
-    rc, out = _musubi(h, "--tenant", t, "audit", "export", "--format", "jsonl", "-o", str(tmp_path / "innocent" / "journal.wal"))
+    rc, out = _musubi(
+        h,
+        "--tenant",
+        t,
+        "audit",
+        "export",
+        "--format",
+        "jsonl",
+        "-o",
+        str(tmp_path / "innocent" / "journal.wal"),
+    )
     assert rc == 2 and "inside MUSUBI_HOME" in out
 
 

@@ -22,9 +22,14 @@ def snapshot(h: Home) -> dict[str, Any]:
         c = h.client(t["name"])
         out[t["name"]] = {
             "status": t["status"],
-            "members": sorted((m["user"], m["project"] or "", m["role"]) for m in c.get("/v1/members")),
+            "members": sorted(
+                (m["user"], m["project"] or "", m["role"]) for m in c.get("/v1/members")
+            ),
             "projects": sorted((p["name"], p["path"]) for p in c.get("/v1/projects")),
-            "quotas": sorted((q["metric"], q["period"], q["user"] or "", str(q["limit"])) for q in c.get("/v1/quotas")["quotas"]),
+            "quotas": sorted(
+                (q["metric"], q["period"], q["user"] or "", str(q["limit"]))
+                for q in c.get("/v1/quotas")["quotas"]
+            ),
         }
     return out
 

@@ -77,7 +77,12 @@ def test_quota_resource_is_the_same_for_success_and_denial(eng: Home) -> None:
 def test_cost_amounts_are_dollar_strings_in_refusals(eng: Home) -> None:
     t = eng.new_tenant("usd")
     eng.client(t).put("/v1/quotas", {"metric": "cost_usd", "limit": "0.50", "period": "day"})
-    status, body = eng.raw("POST", "/v1/usage", {"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": "0.75"}, tenant=t)
+    status, body = eng.raw(
+        "POST",
+        "/v1/usage",
+        {"model": "m", "input_tokens": 1, "output_tokens": 1, "cost_usd": "0.75"},
+        tenant=t,
+    )
     assert status == 429
     q = body["error"]["quota"]
     assert (q["limit"], q["requested"], q["used"]) == ("0.500000", "0.750000", "0.000000")
@@ -121,7 +126,9 @@ def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> No
         assert ei.value.code == "internal"
         assert engine.state.head("default")[0] == head[0] + 1  # only the 'error' event
         res = await engine.audit_verify(ctx)
-        rows = engine.storage.audit_list(__import__("core.storage.base", fromlist=["AuditQuery"]).AuditQuery("default", limit=1))
+        rows = engine.storage.audit_list(
+            __import__("core.storage.base", fromlist=["AuditQuery"]).AuditQuery("default", limit=1)
+        )
         await engine.committer.close()
         return {"verify": res, "last": rows[0]}
 

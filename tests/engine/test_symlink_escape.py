@@ -62,7 +62,10 @@ def test_links_yml_behind_a_symlinked_folder_is_not_written(home: Home, tmp_path
     (pa / "storage" / "traceability").parent.mkdir(parents=True, exist_ok=True)
     os.symlink(pb / "storage" / "traceability", pa / "storage" / "traceability")
     before = snapshot(home)
-    for body in ({"id": "REQ-AUTH-001"}, {"requirement": "REQ-AUTH-001", "kind": "code", "target": "src/auth/login.py"}):
+    for body in (
+        {"id": "REQ-AUTH-001"},
+        {"requirement": "REQ-AUTH-001", "kind": "code", "target": "src/auth/login.py"},
+    ):
         route = "/v1/trace/review" if "id" in body else "/v1/trace/links"
         status, res = home.raw("POST", route, body, tenant=a, as_user="mia", project="pa")
         assert status == 403, res

@@ -43,12 +43,14 @@ class Tampered:
 
 def _tamper(con: duckdb.DuckDBPyConnection, kind: str, t: str) -> None:
     q = {
-        "details": "UPDATE audit_log SET details = '{\"role\":\"owner\"}' WHERE tenant_id = ? AND seq = 5",
+        "details": 'UPDATE audit_log SET details = \'{"role":"owner"}\' WHERE tenant_id = ? AND seq = 5',
         "actor": "UPDATE audit_log SET actor = 'mallory' WHERE tenant_id = ? AND seq = 5",
         "ts": "UPDATE audit_log SET ts = ts - INTERVAL 1 DAY WHERE tenant_id = ? AND seq = 5",
         "delete-middle": "DELETE FROM audit_log WHERE tenant_id = ? AND seq = 5",
         "checkpoint-hash": "UPDATE audit_checkpoints SET hash = repeat('a', 64) WHERE tenant_id = ?",
-        "checkpoint-created-at": "UPDATE audit_checkpoints SET created_at = created_at + INTERVAL 1 SECOND WHERE tenant_id = ?",
+        "checkpoint-created-at": (
+            "UPDATE audit_checkpoints SET created_at = created_at + INTERVAL 1 SECOND WHERE tenant_id = ?"
+        ),
         "checkpoint-deleted": "DELETE FROM audit_checkpoints WHERE tenant_id = ?",
     }.get(kind)
     if q:
@@ -61,7 +63,9 @@ def _tamper(con: duckdb.DuckDBPyConnection, kind: str, t: str) -> None:
     elif kind == "checkpoint-foreign-key":
         # A checkpoint of the true seq and hash, but signed by a key that is not the engine's.
         seq, h, created = con.execute(
-            "SELECT seq, hash, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%fZ') FROM audit_checkpoints WHERE tenant_id = ?", [t]
+            "SELECT seq, hash, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%fZ')"
+            " FROM audit_checkpoints WHERE tenant_id = ?",
+            [t],
         ).fetchone()  # type: ignore[misc]
         key = Ed25519PrivateKey.generate()
         from cryptography.hazmat.primitives import serialization
@@ -105,7 +109,11 @@ def tampered() -> Any:
 
 def test_untouched_tenant_still_verifies(tampered: Tampered) -> None:
     v = tampered.verify["control"]
-    assert v["ok"] is True and v["first_bad_seq"] is None and v["checked"] == tampered.h.head_seq(tampered.tenants["control"])
+    assert (
+        v["ok"] is True
+        and v["first_bad_seq"] is None
+        and v["checked"] == tampered.h.head_seq(tampered.tenants["control"])
+    )
 
 
 @pytest.mark.parametrize("kind", ["details", "actor", "ts", "delete-middle", "swap-rows"])

@@ -45,7 +45,11 @@ def answer(method: str, path: str, body: dict[str, Any] | None, quota_status: di
         b = body or {}
         models = [reg.get(n) for n in b.get("models", [])]
         docs = [Document(p, FILES.get(p, SPEC)) for p in b.get("paths", [])] or [Document("/src/webshop/spec.md", SPEC)]
-        steps = list(workflow(b["workflow"]).steps) if b.get("workflow") else single_step(b.get("task") or "implementation")
+        steps = (
+            list(workflow(b["workflow"]).steps)
+            if b.get("workflow")
+            else single_step(b.get("task") or "implementation")
+        )
         out = estimate(reg, models, docs, steps, quotas=_quotas(quota_status), today=TODAY)
         out.update({"tenant": "acme", "user": "alice", "workflow": b.get("workflow"), "task": b.get("task"),
                     "skipped": [], "history_samples": 0})

@@ -125,7 +125,10 @@ def test_estimate_shows_which_quota_would_trip(eng: Home) -> None:
     t = eng.new_tenant("trip")
     c = eng.client(t)
     c.put("/v1/quotas", {"metric": "tokens", "limit": 1000, "period": "day"})
-    r = c.post("/v1/cost/estimate", {"models": ["gpt-5.4-mini"], "texts": [{"text": "word " * 3000}], "task": "summarise"})
+    r = c.post(
+        "/v1/cost/estimate",
+        {"models": ["gpt-5.4-mini"], "texts": [{"text": "word " * 3000}], "task": "summarise"},
+    )
     m = r["models"][0]
     assert "tokens per day (tenant)" in m["trips"]
     q = next(q for q in m["quotas"] if q["metric"] == "tokens")
@@ -165,8 +168,8 @@ def test_estimate_learns_output_from_the_ledger(eng: Home) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     start = int(con.execute("SELECT coalesce(max(entry_id), 0) FROM usage_ledger").fetchone()[0]) + 1
     for i in range(8):
-        con.execute("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [t, start + i, now, "u", None, "gpt-5.4", 1000, 2000 + 100 * i, 3000 + 100 * i, 1, 0, "settle", None, "review"])
+        row = [t, start + i, now, "u", None, "gpt-5.4", 1000, 2000 + 100 * i, 3000 + 100 * i, 1, 0, "settle", None]
+        con.execute("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [*row, "review"])
     con.close()
     eng.start()
     after = c.post("/v1/cost/estimate", body)["models"][0]
@@ -208,7 +211,15 @@ def test_usage_with_a_task_kind_feeds_the_estimate(eng: Home) -> None:
     with pytest.raises(BadRequest, match="unknown task kind"):
         c.post("/v1/usage", {"model": "gpt-5.4-mini", "input_tokens": 100, "output_tokens": 10, "task_kind": "dance"})
     for i in range(6):
-        c.post("/v1/usage", {"model": "gpt-5.4-mini", "input_tokens": 1000, "output_tokens": 500 + i, "task_kind": "test"})
+        c.post(
+            "/v1/usage",
+            {
+                "model": "gpt-5.4-mini",
+                "input_tokens": 1000,
+                "output_tokens": 500 + i,
+                "task_kind": "test",
+            },
+        )
     rid = c.post("/v1/reservations", {"tokens": 2000})["reservation_id"]
     c.post(f"/v1/reservations/{rid}/settle", {"input_tokens": 1000, "output_tokens": 510, "model": "gpt-5.4-mini",
                                               "task_kind": "test"})

@@ -68,8 +68,25 @@ def test_ledger_rows_from_a_real_database() -> None:
     try:
         st = DuckDBStorage(d / "m.duckdb")
         now = datetime(2026, 11, 1, 12)
-        rows = [("default", i, now - timedelta(minutes=i), "u", None, "gpt-5.4", 1000, 100 * (i + 1), 1000 + 100 * (i + 1),
-                 1, 0, "settle", None, "review") for i in range(6)]
+        rows = [
+            (
+                "default",
+                i,
+                now - timedelta(minutes=i),
+                "u",
+                None,
+                "gpt-5.4",
+                1000,
+                100 * (i + 1),
+                1000 + 100 * (i + 1),
+                1,
+                0,
+                "settle",
+                None,
+                "review",
+            )
+            for i in range(6)
+        ]
         rows.append(("other", 99, now, "u", None, "gpt-5.4", 1000, 9000, 10000, 1, 0, "settle", None, "review"))
         rows.append(("default", 100, now, "u", None, "gpt-5.4", 1000, 5, 1005, 1, 0, "record", None, None))
         st.con.executemany("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -89,7 +106,14 @@ def _docs() -> list[Document]:
 
 def test_workflows_resolve_shared_prompts() -> None:
     wfs = load_workflows()
-    assert [s.task for s in wfs["full"].steps] == ["requirements", "design", "tasks", "implementation", "review", "test"]
+    assert [s.task for s in wfs["full"].steps] == [
+        "requirements",
+        "design",
+        "tasks",
+        "implementation",
+        "review",
+        "test",
+    ]
     assert wfs["full"].steps[4].prompt == wfs["implement"].steps[1].prompt
     with pytest.raises(NotFound, match="unknown workflow"):
         workflow("nope")

@@ -98,7 +98,10 @@ def test_code_completion_models_get_no_prose_task() -> None:
 
 def test_task_needs_come_from_the_rules_and_config_can_change_them() -> None:
     d = route(REG, "design", 10_000, today=TODAY)
-    assert d.needs == ("chat", "reasoning") and "needs tier 'advanced' or higher and chat, reasoning" in d.explanation()[0]
+    assert (
+        d.needs == ("chat", "reasoning")
+        and "needs tier 'advanced' or higher and chat, reasoning" in d.explanation()[0]
+    )
     reg = load_registry({"routing": {"needs": {"design": ["chat"]}}})
     assert route(reg, "design", 10_000, today=TODAY).needs == ("chat",)
     with pytest.raises(ConfigError):

@@ -41,6 +41,7 @@ def test_corpus_covers_code_prose_and_cjk() -> None:
 
 @pytest.mark.parametrize("family", sorted(CALIBRATION))
 def test_band_is_at_least_as_wide_as_measured_tokenizer_spread(family: str) -> None:
+    assert _ratios(), "no measured ratios: the corpus is missing"
     for kind, ratios in _ratios().items():
         measured = max(ratios) / min(ratios)
         exp, lo, hi = CALIBRATION[family][kind]
@@ -50,7 +51,9 @@ def test_band_is_at_least_as_wide_as_measured_tokenizer_spread(family: str) -> N
 
 @pytest.mark.parametrize("family", sorted(CALIBRATION))
 def test_estimates_on_the_corpus_bracket_their_expected_value(family: str) -> None:
-    for p in sorted(CORPUS.iterdir()):
+    files = sorted(CORPUS.iterdir())
+    assert files, f"{CORPUS} is empty"
+    for p in files:
         text = p.read_text(encoding="utf-8")
         c = count_tokens(text, family, p.name)
         assert c.low <= c.tokens <= c.high

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -49,6 +51,25 @@ def test_replay_applies_only_what_storage_lacks_then_truncates(tmp_path: Path) -
     st.close()
 
 
+def _state(pid: int) -> str:
+    """The process state letter from /proc (R, S, T for stopped, Z ...); "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``cond`` with the event loop running; fail after ``timeout`` seconds."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.005)
+
+
 def test_sync_helper_syncs_reports_errors_and_survives_its_own_death(tmp_path: Path) -> None:
     """fdatasync runs in a helper process; a failed sync names the errno; a dead helper is replaced."""
     import asyncio
@@ -72,8 +93,10 @@ def test_sync_helper_syncs_reports_errors_and_survives_its_own_death(tmp_path: P
         assert s.syncs == 6
         # The helper dies with a sync in flight: that sync fails (not acknowledged) ...
         os.kill(first, signal.SIGSTOP)
+        await until(lambda: _state(first) == "T")  # stopped: it cannot answer from here on
         pending = asyncio.ensure_future(s.sync())
-        await asyncio.sleep(0.05)
+        for _ in range(3):  # let the loop write the request and run any callback that is ready
+            await asyncio.sleep(0)
         assert not pending.done()
         os.kill(first, signal.SIGKILL)
         with pytest.raises(OSError) as gone:
@@ -85,7 +108,7 @@ def test_sync_helper_syncs_reports_errors_and_survives_its_own_death(tmp_path: P
         assert second not in (None, first)
         # A helper found dead between syncs is replaced without failing anything.
         os.kill(second, signal.SIGKILL)
-        await asyncio.sleep(0.2)
+        await until(lambda: s.pid is None)  # the loop saw its pipe close and let it go
         await s.sync()
         assert s.pid not in (None, first, second)
         s.close()

@@ -22,7 +22,8 @@ def test_count_accepts_whole_numbers_in_range(value: object, want: int) -> None:
     [
         (-1, "is negative"), ("-3", "is negative"), (10**15 + 1, "is out of range"), (1e30, "is out of range"),
         ("1" * 41, "is out of range"), ("9" * 5000, "is out of range"), (1.5, "is not a whole number"),
-        (float("nan"), "is not a whole number"), (float("inf"), "is not a whole number"), (True, "is not a whole number"),
+        (float("nan"), "is not a whole number"), (float("inf"), "is not a whole number"),
+        (True, "is not a whole number"),
         (None, "is not a whole number"), ([1], "is not a whole number"), ("1e3", "is not a whole number"),
         ("١٢", "is not a whole number"),  # Arabic-Indic digits: str.isdigit() says yes, int() would too
     ],
@@ -52,8 +53,9 @@ def test_dollars_exact(value: object, micros: int) -> None:
 @pytest.mark.parametrize(
     "value,says",
     [
-        ("10000000000000", "is out of range"), ("1000000000.000001", "is out of range"), ("1e999999999", "is out of range"),
-        (1e300, "is out of range"), ("1e-999999999", "more than 6 decimal places"), ("0.0000001", "more than 6 decimal"),
+        ("10000000000000", "is out of range"), ("1000000000.000001", "is out of range"),
+        ("1e999999999", "is out of range"), (1e300, "is out of range"),
+        ("1e-999999999", "more than 6 decimal places"), ("0.0000001", "more than 6 decimal"),
         ("-0.01", "is negative"), ("NaN", "not a finite"), ("-Infinity", "not a finite"), ("abc", "not a number"),
         (True, "not a number"), ([1], "not a number"), ("1" * 41, "not a number"),
     ],

@@ -87,7 +87,12 @@ def test_usd_to_micros_exact(value: object, micros: int) -> None:
 
 
 def test_usd_sums_are_exact_where_floats_are_not() -> None:
-    assert 0.1 + 0.2 != 0.3
+    # A float is read through its shortest repr, so 0.1 is exactly 100,000 micros (not the
+    # binary 0.1000000000000000055...), and float inputs sum exactly once parsed.
+    assert usd_to_micros(0.1) + usd_to_micros(0.2) == usd_to_micros(0.3) == 300_000
+    # The float sum itself is 0.30000000000000004: refused, never silently rounded.
+    with pytest.raises(BadRequest, match="more than 6 decimal places"):
+        usd_to_micros(0.1 + 0.2)
     assert usd_to_micros("0.1") + usd_to_micros("0.2") == usd_to_micros("0.3")
     assert micros_to_usd(usd_to_micros("0.1") + usd_to_micros("0.2")) == "0.300000"
     assert micros_to_usd(1) == "0.000001"
@@ -157,7 +162,17 @@ def test_parse_alerts() -> None:
     assert parse_alerts(None) == () and parse_alerts("") == ()
 
 
-@pytest.mark.parametrize("value,msg", [("x", "not a number"), ("0.5,abc", "not a number"), ("0", r"\(0, 10\]"), ("-0.5", r"\(0, 10\]"), ("11", r"\(0, 10\]"), ("0.5,,1", "not a number")])
+@pytest.mark.parametrize(
+    "value,msg",
+    [
+        ("x", "not a number"),
+        ("0.5,abc", "not a number"),
+        ("0", r"\(0, 10\]"),
+        ("-0.5", r"\(0, 10\]"),
+        ("11", r"\(0, 10\]"),
+        ("0.5,,1", "not a number"),
+    ],
+)
 def test_parse_alerts_errors(value: str, msg: str) -> None:
     with pytest.raises(BadRequest, match=msg) as ei:
         parse_alerts(value)
@@ -182,7 +197,9 @@ def test_tenant_names_ok(ok: str) -> None:
     assert names.tenant_name(ok) == ok
 
 
-@pytest.mark.parametrize("bad", ["", "-a", "A", "Acme", "a_b", "a b", "a.b", "a" * 64, "é", "a\n", "a/b", None, 5, "ａ"])
+@pytest.mark.parametrize(
+    "bad", ["", "-a", "A", "Acme", "a_b", "a b", "a.b", "a" * 64, "é", "a\n", "a/b", None, 5, "ａ"]
+)
 def test_tenant_names_bad(bad: object) -> None:
     with pytest.raises(BadRequest, match="tenant name") as ei:
         names.tenant_name(bad)
