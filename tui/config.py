@@ -11,38 +11,28 @@ the first-frame path (see :func:`core.config.load_config`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from core.config import (
     COLOR_CHOICES,
-    CONFIG_NAME,
-    ColorChoice,
     ConfigError,
     EngineSettings,
     config_path,
     load_config,
 )
 from core.config import Config as Settings
+from core.config import env as env_var
 from core.errors import BadRequest
 
-__all__ = ["COLOR_CHOICES", "CONFIG_NAME", "ColorChoice", "ColorDecision", "ConfigError", "EngineSettings", "Settings",
-           "config_path", "detect_color_system", "load_settings", "parse_settings"]
+__all__ = ["ColorDecision", "ConfigError", "EngineSettings", "Settings", "config_path", "detect_color_system",
+           "load_settings"]
 
 # TERM values whose terminals render 24-bit colour even when COLORTERM is missing
 # (SSH forwards TERM but not COLORTERM).
 _TRUECOLOR_TERMS = ("xterm-kitty", "alacritty", "wezterm", "foot", "xterm-ghostty", "contour", "iterm2")
 _TRUECOLOR_PROGRAMS = ("iTerm.app", "WezTerm", "vscode", "ghostty", "Tabby", "Hyper")
-
-
-def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
-    """Validate already-parsed TOML data; raise :class:`ConfigError` naming each bad key."""
-    from core.config import parse_config
-
-    return parse_config(data, source)
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -63,26 +53,30 @@ def detect_color_system(
 ) -> ColorDecision:
     """Pick the colour system: ``--color-system``, then config, then NO_COLOR, then COLORTERM and TERM.
 
-    Command-line and config settings override NO_COLOR, as https://no-color.org asks.
+    Command-line and config settings override NO_COLOR, as https://no-color.org asks.  The
+    variables and their order are listed in :data:`core.config.ENVIRONMENT`.
     """
-    env = os.environ if env is None else env
+
+    def var(name: str) -> str:
+        return env_var(name, env) or ""
+
     if flag:
         if flag not in COLOR_CHOICES or flag == "auto":
             raise BadRequest(f"--color-system {flag!r} is not one of truecolor, 256, 16, none.", field="color_system")
         return ColorDecision(flag, "--color-system")
     if configured != "auto":
         return ColorDecision(configured, "config.toml color_system")
-    if env.get("NO_COLOR"):
+    if var("NO_COLOR"):
         return ColorDecision("none", "NO_COLOR is set")
-    colorterm = env.get("COLORTERM", "").lower()
+    colorterm = var("COLORTERM").lower()
     if colorterm in ("truecolor", "24bit"):
         return ColorDecision("truecolor", f"COLORTERM={colorterm}")
-    term = env.get("TERM", "")
+    term = var("TERM")
     if not term or term == "dumb":
         return ColorDecision("none" if term == "dumb" else "16", f"TERM={term or '(unset)'}")
     if term.endswith("-direct") or term.startswith(_TRUECOLOR_TERMS):
         return ColorDecision("truecolor", f"TERM={term}")
-    program = env.get("TERM_PROGRAM", "")
+    program = var("TERM_PROGRAM")
     if program in _TRUECOLOR_PROGRAMS:
         return ColorDecision("truecolor", f"TERM_PROGRAM={program}")
     if "256color" in term:
