@@ -159,6 +159,10 @@ def config_path() -> Path:
     return config_dir() / CONFIG_NAME
 
 
+_TOP_LEVEL = ("theme", "color_system", "animations", "[keymap]", "[engine]", "[[models]]", "[routing]", "[providers]",
+              "[connectors]", "[search]")
+
+
 # -- loading --------------------------------------------------------------------------------
 
 
@@ -213,6 +217,8 @@ def parse_config(data: Mapping[str, Any], source: str, text: str | None = None, 
             msg = str(err.get("msg", "invalid value"))
             if err.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
                 msg, shown = "unknown setting (check the spelling)", ""
+                if len(loc) == 1:
+                    msg = f"unknown setting (check the spelling; the file knows {', '.join(_TOP_LEVEL)})"
             lines.append(f"  - {_format_loc(loc)}: {msg}{shown}{_at_line(text, loc)}")
         raise ConfigError(
             f"config file {source} is invalid:\n" + "\n".join(lines) + "\n"
@@ -265,4 +271,11 @@ def _at_line(text: str | None, loc: tuple[Any, ...]) -> str:
         name = stripped.split("=", 1)[0].strip().strip('"\'')
         if "=" in stripped and name == key:
             return f", line {i + 1}"
-    return f", line {start}" if start else ""
+    if start:
+        return f", line {start}"
+    # A top-level name that is not a key: a section header such as [model] or [[model]].
+    for i, line in enumerate(lines, 1):
+        head = line.strip().lstrip("[").split("]", 1)[0].split(".", 1)[0].strip()
+        if line.strip().startswith("[") and head == key:
+            return f", line {i}"
+    return ""

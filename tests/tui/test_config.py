@@ -186,3 +186,16 @@ def test_environment_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert env_tenant(None) is None
     with pytest.raises(KeyError):
         env("MUSUBI_TENNANT")  # a variable nobody documented cannot be read by mistake
+
+
+def test_an_unknown_section_lists_the_known_ones(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from core.config import _TOP_LEVEL
+
+    p = tmp_path / "config.toml"
+    p.write_text('[model]\nid = "gpt-5.4"\n')
+    with pytest.raises(ConfigError, match=r"model: unknown setting .*\[\[models\]\].*line 1"):
+        load_settings(p)
+    # The hint stays true when a section is added.
+    assert {f.name for f in fields(Settings)} == {n.strip("[]") for n in _TOP_LEVEL}
