@@ -15,7 +15,7 @@ import ast
 import re
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -119,7 +119,7 @@ async def test_config_example_starts_engine_and_tui(text: str, tmp_path: Path, m
     try:
         with running_engine(paths):
             async with app.run_test(size=(100, 30)) as pilot:
-                await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "the TUI connected")
+                await wait_for(cast(Any, pilot), lambda: app.ctx.conn.name == "connected", "the TUI connected")
                 listed: dict[str, Any] = client(paths).get("/v1/models")
                 ids = {m["id"] for m in listed["models"]}
                 assert set(_model_ids(text)) <= ids
