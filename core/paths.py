@@ -13,6 +13,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config import config_dir, env_home
+
+__all__ = ["MAX_SOCKET_PATH", "HomePaths", "config_dir", "default_home", "is_within", "os_identity", "readable_by",
+           "system_path_reason"]
+
 # Unix socket paths are limited to 108 bytes on Linux (sun_path); we check early
 # so the user gets a message instead of an OSError from bind().
 MAX_SOCKET_PATH = 107
@@ -25,16 +30,6 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("musubi", appauthor=False))
 
 
-def config_dir() -> Path:
-    """Directory of ``config.toml`` (platform config dir, or ``MUSUBI_CONFIG_DIR``)."""
-    env = os.environ.get("MUSUBI_CONFIG_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("musubi", appauthor=False))
-
-
 @dataclass(frozen=True)
 class HomePaths:
     """All well-known paths inside one ``$MUSUBI_HOME``."""
@@ -44,8 +39,7 @@ class HomePaths:
     @classmethod
     def resolve(cls, home: str | os.PathLike[str] | None = None) -> HomePaths:
         if home is None:
-            env = os.environ.get("MUSUBI_HOME")
-            home = env if env else default_home()
+            home = env_home() or default_home()
         return cls(Path(home).expanduser().resolve())
 
     @property

@@ -55,7 +55,9 @@ class CliState:
 
     def current_tenant(self) -> str:
         """The tenant the engine will use for this invocation."""
-        return self.tenant or os.environ.get("MUSUBI_TENANT") or "default"
+        from core.config import env_tenant
+
+        return env_tenant(self.tenant) or "default"
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)

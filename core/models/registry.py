@@ -4,7 +4,8 @@ A model is found by id or alias, case-insensitively.  An unknown name is an
 error that lists the closest known names; nothing ever falls back silently to a
 default model (the prototype priced unknown models as gpt-4o).
 
-Users add models or override fields of shipped ones in ``config.toml``::
+Users add models or override fields of shipped ones in ``config.toml``
+(read by :func:`core.config.load_config`, the one loader the TUI uses too)::
 
     [[models]]
     id = "azure/gpt-5.4"          # an existing id: only the given fields change
@@ -13,10 +14,18 @@ Users add models or override fields of shipped ones in ``config.toml``::
     [[models]]
     id = "ollama/qwen3-coder"      # a new id: every required field must be given
     provider = "ollama"
-    ...
+    context_window = 65536
+    max_output = 8192
+    input_per_mtok = 0
+    output_per_mtok = 0
+    cached_input_per_mtok = 0
+    tokenizer = "local"
+    tier = "standard"
+    prices_checked = 2026-11-01
+    source = "local model"
 
 Every entry is validated with pydantic; a bad config is a :class:`ConfigError`
-naming the file, the entry and the field.
+naming the file, the entry (and its line) and the field.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.errors import BadRequest, MusubiError, NotFound
+from core.config import ConfigError, load_config
+from core.errors import BadRequest, NotFound
 from core.models.kinds import TASK_KINDS, TIERS
 
 STATUSES: tuple[str, ...] = ("preview", "active", "legacy", "deprecated", "retired")
@@ -54,14 +64,6 @@ class ModelRetired(BadRequest):
     """A request named a model that the provider has shut down (400, CLI exit 2: pick its replacement)."""
 
     code = "model_retired"
-
-
-class ConfigError(MusubiError):
-    """The user's config.toml has a bad ``[[models]]`` or ``[routing]`` entry (CLI exit 2)."""
-
-    code = "bad_config"
-    http_status = 400
-    exit_code = 2
 
 
 def _price(v: Any) -> Decimal:
@@ -352,25 +354,32 @@ def _parse_model(raw: Any, where: str, origin: str) -> ModelSpec:
         raise ConfigError(f"{where} (id {raw.get('id')!r}): {_fmt_validation(exc)}. See docs/models.md for the fields.") from None
 
 
-def _merge_models(models: dict[str, ModelSpec], entries: Iterable[Any], where: str, origin: str) -> None:
-    """Apply ``entries`` over ``models``: an existing id changes only the given fields, a new id gives all."""
+def _merge_models(models: dict[str, ModelSpec], entries: Iterable[Any], where: str, origin: str,
+                  lines: Sequence[int] = ()) -> None:
+    """Apply ``entries`` over ``models``: an existing id changes only the given fields, a new id gives all.
+
+    ``lines`` are the entries' line numbers in the file, when known, for the error message.
+    """
     for i, raw in enumerate(entries):
+        at = f"{where} #{i + 1}" + (f" (line {lines[i]})" if i < len(lines) else "")
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-            raise ConfigError(f"{where} #{i + 1}: every entry needs an id = \"...\".")
+            raise ConfigError(f"{at}: every entry needs an id = \"...\".")
         base = models.get(raw["id"])
         merged = {**base.model_dump(exclude={"origin"}), **raw} if base else raw
-        models[raw["id"]] = _parse_model(merged, f"{where} #{i + 1}", origin)
+        models[raw["id"]] = _parse_model(merged, at, origin)
 
 
 def load_registry(
     config: Mapping[str, Any] | None = None,
     config_path: str | Path | None = None,
     overlays: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = (),
+    model_lines: Sequence[int] = (),
 ) -> Registry:
     """Shipped models merged with ``config`` (the parsed user config.toml, if any), then ``overlays``.
 
     ``overlays`` are imported price tables (``musubi models import``) as ``(where, entries)``,
     applied in order after config.toml: the engine owner's, then the tenant's.
+    ``model_lines`` are the line numbers of config's ``[[models]]`` entries (error messages).
     """
     data = builtin_data()
     models = {}
@@ -384,7 +393,7 @@ def load_registry(
         user_models = config.get("models", [])
         if not isinstance(user_models, list):
             raise ConfigError(f"{where}: 'models' must be an array of tables: write [[models]] entries.")
-        _merge_models(models, user_models, f"{where} [[models]]", "config")
+        _merge_models(models, user_models, f"{where} [[models]]", "config", model_lines)
         user_routing = config.get("routing")
         if user_routing is not None:
             if not isinstance(user_routing, dict):
@@ -417,14 +426,11 @@ def load_registry(
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """Parse config.toml; a missing file is an empty config, a broken one a :class:`ConfigError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}.") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or move it aside.") from None
+    """The ``[[models]]`` and ``[routing]`` sections of config.toml, for :func:`load_registry`.
+
+    The whole file is read and validated by :func:`core.config.load_config`, the loader the
+    TUI uses too, so a file one of them accepts the other accepts (its errors name the line
+    of a bad ``[[models]]`` entry).  A missing file is an empty config; a broken one a
+    :class:`ConfigError`.
+    """
+    return load_config(path).registry_input()

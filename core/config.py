@@ -1,0 +1,281 @@
+"""The workstation's one settings file, ``config.toml``: its schema, its loader, its environment.
+
+The engine (models, routing) and the TUI (looks, keys, reconnection) read the same
+file through :func:`load_config` into the same :class:`Config`, a section per feature::
+
+    theme = "nord"             # UI keys stay at the top level: any Textual theme
+    color_system = "256"       # auto | truecolor | 256 | 16 | none
+    animations = false
+
+    [keymap]                   # binding id = "key[,key...]"; ids are listed by F1 and docs/tui.md
+    mode_admin = "f7,a"
+    quit = "ctrl+q"
+
+    [engine]                   # how the TUI talks to the engine
+    retry_max_s = 30
+
+    [[models]]                 # add a model or change fields of a shipped one (docs/models.md)
+    id = "azure/gpt-5.4"
+    deployment = "prod-gpt54"
+
+    [routing]                  # merged over the shipped router rules
+    fallbacks = 2
+
+``[providers]``, ``[connectors]`` and ``[search]`` are reserved for the features that
+will read them: accepted, each a table (of tables), keys defined by that feature.
+
+The file is optional.  When it is missing the defaults apply and neither pydantic nor
+tomllib is imported (a pydantic validator costs ~200 ms, more than half of a bare
+Textual app's first frame).  When it exists it is validated once, whole: the sections
+by pydantic against the dataclasses below, ``[[models]]`` and ``[routing]`` by the model
+registry's own per-entry validation.  Any mistake is a :class:`ConfigError` (exit 2)
+naming the file, the key, its line and the fix.
+
+Environment variables override where users expect them; :data:`ENVIRONMENT` lists
+each one with its precedence (docs/tui.md, "Environment", shows the same table).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from core.errors import BadRequest
+
+CONFIG_NAME = "config.toml"
+DOCS_HINT = "see docs/tui.md 'Config file' and docs/models.md"
+ColorChoice = Literal["auto", "truecolor", "256", "16", "none"]
+COLOR_CHOICES: tuple[str, ...] = ("auto", "truecolor", "256", "16", "none")
+
+# name -> (what it sets, precedence).  One place for every variable the workstation reads;
+# docs/tui.md "Environment" is checked against it (tests/docs/test_config_examples.py).
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "MUSUBI_CONFIG_DIR": ("folder of config.toml", "beats the platform config dir"),
+    "MUSUBI_HOME": ("the engine's home (database, socket, logs)", "--home wins; beats the platform data dir"),
+    "MUSUBI_TENANT": ("the tenant of a command or the TUI", "--tenant wins; beats 'default'"),
+    "NO_COLOR": ("no colour when non-empty", "--color-system and config color_system win; beats COLORTERM/TERM"),
+    "COLORTERM": ("truecolor or 24bit: 24-bit colour", "after NO_COLOR; beats TERM"),
+    "TERM_PROGRAM": ("a known truecolor terminal (iTerm, WezTerm, VS Code, ...)", "after TERM's own hints"),
+    "TERM": ("colour depth guess (256color, -direct, dumb, ...)", "last"),
+    "MUSUBI_MAX_STREAMS": ("engine: event streams open at once", "read when the engine starts"),
+    "MUSUBI_MAX_STREAMS_PER_USER": ("engine: event streams one user may hold", "read when the engine starts"),
+    "MUSUBI_ENGINE_PROFILE": ("engine: write cProfile stats to this file", "read when the engine starts"),
+}
+
+
+class ConfigError(BadRequest):
+    """``config.toml`` cannot be read or does not validate; the message says where and how to fix it."""
+
+    code = "bad_config"
+
+
+@dataclass
+class EngineSettings:
+    """How the TUI talks to the engine (``[engine]``)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # read by pydantic only
+
+    retry_initial_s: float = 0.5
+    """First wait after the engine connection is lost; doubles on each failure."""
+    retry_max_s: float = 15.0
+    """Longest wait between reconnection attempts."""
+    poll_s: float = 15.0
+    """How often quota headroom is re-read while connected (events also refresh it)."""
+
+
+@dataclass
+class Config:
+    """Everything ``config.toml`` may set.  Unknown keys are errors, so typos do not pass silently."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # read by pydantic only
+
+    theme: str | None = None
+    """Textual theme name; None picks textual-dark, or ansi-dark when only 16 colours are available."""
+    color_system: ColorChoice = "auto"
+    """Force a colour system; ``auto`` detects it from the environment. ``--color-system`` wins."""
+    animations: bool = True
+    """False turns animations off (as ``--no-animations`` does), useful over slow links."""
+    keymap: dict[str, str] = field(default_factory=dict)
+    """Binding id -> comma-separated keys, e.g. ``mode_admin = "f7,a"``."""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    """Connection behaviour of the TUI."""
+    models: list[dict[str, Any]] = field(default_factory=list)
+    """``[[models]]`` entries, checked field by field by :mod:`core.models.registry`."""
+    routing: dict[str, Any] = field(default_factory=dict)
+    """``[routing]`` rules merged over the shipped ones, checked by the registry."""
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Reserved: one table per provider; its keys belong to the provider feature."""
+    connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Reserved: one table per connector."""
+    search: dict[str, Any] = field(default_factory=dict)
+    """Reserved: search settings."""
+
+    def registry_input(self) -> dict[str, Any]:
+        """The ``models`` and ``routing`` sections as :func:`core.models.registry.load_registry` takes them."""
+        out: dict[str, Any] = {}
+        if self.models:
+            out["models"] = self.models
+        if self.routing:
+            out["routing"] = self.routing
+        return out
+
+
+# -- where, and the environment -----------------------------------------------------------
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The variable ``name`` (one of :data:`ENVIRONMENT`), None when unset or empty."""
+    if name not in ENVIRONMENT:  # a typo here would silently read nothing
+        raise KeyError(f"{name} is not listed in core.config.ENVIRONMENT")
+    value = (os.environ if environ is None else environ).get(name, "")
+    return value or None
+
+
+def env_tenant(flag: str | None = None) -> str | None:
+    """``--tenant``, else ``MUSUBI_TENANT``, else None (the engine then uses ``default``)."""
+    return flag or env("MUSUBI_TENANT")
+
+
+def env_home(flag: str | None = None) -> str | None:
+    """``--home``, else ``MUSUBI_HOME``, else None (the platform data dir)."""
+    return flag or env("MUSUBI_HOME")
+
+
+def config_dir() -> Path:
+    """Directory of ``config.toml``: ``MUSUBI_CONFIG_DIR``, else the platform config dir."""
+    chosen = env("MUSUBI_CONFIG_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("musubi", appauthor=False))
+
+
+def config_path() -> Path:
+    """Where ``config.toml`` is looked for."""
+    return config_dir() / CONFIG_NAME
+
+
+_TOP_LEVEL = ("theme", "color_system", "animations", "[keymap]", "[engine]", "[[models]]", "[routing]", "[providers]",
+              "[connectors]", "[search]")
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str] | None:
+    """The parsed file and its text; None when it does not exist; :class:`ConfigError` when unreadable."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; config.toml must be a file. Move the folder aside.") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}. Check its permissions.") from None
+    import tomllib  # lazy: most users have no config file
+
+    try:
+        text = raw.decode("utf-8")
+        return tomllib.loads(text), text
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}. Fix the syntax or move the file aside.") from None
+
+
+def load_config(path: Path | None = None, *, check_models: bool = True) -> Config:
+    """Read and validate ``config.toml`` (default: :func:`config_path`); defaults when it does not exist.
+
+    ``check_models=False`` leaves ``[[models]]`` and ``[routing]`` to a caller that builds
+    the registry right away (the engine), so they are validated once there.
+    """
+    path = path or config_path()
+    got = read_toml(path)
+    if got is None:
+        return Config()
+    data, text = got
+    return parse_config(data, str(path), text, check_models=check_models)
+
+
+def parse_config(data: Mapping[str, Any], source: str, text: str | None = None, *,
+                 check_models: bool = True) -> Config:
+    """Validate parsed TOML ``data`` read from ``source``; :class:`ConfigError` names each bad key and its line."""
+    import pydantic  # lazy: only paid for when a config file exists
+
+    try:
+        cfg = pydantic.TypeAdapter(Config).validate_python(dict(data))
+    except pydantic.ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            got = err.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            msg = str(err.get("msg", "invalid value"))
+            if err.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
+                msg, shown = "unknown setting (check the spelling)", ""
+                if len(loc) == 1:
+                    msg = f"unknown setting (check the spelling; the file knows {', '.join(_TOP_LEVEL)})"
+            lines.append(f"  - {_format_loc(loc)}: {msg}{shown}{_at_line(text, loc)}")
+        raise ConfigError(
+            f"config file {source} is invalid:\n" + "\n".join(lines) + "\n"
+            f"Fix those keys ({DOCS_HINT}) or move the file aside."
+        ) from None
+    if check_models and (cfg.models or cfg.routing):
+        from core.models.registry import load_registry  # lazy: pydantic models of the registry
+
+        load_registry(cfg.registry_input(), f"config file {source}", model_lines=model_lines(text))
+    return cfg
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        return f"[[models]] #{loc[1] + 1}" + ("." + ".".join(str(p) for p in loc[2:]) if loc[2:] else "")
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def model_lines(text: str | None) -> list[int]:
+    """Line numbers (1-based) of each ``[[models]]`` header in ``text``, in order."""
+    if text is None:
+        return []
+    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[models]]")]
+
+
+def _at_line(text: str | None, loc: tuple[Any, ...]) -> str:
+    """``, line N`` for the key at ``loc``, best effort: the section header, then the key under it."""
+    if text is None or not loc:
+        return ""
+    lines = text.splitlines()
+    start, key = 0, str(loc[0])
+    if len(loc) >= 2:
+        if loc[0] == "models" and isinstance(loc[1], int):
+            heads = model_lines(text)
+            if loc[1] >= len(heads):
+                return ""
+            start, key = heads[loc[1]], str(loc[2]) if len(loc) > 2 else ""
+        else:
+            header = f"[{loc[0]}]"
+            hit = next((i for i, ln in enumerate(lines, 1) if ln.strip().startswith(header)), None)
+            if hit is None:
+                return ""
+            start, key = hit, str(loc[1])
+        if not key:
+            return f", line {start}"
+    for i in range(start, len(lines)):
+        stripped = lines[i].strip()
+        if stripped.startswith("["):
+            break  # the next section (or, for a top-level key, the first one): not found
+        name = stripped.split("=", 1)[0].strip().strip('"\'')
+        if "=" in stripped and name == key:
+            return f", line {i + 1}"
+    if start:
+        return f", line {start}"
+    # A top-level name that is not a key: a section header such as [model] or [[model]].
+    for i, line in enumerate(lines, 1):
+        head = line.strip().lstrip("[").split("]", 1)[0].split(".", 1)[0].strip()
+        if line.strip().startswith("[") and head == key:
+            return f", line {i}"
+    return ""
