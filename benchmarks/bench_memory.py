@@ -46,15 +46,21 @@ def _wal_mb(db: Path) -> float:
     return p.stat().st_size / 2**20 if p.exists() else 0.0
 
 
-async def _record(sock: str, tenants: list[str], target: int, counter: list[int], clients: int) -> int:
+async def _record(
+    sock: str, tenants: list[str], target: int, counter: list[int], clients: int
+) -> int:
     """Record usage until ``counter[0]`` reaches ``target``; returns refusals (should be 0)."""
     refused = [0]
 
     async def one(i: int) -> None:
         reader, writer = await asyncio.open_unix_connection(sock)
         reqs = [
-            _request_bytes("POST", "/v1/usage", {"model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 20},
-                           {"X-Musubi-Tenant": t})
+            _request_bytes(
+                "POST",
+                "/v1/usage",
+                {"model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 20},
+                {"X-Musubi-Tenant": t},
+            )
             for t in tenants
         ]
         n = i
@@ -88,7 +94,9 @@ def _caught_up(paths: Any, tenant: str) -> None:
     """Wait until DuckDB holds every acknowledged write (this read waits for the apply)."""
     from core.client import EngineClient, Identity
 
-    EngineClient(paths, Identity(tenant=tenant), timeout=600).get("/v1/usage/history", {"bucket": "month", "since_hours": 1})
+    EngineClient(paths, Identity(tenant=tenant), timeout=600).get(
+        "/v1/usage/history", {"bucket": "month", "since_hours": 1}
+    )
 
 
 def _restart(paths: Any) -> tuple[float, float]:
@@ -114,7 +122,13 @@ def main() -> int:
     from core.client import ping, start_engine, stop_engine
     from core.paths import HomePaths
 
-    marks = sorted({args.baseline, args.records, *(int(args.records * f) for f in (0.1, 0.3, 0.6) if args.records * f > args.baseline)})
+    marks = sorted(
+        {
+            args.baseline,
+            args.records,
+            *(int(args.records * f) for f in (0.1, 0.3, 0.6) if args.records * f > args.baseline),
+        }
+    )
     rows: list[list[object]] = []
     with temp_home("mm") as home, temp_home("mb") as small:
         # Restart baseline: a home holding --baseline records.
@@ -137,13 +151,18 @@ def main() -> int:
             refused = 0
             t_prev, n_prev = time.perf_counter(), 0
             for mark in marks:
-                refused += asyncio.run(_record(str(paths.socket), tenants, mark, counter, args.clients))
+                refused += asyncio.run(
+                    _record(str(paths.socket), tenants, mark, counter, args.clients)
+                )
                 dt = time.perf_counter() - t_prev
                 _caught_up(paths, tenants[0])
                 time.sleep(1.0)
                 rss, hwm = _rss_mb(pid)
                 rows.append([mark, rss, hwm, _wal_mb(paths.db), (mark - n_prev) / dt])
-                print(f"  {mark:,} records: RSS {rss:.0f} MB, DuckDB WAL {_wal_mb(paths.db):.1f} MB", flush=True)
+                print(
+                    f"  {mark:,} records: RSS {rss:.0f} MB, DuckDB WAL {_wal_mb(paths.db):.1f} MB",
+                    flush=True,
+                )
                 t_prev, n_prev = time.perf_counter(), mark
             db_mb = paths.db.stat().st_size / 2**20
             big_stop, big_start = _restart(paths)
@@ -153,24 +172,40 @@ def main() -> int:
 
     base_rss = float(rows[0][1])  # type: ignore[arg-type]
     out = [[f"{r[0]:,} records", r[1], r[2], float(r[1]) / base_rss, r[3], r[4]] for r in rows]  # type: ignore[arg-type]
-    print(table(
-        f"Engine memory: {args.records:,} usage records over {TENANTS} tenants, {args.clients} clients "
-        f"(database file {db_mb:.0f} MB at the end)",
-        ["after", "RSS MB", "peak RSS MB", "RSS / baseline", "DuckDB WAL MB", "records/s"],
-        out,
-    ))
-    print(table(
-        "Restart (graceful stop, then start until /v1/health answers)",
-        ["home", "stop s", "start s", "start / baseline"],
-        [[f"{args.baseline:,} records (baseline)", small_stop, small_start, 1.0],
-         [f"{args.records:,} records", big_stop, big_start, big_start / small_start]],
-    ))
+    print(
+        table(
+            f"Engine memory: {args.records:,} usage records over {TENANTS} tenants, {args.clients} clients "
+            f"(database file {db_mb:.0f} MB at the end)",
+            ["after", "RSS MB", "peak RSS MB", "RSS / baseline", "DuckDB WAL MB", "records/s"],
+            out,
+        )
+    )
+    print(
+        table(
+            "Restart (graceful stop, then start until /v1/health answers)",
+            ["home", "stop s", "start s", "start / baseline"],
+            [
+                [f"{args.baseline:,} records (baseline)", small_stop, small_start, 1.0],
+                [f"{args.records:,} records", big_stop, big_start, big_start / small_start],
+            ],
+        )
+    )
     ratio = float(rows[-1][1]) / base_rss
-    print(f"\nRSS after {args.records:,} = {ratio:.2f}x RSS after {args.baseline:,} (target <= 1.2); "
-          f"RSS right after the restart {rss_after_restart:.0f} MB; refused writes: {refused}")
-    print(json.dumps({"rss_ratio": round(ratio, 3), "rss_mb": [round(float(r[1]), 1) for r in rows],
-                      "wal_mb_max": round(max(float(r[3]) for r in rows), 1),  # type: ignore[arg-type]
-                      "restart_s": round(big_start, 2), "restart_baseline_s": round(small_start, 2)}))
+    print(
+        f"\nRSS after {args.records:,} = {ratio:.2f}x RSS after {args.baseline:,} (target <= 1.2); "
+        f"RSS right after the restart {rss_after_restart:.0f} MB; refused writes: {refused}"
+    )
+    print(
+        json.dumps(
+            {
+                "rss_ratio": round(ratio, 3),
+                "rss_mb": [round(float(r[1]), 1) for r in rows],
+                "wal_mb_max": round(max(float(r[3]) for r in rows), 1),  # type: ignore[arg-type]
+                "restart_s": round(big_start, 2),
+                "restart_baseline_s": round(small_start, 2),
+            }
+        )
+    )
     return 0 if ratio <= 1.2 and not refused else 1
 
 

@@ -54,15 +54,30 @@ COLOR_CHOICES: tuple[str, ...] = ("auto", "truecolor", "256", "16", "none")
 # docs/tui.md "Environment" is checked against it (tests/docs/test_config_examples.py).
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "MUSUBI_CONFIG_DIR": ("folder of config.toml", "beats the platform config dir"),
-    "MUSUBI_HOME": ("the engine's home (database, socket, logs)", "--home wins; beats the platform data dir"),
+    "MUSUBI_HOME": (
+        "the engine's home (database, socket, logs)",
+        "--home wins; beats the platform data dir",
+    ),
     "MUSUBI_TENANT": ("the tenant of a command or the TUI", "--tenant wins; beats 'default'"),
-    "NO_COLOR": ("no colour when non-empty", "--color-system and config color_system win; beats COLORTERM/TERM"),
+    "NO_COLOR": (
+        "no colour when non-empty",
+        "--color-system and config color_system win; beats COLORTERM/TERM",
+    ),
     "COLORTERM": ("truecolor or 24bit: 24-bit colour", "after NO_COLOR; beats TERM"),
-    "TERM_PROGRAM": ("a known truecolor terminal (iTerm, WezTerm, VS Code, ...)", "after TERM's own hints"),
+    "TERM_PROGRAM": (
+        "a known truecolor terminal (iTerm, WezTerm, VS Code, ...)",
+        "after TERM's own hints",
+    ),
     "TERM": ("colour depth guess (256color, -direct, dumb, ...)", "last"),
     "MUSUBI_MAX_STREAMS": ("engine: event streams open at once", "read when the engine starts"),
-    "MUSUBI_MAX_STREAMS_PER_USER": ("engine: event streams one user may hold", "read when the engine starts"),
-    "MUSUBI_ENGINE_PROFILE": ("engine: write cProfile stats to this file", "read when the engine starts"),
+    "MUSUBI_MAX_STREAMS_PER_USER": (
+        "engine: event streams one user may hold",
+        "read when the engine starts",
+    ),
+    "MUSUBI_ENGINE_PROFILE": (
+        "engine: write cProfile stats to this file",
+        "read when the engine starts",
+    ),
 }
 
 
@@ -159,8 +174,18 @@ def config_path() -> Path:
     return config_dir() / CONFIG_NAME
 
 
-_TOP_LEVEL = ("theme", "color_system", "animations", "[keymap]", "[engine]", "[[models]]", "[routing]", "[providers]",
-              "[connectors]", "[search]")
+_TOP_LEVEL = (
+    "theme",
+    "color_system",
+    "animations",
+    "[keymap]",
+    "[engine]",
+    "[[models]]",
+    "[routing]",
+    "[providers]",
+    "[connectors]",
+    "[search]",
+)
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -173,9 +198,13 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str] | None:
     except FileNotFoundError:
         return None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a folder; config.toml must be a file. Move the folder aside.") from None
+        raise ConfigError(
+            f"config file {path} is a folder; config.toml must be a file. Move the folder aside."
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}. Check its permissions.") from None
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}. Check its permissions."
+        ) from None
     import tomllib  # lazy: most users have no config file
 
     try:
@@ -184,7 +213,9 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str] | None:
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}. Fix the syntax or move the file aside.") from None
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}. Fix the syntax or move the file aside."
+        ) from None
 
 
 def load_config(path: Path | None = None, *, check_models: bool = True) -> Config:
@@ -201,8 +232,9 @@ def load_config(path: Path | None = None, *, check_models: bool = True) -> Confi
     return parse_config(data, str(path), text, check_models=check_models)
 
 
-def parse_config(data: Mapping[str, Any], source: str, text: str | None = None, *,
-                 check_models: bool = True) -> Config:
+def parse_config(
+    data: Mapping[str, Any], source: str, text: str | None = None, *, check_models: bool = True
+) -> Config:
     """Validate parsed TOML ``data`` read from ``source``; :class:`ConfigError` names each bad key and its line."""
     import pydantic  # lazy: only paid for when a config file exists
 
@@ -233,7 +265,9 @@ def parse_config(data: Mapping[str, Any], source: str, text: str | None = None, 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
     if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
-        return f"[[models]] #{loc[1] + 1}" + ("." + ".".join(str(p) for p in loc[2:]) if loc[2:] else "")
+        return f"[[models]] #{loc[1] + 1}" + (
+            "." + ".".join(str(p) for p in loc[2:]) if loc[2:] else ""
+        )
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
@@ -241,7 +275,9 @@ def model_lines(text: str | None) -> list[int]:
     """Line numbers (1-based) of each ``[[models]]`` header in ``text``, in order."""
     if text is None:
         return []
-    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[models]]")]
+    return [
+        i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith("[[models]]")
+    ]
 
 
 def _at_line(text: str | None, loc: tuple[Any, ...]) -> str:
@@ -268,7 +304,7 @@ def _at_line(text: str | None, loc: tuple[Any, ...]) -> str:
         stripped = lines[i].strip()
         if stripped.startswith("["):
             break  # the next section (or, for a top-level key, the first one): not found
-        name = stripped.split("=", 1)[0].strip().strip('"\'')
+        name = stripped.split("=", 1)[0].strip().strip("\"'")
         if "=" in stripped and name == key:
             return f", line {i + 1}"
     if start:

@@ -54,8 +54,14 @@ class Quarantined:
     actions: list[str]  # the audit actions it held
 
     def as_json(self) -> dict[str, Any]:
-        return {"group": self.group, "file": self.file, "error": self.error, "mutations": self.mutations,
-                "tenants": self.tenants, "audit": self.audit}
+        return {
+            "group": self.group,
+            "file": self.file,
+            "error": self.error,
+            "mutations": self.mutations,
+            "tenants": self.tenants,
+            "audit": self.audit,
+        }
 
 
 @dataclass
@@ -64,7 +70,9 @@ class ApplyResult:
 
     done: int = 0  # leading groups now accounted for in storage (applied or quarantined)
     quarantined: list[Quarantined] = field(default_factory=list)
-    error: Exception | None = None  # a failure worth retrying stopped it; groups[done:] are still pending
+    error: Exception | None = (
+        None  # a failure worth retrying stopped it; groups[done:] are still pending
+    )
 
 
 def audit_ranges(muts: Sequence[Mutation]) -> list[dict[str, Any]]:
@@ -79,7 +87,13 @@ def audit_ranges(muts: Sequence[Mutation]) -> list[dict[str, Any]]:
         if r is not None and r["last_seq"] + 1 == seq:
             r["last_seq"], r["last_hash"] = seq, m.row["hash"]
             continue
-        r = {"tenant_id": t, "first_seq": seq, "last_seq": seq, "prev_hash": m.row["prev_hash"], "last_hash": m.row["hash"]}
+        r = {
+            "tenant_id": t,
+            "first_seq": seq,
+            "last_seq": seq,
+            "prev_hash": m.row["prev_hash"],
+            "last_hash": m.row["hash"],
+        }
         last[t] = r
         out.append(r)
     return out
@@ -89,7 +103,13 @@ def tenants_of(muts: Sequence[Mutation]) -> list[str]:
     """Every tenant named by a row or a condition of ``muts``."""
     seen: set[str] = set()
     for m in muts:
-        parts = [m.row] if isinstance(m, Insert) else [m.values, m.where] if isinstance(m, Update) else [m.where]
+        parts = (
+            [m.row]
+            if isinstance(m, Insert)
+            else [m.values, m.where]
+            if isinstance(m, Update)
+            else [m.where]
+        )
         for d in parts:
             t = d.get("tenant_id")
             if isinstance(t, str):
@@ -103,7 +123,7 @@ def _write_durably(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -121,14 +141,26 @@ def keep(home: Path, group: Group, error: str, now: datetime) -> Quarantined:
     qdir = home / "quarantine"
     qdir.mkdir(mode=0o700, exist_ok=True)
     q = Quarantined(
-        no, f"quarantine/{no}.json", error, len(muts), tenants_of(muts), audit_ranges(muts),
+        no,
+        f"quarantine/{no}.json",
+        error,
+        len(muts),
+        tenants_of(muts),
+        audit_ranges(muts),
         [str(m.row["action"]) for m in muts if isinstance(m, Insert) and m.table == "audit_log"],
     )
     doc = {
-        "kind": KIND, "version": 1, "quarantined_at": format_ts(now), **q.as_json(),
-        "journal": json.loads(encode(no, muts)),  # the group exactly as journaled (core/engine/journal.py)
+        "kind": KIND,
+        "version": 1,
+        "quarantined_at": format_ts(now),
+        **q.as_json(),
+        "journal": json.loads(
+            encode(no, muts)
+        ),  # the group exactly as journaled (core/engine/journal.py)
     }
-    _write_durably(home / q.file, (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+    _write_durably(
+        home / q.file, (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    )
     return q
 
 
@@ -148,19 +180,38 @@ def audit_rows(path: Path, tenant: str) -> list[Row]:
         if isinstance(m, Insert) and m.table == "audit_log" and m.row["tenant_id"] == tenant:
             r = m.row
             ts = r["ts"] if isinstance(r["ts"], str) else format_ts(r["ts"])
-            rows.append((int(r["seq"]), ts, r["actor"], r["action"], r["resource"], r["outcome"], r["details"], r["prev_hash"], r["hash"]))
+            rows.append(
+                (
+                    int(r["seq"]),
+                    ts,
+                    r["actor"],
+                    r["action"],
+                    r["resource"],
+                    r["outcome"],
+                    r["details"],
+                    r["prev_hash"],
+                    r["hash"],
+                )
+            )
     return rows
 
 
 def _record(storage: Storage, q: Quarantined, now: datetime) -> None:
     row = {
-        "group_no": q.group, "quarantined_at": now, "file": q.file, "error": q.error[:2000],
-        "mutations": q.mutations, "tenants": q.tenants, "audit": json.dumps(q.audit),
+        "group_no": q.group,
+        "quarantined_at": now,
+        "file": q.file,
+        "error": q.error[:2000],
+        "mutations": q.mutations,
+        "tenants": q.tenants,
+        "audit": json.dumps(q.audit),
     }
     storage.apply([Insert("quarantined_groups", row)], meta={APPLIED_KEY: str(q.group)})
 
 
-def apply_groups(storage: Storage, groups: Sequence[Group], home: Path, now: datetime) -> ApplyResult:
+def apply_groups(
+    storage: Storage, groups: Sequence[Group], home: Path, now: datetime
+) -> ApplyResult:
     """Apply ``groups`` in order, in as few transactions as possible, quarantining rejected ones.
 
     All groups go in one transaction first.  If storage rejects it, the range is
@@ -189,7 +240,11 @@ def apply_groups(storage: Storage, groups: Sequence[Group], home: Path, now: dat
                 return res
             log.error(
                 "quarantined journal group %d (%d mutations, tenants %s): %s; kept in %s",
-                q.group, q.mutations, ", ".join(q.tenants) or "-", q.error, home / q.file,
+                q.group,
+                q.mutations,
+                ", ".join(q.tenants) or "-",
+                q.error,
+                home / q.file,
             )
             res.quarantined.append(q)
         except Exception as exc:

@@ -75,7 +75,11 @@ def _musubi(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI, human output."""
     return subprocess.run(
         [sys.executable, "-m", "tui", "--home", str(home.dir), *args],
-        capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
 
@@ -103,13 +107,18 @@ def test_a_refused_group_is_quarantined_and_later_writes_survive(home: Home) -> 
     files = sorted(home.paths.quarantine.glob("*.json"))
     assert len(files) == 1
     _no, muts = read_group(files[0])
-    assert [m.row["entry_id"] for m in muts if isinstance(m, Insert) and m.table == "usage_ledger"] == [bad["entry_id"]]
+    assert [
+        m.row["entry_id"] for m in muts if isinstance(m, Insert) and m.table == "usage_ledger"
+    ] == [bad["entry_id"]]
 
     # Memory was rebuilt from the database: the refused record is not counted.
     assert home.quota(t, "tokens", "day")["used"] == 3 * (2 + len(after))
 
     # Audited in the tenant and in the system tenant, naming the file.
-    assert ev[0]["actor"] == "engine" and ev[0]["details"]["file"] == files[0].relative_to(home.dir).as_posix()
+    assert (
+        ev[0]["actor"] == "engine"
+        and ev[0]["details"]["file"] == files[0].relative_to(home.dir).as_posix()
+    )
     assert "usage_ledger" in ev[0]["details"]["error"] or "Duplicate" in ev[0]["details"]["error"]
     assert home.audit("default", action="engine.quarantine")
 
@@ -118,8 +127,16 @@ def test_a_refused_group_is_quarantined_and_later_writes_survive(home: Home) -> 
     assert v["ok"] is True, v
     (gap,) = v["quarantined"]
     human = _musubi(home, "--tenant", t, "audit", "verify")
-    assert human.returncode == 0 and f"note: events {gap['first_seq']}..{gap['last_seq']} are not in the database" in human.stdout
-    refused = [e for e in home.audit(t, action="usage.record") if e["details"]["entry_id"] == bad["entry_id"]]
+    assert (
+        human.returncode == 0
+        and f"note: events {gap['first_seq']}..{gap['last_seq']} are not in the database"
+        in human.stdout
+    )
+    refused = [
+        e
+        for e in home.audit(t, action="usage.record")
+        if e["details"]["entry_id"] == bad["entry_id"]
+    ]
     assert refused == []  # its event is not in the table ...
     assert gap["first_seq"] == gap["last_seq"] and gap["file"] == ev[0]["details"]["file"]
     assert v["checked"] == v["last_seq"] - v["start_seq"] + 1  # ... yet every seq was checked
@@ -132,7 +149,9 @@ def test_a_refused_group_is_quarantined_and_later_writes_survive(home: Home) -> 
     assert {a["entry_id"] for a in after} <= entries
     assert "late" in {m["user"] for m in c.get("/v1/members")}
     assert c.post("/v1/audit/verify", {})["ok"] is True
-    assert _record(c, "fresh")["entry_id"] > max(a["entry_id"] for a in after)  # ids are not handed out twice
+    assert _record(c, "fresh")["entry_id"] > max(
+        a["entry_id"] for a in after
+    )  # ids are not handed out twice
 
 
 def test_kill9_after_acknowledging_a_refused_group_starts_and_keeps_good_writes(home: Home) -> None:
@@ -165,8 +184,17 @@ def test_a_crafted_unappliable_journal_line_is_quarantined_at_start(home: Home) 
     assert row and tenant_row
     applied = int(row[0])
     dup = Insert("tenants", dict(zip(cols, tenant_row, strict=True)))  # a duplicate primary key
-    late = Insert("members", {"tenant_id": t, "user_name": "late", "project": "", "role": "viewer",
-                              "created_at": tenant_row[cols.index("created_at")], "created_by": "root"})
+    late = Insert(
+        "members",
+        {
+            "tenant_id": t,
+            "user_name": "late",
+            "project": "",
+            "role": "viewer",
+            "created_at": tenant_row[cols.index("created_at")],
+            "created_by": "root",
+        },
+    )
     with open(home.paths.journal, "ab") as f:
         f.write(encode(applied + 1, [dup]) + encode(applied + 2, [late]))
 
@@ -174,12 +202,18 @@ def test_a_crafted_unappliable_journal_line_is_quarantined_at_start(home: Home) 
     assert info["started"] is True and info["quarantined_groups"] == 1
     assert "late" in {m["user"] for m in home.client(t).get("/v1/members")}
     doc = json.loads((home.paths.quarantine / f"{applied + 1}.json").read_text())
-    assert doc["group"] == applied + 1 and "duplicate key" in doc["error"].lower() and doc["tenants"] == [t]
+    assert (
+        doc["group"] == applied + 1
+        and "duplicate key" in doc["error"].lower()
+        and doc["tenants"] == [t]
+    )
     ev = poll(lambda: home.audit(t, action="engine.quarantine"), timeout=10)
     assert ev[0]["details"]["group"] == applied + 1 and ev[0]["details"]["events"] == []
     assert home.client(t).post("/v1/audit/verify", {})["ok"] is True
     status = _musubi(home, "engine", "status")
-    assert status.returncode == 0 and "warning: 1 journaled write group" in status.stdout, status.stdout
+    assert status.returncode == 0 and "warning: 1 journaled write group" in status.stdout, (
+        status.stdout
+    )
     assert str(home.paths.quarantine) in status.stdout
 
 

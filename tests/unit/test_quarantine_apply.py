@@ -20,15 +20,25 @@ NOW = datetime(2026, 12, 6, 1, 0, 0)
 
 
 def _good(i: int) -> list[Mutation]:
-    return [Insert("engine_meta", {"key": f"k{i}", "value": "a"}), Update("engine_meta", {"value": f"v{i}"}, {"key": f"k{i}"})]
+    return [
+        Insert("engine_meta", {"key": f"k{i}", "value": "a"}),
+        Update("engine_meta", {"value": f"v{i}"}, {"key": f"k{i}"}),
+    ]
 
 
 def _bad(i: int) -> list[Mutation]:
-    return [Insert("engine_meta", {"key": f"b{i}", "value": "x"}), Insert("engine_meta", {"key": f"b{i}", "value": "dup"})]
+    return [
+        Insert("engine_meta", {"key": f"b{i}", "value": "x"}),
+        Insert("engine_meta", {"key": f"b{i}", "value": "dup"}),
+    ]
 
 
 def _keys(st: DuckDBStorage) -> dict[str, str]:
-    return dict(st.con.execute("SELECT key, value FROM engine_meta WHERE key <> ?", [APPLIED_KEY]).fetchall())
+    return dict(
+        st.con.execute(
+            "SELECT key, value FROM engine_meta WHERE key <> ?", [APPLIED_KEY]
+        ).fetchall()
+    )
 
 
 def test_refused_groups_are_quarantined_and_the_rest_applied_in_order(tmp_path: Path) -> None:
@@ -60,7 +70,9 @@ class FullDisk:
     def apply(self, mutations: Sequence[Mutation], meta: dict[str, str] | None = None) -> None:
         self.calls += 1
         if self.calls >= self.at:
-            raise StorageError("could not write: IO Error: No space left on device", code="write_failed")
+            raise StorageError(
+                "could not write: IO Error: No space left on device", code="write_failed"
+            )
         self.inner.apply(mutations, meta)
 
     def __getattr__(self, name: str) -> Any:
@@ -78,7 +90,7 @@ def test_a_full_disk_is_never_taken_for_a_refused_group(tmp_path: Path, at: int)
     applied = int(inner.meta_value(APPLIED_KEY) or 0)
     assert applied == (groups[res.done - 1][0] if res.done else 0)  # storage and `done` agree
     # Once the disk has room again, the same groups go in, the refused one quarantined.
-    res2 = apply_groups(inner, groups[res.done:], tmp_path, NOW)
+    res2 = apply_groups(inner, groups[res.done :], tmp_path, NOW)
     assert res2.error is None and [q.group for q in (res.quarantined + res2.quarantined)] == [2]
     assert set(_keys(inner)) == {"k1", "k3", "k4"}
     doc = json.loads((tmp_path / "quarantine" / "2.json").read_text())

@@ -71,7 +71,8 @@ def status(state: CliState) -> None:
             fields(d, ["running", *[k for k in _HEALTH_KEYS if k in d]], title="engine")
             if d.get("quarantined_groups"):
                 line(f"warning: {d['quarantined_groups']} journaled write group(s) the database refused are set aside "
-                     f"in {d.get('quarantine_dir')} (see the engine log and `musubi audit list --action engine.quarantine`).")
+                     f"in {d.get('quarantine_dir')} (see the engine log and "
+                     "`musubi audit list --action engine.quarantine`).")
         else:
             fields(d, ["running", "home", "socket", "pid", "stale"], title="engine")
             line("not running; it starts on the next command, or now with: musubi engine start")
