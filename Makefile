@@ -42,11 +42,12 @@ test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The suite under coverage, engine and CLI subprocesses included (see [tool.coverage.run] in
-# pyproject.toml), then line coverage per package.  Fails when a test fails.
+# pyproject.toml), then line coverage per package.  Fails when a test fails or the total
+# is under fail_under.
 cov: $(STAMP) sysdeps
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider; rc=$$?; \
-	  $(BIN)/python -m coverage combine -q && $(BIN)/python tools/cov_report.py; exit $$rc
+	  $(BIN)/python -m coverage combine -q && $(BIN)/python tools/cov_report.py || rc=1; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check core tui connectors tutorials tests benchmarks tools

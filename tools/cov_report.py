@@ -2,7 +2,8 @@
 
 One row per top-level package (core, tui, connectors, tutorials) and, indented, one per
 subpackage of core and tui; a package's own modules (``core/errors.py`` ...) are the row
-``core/*.py``.  Rows below the plan's floor are marked.  Reads the combined ``.coverage``
+``core/*.py``.  Rows below the floor (``fail_under`` in pyproject.toml) are marked, and a
+total below it fails the run.  Reads the combined ``.coverage``
 in the current directory through coverage's API, so files no test ever imported count too
 (``source_pkgs`` in pyproject.toml makes coverage list them).
 """
@@ -38,16 +39,17 @@ def pct(covered: int, statements: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--floor", type=float, default=80.0, help="mark rows below this percentage")
+    ap.add_argument("--floor", type=float, help="the floor in percent (default: fail_under of the config)")
     args = ap.parse_args(argv)
 
     import coverage
 
     cov = coverage.Coverage()
     cov.load()
+    floor = args.floor if args.floor is not None else float(cov.config.fail_under)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cov.json"
-        cov.json_report(outfile=str(out))
+        cov.json_report(outfile=str(out), ignore_errors=True)  # a file deleted since it ran
         files = json.loads(out.read_text(encoding="utf-8"))["files"]
 
     stmts: dict[str, int] = defaultdict(int)
@@ -71,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<22}{0:>11}{0:>9}{'-':>9}")
                 continue
             p = pct(hit[key], stmts[key])
-            mark = f"  < {args.floor:g} %" if p < args.floor else ""
+            mark = f"  < {floor:g} %" if p < floor else ""
             print(f"{name:<22}{stmts[key]:>11}{stmts[key] - hit[key]:>9}{p:>8.1f}%{mark}")
     total = pct(hit["TOTAL"], stmts["TOTAL"])
     print(f"{'TOTAL':<22}{stmts['TOTAL']:>11}{stmts['TOTAL'] - hit['TOTAL']:>9}{total:>8.1f}%"
-          f"  (floor {args.floor:g} %)")
-    return 0
+          f"  (floor {floor:g} %)")
+    return 1 if total < floor else 0
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.client import EngineClient, Identity, ping, read_pid, start_engine, stop_engine
+from core.client import EngineClient, Identity, read_pid, start_engine, stop_engine
 from core.paths import HomePaths
+
+from ..engine.helpers import wait_gone
 
 
 def new_home() -> HomePaths:
@@ -27,14 +28,13 @@ def client(paths: HomePaths, tenant: str | None = None, as_user: str | None = No
 def shutdown(paths: HomePaths) -> None:
     """Stop the engine of ``paths`` gracefully; SIGKILL it by its pid if that fails."""
     try:
-        if ping(paths):
-            stop_engine(paths)
+        stop_engine(paths)  # also finds an engine that does not answer, through its pid lock
     except Exception:
         pid = read_pid(paths)
-        if pid:
+        if pid and pid != os.getpid():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
+            wait_gone(pid)
 
 
 @contextlib.contextmanager

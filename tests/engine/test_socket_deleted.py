@@ -29,6 +29,18 @@ def test_status_finds_the_engine_after_its_socket_was_deleted(home: Home) -> Non
     assert lock_holder(home.paths) == (True, pid)
 
 
+def test_cleanup_stops_an_engine_whose_socket_was_deleted() -> None:
+    """The fixture's clean-up used to stop only an engine that answered: this one was left running."""
+    h = Home()
+    try:
+        h.start()
+        pid = h.pid()
+        h.paths.socket.unlink()  # cleaned up before the engine re-creates it (within a second)
+    finally:
+        h.cleanup()
+    wait_gone(pid, timeout=15)
+
+
 def test_the_engine_recreates_a_deleted_socket(home: Home) -> None:
     home.start()
     pid = home.pid()

@@ -12,9 +12,15 @@ LAZY = ("pydantic", "aiohttp", "textual_plotext", "tui.screens.admin.screen", "c
 
 
 def _modules_after(code: str) -> set[str]:
+    """The modules that running ``code`` adds to a fresh interpreter.
+
+    Only what ``code`` adds: under ``make cov`` coverage starts at interpreter start-up and
+    brings its own imports (tomllib among them), which are no doing of the TUI.
+    """
+    prologue = "import sys; _before = set(sys.modules)\n"
+    epilogue = "\nimport json; print(json.dumps(sorted(set(sys.modules) - _before)))"
     out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", prologue + code + epilogue], capture_output=True, text=True, check=True,
     ).stdout
     return set(json.loads(out.splitlines()[-1]))
 
