@@ -88,6 +88,10 @@ class EngineClient(Verbs[Any]):
                     raise EngineUnavailable(
                         f"the engine at {sock} is not reachable ({exc.strerror}). Start it with: musubi engine start"
                     ) from None
+            except PermissionError:
+                raise EngineUnavailable(
+                    f"the engine socket {sock} belongs to another user; use a home of your own (--home DIR)."
+                ) from None
             except OSError as exc:
                 raise EngineUnavailable(f"cannot connect to the engine at {sock}: {exc}.") from None
         # start_engine names a too-long socket path, and every typed start-up failure.

@@ -117,7 +117,12 @@ def test_a_request_lost_after_sending_is_reported_not_resent(home: Home, monkeyp
     home.paths.ensure_writable()
     server = _HangUp(home.paths.socket)
     started: list[HomePaths] = []
-    monkeypatch.setattr(client_mod, "start_engine", lambda p, *a, **k: started.append(p) or {})
+
+    def fake_start(p: HomePaths, *a: object, **k: object) -> dict[str, Any]:
+        started.append(p)
+        return {}
+
+    monkeypatch.setattr(client_mod, "start_engine", fake_start)
     try:
         with pytest.raises(EngineUnavailable, match="may or may not have been carried out"):
             EngineClient(home.paths).post("/v1/usage", {"model": "m", "input_tokens": 1, "output_tokens": 1})
@@ -125,3 +130,13 @@ def test_a_request_lost_after_sending_is_reported_not_resent(home: Home, monkeyp
         server.close()
     assert [r.split(b" ", 2)[:2] for r in server.requests] == [[b"POST", b"/v1/usage"]]
     assert started == []
+
+
+def test_a_socket_of_another_user_is_named_and_nothing_starts(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(self: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(client_mod.UnixHTTPConnection, "connect", denied)
+    monkeypatch.setattr(client_mod, "start_engine", lambda *a, **k: pytest.fail("must not start an engine"))
+    with pytest.raises(EngineUnavailable, match="belongs to another user.*--home"):
+        EngineClient(home.paths).get("/v1/whoami")
