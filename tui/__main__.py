@@ -1,5 +1,5 @@
 """``python -m tui``: the same as the ``musubi`` command (the TUI when bare, else the CLI)."""
 
-from tui.launch import main
+from tui.cli import main
 
 main()

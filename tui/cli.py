@@ -4,12 +4,17 @@ Adding a command group (the extension point)
 --------------------------------------------
 Write ``tui/commands/<name>.py`` exposing ``cli_group``, a click command or group
 (build it with :func:`tui.output.group` so its ``--help`` ends with examples and
-the global options), and add one line to :data:`COMMAND_MODULES`.  Commands get
-the global options with ``@tui.output.pass_state`` and reach the engine only via
-``state.client()``; they print with ``tui.output.emit`` so ``--json`` works the
-same everywhere.  Keep module import light: every module is imported to build
-``musubi --help``, so import textual/aiohttp/heavy libraries inside the command
+the global options), and add one line to :data:`COMMANDS`: its name, module and the
+one-line summary ``musubi --help`` shows.  Command modules are loaded lazily (click's
+lazy-group pattern): ``musubi --help`` imports none of them and ``musubi usage record``
+imports only ``tui.commands.usage``; a test checks each summary against the module.
+Commands get the global options with ``@tui.output.pass_state`` and reach the engine
+only via ``state.client()``; they print with ``tui.output.emit`` so ``--json`` works
+the same everywhere.  Import textual/aiohttp/heavy libraries inside the command
 function, never at module level.
+
+A bare ``musubi`` opens the TUI from the root callback; ``tui.app`` is imported there
+and nothing else the commands need, so the first frame is not delayed.
 
 Exit codes: 0 ok, 1 error, 2 usage (bad arguments, click usage errors),
 3 quota exceeded, 4 permission denied, 5 verification failed.  Errors never
@@ -31,22 +36,64 @@ import click
 from core.errors import EXIT_ERROR, EXIT_USAGE, MusubiError
 from tui.output import CliState, MusubiGroup, example
 
-# One line per command group; each module exposes ``cli_group``.
-COMMAND_MODULES: list[str] = [
-    "tui.commands.engine",
-    "tui.commands.whoami",
-    "tui.commands.tenant",
-    "tui.commands.project",
-    "tui.commands.role",
-    "tui.commands.member",
-    "tui.commands.quota",
-    "tui.commands.usage",
-    "tui.commands.audit",
-    "tui.commands.models",
-    "tui.commands.cost",
-    "tui.commands.trace",
-    "tui.commands.spec",
-]
+# One line per command group: name -> (module exposing ``cli_group``, the first paragraph of its help,
+# which ``musubi --help`` shortens the way click does; tests/cli checks it against the module).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "engine": ("tui.commands.engine", "Start, stop and inspect the engine process (one per MUSUBI_HOME)."),
+    "whoami": ("tui.commands.whoami", "Show who you are to the engine, with your roles and permissions."),
+    "tenant": ("tui.commands.tenant", "Create, list, show, suspend and resume tenants."),
+    "project": ("tui.commands.project", "Register repositories as projects of the tenant."),
+    "role": ("tui.commands.role", "List, show, create and delete roles."),
+    "member": ("tui.commands.member", "Bind users to roles in the tenant, or in one project of it."),
+    "quota": ("tui.commands.quota", "Set and show usage limits."),
+    "usage": ("tui.commands.usage", "Record, reserve and settle usage."),
+    "audit": ("tui.commands.audit", "Read, verify, export and prune the audit log."),
+    "models": ("tui.commands.models", "The model registry: prices per million tokens with their source and date, "
+               "context windows, capability tiers; the tenant's allowed models; the router's choice for a task."),
+    "cost": ("tui.commands.cost", "Estimate a run before it starts: exact token counts per file (estimates with a "
+             "band where the provider publishes no tokenizer), cost low / expected / high, context fit and quota "
+             "headroom per model."),
+    "trace": ("tui.commands.trace", "Traceability: requirement → design → task → code → test, coverage and gaps."),
+    "spec": ("tui.commands.spec", "Work with specs (requirements, design, tasks) in the MUSUBI layout "
+             "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
+}
+
+
+class LazyGroup(MusubiGroup):
+    """The root group: each command module is imported the first time its command is needed.
+
+    click's documented lazy-loading pattern ("Lazily Loading Subcommands"): ``list_commands``
+    names the commands from :data:`COMMANDS` without importing them, ``get_command`` imports
+    one module on demand, and the root help lists the summaries kept in the table.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(n for n in self.commands if n not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            cmd = importlib.import_module(COMMANDS[cmd_name][0]).cli_group
+            if not isinstance(cmd, click.Command):
+                raise TypeError(f"{COMMANDS[cmd_name][0]}.cli_group is not a click command")
+            self.add_command(cmd, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)  # as click.Group.format_commands
+        rows = [(n, short_help(n, limit) if n in COMMANDS else self.commands[n].get_short_help_str(limit))
+                for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def short_help(name: str, limit: int) -> str:
+    """The summary ``musubi --help`` shows for command ``name``, without importing its module."""
+    # A throwaway Command shortens the text exactly as the real one would (public API only).
+    return click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit)
+
 
 # Global options, accepted anywhere on the command line (see hoist_global_options).
 GLOBAL_VALUE_OPTIONS = ("--home", "--tenant", "--as", "--project")
@@ -55,7 +102,7 @@ EXIT_INTERRUPTED = 130
 
 
 @click.group(
-    cls=MusubiGroup,
+    cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=example(
@@ -116,15 +163,6 @@ def _launch_tui(home: str | None, tenant: str | None, as_user: str | None, color
     return int(run_app(home, tenant, as_user, color_system, no_animations) or 0)
 
 
-def _load_commands() -> None:
-    for name in COMMAND_MODULES:
-        cmd = importlib.import_module(name).cli_group
-        root.add_command(cmd)
-
-
-_load_commands()
-
-
 # -- global options anywhere ------------------------------------------------------------------
 
 
@@ -150,6 +188,7 @@ def hoist_global_options(argv: Sequence[str], top: click.Group | None = None) ->
     context project).
     """
     top = top or root
+    probe = click.Context(top)  # get_command wants a context; a lazy group imports only what argv names
     head: list[str] = []  # tokens before the first subcommand (root options)
     hoisted: list[str] = []
     tail: list[str] = []
@@ -180,8 +219,9 @@ def hoist_global_options(argv: Sequence[str], top: click.Group | None = None) ->
                 out.extend(args[i:i + n])
                 i += n
             continue
-        if isinstance(cmd, click.Group) and tok in cmd.commands:
-            cmd = cmd.commands[tok]
+        sub = cmd.get_command(probe, tok) if isinstance(cmd, click.Group) else None
+        if sub is not None:
+            cmd = sub
             out = tail
         out.append(tok)
         i += 1

@@ -1,32 +1,33 @@
-"""Services handed to screens: the engine API, the live connection, settings and the clock.
+"""Services handed to screens: the live connection to the engine, settings and the clock.
 
 Screens never build clients themselves: they read :class:`AppContext` (``self.app.ctx``),
-call ``ctx.api`` inside workers, and subscribe to the context's signals for
-connection changes, refreshed data and live engine events.  Tests swap
-:class:`EngineApi` for a fake that answers from fixed data, which keeps snapshots
-deterministic, or use :class:`RealEngineApi` against a real engine.
+call ``ctx.api`` (an :class:`~tui.engine_api.EngineApi`) inside workers, and subscribe to
+the context's signals for connection changes, refreshed data and live engine events.
+:class:`EngineLink` keeps the connection.  Tests swap the engine API for a fake that
+answers from fixed data, which keeps snapshots deterministic, or use
+:class:`~tui.engine_api.RealEngineApi` against a real engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import EngineUnavailable, MusubiError, PermissionDenied
-from core.paths import HomePaths
 from tui.config import ColorDecision, Settings
+from tui.engine_api import EngineApi, RealEngineApi
+
+# EngineApi and RealEngineApi lived here before the split; screens and tests still import them from here.
+__all__ = ["AppContext", "ConnState", "EngineApi", "EngineLink", "RealEngineApi", "app_ctx", "utcnow"]
 
 if TYPE_CHECKING:
     from textual.app import App
     from textual.signal import Signal
-
-    from core.client import Identity
 
 ConnName = Literal["connecting", "connected", "reconnecting", "down"]
 
@@ -39,167 +40,6 @@ QUOTA_ACTIONS = frozenset(
 def utcnow() -> datetime:
     """Aware UTC now; tests replace the context's clock to freeze time."""
     return datetime.now(UTC)
-
-
-class EngineApi:
-    """What the app needs from the engine.  Subclasses implement the four primitives."""
-
-    paths: HomePaths
-    identity: Identity
-
-    def __init__(self) -> None:
-        self.writes_in_flight = 0
-
-    @property
-    def tenant(self) -> str | None:
-        """The tenant asked for (the engine's answer is in ``whoami``)."""
-        return self.identity.tenant
-
-    @property
-    def as_user(self) -> str | None:
-        return self.identity.as_user
-
-    def set_tenant(self, name: str) -> None:
-        self.identity.tenant = name
-
-    async def start(self) -> dict[str, Any]:
-        """Make sure an engine runs (starting one when none answers); return its health."""
-        raise NotImplementedError
-
-    async def probe(self) -> dict[str, Any]:
-        """Health of a running engine; raise :class:`EngineUnavailable` instead of starting one."""
-        raise NotImplementedError
-
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
-        raise NotImplementedError
-
-    def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
-        """Live events of the current tenant until the stream ends (raises EngineUnavailable)."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        """Release connections."""
-
-    async def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None
-    ) -> Any:
-        """One call; writes are counted so quitting can warn while one is on its way."""
-        write = method != "GET"
-        if write:
-            self.writes_in_flight += 1
-        try:
-            return await self._request(method, path, body, query)
-        finally:
-            if write:
-                self.writes_in_flight -= 1
-
-    async def export_audit(self, fmt: str, filters: dict[str, Any], output: str, *, force: bool = False) -> dict[str, Any]:
-        """Export the audit log to ``output``: the engine streams the events, this process writes
-        the file, under the same rules as ``musubi audit export`` (``core.exports``)."""
-        from core.client import EngineClient
-        from core.exports import export_audit
-
-        self.writes_in_flight += 1
-        try:
-            client = EngineClient(self.paths, self.identity, autostart=False)
-            return await asyncio.to_thread(export_audit, client, fmt, filters, output, force=force)
-        finally:
-            self.writes_in_flight -= 1
-
-    async def get(self, path: str, query: dict[str, Any] | None = None) -> Any:
-        return await self.request("GET", path, query=query)
-
-    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return await self.request("POST", path, body=body or {})
-
-    async def put(self, path: str, body: dict[str, Any]) -> Any:
-        return await self.request("PUT", path, body=body)
-
-    async def delete(self, path: str, query: dict[str, Any] | None = None) -> Any:
-        return await self.request("DELETE", path, query=query)
-
-
-class RealEngineApi(EngineApi):
-    """The engine over its Unix socket (``core.client.AsyncEngineClient``).
-
-    ``core.client`` (http.client, json, subprocess) and aiohttp are imported on first
-    use, inside the connection worker: none of it is needed to paint the first frame.
-    """
-
-    def __init__(self, paths: HomePaths, tenant: str | None = None, as_user: str | None = None, cwd: str | None = None) -> None:
-        super().__init__()
-        self.paths = paths
-        self._who = (tenant, as_user, cwd)
-        self._identity: Identity | None = None
-        self._client: Any = None
-
-    @property
-    def identity(self) -> Identity:
-        if self._identity is None:
-            from core.client import Identity
-
-            tenant, as_user, cwd = self._who
-            self._identity = Identity(tenant=tenant, as_user=as_user, cwd=cwd)
-        return self._identity
-
-    @identity.setter
-    def identity(self, value: Identity) -> None:
-        self._identity = value
-
-    @property
-    def tenant(self) -> str | None:
-        return self._identity.tenant if self._identity else self._who[0]
-
-    @property
-    def as_user(self) -> str | None:
-        return self._who[1]
-
-    def set_tenant(self, name: str) -> None:
-        self._who = (name, *self._who[1:])
-        if self._identity is not None:
-            self._identity.tenant = name
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from core.client import AsyncEngineClient
-
-            self._client = AsyncEngineClient(self.paths, self.identity)
-        return self._client
-
-    async def _warm(self) -> None:
-        # aiohttp (~250 ms) and core.client load in a thread, so the UI keeps painting.
-        await asyncio.to_thread(importlib.import_module, "aiohttp")
-        await asyncio.to_thread(lambda: self.client)
-
-    async def start(self) -> dict[str, Any]:
-        await self._warm()
-        return dict(await self.client.ensure_engine())
-
-    async def probe(self) -> dict[str, Any]:
-        from core.client import engine_status, ping
-
-        await self._warm()
-        info = await asyncio.to_thread(ping, self.paths)
-        if info:
-            return info
-        st = await asyncio.to_thread(engine_status, self.paths)
-        stale = f" (stale {', '.join(st['stale'])} left behind)" if st.get("stale") else ""
-        raise EngineUnavailable(f"the engine is not running{stale}; press ctrl+r to start it, or run: musubi engine start")
-
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
-        try:
-            return await self.client.request(method, path, body=body, query=query)
-        except TimeoutError:
-            raise EngineUnavailable(f"the engine did not answer {method} {path} within 60 s.") from None
-
-    def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
-        events: AsyncIterator[dict[str, Any]] = self.client.events(types)
-        return events
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
 
 
 @dataclass

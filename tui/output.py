@@ -17,12 +17,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.client import EngineClient, Identity
 from core.paths import HomePaths
+
+if TYPE_CHECKING:
+    from core.client import EngineClient
 
 GLOBAL_HELP = (
     "Global options (before or after the command): --home DIR, --tenant NAME "
@@ -46,6 +48,10 @@ class CliState:
 
     def client(self, *, autostart: bool = True) -> EngineClient:
         """A client for this invocation's identity; it starts the engine when none answers."""
+        # Lazy: a bare `musubi` (the TUI) and --help need no client.
+        from core.client import EngineClient
+        from core.wire import Identity
+
         try:
             cwd = os.getcwd()
         except OSError:  # the current directory was deleted: act outside any project

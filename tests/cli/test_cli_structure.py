@@ -10,7 +10,7 @@ import click
 import pytest
 
 from tui import cli as climod
-from tui.cli import hoist_global_options, root
+from tui.cli import COMMANDS, hoist_global_options, root, short_help
 
 from .helpers import REPO, run_musubi
 
@@ -21,7 +21,10 @@ def _all_commands() -> list[tuple[str, ...]]:
     def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
         out.append(path)
         if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None, f"{name} is listed but cannot be loaded"
                 walk(sub, (*path, name))
 
     walk(root, ())
@@ -69,6 +72,50 @@ def test_every_command_module_is_registered() -> None:
     with click.Context(root) as ctx:
         registered = set(root.list_commands(ctx))
     assert on_disk == registered
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_command_table_matches_each_module(name: str) -> None:
+    """The lazy table names each module's ``cli_group`` and shows the summary its own help would."""
+    import importlib
+
+    module, _ = COMMANDS[name]
+    cmd = importlib.import_module(module).cli_group
+    assert cmd.name == name
+    for limit in (45, 70, 100):
+        assert short_help(name, limit) == cmd.get_short_help_str(limit)
+
+
+_LOADED = (
+    "import sys, json, tui.cli as c\n"
+    "rc = c.run(sys.argv[1:])\n"
+    "print('MODULES', rc, json.dumps(sorted(sys.modules)))\n"
+)
+
+
+def _modules_after_cli(*argv: str) -> tuple[int, set[str]]:
+    p = subprocess.run([sys.executable, "-c", _LOADED, *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    line = next(ln for ln in p.stdout.splitlines() if ln.startswith("MODULES "))
+    _, rc, mods = line.split(" ", 2)
+    return int(rc), set(json.loads(mods))
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (("--help",), set()),
+        (("usage", "record", "--help"), {"tui.commands.usage"}),
+        (("--json", "quota", "status", "--help"), {"tui.commands.quota"}),
+        (("member", "list", "--tenant", "acme", "--help"), {"tui.commands.member"}),
+    ],
+)
+def test_cli_imports_only_the_command_it_runs(argv: tuple[str, ...], wanted: set[str]) -> None:
+    rc, mods = _modules_after_cli(*argv)
+    assert rc == 0
+    commands = {m for m in mods if m.startswith("tui.commands.")} - {"tui.commands"}
+    assert commands == wanted
+    heavy = {"textual", "aiohttp", "pydantic", "duckdb", "rich", "tui.app", "core.client", "http.client"}
+    assert {m.split(".")[0] for m in mods} & heavy == set() and not mods & heavy
 
 
 @pytest.mark.parametrize(

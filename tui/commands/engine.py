@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.client import engine_status, start_engine, stop_engine
+from core.lifecycle import engine_status, start_engine, stop_engine
 from tui.output import CliState, emit, example, fields, group, line, pass_state
 
 cli_group = group(

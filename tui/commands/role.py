@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from core.client import seg
+from core.wire import seg
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table
 
 cli_group = group(

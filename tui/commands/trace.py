@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from core.client import seg
 from core.errors import EXIT_ERROR
 from core.exports import write_export
+from core.wire import seg
 from tui.output import (
     CliState,
     MusubiGroup,

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from core.client import seg
 from core.models.kinds import TASK_KINDS
+from core.wire import seg
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
 
 cli_group = group(

@@ -1,0 +1,136 @@
+"""The wire format of the engine's HTTP API, shared by every client.
+
+One definition of what a request carries (path and query, identity headers, JSON body)
+and of how an answer is decoded (JSON, or a typed :class:`~core.errors.MusubiError` for
+an error status).  :class:`Verbs` gives ``get/post/put/delete`` once for the sync client,
+the async client and the TUI's engine API; each only implements ``request``.  No HTTP
+library here (the TUI imports this before its first frame); the sockets are in
+:mod:`core.transport`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlencode
+
+from core.errors import MusubiError, from_dict
+
+R = TypeVar("R")
+
+
+@dataclass
+class Identity:
+    """What the client asks for: tenant, impersonation, project, working directory."""
+
+    tenant: str | None = None
+    as_user: str | None = None
+    project: str | None = None
+    cwd: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
+        h = {"X-Musubi-Cwd": self.cwd or _cwd()}
+        tenant = self.tenant or os.environ.get("MUSUBI_TENANT")
+        if tenant:
+            h["X-Musubi-Tenant"] = tenant
+        if self.as_user:
+            h["X-Musubi-As"] = self.as_user
+        if self.project:
+            h["X-Musubi-Project"] = self.project
+        return h
+
+
+def _cwd() -> str:
+    """The working directory, or '/' when it was deleted under us (no project then)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return "/"
+
+
+def seg(value: str) -> str:
+    """Quote one path segment."""
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One request ready for any HTTP library: target (path and query), headers, body bytes."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+def prepare(
+    method: str,
+    path: str,
+    identity: Identity,
+    body: dict[str, Any] | None = None,
+    query: dict[str, Any] | None = None,
+) -> Prepared:
+    """Build a request: empty query values are dropped, the body is JSON."""
+    target = path
+    if query:
+        q = {k: v for k, v in query.items() if v is not None and v != ""}
+        if q:
+            target = path + "?" + urlencode(q, doseq=True)
+    headers = identity.headers()
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    return Prepared(method, target, headers, data)
+
+
+def raise_for(status: int, raw: bytes) -> None:
+    """Raise the typed error an error answer carries (a plain MusubiError if it carries none)."""
+    try:
+        data = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        raise MusubiError(f"engine answered {status} with a non-JSON body.") from None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        raise from_dict(err, status)
+    raise MusubiError(f"engine answered HTTP {status}.")
+
+
+def decode(status: int, raw: bytes) -> Any:
+    """The JSON of a successful answer (None when empty); a typed error otherwise."""
+    if status >= 400:
+        raise_for(status, raw)
+    return json.loads(raw) if raw else None
+
+
+class Verbs(Generic[R]):
+    """``get/post/put/delete`` over one ``request``; ``R`` is its result (a value, or an awaitable)."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> R:
+        """Send one request and return its decoded answer."""
+        raise NotImplementedError
+
+    def get(self, path: str, query: dict[str, Any] | None = None) -> R:
+        """GET ``path`` with ``query``."""
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> R:
+        """POST ``body`` (an empty object when None) to ``path``."""
+        return self.request("POST", path, body=body or {})
+
+    def put(self, path: str, body: dict[str, Any]) -> R:
+        """PUT ``body`` to ``path``."""
+        return self.request("PUT", path, body=body)
+
+    def delete(self, path: str, query: dict[str, Any] | None = None) -> R:
+        """DELETE ``path`` with ``query``."""
+        return self.request("DELETE", path, query=query)
