@@ -180,7 +180,8 @@ def start_engine(paths: HomePaths, timeout: float = START_TIMEOUT_S) -> dict[str
         return {"started": False, **info}
     if len(str(paths.socket)) > MAX_SOCKET_PATH:
         raise EngineUnavailable(
-            f"socket path {paths.socket} is longer than {MAX_SOCKET_PATH} bytes (the Unix limit); use a shorter --home.",
+            f"socket path {paths.socket} is longer than {MAX_SOCKET_PATH} bytes (the Unix limit); "
+            "use a shorter --home.",
             code="home_path_too_long",
         )
     deadline = time.monotonic() + timeout
@@ -232,7 +233,8 @@ def _wait_for(
                     raise from_dict(body)
             if not lock_holder(paths)[0]:
                 raise EngineUnavailable(
-                    f"the engine exited with code {rc} while starting; see {paths.logs / 'engine.out'} and {paths.engine_log}."
+                    f"the engine exited with code {rc} while starting; "
+                    f"see {paths.logs / 'engine.out'} and {paths.engine_log}."
                 )
             proc = None  # it lost the lock to another starter
         time.sleep(delay)
