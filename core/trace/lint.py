@@ -208,6 +208,7 @@ def lint_specs(specs: list[SpecDoc], ids: IdPatterns) -> list[Finding]:
     defined: set[str] = set()
     for doc in specs:
         defined.update(r.id for r in doc.requirements)
+        defined.update(c for r in doc.requirements for c in r.criteria_ids)
         defined.update(e.id for e in doc.design)
         defined.update(t.id for t in doc.tasks)
     for doc in specs:
@@ -225,8 +226,9 @@ def lint_specs(specs: list[SpecDoc], ids: IdPatterns) -> list[Finding]:
                 seen[aid] = (doc.path, line)
         cites = [m for _a, _l, c in arts for m in c] + [m for e in doc.design if e.kind == "document" for m in e.cites]
         for m in cites:
-            if m.id not in defined:
-                out.append(_f("ref.unknown-id", doc.path, m.line, f"{m.id} is referenced but defined nowhere.", m.id))
+            if m.id not in defined or (m.via and m.via not in defined):
+                cited = m.via or m.id
+                out.append(_f("ref.unknown-id", doc.path, m.line, f"{cited} is referenced but defined nowhere.", cited))
         for r in doc.requirements:
             out.extend(lint_statement(r))
     out.sort(key=lambda f: (f.path, f.line, f.rule))
@@ -239,3 +241,10 @@ def lint_summary(findings: list[Finding]) -> dict[str, Any]:
         "warnings": sum(1 for f in findings if f.severity == "warning"),
         "findings": [f.to_json() for f in findings],
     }
+
+
+def nothing_recognised(diagnosis: dict[str, Any]) -> Finding:
+    """The error ``spec lint`` reports when spec files exist but no requirement was recognised."""
+    path = diagnosis["spec_files"][0] if diagnosis["spec_files"] else "."
+    sev, _hint = RULES["spec.nothing-recognised"]
+    return Finding("spec.nothing-recognised", sev, path, 1, diagnosis["message"], diagnosis["hint"])

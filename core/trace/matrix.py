@@ -307,7 +307,7 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
         for m in el.cites + extra.get(el.id, []):
             where = m.path or el.path
             if m.id not in known or (m.via and m.via not in known):
-                dangling.append({"id": m.via or m.id if m.id in known else m.id, "path": where, "line": m.line,
+                dangling.append({"id": m.via or m.id, "path": where, "line": m.line,
                                  "from": kind, "in": el.id})
             elif m.id in rows and m.id not in reqs:
                 reqs.append(m.id)
