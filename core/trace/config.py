@@ -5,11 +5,12 @@ key is optional.  Example::
 
     [trace]
     requirement_pattern = 'REQ-[A-Z]+-\\d{3}'
-    requirements = ["docs/requirements/*.md"]   # added to the two built-in layouts
+    requirements = ["docs/requirements/*.md"]   # added to the built-in layouts
     design = ["docs/adr/*.md"]
     tasks = ["plan/*.md"]
     test_globs = ["it/**"]                      # added to the per-language conventions
     exclude = ["vendor/**", "*.min.js"]
+    fixtures = ["it/samples/**"]                # strings there are data, not links
     max_file_bytes = 2000000
 """
 
@@ -25,10 +26,15 @@ from core.trace.ids import DEFAULT_DESIGN, DEFAULT_REQUIREMENT, DEFAULT_TASK, Id
 
 CONFIG_FILE = "musubi.toml"
 
-# Built-in layouts: MUSUBI (storage/...) and Kiro (.kiro/specs/<feature>/...).
-REQUIREMENT_GLOBS = ("storage/specs/**/*.md", ".kiro/specs/*/requirements.md")
-DESIGN_GLOBS = ("storage/design/**/*.md", ".kiro/specs/*/design.md")
-TASK_GLOBS = ("storage/tasks/**/*.md", ".kiro/specs/*/tasks.md")
+# Built-in layouts: MUSUBI (storage/...), Kiro (.kiro/specs/<feature>/...) and
+# GitHub Spec Kit (specs/<feature>/..., older versions .specify/specs/<feature>/...).
+REQUIREMENT_GLOBS = (
+    "storage/specs/**/*.md", ".kiro/specs/*/requirements.md", "specs/*/spec.md", ".specify/specs/*/spec.md",
+)
+DESIGN_GLOBS = ("storage/design/**/*.md", ".kiro/specs/*/design.md", "specs/*/plan.md", ".specify/specs/*/plan.md")
+TASK_GLOBS = ("storage/tasks/**/*.md", ".kiro/specs/*/tasks.md", "specs/*/tasks.md", ".specify/specs/*/tasks.md")
+# Test fixtures: their string literals are sample data, never trace links (comments still count).
+FIXTURE_GLOBS = ("**/fixtures/**", "**/__fixtures__/**", "**/testdata/**")
 
 # Test files by the usual convention of each language (gitwildmatch patterns).
 TEST_GLOBS = (
@@ -73,6 +79,7 @@ class TraceConfig:
     task_globs: list[str] = field(default_factory=lambda: list(TASK_GLOBS))
     test_globs: list[str] = field(default_factory=lambda: list(TEST_GLOBS))
     exclude: list[str] = field(default_factory=list)
+    fixtures: list[str] = field(default_factory=lambda: list(FIXTURE_GLOBS))
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     source: str | None = None  # the config file read, if any
 
@@ -80,7 +87,7 @@ class TraceConfig:
     def from_dict(cls, data: dict[str, Any], source: str | None = None) -> TraceConfig:
         known = {
             "requirement_pattern", "task_pattern", "design_pattern", "requirements", "design", "tasks",
-            "test_globs", "exclude", "max_file_bytes",
+            "test_globs", "exclude", "fixtures", "max_file_bytes",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -106,6 +113,7 @@ class TraceConfig:
             task_globs=[*TASK_GLOBS, *_str_list(data, "tasks")],
             test_globs=[*TEST_GLOBS, *_str_list(data, "test_globs")],
             exclude=_str_list(data, "exclude"),
+            fixtures=[*FIXTURE_GLOBS, *_str_list(data, "fixtures")],
             max_file_bytes=mfb,
             source=source,
         )
@@ -132,5 +140,5 @@ class TraceConfig:
     def fingerprint(self) -> str:
         """Changes whenever a setting that affects per-file scan results changes."""
         return repr(
-            (self.ids.requirement, self.ids.task, self.ids.design, self.test_globs, self.max_file_bytes)
+            (self.ids.requirement, self.ids.task, self.ids.design, self.test_globs, self.fixtures, self.max_file_bytes)
         )

@@ -19,7 +19,7 @@ from core.errors import BadRequest
 
 DEFAULT_REQUIREMENT = r"REQ-[A-Z][A-Z0-9]*(?:-[A-Z][A-Z0-9]*)?-\d{3,}"
 DEFAULT_TASK = r"TASK-(?:[A-Z][A-Z0-9]*-){0,2}\d{3,}"
-DEFAULT_DESIGN = r"ADR-\d{3,}"
+DEFAULT_DESIGN = r"ADR-(?:[A-Z0-9]+(?:\.[A-Z0-9]+)*-)?\d{3,}"  # ADR-001, ADR-P4-001, ADR-6.2-002
 
 KINDS = ("requirement", "task", "design")
 

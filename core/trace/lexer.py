@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from core.trace import forms as K
 from core.trace.ids import IdPatterns
 
 # What the scanner keeps per hit: (ID, 1-based line, context).
@@ -32,6 +33,9 @@ _SQ = r"'(?P<string_2>[^'\\\n]*(?:\\.[^'\\\n]*)*)'"
 _BACKTICK = r"`(?P<string_3>[^`\\]*(?:\\[\s\S][^`\\]*)*)`"
 _TDQ = r'"""(?P<docstring>[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*)(?:"""|\Z)'
 _TSQ = r"'''(?P<docstring_2>[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*)(?:'''|\Z)"
+# TOML / INI multi-line strings are data, not comments (a '#' inside them is text).
+_TDQ_DATA = r'"""(?P<string_4>[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*)(?:"""|\Z)'
+_TSQ_DATA = r"'''(?P<string_5>[^']*(?:'(?!'')[^']*)*)(?:'''|\Z)"
 _BLOCK = r"/\*(?P<comment_2>[^*]*(?:\*(?!/)[^*]*)*)(?:\*/|\Z)"
 
 
@@ -43,6 +47,7 @@ def _alt(*parts: str) -> re.Pattern[bytes]:
 _FAMILIES: dict[str, re.Pattern[bytes]] = {
     "python": _alt(_TDQ, _TSQ, r"#(?P<comment>[^\n]*)", _DQ, _SQ),
     "hash": _alt(r"#(?P<comment>[^\n]*)", _DQ, _SQ),
+    "toml": _alt(_TDQ_DATA, _TSQ_DATA, r"#(?P<comment>[^\n]*)", _DQ, _SQ),
     "clike": _alt(r"//(?P<comment>[^\n]*)", _BLOCK, _DQ, _SQ, _BACKTICK),
     "dash": _alt(r"--(?P<comment>\[\[[\s\S]*?(?:\]\]|\Z)|[^\n]*)", _BLOCK, _DQ, _SQ),
     "xml": _alt(r"<!--(?P<comment>[\s\S]*?)(?:-->|\Z)"),
@@ -53,7 +58,8 @@ _FAMILIES: dict[str, re.Pattern[bytes]] = {
 _EXT_FAMILY: dict[str, str] = {}
 for _fam, _exts in {
     "python": "py pyi pyx",
-    "hash": "sh bash zsh fish rb pl pm r yaml yml toml cfg conf ini mk cmake tf hcl ex exs nim jl ps1 coffee cr",
+    "toml": "toml ini cfg",
+    "hash": "sh bash zsh fish rb pl pm r yaml yml conf mk cmake tf hcl ex exs nim jl ps1 coffee cr",
     "clike": "c h cc cpp cxx hh hpp hxx m mm java kt kts scala groovy gradle js jsx mjs cjs ts tsx go rs cs "
     "fs swift dart php css scss sass less proto zig v sol vue svelte",
     "dash": "sql lua hs elm ada adb ads",
@@ -98,22 +104,34 @@ def contexts(data: bytes, family: str, positions: list[int]) -> list[str]:
     return out
 
 
-def scan_text(text: str, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
+def scan_text(text: str, rel: str, is_test: bool, ids: IdPatterns, cites: str = "", data_strings: bool = False) -> list[Hit]:
     """:func:`scan_bytes` of a string (tests, callers that hold text)."""
-    return scan_bytes(text.encode("utf-8", "surrogateescape"), rel, is_test, ids)
+    return scan_bytes(text.encode("utf-8", "surrogateescape"), rel, is_test, ids, cites, data_strings)
 
 
-def scan_bytes(data: bytes, rel: str, is_test: bool, ids: IdPatterns) -> list[Hit]:
-    """Every ID in a file with its line and context; uncounted contexts are kept as 'string'/'code'."""
+def scan_bytes(
+    data: bytes, rel: str, is_test: bool, ids: IdPatterns, cites: str = "", data_strings: bool = False
+) -> list[Hit]:
+    """Every ID in a file with its line and context; uncounted contexts are kept as 'string'/'code'.
+
+    ``cites`` asks for bare local citations too: ``k`` Kiro numbers ("Requirements 2.3"),
+    ``s`` Spec Kit IDs ("FR-001"); they come as ``@<feature named in the file>:<local>``.
+    ``data_strings``: the file's string literals are data (test fixtures), never links.
+    Lines carrying the ignore marker (``musubi-trace: ignore``) give nothing.
+    """
     found: list[tuple[int, str, str]] = []
     matches = ids.find_bytes(data)
+    if cites:
+        local = _local_citations(data, cites, ids)
+        if local:
+            matches = sorted(matches + local)
     if matches:
         family = family_of(rel)
         if family is None:
             found.extend((p, tok, "text") for p, tok in matches)
         else:
             for (p, tok), ctx in zip(matches, contexts(data, family, [p for p, _t in matches]), strict=True):
-                if ctx == "string" and is_test:
+                if ctx == "string" and is_test and not data_strings:
                     ctx = "test-string"
                 found.append((p, tok, ctx))
     if is_test:
@@ -121,16 +139,55 @@ def scan_bytes(data: bytes, rel: str, is_test: bool, ids: IdPatterns) -> list[Hi
     if not found:
         return []
     found.sort()
+    ignored = _ignored_lines(data)
     out: list[Hit] = []
     seen: set[tuple[str, int]] = set()
     pos, line = 0, 1
     for p, tok, ctx in found:
         line += data.count(b"\n", pos, p)  # counting LF only: CRLF files number lines the same
         pos = p
-        if (tok, line) in seen:
+        if (tok, line) in seen or line in ignored:
             continue
         seen.add((tok, line))
         out.append((tok, line, ctx))
+    return out
+
+
+_MARK = K.IGNORE_MARK.encode()
+
+
+def _ignored_lines(data: bytes) -> set[int]:
+    out: set[int] = set()
+    p = data.find(_MARK)
+    while p >= 0:
+        out.add(data.count(b"\n", 0, p) + 1)
+        p = data.find(_MARK, p + 1)
+    return out
+
+
+def _local_citations(data: bytes, cites: str, ids: IdPatterns) -> list[tuple[int, str]]:
+    """Bare Kiro numbers and Spec Kit IDs as ``@<feature hint>:<local>`` (the matrix resolves the feature)."""
+    raw: list[tuple[int, str]] = []
+    if "k" in cites and (b"Req" in data or b"REQ" in data):
+        for m in K.KIRO_CITE_BYTES.finditer(data):
+            raw += [(m.start(), n) for n in K.expand_numbers(m.group(1).decode("utf-8", "replace"))]
+    if "s" in cites and (b"FR-" in data or b"SC-" in data):
+        for m in K.SPECKIT_LOCAL_BYTES.finditer(data):
+            tok = m.group(1).decode("ascii")
+            if not ids.kind_of(tok):
+                raw.append((m.start(), tok))
+    if not raw:
+        return []
+    marks = [(m.start(), m.group(1).decode("ascii", "replace")) for m in K.FEATURE_MARK_BYTES.finditer(data)] \
+        if b"Feature" in data else []
+    out = []
+    for p, local in raw:
+        hint = ""
+        for mp, name in marks:  # the closest "Feature: name" before the citation scopes it
+            if mp > p:
+                break
+            hint = name
+        out.append((p, f"@{hint}:{local}"))
     return out
 
 

@@ -17,13 +17,16 @@ Coverage:
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.trace import forms as K
 from core.trace.lexer import COUNTED
 from core.trace.links import LinksFile, fingerprint
 from core.trace.scanner import ScanResult
-from core.trace.specs import DesignElement, Requirement, Task
+from core.trace.specs import DesignElement, Mention, Requirement, Task
 
 COLUMNS = ("design", "tasks", "code", "tests")
 _KIND_COLUMN = {"design": "design", "task": "tasks", "code": "code", "test": "tests"}
@@ -76,8 +79,11 @@ class Row:
             "priority": r.priority,
             "status": r.status,
             "feature": r.feature,
+            "form": r.form,
             "statement": r.statement,
+            "statement_kind": r.statement_kind,
             "criteria": r.criteria,
+            "criteria_ids": r.criteria_ids,
             "fingerprint": self.fingerprint,
             "reviewed": self.reviewed,
             "suspect": self.suspect,
@@ -99,6 +105,7 @@ class Trace:
     dangling: list[dict[str, Any]]
     orphans: list[dict[str, Any]]
     rejected: list[Link]
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)  # bare citations more than one feature could mean
 
     # -- derived views ----------------------------------------------------------------------
 
@@ -125,6 +132,7 @@ class Trace:
             "design_elements": len(self.design),
             "tasks": len(self.tasks),
             "dangling": len(self.dangling),
+            "ambiguous": len(self.ambiguous),
             "orphans": len(self.orphans),
         }
 
@@ -135,7 +143,11 @@ class Trace:
             for r in self.rows.values()
             if not all(r.shallow.values())
         ]
-        return {"requirements": missing, "orphans": self.orphans, "dangling": self.dangling, "duplicates": self.duplicates}
+        return {
+            "requirements": missing, "orphans": self.orphans, "dangling": self.dangling, "duplicates": self.duplicates,
+            "ambiguous": self.ambiguous, "dangling_by_folder": _grouped(self.dangling, True),
+            "dangling_by_file": _grouped(self.dangling, False),
+        }
 
     def impact(self, rid: str) -> dict[str, Any]:
         """Everything downstream of ``rid``: the set to revisit when it changes."""
@@ -168,19 +180,87 @@ class Trace:
             "summary": self.summary(),
             "requirements": [r.to_json() for r in self.rows.values()],
             "gaps": self.gaps(),
+            "diagnosis": self.scan.diagnosis(),
         }
 
 
-def _first_definition(
-    first_at: dict[str, tuple[str, int]], art: Requirement | DesignElement | Task, duplicates: list[dict[str, Any]]
-) -> bool:
-    """True for the first definition of an ID; a later one is recorded as a duplicate."""
-    if art.id in first_at:
-        path, line = first_at[art.id]
-        duplicates.append({"id": art.id, "path": art.path, "line": art.line, "first": f"{path}:{line}"})
+def _grouped(dangling: list[dict[str, Any]], by_folder: bool) -> list[dict[str, Any]]:
+    """Dangling references counted per file (or per folder, two levels deep): where the noise is."""
+    counts: Counter[str] = Counter()
+    ids: dict[str, list[str]] = {}
+    for d in dangling:
+        key = d["path"]
+        if by_folder:
+            key = "/".join(key.split("/")[:-1][:2]) or "."
+        counts[key] += 1
+        seen = ids.setdefault(key, [])
+        if d["id"] not in seen and len(seen) < 5:
+            seen.append(d["id"])
+    return [{"path": k, "count": n, "ids": ids[k]} for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def natural_key(rid: str) -> tuple[Any, ...]:
+    """Global IDs as text; feature-scoped ones by number (``billing:2`` before ``billing:10``)."""
+    if ":" not in rid:
+        return (0, rid, [])
+    return (1, "", [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", rid)])
+
+
+class _Defs:
+    """First definitions of every ID; a later strong definition of a *weak* one (a summary line) replaces it."""
+
+    def __init__(self) -> None:
+        self.first_at: dict[str, Requirement | DesignElement | Task] = {}
+        self.duplicates: list[dict[str, Any]] = []
+
+    def add(self, art: Requirement | DesignElement | Task) -> bool:
+        prev = self.first_at.get(art.id)
+        if prev is None or (getattr(prev, "weak", False) and not getattr(art, "weak", False)):
+            self.first_at[art.id] = art
+            return True
+        if not getattr(art, "weak", False) and not getattr(prev, "weak", False):
+            self.duplicates.append({"id": art.id, "path": art.path, "line": art.line, "first": f"{prev.path}:{prev.line}"})
         return False
-    first_at[art.id] = (art.path, art.line)
-    return True
+
+
+class _Resolver:
+    """Which feature a bare citation in code means ("Requirements 2.3", "FR-001")."""
+
+    def __init__(self, rows: dict[str, Row], active: str | None) -> None:
+        self.rows, self.active = rows, active
+        self.features = sorted({r.req.feature for r in rows.values() if r.req.feature})
+        self.criteria = {c for r in rows.values() for c in r.req.criteria_ids}
+
+    def feature_named(self, hint: str) -> str | None:
+        if hint in self.features:
+            return hint
+        hits = [f for f in self.features if K.strip_feature_number(f) == K.strip_feature_number(hint)]
+        return hits[0] if len(hits) == 1 else None
+
+    def resolve(self, tok: str, path: str) -> tuple[str | None, str, list[str]]:
+        """(requirement ID or None, the ID cited, candidate features when ambiguous)."""
+        hint, local = tok[1:].split(":", 1)
+        target = K.kiro_target(local) if local[:1].isdigit() else local
+        cands = [f for f in self.features if f"{f}:{target}" in self.rows]
+        chosen: str | None = None
+        if hint:
+            named = self.feature_named(hint)
+            if named is not None:
+                return (f"{named}:{target}" if named in cands else None), f"{named}:{local}", []
+        if self.active in cands:
+            chosen = self.active
+        elif len(cands) == 1:
+            chosen = cands[0]
+        elif cands:
+            low = path.lower().replace("_", "-")
+            in_path = [f for f in cands if K.strip_feature_number(f).lower() in low]
+            if len(in_path) == 1:
+                chosen = in_path[0]
+            else:
+                return None, local, cands
+        if chosen is None:
+            return None, local, []
+        return f"{chosen}:{target}", f"{chosen}:{local}", []
 
 
 def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
@@ -189,33 +269,50 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
     rows: dict[str, Row] = {}
     design: dict[str, DesignElement] = {}
     tasks: dict[str, Task] = {}
-    duplicates: list[dict[str, Any]] = []
-    first_at: dict[str, tuple[str, int]] = {}
+    defs = _Defs()
     for doc in scan.specs:
         for r in doc.requirements:
-            if _first_definition(first_at, r, duplicates):
+            if defs.add(r):
                 rows[r.id] = Row(r, fingerprint(r))
         for e in doc.design:
-            if _first_definition(first_at, e, duplicates):
+            if defs.add(e):
                 design[e.id] = e
         for t in doc.tasks:
-            if _first_definition(first_at, t, duplicates):
+            if defs.add(t):
                 tasks[t.id] = t
-    rows = dict(sorted(rows.items()))
-    known = set(rows) | set(design) | set(tasks)
+    duplicates = defs.duplicates
+    rows = dict(sorted(rows.items(), key=lambda kv: natural_key(kv[0])))
+    resolver = _Resolver(rows, scan.active_feature)
+    known = set(rows) | set(design) | set(tasks) | resolver.criteria
     dangling: list[dict[str, Any]] = []
+    ambiguous: list[dict[str, Any]] = []
     orphans: list[dict[str, Any]] = []
     serves: dict[str, list[str]] = {}  # task / design ID -> requirement IDs it cites
+    extra: dict[str, list[Mention]] = {}  # traceability-table rows, by the element they belong to
+
+    for doc in scan.specs:
+        for rl in doc.row_links:
+            if ids.kind_of(rl.source) == "requirement":
+                for tid in rl.targets:
+                    extra.setdefault(tid, []).append(Mention(rl.source, rl.line, path=doc.path))
+                    if tid not in known:
+                        dangling.append({"id": tid, "path": doc.path, "line": rl.line, "from": "matrix", "in": rl.source})
+            elif rl.source in known:
+                extra.setdefault(rl.source, []).extend(Mention(t, rl.line, path=doc.path) for t in rl.targets)
+            else:
+                dangling.append({"id": rl.source, "path": doc.path, "line": rl.line, "from": "matrix", "in": doc.path})
 
     def cite(kind: str, el: DesignElement | Task) -> None:
         reqs = []
-        for m in el.cites:
-            if m.id not in known:
-                dangling.append({"id": m.id, "path": el.path, "line": m.line, "from": kind, "in": el.id})
+        for m in el.cites + extra.get(el.id, []):
+            where = m.path or el.path
+            if m.id not in known or (m.via and m.via not in known):
+                dangling.append({"id": m.via or m.id, "path": where, "line": m.line,
+                                 "from": kind, "in": el.id})
             elif m.id in rows and m.id not in reqs:
                 reqs.append(m.id)
                 rows[m.id].links[_KIND_COLUMN[kind]].append(
-                    Link(kind, el.id, el.path, m.line, "spec", via=m.id, title=el.title,
+                    Link(kind, el.id, where, m.line, "spec", via=m.via or m.id, title=el.title,
                          status=getattr(el, "status", "") or (getattr(el, "level", "") or ""))
                 )
         serves[el.id] = reqs
@@ -228,8 +325,8 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
         cite("task", t)
     for row in rows.values():
         for m in row.req.cites:
-            if m.id not in known:
-                dangling.append({"id": m.id, "path": row.req.path, "line": m.line, "from": "requirement", "in": row.req.id})
+            if m.id not in known or (m.via and m.via not in known):
+                dangling.append({"id": m.via or m.id, "path": row.req.path, "line": m.line, "from": "requirement", "in": row.req.id})
 
     cited_by: dict[str, dict[str, bool]] = {}  # task ID -> {"code": bool, "test": bool}
     for kind, files in (("code", scan.code), ("test", scan.tests)):
@@ -237,12 +334,23 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
             for tok, line, ctx in hits:
                 if ctx not in COUNTED:
                     continue
+                via = tok
+                if tok.startswith("@"):
+                    rid, via, cands = resolver.resolve(tok, path)
+                    if rid is None:
+                        entry = {"id": via, "path": path, "line": line, "from": kind, "in": path}
+                        (ambiguous if cands else dangling).append({**entry, "candidates": cands} if cands else entry)
+                        continue
+                    if via != rid and via not in known:
+                        dangling.append({"id": via, "path": path, "line": line, "from": kind, "in": path})
+                        continue
+                    tok = rid
                 if tok not in known:
                     if ids.kind_of(tok):
                         dangling.append({"id": tok, "path": path, "line": line, "from": kind, "in": path})
                     continue
                 if tok in rows:
-                    rows[tok].links[_KIND_COLUMN[kind]].append(Link(kind, path, path, line, "scan", via=tok, context=ctx))
+                    rows[tok].links[_KIND_COLUMN[kind]].append(Link(kind, path, path, line, "scan", via=via, context=ctx))
                     continue
                 cited_by.setdefault(tok, {"code": False, "test": False})[kind] = True
                 for rid in serves.get(tok, ()):
@@ -281,7 +389,9 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
                         lk.state = "suspect"
         for c in COLUMNS:
             row.links[c].sort(key=lambda lk: (lk.path, lk.line, lk.target))
-            row.shallow[c] = any(lk.counts() and (lk.via == rid or lk.source in ("manual", "suggested")) for lk in row.links[c])
+            # Direct: the requirement itself is cited (or one of its Kiro criteria, "billing:2.3"), or a person said so.
+            row.shallow[c] = any(lk.counts() and (lk.via == rid or lk.via.startswith(rid + ".")
+                                                  or lk.source in ("manual", "suggested")) for lk in row.links[c])
         my_tasks = task_of.get(rid, [])
         row.deep = {
             "design": row.shallow["design"],
@@ -290,5 +400,6 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
             "tests": bool(my_tasks) and all(cited_by.get(t, {}).get("test") for t in my_tasks),
         }
     dangling.sort(key=lambda d: (d["path"], d["line"], d["id"]))
+    ambiguous.sort(key=lambda d: (d["path"], d["line"], d["id"]))
     orphans.sort(key=lambda d: (d["path"], d["line"]))
-    return Trace(scan, rows, design, tasks, duplicates, dangling, orphans, rejected)
+    return Trace(scan, rows, design, tasks, duplicates, dangling, orphans, rejected, ambiguous)

@@ -25,11 +25,12 @@ from typing import Any
 import pathspec
 
 from core.trace import files as F
+from core.trace import layouts
 from core.trace.config import DOC_EXTENSIONS, LINKS_FILE, TraceConfig
 from core.trace.lexer import Hit, scan_bytes
 from core.trace.specs import SpecDoc, parse_spec
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SAVE_NOW_FILES = 200  # a re-scan that parsed this many files writes the cache at once
 SAVE_DELAY_S = 5.0  # otherwise the cache is written this long after the change
 ROLES = ("requirements", "design", "tasks")
@@ -141,6 +142,8 @@ class ScanResult:
     read: int  # files read this scan
     parsed: int  # files parsed this scan (content changed)
     seconds: float
+    layouts: list[dict[str, Any]] = field(default_factory=list)
+    active_feature: str | None = None  # Spec Kit feature of the git branch
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -156,7 +159,13 @@ class ScanResult:
             "skipped_files": dict(sorted(self.skipped.items())),
             "seconds": round(self.seconds, 4),
             "config": self.config.source,
+            "layouts": self.layouts,
+            "active_feature": self.active_feature,
         }
+
+    def diagnosis(self) -> dict[str, Any] | None:
+        """Spec files found but no requirement recognised: what was tried and what to write (else None)."""
+        return layouts.diagnose(self.specs, self.config)
 
 
 class Scanner:
@@ -167,6 +176,7 @@ class Scanner:
         self.cache_file = cache_file
         self.entries: dict[str, Entry] = {}
         self.config_fp: str | None = None
+        self.cites_fp: str | None = None  # which local citation forms code was scanned for
         self.lock = threading.Lock()
         self._loaded = False
         self._saved_once = False
@@ -183,6 +193,7 @@ class Scanner:
             if data.get("version") != CACHE_VERSION or data.get("root") != str(self.root):
                 return
             self.config_fp = data["config"]
+            self.cites_fp = data.get("cites")
             self.entries = {k: Entry.from_json(v) for k, v in data["entries"].items()}
             self._saved_once = True
         except (OSError, ValueError, KeyError, TypeError):
@@ -222,6 +233,7 @@ class Scanner:
             "version": CACHE_VERSION,
             "root": str(self.root),
             "config": self.config_fp,
+            "cites": self.cites_fp,
             "entries": {k: e.to_json() for k, e in self.entries.items()},
         }
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -254,12 +266,14 @@ class Scanner:
         listed, how = F.list_files(self.root)
         listed = F.filter_files(listed, config.exclude)
         classify = RoleClassifier(config).role
-        ids = config.ids
         root = str(self.root) + "/"
-        read = parsed = 0
+        self._read = self._parsed = 0
         new: dict[str, Entry] = {}
         skipped: dict[str, str] = {}
         changed = False
+        code_todo: list[tuple[str, os.stat_result, Entry | None, str]] = []
+        # Spec files first: which local forms they use (Kiro numbers, Spec Kit IDs) decides what
+        # code is searched for.
         for rel in listed:
             if rel == LINKS_FILE:
                 continue  # our own bookkeeping, not code
@@ -283,52 +297,88 @@ class Scanner:
                 # Links are never followed (their target is scanned where it lives; loops cannot trap us).
                 skipped[rel] = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
                 continue
-            size, mtime = st.st_size, st.st_mtime_ns
             role = classify(rel)
             if role is None:
                 dot = rel.rfind(".")
                 if dot > rel.rfind("/") and rel[dot:].lower() in DOC_EXTENSIONS:
                     # Prose outside the spec folders is not code; remembered so it is not re-classified.
-                    new[rel] = Entry(size, mtime, "", "doc")
+                    new[rel] = Entry(st.st_size, st.st_mtime_ns, "", "doc")
                     continue
                 role = "code"
-            if size > config.max_file_bytes:
-                reason = f"larger than max_file_bytes ({size} > {config.max_file_bytes})"
-                new[rel] = Entry(size, mtime, "", "skipped", reason=reason)
-                skipped[rel] = reason
-                continue
-            data = F.read_bytes(root + rel, size)
-            read += 1
-            if isinstance(data, str):
-                skipped[rel] = data
-                continue
-            digest = hashlib.blake2b(data, digest_size=12).hexdigest()
-            if prev is not None and prev.digest == digest and prev.role == role:
-                prev.size, prev.mtime_ns = size, mtime
-                new[rel] = prev
-                continue
-            parsed += 1
-            if F.is_binary(data):
-                new[rel] = Entry(size, mtime, digest, "skipped", reason="binary")
-                skipped[rel] = "binary"
-                continue
             if role in ROLES:
-                doc = parse_spec(F.decode(data), rel, role, ids)
-                new[rel] = Entry(size, mtime, digest, role, spec=doc)
-                continue
-            hits = scan_bytes(data, rel, role == "test", ids)
-            new[rel] = Entry(size, mtime, digest, role, hits=hits)
+                self._read_one(config, root, rel, st, prev, role, new, skipped, "")
+            else:
+                code_todo.append((rel, st, prev, role))
+        specs = [e.spec for e in new.values() if e.spec is not None]
+        cites = ("k" if any("kiro" in d.forms for d in specs) else "") + ("s" if any("speckit" in d.forms for d in specs) else "")
+        if cites != self.cites_fp:
+            # Code was searched for other citation forms: search it again (rare: a layout appeared or went).
+            self.cites_fp = cites
+            changed = True
+            code_todo += [(rel, os.lstat(root + rel), None, e.role) for rel, e in list(new.items()) if e.role in ("code", "test")]
+        fixture = GlobMatcher(config.fixtures)
+        for rel, st, prev, role in code_todo:
+            self._read_one(config, root, rel, st, prev, role, new, skipped, cites, fixture.match(rel))
         dirty = changed or len(new) != len(self.entries)
         self.entries = new
         if dirty:
-            self._schedule_save(parsed)
+            self._schedule_save(self._parsed)
         specs = [e.spec for e in self.entries.values() if e.spec is not None]
         specs.sort(key=lambda d: d.path)
         code = {k: e.hits for k, e in self.entries.items() if e.role == "code" and e.hits}
         test = {k: e.hits for k, e in self.entries.items() if e.role == "test" and e.hits}
         return ScanResult(
-            str(self.root), how, config, specs, code, test, skipped, len(listed), read, parsed, time.perf_counter() - t0
+            str(self.root), how, config, specs, code, test, skipped, len(listed), self._read, self._parsed,
+            time.perf_counter() - t0, layouts.report(specs), layouts.active_feature(self.root, specs),
         )
+
+    def _read_one(
+        self, config: TraceConfig, root: str, rel: str, st: os.stat_result, prev: Entry | None, role: str,
+        new: dict[str, Entry], skipped: dict[str, str], cites: str, data_strings: bool = False,
+    ) -> None:
+        """Read, hash and (when its content changed) parse or search one file into ``new``."""
+        size, mtime = st.st_size, st.st_mtime_ns
+        if size > config.max_file_bytes:
+            reason = f"larger than max_file_bytes ({size} > {config.max_file_bytes})"
+            new[rel] = Entry(size, mtime, "", "skipped", reason=reason)
+            skipped[rel] = reason
+            return
+        data = F.read_bytes(root + rel, size)
+        self._read += 1
+        if isinstance(data, str):
+            skipped[rel] = data
+            return
+        digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+        if prev is not None and prev.digest == digest and prev.role == role:
+            prev.size, prev.mtime_ns = size, mtime
+            new[rel] = prev
+            return
+        self._parsed += 1
+        if F.is_binary(data):
+            new[rel] = Entry(size, mtime, digest, "skipped", reason="binary")
+            skipped[rel] = "binary"
+            return
+        if role in ROLES:
+            new[rel] = Entry(size, mtime, digest, role, spec=parse_spec(F.decode(data), rel, role, config.ids))
+            return
+        hits = scan_bytes(data, rel, role == "test", config.ids, cites, data_strings)
+        new[rel] = Entry(size, mtime, digest, role, hits=hits)
+
+
+class GlobMatcher:
+    """Fast membership test for a list of gitwildmatch globs (basename globs matched on the name)."""
+
+    def __init__(self, globs: list[str]) -> None:
+        regs = _glob_regexes(globs) if globs else ("(?!)", "(?!)")
+        self._spec = pathspec.GitIgnoreSpec.from_lines(globs) if regs is None else None
+        self._name = re.compile(regs[0]) if regs else None
+        self._path = re.compile(regs[1]) if regs else None
+
+    def match(self, rel: str) -> bool:
+        if self._spec is not None:
+            return bool(self._spec.match_file(rel))
+        assert self._name is not None and self._path is not None
+        return bool(self._path.match(rel) or self._name.match(rel, rel.rfind("/") + 1))
 
 
 def _undecodable(name: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from core.errors import BadRequest, NotFound
 from core.trace.export import render
 from core.trace.links import LinksFile, StoredLink, now_iso, validate_link
-from core.trace.lint import lint_specs, lint_summary
+from core.trace.lint import lint_specs, lint_summary, nothing_recognised
 from core.trace.matrix import Trace, build
 from core.trace.scanner import Scanner
 
@@ -60,7 +60,7 @@ class TraceService:
 
     def summary(self, tenant: str, root: Path) -> dict[str, Any]:
         t = self.trace(tenant, root)
-        return {"root": str(root), "scan": t.scan.stats(), "summary": t.summary()}
+        return {"root": str(root), "scan": t.scan.stats(), "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
 
     def show(self, tenant: str, root: Path, rid: str) -> dict[str, Any]:
         t = self.trace(tenant, root)
@@ -71,7 +71,7 @@ class TraceService:
 
     def gaps(self, tenant: str, root: Path) -> dict[str, Any]:
         t = self.trace(tenant, root)
-        return {"root": str(root), "summary": t.summary(), **t.gaps()}
+        return {"root": str(root), "summary": t.summary(), **t.gaps(), "diagnosis": t.scan.diagnosis()}
 
     def impact(self, tenant: str, root: Path, rid: str) -> dict[str, Any]:
         t = self.trace(tenant, root)
@@ -81,8 +81,12 @@ class TraceService:
     def lint(self, tenant: str, root: Path) -> dict[str, Any]:
         scan = self.scanner(tenant, root).scan()
         findings = lint_specs(scan.specs, scan.config.ids)
+        diagnosis = scan.diagnosis()
+        if diagnosis:
+            findings.insert(0, nothing_recognised(diagnosis))
         reqs = sum(len(d.requirements) for d in scan.specs)
-        return {"root": str(root), "spec_files": len(scan.specs), "requirements": reqs, **lint_summary(findings)}
+        return {"root": str(root), "spec_files": len(scan.specs), "requirements": reqs, **lint_summary(findings),
+                "diagnosis": diagnosis}
 
     def export(self, tenant: str, root: Path, fmt: str) -> dict[str, Any]:
         report = self.report(tenant, root)

@@ -1,348 +1,323 @@
-"""Parse spec documents (Markdown): requirements, design elements, tasks.
+"""Parse spec documents (Markdown): requirements, design elements, tasks — in each layout's own form.
 
-- Requirements: a heading ``REQ-<COMP>[-<SUB>]-NNN: title``; under it the EARS
-  statement (first paragraph), ``Priority: P0..P3``, ``Status: ...`` lines and the
-  bullets after an "Acceptance Criteria" label or heading.
-- Design: ``ADR-NNN`` headings and C4 level headings (Context, Container,
-  Component, Code); each cites the requirements mentioned in its section.  A
-  design file without such headings is one element (the whole document).
-- Tasks: ``TASK-NNN`` / ``TASK-<COMP>-NNN`` as headings or list items
-  (``- [x] TASK-AUTH-001: ...``); status from the checkbox or a ``Status:`` line;
-  the requirements they serve are those mentioned in the task.
+- **MUSUBI** (global IDs): a heading ``REQ-<COMP>[-<SUB>]-NNN: title`` (a bare
+  ``#### REQ-X-001`` takes its parent heading's title; ``[REQ-X-001]`` brackets
+  are dropped).  The statement is the EARS text: a paragraph, the text after a
+  statement label (``**EARS Statement**:``, ``**Description**:``, ...) or the
+  fenced block right after such a label — never a metadata line
+  (``**Type**: Event-Driven``).  Acceptance criteria are the list items after an
+  "Acceptance Criteria" label or heading, up to the next labelled block.
+- **Kiro** (``.kiro/specs/<feature>/``): ``### Requirement N`` with its user story
+  and numbered acceptance criteria ``N.M``; tasks ``- [ ] 2.1 ...`` citing
+  ``_Requirements: 1.1, 2.3_``.
+- **Spec Kit** (``specs/<feature>/``): ``- **FR-001**: System MUST ...`` and
+  ``SC-001`` definitions, tasks ``- [ ] T001 [P] [US1] ...``.
 
-Fenced code blocks are skipped.  Lines are split on ``\\n`` with a trailing
-``\\r`` dropped, so CRLF files give the same line numbers as LF files.
+Kiro and Spec Kit IDs are local to their feature: the artefact ID is
+``<feature>:<local>`` (see :mod:`core.trace.forms`).  Design elements are ADR
+headings, C4 headings and, in feature folders, any section citing a
+requirement.  Table rows whose first cell is an ID are traceability links.
+Fenced code blocks are skipped (except a statement's own block).  Lines are
+split on ``\\n`` with a trailing ``\\r`` dropped, so CRLF files give the same
+line numbers as LF files.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
+from core.trace import forms as K
 from core.trace.ids import IdPatterns
+from core.trace.spec_model import (  # noqa: F401  (re-exported: the models live with the parser's helpers)
+    CHECK,
+    FENCE,
+    HEADING,
+    LIST,
+    Ctx,
+    DesignElement,
+    Mention,
+    Requirement,
+    RowLink,
+    SpecDoc,
+    Task,
+    clean,
+    code_mask,
+    lead_token,
+    own_id,
+    parent_title,
+    section_end,
+    split_lines,
+)
+from core.trace.spec_parts import design as _design
+from core.trace.spec_parts import tasks as _tasks
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_LIST = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(.*)$")
-_CHECK = re.compile(r"^\[([ xX~/-])\]\s*(.*)$")
+_NUMBERED = re.compile(r"^\s*(\d+)[.)]\s+")
 _META = re.compile(r"^\s*(?:[-*+]\s+)?[*_]{0,2}(priority|status|state)[*_]{0,2}\s*:\s*[*_]{0,2}\s*(.*?)\s*[*_]{0,2}\s*$", re.I)
-_AC = re.compile(r"acceptance\s+criteria", re.I)
+_PLAIN_META = re.compile(
+    r"^\s*(?:[-*+]\s+)?(?:type|pattern|category|kind|owner|source|rationale|dependencies|related|traceability|date|"
+    r"author|version|verification|risk|id)\s*:", re.I)
 _LABEL = re.compile(r"^\s*[*_]{0,2}(?:statement|ears|requirement)[*_]{0,2}\s*:\s*[*_]{0,2}", re.I)
 _PRIORITY = re.compile(r"\bP[0-3]\b")
-_C4 = re.compile(
-    r"^(?:C4\s*[-:]?\s*)?(?:level\s*[1-4]\s*[-:–—]?\s*)?(system\s+context|context|containers?|components?|code)\b\s*(?:[-:–—]\s*(.*))?$",
-    re.I,
-)
-_STATUS_WORDS = {
-    "todo": "todo", "to do": "todo", "pending": "todo", "open": "todo", "not started": "todo", "planned": "todo",
-    "in progress": "in-progress", "in-progress": "in-progress", "wip": "in-progress", "doing": "in-progress",
-    "done": "done", "complete": "done", "completed": "done", "implemented": "done", "closed": "done",
-    "blocked": "blocked",
-}
-_CHECK_STATUS = {" ": "todo", "x": "done", "X": "done", "~": "in-progress", "/": "in-progress", "-": "in-progress"}
+_STORY_WANT = re.compile(r"\bI want(?: to)?\s+(.*?)(?:,?\s+so that\b|$)", re.I)
+TITLE_MAX = 80
 
 
-@dataclass
-class Mention:
-    """An ID written somewhere in a spec file."""
-
-    id: str
-    line: int
+normalize_status = K.normalize_status
 
 
-@dataclass
-class Requirement:
-    id: str
-    title: str
-    path: str
-    line: int
-    statement: str = ""
-    statement_line: int = 0
-    criteria: list[str] = field(default_factory=list)
-    criteria_line: int = 0
-    priority: str | None = None
-    status: str | None = None
-    feature: str | None = None  # Kiro feature folder, when in that layout
-    cites: list[Mention] = field(default_factory=list)
-
-
-@dataclass
-class DesignElement:
-    id: str
-    title: str
-    kind: str  # adr | c4 | document
-    path: str
-    line: int
-    level: str | None = None  # C4 level for kind c4
-    cites: list[Mention] = field(default_factory=list)
-
-
-@dataclass
-class Task:
-    id: str
-    title: str
-    path: str
-    line: int
-    status: str = "todo"
-    cites: list[Mention] = field(default_factory=list)
-
-
-@dataclass
-class SpecDoc:
-    """Everything one spec file defines and mentions."""
-
-    path: str
-    role: str  # requirements | design | tasks
-    requirements: list[Requirement] = field(default_factory=list)
-    design: list[DesignElement] = field(default_factory=list)
-    tasks: list[Task] = field(default_factory=list)
-    malformed: list[Mention] = field(default_factory=list)  # heading tokens that look like IDs but are not
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpecDoc:
-        def mentions(xs: list[dict[str, Any]]) -> list[Mention]:
-            return [Mention(**x) for x in xs]
-
-        return cls(
-            path=d["path"],
-            role=d["role"],
-            requirements=[Requirement(**{**r, "cites": mentions(r["cites"])}) for r in d["requirements"]],
-            design=[DesignElement(**{**e, "cites": mentions(e["cites"])}) for e in d["design"]],
-            tasks=[Task(**{**t, "cites": mentions(t["cites"])}) for t in d["tasks"]],
-            malformed=mentions(d["malformed"]),
-        )
-
-
-def normalize_status(raw: str) -> str:
-    s = raw.strip().strip("*_`").lower()
-    return _STATUS_WORDS.get(s, s.split()[0] if s else "")
-
-
-def split_lines(text: str) -> list[str]:
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-
-
-def _clean(s: str) -> str:
-    return s.replace("**", "").replace("__", "").replace("`", "").strip()
-
-
-def _lead_token(text: str) -> tuple[str, str]:
-    """First token of a heading or item and the title after it (``REQ-A-001: Title`` → both)."""
-    t = _clean(text)
-    m = re.match(r"([^\s:]+)(.*)$", t)
-    if not m:
-        return "", t
-    return m.group(1).rstrip(".,;"), m.group(2).strip().lstrip(":-–—").strip()
-
-
-def _kiro_feature(path: str) -> str | None:
+def locate(path: str) -> tuple[str, str | None]:
+    """(layout, feature) a spec file's location implies."""
     parts = path.split("/")
     if len(parts) >= 4 and parts[0] == ".kiro" and parts[1] == "specs":
-        return parts[2]
-    return None
-
-
-def _code_mask(lines: list[str]) -> list[bool]:
-    mask, fenced = [], False
-    for ln in lines:
-        if _FENCE.match(ln):
-            fenced = not fenced
-            mask.append(True)
-        else:
-            mask.append(fenced)
-    return mask
+        return "kiro", parts[2]
+    if len(parts) == 3 and parts[0] == "specs":
+        return "speckit", parts[1]
+    if len(parts) == 4 and parts[0] == ".specify" and parts[1] == "specs":
+        return "speckit", parts[2]
+    if parts[0] == "storage":
+        return "musubi", None
+    return "custom", None
 
 
 def parse_spec(text: str, path: str, role: str, ids: IdPatterns) -> SpecDoc:
     """Parse one spec file of ``role`` (requirements, design or tasks)."""
     lines = split_lines(text)
-    in_code = _code_mask(lines)
-    doc = SpecDoc(path, role)
+    in_code = code_mask(lines)
+    layout, feature = locate(path)
+    doc = SpecDoc(path, role, layout=layout, feature=feature)
     headings: list[tuple[int, int, str]] = []  # (line index, level, text)
     for i, ln in enumerate(lines):
         if not in_code[i]:
-            m = _HEADING.match(ln)
+            m = HEADING.match(ln)
             if m:
                 headings.append((i, len(m.group(1)), m.group(2)))
+    kiro = layout == "kiro" or any(K.KIRO_REQ_HEADING.match(clean(t)) for _i, _l, t in headings)
+    speckit = layout == "speckit" or any(K.SPECKIT_DEF.match(ln) and "**" in ln for ln in lines[:2000] if "FR-" in ln)
+    ctx = Ctx(ids, lines, in_code, headings, feature or path.rsplit(".", 1)[0], kiro, speckit)
     for i, _lvl, text_ in headings:
-        tok, _title = _lead_token(text_)
+        tok, _title = lead_token(text_)
         if tok and ids.malformed_prefix(tok) and not ids.kind_of(tok):
             doc.malformed.append(Mention(tok, i + 1))
+    ctx.table_rows(doc)
     if role == "requirements":
-        _requirements(doc, lines, in_code, headings, ids)
+        _requirements(doc, ctx)
     elif role == "design":
-        _design(doc, lines, in_code, headings, ids)
+        _design(doc, ctx)
     else:
-        _tasks(doc, lines, in_code, headings, ids)
+        _tasks(doc, ctx)
+    found = set(ctx.forms)
+    found.update(r.form if r.form != "id" else "musubi" for r in doc.requirements)
+    doc.forms = sorted(found)
     return doc
 
 
-def _section_end(headings: list[tuple[int, int, str]], k: int, n_lines: int) -> int:
-    level = headings[k][1]
-    for j in range(k + 1, len(headings)):
-        if headings[j][1] <= level:
-            return headings[j][0]
-    return n_lines
+# -- requirements --------------------------------------------------------------------------
 
 
-def _mentions(lines: list[str], in_code: list[bool], start: int, end: int, ids: IdPatterns, own: str) -> list[Mention]:
-    out = []
-    for i in range(start, end):
-        if in_code[i]:
-            continue
-        for _p, tok in ids.find(lines[i]):
-            if tok != own:
-                out.append(Mention(tok, i + 1))
-    return out
-
-
-def _requirements(doc: SpecDoc, lines: list[str], in_code: list[bool], headings: list[tuple[int, int, str]], ids: IdPatterns) -> None:
-    feature = _kiro_feature(doc.path)
+def _requirements(doc: SpecDoc, ctx: Ctx) -> None:
+    ids, lines, headings = ctx.ids, ctx.lines, ctx.headings
     for k, (i, _lvl, text_) in enumerate(headings):
-        tok, title = _lead_token(text_)
+        tok, title = lead_token(text_)
+        end = section_end(headings, k, len(lines))
+        kiro = K.KIRO_REQ_HEADING.match(clean(text_)) if ctx.kiro else None
+        local = K.SPECKIT_LOCAL.fullmatch(tok) if ctx.speckit and not ids.kind_of(tok) else None
         if ids.kind_of(tok) != "requirement":
+            own = own_id(ctx, i, end, "requirement")
+            if own:
+                tok, title = own, clean(text_)
+        if ids.kind_of(tok) == "requirement":
+            if not title:
+                title = parent_title(headings, k)
+            req = Requirement(tok, title, doc.path, i + 1, feature=doc.feature)
+            _fill(req, ctx, i + 1, end, None)
+            req.cites = ctx.mentions(i, end, tok)
+        elif kiro:
+            num = kiro.group(1)
+            req = Requirement(ctx.scoped(num), clean(kiro.group(2)), doc.path, i + 1, feature=doc.feature, form="kiro")
+            _fill(req, ctx, i + 1, end, num)
+            if not req.title:
+                want = _STORY_WANT.search(req.statement)
+                req.title = _title_of(want.group(1) if want else req.statement) or f"Requirement {num}"
+            req.cites = [m for m in ctx.mentions(i, end, "") if m.id != req.id]
+        elif local:
+            req = Requirement(ctx.scoped(tok), title, doc.path, i + 1, feature=doc.feature, form="speckit",
+                              statement_kind="speckit")
+            _fill(req, ctx, i + 1, end, None)
+            req.statement_kind = "speckit"
+            req.title = req.title or _title_of(req.statement)
+            req.cites = [m for m in ctx.mentions(i, end, "") if m.id != req.id]
+        else:
             continue
-        end = _section_end(headings, k, len(lines))
-        req = Requirement(tok, title, doc.path, i + 1, feature=feature)
-        para: list[tuple[int, str]] = []
-        in_ac = False
-        para_done = False
-        for j in range(i + 1, end):
-            if in_code[j]:
-                continue
-            ln = lines[j]
-            h = _HEADING.match(ln)
-            if h:
-                in_ac = bool(_AC.search(h.group(2)))
-                if in_ac:
-                    req.criteria_line = j + 1
-                para_done = para_done or bool(para)
-                continue
-            meta = _META.match(ln)
-            if meta:
-                key, val = meta.group(1).lower(), _clean(meta.group(2))
-                if key == "priority":
-                    pm = _PRIORITY.search(val.upper())
-                    req.priority = pm.group(0) if pm else val
-                else:
-                    req.status = normalize_status(val)
-                para_done = para_done or bool(para)
-                continue
-            if _AC.search(ln) and not _LIST.match(ln):
-                in_ac = True
-                req.criteria_line = j + 1
-                para_done = para_done or bool(para)
-                continue
-            item = _LIST.match(ln)
-            if in_ac:
-                if item:
-                    req.criteria.append(_clean(item.group(2)))
-                elif ln.strip() and req.criteria and ln.startswith((" ", "\t")):
-                    req.criteria[-1] += " " + _clean(ln)
-                continue
-            if not ln.strip():
-                para_done = para_done or bool(para)
-                continue
-            if not para_done and not item:
-                body = _LABEL.sub("", ln.lstrip("> ").strip())
-                para.append((j + 1, _clean(body)))
-        if para:
-            req.statement = " ".join(t for _n, t in para if t).strip()
-            req.statement_line = para[0][0]
-        req.cites = _mentions(lines, in_code, i, end, ids, tok)
+        doc.requirements.append(req)
+    if ctx.speckit:
+        _speckit_items(doc, ctx)
+
+
+def _title_of(text: str) -> str:
+    t = clean(text).rstrip(".")
+    if len(t) <= TITLE_MAX:
+        return t[:1].upper() + t[1:]
+    cut = t[:TITLE_MAX].rsplit(" ", 1)[0]
+    return cut[:1].upper() + cut[1:] + "…"
+
+
+def _speckit_items(doc: SpecDoc, ctx: Ctx) -> None:
+    """``- **FR-001**: System MUST ...`` definitions (bold list items), with their continuation lines."""
+    lines = ctx.lines
+    for j, ln in enumerate(lines):
+        if ctx.in_code[j] or ("FR-" not in ln and "SC-" not in ln):
+            continue
+        m = K.SPECKIT_DEF.match(ln)
+        if not m or ctx.ids.kind_of(m.group(1)):
+            continue
+        if not re.match(r"^\s*(?:[-*+]\s+)?(?:\*\*|__)", ln) and not re.match(r"^\s*[-*+]\s+\S+\s*:", ln):
+            continue  # prose that merely starts with the ID
+        text = [clean(m.group(2))]
+        end = j + 1
+        while end < len(lines) and lines[end].strip() and lines[end].startswith((" ", "\t")) and not LIST.match(lines[end]):
+            text.append(clean(lines[end]))
+            end += 1
+        rid = ctx.scoped(m.group(1))
+        statement = " ".join(t for t in text if t)
+        req = Requirement(rid, _title_of(statement), doc.path, j + 1, statement=statement, statement_line=j + 1,
+                          feature=doc.feature, form="speckit", statement_kind="speckit")
+        req.cites = [x for x in ctx.mentions(j, end, "") if x.id != rid]
         doc.requirements.append(req)
 
 
-def _slug(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-") or "section"
+def _fill(req: Requirement, ctx: Ctx, start: int, end: int, kiro_num: str | None) -> None:
+    """Statement, criteria, priority and status of one requirement section."""
+    lines, in_code = ctx.lines, ctx.in_code
+    cands: list[tuple[int, int, str]] = []  # (rank, line, text): the best rank is the statement
+    para: list[tuple[int, str]] = []
+    para_done = False
+    pending: int | None = None  # rank of a statement label whose text follows
+    in_ac = False
 
+    def flush() -> None:
+        nonlocal para, para_done
+        if para and not para_done:
+            text = " ".join(t for _n, t in para if t).strip()
+            if text:
+                story = text.lower().startswith(("as a ", "as an "))
+                cands.append((3 if story else K.PLAIN_STATEMENT, para[0][0], text))
+            para_done = True
+        para = []
 
-def _design(doc: SpecDoc, lines: list[str], in_code: list[bool], headings: list[tuple[int, int, str]], ids: IdPatterns) -> None:
-    starts: dict[int, DesignElement] = {}
-    levels: dict[int, int] = {}
-    for i, lvl, text_ in headings:
-        tok, title = _lead_token(text_)
-        if ids.kind_of(tok) == "design":
-            starts[i] = DesignElement(tok, title, "adr", doc.path, i + 1)
-        else:
-            m = _C4.match(_clean(text_))
-            if m:
-                level = m.group(1).lower().rstrip("s").replace("system ", "")
-                name = (m.group(2) or "").strip() or _clean(text_)
-                starts[i] = DesignElement(f"{doc.path}#{_slug(_clean(text_))}", name, "c4", doc.path, i + 1, level=level)
-        if i in starts:
-            levels[i] = lvl
-    doc_el: DesignElement | None = None
-    title = next((_clean(t) for _i, lvl, t in headings if lvl == 1), doc.path.rsplit("/", 1)[-1])
-    stack: list[tuple[int, DesignElement]] = []  # (level, element) of open sections
-    for i, ln in enumerate(lines):
-        if i in starts or (not in_code[i] and _HEADING.match(ln)):
-            lvl = levels.get(i) or len(_HEADING.match(ln).group(1))  # type: ignore[union-attr]
-            while stack and stack[-1][0] >= lvl:
-                stack.pop()
-            if i in starts:
-                stack.append((lvl, starts[i]))
-        if in_code[i]:
+    def paragraph(j: int) -> tuple[str, int]:
+        out = []
+        while j < end and not in_code[j] and lines[j].strip() and not HEADING.match(lines[j]) \
+                and not K.BOLD_LABEL.match(lines[j]) and not LIST.match(lines[j]):
+            out.append(clean(lines[j].lstrip("> ")))
+            j += 1
+        return " ".join(o for o in out if o), j
+
+    j = start
+    while j < end:
+        ln = lines[j]
+        if in_code[j]:
+            if pending is not None and not in_ac and FENCE.match(ln):
+                k, body = j + 1, []
+                while k < end and not FENCE.match(lines[k]):
+                    body.append(lines[k].strip())
+                    k += 1
+                text = clean(" ".join(b for b in body if b))
+                if text:
+                    cands.append((pending, j + 2, text))
+                pending = None
+                j = k + 1
+                continue
+            j += 1
             continue
-        for _p, tok in ids.find(ln):
-            target = stack[-1][1] if stack else None
-            if target is not None and tok == target.id:
-                continue
-            if target is None:
-                if doc_el is None:
-                    doc_el = DesignElement(doc.path, title, "document", doc.path, 1)
-                target = doc_el
-            target.cites.append(Mention(tok, i + 1))
-    if not starts and doc_el is None:
-        doc_el = DesignElement(doc.path, title, "document", doc.path, 1)
-    doc.design = ([doc_el] if doc_el else []) + [starts[i] for i in sorted(starts)]
-
-
-def _tasks(doc: SpecDoc, lines: list[str], in_code: list[bool], headings: list[tuple[int, int, str]], ids: IdPatterns) -> None:
-    heading_at = {i: (lvl, t) for i, lvl, t in headings}
-    n = len(lines)
-    for i, ln in enumerate(lines):
-        if in_code[i]:
+        h = HEADING.match(ln)
+        if h:
+            flush()
+            in_ac, pending = bool(K.AC.search(h.group(2))), None
+            if in_ac:
+                req.criteria_line = j + 1
+            j += 1
             continue
-        if i in heading_at:
-            lvl, text_ = heading_at[i]
-            check = _CHECK.match(_clean(text_))
-            tok, title = _lead_token(check.group(2) if check else text_)
-            if ids.kind_of(tok) != "task":
+        lab = K.BOLD_LABEL.match(ln)
+        if lab:
+            flush()
+            key, rest = lab.group(1).strip().lower(), lab.group(2).strip()
+            in_ac, pending = bool(K.AC.search(key)), None
+            if in_ac:
+                req.criteria_line = j + 1
+            elif key in K.STATEMENT_LABELS:
+                rank = K.STATEMENT_LABELS[key]
+                if clean(rest):
+                    more, nxt = paragraph(j + 1)
+                    cands.append((rank, j + 1, (clean(rest) + " " + more).strip()))
+                    j = nxt
+                    continue
+                pending = rank
+            elif key == "priority":
+                _priority(req, rest)
+            elif key in K.STATUS_LABELS:
+                req.status = K.normalize_status(clean(rest))
+            j += 1
+            continue
+        meta = _META.match(ln)
+        if meta:
+            flush()
+            if meta.group(1).lower() == "priority":
+                _priority(req, meta.group(2))
+            else:
+                req.status = K.normalize_status(clean(meta.group(2)))
+            j += 1
+            continue
+        item = LIST.match(ln)
+        if K.AC.search(ln) and not item:
+            flush()
+            in_ac, pending = True, None
+            req.criteria_line = j + 1
+            j += 1
+            continue
+        if in_ac:
+            if item:
+                text_ = item.group(2).strip()
+                chk = CHECK.match(text_)
+                req.criteria.append(clean(chk.group(2) if chk else text_))
+                req.criteria_lines.append(j + 1)
+                if kiro_num is not None:
+                    num = _NUMBERED.match(ln)
+                    n = num.group(1) if num else str(len(req.criteria))
+                    req.criteria_ids.append(ctx.scoped(f"{kiro_num}.{n}"))
+            elif ln.strip() and req.criteria and ln.startswith((" ", "\t")):
+                req.criteria[-1] += " " + clean(ln)
+            j += 1
+            continue
+        if not ln.strip():
+            flush()
+            j += 1
+            continue
+        if pending is not None:
+            text, nxt = paragraph(j)
+            if text:
+                cands.append((pending, j + 1, text))
+                pending = None
+                j = max(nxt, j + 1)
                 continue
-            end = next((h for h, (hl, _t) in sorted(heading_at.items()) if h > i and hl <= lvl), n)
-            status = _CHECK_STATUS[check.group(1)] if check else "todo"
-        else:
-            item = _LIST.match(ln)
-            if not item:
-                continue
-            check = _CHECK.match(item.group(2).strip())
-            tok, title = _lead_token(check.group(2) if check else item.group(2))
-            if ids.kind_of(tok) != "task":
-                continue
-            indent = len(item.group(1).expandtabs(4))
-            end = i + 1
-            while end < n:
-                nxt = lines[end]
-                if end in heading_at:
-                    break
-                if nxt.strip():
-                    sub = _LIST.match(nxt)
-                    lead = len(nxt) - len(nxt.lstrip())
-                    if (sub and len(sub.group(1).expandtabs(4)) <= indent) or (not sub and lead <= indent):
-                        break
-                end += 1
-            status = _CHECK_STATUS[check.group(1)] if check else "todo"
-        task = Task(tok, title, doc.path, i + 1, status)
-        for j in range(i + 1, end):
-            meta = _META.match(lines[j])
-            if meta and meta.group(1).lower() in ("status", "state"):
-                task.status = normalize_status(meta.group(2))
-        task.cites = _mentions(lines, in_code, i, end, ids, tok)
-        doc.tasks.append(task)
+            pending = None
+        if not para_done and not item and not _PLAIN_META.match(ln):
+            para.append((j + 1, clean(_LABEL.sub("", ln.lstrip("> ").strip()))))
+        elif para:
+            flush()
+        j += 1
+    flush()
+    if cands:
+        rank, line, text = min(cands, key=lambda c: (c[0], c[1]))
+        req.statement, req.statement_line = text, line
+        if rank == 3:
+            req.statement_kind = "story"  # the criteria carry the EARS
+    elif req.form == "kiro":
+        req.statement_kind = "story"
+
+
+def _priority(req: Requirement, raw: str) -> None:
+    val = clean(raw)
+    pm = _PRIORITY.search(val.upper())
+    req.priority = pm.group(0) if pm else val
+
+

@@ -16,7 +16,7 @@ from core.errors import BadRequest, NotFound
 from core.trace.export import render
 from core.trace.links import LinksFile
 from core.trace.matrix import build
-from core.trace.scanner import Scanner, scan
+from core.trace.scanner import CACHE_VERSION, Scanner, scan
 from core.trace.service import TraceService
 
 
@@ -240,7 +240,7 @@ def test_damaged_cache_costs_only_a_full_scan(repo: Path, tmp_path: Path) -> Non
     cache = tmp_path / "c.json"
     cache.write_text("{not json")
     s = Scanner(repo, cache).scan()
-    assert s.parsed > 0 and json.loads(cache.read_text())["version"] == 1
+    assert s.parsed > 0 and json.loads(cache.read_text())["version"] == CACHE_VERSION
 
 
 @pytest.mark.parametrize("git", [True, False])

@@ -37,10 +37,12 @@ def lint(ctx: click.Context, state: CliState, path: str | None, strict: bool) ->
     def human(d: dict[str, Any]) -> None:
         table(("WHERE", "SEVERITY", "RULE", "MESSAGE", "FIX"),
               [(f"{f['path']}:{f['line']}", f["severity"], f["rule"], f["message"], f["hint"]) for f in d["findings"]],
-              empty="no findings.", wrap=("MESSAGE", "FIX"))
+              empty="no findings." if d["requirements"] else "no requirements found: nothing was linted.",
+              wrap=("MESSAGE", "FIX"))
         line(f"{d['requirements']} requirement(s) in {d['spec_files']} spec file(s): "
              f"{d['errors']} error(s), {d['warnings']} warning(s).")
 
     emit(state, d, human)
+    # Spec files found but nothing recognised is an error finding (spec.nothing-recognised): exit 1.
     if d["errors"] or (strict and d["warnings"]):
         ctx.exit(EXIT_ERROR)

@@ -72,6 +72,24 @@ def summary_line(s: dict[str, Any]) -> str:
             f"deep {s['deep']['overall']}% ({s['deep']['grade']}){extra}")
 
 
+def _empty_message(d: dict[str, Any]) -> str:
+    """Why there is no requirement: spec files that hold none (what to write), or no spec files (where we looked)."""
+    diag = d.get("diagnosis")
+    if diag:
+        return diag["message"]
+    globs = (d.get("scan") or {}).get("config_globs")
+    return "no spec files found (looked in storage/specs, .kiro/specs/<feature>/, specs/<feature>/" + (
+        f" and {', '.join(globs)}" if globs else "") + "; more locations: musubi.toml [trace] requirements)."
+
+
+def _layouts_line(scan: dict[str, Any]) -> None:
+    lays = scan.get("layouts") or []
+    if lays:
+        line("layouts: " + "; ".join(f"{x['folder']} {x['layout']}" for x in lays[:8])
+             + (f"; … {len(lays) - 8} more (--json)" if len(lays) > 8 else "")
+             + (f" · active feature {scan['active_feature']}" if scan.get("active_feature") else ""))
+
+
 def _state_word(r: dict[str, Any]) -> str:
     if r["suspect"]:
         return "⚠ suspect"
@@ -88,7 +106,8 @@ def _matrix_table(rep: dict[str, Any]) -> None:
             cells.append(_mark(r["shallow"][c], len(links)))
         rows.append((r["id"], r["priority"] or "-", r["status"] or "-", *cells, _state_word(r), r["title"]))
     table(("ID", "PRI", "STATUS", "DESIGN", "TASKS", "CODE", "TESTS", "REVIEW", "TITLE"), rows,
-          empty="no requirements found (looked in storage/specs and .kiro/specs/*/requirements.md).", wrap=("TITLE",))
+          empty=_empty_message(rep), wrap=("TITLE",))
+    _layouts_line(rep.get("scan", {}))
     skipped = rep["scan"].get("skipped", 0)
     if skipped:
         warn(f"{skipped} file(s) skipped (binary, too large, symlinks); see --json for the list.")
@@ -99,7 +118,7 @@ def _matrix_table(rep: dict[str, Any]) -> None:
     "musubi trace ~/src/shop --json",
     "musubi trace show REQ-AUTH-001",
     "musubi trace check --min-coverage 80",
-    "musubi trace export --format html -o trace.html",
+    "musubi trace export ~/src/shop --format html -o trace.html",
 ))
 @pass_state
 @click.pass_context
@@ -140,22 +159,36 @@ def show(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> 
     emit(state, d, human)
 
 
-@cli_group.command(epilog=example("musubi trace gaps", "musubi trace gaps --json"))
+@cli_group.command(epilog=example("musubi trace gaps", "musubi trace gaps --group", "musubi trace gaps --json"))
+@click.argument("repo_path", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
+@click.option("--group", is_flag=True, help="Count dangling references per folder and file instead of listing each.")
 @_path_option
 @pass_state
 @click.pass_context
-def gaps(ctx: click.Context, state: CliState, path: str | None) -> None:
+def gaps(ctx: click.Context, state: CliState, repo_path: str | None, group: bool, path: str | None) -> None:
     """Requirements without design, tasks, code or tests; orphans; dangling references."""
-    d = state.client().get("/v1/trace/gaps", repo_query(ctx, path))
+    d = state.client().get("/v1/trace/gaps", repo_query(ctx, path or repo_path))
 
     def human(d: dict[str, Any]) -> None:
+        if d.get("diagnosis"):
+            warn(d["diagnosis"]["message"])
         line(summary_line(d["summary"]))
         table(("ID", "MISSING", "WHERE", "TITLE"), [(r["id"], ", ".join(r["missing"]), f"{r['path']}:{r['line']}", r["title"]) for r in d["requirements"]],
               title="uncovered requirements", empty="none", wrap=("TITLE",))
         table(("KIND", "ID", "WHERE"), [(o["kind"], o["id"], f"{o['path']}:{o['line']}") for o in d["orphans"]],
               title="orphans (cite no requirement)", empty="none")
-        table(("ID", "WHERE", "FROM"), [(x["id"], f"{x['path']}:{x['line']}", x["from"]) for x in d["dangling"]],
-              title="dangling references (ID defined nowhere)", empty="none")
+        if group:
+            table(("FOLDER", "COUNT", "IDS"), [(g["path"], g["count"], ", ".join(g["ids"])) for g in d["dangling_by_folder"]],
+                  title="dangling references by folder", empty="none")
+            table(("FILE", "COUNT", "IDS"), [(g["path"], g["count"], ", ".join(g["ids"])) for g in d["dangling_by_file"]],
+                  title="dangling references by file", empty="none")
+        else:
+            table(("ID", "WHERE", "FROM"), [(x["id"], f"{x['path']}:{x['line']}", x["from"]) for x in d["dangling"]],
+                  title="dangling references (ID defined nowhere)", empty="none")
+        if d.get("ambiguous"):
+            warn(f"{len(d['ambiguous'])} bare citation(s) could mean several features (e.g. {d['ambiguous'][0]['id']} "
+                 f"in {d['ambiguous'][0]['path']}:{d['ambiguous'][0]['line']}); add a 'Feature: <name>' comment "
+                 "to the file (see --json 'ambiguous').")
         table(("ID", "WHERE", "FIRST"), [(x["id"], f"{x['path']}:{x['line']}", x["first"]) for x in d["duplicates"]],
               title="duplicate IDs", empty="none")
 
@@ -166,17 +199,22 @@ def gaps(ctx: click.Context, state: CliState, path: str | None) -> None:
 @click.option("--min-coverage", type=click.FloatRange(0, 100), required=True, metavar="N",
               help="Minimum overall coverage in percent; exit 1 below it.")
 @click.option("--deep", is_flag=True, help="Check deep coverage (every task implemented and tested) instead of shallow.")
+@click.argument("repo_path", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
 @_path_option
 @pass_state
 @click.pass_context
-def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, path: str | None) -> None:
-    """For CI: exit 1 when overall coverage is below N percent."""
-    d = state.client().get("/v1/trace", {**repo_query(ctx, path), "view": "summary"})
+def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, repo_path: str | None, path: str | None) -> None:
+    """For CI: exit 1 when overall coverage is below N percent, or when no requirement is recognised."""
+    d = state.client().get("/v1/trace", {**repo_query(ctx, path or repo_path), "view": "summary"})
     s = d["summary"]
     got = s["deep"]["overall"] if deep else s["overall"]
-    ok = got >= min_coverage
-    result = {"ok": ok, "coverage": got, "min_coverage": min_coverage, "mode": "deep" if deep else "shallow", **d}
+    # Nothing traced is never a pass: spec files holding no recognised requirement fail with the reason.
+    ok = got >= min_coverage and s["requirements"] > 0
+    reason = None if s["requirements"] else (d.get("diagnosis") or {}).get("message") or _empty_message(d)
+    result = {"ok": ok, "coverage": got, "min_coverage": min_coverage, "mode": "deep" if deep else "shallow",
+              "reason": reason, **d}
     emit(state, result, lambda r: line(
+        f"FAILED: {reason}" if reason else
         f"{'ok' if ok else 'FAILED'}: {r['mode']} coverage {got}% {'≥' if ok else '<'} {min_coverage}% — {summary_line(s)}"))
     if not ok:
         ctx.exit(EXIT_ERROR)
@@ -188,14 +226,17 @@ def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, 
               help="Write to FILE (default: stdout); never inside MUSUBI_HOME but for its exports/ folder, "
                    "never through a symbolic link.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.argument("repo_path", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
 @_path_option
 @pass_state
 @click.pass_context
-def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, force: bool, path: str | None) -> None:
-    """Export the matrix as JSON, CSV, Markdown or one self-contained HTML file (prints well)."""
+def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, force: bool, repo_path: str | None,
+           path: str | None) -> None:
+    """Export the matrix of PATH (default: the repository around the current directory) as JSON, CSV,
+    Markdown or one self-contained HTML file (prints well)."""
     if force and output is None:
         raise click.UsageError("--force only applies with -o FILE.")
-    d = state.client().get("/v1/trace/export", {**repo_query(ctx, path), "format": fmt})
+    d = state.client().get("/v1/trace/export", {**repo_query(ctx, path or repo_path), "format": fmt})
     content: str = d["content"]
     if output is None:
         if state.json and fmt != "json":

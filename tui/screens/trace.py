@@ -545,6 +545,8 @@ class TraceScreen(ModeScreen):
 
 
 def _component(rid: str) -> str:
+    if ":" in rid:
+        return rid.split(":", 1)[0]  # a Kiro / Spec Kit feature
     parts = rid.split("-")
     return parts[1] if len(parts) > 2 else "-"
 
