@@ -49,22 +49,32 @@ from core.errors import BadRequest
 Check = Callable[[Any, str], Any]
 
 
-def count(r: limits.Range, *, none_is: int | None = None) -> Check:
+class RangeCheck:
+    """A numeric field's check; ``range`` is what docs/api.md#ranges lists for it (tests/docs checks it)."""
+
+    def __init__(self, r: limits.Range, fn: Callable[[object, str], int]) -> None:
+        self.range, self._fn = r, fn
+
+    def __call__(self, v: object, field: str) -> int:
+        return self._fn(v, field)
+
+
+def count(r: limits.Range, *, none_is: int | None = None) -> RangeCheck:
     """A whole number within ``r`` (:func:`core.limits.count`); ``null`` means ``none_is`` when given."""
 
     def check(v: object, field: str) -> int:
         return limits.count(none_is if v is None and none_is is not None else v, field, r)
 
-    return check
+    return RangeCheck(r, check)
 
 
-def dollars(r: limits.Range) -> Check:
+def dollars(r: limits.Range) -> RangeCheck:
     """Dollars (number or text) as exact integer micro-dollars within ``r``; ``null`` or ``""`` is 0."""
 
     def check(v: object, field: str) -> int:
         return 0 if v is None or v == "" else limits.dollars(v, field, r)
 
-    return check
+    return RangeCheck(r, check)
 
 
 def text(max_len: int, *, required: bool = False) -> Check:
@@ -83,7 +93,7 @@ def flag(v: object, field: str) -> bool:
     return v
 
 
-def json_int(message: str, r: limits.Range) -> Check:
+def json_int(message: str, r: limits.Range) -> RangeCheck:
     """A JSON integer (not text: these fields come from programs, not the CLI's argv) within ``r``."""
 
     def check(v: object, field: str) -> int:
@@ -91,7 +101,7 @@ def json_int(message: str, r: limits.Range) -> Check:
             raise BadRequest(message, field=field)
         return limits.count(v, field, r)
 
-    return check
+    return RangeCheck(r, check)
 
 
 def blank_none(v: str | None, _field: str) -> str | None:
