@@ -15,8 +15,9 @@ room for what is derived from them, so no derived value can reach that either:
   and a limit is at most 1e18, so 2e18 fits;
 - sums over the ledger (history, start-up counters) are computed by DuckDB as HUGEINT.
 
-This module is the one place these numbers live; the typed request models of the API
-can take them from here.
+This module is the one place these numbers live; the request models of the API
+(core/api/models.py) name the range of each field and check it with :func:`count`
+and :func:`dollars` at the HTTP boundary.
 """
 
 from __future__ import annotations

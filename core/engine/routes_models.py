@@ -24,15 +24,18 @@ import asyncio
 import os
 import pwd
 import time
-from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from core import limits
+from core.api import models as m
 from core.engine.base import Ctx
+from core.engine.http import Api
+from core.engine.http import json_response as _json
+from core.engine.routes_models_import import import_table
+from core.engine.routing import Route
 from core.errors import BadRequest, PermissionDenied
 from core.models.estimate import estimate, load_workflows, single_step, workflow
 from core.models.files import CachedCounter, read_files, text_documents
@@ -44,12 +47,8 @@ from core.models.tokens import CountCache
 from core.paths import os_identity, readable_by
 from core.storage.base import Delete, Insert
 
-if TYPE_CHECKING:
-    from core.engine.server import Api
-
 HISTORY_DAYS = 180
 HISTORY_TTL_S = 30.0
-MAX_MODELS = 12
 
 
 class ModelRoutes:
@@ -151,45 +150,35 @@ class ModelRoutes:
 
     # -- registry -------------------------------------------------------------------------
 
-    async def list_models(self, request: web.Request) -> web.Response:
+    async def list_models(self, request: web.Request, _req: m.Empty) -> web.Response:
         c = await self._read_ctx(request, "models.list", "models")
         reg = self.registry(c.tenant)
         allowed = await self.allowed(c.tenant)
         today = self.today()
-        models = [{**m.as_json(today), "allowed": allowed is None or m.id in allowed} for m in reg.all()]
+        models = [{**x.as_json(today), "allowed": allowed is None or x.id in allowed} for x in reg.all()]
         return _json({"tenant": c.tenant, "models": models, "allowed": sorted(allowed) if allowed else None,
                       "config": str(self.config_path()), "today": today.isoformat()})
 
-    async def show_model(self, request: web.Request) -> web.Response:
-        name = request.match_info["id"]
-        c = await self._read_ctx(request, "models.show", f"model:{name}")
-        m = self.registry(c.tenant).get(name)
+    async def show_model(self, request: web.Request, req: m.ModelId) -> web.Response:
+        c = await self._read_ctx(request, "models.show", f"model:{req.id}")
+        model = self.registry(c.tenant).get(req.id)
         allowed = await self.allowed(c.tenant)
-        return _json({**m.as_json(self.today()), "allowed": allowed is None or m.id in allowed})
+        return _json({**model.as_json(self.today()), "allowed": allowed is None or model.id in allowed})
 
     # -- the tenant's allowed set ---------------------------------------------------------
 
-    async def get_allowed(self, request: web.Request) -> web.Response:
+    async def get_allowed(self, request: web.Request, _req: m.Empty) -> web.Response:
         c = await self._read_ctx(request, "models.allowed", "models")
         allowed = await self.allowed(c.tenant)
         return _json({"tenant": c.tenant, "allowed": sorted(allowed) if allowed else None})
 
-    async def put_allowed(self, request: web.Request) -> web.Response:
-        from core.engine.server import body
-
-        b = await body(request)
+    async def put_allowed(self, request: web.Request, req: m.AllowedSet) -> web.Response:
         c = await self.api.ctx(request)
-        names = b.get("models")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise BadRequest('models must be a list of model ids, e.g. {"models": ["gpt-5.4"]}.', field="models")
-        if not names:
-            raise BadRequest("an empty list would allow no model at all; to allow every model use: "
-                             "musubi models allowed clear (DELETE /v1/models/allowed).", field="models")
         reg = self.registry(c.tenant)
-        ids = sorted({reg.get(n).id for n in names})  # unknown names: 404 with close matches, nothing changed
+        ids = sorted({reg.get(n).id for n in req.models})  # unknown names: 404 with close matches, nothing changed
         return _json(await self._set_allowed(c, ids))
 
-    async def delete_allowed(self, request: web.Request) -> web.Response:
+    async def delete_allowed(self, request: web.Request, _req: m.Empty) -> web.Response:
         c = await self.api.ctx(request)
         return _json(await self._set_allowed(c, None))
 
@@ -228,64 +217,35 @@ class ModelRoutes:
 
     # -- router ---------------------------------------------------------------------------
 
-    async def route_task(self, request: web.Request) -> web.Response:
-        from core.engine.server import body
-
-        b = await body(request)
-        c = await self._read_ctx(request, "models.route", f"task:{b.get('task')}")
-        task = check_task(b.get("task"))
-        n = b.get("input_tokens")
-        if not isinstance(n, int):  # a JSON integer: o200k_base tokens
-            raise BadRequest("input_tokens must be a whole number >= 0 (o200k_base tokens).", field="input_tokens")
-        n = limits.count(n, "input_tokens", limits.TOKENS)
-        kind = b.get("kind", "code")
-        if kind not in ("code", "prose", "cjk"):
-            raise BadRequest("kind must be code, prose or cjk.", field="kind")
-        d = route(self.registry(c.tenant), task, n, allowed=await self.allowed(c.tenant),
-                  history=await self.history(c.tenant), kind=kind, today=self.today())
+    async def route_task(self, request: web.Request, req: m.RouteTask) -> web.Response:
+        c = await self._read_ctx(request, "models.route", f"task:{req.task}")
+        task = check_task(req.task)
+        d = route(self.registry(c.tenant), task, req.input_tokens, allowed=await self.allowed(c.tenant),
+                  history=await self.history(c.tenant), kind=req.kind, today=self.today())
         return _json(d.as_json())
 
     # -- cost -----------------------------------------------------------------------------
 
-    async def workflows(self, request: web.Request) -> web.Response:
+    async def workflows(self, request: web.Request, _req: m.Empty) -> web.Response:
         await self._read_ctx(request, "cost.workflows", "workflows")
         return _json({"workflows": [
             {"name": w.name, "description": w.description, "steps": [s.task for s in w.steps]}
             for w in load_workflows().values()
         ]})
 
-    async def cost_estimate(self, request: web.Request) -> web.Response:
-        from core.engine.server import body
-
+    async def cost_estimate(self, request: web.Request, req: m.CostEstimate) -> web.Response:
         e = self.api.e
-        b = await body(request)
         c = await self.api.ctx(request)
         reg = self.registry(c.tenant)
         today = self.today()
-        names = b.get("models")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise BadRequest("models must be a non-empty list of model ids (--model M, repeatable).", field="models")
-        if len(names) > MAX_MODELS:
-            raise BadRequest(f"at most {MAX_MODELS} models per estimate.", field="models")
-        models = list({m.id: m for m in (reg.get(n) for n in names)}.values())
-        for m in models:
-            m.check_usable(today)  # a retired model: refused, its replacement named, nothing counted
+        models = list({x.id: x for x in (reg.get(n) for n in req.models)}.values())
+        for x in models:
+            x.check_usable(today)  # a retired model: refused, its replacement named, nothing counted
         allowed = await self.allowed(c.tenant)
-        paths = b.get("paths") or []
-        if not isinstance(paths, list):
-            raise BadRequest("paths must be a list of absolute file paths.", field="paths")
-        wf, task = b.get("workflow"), b.get("task")
-        if wf is not None and task is not None:
-            raise BadRequest("give a workflow or a task kind, not both.", field="workflow")
+        paths, wf, task = req.paths, req.workflow, req.task
         steps = list(workflow(str(wf)).steps) if wf else single_step(str(task or "implementation"))
-        retrieval = b.get("retrieval_tokens", 0)
-        if not isinstance(retrieval, int):
-            raise BadRequest("retrieval_tokens must be a whole number >= 0.", field="retrieval_tokens")
-        retrieval = limits.count(retrieval, "retrieval_tokens", limits.TOKENS)
-        cache = b.get("cache", True)
-        if not isinstance(cache, bool):
-            raise BadRequest("cache must be true or false.", field="cache")
-        docs_text = text_documents(b.get("texts"))
+        retrieval, cache = req.retrieval_tokens, req.cache
+        docs_text = text_documents(req.texts)
         ids = [m.id for m in models]
 
         def check() -> None:
@@ -354,25 +314,16 @@ class ModelRoutes:
         return out
 
 
-def _json(data: Mapping[str, Any]) -> web.Response:
-    from core.engine.server import _json as to_json
-
-    return to_json(data)
-
-
-def setup(app: web.Application, api: Api) -> None:
-    """Register the model and cost routes on ``app`` (called by ``build_app``)."""
-    m = ModelRoutes(api)
-    r = app.router
-    r.add_get("/v1/models", m.list_models)
-    # Registered before /v1/models/{id}: the first matching resource wins.
-    r.add_get("/v1/models/allowed", m.get_allowed)
-    r.add_put("/v1/models/allowed", m.put_allowed)
-    r.add_delete("/v1/models/allowed", m.delete_allowed)
-    r.add_post("/v1/models/route", m.route_task)
-    from core.engine.routes_models_import import setup_import
-
-    setup_import(r, m)
-    r.add_get("/v1/models/{id:.+}", m.show_model)
-    r.add_get("/v1/cost/workflows", m.workflows)
-    r.add_post("/v1/cost/estimate", m.cost_estimate)
+M = ModelRoutes
+# /v1/models/allowed, /route and /import come before /v1/models/{id}: the first matching resource wins.
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/models", "models.list", "quotas.read", handler=M.list_models, feature=M),
+    Route("GET", "/v1/models/allowed", "models.allowed", "quotas.read", handler=M.get_allowed, feature=M),
+    Route("PUT", "/v1/models/allowed", "models.allow", "quotas.manage", m.AllowedSet, handler=M.put_allowed, feature=M),
+    Route("DELETE", "/v1/models/allowed", "models.allow_all", "quotas.manage", handler=M.delete_allowed, feature=M),
+    Route("POST", "/v1/models/route", "models.route", "quotas.read", m.RouteTask, handler=M.route_task, feature=M),
+    Route("POST", "/v1/models/import", "models.import", "quotas.manage", m.ModelsImport, handler=import_table, feature=M),
+    Route("GET", "/v1/models/{id:.+}", "models.show", "quotas.read", m.ModelId, handler=M.show_model, feature=M),
+    Route("GET", "/v1/cost/workflows", "cost.workflows", "quotas.read", handler=M.workflows, feature=M),
+    Route("POST", "/v1/cost/estimate", "cost.estimate", "quotas.read", m.CostEstimate, handler=M.cost_estimate, feature=M),
+)

@@ -22,86 +22,67 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from core.api import models as m
+from core.engine.http import json_response
 from core.errors import BadRequest, PermissionDenied
 from core.models.importer import plan_import
-from core.models.overrides import SCOPES, merge_entries
+from core.models.overrides import merge_entries
 from core.models.registry import ConfigError, load_registry, read_config
 
 if TYPE_CHECKING:
     from core.engine.routes_models import ModelRoutes
 
-MAX_SOURCE = 500
+async def import_table(routes: ModelRoutes, request: web.Request, req: m.ModelsImport) -> web.Response:
+    """``POST /v1/models/import``: merge a LiteLLM-format table into the tenant's or the owner's override."""
+    e = routes.api.e
+    c = await routes.api.ctx(request)
+    scope, dry, source = req.scope, req.dry_run, req.source
+    today = routes.today()
+    tenant = c.tenant if scope == "tenant" else None
 
+    def check() -> None:
+        if dry:
+            e.require(c, "quotas.read", read=True)
+        elif scope == "tenant":
+            e.require(c, "quotas.manage")
+        elif not e.is_system_admin(c.user):
+            raise PermissionDenied(
+                "permission denied: importing into the engine owner's registry (scope user) needs the system "
+                "role (tenant.manage in the system tenant); a tenant admin can import for the tenant: "
+                "musubi models import FILE (scope tenant).", permission="tenant.manage")
 
-def setup_import(router: web.UrlDispatcher, routes: ModelRoutes) -> None:
-    """Register the import route (before ``/v1/models/{id}``, which would shadow a GET)."""
+    await e.run(c, "models.import", f"models:{scope}", check)
+    # From here to the write there is no await: no other request of this engine can change the
+    # override between reading it, merging, validating and writing it (e.run calls op at once).
+    reg = routes.registry(c.tenant)
+    plan = plan_import(reg, req.table, source, today)
+    stored = routes.overrides.read(scope, tenant)
+    merged = merge_entries(stored["entries"], plan["entries"])
+    # Refuse before writing when the result would not load (the stored file must always load).
+    cfg_path = routes.config_path()
+    overlays = [(str(routes.overrides.path("user")), merged if scope == "user" else
+                 routes.overrides.read("user")["entries"])]
+    if scope == "tenant":
+        overlays.append((str(routes.overrides.path("tenant", c.tenant)), merged))
+    try:
+        load_registry(read_config(cfg_path), cfg_path, overlays)
+    except ConfigError as exc:
+        raise BadRequest(f"the imported table does not fit the registry: {exc.message}", field="table") from None
+    result: dict[str, Any] = {k: plan[k] for k in ("source", "new", "changed", "removed", "unchanged", "skipped")}
+    result.update({"scope": scope, "tenant": c.tenant, "dry_run": dry,
+                   "override": str(routes.overrides.path(scope, tenant))})
+    if dry or not plan["entries"]:
+        result["written"] = False
+        return json_response(result)
 
-    async def import_table(request: web.Request) -> web.Response:
-        from core.engine.routes_models import _json
-        from core.engine.server import body
+    def op() -> dict[str, Any]:
+        check()
+        imported = [*stored.get("imported", []), {"source": plan["source"], "at": e.now().isoformat(),
+                                                 "by": c.user, "models": [x["id"] for x in plan["entries"]]}]
+        routes.overrides.write(scope, tenant, {"entries": merged, "imported": imported[-50:]})
+        e.audit(c.tenant, c, "models.import", f"models:{scope}", details={
+            "source": plan["source"], "scope": scope, "new": [x["model"] for x in plan["new"]],
+            "changed": [x["model"] for x in plan["changed"]], "removed": [x["model"] for x in plan["removed"]]})
+        return {**result, "written": True}
 
-        e = routes.api.e
-        b = await body(request)
-        c = await routes.api.ctx(request)
-        scope = b.get("scope", "tenant")
-        if scope not in SCOPES:
-            raise BadRequest("scope must be 'tenant' (this tenant's override) or 'user' (the engine owner's).",
-                             field="scope")
-        dry = b.get("dry_run", False)
-        if not isinstance(dry, bool):
-            raise BadRequest("dry_run must be true or false.", field="dry_run")
-        source = b.get("source")
-        if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE:
-            raise BadRequest(f"source must name the file or URL the table came from (at most {MAX_SOURCE} characters).",
-                             field="source")
-        today = routes.today()
-        tenant = c.tenant if scope == "tenant" else None
-
-        def check() -> None:
-            if dry:
-                e.require(c, "quotas.read", read=True)
-            elif scope == "tenant":
-                e.require(c, "quotas.manage")
-            elif not e.is_system_admin(c.user):
-                raise PermissionDenied(
-                    "permission denied: importing into the engine owner's registry (scope user) needs the system "
-                    "role (tenant.manage in the system tenant); a tenant admin can import for the tenant: "
-                    "musubi models import FILE (scope tenant).", permission="tenant.manage")
-
-        await e.run(c, "models.import", f"models:{scope}", check)
-        # From here to the write there is no await: no other request of this engine can change the
-        # override between reading it, merging, validating and writing it (e.run calls op at once).
-        reg = routes.registry(c.tenant)
-        plan = plan_import(reg, b.get("table"), source.strip(), today)
-        stored = routes.overrides.read(scope, tenant)
-        merged = merge_entries(stored["entries"], plan["entries"])
-        # Refuse before writing when the result would not load (the stored file must always load).
-        cfg_path = routes.config_path()
-        overlays = [(str(routes.overrides.path("user")), merged if scope == "user" else
-                     routes.overrides.read("user")["entries"])]
-        if scope == "tenant":
-            overlays.append((str(routes.overrides.path("tenant", c.tenant)), merged))
-        try:
-            load_registry(read_config(cfg_path), cfg_path, overlays)
-        except ConfigError as exc:
-            raise BadRequest(f"the imported table does not fit the registry: {exc.message}", field="table") from None
-        result: dict[str, Any] = {k: plan[k] for k in ("source", "new", "changed", "removed", "unchanged", "skipped")}
-        result.update({"scope": scope, "tenant": c.tenant, "dry_run": dry,
-                       "override": str(routes.overrides.path(scope, tenant))})
-        if dry or not plan["entries"]:
-            result["written"] = False
-            return _json(result)
-
-        def op() -> dict[str, Any]:
-            check()
-            imported = [*stored.get("imported", []), {"source": plan["source"], "at": e.now().isoformat(),
-                                                     "by": c.user, "models": [x["id"] for x in plan["entries"]]}]
-            routes.overrides.write(scope, tenant, {"entries": merged, "imported": imported[-50:]})
-            e.audit(c.tenant, c, "models.import", f"models:{scope}", details={
-                "source": plan["source"], "scope": scope, "new": [x["model"] for x in plan["new"]],
-                "changed": [x["model"] for x in plan["changed"]], "removed": [x["model"] for x in plan["removed"]]})
-            return {**result, "written": True}
-
-        return _json(await e.run(c, "models.import", f"models:{scope}", op))
-
-    router.add_post("/v1/models/import", import_table)
+    return json_response(await e.run(c, "models.import", f"models:{scope}", op))

@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from core.api import models as m
 from core.engine.base import Ctx
+from core.engine.http import Api, json_response
+from core.engine.routing import Route
 from core.errors import BadRequest, PermissionDenied
 from core.paths import is_within
 
 if TYPE_CHECKING:
-    from core.engine.server import Api
     from core.trace.service import TraceService
 
 
@@ -53,7 +55,7 @@ class TraceRoutes:
 
     # -- context ----------------------------------------------------------------------------
 
-    async def _open(self, request: web.Request, perm: str, action: str, body: dict[str, Any] | None = None) -> tuple[Ctx, Path]:
+    async def _open(self, request: web.Request, perm: str, action: str, req: m.TraceRead) -> tuple[Ctx, Path]:
         """The caller's context and repository root, after the permission check (denials audited).
 
         A path is judged by where it really leads (symlinks resolved), and the check is
@@ -61,9 +63,7 @@ class TraceRoutes:
         """
         e = self.api.e
         c = await self.api.ctx(request)
-        raw = (body or {}).get("path") or request.query.get("path")
-        if raw is not None and not isinstance(raw, str):
-            raise BadRequest("path must be a string: the absolute path of a repository.", field="path")
+        raw = req.path
         real = None
         if raw:
             if not os.path.isabs(raw):
@@ -103,46 +103,39 @@ class TraceRoutes:
             )
         return c, root
 
-    async def _read(self, request: web.Request, fn: Callable[[Ctx, Path], Any]) -> web.Response:
-        c, root = await self._open(request, "specs.read", "trace.read")
+    async def _read(self, request: web.Request, req: m.TraceRead, fn: Callable[[Ctx, Path], Any]) -> web.Response:
+        c, root = await self._open(request, "specs.read", "trace.read", req)
         data = await asyncio.to_thread(fn, c, root)
-        return _json(data)
+        return json_response(data)
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def report(self, request: web.Request) -> web.Response:
-        view = request.query.get("view", "full")
-        if view not in ("full", "summary"):
-            raise BadRequest(f"view {view!r} is not 'full' or 'summary'.", field="view")
-        if view == "summary":
-            return await self._read(request, lambda c, root: self.svc.summary(c.tenant, root))
-        return await self._read(request, lambda c, root: self.svc.report(c.tenant, root))
+    async def report(self, request: web.Request, req: m.TraceReport) -> web.Response:
+        if req.view == "summary":
+            return await self._read(request, req, lambda c, root: self.svc.summary(c.tenant, root))
+        return await self._read(request, req, lambda c, root: self.svc.report(c.tenant, root))
 
-    async def show(self, request: web.Request) -> web.Response:
-        rid = request.match_info["id"]
-        return await self._read(request, lambda c, root: self.svc.show(c.tenant, root, rid))
+    async def show(self, request: web.Request, req: m.TraceItem) -> web.Response:
+        return await self._read(request, req, lambda c, root: self.svc.show(c.tenant, root, req.id))
 
-    async def gaps(self, request: web.Request) -> web.Response:
-        return await self._read(request, lambda c, root: self.svc.gaps(c.tenant, root))
+    async def gaps(self, request: web.Request, req: m.TraceRead) -> web.Response:
+        return await self._read(request, req, lambda c, root: self.svc.gaps(c.tenant, root))
 
-    async def impact(self, request: web.Request) -> web.Response:
-        rid = request.match_info["id"]
-        return await self._read(request, lambda c, root: self.svc.impact(c.tenant, root, rid))
+    async def impact(self, request: web.Request, req: m.TraceItem) -> web.Response:
+        return await self._read(request, req, lambda c, root: self.svc.impact(c.tenant, root, req.id))
 
-    async def export(self, request: web.Request) -> web.Response:
-        fmt = request.query.get("format", "json")
-        return await self._read(request, lambda c, root: self.svc.export(c.tenant, root, fmt))
+    async def export(self, request: web.Request, req: m.TraceExport) -> web.Response:
+        return await self._read(request, req, lambda c, root: self.svc.export(c.tenant, root, req.format))
 
-    async def lint(self, request: web.Request) -> web.Response:
-        return await self._read(request, lambda c, root: self.svc.lint(c.tenant, root))
+    async def lint(self, request: web.Request, req: m.TraceRead) -> web.Response:
+        return await self._read(request, req, lambda c, root: self.svc.lint(c.tenant, root))
 
     # -- writes (links.yml) -----------------------------------------------------------------
 
-    async def _write(self, request: web.Request, action: str, resource: Callable[[dict[str, Any]], str], fn: Callable[[Ctx, Path, dict[str, Any]], dict[str, Any]]) -> web.Response:
-        from core.engine.server import body as read_body
-
-        b = await read_body(request)
-        c, root = await self._open(request, "specs.write", action, b)
+    async def _write(
+        self, request: web.Request, req: m.TraceRead, action: str, resource: str, fn: Callable[[Ctx, Path], dict[str, Any]]
+    ) -> web.Response:
+        c, root = await self._open(request, "specs.write", action, req)
         from core.trace.config import LINKS_FILE
 
         target = os.path.realpath(root / LINKS_FILE)
@@ -152,57 +145,42 @@ class TraceRoutes:
                 "symlink; the engine writes only inside the project. Replace the link with a real folder.",
                 permission="specs.write",
             )
-        result = await asyncio.to_thread(fn, c, root, b)
+        result = await asyncio.to_thread(fn, c, root)
         details = {k: v for k, v in result.items() if k in ("fingerprint", "previous_fingerprint", "kind", "target", "line", "state", "source")}
         details["repo"] = str(root)
-        await self.api.e.run(c, action, resource(b), lambda: self.api.e.audit(c.tenant, c, action, resource(b), details=details))
-        return _json(result)
+        await self.api.e.run(c, action, resource, lambda: self.api.e.audit(c.tenant, c, action, resource, details=details))
+        return json_response(result)
 
-    async def review(self, request: web.Request) -> web.Response:
+    async def review(self, request: web.Request, req: m.TraceReview) -> web.Response:
         return await self._write(
-            request, "trace.review", lambda b: f"requirement:{b.get('id')}",
-            lambda c, root, b: self.svc.review(c.tenant, root, _str(b, "id"), c.user),
+            request, req, "trace.review", f"requirement:{req.id}",
+            lambda c, root: self.svc.review(c.tenant, root, req.id, c.user),
         )
 
-    async def link(self, request: web.Request) -> web.Response:
+    async def link(self, request: web.Request, req: m.TraceLink) -> web.Response:
         return await self._write(
-            request, "trace.link", lambda b: f"requirement:{b.get('requirement')}",
-            lambda c, root, b: self.svc.decide_link(
-                c.tenant, root, _str(b, "requirement"), _str(b, "kind"), _str(b, "target"), b.get("line"),
-                str(b.get("state", "accepted")), str(b.get("source", "manual")), c.user,
+            request, req, "trace.link", f"requirement:{req.requirement}",
+            lambda c, root: self.svc.decide_link(
+                c.tenant, root, req.requirement, req.kind, req.target, req.line, str(req.state), str(req.source), c.user,
             ),
         )
 
-    async def unlink(self, request: web.Request) -> web.Response:
+    async def unlink(self, request: web.Request, req: m.TraceUnlink) -> web.Response:
         return await self._write(
-            request, "trace.unlink", lambda b: f"requirement:{b.get('requirement')}",
-            lambda c, root, b: self.svc.remove_link(c.tenant, root, _str(b, "requirement"), _str(b, "kind"), _str(b, "target"), b.get("line")),
+            request, req, "trace.unlink", f"requirement:{req.requirement}",
+            lambda c, root: self.svc.remove_link(c.tenant, root, req.requirement, req.kind, req.target, req.line),
         )
 
 
-def _str(b: dict[str, Any], key: str) -> str:
-    v = b.get(key)
-    if not isinstance(v, str) or not v:
-        raise BadRequest(f"{key} is missing; give it as a string.", field=key)
-    return v
-
-
-def _json(data: Any) -> web.Response:
-    from core.engine.server import _json as to_json
-
-    return to_json(data)
-
-
-def setup(app: web.Application, api: Api) -> None:
-    """Register the trace routes on ``app`` (called by ``build_app``)."""
-    t = TraceRoutes(api)
-    r = app.router
-    r.add_get("/v1/trace", t.report)
-    r.add_get("/v1/trace/requirements/{id}", t.show)
-    r.add_get("/v1/trace/gaps", t.gaps)
-    r.add_get("/v1/trace/impact/{id}", t.impact)
-    r.add_get("/v1/trace/export", t.export)
-    r.add_post("/v1/trace/review", t.review)
-    r.add_post("/v1/trace/links", t.link)
-    r.add_post("/v1/trace/links/remove", t.unlink)
-    r.add_get("/v1/spec/lint", t.lint)
+T = TraceRoutes
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/trace", "trace.read", "specs.read", m.TraceReport, handler=T.report, feature=T),
+    Route("GET", "/v1/trace/requirements/{id}", "trace.read", "specs.read", m.TraceItem, handler=T.show, feature=T),
+    Route("GET", "/v1/trace/gaps", "trace.read", "specs.read", m.TraceRead, handler=T.gaps, feature=T),
+    Route("GET", "/v1/trace/impact/{id}", "trace.read", "specs.read", m.TraceItem, handler=T.impact, feature=T),
+    Route("GET", "/v1/trace/export", "trace.read", "specs.read", m.TraceExport, handler=T.export, feature=T),
+    Route("POST", "/v1/trace/review", "trace.review", "specs.write", m.TraceReview, handler=T.review, feature=T),
+    Route("POST", "/v1/trace/links", "trace.link", "specs.write", m.TraceLink, handler=T.link, feature=T),
+    Route("POST", "/v1/trace/links/remove", "trace.unlink", "specs.write", m.TraceUnlink, handler=T.unlink, feature=T),
+    Route("GET", "/v1/spec/lint", "trace.read", "specs.read", m.TraceRead, handler=T.lint, feature=T),
+)

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from core import limits, names
+from core.api.models import DEFAULT_TTL_S
 from core.audit import format_ts
 from core.engine.base import ENGINE_ACTOR, Ctx
 from core.engine.tenancy import TenancyOps, _unit
@@ -37,7 +38,6 @@ from core.quotas import (
 )
 from core.storage.base import Delete, Insert, Update
 
-DEFAULT_TTL_S = 600
 MAX_TTL_S = limits.TTL_S.hi
 
 
@@ -213,23 +213,15 @@ class UsageOps(TenancyOps):
                 payload = {"type": "quota.alert", "tenant": tenant, "quota_id": q.id, **details}
                 self.committer.on_commit(partial(self.bus.publish, tenant, payload))
 
-    def _parse_charge(self, input_tokens: object, output_tokens: object, requests: object, cost_usd: object) -> tuple[Charge, int, int]:
-        i = limits.count(input_tokens, "input_tokens", limits.TOKENS)
-        o = limits.count(output_tokens, "output_tokens", limits.TOKENS)
-        r = limits.count(requests if requests is not None else 1, "requests", limits.REQUESTS)
-        c = limits.dollars(cost_usd, "cost_usd", limits.COST) if cost_usd not in (None, "") else 0
-        return Charge(i + o, r, c), i, o
-
-    # -- charges --------------------------------------------------------------------------
+    # Values arrive typed and within core/limits.py's ranges: the request models
+    # (core/api/models.py) check them at the HTTP boundary; cost is in micro-dollars.
 
     def usage_record(
-        self, ctx: Ctx, model: str, input_tokens: object, output_tokens: object, requests: object = 1, cost_usd: object = None,
-        task_kind: object = None,
+        self, ctx: Ctx, model: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
+        cost_micros: int = 0, task_kind: object = None,
     ) -> dict[str, Any]:
         """Charge usage made outside the workstation; refused whole when over a hard limit."""
-        if not model or not isinstance(model, str) or len(model) > limits.MAX_MODEL_LEN:
-            raise BadRequest("model is missing or too long; pass --model NAME (e.g. gpt-4o).", field="model")
-        charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
+        charge, i, o = Charge(input_tokens + output_tokens, requests, cost_micros), input_tokens, output_tokens
         task = check_task(task_kind) if task_kind is not None else None
         self.require(ctx, "usage.record", project=ctx.project)
         self._admit(ctx, charge, "recording")
@@ -238,15 +230,10 @@ class UsageOps(TenancyOps):
         return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry}
 
     def usage_reserve(
-        self, ctx: Ctx, tokens: object = 0, requests: object = 1, cost_usd: object = None, ttl_s: object = DEFAULT_TTL_S
+        self, ctx: Ctx, tokens: int = 0, requests: int = 1, cost_micros: int = 0, ttl_s: int = DEFAULT_TTL_S
     ) -> dict[str, Any]:
         """Hold an estimate against the limits before an LLM call."""
-        charge = Charge(
-            limits.count(tokens, "tokens", limits.TOKENS),
-            limits.count(requests if requests is not None else 1, "requests", limits.REQUESTS),
-            limits.dollars(cost_usd, "cost_usd", limits.COST) if cost_usd not in (None, "") else 0,
-        )
-        ttl = limits.count(ttl_s if ttl_s is not None else DEFAULT_TTL_S, "ttl_s", limits.TTL_S)
+        charge, ttl = Charge(tokens, requests, cost_micros), ttl_s
         self.require(ctx, "usage.record", project=ctx.project)
         self._admit(ctx, charge, "reserving")
         now = self.now()
@@ -268,13 +255,12 @@ class UsageOps(TenancyOps):
         return res
 
     def usage_settle(
-        self, ctx: Ctx, rid: str, input_tokens: object, output_tokens: object, requests: object = 1,
-        cost_usd: object = None, model: str | None = None, task_kind: object = None,
+        self, ctx: Ctx, rid: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
+        cost_micros: int = 0, model: str | None = None, task_kind: object = None,
     ) -> dict[str, Any]:
         """Record what the reserved call really used and close the reservation."""
-        charge, i, o = self._parse_charge(input_tokens, output_tokens, requests, cost_usd)
+        charge, i, o = Charge(input_tokens + output_tokens, requests, cost_micros), input_tokens, output_tokens
         task = check_task(task_kind) if task_kind is not None else None
-        model = limits.text(model, "model", limits.MAX_MODEL_LEN)
         res = self._own_reservation(ctx, rid)
         self.require(ctx, "usage.record", project=res.project)
         self._check_settle_bound(ctx, res, charge)
@@ -315,11 +301,10 @@ class UsageOps(TenancyOps):
         self.state.forget_old_windows(now)
         return len(expired)
 
-    async def usage_history(self, ctx: Ctx, bucket: str = "hour", since_hours: object = 24, user: str | None = None) -> dict[str, Any]:
+    async def usage_history(self, ctx: Ctx, bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> dict[str, Any]:
         """Usage per time bucket from the ledger (needs 'quotas.read'; others' usage needs 'quotas.manage')."""
         if bucket not in ("minute", "hour", "day", "month"):
             raise BadRequest(f"unknown bucket {bucket!r}: use minute, hour, day or month.", field="bucket")
-        hours = limits.count(since_hours, "since_hours", limits.SINCE_HOURS)
 
         def check() -> None:
             self.require(ctx, "quotas.read", read=True)
@@ -330,6 +315,6 @@ class UsageOps(TenancyOps):
                 )
 
         await self.run(ctx, "usage.history", "usage", check)
-        since = self.now() - timedelta(hours=hours)
+        since = self.now() - timedelta(hours=since_hours)
         rows = await self.read(self.storage.usage_history, ctx.tenant, since, bucket, user)
         return {"tenant": ctx.tenant, "bucket": bucket, "rows": rows}

@@ -1,13 +1,17 @@
-"""docs/api.md documents every route build_app registers, and nothing else."""
+"""docs/api.md documents every route build_app registers, and nothing else, with its models' fields."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
-from core.engine.server import build_app
+from core.engine.apidoc import model_line
+from core.engine.routing import Route
+from core.engine.server import all_routes, build_app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 HEADING = re.compile(r"^### (GET|POST|PUT|DELETE|PATCH) (/\S+)\s*$", re.M)
@@ -73,3 +77,73 @@ def test_error_codes_table_covers_core_errors() -> None:
         assert int(exit_code) == cls.exit_code, f"{cls.code}: exit {exit_code} != {cls.exit_code}"
         if status != "—":
             assert int(status) == cls.http_status, f"{cls.code}: HTTP {status} != {cls.http_status}"
+
+
+def _sections() -> dict[tuple[str, str], str]:
+    text = DOC.read_text(encoding="utf-8")
+    found = list(HEADING.finditer(text))
+    return {
+        (m[1], m[2]): text[m.end() : found[i + 1].start() if i + 1 < len(found) else len(text)]
+        for i, m in enumerate(found)
+    }
+
+
+def _doc_path(route: Route) -> str:
+    return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)  # /v1/models/{id:.+} is documented as {id}
+
+
+def test_the_route_table_is_what_build_app_registers() -> None:
+    table = {(r.method, _doc_path(r)) for r in all_routes()}
+    assert len(table) == len(all_routes()), "a route is in the tables twice"
+    assert table == registered_routes()
+
+
+def test_each_section_names_its_request_fields_and_answer() -> None:
+    # The first paragraph of a section is the line its route's models make: a field added to or
+    # removed from a request model, or a new answer shape, shows here until the doc says it.
+    sections = _sections()
+    wrong = []
+    for route in all_routes():
+        section = sections[(route.method, _doc_path(route))]
+        first = section.strip().split("\n\n", 1)[0]
+        want = model_line(route)
+        if first != want:
+            wrong.append(f"### {route.method} {_doc_path(route)}\n  has:  {first[:200]}\n  want: {want}")
+    assert not wrong, "docs/api.md differs from core/api/models.py:\n" + "\n".join(wrong)
+
+
+def test_model_line_can_fail() -> None:
+    usage = next(r for r in all_routes() if r.path == "/v1/usage")
+    line = model_line(usage)
+    assert "`requests`" in line and "`cost_usd`" in line and "Answer `UsageRecorded`" in line
+    assert model_line(next(r for r in all_routes() if r.path == "/v1/health")) != line
+
+
+def _first_json(section: str) -> Any:
+    block = re.search(r"```json\n(.*?)```", section, re.S)
+    assert block, "no JSON example"
+    return json.loads(block[1])
+
+
+def test_documented_answers_have_the_response_models_keys() -> None:
+    # Routes with a typed answer: the first example in their section has exactly its keys
+    # (optional ones may be left out).
+    sections = _sections()
+    checked = 0
+    for route in all_routes():
+        if route.response is None:
+            continue
+        shape = route.response
+        example = _first_json(sections[(route.method, _doc_path(route))])
+        if typing.get_origin(shape) is list:
+            (shape,) = typing.get_args(shape)
+            assert isinstance(example, list) and example, route.path
+            example = example[0]
+        keys = set(typing.get_type_hints(shape))
+        required = set(shape.__required_keys__)
+        assert required <= set(example) <= keys, (
+            f"{route.method} {route.path}: example keys {sorted(example)} vs {shape.__name__} "
+            f"(required {sorted(required)}, all {sorted(keys)})"
+        )
+        checked += 1
+    assert checked >= 8

@@ -35,3 +35,18 @@ def test_the_other_bounds_stated_on_the_page_match_the_code() -> None:
     assert f"paths\n≤ {limits.MAX_PATH_LEN:,}" in text or f"paths ≤ {limits.MAX_PATH_LEN:,}" in text
     conventions = DOC.read_text(encoding="utf-8").split("## Conventions", 1)[1].split("\n## ", 1)[0]
     assert f"deeper than {limits.MAX_DEPTH} levels" in conventions
+
+
+def test_the_request_models_check_the_ranges_the_page_lists() -> None:
+    # The models (core/api/models.py) check each numeric field against a range; it must be the one
+    # docs/api.md#ranges and core/limits.FIELDS give for that field name.
+    from core.api import models as m
+
+    checked = set()
+    for model in (c for c in vars(m).values() if isinstance(c, type) and issubclass(c, m.Request)):
+        for field, check in model.CHECKS.items():
+            if isinstance(check, m.RangeCheck):
+                assert field in limits.FIELDS, f"{model.__name__}.{field}: no row in docs/api.md#ranges"
+                assert check.range == limits.FIELDS[field], f"{model.__name__}.{field}: {check.range} vs the page"
+                checked.add(field)
+    assert {"input_tokens", "output_tokens", "tokens", "requests", "cost_usd", "ttl_s", "since_hours"} <= checked

@@ -1,0 +1,1 @@
+"""The engine's wire contract: typed request and response models (``core.api.models``)."""

@@ -1,0 +1,277 @@
+"""HTTP plumbing of the engine API: peer credentials, errors, strict bodies, the caller's context.
+
+Nothing here knows a route: ``core/engine/routing.py`` builds handlers from the
+route tables (``routes.py``, ``routes_trace.py``, ``routes_models.py``) on top of
+this module, and ``server.py`` assembles the application.  Feature route modules
+import this module, never ``server.py`` (an import-linter contract keeps it so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import pwd
+import socket
+import struct
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from core.engine.auditops import ExportContent
+from core.engine.base import Ctx
+from core.engine.engine import Engine
+from core.engine.jsontext import answer_text
+from core.errors import BadRequest, MusubiError, NotFound, PayloadTooLarge, PermissionDenied
+from core.limits import MAX_DEPTH
+from core.rbac import SYSTEM_LOG
+
+log = logging.getLogger("musubi.engine.server")  # the name operators grep for
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ENGINE_KEY = web.AppKey("engine", Engine)
+STOP_KEY = web.AppKey("stop", asyncio.Event)
+_SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
+MAX_BODY = 1 << 20  # bytes of one request body
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """An answer as JSON (``core/engine/jsontext.py`` encodes it)."""
+    return web.Response(
+        body=answer_text(data).encode("utf-8"), status=status, content_type="application/json"
+    )
+
+
+def error_response(exc: MusubiError) -> web.Response:
+    return json_response({"error": exc.to_dict()}, status=exc.http_status)
+
+
+_user_cache: dict[int, str] = {}
+# The peer of a connection never changes: ask the kernel once per keep-alive connection.
+_peer_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def peer_user(request: web.Request) -> str:
+    """OS user name of the process on the other end of the socket."""
+    transport = request.transport
+    name = _peer_of.get(transport) if transport is not None else None
+    if name is not None:
+        return name
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        raise PermissionDenied("cannot identify the caller: no socket peer credentials.")
+    creds = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    name = _user_cache.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = f"uid{uid}"
+        _user_cache[uid] = name
+    _peer_of[transport] = name
+    return name
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except MusubiError as exc:
+        return error_response(exc)
+    except web.HTTPNotFound:
+        return error_response(
+            NotFound(
+                f"no such route {request.method} {request.path}; see docs/api.md.", code="no_route"
+            )
+        )
+    except web.HTTPMethodNotAllowed:
+        return error_response(
+            BadRequest(
+                f"method {request.method} is not allowed on {request.path}.",
+                code="method_not_allowed",
+            )
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # Any other refusal aiohttp raises gets the JSON error shape too.
+        err = MusubiError(
+            f"{request.method} {request.path}: {exc.reason}.",
+            code=exc.reason.lower().replace(" ", "_"),
+        )
+        err.http_status = exc.status
+        return error_response(err)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("internal error on %s %s", request.method, request.path)
+        err = MusubiError(
+            f"internal engine error: {type(exc).__name__}: {exc}. Details are in the engine log.",
+            code="internal",
+        )
+        return error_response(err)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key (json would silently keep the last one)."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _v in pairs:
+            if k in seen:
+                raise BadRequest(
+                    f"request body repeats the key {k!r}; give each key once.", field=k
+                )
+            seen.add(k)
+    return d
+
+
+def _constant(name: str) -> Any:
+    raise BadRequest(f"request body contains {name}, which is not JSON; give numbers as digits.")
+
+
+def _float(text: str) -> float:
+    f = float(text)
+    if math.isinf(f):
+        raise BadRequest(
+            f"number {text[:40]} in the request body is too large for any field; see docs/api.md#ranges."
+        )
+    return f
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant, parse_float=_float)
+
+
+def _check_depth(data: Any, text: str) -> None:
+    """Refuse bodies nested deeper than MAX_DEPTH (they only ever make trouble further on)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # cannot be that deep: the common case, without walking anything
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(
+                f"request body is nested more than {MAX_DEPTH} levels deep; no request needs that."
+            )
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, strictly parsed (every refusal a 400 naming the problem)."""
+    if not request.can_read_body:
+        return {}
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the engine accepts ({MAX_BODY:,} bytes); "
+            "send less at once (e.g. fewer texts or paths per estimate)."
+        ) from None
+    try:
+        # Decode strictly ourselves: json.loads(bytes) would let UTF-8-encoded surrogates through.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"request body is not UTF-8 text (bad byte at offset {exc.start}); send JSON encoded as UTF-8."
+        ) from None
+    try:
+        data = _DECODER.decode(text)
+    except json.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON.") from None
+    except RecursionError:
+        raise BadRequest(
+            f"request body is nested more than {MAX_DEPTH} levels deep; no request needs that."
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadRequest(
+            f"request body has a number no field can hold ({exc}); see docs/api.md#ranges."
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object.")
+    _check_depth(data, text)
+    if "\\u" in text:
+        try:
+            # JSON may carry lone surrogates ("\ud800"), only ever as an escape; they cannot be
+            # hashed or stored, and an operation would only fail after it had queued writes, so
+            # refuse them up front.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "request body contains invalid Unicode (a lone surrogate); send UTF-8 text."
+            ) from None
+    return data
+
+
+_EXPORT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+async def stream_export(request: web.Request, out: ExportContent) -> web.StreamResponse:
+    """Send an export's content with its length (so the client can tell a cut-off stream) and event count."""
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": _EXPORT_TYPES.get(out.format, "application/octet-stream"),
+            "X-Musubi-Events": str(out.events),
+            "X-Musubi-Format": out.format,
+        }
+    )
+    resp.content_length = out.size
+    try:
+        await resp.prepare(request)
+        while chunk := await asyncio.to_thread(out.file.read, 1 << 20):
+            await resp.write(chunk)
+        await resp.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        log.info("the client closed an export stream of %d bytes before its end", out.size)
+    finally:
+        out.file.close()
+    return resp
+
+
+class Api:
+    """The engine as every route handler sees it: the engine, the stop event and the caller's context."""
+
+    def __init__(self, engine: Engine, stop: asyncio.Event) -> None:
+        self.e = engine
+        self.stop = stop
+
+    async def ctx(
+        self, request: web.Request, tenant: str | None = None, *, outsiders: bool = False
+    ) -> Ctx:
+        """The caller's context; with ``outsiders`` also for someone with no role in the tenant."""
+        real = peer_user(request)
+        h = request.headers
+        tenant = tenant or h.get("X-Musubi-Tenant") or "default"
+        as_user = h.get("X-Musubi-As") or None
+        cwd, project = h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
+
+        def make() -> Ctx:
+            try:
+                return self.e.make_ctx(real, as_user, tenant, cwd, project, outsiders=outsiders)
+            except PermissionDenied as exc:
+                exc.extra["route"] = f"{request.method} {request.path}"  # recorded with the denial
+                raise
+
+        try:
+            return make()  # writes nothing, so it needs no op of its own unless it is refused
+        except PermissionDenied as exc:
+            # Running it as an op audits the refusal: in the tenant asked for, or in the system
+            # log when there is no such tenant (so probing for names is on record too, for system
+            # owners, without flooding the log of 'default').
+            where = tenant if tenant in self.e.state.tenants else SYSTEM_LOG
+            if (
+                exc.extra.get("permission") == "impersonate"
+            ):  # refused impersonation: the real user acted
+                return await self.e.run(
+                    Ctx(real, real, where), "impersonate", f"user:{as_user}", make
+                )
+            return await self.e.run(
+                Ctx(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make
+            )
