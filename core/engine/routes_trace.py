@@ -51,6 +51,11 @@ class TraceRoutes:
             self._svc = TraceService(self.api.e.tenant_dir)
         return self._svc
 
+    async def close(self, _app: web.Application) -> None:
+        """On the engine's graceful stop: end the file watchers of the automatic re-scan."""
+        if self._svc is not None:
+            await asyncio.to_thread(self._svc.close)
+
     # -- context ----------------------------------------------------------------------------
 
     async def _open(self, request: web.Request, perm: str, action: str, body: dict[str, Any] | None = None) -> tuple[Ctx, Path]:
@@ -196,6 +201,7 @@ def _json(data: Any) -> web.Response:
 def setup(app: web.Application, api: Api) -> None:
     """Register the trace routes on ``app`` (called by ``build_app``)."""
     t = TraceRoutes(api)
+    app.on_cleanup.append(t.close)
     r = app.router
     r.add_get("/v1/trace", t.report)
     r.add_get("/v1/trace/requirements/{id}", t.show)

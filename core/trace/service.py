@@ -19,6 +19,7 @@ from core.trace.links import LinksFile, StoredLink, now_iso, validate_link
 from core.trace.lint import lint_specs, lint_summary, nothing_recognised
 from core.trace.matrix import Trace, build
 from core.trace.scanner import Scanner
+from core.trace.watch import Watches
 
 
 def cache_name(root: Path) -> str:
@@ -33,6 +34,9 @@ class TraceService:
         self._scanners: dict[tuple[str, Path], Scanner] = {}
         self._lock = threading.Lock()
         self._write_locks: dict[Path, threading.Lock] = {}
+        self.watches = Watches()
+        # The last trace of each repository and the watch version it was scanned at.
+        self._last: dict[tuple[str, Path], tuple[int, Trace]] = {}
 
     def _writing(self, root: Path) -> threading.Lock:
         """One writer of a repository's links.yml at a time (read, change, write back)."""
@@ -50,8 +54,30 @@ class TraceService:
 
     def trace(self, tenant: str, root: Path) -> Trace:
         """Re-scan (incrementally) and join with links.yml."""
+        w = self.watches.peek(root)  # a plain read never starts a watcher; the automatic re-scan does
+        version = w.version if w is not None else -1  # read before the scan: a change during it counts
         scan = self.scanner(tenant, root).scan()
-        return build(scan, LinksFile.load(root))
+        t = build(scan, LinksFile.load(root))
+        self._last[(tenant, root)] = (version, t)
+        return t
+
+    def changed_trace(self, tenant: str, root: Path) -> tuple[Trace, dict[str, Any]]:
+        """The automatic re-scan: scan only if the watcher saw a change since the last scan.
+
+        Returns the trace and how changes are detected (``{"mode": "watch"|"poll", "reason"}``).
+        Where the repository is not watched, this is a plain (incremental) re-scan.
+        """
+        w = self.watches.get(root)
+        last = self._last.get((tenant, root))
+        if w is not None and w.watching and last is not None and last[0] == w.version:
+            return last[1], {**w.mode(), "rescanned": False}
+        t = self.trace(tenant, root)
+        mode = w.mode() if w is not None else {"mode": "poll", "reason": "watching is off or at its limit"}
+        return t, {**mode, "rescanned": True}
+
+    def close(self) -> None:
+        """Stop the file watchers (the engine's graceful stop)."""
+        self.watches.close()
 
     # -- read views -------------------------------------------------------------------------
 
@@ -59,8 +85,13 @@ class TraceService:
         return self.trace(tenant, root).to_json()
 
     def summary(self, tenant: str, root: Path) -> dict[str, Any]:
-        t = self.trace(tenant, root)
-        return {"root": str(root), "scan": t.scan.stats(), "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
+        """Counts only: what the Trace screen asks every few seconds to learn whether anything changed."""
+        t, watch = self.changed_trace(tenant, root)
+        stats = t.scan.stats()
+        if not watch["rescanned"]:
+            stats.update(read=0, parsed=0)  # nothing was read: the answer is the last scan's
+        stats["watch"] = watch
+        return {"root": str(root), "scan": stats, "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
 
     def show(self, tenant: str, root: Path, rid: str) -> dict[str, Any]:
         t = self.trace(tenant, root)
