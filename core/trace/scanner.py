@@ -310,12 +310,16 @@ class Scanner:
             else:
                 code_todo.append((rel, st, prev, role))
         specs = [e.spec for e in new.values() if e.spec is not None]
-        cites = ("k" if any("kiro" in d.forms for d in specs) else "") + ("s" if any("speckit" in d.forms for d in specs) else "")
+        cites = ("k" if any("kiro" in d.forms for d in specs) else "") + (
+            "s" if any("speckit" in d.forms for d in specs) else ""
+        )
         if cites != self.cites_fp:
             # Code was searched for other citation forms: search it again (rare: a layout appeared or went).
             self.cites_fp = cites
             changed = True
-            code_todo += [(rel, os.lstat(root + rel), None, e.role) for rel, e in list(new.items()) if e.role in ("code", "test")]
+            code_todo += [
+                (rel, os.lstat(root + rel), None, e.role) for rel, e in list(new.items()) if e.role in ("code", "test")
+            ]
         fixture = GlobMatcher(config.fixtures)
         for rel, st, prev, role in code_todo:
             self._read_one(config, root, rel, st, prev, role, new, skipped, cites, fixture.match(rel))
