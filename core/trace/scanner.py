@@ -181,6 +181,7 @@ class Scanner:
         self._loaded = False
         self._saved_once = False
         self._timer: threading.Timer | None = None
+        self.listed: list[str] = []  # the files of the last scan (the file watcher watches their folders)
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -265,6 +266,7 @@ class Scanner:
             self.entries, self.config_fp = {}, fp
         listed, how = F.list_files(self.root)
         listed = F.filter_files(listed, config.exclude)
+        self.listed = listed
         classify = RoleClassifier(config).role
         root = str(self.root) + "/"
         self._read = self._parsed = 0

@@ -19,7 +19,7 @@ from core.trace.links import LinksFile, StoredLink, now_iso, validate_link
 from core.trace.lint import lint_specs, lint_summary, nothing_recognised
 from core.trace.matrix import Trace, build
 from core.trace.scanner import Scanner
-from core.trace.watch import Watches
+from core.trace.watch import ENV, Watches
 
 
 def cache_name(root: Path) -> str:
@@ -56,7 +56,10 @@ class TraceService:
         """Re-scan (incrementally) and join with links.yml."""
         w = self.watches.peek(root)  # a plain read never starts a watcher; the automatic re-scan does
         version = w.version if w is not None else -1  # read before the scan: a change during it counts
-        scan = self.scanner(tenant, root).scan()
+        sc = self.scanner(tenant, root)
+        scan = sc.scan()
+        if w is not None:
+            w.ensure(sc.listed)  # (re)start on the folders this scan listed, if they changed
         t = build(scan, LinksFile.load(root))
         self._last[(tenant, root)] = (version, t)
         return t
@@ -72,7 +75,7 @@ class TraceService:
         if w is not None and w.watching and last is not None and last[0] == w.version:
             return last[1], {**w.mode(), "rescanned": False}
         t = self.trace(tenant, root)
-        mode = w.mode() if w is not None else {"mode": "poll", "reason": "watching is off or at its limit"}
+        mode = w.mode() if w is not None else {"mode": "poll", "reason": f"watching is off ({ENV}=0) or at its limit"}
         return t, {**mode, "rescanned": True}
 
     def close(self) -> None:
@@ -134,6 +137,7 @@ class TraceService:
             before = lf.reviews.get(rid, {}).get("fingerprint")
             entry = lf.review(row.req, by)
             lf.save()
+            self._last.pop((tenant, root), None)  # links changed: the next ask re-reads them
         return {"id": rid, "previous_fingerprint": before, **entry, "was_suspect": row.suspect, "file": str(lf.path)}
 
     def decide_link(
@@ -152,6 +156,7 @@ class TraceService:
             lf = LinksFile.load(root)
             link = lf.put(StoredLink(rid, kind, target, line, source, state, by, now_iso()))
             lf.save()
+            self._last.pop((tenant, root), None)  # links changed: the next ask re-reads them
         return {**link.to_yaml(), "file": str(lf.path)}
 
     def remove_link(self, tenant: str, root: Path, rid: str, kind: str, target: str, line: Any) -> dict[str, Any]:
@@ -160,6 +165,7 @@ class TraceService:
             if not lf.remove(rid, kind, target, line):
                 raise NotFound(f"links.yml has no {kind} link from {rid} to {target}" + (f":{line}" if line else "") + ".")
             lf.save()
+            self._last.pop((tenant, root), None)  # links changed: the next ask re-reads them
         return {"removed": True, "requirement": rid, "kind": kind, "target": target, "line": line}
 
 

@@ -52,7 +52,9 @@ def test_a_change_is_picked_up_by_the_watcher_and_nothing_rescanned_meanwhile(
     first = svc.summary("t", repo)
     assert first["scan"]["watch"]["mode"] == "watch" and first["scan"]["watch"]["rescanned"] is True
     n = first["summary"]["requirements"]
-    quiet = svc.summary("t", repo)  # nothing changed: answered from the last scan
+    # Starting the watcher counts as a change (what changed meanwhile was unseen): one more re-scan.
+    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is True
+    quiet = svc.summary("t", repo)  # nothing changed since: answered from the last scan
     assert quiet["scan"]["watch"]["rescanned"] is False and quiet["scan"]["parsed"] == 0
     assert quiet["summary"] == first["summary"]
     w = svc.watches.peek(repo)
@@ -73,7 +75,7 @@ def test_plain_reads_never_start_a_watcher(svc: TraceService, tmp_path: Path) ->
 
 
 def test_a_watcher_that_cannot_start_falls_back_to_polling(tmp_path: Path) -> None:
-    def refuse(_root: Path) -> W.Notifier:
+    def refuse(_paths: list[str]) -> W.Notifier:
         raise OSError(28, "OS file watch limit reached")
 
     s = TraceService(lambda _t: tmp_path / "home")
@@ -111,7 +113,8 @@ def test_a_watcher_that_dies_degrades_to_polling(tmp_path: Path) -> None:
             self.closed = True
 
     n = Dying()
-    w = W.RepoWatch(tmp_path, make=lambda _r: n)
+    w = W.RepoWatch(tmp_path, make=lambda _paths: n)
+    w.ensure(["a.md"])
     wait_for(lambda: not w.watching and n.closed, "the dead watcher is reported and its notifier closed")
     assert w.mode()["mode"] == "poll" and "inotify queue overflow" in str(w.reason)
     w.stop()
@@ -123,7 +126,10 @@ def test_close_ends_every_watcher_thread(tmp_path: Path) -> None:
     a.mkdir()
     b.mkdir()
     wa, wb = ws.get(a), ws.get(b)
-    assert wa is not None and wb is not None and wa.watching and wb.watching
+    assert wa is not None and wb is not None
+    wa.ensure([])
+    wb.ensure([])
+    assert wa.watching and wb.watching
     threads = ws.threads()
     assert len(threads) == 2
     ws.close()
@@ -163,3 +169,50 @@ def test_through_a_real_engine(eng: Home, tmp_path: Path) -> None:
         lambda: c.get("/v1/trace", {"view": "summary"})["summary"]["requirements"] == n + 1,
         "the engine's automatic re-scan saw the new requirement",
     )
+
+
+def test_the_watched_folders_are_the_listed_ones_and_their_parents() -> None:
+    assert W.folders(["a.md", "specs/001-x/spec.md", "src/app/main.py"]) == {
+        "", "specs", "specs/001-x", "src", "src/app",
+    }
+
+
+def test_ignored_trees_and_symlinks_are_not_watched(svc: TraceService, tmp_path: Path) -> None:
+    """Only the folders the scan lists are watched, each non-recursively: no walk into ignored or linked trees."""
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    repo = build_repo(tmp_path / "repo", git=True)  # .gitignore'd build/ and links to ../.. and . inside
+    (repo / "node_modules" / "pkg").mkdir(parents=True)
+    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "node_modules/\n")
+    (repo / "src" / "out").symlink_to(outside)
+    given: list[list[str]] = []
+    real = svc.watches.make
+
+    def recording(paths: list[str]) -> W.Notifier:
+        given.append(paths)
+        return real(paths)
+
+    svc.watches.make = recording
+    assert svc.summary("t", repo)["scan"]["watch"]["mode"] == "watch"
+    watched = set(given[-1])
+    assert str(repo) in watched and str(repo / "storage" / "specs") in watched
+    assert not any(p.startswith((str(repo / "build"), str(repo / "node_modules"), str(outside))) for p in watched)
+    assert str(repo / "src" / "out") not in watched and str(repo / "src" / "loop") not in watched
+
+
+def test_a_new_folder_is_watched_after_the_rescan_that_finds_it(svc: TraceService, tmp_path: Path) -> None:
+    repo = build_repo(tmp_path / "repo", git=False)
+    n = svc.summary("t", repo)["summary"]["requirements"]
+    w = svc.watches.peek(repo)
+    assert w is not None
+    svc.summary("t", repo)  # the re-scan the watcher's start asks for
+    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is False
+    before = w.version
+    new = repo / "storage" / "specs" / "more"
+    new.mkdir()  # seen in its watched parent
+    wait_for(lambda: w.version > before, "the new folder was seen")
+    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is True  # the watcher restarts on the new set
+    before = w.version
+    (new / "extra.md").write_text("# Extra\n" + NEW_REQ)
+    wait_for(lambda: w.version > before, "a file in the new folder was seen")
+    assert svc.summary("t", repo)["summary"]["requirements"] == n + 1
