@@ -117,10 +117,10 @@ class TraceRoutes:
 
     async def report(self, request: web.Request) -> web.Response:
         view = request.query.get("view", "full")
-        if view not in ("full", "summary"):
-            raise BadRequest(f"view {view!r} is not 'full' or 'summary'.", field="view")
-        if view == "summary":
-            return await self._read(request, lambda c, root: self.svc.summary(c.tenant, root))
+        if view not in ("full", "summary", "changes"):
+            raise BadRequest(f"view {view!r} is not 'full', 'summary' or 'changes'.", field="view")
+        if view in ("summary", "changes"):  # changes: the Trace screen's automatic re-scan (file watcher)
+            return await self._read(request, lambda c, root: self.svc.summary(c.tenant, root, view == "changes"))
         return await self._read(request, lambda c, root: self.svc.report(c.tenant, root))
 
     async def show(self, request: web.Request) -> web.Response:

@@ -87,8 +87,13 @@ class TraceService:
     def report(self, tenant: str, root: Path) -> dict[str, Any]:
         return self.trace(tenant, root).to_json()
 
-    def summary(self, tenant: str, root: Path) -> dict[str, Any]:
-        """Counts only: what the Trace screen asks every few seconds to learn whether anything changed."""
+    def summary(self, tenant: str, root: Path, changes: bool = False) -> dict[str, Any]:
+        """Counts only. ``changes``: the Trace screen's periodic ask whether anything changed, answered
+        through the file watcher (:meth:`changed_trace`); else a plain incremental re-scan, which never
+        misses an edit made a moment before (a watcher reports changes a debounce later)."""
+        if not changes:
+            t = self.trace(tenant, root)
+            return {"root": str(root), "scan": t.scan.stats(), "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
         t, watch = self.changed_trace(tenant, root)
         stats = t.scan.stats()
         if not watch["rescanned"]:

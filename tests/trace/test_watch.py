@@ -49,12 +49,12 @@ def test_a_change_is_picked_up_by_the_watcher_and_nothing_rescanned_meanwhile(
     svc: TraceService, tmp_path: Path
 ) -> None:
     repo = build_repo(tmp_path / "repo", git=False)
-    first = svc.summary("t", repo)
+    first = svc.summary("t", repo, changes=True)
     assert first["scan"]["watch"]["mode"] == "watch" and first["scan"]["watch"]["rescanned"] is True
     n = first["summary"]["requirements"]
     # Starting the watcher counts as a change (what changed meanwhile was unseen): one more re-scan.
-    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is True
-    quiet = svc.summary("t", repo)  # nothing changed since: answered from the last scan
+    assert svc.summary("t", repo, changes=True)["scan"]["watch"]["rescanned"] is True
+    quiet = svc.summary("t", repo, changes=True)  # nothing changed since: answered from the last scan
     assert quiet["scan"]["watch"]["rescanned"] is False and quiet["scan"]["parsed"] == 0
     assert quiet["summary"] == first["summary"]
     w = svc.watches.peek(repo)
@@ -62,7 +62,7 @@ def test_a_change_is_picked_up_by_the_watcher_and_nothing_rescanned_meanwhile(
     before = w.version
     add_requirement(repo)
     wait_for(lambda: w.version > before, "the watcher saw the spec change")
-    changed = svc.summary("t", repo)
+    changed = svc.summary("t", repo, changes=True)
     assert changed["scan"]["watch"]["rescanned"] is True and changed["scan"]["parsed"] == 1
     assert changed["summary"]["requirements"] == n + 1
 
@@ -71,6 +71,8 @@ def test_plain_reads_never_start_a_watcher(svc: TraceService, tmp_path: Path) ->
     repo = build_repo(tmp_path / "repo", git=False)
     svc.report("t", repo)
     svc.gaps("t", repo)
+    plain = svc.summary("t", repo)  # `trace check` asks this: a plain re-scan, never a cached answer
+    assert "watch" not in plain["scan"]
     assert svc.watches.peek(repo) is None and svc.watches.threads() == []
 
 
@@ -81,12 +83,12 @@ def test_a_watcher_that_cannot_start_falls_back_to_polling(tmp_path: Path) -> No
     s = TraceService(lambda _t: tmp_path / "home")
     s.watches = W.Watches(make=refuse)
     repo = build_repo(tmp_path / "repo", git=False)
-    first = s.summary("t", repo)
+    first = s.summary("t", repo, changes=True)
     mode = first["scan"]["watch"]
     assert mode["mode"] == "poll" and "watch limit reached" in mode["reason"] and mode["rescanned"] is True
     assert s.watches.threads() == []
     add_requirement(repo)  # polled: the very next ask re-scans and sees it, no waiting
-    again = s.summary("t", repo)
+    again = s.summary("t", repo, changes=True)
     assert again["scan"]["watch"]["rescanned"] is True
     assert again["summary"]["requirements"] == first["summary"]["requirements"] + 1
 
@@ -96,9 +98,9 @@ def test_watching_turned_off_by_the_environment(
 ) -> None:
     monkeypatch.setenv(W.ENV, "0")
     repo = build_repo(tmp_path / "repo", git=False)
-    s = svc.summary("t", repo)["scan"]["watch"]
+    s = svc.summary("t", repo, changes=True)["scan"]["watch"]
     assert s["mode"] == "poll" and s["rescanned"] is True and svc.watches.threads() == []
-    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is True
+    assert svc.summary("t", repo, changes=True)["scan"]["watch"]["rescanned"] is True
 
 
 def test_a_watcher_that_dies_degrades_to_polling(tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_the_engine_cleanup_ends_the_watchers(tmp_path: Path) -> None:
     routes_trace.setup(app, api)
     close = routes_trace.TraceRoutes.close
     routes = next(cb.__self__ for cb in app.on_cleanup if getattr(cb, "__func__", None) is close)
-    routes.svc.summary("t", repo)
+    routes.svc.summary("t", repo, changes=True)
     threads = routes.svc.watches.threads()
     assert len(threads) == 1
 
@@ -162,11 +164,11 @@ def test_through_a_real_engine(eng: Home, tmp_path: Path) -> None:
     tenant = eng.new_tenant("tw")
     eng.client(tenant).post("/v1/projects", {"path": str(repo), "name": unique("p")})
     c = eng.client(tenant, cwd=str(repo))
-    n = c.get("/v1/trace", {"view": "summary"})["summary"]["requirements"]
-    assert c.get("/v1/trace", {"view": "summary"})["scan"]["watch"]["mode"] == "watch"
+    n = c.get("/v1/trace", {"view": "changes"})["summary"]["requirements"]
+    assert c.get("/v1/trace", {"view": "changes"})["scan"]["watch"]["mode"] == "watch"
     add_requirement(repo)
     wait_for(
-        lambda: c.get("/v1/trace", {"view": "summary"})["summary"]["requirements"] == n + 1,
+        lambda: c.get("/v1/trace", {"view": "changes"})["summary"]["requirements"] == n + 1,
         "the engine's automatic re-scan saw the new requirement",
     )
 
@@ -193,7 +195,7 @@ def test_ignored_trees_and_symlinks_are_not_watched(svc: TraceService, tmp_path:
         return real(paths)
 
     svc.watches.make = recording
-    assert svc.summary("t", repo)["scan"]["watch"]["mode"] == "watch"
+    assert svc.summary("t", repo, changes=True)["scan"]["watch"]["mode"] == "watch"
     watched = set(given[-1])
     assert str(repo) in watched and str(repo / "storage" / "specs") in watched
     assert not any(p.startswith((str(repo / "build"), str(repo / "node_modules"), str(outside))) for p in watched)
@@ -202,17 +204,18 @@ def test_ignored_trees_and_symlinks_are_not_watched(svc: TraceService, tmp_path:
 
 def test_a_new_folder_is_watched_after_the_rescan_that_finds_it(svc: TraceService, tmp_path: Path) -> None:
     repo = build_repo(tmp_path / "repo", git=False)
-    n = svc.summary("t", repo)["summary"]["requirements"]
+    n = svc.summary("t", repo, changes=True)["summary"]["requirements"]
     w = svc.watches.peek(repo)
     assert w is not None
-    svc.summary("t", repo)  # the re-scan the watcher's start asks for
-    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is False
+    svc.summary("t", repo, changes=True)  # the re-scan the watcher's start asks for
+    assert svc.summary("t", repo, changes=True)["scan"]["watch"]["rescanned"] is False
     before = w.version
     new = repo / "storage" / "specs" / "more"
     new.mkdir()  # seen in its watched parent
     wait_for(lambda: w.version > before, "the new folder was seen")
-    assert svc.summary("t", repo)["scan"]["watch"]["rescanned"] is True  # the watcher restarts on the new set
+    # The re-scan lists the new folder and the watcher restarts on the new set.
+    assert svc.summary("t", repo, changes=True)["scan"]["watch"]["rescanned"] is True
     before = w.version
     (new / "extra.md").write_text("# Extra\n" + NEW_REQ)
     wait_for(lambda: w.version > before, "a file in the new folder was seen")
-    assert svc.summary("t", repo)["summary"]["requirements"] == n + 1
+    assert svc.summary("t", repo, changes=True)["summary"]["requirements"] == n + 1

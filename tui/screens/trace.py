@@ -4,7 +4,7 @@ The engine does the work (``/v1/trace``, ``/v1/spec/lint``, ``/v1/trace/impact/{
 this screen draws a tree of its answer, shows details and a preview of linked
 lines, opens a location in ``$EDITOR`` (the app is suspended meanwhile), and
 re-scans on ``r`` and by itself while shown: every few seconds it asks the engine
-for a summary, which the engine answers from memory unless its file watcher saw a
+for a summary (``view=changes``), which the engine answers from memory unless its file watcher saw a
 change (where watching is unavailable, an incremental scan: only files whose
 size/mtime changed are read); the full matrix is fetched again only when something changed.
 State is always shown by a symbol and a word, never by colour alone.
@@ -231,7 +231,7 @@ class TraceScreen(ModeScreen):
         if self.report is None:
             return
         try:
-            s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "summary"})
+            s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "changes"})
         except MusubiError:
             return
         if s["scan"].get("parsed") or s["summary"] != self.report.get("summary"):
