@@ -15,7 +15,7 @@ from aiohttp import web
 from core.engine import routes_trace
 from core.trace import watch as W
 from core.trace.service import TraceService
-from tests.engine.helpers import Home, unique
+from tests.engine.helpers import Home, unique, wait_gone
 from tests.trace.fixture import build_repo
 
 NEW_REQ = "\n## REQ-AUTH-077: Session audit\n\nThe System SHALL record every session start.\n"
@@ -171,6 +171,11 @@ def test_through_a_real_engine(eng: Home, tmp_path: Path) -> None:
         lambda: c.get("/v1/trace", {"view": "changes"})["summary"]["requirements"] == n + 1,
         "the engine's automatic re-scan saw the new requirement",
     )
+    # The graceful stop completes cleanly with a watcher running (that it joins the thread: the cleanup test).
+    pid = eng.pid()
+    eng.stop()
+    wait_gone(pid)
+    assert "engine stopped cleanly" in eng.paths.engine_log.read_text()
 
 
 def test_the_watched_folders_are_the_listed_ones_and_their_parents() -> None:
