@@ -667,8 +667,8 @@ class TraceReport(TraceRead):
     view: Any = "full"
 
     def check(self) -> None:
-        if self.view not in ("full", "summary"):
-            raise BadRequest(f"view {self.view!r} is not 'full' or 'summary'.", field="view")
+        if self.view not in ("full", "summary", "changes"):
+            raise BadRequest(f"view {self.view!r} is not 'full', 'summary' or 'changes'.", field="view")
 
 
 class TraceItem(TraceRead):

@@ -53,6 +53,11 @@ class TraceRoutes:
             self._svc = TraceService(self.api.e.tenant_dir)
         return self._svc
 
+    async def close(self, _app: web.Application) -> None:
+        """On the engine's graceful stop: end the file watchers of the automatic re-scan."""
+        if self._svc is not None:
+            await asyncio.to_thread(self._svc.close)
+
     # -- context ----------------------------------------------------------------------------
 
     async def _open(self, request: web.Request, perm: str, action: str, req: m.TraceRead) -> tuple[Ctx, Path]:
@@ -111,8 +116,9 @@ class TraceRoutes:
     # -- reads ------------------------------------------------------------------------------
 
     async def report(self, request: web.Request, req: m.TraceReport) -> web.Response:
-        if req.view == "summary":
-            return await self._read(request, req, lambda c, root: self.svc.summary(c.tenant, root))
+        if req.view in ("summary", "changes"):  # changes: the Trace screen's automatic re-scan (file watcher)
+            changes = req.view == "changes"
+            return await self._read(request, req, lambda c, root: self.svc.summary(c.tenant, root, changes))
         return await self._read(request, req, lambda c, root: self.svc.report(c.tenant, root))
 
     async def show(self, request: web.Request, req: m.TraceItem) -> web.Response:

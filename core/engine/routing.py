@@ -91,6 +91,9 @@ def install(app: web.Application, api: Api, tables: Iterable[Iterable[Route]]) -
                 feature = features.get(route.feature)
                 if feature is None:
                     feature = features[route.feature] = route.feature(api)
+                    close = getattr(feature, "close", None)
+                    if close is not None:  # a feature that holds resources (e.g. trace's file watchers)
+                        app.on_cleanup.append(close)
                 handle = _own_handler(route, route.handler, feature)
             else:
                 handle = _op_handler(route, api)

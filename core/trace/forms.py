@@ -52,7 +52,8 @@ def normalize_status(raw: str) -> str:
             return "todo"
         if "partial" in words:
             return "in-progress"
-        for word, status in (("implemented", "done"), ("complete", "done"), ("done", "done"), ("progress", "in-progress")):
+        known = (("implemented", "done"), ("complete", "done"), ("done", "done"), ("progress", "in-progress"))
+        for word, status in known:
             if word in words:
                 return status
         return words.split()[0]
@@ -63,7 +64,9 @@ def normalize_status(raw: str) -> str:
 
 SPECKIT_LOCAL = re.compile(r"(?<![A-Za-z0-9_\-])((?:FR|SC|NFR)-\d{3,})(?![A-Za-z0-9_]|-[A-Za-z0-9])")
 SPECKIT_LOCAL_BYTES = re.compile(SPECKIT_LOCAL.pattern.encode())
-SPECKIT_DEF = re.compile(r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?((?:FR|SC|NFR)-\d{3,})(?:\*\*|__)?\s*[:.)\-–—]?\s*(?:\*\*|__)?\s*(.*)$")
+SPECKIT_DEF = re.compile(
+    r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?((?:FR|SC|NFR)-\d{3,})(?:\*\*|__)?\s*[:.)\-–—]?\s*(?:\*\*|__)?\s*(.*)$"
+)
 SPECKIT_TASK = re.compile(r"^(\s*)[-*+]\s+\[([ xX])\]\s+(T\d{3,})\b[.:]?\s*(.*)$")
 KIRO_REQ_HEADING = re.compile(r"^Requirement\s+(\d+)(?![\d.]*\d)\s*[:.\-–—]?\s*(.*)$", re.I)
 KIRO_TASK = re.compile(r"^(\s*)[-*+]\s+\[([ xX~/-])\](\*?)\s+(\d+(?:\.\d+)*)\.?\s+(.*)$")
@@ -74,7 +77,9 @@ _NUM = r"\d+(?:\.\d+)?"
 _DASH = r"(?:-|–|—|to)"  # an alternation, not a class: the bytes form must match whole UTF-8 dashes
 _ITEM = rf"{_NUM}(?:\s*{_DASH}\s*{_NUM})?"
 _LIST = rf"{_ITEM}(?:\s*(?:,|&|\band\b)\s*{_ITEM})*"
-KIRO_CITE = re.compile(rf"(?<![A-Za-z0-9-])(?:Requirements?|Reqs?|REQ)\.?\s*[:#]?\s*(?:\*\*|__|_)?\s*({_LIST})(?![\d.]*\d)")
+KIRO_CITE = re.compile(
+    rf"(?<![A-Za-z0-9-])(?:Requirements?|Reqs?|REQ)\.?\s*[:#]?\s*(?:\*\*|__|_)?\s*({_LIST})(?![\d.]*\d)"
+)
 KIRO_CITE_BYTES = re.compile(KIRO_CITE.pattern.encode())
 CONTINUED = re.compile(rf"^\s*({_LIST})")
 _ITEM_RX = re.compile(rf"({_NUM})(?:\s*{_DASH}\s*({_NUM}))?")

@@ -106,8 +106,13 @@ def diagnose(specs: list[SpecDoc], config: TraceConfig) -> dict[str, Any] | None
         "Spec Kit: '- **FR-001**: …' / '- **SC-001**: …' bold list items",
     ]
     shown = ", ".join(files[:LIST_FILES]) + (f" and {len(files) - LIST_FILES} more" if len(files) > LIST_FILES else "")
-    message = (f"{len(files)} spec file(s) found ({shown}) but no requirement was recognised in them; "
-               f"likely layout: {likely}. To fix: {_HINTS[likely]}.")
+    # The message alone must be enough (it is all a human reads): files, forms tried, where it looked.
+    message = (
+        f"{len(files)} spec file(s) found ({shown}) but no requirement was recognised in them; "
+        f"likely layout: {likely}. Tried: headings starting with an ID matching requirement_pattern "
+        f"{config.ids.requirement!r} (MUSUBI), '### Requirement N' headings (Kiro), '- **FR-001**: …' "
+        f"items (Spec Kit), in the files matched by {', '.join(config.requirement_globs)}. To fix: {_HINTS[likely]}."
+    )
     return {
         "message": message,
         "spec_files": files,

@@ -181,6 +181,7 @@ class Scanner:
         self._loaded = False
         self._saved_once = False
         self._timer: threading.Timer | None = None
+        self.listed: list[str] = []  # the files of the last scan (the file watcher watches their folders)
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -265,6 +266,7 @@ class Scanner:
             self.entries, self.config_fp = {}, fp
         listed, how = F.list_files(self.root)
         listed = F.filter_files(listed, config.exclude)
+        self.listed = listed
         classify = RoleClassifier(config).role
         root = str(self.root) + "/"
         self._read = self._parsed = 0
@@ -310,12 +312,16 @@ class Scanner:
             else:
                 code_todo.append((rel, st, prev, role))
         specs = [e.spec for e in new.values() if e.spec is not None]
-        cites = ("k" if any("kiro" in d.forms for d in specs) else "") + ("s" if any("speckit" in d.forms for d in specs) else "")
+        cites = ("k" if any("kiro" in d.forms for d in specs) else "") + (
+            "s" if any("speckit" in d.forms for d in specs) else ""
+        )
         if cites != self.cites_fp:
             # Code was searched for other citation forms: search it again (rare: a layout appeared or went).
             self.cites_fp = cites
             changed = True
-            code_todo += [(rel, os.lstat(root + rel), None, e.role) for rel, e in list(new.items()) if e.role in ("code", "test")]
+            code_todo += [
+                (rel, os.lstat(root + rel), None, e.role) for rel, e in list(new.items()) if e.role in ("code", "test")
+            ]
         fixture = GlobMatcher(config.fixtures)
         for rel, st, prev, role in code_todo:
             self._read_one(config, root, rel, st, prev, role, new, skipped, cites, fixture.match(rel))

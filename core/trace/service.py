@@ -19,6 +19,7 @@ from core.trace.links import LinksFile, StoredLink, now_iso, validate_link
 from core.trace.lint import lint_specs, lint_summary, nothing_recognised
 from core.trace.matrix import Trace, build
 from core.trace.scanner import Scanner
+from core.trace.watch import ENV, Watches
 
 
 def cache_name(root: Path) -> str:
@@ -33,6 +34,9 @@ class TraceService:
         self._scanners: dict[tuple[str, Path], Scanner] = {}
         self._lock = threading.Lock()
         self._write_locks: dict[Path, threading.Lock] = {}
+        self.watches = Watches()
+        # The last trace of each repository and the watch version it was scanned at.
+        self._last: dict[tuple[str, Path], tuple[int, Trace]] = {}
 
     def _writing(self, root: Path) -> threading.Lock:
         """One writer of a repository's links.yml at a time (read, change, write back)."""
@@ -50,17 +54,52 @@ class TraceService:
 
     def trace(self, tenant: str, root: Path) -> Trace:
         """Re-scan (incrementally) and join with links.yml."""
-        scan = self.scanner(tenant, root).scan()
-        return build(scan, LinksFile.load(root))
+        w = self.watches.peek(root)  # a plain read never starts a watcher; the automatic re-scan does
+        version = w.version if w is not None else -1  # read before the scan: a change during it counts
+        sc = self.scanner(tenant, root)
+        scan = sc.scan()
+        if w is not None:
+            w.ensure(sc.listed)  # (re)start on the folders this scan listed, if they changed
+        t = build(scan, LinksFile.load(root))
+        self._last[(tenant, root)] = (version, t)
+        return t
+
+    def changed_trace(self, tenant: str, root: Path) -> tuple[Trace, dict[str, Any]]:
+        """The automatic re-scan: scan only if the watcher saw a change since the last scan.
+
+        Returns the trace and how changes are detected (``{"mode": "watch"|"poll", "reason"}``).
+        Where the repository is not watched, this is a plain (incremental) re-scan.
+        """
+        w = self.watches.get(root)
+        last = self._last.get((tenant, root))
+        if w is not None and w.watching and last is not None and last[0] == w.version:
+            return last[1], {**w.mode(), "rescanned": False}
+        t = self.trace(tenant, root)
+        mode = w.mode() if w is not None else {"mode": "poll", "reason": f"watching is off ({ENV}=0) or at its limit"}
+        return t, {**mode, "rescanned": True}
+
+    def close(self) -> None:
+        """Stop the file watchers (the engine's graceful stop)."""
+        self.watches.close()
 
     # -- read views -------------------------------------------------------------------------
 
     def report(self, tenant: str, root: Path) -> dict[str, Any]:
         return self.trace(tenant, root).to_json()
 
-    def summary(self, tenant: str, root: Path) -> dict[str, Any]:
-        t = self.trace(tenant, root)
-        return {"root": str(root), "scan": t.scan.stats(), "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
+    def summary(self, tenant: str, root: Path, changes: bool = False) -> dict[str, Any]:
+        """Counts only. ``changes``: the Trace screen's periodic ask whether anything changed, answered
+        through the file watcher (:meth:`changed_trace`); else a plain incremental re-scan, which never
+        misses an edit made a moment before (a watcher reports changes a debounce later)."""
+        if not changes:
+            t = self.trace(tenant, root)
+            return {"root": str(root), "scan": t.scan.stats(), "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
+        t, watch = self.changed_trace(tenant, root)
+        stats = t.scan.stats()
+        if not watch["rescanned"]:
+            stats.update(read=0, parsed=0)  # nothing was read: the answer is the last scan's
+        stats["watch"] = watch
+        return {"root": str(root), "scan": stats, "summary": t.summary(), "diagnosis": t.scan.diagnosis()}
 
     def show(self, tenant: str, root: Path, rid: str) -> dict[str, Any]:
         t = self.trace(tenant, root)
@@ -103,6 +142,7 @@ class TraceService:
             before = lf.reviews.get(rid, {}).get("fingerprint")
             entry = lf.review(row.req, by)
             lf.save()
+            self._last.pop((tenant, root), None)  # links changed: the next ask re-reads them
         return {"id": rid, "previous_fingerprint": before, **entry, "was_suspect": row.suspect, "file": str(lf.path)}
 
     def decide_link(
@@ -121,6 +161,7 @@ class TraceService:
             lf = LinksFile.load(root)
             link = lf.put(StoredLink(rid, kind, target, line, source, state, by, now_iso()))
             lf.save()
+            self._last.pop((tenant, root), None)  # links changed: the next ask re-reads them
         return {**link.to_yaml(), "file": str(lf.path)}
 
     def remove_link(self, tenant: str, root: Path, rid: str, kind: str, target: str, line: Any) -> dict[str, Any]:
@@ -129,6 +170,7 @@ class TraceService:
             if not lf.remove(rid, kind, target, line):
                 raise NotFound(f"links.yml has no {kind} link from {rid} to {target}" + (f":{line}" if line else "") + ".")
             lf.save()
+            self._last.pop((tenant, root), None)  # links changed: the next ask re-reads them
         return {"removed": True, "requirement": rid, "kind": kind, "target": target, "line": line}
 
 

@@ -25,7 +25,9 @@ _C4 = re.compile(
     r"^(?:C4\s*[-:]?\s*)?(?:level\s*[1-4]\s*[-:–—]?\s*)?(system\s+context|context|containers?|components?|code)\b\s*(?:[-:–—]\s*(.*))?$",
     re.I,
 )
-_META_STATUS = re.compile(r"^\s*(?:[-*+]\s+)?[*_]{0,2}(?:status|state)[*_]{0,2}\s*:\s*[*_]{0,2}\s*(.*?)\s*[*_]{0,2}\s*$", re.I)
+_META_STATUS = re.compile(
+    r"^\s*(?:[-*+]\s+)?[*_]{0,2}(?:status|state)[*_]{0,2}\s*:\s*[*_]{0,2}\s*(.*?)\s*[*_]{0,2}\s*$", re.I
+)
 _CHECK_STATUS = {" ": "todo", "x": "done", "X": "done", "~": "in-progress", "/": "in-progress", "-": "in-progress"}
 _SPECKIT_MARKERS = re.compile(r"^(?:\s*\[(?:P|US\d+)\])+\s*")
 _TASK_HEADING = re.compile(r"^Task\s+[\d.]+\s*[:.\-–—]?\s*", re.I)

@@ -32,7 +32,7 @@ def answer(method: str, path: str, body: dict[str, Any] | None, query: dict[str,
         return {"id": rid, "fingerprint": "0" * 16, "previous_fingerprint": None, "by": "alice",
                 "at": "2026-11-26T12:00:00Z", "was_suspect": False, "file": f"{ROOT}/storage/traceability/links.yml"}
     if path == "/v1/trace":
-        if (query or {}).get("view") == "summary":
+        if (query or {}).get("view") in ("summary", "changes"):
             return {"root": report["root"], "scan": {**report["scan"], "read": 0, "parsed": 0}, "summary": report["summary"]}
         return report
     if path == "/v1/spec/lint":

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from tests.cli.helpers import Cli
+from tests.trace.test_layouts import KIRO, MUSUBI, SPECKIT, _write
 
 
 def test_trace_matrix_from_inside_the_repo(cli: Cli, repo: Path) -> None:
@@ -101,3 +102,110 @@ def test_spec_lint(cli: Cli, repo: Path) -> None:
     assert r.rc == 0 and "0 error(s), 1 warning(s)" in r.out
     assert cli("spec", "lint", str(repo), "--strict").rc == 1
     cli.fails(2, "spec", "lint", str(repo / "missing"))
+
+
+# -- layouts, nothing recognised, grouped gaps, positional export PATH -----------------------------
+
+
+def _nothing_recognised_repo(root: Path) -> Path:
+    """Spec files in the Kiro places and a configured glob, none of them holding a recognisable requirement."""
+    files = {
+        ".kiro/specs/login/requirements.md": "# Requirements\n\n## Login\n\nUsers log in with a password.\n",
+        ".kiro/specs/billing/requirements.md": "# Requirements\n\n## Invoices\n\n- The system sends invoices.\n",
+        "docs/reqs/notes.md": "# Notes\n\nNothing formal yet.\n",
+        "musubi.toml": '[trace]\nrequirements = ["docs/reqs/*.md"]\n',
+        "src/app.py": "X = 1\n",
+    }
+    return _write(root, files)
+
+
+def test_check_and_lint_fail_when_spec_files_hold_no_recognised_requirement(cli: Cli, tmp_path: Path) -> None:
+    root = _nothing_recognised_repo(tmp_path / "r")
+    files = [".kiro/specs/billing/requirements.md", ".kiro/specs/login/requirements.md", "docs/reqs/notes.md"]
+    r = cli("trace", "check", "--min-coverage", "0", str(root))
+    assert r.rc == 1 and r.out.startswith("FAILED: 3 spec file(s) found (")
+    for needle in (*files, "no requirement was recognised", "likely layout: kiro", "'### Requirement N'",
+                   "requirement_pattern", "'- **FR-001**: …'", "docs/reqs/*.md", "To fix:"):
+        assert needle in r.out, needle
+    d = cli("trace", "check", "--min-coverage", "0", "--json", str(root))
+    assert d.rc == 1
+    j = d.json()
+    assert j["ok"] is False and j["reason"] == j["diagnosis"]["message"]
+    assert sorted(j["diagnosis"]["spec_files"]) == files and j["diagnosis"]["likely_layout"] == "kiro"
+    assert "docs/reqs/*.md" in j["diagnosis"]["globs"]
+
+    lint = cli("spec", "lint", str(root), "--json")
+    assert lint.rc == 1
+    lj = lint.json()
+    assert (lj["requirements"], lj["spec_files"], lj["errors"]) == (0, 3, 1)
+    assert [f["rule"] for f in lj["findings"]] == ["spec.nothing-recognised"]
+    human = cli("spec", "lint", str(root))
+    assert human.rc == 1 and "spec.nothing-recognised" in human.out and "no findings" not in human.out
+    assert "0 requirement(s) in 3 spec file(s): 1 error(s)" in human.out
+
+    # Reading views say it too, without failing (they are not checks).
+    gaps = cli("trace", "gaps", str(root))
+    assert gaps.rc == 0 and "no requirement was recognised" in gaps.err and "likely layout: kiro" in gaps.err
+    matrix = cli("trace", str(root))
+    assert matrix.rc == 0 and "no requirement was recognised" in matrix.out
+
+
+def test_check_fails_without_any_spec_file(cli: Cli, tmp_path: Path) -> None:
+    root = _write(tmp_path / "empty", {"src/app.py": "X = 1\n"})
+    r = cli("trace", "check", "--min-coverage", "0", str(root))
+    assert r.rc == 1 and "FAILED: no spec files found (looked in storage/specs" in r.out
+    ok = cli("spec", "lint", str(root))  # nothing to lint is not an error finding
+    assert ok.rc == 0 and "no requirements found: nothing was linted." in ok.out
+
+
+def test_gaps_grouped_by_folder_and_file(cli: Cli, repo: Path) -> None:
+    fixtures = repo / "tests" / "fixtures"
+    fixtures.mkdir(parents=True)
+    # Comments in fixtures count; the string literal is sample data (not a dangling reference).
+    (fixtures / "old_a.py").write_text("# REQ-OLD-001\n# REQ-OLD-002\n# REQ-OLD-001 again\nX = 'REQ-OLD-009'\n")
+    (fixtures / "old_b.py").write_text("# REQ-OLD-003\n")
+    d = cli.js("trace", "gaps", "--group", str(repo))
+    by_file = {g["path"]: (g["count"], g["ids"]) for g in d["dangling_by_file"]}
+    assert by_file["tests/fixtures/old_a.py"] == (3, ["REQ-OLD-001", "REQ-OLD-002"])
+    assert by_file["tests/fixtures/old_b.py"] == (1, ["REQ-OLD-003"])
+    by_folder = {g["path"]: g["count"] for g in d["dangling_by_folder"]}
+    assert by_folder["tests/fixtures"] == 4
+    assert d["dangling_by_folder"][0]["path"] == "tests/fixtures"  # the noisiest folder first
+    assert "REQ-OLD-009" not in {x["id"] for x in d["dangling"]}
+    out = cli.ok("trace", "gaps", "--group", cwd=str(repo)).out
+    assert "dangling references by folder" in out and "dangling references by file" in out
+    assert "dangling references (ID defined nowhere)" not in out  # grouped instead of listed
+    row = next(ln for ln in out.splitlines() if ln.startswith("tests/fixtures "))
+    assert row.split()[1] == "4"
+    listed = cli.ok("trace", "gaps", cwd=str(repo)).out
+    assert "dangling references (ID defined nowhere)" in listed and "tests/fixtures/old_a.py:1" in listed
+
+
+def test_export_takes_a_positional_path(cli: Cli, repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "t.csv"
+    res = cli.js("trace", "export", str(repo), "--format", "csv", "-o", str(out), cwd=str(elsewhere))
+    assert res["path"] == str(out)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {r["id"] for r in rows} >= {"REQ-AUTH-001", "REQ-BILL-002"}
+    md = cli.ok("trace", "export", "--format", "md", str(repo), cwd=str(elsewhere)).out
+    assert md.startswith("# Traceability matrix") and "REQ-AUTH-001" in md
+    assert cli.ok("trace", "export", "--format", "md", cwd=str(repo)).out == md  # same repository either way
+    bad = cli.fails(2, "trace", "export", str(tmp_path / "missing"), "--format", "md", cwd=str(elsewhere))
+    assert "missing" in bad.err
+
+
+def test_trace_json_reports_the_layout_of_each_folder(cli: Cli, tmp_path: Path) -> None:
+    root = _write(tmp_path / "mixed", {**KIRO, **SPECKIT, **MUSUBI})
+    d = cli.js("trace", str(root))
+    lays = {x["folder"]: x["layout"] for x in d["scan"]["layouts"]}
+    assert lays == {
+        ".kiro/specs/auth": "kiro", ".kiro/specs/billing": "kiro",
+        "specs/001-albums": "speckit", "specs/002-sharing": "speckit",
+        "storage": "musubi",
+    }
+    ids = [r["id"] for r in d["requirements"]]
+    assert {"auth:1", "billing:1", "001-albums:FR-001", "002-sharing:FR-001", "REQ-PROMPT-001"} <= set(ids)
+    human = cli.ok("trace", str(root)).out
+    assert "layouts: " in human and ".kiro/specs/billing kiro" in human and "specs/001-albums speckit" in human

@@ -31,7 +31,9 @@ KIRO = {
         "# Implementation Plan\n\n- [x] 1. Invoice job\n  - _Requirements: 1.1, 1.2_\n"
         "- [ ]* 2. Export retry\n  - _Requirements: 2.1, 9.9_\n"
     ),
-    ".kiro/specs/billing/design.md": "# Design\n\n## Overview\n\nNone.\n\n### Property 1: one invoice\n\n**Validates: Requirements 1.1**\n",
+    ".kiro/specs/billing/design.md": (
+        "# Design\n\n## Overview\n\nNone.\n\n### Property 1: one invoice\n\n**Validates: Requirements 1.1**\n"
+    ),
     ".kiro/specs/auth/requirements.md": (
         "# Requirements\n\n### Requirement 1\n\n**User Story:** As a user, I want login, so that I get in.\n\n"
         "#### Acceptance Criteria\n\n1. WHEN a user logs in THEN the system SHALL issue a session\n"
@@ -52,7 +54,10 @@ def test_kiro_layout(tmp_path: Path) -> None:
     b1 = t.rows["billing:1"]
     assert [lk.target for lk in b1.links["tasks"]] == ["billing:task-1"]
     assert [lk.target for lk in b1.links["design"]] == [".kiro/specs/billing/design.md#property-1-one-invoice"]
-    assert [(lk.path, lk.via) for lk in b1.links["code"]] == [("src/invoice.ts", "billing:1.1"), ("src/invoice.ts", "billing:1.2")]
+    assert [(lk.path, lk.via) for lk in b1.links["code"]] == [
+        ("src/invoice.ts", "billing:1.1"),
+        ("src/invoice.ts", "billing:1.2"),
+    ]
     assert b1.shallow == {"design": True, "tasks": True, "code": True, "tests": False}
     assert [(lk.path, lk.via) for lk in t.rows["billing:2"].links["tests"]] == [("tests/export.test.ts", "billing:2.1")]
     assert [(d["id"], d["path"]) for d in t.dangling] == [("billing:9.9", ".kiro/specs/billing/tasks.md")]
@@ -61,16 +66,23 @@ def test_kiro_layout(tmp_path: Path) -> None:
     # The criteria are the EARS: "WHILE x THE y SHALL" is the guide's form; criterion 1.3 has no SHALL.
     found = [(f.rule, f.path.split("/")[-1], f.line, f.message.split(": ")[0].split(" ")[0])
              for f in lint_specs(s.specs, s.config.ids) if f.severity == "error"]
-    assert found == [("ears.no-shall", "requirements.md", 13, "billing:1.3"), ("ref.unknown-id", "tasks.md", 6, "billing:9.9")]
+    assert found == [
+        ("ears.no-shall", "requirements.md", 13, "billing:1.3"),
+        ("ref.unknown-id", "tasks.md", 6, "billing:9.9"),
+    ]
 
 
 SPECKIT = {
     "specs/001-albums/spec.md": (
         "# Feature Specification: Albums\n\n## Requirements\n\n### Functional Requirements\n\n"
         "- **FR-001**: System MUST let users create albums\n- **FR-002**: System MUST keep albums for "
-        "[NEEDS CLARIFICATION: how long?]\n\n## Success Criteria\n\n- **SC-001**: Users create an album in under a minute\n"
+        "[NEEDS CLARIFICATION: how long?]\n\n## Success Criteria\n\n"
+        "- **SC-001**: Users create an album in under a minute\n"
     ),
-    "specs/001-albums/tasks.md": "# Tasks\n\n## Phase 3: User Story 1 (FR-001)\n\n- [ ] T001 [P] [US1] Album model in src/album.py\n- [x] T002 [US1] Album API\n",
+    "specs/001-albums/tasks.md": (
+        "# Tasks\n\n## Phase 3: User Story 1 (FR-001)\n\n"
+        "- [ ] T001 [P] [US1] Album model in src/album.py\n- [x] T002 [US1] Album API\n"
+    ),
     "specs/001-albums/plan.md": "# Plan\n\n## Storage\n\nFR-002 keeps albums in SQLite.\n",
     "specs/002-sharing/spec.md": "# Spec\n\n- **FR-001**: System MUST share albums by link\n",
     "specs/002-sharing/tasks.md": "# Tasks\n\n- [ ] T001 Share link\n",
@@ -122,7 +134,11 @@ def test_musubi_variants(tmp_path: Path) -> None:
     s = scan(_write(tmp_path, MUSUBI))
     t = build(s)
     r = t.rows["REQ-PROMPT-001"].req
-    assert (r.title, r.statement, r.status) == ("Prompts", "WHEN a user sends a prompt, THEN the system SHALL answer it.", "done")
+    assert (r.title, r.statement, r.status) == (
+        "Prompts",
+        "WHEN a user sends a prompt, THEN the system SHALL answer it.",
+        "done",
+    )
     assert r.criteria == ["Answers arrive"]  # stops at **Traceability**
     assert list(t.tasks) == ["TASK-PR-001"] and t.tasks["TASK-PR-001"].title == "Engine"
     assert t.duplicates == []

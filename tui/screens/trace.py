@@ -3,9 +3,10 @@
 The engine does the work (``/v1/trace``, ``/v1/spec/lint``, ``/v1/trace/impact/{id}``);
 this screen draws a tree of its answer, shows details and a preview of linked
 lines, opens a location in ``$EDITOR`` (the app is suspended meanwhile), and
-re-scans on ``r`` and by itself every few seconds while shown: the engine's
-incremental scan is the change detector (only files whose size/mtime changed
-are read), and the full matrix is fetched again only when something changed.
+re-scans on ``r`` and by itself while shown: every few seconds it asks the engine
+for a summary (``view=changes``), which the engine answers from memory unless its file watcher saw a
+change (where watching is unavailable, an incremental scan: only files whose
+size/mtime changed are read); the full matrix is fetched again only when something changed.
 State is always shown by a symbol and a word, never by colour alone.
 """
 
@@ -35,7 +36,7 @@ from tui.screens.base import ModeScreen
 from tui.widgets.panel import Panel
 
 COLUMNS = ("design", "tasks", "code", "tests")
-POLL_S = 3.0  # how often the shown screen asks the engine for an incremental re-scan
+POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
 PREVIEW_CONTEXT = 3  # lines shown around a linked line
 
 NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
@@ -230,7 +231,7 @@ class TraceScreen(ModeScreen):
         if self.report is None:
             return
         try:
-            s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "summary"})
+            s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "changes"})
         except MusubiError:
             return
         if s["scan"].get("parsed") or s["summary"] != self.report.get("summary"):
