@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from core.engine import routes_trace
+from core.engine.routing import install
 from core.trace import watch as W
 from core.trace.service import TraceService
 from tests.engine.helpers import Home, unique, wait_gone
@@ -144,7 +145,7 @@ def test_the_engine_cleanup_ends_the_watchers(tmp_path: Path) -> None:
     repo = build_repo(tmp_path / "repo", git=False)
     app = web.Application()
     api: Any = SimpleNamespace(e=SimpleNamespace(tenant_dir=lambda _t: tmp_path / "home"))
-    routes_trace.setup(app, api)
+    install(app, api, [routes_trace.ROUTES])
     close = routes_trace.TraceRoutes.close
     routes = next(cb.__self__ for cb in app.on_cleanup if getattr(cb, "__func__", None) is close)
     routes.svc.summary("t", repo, changes=True)
