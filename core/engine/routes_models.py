@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from core.api import models as m
+from core.api import responses as a
 from core.engine.base import Ctx
 from core.engine.http import Api
 from core.engine.http import json_response as _json
@@ -317,13 +318,22 @@ class ModelRoutes:
 M = ModelRoutes
 # /v1/models/allowed, /route and /import come before /v1/models/{id}: the first matching resource wins.
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/models", "models.list", "quotas.read", handler=M.list_models, feature=M),
-    Route("GET", "/v1/models/allowed", "models.allowed", "quotas.read", handler=M.get_allowed, feature=M),
-    Route("PUT", "/v1/models/allowed", "models.allow", "quotas.manage", m.AllowedSet, handler=M.put_allowed, feature=M),
-    Route("DELETE", "/v1/models/allowed", "models.allow_all", "quotas.manage", handler=M.delete_allowed, feature=M),
-    Route("POST", "/v1/models/route", "models.route", "quotas.read", m.RouteTask, handler=M.route_task, feature=M),
-    Route("POST", "/v1/models/import", "models.import", "quotas.manage", m.ModelsImport, handler=import_table, feature=M),
-    Route("GET", "/v1/models/{id:.+}", "models.show", "quotas.read", m.ModelId, handler=M.show_model, feature=M),
-    Route("GET", "/v1/cost/workflows", "cost.workflows", "quotas.read", handler=M.workflows, feature=M),
-    Route("POST", "/v1/cost/estimate", "cost.estimate", "quotas.read", m.CostEstimate, handler=M.cost_estimate, feature=M),
+    Route("GET", "/v1/models", "models.list", "quotas.read", response=a.ModelList,
+          handler=M.list_models, feature=M),
+    Route("GET", "/v1/models/allowed", "models.allowed", "quotas.read", response=a.Allowed,
+          handler=M.get_allowed, feature=M),
+    Route("PUT", "/v1/models/allowed", "models.allow", "quotas.manage", m.AllowedSet, a.Allowed,
+          handler=M.put_allowed, feature=M),
+    Route("DELETE", "/v1/models/allowed", "models.allow_all", "quotas.manage", response=a.Allowed,
+          handler=M.delete_allowed, feature=M),
+    Route("POST", "/v1/models/route", "models.route", "quotas.read", m.RouteTask, a.Routed,
+          handler=M.route_task, feature=M),
+    Route("POST", "/v1/models/import", "models.import", "quotas.manage", m.ModelsImport, a.Imported,
+          handler=import_table, feature=M),
+    Route("GET", "/v1/models/{id:.+}", "models.show", "quotas.read", m.ModelId, a.ModelEntry,
+          handler=M.show_model, feature=M),
+    Route("GET", "/v1/cost/workflows", "cost.workflows", "quotas.read", response=a.Workflows,
+          handler=M.workflows, feature=M),
+    Route("POST", "/v1/cost/estimate", "cost.estimate", "quotas.read", m.CostEstimate, a.Estimate,
+          handler=M.cost_estimate, feature=M),
 )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from core.api import models as m
+from core.api import responses as a
 from core.engine.base import Ctx
 from core.engine.http import Api, json_response
 from core.engine.routing import Route
@@ -180,13 +181,22 @@ class TraceRoutes:
 
 T = TraceRoutes
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/trace", "trace.read", "specs.read", m.TraceReport, handler=T.report, feature=T),
-    Route("GET", "/v1/trace/requirements/{id}", "trace.read", "specs.read", m.TraceItem, handler=T.show, feature=T),
-    Route("GET", "/v1/trace/gaps", "trace.read", "specs.read", m.TraceRead, handler=T.gaps, feature=T),
-    Route("GET", "/v1/trace/impact/{id}", "trace.read", "specs.read", m.TraceItem, handler=T.impact, feature=T),
-    Route("GET", "/v1/trace/export", "trace.read", "specs.read", m.TraceExport, handler=T.export, feature=T),
-    Route("POST", "/v1/trace/review", "trace.review", "specs.write", m.TraceReview, handler=T.review, feature=T),
-    Route("POST", "/v1/trace/links", "trace.link", "specs.write", m.TraceLink, handler=T.link, feature=T),
-    Route("POST", "/v1/trace/links/remove", "trace.unlink", "specs.write", m.TraceUnlink, handler=T.unlink, feature=T),
-    Route("GET", "/v1/spec/lint", "trace.read", "specs.read", m.TraceRead, handler=T.lint, feature=T),
+    Route("GET", "/v1/trace", "trace.read", "specs.read", m.TraceReport, a.TraceReport,
+          handler=T.report, feature=T),
+    Route("GET", "/v1/trace/requirements/{id}", "trace.read", "specs.read", m.TraceItem, a.TraceRequirement,
+          handler=T.show, feature=T),
+    Route("GET", "/v1/trace/gaps", "trace.read", "specs.read", m.TraceRead, a.TraceGaps,
+          handler=T.gaps, feature=T),
+    Route("GET", "/v1/trace/impact/{id}", "trace.read", "specs.read", m.TraceItem, a.TraceImpact,
+          handler=T.impact, feature=T),
+    Route("GET", "/v1/trace/export", "trace.read", "specs.read", m.TraceExport, a.TraceExported,
+          handler=T.export, feature=T),
+    Route("POST", "/v1/trace/review", "trace.review", "specs.write", m.TraceReview, a.Reviewed,
+          handler=T.review, feature=T),
+    Route("POST", "/v1/trace/links", "trace.link", "specs.write", m.TraceLink, a.Linked,
+          handler=T.link, feature=T),
+    Route("POST", "/v1/trace/links/remove", "trace.unlink", "specs.write", m.TraceUnlink, a.Unlinked,
+          handler=T.unlink, feature=T),
+    Route("GET", "/v1/spec/lint", "trace.read", "specs.read", m.TraceRead, a.SpecLint,
+          handler=T.lint, feature=T),
 )
