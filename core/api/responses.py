@@ -302,7 +302,7 @@ class Unlinked(TypedDict):
 
 
 class ModelEntry(TypedDict):
-    """One model of the caller's registry (docs/models.md)."""
+    """One model of the caller's registry (``ModelSpec.as_json``, docs/models.md); unset fields are left out."""
 
     id: str
     provider: str
@@ -311,18 +311,22 @@ class ModelEntry(TypedDict):
     max_output: int
     input_per_mtok: str
     output_per_mtok: str
-    cached_input_per_mtok: NotRequired[str | None]
+    cached_input_per_mtok: str
     tokenizer: str
     tier: str
-    prices_checked: NotRequired[str | None]
-    source: NotRequired[str | None]
-    long_context: NotRequired[Obj]
+    prices_checked: str
+    source: str
+    long_context: NotRequired[dict[str, int | str]]
+    deployment: NotRequired[str]
+    base_url: NotRequired[str]
     status: str
-    retires_on: NotRequired[str | None]
-    replacement: NotRequired[str | None]
-    lifecycle_source: NotRequired[str | None]
+    deprecated_on: NotRequired[str]
+    retires_on: NotRequired[str]
+    replacement: NotRequired[str]
+    lifecycle_source: NotRequired[str]
     lifecycle_note: NotRequired[str]
     capabilities: list[str]
+    same_as: NotRequired[str]
     origin: str
     exact_tokens: bool
     allowed: bool
