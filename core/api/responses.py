@@ -2,10 +2,15 @@
 
 ``TypedDict`` s like the others: they cost the engine nothing at run time and
 tests/engine/test_api_models.py checks a real answer of each route against its
-shape (types, and no key the shape does not name).  Deep parts whose shape
-belongs to another module (a trace report's requirements, a cost estimate's per
-model breakdown, a model's registry entry) are typed as JSON objects here;
-their own modules and docs (docs/trace.md, docs/models.md) define them.
+shape (types, and no key the shape does not name, nested shapes included).  Deep
+parts whose shape belongs to another module (a trace report's scan and summary,
+a cost estimate's per-model breakdown, a price import's diff rows) are typed as
+JSON objects here; their own modules and docs (docs/trace.md, docs/models.md)
+define them.
+
+No ``from __future__ import annotations`` here: with string annotations Python
+3.11 cannot see ``NotRequired`` and counts every key as required
+(``__required_keys__``, which tests/docs/test_api_routes.py reads).
 """
 
 from typing import Any, NotRequired, TypedDict

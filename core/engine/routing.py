@@ -43,7 +43,9 @@ class Route:
     # the tenant), "system" (a system owner), "engine" (the OS user running the engine).
     permission: str
     request: type[Request] = Empty
-    response: Any = None  # a TypedDict of core/api/models.py, None when untyped or streamed
+    # The answer: a TypedDict of core/api/models.py or responses.py (or a list of one);
+    # responses.Streamed when the route streams file content or events, not JSON.
+    response: Any = None
     op: str | None = None  # engine method, called as op(ctx, **request.args())
     resource: str | Callable[[Any], str] = ""  # the audited resource, fixed or from the request
     status: int = 200
