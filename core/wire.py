@@ -51,8 +51,8 @@ def _cwd() -> str:
         return "/"
 
 
-def seg(value: str) -> str:
-    """Quote one path segment."""
+def path_segment(value: str) -> str:
+    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
     return quote(value, safe="")
 
 

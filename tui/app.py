@@ -206,7 +206,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         await self.link.run()
 
     def _check_keymap(self) -> None:
-        from tui.screens.registry import all_binding_ids
+        from tui.screens.bindings import all_binding_ids
 
         unknown = sorted(set(self.ctx.settings.keymap) - all_binding_ids())
         if unknown:

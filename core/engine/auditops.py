@@ -21,7 +21,7 @@ from core.audit import (
     verify_joined,
     verify_rows,
 )
-from core.engine.base import Ctx
+from core.engine.base import Caller
 from core.engine.jsontext import EventList
 from core.engine.quarantine import audit_rows
 from core.engine.usage import UsageOps
@@ -67,7 +67,7 @@ def _fail(res: VerifyResult, seq: int, reason: str) -> VerifyResult:
 class AuditOps(UsageOps):
     """Reading, verifying, exporting and pruning the audit chain."""
 
-    def audit_query(self, ctx: Ctx, f: dict[str, Any]) -> AuditQuery:
+    def audit_query(self, ctx: Caller, f: dict[str, Any]) -> AuditQuery:
         outcome = f.get("outcome") or None
         if outcome and outcome not in ("success", "denied", "error"):
             raise BadRequest(f"outcome {outcome!r} is not one of success, denied, error.", field="outcome")
@@ -100,7 +100,7 @@ class AuditOps(UsageOps):
             after, descending=not bool(asc),
         )
 
-    async def _system_log(self, ctx: Ctx, action: str, flag: object) -> Ctx | None:
+    async def _system_log(self, ctx: Caller, action: str, flag: object) -> Caller | None:
         """With ``flag``, the context reading the system log (system owners only), else None."""
         if isinstance(flag, str):
             if flag.lower() not in ("", "0", "1", "true", "false"):
@@ -111,9 +111,9 @@ class AuditOps(UsageOps):
         if not flag:
             return None
         await self.run(ctx, action, f"audit:{SYSTEM_LOG}", lambda: self.require_system(ctx))
-        return Ctx(ctx.real_user, ctx.user, SYSTEM_LOG, None)
+        return Caller(ctx.real_user, ctx.user, SYSTEM_LOG, None)
 
-    async def audit_list(self, ctx: Ctx, filters: dict[str, Any]) -> list[dict[str, Any]] | EventList:
+    async def audit_list(self, ctx: Caller, filters: dict[str, Any]) -> list[dict[str, Any]] | EventList:
         filters = dict(filters)
         system = filters.pop("system", False)
         q = self.audit_query(ctx, filters)
@@ -264,7 +264,7 @@ class AuditOps(UsageOps):
             bridged.append(gap)
             seq, prev = last + 1, vr.last_hash
 
-    async def audit_verify(self, ctx: Ctx, anchor: dict[str, Any] | None = None, system: object = False) -> dict[str, Any]:
+    async def audit_verify(self, ctx: Caller, anchor: dict[str, Any] | None = None, system: object = False) -> dict[str, Any]:
         log_ctx = await self._system_log(ctx, "audit.verify", system)
         if log_ctx is None:
             await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
@@ -272,7 +272,7 @@ class AuditOps(UsageOps):
         return await self.read(self._verify_sync, (log_ctx or ctx).tenant, anchor)
 
     async def audit_export(
-        self, ctx: Ctx, fmt: str, filters: dict[str, Any], destination: str | None, *, dry_run: bool = False
+        self, ctx: Caller, fmt: str, filters: dict[str, Any], destination: str | None, *, dry_run: bool = False
     ) -> ExportContent | None:
         """The matching events as file content for the client to write (the engine writes no file of the caller's).
 
@@ -315,7 +315,7 @@ class AuditOps(UsageOps):
         locks: dict[str, asyncio.Lock] = self.__dict__.setdefault("_audit_locks", {})
         return locks.setdefault(tenant, asyncio.Lock())
 
-    async def audit_prune(self, ctx: Ctx, before: object) -> dict[str, Any]:
+    async def audit_prune(self, ctx: Caller, before: object) -> dict[str, Any]:
         """Prune events before ``before``; concurrent prunes of a tenant with the same date are one prune.
 
         Why serialised: a prune reads the last event to remove and the newest checkpoint,
@@ -349,7 +349,7 @@ class AuditOps(UsageOps):
         fut.set_result(result)
         return dict(result)
 
-    async def _prune(self, ctx: Ctx, when: datetime) -> dict[str, Any]:
+    async def _prune(self, ctx: Caller, when: datetime) -> dict[str, Any]:
         last = await self.read(self.storage.last_event_before, ctx.tenant, when)
         existing = await self.read(self.storage.checkpoints, ctx.tenant)
         if last is None or (existing and last[0] <= int(existing[-1]["seq"])):
@@ -374,7 +374,7 @@ class AuditOps(UsageOps):
 
         return await self.run(ctx, "audit.prune", "audit", op)
 
-    async def audit_checkpoint(self, ctx: Ctx, destination: str | None, *, dry_run: bool = False) -> dict[str, Any]:
+    async def audit_checkpoint(self, ctx: Caller, destination: str | None, *, dry_run: bool = False) -> dict[str, Any]:
         """Sign the current head as an offline-verifiable document (the client writes any file)."""
         await self.run(ctx, "audit.checkpoint", "audit", lambda: self.require(ctx, "audit.export", read=True))
         if dry_run:
@@ -382,7 +382,7 @@ class AuditOps(UsageOps):
         async with self._audit_lock(ctx.tenant):  # not in the middle of a prune of the tenant
             return await self._checkpoint(ctx, destination)
 
-    async def _checkpoint(self, ctx: Ctx, destination: str | None) -> dict[str, Any]:
+    async def _checkpoint(self, ctx: Caller, destination: str | None) -> dict[str, Any]:
         await self.committer.sync()
         seq, h = self.state.head(ctx.tenant)
         created = format_ts(self.now())

@@ -65,7 +65,7 @@ def utcnow() -> datetime:
 
 
 @dataclass
-class Ctx:
+class Caller:
     """Who is asking, in which tenant and project.
 
     ``real_user`` comes from SO_PEERCRED on the socket; ``user`` differs only
@@ -168,7 +168,7 @@ class EngineBase:
     def audit(
         self,
         tenant: str,
-        actor: Ctx | str,
+        actor: Caller | str,
         action: str,
         resource: str,
         outcome: str = "success",
@@ -177,7 +177,7 @@ class EngineBase:
     ) -> AuditEvent:
         """Append one event to ``tenant``'s chain (committed with the batch, then published)."""
         d = dict(details or {})
-        if isinstance(actor, Ctx):
+        if isinstance(actor, Caller):
             if actor.impersonator:
                 d["impersonator"] = actor.impersonator
             actor_name = actor.user
@@ -221,7 +221,7 @@ class EngineBase:
 
     # -- the op runner --------------------------------------------------------------------
 
-    async def run(self, ctx: Ctx | None, action: str, resource: str, fn: Callable[[], T]) -> T:
+    async def run(self, ctx: Caller | None, action: str, resource: str, fn: Callable[[], T]) -> T:
         """Run one operation; answer after its writes commit; audit denials."""
         self.ops += 1
         self._wrote = False
@@ -317,7 +317,7 @@ class EngineBase:
         """May see every tenant (holds 'tenant.manage' in the system tenant)."""
         return "tenant.manage" in self.state.permissions_of(SYSTEM_TENANT, user, None)
 
-    def system_owner(self, ctx: Ctx) -> bool:
+    def system_owner(self, ctx: Caller) -> bool:
         """A system owner acting as themself, or an impersonation both sides of which are system owners."""
         return self.is_system_admin(ctx.user) and (ctx.real_user == ctx.user or self.is_system_admin(ctx.real_user))
 
@@ -339,7 +339,7 @@ class EngineBase:
     def make_ctx(
         self, real_user: str, as_user: str | None, tenant: str, cwd: str | None, project: str | None, *,
         outsiders: bool = False,
-    ) -> Ctx:
+    ) -> Caller:
         """The caller's context; refuses callers with no role in the tenant unless ``outsiders``.
 
         ``outsiders`` is for the few routes that answer people outside the tenant
@@ -366,23 +366,23 @@ class EngineBase:
                 )
             user = as_user
         inside = exists and st.is_member(tenant, user)
-        if not inside and not self.system_owner(Ctx(real_user, user, tenant)):
+        if not inside and not self.system_owner(Caller(real_user, user, tenant)):
             if not outsiders:
                 raise self.outsider(user, tenant)
-            return Ctx(real_user, user, tenant, None)
+            return Caller(real_user, user, tenant, None)
         proj = self.project_for(tenant, project, cwd)
-        ctx = Ctx(real_user, user, tenant, proj)
+        ctx = Caller(real_user, user, tenant, proj)
         if proj and not project and not inside:
             # Someone with no role here learns nothing of the tenant's projects from where they
             # stand (the project name would otherwise be echoed in whoami and denial messages).
             ctx.project = None
         return ctx
 
-    def perms(self, ctx: Ctx, project: str | None = None) -> frozenset[str]:
+    def perms(self, ctx: Caller, project: str | None = None) -> frozenset[str]:
         """What ``ctx`` may do to a resource of scope ``project`` (None: the tenant as a whole)."""
         return self.state.acting_permissions(ctx.tenant, ctx.real_user, ctx.user, project)
 
-    def require(self, ctx: Ctx, perm: str, *, project: str | None = None, read: bool = False) -> None:
+    def require(self, ctx: Caller, perm: str, *, project: str | None = None, read: bool = False) -> None:
         """Raise unless the caller holds ``perm`` for a resource of scope ``project``.
 
         ``project`` is the scope of the resource acted on, never just the project the
@@ -415,7 +415,7 @@ class EngineBase:
                 permission=perm,
             )
 
-    def suspended_read_check(self, ctx: Ctx) -> None:
+    def suspended_read_check(self, ctx: Caller) -> None:
         """On a suspended tenant only owners, admins and auditors (tenant scope) may still read."""
         if self.state.tenants[ctx.tenant].status != "suspended":
             return
@@ -426,7 +426,7 @@ class EngineBase:
                 permission="tenant.manage",
             )
 
-    def require_system(self, ctx: Ctx, perm: str = "tenant.manage") -> None:
+    def require_system(self, ctx: Caller, perm: str = "tenant.manage") -> None:
         """Cross-tenant actions need ``perm`` at tenant scope of the system tenant ('default')."""
         held = self.state.acting_permissions(SYSTEM_TENANT, ctx.real_user, ctx.user, None)
         if perm not in held:

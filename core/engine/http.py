@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from core.engine.auditops import ExportContent
-from core.engine.base import Ctx
+from core.engine.base import Caller
 from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
 from core.errors import BadRequest, MusubiError, NotFound, PayloadTooLarge, PermissionDenied
@@ -244,7 +244,7 @@ class Api:
 
     async def ctx(
         self, request: web.Request, tenant: str | None = None, *, outsiders: bool = False
-    ) -> Ctx:
+    ) -> Caller:
         """The caller's context; with ``outsiders`` also for someone with no role in the tenant."""
         real = peer_user(request)
         h = request.headers
@@ -252,7 +252,7 @@ class Api:
         as_user = h.get("X-Musubi-As") or None
         cwd, project = h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
 
-        def make() -> Ctx:
+        def make() -> Caller:
             try:
                 return self.e.make_ctx(real, as_user, tenant, cwd, project, outsiders=outsiders)
             except PermissionDenied as exc:
@@ -270,8 +270,8 @@ class Api:
                 exc.extra.get("permission") == "impersonate"
             ):  # refused impersonation: the real user acted
                 return await self.e.run(
-                    Ctx(real, real, where), "impersonate", f"user:{as_user}", make
+                    Caller(real, real, where), "impersonate", f"user:{as_user}", make
                 )
             return await self.e.run(
-                Ctx(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make
+                Caller(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make
             )

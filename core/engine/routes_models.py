@@ -32,7 +32,7 @@ from aiohttp import web
 
 from core.api import models as m
 from core.api import responses as a
-from core.engine.base import Ctx
+from core.engine.base import Caller
 from core.engine.http import Api
 from core.engine.http import json_response as _json
 from core.engine.routes_models_import import import_table
@@ -132,7 +132,7 @@ class ModelRoutes:
         self._history[tenant] = (time.monotonic(), stats)
         return stats
 
-    def quotas(self, c: Ctx) -> list[dict[str, Any]]:
+    def quotas(self, c: Caller) -> list[dict[str, Any]]:
         """The caller's applicable quotas with what remains now (cost in micro-dollars)."""
         st = self.api.e.state
         now = self.api.e.now()
@@ -143,7 +143,7 @@ class ModelRoutes:
                         "limit": q.limit, "remaining": max(q.limit - used - reserved, 0)})
         return out
 
-    async def _read_ctx(self, request: web.Request, action: str, resource: str) -> Ctx:
+    async def _read_ctx(self, request: web.Request, action: str, resource: str) -> Caller:
         e = self.api.e
         c = await self.api.ctx(request)
         await e.run(c, action, resource, lambda: e.require(c, "quotas.read", project=c.project, read=True))
@@ -183,7 +183,7 @@ class ModelRoutes:
         c = await self.api.ctx(request)
         return _json(await self._set_allowed(c, None))
 
-    async def _set_allowed(self, c: Ctx, ids: list[str] | None) -> dict[str, Any]:
+    async def _set_allowed(self, c: Caller, ids: list[str] | None) -> dict[str, Any]:
         e = self.api.e
         previous = await self.allowed(c.tenant)
         action = "models.allow" if ids else "models.allow_all"
@@ -205,7 +205,7 @@ class ModelRoutes:
             self._allowed.pop(c.tenant, None)
         return result
 
-    def _check_allowed(self, c: Ctx, model_ids: list[str], allowed: set[str] | None) -> None:
+    def _check_allowed(self, c: Caller, model_ids: list[str], allowed: set[str] | None) -> None:
         if allowed is None:
             return
         bad = [m for m in model_ids if m not in allowed]
@@ -277,7 +277,7 @@ class ModelRoutes:
                        "history_samples": sum(s.n for s in history.values())})
         return _json(result)
 
-    def _check_paths(self, c: Ctx, paths: list[Any]) -> list[Any]:
+    def _check_paths(self, c: Caller, paths: list[Any]) -> list[Any]:
         """The files to read, resolved; refuses any the caller may not have read.
 
         Each path is judged by where it really leads (symlinks resolved): it must lie in

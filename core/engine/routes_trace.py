@@ -29,7 +29,7 @@ from aiohttp import web
 
 from core.api import models as m
 from core.api import responses as a
-from core.engine.base import Ctx
+from core.engine.base import Caller
 from core.engine.http import Api, json_response
 from core.engine.routing import Route
 from core.errors import BadRequest, PermissionDenied
@@ -61,7 +61,7 @@ class TraceRoutes:
 
     # -- context ----------------------------------------------------------------------------
 
-    async def _open(self, request: web.Request, perm: str, action: str, req: m.TraceRead) -> tuple[Ctx, Path]:
+    async def _open(self, request: web.Request, perm: str, action: str, req: m.TraceRead) -> tuple[Caller, Path]:
         """The caller's context and repository root, after the permission check (denials audited).
 
         A path is judged by where it really leads (symlinks resolved), and the check is
@@ -109,7 +109,7 @@ class TraceRoutes:
             )
         return c, root
 
-    async def _read(self, request: web.Request, req: m.TraceRead, fn: Callable[[Ctx, Path], Any]) -> web.Response:
+    async def _read(self, request: web.Request, req: m.TraceRead, fn: Callable[[Caller, Path], Any]) -> web.Response:
         c, root = await self._open(request, "specs.read", "trace.read", req)
         data = await asyncio.to_thread(fn, c, root)
         return json_response(data)
@@ -140,7 +140,7 @@ class TraceRoutes:
     # -- writes (links.yml) -----------------------------------------------------------------
 
     async def _write(
-        self, request: web.Request, req: m.TraceRead, action: str, resource: str, fn: Callable[[Ctx, Path], dict[str, Any]]
+        self, request: web.Request, req: m.TraceRead, action: str, resource: str, fn: Callable[[Caller, Path], dict[str, Any]]
     ) -> web.Response:
         c, root = await self._open(request, "specs.write", action, req)
         from core.trace.config import LINKS_FILE

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from core import names
-from core.engine.base import ENGINE_ACTOR, Ctx, EngineBase
+from core.engine.base import ENGINE_ACTOR, Caller, EngineBase
 from core.engine.state import Tenant
 from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from core.paths import is_within, os_identity, readable_by, system_path_reason
@@ -34,7 +34,7 @@ class TenancyOps(EngineBase):
 
     # -- tenants --------------------------------------------------------------------------
 
-    def _create_tenant(self, name: str, owner: str, actor: Ctx | str) -> Tenant:
+    def _create_tenant(self, name: str, owner: str, actor: Caller | str) -> Tenant:
         now = self.now()
         t = Tenant(name, "active", now, owner)
         self.state.tenants[name] = t
@@ -53,7 +53,7 @@ class TenancyOps(EngineBase):
         self._create_tenant(SYSTEM_TENANT, owner, ENGINE_ACTOR)
         return True
 
-    def tenant_create(self, ctx: Ctx, name: str) -> dict[str, Any]:
+    def tenant_create(self, ctx: Caller, name: str) -> dict[str, Any]:
         names.tenant_name(name)
         self.require_system(ctx)
         if name in self.state.tenants:
@@ -63,7 +63,7 @@ class TenancyOps(EngineBase):
             self.audit(ctx.tenant, ctx, "tenant.create", f"tenant:{name}", details={"owner": ctx.user})
         return t.as_json()
 
-    def tenant_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+    def tenant_list(self, ctx: Caller) -> list[dict[str, Any]]:
         st = self.state
         system = self.system_owner(ctx)
         out = []
@@ -71,12 +71,12 @@ class TenancyOps(EngineBase):
             if system or st.is_member(name, ctx.user):
                 d = st.tenants[name].as_json()
                 d["members"] = len({u for (u, _p) in st.members.get(name, {})})
-                d["projects"] = len(self._visible_projects(Ctx(ctx.real_user, ctx.user, name), system))
+                d["projects"] = len(self._visible_projects(Caller(ctx.real_user, ctx.user, name), system))
                 d["your_roles"] = sorted({b["role"] for (u, _p), b in st.members.get(name, {}).items() if u == ctx.user})
                 out.append(d)
         return out
 
-    def tenant_show(self, ctx: Ctx, name: str) -> dict[str, Any]:
+    def tenant_show(self, ctx: Caller, name: str) -> dict[str, Any]:
         names.tenant_name(name)
         st = self.state
         system = self.system_owner(ctx)
@@ -84,16 +84,16 @@ class TenancyOps(EngineBase):
             raise self.outsider(ctx.user, name)  # the same answer whether or not it exists
         t = self.tenant_or_404(name)
         if not system:
-            self.suspended_read_check(Ctx(ctx.real_user, ctx.user, name, None))
+            self.suspended_read_check(Caller(ctx.real_user, ctx.user, name, None))
         d = t.as_json()
         d["members"] = len({u for (u, _p) in st.members.get(name, {})})
-        d["projects"] = sorted(self._visible_projects(Ctx(ctx.real_user, ctx.user, name), system))
+        d["projects"] = sorted(self._visible_projects(Caller(ctx.real_user, ctx.user, name), system))
         d["quotas"] = len(st.quotas.get(name, {}))
         d["audit_head_seq"] = st.head(name)[0]
         d["data_dir"] = str(self.paths.tenant_dir(name))
         return d
 
-    def _set_status(self, ctx: Ctx, name: str, status: str, reason: str | None) -> dict[str, Any]:
+    def _set_status(self, ctx: Caller, name: str, status: str, reason: str | None) -> dict[str, Any]:
         names.tenant_name(name)
         self.require_system(ctx)  # before the lookup: others learn nothing of which tenants exist
         t = self.tenant_or_404(name)
@@ -112,15 +112,15 @@ class TenancyOps(EngineBase):
             self.audit(ctx.tenant, ctx, action, f"tenant:{name}", details={"reason": reason} if reason else {})
         return t.as_json()
 
-    def tenant_suspend(self, ctx: Ctx, name: str, reason: str | None = None) -> dict[str, Any]:
+    def tenant_suspend(self, ctx: Caller, name: str, reason: str | None = None) -> dict[str, Any]:
         return self._set_status(ctx, name, "suspended", reason)
 
-    def tenant_resume(self, ctx: Ctx, name: str) -> dict[str, Any]:
+    def tenant_resume(self, ctx: Caller, name: str) -> dict[str, Any]:
         return self._set_status(ctx, name, "active", None)
 
     # -- projects -------------------------------------------------------------------------
 
-    def project_add(self, ctx: Ctx, path: object, name: str | None = None, shared: object = False) -> dict[str, Any]:
+    def project_add(self, ctx: Caller, path: object, name: str | None = None, shared: object = False) -> dict[str, Any]:
         """Register the folder ``path`` (stored resolved) as a project; see docs/rbac.md#projects-and-paths."""
         if not isinstance(path, str) or not path or not os.path.isabs(path):
             raise BadRequest(f"project path {path!r} must be an absolute path to a directory.", field="path")
@@ -151,7 +151,7 @@ class TenancyOps(EngineBase):
         self.audit(ctx.tenant, ctx, "project.add", f"project:{name}", details=details)
         return {"name": name, "path": real, "tenant": ctx.tenant}
 
-    def _check_project_path(self, ctx: Ctx, given: str, real: str, shared: bool) -> None:
+    def _check_project_path(self, ctx: Caller, given: str, real: str, shared: bool) -> None:
         """Refuse folders the engine must not read on this caller's behalf (denials are audited)."""
         leads = f" (it leads to {real})" if real != given else ""
         ident = os_identity(ctx.real_user)
@@ -189,7 +189,7 @@ class TenancyOps(EngineBase):
                         resource=f"project:{os.path.basename(given)}",
                     )
 
-    def _visible_projects(self, ctx: Ctx, system: bool | None = None) -> dict[str, dict[str, Any]]:
+    def _visible_projects(self, ctx: Caller, system: bool | None = None) -> dict[str, dict[str, Any]]:
         """The tenant's projects ``ctx`` may see: all with a tenant-scope role (or as a system
         owner), else only the projects it is bound in."""
         projects = self.state.projects.get(ctx.tenant, {})
@@ -198,11 +198,11 @@ class TenancyOps(EngineBase):
         seen = visible_projects(self.state.members.get(ctx.tenant, {}), ctx.user)
         return projects if seen is None else {n: p for n, p in projects.items() if n in seen}
 
-    def project_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+    def project_list(self, ctx: Caller) -> list[dict[str, Any]]:
         self._require_member(ctx)
         return [dict(p, current=(p["name"] == ctx.project)) for _n, p in sorted(self._visible_projects(ctx).items())]
 
-    def project_remove(self, ctx: Ctx, name: str) -> dict[str, Any]:
+    def project_remove(self, ctx: Caller, name: str) -> dict[str, Any]:
         names.project_name(name)
         if name not in self.state.projects.get(ctx.tenant, {}):
             raise NotFound(f"unknown project {name!r} in tenant {ctx.tenant!r}. See: musubi project list")
@@ -220,7 +220,7 @@ class TenancyOps(EngineBase):
 
     # -- roles ----------------------------------------------------------------------------
 
-    def role_create(self, ctx: Ctx, name: str, permissions: list[str], description: str = "") -> dict[str, Any]:
+    def role_create(self, ctx: Caller, name: str, permissions: list[str], description: str = "") -> dict[str, Any]:
         names.role_name(name)
         perms = validate_permissions(permissions)
         self.require(ctx, "members.manage")
@@ -239,7 +239,7 @@ class TenancyOps(EngineBase):
         self.audit(ctx.tenant, ctx, "role.create", f"role:{name}", details={"permissions": sorted(perms)})
         return {"name": name, "builtin": False, "permissions": sorted(perms), "description": description}
 
-    def role_delete(self, ctx: Ctx, name: str) -> dict[str, Any]:
+    def role_delete(self, ctx: Caller, name: str) -> dict[str, Any]:
         names.role_name(name)
         if name in BUILTIN_ROLES:
             raise Conflict(f"role {name!r} is built in and cannot be deleted.")
@@ -254,7 +254,7 @@ class TenancyOps(EngineBase):
         self.audit(ctx.tenant, ctx, "role.delete", f"role:{name}")
         return {"name": name, "deleted": True}
 
-    def role_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+    def role_list(self, ctx: Caller) -> list[dict[str, Any]]:
         self._require_member(ctx)
         out = [
             {"name": r, "builtin": True, "permissions": sorted(p), "description": ROLE_DESCRIPTIONS[r]}
@@ -264,7 +264,7 @@ class TenancyOps(EngineBase):
             out.append({"name": r, "builtin": False, "permissions": sorted(info["permissions"]), "description": info["description"]})
         return out
 
-    def role_show(self, ctx: Ctx, name: str) -> dict[str, Any]:
+    def role_show(self, ctx: Caller, name: str) -> dict[str, Any]:
         names.role_name(name)
         for r in self.role_list(ctx):
             if r["name"] == name:
@@ -272,7 +272,7 @@ class TenancyOps(EngineBase):
                 return r
         raise NotFound(f"unknown role {name!r} in tenant {ctx.tenant!r}. See: musubi role list")
 
-    def _require_member(self, ctx: Ctx) -> None:
+    def _require_member(self, ctx: Caller) -> None:
         if not self.state.is_member(ctx.tenant, ctx.user) and not self.system_owner(ctx):
             raise PermissionDenied(
                 f"permission denied: {ctx.user} has no role in tenant {ctx.tenant!r}; ask one of its owners or admins "
@@ -283,10 +283,10 @@ class TenancyOps(EngineBase):
 
     # -- members --------------------------------------------------------------------------
 
-    def _bind(self, tenant: str, user: str, project: str, role: str, actor: Ctx | str) -> str:
+    def _bind(self, tenant: str, user: str, project: str, role: str, actor: Caller | str) -> str:
         mem = self.state.members[tenant]
         now = self.now()
-        creator = actor.user if isinstance(actor, Ctx) else actor
+        creator = actor.user if isinstance(actor, Caller) else actor
         existed = (user, project) in mem
         if existed:
             old = mem[(user, project)]["role"]
@@ -305,7 +305,7 @@ class TenancyOps(EngineBase):
     def _owners(self, tenant: str) -> list[str]:
         return [u for (u, p), b in self.state.members.get(tenant, {}).items() if p == "" and b["role"] == "owner"]
 
-    def member_add(self, ctx: Ctx, user: str, role: str, project: str | None = None) -> dict[str, Any]:
+    def member_add(self, ctx: Caller, user: str, role: str, project: str | None = None) -> dict[str, Any]:
         names.user_name(user)
         names.role_name(role)
         perms = self.state.role_permissions(ctx.tenant, role)
@@ -339,7 +339,7 @@ class TenancyOps(EngineBase):
         action = self._bind(ctx.tenant, user, proj, role, ctx)
         return {"tenant": ctx.tenant, "user": user, "role": role, "project": proj or None, "action": action}
 
-    def member_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+    def member_list(self, ctx: Caller) -> list[dict[str, Any]]:
         """Every binding for tenant-scope members; the bindings of their own projects for the others."""
         self._require_member(ctx)
         out = []
@@ -351,7 +351,7 @@ class TenancyOps(EngineBase):
             out.append({"user": u, "project": p or None, "role": b["role"], "since": self.fmt(b["created_at"]), "added_by": b["created_by"]})
         return out
 
-    def member_remove(self, ctx: Ctx, user: str, project: str | None = None) -> dict[str, Any]:
+    def member_remove(self, ctx: Caller, user: str, project: str | None = None) -> dict[str, Any]:
         names.user_name(user)
         proj = project or ""
         if proj:
@@ -374,10 +374,10 @@ class TenancyOps(EngineBase):
     # -- quotas (definition; usage lives in core.engine.usage) -----------------------------
 
     def _put_quota(
-        self, tenant: str, metric: str, period: str, limit: int, user: str | None, alerts: tuple[float, ...], actor: Ctx | str
+        self, tenant: str, metric: str, period: str, limit: int, user: str | None, alerts: tuple[float, ...], actor: Caller | str
     ) -> Quota:
         now = self.now()
-        by = actor.user if isinstance(actor, Ctx) else actor
+        by = actor.user if isinstance(actor, Caller) else actor
         existing = next(
             (q for q in self.state.quotas[tenant].values() if q.metric == metric and q.period == period and q.user == user),
             None,

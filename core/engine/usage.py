@@ -21,7 +21,7 @@ from typing import Any
 from core import limits, names
 from core.api.models import DEFAULT_TTL_S
 from core.audit import format_ts
-from core.engine.base import ENGINE_ACTOR, Ctx
+from core.engine.base import ENGINE_ACTOR, Caller
 from core.engine.tenancy import TenancyOps, _unit
 from core.errors import BadRequest, NotFound, PermissionDenied, QuotaExceeded
 from core.models.registry import check_task
@@ -51,7 +51,7 @@ class UsageOps(TenancyOps):
     # -- limits ---------------------------------------------------------------------------
 
     def quota_set(
-        self, ctx: Ctx, metric: str, limit: object, period: str, user: str | None = None, alerts: object = None
+        self, ctx: Caller, metric: str, limit: object, period: str, user: str | None = None, alerts: object = None
     ) -> dict[str, Any]:
         metric = check_metric(metric)
         period = check_period(period)
@@ -63,7 +63,7 @@ class UsageOps(TenancyOps):
         q = self._put_quota(ctx.tenant, metric, period, lim, user or None, al, ctx)
         return self._quota_json(q, self.now())
 
-    def quota_remove(self, ctx: Ctx, metric: str, period: str, user: str | None = None) -> dict[str, Any]:
+    def quota_remove(self, ctx: Caller, metric: str, period: str, user: str | None = None) -> dict[str, Any]:
         metric = check_metric(metric)
         period = check_period(period)
         if user:
@@ -102,7 +102,7 @@ class UsageOps(TenancyOps):
             "alerts": list(q.alerts),
         }
 
-    def quota_status(self, ctx: Ctx, user: str | None = None) -> dict[str, Any]:
+    def quota_status(self, ctx: Caller, user: str | None = None) -> dict[str, Any]:
         # Headroom applies to the caller's requests in their project too; others' limits need tenant scope.
         self.require(ctx, "quotas.read", project=ctx.project, read=True)
         manage = "quotas.manage" in self.perms(ctx)
@@ -119,7 +119,7 @@ class UsageOps(TenancyOps):
 
     # -- admission ------------------------------------------------------------------------
 
-    def _admit(self, ctx: Ctx, charge: Charge, what: str) -> None:
+    def _admit(self, ctx: Caller, charge: Charge, what: str) -> None:
         """Refuse unless every applicable limit still holds after ``charge``.
 
         A charge adding 0 of a metric is still refused while that metric's limit is used up
@@ -151,7 +151,7 @@ class UsageOps(TenancyOps):
                 },
             )
 
-    def _check_settle_bound(self, ctx: Ctx, res: Reservation, charge: Charge) -> None:
+    def _check_settle_bound(self, ctx: Caller, res: Reservation, charge: Charge) -> None:
         """Refuse a settle that charges more than SETTLE_FACTOR × reserved of a limited metric.
 
         Only metrics on which a limit applies to the holder are bounded: the bound exists so a
@@ -174,7 +174,7 @@ class UsageOps(TenancyOps):
                              "requested": _unit(m, charge.get(m)), "most": _unit(m, most)},
             )
 
-    def _charge(self, ctx: Ctx, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None) -> dict[str, Any]:
+    def _charge(self, ctx: Caller, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None) -> dict[str, Any]:
         now = self.now()
         eid = self.state.next_ledger_id
         self.state.next_ledger_id += 1
@@ -217,7 +217,7 @@ class UsageOps(TenancyOps):
     # (core/api/models.py) check them at the HTTP boundary; cost is in micro-dollars.
 
     def usage_record(
-        self, ctx: Ctx, model: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
+        self, ctx: Caller, model: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
         cost_micros: int = 0, task_kind: object = None,
     ) -> dict[str, Any]:
         """Charge usage made outside the workstation; refused whole when over a hard limit."""
@@ -230,7 +230,7 @@ class UsageOps(TenancyOps):
         return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry}
 
     def usage_reserve(
-        self, ctx: Ctx, tokens: int = 0, requests: int = 1, cost_micros: int = 0, ttl_s: int = DEFAULT_TTL_S
+        self, ctx: Caller, tokens: int = 0, requests: int = 1, cost_micros: int = 0, ttl_s: int = DEFAULT_TTL_S
     ) -> dict[str, Any]:
         """Hold an estimate against the limits before an LLM call."""
         charge, ttl = Charge(tokens, requests, cost_micros), ttl_s
@@ -244,7 +244,7 @@ class UsageOps(TenancyOps):
         self.audit(ctx.tenant, ctx, "usage.reserve", f"reservation:{rid}", details={**charge.as_json(), "ttl_s": ttl})
         return {"reservation_id": rid, **charge.as_json(), "expires_at": format_ts(res.expires_at)}
 
-    def _own_reservation(self, ctx: Ctx, rid: str) -> Reservation:
+    def _own_reservation(self, ctx: Caller, rid: str) -> Reservation:
         if not isinstance(rid, str) or not rid.startswith("rsv_"):
             raise BadRequest(f"{rid!r} is not a reservation id (they look like rsv_…).", field="reservation_id")
         res = self.state.reservations.get(rid)
@@ -255,7 +255,7 @@ class UsageOps(TenancyOps):
         return res
 
     def usage_settle(
-        self, ctx: Ctx, rid: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
+        self, ctx: Caller, rid: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
         cost_micros: int = 0, model: str | None = None, task_kind: object = None,
     ) -> dict[str, Any]:
         """Record what the reserved call really used and close the reservation."""
@@ -267,13 +267,13 @@ class UsageOps(TenancyOps):
         self.state.drop_reservation(rid)
         now = self.now()
         self.write(Update("reservations", {"state": "settled", "closed_at": now}, {"reservation_id": rid}))
-        owner = Ctx(ctx.real_user, res.user, ctx.tenant, res.project)
+        owner = Caller(ctx.real_user, res.user, ctx.tenant, res.project)
         entry = self._charge(owner, charge, model, i, o, "settle", rid, task)
         over = {m: charge.get(m) - res.amount.get(m) for m in ("tokens", "requests", "cost_usd") if charge.get(m) > res.amount.get(m)}
         self.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details={**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, "entry_id": entry["entry_id"]})
         return {"reservation_id": rid, "settled": True, **charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, **entry}
 
-    def usage_release(self, ctx: Ctx, rid: str) -> dict[str, Any]:
+    def usage_release(self, ctx: Caller, rid: str) -> dict[str, Any]:
         res = self._own_reservation(ctx, rid)
         self.require(ctx, "usage.record", project=res.project)
         self.state.drop_reservation(rid)
@@ -281,7 +281,7 @@ class UsageOps(TenancyOps):
         self.audit(ctx.tenant, ctx, "usage.release", f"reservation:{rid}", details=res.amount.as_json())
         return {"reservation_id": rid, "released": True}
 
-    def reservation_list(self, ctx: Ctx) -> list[dict[str, Any]]:
+    def reservation_list(self, ctx: Caller) -> list[dict[str, Any]]:
         self.require(ctx, "quotas.read", read=True)
         manage = "quotas.manage" in self.perms(ctx)
         return [
@@ -301,7 +301,7 @@ class UsageOps(TenancyOps):
         self.state.forget_old_windows(now)
         return len(expired)
 
-    async def usage_history(self, ctx: Ctx, bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> dict[str, Any]:
+    async def usage_history(self, ctx: Caller, bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> dict[str, Any]:
         """Usage per time bucket from the ledger (needs 'quotas.read'; others' usage needs 'quotas.manage')."""
         if bucket not in ("minute", "hour", "day", "month"):
             raise BadRequest(f"unknown bucket {bucket!r}: use minute, hour, day or month.", field="bucket")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.base import Ctx
+from core.engine.base import Caller
 from core.engine.engine import Engine
 from core.errors import MusubiError
 from core.exports import export_audit
@@ -114,7 +114,7 @@ def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> No
 
     async def scenario() -> dict:
         await _started(engine)
-        ctx = Ctx("root", "root", "default")
+        ctx = Caller("root", "root", "default")
         head = engine.state.head("default")
 
         def buggy() -> None:
@@ -145,7 +145,7 @@ def test_a_crashing_op_rewinds_every_chain_it_touched() -> None:
 
     async def scenario() -> dict:
         await _started(engine)
-        ctx = Ctx("root", "root", "default")
+        ctx = Caller("root", "root", "default")
         await engine.run(ctx, "tenant.create", "tenant:two", lambda: engine.tenant_create(ctx, "two"))
         before = {t: engine.state.head(t) for t in ("default", "two")}
         assert "fresh" not in engine.state.heads
@@ -160,7 +160,7 @@ def test_a_crashing_op_rewinds_every_chain_it_touched() -> None:
             await engine.run(ctx, "member.add", "member:x", buggy)
         after = {t: engine.state.head(t) for t in ("default", "two")}
         fresh = "fresh" in engine.state.heads
-        results = [await engine.audit_verify(Ctx("root", "root", t)) for t in ("default", "two")]
+        results = [await engine.audit_verify(Caller("root", "root", t)) for t in ("default", "two")]
         await engine.committer.close()
         return {"before": before, "after": after, "fresh": fresh, "verify": results}
 
@@ -194,7 +194,7 @@ def test_an_op_that_runs_while_a_failed_write_is_rebuilt_is_refused() -> None:
 
     async def scenario() -> dict:
         await _started(engine)
-        ctx = Ctx("root", "root", "default")
+        ctx = Caller("root", "root", "default")
         await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 7, 0))
         results: dict = {}
 
@@ -345,7 +345,7 @@ def test_a_failed_journal_write_refuses_cleanly_and_the_engine_recovers() -> Non
         await engine.committer.seal()
         await engine.committer.sync()
         engine.journal.truncate()  # all in DuckDB: the failing write is the journal's first bytes
-        ctx = Ctx("root", "root", "default")
+        ctx = Caller("root", "root", "default")
         used_before = engine.quota_status(ctx)["quotas"]
         fail["n"] = 1
         with pytest.raises(StorageError) as ei:

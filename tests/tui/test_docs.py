@@ -34,8 +34,8 @@ def test_every_shell_binding_id_is_documented() -> None:
     assert sorted(i for i in ids if f"`{i}`" not in text) == []
 
 
-def test_shell_modules_are_in_the_keymap_registry() -> None:
-    from tui.screens.registry import MODULES
+def test_shell_modules_are_in_the_binding_list() -> None:
+    from tui.screens.bindings import MODULES
 
     assert set(SHELL_MODULES) <= set(MODULES)
 

@@ -33,7 +33,7 @@ def test_importing_tui_app_loads_no_heavy_modules() -> None:
 
 
 def test_all_screens_together_stay_off_the_forbidden_list() -> None:
-    loaded = _modules_after("import tui.screens.registry as r; r.all_bindings()")
+    loaded = _modules_after("import tui.screens.bindings as r; r.all_bindings()")
     assert "tui.screens.admin.audit" in loaded
     bad = [m for m in FORBIDDEN if m in loaded or any(x.startswith(m + ".") for x in loaded)]
     assert bad == []

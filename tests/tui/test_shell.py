@@ -109,6 +109,17 @@ async def test_every_mode_is_in_the_command_palette(fake_api: FakeEngineApi) -> 
         assert app.current_mode == "tutorials"
 
 
+async def test_palette_says_what_each_mode_is(fake_api: FakeEngineApi) -> None:
+    """Issue 15 item 6: Trace is not "agent runs", Cost is not "spend by user", Search is not built."""
+    async with running(fake_api, (100, 30)) as (app, ctx, pilot):
+        helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert "headroom" in helps["Dashboard"]
+        assert "requirement → design → task → code → test" in helps["Trace"]
+        assert "estimates" in helps["Cost"] and "spend" not in helps["Cost"]
+        assert "not built yet" in helps["Search"] and "not built yet" in helps["Tutorials"]
+        assert all(w in helps["Admin"] for w in ("tenants", "members", "roles", "quotas", "audit"))
+
+
 async def test_keys_remapped_in_config_file(fake_api: FakeEngineApi) -> None:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import pytest
 
 import core.engine.commit as commit_module
 from core.audit import GENESIS_HASH, make_event
-from core.engine.base import Ctx
+from core.engine.base import Caller
 from core.engine.engine import Engine
 from core.paths import HomePaths
 from core.storage.base import Insert
@@ -67,7 +67,7 @@ def test_the_apply_thread_checkpoints_when_the_wal_grows(tmp_path: Path, monkeyp
         engine.committer.start()
         engine.bootstrap("root")
         await engine.committer.seal()
-        ctx = Ctx("root", "root", "default")
+        ctx = Caller("root", "root", "default")
         for _ in range(5):
             await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 1, 1))
             await engine.committer.sync()

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
 
 cli_group = group(
@@ -59,7 +59,7 @@ def list_(state: CliState) -> None:
 @pass_state
 def remove(state: CliState, user: str, binding_project: str | None) -> None:
     """Remove USER's binding in the tenant (or in --project)."""
-    data = state.client().delete(f"/v1/members/{seg(user)}", {"project": binding_project})
+    data = state.client().delete(f"/v1/members/{path_segment(user)}", {"project": binding_project})
 
     def human(d: dict[str, Any]) -> None:
         where = f"project {d['project']}" if d.get("project") else f"tenant {d['tenant']}"

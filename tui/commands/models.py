@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from core.models.kinds import CONTENT_KINDS, TASK_KINDS, TIERS
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table
 
 cli_group = group(
@@ -86,7 +86,7 @@ def list_(state: CliState, provider: str | None, tier: str | None, show_all: boo
 @pass_state
 def show(state: CliState, model_id: str) -> None:
     """One model by id or alias (an unknown name lists close matches)."""
-    data = state.client().get(f"/v1/models/{seg(model_id)}")
+    data = state.client().get(f"/v1/models/{path_segment(model_id)}")
     keys = ["id", "status", "lifecycle_note", "replacement", "deprecated_on", "retires_on", "provider", "aliases",
             "tier", "capabilities", "context_window", "max_output", "input_per_mtok", "cached_input_per_mtok",
             "output_per_mtok", "long_context", "tokenizer", "exact_tokens", "deployment", "base_url", "prices_checked",

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import CliState, abspath, emit, example, group, line, pass_state, table
 
 cli_group = group(
@@ -55,6 +55,6 @@ def list_(state: CliState) -> None:
 @pass_state
 def remove(state: CliState, name: str) -> None:
     """Unregister project NAME (its project-scoped member bindings go with it; files stay)."""
-    data = state.client().delete(f"/v1/projects/{seg(name)}")
+    data = state.client().delete(f"/v1/projects/{path_segment(name)}")
     emit(state, data, lambda d: line(
         f"removed project {d['name']} ({d['path']}); {d['bindings_removed']} project binding(s) removed."))

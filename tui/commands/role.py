@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table
 
 cli_group = group(
@@ -51,7 +51,7 @@ def list_(state: CliState) -> None:
 @pass_state
 def show(state: CliState, name: str) -> None:
     """Show role NAME and which permissions it grants."""
-    data = state.client().get(f"/v1/roles/{seg(name)}")
+    data = state.client().get(f"/v1/roles/{path_segment(name)}")
 
     def human(d: dict[str, Any]) -> None:
         fields(d, ["name", "builtin", "description"])
@@ -65,5 +65,5 @@ def show(state: CliState, name: str) -> None:
 @pass_state
 def delete(state: CliState, name: str) -> None:
     """Delete custom role NAME (refused while someone is bound to it)."""
-    data = state.client().delete(f"/v1/roles/{seg(name)}")
+    data = state.client().delete(f"/v1/roles/{path_segment(name)}")
     emit(state, data, lambda d: line(f"deleted role {d['name']}."))

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import (
     CliState,
     confirm,
@@ -68,7 +68,7 @@ def list_(state: CliState) -> None:
 def show(state: CliState, name: str | None) -> None:
     """Show tenant NAME (default: the current tenant)."""
     name = name or state.current_tenant()
-    data = state.client().get(f"/v1/tenants/{seg(name)}")
+    data = state.client().get(f"/v1/tenants/{path_segment(name)}")
     emit(state, data, _one)
 
 
@@ -81,7 +81,7 @@ def show(state: CliState, name: str | None) -> None:
 def suspend(state: CliState, name: str, reason: str | None, yes: bool) -> None:
     """Suspend tenant NAME: it then refuses everything but admin reads and resume."""
     confirm(state, f"suspend tenant {name!r}", yes, "Its members will be refused everything but admin reads.")
-    data = state.client().post(f"/v1/tenants/{seg(name)}/suspend", {"reason": reason})
+    data = state.client().post(f"/v1/tenants/{path_segment(name)}/suspend", {"reason": reason})
     emit(state, data, lambda d: line(f"tenant {d['name']} is suspended."))
 
 
@@ -92,5 +92,5 @@ def suspend(state: CliState, name: str, reason: str | None, yes: bool) -> None:
 def resume(state: CliState, name: str, yes: bool) -> None:
     """Resume suspended tenant NAME."""
     confirm(state, f"resume tenant {name!r}", yes)
-    data = state.client().post(f"/v1/tenants/{seg(name)}/resume", {})
+    data = state.client().post(f"/v1/tenants/{path_segment(name)}/resume", {})
     emit(state, data, lambda d: line(f"tenant {d['name']} is active again."))

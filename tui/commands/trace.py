@@ -15,7 +15,7 @@ import click
 
 from core.errors import EXIT_ERROR
 from core.exports import write_export
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import (
     CliState,
     MusubiGroup,
@@ -142,7 +142,7 @@ def cli_group(ctx: click.Context, state: CliState) -> None:
 @click.pass_context
 def show(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> None:
     """One requirement: its text, links (with file:line), coverage and lint findings."""
-    d = state.client().get(f"/v1/trace/requirements/{seg(req_id)}", repo_query(ctx, path))
+    d = state.client().get(f"/v1/trace/requirements/{path_segment(req_id)}", repo_query(ctx, path))
 
     def human(d: dict[str, Any]) -> None:
         fields({**d, "where": f"{d['path']}:{d['line']}", "review": _state_word(d)},
@@ -256,7 +256,7 @@ def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, fo
 @click.pass_context
 def impact(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> None:
     """Everything downstream of a requirement: the design, tasks, code and tests to revisit when it changes."""
-    d = state.client().get(f"/v1/trace/impact/{seg(req_id)}", repo_query(ctx, path))
+    d = state.client().get(f"/v1/trace/impact/{path_segment(req_id)}", repo_query(ctx, path))
 
     def human(d: dict[str, Any]) -> None:
         line(f"{d['id']}: {d['title']}" + ("  ⚠ suspect: changed since its last review" if d["suspect"] else ""))

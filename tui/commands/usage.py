@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from core.models.kinds import TASK_KINDS
-from core.wire import seg
+from core.wire import path_segment
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
 
 cli_group = group(
@@ -77,7 +77,7 @@ def settle(state: CliState, reservation_id: str, input_tokens: int, output_token
     """Record what the reserved call really used and close RESERVATION_ID."""
     body = {"input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
             "cost_usd": cost_usd, "model": model, "task_kind": task_kind}
-    data = state.client().post(f"/v1/reservations/{seg(reservation_id)}/settle", body)
+    data = state.client().post(f"/v1/reservations/{path_segment(reservation_id)}/settle", body)
 
     def human(d: dict[str, Any]) -> None:
         over = d.get("overshoot") or {}
@@ -92,7 +92,7 @@ def settle(state: CliState, reservation_id: str, input_tokens: int, output_token
 @pass_state
 def release(state: CliState, reservation_id: str) -> None:
     """Free RESERVATION_ID unused."""
-    data = state.client().post(f"/v1/reservations/{seg(reservation_id)}/release", {})
+    data = state.client().post(f"/v1/reservations/{path_segment(reservation_id)}/release", {})
     emit(state, data, lambda d: line(f"released {d['reservation_id']}."))
 
 

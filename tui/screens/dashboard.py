@@ -75,10 +75,10 @@ class DashboardScreen(ModeScreen):
 
     @work(exclusive=True, group="dashboard-tenant", exit_on_error=False)
     async def load_tenant(self) -> None:
-        from core.client import seg  # lazy: off the first-frame path
+        from core.client import path_segment  # lazy: off the first-frame path
 
         try:
-            self._tenant_info = await self.ctx.api.get(f"/v1/tenants/{seg(self.ctx.tenant)}")
+            self._tenant_info = await self.ctx.api.get(f"/v1/tenants/{path_segment(self.ctx.tenant)}")
         except MusubiError:
             self._tenant_info = None  # the tenant box then shows what whoami knows
         self._redraw()

@@ -27,12 +27,12 @@ class ModeSpec:
 
 
 MODES: tuple[ModeSpec, ...] = (
-    ModeSpec("dashboard", "Dashboard", "f2", "1", "engine, tenant and quota summary"),
-    ModeSpec("trace", "Trace", "f3", "2", "agent runs step by step"),
-    ModeSpec("search", "Search", "f4", "3", "semantic search over your projects"),
-    ModeSpec("cost", "Cost", "f5", "4", "spend by model, user and project"),
-    ModeSpec("tutorials", "Tutorials", "f6", "5", "guided lessons with checked steps"),
-    ModeSpec("admin", "Admin", "f7", "6", "tenants, members, quotas and audit"),
+    ModeSpec("dashboard", "Dashboard", "f2", "1", "the engine, your tenant and every quota's headroom today"),
+    ModeSpec("trace", "Trace", "f3", "2", "traceability: requirement → design → task → code → test"),
+    ModeSpec("search", "Search", "f4", "3", "semantic code search (not built yet: the screen says what it will hold)"),
+    ModeSpec("cost", "Cost", "f5", "4", "token and cost estimates for a run, before you start it"),
+    ModeSpec("tutorials", "Tutorials", "f6", "5", "guided lessons (not built yet: the screen says what it will hold)"),
+    ModeSpec("admin", "Admin", "f7", "6", "tenants, members and roles, quotas, audit"),
 )
 
 BY_NAME: dict[str, ModeSpec] = {m.name: m for m in MODES}

@@ -29,7 +29,7 @@ from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 from textual.worker import Worker
 
-from core.client import seg
+from core.client import path_segment
 from core.errors import MusubiError
 from tui.context import ConnState
 from tui.screens.base import ModeScreen
@@ -442,7 +442,7 @@ class TraceScreen(ModeScreen):
     @work(group="trace-impact", exit_on_error=False)
     async def impact(self, rid: str, seq: int) -> None:
         try:
-            d = await self.ctx.api.get(f"/v1/trace/impact/{seg(rid)}", self.repo_query())
+            d = await self.ctx.api.get(f"/v1/trace/impact/{path_segment(rid)}", self.repo_query())
         except MusubiError as exc:
             self.notify(exc.message, title="Impact", severity="error")
             return

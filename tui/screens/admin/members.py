@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.client import seg
+from core.client import path_segment
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import FormField, FormModal, user_name_error
 from tui.screens.modals import ConfirmModal
@@ -122,7 +122,7 @@ class MembersPane(AdminPane):
 
     @work(exclusive=True, group="members-matrix", exit_on_error=False)
     async def load_matrix(self, role: str) -> None:
-        self.post_message(self.MatrixLoaded(await self.ctx.api.get(f"/v1/roles/{seg(role)}")))
+        self.post_message(self.MatrixLoaded(await self.ctx.api.get(f"/v1/roles/{path_segment(role)}")))
 
     def on_members_pane_matrix_loaded(self, message: MatrixLoaded) -> None:
         r = message.role
@@ -194,7 +194,7 @@ class MembersPane(AdminPane):
                 query = {"project": project} if project else None
                 self.write(
                     f"remove member {user}",
-                    lambda: self.ctx.api.delete(f"/v1/members/{seg(user)}", query),
+                    lambda: self.ctx.api.delete(f"/v1/members/{path_segment(user)}", query),
                     f"Removed {user}'s {m['role']} binding from {where}.",
                 )
 

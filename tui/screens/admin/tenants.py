@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from core.client import seg
+from core.client import path_segment
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import FormField, FormModal, tenant_name_error
 from tui.screens.modals import ConfirmModal
@@ -139,7 +139,7 @@ class TenantsPane(AdminPane):
         def submitted(values: dict[str, str] | None) -> None:
             if values is not None:
                 body = {"reason": values.get("reason") or None}
-                self.write(f"suspend tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{seg(name)}/suspend", body), f"Suspended tenant {name}.")
+                self.write(f"suspend tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{path_segment(name)}/suspend", body), f"Suspended tenant {name}.")
 
         self.app.push_screen(form, submitted)
 
@@ -151,6 +151,6 @@ class TenantsPane(AdminPane):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.write(f"resume tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{seg(name)}/resume"), f"Resumed tenant {name}.")
+                self.write(f"resume tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{path_segment(name)}/resume"), f"Resumed tenant {name}.")
 
         self.app.push_screen(ConfirmModal(f"Resume tenant {name}?", f"Members of {name} can work again.", "Resume"), confirmed)
