@@ -191,7 +191,7 @@ class AuditOps(UsageOps):
         if stored != h:
             out.update(ok=False, first_bad_seq=seq, reason="the event at the anchor's seq has a different hash than when it was signed")
 
-    def _verify_sync(self, tenant: str, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _verify_sync(self, tenant: str, anchor: dict[str, Any] | None = None, acked: int | None = None) -> dict[str, Any]:
         cps = self.storage.checkpoints(tenant)
         start_seq, start_hash = 1, GENESIS_HASH
         cp_ok = True
@@ -208,7 +208,10 @@ class AuditOps(UsageOps):
         out["quarantined"] = bridged
         out["checkpoints"] = len(cps)
         out["checkpoint_signatures_ok"] = cp_ok
-        head_seq, head_hash = self.state.head(tenant)
+        # ``acked``: the newest event acknowledged before this verification began, so in the
+        # table now.  Not ``state.head``: an operation running meanwhile moves the head before
+        # its write is journaled, which read as "missing" under concurrent writes.
+        head_seq = acked if acked is not None else res.last_seq
         if res.ok and res.last_seq < head_seq:
             # Events the engine wrote are missing from the end of the table.
             out.update(ok=False, first_bad_seq=res.last_seq + 1, reason=f"events {res.last_seq + 1}..{head_seq} are missing")
@@ -268,8 +271,11 @@ class AuditOps(UsageOps):
         log_ctx = await self._system_log(ctx, "audit.verify", system)
         if log_ctx is None:
             await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
+        tenant = (log_ctx or ctx).tenant
+        buf = self.recent.get(tenant)  # acknowledged events of this engine run, newest last
+        acked = int(buf[-1]["seq"]) if buf else None
         # Wait until the table holds every event acknowledged so far.
-        return await self.read(self._verify_sync, (log_ctx or ctx).tenant, anchor)
+        return await self.read(self._verify_sync, tenant, anchor, acked)
 
     async def audit_export(
         self, ctx: Caller, fmt: str, filters: dict[str, Any], destination: str | None, *, dry_run: bool = False

@@ -142,7 +142,8 @@ async def test_refused_estimate_is_a_notification_not_a_crash() -> None:
         await wait_for(pilot, lambda: type(app.screen).__name__ == "CostScreen", "cost screen")
         scr: Any = app.screen
         await wait_for(pilot, lambda: "permission denied" in str(scr.query_one("#cost-notes").render()), "refusal shown")
-        assert any(n.title == "Estimate refused" for n in app._notifications)
+        # notify() posts a message: the notification lands after the note, so wait for it too.
+        await wait_for(pilot, lambda: any(n.title == "Estimate refused" for n in app._notifications), "notification")
         assert scr.estimate is None and app.is_running
 
 
