@@ -32,6 +32,7 @@ from textual.worker import Worker
 from core.client import seg
 from core.errors import MusubiError
 from tui.context import ConnState
+from tui.failures import failure_message
 from tui.screens.base import ModeScreen
 from tui.widgets.panel import Panel
 
@@ -118,6 +119,10 @@ def read_preview(root: str, rel: str, line: int, context: int = PREVIEW_CONTEXT)
 
 class TraceScreen(ModeScreen):
     MODE = "trace"
+    WORKER_TITLES: ClassVar[dict[str, str]] = {
+        "trace-load": "Trace", "trace-poll": "Trace re-scan", "trace-preview": "Preview",
+        "trace-impact": "Impact", "trace-decide": "Links", "trace-review": "Review",
+    }
     HELP = (
         "Trace: each requirement of the repository around the folder you started musubi in, with its "
         "design, tasks, code and tests. ✔ covered, ◐ partial, ✘ uncovered, ⚠ suspect (changed since review). "
@@ -212,12 +217,14 @@ class TraceScreen(ModeScreen):
         try:
             report = await self.ctx.api.get("/v1/trace", q)
         except MusubiError as exc:
+            self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place
             self.post_message(self.Loaded(None, None, exc.message))
             return
         try:
             lint = await self.ctx.api.get("/v1/spec/lint", q)
-        except MusubiError:
+        except MusubiError as exc:
             lint = None  # the matrix is still worth showing
+            self.report_failure(exc, "Spec lint", notify=False)
         self.post_message(self.Loaded(report, lint, None))
 
     def _poll(self) -> None:
@@ -232,10 +239,15 @@ class TraceScreen(ModeScreen):
             return
         try:
             s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "changes"})
-        except MusubiError:
+        except MusubiError as exc:
+            self.report_failure(exc, "Trace re-scan", notify=False)  # the next poll tries again
             return
         if s["scan"].get("parsed") or s["summary"] != self.report.get("summary"):
             self.load()
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        if worker.group == "trace-load" and worker.error is not None:
+            self.post_message(self.Loaded(None, None, failure_message(worker.error)))  # not "loading…" forever
 
     def on_trace_screen_loaded(self, message: Loaded) -> None:
         self.error = message.error
@@ -444,7 +456,7 @@ class TraceScreen(ModeScreen):
         try:
             d = await self.ctx.api.get(f"/v1/trace/impact/{seg(rid)}", self.repo_query())
         except MusubiError as exc:
-            self.notify(exc.message, title="Impact", severity="error")
+            self.report_failure(exc, "Impact")
             return
         lines = [f"Impact of {d['id']} — {d['title']}", "Everything to revisit when it changes:"]
         if d.get("suspect"):
@@ -520,7 +532,7 @@ class TraceScreen(ModeScreen):
         try:
             await self.ctx.api.post("/v1/trace/links", {**self.repo_query(), **body})
         except MusubiError as exc:
-            self.notify(exc.message, title="Links", severity="error", timeout=10)
+            self.report_failure(exc, "Links")
             return
         self.notify(f"{body['state'].capitalize()} {body['kind']} link {body['requirement']} → {body['target']}.",
                     title="Links")
@@ -538,7 +550,7 @@ class TraceScreen(ModeScreen):
         try:
             d = await self.ctx.api.post("/v1/trace/review", {**self.repo_query(), "id": rid})
         except MusubiError as exc:
-            self.notify(exc.message, title="Review", severity="error", timeout=10)
+            self.report_failure(exc, "Review")
             return
         note = "; its links are no longer suspect" if d.get("was_suspect") else ""
         self.notify(f"Reviewed {rid}{note}. Commit storage/traceability/links.yml to share it.", title="Review")
