@@ -23,7 +23,9 @@ class Failure:
     message: str
 
     def line(self) -> str:
-        return f"{self.at:%H:%M:%S} {self.where}: {self.title} — {self.kind}: {self.message}"
+        # An untyped error's message already starts with its class name; a typed one's does not.
+        detail = self.message if self.message.startswith(self.kind) else f"{self.message} ({self.kind})"
+        return f"{self.at:%H:%M:%S} {self.where}: {self.title} — {detail}"
 
 
 class FailureLog:
