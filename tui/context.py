@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from core.errors import EngineUnavailable, MusubiError, PermissionDenied
 from tui.config import ColorDecision, Settings
 from tui.engine_api import EngineApi, RealEngineApi
+from tui.failures import FailureLog
 
 # EngineApi and RealEngineApi lived here before the split; screens and tests still import them from here.
 __all__ = ["AppContext", "ConnState", "EngineApi", "EngineLink", "RealEngineApi", "app_ctx", "utcnow"]
@@ -72,6 +73,8 @@ class AppContext:
     whoami: dict[str, Any] | None = None
     quotas: dict[str, Any] | None = None
     quota_error: str | None = None
+    # Every failed background call of this run, for F12 (tui.workers.WorkerContract).
+    failures: FailureLog = field(default_factory=FailureLog)
 
     def attach(self, app: App[Any]) -> None:
         """Create the signals, owned by ``app`` (Textual unsubscribes removed widgets itself)."""

@@ -14,14 +14,18 @@ from textual.widgets import Footer
 from tui.context import AppContext, app_ctx
 from tui.widgets.mode_bar import ModeBar
 from tui.widgets.status_bar import StatusBar
+from tui.workers import WorkerContract
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
 # Dialog styles load with the first dialog shown (Screen.CSS_PATH), not at start-up.
 DIALOG_CSS = STYLES / "dialogs.tcss"
 
 
-class ModeScreen(Screen[None]):
-    """Base of the six mode screens.  Subclasses set ``MODE`` and ``HELP`` and implement ``compose_body``."""
+class ModeScreen(WorkerContract, Screen[None]):
+    """Base of the six mode screens.  Subclasses set ``MODE`` and ``HELP`` and implement ``compose_body``.
+
+    Every worker a mode screen runs reports its failures (``WorkerContract``): none vanish.
+    """
 
     MODE: ClassVar[str] = "dashboard"
     HELP: ClassVar[str] = ""

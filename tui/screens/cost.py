@@ -15,7 +15,7 @@ import asyncio
 import glob as globmod
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -94,6 +94,9 @@ class CostTable(DataTable[str]):
 
 class CostScreen(ModeScreen):
     MODE = "cost"
+    WORKER_TITLES: ClassVar[dict[str, str]] = {
+        "cost-models": "Models", "cost-glob": "Files", "cost-estimate": "Estimate", "cost-export": "Export failed",
+    }
     HELP = (
         "Cost: what a run would cost before it starts. Select models (space), a workflow or task, and files "
         "by glob or from the tree (t, then enter on a file or folder). The estimate updates by itself; "
@@ -185,6 +188,7 @@ class CostScreen(ModeScreen):
             workflows = (await self.ctx.api.get("/v1/cost/workflows"))["workflows"]
         except MusubiError as exc:
             self._note(f"cannot list models: {exc.message}")
+            self.report_failure(exc, "Models", notify=False)  # the note shows it in place
             return
         self.post_message(self.ModelsLoaded(models, workflows))
 
@@ -283,7 +287,7 @@ class CostScreen(ModeScreen):
             data = await self.ctx.api.post("/v1/cost/estimate", body)
         except MusubiError as exc:
             self._note(f"{exc.message}")
-            self.notify(exc.message, title="Estimate refused", severity="error", timeout=8)
+            self.report_failure(exc, "Estimate refused", timeout=8)
             return
         self.post_message(self.Estimated(data))
 
@@ -367,7 +371,7 @@ class CostScreen(ModeScreen):
             # not over an existing file unless the user chose to replace it.
             write_export(str(target), self.ctx.api.paths.home, text, force=force)
         except MusubiError as exc:
-            self.app.call_from_thread(self.notify, exc.message, title="Export failed", severity="error")
+            self.app.call_from_thread(self.report_failure, exc, "Export failed")
             return
         self.app.call_from_thread(self.notify, f"Wrote the estimate ({fmt}, {len(text):,} characters) to {target}.",
                                   title="Exported")

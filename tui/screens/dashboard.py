@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -46,6 +46,7 @@ class QuotaSummary(Widget, can_focus=True):
 
 class DashboardScreen(ModeScreen):
     MODE = "dashboard"
+    WORKER_TITLES: ClassVar[dict[str, str]] = {"dashboard-tenant": "Tenant details"}
     HELP = (
         "Dashboard: the engine connection, your tenant and role, and every quota's headroom. "
         "It updates live from the engine's event stream. F8 switches tenant; ctrl+r reconnects."
@@ -79,8 +80,9 @@ class DashboardScreen(ModeScreen):
 
         try:
             self._tenant_info = await self.ctx.api.get(f"/v1/tenants/{path_segment(self.ctx.tenant)}")
-        except MusubiError:
+        except MusubiError as exc:
             self._tenant_info = None  # the tenant box then shows what whoami knows
+            self.report_failure(exc, "Tenant details", notify=False)
         self._redraw()
 
     def _redraw(self) -> None:

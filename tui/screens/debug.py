@@ -56,6 +56,7 @@ def debug_info(ctx: AppContext, size: tuple[int, int], theme: str) -> list[tuple
         ("animations", "on" if ctx.animations else "off"),
         ("config file", f"{cfg} ({'found' if cfg and cfg.exists() else 'not present; defaults'})" if cfg else "(none)"),
         ("keymap", keymap),
+        *ctx.failures.rows(),
     ]
 
 

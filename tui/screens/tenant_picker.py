@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -12,10 +12,12 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import Worker
 
 from core.errors import MusubiError
 from tui.context import app_ctx
 from tui.screens.base import DIALOG_CSS
+from tui.workers import WorkerContract
 
 
 def tenant_label(t: dict[str, Any], current: str) -> str:
@@ -24,10 +26,11 @@ def tenant_label(t: dict[str, Any], current: str) -> str:
     return f"{mark} {t.get('name')}  [{t.get('status')}]  {roles}"
 
 
-class TenantPicker(ModalScreen[str | None]):
+class TenantPicker(WorkerContract, ModalScreen[str | None]):
     """Lists tenants from ``/v1/tenants``; enter switches, escape keeps the current one."""
 
     CSS_PATH = DIALOG_CSS
+    WORKER_TITLES: ClassVar[dict[str, str]] = {"tenant-picker": "Cannot list tenants"}
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="tenant_picker_cancel")]
     HELP = "Pick a tenant with the arrows and **enter**. The status bar and every screen switch to it."
@@ -50,7 +53,7 @@ class TenantPicker(ModalScreen[str | None]):
         try:
             tenants = await ctx.api.get("/v1/tenants")
         except MusubiError as exc:
-            self.notify(exc.message, title="Cannot list tenants", severity="error")
+            self.report_failure(exc, "Cannot list tenants")
             self.dismiss(None)
             return
         options.loading = False
@@ -59,6 +62,9 @@ class TenantPicker(ModalScreen[str | None]):
             if t["name"] == ctx.tenant:
                 options.highlighted = i
         options.focus()
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        self.dismiss(None)  # nothing to pick from: back to where the user was
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

@@ -7,14 +7,13 @@ re-scans on ``r`` and by itself while shown: every few seconds it asks the engin
 for a summary (``view=changes``), which the engine answers from memory unless its file watcher saw a
 change (where watching is unavailable, an incremental scan: only files whose
 size/mtime changed are read); the full matrix is fetched again only when something changed.
-State is always shown by a symbol and a word, never by colour alone.
+State is always shown by a symbol and a word, never by colour alone.  The labels and the
+preview are in ``tui.screens.trace_labels``; handing the terminal to the editor is ``tui.editor``.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,92 +31,33 @@ from textual.worker import Worker
 from core.client import path_segment
 from core.errors import MusubiError
 from tui.context import ConnState
+from tui.editor import editor_command, run_in_terminal
+from tui.failures import failure_message
 from tui.screens.base import ModeScreen
+from tui.screens.trace_labels import (
+    COLUMNS,
+    column_label,
+    component_of,
+    link_label,
+    live_links,
+    read_preview,
+    req_label,
+    req_state,
+    summary_text,
+)
 from tui.widgets.panel import Panel
 
-COLUMNS = ("design", "tasks", "code", "tests")
 POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
-PREVIEW_CONTEXT = 3  # lines shown around a linked line
 
 NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
 
 
-def req_state(row: dict[str, Any]) -> tuple[str, str]:
-    """(symbol, word) of a requirement's coverage."""
-    covered = sum(1 for c in COLUMNS if row["shallow"][c])
-    if covered == len(COLUMNS):
-        return "✔", "covered"
-    return ("◐", "partial") if covered else ("✘", "uncovered")
-
-
-COUNTING = ("active", "accepted", "suspect")
-
-
-def live_links(row: dict[str, Any], column: str) -> list[dict[str, Any]]:
-    """The links shown in the tree: everything but rejected ones (suggestions show, marked)."""
-    return [lk for lk in row["links"][column] if lk["state"] != "rejected"]
-
-
-def counting_links(row: dict[str, Any], column: str) -> list[dict[str, Any]]:
-    return [lk for lk in row["links"][column] if lk["state"] in COUNTING]
-
-
-def req_label(row: dict[str, Any]) -> Text:
-    sym, word = req_state(row)
-    suspect = " ⚠ suspect" if row["suspect"] else ""
-    missing = [c for c in COLUMNS if not row["shallow"][c]]
-    gap = f" (no {', '.join(missing)})" if missing and len(missing) < len(COLUMNS) else ""
-    return Text.assemble(f"{sym} ", (row["id"], "bold"), f" {row['title']} — {word}{gap}{suspect}")
-
-
-def column_label(row: dict[str, Any], column: str) -> str:
-    links = counting_links(row, column)
-    suggested = sum(1 for lk in row["links"][column] if lk["state"] == "suggested")
-    more = f" + {suggested} suggested" if suggested else ""
-    if row["shallow"][column]:
-        return f"{column.capitalize()} ✔ {len(links)}{more}"
-    if links:
-        return f"{column.capitalize()} ~ {len(links)} via tasks/ADRs only{more}"
-    return f"{column.capitalize()} ✘ none{more}"
-
-
-def link_label(column: str, lk: dict[str, Any]) -> str:
-    where = f"{lk['path']}:{lk['line']}" if lk.get("line") else lk["path"]
-    state = "" if lk["state"] == "active" else f" [{lk['state']}]"
-    if column in ("design", "tasks"):
-        extra = f" ({lk['status']})" if lk.get("status") else ""
-        return f"{lk['target']} {lk.get('title') or ''}{extra} — {where}{state}"
-    via = f" via {lk['via']}" if lk.get("via") and not lk["via"].startswith("REQ") else ""
-    ctx = f" ({lk['context']})" if lk.get("context") else ""
-    return f"{where}{ctx}{via}{state}"
-
-
-def summary_text(report: dict[str, Any]) -> str:
-    s = report["summary"]
-    cols = " · ".join(f"{c} {s['columns'][c]['percent']:.0f}%" for c in COLUMNS)
-    suspect = f" · ⚠ {s['suspect']} suspect" if s.get("suspect") else ""
-    return (f"{s['requirements']} requirements · {cols} · overall {s['overall']}% grade {s['grade']}"
-            f" · deep {s['deep']['overall']}% grade {s['deep']['grade']}{suspect}")
-
-
-def read_preview(root: str, rel: str, line: int, context: int = PREVIEW_CONTEXT) -> str:
-    """Lines around ``line`` of ``root/rel`` with numbers, the linked one marked; or why not."""
-    if not rel or rel.startswith("/") or ".." in rel.split("/"):
-        return "(no file to preview)"
-    try:
-        with open(os.path.join(root, rel), "rb") as f:
-            data = f.read(2_000_000)
-    except OSError as exc:
-        return f"(cannot read {rel}: {exc.strerror})"
-    lines = data.decode("utf-8", "replace").split("\n")
-    if not line:
-        line = 1
-    lo, hi = max(1, line - context), min(len(lines), line + context)
-    return "\n".join(f"{'▶' if n == line else ' '} {n:>5}  {lines[n - 1].rstrip(chr(13))}" for n in range(lo, hi + 1))
-
-
 class TraceScreen(ModeScreen):
     MODE = "trace"
+    WORKER_TITLES: ClassVar[dict[str, str]] = {
+        "trace-load": "Trace", "trace-poll": "Trace re-scan", "trace-preview": "Preview",
+        "trace-impact": "Impact", "trace-decide": "Links", "trace-review": "Review",
+    }
     HELP = (
         "Trace: each requirement of the repository around the folder you started musubi in, with its "
         "design, tasks, code and tests. ✔ covered, ◐ partial, ✘ uncovered, ⚠ suspect (changed since review). "
@@ -212,12 +152,14 @@ class TraceScreen(ModeScreen):
         try:
             report = await self.ctx.api.get("/v1/trace", q)
         except MusubiError as exc:
+            self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place
             self.post_message(self.Loaded(None, None, exc.message))
             return
         try:
             lint = await self.ctx.api.get("/v1/spec/lint", q)
-        except MusubiError:
+        except MusubiError as exc:
             lint = None  # the matrix is still worth showing
+            self.report_failure(exc, "Spec lint", notify=False)
         self.post_message(self.Loaded(report, lint, None))
 
     def _poll(self) -> None:
@@ -232,10 +174,15 @@ class TraceScreen(ModeScreen):
             return
         try:
             s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "changes"})
-        except MusubiError:
+        except MusubiError as exc:
+            self.report_failure(exc, "Trace re-scan", notify=False)  # the next poll tries again
             return
         if s["scan"].get("parsed") or s["summary"] != self.report.get("summary"):
             self.load()
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        if worker.group == "trace-load" and worker.error is not None:
+            self.post_message(self.Loaded(None, None, failure_message(worker.error)))  # not "loading…" forever
 
     def on_trace_screen_loaded(self, message: Loaded) -> None:
         self.error = message.error
@@ -253,7 +200,7 @@ class TraceScreen(ModeScreen):
         for r in self.report["requirements"]:
             if self.uncovered_only and all(r["shallow"].values()):
                 continue
-            if self.component and _component(r["id"]) != self.component:
+            if self.component and component_of(r["id"]) != self.component:
                 continue
             if self.status and (r["status"] or "none") != self.status:
                 continue
@@ -265,7 +212,7 @@ class TraceScreen(ModeScreen):
     def _choices(self, key: str) -> list[str]:
         reqs = (self.report or {}).get("requirements", [])
         if key == "component":
-            return sorted({_component(r["id"]) for r in reqs})
+            return sorted({component_of(r["id"]) for r in reqs})
         return sorted({r["status"] or "none" for r in reqs})
 
     def _cycle(self, current: str | None, key: str) -> str | None:
@@ -444,7 +391,7 @@ class TraceScreen(ModeScreen):
         try:
             d = await self.ctx.api.get(f"/v1/trace/impact/{path_segment(rid)}", self.repo_query())
         except MusubiError as exc:
-            self.notify(exc.message, title="Impact", severity="error")
+            self.report_failure(exc, "Impact")
             return
         lines = [f"Impact of {d['id']} — {d['title']}", "Everything to revisit when it changes:"]
         if d.get("suspect"):
@@ -473,8 +420,7 @@ class TraceScreen(ModeScreen):
         return str(Path(self.report["root"]) / rel), line
 
     def editor_command(self, path: str, line: int) -> list[str]:
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        return [*shlex.split(editor), f"+{line}", path]
+        return editor_command(path, line)
 
     def action_open_editor(self) -> None:
         loc = self.location()
@@ -485,18 +431,10 @@ class TraceScreen(ModeScreen):
         self.run_editor(cmd)
 
     def run_editor(self, cmd: list[str]) -> None:
-        """Suspend the app, run the editor in the terminal, resume (and re-scan: the file may have changed)."""
-        from textual.app import SuspendNotSupported
-
-        try:
-            with self.app.suspend():
-                subprocess.run(cmd, check=False)
-        except SuspendNotSupported:
-            self.notify(f"This terminal cannot hand over to an editor; open {cmd[-1]} at line {cmd[-2][1:]} yourself.",
-                        title="Edit", severity="warning")
-            return
-        except OSError as exc:
-            self.notify(f"Cannot run {cmd[0]!r}: {exc.strerror}. Set $EDITOR.", title="Edit", severity="error")
+        """Hand the terminal to the editor, then re-scan (the file may have changed)."""
+        problem = run_in_terminal(self.app, cmd)
+        if problem is not None:
+            self.notify(problem.message, title="Edit", severity=problem.severity)
             return
         self.load()
 
@@ -520,7 +458,7 @@ class TraceScreen(ModeScreen):
         try:
             await self.ctx.api.post("/v1/trace/links", {**self.repo_query(), **body})
         except MusubiError as exc:
-            self.notify(exc.message, title="Links", severity="error", timeout=10)
+            self.report_failure(exc, "Links")
             return
         self.notify(f"{body['state'].capitalize()} {body['kind']} link {body['requirement']} → {body['target']}.",
                     title="Links")
@@ -538,18 +476,11 @@ class TraceScreen(ModeScreen):
         try:
             d = await self.ctx.api.post("/v1/trace/review", {**self.repo_query(), "id": rid})
         except MusubiError as exc:
-            self.notify(exc.message, title="Review", severity="error", timeout=10)
+            self.report_failure(exc, "Review")
             return
         note = "; its links are no longer suspect" if d.get("was_suspect") else ""
         self.notify(f"Reviewed {rid}{note}. Commit storage/traceability/links.yml to share it.", title="Review")
         self.load()
-
-
-def _component(rid: str) -> str:
-    if ":" in rid:
-        return rid.split(":", 1)[0]  # a Kiro / Spec Kit feature
-    parts = rid.split("-")
-    return parts[1] if len(parts) > 2 else "-"
 
 
 def _walk(node: TreeNode[NodeData]) -> list[TreeNode[NodeData]]:
