@@ -405,5 +405,10 @@ class AuditOps(UsageOps):
         }
         if destination is not None:
             # The client writes the file; the export is on record with where it said it would write.
-            await self.run(ctx, "audit.checkpoint", "audit", lambda: self.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details={"seq": seq, "path": destination}))
+            details = {"seq": seq, "path": destination}
+
+            def record() -> None:
+                self.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details=details)
+
+            await self.run(ctx, "audit.checkpoint", "audit", record)
         return doc
