@@ -8,7 +8,7 @@ import sys
 
 FORBIDDEN = ("duckdb", "faiss", "torch", "sentence_transformers", "connectors")
 # Not forbidden by the layer rules, but kept off the start-up path on purpose (each costs 100+ ms).
-LAZY = ("pydantic", "aiohttp", "textual_plotext", "tui.screens.admin.screen", "core.client", "http.client", "tomllib")
+LAZY = ("pydantic", "aiohttp", "tui.screens.admin.screen", "core.client", "http.client", "tomllib")
 
 
 def _modules_after(code: str) -> set[str]:
