@@ -68,6 +68,7 @@ LIMIT_COUNT = Range(0, 10**18, "tokens or requests")  # a quota's limit_value
 LIMIT_COST = Range(0, 10**12 * MICROS, "usd", money=True)  # $1e12 = 1e18 micro-dollars
 SINCE_HOURS = Range(0, 24 * 366 * 100, "hours")  # usage history: a century back
 LINE = Range(1, 10**9, "lines")  # a trace link's line number
+JOBS_LIMIT = Range(1, 1_000, "jobs")  # GET /v1/jobs?limit=
 
 ALERT_MIN_EXCLUSIVE, ALERT_MAX = 0.0, 10.0  # a threshold is a fraction of the limit in (0, 10]
 MAX_ALERTS = 16
@@ -91,6 +92,7 @@ FIELDS: dict[str, Range] = {
     "since_hours": SINCE_HOURS,
     "retrieval_tokens": TOKENS,
     "line": LINE,
+    "limit (jobs)": JOBS_LIMIT,
 }
 
 

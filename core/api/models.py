@@ -441,6 +441,49 @@ class EventsQuery(Request):
     types: str = ""
 
 
+# -- background jobs (docs/jobs.md) --------------------------------------------------------------
+
+
+def _job_id(v: object, field: str) -> str:
+    from core.jobs.model import check_job_id
+
+    return check_job_id(v)  # type: ignore[arg-type]
+
+
+class JobsQuery(Request):
+    """``GET /v1/jobs`` filters, in the query: ``state`` (one or several, comma-separated), ``kind``, ``limit``."""
+
+    state: str | None = None
+    kind: str | None = None
+    limit: Number = None
+    CHECKS = {
+        "state": lambda v, f: limits.text(v or None, f, 200),
+        "kind": lambda v, f: limits.text(v or None, f, MAX_NAME),
+        "limit": lambda v, f: limits.count(50 if v is None or v == "" else v, f, limits.JOBS_LIMIT),
+    }
+
+
+class JobPath(Request):
+    """A route on one job: ``{id}`` in the path (``j-`` and 12 hex digits)."""
+
+    id: str
+    CHECKS = {"id": _job_id}
+
+
+class JobStart(Request):
+    """``POST /v1/jobs``: a job of a registered kind, its ``params`` checked by the kind."""
+
+    kind: Any = None
+    params: Any = None
+    CHECKS = {"kind": text(MAX_NAME, required=True)}
+
+    def check(self) -> None:
+        if self.params is None:
+            self.params = {}
+        if not isinstance(self.params, dict):
+            raise BadRequest("params must be a JSON object (or left out).", field="params")
+
+
 # -- responses ----------------------------------------------------------------------------------
 
 

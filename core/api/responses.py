@@ -396,3 +396,35 @@ class Estimate(TypedDict):
     workflow: str | None
     task: str | None
     history_samples: int
+
+
+# -- background jobs (docs/jobs.md) --------------------------------------------------------------
+
+
+class JobProgress(TypedDict):
+    done: int
+    total: int | None
+    unit: str
+    rate: float | None  # units per second over the current attempt
+    eta_s: float | None
+
+
+class Job(TypedDict):
+    id: str
+    kind: str
+    tenant: str
+    project: str | None
+    state: str
+    created_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+    progress: JobProgress
+    error: str | None
+    params: Obj
+    checkpoint: Obj | None
+    checkpoint_at: str | None
+    result: Obj | None
+    attempts: int
+    cancelled_by: str | None

@@ -29,6 +29,7 @@ from core.engine.jsontext import EncodedEvent
 from core.engine.quarantine import Quarantined
 from core.engine.state import State
 from core.errors import MusubiError, NotFound, PermissionDenied, QuotaExceeded, TenantSuspended
+from core.jobs.service import JobService
 from core.paths import HomePaths, is_within
 from core.rbac import SYSTEM_LOG, SYSTEM_TENANT, may_impersonate
 from core.storage.base import Insert, Mutation, Storage
@@ -116,6 +117,7 @@ class EngineBase:
         self._wrote = False
         self._heads_before: dict[str, tuple[int, str] | None] = {}
         self.ops = 0
+        self.jobs = JobService(self, snap.jobs)  # background jobs (core/jobs); started by the daemon
 
     def _reload(self) -> None:
         log.warning("reloading engine state from storage after a failed commit or a quarantined group")

@@ -128,6 +128,7 @@ async def serve(paths: HomePaths) -> None:
     app = build_app(engine, stop)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    await engine.jobs.start()  # after build_app: route features register their job kinds there
     site, ino = await bind_socket(runner, paths)
     log.info("engine %s serving on %s", os.getpid(), paths.socket)
 
@@ -166,6 +167,7 @@ async def serve(paths: HomePaths) -> None:
         with contextlib.suppress(FileNotFoundError):
             paths.socket.unlink()
     await runner.cleanup()
+    await engine.jobs.close()  # running jobs become interrupted, resumed at the next start
     await engine.committer.close()
     storage.close()
     log.info("engine stopped cleanly")

@@ -7,7 +7,7 @@ which is itself permission-checked.  This module only assembles the app:
 - ``http.py``: plumbing (peer credentials, error middleware, strict JSON bodies,
   the caller's context, export streaming);
 - ``routing.py``: what a route is and how a table becomes handlers;
-- ``routes.py``, ``routes_trace.py``, ``routes_models.py``: the route tables
+- ``routes.py``, ``routes_trace.py``, ``routes_models.py``, ``routes_jobs.py``: the route tables
   (request and response models in ``core/api/models.py``);
 - ``stream.py``: the server-sent event stream.
 
@@ -20,13 +20,15 @@ import asyncio
 
 from aiohttp import web
 
-from core.engine import routes, routes_models, routes_trace
+from core.engine import routes, routes_jobs, routes_models, routes_trace
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
 from core.engine.routing import Route, install
 
 # Every route of the API, in registration order (the first matching resource wins).
-TABLES: tuple[tuple[Route, ...], ...] = (routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES)
+TABLES: tuple[tuple[Route, ...], ...] = (
+    routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES,
+)
 
 
 def all_routes() -> list[Route]:

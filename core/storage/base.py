@@ -87,6 +87,7 @@ class Snapshot:
     pruned_through: dict[str, int] = field(default_factory=dict)  # tenant -> newest checkpoint seq
     max_ids: dict[str, int] = field(default_factory=dict)  # "quota", "ledger"
     quarantined: int = 0  # journal groups set aside (table quarantined_groups)
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # table jobs, oldest first (core/jobs)
     meta: dict[str, str] = field(default_factory=dict)
 
 

@@ -282,6 +282,7 @@ class DuckDBStorage:
         row = self._one("SELECT coalesce(max(entry_id), 0) FROM usage_ledger")
         snap.max_ids["ledger"] = int(row[0]) if row else 0
         snap.meta = {k: v for k, v in self._cur().execute("SELECT key, value FROM engine_meta").fetchall()}
+        snap.jobs = self._dicts("SELECT * FROM jobs ORDER BY created_at, job_id")
         return snap
 
     # -- writes ---------------------------------------------------------------------------
