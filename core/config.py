@@ -78,6 +78,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: write cProfile stats to this file",
         "read when the engine starts",
     ),
+    "MUSUBI_MAX_JOBS": ("engine: background jobs running at once (default 2)", "read when the engine starts"),
+    "MUSUBI_TEST_JOB_KINDS": (
+        "engine: 1 registers the test job kind test.count (a test hook, docs/jobs.md)",
+        "read when the engine starts",
+    ),
 }
 
 

@@ -39,6 +39,8 @@ PERSIST_EVERY_S = 5.0  # progress reaches the database at most this often betwee
 MAX_PARAMS_BYTES = 64 * 1024
 LIST_MAX = 1000
 TEST_HOOK = "MUSUBI_TEST_JOB_KINDS"
+# The audited action of each way a run ends.
+END_ACTIONS = {"done": "job.finish", "failed": "job.fail", "cancelled": "job.stop", "interrupted": "job.interrupt"}
 
 
 @dataclass(frozen=True)
@@ -342,17 +344,16 @@ class JobService:
         if ev is not None:
             ev.flush()
         pending = handle.take_pending() if state == "done" else []
-        action = {"done": "job.finish", "failed": "job.fail", "cancelled": "job.stop"}.get(state)
+        action = END_ACTIONS[state]
 
         def op() -> None:
             self.e.write(*pending)
             self._finish_row(job, state, self.e.now(), error, result)
-            if action:
-                self._audit(job, ENGINE_ACTOR, action, {"kind": job.kind, "state": state, "done": job.done,
-                                                        "total": job.total, **({"error": job.error} if error else {})})
+            self._audit(job, ENGINE_ACTOR, action, {"kind": job.kind, "state": state, "done": job.done,
+                                                    "total": job.total, **({"error": job.error} if error else {})})
 
         try:
-            await asyncio.shield(self.e.run(None, action or "job.interrupt", f"job:{job.id}", op))
+            await asyncio.shield(self.e.run(None, action, f"job:{job.id}", op))
         except asyncio.CancelledError:
             pass  # the engine is stopping; the write itself goes on
         except Exception:
