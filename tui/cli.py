@@ -54,6 +54,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "band where the provider publishes no tokenizer), cost low / expected / high, context fit and quota "
              "headroom per model."),
     "trace": ("tui.commands.trace", "Traceability: requirement → design → task → code → test, coverage and gaps."),
+    "jobs": ("tui.commands.jobs", "Background jobs of the engine (indexing, later runs and syncs): list, show "
+             "with progress, follow, cancel."),
     "spec": ("tui.commands.spec", "Work with specs (requirements, design, tasks) in the MUSUBI layout "
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
 }
