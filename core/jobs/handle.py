@@ -40,6 +40,7 @@ class JobHandle:
         self._job = job
         self.cancelled = asyncio.Event()
         self._pending: list[Mutation] = []
+        self._loop = asyncio.get_running_loop()
 
     # -- what the job is --------------------------------------------------------------------
 
@@ -96,7 +97,15 @@ class JobHandle:
     # -- reporting and writing --------------------------------------------------------------
 
     def progress(self, done: int, total: int | None = None, unit: str | None = None) -> None:
-        """``done`` units of ``total`` (None: keep the last total); events are coalesced (≤ 4/s)."""
+        """``done`` units of ``total`` (None: keep the last total); events are coalesced (≤ 4/s).
+
+        May be called from a worker thread too (it is then handed to the event loop).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread: the job's state belongs to the loop
+            self._loop.call_soon_threadsafe(self.progress, done, total, unit)
+            return
         if isinstance(done, bool) or not isinstance(done, int) or done < 0:
             raise ValueError(f"progress done must be a whole number >= 0, not {done!r}")
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):

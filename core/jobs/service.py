@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.engine.events import _cap
-from core.errors import BadRequest, Conflict, MusubiError, NotFound
+from core.errors import BadRequest, Conflict, MusubiError, NotFound, TenantSuspended
 from core.jobs.coalesce import Coalescer
 from core.jobs.handle import JobHandle
 from core.jobs.model import ACTIVE, MAX_ERROR, STATES, TERMINAL, Job, check_job_id, new_job_id
@@ -37,6 +37,7 @@ ENGINE_ACTOR = "engine"  # core.engine.base.ENGINE_ACTOR (not imported: base imp
 MAX_RUNNING = 2  # jobs running at once; MUSUBI_MAX_JOBS changes it
 PERSIST_EVERY_S = 5.0  # progress reaches the database at most this often between checkpoints
 MAX_PARAMS_BYTES = 64 * 1024
+AUDIT_PARAMS_BYTES = 2048
 LIST_MAX = 1000
 TEST_HOOK = "MUSUBI_TEST_JOB_KINDS"
 # The audited action of each way a run ends.
@@ -139,10 +140,14 @@ class JobService:
                 self._persist(job)
                 self._audit(job, ENGINE_ACTOR, "job.resume", {"checkpoint": job.checkpoint is not None})
 
-        if left or stale:
-            await self.e.run(None, "job.resume", "jobs", op)
-            for job in left + stale:
-                self._publish_state(job)
+        try:
+            if left or stale:
+                await self.e.run(None, "job.resume", "jobs", op)
+                for job in {j.id: j for j in left + stale}.values():
+                    self._publish_state(job)
+        except Exception:
+            # The engine must still serve; these jobs stay as they are and are settled at the next start.
+            log.exception("could not settle the jobs the last engine left; they stay as they were")
         self._started = True
         self._pump()
 
@@ -225,7 +230,10 @@ class JobService:
             now = self.e.now()
             job = Job(new_job_id(), kind, ctx.tenant, project, "queued", ctx.user, now, now, params=params)
             self.e.write(Insert("jobs", job.row()))
-            self._audit(job, ctx, "job.start", {"kind": kind, "project": project, "params": params})
+            size = len(json.dumps(params, ensure_ascii=False))
+            # Params go to the audit log in full when small; large ones only by size (the row has them).
+            shown = {"params": params} if size <= AUDIT_PARAMS_BYTES else {"params_bytes": size}
+            self._audit(job, ctx, "job.start", {"kind": kind, "project": project, **shown})
             holder.append(job)
             self.jobs[job.id] = job
             return job.as_json(now)
@@ -252,6 +260,13 @@ class JobService:
             spec = self.kinds.get(job.kind)
             if job.created_by != ctx.user:
                 self.e.require(ctx, spec.permission if spec else "tenant.manage", project=job.project)
+            elif self.e.state.tenants[ctx.tenant].status == "suspended":
+                # A cancel is a write: like every write of a suspended tenant, refused (its creator included).
+                raise TenantSuspended(
+                    f"tenant {ctx.tenant!r} is suspended: only admin reads and resume are allowed. "
+                    f"A system owner can resume it with: musubi tenant resume {ctx.tenant}",
+                    permission=spec.permission if spec else "tenant.manage",
+                )
             if job.state == "cancelling":
                 return job.as_json(self.e.now())  # asked already: the work is stopping
             if job.state in TERMINAL:

@@ -18,7 +18,7 @@ from tests.engine.helpers import poll
 from tui.follow import follow
 from tui.output import CliState
 
-SLOW = {"n": 100_000, "delay_s": 0.01, "every": 50}
+SLOW: dict[str, Any] = {"n": 100_000, "delay_s": 0.01, "every": 50}
 
 
 @pytest.fixture(scope="module")

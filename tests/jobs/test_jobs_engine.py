@@ -236,3 +236,22 @@ def test_list_is_newest_first_and_unique_per_job(jeng: Home) -> None:
     assert [r["id"] for r in jeng.client(t).get("/v1/jobs", {"limit": 2})] == ids[:0:-1]
     assert jeng.client(t).get("/v1/jobs", {"kind": "other"}) == []
     assert unique("x") != unique("x")
+
+
+def test_a_suspended_tenant_refuses_start_and_cancel_but_shows_its_jobs_to_owners(jeng: Home) -> None:
+    t = jeng.new_tenant("jb", {"mel": "member"})
+    j = start(jeng, t, as_user="mel", **SLOW)
+    jeng.client().post(f"/v1/tenants/{t}/suspend", {"reason": "audit"})
+    try:
+        for who in ("mel", None):  # the creator, and the owner
+            status, body = jeng.raw("POST", f"/v1/jobs/{j['id']}/cancel", tenant=t, as_user=who)
+            assert status == 403 and body["error"]["code"] == "tenant_suspended", body
+        status, body = jeng.raw("POST", "/v1/jobs", {"kind": KIND}, tenant=t)
+        assert status == 403 and body["error"]["code"] == "tenant_suspended"
+        assert get(jeng, t, j["id"])["cancelled_by"] is None  # the owner still reads it
+        status, body = jeng.raw("GET", "/v1/jobs", tenant=t, as_user="mel")
+        assert status == 403 and body["error"]["code"] == "tenant_suspended"
+    finally:
+        jeng.client().post(f"/v1/tenants/{t}/resume", {})
+    jeng.client(t).post(f"/v1/jobs/{j['id']}/cancel")
+    wait_state(jeng, t, j["id"], "cancelled")

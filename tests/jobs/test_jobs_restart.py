@@ -72,3 +72,14 @@ def test_a_kind_this_engine_lacks_stays_interrupted_and_can_be_cancelled(
     jhome.start()  # stays cancelled; nothing resumes
     assert get(jhome, "default", j["id"])["state"] == "cancelled"
     assert [x[0] for x in actions(jhome, "default", j["id"])] == ["job.start", "job.interrupt", "job.cancel"]
+
+
+def test_progress_does_not_flood_the_journal(jhome: Home) -> None:
+    # 20,000 progress reports and one checkpoint: a handful of group commits, not one per report.
+    jhome.start()
+    before = jhome.client("default").get("/v1/health")["commits"]
+    j = start(jhome, "default", n=20_000, delay_s=0, every=20_000)
+    wait_state(jhome, "default", j["id"], "done")
+    commits = jhome.client("default").get("/v1/health")["commits"] - before
+    # start, running, the checkpoint, the finish, plus one progress write per 5 s of running.
+    assert commits <= 10, commits

@@ -126,3 +126,27 @@ def test_coalescer_flush_emits_a_pending_report_and_close_drops_it() -> None:
     c.close()
     clock.advance(1.0)
     assert seen == ["x", "x"] and c.emitted == 2
+
+
+async def test_progress_from_a_worker_thread_is_handed_to_the_loop() -> None:
+    import asyncio
+    import threading
+
+    from core.jobs.handle import JobHandle
+
+    loop_thread = threading.get_ident()
+    seen: list[tuple[int, int | None, bool]] = []
+
+    class Service:
+        def progressed(self, j: Job) -> None:
+            seen.append((j.done, j.total, threading.get_ident() == loop_thread))
+
+    j = job("running")
+    h = JobHandle(Service(), j)  # type: ignore[arg-type]
+    await asyncio.to_thread(h.progress, 7, 10, "files")
+    await asyncio.sleep(0.01)
+    assert seen == [(7, 10, True)] and j.unit == "files"
+    with pytest.raises(ValueError):
+        h.progress(-1)
+    with pytest.raises(ValueError):
+        h.progress(True)
