@@ -71,6 +71,7 @@ BASE: dict[str, dict[str, Any]] = {
     "/v1/trace/review": {"id": "REQ-1", "path": "{home}"},
     "/v1/trace/links": {"requirement": "REQ-1", "kind": "code", "target": "a.py", "line": 1, "path": "{home}"},
     "/v1/trace/links/remove": {"requirement": "REQ-1", "kind": "code", "target": "a.py", "path": "{home}"},
+    "/v1/jobs": {"kind": "index", "params": {}},
 }
 KEYS = sorted({k for b in BASE.values() for k in b} | {"tokens", "metric", "period", "user", "project", "anchor",
                                                          "workflow", "paths", "retrieval_tokens", "cache", "state",
@@ -141,7 +142,7 @@ def _fill(path: str, draw: st.DrawFn, h: Home, tenant: str) -> str:
             status, got = h.raw("POST", "/v1/reservations", {"tokens": 10}, tenant=tenant)
             return got["reservation_id"] if status == 201 else "rsv_none"
         v = draw(
-            st.sampled_from([tenant, "default", "alice", "p", "fzrole", "rsv_nope"])
+            st.sampled_from([tenant, "default", "alice", "p", "fzrole", "rsv_nope", "j-000000000000"])
             | st.text(min_size=1, max_size=20)
         )
         return urllib.parse.quote(v, safe="")

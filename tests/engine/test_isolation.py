@@ -93,6 +93,10 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/models/import"): ("/v1/models/import", {"source": "x.json", "table": {"gpt-x": {
         "litellm_provider": "openai", "mode": "chat", "max_input_tokens": 1000, "input_cost_per_token": 1e-6,
         "output_cost_per_token": 1e-6}}}),
+    ("GET", "/v1/jobs"): ("/v1/jobs", None),
+    ("POST", "/v1/jobs"): ("/v1/jobs", {"kind": "index"}),
+    ("GET", "/v1/jobs/{id}"): ("/v1/jobs/j-000000000000", None),
+    ("POST", "/v1/jobs/{id}/cancel"): ("/v1/jobs/j-000000000000/cancel", None),
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
 }
