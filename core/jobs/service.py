@@ -56,6 +56,19 @@ class JobKind:
     api: bool = True  # may be started through the generic POST /v1/jobs
 
 
+def _bad_result(result: object) -> str | None:
+    """Why a runner's result cannot be stored (it must be a JSON object or None), else None."""
+    if result is None:
+        return None
+    if not isinstance(result, dict):
+        return f"the job's code returned {type(result).__name__}, not a JSON object or None (a bug in the kind)"
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return f"the job's result is not JSON ({exc}; a bug in the kind)"
+    return None
+
+
 class JobService:
     """Jobs of every tenant: held in memory (loaded from table ``jobs`` at start), written through the engine."""
 
@@ -340,6 +353,9 @@ class JobService:
         else:
             if handle.cancelled.is_set():
                 await self._end(job, handle, "cancelled", f"cancelled by {job.cancelled_by or 'the engine'}")
+            elif (bad := _bad_result(result)) is not None:
+                log.error("job %s (%s): %s", job.id, job.kind, bad)
+                await self._end(job, handle, "failed", bad)
             else:
                 await self._end(job, handle, "done", None, result)
         finally:

@@ -150,3 +150,11 @@ async def test_progress_from_a_worker_thread_is_handed_to_the_loop() -> None:
         h.progress(-1)
     with pytest.raises(ValueError):
         h.progress(True)
+
+
+def test_a_result_must_be_a_json_object_or_none() -> None:
+    from core.jobs.service import _bad_result
+
+    assert _bad_result(None) is None and _bad_result({"n": 1}) is None
+    assert "returned list" in str(_bad_result([1]))
+    assert "not JSON" in str(_bad_result({"x": object()}))
