@@ -69,6 +69,9 @@ LIMIT_COST = Range(0, 10**12 * MICROS, "usd", money=True)  # $1e12 = 1e18 micro-
 SINCE_HOURS = Range(0, 24 * 366 * 100, "hours")  # usage history: a century back
 LINE = Range(1, 10**9, "lines")  # a trace link's line number
 JOBS_LIMIT = Range(1, 1_000, "jobs")  # GET /v1/jobs?limit=
+SEARCH_K = Range(1, 100, "results")  # POST /v1/search k
+MAX_QUERY_LEN = 2_000  # a search query's characters
+MAX_QUERIES = 1_000  # queries in one POST /v1/search/batch
 
 ALERT_MIN_EXCLUSIVE, ALERT_MAX = 0.0, 10.0  # a threshold is a fraction of the limit in (0, 10]
 MAX_ALERTS = 16

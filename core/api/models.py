@@ -751,3 +751,61 @@ class TraceUnlink(TraceRead):
 
     def check(self) -> None:
         _required(self, "requirement", "kind", "target")
+
+
+# -- code index and search (docs/search.md) ------------------------------------------------------
+
+
+class IndexStart(TraceRead):
+    """``POST /v1/index``: index the project holding ``path`` (absolute), else the request's project."""
+
+    force: Any = False
+    CHECKS = {"force": flag}
+
+
+def _query(v: object, field: str) -> str:
+    q = limits.text(v, field, limits.MAX_QUERY_LEN, required=True)
+    if not q or not q.strip():
+        raise BadRequest(f"{field} is empty; give words to search for, e.g. \"parse the config file\".", field=field)
+    return q
+
+
+def _lang(v: object, field: str) -> str | None:
+    lang = limits.text(v or None, field, 40)
+    if lang is not None and not re.fullmatch(r"[a-z0-9_+#-]+", lang):
+        raise BadRequest(f"{field} {lang!r} is not a language name; use e.g. python, markdown, typescript.",
+                         field=field)
+    return lang
+
+
+_SEARCH_CHECKS: dict[str, Check] = {
+    "k": count(limits.SEARCH_K, none_is=10),
+    "path": lambda v, f: limits.text(v or None, f, 1000),
+    "lang": _lang,
+}
+
+
+class SearchQuery(Request):
+    """``POST /v1/search``: one query, ``k`` results (1 to 100), optional ``path`` glob and ``lang`` filters."""
+
+    query: Any = None
+    k: Number = 10
+    path: Any = None
+    lang: Any = None
+    CHECKS = {"query": _query, **_SEARCH_CHECKS}
+
+
+class SearchBatch(Request):
+    """``POST /v1/search/batch``: several queries (1 to 1,000), the same ``k`` and filters for each."""
+
+    queries: Any = None
+    k: Number = 10
+    path: Any = None
+    lang: Any = None
+    CHECKS = _SEARCH_CHECKS
+
+    def check(self) -> None:
+        qs = self.queries
+        if not isinstance(qs, list) or not qs or len(qs) > limits.MAX_QUERIES:
+            raise BadRequest(f"queries must be a list of 1 to {limits.MAX_QUERIES:,} strings.", field="queries")
+        self.queries = [_query(q, f"queries[{i}]") for i, q in enumerate(qs)]

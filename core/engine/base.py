@@ -118,6 +118,7 @@ class EngineBase:
         self._heads_before: dict[str, tuple[int, str] | None] = {}
         self.ops = 0
         self.jobs = JobService(self, snap.jobs)  # background jobs (core/jobs); started by the daemon
+        self.code_index: Any = None  # core.rag.service.IndexService, set by core/engine/routes_index.py
 
     def _reload(self) -> None:
         log.warning("reloading engine state from storage after a failed commit or a quarantined group")
