@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import MusubiError
+from core.errors import MusubiError, NotFound
 from core.rag import prep
 from core.rag.service import (
     EMBED_REQUEST,
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from core.rag.service import IndexService
 
 log = logging.getLogger("musubi.rag.index")
+# Test hooks (docs/search.md#test-hooks): chunks per batch, and a pause before each batch's save
+# so that tests can kill the engine or the worker in the middle of a batch.
+BATCH_ENV, DELAY_ENV = "MUSUBI_TEST_INDEX_BATCH", "MUSUBI_TEST_INDEX_DELAY_S"
 MAX_REDO = 3  # a batch redone after this many worker restarts in a row fails the job
 
 
@@ -64,8 +68,10 @@ class IndexRun:
             raise not_found_project(h.tenant)
         self.t, self.p = h.tenant, h.project
         self.vec = svc.folder(self.t, self.p) / "vectors"
+        self.batch_chunks = int(os.environ.get(BATCH_ENV) or SAVE_CHUNKS)
+        self.delay_s = float(os.environ.get(DELAY_ENV) or 0)
         self.stats = {"files": 0, "changed": 0, "deleted": 0, "skipped": 0, "chunks": 0, "embedded": 0, "reused": 0,
-                      "rebuilt": False}
+                      "dense_before": 0, "rebuilt": False}
 
     async def _read(self, name: str, *args: Any) -> Any:
         return await self.e.read(getattr(self.e.storage, name), self.t, self.p, *args)
@@ -77,12 +83,11 @@ class IndexRun:
         h, svc = self.h, self.svc
         project = self.e.state.projects.get(self.t, {}).get(self.p)
         if project is None:
-            raise MusubiError(f"project {self.p!r} was removed from tenant {self.t!r}; nothing to index.",
-                              code="not_found", http_status=404)
+            raise NotFound(f"project {self.p!r} was removed from tenant {self.t!r}; nothing to index.")
         root = project["path"]
         if not Path(root).is_dir():
-            raise MusubiError(f"the folder of project {self.p!r}, {root}, is gone; restore it or register the "
-                              "project again with: musubi project add PATH", code="not_found", http_status=404)
+            raise NotFound(f"the folder of project {self.p!r}, {root}, is gone; restore it or register the "
+                           "project again with: musubi project add PATH")
         info = await svc.info(self.t, self.p)
         if info is None:
             info = index_row(self.t, self.p, root, self.e.now())
@@ -175,6 +180,7 @@ class IndexRun:
     async def _embed(self, info: dict[str, Any], keys: list[tuple[int, str, str, bool]]) -> None:
         h = self.h
         pending: list[tuple[int, str]] = await self._read("code_pending")  # [(id, hash)] not yet embedded
+        self.stats["dense_before"] = info["chunks"] - len(pending)
         live = {r[0] for r in await self._read("code_chunk_ids")}
         have: dict[str, int] = {}
         for cid, _path, hsh, dense in keys:  # vectors already in the index, by chunk hash
@@ -188,7 +194,7 @@ class IndexRun:
             h.raise_if_cancelled()
             t0 = time.monotonic()
             batch: list[tuple[int, str]] = []
-            while i < len(pending) and len(batch) < SAVE_CHUNKS and (
+            while i < len(pending) and len(batch) < self.batch_chunks and (
                     not batch or time.monotonic() - t0 < SAVE_SECONDS):
                 batch.append(pending[i])
                 i += 1
@@ -196,7 +202,7 @@ class IndexRun:
             info["dense_chunks"] += len(batch)
             h.write(mark_dense(self.t, self.p, [cid for cid, _ in batch]),
                     self._index_update(dense_chunks=info["dense_chunks"]))
-            await h.checkpoint({"phase": "embed", "embedded": done + len(batch)})
+            await h.checkpoint({"phase": "embed", "dense": info["dense_chunks"]})
             done += len(batch)
             self.stats["embedded"] += embedded
             self.stats["reused"] += reused
@@ -240,6 +246,8 @@ class IndexRun:
                 if ids_part:
                     reqs.append(w.add(self.vec, ids_part, texts=texts))
             await asyncio.gather(*reqs)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             await w.save(self.vec)
             if w.restarts == restarts:  # else the additions not yet saved died with the worker
                 for cid, hsh in batch:

@@ -33,6 +33,19 @@ SNIPPET_CHARS = 1200
 _LOADED: dict[str, tuple[int, Any, dict[int, tuple[str, int, int, str, str, str]]]] = {}
 
 
+def watch_parent(ppid: int) -> None:
+    """Pool initializer: exit when the engine is gone (after ``kill -9`` nobody would stop this process)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == ppid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-engine", daemon=True).start()
+
+
 # -- walk and chunk (the index job's pool) -----------------------------------------------------
 
 

@@ -46,6 +46,13 @@ FAKE_ENV = "MUSUBI_TEST_FAKE_EMBEDDER"  # test hook: a FakeEmbedder of this dime
 MAX_GLOB = 1000
 
 
+class NotIndexed(MusubiError):
+    """Search before the project's first index (HTTP 400, exit 1): the message says to run ``musubi index``."""
+
+    code = "not_indexed"
+    http_status = 400
+
+
 class Hit(TypedDict):
     """One search result (the contract of ``POST /v1/search``)."""
 
@@ -120,7 +127,10 @@ class IndexService:
         import multiprocessing
 
         # spawn: a fork of the engine would copy its threads' locks and its open database.
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        from core.rag.prep import watch_parent
+
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=watch_parent, initargs=(os.getpid(),))
 
     async def _in(self, which: str, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` in the helper process ``which`` ("prep" or "lex"); a dead helper is replaced once."""
@@ -225,8 +235,7 @@ class IndexService:
                              field="query")
         info = await self.info(tenant, project)
         if info is None or info["next_id"] == 0:
-            raise MusubiError(f"project {project!r} is not indexed yet; index it with: musubi index",
-                              code="not_indexed")
+            raise NotIndexed(f"project {project!r} is not indexed yet; index it with: musubi index")
         folder = self.folder(tenant, project)
         lex_dir = str(folder / "lexical")
         n = CANDIDATES if glob is None and lang is None else max(CANDIDATES, min(2000, k * 20))

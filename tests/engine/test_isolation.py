@@ -97,6 +97,10 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/jobs"): ("/v1/jobs", {"kind": "index"}),
     ("GET", "/v1/jobs/{id}"): ("/v1/jobs/j-000000000000", None),
     ("POST", "/v1/jobs/{id}/cancel"): ("/v1/jobs/j-000000000000/cancel", None),
+    ("POST", "/v1/index"): ("/v1/index", {"path": "{bdir}"}),
+    ("GET", "/v1/index/status"): ("/v1/index/status", None),
+    ("POST", "/v1/search"): ("/v1/search", {"query": "secret"}),
+    ("POST", "/v1/search/batch"): ("/v1/search/batch", {"queries": ["secret"]}),
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
 }
