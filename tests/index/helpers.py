@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.engine.helpers import Home, poll
 
-FAKE_DIM = "32"
+FAKE_DIM = "256"
 
 
 def git(repo: Path, *args: str) -> str:

@@ -39,7 +39,7 @@ def test_answers_have_the_contract_shapes(world: Home) -> None:
     status, body = h.raw("GET", "/v1/index/status", tenant="default", project="demo")
     _exactly(body, a.IndexStatus)
     assert body["state"] == "ready" and body["files"] == 3 and body["dense_coverage"] == 1.0
-    assert body["chunks"] == body["dense_chunks"] > 0 and body["model"] == "fake@dim32"
+    assert body["chunks"] == body["dense_chunks"] > 0 and body["model"] == "fake@dim256"
     assert body["root"] and body["job"]["id"] == j["id"]
     status, body = search(h, "default", "demo", "check password login", k=3)
     assert status == 200, body
