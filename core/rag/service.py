@@ -118,8 +118,8 @@ class IndexService:
             except MusubiError:
                 settings = None  # a bad config.toml is reported by the commands that read it
             fake = int(os.environ.get(FAKE_ENV, "0") or 0)
-            self._worker = WorkerClient(settings, log_path=self.e.paths.logs / "search-worker.log", fake_dim=fake,
-                                        cache_dir=self.e.paths.home / "cache")
+            # The extracted model lives in the user's cache, shared by every home (core.paths.default_cache_dir).
+            self._worker = WorkerClient(settings, log_path=self.e.paths.logs / "search-worker.log", fake_dim=fake)
         return self._worker
 
     @staticmethod

@@ -31,16 +31,18 @@ def _dense(h: Home, job_id: str) -> int:
 
 
 def worker_pids(h: Home) -> list[int]:
-    """The search worker processes of this home (their --cache-dir lies in it)."""
+    """The search worker processes of this home's engine (its children running core.rag.worker)."""
+    engine = h.pid()
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             cmd = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if b"core.rag.worker" in cmd and any(str(h.dir).encode() in c for c in cmd):
+        if ppid == engine and b"core.rag.worker" in cmd:
             out.append(int(d))
     return out
 
