@@ -96,6 +96,7 @@ FIELDS: dict[str, Range] = {
     "retrieval_tokens": TOKENS,
     "line": LINE,
     "limit (jobs)": JOBS_LIMIT,
+    "k": SEARCH_K,
 }
 
 

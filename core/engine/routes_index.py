@@ -29,8 +29,13 @@ class IndexRoutes:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.svc = IndexService(api.e)
-        api.e.code_index = self.svc
+        if api.e is not None:  # build_app(None, ...) reads only the router (tests/docs)
+            api.e.code_index = IndexService(api.e)
+
+    @property
+    def svc(self) -> IndexService:
+        svc: IndexService = self.api.e.code_index
+        return svc
 
     async def close(self, _app: web.Application) -> None:
         # Running index jobs first become interrupted (they resume at the next start); only then
