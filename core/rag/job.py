@@ -219,7 +219,7 @@ class IndexRun:
             copy = [(cid, have[hsh]) for cid, hsh in batch if hsh in have]
             found: set[int] = set()
             if copy:
-                ids, vecs = await w.get(self.vec, [old for _new, old in copy])
+                ids, vecs = await w.get(self.vec, sorted({old for _new, old in copy}))
                 by_old = defaultdict(list)
                 for new, old in copy:
                     by_old[old].append(new)

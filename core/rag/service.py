@@ -235,6 +235,11 @@ class IndexService:
                              field="query")
         info = await self.info(tenant, project)
         if info is None or info["next_id"] == 0:
+            job = self._active_job(tenant, project)
+            if job is not None:
+                raise NotIndexed(f"project {project!r} is being indexed for the first time (job {job.id}); search "
+                                 f"answers once its files are chunked. Follow it with: musubi jobs show {job.id} "
+                                 "--follow")
             raise NotIndexed(f"project {project!r} is not indexed yet; index it with: musubi index")
         folder = self.folder(tenant, project)
         lex_dir = str(folder / "lexical")

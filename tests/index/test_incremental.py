@@ -98,3 +98,16 @@ def test_edit_move_delete_and_branch_switch_embed_only_what_changed(fhome: Home,
     again_feature = index(fhome, "default", "demo")
     # The function's vector left the index with the file: it is embedded again (one chunk), nothing else.
     assert again_feature["changed"] == 1 and again_feature["embedded"] == 1
+
+
+def test_identical_chunks_in_many_files_share_one_vector(fhome: Home, tmp_path: Path) -> None:
+    same = "def duplicated_helper(x):\n    return x + 1\n"
+    repo = make_repo(tmp_path, {f"pkg{i}/util.py": same for i in range(4)})
+    fhome.start()
+    add_project(fhome, "default", "dups", repo)
+    first = index(fhome, "default", "dups")
+    assert first["chunks"] == 4 and first["embedded"] + first["reused"] == 4
+    for i in range(4, 8):  # four more copies: all reused from one vector, in one batch
+        write(repo, f"pkg{i}/util.py", same)
+    more = index(fhome, "default", "dups")
+    assert (more["changed"], more["embedded"], more["reused"], more["chunks"]) == (4, 0, 4, 8)
