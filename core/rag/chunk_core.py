@@ -70,7 +70,9 @@ def split_lines(text: str) -> list[str]:
 class Source:
     """One file's lines with per-line token counts and the chunk factory."""
 
-    def __init__(self, path: str, text: str, language: str, count: TokenCounter, max_tokens: int) -> None:
+    def __init__(
+        self, path: str, text: str, language: str, count: TokenCounter, max_tokens: int
+    ) -> None:
         self.path = path
         self.language = language
         self.count = count
@@ -117,7 +119,9 @@ class Source:
         extra = (self.count(symbol) if symbol else 0) + (self.count(signature) if signature else 0)
         return max(self.limit // 4, self.limit - extra)
 
-    def chunk(self, a: int, b: int, kind: str, symbol: str = "", signature: str = "", part: int = 0) -> Chunk:
+    def chunk(
+        self, a: int, b: int, kind: str, symbol: str = "", signature: str = "", part: int = 0
+    ) -> Chunk:
         return Chunk(self.path, a, b, self.language, kind, symbol, signature, self.text(a, b), part)
 
     def trim(self, a: int, b: int) -> tuple[int, int] | None:
@@ -128,7 +132,9 @@ class Source:
             b -= 1
         return (a, b) if a <= b else None
 
-    def windows(self, a: int, b: int, budget: int, good: Callable[[int], bool] | None = None) -> list[tuple[int, int]]:
+    def windows(
+        self, a: int, b: int, budget: int, good: Callable[[int], bool] | None = None
+    ) -> list[tuple[int, int]]:
         """Lines a..b cut into trimmed runs of at most ``budget`` pieces each.
 
         Windows of only blank and block-closing lines are dropped.  Cuts fall after a blank
@@ -154,7 +160,11 @@ class Source:
             cut = None
             while e <= b and (e == s or used + self.line_tokens(e) <= target):
                 used += self.line_tokens(e)
-                at_break = self.blank(e + 1) or self.blank(e) or (good is not None and good(e)) if e < b else False
+                at_break = (
+                    self.blank(e + 1) or self.blank(e) or (good is not None and good(e))
+                    if e < b
+                    else False
+                )
                 if at_break and used * 2 >= target:
                     cut = e
                 e += 1
@@ -207,8 +217,14 @@ def emit(src: Source, defs: list[Def], good: Callable[[int], bool] | None = None
     return out
 
 
-def _emit_def(src: Source, d: Def, parent: str, in_class: bool, out: list[Chunk],
-              good: Callable[[int], bool] | None) -> None:
+def _emit_def(
+    src: Source,
+    d: Def,
+    parent: str,
+    in_class: bool,
+    out: list[Chunk],
+    good: Callable[[int], bool] | None,
+) -> None:
     """A function whole if it fits (nested functions inside it); a class as its header and
     members' lines with each method its own chunk; whatever does not fit, split into parts
     that all carry the signature (nested definitions then become chunks of their own)."""

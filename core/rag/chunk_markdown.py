@@ -27,7 +27,9 @@ def chunk_markdown(src: Source) -> list[Chunk]:
     out: list[Chunk] = []
     first = 1
     if lines and lines[0].strip() == "---":
-        close = next((i for i in range(2, len(lines) + 1) if lines[i - 1].strip() in ("---", "...")), 0)
+        close = next(
+            (i for i in range(2, len(lines) + 1) if lines[i - 1].strip() in ("---", "...")), 0
+        )
         if close:
             _section(src, 1, close, "front matter", lines[0], out)
             first = close + 1
@@ -49,7 +51,13 @@ def chunk_markdown(src: Source) -> list[Chunk]:
             continue
         m = _SETEXT.match(line)
         prev = lines[i - 2] if i - 2 >= first - 1 and i >= 2 else ""
-        if m and i > first and prev.strip() and not _ATX.match(prev) and (not heads or heads[-1][1] != i - 1):
+        if (
+            m
+            and i > first
+            and prev.strip()
+            and not _ATX.match(prev)
+            and (not heads or heads[-1][1] != i - 1)
+        ):
             level = 1 if m.group(1)[0] == "=" else 2
             heads.append((i - 1, i, level, prev.strip()))
     if not heads or heads[0][0] > first:
@@ -68,4 +76,6 @@ def _section(src: Source, a: int, b: int, symbol: str, signature: str, out: list
     if len(parts) == 1:
         out.append(src.chunk(*parts[0], "section", symbol, signature))
     else:
-        out.extend(src.chunk(x, y, "section", symbol, signature, i) for i, (x, y) in enumerate(parts, 1))
+        out.extend(
+            src.chunk(x, y, "section", symbol, signature, i) for i, (x, y) in enumerate(parts, 1)
+        )

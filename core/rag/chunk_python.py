@@ -58,14 +58,25 @@ def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
     return out
 
 
-def _def(src: Source, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, floor: int,
-         ends: set[int]) -> Def:
+def _def(
+    src: Source,
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+    floor: int,
+    ends: set[int],
+) -> Def:
     first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
     start = attach_comments(src, first, floor, ("#",))
     sig_end = header_end(src.lines, node.lineno, node.col_offset, node.end_lineno or node.lineno)
     kind = "class" if isinstance(node, ast.ClassDef) else "function"
-    return Def(node.name, kind, start, node.end_lineno or node.lineno, node.lineno, sig_end,
-               _defs(src, node.body, sig_end, ends))
+    return Def(
+        node.name,
+        kind,
+        start,
+        node.end_lineno or node.lineno,
+        node.lineno,
+        sig_end,
+        _defs(src, node.body, sig_end, ends),
+    )
 
 
 def header_end(lines: list[str], row: int, col: int, last: int) -> int:

@@ -26,49 +26,170 @@ _C_COMMENTS = ("//", "/*", "*", "*/")
 
 # language -> (module, attribute returning the grammar capsule, {node type: kind}, comment/attribute prefixes)
 GRAMMARS: dict[str, tuple[str, str, dict[str, str], tuple[str, ...]]] = {
-    "javascript": ("tree_sitter_javascript", "language", {
-        "function_declaration": F, "generator_function_declaration": F, "method_definition": F,
-        "class_declaration": C, "variable_declarator": F}, (*_C_COMMENTS, "@")),
-    "typescript": ("tree_sitter_typescript", "language_typescript", {
-        "function_declaration": F, "generator_function_declaration": F, "method_definition": F,
-        "class_declaration": C, "abstract_class_declaration": C, "interface_declaration": C,
-        "enum_declaration": C, "variable_declarator": F}, (*_C_COMMENTS, "@")),
-    "go": ("tree_sitter_go", "language", {
-        "function_declaration": F, "method_declaration": F, "type_declaration": C}, _C_COMMENTS),
-    "rust": ("tree_sitter_rust", "language", {
-        "function_item": F, "impl_item": C, "struct_item": C, "enum_item": C, "union_item": C,
-        "trait_item": C, "macro_definition": F}, (*_C_COMMENTS, "#[", "#![")),
-    "java": ("tree_sitter_java", "language", {
-        "class_declaration": C, "interface_declaration": C, "enum_declaration": C, "record_declaration": C,
-        "annotation_type_declaration": C, "method_declaration": F, "constructor_declaration": F},
-        (*_C_COMMENTS, "@")),
-    "c": ("tree_sitter_c", "language", {
-        "function_definition": F, "struct_specifier": C, "union_specifier": C, "enum_specifier": C},
-        _C_COMMENTS),
-    "cpp": ("tree_sitter_cpp", "language", {
-        "function_definition": F, "struct_specifier": C, "union_specifier": C, "enum_specifier": C,
-        "class_specifier": C}, _C_COMMENTS),
-    "csharp": ("tree_sitter_c_sharp", "language", {
-        "class_declaration": C, "struct_declaration": C, "interface_declaration": C, "record_declaration": C,
-        "enum_declaration": C, "method_declaration": F, "constructor_declaration": F,
-        "destructor_declaration": F, "operator_declaration": F, "local_function_statement": F},
-        (*_C_COMMENTS, "[")),
-    "ruby": ("tree_sitter_ruby", "language", {
-        "method": F, "singleton_method": F, "class": C, "module": C, "singleton_class": C}, ("#",)),
-    "php": ("tree_sitter_php", "language_php", {
-        "function_definition": F, "method_declaration": F, "class_declaration": C, "interface_declaration": C,
-        "trait_declaration": C, "enum_declaration": C}, (*_C_COMMENTS, "#")),
+    "javascript": (
+        "tree_sitter_javascript",
+        "language",
+        {
+            "function_declaration": F,
+            "generator_function_declaration": F,
+            "method_definition": F,
+            "class_declaration": C,
+            "variable_declarator": F,
+        },
+        (*_C_COMMENTS, "@"),
+    ),
+    "typescript": (
+        "tree_sitter_typescript",
+        "language_typescript",
+        {
+            "function_declaration": F,
+            "generator_function_declaration": F,
+            "method_definition": F,
+            "class_declaration": C,
+            "abstract_class_declaration": C,
+            "interface_declaration": C,
+            "enum_declaration": C,
+            "variable_declarator": F,
+        },
+        (*_C_COMMENTS, "@"),
+    ),
+    "go": (
+        "tree_sitter_go",
+        "language",
+        {"function_declaration": F, "method_declaration": F, "type_declaration": C},
+        _C_COMMENTS,
+    ),
+    "rust": (
+        "tree_sitter_rust",
+        "language",
+        {
+            "function_item": F,
+            "impl_item": C,
+            "struct_item": C,
+            "enum_item": C,
+            "union_item": C,
+            "trait_item": C,
+            "macro_definition": F,
+        },
+        (*_C_COMMENTS, "#[", "#!["),
+    ),
+    "java": (
+        "tree_sitter_java",
+        "language",
+        {
+            "class_declaration": C,
+            "interface_declaration": C,
+            "enum_declaration": C,
+            "record_declaration": C,
+            "annotation_type_declaration": C,
+            "method_declaration": F,
+            "constructor_declaration": F,
+        },
+        (*_C_COMMENTS, "@"),
+    ),
+    "c": (
+        "tree_sitter_c",
+        "language",
+        {
+            "function_definition": F,
+            "struct_specifier": C,
+            "union_specifier": C,
+            "enum_specifier": C,
+        },
+        _C_COMMENTS,
+    ),
+    "cpp": (
+        "tree_sitter_cpp",
+        "language",
+        {
+            "function_definition": F,
+            "struct_specifier": C,
+            "union_specifier": C,
+            "enum_specifier": C,
+            "class_specifier": C,
+        },
+        _C_COMMENTS,
+    ),
+    "csharp": (
+        "tree_sitter_c_sharp",
+        "language",
+        {
+            "class_declaration": C,
+            "struct_declaration": C,
+            "interface_declaration": C,
+            "record_declaration": C,
+            "enum_declaration": C,
+            "method_declaration": F,
+            "constructor_declaration": F,
+            "destructor_declaration": F,
+            "operator_declaration": F,
+            "local_function_statement": F,
+        },
+        (*_C_COMMENTS, "["),
+    ),
+    "ruby": (
+        "tree_sitter_ruby",
+        "language",
+        {"method": F, "singleton_method": F, "class": C, "module": C, "singleton_class": C},
+        ("#",),
+    ),
+    "php": (
+        "tree_sitter_php",
+        "language_php",
+        {
+            "function_definition": F,
+            "method_declaration": F,
+            "class_declaration": C,
+            "interface_declaration": C,
+            "trait_declaration": C,
+            "enum_declaration": C,
+        },
+        (*_C_COMMENTS, "#"),
+    ),
 }
 GRAMMARS["tsx"] = ("tree_sitter_typescript", "language_tsx", *GRAMMARS["typescript"][2:])
 
-_FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "generator_function", "class"}
-_NAME_NODES = {"identifier", "field_identifier", "type_identifier", "qualified_identifier", "destructor_name",
-               "operator_name", "property_identifier", "constant", "name", "scoped_identifier"}
-_ANNOTATIONS = {"decorator", "annotation", "marker_annotation", "attribute_item", "attribute_list", "comment",
-                "line_comment", "block_comment", "attribute"}
+_FUNCTION_VALUES = {
+    "arrow_function",
+    "function_expression",
+    "function",
+    "generator_function",
+    "class",
+}
+_NAME_NODES = {
+    "identifier",
+    "field_identifier",
+    "type_identifier",
+    "qualified_identifier",
+    "destructor_name",
+    "operator_name",
+    "property_identifier",
+    "constant",
+    "name",
+    "scoped_identifier",
+}
+_ANNOTATIONS = {
+    "decorator",
+    "annotation",
+    "marker_annotation",
+    "attribute_item",
+    "attribute_list",
+    "comment",
+    "line_comment",
+    "block_comment",
+    "attribute",
+}
 # Nodes that only dress one definition (`export`, `template<>`, `typedef`, `const f = ...`): it spans them.
-_WRAPPERS = {"export_statement", "template_declaration", "type_definition", "lexical_declaration",
-             "variable_declaration", "declaration", "ambient_declaration", "decorated_definition"}
+_WRAPPERS = {
+    "export_statement",
+    "template_declaration",
+    "type_definition",
+    "lexical_declaration",
+    "variable_declaration",
+    "declaration",
+    "ambient_declaration",
+    "decorated_definition",
+}
 _MAX_DEPTH = 60  # deeper nesting (generated code) is left to the enclosing chunk
 
 _parsers: dict[str, Any] = {}
@@ -144,8 +265,12 @@ class _Finder:
                 return None
             body = value.child_by_field_name("body")
             kind = C if value.type == "class" else F
-        elif (kind == C and body is None and node.type not in ("type_declaration", "impl_item")
-              and (node.type.endswith("_specifier") or node.named_child_count == 0)):
+        elif (
+            kind == C
+            and body is None
+            and node.type not in ("type_declaration", "impl_item")
+            and (node.type.endswith("_specifier") or node.named_child_count == 0)
+        ):
             return None  # `struct foo *p;`: a use, not a definition
         name = _name(node)
         start = attach_comments(self.src, node.start_point[0] + 1, floor, self.prefixes)
@@ -199,8 +324,11 @@ def _name(node: Any) -> str:
     if t == "method_declaration" and node.child_by_field_name("receiver") is not None:  # Go
         recv = node.child_by_field_name("receiver")
         rtype = _first(recv, {"type_identifier"})
-        return f"{_text(rtype)}.{_text(node.child_by_field_name('name'))}" if rtype else \
-            _text(node.child_by_field_name("name"))
+        return (
+            f"{_text(rtype)}.{_text(node.child_by_field_name('name'))}"
+            if rtype
+            else _text(node.child_by_field_name("name"))
+        )
     if t == "impl_item":  # Rust: the type the block implements
         return _text(node.child_by_field_name("type")).split("<")[0]
     if t == "type_declaration":  # Go: type X struct {...}
@@ -209,7 +337,8 @@ def _name(node: Any) -> str:
     name = node.child_by_field_name("name")
     if name is not None:
         return _text(name)
-    decl = node.child_by_field_name("declarator")  # C/C++: int *f(int) -> pointer/function declarators
+    # C/C++: int *f(int) nests pointer and function declarators around the name
+    decl = node.child_by_field_name("declarator")
     while decl is not None and decl.type not in _NAME_NODES:
         nxt = decl.child_by_field_name("declarator")
         if nxt is None:

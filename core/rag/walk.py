@@ -143,4 +143,6 @@ def _open_checked(base: Path, rel: str, max_bytes: int) -> SourceFile | str:
         return "binary (NUL byte in the first 8 KiB)"
     if len(data) > MINIFIED_MIN_BYTES and len(data) > MINIFIED_LINE_BYTES * (data.count(b"\n") + 1):
         return f"minified or generated (lines average over {MINIFIED_LINE_BYTES} bytes)"
-    return SourceFile(path=rel, abspath=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return SourceFile(
+        path=rel, abspath=path, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
