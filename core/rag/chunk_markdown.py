@@ -5,8 +5,9 @@ symbol is the heading path (``"Top > Sub"``), its signature the heading line.  A
 (``# Title``, closing ``#``s dropped) and setext headings (a text line underlined with ``===``
 or ``---``) count; lines inside ``` or ~~~ fences do not.  YAML front matter (``---`` on line 1
 to the next ``---``) is a section of its own with the symbol ``front matter``; text before the
-first heading is a section without a symbol.  Long sections are split at blank lines into
-parts carrying the heading.
+first heading is a section without a symbol.  A heading with nothing under it but a
+deeper heading joins that child's chunk (which keeps the child's symbol and signature).
+Long sections are split at blank lines into parts carrying the heading.
 """
 
 from __future__ import annotations
@@ -63,11 +64,18 @@ def chunk_markdown(src: Source) -> list[Chunk]:
     if not heads or heads[0][0] > first:
         _section(src, first, (heads[0][0] - 1) if heads else len(lines), "", "", out)
     path: list[tuple[int, str]] = []
+    carry = 0  # first line of empty parent headings waiting for their first child
     for k, (start, sig_end, level, title) in enumerate(heads):
         end = heads[k + 1][0] - 1 if k + 1 < len(heads) else len(lines)
         path = [p for p in path if p[0] < level] + [(level, title)]
+        if k + 1 < len(heads) and heads[k + 1][2] > level and src.trim(sig_end + 1, end) is None:
+            carry = (
+                carry or start
+            )  # "# Guide" straight followed by "## Install": one chunk, not a bare heading
+            continue
         symbol = " > ".join(t for _, t in path)
-        _section(src, start, end, symbol, src.text(start, sig_end), out)
+        _section(src, carry or start, end, symbol, src.text(start, sig_end), out)
+        carry = 0
     return out
 
 

@@ -78,5 +78,14 @@ def test_a_long_section_is_split_at_blank_lines_with_its_heading_on_every_part()
     assert all(lines[c.start_line - 1].strip() for c in chunks)
 
 
+def test_an_empty_parent_heading_joins_its_first_child() -> None:
+    src = "# Guide\n\n## Install\n\npip install x\n\n## Use\n\nrun it\n\n# Empty end\n"
+    assert rows(chunk_file("a.md", src)) == [
+        ("section", "Guide > Install", 1, 5, "## Install", 0),
+        ("section", "Guide > Use", 7, 9, "## Use", 0),
+        ("section", "Empty end", 11, 11, "# Empty end", 0),
+    ]
+
+
 def test_no_headings_is_one_section_without_symbol() -> None:
     assert rows(chunk_file("a.md", "just text\nmore\n")) == [("section", "", 1, 2, "", 0)]
