@@ -3,10 +3,11 @@
 The list comes from :func:`core.trace.files.list_files`, shared with the traceability
 scanner: in a git work tree ``git ls-files --cached --others --exclude-standard`` (tracked
 files plus new files .gitignore does not exclude, so a file not yet added is searchable;
-works in a repository with no commits; ``-z`` keeps spaces, newlines and non-ASCII in
-names intact), elsewhere a walk honouring every ``.gitignore`` it meets.  Submodules are
-not entered: git lists a submodule as one gitlink entry, which is not a regular file and
-is skipped; its code is someone else's, pinned by commit, like vendored code.
+also when the root is a folder inside a work tree; works in a repository with no commits;
+``-z`` keeps spaces, newlines and non-ASCII in names intact), elsewhere a walk honouring
+every ``.gitignore`` it meets.  Submodules are not entered: git lists a submodule as one
+gitlink entry, which is not a regular file and is skipped; its code is someone else's,
+pinned by commit, like vendored code.
 
 Then, per file, in this order (the first that applies skips it, reported to ``on_skip``):
 a name that is not valid UTF-8; a vendored or generated path (:data:`VENDORED`, plus the
@@ -34,7 +35,7 @@ from pathlib import Path
 import pathspec
 
 from core.rag.textio import SNIFF_BYTES, is_binary
-from core.trace.files import list_files
+from core.trace.files import _git_files, list_files
 
 DEFAULT_MAX_BYTES = 1 << 20
 
@@ -86,7 +87,11 @@ def iter_files(
     ``root`` is not a directory.
     """
     base = Path(root).resolve()
-    names, _how = list_files(base)
+    names, how = list_files(base)
+    if how == "walk" and not (base / ".git").exists():
+        # A project folder inside a larger work tree (a monorepo's package): git still knows
+        # best what is tracked and ignored there (the repo's own .gitignore, info/exclude).
+        names = _git_files(base) or names
     skip = on_skip or (lambda _p, _r: None)
     vendored = pathspec.GitIgnoreSpec.from_lines([*VENDORED, *exclude])
     for rel in names:

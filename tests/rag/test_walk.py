@@ -156,3 +156,31 @@ def test_outside_git_the_walk_honours_nested_gitignores(tmp_path: Path) -> None:
 def test_a_root_that_is_not_a_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BadRequest, match="not a directory"):
         list(iter_files(tmp_path / "missing"))
+
+
+def test_files_in_odd_encodings_are_listed_and_read_without_error(tmp_path: Path) -> None:
+    from core.rag.chunking import chunk_file, read_text
+
+    root = tmp_path / "enc"
+    root.mkdir()
+    (root / "latin1.py").write_bytes("# café\nx = 'é'\n".encode("latin-1"))
+    (root / "utf16.md").write_bytes("# 見出し\n本文\n".encode("utf-16"))
+    (root / "bom.py").write_bytes(b"\xef\xbb\xbfdef f():\n    return 1\n")
+    found = {f.path: f for f in iter_files(root)}
+    assert sorted(found) == ["bom.py", "latin1.py", "utf16.md"]
+    texts = {p: read_text(f.abspath) for p, f in found.items()}
+    assert texts == {
+        "bom.py": "def f():\n    return 1\n",
+        "latin1.py": "# café\nx = 'é'\n",
+        "utf16.md": "# 見出し\n本文\n",
+    }
+    assert [c.symbol for c in chunk_file("utf16.md", texts["utf16.md"] or "")] == ["見出し"]
+    assert [c.signature for c in chunk_file("bom.py", texts["bom.py"] or "")] == ["def f():"]
+
+
+def test_a_project_folder_inside_a_work_tree_uses_gits_list(repo: Path) -> None:
+    (repo / "src/.hidden.log").write_text(
+        "x\n", encoding="utf-8"
+    )  # ignored by the repo-level *.log
+    paths, _ = _walk(repo / "src")
+    assert paths == ["app.py", "new\nline.txt", "with space.py", "日本語.md"]
