@@ -2,7 +2,8 @@
 definitions into chunks (light).
 
 Budget.  all-MiniLM-L6-v2 reads at most ``max_tokens`` (256) word pieces including its
-[CLS] and [SEP]; a chunk's text gets ``max_tokens - 2`` minus the pieces of its symbol and
+[CLS] and [SEP]; a chunk's text gets ``max_tokens - 2`` (times :data:`ESTIMATE_MARGIN` with
+the default estimate) minus the pieces of its symbol and
 signature, so a passage that repeats the qualified name and signature before the text
 (as :mod:`core.rag.represent` may) still fits.  Counts are summed per line: WordPiece never
 joins across whitespace, so the sum equals the count of the joined text.
@@ -71,13 +72,16 @@ class Source:
     """One file's lines with per-line token counts and the chunk factory."""
 
     def __init__(
-        self, path: str, text: str, language: str, count: TokenCounter, max_tokens: int
+        self, path: str, text: str, language: str, count: TokenCounter | None, max_tokens: int
     ) -> None:
+        # The margin covers the estimate's error; an exact counter gets the whole window.
+        margin = ESTIMATE_MARGIN if count is None else 1.0
+        count = count or estimate_tokens
         self.path = path
         self.language = language
         self.count = count
         self.lines = split_lines(text)
-        self.limit = max(8, int((max_tokens - SPECIAL_TOKENS) * ESTIMATE_MARGIN))
+        self.limit = max(8, int((max_tokens - SPECIAL_TOKENS) * margin))
         prefix = [0]
         for line in self.lines:
             prefix.append(prefix[-1] + (count(line) if line.strip() else 0))

@@ -60,11 +60,12 @@ def chunk_file(
     ``path`` is the POSIX path relative to the project root (stored in each chunk);
     ``language`` defaults to :func:`language_of`; ``max_tokens`` is the model window in word
     pieces including [CLS]/[SEP]; ``count`` counts a text's word pieces without special
-    tokens (default :func:`estimate_tokens`).  Never raises on odd input: an unparsable file
+    tokens (default :func:`estimate_tokens`, with an 8 % safety margin; an exact counter gets
+    the whole window).  Never raises on odd input: an unparsable file
     gets line windows, an empty or blank one no chunks.
     """
     lang = language or language_of(path)
-    src = Source(path, text, lang, count or estimate_tokens, max_tokens)
+    src = Source(path, text, lang, count, max_tokens)
     chunks: list[Chunk] | None = None
     if lang == "python":
         chunks = chunk_python(src)

@@ -33,4 +33,5 @@ def real_tokenizer() -> Any:
     with zipfile.ZipFile(Path(next(iter(spec.submodule_search_locations))) / "model.zip") as z:
         tok = tokenizers.Tokenizer.from_str(z.read("tokenizer.json").decode("utf-8"))
     tok.no_truncation()
+    tok.no_padding()
     return tok

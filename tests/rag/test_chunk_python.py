@@ -183,3 +183,18 @@ def test_a_real_stdlib_file_every_def_line_is_covered_and_every_chunk_fits_the_r
 
 def test_sample_is_valid_python() -> None:
     ast.parse(textwrap.dedent(SAMPLE))
+
+
+def test_with_the_real_tokenizer_as_counter_every_passage_fits_exactly() -> None:
+    import argparse
+
+    tok = real_tokenizer()
+
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False).ids)
+
+    chunks = chunk_file("argparse.py", inspect.getsource(argparse), count=count)
+    framed = [f"{c.symbol}\n{c.signature}\n{c.text}" for c in chunks]
+    assert max(len(e.ids) for e in tok.encode_batch(framed)) <= 256
+    # without the estimate's margin the window is used: some chunks come close to it
+    assert max(len(e.ids) for e in tok.encode_batch([c.text for c in chunks])) > 200
