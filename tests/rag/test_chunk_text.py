@@ -5,6 +5,9 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from core.rag.chunk_core import estimate_tokens
 from core.rag.chunking import chunk_file, decode_bytes, read_text
 from tests.rag.helpers import check_text, real_tokenizer, rows
@@ -101,3 +104,24 @@ def test_importing_the_chunker_and_the_walk_stays_light() -> None:
         "Stemmer",
         "tree_sitter",
     }
+
+
+_PIECES = ["def f(x):", "    return x", "class A:", "  ", "", "# T", "## U", "```", "}", "function g() {", "@d",
+           "\tpass", "x = '''", "é日本", "\r", "---", "impl X {", "fn y() {}", "end", "\x00"]  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=12)), max_size=40),
+    path=st.sampled_from(["a.py", "a.md", "a.ts", "a.go", "a.rs", "a.rb", "a.c", "a.yml"]),
+)
+def test_any_text_chunks_into_valid_non_overlapping_ranges(lines: list[str], path: str) -> None:
+    src = "\n".join(lines)
+    chunks = chunk_file(path, src, max_tokens=40)
+    norm = src.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    spans = sorted((c.start_line, c.end_line) for c in chunks)
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    for c in chunks:
+        assert 1 <= c.start_line <= c.end_line <= len(norm)
+        assert c.text == "\n".join(norm[c.start_line - 1 : c.end_line])
+        assert c.text.strip()
