@@ -1,0 +1,28 @@
+"""The chunk: one piece of a source file that the code-search index embeds and ranks (light)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    path: str        # POSIX path relative to the project root
+    start_line: int  # 1-based, inclusive
+    end_line: int    # 1-based, inclusive
+    language: str    # "python", "markdown", "typescript", "go", ... or "text"
+    kind: str        # "function" | "method" | "class" | "module" | "section" | "window"
+    symbol: str      # qualified name "Class.method" / "outer.inner"; markdown: heading path "Intro > Setup"; "" if none
+    signature: str   # the def/class line(s) (decorators excluded) or the heading line; repeated on every part; "" if none  # noqa: E501
+    text: str        # the chunk's own source lines (exactly lines start_line..end_line)
+    part: int = 0    # 0: whole; 1..n: parts of a body split to fit the model window
+
+    @property
+    def hash(self) -> str:
+        """sha256 hex of (language, symbol, signature, text): path-free, so moved code is free."""
+        h = hashlib.sha256()
+        for field in (self.language, self.symbol, self.signature, self.text):
+            h.update(field.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+        return h.hexdigest()
