@@ -15,17 +15,19 @@ the path), so a test query never shares a file with what the fusion weights were
 * Japanese: ``JA_QUERIES`` below, paraphrases (our own translations) of stdlib docstring first
   sentences, searched against the same stdlib corpus.
 
-Methods: ``dense raw`` (MiniLM over the raw chunk text), ``dense`` (MiniLM over ``represent.passage_text``,
-the shipped dense side), ``lexical`` (``LexicalIndex`` over ``represent.lexical_text``), ``rrf k=60 1:1``
-(untuned rank fusion) and ``hybrid`` (``fusion.fuse`` with the shipped weights: the production
-ranking).  Each side hands ``fusion.CANDIDATES`` results to the fusion, as the engine will.  Weights
-are chosen on the stdlib tuning split (grid over w_dense, w_lexical = 1 - w_dense; best MRR); the
-second fold swaps the splits.  Corpus embeddings are cached under ``$TMPDIR/musubi-bench-retrieval``
-keyed by the model and the texts.
+Methods: ``dense raw`` (MiniLM over the raw chunk text; only with ``--raw``: the slowest to embed),
+``dense`` (MiniLM over ``represent.passage_text``, the shipped dense side), ``lexical`` (``LexicalIndex``
+over ``represent.lexical_text``), ``rrf k=60 1:1`` (untuned rank fusion) and ``hybrid`` (``fusion.fuse``
+with the shipped weights: the production ranking).  Each side hands ``fusion.CANDIDATES`` results to
+the fusion, as the engine will.  Weights are chosen on the stdlib tuning split (grid over w_dense,
+w_lexical = 1 - w_dense; best MRR); the second fold swaps the splits.  Corpus embeddings are cached
+under ``$TMPDIR/musubi-bench-retrieval`` keyed by the model and the texts; torch runs 1 thread by
+default (measured: 11-13 passages/s with 1 thread vs 5-6/s with 2 on this shared 2-core machine).
 
 Targets (issue): shipped hybrid R@10 >= 0.86 and MRR >= 0.65 on the stdlib test split; on the second
 codebase hybrid beats dense by >= 0.04 R@10 and >= 0.03 MRR.  Exit 1 if a target is missed.
-Run: ``python benchmarks/bench_retrieval_quality.py [--corpus 1500] [--second numpy] [--threads 1]``.
+Run: ``python benchmarks/bench_retrieval_quality.py [--corpus 1500] [--second numpy] [--threads 1]``
+``[--raw] [--no-cache]``.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ Ranked = list[tuple[int, float]]
 class Runs:
     """Per query (item index): the candidate lists of each side, best first."""
 
-    dense_raw: list[Ranked]
+    dense_raw: list[Ranked] | None  # only with --raw (long texts: the slowest part to embed)
     dense: list[Ranked]
     lexical: list[Ranked]
 
@@ -233,15 +235,15 @@ def dense_top(qvecs: Any, cvecs: Any, k: int) -> list[Ranked]:
     return out
 
 
-def run_sides(items: Sequence[Item], queries: Sequence[str], encode: Encoder) -> Runs:
+def run_sides(items: Sequence[Item], queries: Sequence[str], encode: Encoder, raw: bool = False) -> Runs:
     from core.rag.lexical import LexicalIndex
 
     k = fusion.CANDIDATES
     qvecs = encode([represent.query_text(q) for q in queries])
-    raw = dense_top(qvecs, encode([it.chunk.text for it in items]), k)
+    raw_top = dense_top(qvecs, encode([it.chunk.text for it in items]), k) if raw else None
     dense = dense_top(qvecs, encode([represent.passage_text(it.chunk) for it in items]), k)
     lex = LexicalIndex.build(list(range(len(items))), [represent.lexical_text(it.chunk) for it in items])
-    return Runs(raw, dense, [lex.search(q, k) for q in queries])
+    return Runs(raw_top, dense, [lex.search(q, k) for q in queries])
 
 
 def metrics(rankings: Sequence[Sequence[int]], targets: Sequence[int]) -> tuple[float, float, float]:
@@ -270,8 +272,10 @@ def method_rankings(runs: Runs, sel: Sequence[int], w_dense: float, method: fusi
 
 def evaluate(runs: Runs, sel: Sequence[int], targets: Sequence[int], w_dense: float) -> dict[str, tuple[float, ...]]:
     t = [targets[i] for i in sel]
-    return {
-        "dense raw": metrics([ids(runs.dense_raw[i]) for i in sel], t),
+    out = {}
+    if runs.dense_raw is not None:
+        out["dense raw"] = metrics([ids(runs.dense_raw[i]) for i in sel], t)
+    return out | {
         "dense": metrics([ids(runs.dense[i]) for i in sel], t),
         "lexical": metrics([ids(runs.lexical[i]) for i in sel], t),
         "rrf k=60 1:1": metrics(method_rankings(runs, sel, 0.5, "rrf"), t),
@@ -352,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--second", default="numpy", help="the second codebase: an installed package (default numpy)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: measured faster when shared)")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--raw", action="store_true", help="also measure MiniLM over the raw chunk text (slow)")
     ap.add_argument("--no-cache", action="store_true", help="re-embed the corpus instead of reusing cached vectors")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -371,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ja_targets = [where[(p, q)] for p, q, _ in JA_QUERIES]
 
     n_std = len(stdlib)
-    runs = run_sides(stdlib, [it.query for it in stdlib] + [ja for _, _, ja in JA_QUERIES], encode)
+    runs = run_sides(stdlib, [it.query for it in stdlib] + [ja for _, _, ja in JA_QUERIES], encode, args.raw)
     targets = list(range(n_std)) + ja_targets
     sel = split_sel(stdlib)
 
@@ -386,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fold2 = evaluate(runs, sel["tuning"], targets, w2)["hybrid"]
     fold1 = evaluate(runs, sel["test"], targets, w1)["hybrid"]
 
-    runs2 = run_sides(second, [it.query for it in second], encode)
+    runs2 = run_sides(second, [it.query for it in second], encode, args.raw)
     sel2 = split_sel(second)
     res_2nd = {s: evaluate(runs2, sel2[s], list(range(len(second))), shipped) for s in ("tuning", "test")}
     for s in ("tuning", "test"):
