@@ -272,7 +272,7 @@ def method_rankings(runs: Runs, sel: Sequence[int], w_dense: float, method: fusi
 
 def evaluate(runs: Runs, sel: Sequence[int], targets: Sequence[int], w_dense: float) -> dict[str, tuple[float, ...]]:
     t = [targets[i] for i in sel]
-    out = {}
+    out: dict[str, tuple[float, ...]] = {}
     if runs.dense_raw is not None:
         out["dense raw"] = metrics([ids(runs.dense_raw[i]) for i in sel], t)
     return out | {
