@@ -8,6 +8,8 @@
   "parses responses" meets the code's ``parse_response``;
 * a compound identifier is also kept whole, lowercased and unstemmed (``parsehttpresponse``), so a
   query naming the exact identifier ranks it first;
+* text is NFKC-normalised first (full-width ``ＡＢＣ`` is ``ABC``, half-width ``ﾃｽﾄ`` is ``テスト``);
+  words longer than ``MAX_WORD`` characters (base64, hex dumps) are skipped;
 * CJK text (Japanese kana and kanji, Chinese, Korean) has no spaces to split at: each run becomes its
   character bigrams (a one-character run stays one token), the usual dictionary-free way to index it.
   bm25s's own tokenizer would drop these characters; ours keeps them, so Japanese comments and
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 #: Bumped when code_tokens changes: an index saved with other tokens must be rebuilt, not searched.
 TOKENIZER_VERSION = 1
 FORMAT = 1
+#: Longer "words" are data (base64, hex dumps, minified code), not identifiers: they are skipped.
+MAX_WORD = 64
 
 _CJK = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
 # A CJK run, or a word: letters/digits/underscores that are not CJK.
@@ -86,12 +91,15 @@ def code_tokens(text: str) -> list[str]:
     """The BM25 terms of ``text`` in order (see the module docstring for the rules)."""
     stop = _stop_words()
     out: list[str] = []
-    for cjk, word in _TOKEN.findall(text):
+    # NFKC: full-width ASCII and half-width katakana (common in Japanese text) meet their usual forms.
+    for cjk, word in _TOKEN.findall(unicodedata.normalize("NFKC", text)):
         if cjk:
             if len(cjk) == 1:
                 out.append(cjk)
             else:
                 out.extend(cjk[i:i + 2] for i in range(len(cjk) - 1))
+            continue
+        if len(word) > MAX_WORD:
             continue
         pieces = _word_pieces(word)
         kept = 0

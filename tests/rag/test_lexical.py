@@ -21,13 +21,16 @@ from core.rag.lexical import LexicalIndex, LexicalIndexCorrupt, code_tokens
     ("木", ["木"]),
     ("ファイルを開くopenFile", ["ファ", "ァイ", "イル", "ルを", "を開", "開く", "open", "file", "openfile"]),
     ("café Привет", ["café", "привет"]),
+    ("e\u0301te\u0301", ["été"]),  # NFKC composes the accents
+    ("ＭａｘＳｉｚｅ ﾃｽﾄ", ["max", "size", "maxsize", "テス", "スト"]),  # full-width ASCII, half-width kana
+    ("\udcff\x00abc_def", ["abc", "def", "abcdef"]),  # a lone surrogate (undecodable byte) is skipped
     ("Return the value of x", ["return", "valu"]),
 ])
 def test_code_tokens_exact(text: str, tokens: list[str]) -> None:
     assert code_tokens(text) == tokens
 
 
-@pytest.mark.parametrize("text", ["", "the of and to", "!!! ... -> ==", "a b c", "   \n\t"])
+@pytest.mark.parametrize("text", ["", "the of and to", "!!! ... -> ==", "a b c", "   \n\t", "QUJD" * 40, "😀"])
 def test_code_tokens_nothing_to_index(text: str) -> None:
     assert code_tokens(text) == []
 
