@@ -1,5 +1,4 @@
-"""Code knowledge: which files are indexed, how they are cut into chunks, embedded and searched.
+"""Code search: chunking, local embeddings, FAISS and BM25 indexes, hybrid retrieval (docs/search.md).
 
-Importing this package (and its light modules) loads no numpy, torch, faiss, bm25s or
-tree_sitter; the modules that need them say so and import them inside functions.
+Light: importing ``core.rag`` loads no numpy, torch, sentence_transformers, faiss, bm25s or tree_sitter.
 """
