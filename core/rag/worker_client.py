@@ -141,7 +141,9 @@ class WorkerClient:
         async with self._start_lock:
             if self._proc is not None and self._proc.returncode is None:
                 return self._proc
-            await self._kill()  # a worker that exited on its own: collect it first
+            if self._proc is not None:  # it exited on its own (stops clear _proc): count it, collect it
+                self.restarts += 1
+                await self._kill()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as errlog:  # the child keeps its own descriptor
                 proc = await asyncio.create_subprocess_exec(
@@ -246,6 +248,8 @@ class WorkerClient:
     async def _send(self, message: dict[str, Any], proc: asyncio.subprocess.Process | None) -> dict[str, Any]:
         if proc is None or proc.stdin is None or proc.returncode is not None:
             raise _WorkerDied("the worker is not running")
+        if self._reader_task is None or self._reader_task.done():  # died while idle: nobody would answer
+            raise _WorkerDied("the worker's output is closed")
         rid = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut

@@ -91,6 +91,16 @@ async def test_kill_9_mid_request_restarts_and_answers(tmp_path: Path) -> None:
     await c.close()
 
 
+async def test_a_worker_killed_while_idle_is_replaced(tmp_path: Path) -> None:
+    c = _client(tmp_path)
+    first = (await c.hello())["pid"]
+    os.kill(first, signal.SIGKILL)
+    await asyncio.sleep(0.3)  # its output closes; no request is outstanding
+    assert (await c.embed(["x"])).n == 1
+    assert c.pid != first and c.restarts == 1
+    await c.close()
+
+
 async def test_a_worker_that_keeps_dying_is_a_clear_error(tmp_path: Path) -> None:
     c = _client(tmp_path)
     c.python = str(tmp_path / "dies.sh")
