@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,12 +28,23 @@ async def real(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker
     mp = pytest.MonkeyPatch()
     for k, v in NO_NETWORK.items():
         mp.setenv(k, v)
-    c = WorkerClient(SearchSettings(idle_s=600), log_path=tmp_path_factory.mktemp("rag") / "worker.log")
+    tmp = tmp_path_factory.mktemp("rag")
+    c = WorkerClient(SearchSettings(idle_s=600), log_path=tmp / "worker.log")
+    if _can_unshare():  # better still: a network namespace with no interface up at all
+        c.python = str(tmp / "python-no-net")
+        Path(c.python).write_text(f'#!/bin/sh\nexec unshare -rn {sys.executable} "$@"\n')
+        Path(c.python).chmod(0o755)
     try:
         yield c
     finally:
         await c.close()
         mp.undo()
+
+
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
 
 
 def _rows(r: object) -> np.ndarray:
@@ -39,6 +54,8 @@ def _rows(r: object) -> np.ndarray:
 async def test_real_model_embeds_offline_normalised_and_meaningful(real: WorkerClient) -> None:
     info = await real.hello()
     assert info["model_id"].startswith("all-MiniLM-L6-v2@") and info["dim"] == 384
+    if _can_unshare():
+        assert os.readlink(f"/proc/{info['pid']}/ns/net") != os.readlink("/proc/self/ns/net")
     texts = ["How do I read a JSON file in Python?", "Load and parse a json document from disk.",
              "The cat sat quietly on the warm windowsill."]
     got = await real.embed(texts)
