@@ -11,7 +11,7 @@ Every ratio is against a baseline measured in this run (the machine is shared an
 - the worker's resident memory (model loaded; with the 100k index);
 - bytes on disk per 10k vectors; flat inner-product search p95 at 10k..200k vectors (1 thread).
 
-Usage: ``python benchmarks/bench_embed.py [--texts 384] [--rounds 2] [--queries 40] [--big 100000]``
+Usage: ``python benchmarks/bench_embed.py [--texts 512] [--step 256] [--rounds 2] [--queries 40] [--big 100000]``
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def worker_part(args: argparse.Namespace, tmp: Path, texts: list[str]) -> 
             raw = raw_embedder(threads=1, batch=16)
             raw.encode(texts[:16])  # type: ignore[attr-defined]
             await c.add(tmp / "warm", list(range(16)), texts=texts[:16])
-            step, raw_s, worker_s = 64, [], []
+            step, raw_s, worker_s = args.step, [], []
             for _ in range(args.rounds):
                 t = time.perf_counter()
                 raw.encode(texts)  # type: ignore[attr-defined]
@@ -164,9 +164,10 @@ def flat_search_p95(sizes: list[int], dim: int = 384, queries: int = 60) -> list
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--texts", type=int, default=384, help="code chunks for the throughput comparison")
+    p.add_argument("--texts", type=int, default=512, help="code chunks for the throughput comparison")
     p.add_argument("--queries", type=int, default=40, help="queries per latency row")
     p.add_argument("--rounds", type=int, default=2, help="alternating raw/worker throughput rounds")
+    p.add_argument("--step", type=int, default=256, help="texts per worker request (two in flight)")
     p.add_argument("--big", type=int, default=100_000, help="vectors in the index the queries search")
     args = p.parse_args()
     texts = code_texts(args.texts)
@@ -178,8 +179,8 @@ def main() -> int:
         ("raw model.encode in-process (baseline)", raw, 1.0),
         ("worker: texts in, embedded + FAISS add", got["worker_tps"], got["worker_tps"] / raw),  # type: ignore[operator]
     ]))
-    print(table("", ["rounds (best of each)", "texts per round"], [
-        (args.rounds, len(texts)),
+    print(table("", ["rounds (best of each)", "texts per round", "texts per worker request"], [
+        (args.rounds, len(texts), args.step),
     ]))
     rows = []
     for threads in (1, 2):

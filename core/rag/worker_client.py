@@ -251,11 +251,16 @@ class WorkerClient:
         if self._reader_task is None or self._reader_task.done():  # died while idle: nobody would answer
             raise _WorkerDied("the worker's output is closed")
         rid = next(self._ids)
+        try:
+            frame = frames.encode({**message, "id": rid})
+        except frames.FrameError as exc:
+            raise WorkerRequestError(f"the request is too large for the worker ({exc}); send smaller batches.") \
+                from None
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
             async with self._write_lock:
-                proc.stdin.write(frames.encode({**message, "id": rid}))
+                proc.stdin.write(frame)
                 await proc.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
             self._pending.pop(rid, None)
@@ -342,8 +347,9 @@ class WorkerClient:
         r = await self.request("vec_get", dir=_abs(folder), ids=_ids_bytes(ids))
         found = array("q")
         found.frombytes(r["ids"])
-        dim = int(self.info.get("dim") or 0)
-        return list(found), EmbedResult(len(found), dim, bytes(r["vecs"]))
+        data = bytes(r["vecs"])
+        dim = len(data) // (4 * len(found)) if found else int(self.info.get("dim") or 0)
+        return list(found), EmbedResult(len(found), dim, data)
 
     async def search(self, folder: str | os.PathLike[str], *, texts: Sequence[str] | None = None,
                      vecs: bytes | None = None, k: int = 10) -> list[list[Hit]]:

@@ -162,6 +162,8 @@ async def test_bad_requests_are_refused_and_the_worker_stays(tmp_path: Path) -> 
         await c.search(tmp_path / "i", texts=["x"], k=0)
     with pytest.raises(WorkerRequestError, match="ids for"):
         await c.add(tmp_path / "i", [1, 2], texts=["only one"])
+    with pytest.raises(WorkerRequestError, match="too large"):
+        await c.embed(["x" * (frames.MAX_FRAME + 1)])
     pid = c.pid
     assert (await c.embed(["still here"])).n == 1 and c.pid == pid and c.restarts == 0
     await c.close()
