@@ -9,7 +9,8 @@ Every ratio is against a baseline measured in this run (the machine is shared an
   p50/p95 for 1 and 2 torch threads, idle and with one other core kept busy; the cold first query
   (process start + model load + query);
 - the worker's resident memory (model loaded; with the 100k index);
-- bytes on disk per 10k vectors; flat inner-product search p95 at 10k..200k vectors (1 thread).
+- bytes on disk per 10k vectors; flat search p95 at 10k..200k vectors and the IVF index a save
+  switches to (1 thread), with the time the switch takes.
 
 Usage: ``python benchmarks/bench_embed.py [--texts 512] [--step 256] [--rounds 2] [--queries 40] [--big 100000]``
 """
@@ -138,27 +139,38 @@ async def worker_part(args: argparse.Namespace, tmp: Path, texts: list[str]) -> 
     return out
 
 
-def flat_search_p95(sizes: list[int], dim: int = 384, queries: int = 60) -> list[tuple[int, float, float]]:
+def search_p95(sizes: list[int], dim: int = 384, queries: int = 60) -> list[tuple[int, str, float, float, float]]:
+    """(vectors, kind, p50 ms, p95 ms, switch s): flat at each size, and the IVF a save switches to."""
     import faiss
     import numpy as np
 
+    from core.rag.vectors import VectorIndex
+
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(1)
-    rows = []
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    have = 0
-    for n in sizes:
-        v = rng.standard_normal((n - have, dim), dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        index.add_with_ids(v, np.arange(have, n, dtype=np.int64))
-        have = n
-        q = rng.standard_normal((queries, dim), dtype=np.float32)
+    rows: list[tuple[int, str, float, float, float]] = []
+    idx = VectorIndex.create(Path("/nonexistent"), model_id="bench", dim=dim)
+    q = rng.standard_normal((queries, dim), dtype=np.float32)
+
+    def timed(index: VectorIndex) -> tuple[float, float]:
         lat = []
         for i in range(queries):
             t = time.perf_counter()
             index.search(q[i:i + 1], 10)
             lat.append((time.perf_counter() - t) * 1000)
-        rows.append((n, pct(lat, 50), pct(lat, 95)))
+        return pct(lat, 50), pct(lat, 95)
+
+    for n in sizes:
+        v = rng.standard_normal((n - idx.count, dim), dtype=np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        idx.add(np.arange(idx.count, n, dtype=np.int64), v)
+        rows.append((n, "flat", *timed(idx), 0.0))
+        if n >= 100_000:
+            ivf = VectorIndex.create(Path("/nonexistent"), model_id="bench", dim=dim)
+            ivf._index = faiss.clone_index(idx._index)
+            t = time.perf_counter()
+            ivf._to_ivf()
+            rows.append((n, "ivf", *timed(ivf), time.perf_counter() - t))
     return rows
 
 
@@ -197,9 +209,11 @@ def main() -> int:
         (f"resident memory, {args.big:,}-vector index open (MB)", got["rss_big"]),
         ("index file bytes per 10k vectors (MB)", got["bytes_10k"] / 2**20),  # type: ignore[operator]
     ]))
-    flat = flat_search_p95([10_000, 50_000, 100_000, 200_000])
-    print(table("flat inner-product search, 1 thread, k=10, one query (ms)", ["vectors", "p50", "p95", "p95 vs 10k"],
-                [(n, p50, p95, p95 / flat[0][2]) for n, p50, p95 in flat]))
+    rows = search_p95([10_000, 50_000, 100_000, 200_000])
+    base = rows[0][3]
+    print(table("vector search alone, 1 thread, k=10, one query (ms); ivf: what a save switches to from 50k vectors",
+                ["vectors", "index", "p50", "p95", "p95 vs flat 10k", "switch (train + add) s"],
+                [(n, kind, p50, p95, p95 / base, sw) for n, kind, p50, p95, sw in rows]))
     return 0
 
 

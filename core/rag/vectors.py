@@ -1,7 +1,9 @@
 """One FAISS vector index per tenant and project folder, saved atomically (HEAVY: numpy, faiss).
 
 An ``IndexIDMap2`` over a flat inner-product index: ids are the chunk ids (int64), vectors are
-L2-normalised so inner product is cosine similarity.  On disk a folder holds::
+L2-normalised so inner product is cosine similarity.  From :data:`IVF_AT` vectors on, a save turns
+it into an IVF index (inverted lists, a hash-table id map so removal and lookup by id still work),
+because an exact scan then no longer fits the query latency target.  On disk a folder holds::
 
     vectors-<sha12>.faiss   the serialised index (a new name per save)
     vectors.json            the manifest: format, model id, dim, count, index file name, bytes, sha256
@@ -31,6 +33,10 @@ from core.rag.errors import IndexCorrupt, WorkerRequestError
 FORMAT_VERSION = 1
 MANIFEST = "vectors.json"
 KIND_FLAT = "flat-ip"
+KIND_IVF = "ivf-ip"
+_HASHTABLE = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]  # (missing from faiss's stubs)
+IVF_AT = 50_000
+"""Vectors at which :meth:`VectorIndex.save` turns a flat index into IVF (measured; docs/search.md)."""
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "VectorIndex"]
 
@@ -53,14 +59,21 @@ def _write_atomic(path: Path, data: bytes | memoryview) -> None:
     os.replace(tmp, path)
 
 
+def _nprobe(nlist: int) -> int:
+    """Lists searched per query: ~1/16 of them (at least 8) kept recall@10 >= 0.95 of flat (docs/search.md)."""
+    return max(8, nlist // 16)
+
+
 class VectorIndex:
     """Vectors of one tenant's project: add, remove, search, save; built for exactly one model."""
 
-    def __init__(self, folder: Path, model_id: str, dim: int, index: Any) -> None:
+    def __init__(self, folder: Path, model_id: str, dim: int, index: Any, *, ivf_at: int = IVF_AT) -> None:
         self.folder = folder
         self.model_id = model_id
         self.dim = dim
         self._index = index
+        self.ivf_at = ivf_at
+        """From this many vectors on, a save switches the flat index to IVF (0: never)."""
         self.dirty = False
         """True when there are changes :meth:`save` has not written yet."""
 
@@ -101,8 +114,9 @@ class VectorIndex:
             m_bytes, m_sha = int(man["bytes"]), str(man["sha256"])
         except (ValueError, KeyError, TypeError):
             raise corrupt("bad_manifest", f"{MANIFEST} is not a valid manifest") from None
-        if fmt != FORMAT_VERSION or kind != KIND_FLAT:
-            raise corrupt("format", f"format {fmt!r}/{kind!r}, this version reads {FORMAT_VERSION}/{KIND_FLAT}")
+        if fmt != FORMAT_VERSION or kind not in (KIND_FLAT, KIND_IVF):
+            raise corrupt("format", f"format {fmt!r}/{kind!r}, this version reads {FORMAT_VERSION}/{KIND_FLAT}, "
+                          f"{KIND_IVF}")
         if m_model != model_id:
             raise corrupt("model_mismatch", f"built with model {m_model}, the configured model is {model_id}")
         if m_dim != dim:
@@ -124,7 +138,16 @@ class VectorIndex:
             raise corrupt("unreadable", f"faiss cannot read {name}: {str(exc).splitlines()[0]}") from None
         if index.d != dim or index.ntotal != m_count:
             raise corrupt("count_mismatch", f"{index.ntotal} vectors of dimension {index.d} in the file")
+        if kind == KIND_IVF:
+            ivf = faiss.extract_index_ivf(index)
+            ivf.nprobe = int(man.get("nprobe") or _nprobe(ivf.nlist))
+            ivf.set_direct_map_type(_HASHTABLE)  # remove() and get() by id need it
         return cls(folder, model_id, dim, index)
+
+    @property
+    def kind(self) -> str:
+        """``flat-ip`` (exact) or ``ivf-ip`` (inverted lists; from :attr:`ivf_at` vectors on)."""
+        return KIND_FLAT if isinstance(self._index, faiss.IndexIDMap2) else KIND_IVF
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -169,20 +192,37 @@ class VectorIndex:
         return removed
 
     def clear(self) -> None:
-        """Drop every vector (a rebuild starts here)."""
-        self._index.reset()
+        """Drop every vector (a rebuild starts here, flat again)."""
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         self.dirty = True
+
+    def _to_ivf(self) -> None:
+        """Rebuild as IVF: k-means on a sample, every vector moved over under its id (same ids, same vectors)."""
+        n = self.count
+        nlist = max(16, int(2 * n ** 0.5))
+        index = faiss.index_factory(self.dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.niter = 10  # k-means is the slow part of the switch; 39 points per list is faiss's minimum
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        vecs = self._index.index.reconstruct_n(0, n)
+        sample = np.random.default_rng(0).choice(n, size=min(n, 39 * nlist), replace=False)
+        index.train(vecs[np.sort(sample)])
+        ivf.set_direct_map_type(_HASHTABLE)
+        index.add_with_ids(vecs, ids)
+        ivf.nprobe = _nprobe(nlist)
+        self._index = index
 
     def get(self, ids: Any) -> tuple[np.ndarray, np.ndarray]:
         """(found ids, their vectors): lets an indexer reuse the vector of unchanged text under a new id."""
-        id_arr = self._ids(ids)
-        id_map = self._index.id_map
-        present = faiss.vector_to_array(id_map) if self.count else np.zeros(0, dtype=np.int64)
-        found = id_arr[np.isin(id_arr, present)]
-        out = np.zeros((len(found), self.dim), dtype=np.float32)
-        for row, key in enumerate(found):
-            out[row] = self._index.reconstruct(int(key))
-        return found, out
+        found, rows = [], []
+        for key in self._ids(ids).tolist():
+            try:
+                rows.append(self._index.reconstruct(key))
+            except RuntimeError:  # not in the index
+                continue
+            found.append(key)
+        out = np.array(rows, dtype=np.float32).reshape(len(found), self.dim)
+        return np.array(found, dtype=np.int64), out
 
     def search(self, vecs: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query row, best first; missing places have id -1 and score -inf."""
@@ -203,12 +243,16 @@ class VectorIndex:
     def save(self) -> dict[str, Any]:
         """Write the index and its manifest atomically; returns the manifest."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.kind == KIND_FLAT and self.ivf_at and self.count >= self.ivf_at:
+            self._to_ivf()
         data = faiss.serialize_index(self._index).data  # a view: no second copy of a 150 MB index
         sha = hashlib.sha256(data).hexdigest()
         name = f"vectors-{sha[:12]}.faiss"
         _write_atomic(self.folder / name, data)
-        manifest = {"format": FORMAT_VERSION, "kind": KIND_FLAT, "model_id": self.model_id, "dim": self.dim,
+        manifest = {"format": FORMAT_VERSION, "kind": self.kind, "model_id": self.model_id, "dim": self.dim,
                     "count": self.count, "file": name, "bytes": len(data), "sha256": sha}
+        if self.kind == KIND_IVF:
+            manifest["nprobe"] = faiss.extract_index_ivf(self._index).nprobe
         _write_atomic(self.folder / MANIFEST, json.dumps(manifest, indent=1).encode())
         _fsync_dir(self.folder)
         for old in self.folder.glob("vectors-*.faiss"):  # only after the new manifest is durable

@@ -110,3 +110,41 @@ def test_a_consistent_file_with_a_wrong_count_is_refused(tmp_path: Path) -> None
     manifest = _built(tmp_path).save()
     (tmp_path / MANIFEST).write_text(json.dumps({**manifest, "count": 5}))
     _corrupt("count_mismatch", tmp_path)
+
+
+def _clustered(n: int, dim: int = 32, centres: int = 40, seed: int = 0) -> np.ndarray:
+    """Unit vectors around a few centres, like embeddings of code (random ones are IVF's worst case)."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centres, dim)).astype(np.float32)
+    v = c[rng.integers(0, centres, n)] + 0.3 * rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_a_large_index_switches_to_ivf_and_keeps_working(tmp_path: Path) -> None:
+    vecs = _clustered(6000)
+    ids = np.arange(1000, 7000)
+    flat = VectorIndex.create(tmp_path / "flat", model_id="m", dim=32)
+    flat.ivf_at = 0  # never switches: the exact answer
+    flat.add(ids, vecs)
+    idx = VectorIndex.create(tmp_path / "ivf", model_id="m", dim=32)
+    idx.ivf_at = 5000
+    idx.add(ids, vecs)
+    assert idx.kind == "flat-ip"
+    manifest = idx.save()
+    assert idx.kind == manifest["kind"] == "ivf-ip" and manifest["count"] == 6000 and manifest["nprobe"] >= 8
+    queries = _clustered(50, seed=1)
+    exact = flat.search(queries, 10)[1]
+    approx = idx.search(queries, 10)[1]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.9
+    assert idx.remove([1000, 1001, 5]) == 2 and idx.count == 5998
+    found, got = idx.get([1002, 1000])
+    assert found.tolist() == [1002] and np.allclose(got[0], vecs[2])
+    idx.add([1000], vecs[:1])
+    idx.save()
+    again = VectorIndex.open(tmp_path / "ivf", model_id="m", dim=32)
+    assert again.kind == "ivf-ip" and again.count == 5999
+    assert again.search(vecs[:1], 1)[1][0, 0] == 1000
+    assert again.remove([1003]) == 1 and again.get([1004])[0].tolist() == [1004]
+    again.clear()
+    assert again.kind == "flat-ip" and again.count == 0
