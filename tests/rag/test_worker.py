@@ -162,6 +162,13 @@ async def test_bad_requests_are_refused_and_the_worker_stays(tmp_path: Path) -> 
         await c.search(tmp_path / "i", texts=["x"], k=0)
     with pytest.raises(WorkerRequestError, match="ids for"):
         await c.add(tmp_path / "i", [1, 2], texts=["only one"])
+    with pytest.raises(WorkerRequestError, match="float32 bytes"):
+        await c.add(tmp_path / "i", [1], vecs=b"\x00" * (4 * DIM + 4))
+    with pytest.raises(WorkerRequestError, match="exactly one"):
+        await c.add(tmp_path / "i", [1])
+    with pytest.raises(WorkerRequestError, match="list of strings"):
+        await c.request("embed", texts=["ok", 3])
+    assert (await c.stat(tmp_path / "i"))["count"] == 0  # nothing refused was added
     with pytest.raises(WorkerRequestError, match="too large"):
         await c.embed(["x" * (frames.MAX_FRAME + 1)])
     pid = c.pid
