@@ -33,6 +33,15 @@ def parse_when(value: object, what: str) -> datetime | None:
     return dt
 
 
+def check_outcome(value: object) -> str | None:
+    """The outcome filter (``success``, ``denied``, ``error``), None for none; a 400 naming the field otherwise."""
+    if not value:
+        return None
+    if value not in OUTCOMES:
+        raise BadRequest(f"outcome {value!r} is not one of {', '.join(OUTCOMES)}.", field="outcome")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """Filters of an audit listing; ``since``/``until`` as engine timestamp text (``format_ts``)."""
@@ -49,14 +58,15 @@ class AuditFilter:
 
         Raises :class:`BadRequest` naming the field for an unknown outcome or a date that is not one.
         """
-        outcome = filters.get("outcome") or None
-        if outcome and outcome not in OUTCOMES:
-            raise BadRequest(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}.", field="outcome")
         since, until = parse_when(filters.get("since"), "since"), parse_when(filters.get("until"), "until")
         return cls(
-            filters.get("actor") or None, filters.get("action") or None, outcome,
+            filters.get("actor") or None, filters.get("action") or None, check_outcome(filters.get("outcome")),
             ts_text(since), ts_text(until),
         )
+
+    def __bool__(self) -> bool:
+        """Whether any filter is set (an empty filter passes every event)."""
+        return bool(self.actor or self.action or self.outcome or self.since or self.until)
 
     def matches(self, ev: Mapping[str, Any]) -> bool:
         """Whether the event (an audit event as the API answers it) passes every filter."""
