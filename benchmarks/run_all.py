@@ -3,7 +3,8 @@
 Each script measures its own baseline in the same run and reports ratios, so
 the figures stay comparable on a shared, noisy machine.  Every ``bench_*.py`` here
 runs with its defaults; ``bench_memory.py`` then records 1,000,000 usage records,
-which takes several minutes (run it alone with ``--records 100000`` for a quick check).
+which takes several minutes (run it alone with ``--records 100000`` for a quick check), and
+``bench_embed.py`` loads the real embedding model (a few minutes on a loaded 2-core machine).
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ file through :func:`load_config` into the same :class:`Config`, a section per fe
     [routing]                  # merged over the shipped router rules
     fallbacks = 2
 
-``[providers]``, ``[connectors]`` and ``[search]`` are reserved for the features that
+    [search]                   # the embedding model and its worker (docs/search.md)
+    idle_s = 600
+
+``[providers]`` and ``[connectors]`` are reserved for the features that
 will read them: accepted, each a table (of tables), keys defined by that feature.
 
 The file is optional.  When it is missing the defaults apply and neither pydantic nor
@@ -83,6 +86,14 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: 1 registers the test job kind test.count (a test hook, docs/jobs.md)",
         "read when the engine starts",
     ),
+    "MUSUBI_TEST_FAKE_EMBEDDER": (
+        "engine: DIM runs the search worker with the FakeEmbedder (a test hook, docs/search.md)",
+        "read when the worker starts",
+    ),
+    "MUSUBI_TEST_INDEX_BATCH": ("engine: chunks per embed batch (a test hook, docs/search.md)", "read per index job"),
+    "MUSUBI_TEST_INDEX_DELAY_S": ("engine: pause before each batch's save (a test hook)", "read per index job"),
+    "MUSUBI_DB_MEMORY_LIMIT": ("engine: DuckDB's memory limit (e.g. 256MB)", "read when the engine starts"),
+    "MUSUBI_TRACE_WATCH": ("engine: 0 turns the Trace file watchers off (polling only)", "read at each watch"),
 }
 
 
@@ -104,6 +115,37 @@ class EngineSettings:
     """Longest wait between reconnection attempts."""
     poll_s: float = 15.0
     """How often quota headroom is re-read while connected (events also refresh it)."""
+
+
+@dataclass
+class SearchSettings:
+    """The embedding model and its worker process (``[search]``; docs/search.md, "Embeddings and the worker")."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # read by pydantic only
+
+    model: str | None = None
+    """A local sentence-transformers model folder; None uses the packaged all-MiniLM-L6-v2."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs: ``auto`` picks CUDA when torch sees a device, else the CPU."""
+    threads: int = 0
+    """torch threads in the worker; 0 picks half the CPUs (1 on a 2-core machine, as measured)."""
+    batch: int = 0
+    """Texts per encode batch; 0 picks the measured default (16)."""
+    idle_s: float = 300.0
+    """Seconds the worker stays loaded after its last request; then it stops and frees its memory."""
+    max_inflight: int = 8
+    """Requests the engine may have queued at the worker at once; more wait their turn."""
+
+    def __post_init__(self) -> None:
+        # Plain checks rather than pydantic constraints: this module must not import pydantic.
+        if self.threads < 0 or self.threads > 256:
+            raise ValueError("threads must be 0 (automatic) to 256")
+        if self.batch < 0 or self.batch > 4096:
+            raise ValueError("batch must be 0 (automatic) to 4096")
+        if not 0 <= self.idle_s <= 86_400:
+            raise ValueError("idle_s must be 0 to 86400 seconds")
+        if not 1 <= self.max_inflight <= 1024:
+            raise ValueError("max_inflight must be 1 to 1024")
 
 
 @dataclass
@@ -130,8 +172,8 @@ class Config:
     """Reserved: one table per provider; its keys belong to the provider feature."""
     connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Reserved: one table per connector."""
-    search: dict[str, Any] = field(default_factory=dict)
-    """Reserved: search settings."""
+    search: SearchSettings = field(default_factory=SearchSettings)
+    """The embedding model and worker (docs/search.md)."""
 
     def registry_input(self) -> dict[str, Any]:
         """The ``models`` and ``routing`` sections as :func:`core.models.registry.load_registry` takes them."""
@@ -157,6 +199,17 @@ def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
 def env_tenant(flag: str | None = None) -> str | None:
     """``--tenant``, else ``MUSUBI_TENANT``, else None (the engine then uses ``default``)."""
     return flag or env("MUSUBI_TENANT")
+
+
+def current_dir() -> str:
+    """The working directory, or ``/`` when it was deleted under us (then no project applies).
+
+    What a client sends as ``X-Musubi-Cwd``: the engine picks the request's project from it.
+    """
+    try:
+        return os.getcwd()
+    except OSError:
+        return "/"
 
 
 def env_home(flag: str | None = None) -> str | None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from core.config import config_dir, env_home
 
-__all__ = ["MAX_SOCKET_PATH", "HomePaths", "config_dir", "default_home", "is_within", "os_identity", "readable_by",
-           "system_path_reason"]
+__all__ = ["MAX_SOCKET_PATH", "HomePaths", "config_dir", "default_cache_dir", "default_home", "is_within",
+           "os_identity", "readable_by", "system_path_reason"]
 
 # Unix socket paths are limited to 108 bytes on Linux (sun_path); we check early
 # so the user gets a message instead of an OSError from bind().
@@ -28,6 +28,16 @@ def default_home() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("musubi", appauthor=False))
+
+
+def default_cache_dir() -> Path:
+    """The user's cache folder (platformdirs), shared by every home: the extracted embedding model lives here.
+
+    Things here can be rebuilt from installed packages, so a home does not carry its own copy.
+    """
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("musubi", appauthor=False))
 
 
 @dataclass(frozen=True)

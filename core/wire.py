@@ -11,11 +11,11 @@ library here (the TUI imports this before its first frame); the sockets are in
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
+from core.config import current_dir, env_tenant
 from core.errors import MusubiError, from_dict
 
 R = TypeVar("R")
@@ -32,8 +32,8 @@ class Identity:
 
     def headers(self) -> dict[str, str]:
         """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
-        h = {"X-Musubi-Cwd": self.cwd or _cwd()}
-        tenant = self.tenant or os.environ.get("MUSUBI_TENANT")
+        h = {"X-Musubi-Cwd": self.cwd or current_dir()}
+        tenant = env_tenant(self.tenant)
         if tenant:
             h["X-Musubi-Tenant"] = tenant
         if self.as_user:
@@ -41,14 +41,6 @@ class Identity:
         if self.project:
             h["X-Musubi-Project"] = self.project
         return h
-
-
-def _cwd() -> str:
-    """The working directory, or '/' when it was deleted under us (no project then)."""
-    try:
-        return os.getcwd()
-    except OSError:
-        return "/"
 
 
 def path_segment(value: str) -> str:

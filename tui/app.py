@@ -9,7 +9,6 @@ frame is painted (:class:`tui.context.EngineLink` runs in a worker).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterable
 from functools import partial
@@ -23,6 +22,7 @@ from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from core.config import current_dir
 from core.errors import MusubiError
 from core.paths import HomePaths
 from tui.config import config_path, detect_color_system, load_settings
@@ -337,13 +337,6 @@ class MusubiApp(App[int], inherit_bindings=False):
         await self.ctx.api.close()
 
 
-def _cwd() -> str | None:
-    try:
-        return os.getcwd()
-    except FileNotFoundError:  # started from a deleted folder: no project, not a crash
-        return None
-
-
 def run(
     home: str | None = None,
     tenant: str | None = None,
@@ -360,7 +353,7 @@ def run(
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
     ctx = AppContext(
-        RealEngineApi(paths, tenant, as_user, _cwd()),
+        RealEngineApi(paths, tenant, as_user, current_dir()),  # "/" in a deleted folder: no project
         settings,
         color,
         animations=settings.animations and not no_animations,

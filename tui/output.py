@@ -50,13 +50,10 @@ class CliState:
         """A client for this invocation's identity; it starts the engine when none answers."""
         # Lazy: a bare `musubi` (the TUI) and --help need no client.
         from core.client import EngineClient
+        from core.config import current_dir
         from core.wire import Identity
 
-        try:
-            cwd = os.getcwd()
-        except OSError:  # the current directory was deleted: act outside any project
-            cwd = "/"
-        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=cwd)
+        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=current_dir())
         return EngineClient(self.paths(), ident, autostart=autostart)
 
     def current_tenant(self) -> str:

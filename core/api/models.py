@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, NotRequired, TypedDict, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 import msgspec
 
@@ -361,7 +361,7 @@ def destination(v: object, _field: str) -> str | None:
 class AuditList(Request):
     """``GET /v1/audit`` filters, in the query.
 
-    They are checked by the operation's audit query (``AuditOps.audit_query``),
+    They are checked by the operation's audit query (``AuditService.audit_query``),
     which ``audit export`` shares for its ``filters``: one definition of each.
     """
 
@@ -575,7 +575,7 @@ class Released(TypedDict):
     released: bool
 
 
-class AuditEvent(TypedDict):
+class _AuditEventKeys(TypedDict):
     seq: int
     ts: str
     tenant_id: str
@@ -584,8 +584,18 @@ class AuditEvent(TypedDict):
     resource: str
     outcome: str
     details: dict[str, Any]
-    prev_hash: NotRequired[str]
-    hash: NotRequired[str]
+
+
+class AuditEvent(_AuditEventKeys, total=False):
+    """One audit event as listed; ``prev_hash`` and ``hash`` may be left out.
+
+    Optional keys by ``total=False``, not ``NotRequired[...]``: under this module's
+    ``from __future__ import annotations`` Python 3.11 reads ``NotRequired`` from a
+    string and counts the key as required (``__required_keys__``).
+    """
+
+    prev_hash: str
+    hash: str
 
 
 # -- models and cost (core/engine/routes_models.py) ----------------------------------------------

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from core.api import models as m
 from core.api import responses as a
-from core.engine.base import Caller
+from core.engine import access
+from core.engine.access import Caller
 from core.engine.http import Api, json_response
 from core.engine.routing import Route
 from core.errors import BadRequest
@@ -29,13 +30,10 @@ class IndexRoutes:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        if api.e is not None:  # build_app(None, ...) reads only the router (tests/docs)
-            api.e.code_index = IndexService(api.e)
 
     @property
     def svc(self) -> IndexService:
-        svc: IndexService = self.api.e.code_index
-        return svc
+        return self.api.e.code_index
 
     async def close(self, _app: web.Application) -> None:
         # Running index jobs first become interrupted (they resume at the next start); only then
@@ -45,12 +43,12 @@ class IndexRoutes:
 
     async def _project(self, request: web.Request, perm: str, action: str,
                        path: str | None = None) -> tuple[Caller, str]:
-        e = self.api.e
+        e = self.api.r
         c = await self.api.ctx(request)
         if path:
             if not os.path.isabs(path):
                 raise BadRequest(f"path {path!r} must be absolute.", field="path")
-            c.project, _real = e.project_of_path(c.tenant, path)
+            c.project, _real = access.project_of_path(e.state, c.tenant, path)
             if c.project is None:
                 raise not_found_project(c.tenant)
         project = c.project
@@ -67,7 +65,7 @@ class IndexRoutes:
         c, project = await self._project(request, "index.build", "job.start", req.path)
         active = self.svc._active_job(c.tenant, project)
         if active is not None:  # one index job per project: answer the one already running
-            return json_response({"job": active.as_json(self.api.e.now())}, 202)
+            return json_response({"job": active.as_json(self.api.r.now())}, 202)
         job = await self.api.e.jobs.submit(c, KIND, {"force": req.force}, project=project)
         return json_response({"job": job}, 202)
 

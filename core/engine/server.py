@@ -44,7 +44,7 @@ def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
 
     async def close_streams(_app: web.Application) -> None:
         # Before the server waits for open handlers: end every stream with its reason.
-        engine.bus.close_all("engine_stopping", "the engine is stopping; reconnect once it runs again.")
+        engine.runner.bus.close_all("engine_stopping", "the engine is stopping; reconnect once it runs again.")
 
     app.on_shutdown.append(close_streams)
     install(app, Api(engine, stop), TABLES)

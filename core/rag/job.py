@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.config import env
 from core.errors import MusubiError, NotFound
 from core.rag import prep
 from core.rag.service import (
@@ -68,8 +68,8 @@ class IndexRun:
             raise not_found_project(h.tenant)
         self.t, self.p = h.tenant, h.project
         self.vec = svc.folder(self.t, self.p) / "vectors"
-        self.batch_chunks = int(os.environ.get(BATCH_ENV) or SAVE_CHUNKS)
-        self.delay_s = float(os.environ.get(DELAY_ENV) or 0)
+        self.batch_chunks = int(env(BATCH_ENV) or SAVE_CHUNKS)
+        self.delay_s = float(env(DELAY_ENV) or 0)
         self.stats = {"files": 0, "changed": 0, "deleted": 0, "skipped": 0, "chunks": 0, "embedded": 0, "reused": 0,
                       "dense_before": 0, "rebuilt": False}
 

@@ -25,12 +25,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from core.audit import format_ts
 from core.errors import BadRequest, MusubiError, NotFound
 from core.storage.base import Delete, Insert, Update
 
 if TYPE_CHECKING:
-    from core.engine.base import EngineBase
+    from core.engine.runner import OpRunner
     from core.jobs import JobHandle
+    from core.jobs.service import JobService
     from core.rag.worker_client import WorkerClient
 
 log = logging.getLogger("musubi.rag.index")
@@ -95,9 +97,10 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
 class IndexService:
     """Per tenant and project: the index job, the status and the search (``engine.code_index``)."""
 
-    def __init__(self, engine: EngineBase) -> None:
-        self.e = engine
-        engine.jobs.register(KIND, self._run, permission="index.build", check_params=_check_params, api=False)
+    def __init__(self, runner: OpRunner, jobs: JobService) -> None:
+        self.e = runner
+        self.jobs = jobs
+        jobs.register(KIND, self._run, permission="index.build", check_params=_check_params, api=False)
         self._worker: WorkerClient | None = None
         self._prep: ProcessPoolExecutor | None = None
         self._lex: ProcessPoolExecutor | None = None
@@ -110,14 +113,14 @@ class IndexService:
     @property
     def worker(self) -> WorkerClient:
         if self._worker is None:
-            from core.config import load_config
+            from core.config import env, load_config
             from core.rag.worker_client import WorkerClient
 
             try:
                 settings = load_config(check_models=False).search
             except MusubiError:
                 settings = None  # a bad config.toml is reported by the commands that read it
-            fake = int(os.environ.get(FAKE_ENV, "0") or 0)
+            fake = int(env(FAKE_ENV) or 0)
             # The extracted model lives in the user's cache, shared by every home (core.paths.default_cache_dir).
             self._worker = WorkerClient(settings, log_path=self.e.paths.logs / "search-worker.log", fake_dim=fake)
         return self._worker
@@ -177,7 +180,7 @@ class IndexService:
         return self._info[key]
 
     def _active_job(self, tenant: str, project: str) -> Any:
-        for j in self.e.jobs.jobs.values():
+        for j in self.jobs.jobs.values():
             if j.kind == KIND and j.tenant == tenant and j.project == project and j.state in (
                     "queued", "running", "cancelling"):
                 return j
@@ -193,12 +196,12 @@ class IndexService:
             return out
         job = self._active_job(tenant, project)
         info = await self.info(tenant, project)
-        last = job or max((j for j in self.e.jobs.jobs.values() if j.kind == KIND and j.tenant == tenant
+        last = job or max((j for j in self.jobs.jobs.values() if j.kind == KIND and j.tenant == tenant
                            and j.project == project), key=lambda j: j.created_at, default=None)
         if info is not None:
             out.update(files=info["files"], chunks=info["chunks"], dense_chunks=info["dense_chunks"],
                        dense_coverage=_coverage(info), model=info["model_id"],
-                       updated_at=self.e.fmt(info["updated_at"]), state="ready")
+                       updated_at=format_ts(info["updated_at"]) if info["updated_at"] else None, state="ready")
             if info["state"] == "indexing" or (tenant, project) in self._dense_broken:
                 out["state"] = "stale"  # a run stopped half-way, or the vector index must be rebuilt
         if last is not None:

@@ -31,6 +31,7 @@ import contextlib
 
 import duckdb  # noqa: E402
 
+from core.config import env
 from core.errors import BadRequest, StorageError
 from core.quotas import PERIODS, window_start
 from core.storage.base import (
@@ -84,7 +85,7 @@ _ROWS = json.JSONEncoder(ensure_ascii=False, default=_iso)
 
 
 def _memory_limit() -> str:
-    value = os.environ.get("MUSUBI_DB_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    value = (env("MUSUBI_DB_MEMORY_LIMIT") or "").strip() or DEFAULT_MEMORY_LIMIT
     if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.I):
         raise StorageError(
             f"MUSUBI_DB_MEMORY_LIMIT={value!r} is not a size; give e.g. 256MB or 1GB.", code="bad_configuration"

@@ -225,11 +225,13 @@ def test_every_route_names_a_real_operation_and_permission() -> None:
             f"{r.method} {r.path}: an op or a handler, not both"
         )
         if r.op is not None:
-            assert callable(getattr(Engine, r.op, None)), (
-                f"{r.method} {r.path}: no operation Engine.{r.op}"
+            service, _, method = r.op.partition(".")
+            op = getattr(Engine.SERVICES.get(service), method, None)
+            assert callable(op) and not method.startswith("_"), (
+                f"{r.method} {r.path}: no operation {r.op} (<service>.<method> of Engine.SERVICES)"
             )
             args = set(r.request.__struct_fields__) - {"__none__"}
-            params = set(typing.get_type_hints(getattr(Engine, r.op))) - {"ctx", "return"}
+            params = set(typing.get_type_hints(op)) - {"ctx", "return"}
             renamed = {r.request.RENAME.get(a, a) for a in args}
             if r.request not in (
                 m.AuditList,

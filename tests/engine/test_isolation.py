@@ -8,7 +8,6 @@ table without a case here fails ``test_every_route_has_a_case``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,14 @@ from typing import Any
 
 import pytest
 
-from core.engine.server import build_app
-
-from .helpers import Home, unique
+from .helpers import Home, routes_app, unique
 
 # Which users of A play the intruder: plain member, and the strongest roles of A.
 INTRUDER_ROLES = ("member", "admin", "owner")
 
 
 def route_table() -> list[tuple[str, str]]:
-    app = build_app(None, asyncio.Event())  # type: ignore[arg-type]  # only the routes are read
+    app = routes_app()
     return sorted({(r.method, r.resource.canonical) for r in app.router.routes()})  # type: ignore[union-attr]
 
 
@@ -259,21 +256,21 @@ def test_an_outsider_cannot_tell_which_tenants_exist(world: World) -> None:
     paths.ensure()
     e = Engine(paths, DuckDBStorage(paths.db))
     try:
-        e.bootstrap("root")
-        e.tenant_create(e.make_ctx("root", None, "default", None, None), "realone")
+        e.tenancy.bootstrap("root")
+        e.tenancy.tenant_create(e.runner.make_ctx("root", None, "default", None, None), "realone")
         answers = []
         for tenant in ("realone", "nosuchone"):
             with pytest.raises(PermissionDenied) as ei:
-                e.make_ctx("alice", None, tenant, None, "someproject")
+                e.runner.make_ctx("alice", None, tenant, None, "someproject")
             answers.append((ei.value.code, ei.value.message.replace(tenant, "<t>")))
             with pytest.raises(PermissionDenied) as ei:
-                e.tenant_show(e.make_ctx("alice", None, "default", None, None, outsiders=True), tenant)
+                e.tenancy.tenant_show(e.runner.make_ctx("alice", None, "default", None, None, outsiders=True), tenant)
             answers.append((ei.value.code, ei.value.message.replace(tenant, "<t>")))
         assert answers[:2] == answers[2:], answers
         # Who may see every tenant still learns that one does not exist.
         from core.errors import NotFound
 
         with pytest.raises(NotFound):
-            e.make_ctx("root", None, "nosuchone", None, None)
+            e.runner.make_ctx("root", None, "nosuchone", None, None)
     finally:
-        e.storage.close()
+        e.runner.storage.close()

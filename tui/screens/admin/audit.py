@@ -13,9 +13,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Select, Static
 
+from core.api.auditfilter import AuditFilter
+from core.errors import BadRequest
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
-from tui.widgets.format import parse_ts, short_ts
+from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
 
 LIMIT = 200
@@ -24,16 +26,17 @@ FORMATS = ("jsonl", "csv", "parquet")
 
 
 def matches(ev: dict[str, Any], f: dict[str, str]) -> bool:
-    """Whether a live event passes the filters, as the engine's query would decide."""
-    if f.get("actor") and f["actor"] not in (ev.get("actor"), (ev.get("details") or {}).get("impersonator")):
+    """Whether a live event joins the table: the engine's own filter (``core.api.auditfilter``).
+
+    A bounded range (``until``) never grows live; filters the engine would refuse
+    (a date that is not one) let nothing through, as the listing itself fails.
+    """
+    if f.get("until"):
         return False
-    action = f.get("action")
-    if action and not (str(ev.get("action", "")).startswith(action[:-1]) if action.endswith("*") else ev.get("action") == action):
+    try:
+        return AuditFilter.of(f).matches(ev)
+    except BadRequest:
         return False
-    if f.get("outcome") and ev.get("outcome") != f["outcome"]:
-        return False
-    since, ts = parse_ts(f.get("since")), parse_ts(ev.get("ts"))
-    return not (since and ts and ts < since) and not f.get("until")
 
 
 def unique_by_seq(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
