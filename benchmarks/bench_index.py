@@ -217,7 +217,8 @@ def main() -> int:
         finally:
             with contextlib.suppress(Exception):
                 e.stop()  # never leave an engine behind on a removed home
-    print(table("bench_index: indexing and search through the engine", ["measure", "value", "vs", "target"], rows))
+            print(table("bench_index: indexing and search through the engine", ["measure", "value", "vs", "target"],
+                        rows), flush=True)
     return 0
 
 

@@ -640,21 +640,33 @@ class DuckDBStorage:
         assert files is not None and chunks is not None
         return int(files[0]), int(chunks[0]), int(chunks[1])
 
+    # Pages of this many rows: a project's chunks in one sorted result (100k rows with their text)
+    # overran the engine's 64 MB DuckDB memory limit (measured: OutOfMemoryException at 100k chunks).
+    CODE_PAGE = 5_000
+
+    def _code_paged(self, cols: str, tenant_id: str, project: str, extra: str = "") -> list[tuple[Any, ...]]:
+        """``cols`` (the first being ``chunk_id``) of the project's chunks in id order, read page by page."""
+        out: list[tuple[Any, ...]] = []
+        after = -1
+        while True:
+            page = self._cur().execute(
+                f"SELECT {cols} FROM code_chunks WHERE tenant_id = ? AND project = ? AND chunk_id > ? {extra} "
+                "ORDER BY chunk_id LIMIT ?", [tenant_id, project, after, self.CODE_PAGE]).fetchall()
+            out.extend(tuple(r) for r in page)
+            if len(page) < self.CODE_PAGE:
+                return out
+            after = int(page[-1][0])
+
     def code_chunk_keys(self, tenant_id: str, project: str) -> list[tuple[int, str, str, bool]]:
-        """``(chunk_id, path, hash, dense)`` of every chunk of the project."""
-        return [tuple(r) for r in self._cur().execute(
-            "SELECT chunk_id, path, hash, dense FROM code_chunks WHERE tenant_id = ? AND project = ? ORDER BY chunk_id",
-            [tenant_id, project]).fetchall()]
+        """``(chunk_id, path, hash, dense)`` of every chunk of the project, in id order."""
+        return self._code_paged("chunk_id, path, hash, dense", tenant_id, project)
 
     def code_chunk_ids(self, tenant_id: str, project: str) -> list[tuple[int]]:
-        return [tuple(r) for r in self._cur().execute(
-            "SELECT chunk_id FROM code_chunks WHERE tenant_id = ? AND project = ?", [tenant_id, project]).fetchall()]
+        return self._code_paged("chunk_id", tenant_id, project)
 
     def code_pending(self, tenant_id: str, project: str) -> list[tuple[int, str]]:
         """``(chunk_id, hash)`` of the chunks not embedded yet, in id order."""
-        return [tuple(r) for r in self._cur().execute(
-            "SELECT chunk_id, hash FROM code_chunks WHERE tenant_id = ? AND project = ? AND NOT dense "
-            "ORDER BY chunk_id", [tenant_id, project]).fetchall()]
+        return self._code_paged("chunk_id, hash", tenant_id, project, "AND NOT dense")
 
     _CHUNK_COLS = "chunk_id, path, start_line, end_line, language, kind, symbol, signature, part, text"
 
@@ -668,9 +680,7 @@ class DuckDBStorage:
 
     def code_chunk_rows(self, tenant_id: str, project: str) -> list[tuple[Any, ...]]:
         """Every chunk row of the project (``core.rag.prep.ROW_FIELDS``), in id order."""
-        return [tuple(r) for r in self._cur().execute(
-            f"SELECT {self._CHUNK_COLS} FROM code_chunks WHERE tenant_id = ? AND project = ? ORDER BY chunk_id",
-            [tenant_id, project]).fetchall()]
+        return self._code_paged(self._CHUNK_COLS, tenant_id, project)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):

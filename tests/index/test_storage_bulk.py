@@ -58,3 +58,13 @@ def test_an_empty_in_list_matches_nothing(st: DuckDBStorage) -> None:
     st.apply([_row(1, "a.py")])
     st.apply([Update("code_chunks", {"dense": True}, {"tenant_id": "t", "project": "p", "chunk_id": ("in", [])})])
     assert st.code_counts("t", "p")[2] == 0
+
+
+def test_chunk_reads_page_through_the_table_in_id_order(st: DuckDBStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DuckDBStorage, "CODE_PAGE", 7)
+    st.apply([_row(i, f"f{i % 3}.py") for i in range(50, 0, -1)])  # written out of order
+    st.apply([Update("code_chunks", {"dense": True}, {"tenant_id": "t", "project": "p",
+                                                      "chunk_id": ("in", list(range(1, 51, 2)))})])
+    assert [r[0] for r in st.code_chunk_rows("t", "p")] == list(range(1, 51))
+    assert [r[0] for r in st.code_pending("t", "p")] == list(range(2, 51, 2))
+    assert len(st.code_chunk_keys("t", "p")) == len(st.code_chunk_ids("t", "p")) == 50
