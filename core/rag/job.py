@@ -70,8 +70,9 @@ class IndexRun:
         self.vec = svc.folder(self.t, self.p) / "vectors"
         self.batch_chunks = int(env(BATCH_ENV) or SAVE_CHUNKS)
         self.delay_s = float(env(DELAY_ENV) or 0)
-        self.stats = {"files": 0, "changed": 0, "deleted": 0, "skipped": 0, "chunks": 0, "embedded": 0, "reused": 0,
-                      "dense_before": 0, "rebuilt": False}
+        self.t_scan = self.t_chunk = 0.0
+        self.stats: dict[str, Any] = {"files": 0, "changed": 0, "deleted": 0, "skipped": 0, "chunks": 0,
+                                      "embedded": 0, "reused": 0, "dense_before": 0, "rebuilt": False}
 
     async def _read(self, name: str, *args: Any) -> Any:
         return await self.e.read(getattr(self.e.storage, name), self.t, self.p, *args)
@@ -97,9 +98,13 @@ class IndexRun:
         hello = await svc.worker.hello()
         await self._open(info, str(hello["model_id"]))
         h.write(self._index_update(state="indexing", job_id=h.id, root=root))
+        t0 = time.monotonic()
         keys = await self._read("code_chunk_keys")  # [(id, path, hash, dense)] before this run changes them
         await self._files(info, root, keys)
+        t1 = time.monotonic()
         await self._embed(info, keys)
+        self.stats["seconds"] = {"files": round(self.t_scan - t0, 3), "chunk": round(self.t_chunk - self.t_scan, 3),
+                                 "lexical": round(t1 - self.t_chunk, 3), "embed": round(time.monotonic() - t1, 3)}
         h.write(self._index_update(state="ready", error=None))
         await h.checkpoint({"phase": "done"})
         info["state"] = "ready"
@@ -140,6 +145,7 @@ class IndexRun:
     async def _files(self, info: dict[str, Any], root: str, keys: list[tuple[int, str, str, bool]]) -> None:
         h, svc = self.h, self.svc
         files, skipped = await svc._in("prep", prep.scan, root, MAX_FILE_BYTES)
+        self.t_scan = time.monotonic()
         known = await self._read("code_file_hashes")  # {path: sha256}
         current = {path: sha for path, sha, _size in files}
         changed = [path for path, sha, _size in files if known.get(path) != sha]
@@ -170,6 +176,7 @@ class IndexRun:
             h.write(self._index_update(files=files_n, chunks=chunks_n, dense_chunks=dense_n))
             await h.checkpoint({"phase": "lexical"})
         info.update(files=files_n, chunks=chunks_n, dense_chunks=dense_n)
+        self.t_chunk = time.monotonic()
         lex_dir = str(svc.folder(self.t, self.p) / "lexical")
         state = await svc._in("lex", prep.lex_state, lex_dir)
         if changed or gone or state is None or state["chunks"] != chunks_n:

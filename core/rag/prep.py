@@ -44,6 +44,9 @@ def watch_parent(ppid: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="watch-engine", daemon=True).start()
+    # Bulk work (chunking, BM25 builds) yields the CPU to the engine's loop, which answers requests.
+    with contextlib.suppress(OSError):
+        os.nice(5)
 
 
 # -- walk and chunk (the index job's pool) -----------------------------------------------------
