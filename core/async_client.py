@@ -93,7 +93,6 @@ class AsyncEngineClient(Verbs[Any]):
         await self._warm()
         return dict(await asyncio.to_thread(start_engine, self.paths))
 
-    ensure_engine = start  # its name before the TUI's engine API folded into this client
 
     async def probe(self) -> dict[str, Any]:
         """Health of a running engine; raise :class:`EngineUnavailable` (saying how to start one) otherwise."""

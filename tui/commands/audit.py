@@ -6,10 +6,11 @@ import base64
 import binascii
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api import calls
 from core.errors import EXIT_VERIFY
 from core.exports import export_audit, export_checkpoint
 from tui.output import (
@@ -25,6 +26,10 @@ from tui.output import (
     table,
     when,
 )
+
+if TYPE_CHECKING:
+    from core.api.models import AuditEvent
+    from core.api.responses import Verified
 
 cli_group = group(
     "audit",
@@ -66,11 +71,12 @@ def _detail_text(d: dict[str, Any]) -> str:
 def list_(state: CliState, since: str | None, until: str | None, actor: str | None, action: str | None,
           outcome: str | None, limit: int | None, oldest_first: bool, system: bool) -> None:
     """List audit events of the tenant (needs 'audit.read'), or with --system the system log."""
-    q = {"since": since, "until": until, "actor": actor, "action": action, "outcome": outcome, "limit": limit,
-         "ascending": "1" if oldest_first else None, "system": "true" if system else None}
-    data = state.client().get("/v1/audit", q)
+    data = state.client().call(calls.audit_list(
+        since=since, until=until, actor=actor, action=action, outcome=outcome, limit=limit,
+        ascending="1" if oldest_first else None, system="true" if system else None,
+    ))
 
-    def human(rows: list[dict[str, Any]]) -> None:
+    def human(rows: list[AuditEvent]) -> None:
         table(("SEQ", "TIME (UTC)", "ACTOR", "ACTION", "RESOURCE", "OUTCOME", "DETAILS"),
               ((e["seq"], when(e["ts"]), e["actor"], e["action"], e["resource"], e["outcome"], _detail_text(e["details"]))
                for e in rows),
@@ -90,15 +96,15 @@ def list_(state: CliState, since: str | None, until: str | None, actor: str | No
 @click.pass_context
 def verify(ctx: click.Context, state: CliState, against: str | None, system: bool) -> None:
     """Re-hash the tenant's chain from its last checkpoint. Exit 5 when it is broken."""
-    body: dict[str, Any] = {"system": True} if system else {}
+    anchor = None
     if against:
         try:
-            body["anchor"] = json.loads(Path(against).read_text(encoding="utf-8"))
+            anchor = json.loads(Path(against).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise click.BadParameter(f"cannot read checkpoint {against}: {exc}", param_hint="--against") from None
-    data = state.client().post("/v1/audit/verify", body)
+    data = state.client().call(calls.audit_verify(anchor, system or None))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Verified) -> None:
         cps = f", {d['checkpoints']} checkpoint(s)" if d.get("checkpoints") else ""
         if d.get("ok"):
             line(f"audit chain of tenant {d['tenant_id']} verifies: {d['checked']} events checked "
