@@ -20,7 +20,7 @@ library or msgspec: the TUI imports this module before its first frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from core.wire import path_segment
@@ -81,7 +81,7 @@ class Call(Generic[T_co]):
     method: str
     path: str
     body: Json | None = None
-    query: Json | None = field(default=None)
+    query: Json | None = None
 
 
 def get(route: str, /, **query: Any) -> Call[Any]:
