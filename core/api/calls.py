@@ -37,11 +37,13 @@ if TYPE_CHECKING:
         Whoami,
     )
     from core.api.responses import (
+        Allowed,
         Estimate,
         Linked,
         MemberAdded,
         MemberRemoved,
         MemberRow,
+        ModelEntry,
         ModelList,
         Project,
         ProjectRemoved,
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
         Role,
         RoleDeleted,
         RoleShown,
+        Routed,
         Settled,
         SpecLint,
         Tenant,
@@ -301,6 +304,27 @@ def trace_link(
 
 def models_list() -> Call[ModelList]:
     return get("/v1/models")
+
+
+def model_show(model_id: str) -> Call[ModelEntry]:
+    """One model by id or alias (an id may hold ``/``: it is quoted as one segment)."""
+    return get(f"/v1/models/{_seg(model_id)}")
+
+
+def models_allowed() -> Call[Allowed]:
+    return get("/v1/models/allowed")
+
+
+def models_allow(models: list[str]) -> Call[Allowed]:
+    return put("/v1/models/allowed", models=models)
+
+
+def models_allow_all() -> Call[Allowed]:
+    return delete("/v1/models/allowed")
+
+
+def models_route(task: str, input_tokens: int, kind: str | None = None) -> Call[Routed]:
+    return post("/v1/models/route", task=task, input_tokens=input_tokens, kind=kind)
 
 
 def cost_workflows() -> Call[Workflows]:
