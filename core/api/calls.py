@@ -60,8 +60,11 @@ if TYPE_CHECKING:
         Tenant,
         TenantRow,
         TenantShown,
+        TraceExported,
+        TraceGaps,
         TraceImpact,
         TraceReport,
+        TraceRequirement,
         UsageHistory,
         Verified,
         Workflows,
@@ -277,6 +280,18 @@ def trace_report(path: str | None = None, view: str | None = None) -> Call[Trace
     return get("/v1/trace", path=path, view=view)
 
 
+def trace_requirement(rid: str, path: str | None = None) -> Call[TraceRequirement]:
+    return get(f"/v1/trace/requirements/{_seg(rid)}", path=path)
+
+
+def trace_gaps(path: str | None = None) -> Call[TraceGaps]:
+    return get("/v1/trace/gaps", path=path)
+
+
+def trace_export(fmt: str, path: str | None = None) -> Call[TraceExported]:
+    return get("/v1/trace/export", path=path, format=fmt)
+
+
 def spec_lint(path: str | None = None) -> Call[SpecLint]:
     return get("/v1/spec/lint", path=path)
 
@@ -331,6 +346,17 @@ def cost_workflows() -> Call[Workflows]:
     return get("/v1/cost/workflows")
 
 
-def cost_estimate(body: Json) -> Call[Estimate]:
-    """``body`` holds :class:`core.api.models.CostEstimate` 's fields (models, paths, workflow or task...)."""
-    return post("/v1/cost/estimate", **body)
+def cost_estimate(
+    models: list[str],
+    paths: list[str] | None = None,
+    *,
+    workflow: str | None = None,
+    task: str | None = None,
+    retrieval_tokens: int | None = None,
+    cache: bool | None = None,
+) -> Call[Estimate]:
+    """An estimate of ``paths`` (absolute) for each of ``models``: a workflow's steps, or one call of ``task``."""
+    return post(
+        "/v1/cost/estimate", models=models, paths=paths, workflow=workflow, task=task,
+        retrieval_tokens=retrieval_tokens, cache=cache,
+    )

@@ -22,7 +22,7 @@ from tests.tui.contract import route_for
 SAMPLES: dict[str, Any] = {
     "alerts": [0.8], "permissions": ["quotas.read"], "anchor": {"kind": "checkpoint"}, "limit": 5,
     "shared": True, "system": True, "line": 3, "input_tokens": 10, "output_tokens": 5, "requests": 1,
-    "since_hours": 24, "body": {"models": ["gpt-4o"], "task": "implementation"},
+    "since_hours": 24, "models": ["gpt-4o"], "paths": ["/src/a.py"], "retrieval_tokens": 0, "cache": True,
 }
 HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(calls)}
 

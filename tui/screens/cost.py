@@ -35,6 +35,7 @@ from tui.widgets.format import bar
 from tui.widgets.panel import Panel
 
 if TYPE_CHECKING:
+    from core.api.calls import Call
     from core.api.responses import Estimate, ModelEntry
 
 DEFAULT_PICKS = ("gpt-6.1-sol", "claude-sonnet-5-5", "gemini-3.8-flash")
@@ -262,15 +263,16 @@ class CostScreen(ModeScreen):
             text = "no files chosen: the estimate covers the prompts only"
         self.query_one("#cost-scope-info", Static).update(text)
 
-    def body(self) -> dict[str, Any] | None:
-        models = list(self.query_one("#cost-models", SelectionList).selected)
+    def request(self) -> Call[Estimate] | None:
+        """The estimate the form asks for; None until a model is selected."""
+        models = [str(m) for m in self.query_one("#cost-models", SelectionList).selected]
         if not models:
             return None
         scope = str(self.query_one("#cost-workflow", Select).value)
         kind, _, name = scope.partition(":")
-        b: dict[str, Any] = {"models": models, "paths": self.paths()}
-        b["workflow" if kind == "workflow" else "task"] = name
-        return b
+        if kind == "workflow":
+            return calls.cost_estimate(models, self.paths(), workflow=name)
+        return calls.cost_estimate(models, self.paths(), task=name)
 
     # -- estimating -------------------------------------------------------------------------
 
@@ -280,15 +282,15 @@ class CostScreen(ModeScreen):
     @work(exclusive=True, group="cost-estimate", exit_on_error=False)
     async def run_estimate(self) -> None:
         await asyncio.sleep(DEBOUNCE_S)  # typing a glob or ticking several models makes one request
-        body = self.body()
-        if body is None:
+        request = self.request()
+        if request is None:
             self.estimate = None
             self.query_one(CostTable).clear()
             self._note("select at least one model (space) to see an estimate.")
             return
         self._note("estimating…")
         try:
-            data = await self.ctx.api.call(calls.cost_estimate(body))
+            data = await self.ctx.api.call(request)
         except MusubiError as exc:
             self._note(f"{exc.message}")
             self.report_failure(exc, "Estimate refused", timeout=8)
