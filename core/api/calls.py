@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     )
     from core.api.responses import (
         Allowed,
+        Checkpoint,
         Estimate,
+        Imported,
         Linked,
         MemberAdded,
         MemberRemoved,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         Project,
         ProjectRemoved,
         ProjectRow,
+        Pruned,
         QuotaRemoved,
         ReservationRow,
         Reviewed,
@@ -273,6 +276,15 @@ def audit_verify(anchor: Json | None = None, system: bool | None = None) -> Call
     return post("/v1/audit/verify", anchor=anchor, system=system)
 
 
+def audit_prune(before: str) -> Call[Pruned]:
+    return post("/v1/audit/prune", before=before)
+
+
+def audit_checkpoint(destination: str | None = None, dry_run: bool | None = None) -> Call[Checkpoint]:
+    """The signed checkpoint of the chain's head; ``destination`` (where the client writes it) is only recorded."""
+    return post("/v1/audit/checkpoint", destination=destination, dry_run=dry_run)
+
+
 # -- traceability (docs/trace.md) -------------------------------------------------------------
 
 
@@ -340,6 +352,11 @@ def models_allow_all() -> Call[Allowed]:
 
 def models_route(task: str, input_tokens: int, kind: str | None = None) -> Call[Routed]:
     return post("/v1/models/route", task=task, input_tokens=input_tokens, kind=kind)
+
+
+def models_import(table: Json, source: str, scope: str | None = None, dry_run: bool | None = None) -> Call[Imported]:
+    """A price table (``core.models.importer.slim_table``) as the override of ``scope`` (tenant or user)."""
+    return post("/v1/models/import", table=table, source=source, scope=scope, dry_run=dry_run)
 
 
 def cost_workflows() -> Call[Workflows]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,7 +150,7 @@ def prune(state: CliState, before: str, yes: bool) -> None:
     """Remove old events, keeping a signed checkpoint so the chain still verifies."""
     confirm(state, f"remove the audit events of tenant {state.current_tenant()!r} before {before}", yes,
             "A signed checkpoint keeps the rest verifiable.")
-    data = state.client().post("/v1/audit/prune", {"before": before})
+    data = state.client().call(calls.audit_prune(before))
     emit(state, data, lambda d: line(
         f"pruned {d['events_removed']} events (through seq {d['pruned_through_seq']}) of tenant {d['tenant']}; "
         f"checkpoint hash {d['checkpoint_hash'][:16]}…"))
@@ -224,12 +225,13 @@ def checkpoint(ctx: click.Context, state: CliState, export_path: str | None, for
         if not res["valid"]:
             ctx.exit(EXIT_VERIFY)
         return
+    data: Mapping[str, Any]
     if export_path:
         data = export_checkpoint(state.client(), export_path, force=force)
     else:
-        data = state.client().post("/v1/audit/checkpoint", {})
+        data = state.client().call(calls.audit_checkpoint())
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Mapping[str, Any]) -> None:
         fields(d, ["tenant_id", "seq", "hash", "created_at", "algorithm", "public_key", "signature"])
         if export_path:
             line(f"written to {abspath(export_path)}; verify it anywhere with: musubi audit checkpoint --verify FILE")

@@ -13,7 +13,7 @@ from core.models.kinds import CONTENT_KINDS, TASK_KINDS, TIERS
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table
 
 if TYPE_CHECKING:
-    from core.api.responses import Allowed, ModelEntry, ModelList, Routed
+    from core.api.responses import Allowed, Imported, ModelEntry, ModelList, Routed
 
 cli_group = group(
     "models",
@@ -163,10 +163,9 @@ def import_(state: CliState, source: str, dry_run: bool, scope: str) -> None:
     from core.models.importer import slim_table
 
     slim = slim_table(read_table(source))
-    data = state.client().post("/v1/models/import", {"table": slim, "source": source, "scope": scope,
-                                                     "dry_run": dry_run})
+    data = state.client().call(calls.models_import(slim, source, scope, dry_run))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Imported) -> None:
         rows: list[tuple[str, str, str]] = []
         for n in d["new"]:
             rows.append(("new", n["model"], f"{n['provider']}, tier {n['tier']}, in {_usd(n['input_per_mtok'])} / out "
