@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from core.wire import path_segment
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from core.api.models import (
@@ -117,8 +116,12 @@ def _fields(values: dict[str, Any]) -> Json:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _seg(value: str) -> str:
-    return path_segment(value)
+def path_segment(value: str) -> str:
+    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
+    return quote(value, safe="")
+
+
+_seg = path_segment
 
 
 # -- engine -------------------------------------------------------------------------------------
