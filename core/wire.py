@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
+from core.api.calls import path_segment  # noqa: F401  (re-exported: the clients import it from here)
 from core.config import current_dir, env_tenant
 from core.errors import MusubiError, from_dict
 
@@ -41,11 +42,6 @@ class Identity:
         if self.project:
             h["X-Musubi-Project"] = self.project
         return h
-
-
-def path_segment(value: str) -> str:
-    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
-    return quote(value, safe="")
 
 
 @dataclass(frozen=True)

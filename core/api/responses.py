@@ -357,7 +357,7 @@ class Routed(TypedDict):
     needs: list[str]
     input_tokens: int
     picked_non_active: bool
-    choice: Obj | None
+    choice: Obj  # no model fits: the route refuses (no_route) instead
     fallbacks: list[Obj]
     rejected: list[Obj]
     explanation: list[str]

@@ -7,6 +7,7 @@ tested without Textual.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from rich.text import Text
@@ -66,7 +67,7 @@ def link_label(column: str, lk: dict[str, Any]) -> str:
     return f"{where}{ctx}{via}{state}"
 
 
-def summary_text(report: dict[str, Any]) -> str:
+def summary_text(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     cols = " · ".join(f"{c} {s['columns'][c]['percent']:.0f}%" for c in COLUMNS)
     suspect = f" · ⚠ {s['suspect']} suspect" if s.get("suspect") else ""
