@@ -40,6 +40,8 @@ if TYPE_CHECKING:
         Checkpoint,
         Estimate,
         Imported,
+        IndexStarted,
+        IndexStatus,
         Linked,
         MemberAdded,
         MemberRemoved,
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
         RoleDeleted,
         RoleShown,
         Routed,
+        SearchAnswer,
+        SearchBatchAnswer,
         Settled,
         SpecLint,
         Tenant,
@@ -380,3 +384,26 @@ def cost_estimate(
         "/v1/cost/estimate", models=models, paths=paths, workflow=workflow, task=task,
         retrieval_tokens=retrieval_tokens, cache=cache,
     )
+
+
+# -- code index and search (docs/search.md) ------------------------------------------------------
+
+
+def index_start(path: str | None = None, force: bool | None = None) -> Call[IndexStarted]:
+    """Index the project holding ``path`` (absolute), else the request's project; answers ``{"job": Job}``."""
+    return post("/v1/index", path=path, force=force)
+
+
+def index_status() -> Call[IndexStatus]:
+    return get("/v1/index/status")
+
+
+def search(query: str, k: int | str | None = None, path: str | None = None,
+           lang: str | None = None) -> Call[SearchAnswer]:
+    """Hybrid search in the request's project: ``k`` results, ``path`` a glob, ``lang`` a language."""
+    return post("/v1/search", query=query, k=k, path=path, lang=lang)
+
+
+def search_batch(queries: list[str], k: int | str | None = None, path: str | None = None,
+                 lang: str | None = None) -> Call[SearchBatchAnswer]:
+    return post("/v1/search/batch", queries=queries, k=k, path=path, lang=lang)

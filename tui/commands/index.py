@@ -23,10 +23,8 @@ def cli_group(state: CliState, path: str | None, detach: bool, force: bool) -> N
     follows the job; the job keeps running in the engine if the terminal goes (see musubi jobs).
     Exit 0 when the index is up to date, 1 if the job failed, was cancelled or interrupted.
     """
+    from core.api import calls
     from tui.follow import follow
 
-    body: dict[str, object] = {"force": force}
-    if path is not None:
-        body["path"] = abspath(path)
-    job = state.client().post("/v1/index", body)["job"]
-    follow(state, job, detach=detach)
+    job = state.client().call(calls.index_start(abspath(path) if path is not None else None, force))["job"]
+    follow(state, dict(job), detach=detach)

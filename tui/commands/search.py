@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,8 +11,11 @@ from core.errors import BadRequest
 from core.limits import MAX_QUERIES
 from tui.output import CliState, MusubiCommand, emit, example, line, pass_state, warn
 
+if TYPE_CHECKING:
+    from core.api.responses import SearchAnswer
 
-def _human(d: dict[str, Any]) -> None:
+
+def _human(d: SearchAnswer) -> None:
     if not d["results"]:
         line("no results.")
     for r in d["results"]:
@@ -59,16 +62,16 @@ def cli_group(state: CliState, query: str | None, k: str, glob: str | None, lang
     if (query is None) == (queries_file is None):
         raise BadRequest('give a QUERY or --queries FILE (not both), e.g. musubi search "parse the config".',
                          field="query")
-    filters = {key: v for key, v in (("path", glob), ("lang", lang)) if v is not None}
+    from core.api import calls
+
     client = state.client()
     if query is not None:
-        data = client.post("/v1/search", {"query": query, "k": k, **filters})
-        emit(state, data, _human)
+        emit(state, client.call(calls.search(query, k, glob, lang)), _human)
         return
     assert queries_file is not None
     queries = _read_queries(queries_file)
     for start in range(0, len(queries), MAX_QUERIES):
-        got = client.post("/v1/search/batch", {"queries": queries[start:start + MAX_QUERIES], "k": k, **filters})
+        got = client.call(calls.search_batch(queries[start:start + MAX_QUERIES], k, glob, lang))
         for ans in got["answers"]:
             # JSON lines whether or not --json is given: this is the format scripts read.
             click.echo(json.dumps({"query": ans["query"], "results": ans["results"]}, ensure_ascii=False))
