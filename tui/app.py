@@ -38,7 +38,7 @@ from tui.failsafe import (
 from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
-from tui.screens.placeholders import SearchScreen, TutorialsScreen
+from tui.screens.placeholders import TutorialsScreen
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -67,6 +67,13 @@ def _trace_screen() -> Screen[Any]:
     return TraceScreen()
 
 
+def _search_screen() -> Screen[Any]:
+    # lazy: the results table and preview load on first use
+    from tui.screens.search import SearchScreen
+
+    return SearchScreen()
+
+
 def _tenant_provider() -> type:
     from tui.widgets.palette import TenantCommands
 
@@ -87,7 +94,7 @@ class MusubiApp(App[int], inherit_bindings=False):
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
         "trace": _trace_screen,
-        "search": SearchScreen,
+        "search": _search_screen,
         "cost": _cost_screen,
         "tutorials": TutorialsScreen,
         "admin": _admin_screen,

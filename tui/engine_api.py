@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import EngineUnavailable
 from core.paths import HomePaths
 from core.wire import Identity, Verbs
+
+if TYPE_CHECKING:  # typing only: the TUI's first frame does not need the response shapes
+    from core.api.responses import IndexStatus, JobRow, SearchAnswer
 
 
 class EngineApi(Verbs[Coroutine[Any, Any, Any]]):
@@ -76,6 +79,24 @@ class EngineApi(Verbs[Coroutine[Any, Any, Any]]):
         finally:
             if write:
                 self.writes_in_flight -= 1
+
+    # -- code search (issue 11): the routes the Search screen uses ------------------------------
+
+    async def index_status(self) -> IndexStatus:
+        """``GET /v1/index/status``: the code index of the current project (``project`` None: none here)."""
+        return cast("IndexStatus", await self.get("/v1/index/status"))
+
+    async def search(
+        self, query: str, *, k: int = 10, path: str | None = None, lang: str | None = None
+    ) -> SearchAnswer:
+        """``POST /v1/search``: the best ``k`` chunks for ``query``, optionally within a path glob and language."""
+        body: dict[str, Any] = {"query": query, "k": k, "path": path or None, "lang": lang or None}
+        return cast("SearchAnswer", await self.post("/v1/search", body))
+
+    async def start_index(self, path: str | None = None, *, force: bool = False) -> JobRow:
+        """``POST /v1/index``: queue a (re)index of the current project; the job, followed by its events."""
+        answer = await self.post("/v1/index", {"path": path, "force": force})
+        return cast("JobRow", answer["job"])
 
     async def export_audit(
         self, fmt: str, filters: dict[str, Any], output: str, *, force: bool = False

@@ -396,3 +396,66 @@ class Estimate(TypedDict):
     workflow: str | None
     task: str | None
     history_samples: int
+
+
+# -- code search (issue 11): the contract the Search screen is written against -------------------
+
+
+class JobRow(TypedDict):
+    """A background job as routes and ``job.progress`` / ``job.state`` events show it."""
+
+    id: str
+    kind: str
+    state: str  # queued | running | cancelling | done | failed | cancelled | interrupted
+    done: int
+    total: int | None
+    unit: str
+    rate: float | None
+    eta_s: float | None
+    error: str | None
+    project: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class IndexStatus(TypedDict):
+    """``GET /v1/index/status``: the code index of the caller's project."""
+
+    project: str | None
+    root: str | None
+    state: str  # none | indexing | ready | stale | failed
+    files: int
+    chunks: int
+    dense_chunks: int
+    dense_coverage: float  # 0..1
+    model: str | None
+    updated_at: str | None
+    job: JobRow | None
+
+
+class SearchHit(TypedDict):
+    """One result of ``POST /v1/search``: lines are 1-based and inclusive, ``path`` relative to the root."""
+
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    language: str
+    score: float
+    snippet: str
+
+
+class SearchAnswer(TypedDict):
+    """``POST /v1/search``: ranked hits, and how complete the dense index was when answering."""
+
+    query: str
+    results: list[SearchHit]
+    dense_coverage: float
+    complete: bool
+    took_ms: float
+
+
+class IndexStarted(TypedDict):
+    """``POST /v1/index`` (202): the index job just queued."""
+
+    job: JobRow

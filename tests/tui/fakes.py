@@ -14,6 +14,7 @@ from core.client import Identity
 from core.errors import EngineUnavailable, NotFound, PermissionDenied
 from core.paths import HomePaths
 from core.rbac import BUILTIN_ROLES, PERMISSIONS, ROLE_DESCRIPTIONS
+from tests.tui.fake_search import FakeSearch
 from tui.config import ColorDecision, Settings
 from tui.context import AppContext, EngineApi
 
@@ -100,6 +101,7 @@ class FakeEngineApi(EngineApi):
         self.hold.set()
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.starts = 0
+        self.code = FakeSearch()  # the code-search routes (the Search screen)
 
     def _check(self) -> None:
         if self.down:
@@ -127,6 +129,8 @@ class FakeEngineApi(EngineApi):
             from tests.models.fake_cost import answer  # model and cost routes (the Cost screen)
 
             return answer(method, path, body, self.data["quotas"])
+        if path.startswith(("/v1/index", "/v1/search")):
+            return await self.code.answer(method, path, body)
         if path.startswith(("/v1/trace", "/v1/spec/")):
             from tests.trace.fake_trace import answer as trace_answer  # the Trace screen's routes
 
