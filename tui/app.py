@@ -81,7 +81,17 @@ def _tenant_provider() -> type:
 
 
 def _mode_bindings() -> list[BindingType]:
-    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False) for m in MODES]
+    # Priority: a mode key is taken in the order the terminal sent it, before the keys after it are
+    # handed to the old screen, so "3" then a quick "cart" types "cart" into the Search screen.
+    # check_action lets digits through to a focused text field instead (they type there).
+    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False, priority=True) for m in MODES]
+
+
+def _typing_in(screen: Screen[Any]) -> bool:
+    """Whether the focused widget of ``screen`` takes typed text (there, digits are text, not mode keys)."""
+    from textual.widgets import Input, TextArea
+
+    return isinstance(screen.focused, Input | TextArea)
 
 
 class MusubiApp(App[int], inherit_bindings=False):
@@ -256,7 +266,9 @@ class MusubiApp(App[int], inherit_bindings=False):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Under a dialog, global keys must not switch modes or quit behind the user's back.
-        return not (action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen))
+        if action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen):
+            return False
+        return not (action == "mode" and _typing_in(self.screen))
 
     async def action_mode(self, name: str) -> None:
         if name in BY_NAME and self.current_mode != name:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -137,8 +137,10 @@ class SearchScreen(ModeScreen):
         self._job_hide: Timer | None = None
         self._preview_seq = 0
         self._wide: bool | None = None
+        self.debounce_s = DEBOUNCE_S
 
     def on_mount(self) -> None:
+        self._focus_query_now()  # focus lands in the query box on entry: typing starts a query
         self.query_one("#search-job").display = False
         self.ctx.conn_changed.subscribe(self, self._on_conn)
         self.ctx.engine_event.subscribe(self, self._on_event)
@@ -149,10 +151,26 @@ class SearchScreen(ModeScreen):
         if self.ctx.conn.name == "connected":
             self.load_status()
 
+    def _focus_query_now(self) -> None:
+        # Screen.set_focus takes effect at once (Widget.focus waits for a later turn): the keys
+        # typed right after "3" then go into the query, none to the mode keys or the void.
+        self.set_focus(self.query_one("#search-query", Input))
+
+    def on_screen_suspend(self) -> None:
+        self._focus_query_now()  # ready for the next visit before it starts
+
     def on_screen_resume(self) -> None:
-        # Focus lands in the query box on every entry, at once (not after a refresh): the keys
-        # typed right after "3" go into the query, none to the mode keys or the void.
-        self.query_one("#search-query", Input).focus()
+        self._focus_query_now()
+
+    def on_key(self, event: events.Key) -> None:
+        # A printable key that reaches the screen itself while the query box has (or is about to
+        # get) the focus was sent to the screen before the focus moved there: it belongs to the query.
+        if self.focused in (None, self.query_one("#search-query")) and event.is_printable and event.character:
+            box = self.query_one("#search-query", Input)
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
 
     def on_resize(self) -> None:
         self._layout_for(self.size.width)
@@ -178,8 +196,11 @@ class SearchScreen(ModeScreen):
         else:
             self.status = st
         job = st.get("job") if st is not None else None
-        if job is not None and (self.job is None or job["id"] == self.job["id"]):
-            self._show_job(job)  # a job started elsewhere (musubi index) shows here too
+        # A job started elsewhere (musubi index) shows here too; one whose end an event already
+        # told is not put back to an older state by a status read on its way meanwhile.
+        known = self.job
+        if job is not None and (known is None or (job["id"] == known["id"] and known["state"] not in view.FINISHED)):
+            self._show_job(job)
         self._draw()
         if self._sent[0] and self.answer is None and self.error is None and self._indexed():
             self._schedule(0)  # a query typed before the status came
@@ -194,7 +215,7 @@ class SearchScreen(ModeScreen):
 
     @on(Input.Changed)
     def _changed(self, _event: Input.Changed) -> None:
-        self._schedule(DEBOUNCE_S)
+        self._schedule(self.debounce_s)
 
     @on(Input.Submitted)
     def _submitted(self, _event: Input.Submitted) -> None:
@@ -415,6 +436,7 @@ class SearchScreen(ModeScreen):
     def _show_job(self, job: JobRow) -> None:
         self.job = job
         panel = self.query_one("#search-job", Static)
+        panel.border_title = "Index job"
         panel.update(view.job_line(job))
         panel.display = True
         if self._job_hide is not None:

@@ -143,7 +143,7 @@ NOT_INDEXED = (
     "• or run in a shell: musubi index\n"
     "Keyword results appear at once; meaning-based results follow as embedding goes on."
 )
-PREVIEW_HINT = "The selected result shows here, its own lines marked ▶, with a few lines around them."
+PREVIEW_HINT = "The selected result shows here, its own lines marked ▶."
 WAITING = "Waiting for the engine… (ctrl+r reconnects; the status bar says why it is not connected)."
 
 
