@@ -62,22 +62,33 @@ def app_with(tmp_path: Path, color: str = "truecolor", **state: Any) -> MusubiAp
     return MusubiApp(fake_ctx(api, color=color))
 
 
-PROGRESS = job_row("job-1", "running", 3, 4, rate=12.0, eta_s=2.0)
+PROGRESS_EVENT = {"type": "job.progress", "job": job_row("job-1", "running", 3, 4, rate=12.0, eta_s=2.0)}
 
 
-@pytest.mark.parametrize(("name", "state", "before", "size"), [
-    ("results_80x24", {}, goto_search("refund payment", ("down",)), (80, 24)),
-    ("results_120x40", {}, goto_search("refund payment", ("down",)), (120, 40)),
-    ("type_a_query_80x24", {}, goto_search(), (80, 24)),
-    ("no_results_filtered_80x24", {}, goto_search("zebra", ("p", *"src/*", "enter")), (80, 24)),
-    ("not_indexed_80x24", {"state": "none"}, goto_search(), (80, 24)),
-    ("no_project_80x24", {"project": None}, goto_search(), (80, 24)),
-    ("indexing_80x24", {"state": "none"},
-     goto_search("", ("escape", "i"), ({"type": "job.progress", "job": PROGRESS},)), (80, 24)),
-])
-def test_search_snapshot(snap_compare: Callable[..., bool], tmp_path: Path, name: str, state: dict[str, Any],
-                         before: Callable[[Pilot[object]], Awaitable[None]], size: tuple[int, int]) -> None:
+CASES: dict[str, tuple[dict[str, Any], Callable[[Pilot[object]], Awaitable[None]], tuple[int, int]]] = {
+    "results-80x24": ({}, goto_search("refund payment", ("down",)), (80, 24)),
+    "results-120x40": ({}, goto_search("refund payment", ("down",)), (120, 40)),
+    "type-a-query-80x24": ({}, goto_search(), (80, 24)),
+    "no-results-filtered-80x24": ({}, goto_search("zebra", ("p", *"src/*", "enter")), (80, 24)),
+    "not-indexed-80x24": ({"state": "none"}, goto_search(), (80, 24)),
+    "no-project-80x24": ({"project": None}, goto_search(), (80, 24)),
+    "indexing-80x24": ({"state": "none"}, goto_search("", ("escape", "i"), (PROGRESS_EVENT,)), (80, 24)),
+}
+SNAPS = Path(__file__).parent / "__snapshots__" / "test_search_snapshots"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_search_snapshot(snap_compare: Callable[..., bool], tmp_path: Path, name: str) -> None:
+    state, before, size = CASES[name]
     assert snap_compare(app_with(tmp_path, **state), terminal_size=size, run_before=before)
+
+
+def test_the_docs_screenshot_is_the_current_snapshot() -> None:
+    snap = SNAPS / "test_search_snapshot[results-80x24].svg"
+    assert (DOCS / "search-80x24.svg").read_bytes() == snap.read_bytes(), (
+        f"docs/screenshots/search-80x24.svg is stale: copy {snap.name} over it"
+    )
 
 
 def test_search_results_at_16_colours(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
