@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
@@ -89,9 +89,13 @@ def _mode_bindings() -> list[BindingType]:
 
 def _typing_in(screen: Screen[Any]) -> bool:
     """Whether the focused widget of ``screen`` takes typed text (there, digits are text, not mode keys)."""
-    from textual.widgets import Input, TextArea
-
-    return isinstance(screen.focused, Input | TextArea)
+    # Looked up, not imported: the footer asks on every refresh, and a text-field class nobody has
+    # loaded yet cannot be what has the focus.
+    for module, name in (("textual.widgets._input", "Input"), ("textual.widgets._text_area", "TextArea")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(screen.focused, cls):
+            return True
+    return False
 
 
 class MusubiApp(App[int], inherit_bindings=False):
@@ -264,11 +268,24 @@ class MusubiApp(App[int], inherit_bindings=False):
 
     # -- actions --------------------------------------------------------------------------
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            # check_action needs to know whether the key being handled is a character (a digit
+            # typed into a field) or not (F2…F7 switch modes from anywhere).
+            self._printable_key = event.is_printable
+            try:
+                await super().on_event(event)
+            finally:
+                self._printable_key = False
+            return
+        await super().on_event(event)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Under a dialog, global keys must not switch modes or quit behind the user's back.
         if action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen):
             return False
-        return not (action == "mode" and _typing_in(self.screen))
+        # A digit typed into a text field is text; the mode keys are priority bindings, so decline here.
+        return not (action == "mode" and getattr(self, "_printable_key", False) and _typing_in(self.screen))
 
     async def action_mode(self, name: str) -> None:
         if name in BY_NAME and self.current_mode != name:

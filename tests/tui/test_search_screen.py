@@ -302,6 +302,12 @@ async def test_digits_type_into_the_query_and_switch_modes_after_escape(corpus_a
         await pilot.press("1")
         await settle(pilot)
         assert app.current_mode == "dashboard"
+        await pilot.press("3")
+        await settle(pilot)
+        assert isinstance(app.focused, Input), "back in the query box"
+        await pilot.press("f2")  # F-keys are not text: they switch from inside the box too
+        await settle(pilot)
+        assert app.current_mode == "dashboard"
 
 
 async def test_keys_typed_right_after_switching_land_in_the_query(corpus_api: FakeEngineApi) -> None:
