@@ -13,7 +13,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from core.errors import EngineUnavailable, MusubiError
+from core.errors import EngineUnavailable, MusubiError, NotFound
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fake_search import job_row
 from tests.tui.fakes import FakeEngineApi, fake_ctx
@@ -281,11 +281,36 @@ async def test_an_engine_failure_is_a_notification_and_an_f12_row(
         assert rows and rows[-1].where == "SearchScreen"
 
 
-async def test_index_status_failure_is_shown_in_words_and_logged(corpus_api: FakeEngineApi) -> None:
-    corpus_api.code.fail = MusubiError("permission denied: alice lacks 'search.query'.")
-    async with search_screen(corpus_api, status=False) as (app, screen, _pilot):
-        assert "permission denied: alice lacks 'search.query'." in text(screen, "#search-status")
+@pytest.mark.parametrize(("error", "words"), [
+    (MusubiError("permission denied: alice lacks 'search.query'."), "permission denied: alice lacks 'search.query'."),
+    # An engine from before the code index answers 404 "no route": not the same as "no project here".
+    (NotFound("no route GET /v1/index/status"), "this engine has no code index"),
+])
+async def test_index_status_failure_is_shown_in_words_and_logged(
+    corpus_api: FakeEngineApi, error: Exception, words: str
+) -> None:
+    corpus_api.code.fail = error
+    async with search_screen(corpus_api, status=False) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.status_error is not None, "status failed")
+        await settle(pilot)
+        assert words in text(screen, "#search-status")
+        assert text(screen, "#search-message").startswith(f"The index status could not be read: {words}")
+        assert "No project here" not in text(screen, "#search-message")
         assert any(f.title == "Index status" for f in app.ctx.failures.entries)
+
+
+async def test_redraws_for_job_progress_keep_the_selected_result(corpus_api: FakeEngineApi) -> None:
+    async with search_screen(corpus_api) as (_app, screen, pilot):
+        await search_for(pilot, screen, "refund payment")
+        await pilot.press("down", "down")
+        table = screen.query_one("#search-results", DataTable)
+        assert table.cursor_row == 2
+        await pilot.press("i")
+        await wait_for(pilot, lambda: screen.job is not None, "index job started")
+        corpus_api.queue.put_nowait({"type": "job.progress", "job": job_row("job-1", "running", 1, 4)})
+        await wait_for(pilot, lambda: "1/4" in text(screen, "#search-job"), "progress shown")
+        await settle(pilot)
+        assert table.cursor_row == 2 and "charge_card(" in text(screen, "#search-preview")
 
 
 async def test_digits_type_into_the_query_and_switch_modes_after_escape(corpus_api: FakeEngineApi) -> None:

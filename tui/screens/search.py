@@ -138,6 +138,9 @@ class SearchScreen(ModeScreen):
         self._preview_seq = 0
         self._wide: bool | None = None
         self.debounce_s = DEBOUNCE_S
+        self.status_error: str | None = None  # why the index status could not be read
+        self._answer_seq = 0  # the seq of the answer shown
+        self._filled: tuple[int, int, bool] | None = None  # (answer seq, width, wide) the table shows
 
     def on_mount(self) -> None:
         self._focus_query_now()  # focus lands in the query box on entry: typing starts a query
@@ -174,6 +177,7 @@ class SearchScreen(ModeScreen):
 
     def on_resize(self) -> None:
         self._layout_for(self.size.width)
+        self._fill()  # the location column fits the new width
 
     # -- the engine -----------------------------------------------------------------------
 
@@ -186,16 +190,16 @@ class SearchScreen(ModeScreen):
     async def load_status(self) -> None:
         try:
             st = await self.ctx.api.index_status()
-        except NotFound:
-            st = None
-            self.status = _no_project()
-        except MusubiError as exc:
-            self.report_failure(exc, "Index status", notify=False)  # shown in the status line
-            self.query_one("#search-status", Static).update(f"Index: ✘ {view.in_words(exc)}")
+        except Exception as exc:  # shown in place, in words, and logged for F12
+            self.report_failure(exc, "Index status", notify=False)
+            # The route answers "no project" with project None: a 404 means an engine without it.
+            self.status_error = view.NO_ROUTE if isinstance(exc, NotFound) else view.in_words(exc)
+            if self.status is None:
+                self._draw()
+            self.query_one("#search-status", Static).update(f"Index: ✘ {self.status_error}")
             return
-        else:
-            self.status = st
-        job = st.get("job") if st is not None else None
+        self.status, self.status_error = st, None
+        job = st.get("job")
         # A job started elsewhere (musubi index) shows here too; one whose end an event already
         # told is not put back to an older state by a status read on its way meanwhile.
         known = self.job
@@ -252,7 +256,7 @@ class SearchScreen(ModeScreen):
         if seq != self.seq:
             self.dropped += 1  # a newer query went out meanwhile: this answer is stale
             return
-        self.answer, self.hits = answer, list(answer["results"])
+        self.answer, self.hits, self._answer_seq = answer, list(answer["results"]), seq
         self._draw()
 
     def _search_failed(self, exc: BaseException) -> None:
@@ -277,6 +281,7 @@ class SearchScreen(ModeScreen):
         if wide == self._wide:
             return
         self._wide = wide
+        self._filled = None  # new columns: the rows are drawn again
         self.query_one("#search-main").set_class(wide, "-side-by-side")
         table: DataTable[str] = self.query_one("#search-results", DataTable)
         table.clear(columns=True)
@@ -298,6 +303,8 @@ class SearchScreen(ModeScreen):
     def _empty_text(self) -> str | None:
         st = self.status
         if st is None:
+            if self.status_error:
+                return f"The index status could not be read: {self.status_error}\n\nctrl+r reconnects."
             return view.WAITING if self.ctx.conn.name != "connected" else "Loading the index status…"
         if not st.get("project"):
             return view.NO_PROJECT
@@ -320,15 +327,22 @@ class SearchScreen(ModeScreen):
         msg.display = True
         self.query_one("#search-results").display = False
         self.query_one("#search-results-panel").border_title = "Results"
+        self._filled = None
 
     def _fill(self) -> None:
+        """Show the results; a redraw of the same answer (status, job, resize) keeps the cursor."""
         if not self.hits or self.answer is None:
             return
         table: DataTable[str] = self.query_one("#search-results", DataTable)
-        was_focused = self.focused is self.query_one("#search-message")
-        table.clear()
         # The panel's share of the screen (tcss: full width, or 3/5 side by side), less border and padding.
         width = (self.size.width * 3 // 5 if self._wide else self.size.width) - 4
+        filled = (self._answer_seq, width, bool(self._wide))
+        if filled == self._filled:
+            return
+        cursor = table.cursor_row if self._filled is not None and self._filled[0] == self._answer_seq else 0
+        self._filled = filled
+        was_focused = self.focused is self.query_one("#search-message")
+        table.clear()
         for i, row in enumerate(view.result_rows(self.hits, wide=bool(self._wide), width=width)):
             table.add_row(*row, key=str(i))
         table.display = True
@@ -339,8 +353,9 @@ class SearchScreen(ModeScreen):
         self.query_one("#search-results-panel").border_title = title
         if was_focused:
             table.focus()
-        table.move_cursor(row=0)
-        self._show_preview(0)
+        cursor = min(max(cursor, 0), len(self.hits) - 1)
+        table.move_cursor(row=cursor)
+        self._show_preview(cursor)
 
     def _hint(self) -> None:
         focused: Widget | None = self.focused

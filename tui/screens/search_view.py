@@ -144,6 +144,7 @@ NOT_INDEXED = (
     "Keyword results appear at once; meaning-based results follow as embedding goes on."
 )
 PREVIEW_HINT = "The selected result shows here, its own lines marked ▶."
+NO_ROUTE = "this engine has no code index (GET /v1/index/status not found): update musubi, then restart the engine."
 WAITING = "Waiting for the engine… (ctrl+r reconnects; the status bar says why it is not connected)."
 
 
