@@ -382,3 +382,19 @@ async def test_every_action_has_a_binding_id_and_a_palette_entry(corpus_api: Fak
         table = app.screen.query_one("#help-keys", DataTable)
         help_ids = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
         assert ids <= help_ids
+
+
+async def test_without_colour_the_selection_and_states_read_in_words(corpus_api: FakeEngineApi) -> None:
+    """NO_COLOR: the preview names the selected result and marks its lines with ▶; states are words."""
+    app = MusubiApp(fake_ctx(corpus_api, color="none"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
+        await pilot.press("3")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SearchScreen) and app.no_color
+        await wait_for(pilot, lambda: screen.status is not None, "index status loaded")
+        await search_for(pilot, screen, "cart total")
+        await wait_for(pilot, lambda: "▶16 │" in text(screen, "#search-preview"), "preview")
+        assert "src/shop/cart.py:16-18" in str(screen.query_one("#search-preview-panel").border_title)
+        assert "● ready" in text(screen, "#search-status")
