@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
@@ -39,7 +39,7 @@ from tui.failsafe import (
 from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
-from tui.screens.placeholders import SearchScreen, TutorialsScreen
+from tui.screens.placeholders import TutorialsScreen
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -68,6 +68,13 @@ def _trace_screen() -> Screen[Any]:
     return TraceScreen()
 
 
+def _search_screen() -> Screen[Any]:
+    # lazy: the results table and preview load on first use
+    from tui.screens.search import SearchScreen
+
+    return SearchScreen()
+
+
 def _tenant_provider() -> type:
     from tui.widgets.palette import TenantCommands
 
@@ -75,7 +82,21 @@ def _tenant_provider() -> type:
 
 
 def _mode_bindings() -> list[BindingType]:
-    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False) for m in MODES]
+    # Priority: a mode key is taken in the order the terminal sent it, before the keys after it are
+    # handed to the old screen, so "3" then a quick "cart" types "cart" into the Search screen.
+    # check_action lets digits through to a focused text field instead (they type there).
+    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False, priority=True) for m in MODES]
+
+
+def _typing_in(screen: Screen[Any]) -> bool:
+    """Whether the focused widget of ``screen`` takes typed text (there, digits are text, not mode keys)."""
+    # Looked up, not imported: the footer asks on every refresh, and a text-field class nobody has
+    # loaded yet cannot be what has the focus.
+    for module, name in (("textual.widgets._input", "Input"), ("textual.widgets._text_area", "TextArea")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(screen.focused, cls):
+            return True
+    return False
 
 
 class MusubiApp(App[int], inherit_bindings=False):
@@ -88,7 +109,7 @@ class MusubiApp(App[int], inherit_bindings=False):
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
         "trace": _trace_screen,
-        "search": SearchScreen,
+        "search": _search_screen,
         "cost": _cost_screen,
         "tutorials": TutorialsScreen,
         "admin": _admin_screen,
@@ -248,9 +269,24 @@ class MusubiApp(App[int], inherit_bindings=False):
 
     # -- actions --------------------------------------------------------------------------
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            # check_action needs to know whether the key being handled is a character (a digit
+            # typed into a field) or not (F2…F7 switch modes from anywhere).
+            self._printable_key = event.is_printable
+            try:
+                await super().on_event(event)
+            finally:
+                self._printable_key = False
+            return
+        await super().on_event(event)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Under a dialog, global keys must not switch modes or quit behind the user's back.
-        return not (action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen))
+        if action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen):
+            return False
+        # A digit typed into a text field is text; the mode keys are priority bindings, so decline here.
+        return not (action == "mode" and getattr(self, "_printable_key", False) and _typing_in(self.screen))
 
     async def action_mode(self, name: str) -> None:
         if name in BY_NAME and self.current_mode != name:

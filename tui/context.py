@@ -40,6 +40,9 @@ QUOTA_ACTIONS = frozenset(
     {"usage.record", "usage.settle", "usage.reserve", "usage.release", "usage.expire", "quota.set", "quota.remove"}
 )
 
+# The event types the app follows: audit and quota alerts (Dashboard, Admin), job progress (Search's index panel).
+STREAM_TYPES = "audit,quota.alert,job.progress,job.state"
+
 
 def utcnow() -> datetime:
     """Aware UTC now; tests replace the context's clock to freeze time."""
@@ -174,7 +177,7 @@ class EngineLink:
         """Forward events to the app and refresh quotas when they may have changed."""
         poller = asyncio.create_task(self._poll_quotas())
         try:
-            async for ev in self.ctx.api.events():
+            async for ev in self.ctx.api.events(STREAM_TYPES):
                 self.ctx.engine_event.publish(ev)
                 action = (ev.get("event") or {}).get("action")
                 if ev.get("type") == "quota.alert" or action in QUOTA_ACTIONS:

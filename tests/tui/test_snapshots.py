@@ -1,7 +1,7 @@
 """SVG snapshots of the shell's screens at 80×24 and 120×40, and one at 16 colours.
 
-Trace (2) and Cost (4) are snapshotted by their own suites (tests/trace, tests/models),
-next to the code that draws them.
+Trace (2), Search (3) and Cost (4) are snapshotted by their own suites (tests/trace,
+tests/tui/test_search_snapshots.py, tests/models), next to the code that draws them.
 
 The app runs on the fake engine (fixed data, frozen clock, animations off), so the
 pictures change only when the UI does.  Regenerate after a deliberate UI change with
@@ -22,7 +22,6 @@ from tui.app import MusubiApp
 NEXT_TAB = "right_square_bracket"
 SCREENS = {
     "dashboard": [],
-    "search": ["3"],
     "tutorials": ["5"],
     "admin_tenants": ["6"],
     "admin_members": ["6", NEXT_TAB],
