@@ -40,6 +40,8 @@ if TYPE_CHECKING:
         Checkpoint,
         Estimate,
         Imported,
+        IndexStarted,
+        IndexStatus,
         Linked,
         MemberAdded,
         MemberRemoved,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
         RoleDeleted,
         RoleShown,
         Routed,
+        SearchAnswer,
         Settled,
         SpecLint,
         Tenant,
@@ -380,3 +383,21 @@ def cost_estimate(
         "/v1/cost/estimate", models=models, paths=paths, workflow=workflow, task=task,
         retrieval_tokens=retrieval_tokens, cache=cache,
     )
+
+
+# -- code index and search (docs/tui.md, Search; the engine routes of issue 11) --------------------
+
+
+def index_status() -> Call[IndexStatus]:
+    """The code index of the caller's project (``project`` None: no project here)."""
+    return get("/v1/index/status")
+
+
+def index_start(path: str | None = None, force: bool | None = None) -> Call[IndexStarted]:
+    """Queue a (re)index of the project holding ``path`` (absolute), else the caller's; 202 with the job."""
+    return post("/v1/index", path=path, force=force)
+
+
+def search(query: str, k: int | None = None, path: str | None = None, lang: str | None = None) -> Call[SearchAnswer]:
+    """The best ``k`` chunks for ``query``, optionally within a path glob (``path``) and a language."""
+    return post("/v1/search", query=query, k=k, path=path or None, lang=lang or None)

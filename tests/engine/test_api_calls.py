@@ -23,7 +23,12 @@ SAMPLES: dict[str, Any] = {
     "alerts": [0.8], "permissions": ["quotas.read"], "anchor": {"kind": "checkpoint"}, "limit": 5,
     "shared": True, "system": True, "line": 3, "input_tokens": 10, "output_tokens": 5, "requests": 1,
     "since_hours": 24, "models": ["gpt-4o"], "paths": ["/src/a.py"], "retrieval_tokens": 0, "cache": True,
+    "k": 10, "force": True,
 }
+# Routes a client already calls whose engine side is still being built (issue 11, the i11-wire branch):
+# a call to one of these is skipped while the engine has no such route, and checked like any other once
+# it has.  Any other call without a route fails.
+PENDING = {("GET", "/v1/index/status"), ("POST", "/v1/index"), ("POST", "/v1/search")}
 HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(calls)}
 
 
@@ -63,7 +68,12 @@ def test_every_route_the_tui_and_cli_use_has_a_call() -> None:
 @pytest.mark.parametrize("fn", BUILDERS, ids=lambda f: f.__name__)
 def test_a_call_reaches_its_route_with_its_models_fields_and_answer(fn: Callable[..., Call[Any]]) -> None:
     call = _sample_call(fn)
-    route = route_for(call.method, call.path)
+    try:
+        route = route_for(call.method, call.path)
+    except LookupError:
+        if (call.method, call.path) not in PENDING:
+            raise
+        pytest.skip(f"the engine has no route {call.method} {call.path} yet (issue 11, being built on i11-wire)")
     sent = set(call.body or {}) | set(call.query or {})
     assert sent <= set(models.fields(route.request)), f"{fn.__name__} sends fields {route.request.__name__} lacks"
     assert (call.body is not None) == (call.method in ("POST", "PUT")), "POST and PUT carry a JSON body, others none"

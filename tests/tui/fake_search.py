@@ -102,13 +102,19 @@ def snippet(path: str, start: int, end: int) -> str:
     return "\n".join(CORPUS[path].splitlines()[start - 1: end])
 
 
-def job_row(job_id: str, state: str, done: int, total: int | None, **extra: Any) -> dict[str, Any]:
-    """A JobRow of kind ``index`` for the project ``webshop``."""
-    row = {"id": job_id, "kind": "index", "state": state, "done": done, "total": total, "unit": "files",
-           "rate": None, "eta_s": None, "error": None, "project": "webshop",
-           "started_at": "2026-01-15T14:10:00.000000Z", "finished_at": None}
-    row.update(extra)
-    return row
+def job_row(job_id: str, state: str, done: int, total: int | None, *, error: str | None = None,
+            rate: float | None = None, eta_s: float | None = None) -> dict[str, Any]:
+    """A job of kind ``index`` for the project ``webshop``, as the engine's job service shows it (``Job``)."""
+    finished = "2026-01-15T14:20:00.000000Z" if state in ("done", "failed", "cancelled", "interrupted") else None
+    return {
+        "id": job_id, "kind": "index", "tenant": "acme", "project": "webshop", "state": state,
+        "created_by": "alice", "created_at": "2026-01-15T14:10:00.000000Z",
+        "started_at": None if state == "queued" else "2026-01-15T14:10:00.000000Z", "finished_at": finished,
+        "updated_at": "2026-01-15T14:10:00.000000Z",
+        "progress": {"done": done, "total": total, "unit": "files", "rate": rate, "eta_s": eta_s},
+        "error": error, "params": {"force": False}, "checkpoint": None, "checkpoint_at": None, "result": None,
+        "attempts": 0 if state == "queued" else 1, "cancelled_by": None,
+    }
 
 
 class FakeSearch:

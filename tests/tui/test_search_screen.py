@@ -73,7 +73,7 @@ async def test_typing_searches_and_shows_ranked_results(corpus_api: FakeEngineAp
         await pilot.press(*"refund payment")
         await wait_for(pilot, lambda: screen.answer is not None, "the debounced search answered")
         await settle(pilot)
-        assert corpus_api.code.searches[-1] == {"query": "refund payment", "k": 20, "path": None, "lang": None}
+        assert corpus_api.code.searches[-1] == {"query": "refund payment", "k": 20}
         assert shown_symbols(screen) == ["Payments > Refunds", "refund_payment", "charge_card", "submitCheckout"]
         table = screen.query_one("#search-results", DataTable)
         assert table.get_row_at(1)[0] == "src/shop/payment.py:11-13" and table.get_row_at(1)[2] == "1.00"
@@ -126,9 +126,9 @@ async def test_filters_go_with_the_request_and_x_clears_them(corpus_api: FakeEng
         assert corpus_api.code.searches[-1] == {"query": "refund payment", "k": 20, "path": "src/*", "lang": "python"}
         assert shown_symbols(screen) == ["refund_payment", "charge_card"]
         await pilot.press("x")
-        await wait_for(pilot, lambda: corpus_api.code.searches[-1]["path"] is None, "unfiltered search sent")
+        await wait_for(pilot, lambda: "path" not in corpus_api.code.searches[-1], "unfiltered search sent")
         await settle(pilot)
-        assert corpus_api.code.searches[-1] == {"query": "refund payment", "k": 20, "path": None, "lang": None}
+        assert corpus_api.code.searches[-1] == {"query": "refund payment", "k": 20}
         assert len(shown_symbols(screen)) == 4
 
 
@@ -200,7 +200,7 @@ async def test_reindex_shows_progress_from_events_until_done(corpus_api: FakeEng
         assert "○ not indexed" in text(screen, "#search-status")
         await pilot.press("escape", "i")
         await wait_for(pilot, lambda: screen.job is not None, "index job started")
-        assert corpus_api.code.index_calls == [{"path": None, "force": False}]
+        assert corpus_api.code.index_calls == [{}]
         panel = screen.query_one("#search-job", Static)
         assert panel.display and text(screen, "#search-job").startswith("… queued")
         # Another project's job is none of this screen's business.

@@ -1,13 +1,13 @@
 """Search (mode 3): live code search over the current project's index, a preview, filters and (re)indexing.
 
 The engine does the work (``GET /v1/index/status``, ``POST /v1/search``, ``POST /v1/index``;
-``ctx.api.index_status / search / start_index``).  Typing in the query box searches after a
-short pause (:data:`DEBOUNCE_S`); every search carries a sequence number and an answer that
-is not the newest is dropped, so a slow earlier query never overwrites a later one.  The
-preview reads the hit's file from the project root the index status names (the TUI runs
-where the engine runs) with a few lines around it, and falls back to the indexed snippet
-when the file is gone or changed.  ``i`` starts an index job; its ``job.progress`` and
-``job.state`` events from the engine's stream feed the progress panel.
+``calls.index_status / search / index_start`` sent with ``ctx.api.call`` from workers). Typing
+in the query box searches after a short pause (:data:`DEBOUNCE_S`); every search carries a
+sequence number and an answer that is not the newest is dropped, so a slow earlier query never
+overwrites a later one. The preview reads the hit's file from the project root the index status
+names (the TUI runs where the engine runs) with a few lines around it, and falls back to the
+indexed snippet when the file is gone or changed. ``i`` starts an index job; its
+``job.progress`` and ``job.state`` events from the engine's stream feed the progress panel.
 
 Keys: focus lands in the query box on entry, so typing starts a query at once; digits then
 type into the query.  Esc leaves the box, after which 1-6 switch screens again — the hint
@@ -27,6 +27,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
+from core.api import calls
 from core.errors import MusubiError, NotFound
 from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
@@ -35,7 +36,7 @@ from tui.screens.base import STYLES, ModeScreen
 from tui.widgets.panel import Panel
 
 if TYPE_CHECKING:
-    from core.api.responses import IndexStatus, JobRow, SearchAnswer, SearchHit
+    from core.api.responses import IndexStatus, Job, SearchAnswer, SearchHit
 
 DEBOUNCE_S = 0.2  # pause in typing before a query goes out
 K = 20  # results asked for
@@ -128,7 +129,7 @@ class SearchScreen(ModeScreen):
         self.status: IndexStatus | None = None
         self.answer: SearchAnswer | None = None
         self.hits: list[SearchHit] = []
-        self.job: JobRow | None = None
+        self.job: Job | None = None
         self.error: str | None = None  # the last search's failure, in words
         self.seq = 0  # the newest query sent; older answers are dropped
         self.dropped = 0  # stale answers dropped (tests read it)
@@ -189,7 +190,7 @@ class SearchScreen(ModeScreen):
     @work(group="search-status", exclusive=True, exit_on_error=False)
     async def load_status(self) -> None:
         try:
-            st = await self.ctx.api.index_status()
+            st = await self.ctx.api.call(calls.index_status())
         except Exception as exc:  # shown in place, in words, and logged for F12
             self.report_failure(exc, "Index status", notify=False)
             # The route answers "no project" with project None: a 404 means an engine without it.
@@ -248,7 +249,7 @@ class SearchScreen(ModeScreen):
 
     async def _search(self, seq: int, query: str, path: str, lang: str) -> None:
         try:
-            answer = await self.ctx.api.search(query, k=K, path=path or None, lang=lang or None)
+            answer = await self.ctx.api.call(calls.search(query, k=K, path=path, lang=lang))
         except Exception as exc:  # every failure is shown in words here and logged for F12
             if seq == self.seq:
                 self._search_failed(exc)
@@ -419,7 +420,7 @@ class SearchScreen(ModeScreen):
     @work(group="search-index", exit_on_error=False)
     async def start_index(self) -> None:
         try:
-            job = await self.ctx.api.start_index()
+            job = (await self.ctx.api.call(calls.index_start()))["job"]
         except Exception as exc:
             if isinstance(exc, NotFound):
                 self.status = _no_project()
@@ -448,7 +449,7 @@ class SearchScreen(ModeScreen):
         project = self.status["project"] if self.status else None
         return bool(project) and job.get("project") == project
 
-    def _show_job(self, job: JobRow) -> None:
+    def _show_job(self, job: Job) -> None:
         self.job = job
         panel = self.query_one("#search-job", Static)
         panel.border_title = "Index job"
@@ -461,9 +462,10 @@ class SearchScreen(ModeScreen):
             self.status = {**self.status, "state": "indexing"}
             self._draw()
 
-    def _job_finished(self, job: JobRow) -> None:
+    def _job_finished(self, job: Job) -> None:
         if job["state"] == "done":
-            self.notify(f"Index ready: {job['done']:,} {job.get('unit') or 'items'}.", title="Index", timeout=4)
+            done, unit = job["progress"]["done"], job["progress"].get("unit") or "items"
+            self.notify(f"Index ready: {done:,} {unit}.", title="Index", timeout=4)
             self._job_hide = self.set_timer(DONE_SHOWN_S, self._hide_job)
         elif job["state"] == "failed":
             self.notify(f"Indexing failed: {job.get('error') or 'no reason given'}", title="Index", severity="error")

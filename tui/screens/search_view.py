@@ -16,7 +16,7 @@ from rich.text import Text
 from tui.widgets.format import short_ts
 
 if TYPE_CHECKING:
-    from core.api.responses import IndexStatus, JobRow, SearchHit
+    from core.api.responses import IndexStatus, Job, SearchHit
 
 CONTEXT_LINES = 3  # lines shown above and below a hit in the preview
 MAX_PREVIEW_BYTES = 2_000_000  # a bigger file is previewed from the indexed snippet
@@ -100,14 +100,15 @@ def result_rows(hits: list[SearchHit], *, wide: bool, width: int) -> list[tuple[
     return rows
 
 
-def job_line(job: JobRow, width: int = 24) -> str:
+def job_line(job: Job, width: int = 24) -> str:
     """The index job in one line: state word, a text bar, done/total, rate and ETA (or the error)."""
     sym, word = JOB_STATES.get(job["state"], ("?", job["state"]))
-    unit = job.get("unit") or "items"
+    progress = job["progress"]
+    unit = progress.get("unit") or "items"
     head = f"{sym} {word}"
     if job["state"] == "failed":
         return f"{head}: {job.get('error') or 'no reason given'} — i tries again"
-    total, done = job.get("total"), job["done"]
+    total, done = progress.get("total"), progress["done"]
     if total:
         frac = min(1.0, max(0.0, done / total))
         filled = round(frac * width)
@@ -117,9 +118,10 @@ def job_line(job: JobRow, width: int = 24) -> str:
     else:
         line = f"{head} {done:,} {unit}"
     if job["state"] == "running":
-        if job.get("rate"):
-            line += f" · {job['rate']:.0f}/s"
-        eta = job.get("eta_s")
+        rate = progress.get("rate")
+        if rate:
+            line += f" · {rate:.0f}/s"
+        eta = progress.get("eta_s")
         if eta is not None:
             line += f" · ETA {_duration(eta)}"
     return line
