@@ -54,6 +54,8 @@ NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, c
 
 class TraceScreen(ModeScreen):
     MODE = "trace"
+    # The tree, never the filter input: an input focused before the data arrives swallows the next digit.
+    AUTO_FOCUS = "#trace-tree"
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "trace-load": "Trace", "trace-poll": "Trace re-scan", "trace-preview": "Preview",
         "trace-impact": "Impact", "trace-decide": "Links", "trace-review": "Review",
