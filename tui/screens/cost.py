@@ -30,6 +30,7 @@ from core.exports import write_export
 from core.models.report import EXTENSIONS, FORMATS, render
 from tui.context import ConnState
 from tui.screens.base import ModeScreen
+from tui.widgets.checklist import CheckList
 from tui.widgets.format import bar
 from tui.widgets.panel import Panel
 
@@ -143,7 +144,7 @@ class CostScreen(ModeScreen):
         self.root = Path(self.ctx.api.identity.cwd or os.getcwd())
         with Horizontal(id="cost-split"):
             with Panel(title="Models (space selects)", id="cost-models-panel"):
-                yield SelectionList[str](id="cost-models")
+                yield CheckList(id="cost-models")
             with Vertical(id="cost-right"):
                 with Panel(title="Scope", id="cost-scope-panel"):
                     with Horizontal(id="cost-scope-row"):
@@ -201,7 +202,8 @@ class CostScreen(ModeScreen):
         sl = self.query_one("#cost-models", SelectionList)
         sl.clear_options()
         sl.add_options([
-            Selection(f"{m['id']} · {m['tier']} · ${_price(m['input_per_mtok'])}/${_price(m['output_per_mtok'])}",
+            Selection(f"{m['id']} · {m['tier']} · ${_price(m['input_per_mtok'])}/${_price(m['output_per_mtok'])}"
+                      + ("" if m.get("allowed", True) else " · not allowed"),
                       m["id"], m["id"] in picks, disabled=not m.get("allowed", True))
             for m in message.models
         ])
