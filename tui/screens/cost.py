@@ -63,17 +63,27 @@ def files_under(path: Path) -> list[str]:
     return [os.path.abspath(p) for p in out[:MAX_FILES]]
 
 
-def headroom_cell(m: dict[str, Any]) -> str:
-    """The tightest quota after the run (high figure) as a bar with a word."""
-    if m.get("trips"):
-        return "TRIPS " + ", ".join(t.split(" (")[0] for t in m["trips"])
+def headroom_cell(m: dict[str, Any], with_bar: bool = False) -> str:
+    """The tightest quota after the run (high figure) as a word and figures (a bar on wide screens).
+
+    A quota the run would trip names what it needs and what is left: "TRIPS tokens/day" alone
+    gives no amount to act on.
+    """
     quotas = m.get("quotas") or []
+    tripped = [q for q in quotas if (q.get("trips") or {}).get("expected")]
+    if tripped or m.get("trips"):
+        if not tripped:
+            return "TRIPS " + ", ".join(t.split(" (")[0] for t in m["trips"])
+        q = min(tripped, key=lambda q: q["remaining_after"]["expected"])
+        return (f"TRIPS {q['metric']}/{q['period']}: needs {q['needed']['expected']:,}, "
+                f"{max(0, q['remaining_now']):,} left")
     if not quotas:
         return "no quotas"
     tight = min(quotas, key=lambda q: q["headroom_after"]["high"])
     frac = max(0.0, float(tight["headroom_after"]["high"]))
     word = "MAY TRIP" if m.get("trips_high") else "OK"
-    return f"{word} {frac:.0%} left {tight['metric']}/{tight['period']} {bar(frac, 6)}"
+    cell = f"{word} {frac:.0%} left {tight['metric']}/{tight['period']}"
+    return f"{cell} {bar(frac, 6)}" if with_bar else cell
 
 
 def usd(v: str) -> str:
@@ -112,7 +122,10 @@ class CostScreen(ModeScreen):
     DEFAULT_CSS = """
     #cost-split { height: 1fr; }
     #cost-models-panel { width: 36; }
-    CostScreen.-narrow #cost-models-panel { width: 28; }
+    /* Below 150 columns the models list sits above the estimate, so the table has the full width. */
+    CostScreen.-narrow #cost-split, CostScreen.-wide #cost-split { layout: vertical; }
+    CostScreen.-narrow #cost-models-panel { width: 1fr; height: 7; }
+    CostScreen.-wide #cost-models-panel { width: 1fr; height: 30%; }
     CostScreen.-xwide #cost-models-panel { width: 46; }
     #cost-models { height: 1fr; border: none; padding: 0; }
     #cost-right { width: 1fr; }
@@ -149,8 +162,8 @@ class CostScreen(ModeScreen):
                 with Panel(title="Scope", id="cost-scope-panel"):
                     with Horizontal(id="cost-scope-row"):
                         yield Select([(f"task {t}", f"task:{t}") for t in TASK_SCOPES], value="task:implementation",
-                                     allow_blank=False, id="cost-workflow")
-                        glob_in = Input(placeholder="files: glob, e.g. src/**/*.py", id="cost-glob")
+                                     allow_blank=False, id="cost-workflow", compact=True)
+                        glob_in = Input(placeholder="files: glob, e.g. src/**/*.py", id="cost-glob", compact=True)
                         glob_in.cursor_blink = self.ctx.animations
                         yield glob_in
                     yield Static("no files chosen: the estimate covers the prompts only", id="cost-scope-info", markup=False)
@@ -165,8 +178,8 @@ class CostScreen(ModeScreen):
         self.glob_files: list[str] = []
         self.tree_files: dict[str, None] = {}
         self._models_loaded = False
-        t = self.query_one(CostTable)
-        t.add_columns("MODEL", "COST $ (LOW-HIGH)", "QUOTA AFTER RUN", "INPUT", "OUTPUT", "FITS")
+        self._table_width = ""
+        self._fill_table()
         self.ctx.conn_changed.subscribe(self, self._on_conn)
         if self.ctx.conn.name == "connected":
             self.load_models()
@@ -295,22 +308,7 @@ class CostScreen(ModeScreen):
 
     def on_cost_screen_estimated(self, message: Estimated) -> None:
         self.estimate = d = message.data
-        t = self.query_one(CostTable)
-        t.clear()
-        for m in d["models"]:
-            c = m["cost_usd"]
-            if m.get("does_not_fit"):
-                t.add_row(m["model"] + ("" if m["exact_tokens"] else " *"), "-", "-", "-", "-", "does not fit",
-                          key=m["model"])
-                continue
-            t.add_row(
-                m["model"] + ("" if m["exact_tokens"] else " *"),
-                f"{usd(c['expected'])} ({usd(c['low'])}-{usd(c['high'])})",
-                headroom_cell(m),
-                _rng(m["input_tokens"]), _rng(m["output_tokens"]),
-                "yes" if m["fits"] else f"no: {m['max_chunks']} chunks",
-                key=m["model"],
-            )
+        self._fill_table()
         notes = []
         if any(not m["exact_tokens"] for m in d["models"]):
             notes.append("* estimated tokenizer: counts are the middle of a band.")
@@ -321,6 +319,37 @@ class CostScreen(ModeScreen):
         if d.get("skipped"):
             notes.append(f"{len(d['skipped'])} file(s) skipped (binary or unreadable)")
         self._note(" · ".join(notes) + " · x export")
+
+    def on_resize(self) -> None:
+        if self.estimate and self._table_width != self._width_class():
+            self._fill_table()
+
+    def _width_class(self) -> str:
+        width = self.app.size.width
+        return "xwide" if width >= 150 else "wide" if width >= 100 else "narrow"
+
+    def _fill_table(self) -> None:
+        """One row per model; at 80 columns the quota comes right after the model, detail columns from 100."""
+        d = self.estimate or {"models": []}
+        self._table_width = size = self._width_class()
+        t = self.query_one(CostTable)
+        t.clear(columns=True)
+        detail = size != "narrow"
+        t.add_columns("MODEL", "QUOTA AFTER RUN", "COST $ (LOW-HIGH)" if detail else "COST $", "FITS",
+                      *(("INPUT", "OUTPUT") if detail else ()))
+        for m in d["models"]:
+            name = m["model"] + ("" if m["exact_tokens"] else " *")
+            if m.get("does_not_fit"):
+                t.add_row(name, "-", "-", "does not fit", *(("-", "-") if detail else ()), key=m["model"])
+                continue
+            c = m["cost_usd"]
+            cost = f"{usd(c['expected'])} ({usd(c['low'])}-{usd(c['high'])})" if detail else usd(c["expected"])
+            t.add_row(
+                name, headroom_cell(m, with_bar=size == "xwide"), cost,
+                "yes" if m["fits"] else f"no: {m['max_chunks']} chunks",
+                *((_rng(m["input_tokens"]), _rng(m["output_tokens"])) if detail else ()),
+                key=m["model"],
+            )
 
     # -- actions ----------------------------------------------------------------------------
 

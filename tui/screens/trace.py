@@ -69,9 +69,9 @@ class TraceScreen(ModeScreen):
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rescan", "Re-scan", id="trace_rescan"),
-        Binding("u", "toggle_uncovered", "Uncovered", id="trace_uncovered"),
-        Binding("c", "cycle_component", "Component", id="trace_component"),
-        Binding("t", "cycle_status", "Status", id="trace_status"),
+        Binding("u", "toggle_uncovered", "Uncovered", id="trace_uncovered", show=False),
+        Binding("c", "cycle_component", "Component", id="trace_component", show=False),
+        Binding("t", "cycle_status", "Status", id="trace_status", show=False),
         Binding("slash", "search", "Filter", id="trace_search"),
         Binding("i", "impact", "Impact", id="trace_impact"),
         Binding("e", "open_editor", "Edit", id="trace_open"),
@@ -83,6 +83,7 @@ class TraceScreen(ModeScreen):
     #trace-header { height: auto; padding: 0 1; text-style: bold; }
     #trace-filter-row { height: 1; padding: 0 1; }
     #trace-search { width: 40; height: 1; border: none; padding: 0; }
+    TraceScreen.-narrow #trace-search { width: 22; }
     #trace-filter-state { width: 1fr; height: 1; padding: 0 1; color: $text-muted; }
     #trace-main { height: 1fr; }
     #trace-tree-panel { width: 3fr; }
@@ -98,7 +99,7 @@ class TraceScreen(ModeScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("Trace — waiting for the engine…", id="trace-header", markup=False)
         with Horizontal(id="trace-filter-row"):
-            yield Input(placeholder="/ filter: id, title or text", id="trace-search")
+            yield Input(placeholder="/ filter: id, title, text", id="trace-search")
             yield Static("", id="trace-filter-state", markup=False)
         with Horizontal(id="trace-main"):
             tree: Tree[NodeData] = Tree("requirements", id="trace-tree")
@@ -297,15 +298,17 @@ class TraceScreen(ModeScreen):
         self.call_after_refresh(self._show_selected)
 
     def _filter_text(self, shown: int) -> str:
+        """Every active filter, short enough for the 80-column filter line (the keys are named once)."""
         total = len((self.report or {}).get("requirements", []))
         parts = [
-            "uncovered only" if self.uncovered_only else "all",
-            f"component {self.component or 'any'}",
+            f"{shown}/{total}",
+            "uncovered" if self.uncovered_only else "all",
+            f"comp {self.component or 'any'}",
             f"status {self.status or 'any'}",
         ]
         if self.text:
             parts.append(f"text {self.text!r}")
-        return f"showing {shown} of {total} · " + " · ".join(parts) + " (u, c, t, /)"
+        return " · ".join(parts) + "  (u c t /)"
 
     def _empty_text(self) -> str:
         if self.report and not self.report["requirements"]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -104,28 +104,32 @@ class FormModal(ModalScreen[dict[str, str] | None]):
         self._intro = intro
 
     def compose(self) -> ComposeResult:
+        # Compact one-line fields, each under its label, in a scroll of bounded height: at 80×24 every
+        # field and both buttons are on screen (issue 15 item 3; a bordered field took four lines).
         blink = app_ctx(self).animations
         with Vertical(classes="dialog", id="form-dialog"):
             yield Static(self._title, classes="dialog-title", markup=False)
             if self._intro:
                 yield Static(self._intro, classes="dialog-body", markup=False)
-            for f in self._fields:
-                yield Label(f.label, classes="field-label")
-                if f.choices:
-                    yield Select(
-                        [(label, value) for label, value in f.choices],
-                        value=f.value if f.value in [v for _, v in f.choices] else Select.NULL,
-                        allow_blank=not f.required,
-                        id=f"field-{f.name}",
-                    )
-                else:
-                    inp = Input(f.value, placeholder=f.placeholder, id=f"field-{f.name}")
-                    inp.cursor_blink = blink  # a blinking cursor repaints twice a second: costly over SSH
-                    yield inp
+            with VerticalScroll(id="form-fields"):
+                for f in self._fields:
+                    yield Label(f.label, classes="field-label")
+                    if f.choices:
+                        yield Select(
+                            [(label, value) for label, value in f.choices],
+                            value=f.value if f.value in [v for _, v in f.choices] else Select.NULL,
+                            allow_blank=not f.required,
+                            id=f"field-{f.name}",
+                            compact=True,
+                        )
+                    else:
+                        inp = Input(f.value, placeholder=f.placeholder, id=f"field-{f.name}", compact=True)
+                        inp.cursor_blink = blink  # a blinking cursor repaints twice a second: costly over SSH
+                        yield inp
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self._submit} (ctrl+s)", id="submit", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button(f"{self._submit} (ctrl+s)", id="submit", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def values(self) -> dict[str, str]:
         out: dict[str, str] = {}
