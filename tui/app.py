@@ -21,6 +21,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from core.errors import MusubiError
@@ -274,7 +275,13 @@ class MusubiApp(App[int], inherit_bindings=False):
         screen = self.screen
         if screen.maximized is not None:
             screen.minimize()
-        elif screen.focused is None or not screen.maximize(screen.focused):
+            return
+        # The nearest maximisable widget at or above the focus: a scroll view inside a panel (Trace's
+        # details) is not maximisable itself, and Textual would give up instead of looking further up.
+        node = screen.focused
+        while node is not None and node is not screen and not node.allow_maximize:
+            node = node.parent if isinstance(node.parent, Widget) else None
+        if node is None or node is screen or not screen.maximize(node):
             self.notify("Nothing here can be maximised; press tab to focus a panel first.", severity="warning")
 
     def action_reconnect(self) -> None:
