@@ -331,6 +331,11 @@ class MusubiApp(App[int], inherit_bindings=False):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for m in MODES:
             yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}", partial(self.action_mode, m.name))
+        from tui.screens.base import ModeScreen
+
+        if isinstance(screen, ModeScreen):  # this screen's actions, each with its key (and a ✗ if not allowed)
+            for a in screen.palette_actions():
+                yield SystemCommand(a.title, a.help, a.run)
         yield SystemCommand("Switch tenant", "F8: pick another tenant you belong to", self.action_switch_tenant)
         yield SystemCommand("Debug info", "F12: versions, paths, engine and terminal facts to copy", self.action_debug_info)
         yield SystemCommand("Reconnect to engine", "ctrl+r: retry now, starting the engine if needed", self.action_reconnect)

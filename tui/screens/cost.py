@@ -372,6 +372,8 @@ class CostScreen(ModeScreen):
         self.schedule()
 
     def action_export(self) -> None:
+        if self.refuse("cost_export"):
+            return
         if not self.estimate:
             self.notify("Nothing to export yet: select a model and wait for the estimate.", severity="warning")
             return
@@ -380,7 +382,8 @@ class CostScreen(ModeScreen):
         est = self.estimate
         fields = [
             FormField("format", "Format:", "markdown", choices=[(f, f) for f in FORMATS]),
-            FormField("path", "File:", "", placeholder=f"musubi-estimate.md (relative to {self.root})"),
+            # A value, not a placeholder that looks like one (saving said "File: required").
+            FormField("path", f"File (relative to {self.root}):", f"musubi-estimate.{EXTENSIONS['markdown']}"),
             FormField("force", "If the file exists:", "keep", choices=REPLACE_CHOICES),
         ]
 
@@ -390,7 +393,7 @@ class CostScreen(ModeScreen):
                 path = values["path"] or f"musubi-estimate.{EXTENSIONS[fmt]}"
                 self.write_export(est, fmt, path, values.get("force") == "replace")
 
-        self.app.push_screen(FormModal("Export estimate", fields, "Export"), done)
+        self.app.push_screen(FormModal("Export estimate", fields, "Export", extensions=EXTENSIONS), done)
 
     @work(group="cost-export", thread=True, exit_on_error=False)
     def write_export(self, est: dict[str, Any], fmt: str, path: str, force: bool = False) -> None:

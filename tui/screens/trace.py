@@ -13,6 +13,7 @@ preview are in ``tui.screens.trace_labels``; handing the terminal to the editor 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ from textual.worker import Worker
 
 from core.client import path_segment
 from core.errors import MusubiError
+from core.exports import write_export
 from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
 from tui.failures import failure_message
@@ -47,6 +49,7 @@ from tui.screens.trace_labels import (
 )
 from tui.widgets.panel import Panel
 
+EXPORT_FORMATS = ("html", "md", "csv", "json")  # what /v1/trace/export renders (core.trace.export.FORMATS)
 POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
 
 NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
@@ -59,13 +62,14 @@ class TraceScreen(ModeScreen):
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "trace-load": "Trace", "trace-poll": "Trace re-scan", "trace-preview": "Preview",
         "trace-impact": "Impact", "trace-decide": "Links", "trace-review": "Review",
+        "trace-export": "Trace export",
     }
     HELP = (
         "Trace: each requirement of the repository around the folder you started musubi in, with its "
         "design, tasks, code and tests. ✔ covered, ◐ partial, ✘ uncovered, ⚠ suspect (changed since review). "
         "Enter expands; r re-scans (it also re-scans by itself); u uncovered only; c component; t status; "
         "/ text filter; i impact; e opens the location in $EDITOR; v marks the requirement reviewed; "
-        "a / x accept or reject a suggested link."
+        "a / x accept or reject a suggested link; s exports the matrix (JSON, CSV, Markdown, HTML) to a file."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rescan", "Re-scan", id="trace_rescan"),
@@ -76,6 +80,7 @@ class TraceScreen(ModeScreen):
         Binding("i", "impact", "Impact", id="trace_impact"),
         Binding("e", "open_editor", "Edit", id="trace_open"),
         Binding("v", "review", "Review", id="trace_review"),
+        Binding("s", "export", "Export", id="trace_export"),
         Binding("a", "decide('accepted')", "Accept", id="trace_accept", show=False),
         Binding("x", "decide('rejected')", "Reject", id="trace_reject", show=False),
     ]
@@ -445,6 +450,8 @@ class TraceScreen(ModeScreen):
 
     def action_decide(self, state: str) -> None:
         """Accept or reject the selected suggested link; the decision is kept in links.yml."""
+        if self.refuse("trace_accept" if state == "accepted" else "trace_reject"):
+            return
         row, data = self._selected()
         if row is None or data is None or data[0] != "link":
             self.notify("Select a suggested link first (a, x decide on suggestions).", title="Links", severity="warning")
@@ -470,6 +477,8 @@ class TraceScreen(ModeScreen):
         self.load()
 
     def action_review(self) -> None:
+        if self.refuse("trace_review"):
+            return
         row, _data = self._selected()
         if row is None:
             self.notify("Select a requirement first.", title="Review", severity="warning")
@@ -486,6 +495,45 @@ class TraceScreen(ModeScreen):
         note = "; its links are no longer suspect" if d.get("was_suspect") else ""
         self.notify(f"Reviewed {rid}{note}. Commit storage/traceability/links.yml to share it.", title="Review")
         self.load()
+
+    # -- export ---------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        """A form like Admin's audit export; the engine renders the matrix, this app writes the file."""
+        if self.refuse("trace_export"):
+            return
+        if self.report is None:
+            self.notify("Nothing to export yet: the matrix has not loaded.", title="Trace export", severity="warning")
+            return
+        from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
+
+        root = self.report["root"]
+        fields = [
+            FormField("format", "Format:", "html", choices=[(f, f) for f in EXPORT_FORMATS]),
+            FormField("path", f"File (relative to {root}):", "musubi-trace.html"),
+            FormField("force", "If the file exists:", "keep", choices=REPLACE_CHOICES),
+        ]
+        intro = ("Every requirement with its design, tasks, code and tests, as `musubi trace export` writes it: "
+                 "never inside MUSUBI_HOME (but its exports/ folder), never through a symbolic link.")
+
+        def done(values: dict[str, str] | None) -> None:
+            if values:
+                target = Path(os.path.expanduser(values["path"]))
+                self.export(values["format"], str(target if target.is_absolute() else Path(root) / target),
+                            values.get("force") == "replace")
+
+        self.app.push_screen(FormModal("Export the trace matrix", fields, "Export", intro=intro,
+                                       extensions={f: f for f in EXPORT_FORMATS}), done)
+
+    @work(group="trace-export", exit_on_error=False, description="export the trace matrix")
+    async def export(self, fmt: str, path: str, force: bool) -> None:
+        try:
+            d = await self.ctx.api.get("/v1/trace/export", {**self.repo_query(), "format": fmt})
+            target = await asyncio.to_thread(write_export, path, self.ctx.api.paths.home, d["content"], force=force)
+        except MusubiError as exc:
+            self.report_failure(exc, "Trace export")
+            return
+        self.notify(f"Wrote the trace matrix ({fmt}) to {target}.", title="Exported")
 
 
 def _walk(node: TreeNode[NodeData]) -> list[TreeNode[NodeData]]:

@@ -8,6 +8,7 @@ from typing import Any
 from textual import work
 from textual.containers import Vertical
 from textual.timer import Timer
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from core.errors import (
@@ -21,6 +22,7 @@ from core.errors import (
     TenantSuspended,
 )
 from tui.context import AppContext, ConnState, app_ctx
+from tui.screens.actions import refuse_if_not_allowed
 
 
 def error_title(exc: BaseException) -> str:
@@ -51,6 +53,8 @@ class AdminPane(Vertical):
     """
 
     loaded = False
+    # The permission without which this tab has nothing to show; it then says so, and keeps saying it.
+    READ_PERMISSION: str | None = None
     # Audit actions (prefixes) of the current tenant after which this pane reloads.
     LIVE_ACTIONS: tuple[str, ...] = ()
     # Live changes arrive in bursts; one reload after the burst, not one per event.
@@ -61,6 +65,7 @@ class AdminPane(Vertical):
         return app_ctx(self)
 
     def on_mount(self) -> None:
+        self.mount(Static("", classes="needs-permission", markup=False), before=0)
         self.ctx.conn_changed.subscribe(self, self._conn_changed)
         self.ctx.data_changed.subscribe(self, self._data_changed)
         self._reload_timer: Timer | None = None
@@ -74,6 +79,26 @@ class AdminPane(Vertical):
     def _data_changed(self, what: str) -> None:
         if what == "whoami" and self.loaded:
             self.reload()  # tenant switched or our roles changed
+
+    def refuse(self, binding_id: str) -> bool:
+        """True (and a notification naming the permission) when the user may not run this action: before any form."""
+        return refuse_if_not_allowed(self, self.ctx, binding_id)
+
+    def lacks_read(self) -> str | None:
+        """The read permission this tab needs and the user (by whoami) lacks, else None."""
+        perm = self.READ_PERMISSION
+        return perm if perm and self.ctx.whoami is not None and not self.ctx.can(perm) else None
+
+    def show_needs(self, permission: str | None) -> None:
+        """Say, lastingly, which permission this tab needs (or clear the notice)."""
+        banner = self.query(".needs-permission").results(Static)
+        for b in banner:
+            b.display = permission is not None
+            if permission:
+                roles = ", ".join((self.ctx.whoami or {}).get("roles") or []) or "no role"
+                b.update(f"✗ This tab needs {permission}, which {self.ctx.user} ({roles}) lacks in tenant "
+                         f"{self.ctx.tenant}. An owner or admin can grant a role holding it: "
+                         f"musubi member add {self.ctx.user} --role ROLE.")
 
     def _engine_event(self, ev: dict[str, Any]) -> None:
         action = str((ev.get("event") or {}).get("action") or "")
@@ -97,8 +122,14 @@ class AdminPane(Vertical):
 
     @work(exclusive=True, group="admin-load", exit_on_error=False)
     async def reload(self) -> None:
-        """Fetch again in a worker; a newer reload replaces a stale one (latest wins)."""
-        await self.fetch()
+        """Fetch again in a worker; a newer reload replaces a stale one (latest wins).
+
+        A tab the user may not read is not fetched (the engine would refuse every time): it says why.
+        """
+        missing = self.lacks_read()
+        self.show_needs(missing)
+        if missing is None:
+            await self.fetch()
 
     async def fetch(self) -> None:
         """Read from the engine and post a message with the result (subclasses)."""
@@ -120,5 +151,7 @@ class AdminPane(Vertical):
         exc = event.worker.error
         if exc is None:
             return
+        if isinstance(exc, PermissionDenied) and event.worker.group == "admin-load" and self.READ_PERMISSION:
+            self.show_needs(str(exc.extra.get("permission") or self.READ_PERMISSION))  # lasting, not only a toast
         message = exc.message if isinstance(exc, MusubiError) else f"{type(exc).__name__}: {exc}"
         self.notify(message, title=error_title(exc), severity="error", timeout=10)

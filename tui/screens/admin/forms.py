@@ -6,8 +6,9 @@ and name the problem next to the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from textual.app import ComposeResult
@@ -96,12 +97,15 @@ class FormModal(ModalScreen[dict[str, str] | None]):
         "tab / shift+tab move between fields. Problems are named under the form."
     )
 
-    def __init__(self, title: str, fields: Sequence[FormField], submit_label: str = "Save", intro: str = "") -> None:
+    def __init__(self, title: str, fields: Sequence[FormField], submit_label: str = "Save", intro: str = "",
+                 extensions: Mapping[str, str] | None = None) -> None:
+        """``extensions`` (format -> file extension): the ``path`` field's extension follows the ``format`` choice."""
         super().__init__(classes="dialog-screen")
         self._title = title
         self._fields = list(fields)
         self._submit = submit_label
         self._intro = intro
+        self._extensions = dict(extensions or {})
 
     def compose(self) -> ComposeResult:
         # Compact one-line fields, each under its label, in a scroll of bounded height: at 80×24 every
@@ -177,3 +181,24 @@ class FormModal(ModalScreen[dict[str, str] | None]):
     def on_mount(self) -> None:
         first: Any = self.query("Input, Select").first()
         first.focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "field-format" or not self._extensions or event.value is Select.NULL:
+            return
+        paths = self.query("#field-path").results(Input)
+        for inp in paths:
+            follow_extension(inp, self._extensions.get(str(event.value), ""), set(self._extensions.values()))
+
+
+def follow_extension(inp: Input, ext: str, known: set[str]) -> None:
+    """Give the file name in ``inp`` the extension ``ext`` if it has one of the ``known`` ones (or none)."""
+    value = inp.value.strip()
+    if not value or not ext:
+        return
+    current = PurePath(value).suffix.lstrip(".")
+    if current == ext:
+        return
+    if current in known:
+        inp.value = value[: -len(current)] + ext
+    elif not current:
+        inp.value = f"{value}.{ext}"

@@ -141,6 +141,8 @@ class MembersPane(AdminPane):
         self.reload()
 
     def action_add(self) -> None:
+        if self.refuse("members_add"):
+            return
         projects = [(TENANT_WIDE, TENANT_WIDE)] + [(p, p) for p in self.projects]
         form = FormModal(
             f"Add a member to {self.ctx.tenant}",
@@ -166,6 +168,8 @@ class MembersPane(AdminPane):
         self.write(f"{verb} member {user}", lambda: self.ctx.api.post("/v1/members", body), done)
 
     def action_change_role(self) -> None:
+        if self.refuse("members_change_role"):
+            return
         m = self.selected()
         if not m:
             return
@@ -183,6 +187,8 @@ class MembersPane(AdminPane):
         self.app.push_screen(form, submitted)
 
     def action_remove(self) -> None:
+        if self.refuse("members_remove"):
+            return
         m = self.selected()
         if not m:
             return
