@@ -30,7 +30,7 @@ from textual.widgets.tree import TreeNode
 from textual.worker import Worker
 
 from core.client import path_segment
-from core.errors import MusubiError
+from core.errors import EngineUnavailable, MusubiError
 from core.exports import write_export
 from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
@@ -50,6 +50,7 @@ from tui.screens.trace_labels import (
 from tui.widgets.panel import Panel
 
 EXPORT_FORMATS = ("html", "md", "csv", "json")  # what /v1/trace/export renders (core.trace.export.FORMATS)
+ENGINE_GONE = "engine not reachable (the status bar shows when it is back; the matrix reloads then)"
 POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
 
 NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
@@ -123,6 +124,7 @@ class TraceScreen(ModeScreen):
         self.text = ""
         self._focused_once = False
         self._load_worker: Worker[None] | None = None
+        self._load_again = False
         self._poll_worker: Worker[None] | None = None
         self._seq = 0  # latest detail request; older answers are dropped
         self.ctx.conn_changed.subscribe(self, self._on_conn)
@@ -142,17 +144,25 @@ class TraceScreen(ModeScreen):
     # -- loading --------------------------------------------------------------------------
 
     def _on_conn(self, state: ConnState) -> None:
-        if state.name == "connected" and self.report is None:
-            self.load()
+        if state.name == "connected":
+            if self.error is not None or self.report is None:
+                self.error = None  # a failure from before the reconnect is no longer true
+                self._rebuild_or_wait()
+                self.load(again=True)
+        elif state.name in ("reconnecting", "down") and self.report is None:
+            self.error = ENGINE_GONE
+            self._rebuild()
 
-    def load(self) -> None:
-        """Fetch the matrix again, unless a fetch is already on its way (it will do).
+    def load(self, again: bool = False) -> None:
+        """Fetch the matrix again, unless a fetch is already on its way (it will do; with ``again``, once more after).
 
         Workers here are never cancelled by a newer one (a cancelled worker surprises
         whoever waits on it); redundant requests are skipped and stale answers dropped.
         """
         if self._load_worker is not None and self._load_worker.is_running:
+            self._load_again = self._load_again or again  # its answer may predate the change: fetch once more
             return
+        self._load_again = False
         self._load_worker = self.run_worker(self._load(), group="trace-load", exit_on_error=False)
 
     async def _load(self) -> None:
@@ -160,8 +170,8 @@ class TraceScreen(ModeScreen):
         try:
             report = await self.ctx.api.get("/v1/trace", q)
         except MusubiError as exc:
-            self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place
-            self.post_message(self.Loaded(None, None, exc.message))
+            self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place; F12 has the details
+            self.post_message(self.Loaded(None, None, short_error(exc)))
             return
         try:
             lint = await self.ctx.api.get("/v1/spec/lint", q)
@@ -190,13 +200,21 @@ class TraceScreen(ModeScreen):
 
     def worker_failed(self, worker: Worker[Any]) -> None:
         if worker.group == "trace-load" and worker.error is not None:
-            self.post_message(self.Loaded(None, None, failure_message(worker.error)))  # not "loading…" forever
+            self.post_message(self.Loaded(None, None, short_error(worker.error)))  # not "loading…" forever
 
     def on_trace_screen_loaded(self, message: Loaded) -> None:
         self.error = message.error
         if message.report is not None:
             self.report, self.lint = message.report, message.lint
         self._rebuild()
+        if self._load_again:
+            self.call_after_refresh(self.load)
+
+    def _rebuild_or_wait(self) -> None:
+        if self.report is None:
+            self.query_one("#trace-header", Static).update("Trace — engine reachable again; loading…")
+        else:
+            self._rebuild()
 
     # -- filters --------------------------------------------------------------------------
 
@@ -534,6 +552,14 @@ class TraceScreen(ModeScreen):
             self.report_failure(exc, "Trace export")
             return
         self.notify(f"Wrote the trace matrix ({fmt}) to {target}.", title="Exported")
+
+
+def short_error(exc: BaseException) -> str:
+    """One short line for the header: no transport text (F12 lists the full failure)."""
+    if isinstance(exc, EngineUnavailable):
+        return ENGINE_GONE
+    text = failure_message(exc).splitlines()[0] if failure_message(exc) else type(exc).__name__
+    return text if len(text) <= 110 else text[:109] + "…"
 
 
 def _walk(node: TreeNode[NodeData]) -> list[TreeNode[NodeData]]:
