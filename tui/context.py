@@ -22,6 +22,7 @@ from core.errors import EngineUnavailable, MusubiError, PermissionDenied
 from tui.config import ColorDecision, Settings
 from tui.engine_api import EngineApi, RealEngineApi
 from tui.failures import FailureLog
+from tui.state import SavedState
 
 # EngineApi and RealEngineApi lived here before the split; screens and tests still import them from here.
 __all__ = ["AppContext", "ConnState", "EngineApi", "EngineLink", "RealEngineApi", "app_ctx", "utcnow"]
@@ -75,6 +76,8 @@ class AppContext:
     quota_error: str | None = None
     # Every failed background call of this run, for F12 (tui.workers.WorkerContract).
     failures: FailureLog = field(default_factory=FailureLog)
+    # Context kept across relaunches (tui.state); in memory only unless run() gives it a file.
+    saved: SavedState = field(default_factory=lambda: SavedState(None))
 
     def attach(self, app: App[Any]) -> None:
         """Create the signals, owned by ``app`` (Textual unsubscribes removed widgets itself)."""

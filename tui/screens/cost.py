@@ -211,7 +211,9 @@ class CostScreen(ModeScreen):
         # A retired model would only be refused: the list offers the models one can still run.
         message.models = [m for m in message.models if m.get("status") != "retired"]
         allowed = [m for m in message.models if m.get("allowed", True)]
-        picks = {m["id"] for m in allowed if m["id"] in DEFAULT_PICKS} or {m["id"] for m in allowed[:2]}
+        saved = self.ctx.saved.section("cost")  # the last session's choice (tui.state), if still offered
+        kept = {m["id"] for m in allowed if m["id"] in (saved.get("models") or [])}
+        picks = kept or {m["id"] for m in allowed if m["id"] in DEFAULT_PICKS} or {m["id"] for m in allowed[:2]}
         sl = self.query_one("#cost-models", SelectionList)
         sl.clear_options()
         sl.add_options([
@@ -225,6 +227,10 @@ class CostScreen(ModeScreen):
         options += [(f"task {t}", f"task:{t}") for t in TASK_SCOPES]
         sel.set_options(options)
         sel.value = "workflow:implement" if any(w["name"] == "implement" for w in message.workflows) else options[0][1]
+        if saved.get("scope") in [v for _, v in options]:
+            sel.value = saved["scope"]
+        if isinstance(saved.get("glob"), str) and saved["glob"]:
+            self.query_one("#cost-glob", Input).value = saved["glob"]
         self.schedule()
 
     # -- inputs -----------------------------------------------------------------------------
@@ -286,6 +292,10 @@ class CostScreen(ModeScreen):
     # -- estimating -------------------------------------------------------------------------
 
     def schedule(self) -> None:
+        if self._models_loaded:
+            self.ctx.saved.update("cost", models=list(self.query_one("#cost-models", SelectionList).selected),
+                                  scope=str(self.query_one("#cost-workflow", Select).value),
+                                  glob=self.query_one("#cost-glob", Input).value)
         self.run_estimate()
 
     @work(exclusive=True, group="cost-estimate", exit_on_error=False)

@@ -118,10 +118,15 @@ class TraceScreen(ModeScreen):
         self.report: dict[str, Any] | None = None
         self.lint: dict[str, Any] | None = None
         self.error: str | None = None
-        self.uncovered_only = False
-        self.component: str | None = None
-        self.status: str | None = None
-        self.text = ""
+        # The filters and selection of the last session (tui.state; musubi --fresh starts clean).
+        saved = self.ctx.saved.section("trace")
+        self.uncovered_only = saved.get("uncovered_only") is True
+        self.component: str | None = _str_or_none(saved.get("component"))
+        self.status: str | None = _str_or_none(saved.get("status"))
+        self.text = _str_or_none(saved.get("text")) or ""
+        self._restore_selected = _str_or_none(saved.get("selected"))
+        if self.text:
+            self.query_one("#trace-search", Input).value = self.text
         self._focused_once = False
         self._load_worker: Worker[None] | None = None
         self._load_again = False
@@ -295,6 +300,10 @@ class TraceScreen(ModeScreen):
         self.query_one("#trace-filter-state", Static).update(self._filter_text(len(rows)))
         expanded = {n.data[1] for n in _walk(tree.root) if n.data and n.data[0] == "req" and n.is_expanded}
         cursor = tree.cursor_node.data if tree.cursor_node else None
+        if cursor is None and self._restore_selected:
+            cursor, self._restore_selected = ("req", self._restore_selected), None
+        self.ctx.saved.update("trace", uncovered_only=self.uncovered_only, component=self.component,
+                              status=self.status, text=self.text)
         tree.clear()
         target: TreeNode[NodeData] | None = None
         for r in rows:
@@ -312,6 +321,8 @@ class TraceScreen(ModeScreen):
             self._details(Content(self._empty_text()))
         if target is not None:
             tree.move_cursor(target)
+            if tree.cursor_node is not target:  # a fresh tree has no lines yet: move once they are laid out
+                self.call_after_refresh(tree.move_cursor, target)
         elif rows and tree.cursor_node is None:
             tree.move_cursor(tree.root.children[0])
         if not self._focused_once:
@@ -360,6 +371,7 @@ class TraceScreen(ModeScreen):
         row, data = self._selected()
         if row is None or data is None:
             return
+        self.ctx.saved.update("trace", selected=row["id"])
         if data[0] == "link":
             lk = live_links(row, data[2])[int(data[3])]
             self._seq += 1
@@ -552,6 +564,10 @@ class TraceScreen(ModeScreen):
             self.report_failure(exc, "Trace export")
             return
         self.notify(f"Wrote the trace matrix ({fmt}) to {target}.", title="Exported")
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def short_error(exc: BaseException) -> str:

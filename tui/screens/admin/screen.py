@@ -44,9 +44,13 @@ class AdminScreen(ModeScreen):
                 yield AuditPane(id="audit-pane")
 
     def on_mount(self) -> None:
+        tab = self.ctx.saved.section("admin").get("tab")  # the last session's tab (tui.state)
+        if tab in [t for t, _ in TABS]:
+            self.query_one(TabbedContent).active = tab
         self.call_after_refresh(self._load_active)
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        self.ctx.saved.update("admin", tab=self.query_one(TabbedContent).active)
         self._load_active()
 
     def _load_active(self) -> None:
