@@ -180,7 +180,10 @@ class CostScreen(ModeScreen):
         self._models_loaded = False
         self._table_width = ""
         self._fill_table()
+        self._stale = False
         self.ctx.conn_changed.subscribe(self, self._on_conn)
+        # Quotas changed by anyone (usage, a new limit): the headroom column must follow.
+        self.ctx.data_changed.subscribe(self, self._on_data)
         if self.ctx.conn.name == "connected":
             self.load_models()
         else:
@@ -189,6 +192,19 @@ class CostScreen(ModeScreen):
     def _on_conn(self, state: ConnState) -> None:
         if state.name == "connected" and not self._models_loaded:
             self.load_models()
+
+    def _on_data(self, what: str) -> None:
+        if what != "quotas" or not self._models_loaded:
+            return
+        if self.is_current:
+            self.schedule()  # debounced and exclusive: a burst of quota events makes one estimate
+        else:
+            self._stale = True
+
+    def on_screen_resume(self) -> None:
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self.schedule()
 
     def _note(self, text: str) -> None:
         self.query_one("#cost-notes", Static).update(text)
