@@ -152,3 +152,14 @@ async def test_an_unreadable_tab_names_its_permission_and_keeps_doing_so(tab_pre
         assert banner.display and f"needs {permission}" in str(banner.render())
         reads = [p for p, _q in api.reads if p in ("/v1/audit", "/v1/usage/history")]
         assert not reads, "nothing fetched that the engine would refuse"
+
+
+async def test_audit_filters_are_named_once_typed() -> None:
+    """The filter fields' placeholders are their only labels: once a value is typed, the title names it."""
+    app = MusubiApp(fake_ctx(FakeEngineApi()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, "6", "right_square_bracket", "right_square_bracket", "right_square_bracket", "slash")
+        await pilot.press(*"bob", "enter")
+        await settle(pilot)
+        panel = app.screen.query_one("#audit-events-panel")
+        await wait_for(pilot, lambda: "filtered: actor bob" in str(panel.border_title), "filter named in the title")

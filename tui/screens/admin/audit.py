@@ -133,7 +133,9 @@ class AuditPane(AdminPane):
             )
         if self.events:
             table.move_cursor(row=min(max(keep, 0), len(self.events) - 1))
-        filtered = " (filtered)" if self.filters() else ""
+        # The filter fields' placeholders vanish once typed into: the title names each value in use.
+        f = self.filters()
+        filtered = f" (filtered: {', '.join(f'{k} {v}' for k, v in f.items())})" if f else ""
         self.query_one("#audit-events-panel", Panel).border_title = f"Events: {len(self.events)} newest{filtered}"
         self._show_detail()
 
