@@ -11,7 +11,7 @@ from tui.widgets.checklist import CheckList
 
 async def test_cost_model_selection_reads_without_colour() -> None:
     app = MusubiApp(fake_ctx(FakeEngineApi(), color="none"))
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(160, 50)) as pilot:  # the whole list on screen, chosen rows among them
         await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
         await pilot.press("4")
         await settle(pilot)
