@@ -60,3 +60,20 @@ async def test_header_says_engine_gone_in_words_and_forgets_it_after_the_reconne
         app.ctx.set_conn(ConnState("connected"))
         await settle(pilot)
         assert "failed" not in header(app)
+
+
+async def test_a_user_who_cannot_read_specs_is_told_which_permission_and_it_stays() -> None:
+    api = FakeEngineApi()
+    api.denied.add(("GET", "/v1/trace"))
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected")
+        await pilot.press("2")
+        await settle(pilot)
+        details = str(app.screen.query_one("#trace-details", Static).render())
+        assert "this screen needs x, which you lack" in header(app)  # the fake names permission 'x'
+        assert "Nothing to trace" not in details and "musubi member add alice --role ROLE" in details
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.pause(3.5)  # a poll interval: nothing replaces the notice
+        assert "this screen needs x" in header(app)

@@ -30,7 +30,7 @@ from textual.widgets.tree import TreeNode
 from textual.worker import Worker
 
 from core.client import path_segment
-from core.errors import EngineUnavailable, MusubiError
+from core.errors import EngineUnavailable, MusubiError, PermissionDenied, TenantSuspended
 from core.exports import write_export
 from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
@@ -51,6 +51,7 @@ from tui.widgets.panel import Panel
 
 EXPORT_FORMATS = ("html", "md", "csv", "json")  # what /v1/trace/export renders (core.trace.export.FORMATS)
 ENGINE_GONE = "engine not reachable (the status bar shows when it is back; the matrix reloads then)"
+NEEDS = "this screen needs"  # the start of a lasting permission notice
 POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
 
 NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
@@ -287,6 +288,10 @@ class TraceScreen(ModeScreen):
         if self.error and self.report is None:
             header.update(f"Trace — {self.error}")
             tree.clear()
+            if self.error.startswith(NEEDS):  # not "nothing to trace": the user may not read it
+                self._details(Content(f"{self.error}\n\nAn owner or admin can grant a role that holds it: "
+                                      f"musubi member add {self.ctx.user} --role ROLE."))
+                return
             self._details(Content(
                 "Nothing to trace here.\n\nStart musubi inside a repository (a folder with .git, musubi.toml, "
                 ".kiro or storage/specs), or register it: musubi project add PATH.\n\nFrom a shell: musubi trace PATH"))
@@ -574,6 +579,9 @@ def short_error(exc: BaseException) -> str:
     """One short line for the header: no transport text (F12 lists the full failure)."""
     if isinstance(exc, EngineUnavailable):
         return ENGINE_GONE
+    if isinstance(exc, PermissionDenied) and not isinstance(exc, TenantSuspended):
+        perm = exc.extra.get("permission") or "specs.read"
+        return f"{NEEDS} {perm}, which you lack in this tenant"
     text = failure_message(exc).splitlines()[0] if failure_message(exc) else type(exc).__name__
     return text if len(text) <= 110 else text[:109] + "…"
 
