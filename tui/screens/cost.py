@@ -238,6 +238,9 @@ class CostScreen(ModeScreen):
                       m["id"], m["id"] in picks, disabled=not m.get("allowed", True))
             for m in message.models
         ])
+        chosen = [i for i, m in enumerate(message.models) if m["id"] in picks]
+        if chosen:  # the list opens on the first chosen model, so a [x] row is in view (once laid out)
+            self.call_after_refresh(self._show_first_choice, chosen[0])
         sel = self.query_one("#cost-workflow", Select)
         options = [(f"flow {w['name']}", f"workflow:{w['name']}") for w in message.workflows]
         options += [(f"task {t}", f"task:{t}") for t in TASK_SCOPES]
@@ -248,6 +251,12 @@ class CostScreen(ModeScreen):
         if isinstance(saved.get("glob"), str) and saved["glob"]:
             self.query_one("#cost-glob", Input).value = saved["glob"]
         self.schedule()
+
+    def _show_first_choice(self, index: int) -> None:
+        sl = self.query_one("#cost-models", SelectionList)
+        if index < sl.option_count:
+            sl.highlighted = index
+            sl.scroll_to_highlight(top=True)
 
     # -- inputs -----------------------------------------------------------------------------
 
