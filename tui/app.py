@@ -20,6 +20,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
+from textual.widget import AwaitMount, Widget
 from textual.worker import Worker, WorkerState
 
 from core.config import current_dir
@@ -40,6 +41,7 @@ from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
 from tui.screens.placeholders import TutorialsScreen
+from tui.state import SavedState, state_path
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -181,6 +183,11 @@ class MusubiApp(App[int], inherit_bindings=False):
     def on_mount(self) -> None:
         self.ctx.conn_changed.subscribe(self, self._conn_changed)
         self.ctx.engine_event.subscribe(self, self._engine_event)
+        if self.ctx.saved.warning:
+            self.notify(self.ctx.saved.warning, title="Saved context", severity="warning", timeout=10)
+        mode = self.ctx.saved.section("app").get("mode")
+        if isinstance(mode, str) and mode in BY_NAME and mode != self.DEFAULT_MODE:
+            self.call_after_refresh(self.switch_mode, mode)  # where the user left off (musubi --fresh: not)
         if self.ctx.settings.theme and self.ctx.settings.theme not in self.available_themes:
             self.notify(f"config.toml: unknown theme {self.ctx.settings.theme!r}; using {self.theme}.", severity="warning")
         # Connect only after the first frame is on screen: the user never waits for the engine.
@@ -292,6 +299,10 @@ class MusubiApp(App[int], inherit_bindings=False):
         if name in BY_NAME and self.current_mode != name:
             await self.switch_mode(name)
 
+    def switch_mode(self, mode: str) -> AwaitMount:
+        self.ctx.saved.update("app", mode=mode)  # kept for the next launch (tui.state)
+        return super().switch_mode(mode)
+
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen, key_rows, widget_help
 
@@ -311,7 +322,13 @@ class MusubiApp(App[int], inherit_bindings=False):
         screen = self.screen
         if screen.maximized is not None:
             screen.minimize()
-        elif screen.focused is None or not screen.maximize(screen.focused):
+            return
+        # The nearest maximisable widget at or above the focus: a scroll view inside a panel (Trace's
+        # details) is not maximisable itself, and Textual would give up instead of looking further up.
+        node = screen.focused
+        while node is not None and node is not screen and not node.allow_maximize:
+            node = node.parent if isinstance(node.parent, Widget) else None
+        if node is None or node is screen or not screen.maximize(node):
             self.notify("Nothing here can be maximised; press tab to focus a panel first.", severity="warning")
 
     def action_reconnect(self) -> None:
@@ -331,6 +348,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         if name == self.ctx.tenant:
             return
         self.ctx.api.identity.tenant = name
+        self.ctx.saved.update("app", tenant=name)
         self.ctx.whoami, self.ctx.quotas = None, None
         self.ctx.set_conn(ConnState("connecting", f"switching to tenant {name}"))
         self.link = EngineLink(self.ctx)
@@ -361,6 +379,11 @@ class MusubiApp(App[int], inherit_bindings=False):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for m in MODES:
             yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}", partial(self.action_mode, m.name))
+        from tui.screens.base import ModeScreen
+
+        if isinstance(screen, ModeScreen):  # this screen's actions, each with its key (and a ✗ if not allowed)
+            for a in screen.palette_actions():
+                yield SystemCommand(a.title, a.help, a.run)
         yield SystemCommand("Switch tenant", "F8: pick another tenant you belong to", self.action_switch_tenant)
         yield SystemCommand("Debug info", "F12: versions, paths, engine and terminal facts to copy", self.action_debug_info)
         yield SystemCommand("Reconnect to engine", "ctrl+r: retry now, starting the engine if needed", self.action_reconnect)
@@ -371,7 +394,17 @@ class MusubiApp(App[int], inherit_bindings=False):
         yield SystemCommand("Quit", "q / ctrl+q: leave the workstation (asks first when work is running)", self.action_request_quit)
 
     async def on_unmount(self) -> None:
+        self.ctx.saved.save()  # best effort: a home one cannot write loses only the context
         await self.ctx.api.close()
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): one file for the nameless user
+        return "_"
 
 
 def run(
@@ -380,8 +413,13 @@ def run(
     as_user: str | None = None,
     color_system: str | None = None,
     no_animations: bool = False,
+    fresh: bool = False,
 ) -> int:
-    """Start the workstation; returns the process exit code.  Bad config prints a message, not a traceback."""
+    """Start the workstation; returns the process exit code.  Bad config prints a message, not a traceback.
+
+    The context of the last session (mode, tenant, filters, tabs) is restored unless ``fresh``;
+    an explicit ``tenant`` (``--tenant``, ``MUSUBI_TENANT``) wins over the saved one.
+    """
     try:
         settings = load_settings()
         color = detect_color_system(flag=color_system, configured=settings.color_system)
@@ -389,12 +427,16 @@ def run(
     except MusubiError as exc:
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    saved = SavedState(state_path(paths.home, as_user or _os_user()), fresh=fresh)
+    if tenant is None and isinstance(saved.section("app").get("tenant"), str):
+        tenant = saved.section("app")["tenant"]
     ctx = AppContext(
         AsyncEngineClient(paths, Identity(tenant=tenant, as_user=as_user, cwd=current_dir())),  # "/" in a deleted folder: no project
         settings,
         color,
         animations=settings.animations and not no_animations,
         config_file=config_path(),
+        saved=saved,
     )
     return run_app(MusubiApp(ctx))
 

@@ -24,6 +24,7 @@ from core.async_client import AsyncEngineClient, EngineApi
 from core.errors import EngineUnavailable, MusubiError, PermissionDenied
 from tui.config import ColorDecision, Settings
 from tui.failures import FailureLog
+from tui.state import SavedState
 
 __all__ = ["AppContext", "AsyncEngineClient", "ConnState", "EngineApi", "EngineLink", "app_ctx", "utcnow"]
 
@@ -81,6 +82,8 @@ class AppContext:
     quota_error: str | None = None
     # Every failed background call of this run, for F12 (tui.workers.WorkerContract).
     failures: FailureLog = field(default_factory=FailureLog)
+    # Context kept across relaunches (tui.state); in memory only unless run() gives it a file.
+    saved: SavedState = field(default_factory=lambda: SavedState(None))
 
     def attach(self, app: App[Any]) -> None:
         """Create the signals, owned by ``app`` (Textual unsubscribes removed widgets itself)."""

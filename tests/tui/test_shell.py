@@ -155,7 +155,7 @@ async def test_f1_help_names_the_focused_widget_and_lists_binding_ids(fake_api: 
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, HelpScreen)
-        assert screen._widget_name == "TenantsTable"
+        assert screen._widget_name == "the table 'tenants table' in the Tenants panel"  # words, not a class name
         assert "suspend" in screen._widget_md
         ids = {r.binding_id for r in screen._rows}
         assert {"tenants_create", "tenants_suspend", "help", "mode_dashboard", "quit"} <= ids
