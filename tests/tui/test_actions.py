@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select, Static
 
-from core.rbac import BUILTIN_ROLES
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
@@ -35,14 +34,21 @@ async def start(pilot: Any, *keys: str) -> None:
         await settle(pilot)
 
 
-def as_viewer(api: FakeEngineApi) -> FakeEngineApi:
-    api.data["whoami"].update(user="vera", roles=["viewer"], permissions=sorted(BUILTIN_ROLES["viewer"]))
+def acting_as(api: FakeEngineApi, user: str, role: str) -> FakeEngineApi:
+    """The app run by ``user``, a tenant-wide member with ``role``: the fake's whoami and refusals follow."""
+    api.data["members"].append({"user": user, "project": None, "role": role, "since": "2026-01-07T09:00:00.000000Z",
+                                "added_by": "alice"})
+    api.identity.as_user = user
     return api
+
+
+def as_viewer(api: FakeEngineApi) -> FakeEngineApi:
+    return acting_as(api, "vera", "viewer")
 
 
 def test_every_screen_action_is_in_the_table() -> None:
     """A new binding on a mode screen or admin pane needs a palette description (and its permission)."""
-    screens = ("trace_", "cost_", "admin_", "tenants_", "members_", "quotas_", "audit_")
+    screens = ("trace_", "search_", "cost_", "admin_", "tenants_", "members_", "quotas_", "audit_")
     missing = [i for i in all_bindings() if i.startswith(screens) and i not in ACTIONS]
     assert not missing
 
@@ -138,8 +144,7 @@ async def test_a_viewer_is_refused_before_the_form_and_sees_marks() -> None:
 
 @pytest.mark.parametrize(("tab_presses", "permission"), [(2, "quotas.read"), (3, "audit.read")])
 async def test_an_unreadable_tab_names_its_permission_and_keeps_doing_so(tab_presses: int, permission: str) -> None:
-    api = FakeEngineApi()
-    api.data["whoami"].update(user="gus", roles=["guest"], permissions=[])
+    api = acting_as(FakeEngineApi(), "gus", "guest")
     app = MusubiApp(fake_ctx(api))
     async with app.run_test(size=(80, 24)) as pilot:
         await start(pilot, "6", *["right_square_bracket"] * tab_presses)

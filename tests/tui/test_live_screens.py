@@ -11,18 +11,21 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Tree
 
+from core.async_client import AsyncEngineClient
 from core.client import EngineClient
 from core.paths import HomePaths
+from core.wire import Identity
 from tests.tui.conftest import settle, wait_for
 from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
-from tui.context import AppContext, RealEngineApi
+from tui.context import AppContext
+from tui.screens.search import SearchScreen
 from tui.widgets.status_bar import render_status
 
 
 def app_in(paths: HomePaths, cwd: Path | None = None) -> MusubiApp:
     settings = Settings(engine=EngineSettings(retry_initial_s=0.1, retry_max_s=0.5, poll_s=30))
-    api = RealEngineApi(paths, cwd=str(cwd) if cwd else None)
+    api = AsyncEngineClient(paths, Identity(cwd=str(cwd) if cwd else "/"))
     return MusubiApp(AppContext(api, settings, ColorDecision("truecolor", "test"), animations=False))
 
 
@@ -39,14 +42,22 @@ async def shows(pilot: Pilot[Any], app: MusubiApp, needle: str, what: str) -> No
     assert app.is_running
 
 
-async def test_dashboard_status_bar_and_placeholders_follow_quota_changes(engine_home: HomePaths) -> None:
+async def test_dashboard_status_bar_search_and_tutorials_follow_quota_changes(engine_home: HomePaths) -> None:
     client = EngineClient(engine_home, autostart=False)
     app = app_in(engine_home)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected")
         await settle(pilot)
         for i, key in enumerate(["1", "3", "5", "1"] * 2):
+            if isinstance(app.screen, SearchScreen):
+                await pilot.press("escape")  # Search's query box has the focus: digits would type into it
             await pilot.press(key)
+            if key == "3":
+                screen = app.screen
+                assert isinstance(screen, SearchScreen)
+                # Its index status is read (or why not is said in words) while quotas change under it.
+                await wait_for(pilot, lambda s=screen: s.status is not None or s.status_error is not None,
+                               "Search read its index status", deadline_s=30)
             limit = 1_000 + i
             # A burst from another client: the last write is what every screen must show.
             await asyncio.to_thread(client.put, "/v1/quotas", {"metric": "tokens", "period": "minute", "limit": 5})

@@ -364,24 +364,35 @@ def burst(app: MusubiApp, keys: str | list[str]) -> None:
 
 
 async def test_every_action_has_a_binding_id_and_a_palette_entry(corpus_api: FakeEngineApi) -> None:
+    from tui.screens.actions import ACTIONS
     from tui.screens.bindings import all_binding_ids
-    from tui.screens.search import PALETTE, SearchCommands
 
     ids = {b.id for b in SearchScreen.BINDINGS if hasattr(b, "id")}
     assert ids == {"search_leave", "search_query", "search_path", "search_lang", "search_clear", "search_index",
                    "search_open"}
-    assert ids <= all_binding_ids()
-    actions = {b.action for b in SearchScreen.BINDINGS if hasattr(b, "action")}  # type: ignore[union-attr]
-    assert actions == {a for _title, _help, a in PALETTE}
+    assert ids <= all_binding_ids() and ids <= set(ACTIONS)
     async with search_screen(corpus_api) as (app, screen, pilot):
-        provider = SearchCommands(screen)
-        titles = [hit.text async for hit in provider.discover()]
-        assert "Search: (re)index this project" in titles and len(titles) == len(PALETTE)
+        palette = {c.title: c.help for c in app.get_system_commands(screen)}
+        search_entries = [t for t in palette if t.startswith("Search: ")]
+        assert len(search_entries) == len(ids)
+        assert palette["Search: Index"].startswith("i · (re)index this project")
         await pilot.press("escape", "f1")
         await settle(pilot)
-        table = app.screen.query_one("#help-keys", DataTable)
-        help_ids = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
-        assert ids <= help_ids
+        shown = str(app.screen.query_one("#help-keys-screen", Static).render())
+        assert all(i in shown for i in ids), "F1 lists every Search key with its binding id"
+
+
+async def test_reindex_without_index_build_is_refused_before_the_engine_is_asked(corpus_api: FakeEngineApi) -> None:
+    corpus_api.data["members"].append({"user": "vera", "project": None, "role": "viewer",
+                                       "since": "2026-01-07T09:00:00.000000Z", "added_by": "alice"})
+    corpus_api.identity.as_user = "vera"  # a viewer: may search, may not build the index
+    async with search_screen(corpus_api) as (app, screen, pilot):
+        palette = {c.title: c.help for c in app.get_system_commands(screen)}
+        assert "needs index.build, which you lack" in palette["Search: Index"]
+        await pilot.press("escape", "i")
+        await settle(pilot)
+        assert corpus_api.code.index_calls == []
+        assert any("lacks index.build" in str(n.message) for n in app._notifications)
 
 
 async def test_without_colour_the_selection_and_states_read_in_words(corpus_api: FakeEngineApi) -> None:

@@ -123,8 +123,8 @@ def test_run_restores_the_tenant_and_fresh_ignores_the_file(monkeypatch: pytest.
     seen: list[MusubiApp] = []
     monkeypatch.setattr(tui.app, "run_app", lambda app: seen.append(app) or 0)
     assert tui.app.run(home=str(home), as_user="alice") == 0
-    assert seen[-1].ctx.api.tenant == "acme" and seen[-1].ctx.saved.section("app")["mode"] == "trace"
+    assert seen[-1].ctx.api.identity.tenant == "acme" and seen[-1].ctx.saved.section("app")["mode"] == "trace"
     assert tui.app.run(home=str(home), tenant="other", as_user="alice") == 0
-    assert seen[-1].ctx.api.tenant == "other"  # an explicit tenant wins over the saved one
+    assert seen[-1].ctx.api.identity.tenant == "other"  # an explicit tenant wins over the saved one
     assert tui.cli.run(["--home", str(home), "--as", "alice", "--fresh"]) == 0
-    assert seen[-1].ctx.saved.data == {} and seen[-1].ctx.api.tenant != "acme"
+    assert seen[-1].ctx.saved.data == {} and seen[-1].ctx.api.identity.tenant != "acme"

@@ -22,10 +22,10 @@ class TraceFails(FakeEngineApi):
         super().__init__()
         self.fail_trace = False
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
         if self.fail_trace and path.startswith("/v1/trace"):
             raise EngineUnavailable(RAW)
-        return await super()._request(method, path, body, query)
+        return await super()._send(method, path, body, query)
 
 
 def header(app: MusubiApp) -> str:

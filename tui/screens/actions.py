@@ -39,6 +39,14 @@ ACTIONS: dict[str, ActionSpec] = {
     "trace_accept": ActionSpec("accept the selected suggested link (kept in links.yml)", "specs.write"),
     "trace_reject": ActionSpec("reject the selected suggested link (kept in links.yml)", "specs.write"),
     "trace_export": ActionSpec("export the matrix as HTML, Markdown, CSV or JSON to a file", "specs.read"),
+    # Search (mode 3)
+    "search_leave": ActionSpec("leave the query box, to the results; then 1-6 switch screens", None),
+    "search_query": ActionSpec("back to the query box: type to search (digits type into the query)", "search.query"),
+    "search_path": ActionSpec("path glob filter, such as src/**/*.py", "search.query"),
+    "search_lang": ActionSpec("language filter: python, typescript, markdown, …", "search.query"),
+    "search_clear": ActionSpec("clear both filters: search the whole project again", "search.query"),
+    "search_index": ActionSpec("(re)index this project; the job's progress shows above the results", "index.build"),
+    "search_open": ActionSpec("open the selected result in $EDITOR at its first line", "search.query"),
     # Cost (mode 4)
     "cost_estimate": ActionSpec("estimate again now", "quotas.read"),
     "cost_export": ActionSpec("export the estimate as JSON, CSV or Markdown to a file", "quotas.read"),
@@ -79,7 +87,7 @@ def refusal(ctx: AppContext, binding_id: str) -> str | None:
     if allowed(ctx, binding_id):
         return None
     perm = ACTIONS[binding_id].permission
-    roles = ", ".join((ctx.whoami or {}).get("roles") or []) or "no role"
+    roles = ", ".join(ctx.whoami["roles"] if ctx.whoami else []) or "no role"
     return (f"{ctx.user} ({roles}) lacks {perm} in tenant {ctx.tenant}. An owner or admin can grant a role that "
             f"holds it (musubi member add {ctx.user} --role ROLE); nothing was changed.")
 

@@ -371,14 +371,14 @@ class CostScreen(ModeScreen):
 
     def _fill_table(self) -> None:
         """One row per model; at 80 columns the quota comes right after the model, detail columns from 100."""
-        d = self.estimate or {"models": []}
+        models = self.estimate["models"] if self.estimate else []
         self._table_width = size = self._width_class()
         t = self.query_one(CostTable)
         t.clear(columns=True)
         detail = size != "narrow"
         t.add_columns("MODEL", "QUOTA AFTER RUN", "COST $ (LOW-HIGH)" if detail else "COST $", "FITS",
                       *(("INPUT", "OUTPUT") if detail else ()))
-        for m in d["models"]:
+        for m in models:
             name = m["model"] + ("" if m["exact_tokens"] else " *")
             if m.get("does_not_fit"):
                 t.add_row(name, "-", "-", "does not fit", *(("-", "-") if detail else ()), key=m["model"])

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widget import Widget
@@ -50,43 +49,9 @@ class ResultsNote(Static, can_focus=True):
     """An empty state in the results panel; focusable, so Esc can leave the query box to it."""
 
 
-class SearchCommands(Provider):
-    """The Search screen's actions in the command palette (ctrl+p) while the screen is shown."""
-
-    def _commands(self) -> list[tuple[str, str, Any]]:
-        screen = self.screen
-        if not isinstance(screen, SearchScreen):
-            return []
-        return [(f"Search: {title}", help_text, getattr(screen, f"action_{action}"))
-                for title, help_text, action in PALETTE]
-
-    async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
-
-
-PALETTE = (
-    ("focus the query box", "/: type to search; digits type into the query there", "focus_query"),
-    ("path filter", "p: a glob such as src/**/*.py", "focus_path"),
-    ("language filter", "l: python, typescript, markdown, …", "focus_lang"),
-    ("clear filters", "x: search the whole project again", "clear_filters"),
-    ("(re)index this project", "i: start an index job; progress shows here", "reindex"),
-    ("open the result in $EDITOR", "e / enter: at the result's first line", "open_editor"),
-    ("leave the query box", "escape: to the results; then 1-6 switch screens", "leave_box"),
-)
-
-
 class SearchScreen(ModeScreen):
     MODE = "search"
     CSS_PATH = STYLES / "search.tcss"
-    COMMANDS: ClassVar[set[Any]] = {SearchCommands}
     AUTO_FOCUS = "#search-query"
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "search-status": "Index status", "search-query": "Search", "search-index": "Index",
@@ -409,6 +374,8 @@ class SearchScreen(ModeScreen):
     # -- indexing -------------------------------------------------------------------------
 
     def action_reindex(self) -> None:
+        if self.refuse("search_index"):
+            return
         if self.status is not None and not self.status.get("project"):
             self.notify(view.NO_PROJECT.split("\n\n", 1)[1], title="Index: no project here", severity="warning")
             return
