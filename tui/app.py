@@ -15,11 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
+from textual.widget import AwaitMount, Widget
 from textual.worker import Worker, WorkerState
 
 from core.config import current_dir
@@ -39,7 +40,8 @@ from tui.failsafe import (
 from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
-from tui.screens.placeholders import SearchScreen, TutorialsScreen
+from tui.screens.placeholders import TutorialsScreen
+from tui.state import SavedState, state_path
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -68,6 +70,13 @@ def _trace_screen() -> Screen[Any]:
     return TraceScreen()
 
 
+def _search_screen() -> Screen[Any]:
+    # lazy: the results table and preview load on first use
+    from tui.screens.search import SearchScreen
+
+    return SearchScreen()
+
+
 def _tenant_provider() -> type:
     from tui.widgets.palette import TenantCommands
 
@@ -75,7 +84,21 @@ def _tenant_provider() -> type:
 
 
 def _mode_bindings() -> list[BindingType]:
-    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False) for m in MODES]
+    # Priority: a mode key is taken in the order the terminal sent it, before the keys after it are
+    # handed to the old screen, so "3" then a quick "cart" types "cart" into the Search screen.
+    # check_action lets digits through to a focused text field instead (they type there).
+    return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False, priority=True) for m in MODES]
+
+
+def _typing_in(screen: Screen[Any]) -> bool:
+    """Whether the focused widget of ``screen`` takes typed text (there, digits are text, not mode keys)."""
+    # Looked up, not imported: the footer asks on every refresh, and a text-field class nobody has
+    # loaded yet cannot be what has the focus.
+    for module, name in (("textual.widgets._input", "Input"), ("textual.widgets._text_area", "TextArea")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(screen.focused, cls):
+            return True
+    return False
 
 
 class MusubiApp(App[int], inherit_bindings=False):
@@ -88,7 +111,7 @@ class MusubiApp(App[int], inherit_bindings=False):
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
         "trace": _trace_screen,
-        "search": SearchScreen,
+        "search": _search_screen,
         "cost": _cost_screen,
         "tutorials": TutorialsScreen,
         "admin": _admin_screen,
@@ -160,6 +183,11 @@ class MusubiApp(App[int], inherit_bindings=False):
     def on_mount(self) -> None:
         self.ctx.conn_changed.subscribe(self, self._conn_changed)
         self.ctx.engine_event.subscribe(self, self._engine_event)
+        if self.ctx.saved.warning:
+            self.notify(self.ctx.saved.warning, title="Saved context", severity="warning", timeout=10)
+        mode = self.ctx.saved.section("app").get("mode")
+        if isinstance(mode, str) and mode in BY_NAME and mode != self.DEFAULT_MODE:
+            self.call_after_refresh(self.switch_mode, mode)  # where the user left off (musubi --fresh: not)
         if self.ctx.settings.theme and self.ctx.settings.theme not in self.available_themes:
             self.notify(f"config.toml: unknown theme {self.ctx.settings.theme!r}; using {self.theme}.", severity="warning")
         # Connect only after the first frame is on screen: the user never waits for the engine.
@@ -248,13 +276,32 @@ class MusubiApp(App[int], inherit_bindings=False):
 
     # -- actions --------------------------------------------------------------------------
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            # check_action needs to know whether the key being handled is a character (a digit
+            # typed into a field) or not (F2…F7 switch modes from anywhere).
+            self._printable_key = event.is_printable
+            try:
+                await super().on_event(event)
+            finally:
+                self._printable_key = False
+            return
+        await super().on_event(event)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Under a dialog, global keys must not switch modes or quit behind the user's back.
-        return not (action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen))
+        if action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen):
+            return False
+        # A digit typed into a text field is text; the mode keys are priority bindings, so decline here.
+        return not (action == "mode" and getattr(self, "_printable_key", False) and _typing_in(self.screen))
 
     async def action_mode(self, name: str) -> None:
         if name in BY_NAME and self.current_mode != name:
             await self.switch_mode(name)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        self.ctx.saved.update("app", mode=mode)  # kept for the next launch (tui.state)
+        return super().switch_mode(mode)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen, key_rows, widget_help
@@ -275,7 +322,13 @@ class MusubiApp(App[int], inherit_bindings=False):
         screen = self.screen
         if screen.maximized is not None:
             screen.minimize()
-        elif screen.focused is None or not screen.maximize(screen.focused):
+            return
+        # The nearest maximisable widget at or above the focus: a scroll view inside a panel (Trace's
+        # details) is not maximisable itself, and Textual would give up instead of looking further up.
+        node = screen.focused
+        while node is not None and node is not screen and not node.allow_maximize:
+            node = node.parent if isinstance(node.parent, Widget) else None
+        if node is None or node is screen or not screen.maximize(node):
             self.notify("Nothing here can be maximised; press tab to focus a panel first.", severity="warning")
 
     def action_reconnect(self) -> None:
@@ -295,6 +348,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         if name == self.ctx.tenant:
             return
         self.ctx.api.identity.tenant = name
+        self.ctx.saved.update("app", tenant=name)
         self.ctx.whoami, self.ctx.quotas = None, None
         self.ctx.set_conn(ConnState("connecting", f"switching to tenant {name}"))
         self.link = EngineLink(self.ctx)
@@ -325,6 +379,11 @@ class MusubiApp(App[int], inherit_bindings=False):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for m in MODES:
             yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}", partial(self.action_mode, m.name))
+        from tui.screens.base import ModeScreen
+
+        if isinstance(screen, ModeScreen):  # this screen's actions, each with its key (and a ✗ if not allowed)
+            for a in screen.palette_actions():
+                yield SystemCommand(a.title, a.help, a.run)
         yield SystemCommand("Switch tenant", "F8: pick another tenant you belong to", self.action_switch_tenant)
         yield SystemCommand("Debug info", "F12: versions, paths, engine and terminal facts to copy", self.action_debug_info)
         yield SystemCommand("Reconnect to engine", "ctrl+r: retry now, starting the engine if needed", self.action_reconnect)
@@ -335,7 +394,17 @@ class MusubiApp(App[int], inherit_bindings=False):
         yield SystemCommand("Quit", "q / ctrl+q: leave the workstation (asks first when work is running)", self.action_request_quit)
 
     async def on_unmount(self) -> None:
+        self.ctx.saved.save()  # best effort: a home one cannot write loses only the context
         await self.ctx.api.close()
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): one file for the nameless user
+        return "_"
 
 
 def run(
@@ -344,8 +413,13 @@ def run(
     as_user: str | None = None,
     color_system: str | None = None,
     no_animations: bool = False,
+    fresh: bool = False,
 ) -> int:
-    """Start the workstation; returns the process exit code.  Bad config prints a message, not a traceback."""
+    """Start the workstation; returns the process exit code.  Bad config prints a message, not a traceback.
+
+    The context of the last session (mode, tenant, filters, tabs) is restored unless ``fresh``;
+    an explicit ``tenant`` (``--tenant``, ``MUSUBI_TENANT``) wins over the saved one.
+    """
     try:
         settings = load_settings()
         color = detect_color_system(flag=color_system, configured=settings.color_system)
@@ -353,12 +427,16 @@ def run(
     except MusubiError as exc:
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    saved = SavedState(state_path(paths.home, as_user or _os_user()), fresh=fresh)
+    if tenant is None and isinstance(saved.section("app").get("tenant"), str):
+        tenant = saved.section("app")["tenant"]
     ctx = AppContext(
         AsyncEngineClient(paths, Identity(tenant=tenant, as_user=as_user, cwd=current_dir())),  # "/" in a deleted folder: no project
         settings,
         color,
         animations=settings.animations and not no_animations,
         config_file=config_path(),
+        saved=saved,
     )
     return run_app(MusubiApp(ctx))
 

@@ -131,6 +131,8 @@ EXIT_INTERRUPTED = 130
 @click.option("--color-system", type=click.Choice(["truecolor", "256", "16", "none"]), default=None,
               help="TUI only: force a colour system (auto-detected otherwise).")
 @click.option("--no-animations", is_flag=True, help="TUI only: turn off animations (useful over slow SSH).")
+@click.option("--fresh", is_flag=True,
+              help="TUI only: ignore the context saved by the last session (mode, tenant, filters, tabs).")
 @click.version_option(package_name="musubi-workstation", prog_name="musubi")
 @click.pass_context
 def root(
@@ -142,6 +144,7 @@ def root(
     json_out: bool,
     color_system: str | None,
     no_animations: bool,
+    fresh: bool,
 ) -> int | None:
     """Musubi Workstation: spec-driven development with AI agents.
 
@@ -153,11 +156,11 @@ def root(
         return None
     if json_out:
         raise click.UsageError("the workstation (TUI) has no --json output; give a command, e.g. musubi quota status --json.")
-    return _launch_tui(home, tenant, as_user, color_system, no_animations)
+    return _launch_tui(home, tenant, as_user, color_system, no_animations, fresh)
 
 
 def _launch_tui(home: str | None, tenant: str | None, as_user: str | None, color_system: str | None,
-                no_animations: bool) -> int:
+                no_animations: bool, fresh: bool = False) -> int:
     try:
         from tui.app import run as run_app  # lazy: textual is heavy and commands don't need it
     except ImportError as exc:
@@ -166,7 +169,7 @@ def _launch_tui(home: str | None, tenant: str | None, as_user: str | None, color
             "Commands still work; see: musubi --help",
             code="tui_unavailable",
         ) from None
-    return int(run_app(home, tenant, as_user, color_system, no_animations) or 0)
+    return int(run_app(home, tenant, as_user, color_system, no_animations, fresh) or 0)
 
 
 # -- global options anywhere ------------------------------------------------------------------

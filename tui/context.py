@@ -24,6 +24,7 @@ from core.async_client import AsyncEngineClient, EngineApi
 from core.errors import EngineUnavailable, MusubiError, PermissionDenied
 from tui.config import ColorDecision, Settings
 from tui.failures import FailureLog
+from tui.state import SavedState
 
 __all__ = ["AppContext", "AsyncEngineClient", "ConnState", "EngineApi", "EngineLink", "app_ctx", "utcnow"]
 
@@ -39,6 +40,9 @@ ConnName = Literal["connecting", "connected", "reconnecting", "down"]
 QUOTA_ACTIONS = frozenset(
     {"usage.record", "usage.settle", "usage.reserve", "usage.release", "usage.expire", "quota.set", "quota.remove"}
 )
+
+# The event types the app follows: audit and quota alerts (Dashboard, Admin), job progress (Search's index panel).
+STREAM_TYPES = "audit,quota.alert,job.progress,job.state"
 
 
 def utcnow() -> datetime:
@@ -78,6 +82,8 @@ class AppContext:
     quota_error: str | None = None
     # Every failed background call of this run, for F12 (tui.workers.WorkerContract).
     failures: FailureLog = field(default_factory=FailureLog)
+    # Context kept across relaunches (tui.state); in memory only unless run() gives it a file.
+    saved: SavedState = field(default_factory=lambda: SavedState(None))
 
     def attach(self, app: App[Any]) -> None:
         """Create the signals, owned by ``app`` (Textual unsubscribes removed widgets itself)."""
@@ -174,7 +180,7 @@ class EngineLink:
         """Forward events to the app and refresh quotas when they may have changed."""
         poller = asyncio.create_task(self._poll_quotas())
         try:
-            async for ev in self.ctx.api.events():
+            async for ev in self.ctx.api.events(STREAM_TYPES):
                 self.ctx.engine_event.publish(ev)
                 action = (ev.get("event") or {}).get("action")
                 if ev.get("type") == "quota.alert" or action in QUOTA_ACTIONS:

@@ -401,7 +401,7 @@ def index_status() -> Call[IndexStatus]:
 def search(query: str, k: int | str | None = None, path: str | None = None,
            lang: str | None = None) -> Call[SearchAnswer]:
     """Hybrid search in the request's project: ``k`` results, ``path`` a glob, ``lang`` a language."""
-    return post("/v1/search", query=query, k=k, path=path, lang=lang)
+    return post("/v1/search", query=query, k=k, path=path or None, lang=lang or None)
 
 
 def search_batch(queries: list[str], k: int | str | None = None, path: str | None = None,

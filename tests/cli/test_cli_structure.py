@@ -209,7 +209,7 @@ def test_bare_musubi_starts_the_tui_with_the_root_options(monkeypatch: pytest.Mo
     monkeypatch.delenv("MUSUBI_TENANT", raising=False)
     rc = climod.run(["--home", "/tmp/mh-x", "--tenant", "acme", "--as", "bob", "--color-system", "256", "--no-animations"])
     assert rc == 0
-    assert calls == [("/tmp/mh-x", "acme", "bob", "256", True)]
+    assert calls == [("/tmp/mh-x", "acme", "bob", "256", True, False)]  # the last: --fresh (not given)
 
 
 def test_bare_musubi_when_the_tui_is_not_importable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

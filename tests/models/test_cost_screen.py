@@ -56,8 +56,8 @@ async def test_opens_with_default_models_and_a_workflow() -> None:
         assert scr.estimate["workflow"] == "implement"
         first = rows(scr)[0]
         est = scr.estimate["models"][0]
-        assert first[1].startswith(f"{float(est['cost_usd']['expected']):.4f} (")
-        assert first[2].startswith(("OK", "MAY TRIP", "TRIPS"))  # a word, not colour alone
+        assert first[2].startswith(f"{float(est['cost_usd']['expected']):.4f} (")
+        assert first[1].startswith(("OK", "MAY TRIP", "TRIPS"))  # a word, not colour alone; second, so 80 columns show it
         assert "estimated tokenizer" in str(scr.query_one("#cost-notes").render())
 
 

@@ -44,6 +44,11 @@ def answer(method: str, path: str, body: dict[str, Any] | None, query: dict[str,
             return {"root": report["root"], "scan": {**report["scan"], "read": 0, "parsed": 0}, "summary": report["summary"],
                     "diagnosis": report["diagnosis"]}
         return report
+    if path == "/v1/trace/export":
+        from core.trace.export import render
+
+        fmt = (query or {}).get("format", "json")
+        return {"format": fmt, "content": render(report, fmt)}
     if path == "/v1/spec/lint":
         return d["lint"]
     if path.startswith("/v1/trace/impact/"):

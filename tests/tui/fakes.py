@@ -16,6 +16,7 @@ from core.paths import HomePaths
 from core.rbac import PERMISSIONS
 from core.wire import Identity
 from tests.tui.fake_engine import FakeEngine, role_json
+from tests.tui.fake_search import FakeSearch
 from tui.config import ColorDecision, Settings
 from tui.context import AppContext
 
@@ -103,6 +104,7 @@ class FakeEngineApi(AsyncEngineClient):
         self.hold.set()
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.starts = 0
+        self.code = FakeSearch()  # the code-search routes (the Search screen)
 
     def _check(self) -> None:
         if self.down:
@@ -130,6 +132,8 @@ class FakeEngineApi(AsyncEngineClient):
             from tests.models.fake_cost import answer  # model and cost routes (the Cost screen)
 
             return answer(method, path, body, self.data["quotas"])
+        if path.startswith(("/v1/index", "/v1/search")):
+            return await self.code.answer(method, path, body)
         if path.startswith(("/v1/trace", "/v1/spec/")):
             from tests.trace.fake_trace import answer as trace_answer  # the Trace screen's routes
 

@@ -39,10 +39,11 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], [None, None, None, None, False]),
-        (["--home", "/h", "--tenant=acme"], ["/h", "acme", None, None, False]),
-        (["--as", "vera", "--color-system", "16", "--no-animations"], [None, None, "vera", "16", True]),
-        (["--project", "webshop"], [None, None, None, None, False]),
+        ([], [None, None, None, None, False, False]),
+        (["--home", "/h", "--tenant=acme"], ["/h", "acme", None, None, False, False]),
+        (["--as", "vera", "--color-system", "16", "--no-animations"], [None, None, "vera", "16", True, False]),
+        (["--project", "webshop"], [None, None, None, None, False, False]),
+        (["--fresh"], [None, None, None, None, False, True]),
     ],
 )
 def test_bare_invocations_open_the_tui_without_loading_any_command(argv: list[str], expected: list[object]) -> None:
@@ -58,7 +59,7 @@ def test_environment_fills_home_and_tenant() -> None:
     import os
 
     env = {**os.environ, "MUSUBI_HOME": "/env/home", "MUSUBI_TENANT": "acme"}
-    assert _probe("--tenant", "beta", env=env)["seen"] == [["/env/home", "beta", None, None, False]]
+    assert _probe("--tenant", "beta", env=env)["seen"] == [["/env/home", "beta", None, None, False, False]]
 
 
 @pytest.mark.parametrize("argv", [["--color-system", "sepia"], ["--home"], ["--no-animations=yes"]])

@@ -17,6 +17,7 @@ MODULES = (
     "tui.screens.trace",
     "tui.screens.admin.screen",
     "tui.screens.cost",
+    "tui.screens.search",
     "tui.screens.admin.tenants",
     "tui.screens.admin.members",
     "tui.screens.admin.quotas",

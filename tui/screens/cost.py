@@ -31,6 +31,7 @@ from core.exports import write_export
 from core.models.report import EXTENSIONS, FORMATS, render
 from tui.context import ConnState
 from tui.screens.base import ModeScreen
+from tui.widgets.checklist import CheckList
 from tui.widgets.format import bar
 from tui.widgets.panel import Panel
 
@@ -67,17 +68,27 @@ def files_under(path: Path) -> list[str]:
     return [os.path.abspath(p) for p in out[:MAX_FILES]]
 
 
-def headroom_cell(m: dict[str, Any]) -> str:
-    """The tightest quota after the run (high figure) as a bar with a word."""
-    if m.get("trips"):
-        return "TRIPS " + ", ".join(t.split(" (")[0] for t in m["trips"])
+def headroom_cell(m: dict[str, Any], with_bar: bool = False) -> str:
+    """The tightest quota after the run (high figure) as a word and figures (a bar on wide screens).
+
+    A quota the run would trip names what it needs and what is left: "TRIPS tokens/day" alone
+    gives no amount to act on.
+    """
     quotas = m.get("quotas") or []
+    tripped = [q for q in quotas if (q.get("trips") or {}).get("expected")]
+    if tripped or m.get("trips"):
+        if not tripped:
+            return "TRIPS " + ", ".join(t.split(" (")[0] for t in m["trips"])
+        q = min(tripped, key=lambda q: q["remaining_after"]["expected"])
+        return (f"TRIPS {q['metric']}/{q['period']}: needs {q['needed']['expected']:,}, "
+                f"{max(0, q['remaining_now']):,} left")
     if not quotas:
         return "no quotas"
     tight = min(quotas, key=lambda q: q["headroom_after"]["high"])
     frac = max(0.0, float(tight["headroom_after"]["high"]))
     word = "MAY TRIP" if m.get("trips_high") else "OK"
-    return f"{word} {frac:.0%} left {tight['metric']}/{tight['period']} {bar(frac, 6)}"
+    cell = f"{word} {frac:.0%} left {tight['metric']}/{tight['period']}"
+    return f"{cell} {bar(frac, 6)}" if with_bar else cell
 
 
 def usd(v: str) -> str:
@@ -116,7 +127,10 @@ class CostScreen(ModeScreen):
     DEFAULT_CSS = """
     #cost-split { height: 1fr; }
     #cost-models-panel { width: 36; }
-    CostScreen.-narrow #cost-models-panel { width: 28; }
+    /* Below 150 columns the models list sits above the estimate, so the table has the full width. */
+    CostScreen.-narrow #cost-split, CostScreen.-wide #cost-split { layout: vertical; }
+    CostScreen.-narrow #cost-models-panel { width: 1fr; height: 7; }
+    CostScreen.-wide #cost-models-panel { width: 1fr; height: 30%; }
     CostScreen.-xwide #cost-models-panel { width: 46; }
     #cost-models { height: 1fr; border: none; padding: 0; }
     #cost-right { width: 1fr; }
@@ -148,13 +162,13 @@ class CostScreen(ModeScreen):
         self.root = Path(self.ctx.api.identity.cwd or os.getcwd())
         with Horizontal(id="cost-split"):
             with Panel(title="Models (space selects)", id="cost-models-panel"):
-                yield SelectionList[str](id="cost-models")
+                yield CheckList(id="cost-models")
             with Vertical(id="cost-right"):
                 with Panel(title="Scope", id="cost-scope-panel"):
                     with Horizontal(id="cost-scope-row"):
                         yield Select([(f"task {t}", f"task:{t}") for t in TASK_SCOPES], value="task:implementation",
-                                     allow_blank=False, id="cost-workflow")
-                        glob_in = Input(placeholder="files: glob, e.g. src/**/*.py", id="cost-glob")
+                                     allow_blank=False, id="cost-workflow", compact=True)
+                        glob_in = Input(placeholder="files: glob, e.g. src/**/*.py", id="cost-glob", compact=True)
                         glob_in.cursor_blink = self.ctx.animations
                         yield glob_in
                     yield Static("no files chosen: the estimate covers the prompts only", id="cost-scope-info", markup=False)
@@ -169,9 +183,12 @@ class CostScreen(ModeScreen):
         self.glob_files: list[str] = []
         self.tree_files: dict[str, None] = {}
         self._models_loaded = False
-        t = self.query_one(CostTable)
-        t.add_columns("MODEL", "COST $ (LOW-HIGH)", "QUOTA AFTER RUN", "INPUT", "OUTPUT", "FITS")
+        self._table_width = ""
+        self._fill_table()
+        self._stale = False
         self.ctx.conn_changed.subscribe(self, self._on_conn)
+        # Quotas changed by anyone (usage, a new limit): the headroom column must follow.
+        self.ctx.data_changed.subscribe(self, self._on_data)
         if self.ctx.conn.name == "connected":
             self.load_models()
         else:
@@ -180,6 +197,19 @@ class CostScreen(ModeScreen):
     def _on_conn(self, state: ConnState) -> None:
         if state.name == "connected" and not self._models_loaded:
             self.load_models()
+
+    def _on_data(self, what: str) -> None:
+        if what != "quotas" or not self._models_loaded:
+            return
+        if self.is_current:
+            self.schedule()  # debounced and exclusive: a burst of quota events makes one estimate
+        else:
+            self._stale = True
+
+    def on_screen_resume(self) -> None:
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self.schedule()
 
     def _note(self, text: str) -> None:
         self.query_one("#cost-notes", Static).update(text)
@@ -202,20 +232,36 @@ class CostScreen(ModeScreen):
         # A retired model would only be refused: the list offers the models one can still run.
         message.models = [m for m in message.models if m.get("status") != "retired"]
         allowed = [m for m in message.models if m.get("allowed", True)]
-        picks = {m["id"] for m in allowed if m["id"] in DEFAULT_PICKS} or {m["id"] for m in allowed[:2]}
+        saved = self.ctx.saved.section("cost")  # the last session's choice (tui.state), if still offered
+        kept = {m["id"] for m in allowed if m["id"] in (saved.get("models") or [])}
+        picks = kept or {m["id"] for m in allowed if m["id"] in DEFAULT_PICKS} or {m["id"] for m in allowed[:2]}
         sl = self.query_one("#cost-models", SelectionList)
         sl.clear_options()
         sl.add_options([
-            Selection(f"{m['id']} · {m['tier']} · ${_price(m['input_per_mtok'])}/${_price(m['output_per_mtok'])}",
+            Selection(f"{m['id']} · {m['tier']} · ${_price(m['input_per_mtok'])}/${_price(m['output_per_mtok'])}"
+                      + ("" if m.get("allowed", True) else " · not allowed"),
                       m["id"], m["id"] in picks, disabled=not m.get("allowed", True))
             for m in message.models
         ])
+        chosen = [i for i, m in enumerate(message.models) if m["id"] in picks]
+        if chosen:  # the list opens on the first chosen model, so a [x] row is in view (once laid out)
+            self.call_after_refresh(self._show_first_choice, chosen[0])
         sel = self.query_one("#cost-workflow", Select)
         options = [(f"flow {w['name']}", f"workflow:{w['name']}") for w in message.workflows]
         options += [(f"task {t}", f"task:{t}") for t in TASK_SCOPES]
         sel.set_options(options)
         sel.value = "workflow:implement" if any(w["name"] == "implement" for w in message.workflows) else options[0][1]
+        if saved.get("scope") in [v for _, v in options]:
+            sel.value = saved["scope"]
+        if isinstance(saved.get("glob"), str) and saved["glob"]:
+            self.query_one("#cost-glob", Input).value = saved["glob"]
         self.schedule()
+
+    def _show_first_choice(self, index: int) -> None:
+        sl = self.query_one("#cost-models", SelectionList)
+        if index < sl.option_count:
+            sl.highlighted = index
+            sl.scroll_to_highlight(top=True)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -277,6 +323,10 @@ class CostScreen(ModeScreen):
     # -- estimating -------------------------------------------------------------------------
 
     def schedule(self) -> None:
+        if self._models_loaded:
+            self.ctx.saved.update("cost", models=list(self.query_one("#cost-models", SelectionList).selected),
+                                  scope=str(self.query_one("#cost-workflow", Select).value),
+                                  glob=self.query_one("#cost-glob", Input).value)
         self.run_estimate()
 
     @work(exclusive=True, group="cost-estimate", exit_on_error=False)
@@ -299,22 +349,7 @@ class CostScreen(ModeScreen):
 
     def on_cost_screen_estimated(self, message: Estimated) -> None:
         self.estimate = d = message.data
-        t = self.query_one(CostTable)
-        t.clear()
-        for m in d["models"]:
-            c = m["cost_usd"]
-            if m.get("does_not_fit"):
-                t.add_row(m["model"] + ("" if m["exact_tokens"] else " *"), "-", "-", "-", "-", "does not fit",
-                          key=m["model"])
-                continue
-            t.add_row(
-                m["model"] + ("" if m["exact_tokens"] else " *"),
-                f"{usd(c['expected'])} ({usd(c['low'])}-{usd(c['high'])})",
-                headroom_cell(m),
-                _rng(m["input_tokens"]), _rng(m["output_tokens"]),
-                "yes" if m["fits"] else f"no: {m['max_chunks']} chunks",
-                key=m["model"],
-            )
+        self._fill_table()
         notes = []
         if any(not m["exact_tokens"] for m in d["models"]):
             notes.append("* estimated tokenizer: counts are the middle of a band.")
@@ -325,6 +360,37 @@ class CostScreen(ModeScreen):
         if d.get("skipped"):
             notes.append(f"{len(d['skipped'])} file(s) skipped (binary or unreadable)")
         self._note(" · ".join(notes) + " · x export")
+
+    def on_resize(self) -> None:
+        if self.estimate and self._table_width != self._width_class():
+            self._fill_table()
+
+    def _width_class(self) -> str:
+        width = self.app.size.width
+        return "xwide" if width >= 150 else "wide" if width >= 100 else "narrow"
+
+    def _fill_table(self) -> None:
+        """One row per model; at 80 columns the quota comes right after the model, detail columns from 100."""
+        models = self.estimate["models"] if self.estimate else []
+        self._table_width = size = self._width_class()
+        t = self.query_one(CostTable)
+        t.clear(columns=True)
+        detail = size != "narrow"
+        t.add_columns("MODEL", "QUOTA AFTER RUN", "COST $ (LOW-HIGH)" if detail else "COST $", "FITS",
+                      *(("INPUT", "OUTPUT") if detail else ()))
+        for m in models:
+            name = m["model"] + ("" if m["exact_tokens"] else " *")
+            if m.get("does_not_fit"):
+                t.add_row(name, "-", "-", "does not fit", *(("-", "-") if detail else ()), key=m["model"])
+                continue
+            c = m["cost_usd"]
+            cost = f"{usd(c['expected'])} ({usd(c['low'])}-{usd(c['high'])})" if detail else usd(c["expected"])
+            t.add_row(
+                name, headroom_cell(m, with_bar=size == "xwide"), cost,
+                "yes" if m["fits"] else f"no: {m['max_chunks']} chunks",
+                *((_rng(m["input_tokens"]), _rng(m["output_tokens"])) if detail else ()),
+                key=m["model"],
+            )
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -347,6 +413,8 @@ class CostScreen(ModeScreen):
         self.schedule()
 
     def action_export(self) -> None:
+        if self.refuse("cost_export"):
+            return
         if not self.estimate:
             self.notify("Nothing to export yet: select a model and wait for the estimate.", severity="warning")
             return
@@ -355,7 +423,8 @@ class CostScreen(ModeScreen):
         est = self.estimate
         fields = [
             FormField("format", "Format:", "markdown", choices=[(f, f) for f in FORMATS]),
-            FormField("path", "File:", "", placeholder=f"musubi-estimate.md (relative to {self.root})"),
+            # A value, not a placeholder that looks like one (saving said "File: required").
+            FormField("path", f"File (relative to {self.root}):", f"musubi-estimate.{EXTENSIONS['markdown']}"),
             FormField("force", "If the file exists:", "keep", choices=REPLACE_CHOICES),
         ]
 
@@ -365,7 +434,7 @@ class CostScreen(ModeScreen):
                 path = values["path"] or f"musubi-estimate.{EXTENSIONS[fmt]}"
                 self.write_export(est, fmt, path, values.get("force") == "replace")
 
-        self.app.push_screen(FormModal("Export estimate", fields, "Export"), done)
+        self.app.push_screen(FormModal("Export estimate", fields, "Export", extensions=EXTENSIONS), done)
 
     @work(group="cost-export", thread=True, exit_on_error=False)
     def write_export(self, est: dict[str, Any], fmt: str, path: str, force: bool = False) -> None:

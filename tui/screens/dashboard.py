@@ -20,7 +20,7 @@ from tui.widgets.gauge import gauge_lines
 from tui.widgets.panel import Panel
 
 if TYPE_CHECKING:
-    from core.api.responses import TenantShown
+    from core.api.responses import ProjectRow, TenantShown
 
 
 class InfoBox(Static, can_focus=True):
@@ -33,7 +33,8 @@ class QuotaSummary(Widget, can_focus=True):
     """One line per quota, drawn for the current width at render time."""
 
     DEFAULT_CSS = "QuotaSummary { height: auto; width: 1fr; }"
-    HELP = "Every quota of this tenant as a bar with a word (OK, NEAR, FULL). Admin (6) ▸ Quotas edits them."
+    HELP = ("Every quota of this tenant: a bar that fills as it is used, the share left, a word (OK, NEAR, FULL) "
+            "and the amount used of the limit. Admin (6) ▸ Quotas edits them.")
 
     def render(self) -> Content:
         ctx = app_ctx(self)
@@ -50,7 +51,7 @@ class QuotaSummary(Widget, can_focus=True):
 
 class DashboardScreen(ModeScreen):
     MODE = "dashboard"
-    WORKER_TITLES: ClassVar[dict[str, str]] = {"dashboard-tenant": "Tenant details"}
+    WORKER_TITLES: ClassVar[dict[str, str]] = {"dashboard-tenant": "Tenant details", "dashboard-next": "Next steps"}
     HELP = (
         "Dashboard: the engine connection, your tenant and role, and every quota's headroom. "
         "It updates live from the engine's event stream. F8 switches tenant; ctrl+r reconnects."
@@ -61,22 +62,64 @@ class DashboardScreen(ModeScreen):
             yield Panel(InfoBox(id="dash-engine"), title="Engine", id="dash-engine-panel")
             yield Panel(InfoBox(id="dash-tenant"), title="Tenant", id="dash-tenant-panel")
         yield Panel(QuotaSummary(id="dash-quotas"), title="Quotas", id="dash-quotas-panel")
+        yield Panel(InfoBox(id="dash-next"), title="Next steps", id="dash-next-panel")
 
     def on_mount(self) -> None:
         self.ctx.conn_changed.subscribe(self, self._on_conn)
         self.ctx.data_changed.subscribe(self, self._on_data)
         self._tenant_info: TenantShown | None = None
+        self._steps: list[str] = []
         self._redraw()
         if self.ctx.conn.name == "connected":
             self.load_tenant()
+            self.load_next_steps()
 
     def _on_conn(self, state: ConnState) -> None:
+        if state.name == "connected":
+            self.load_next_steps()
         self._redraw()
 
     def _on_data(self, what: str) -> None:
         if what == "whoami":
             self.load_tenant()
+            self.load_next_steps()
         self._redraw()
+
+    @work(exclusive=True, group="dashboard-next", exit_on_error=False)
+    async def load_next_steps(self) -> None:
+        """What to do next, from the real state: the project, its specs' coverage, a model provider."""
+        steps: list[str] = []
+        try:
+            projects = await self.ctx.api.call(calls.projects())
+        except MusubiError as exc:
+            self.report_failure(exc, "Next steps", notify=False)
+            projects = None
+        current = next((p for p in projects or [] if p.get("current")), None)
+        if projects is not None and current is None:
+            steps.append("No project for this folder. Add one: musubi project add PATH (or start musubi inside a "
+                         "repository); its specs then show in Trace (2).")
+        elif current is not None:
+            steps.append(await self._coverage_step(current))
+        if not self.ctx.settings.providers:
+            where = self.ctx.config_file or "config.toml"
+            steps.append(f"No model provider configured: add a [providers.NAME] table to {where} (see docs/models.md). "
+                         "Cost (4) estimates meanwhile.")
+        self._steps = steps
+        self._redraw()
+
+    async def _coverage_step(self, project: ProjectRow) -> str:
+        name = project.get("name")
+        try:
+            s = await self.ctx.api.call(calls.trace_report(project.get("path"), view="summary"))
+        except MusubiError as exc:
+            self.report_failure(exc, "Next steps", notify=False)
+            return f"Project {name}: press 2 for Trace to see its requirements' coverage."
+        summary = s.get("summary") or {}
+        if not summary.get("requirements"):
+            return (f"Project {name} has no requirements yet: write headings like ## REQ-AUTH-001: Login in "
+                    "storage/specs/*.md (docs/trace.md), then press 2 for Trace.")
+        return (f"Project {name}: {summary['requirements']} requirements, coverage {summary.get('overall')}% "
+                f"(grade {summary.get('grade')}) — press 2 for Trace to close the gaps.")
 
     @work(exclusive=True, group="dashboard-tenant", exit_on_error=False)
     async def load_tenant(self) -> None:
@@ -91,6 +134,9 @@ class DashboardScreen(ModeScreen):
         self.query_one("#dash-engine", InfoBox).update(self._engine_text())
         self.query_one("#dash-tenant", InfoBox).update(self._tenant_text())
         self.query_one(QuotaSummary).refresh(layout=True)
+        steps = getattr(self, "_steps", [])
+        self.query_one("#dash-next-panel").display = bool(steps)
+        self.query_one("#dash-next", InfoBox).update(Content("\n").join(Content(f"• {t}") for t in steps))
 
     def _engine_text(self) -> Content:
         ctx, conn = self.ctx, self.ctx.conn

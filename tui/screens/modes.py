@@ -29,7 +29,7 @@ class ModeSpec:
 MODES: tuple[ModeSpec, ...] = (
     ModeSpec("dashboard", "Dashboard", "f2", "1", "the engine, your tenant and every quota's headroom today"),
     ModeSpec("trace", "Trace", "f3", "2", "traceability: requirement → design → task → code → test"),
-    ModeSpec("search", "Search", "f4", "3", "semantic code search (not built yet: the screen says what it will hold)"),
+    ModeSpec("search", "Search", "f4", "3", "code search: live results, preview, filters, (re)index"),
     ModeSpec("cost", "Cost", "f5", "4", "token and cost estimates for a run, before you start it"),
     ModeSpec("tutorials", "Tutorials", "f6", "5", "guided lessons (not built yet: the screen says what it will hold)"),
     ModeSpec("admin", "Admin", "f7", "6", "tenants, members and roles, quotas, audit"),

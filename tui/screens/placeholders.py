@@ -1,4 +1,4 @@
-"""Search and Tutorials: screens later issues fill.  Until then each says, honestly,
+"""Tutorials: a screen a later issue fills.  Until then it says, honestly,
 what it will hold and what works today — no fake data."""
 
 from __future__ import annotations
@@ -7,25 +7,6 @@ from textual.app import ComposeResult
 
 from tui.screens.base import ModeScreen
 from tui.widgets.empty_state import EmptyState
-
-
-class SearchScreen(ModeScreen):
-    MODE = "search"
-    HELP = "Search: semantic search over your registered projects. Not built yet."
-
-    def compose_body(self) -> ComposeResult:
-        yield EmptyState(
-            "Search — nothing to search yet: the code index is not part of this release.",
-            [
-                "Semantic and keyword search over the registered projects of this tenant.",
-                "Results with file, line and the spec they trace to; live as you type.",
-            ],
-            [
-                "Register the repositories search will index: musubi project add PATH",
-                "See what is registered: musubi project list",
-            ],
-            id="search-empty",
-        )
 
 
 class TutorialsScreen(ModeScreen):

@@ -13,6 +13,7 @@ preview are in ``tui.screens.trace_labels``; handing the terminal to the editor 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,7 +30,8 @@ from textual.widgets.tree import TreeNode
 from textual.worker import Worker
 
 from core.api import calls
-from core.errors import MusubiError
+from core.errors import EngineUnavailable, MusubiError, PermissionDenied, TenantSuspended
+from core.exports import write_export
 from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
 from tui.failures import failure_message
@@ -50,6 +52,9 @@ from tui.widgets.panel import Panel
 if TYPE_CHECKING:
     from core.api.responses import SpecLint, TraceReport
 
+EXPORT_FORMATS = ("html", "md", "csv", "json")  # what /v1/trace/export renders (core.trace.export.FORMATS)
+ENGINE_GONE = "engine not reachable (the status bar shows when it is back; the matrix reloads then)"
+NEEDS = "this screen needs"  # the start of a lasting permission notice
 POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
 
 NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, column, index)
@@ -57,26 +62,30 @@ NodeData = tuple[str, ...]  # ("req", id) | ("col", id, column) | ("link", id, c
 
 class TraceScreen(ModeScreen):
     MODE = "trace"
+    # The tree, never the filter input: an input focused before the data arrives swallows the next digit.
+    AUTO_FOCUS = "#trace-tree"
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "trace-load": "Trace", "trace-poll": "Trace re-scan", "trace-preview": "Preview",
         "trace-impact": "Impact", "trace-decide": "Links", "trace-review": "Review",
+        "trace-export": "Trace export",
     }
     HELP = (
         "Trace: each requirement of the repository around the folder you started musubi in, with its "
         "design, tasks, code and tests. ✔ covered, ◐ partial, ✘ uncovered, ⚠ suspect (changed since review). "
         "Enter expands; r re-scans (it also re-scans by itself); u uncovered only; c component; t status; "
         "/ text filter; i impact; e opens the location in $EDITOR; v marks the requirement reviewed; "
-        "a / x accept or reject a suggested link."
+        "a / x accept or reject a suggested link; s exports the matrix (JSON, CSV, Markdown, HTML) to a file."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rescan", "Re-scan", id="trace_rescan"),
-        Binding("u", "toggle_uncovered", "Uncovered", id="trace_uncovered"),
-        Binding("c", "cycle_component", "Component", id="trace_component"),
-        Binding("t", "cycle_status", "Status", id="trace_status"),
+        Binding("u", "toggle_uncovered", "Uncovered", id="trace_uncovered", show=False),
+        Binding("c", "cycle_component", "Component", id="trace_component", show=False),
+        Binding("t", "cycle_status", "Status", id="trace_status", show=False),
         Binding("slash", "search", "Filter", id="trace_search"),
         Binding("i", "impact", "Impact", id="trace_impact"),
         Binding("e", "open_editor", "Edit", id="trace_open"),
         Binding("v", "review", "Review", id="trace_review"),
+        Binding("s", "export", "Export", id="trace_export"),
         Binding("a", "decide('accepted')", "Accept", id="trace_accept", show=False),
         Binding("x", "decide('rejected')", "Reject", id="trace_reject", show=False),
     ]
@@ -84,6 +93,7 @@ class TraceScreen(ModeScreen):
     #trace-header { height: auto; padding: 0 1; text-style: bold; }
     #trace-filter-row { height: 1; padding: 0 1; }
     #trace-search { width: 40; height: 1; border: none; padding: 0; }
+    TraceScreen.-narrow #trace-search { width: 22; }
     #trace-filter-state { width: 1fr; height: 1; padding: 0 1; color: $text-muted; }
     #trace-main { height: 1fr; }
     #trace-tree-panel { width: 3fr; }
@@ -99,7 +109,7 @@ class TraceScreen(ModeScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("Trace — waiting for the engine…", id="trace-header", markup=False)
         with Horizontal(id="trace-filter-row"):
-            yield Input(placeholder="/ filter: id, title or text", id="trace-search")
+            yield Input(placeholder="/ filter: id, title, text", id="trace-search")
             yield Static("", id="trace-filter-state", markup=False)
         with Horizontal(id="trace-main"):
             tree: Tree[NodeData] = Tree("requirements", id="trace-tree")
@@ -112,12 +122,18 @@ class TraceScreen(ModeScreen):
         self.report: TraceReport | None = None
         self.lint: SpecLint | None = None
         self.error: str | None = None
-        self.uncovered_only = False
-        self.component: str | None = None
-        self.status: str | None = None
-        self.text = ""
+        # The filters and selection of the last session (tui.state; musubi --fresh starts clean).
+        saved = self.ctx.saved.section("trace")
+        self.uncovered_only = saved.get("uncovered_only") is True
+        self.component: str | None = _str_or_none(saved.get("component"))
+        self.status: str | None = _str_or_none(saved.get("status"))
+        self.text = _str_or_none(saved.get("text")) or ""
+        self._restore_selected = _str_or_none(saved.get("selected"))
+        if self.text:
+            self.query_one("#trace-search", Input).value = self.text
         self._focused_once = False
         self._load_worker: Worker[None] | None = None
+        self._load_again = False
         self._poll_worker: Worker[None] | None = None
         self._seq = 0  # latest detail request; older answers are dropped
         self.ctx.conn_changed.subscribe(self, self._on_conn)
@@ -137,17 +153,25 @@ class TraceScreen(ModeScreen):
     # -- loading --------------------------------------------------------------------------
 
     def _on_conn(self, state: ConnState) -> None:
-        if state.name == "connected" and self.report is None:
-            self.load()
+        if state.name == "connected":
+            if self.error is not None or self.report is None:
+                self.error = None  # a failure from before the reconnect is no longer true
+                self._rebuild_or_wait()
+                self.load(again=True)
+        elif state.name in ("reconnecting", "down") and self.report is None:
+            self.error = ENGINE_GONE
+            self._rebuild()
 
-    def load(self) -> None:
-        """Fetch the matrix again, unless a fetch is already on its way (it will do).
+    def load(self, again: bool = False) -> None:
+        """Fetch the matrix again, unless a fetch is already on its way (it will do; with ``again``, once more after).
 
         Workers here are never cancelled by a newer one (a cancelled worker surprises
         whoever waits on it); redundant requests are skipped and stale answers dropped.
         """
         if self._load_worker is not None and self._load_worker.is_running:
+            self._load_again = self._load_again or again  # its answer may predate the change: fetch once more
             return
+        self._load_again = False
         self._load_worker = self.run_worker(self._load(), group="trace-load", exit_on_error=False)
 
     async def _load(self) -> None:
@@ -155,8 +179,8 @@ class TraceScreen(ModeScreen):
         try:
             report = await self.ctx.api.call(calls.trace_report(repo))
         except MusubiError as exc:
-            self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place
-            self.post_message(self.Loaded(None, None, exc.message))
+            self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place; F12 has the details
+            self.post_message(self.Loaded(None, None, short_error(exc)))
             return
         try:
             lint = await self.ctx.api.call(calls.spec_lint(repo))
@@ -185,13 +209,21 @@ class TraceScreen(ModeScreen):
 
     def worker_failed(self, worker: Worker[Any]) -> None:
         if worker.group == "trace-load" and worker.error is not None:
-            self.post_message(self.Loaded(None, None, failure_message(worker.error)))  # not "loading…" forever
+            self.post_message(self.Loaded(None, None, short_error(worker.error)))  # not "loading…" forever
 
     def on_trace_screen_loaded(self, message: Loaded) -> None:
         self.error = message.error
         if message.report is not None:
             self.report, self.lint = message.report, message.lint
         self._rebuild()
+        if self._load_again:
+            self.call_after_refresh(self.load)
+
+    def _rebuild_or_wait(self) -> None:
+        if self.report is None:
+            self.query_one("#trace-header", Static).update("Trace — engine reachable again; loading…")
+        else:
+            self._rebuild()
 
     # -- filters --------------------------------------------------------------------------
 
@@ -259,6 +291,10 @@ class TraceScreen(ModeScreen):
         if self.error and self.report is None:
             header.update(f"Trace — {self.error}")
             tree.clear()
+            if self.error.startswith(NEEDS):  # not "nothing to trace": the user may not read it
+                self._details(Content(f"{self.error}\n\nAn owner or admin can grant a role that holds it: "
+                                      f"musubi member add {self.ctx.user} --role ROLE."))
+                return
             self._details(Content(
                 "Nothing to trace here.\n\nStart musubi inside a repository (a folder with .git, musubi.toml, "
                 ".kiro or storage/specs), or register it: musubi project add PATH.\n\nFrom a shell: musubi trace PATH"))
@@ -272,6 +308,10 @@ class TraceScreen(ModeScreen):
         self.query_one("#trace-filter-state", Static).update(self._filter_text(len(rows)))
         expanded = {n.data[1] for n in _walk(tree.root) if n.data and n.data[0] == "req" and n.is_expanded}
         cursor = tree.cursor_node.data if tree.cursor_node else None
+        if cursor is None and self._restore_selected:
+            cursor, self._restore_selected = ("req", self._restore_selected), None
+        self.ctx.saved.update("trace", uncovered_only=self.uncovered_only, component=self.component,
+                              status=self.status, text=self.text)
         tree.clear()
         target: TreeNode[NodeData] | None = None
         for r in rows:
@@ -289,6 +329,8 @@ class TraceScreen(ModeScreen):
             self._details(Content(self._empty_text()))
         if target is not None:
             tree.move_cursor(target)
+            if tree.cursor_node is not target:  # a fresh tree has no lines yet: move once they are laid out
+                self.call_after_refresh(tree.move_cursor, target)
         elif rows and tree.cursor_node is None:
             tree.move_cursor(tree.root.children[0])
         if not self._focused_once:
@@ -298,15 +340,17 @@ class TraceScreen(ModeScreen):
         self.call_after_refresh(self._show_selected)
 
     def _filter_text(self, shown: int) -> str:
+        """Every active filter, short enough for the 80-column filter line (the keys are named once)."""
         total = len(self.report.get("requirements", [])) if self.report else 0
         parts = [
-            "uncovered only" if self.uncovered_only else "all",
-            f"component {self.component or 'any'}",
+            f"{shown}/{total}",
+            "uncovered" if self.uncovered_only else "all",
+            f"comp {self.component or 'any'}",
             f"status {self.status or 'any'}",
         ]
         if self.text:
             parts.append(f"text {self.text!r}")
-        return f"showing {shown} of {total} · " + " · ".join(parts) + " (u, c, t, /)"
+        return " · ".join(parts) + "  (u c t /)"
 
     def _empty_text(self) -> str:
         if self.report and not self.report["requirements"]:
@@ -335,6 +379,7 @@ class TraceScreen(ModeScreen):
         row, data = self._selected()
         if row is None or data is None:
             return
+        self.ctx.saved.update("trace", selected=row["id"])
         if data[0] == "link":
             lk = live_links(row, data[2])[int(data[3])]
             self._seq += 1
@@ -444,6 +489,8 @@ class TraceScreen(ModeScreen):
 
     def action_decide(self, state: str) -> None:
         """Accept or reject the selected suggested link; the decision is kept in links.yml."""
+        if self.refuse("trace_accept" if state == "accepted" else "trace_reject"):
+            return
         row, data = self._selected()
         if row is None or data is None or data[0] != "link":
             self.notify("Select a suggested link first (a, x decide on suggestions).", title="Links", severity="warning")
@@ -469,6 +516,8 @@ class TraceScreen(ModeScreen):
         self.load()
 
     def action_review(self) -> None:
+        if self.refuse("trace_review"):
+            return
         row, _data = self._selected()
         if row is None:
             self.notify("Select a requirement first.", title="Review", severity="warning")
@@ -485,6 +534,60 @@ class TraceScreen(ModeScreen):
         note = "; its links are no longer suspect" if d.get("was_suspect") else ""
         self.notify(f"Reviewed {rid}{note}. Commit storage/traceability/links.yml to share it.", title="Review")
         self.load()
+
+    # -- export ---------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        """A form like Admin's audit export; the engine renders the matrix, this app writes the file."""
+        if self.refuse("trace_export"):
+            return
+        if self.report is None:
+            self.notify("Nothing to export yet: the matrix has not loaded.", title="Trace export", severity="warning")
+            return
+        from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
+
+        root = self.report["root"]
+        fields = [
+            FormField("format", "Format:", "html", choices=[(f, f) for f in EXPORT_FORMATS]),
+            FormField("path", f"File (relative to {root}):", "musubi-trace.html"),
+            FormField("force", "If the file exists:", "keep", choices=REPLACE_CHOICES),
+        ]
+        intro = ("Every requirement with its design, tasks, code and tests, as `musubi trace export` writes it: "
+                 "never inside MUSUBI_HOME (but its exports/ folder), never through a symbolic link.")
+
+        def done(values: dict[str, str] | None) -> None:
+            if values:
+                target = Path(os.path.expanduser(values["path"]))
+                self.export(values["format"], str(target if target.is_absolute() else Path(root) / target),
+                            values.get("force") == "replace")
+
+        self.app.push_screen(FormModal("Export the trace matrix", fields, "Export", intro=intro,
+                                       extensions={f: f for f in EXPORT_FORMATS}), done)
+
+    @work(group="trace-export", exit_on_error=False, description="export the trace matrix")
+    async def export(self, fmt: str, path: str, force: bool) -> None:
+        try:
+            d = await self.ctx.api.call(calls.trace_export(fmt, self.repo_path()))
+            target = await asyncio.to_thread(write_export, path, self.ctx.api.paths.home, d["content"], force=force)
+        except MusubiError as exc:
+            self.report_failure(exc, "Trace export")
+            return
+        self.notify(f"Wrote the trace matrix ({fmt}) to {target}.", title="Exported")
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def short_error(exc: BaseException) -> str:
+    """One short line for the header: no transport text (F12 lists the full failure)."""
+    if isinstance(exc, EngineUnavailable):
+        return ENGINE_GONE
+    if isinstance(exc, PermissionDenied) and not isinstance(exc, TenantSuspended):
+        perm = exc.extra.get("permission") or "specs.read"
+        return f"{NEEDS} {perm}, which you lack in this tenant"
+    text = failure_message(exc).splitlines()[0] if failure_message(exc) else type(exc).__name__
+    return text if len(text) <= 110 else text[:109] + "…"
 
 
 def _walk(node: TreeNode[NodeData]) -> list[TreeNode[NodeData]]:

@@ -38,11 +38,16 @@ def counting_links(row: dict[str, Any], column: str) -> list[dict[str, Any]]:
 
 
 def req_label(row: dict[str, Any]) -> Text:
+    """State first, then id, the missing columns and the suspect mark, the title last.
+
+    At 80 columns the tree cuts the end of a line: what matters must not be there.
+    """
     sym, word = req_state(row)
-    suspect = " ⚠ suspect" if row["suspect"] else ""
     missing = [c for c in COLUMNS if not row["shallow"][c]]
     gap = f" (no {', '.join(missing)})" if missing and len(missing) < len(COLUMNS) else ""
-    return Text.assemble(f"{sym} ", (row["id"], "bold"), f" {row['title']} — {word}{gap}{suspect}")
+    mark = f"⚠{sym} " if row["suspect"] else f"{sym} "
+    suspect = " ⚠ suspect" if row["suspect"] else ""
+    return Text.assemble(mark, (row["id"], "bold"), f" {word}{gap}{suspect} — {row['title']}")
 
 
 def column_label(row: dict[str, Any], column: str) -> str:

@@ -11,7 +11,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui.widgets.format import amount, bar, parse_ts, quota_level, quota_name, until
+from tui.widgets.format import amount, bar, headroom, parse_ts, quota_level, quota_name, until
 
 
 def _hm(value: str | None) -> str:
@@ -24,18 +24,20 @@ def gauge_lines(q: Mapping[str, Any], now: datetime, width: int, compact: bool =
     metric = str(q.get("metric"))
     frac = float(q.get("fraction_used") or 0.0)
     word, _ = quota_level(q)
-    pct = f"{frac * 100:.0f}%"
-    used = f"{amount(metric, q.get('used'))} / {amount(metric, q.get('limit'))}"
+    # One convention everywhere (Dashboard, Admin, status bar): the percentage is what is LEFT, the
+    # amounts are what is used of the limit, each said in words; the bar fills as the quota is used.
+    left = headroom(q)
+    used = f"{amount(metric, q.get('used'))} / {amount(metric, q.get('limit'))} used"
     name = quota_name(q)
     level_style = {"OK": "$success", "NEAR": "$warning", "FULL": "$error"}[word]
     if compact:
         label = f"{name:<18.18} "
-        tail = f" {pct:>4} {word:<4} {used}"
+        tail = f" {left:>9} {word:<4} {used}"
         bar_w = max(4, width - len(label) - len(tail))
         return [Content.assemble(label, (bar(frac, bar_w), level_style), tail)]
     scope = "user " + str(q.get("user")) if q.get("user") else "tenant"
     head_l = f"{name} · {scope}"
-    head_r = f"{word} {pct}"
+    head_r = f"{word} {left}"
     head = Content.assemble((head_l, "bold"), " " * max(1, width - len(head_l) - len(head_r)), (head_r, "bold"))
     reserved = q.get("reserved")
     res = f" (reserved {amount(metric, reserved)})" if reserved not in (None, 0, "0", "0.000000") else ""
@@ -47,8 +49,8 @@ def gauge_lines(q: Mapping[str, Any], now: datetime, width: int, compact: bool =
     span, left = f"{_hm(q.get('window_start'))}→{_hm(resets)}", until(resets, now)
     # Longest wording that fits: the window, reset time and alert thresholds always stay.
     for info in (
-        f"window {span} UTC · resets in {left} · alerts at {alerts}",
-        f"window {span} · resets {left} · alerts {alerts}",
+        f"window {span} UTC · resets in {left} · alerts at {alerts} used",
+        f"window {span} · resets {left} · alerts {alerts} used",
         f"{span} · reset {left} · alert {alerts}",
     ):
         if len(info) <= width:

@@ -15,7 +15,7 @@ class ModeBar(Widget):
     """
 
     DEFAULT_CSS = """
-    ModeBar { height: 1; width: 1fr; }
+    ModeBar { height: 1; width: 1fr; dock: top; }  /* docked: stays on top when F10 maximises a panel */
     """
 
     def __init__(self, current: str) -> None:

@@ -17,6 +17,9 @@ class Panel(Vertical):
         padding: 0 1;
     }
     Panel:focus-within { border: round $primary; border-title-style: bold; }
+    /* Maximised (F10): the screen's width, whatever share it had beside other panels (a 3fr
+       share of the whole screen pushed the right border off it). */
+    Panel.-maximized { width: 1fr !important; height: 1fr !important; }
     """
 
     def __init__(self, *children: object, title: str, id: str | None = None, classes: str | None = None) -> None:

@@ -69,6 +69,7 @@ class AuditTable(DataTable[str]):
 
 
 class AuditPane(AdminPane):
+    READ_PERMISSION = "audit.read"
     BINDINGS = [
         Binding("v", "verify", "Verify chain", id="audit_verify"),
         Binding("x", "export", "Export", id="audit_export"),
@@ -142,7 +143,9 @@ class AuditPane(AdminPane):
             )
         if self.events:
             table.move_cursor(row=min(max(keep, 0), len(self.events) - 1))
-        filtered = " (filtered)" if self.filters() else ""
+        # The filter fields' placeholders vanish once typed into: the title names each value in use.
+        f = self.filters()
+        filtered = f" (filtered: {', '.join(f'{k} {v}' for k, v in f.items())})" if f else ""
         self.query_one("#audit-events-panel", Panel).border_title = f"Events: {len(self.events)} newest{filtered}"
         self._show_detail()
 
@@ -199,6 +202,8 @@ class AuditPane(AdminPane):
             self.notify(f"Copied event {ev['seq']} as JSON (OSC 52).", title="Copied")
 
     def action_verify(self) -> None:
+        if self.refuse("audit_verify"):
+            return
         self.query_one("#audit-verify", Static).update("… verifying the chain")
         self.run_worker(self._verify(), group="audit-verify", description="verify the audit chain", exclusive=True, exit_on_error=False)
 
@@ -213,6 +218,8 @@ class AuditPane(AdminPane):
         self.notify(text, title="Audit chain", severity="information" if message.result.get("ok") else "error")
 
     def action_export(self) -> None:
+        if self.refuse("audit_export"):
+            return
         stamp = self.ctx.clock().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.path.expanduser("~"), f"musubi-audit-{self.ctx.tenant}-{stamp}.jsonl")
         filters = self.filters()
@@ -227,6 +234,7 @@ class AuditPane(AdminPane):
             "Export",
             intro="This app writes the file, as `musubi audit export` does: never inside MUSUBI_HOME "
                   "(but its exports/ folder), never through a symbolic link." + note,
+            extensions={f: f for f in FORMATS},  # the file name follows the chosen format
         )
 
         def submitted(values: dict[str, str] | None) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from textual import work
 from textual.containers import Vertical
 from textual.timer import Timer
+from textual.widgets import Static
 from textual.worker import Worker
 
 from core.errors import (
@@ -21,6 +22,7 @@ from core.errors import (
     TenantSuspended,
 )
 from tui.context import AppContext, ConnState, app_ctx
+from tui.screens.actions import refuse_if_not_allowed
 from tui.workers import WorkerContract
 
 
@@ -54,6 +56,8 @@ class AdminPane(WorkerContract, Vertical):
     """
 
     loaded = False
+    # The permission without which this tab has nothing to show; it then says so, and keeps saying it.
+    READ_PERMISSION: str | None = None
     # Audit actions (prefixes) of the current tenant after which this pane reloads.
     LIVE_ACTIONS: tuple[str, ...] = ()
     # Live changes arrive in bursts; one reload after the burst, not one per event.
@@ -64,6 +68,7 @@ class AdminPane(WorkerContract, Vertical):
         return app_ctx(self)
 
     def on_mount(self) -> None:
+        self.mount(Static("", classes="needs-permission", markup=False), before=0)
         self.ctx.conn_changed.subscribe(self, self._conn_changed)
         self.ctx.data_changed.subscribe(self, self._data_changed)
         self._reload_timer: Timer | None = None
@@ -77,6 +82,26 @@ class AdminPane(WorkerContract, Vertical):
     def _data_changed(self, what: str) -> None:
         if what == "whoami" and self.loaded:
             self.reload()  # tenant switched or our roles changed
+
+    def refuse(self, binding_id: str) -> bool:
+        """True (and a notification naming the permission) when the user may not run this action: before any form."""
+        return refuse_if_not_allowed(self, self.ctx, binding_id)
+
+    def lacks_read(self) -> str | None:
+        """The read permission this tab needs and the user (by whoami) lacks, else None."""
+        perm = self.READ_PERMISSION
+        return perm if perm and self.ctx.whoami is not None and not self.ctx.can(perm) else None
+
+    def show_needs(self, permission: str | None) -> None:
+        """Say, lastingly, which permission this tab needs (or clear the notice)."""
+        banner = self.query(".needs-permission").results(Static)
+        for b in banner:
+            b.display = permission is not None
+            if permission:
+                roles = ", ".join(self.ctx.whoami["roles"] if self.ctx.whoami else []) or "no role"
+                b.update(f"✗ This tab needs {permission}, which {self.ctx.user} ({roles}) lacks in tenant "
+                         f"{self.ctx.tenant}. An owner or admin can grant a role holding it: "
+                         f"musubi member add {self.ctx.user} --role ROLE.")
 
     def _engine_event(self, ev: dict[str, Any]) -> None:
         action = str((ev.get("event") or {}).get("action") or "")
@@ -100,8 +125,14 @@ class AdminPane(WorkerContract, Vertical):
 
     @work(exclusive=True, group="admin-load", exit_on_error=False, description="load")
     async def reload(self) -> None:
-        """Fetch again in a worker; a newer reload replaces a stale one (latest wins)."""
-        await self.fetch()
+        """Fetch again in a worker; a newer reload replaces a stale one (latest wins).
+
+        A tab the user may not read is not fetched (the engine would refuse every time): it says why.
+        """
+        missing = self.lacks_read()
+        self.show_needs(missing)
+        if missing is None:
+            await self.fetch()
 
     async def fetch(self) -> None:
         """Read from the engine and post a message with the result (subclasses)."""
@@ -123,3 +154,9 @@ class AdminPane(WorkerContract, Vertical):
     def failure_where(self, worker: Worker[Any]) -> str:
         # Which call failed ("load", "create tenant acme"), as the pane's notification title does not say.
         return f"{type(self).__name__} ({worker.description or worker.group})"
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        # A refused read says lastingly which permission the tab needs, not only in a notification.
+        exc = worker.error
+        if isinstance(exc, PermissionDenied) and worker.group == "admin-load" and self.READ_PERMISSION:
+            self.show_needs(str(exc.extra.get("permission") or self.READ_PERMISSION))

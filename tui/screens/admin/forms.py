@@ -6,13 +6,14 @@ and name the problem next to the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -96,36 +97,43 @@ class FormModal(ModalScreen[dict[str, str] | None]):
         "tab / shift+tab move between fields. Problems are named under the form."
     )
 
-    def __init__(self, title: str, fields: Sequence[FormField], submit_label: str = "Save", intro: str = "") -> None:
+    def __init__(self, title: str, fields: Sequence[FormField], submit_label: str = "Save", intro: str = "",
+                 extensions: Mapping[str, str] | None = None) -> None:
+        """``extensions`` (format -> file extension): the ``path`` field's extension follows the ``format`` choice."""
         super().__init__(classes="dialog-screen")
         self._title = title
         self._fields = list(fields)
         self._submit = submit_label
         self._intro = intro
+        self._extensions = dict(extensions or {})
 
     def compose(self) -> ComposeResult:
+        # Compact one-line fields, each under its label, in a scroll of bounded height: at 80×24 every
+        # field and both buttons are on screen (issue 15 item 3; a bordered field took four lines).
         blink = app_ctx(self).animations
         with Vertical(classes="dialog", id="form-dialog"):
             yield Static(self._title, classes="dialog-title", markup=False)
             if self._intro:
                 yield Static(self._intro, classes="dialog-body", markup=False)
-            for f in self._fields:
-                yield Label(f.label, classes="field-label")
-                if f.choices:
-                    yield Select(
-                        [(label, value) for label, value in f.choices],
-                        value=f.value if f.value in [v for _, v in f.choices] else Select.NULL,
-                        allow_blank=not f.required,
-                        id=f"field-{f.name}",
-                    )
-                else:
-                    inp = Input(f.value, placeholder=f.placeholder, id=f"field-{f.name}")
-                    inp.cursor_blink = blink  # a blinking cursor repaints twice a second: costly over SSH
-                    yield inp
+            with VerticalScroll(id="form-fields"):
+                for f in self._fields:
+                    yield Label(f.label, classes="field-label")
+                    if f.choices:
+                        yield Select(
+                            [(label, value) for label, value in f.choices],
+                            value=f.value if f.value in [v for _, v in f.choices] else Select.NULL,
+                            allow_blank=not f.required,
+                            id=f"field-{f.name}",
+                            compact=True,
+                        )
+                    else:
+                        inp = Input(f.value, placeholder=f.placeholder, id=f"field-{f.name}", compact=True)
+                        inp.cursor_blink = blink  # a blinking cursor repaints twice a second: costly over SSH
+                        yield inp
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self._submit} (ctrl+s)", id="submit", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button(f"{self._submit} (ctrl+s)", id="submit", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def values(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -173,3 +181,24 @@ class FormModal(ModalScreen[dict[str, str] | None]):
     def on_mount(self) -> None:
         first: Any = self.query("Input, Select").first()
         first.focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "field-format" or not self._extensions or event.value is Select.NULL:
+            return
+        paths = self.query("#field-path").results(Input)
+        for inp in paths:
+            follow_extension(inp, self._extensions.get(str(event.value), ""), set(self._extensions.values()))
+
+
+def follow_extension(inp: Input, ext: str, known: set[str]) -> None:
+    """Give the file name in ``inp`` the extension ``ext`` if it has one of the ``known`` ones (or none)."""
+    value = inp.value.strip()
+    if not value or not ext:
+        return
+    current = PurePath(value).suffix.lstrip(".")
+    if current == ext:
+        return
+    if current in known:
+        inp.value = value[: -len(current)] + ext
+    elif not current:
+        inp.value = f"{value}.{ext}"

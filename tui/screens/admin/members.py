@@ -144,6 +144,8 @@ class MembersPane(AdminPane):
         self.reload()
 
     def action_add(self) -> None:
+        if self.refuse("members_add"):
+            return
         projects = [(TENANT_WIDE, TENANT_WIDE)] + [(p, p) for p in self.projects]
         form = FormModal(
             f"Add a member to {self.ctx.tenant}",
@@ -168,6 +170,8 @@ class MembersPane(AdminPane):
         self.write(f"{verb} member {user}", lambda: self.ctx.api.call(calls.member_add(user, role, proj)), done)
 
     def action_change_role(self) -> None:
+        if self.refuse("members_change_role"):
+            return
         m = self.selected()
         if not m:
             return
@@ -185,6 +189,8 @@ class MembersPane(AdminPane):
         self.app.push_screen(form, submitted)
 
     def action_remove(self) -> None:
+        if self.refuse("members_remove"):
+            return
         m = self.selected()
         if not m:
             return

@@ -63,6 +63,7 @@ class GaugeList(VerticalScroll):
 
 
 class QuotasPane(AdminPane):
+    READ_PERMISSION = "quotas.read"
     BINDINGS = [
         Binding("e", "edit", "Edit limit", id="quotas_edit"),
         Binding("n", "new", "New quota", id="quotas_new"),
@@ -177,6 +178,8 @@ class QuotasPane(AdminPane):
         self.reload()
 
     def action_edit(self) -> None:
+        if self.refuse("quotas_edit"):
+            return
         q = self.focused_quota()
         if not q:
             self.notify("No quota to edit; press n to add one.", severity="warning")
@@ -201,6 +204,8 @@ class QuotasPane(AdminPane):
         self.app.push_screen(form, submitted)
 
     def action_new(self) -> None:
+        if self.refuse("quotas_new"):
+            return
         form = FormModal(
             "New quota",
             [

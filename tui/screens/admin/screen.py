@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import TabbedContent, TabPane
 
+from tui.screens.actions import PaletteAction, node_actions, palette_entry
 from tui.screens.admin.audit import AuditPane
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.members import MembersPane
@@ -41,9 +44,13 @@ class AdminScreen(ModeScreen):
                 yield AuditPane(id="audit-pane")
 
     def on_mount(self) -> None:
+        tab = self.ctx.saved.section("admin").get("tab")  # the last session's tab (tui.state)
+        if tab in [t for t, _ in TABS]:
+            self.query_one(TabbedContent).active = tab
         self.call_after_refresh(self._load_active)
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        self.ctx.saved.update("admin", tab=self.query_one(TabbedContent).active)
         self._load_active()
 
     def _load_active(self) -> None:
@@ -60,6 +67,19 @@ class AdminScreen(ModeScreen):
         target = pane.query("DataTable, QuotaGauge, GaugeList").first()
         if not target.has_focus_within:
             target.focus()
+
+    def palette_actions(self) -> list[PaletteAction]:
+        """The tab keys, then every tab's actions: choosing one opens its tab first."""
+        out = super().palette_actions()
+        for tab, title in TABS:
+            pane = self.query_one(f"#{tab}-pane", AdminPane)
+            out += [palette_entry(f"Admin ▸ {title}", b, self.ctx, keys, partial(self._run_in_tab, tab, pane, b.action))
+                    for b, keys in node_actions(pane)]
+        return out
+
+    def _run_in_tab(self, tab: str, pane: AdminPane, action: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self.call_after_refresh(pane.run_action, action)
 
     def action_tab(self, step: int) -> None:
         tabs = self.query_one(TabbedContent)

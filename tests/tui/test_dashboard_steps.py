@@ -1,0 +1,57 @@
+"""The first-run Dashboard points somewhere (issue 15 item 13): next steps from the real state, and one
+convention for quota figures (the percentage is what is left; amounts are what is used of the limit)."""
+
+from __future__ import annotations
+
+from tests.tui.conftest import settle, wait_for
+from tests.tui.fakes import FakeEngineApi, fake_ctx
+from tui.app import MusubiApp
+from tui.config import Settings
+from tui.widgets.status_bar import render_status
+
+
+def screen_text(app: MusubiApp) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def dashboard(
+    api: FakeEngineApi, settings: Settings | None = None, keys: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    app = MusubiApp(fake_ctx(api, settings=settings))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected")
+        await settle(pilot)
+        for k in keys:
+            await pilot.press(k)
+            await settle(pilot)
+        return screen_text(app), str(render_status(app.ctx, 120))
+
+
+async def test_no_project_says_how_to_add_one_and_no_provider_where_to_set_it() -> None:
+    api = FakeEngineApi()
+    api.data["projects"] = []
+    text, _ = await dashboard(api)
+    assert "Next steps" in text
+    assert "No project for this folder. Add one: musubi project add PATH" in text
+    assert "No model provider configured: add a [providers.NAME] table" in text
+
+
+async def test_a_project_with_specs_shows_its_coverage_and_the_trace_key() -> None:
+    text, _ = await dashboard(FakeEngineApi(), Settings(providers={"openai": {}}))
+    assert "Project webshop: 7 requirements, coverage 64.3% (grade D) — press 2 for Trace" in text
+    assert "No model provider" not in text  # configured: not asked for
+
+
+async def test_a_project_registered_elsewhere_is_not_this_folders() -> None:
+    api = FakeEngineApi()
+    api.data["projects"] = [{"name": "webshop", "path": "/src/webshop", "current": False}]
+    text, _ = await dashboard(api, Settings(providers={"openai": {}}))
+    assert "No project for this folder" in text and "No model provider" not in text
+
+
+async def test_quota_figures_say_left_everywhere() -> None:
+    text, status = await dashboard(FakeEngineApi())
+    assert "38% left OK" in text and "62,000 / 100,000 used" in text and "62% OK" not in text
+    assert "requests/hour 9% left NEAR" in status
+    admin, _ = await dashboard(FakeEngineApi(), keys=("6", "right_square_bracket", "right_square_bracket"))
+    assert "OK 38% left" in admin and "NEAR 9% left" in admin and "OK 62%" not in admin

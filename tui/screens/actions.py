@@ -1,0 +1,146 @@
+"""Every screen action in one table: what it does (palette and help) and the permission it needs.
+
+The command palette lists each action of the shown screen with its key; the footer and the
+palette mark the actions the user's permissions (``/v1/whoami``) do not allow, and those
+actions are refused before a form opens.  The engine checks every call again: this table
+only spares the user a form filled in vain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from textual.binding import Binding
+from textual.dom import DOMNode
+
+from tui.context import AppContext
+
+LOCK = "✗"  # footer mark of an action the user may not run (with the word in palette and help)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    help: str
+    permission: str | None = None
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    # Trace (mode 2)
+    "trace_rescan": ActionSpec("re-scan the repository now (it also re-scans by itself)", "specs.read"),
+    "trace_uncovered": ActionSpec("show only requirements with a missing column, or all", "specs.read"),
+    "trace_component": ActionSpec("filter by the next component", "specs.read"),
+    "trace_status": ActionSpec("filter by the next requirement status", "specs.read"),
+    "trace_search": ActionSpec("filter requirements by id, title or text", "specs.read"),
+    "trace_impact": ActionSpec("everything to revisit when the selected requirement changes", "specs.read"),
+    "trace_open": ActionSpec("open the selected location in $EDITOR", "specs.read"),
+    "trace_review": ActionSpec("mark the selected requirement reviewed (clears ⚠ suspect)", "specs.write"),
+    "trace_accept": ActionSpec("accept the selected suggested link (kept in links.yml)", "specs.write"),
+    "trace_reject": ActionSpec("reject the selected suggested link (kept in links.yml)", "specs.write"),
+    "trace_export": ActionSpec("export the matrix as HTML, Markdown, CSV or JSON to a file", "specs.read"),
+    # Search (mode 3)
+    "search_leave": ActionSpec("leave the query box, to the results; then 1-6 switch screens", None),
+    "search_query": ActionSpec("back to the query box: type to search (digits type into the query)", "search.query"),
+    "search_path": ActionSpec("path glob filter, such as src/**/*.py", "search.query"),
+    "search_lang": ActionSpec("language filter: python, typescript, markdown, …", "search.query"),
+    "search_clear": ActionSpec("clear both filters: search the whole project again", "search.query"),
+    "search_index": ActionSpec("(re)index this project; the job's progress shows above the results", "index.build"),
+    "search_open": ActionSpec("open the selected result in $EDITOR at its first line", "search.query"),
+    # Cost (mode 4)
+    "cost_estimate": ActionSpec("estimate again now", "quotas.read"),
+    "cost_export": ActionSpec("export the estimate as JSON, CSV or Markdown to a file", "quotas.read"),
+    "cost_tree": ActionSpec("show or hide the file tree to pick files", None),
+    "cost_clear": ActionSpec("forget the chosen files", None),
+    # Admin (mode 6)
+    "admin_prev_tab": ActionSpec("previous Admin tab", None),
+    "admin_next_tab": ActionSpec("next Admin tab", None),
+    "tenants_create": ActionSpec("create a tenant (system administrators)", None),
+    "tenants_suspend": ActionSpec("suspend the selected tenant (system administrators)", None),
+    "tenants_resume": ActionSpec("resume the selected tenant (system administrators)", None),
+    "tenants_refresh": ActionSpec("reload the tenant list", None),
+    "members_add": ActionSpec("add a member with a role, tenant-wide or for one project", "members.manage"),
+    "members_change_role": ActionSpec("change the selected member's role", "members.manage"),
+    "members_remove": ActionSpec("remove the selected member", "members.manage"),
+    "members_refresh": ActionSpec("reload members and roles", None),
+    "quotas_edit": ActionSpec("change the selected quota's limit", "quotas.manage"),
+    "quotas_new": ActionSpec("create a quota (tokens, requests or dollars per hour/day/month)", "quotas.manage"),
+    "quotas_refresh": ActionSpec("reload quotas and usage", "quotas.read"),
+    "audit_verify": ActionSpec("verify the audit hash chain of this tenant", "audit.read"),
+    "audit_export": ActionSpec("export the audit log (JSONL, CSV, Parquet) to a file", "audit.export"),
+    "audit_filter": ActionSpec("filter events by actor, action, time or outcome", "audit.read"),
+    "audit_copy": ActionSpec("copy the selected event as JSON", "audit.read"),
+    "audit_refresh": ActionSpec("reload the audit log", "audit.read"),
+}
+
+
+def allowed(ctx: AppContext, binding_id: str | None) -> bool:
+    """Whether the user may run the action; unknown until whoami answered, then the engine decides."""
+    spec = ACTIONS.get(binding_id or "")
+    if spec is None or spec.permission is None or ctx.whoami is None:
+        return True
+    return ctx.can(spec.permission)
+
+
+def refusal(ctx: AppContext, binding_id: str) -> str | None:
+    """Why the user may not run the action (naming the permission and the fix), or None if they may."""
+    if allowed(ctx, binding_id):
+        return None
+    perm = ACTIONS[binding_id].permission
+    roles = ", ".join(ctx.whoami["roles"] if ctx.whoami else []) or "no role"
+    return (f"{ctx.user} ({roles}) lacks {perm} in tenant {ctx.tenant}. An owner or admin can grant a role that "
+            f"holds it (musubi member add {ctx.user} --role ROLE); nothing was changed.")
+
+
+def refuse_if_not_allowed(node: DOMNode, ctx: AppContext, binding_id: str) -> bool:
+    """Notify and return True when the action must not start (before any form is shown)."""
+    why = refusal(ctx, binding_id)
+    if why is None:
+        return False
+    node.app.notify(why, title="Permission needed", severity="warning", timeout=8)
+    return True
+
+
+def node_actions(node: DOMNode) -> list[tuple[Binding, str]]:
+    """(binding, keys as shown) of ``node``'s actions in the table, after any keymap, in declaration order."""
+    keys: dict[str, list[str]] = {}
+    first: dict[str, Binding] = {}
+    for key, bindings in node._bindings.key_to_bindings.items():
+        for b in bindings:
+            if b.id in ACTIONS:
+                first.setdefault(b.id, b)
+                keys.setdefault(b.id, []).append(node.app.get_key_display(replace(b, key=key)))
+    order = [b.id for b in type(node).BINDINGS if isinstance(b, Binding) and b.id in first]
+    order += [i for i in first if i not in order]
+    return [(first[i], ", ".join(dict.fromkeys(keys[i]))) for i in order if i]
+
+
+def mark_bindings(node: DOMNode, ctx: AppContext) -> None:
+    """Prefix the footer text of actions the user may not run with :data:`LOCK` (and remove it again)."""
+    changed = False
+    for key, bindings in node._bindings.key_to_bindings.items():
+        new = []
+        for b in bindings:
+            base = (b.description or "").removeprefix(LOCK)
+            desc = base if allowed(ctx, b.id) else f"{LOCK}{base}"
+            if b.id in ACTIONS and desc != b.description:
+                b = replace(b, description=desc)
+                changed = True
+            new.append(b)
+        node._bindings.key_to_bindings[key] = new
+    if changed:
+        node.refresh_bindings()
+
+
+@dataclass(frozen=True)
+class PaletteAction:
+    title: str
+    help: str
+    run: Callable[[], Any]
+
+
+def palette_entry(screen_title: str, b: Binding, ctx: AppContext, key: str, run: Callable[[], Any]) -> PaletteAction:
+    spec = ACTIONS[b.id or ""]
+    base = (b.description or "").removeprefix(LOCK)
+    lock = "" if allowed(ctx, b.id) else f" — {LOCK} needs {spec.permission}, which you lack"
+    return PaletteAction(f"{screen_title}: {base}", f"{key} · {spec.help}{lock}", run)
