@@ -206,6 +206,8 @@ class TraceReport(TypedDict):
     requirements: NotRequired[list[Obj]]
     gaps: NotRequired[Obj]
     diagnosis: Obj | None
+    # Suggested links (full report only): {state: none|updating|ready, count, threshold, index, note}.
+    suggestions: NotRequired[Obj]
 
 
 class TraceRequirement(TypedDict):
