@@ -430,3 +430,43 @@ class Job(TypedDict):
     result: Obj | None
     attempts: int
     cancelled_by: str | None
+
+
+# -- context packs (docs/search.md#context-packs) ---------------------------------------------------
+
+
+class ContextPackBlock(TypedDict):
+    path: str
+    start_line: int
+    end_line: int
+    symbols: list[str]
+    language: str
+    score: float
+    tokens: int
+    hits: int  # search hits merged into this block
+
+
+class ContextPackOmitted(TypedDict):
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    score: float
+    reason: str  # over_budget | duplicate | below_floor | unavailable
+    detail: str
+    tokens: int | None  # over_budget: what it would have cost
+
+
+class ContextPack(TypedDict):
+    task: str
+    project: str
+    model: str
+    tokenizer: str
+    exact: bool  # the tokenizer's counts are exact (else the calibrated estimate)
+    text: str
+    budget: int
+    used: int
+    remaining: int
+    included: list[ContextPackBlock]
+    omitted: list[ContextPackOmitted]
+    omitted_by_reason: dict[str, int]

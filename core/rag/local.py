@@ -32,10 +32,10 @@ class LocalSearch:
         from core.rag.lexical import LexicalIndex
         from core.rag.represent import lexical_text, passage_text
         from core.rag.textio import read_text
-        from core.rag.walk import iter_files
+        from core.rag.walk import DEFAULT_MAX_BYTES, iter_files
 
         self.chunks: list[Chunk] = []
-        for f in iter_files(root, exclude=exclude, **({"max_bytes": max_bytes} if max_bytes else {})):
+        for f in iter_files(root, exclude=exclude, max_bytes=max_bytes or DEFAULT_MAX_BYTES):
             text = read_text(f.abspath)
             if text is None:
                 continue
@@ -53,7 +53,7 @@ class LocalSearch:
         if not n:
             return []
         q = self.embedder.encode([query_text(query)], query=True)[0]
-        scores = self.vectors @ q  # type: ignore[operator]
+        scores = self.vectors @ q
         order = scores.argsort()[::-1][:n]
         dense = [(int(i), float(scores[i])) for i in order]
         lexical = self.lexical.search(query, n)
