@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from core.rag.context import ContextPack
 
 
+class _NotIndexed(MusubiError):
+    code = "not_indexed"
+    http_status = 400
+
+
 CONTEXT_K = 20  # search results a pack is made from when the caller does not say
 
 
@@ -46,8 +51,7 @@ async def context_pack(e: Engine, tenant: str, project: str, spec: ModelSpec, *,
     check_budget(budget)  # before any search: a refused request does no work
     idx: Any = getattr(e, "code_index", None)
     if idx is None:
-        raise MusubiError("code search is not available in this engine; index the project with: musubi index",
-                          code="not_indexed")
+        raise _NotIndexed("code search is not available in this engine; index the project with: musubi index")
     hits = await idx.search(tenant, project, task, k, filters or {})
     root = e.state.projects[tenant][project]["path"]
     return await asyncio.to_thread(pack_from_files, root, hits, budget=budget, model=spec.id,

@@ -20,14 +20,14 @@ import asyncio
 
 from aiohttp import web
 
-from core.engine import routes, routes_jobs, routes_models, routes_trace
+from core.engine import routes, routes_context, routes_jobs, routes_models, routes_trace
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
 from core.engine.routing import Route, install
 
 # Every route of the API, in registration order (the first matching resource wins).
 TABLES: tuple[tuple[Route, ...], ...] = (
-    routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES,
+    routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_context.ROUTES,
 )
 
 

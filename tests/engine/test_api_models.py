@@ -53,6 +53,8 @@ def _no_extra(answer: Any, shape: Any) -> None:
 STREAMED = {("POST", "/v1/audit/export"), ("GET", "/v1/events")}
 # Job routes need a job kind, which only an engine with the test hook runs: tests/jobs checks their answers.
 JOBS = {("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("POST", "/v1/jobs/{id}/cancel")}
+# A context pack needs an indexed project: tests/rag/test_context_engine.py checks its answers.
+JOBS |= {("POST", "/v1/context")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
