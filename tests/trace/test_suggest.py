@@ -109,3 +109,15 @@ def test_the_service_suggests_from_cached_hits_only_and_never_searches(repo: Pat
     assert report["summary"] == before  # suggestions count for nothing until accepted
     svc.suggestions.use("t", repo, "v2")  # re-indexed: the old hits go
     assert svc.report("t", repo)["suggestions"]["count"] == 0
+
+
+def test_the_trace_screen_header_says_where_suggestions_stand() -> None:
+    from tui.screens.trace_labels import suggestions_hint
+
+    assert suggestions_hint({}) == ""  # an engine without suggestions: nothing shown
+    assert suggestions_hint({"suggestions": {"state": "none", "count": 0}}) == (
+        "  · no code index: musubi index for suggestions")
+    assert suggestions_hint({"suggestions": {"state": "updating", "count": 0}}) == (
+        "  · suggestions updating (r re-scans)")
+    assert suggestions_hint({"suggestions": {"state": "ready", "count": 4}}) == "  · 4 suggested"
+    assert suggestions_hint({"suggestions": {"state": "ready", "count": 0}}) == ""
