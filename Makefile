@@ -52,6 +52,7 @@ cov: $(STAMP) sysdeps
 lint: $(STAMP)
 	$(BIN)/ruff check core tui connectors tutorials tests benchmarks tools
 	$(BIN)/mypy
+	$(BIN)/mypy tests/tui/fakes.py tests/tui/fake_engine.py tests/tui/contract.py tests/tui/test_api_contract.py
 	$(BIN)/lint-imports
 
 bench: $(STAMP) sysdeps

@@ -53,19 +53,19 @@ def bench_append(home: Path, n: int, batch: int) -> tuple[float, float]:
     paths.ensure()
     storage = DuckDBStorage(paths.db)
     engine = Engine(paths, storage)
-    engine.bootstrap("bench")
+    engine.tenancy.bootstrap("bench")
 
     async def ours() -> float:
-        engine.committer.start()
-        await engine.committer.seal()
+        engine.runner.committer.start()
+        await engine.runner.committer.seal()
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             for j in range(i, min(n, i + batch)):
-                engine.audit("default", "bench", "usage.record", f"model:m{j % 7}", details={"tokens": j, "requests": 1})
-            await engine.committer.seal()
-        await engine.committer.sync()  # every event is in DuckDB, not only in the journal
+                engine.runner.audit("default", "bench", "usage.record", f"model:m{j % 7}", details={"tokens": j, "requests": 1})
+            await engine.runner.committer.seal()
+        await engine.runner.committer.sync()  # every event is in DuckDB, not only in the journal
         dt = time.perf_counter() - t0
-        await engine.committer.close()
+        await engine.runner.committer.close()
         return dt
 
     t_ours = asyncio.run(ours())

@@ -47,6 +47,11 @@ def format_ts(ts: datetime) -> str:
     return ts.isoformat(timespec="microseconds") + "Z"  # same text as strftime, 10x faster
 
 
+def ts_text(ts: datetime | None) -> str | None:
+    """:func:`format_ts` of an optional timestamp (None stays None): every answer's time fields."""
+    return format_ts(ts) if ts else None
+
+
 def canonical_event(
     seq: int, ts: str, tenant_id: str, actor: str, action: str, resource: str, outcome: str, details_json: str
 ) -> str:

@@ -2,8 +2,9 @@
 
 :class:`EngineClient` is synchronous and built on ``http.client`` (stdlib) rather
 than aiohttp so that a CLI command starts in milliseconds; :class:`AsyncEngineClient`
-uses aiohttp for the TUI and the live event stream.  Both build requests and decode
-answers with :mod:`core.wire` over :mod:`core.transport`.
+(:mod:`core.async_client`, re-exported here) uses aiohttp for the TUI and the live event
+stream.  Both send the typed calls of :mod:`core.api.calls` (``client.call(calls.whoami())``),
+and build requests and decode answers with :mod:`core.wire`.
 
 The sync client sends the request first and starts the engine (:mod:`core.lifecycle`)
 only when the connection is refused or the socket is missing: that failure happens
@@ -18,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from core.api.calls import Call
+from core.async_client import AsyncEngineClient
 from core.errors import EngineUnavailable
 from core.lifecycle import (
     START_ERROR,
@@ -34,10 +37,10 @@ from core.lifecycle import (
 )
 from core.paths import MAX_SOCKET_PATH, HomePaths
 from core.transport import UnixHTTPConnection
-from core.wire import Identity, Verbs, decode, path_segment, prepare, raise_for
+from core.wire import Identity, Verbs, path_segment, prepare, raise_for
 
 __all__ = [
-    "START_ERROR", "START_TIMEOUT_S", "AsyncEngineClient", "EngineClient", "Identity", "engine_status",
+    "START_ERROR", "START_TIMEOUT_S", "AsyncEngineClient", "Call", "EngineClient", "Identity", "engine_status",
     "lock_holder", "path_segment", "ping", "read_pid", "start_engine", "stop_engine",
 ]
 
@@ -46,6 +49,8 @@ _UnixHTTPConnection = UnixHTTPConnection
 
 # Failures of connect() that mean "no engine listens here": nothing was sent yet.
 _NOT_LISTENING = (FileNotFoundError, ConnectionRefusedError)
+
+T = TypeVar("T")
 
 
 def _lost(exc: BaseException) -> EngineUnavailable:
@@ -103,6 +108,11 @@ class EngineClient(Verbs[Any]):
                 f"the engine started but its socket {sock} refused the connection ({exc}). Check `musubi engine status`."
             ) from None
 
+    def call(self, c: Call[T]) -> T:
+        """Send one typed call (:mod:`core.api.calls`); return its answer or raise its typed error."""
+        answer: T = self.request(c.method, c.path, c.body, c.query)
+        return answer
+
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None) -> Any:
         """Send one request; return the decoded JSON answer or raise its typed error."""
         with self.stream(method, path, body, query) as resp:
@@ -136,73 +146,3 @@ class EngineClient(Verbs[Any]):
             return read(*args)
         except (OSError, http.client.HTTPException) as exc:
             raise _lost(exc) from None
-
-
-class AsyncEngineClient(Verbs[Coroutine[Any, Any, Any]]):
-    """aiohttp client for the TUI: requests plus the server-sent event stream."""
-
-    def __init__(self, paths: HomePaths | None = None, identity: Identity | None = None) -> None:
-        self.paths = paths or HomePaths.resolve()
-        self.identity = identity or Identity()
-        self._session: Any = None
-
-    async def _sess(self) -> Any:
-        import aiohttp
-
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.paths.socket)),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-            )
-        return self._session
-
-    async def ensure_engine(self) -> dict[str, Any]:
-        """Start the engine when none answers (in a thread); return its health and whether we started it."""
-        import asyncio
-
-        return await asyncio.to_thread(start_engine, self.paths)
-
-    async def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None
-    ) -> Any:
-        """Send one request; return the decoded JSON answer or raise its typed error."""
-        import aiohttp
-
-        req = prepare(method, path, self.identity, body, query)
-        s = await self._sess()
-        try:
-            async with s.request(
-                req.method, "http://musubi" + req.target, data=req.body, headers=req.headers,
-                timeout=aiohttp.ClientTimeout(total=60),
-            ) as resp:
-                return decode(resp.status, await resp.read())
-        except aiohttp.ClientError as exc:
-            raise EngineUnavailable(f"engine not reachable: {exc}") from None
-
-    async def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
-        """Yield events from ``/v1/events`` until the connection ends (raises EngineUnavailable)."""
-        import aiohttp
-
-        s = await self._sess()
-        try:
-            async with s.get(
-                "http://musubi/v1/events", params={"types": types}, headers=self.identity.headers(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=45),
-            ) as resp:
-                if resp.status >= 400:
-                    raise_for(resp.status, await resp.read())
-                data_lines: list[str] = []
-                async for raw in resp.content:
-                    line = raw.decode("utf-8").rstrip("\n")
-                    if line.startswith("data: "):
-                        data_lines.append(line[6:])
-                    elif line == "" and data_lines:
-                        yield json.loads("\n".join(data_lines))
-                        data_lines = []
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise EngineUnavailable(f"event stream lost: {exc}") from None
-
-    async def close(self) -> None:
-        """Close the aiohttp session."""
-        if self._session is not None:
-            await self._session.close()

@@ -86,6 +86,14 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: 1 registers the test job kind test.count (a test hook, docs/jobs.md)",
         "read when the engine starts",
     ),
+    "MUSUBI_TEST_FAKE_EMBEDDER": (
+        "engine: DIM runs the search worker with the FakeEmbedder (a test hook, docs/search.md)",
+        "read when the worker starts",
+    ),
+    "MUSUBI_TEST_INDEX_BATCH": ("engine: chunks per embed batch (a test hook, docs/search.md)", "read per index job"),
+    "MUSUBI_TEST_INDEX_DELAY_S": ("engine: pause before each batch's save (a test hook)", "read per index job"),
+    "MUSUBI_DB_MEMORY_LIMIT": ("engine: DuckDB's memory limit (e.g. 256MB)", "read when the engine starts"),
+    "MUSUBI_TRACE_WATCH": ("engine: 0 turns the Trace file watchers off (polling only)", "read at each watch"),
 }
 
 
@@ -191,6 +199,17 @@ def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
 def env_tenant(flag: str | None = None) -> str | None:
     """``--tenant``, else ``MUSUBI_TENANT``, else None (the engine then uses ``default``)."""
     return flag or env("MUSUBI_TENANT")
+
+
+def current_dir() -> str:
+    """The working directory, or ``/`` when it was deleted under us (then no project applies).
+
+    What a client sends as ``X-Musubi-Cwd``: the engine picks the request's project from it.
+    """
+    try:
+        return os.getcwd()
+    except OSError:
+        return "/"
 
 
 def env_home(flag: str | None = None) -> str | None:

@@ -148,6 +148,7 @@ _BY_CODE.update(
         "write_failed": StorageError,
         "home_path_too_long": EngineUnavailable,
         "settle_over_reservation": QuotaExceeded,
+        "not_indexed": MusubiError,  # a 400 that is no usage error: run musubi index first (exit 1)
         "home_not_writable": EngineUnavailable,
     }
 )

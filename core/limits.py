@@ -70,6 +70,9 @@ SINCE_HOURS = Range(0, 24 * 366 * 100, "hours")  # usage history: a century back
 CONTEXT_BUDGET = Range(1, 10_000_000, "tokens")  # a context pack's budget (more than any model reads at once)
 LINE = Range(1, 10**9, "lines")  # a trace link's line number
 JOBS_LIMIT = Range(1, 1_000, "jobs")  # GET /v1/jobs?limit=
+SEARCH_K = Range(1, 100, "results")  # POST /v1/search k
+MAX_QUERY_LEN = 2_000  # a search query's characters
+MAX_QUERIES = 1_000  # queries in one POST /v1/search/batch
 
 ALERT_MIN_EXCLUSIVE, ALERT_MAX = 0.0, 10.0  # a threshold is a fraction of the limit in (0, 10]
 MAX_ALERTS = 16
@@ -95,6 +98,7 @@ FIELDS: dict[str, Range] = {
     "retrieval_tokens": TOKENS,
     "line": LINE,
     "limit (jobs)": JOBS_LIMIT,
+    "k": SEARCH_K,
 }
 
 

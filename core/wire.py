@@ -11,11 +11,12 @@ library here (the TUI imports this before its first frame); the sockets are in
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
+from core.api.calls import path_segment  # noqa: F401  (re-exported: the clients import it from here)
+from core.config import current_dir, env_tenant
 from core.errors import MusubiError, from_dict
 
 R = TypeVar("R")
@@ -32,8 +33,8 @@ class Identity:
 
     def headers(self) -> dict[str, str]:
         """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
-        h = {"X-Musubi-Cwd": self.cwd or _cwd()}
-        tenant = self.tenant or os.environ.get("MUSUBI_TENANT")
+        h = {"X-Musubi-Cwd": self.cwd or current_dir()}
+        tenant = env_tenant(self.tenant)
         if tenant:
             h["X-Musubi-Tenant"] = tenant
         if self.as_user:
@@ -41,19 +42,6 @@ class Identity:
         if self.project:
             h["X-Musubi-Project"] = self.project
         return h
-
-
-def _cwd() -> str:
-    """The working directory, or '/' when it was deleted under us (no project then)."""
-    try:
-        return os.getcwd()
-    except OSError:
-        return "/"
-
-
-def path_segment(value: str) -> str:
-    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
-    return quote(value, safe="")
 
 
 @dataclass(frozen=True)

@@ -43,4 +43,15 @@ def test_engine_core_never_loads_ui() -> None:
     roots = {m.split(".")[0] for m in mods}
     assert "textual" not in roots and "tui" not in roots and "connectors" not in roots
     # ML stacks stay off the engine's start-up path.
-    assert not roots & {"torch", "faiss", "sentence_transformers"}
+    assert not roots & {"torch", "faiss", "sentence_transformers", "numpy", "bm25s", "Stemmer", "tree_sitter"}
+
+
+def test_every_route_module_is_under_the_no_server_contract() -> None:
+    """A new ``core/engine/routes_*.py`` must be listed in the import-linter contract that keeps
+    route modules from importing the server (a module left out would not be checked)."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    listed = next(set(c["source_modules"]) for c in contracts if "never import the server" in c["name"])
+    modules = {f"core.engine.{p.stem}" for p in (ROOT / "core" / "engine").glob("routes*.py")}
+    assert modules <= listed, f"add to the contract in pyproject.toml: {sorted(modules - listed)}"

@@ -9,7 +9,6 @@ frame is painted (:class:`tui.context.EngineLink` runs in a worker).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterable
 from functools import partial
@@ -23,10 +22,12 @@ from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from core.config import current_dir
 from core.errors import MusubiError
 from core.paths import HomePaths
+from core.wire import Identity
 from tui.config import config_path, detect_color_system, load_settings
-from tui.context import AppContext, ConnState, EngineLink, RealEngineApi
+from tui.context import AppContext, AsyncEngineClient, ConnState, EngineLink
 from tui.failsafe import (
     CRASH_EXIT,
     TERMINAL_LOST_EXIT,
@@ -293,7 +294,7 @@ class MusubiApp(App[int], inherit_bindings=False):
     def action_switch_tenant_to(self, name: str) -> None:
         if name == self.ctx.tenant:
             return
-        self.ctx.api.set_tenant(name)
+        self.ctx.api.identity.tenant = name
         self.ctx.whoami, self.ctx.quotas = None, None
         self.ctx.set_conn(ConnState("connecting", f"switching to tenant {name}"))
         self.link = EngineLink(self.ctx)
@@ -337,13 +338,6 @@ class MusubiApp(App[int], inherit_bindings=False):
         await self.ctx.api.close()
 
 
-def _cwd() -> str | None:
-    try:
-        return os.getcwd()
-    except FileNotFoundError:  # started from a deleted folder: no project, not a crash
-        return None
-
-
 def run(
     home: str | None = None,
     tenant: str | None = None,
@@ -360,7 +354,7 @@ def run(
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
     ctx = AppContext(
-        RealEngineApi(paths, tenant, as_user, _cwd()),
+        AsyncEngineClient(paths, Identity(tenant=tenant, as_user=as_user, cwd=current_dir())),  # "/" in a deleted folder: no project
         settings,
         color,
         animations=settings.animations and not no_animations,

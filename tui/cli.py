@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("tui.commands.trace", "Traceability: requirement → design → task → code → test, coverage and gaps."),
     "jobs": ("tui.commands.jobs", "Background jobs of the engine (indexing, later runs and syncs): list, show "
              "with progress, follow, cancel."),
+    "index": ("tui.commands.index", "Index the project's code for search: only files whose content changed are "
+              "chunked and embedded."),
+    "search": ("tui.commands.search", "Search the project's code: dense (embeddings) and lexical (BM25) results, "
+               "fused."),
     "spec": ("tui.commands.spec", "Work with specs (requirements, design, tasks) in the MUSUBI layout "
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
     "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "

@@ -1,11 +1,12 @@
 """Services handed to screens: the live connection to the engine, settings and the clock.
 
 Screens never build clients themselves: they read :class:`AppContext` (``self.app.ctx``),
-call ``ctx.api`` (an :class:`~tui.engine_api.EngineApi`) inside workers, and subscribe to
-the context's signals for connection changes, refreshed data and live engine events.
-:class:`EngineLink` keeps the connection.  Tests swap the engine API for a fake that
-answers from fixed data, which keeps snapshots deterministic, or use
-:class:`~tui.engine_api.RealEngineApi` against a real engine.
+send typed calls through ``ctx.api`` (an :class:`~core.async_client.EngineApi`:
+``await ctx.api.call(calls.members())``) inside workers, and subscribe to the context's
+signals for connection changes, refreshed data and live engine events.  :class:`EngineLink`
+keeps the connection.  The app's engine API is :class:`~core.async_client.AsyncEngineClient`;
+tests swap it for the fake of tests/tui/fakes.py, which answers from fixed data (snapshots
+stay deterministic) in the engine's own shapes (tests/tui/test_api_contract.py).
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from core.api import calls
+from core.async_client import AsyncEngineClient, EngineApi
 from core.errors import EngineUnavailable, MusubiError, PermissionDenied
 from tui.config import ColorDecision, Settings
-from tui.engine_api import EngineApi, RealEngineApi
 from tui.failures import FailureLog
 
-# EngineApi and RealEngineApi lived here before the split; screens and tests still import them from here.
-__all__ = ["AppContext", "ConnState", "EngineApi", "EngineLink", "RealEngineApi", "app_ctx", "utcnow"]
+__all__ = ["AppContext", "AsyncEngineClient", "ConnState", "EngineApi", "EngineLink", "app_ctx", "utcnow"]
 
 if TYPE_CHECKING:
     from textual.app import App
     from textual.signal import Signal
+
+    from core.api.models import QuotaStatus, Whoami
 
 ConnName = Literal["connecting", "connected", "reconnecting", "down"]
 
@@ -70,8 +73,8 @@ class AppContext:
     config_file: Path | None = None
     conn: ConnState = field(default_factory=ConnState)
     health: dict[str, Any] | None = None
-    whoami: dict[str, Any] | None = None
-    quotas: dict[str, Any] | None = None
+    whoami: Whoami | None = None
+    quotas: QuotaStatus | None = None
     quota_error: str | None = None
     # Every failed background call of this run, for F12 (tui.workers.WorkerContract).
     failures: FailureLog = field(default_factory=FailureLog)
@@ -87,18 +90,18 @@ class AppContext:
     @property
     def tenant(self) -> str:
         if self.whoami:
-            return str(self.whoami.get("tenant"))
-        return self.api.tenant or "default"
+            return self.whoami["tenant"]
+        return self.api.identity.tenant or "default"
 
     @property
     def user(self) -> str:
         if self.whoami:
-            return str(self.whoami.get("user"))
-        return self.api.as_user or "…"
+            return self.whoami["user"]
+        return self.api.identity.as_user or "…"
 
     def can(self, permission: str) -> bool:
         """Whether the current user holds ``permission`` (the engine still checks every call)."""
-        return bool(self.whoami) and permission in (self.whoami or {}).get("permissions", [])
+        return self.whoami is not None and permission in self.whoami["permissions"]
 
     def set_conn(self, state: ConnState) -> None:
         self.conn = state
@@ -107,14 +110,14 @@ class AppContext:
     async def refresh_quotas(self) -> None:
         """Re-read ``/v1/quotas``; a user without ``quotas.read`` gets a reason instead."""
         try:
-            self.quotas = await self.api.get("/v1/quotas")
+            self.quotas = await self.api.call(calls.quota_status())
             self.quota_error = None
         except PermissionDenied as exc:
             self.quotas, self.quota_error = None, exc.message
         self.data_changed.publish("quotas")
 
     async def refresh_identity(self) -> None:
-        self.whoami = await self.api.get("/v1/whoami")
+        self.whoami = await self.api.call(calls.whoami())
         self.data_changed.publish("whoami")
 
 

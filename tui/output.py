@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,6 +25,8 @@ from core.paths import HomePaths
 
 if TYPE_CHECKING:
     from core.client import EngineClient
+
+T = TypeVar("T")
 
 GLOBAL_HELP = (
     "Global options (before or after the command): --home DIR, --tenant NAME "
@@ -50,13 +52,10 @@ class CliState:
         """A client for this invocation's identity; it starts the engine when none answers."""
         # Lazy: a bare `musubi` (the TUI) and --help need no client.
         from core.client import EngineClient
+        from core.config import current_dir
         from core.wire import Identity
 
-        try:
-            cwd = os.getcwd()
-        except OSError:  # the current directory was deleted: act outside any project
-            cwd = "/"
-        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=cwd)
+        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=current_dir())
         return EngineClient(self.paths(), ident, autostart=autostart)
 
     def current_tenant(self) -> str:
@@ -125,8 +124,8 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def emit(state: CliState, data: Any, human: Callable[[Any], None]) -> None:
-    """``--json`` prints ``data`` unchanged; otherwise ``human(data)`` renders it."""
+def emit(state: CliState, data: T, human: Callable[[T], None]) -> None:
+    """``--json`` prints ``data`` unchanged; otherwise ``human(data)`` renders it (typed by the call's answer)."""
     if state.json:
         print_json(data)
     else:
@@ -201,7 +200,7 @@ def table(
     console.print(t)
 
 
-def fields(data: dict[str, Any], keys: Sequence[str] | None = None, *, title: str | None = None) -> None:
+def fields(data: Mapping[str, Any], keys: Sequence[str] | None = None, *, title: str | None = None) -> None:
     """Print ``key: value`` pairs of one object as a two-column table."""
     keys = list(keys) if keys is not None else list(data)
     table(("FIELD", "VALUE"), ((k, data.get(k)) for k in keys), title=title, wrap=("VALUE",))

@@ -7,7 +7,8 @@ every mode screen (and the tenant picker) carries: it handles ``Worker.StateChan
 turns every failed worker — a typed :class:`~core.errors.MusubiError` or any other
 exception — into an error notification and an entry in the failure log that F12 shows.
 Failures a worker catches itself (to show them in place) go through :meth:`report_failure`
-so they reach the same log.
+so they reach the same log.  Widgets that run their own workers (the Admin panes) carry the
+same mixin: Textual tells a worker's state only to the node that started it.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ class WorkerContract:
 
     WORKER_TITLES: ClassVar[dict[str, str]] = {}
 
-    def report_failure(self, exc: BaseException, title: str, *, notify: bool = True, timeout: float = 10) -> None:
+    def report_failure(
+        self, exc: BaseException, title: str, *, notify: bool = True, timeout: float = 10, where: str | None = None
+    ) -> None:
         """Log ``exc`` for F12 and (unless ``notify`` is false) show it as an error notification.
 
+        ``where`` names the failed call in the log (default: this screen's or widget's class).
         Call it on the app's thread; a thread worker goes through ``app.call_from_thread``.
         """
         node: Any = self
-        failure = app_ctx(node).failures.add(type(node).__name__, title, exc)
+        failure = app_ctx(node).failures.add(where or type(node).__name__, title, exc)
         node.log.error(failure.line())
         if notify:
             node.notify(failure.message, title=title, severity="error", timeout=timeout)
@@ -44,9 +48,16 @@ class WorkerContract:
         worker = event.worker
         if event.state != WorkerState.ERROR or worker.error is None:
             return
-        title = self.WORKER_TITLES.get(worker.group) or worker.description or worker.group
-        self.report_failure(worker.error, title)
+        self.report_failure(worker.error, self.failure_title(worker, worker.error), where=self.failure_where(worker))
         self.worker_failed(worker)
+
+    def failure_title(self, worker: Worker[Any], exc: BaseException) -> str:
+        """The notification title of a failed worker: what failed, in the user's words."""
+        return self.WORKER_TITLES.get(worker.group) or worker.description or worker.group
+
+    def failure_where(self, worker: Worker[Any]) -> str:
+        """Where the F12 log says the failure happened (default: the class of this screen or widget)."""
+        return type(self).__name__
 
     def worker_failed(self, worker: Worker[Any]) -> None:
         """Called after a failed worker was reported; a screen left waiting on it can recover here."""

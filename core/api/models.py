@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, NotRequired, TypedDict, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 import msgspec
 
@@ -362,7 +362,7 @@ def destination(v: object, _field: str) -> str | None:
 class AuditList(Request):
     """``GET /v1/audit`` filters, in the query.
 
-    They are checked by the operation's audit query (``AuditOps.audit_query``),
+    They are checked by the operation's audit query (``AuditService.audit_query``),
     which ``audit export`` shares for its ``filters``: one definition of each.
     """
 
@@ -576,7 +576,7 @@ class Released(TypedDict):
     released: bool
 
 
-class AuditEvent(TypedDict):
+class _AuditEventKeys(TypedDict):
     seq: int
     ts: str
     tenant_id: str
@@ -585,8 +585,18 @@ class AuditEvent(TypedDict):
     resource: str
     outcome: str
     details: dict[str, Any]
-    prev_hash: NotRequired[str]
-    hash: NotRequired[str]
+
+
+class AuditEvent(_AuditEventKeys, total=False):
+    """One audit event as listed; ``prev_hash`` and ``hash`` may be left out.
+
+    Optional keys by ``total=False``, not ``NotRequired[...]``: under this module's
+    ``from __future__ import annotations`` Python 3.11 reads ``NotRequired`` from a
+    string and counts the key as required (``__required_keys__``).
+    """
+
+    prev_hash: str
+    hash: str
 
 
 # -- models and cost (core/engine/routes_models.py) ----------------------------------------------
@@ -769,6 +779,64 @@ class TraceUnlink(TraceRead):
         _required(self, "requirement", "kind", "target")
 
 
+# -- code index and search (docs/search.md) ------------------------------------------------------
+
+
+class IndexStart(TraceRead):
+    """``POST /v1/index``: index the project holding ``path`` (absolute), else the request's project."""
+
+    force: Any = False
+    CHECKS = {"force": flag}
+
+
+def _query(v: object, field: str) -> str:
+    q = limits.text(v, field, limits.MAX_QUERY_LEN, required=True)
+    if not q or not q.strip():
+        raise BadRequest(f"{field} is empty; give words to search for, e.g. \"parse the config file\".", field=field)
+    return q
+
+
+def _lang(v: object, field: str) -> str | None:
+    lang = limits.text(v or None, field, 40)
+    if lang is not None and not re.fullmatch(r"[a-z0-9_+#-]+", lang):
+        raise BadRequest(f"{field} {lang!r} is not a language name; use e.g. python, markdown, typescript.",
+                         field=field)
+    return lang
+
+
+_SEARCH_CHECKS: dict[str, Check] = {
+    "k": count(limits.SEARCH_K, none_is=10),
+    "path": lambda v, f: limits.text(v or None, f, 1000),
+    "lang": _lang,
+}
+
+
+class SearchQuery(Request):
+    """``POST /v1/search``: one query, ``k`` results (1 to 100), optional ``path`` glob and ``lang`` filters."""
+
+    query: Any = None
+    k: Number = 10
+    path: Any = None
+    lang: Any = None
+    CHECKS = {"query": _query, **_SEARCH_CHECKS}
+
+
+class SearchBatch(Request):
+    """``POST /v1/search/batch``: several queries (1 to 1,000), the same ``k`` and filters for each."""
+
+    queries: Any = None
+    k: Number = 10
+    path: Any = None
+    lang: Any = None
+    CHECKS = _SEARCH_CHECKS
+
+    def check(self) -> None:
+        qs = self.queries
+        if not isinstance(qs, list) or not qs or len(qs) > limits.MAX_QUERIES:
+            raise BadRequest(f"queries must be a list of 1 to {limits.MAX_QUERIES:,} strings.", field="queries")
+        self.queries = [_query(q, f"queries[{i}]") for i, q in enumerate(qs)]
+
+
 # -- context packs (docs/search.md#context-packs) ---------------------------------------------------
 
 
@@ -791,15 +859,10 @@ class ContextRequest(Request):
     lang: Any = None
     min_score: Any = None
     CHECKS = {
-        "task": text(2_000, required=True),
+        "task": _query,
         "budget": count(limits.CONTEXT_BUDGET),
         "model": text(limits.MAX_MODEL_LEN, required=True),
-        "k": lambda v, f: limits.count(20 if v is None else v, f, limits.Range(1, 100, "results")),
-        "path": lambda v, f: limits.text(v or None, f, 1000),
-        "lang": lambda v, f: limits.text(v or None, f, 40),
+        **_SEARCH_CHECKS,
+        "k": count(limits.SEARCH_K, none_is=20),
         "min_score": _score_floor,
     }
-
-    def check(self) -> None:
-        if not self.task.strip():
-            raise BadRequest('task is empty; describe the work, e.g. "add a retry to the invoice job".', field="task")

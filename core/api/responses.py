@@ -359,7 +359,7 @@ class Routed(TypedDict):
     needs: list[str]
     input_tokens: int
     picked_non_active: bool
-    choice: Obj | None
+    choice: Obj  # no model fits: the route refuses (no_route) instead
     fallbacks: list[Obj]
     rejected: list[Obj]
     explanation: list[str]
@@ -430,6 +430,48 @@ class Job(TypedDict):
     result: Obj | None
     attempts: int
     cancelled_by: str | None
+
+
+# -- code index and search (docs/search.md) -------------------------------------------------------
+
+
+class IndexStarted(TypedDict):
+    job: Job
+
+
+class IndexStatus(TypedDict):
+    project: str | None
+    root: str | None
+    state: str  # none | indexing | ready | stale | failed
+    files: int
+    chunks: int
+    dense_chunks: int
+    dense_coverage: float  # 0..1
+    model: str | None
+    updated_at: str | None
+    job: Job | None
+
+
+class SearchHit(TypedDict):
+    path: str  # relative to the project root
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    symbol: str
+    language: str
+    score: float
+    snippet: str
+
+
+class SearchAnswer(TypedDict):
+    query: str
+    results: list[SearchHit]
+    dense_coverage: float
+    complete: bool
+    took_ms: float
+
+
+class SearchBatchAnswer(TypedDict):
+    answers: list[SearchAnswer]
 
 
 # -- context packs (docs/search.md#context-packs) ---------------------------------------------------

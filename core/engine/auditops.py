@@ -1,4 +1,8 @@
-"""Audit log operations: list, verify, export, prune with signed checkpoints."""
+"""The audit service: list, verify, export, prune with signed checkpoints (``engine.audit_ops``).
+
+Appending an event is the op runner's (:meth:`core.engine.runner.OpRunner.audit`);
+this service reads, verifies and exports the chains.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core.api.auditfilter import AuditFilter, check_outcome, parse_when
 from core.audit import (
     GENESIS_HASH,
     VerifyResult,
     format_ts,
     public_key_b64,
     sign_checkpoint,
+    ts_text,
     verify_checkpoint_doc,
     verify_joined,
     verify_rows,
 )
-from core.engine.base import Caller
+from core.engine.access import Caller
 from core.engine.jsontext import EventList
 from core.engine.quarantine import audit_rows
-from core.engine.usage import UsageOps
+from core.engine.runner import OpRunner
 from core.errors import BadRequest, Conflict
 from core.rbac import SYSTEM_LOG
 from core.storage.base import AuditQuery, Delete, Insert
@@ -43,34 +49,21 @@ class ExportContent:
     format: str
 
 
-def parse_when(value: object, what: str) -> datetime | None:
-    """ISO date or datetime (UTC) from the CLI, as naive UTC."""
-    if value in (None, ""):
-        return None
-    try:
-        s = str(value).strip().replace("Z", "+00:00")
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        raise BadRequest(f"{what} {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC).", field=what) from None
-    if dt.tzinfo is not None:
-        from datetime import UTC
-
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
-
-
 def _fail(res: VerifyResult, seq: int, reason: str) -> VerifyResult:
     res.first_bad_seq, res.reason = seq, reason
     return res
 
 
-class AuditOps(UsageOps):
-    """Reading, verifying, exporting and pruning the audit chain."""
+class AuditService:
+    """Reading, verifying, exporting and pruning the audit chains."""
+
+    def __init__(self, runner: OpRunner) -> None:
+        self.r = runner
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._prunes: dict[tuple[str, datetime], asyncio.Future[dict[str, Any]]] = {}
 
     def audit_query(self, ctx: Caller, f: dict[str, Any]) -> AuditQuery:
-        outcome = f.get("outcome") or None
-        if outcome and outcome not in ("success", "denied", "error"):
-            raise BadRequest(f"outcome {outcome!r} is not one of success, denied, error.", field="outcome")
+        outcome = check_outcome(f.get("outcome"))
         limit = f.get("limit")
         if limit is not None:
             try:
@@ -110,7 +103,7 @@ class AuditOps(UsageOps):
             raise BadRequest("system must be true or false.", field="system")
         if not flag:
             return None
-        await self.run(ctx, action, f"audit:{SYSTEM_LOG}", lambda: self.require_system(ctx))
+        await self.r.run(ctx, action, f"audit:{SYSTEM_LOG}", lambda: self.r.require_system(ctx))
         return Caller(ctx.real_user, ctx.user, SYSTEM_LOG, None)
 
     async def audit_list(self, ctx: Caller, filters: dict[str, Any]) -> list[dict[str, Any]] | EventList:
@@ -123,38 +116,30 @@ class AuditOps(UsageOps):
         if log_ctx is not None:
             q.tenant_id = log_ctx.tenant
         else:
-            await self.run(ctx, "audit.list", "audit", lambda: self.require(ctx, "audit.read", read=True))
+            await self.r.run(ctx, "audit.list", "audit", lambda: self.r.require(ctx, "audit.read", read=True))
         hit = self._recent_matches(q)
         if hit is not None:
             return hit
-        return await self.read(self.storage.audit_list, q)
+        return await self.r.read(self.r.storage.audit_list, q)
 
     def _recent_matches(self, q: AuditQuery) -> EventList | None:
         """Answer a newest-first listing from the in-memory tail when it provably holds the answer."""
-        buf = self.recent.get(q.tenant_id)
+        buf = self.r.recent.get(q.tenant_id)
         if not q.descending or not buf or not q.limit:
             return None
-        since = format_ts(q.since) if q.since else None
-        until = format_ts(q.until) if q.until else None
-        prefix = q.action[:-1] if q.action and q.action.endswith("*") else None
+        flt = AuditFilter(q.actor, q.action, q.outcome, ts_text(q.since), ts_text(q.until))
         out = EventList()  # answered by joining the events' cached JSON texts
         for ev in reversed(buf):
             if q.after_seq is not None and ev["seq"] <= q.after_seq:
                 return out  # everything newer than after_seq was in the buffer
-            if (until and ev["ts"] >= until) or (since and ev["ts"] < since):
-                continue
-            if q.outcome and ev["outcome"] != q.outcome:
-                continue
-            if q.actor and q.actor != ev["actor"] and q.actor != ev["details"].get("impersonator"):
-                continue
-            if q.action and (ev["action"] != q.action if prefix is None else not ev["action"].startswith(prefix)):
+            if flt and not flt.matches(ev):
                 continue
             out.append(ev)
             if len(out) >= q.limit:
                 return out
         if q.after_seq is not None and buf[0]["seq"] <= q.after_seq + 1:
             return out
-        if buf[0]["seq"] == self.state.pruned_through.get(q.tenant_id, 0) + 1:
+        if buf[0]["seq"] == self.r.state.pruned_through.get(q.tenant_id, 0) + 1:
             return out  # the buffer holds the whole chain
         return None  # older matches may sit in the table
 
@@ -168,7 +153,7 @@ class AuditOps(UsageOps):
             raise BadRequest(f"the anchor is for tenant {anchor.get('tenant_id')!r}, not {tenant!r}.", field="anchor")
         seq, h = int(anchor["seq"]), str(anchor["hash"])
         out["anchor_seq"] = seq
-        if anchor.get("public_key") != public_key_b64(self.signing_key):
+        if anchor.get("public_key") != public_key_b64(self.r.signing_key):
             out.update(ok=False, first_bad_seq=out.get("first_bad_seq") or seq, reason="the anchor was signed by another engine key")
             return
         if not out["ok"]:
@@ -179,7 +164,7 @@ class AuditOps(UsageOps):
             return
         if seq == 0:
             return
-        cps = {int(c["seq"]): c["hash"] for c in self.storage.checkpoints(tenant)}
+        cps = {int(c["seq"]): c["hash"] for c in self.r.storage.checkpoints(tenant)}
         if seq in cps:
             stored = cps[seq]
         elif seq < out["start_seq"]:
@@ -187,15 +172,15 @@ class AuditOps(UsageOps):
         elif quarantined and seq in quarantined:
             stored = quarantined[seq]  # kept in a quarantine file, checked by the walk
         else:
-            stored = self.storage.audit_chain_hash(tenant, seq)
+            stored = self.r.storage.audit_chain_hash(tenant, seq)
         if stored != h:
             out.update(ok=False, first_bad_seq=seq, reason="the event at the anchor's seq has a different hash than when it was signed")
 
     def _verify_sync(self, tenant: str, anchor: dict[str, Any] | None = None, acked: int | None = None) -> dict[str, Any]:
-        cps = self.storage.checkpoints(tenant)
+        cps = self.r.storage.checkpoints(tenant)
         start_seq, start_hash = 1, GENESIS_HASH
         cp_ok = True
-        pub = public_key_b64(self.signing_key)
+        pub = public_key_b64(self.r.signing_key)
         for cp in cps:
             doc = {**cp, "tenant_id": tenant}
             if not verify_checkpoint_doc(doc) or cp["public_key"] != pub:
@@ -232,30 +217,30 @@ class AuditOps(UsageOps):
         A file that is missing or does not verify fails the walk at the gap.
         """
         ranges = {
-            int(r["first_seq"]): (q, r) for q in self.storage.quarantined(tenant) for r in q["audit"] if r["tenant_id"] == tenant
+            int(r["first_seq"]): (q, r) for q in self.r.storage.quarantined(tenant) for r in q["audit"] if r["tenant_id"] == tenant
         }
         bridged: list[dict[str, Any]] = []
         hashes: dict[int, str] = {}
         checked = 0
         while True:
             res = verify_joined(
-                tenant, self.storage.audit_chain_joined(tenant, seq), seq, prev,
-                lambda s: self.storage.audit_row(tenant, s),
-                lambda lo, hi: self.storage.audit_seqs(tenant, lo, hi),
+                tenant, self.r.storage.audit_chain_joined(tenant, seq), seq, prev,
+                lambda s: self.r.storage.audit_row(tenant, s),
+                lambda lo, hi: self.r.storage.audit_seqs(tenant, lo, hi),
             )
             checked += res.checked
             res.checked = checked
             nxt = res.last_seq + 1
             # Bridge only where the walk stopped for want of the next event (not a bad one).
             hit = ranges.get(nxt) if res.first_bad_seq in (None, nxt) else None
-            if hit is None or self.storage.audit_chain_hash(tenant, nxt) is not None:
+            if hit is None or self.r.storage.audit_chain_hash(tenant, nxt) is not None:
                 return res, bridged, hashes
             q, r = hit
             first, last = int(r["first_seq"]), int(r["last_seq"])
             gap = {"first_seq": first, "last_seq": last, "group": int(q["group_no"]), "file": q["file"], "error": q["error"]}
             where = f"events {first}..{last} were set aside with quarantined journal group {q['group_no']} ({q['file']})"
             try:
-                rows = [row for row in audit_rows(self.paths.home / q["file"], tenant) if first <= row[0] <= last]
+                rows = [row for row in audit_rows(self.r.paths.home / q["file"], tenant) if first <= row[0] <= last]
             except (OSError, ValueError, KeyError) as exc:
                 return _fail(res, nxt, f"{where}, and that file cannot be read ({type(exc).__name__}: {exc})"), bridged, hashes
             vr = verify_rows(tenant, rows, first, res.last_hash)
@@ -270,12 +255,12 @@ class AuditOps(UsageOps):
     async def audit_verify(self, ctx: Caller, anchor: dict[str, Any] | None = None, system: object = False) -> dict[str, Any]:
         log_ctx = await self._system_log(ctx, "audit.verify", system)
         if log_ctx is None:
-            await self.run(ctx, "audit.verify", "audit", lambda: self.require(ctx, "audit.read", read=True))
+            await self.r.run(ctx, "audit.verify", "audit", lambda: self.r.require(ctx, "audit.read", read=True))
         tenant = (log_ctx or ctx).tenant
-        buf = self.recent.get(tenant)  # acknowledged events of this engine run, newest last
+        buf = self.r.recent.get(tenant)  # acknowledged events of this engine run, newest last
         acked = int(buf[-1]["seq"]) if buf else None
         # Wait until the table holds every event acknowledged so far.
-        return await self.read(self._verify_sync, tenant, anchor, acked)
+        return await self.r.read(self._verify_sync, tenant, anchor, acked)
 
     async def audit_export(
         self, ctx: Caller, fmt: str, filters: dict[str, Any], destination: str | None, *, dry_run: bool = False
@@ -290,19 +275,19 @@ class AuditOps(UsageOps):
         if fmt not in EXPORT_FORMATS:
             raise BadRequest(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}.", field="format")
         q = self.audit_query(ctx, filters)
-        await self.run(ctx, "audit.export", "audit", lambda: self.require(ctx, "audit.export", read=True))
+        await self.r.run(ctx, "audit.export", "audit", lambda: self.r.require(ctx, "audit.export", read=True))
         if dry_run:
             return None
         tmp = self.scratch_file(f"audit-export.{fmt}")
         try:
-            n = await self.read(self.storage.audit_export, q, fmt, tmp)
+            n = await self.r.read(self.r.storage.audit_export, q, fmt, tmp)
             f = open(tmp, "rb")  # noqa: SIM115 - handed to the streaming response, which closes it
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()  # the open descriptor keeps the content until it is streamed
         size = os.fstat(f.fileno()).st_size
         try:
-            await self.run(ctx, "audit.export", "audit", lambda: self.audit(
+            await self.r.run(ctx, "audit.export", "audit", lambda: self.r.audit(
                 ctx.tenant, ctx, "audit.export", "audit",
                 details={"format": fmt, "events": n, "bytes": size, "path": destination}))
         except BaseException:
@@ -312,14 +297,13 @@ class AuditOps(UsageOps):
 
     def scratch_file(self, name: str) -> Path:
         """A new path in the engine's private scratch folder (0700, emptied at each start)."""
-        d = self.paths.scratch
+        d = self.r.paths.scratch
         d.mkdir(mode=0o700, exist_ok=True)
         return d / f"{secrets.token_hex(8)}-{name}"
 
     def _audit_lock(self, tenant: str) -> asyncio.Lock:
         """Serialises prunes and checkpoints of one tenant (each reads, then writes on what it read)."""
-        locks: dict[str, asyncio.Lock] = self.__dict__.setdefault("_audit_locks", {})
-        return locks.setdefault(tenant, asyncio.Lock())
+        return self._locks.setdefault(tenant, asyncio.Lock())
 
     async def audit_prune(self, ctx: Caller, before: object) -> dict[str, Any]:
         """Prune events before ``before``; concurrent prunes of a tenant with the same date are one prune.
@@ -333,10 +317,10 @@ class AuditOps(UsageOps):
         when = parse_when(before, "before")
         if when is None:
             raise BadRequest("--before DATE is required (UTC), e.g. --before 2026-01-01.", field="before")
-        if when > self.now():
+        if when > self.r.now():
             raise BadRequest(f"--before {before} is in the future; prune only removes past events.", field="before")
-        await self.run(ctx, "audit.prune", "audit", lambda: self.require(ctx, "tenant.manage"))
-        inflight: dict[tuple[str, datetime], asyncio.Future[dict[str, Any]]] = self.__dict__.setdefault("_prunes", {})
+        await self.r.run(ctx, "audit.prune", "audit", lambda: self.r.require(ctx, "tenant.manage"))
+        inflight = self._prunes
         key = (ctx.tenant, when)
         running = inflight.get(key)
         if running is not None:
@@ -356,42 +340,42 @@ class AuditOps(UsageOps):
         return dict(result)
 
     async def _prune(self, ctx: Caller, when: datetime) -> dict[str, Any]:
-        last = await self.read(self.storage.last_event_before, ctx.tenant, when)
-        existing = await self.read(self.storage.checkpoints, ctx.tenant)
+        last = await self.r.read(self.r.storage.last_event_before, ctx.tenant, when)
+        existing = await self.r.read(self.r.storage.checkpoints, ctx.tenant)
         if last is None or (existing and last[0] <= int(existing[-1]["seq"])):
             raise Conflict(f"no audit events before {format_ts(when)} to prune in tenant {ctx.tenant!r}.")
         seq, h = last
-        count = await self.read(self.storage.count_events, ctx.tenant, seq)
+        count = await self.r.read(self.r.storage.count_events, ctx.tenant, seq)
 
         def op() -> dict[str, Any]:
-            now = self.now()
+            now = self.r.now()
             created = format_ts(now)
-            sig = sign_checkpoint(self.signing_key, ctx.tenant, seq, h, created)
-            self.write(
+            sig = sign_checkpoint(self.r.signing_key, ctx.tenant, seq, h, created)
+            self.r.write(
                 Delete("audit_log", {"tenant_id": ctx.tenant, "seq": ("<=", seq)}),
-                Insert("audit_checkpoints", {"tenant_id": ctx.tenant, "seq": seq, "hash": h, "created_at": now, "pruned_before": when, "public_key": public_key_b64(self.signing_key), "signature": sig}),
+                Insert("audit_checkpoints", {"tenant_id": ctx.tenant, "seq": seq, "hash": h, "created_at": now, "pruned_before": when, "public_key": public_key_b64(self.r.signing_key), "signature": sig}),
             )
-            self.audit(ctx.tenant, ctx, "audit.prune", "audit", details={"before": format_ts(when), "last_pruned_seq": seq, "last_pruned_hash": h, "events_removed": count})
-            self.state.pruned_through[ctx.tenant] = seq
-            buf = self.recent.get(ctx.tenant)
+            self.r.audit(ctx.tenant, ctx, "audit.prune", "audit", details={"before": format_ts(when), "last_pruned_seq": seq, "last_pruned_hash": h, "events_removed": count})
+            self.r.state.pruned_through[ctx.tenant] = seq
+            buf = self.r.recent.get(ctx.tenant)
             while buf and buf[0]["seq"] <= seq:
                 buf.popleft()
             return {"tenant": ctx.tenant, "pruned_through_seq": seq, "checkpoint_hash": h, "events_removed": count, "before": format_ts(when)}
 
-        return await self.run(ctx, "audit.prune", "audit", op)
+        return await self.r.run(ctx, "audit.prune", "audit", op)
 
     async def audit_checkpoint(self, ctx: Caller, destination: str | None, *, dry_run: bool = False) -> dict[str, Any]:
         """Sign the current head as an offline-verifiable document (the client writes any file)."""
-        await self.run(ctx, "audit.checkpoint", "audit", lambda: self.require(ctx, "audit.export", read=True))
+        await self.r.run(ctx, "audit.checkpoint", "audit", lambda: self.r.require(ctx, "audit.export", read=True))
         if dry_run:
             return {"ok": True, "dry_run": True}
         async with self._audit_lock(ctx.tenant):  # not in the middle of a prune of the tenant
             return await self._checkpoint(ctx, destination)
 
     async def _checkpoint(self, ctx: Caller, destination: str | None) -> dict[str, Any]:
-        await self.committer.sync()
-        seq, h = self.state.head(ctx.tenant)
-        created = format_ts(self.now())
+        await self.r.committer.sync()
+        seq, h = self.r.state.head(ctx.tenant)
+        created = format_ts(self.r.now())
         doc = {
             "kind": "musubi.audit.checkpoint",
             "version": 1,
@@ -399,16 +383,16 @@ class AuditOps(UsageOps):
             "seq": seq,
             "hash": h,
             "created_at": created,
-            "public_key": public_key_b64(self.signing_key),
+            "public_key": public_key_b64(self.r.signing_key),
             "algorithm": "Ed25519",
-            "signature": sign_checkpoint(self.signing_key, ctx.tenant, seq, h, created),
+            "signature": sign_checkpoint(self.r.signing_key, ctx.tenant, seq, h, created),
         }
         if destination is not None:
             # The client writes the file; the export is on record with where it said it would write.
             details = {"seq": seq, "path": destination}
 
             def record() -> None:
-                self.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details=details)
+                self.r.audit(ctx.tenant, ctx, "audit.checkpoint", "audit", details=details)
 
-            await self.run(ctx, "audit.checkpoint", "audit", record)
+            await self.r.run(ctx, "audit.checkpoint", "audit", record)
         return doc

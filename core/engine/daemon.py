@@ -19,7 +19,6 @@ import json
 import logging
 import logging.handlers
 import os
-import pwd
 import signal
 import stat
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from core.config import env
 from core.errors import MusubiError, StorageError
 from core.paths import MAX_SOCKET_PATH, HomePaths
 
@@ -104,6 +104,7 @@ def socket_is_ours(paths: HomePaths, ino: int) -> bool:
 async def serve(paths: HomePaths) -> None:
     from aiohttp import web
 
+    from core.engine.access import engine_os_user
     from core.engine.engine import Engine
     from core.engine.server import build_app
     from core.storage.duckdb_store import DuckDBStorage
@@ -119,10 +120,11 @@ async def serve(paths: HomePaths) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine.committer.start()
-    owner = pwd.getpwuid(os.getuid()).pw_name
-    if engine.bootstrap(owner):
-        await engine.committer.seal()
+    ops = engine.runner
+    ops.committer.start()
+    owner = engine_os_user()
+    if engine.tenancy.bootstrap(owner):
+        await ops.committer.seal()
         log.info("empty home: created tenant 'default' owned by %s", owner)
 
     app = build_app(engine, stop)
@@ -147,7 +149,7 @@ async def serve(paths: HomePaths) -> None:
             except Exception:
                 log.exception("cannot re-create the socket %s", paths.socket)
             try:
-                await engine.run(None, "usage.expire", "reservations", engine.expire_reservations)
+                await ops.run(None, "usage.expire", "reservations", engine.usage.expire_reservations)
             except Exception:
                 log.exception("reservation sweep failed")
 
@@ -168,7 +170,7 @@ async def serve(paths: HomePaths) -> None:
             paths.socket.unlink()
     await runner.cleanup()
     await engine.jobs.close()  # running jobs become interrupted, resumed at the next start
-    await engine.committer.close()
+    await ops.committer.close()
     storage.close()
     log.info("engine stopped cleanly")
 
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.message, file=sys.stderr)
         return 1
     try:
-        prof_out = os.environ.get("MUSUBI_ENGINE_PROFILE")
+        prof_out = env("MUSUBI_ENGINE_PROFILE")
         if prof_out:  # developers: profile the engine's loop thread (see DEVELOPERS.md)
             import cProfile
 

@@ -1,9 +1,48 @@
-"""The engine: all operations over one storage, composed from the op mixins."""
+"""The engine: one op runner and the feature services composed over it.
+
+Each service is a plain class holding the runner (``runner.py``): its operations
+are synchronous methods that check access (``access.py``), change state and
+queue writes, run by :meth:`OpRunner.run <core.engine.runner.OpRunner.run>`.
+Route rows name an operation as ``"<service>.<method>"`` (``routing.py`` resolves
+it once, when the app is built).  A new feature adds its service class to
+:attr:`Engine.SERVICES` and a line to ``__init__``.
+"""
 
 from __future__ import annotations
 
-from core.engine.auditops import AuditOps
+from collections.abc import Callable
+from typing import Any
+
+from core.engine.auditops import AuditService
+from core.engine.runner import OpRunner
+from core.engine.tenancy import TenancyService
+from core.engine.usage import UsageService
+from core.jobs.service import JobService
+from core.paths import HomePaths
+from core.rag.service import IndexService
+from core.storage.base import Storage
 
 
-class Engine(AuditOps):
-    """Tenancy, RBAC, quotas and audit over one storage; see the mixins for each area."""
+class Engine:
+    """The runner plus tenancy, quotas and usage, and audit, over one storage."""
+
+    # The services a route's ``op`` may name, by attribute (tests resolve ops on the classes).
+    SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService}
+
+    def __init__(self, paths: HomePaths, storage: Storage) -> None:
+        self.runner = OpRunner(paths, storage)
+        self.usage = UsageService(self.runner)
+        self.tenancy = TenancyService(self.runner, self.usage)
+        self.audit_ops = AuditService(self.runner)
+        self.jobs = JobService(self.runner, self.runner.snapshot_jobs)  # background jobs; started by the daemon
+        self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
+
+    def operation(self, name: str) -> Callable[..., Any]:
+        """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""
+        service, _, method = name.partition(".")
+        if service not in self.SERVICES or not method:
+            raise ValueError(f"operation {name!r}: give <service>.<method>, service one of {', '.join(self.SERVICES)}")
+        op = getattr(getattr(self, service), method, None)
+        if not callable(op) or method.startswith("_"):
+            raise ValueError(f"operation {name!r}: {self.SERVICES[service].__name__} has no operation {method!r}")
+        return op

@@ -25,12 +25,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import env
 from core.errors import MusubiError, TooManyStreams
 
 log = logging.getLogger("musubi.engine.events")
@@ -44,7 +44,7 @@ AUTHZ_PREFIXES = ("member.", "role.", "project.", "tenant.")
 
 def _cap(name: str, default: int) -> int:
     """A cap from the engine's environment (set when it starts), else the default."""
-    raw = os.environ.get(name, "")
+    raw = env(name) or ""
     try:
         return max(1, int(raw)) if raw else default
     except ValueError:

@@ -17,12 +17,12 @@ import socket
 import struct
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
+from core.engine.access import Caller
 from core.engine.auditops import ExportContent
-from core.engine.base import Caller
 from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
 from core.errors import BadRequest, MusubiError, NotFound, PayloadTooLarge, PermissionDenied
@@ -235,11 +235,34 @@ async def stream_export(request: web.Request, out: ExportContent) -> web.StreamR
     return resp
 
 
+class Asked(NamedTuple):
+    """What the client's headers ask for (never who it is: that is the socket peer).
+
+    A NamedTuple: made once per request, and cheaper to make than a dataclass.
+    """
+
+    tenant: str
+    as_user: str | None
+    cwd: str | None
+    project: str | None
+
+
+def asked(request: web.Request, tenant: str | None = None) -> Asked:
+    """The identity headers of ``request`` (``X-Musubi-Tenant``, ``-As``, ``-Cwd``, ``-Project``)."""
+    h = request.headers
+    return Asked(
+        tenant or h.get("X-Musubi-Tenant") or "default", h.get("X-Musubi-As") or None,
+        h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None,
+    )
+
+
 class Api:
-    """The engine as every route handler sees it: the engine, the stop event and the caller's context."""
+    """The engine as every route handler sees it: the engine (its services), its op runner,
+    the stop event and the caller's context."""
 
     def __init__(self, engine: Engine, stop: asyncio.Event) -> None:
         self.e = engine
+        self.r = engine.runner
         self.stop = stop
 
     async def ctx(
@@ -247,14 +270,12 @@ class Api:
     ) -> Caller:
         """The caller's context; with ``outsiders`` also for someone with no role in the tenant."""
         real = peer_user(request)
-        h = request.headers
-        tenant = tenant or h.get("X-Musubi-Tenant") or "default"
-        as_user = h.get("X-Musubi-As") or None
-        cwd, project = h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
+        a = asked(request, tenant)
+        tenant, as_user = a.tenant, a.as_user
 
         def make() -> Caller:
             try:
-                return self.e.make_ctx(real, as_user, tenant, cwd, project, outsiders=outsiders)
+                return self.r.make_ctx(real, as_user, tenant, a.cwd, a.project, outsiders=outsiders)
             except PermissionDenied as exc:
                 exc.extra["route"] = f"{request.method} {request.path}"  # recorded with the denial
                 raise
@@ -265,13 +286,13 @@ class Api:
             # Running it as an op audits the refusal: in the tenant asked for, or in the system
             # log when there is no such tenant (so probing for names is on record too, for system
             # owners, without flooding the log of 'default').
-            where = tenant if tenant in self.e.state.tenants else SYSTEM_LOG
+            where = tenant if tenant in self.r.state.tenants else SYSTEM_LOG
             if (
                 exc.extra.get("permission") == "impersonate"
             ):  # refused impersonation: the real user acted
-                return await self.e.run(
+                return await self.r.run(
                     Caller(real, real, where), "impersonate", f"user:{as_user}", make
                 )
-            return await self.e.run(
+            return await self.r.run(
                 Caller(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make
             )

@@ -12,7 +12,7 @@ registry, pinned-model list and clock it shares; the cost estimate's retrieval b
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -21,17 +21,12 @@ from core.api import responses as a
 from core.engine.http import json_response
 from core.engine.routes_models import ModelRoutes
 from core.engine.routing import Route
-from core.errors import MusubiError, NotFound
+from core.errors import NotFound
 
 if TYPE_CHECKING:
     from core.engine.engine import Engine
     from core.models.registry import ModelSpec
     from core.rag.context import ContextPack
-
-
-class _NotIndexed(MusubiError):
-    code = "not_indexed"
-    http_status = 400
 
 
 CONTEXT_K = 20  # search results a pack is made from when the caller does not say
@@ -49,18 +44,15 @@ async def context_pack(e: Engine, tenant: str, project: str, spec: ModelSpec, *,
     from core.rag.context_io import counter_for, pack_from_files
 
     check_budget(budget)  # before any search: a refused request does no work
-    idx: Any = getattr(e, "code_index", None)
-    if idx is None:
-        raise _NotIndexed("code search is not available in this engine; index the project with: musubi index")
-    hits = await idx.search(tenant, project, task, k, filters or {})
-    root = e.state.projects[tenant][project]["path"]
+    hits = await e.code_index.search(tenant, project, task, k, filters or {})
+    root = e.runner.state.projects[tenant][project]["path"]
     return await asyncio.to_thread(pack_from_files, root, hits, budget=budget, model=spec.id,
                                    count=counter_for(spec), min_score=min_score)
 
 
 async def context(mr: ModelRoutes, request: web.Request, req: m.ContextRequest) -> web.Response:
     """``POST /v1/context`` (see the module docstring)."""
-    e = mr.api.e
+    r = mr.api.r
     c = await mr.api.ctx(request)
     spec = mr.registry(c.tenant).get(req.model)  # unknown: 404 unknown_model with close names
     spec.check_usable(mr.today())
@@ -68,13 +60,13 @@ async def context(mr: ModelRoutes, request: web.Request, req: m.ContextRequest) 
     project = c.project
 
     def check() -> None:
-        e.require(c, "search.query", project=project, read=True)
+        r.require(c, "search.query", project=project, read=True)
         mr._check_allowed(c, [spec.id], allowed)
 
-    await e.run(c, "context.pack", f"project:{project or '-'}", check)
+    await r.run(c, "context.pack", f"project:{project or '-'}", check)
     if project is None:
         raise no_project(c.tenant)
-    p = await context_pack(e, c.tenant, project, spec, task=req.task, budget=req.budget, k=req.k,
+    p = await context_pack(mr.api.e, c.tenant, project, spec, task=req.task, budget=req.budget, k=req.k,
                            filters={"path": req.path, "lang": req.lang}, min_score=req.min_score)
     return json_response({"task": req.task, "project": project, "exact": spec.exact_tokens,
                           "tokenizer": spec.tokenizer, **p.to_json()})

@@ -13,8 +13,8 @@ model outside it is refused (403, audited) and the router never picks one.
 Reads need ``quotas.read`` (estimates show quota headroom).  The engine reads the
 files an estimate names: absolute paths inside a registered project of the
 tenant where the caller may read, resolved through symlinks first and readable
-by the calling OS user, or anywhere for the OS user who runs the engine (who
-could read them anyway).  Counting and the ledger query run in worker threads; exact counts of
+by the calling OS user, or anywhere for the OS user who runs the engine acting as
+themself (``access.is_engine_user``: who could read them anyway).  Counting and the ledger query run in worker threads; exact counts of
 unchanged files are cached in memory.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,7 +31,8 @@ from aiohttp import web
 
 from core.api import models as m
 from core.api import responses as a
-from core.engine.base import Caller
+from core.engine import access
+from core.engine.access import Caller
 from core.engine.http import Api
 from core.engine.http import json_response as _json
 from core.engine.routes_models_import import import_table
@@ -75,12 +75,12 @@ class ModelRoutes:
     def overrides(self) -> OverrideStore:
         """The imported registry overrides of this engine's home (made on first use)."""
         if self._overrides is None:
-            self._overrides = OverrideStore(self.api.e.paths.home)
+            self._overrides = OverrideStore(self.api.r.paths.home)
         return self._overrides
 
     def today(self) -> date:
         """The date lifecycle statuses are decided by (the engine's clock)."""
-        return self.api.e.now().date()
+        return self.api.r.now().date()
 
     def registry(self, tenant: str | None = None) -> Registry:
         """The registry of ``tenant`` (None: without tenant overrides), reloaded when a source file changes."""
@@ -103,7 +103,7 @@ class ModelRoutes:
         return hit[1]
 
     def _load_allowed(self) -> dict[str, set[str]]:
-        con = getattr(self.api.e.storage, "con", None)
+        con = getattr(self.api.r.storage, "con", None)
         out: dict[str, set[str]] = {}
         if con is None:
             return out
@@ -118,7 +118,7 @@ class ModelRoutes:
     async def allowed(self, tenant: str) -> set[str] | None:
         """The tenant's pinned model ids, or None when every model is allowed."""
         if self._allowed is None:
-            self._allowed = await self.api.e.read(self._load_allowed)
+            self._allowed = await self.api.r.read(self._load_allowed)
         s = self._allowed.get(tenant)
         return set(s) if s else None
 
@@ -126,16 +126,16 @@ class ModelRoutes:
         hit = self._history.get(tenant)
         if hit and time.monotonic() - hit[0] < HISTORY_TTL_S:
             return hit[1]
-        since = self.api.e.now() - timedelta(days=HISTORY_DAYS)
-        rows = await self.api.e.read(ledger_rows, self.api.e.storage, tenant, since)
+        since = self.api.r.now() - timedelta(days=HISTORY_DAYS)
+        rows = await self.api.r.read(ledger_rows, self.api.r.storage, tenant, since)
         stats = output_ratios(rows, self.registry(tenant))
         self._history[tenant] = (time.monotonic(), stats)
         return stats
 
     def quotas(self, c: Caller) -> list[dict[str, Any]]:
         """The caller's applicable quotas with what remains now (cost in micro-dollars)."""
-        st = self.api.e.state
-        now = self.api.e.now()
+        st = self.api.r.state
+        now = self.api.r.now()
         out = []
         for q in st.applicable_quotas(c.tenant, c.user):
             used, reserved, _ws = st.usage_for(q, now)
@@ -144,7 +144,7 @@ class ModelRoutes:
         return out
 
     async def _read_ctx(self, request: web.Request, action: str, resource: str) -> Caller:
-        e = self.api.e
+        e = self.api.r
         c = await self.api.ctx(request)
         await e.run(c, action, resource, lambda: e.require(c, "quotas.read", project=c.project, read=True))
         return c
@@ -184,7 +184,7 @@ class ModelRoutes:
         return _json(await self._set_allowed(c, None))
 
     async def _set_allowed(self, c: Caller, ids: list[str] | None) -> dict[str, Any]:
-        e = self.api.e
+        e = self.api.r
         previous = await self.allowed(c.tenant)
         action = "models.allow" if ids else "models.allow_all"
 
@@ -235,7 +235,7 @@ class ModelRoutes:
         ]})
 
     async def cost_estimate(self, request: web.Request, req: m.CostEstimate) -> web.Response:
-        e = self.api.e
+        e = self.api.r
         c = await self.api.ctx(request)
         reg = self.registry(c.tenant)
         today = self.today()
@@ -306,12 +306,12 @@ class ModelRoutes:
         Each path is judged by where it really leads (symlinks resolved): it must lie in
         a registered project where the caller holds 'quotas.read' (a project role counts
         for its own project only) and be readable by the caller, the OS user on the
-        socket, by its mode bits.  The engine's own OS user may name any file (it
-        could read it anyway).  The resolved paths are what gets read.
+        socket, by its mode bits.  The engine's own OS user, acting as themself, may name
+        any file (it could read it anyway).  The resolved paths are what gets read.
         """
-        e = self.api.e
+        e = self.api.r
         out: list[Any] = []
-        engine_user = c.real_user == pwd.getpwuid(os.getuid()).pw_name
+        engine_user = access.is_engine_user(c)
         ident = None if engine_user else os_identity(c.real_user)
         for p in paths:
             if not (isinstance(p, str) and os.path.isabs(p)):
@@ -320,7 +320,7 @@ class ModelRoutes:
             if engine_user:
                 out.append(p)
                 continue
-            proj, real = e.project_of_path(c.tenant, p)
+            proj, real = access.project_of_path(e.state, c.tenant, p)
             out.append(real)
             leads = f" (it leads to {real})" if real != os.path.normpath(p) else ""
             if proj is None or "quotas.read" not in e.perms(c, proj):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from core.api import models as m
+from core.engine import access
 from core.engine.http import json_response
 from core.errors import BadRequest, PermissionDenied
 from core.models.importer import plan_import
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 async def import_table(routes: ModelRoutes, request: web.Request, req: m.ModelsImport) -> web.Response:
     """``POST /v1/models/import``: merge a LiteLLM-format table into the tenant's or the owner's override."""
-    e = routes.api.e
+    e = routes.api.r
     c = await routes.api.ctx(request)
     scope, dry, source = req.scope, req.dry_run, req.source
     today = routes.today()
@@ -45,7 +46,7 @@ async def import_table(routes: ModelRoutes, request: web.Request, req: m.ModelsI
             e.require(c, "quotas.read", read=True)
         elif scope == "tenant":
             e.require(c, "quotas.manage")
-        elif not e.is_system_admin(c.user):
+        elif not access.is_system_admin(e.state, c.user):
             raise PermissionDenied(
                 "permission denied: importing into the engine owner's registry (scope user) needs the system "
                 "role (tenant.manage in the system tenant); a tenant admin can import for the tenant: "

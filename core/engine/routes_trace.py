@@ -3,8 +3,8 @@
 Which repository: the ``path`` the client sends (absolute), else the project
 of the request (``X-Musubi-Project`` or the registered project containing the
 client's working directory).  A path outside every registered project of the
-tenant is served only to the OS user who runs the engine (who could read it
-anyway); everyone else is limited to registered projects.  Paths are resolved
+tenant is served only to the OS user who runs the engine, acting as themself
+(``access.is_engine_user``: who could read it anyway); everyone else is limited to registered projects.  Paths are resolved
 (symlinks followed) before that check, a registered folder swapped for a symlink
 is refused, and ``links.yml`` is written only where it really lies inside the
 repository.  The permission is checked at the scope of the project holding the
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,8 @@ from aiohttp import web
 
 from core.api import models as m
 from core.api import responses as a
-from core.engine.base import Caller
+from core.engine import access
+from core.engine.access import Caller
 from core.engine.http import Api, json_response
 from core.engine.routing import Route
 from core.errors import BadRequest, PermissionDenied
@@ -52,7 +52,7 @@ class TraceRoutes:
         if self._svc is None:
             from core.trace.service import TraceService
 
-            self._svc = TraceService(self.api.e.tenant_dir)
+            self._svc = TraceService(self.api.r.tenant_dir)
         return self._svc
 
     async def close(self, _app: web.Application) -> None:
@@ -109,19 +109,19 @@ class TraceRoutes:
         A path is judged by where it really leads (symlinks resolved), and the check is
         made for the project holding it: a project role counts only for its own project.
         """
-        e = self.api.e
+        e = self.api.r
         c = await self.api.ctx(request)
         raw = req.path
         real = None
         if raw:
             if not os.path.isabs(raw):
                 raise BadRequest(f"repository path {raw!r} must be absolute.", field="path")
-            c.project, real = e.project_of_path(c.tenant, raw)
+            c.project, real = access.project_of_path(e.state, c.tenant, raw)
 
         def check() -> None:
             # Reads of a suspended tenant stay open to its owners, admins and auditors (read=True).
             e.require(c, perm, project=c.project, read=perm == "specs.read")
-            if real is not None and c.project is None and c.user != pwd.getpwuid(os.getuid()).pw_name:
+            if real is not None and c.project is None and not access.is_engine_user(c):
                 leads = f" (it leads to {real})" if real != os.path.normpath(str(raw)) else ""
                 raise PermissionDenied(
                     f"permission denied: {raw} is not inside a registered project of tenant {c.tenant!r}{leads}; "
@@ -201,7 +201,7 @@ class TraceRoutes:
         result = await asyncio.to_thread(fn, c, root)
         details = {k: v for k, v in result.items() if k in ("fingerprint", "previous_fingerprint", "kind", "target", "line", "state", "source")}
         details["repo"] = str(root)
-        await self.api.e.run(c, action, resource, lambda: self.api.e.audit(c.tenant, c, action, resource, details=details))
+        await self.api.r.run(c, action, resource, lambda: self.api.r.audit(c.tenant, c, action, resource, details=details))
         return json_response(result)
 
     async def review(self, request: web.Request, req: m.TraceReview) -> web.Response:

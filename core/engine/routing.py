@@ -8,7 +8,10 @@ need more than one operation, a handler of its own.  The generic handler is::
 
     request model ← body (POST/PUT) or query, plus path parameters
     ctx           ← the caller (core/engine/http.py)
-    answer        ← engine.run(ctx, action, resource, op(ctx, **request.args()))
+    answer        ← runner.run(ctx, action, resource, lambda: op(ctx, **request.args()))
+
+``op`` names a service's method, ``"<service>.<method>"`` (``"tenancy.tenant_create"``):
+resolved once, when the app is built (``Engine.operation``), so a typo fails the start.
 
 Route tables: ``routes.py`` (engine, tenancy, quotas and usage, audit, events),
 ``routes_trace.py`` and ``routes_models.py``; ``server.py`` installs them all.
@@ -46,7 +49,7 @@ class Route:
     # The answer: a TypedDict of core/api/models.py or responses.py (or a list of one);
     # responses.Streamed when the route streams file content or events, not JSON.
     response: Any = None
-    op: str | None = None  # engine method, called as op(ctx, **request.args())
+    op: str | None = None  # "<service>.<method>" of the Engine, called as op(ctx, **request.args())
     resource: str | Callable[[Any], str] = ""  # the audited resource, fixed or from the request
     status: int = 200
     outsiders: bool = False  # the context may be built for someone with no role in the tenant
@@ -68,18 +71,18 @@ async def request_of(route: Route, request: web.Request) -> Any:
 
 
 def _op_handler(route: Route, api: Api) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    action, resource, status, name = route.action, route.resource, route.status, str(route.op)
+    action, resource, status = route.action, route.resource, route.status
+    op, runner = api.e.operation(str(route.op)), api.r  # resolved once, here
 
     async def handle(request: web.Request) -> web.StreamResponse:
         req = await request_of(route, request)
         c = await api.ctx(request, outsiders=route.outsiders)
-        e = api.e
-        op, args = getattr(e, name), req.args()
+        args = req.args()
         if not route.run:  # the operation checks and audits itself (some are sync reads)
             out = op(c, **args)
             return json_response(await out if isawaitable(out) else out, status)
         res = resource if isinstance(resource, str) else resource(req)
-        return json_response(await e.run(c, action, res, lambda: op(c, **args)), status)
+        return json_response(await runner.run(c, action, res, lambda: op(c, **args)), status)
 
     return handle
 

@@ -20,14 +20,22 @@ import asyncio
 
 from aiohttp import web
 
-from core.engine import routes, routes_context, routes_jobs, routes_models, routes_trace
+from core.engine import (
+    routes,
+    routes_context,
+    routes_index,
+    routes_jobs,
+    routes_models,
+    routes_trace,
+)
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
 from core.engine.routing import Route, install
 
 # Every route of the API, in registration order (the first matching resource wins).
 TABLES: tuple[tuple[Route, ...], ...] = (
-    routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_context.ROUTES,
+    routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
+    routes_context.ROUTES,
 )
 
 
@@ -44,7 +52,7 @@ def build_app(engine: Engine, stop: asyncio.Event) -> web.Application:
 
     async def close_streams(_app: web.Application) -> None:
         # Before the server waits for open handlers: end every stream with its reason.
-        engine.bus.close_all("engine_stopping", "the engine is stopping; reconnect once it runs again.")
+        engine.runner.bus.close_all("engine_stopping", "the engine is stopping; reconnect once it runs again.")
 
     app.on_shutdown.append(close_streams)
     install(app, Api(engine, stop), TABLES)

@@ -31,14 +31,14 @@ class Tenant:
     status_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        from core.audit import format_ts
+        from core.audit import format_ts, ts_text
 
         return {
             "name": self.name,
             "status": self.status,
             "created_at": format_ts(self.created_at),
             "created_by": self.created_by,
-            "status_changed_at": format_ts(self.status_changed_at) if self.status_changed_at else None,
+            "status_changed_at": ts_text(self.status_changed_at),
             "status_reason": self.status_reason,
         }
 

@@ -12,7 +12,8 @@ import json
 
 from aiohttp import web
 
-from core.engine.http import Api
+from core.engine import access
+from core.engine.http import Api, asked
 from core.errors import PermissionDenied
 
 # What each event type needs; other types (run status, later) go to anyone with a role.
@@ -37,7 +38,7 @@ async def events(api: Api, request: web.Request) -> web.StreamResponse:
     subscriber's access is revoked or it reads too slowly (core/engine/events.py).
     """
     c = await api.ctx(request)
-    perms = api.e.perms(c)  # the stream is the tenant's: only tenant-scope roles count
+    perms = api.r.perms(c)  # the stream is the tenant's: only tenant-scope roles count
 
     def check() -> None:
         if not perms:
@@ -46,23 +47,22 @@ async def events(api: Api, request: web.Request) -> web.StreamResponse:
                 "'audit.read' or 'quotas.read' there.",
                 permission="any role in the tenant",
             )
-        api.e.suspended_read_check(c)
+        access.suspended_read_check(api.r.state, c)
 
-    await api.e.run(c, "events.subscribe", "events", check)  # a refusal is audited
+    await api.r.run(c, "events.subscribe", "events", check)  # a refusal is audited
     wanted = frozenset(filter(None, request.query.get("types", "").split(","))) or frozenset({"audit", "quota.alert"})
-    h = request.headers
-    as_user, cwd, project = h.get("X-Musubi-As") or None, h.get("X-Musubi-Cwd"), h.get("X-Musubi-Project") or None
+    a = asked(request)
 
-    def access() -> frozenset[str]:
+    def may_receive() -> frozenset[str]:
         """What the subscriber may receive now, judged as a new request would be; raises when nothing."""
-        now = api.e.make_ctx(c.real_user, as_user, c.tenant, cwd, project)
-        perms_now = api.e.perms(now)  # tenant-scope roles only, as at subscribe
+        now = api.r.make_ctx(c.real_user, a.as_user, c.tenant, a.cwd, a.project)
+        perms_now = api.r.perms(now)  # tenant-scope roles only, as at subscribe
         if not perms_now:
             raise PermissionDenied(f"{now.user} has no role in tenant {now.tenant!r} any more.")
-        api.e.suspended_read_check(now)
+        access.suspended_read_check(api.r.state, now)
         return stream_kinds(wanted, perms_now)
 
-    sub = api.e.bus.subscribe(c.tenant, c.real_user, stream_kinds(wanted, perms), access)
+    sub = api.r.bus.subscribe(c.tenant, c.real_user, stream_kinds(wanted, perms), may_receive)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     resp.force_close()  # a stream's connection ends with it
     transport = request.transport
@@ -107,7 +107,7 @@ async def events(api: Api, request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
         pass
     finally:
-        api.e.bus.unsubscribe(sub)
+        api.r.bus.unsubscribe(sub)
         if cut is not None:
             cut.cancel()
     return resp

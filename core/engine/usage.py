@@ -21,8 +21,8 @@ from typing import Any
 from core import limits, names
 from core.api.models import DEFAULT_TTL_S
 from core.audit import format_ts
-from core.engine.base import ENGINE_ACTOR, Caller
-from core.engine.tenancy import TenancyOps, _unit
+from core.engine.access import Caller
+from core.engine.runner import ENGINE_ACTOR, OpRunner
 from core.errors import BadRequest, NotFound, PermissionDenied, QuotaExceeded
 from core.models.registry import check_task
 from core.quotas import (
@@ -41,14 +41,51 @@ from core.storage.base import Delete, Insert, Update
 MAX_TTL_S = limits.TTL_S.hi
 
 
+def _unit(metric: str, v: int) -> int | str:
+    """Amounts in audit details: counts as integers, cost_usd as an exact dollar string."""
+    return micros_to_usd(v) if metric == "cost_usd" else v
+
+
 def _fmt_amount(metric: str, v: int) -> str:
     return f"${micros_to_usd(v)}" if metric == "cost_usd" else f"{v:,} {metric}"
 
 
-class UsageOps(TenancyOps):
-    """Quota definitions, status, charges and reservations."""
+class UsageService:
+    """Quota definitions, status, charges and reservations (``engine.usage``)."""
+
+    def __init__(self, runner: OpRunner) -> None:
+        self.r = runner
 
     # -- limits ---------------------------------------------------------------------------
+
+    def put_quota(
+        self, tenant: str, metric: str, period: str, limit: int, user: str | None, alerts: tuple[float, ...], actor: Caller | str
+    ) -> Quota:
+        """Set (or replace) ``tenant``'s limit of ``metric`` per ``period`` (for ``user``, or everyone); audited."""
+        now = self.r.now()
+        by = actor.user if isinstance(actor, Caller) else actor
+        existing = next(
+            (q for q in self.r.state.quotas[tenant].values() if q.metric == metric and q.period == period and q.user == user),
+            None,
+        )
+        if existing:
+            prev = existing.limit
+            existing.limit, existing.alerts = limit, alerts
+            self.r.write(Update("quotas", {"limit_value": limit, "alerts": list(alerts), "updated_at": now, "updated_by": by}, {"quota_id": existing.id}))
+            details: dict[str, Any]
+            q, details = existing, {"previous_limit": _unit(metric, prev)}
+        else:
+            q = Quota(self.r.state.next_quota_id, tenant, metric, period, limit, user, alerts)
+            self.r.state.next_quota_id += 1
+            self.r.state.quotas[tenant][q.id] = q
+            self.r.write(Insert("quotas", {"quota_id": q.id, "tenant_id": tenant, "metric": metric, "period": period, "user_name": user or "", "limit_value": limit, "alerts": list(alerts), "updated_at": now, "updated_by": by}))
+            details = {}
+        details.update({"metric": metric, "period": period, "limit": _unit(metric, limit), "scope": q.scope, "alerts": list(alerts)})
+        if user:
+            details["user"] = user
+        details["quota_id"] = q.id
+        self.r.audit(tenant, actor, "quota.set", q.resource, details=details)
+        return q
 
     def quota_set(
         self, ctx: Caller, metric: str, limit: object, period: str, user: str | None = None, alerts: object = None
@@ -59,9 +96,9 @@ class UsageOps(TenancyOps):
         al = parse_alerts(alerts)
         if user:
             names.user_name(user)
-        self.require(ctx, "quotas.manage")
-        q = self._put_quota(ctx.tenant, metric, period, lim, user or None, al, ctx)
-        return self._quota_json(q, self.now())
+        self.r.require(ctx, "quotas.manage")
+        q = self.put_quota(ctx.tenant, metric, period, lim, user or None, al, ctx)
+        return self._quota_json(q, self.r.now())
 
     def quota_remove(self, ctx: Caller, metric: str, period: str, user: str | None = None) -> dict[str, Any]:
         metric = check_metric(metric)
@@ -69,20 +106,20 @@ class UsageOps(TenancyOps):
         if user:
             names.user_name(user)
         q = next(
-            (q for q in self.state.quotas.get(ctx.tenant, {}).values() if q.metric == metric and q.period == period and q.user == (user or None)),
+            (q for q in self.r.state.quotas.get(ctx.tenant, {}).values() if q.metric == metric and q.period == period and q.user == (user or None)),
             None,
         )
         if q is None:
             who = f" for user {user}" if user else ""
             raise NotFound(f"no {metric} per {period} quota{who} in tenant {ctx.tenant!r}. See: musubi quota status")
-        self.require(ctx, "quotas.manage")
-        del self.state.quotas[ctx.tenant][q.id]
-        self.write(Delete("quotas", {"quota_id": q.id}))
-        self.audit(ctx.tenant, ctx, "quota.remove", q.resource, details={"quota_id": q.id, "metric": metric, "period": period, "scope": q.scope, **({"user": user} if user else {})})
+        self.r.require(ctx, "quotas.manage")
+        del self.r.state.quotas[ctx.tenant][q.id]
+        self.r.write(Delete("quotas", {"quota_id": q.id}))
+        self.r.audit(ctx.tenant, ctx, "quota.remove", q.resource, details={"quota_id": q.id, "metric": metric, "period": period, "scope": q.scope, **({"user": user} if user else {})})
         return {"removed": True, "quota_id": q.id, "metric": metric, "period": period, "user": user or None}
 
     def _quota_json(self, q: Quota, now: datetime) -> dict[str, Any]:
-        used, reserved, ws = self.state.usage_for(q, now)
+        used, reserved, ws = self.r.state.usage_for(q, now)
         remaining = max(q.limit - used - reserved, 0)
         cost = q.metric == "cost_usd"
         conv = micros_to_usd if cost else (lambda v: v)
@@ -104,11 +141,11 @@ class UsageOps(TenancyOps):
 
     def quota_status(self, ctx: Caller, user: str | None = None) -> dict[str, Any]:
         # Headroom applies to the caller's requests in their project too; others' limits need tenant scope.
-        self.require(ctx, "quotas.read", project=ctx.project, read=True)
-        manage = "quotas.manage" in self.perms(ctx)
-        now = self.now()
+        self.r.require(ctx, "quotas.read", project=ctx.project, read=True)
+        manage = "quotas.manage" in self.r.perms(ctx)
+        now = self.r.now()
         out = []
-        for q in sorted(self.state.quotas.get(ctx.tenant, {}).values(), key=lambda q: (q.user or "", q.metric, q.period)):
+        for q in sorted(self.r.state.quotas.get(ctx.tenant, {}).values(), key=lambda q: (q.user or "", q.metric, q.period)):
             if q.user and q.user != ctx.user and not manage:
                 continue  # other users' limits are the managers' business
             if user and q.user not in (None, user):
@@ -126,10 +163,10 @@ class UsageOps(TenancyOps):
         (used + reserved >= limit): otherwise a reservation of 0 could be settled above the
         limit, and a record of 0 would be admitted into a window that allows nothing more.
         """
-        now = self.now()
-        for q in self.state.applicable_quotas(ctx.tenant, ctx.user):
+        now = self.r.now()
+        for q in self.r.state.applicable_quotas(ctx.tenant, ctx.user):
             add = charge.get(q.metric)
-            used, reserved, ws = self.state.usage_for(q, now)
+            used, reserved, ws = self.r.state.usage_for(q, now)
             if add and used + reserved + add <= q.limit:
                 continue
             if not add and used + reserved < q.limit:
@@ -157,7 +194,7 @@ class UsageOps(TenancyOps):
         Only metrics on which a limit applies to the holder are bounded: the bound exists so a
         window can never pass twice its limit (docs/quotas.md#worst-case-overshoot).
         """
-        limited = {q.metric for q in self.state.applicable_quotas(ctx.tenant, res.user)}
+        limited = {q.metric for q in self.r.state.applicable_quotas(ctx.tenant, res.user)}
         for m in ("tokens", "requests", "cost_usd"):
             most = limits.SETTLE_FACTOR * res.amount.get(m)
             if m not in limited or charge.get(m) <= most:
@@ -175,11 +212,11 @@ class UsageOps(TenancyOps):
             )
 
     def _charge(self, ctx: Caller, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None) -> dict[str, Any]:
-        now = self.now()
-        eid = self.state.next_ledger_id
-        self.state.next_ledger_id += 1
-        self.state.add_usage(ctx.tenant, ctx.user, charge, now)
-        self.write(
+        now = self.r.now()
+        eid = self.r.state.next_ledger_id
+        self.r.state.next_ledger_id += 1
+        self.r.state.add_usage(ctx.tenant, ctx.user, charge, now)
+        self.r.write(
             Insert(
                 "usage_ledger",
                 {
@@ -194,24 +231,24 @@ class UsageOps(TenancyOps):
         return {"entry_id": eid, "ts": format_ts(now)}
 
     def _check_alerts(self, tenant: str, user: str, now: datetime) -> None:
-        for q in self.state.applicable_quotas(tenant, user):
+        for q in self.r.state.applicable_quotas(tenant, user):
             if not q.alerts:
                 continue
-            used, _res, ws = self.state.usage_for(q, now)
+            used, _res, ws = self.r.state.usage_for(q, now)
             for thr in q.alerts:
                 key = (q.id, ws, thr)
-                if key in self.state.alerts_sent or used <= 0 or used < thr * q.limit:
+                if key in self.r.state.alerts_sent or used <= 0 or used < thr * q.limit:
                     continue
-                self.state.alerts_sent.add(key)
-                self.write(Insert("quota_alerts", {"quota_id": q.id, "window_start": ws, "threshold": thr, "ts": now}))
+                self.r.state.alerts_sent.add(key)
+                self.r.write(Insert("quota_alerts", {"quota_id": q.id, "window_start": ws, "threshold": thr, "ts": now}))
                 details = {
                     "metric": q.metric, "period": q.period, "scope": q.scope, "user": q.user,
                     "limit": _unit(q.metric, q.limit), "used": _unit(q.metric, used), "threshold": thr,
                     "window_start": format_ts(ws),
                 }
-                self.audit(tenant, ENGINE_ACTOR, "quota.alert", q.resource, details={"quota_id": q.id, **details})
+                self.r.audit(tenant, ENGINE_ACTOR, "quota.alert", q.resource, details={"quota_id": q.id, **details})
                 payload = {"type": "quota.alert", "tenant": tenant, "quota_id": q.id, **details}
-                self.committer.on_commit(partial(self.bus.publish, tenant, payload))
+                self.r.committer.on_commit(partial(self.r.bus.publish, tenant, payload))
 
     # Values arrive typed and within core/limits.py's ranges: the request models
     # (core/api/models.py) check them at the HTTP boundary; cost is in micro-dollars.
@@ -223,10 +260,10 @@ class UsageOps(TenancyOps):
         """Charge usage made outside the workstation; refused whole when over a hard limit."""
         charge, i, o = Charge(input_tokens + output_tokens, requests, cost_micros), input_tokens, output_tokens
         task = check_task(task_kind) if task_kind is not None else None
-        self.require(ctx, "usage.record", project=ctx.project)
+        self.r.require(ctx, "usage.record", project=ctx.project)
         self._admit(ctx, charge, "recording")
         entry = self._charge(ctx, charge, model, i, o, "record", None, task)
-        self.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {}), **({"task_kind": task} if task else {})})
+        self.r.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {}), **({"task_kind": task} if task else {})})
         return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry}
 
     def usage_reserve(
@@ -234,24 +271,24 @@ class UsageOps(TenancyOps):
     ) -> dict[str, Any]:
         """Hold an estimate against the limits before an LLM call."""
         charge, ttl = Charge(tokens, requests, cost_micros), ttl_s
-        self.require(ctx, "usage.record", project=ctx.project)
+        self.r.require(ctx, "usage.record", project=ctx.project)
         self._admit(ctx, charge, "reserving")
-        now = self.now()
+        now = self.r.now()
         rid = "rsv_" + secrets.token_hex(12)
         res = Reservation(rid, ctx.tenant, ctx.user, charge, now, now + timedelta(seconds=ttl), ctx.project)
-        self.state.add_reservation(res)
-        self.write(Insert("reservations", {"reservation_id": rid, "tenant_id": ctx.tenant, "user_name": ctx.user, "project": ctx.project, "tokens": charge.tokens, "requests": charge.requests, "cost_micros": charge.cost_usd, "created_at": now, "expires_at": res.expires_at, "state": "open"}))
-        self.audit(ctx.tenant, ctx, "usage.reserve", f"reservation:{rid}", details={**charge.as_json(), "ttl_s": ttl})
+        self.r.state.add_reservation(res)
+        self.r.write(Insert("reservations", {"reservation_id": rid, "tenant_id": ctx.tenant, "user_name": ctx.user, "project": ctx.project, "tokens": charge.tokens, "requests": charge.requests, "cost_micros": charge.cost_usd, "created_at": now, "expires_at": res.expires_at, "state": "open"}))
+        self.r.audit(ctx.tenant, ctx, "usage.reserve", f"reservation:{rid}", details={**charge.as_json(), "ttl_s": ttl})
         return {"reservation_id": rid, **charge.as_json(), "expires_at": format_ts(res.expires_at)}
 
     def _own_reservation(self, ctx: Caller, rid: str) -> Reservation:
         if not isinstance(rid, str) or not rid.startswith("rsv_"):
             raise BadRequest(f"{rid!r} is not a reservation id (they look like rsv_…).", field="reservation_id")
-        res = self.state.reservations.get(rid)
+        res = self.r.state.reservations.get(rid)
         if res is None or res.tenant_id != ctx.tenant:
             raise NotFound(f"no open reservation {rid} in tenant {ctx.tenant!r}: it was settled, released, expired, or never existed.")
         if res.user != ctx.user:
-            self.require(ctx, "quotas.manage")
+            self.r.require(ctx, "quotas.manage")
         return res
 
     def usage_settle(
@@ -262,43 +299,43 @@ class UsageOps(TenancyOps):
         charge, i, o = Charge(input_tokens + output_tokens, requests, cost_micros), input_tokens, output_tokens
         task = check_task(task_kind) if task_kind is not None else None
         res = self._own_reservation(ctx, rid)
-        self.require(ctx, "usage.record", project=res.project)
+        self.r.require(ctx, "usage.record", project=res.project)
         self._check_settle_bound(ctx, res, charge)
-        self.state.drop_reservation(rid)
-        now = self.now()
-        self.write(Update("reservations", {"state": "settled", "closed_at": now}, {"reservation_id": rid}))
+        self.r.state.drop_reservation(rid)
+        now = self.r.now()
+        self.r.write(Update("reservations", {"state": "settled", "closed_at": now}, {"reservation_id": rid}))
         owner = Caller(ctx.real_user, res.user, ctx.tenant, res.project)
         entry = self._charge(owner, charge, model, i, o, "settle", rid, task)
         over = {m: charge.get(m) - res.amount.get(m) for m in ("tokens", "requests", "cost_usd") if charge.get(m) > res.amount.get(m)}
-        self.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details={**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, "entry_id": entry["entry_id"]})
+        self.r.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details={**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, "entry_id": entry["entry_id"]})
         return {"reservation_id": rid, "settled": True, **charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, **entry}
 
     def usage_release(self, ctx: Caller, rid: str) -> dict[str, Any]:
         res = self._own_reservation(ctx, rid)
-        self.require(ctx, "usage.record", project=res.project)
-        self.state.drop_reservation(rid)
-        self.write(Update("reservations", {"state": "released", "closed_at": self.now()}, {"reservation_id": rid}))
-        self.audit(ctx.tenant, ctx, "usage.release", f"reservation:{rid}", details=res.amount.as_json())
+        self.r.require(ctx, "usage.record", project=res.project)
+        self.r.state.drop_reservation(rid)
+        self.r.write(Update("reservations", {"state": "released", "closed_at": self.r.now()}, {"reservation_id": rid}))
+        self.r.audit(ctx.tenant, ctx, "usage.release", f"reservation:{rid}", details=res.amount.as_json())
         return {"reservation_id": rid, "released": True}
 
     def reservation_list(self, ctx: Caller) -> list[dict[str, Any]]:
-        self.require(ctx, "quotas.read", read=True)
-        manage = "quotas.manage" in self.perms(ctx)
+        self.r.require(ctx, "quotas.read", read=True)
+        manage = "quotas.manage" in self.r.perms(ctx)
         return [
             {"reservation_id": r.id, "user": r.user, **r.amount.as_json(), "created_at": format_ts(r.created_at), "expires_at": format_ts(r.expires_at)}
-            for r in sorted(self.state.reservations.values(), key=lambda r: r.created_at)
+            for r in sorted(self.r.state.reservations.values(), key=lambda r: r.created_at)
             if r.tenant_id == ctx.tenant and (manage or r.user == ctx.user)
         ]
 
     def expire_reservations(self) -> int:
         """Release reservations whose holder crashed (past ``expires_at``). Runs every second."""
-        now = self.now()
-        expired = [r for r in self.state.reservations.values() if r.expires_at <= now]
+        now = self.r.now()
+        expired = [r for r in self.r.state.reservations.values() if r.expires_at <= now]
         for r in expired:
-            self.state.drop_reservation(r.id)
-            self.write(Update("reservations", {"state": "expired", "closed_at": now}, {"reservation_id": r.id}))
-            self.audit(r.tenant_id, ENGINE_ACTOR, "usage.expire", f"reservation:{r.id}", details={**r.amount.as_json(), "user": r.user})
-        self.state.forget_old_windows(now)
+            self.r.state.drop_reservation(r.id)
+            self.r.write(Update("reservations", {"state": "expired", "closed_at": now}, {"reservation_id": r.id}))
+            self.r.audit(r.tenant_id, ENGINE_ACTOR, "usage.expire", f"reservation:{r.id}", details={**r.amount.as_json(), "user": r.user})
+        self.r.state.forget_old_windows(now)
         return len(expired)
 
     async def usage_history(self, ctx: Caller, bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> dict[str, Any]:
@@ -307,14 +344,14 @@ class UsageOps(TenancyOps):
             raise BadRequest(f"unknown bucket {bucket!r}: use minute, hour, day or month.", field="bucket")
 
         def check() -> None:
-            self.require(ctx, "quotas.read", read=True)
-            if user and user != ctx.user and "quotas.manage" not in self.perms(ctx):
+            self.r.require(ctx, "quotas.read", read=True)
+            if user and user != ctx.user and "quotas.manage" not in self.r.perms(ctx):
                 raise PermissionDenied(
                     f"permission denied: {ctx.user} may see only their own usage (needs 'quotas.manage').",
                     permission="quotas.manage",
                 )
 
-        await self.run(ctx, "usage.history", "usage", check)
-        since = self.now() - timedelta(hours=since_hours)
-        rows = await self.read(self.storage.usage_history, ctx.tenant, since, bucket, user)
+        await self.r.run(ctx, "usage.history", "usage", check)
+        since = self.r.now() - timedelta(hours=since_hours)
+        rows = await self.r.read(self.r.storage.usage_history, ctx.tenant, since, bucket, user)
         return {"tenant": ctx.tenant, "bucket": bucket, "rows": rows}

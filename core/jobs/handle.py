@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from core.storage.base import Mutation
 
 if TYPE_CHECKING:
-    from core.engine.base import EngineBase
+    from core.engine.runner import OpRunner
     from core.jobs.model import Job
     from core.jobs.service import JobService
 
@@ -80,7 +80,7 @@ class JobHandle:
         return self._job.attempts
 
     @property
-    def engine(self) -> EngineBase:
+    def engine(self) -> OpRunner:
         """The engine, for reads (``engine.read``) and its state; write through :meth:`write`."""
         return self._svc.e
 

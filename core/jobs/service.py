@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core.audit import ts_text
+from core.config import env
+from core.engine.access import suspended_read_check
 from core.engine.events import _cap
 from core.errors import BadRequest, Conflict, MusubiError, NotFound, TenantSuspended
 from core.jobs.coalesce import Coalescer
@@ -28,12 +30,13 @@ from core.jobs.model import ACTIVE, MAX_ERROR, STATES, TERMINAL, Job, check_job_
 from core.storage.base import Insert, Update
 
 if TYPE_CHECKING:
-    from core.engine.base import Caller, EngineBase
+    from core.engine.access import Caller
+    from core.engine.runner import OpRunner
 
 log = logging.getLogger("musubi.engine.jobs")
 
 Runner = Callable[[JobHandle], Awaitable[dict[str, Any] | None]]
-ENGINE_ACTOR = "engine"  # core.engine.base.ENGINE_ACTOR (not imported: base imports this module)
+ENGINE_ACTOR = "engine"  # core.engine.runner.ENGINE_ACTOR (kept apart: jobs stay importable without the runner)
 MAX_RUNNING = 2  # jobs running at once; MUSUBI_MAX_JOBS changes it
 PERSIST_EVERY_S = 5.0  # progress reaches the database at most this often between checkpoints
 MAX_PARAMS_BYTES = 64 * 1024
@@ -72,7 +75,7 @@ def _bad_result(result: object) -> str | None:
 class JobService:
     """Jobs of every tenant: held in memory (loaded from table ``jobs`` at start), written through the engine."""
 
-    def __init__(self, engine: EngineBase, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, engine: OpRunner, rows: list[dict[str, Any]]) -> None:
         self.e = engine
         self.kinds: dict[str, JobKind] = {}
         self.jobs: dict[str, Job] = {}
@@ -88,7 +91,7 @@ class JobService:
         self._background: set[asyncio.Task[Any]] = set()
         self._started = False
         self._stopping = False
-        if os.environ.get(TEST_HOOK) == "1":  # documented test hook (docs/jobs.md#test-hook), not a feature
+        if env(TEST_HOOK) == "1":  # documented test hook (docs/jobs.md#test-hook), not a feature
             from core.jobs.testkinds import register_test_kinds
 
             register_test_kinds(self)
@@ -132,7 +135,7 @@ class JobService:
                     self._audit(job, ENGINE_ACTOR, "job.stop", {"state": "cancelled"})
                     continue
                 self._finish_row(job, "interrupted", now, f"the engine stopped while the job was {was}")
-                at = self.e.fmt(job.checkpoint_at)
+                at = ts_text(job.checkpoint_at)
                 self._audit(job, ENGINE_ACTOR, "job.interrupt", {"was": was, "checkpoint_at": at})
                 stale.append(job)
             for job in stale:
@@ -197,14 +200,14 @@ class JobService:
         return job
 
     def show(self, ctx: Caller, job_id: str) -> dict[str, Any]:
-        self.e.suspended_read_check(ctx)
+        suspended_read_check(self.e.state, ctx)
         return self.get(ctx, job_id).as_json(self.e.now())
 
     def list(
         self, ctx: Caller, state: str | None = None, kind: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """The caller's visible jobs of the tenant, newest first."""
-        self.e.suspended_read_check(ctx)
+        suspended_read_check(self.e.state, ctx)
         states = set(state.split(",")) if state else None
         if states and not states <= set(STATES):
             bad = ", ".join(sorted(states - set(STATES)))

@@ -31,6 +31,7 @@ import contextlib
 
 import duckdb  # noqa: E402
 
+from core.config import env
 from core.errors import BadRequest, StorageError
 from core.quotas import PERIODS, window_start
 from core.storage.base import (
@@ -84,7 +85,7 @@ _ROWS = json.JSONEncoder(ensure_ascii=False, default=_iso)
 
 
 def _memory_limit() -> str:
-    value = os.environ.get("MUSUBI_DB_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    value = (env("MUSUBI_DB_MEMORY_LIMIT") or "").strip() or DEFAULT_MEMORY_LIMIT
     if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.I):
         raise StorageError(
             f"MUSUBI_DB_MEMORY_LIMIT={value!r} is not a size; give e.g. 256MB or 1GB.", code="bad_configuration"
@@ -127,6 +128,10 @@ def migrations() -> list[tuple[int, str]]:
 
 
 SCHEMA_VERSION = max(v for v, _ in migrations())
+# Consecutive inserts into one table from this many on are written as one statement (see apply).
+BULK_RUN = 16
+# Tables written in such runs: the code index's (plain columns only; see docs/search.md#indexing).
+BULK_TABLES = frozenset({"code_files", "code_chunks"})
 
 
 def _open_error(path: Path, exc: Exception) -> StorageError:
@@ -291,7 +296,13 @@ class DuckDBStorage:
     def _where(where: dict[str, Any]) -> tuple[str, list[Any]]:
         parts, params = [], []
         for col, val in where.items():
-            if isinstance(val, tuple) and len(val) == 2 and val[0] in ("<", "<=", ">", ">=", "!="):
+            if isinstance(val, tuple) and len(val) == 2 and val[0] == "in":
+                # ("in", [v, ...]): one statement for a whole batch (the code index marks its
+                # embedded chunks this way instead of one UPDATE per chunk).
+                values = list(val[1])
+                parts.append(f"{_ident(col)} IN ({', '.join('?' * len(values))})" if values else "FALSE")
+                params.extend(values)
+            elif isinstance(val, tuple) and len(val) == 2 and val[0] in ("<", "<=", ">", ">=", "!="):
                 parts.append(f"{_ident(col)} {val[0]} ?")
                 params.append(val[1])
             else:
@@ -309,10 +320,18 @@ class DuckDBStorage:
         appends: dict[str, list[dict[str, Any]]] = defaultdict(list)
         try:
             con.execute("BEGIN TRANSACTION")
-            for m in mutations:
+            i, n = 0, len(mutations)
+            while i < n:
+                m = mutations[i]
+                i += 1
                 if isinstance(m, Insert):
                     if m.table in APPEND_ONLY:
                         appends[m.table].append(m.row)
+                        continue
+                    run = self._insert_run(mutations, i - 1) if m.table in BULK_TABLES else []
+                    if len(run) >= BULK_RUN:  # e.g. a batch of code chunks: one statement, in its place
+                        self._bulk_insert(m.table, run)
+                        i += len(run) - 1
                         continue
                     cols = list(m.row)
                     con.execute(
@@ -337,6 +356,23 @@ class DuckDBStorage:
             if isinstance(exc, _REJECTED):
                 raise WriteRejected(f"the database refused the write: {exc}") from exc
             raise StorageError(f"could not write to {self.path}: {exc}", code="write_failed") from exc
+
+    @staticmethod
+    def _insert_run(mutations: Sequence[Mutation], start: int) -> list[dict[str, Any]]:
+        """The rows of the consecutive inserts into one table with the same columns from ``start`` on.
+
+        Such a run is written as one multi-row statement at its place in the order, so the
+        result is the same as row by row (order across tables and with deletes is kept).
+        """
+        first = mutations[start]
+        assert isinstance(first, Insert)
+        keys = first.row.keys()
+        rows = [first.row]
+        for m in mutations[start + 1:]:
+            if not (isinstance(m, Insert) and m.table == first.table and m.row.keys() == keys):
+                break
+            rows.append(m.row)
+        return rows
 
     def _column_types(self, table: str) -> dict[str, str]:
         cache = self.__dict__.setdefault("_coltypes", {})
@@ -581,6 +617,70 @@ class DuckDBStorage:
             {"bucket": b.strftime(TS_FMT), "tokens": int(t), "requests": int(q), "cost_micros": int(c)}
             for b, t, q, c in rows
         ]
+
+    # -- the code index (core/rag; docs/search.md#indexing) -------------------------------
+
+    def code_index(self, tenant_id: str, project: str) -> dict[str, Any] | None:
+        """The project's ``code_indexes`` row, or None."""
+        rows = self._dicts("SELECT * FROM code_indexes WHERE tenant_id = ? AND project = ?", [tenant_id, project])
+        return rows[0] if rows else None
+
+    def code_file_hashes(self, tenant_id: str, project: str) -> dict[str, str]:
+        """``path -> sha256`` of the project's indexed files."""
+        cur = self._cur().execute("SELECT path, sha256 FROM code_files WHERE tenant_id = ? AND project = ?",
+                                  [tenant_id, project])
+        return dict(cur.fetchall())
+
+    def code_counts(self, tenant_id: str, project: str) -> tuple[int, int, int]:
+        """(files, chunks, embedded chunks) of the project."""
+        w = [tenant_id, project]
+        files = self._one("SELECT count(*) FROM code_files WHERE tenant_id = ? AND project = ?", w)
+        chunks = self._one("SELECT count(*), count(*) FILTER (WHERE dense) FROM code_chunks "
+                           "WHERE tenant_id = ? AND project = ?", w)
+        assert files is not None and chunks is not None
+        return int(files[0]), int(chunks[0]), int(chunks[1])
+
+    # Pages of this many rows: a project's chunks in one sorted result (100k rows with their text)
+    # overran the engine's 64 MB DuckDB memory limit (measured: OutOfMemoryException at 100k chunks).
+    CODE_PAGE = 5_000
+
+    def _code_paged(self, cols: str, tenant_id: str, project: str, extra: str = "") -> list[tuple[Any, ...]]:
+        """``cols`` (the first being ``chunk_id``) of the project's chunks in id order, read page by page."""
+        out: list[tuple[Any, ...]] = []
+        after = -1
+        while True:
+            page = self._cur().execute(
+                f"SELECT {cols} FROM code_chunks WHERE tenant_id = ? AND project = ? AND chunk_id > ? {extra} "
+                "ORDER BY chunk_id LIMIT ?", [tenant_id, project, after, self.CODE_PAGE]).fetchall()
+            out.extend(tuple(r) for r in page)
+            if len(page) < self.CODE_PAGE:
+                return out
+            after = int(page[-1][0])
+
+    def code_chunk_keys(self, tenant_id: str, project: str) -> list[tuple[int, str, str, bool]]:
+        """``(chunk_id, path, hash, dense)`` of every chunk of the project, in id order."""
+        return self._code_paged("chunk_id, path, hash, dense", tenant_id, project)
+
+    def code_chunk_ids(self, tenant_id: str, project: str) -> list[tuple[int]]:
+        return self._code_paged("chunk_id", tenant_id, project)
+
+    def code_pending(self, tenant_id: str, project: str) -> list[tuple[int, str]]:
+        """``(chunk_id, hash)`` of the chunks not embedded yet, in id order."""
+        return self._code_paged("chunk_id, hash", tenant_id, project, "AND NOT dense")
+
+    _CHUNK_COLS = "chunk_id, path, start_line, end_line, language, kind, symbol, signature, part, text"
+
+    def code_passages(self, tenant_id: str, project: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """Chunk rows (``core.rag.prep.ROW_FIELDS``) of ``ids``."""
+        if not ids:
+            return []
+        return [tuple(r) for r in self._cur().execute(
+            f"SELECT {self._CHUNK_COLS} FROM code_chunks WHERE tenant_id = ? AND project = ? "
+            "AND chunk_id IN (SELECT unnest(?::BIGINT[]))", [tenant_id, project, list(ids)]).fetchall()]
+
+    def code_chunk_rows(self, tenant_id: str, project: str) -> list[tuple[Any, ...]]:
+        """Every chunk row of the project (``core.rag.prep.ROW_FIELDS``), in id order."""
+        return self._code_paged(self._CHUNK_COLS, tenant_id, project)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.config import env
+
 log = logging.getLogger(__name__)
 
 ENV = "MUSUBI_TRACE_WATCH"  # "0" turns watching off (polling only)
@@ -204,7 +206,7 @@ class Watches:
         """The watch of ``root`` (created on first use, started by :meth:`RepoWatch.ensure`); None: poll it."""
         with self._lock:
             w = self._watches.get(root)
-            if w is not None or self._closed or os.environ.get(ENV) == "0":
+            if w is not None or self._closed or env(ENV) == "0":
                 return w
             if sum(1 for x in self._watches.values() if x.watching) >= MAX_WATCHED:
                 return None

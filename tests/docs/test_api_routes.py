@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import typing
@@ -12,7 +11,8 @@ from typing import Any
 from core.api.responses import Streamed
 from core.engine.apidoc import model_line
 from core.engine.routing import Route
-from core.engine.server import all_routes, build_app
+from core.engine.server import all_routes
+from tests.engine.helpers import routes_app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 HEADING = re.compile(r"^### (GET|POST|PUT|DELETE|PATCH) (/\S+)\s*$", re.M)
@@ -20,9 +20,7 @@ TABLE_ROW = re.compile(r"^\| (GET|POST|PUT|DELETE|PATCH) \| `(/\S+)` \|", re.M)
 
 
 def registered_routes() -> set[tuple[str, str]]:
-    # build_app only stores the engine; the router is what we inspect, so no engine is needed.
-    engine: Any = None
-    app = build_app(engine, asyncio.Event())
+    app = routes_app()  # the router is what we inspect: a stand-in engine does
     out = set()
     for route in app.router.routes():
         if route.method == "HEAD":  # aiohttp adds HEAD next to every GET

@@ -21,8 +21,9 @@ import duckdb
 import pytest
 
 from core.client import EngineClient, ping
-from core.engine.base import ADMIN_READERS, RECENT_EVENTS
+from core.engine.access import ADMIN_READERS
 from core.engine.journal import APPLIED_KEY
+from core.engine.runner import RECENT_EVENTS
 from core.errors import BadRequest, PermissionDenied, TenantSuspended
 from core.paths import HomePaths
 from core.quotas import quota_resource

@@ -62,7 +62,7 @@ def test_every_permission_is_described() -> None:
 
 def test_admin_read_permissions_match_code() -> None:
     # The suspended-tenant rule names the permissions that still allow reads (ADMIN_READERS).
-    from core.engine.base import ADMIN_READERS
+    from core.engine.access import ADMIN_READERS
 
     text = DOC.read_text(encoding="utf-8").split("## Suspended tenants", 1)[1].split("\n## ", 1)[0]
     bullet = next(b for b in text.split("\n- ") if "ADMIN_READERS" in b)

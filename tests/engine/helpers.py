@@ -186,3 +186,17 @@ def poll(fn: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
             raise AssertionError(f"condition not met within {timeout}s (last value {v!r})")
         time.sleep(interval)
 
+
+
+def routes_app() -> Any:
+    """The engine's aiohttp app over a stand-in engine: for reading its route table only."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from core.engine.server import build_app
+
+    def operation(_name: str) -> Any:
+        return lambda *_a, **_k: None
+
+    stand_in: Any = SimpleNamespace(runner=None, operation=operation)
+    return build_app(stand_in, asyncio.Event())

@@ -53,7 +53,11 @@ def _no_extra(answer: Any, shape: Any) -> None:
 STREAMED = {("POST", "/v1/audit/export"), ("GET", "/v1/events")}
 # Job routes need a job kind, which only an engine with the test hook runs: tests/jobs checks their answers.
 JOBS = {("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("POST", "/v1/jobs/{id}/cancel")}
-# A context pack needs an indexed project: tests/rag/test_context_engine.py checks its answers.
+# Index and search routes need the search worker: tests/index/test_index_api.py checks their answers.
+JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/search"), ("POST", "/v1/search/batch")}
+
+
+# A context pack needs an indexed project: tests/index/test_context_engine.py checks its answers.
 JOBS |= {("POST", "/v1/context")}
 
 
@@ -225,11 +229,13 @@ def test_every_route_names_a_real_operation_and_permission() -> None:
             f"{r.method} {r.path}: an op or a handler, not both"
         )
         if r.op is not None:
-            assert callable(getattr(Engine, r.op, None)), (
-                f"{r.method} {r.path}: no operation Engine.{r.op}"
+            service, _, method = r.op.partition(".")
+            op = getattr(Engine.SERVICES.get(service), method, None)
+            assert callable(op) and not method.startswith("_"), (
+                f"{r.method} {r.path}: no operation {r.op} (<service>.<method> of Engine.SERVICES)"
             )
             args = set(r.request.__struct_fields__) - {"__none__"}
-            params = set(typing.get_type_hints(getattr(Engine, r.op))) - {"ctx", "return"}
+            params = set(typing.get_type_hints(op)) - {"ctx", "return"}
             renamed = {r.request.RENAME.get(a, a) for a in args}
             if r.request not in (
                 m.AuditList,

@@ -14,7 +14,6 @@ failure reproduces.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import urllib.parse
@@ -25,9 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.engine.server import build_app
-
-from .helpers import Home, unique
+from .helpers import Home, routes_app, unique
 
 EXAMPLES = 30
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
@@ -39,7 +36,7 @@ NOWHERE = "/nonexistent-musubi-fuzz"
 
 
 def _write_routes() -> list[tuple[str, str]]:
-    app = build_app(None, asyncio.Event())  # type: ignore[arg-type]  # only the routes are read
+    app = routes_app()
     out = set()
     for r in app.router.routes():
         info = r.resource.get_info() if r.resource is not None else {}

@@ -8,7 +8,6 @@ table without a case here fails ``test_every_route_has_a_case``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +15,14 @@ from typing import Any
 
 import pytest
 
-from core.engine.server import build_app
-
-from .helpers import Home, unique
+from .helpers import Home, routes_app, unique
 
 # Which users of A play the intruder: plain member, and the strongest roles of A.
 INTRUDER_ROLES = ("member", "admin", "owner")
 
 
 def route_table() -> list[tuple[str, str]]:
-    app = build_app(None, asyncio.Event())  # type: ignore[arg-type]  # only the routes are read
+    app = routes_app()
     return sorted({(r.method, r.resource.canonical) for r in app.router.routes()})  # type: ignore[union-attr]
 
 
@@ -97,6 +94,10 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/jobs"): ("/v1/jobs", {"kind": "index"}),
     ("GET", "/v1/jobs/{id}"): ("/v1/jobs/j-000000000000", None),
     ("POST", "/v1/jobs/{id}/cancel"): ("/v1/jobs/j-000000000000/cancel", None),
+    ("POST", "/v1/index"): ("/v1/index", {"path": "{bdir}"}),
+    ("GET", "/v1/index/status"): ("/v1/index/status", None),
+    ("POST", "/v1/search"): ("/v1/search", {"query": "secret"}),
+    ("POST", "/v1/search/batch"): ("/v1/search/batch", {"queries": ["secret"]}),
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
     ("POST", "/v1/context"): ("/v1/context", {"task": "secret", "budget": 1000, "model": "gpt-5.4"}),
@@ -256,21 +257,21 @@ def test_an_outsider_cannot_tell_which_tenants_exist(world: World) -> None:
     paths.ensure()
     e = Engine(paths, DuckDBStorage(paths.db))
     try:
-        e.bootstrap("root")
-        e.tenant_create(e.make_ctx("root", None, "default", None, None), "realone")
+        e.tenancy.bootstrap("root")
+        e.tenancy.tenant_create(e.runner.make_ctx("root", None, "default", None, None), "realone")
         answers = []
         for tenant in ("realone", "nosuchone"):
             with pytest.raises(PermissionDenied) as ei:
-                e.make_ctx("alice", None, tenant, None, "someproject")
+                e.runner.make_ctx("alice", None, tenant, None, "someproject")
             answers.append((ei.value.code, ei.value.message.replace(tenant, "<t>")))
             with pytest.raises(PermissionDenied) as ei:
-                e.tenant_show(e.make_ctx("alice", None, "default", None, None, outsiders=True), tenant)
+                e.tenancy.tenant_show(e.runner.make_ctx("alice", None, "default", None, None, outsiders=True), tenant)
             answers.append((ei.value.code, ei.value.message.replace(tenant, "<t>")))
         assert answers[:2] == answers[2:], answers
         # Who may see every tenant still learns that one does not exist.
         from core.errors import NotFound
 
         with pytest.raises(NotFound):
-            e.make_ctx("root", None, "nosuchone", None, None)
+            e.runner.make_ctx("root", None, "nosuchone", None, None)
     finally:
-        e.storage.close()
+        e.runner.storage.close()

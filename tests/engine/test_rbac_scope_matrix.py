@@ -240,6 +240,14 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("POST", "/v1/jobs"): [Variant("member", None, req("POST", "/v1/jobs", {"kind": "index"}), ok=(400,))],
     ("GET", "/v1/jobs/{id}"): [Variant("member", None, req("GET", "/v1/jobs/j-000000000000"), ok=(404,))],
     ("POST", "/v1/jobs/{id}/cancel"): [Variant("member", None, req("POST", "/v1/jobs/j-000000000000/cancel"), ok=(404,))],
+    # The first let-through start indexes p1 (a few files); later ones answer the job already running.
+    ("POST", "/v1/index"): [Variant("project", "index.build", req("POST", "/v1/index", {}))],
+    ("GET", "/v1/index/status"): [Variant("project", "search.query", req("GET", "/v1/index/status"))],
+    # p1 may not be indexed yet when these run: not_indexed (400) comes after the permission check.
+    ("POST", "/v1/search"): [Variant("project", "search.query", req("POST", "/v1/search", {"query": "login"}),
+                                     ok=(400,))],
+    ("POST", "/v1/search/batch"): [Variant("project", "search.query", req(
+        "POST", "/v1/search/batch", {"queries": ["login"]}), ok=(400,))],
     ("GET", "/v1/cost/workflows"): [Variant("project", "quotas.read", req("GET", "/v1/cost/workflows"))],
     ("POST", "/v1/cost/estimate"): [Variant("project", "quotas.read", lambda w, u: req(
         "POST", "/v1/cost/estimate", {"models": [MODEL], "paths": [str(w.p1 / "src" / "auth" / "login.py")]})(w, u))],
@@ -251,12 +259,9 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
 
 def live_routes() -> set[tuple[str, str]]:
     """(method, path template) of every route ``build_app`` registers (HEAD twins left out)."""
-    import asyncio
+    from .helpers import routes_app
 
-    from core.engine.server import build_app
-
-    engine: Any = None  # the router is all we read: no engine needed
-    app = build_app(engine, asyncio.Event())
+    app = routes_app()  # the router is all we read: a stand-in engine does
     out = set()
     for route in app.router.routes():
         if route.method == "HEAD":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.base import Caller
+from core.engine.access import Caller
 from core.engine.engine import Engine
 from core.errors import MusubiError
 from core.exports import export_audit
@@ -103,9 +103,9 @@ def _scratch_engine() -> Engine:
 
 
 async def _started(engine: Engine) -> None:
-    engine.committer.start()
-    engine.bootstrap("root")
-    await engine.committer.seal()
+    engine.runner.committer.start()
+    engine.tenancy.bootstrap("root")
+    await engine.runner.committer.seal()
 
 
 def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> None:
@@ -115,25 +115,25 @@ def test_an_op_that_crashes_leaves_no_half_write_and_is_audited_as_error() -> No
     async def scenario() -> dict:
         await _started(engine)
         ctx = Caller("root", "root", "default")
-        head = engine.state.head("default")
+        head = engine.runner.state.head("default")
 
         def buggy() -> None:
-            engine.audit("default", ctx, "member.add", "member:x")  # queued ...
+            engine.runner.audit("default", ctx, "member.add", "member:x")  # queued ...
             raise RuntimeError("boom")  # ... then a bug
 
         with pytest.raises(MusubiError) as ei:
-            await engine.run(ctx, "member.add", "member:x", buggy)
+            await engine.runner.run(ctx, "member.add", "member:x", buggy)
         assert ei.value.code == "internal"
-        assert engine.state.head("default")[0] == head[0] + 1  # only the 'error' event
-        res = await engine.audit_verify(ctx)
-        rows = engine.storage.audit_list(
+        assert engine.runner.state.head("default")[0] == head[0] + 1  # only the 'error' event
+        res = await engine.audit_ops.audit_verify(ctx)
+        rows = engine.runner.storage.audit_list(
             __import__("core.storage.base", fromlist=["AuditQuery"]).AuditQuery("default", limit=1)
         )
-        await engine.committer.close()
+        await engine.runner.committer.close()
         return {"verify": res, "last": rows[0]}
 
     out = asyncio.run(scenario())
-    engine.storage.close()
+    engine.runner.storage.close()
     assert out["verify"]["ok"] is True
     assert out["last"]["outcome"] == "error" and out["last"]["action"] == "member.add"
     assert "boom" in out["last"]["details"]["error"]
@@ -146,26 +146,26 @@ def test_a_crashing_op_rewinds_every_chain_it_touched() -> None:
     async def scenario() -> dict:
         await _started(engine)
         ctx = Caller("root", "root", "default")
-        await engine.run(ctx, "tenant.create", "tenant:two", lambda: engine.tenant_create(ctx, "two"))
-        before = {t: engine.state.head(t) for t in ("default", "two")}
-        assert "fresh" not in engine.state.heads
+        await engine.runner.run(ctx, "tenant.create", "tenant:two", lambda: engine.tenancy.tenant_create(ctx, "two"))
+        before = {t: engine.runner.state.head(t) for t in ("default", "two")}
+        assert "fresh" not in engine.runner.state.heads
 
         def buggy() -> None:
-            engine.audit("two", ctx, "member.add", "member:x")
-            engine.audit("two", ctx, "member.add", "member:y")
-            engine.audit("fresh", ctx, "member.add", "member:z")
+            engine.runner.audit("two", ctx, "member.add", "member:x")
+            engine.runner.audit("two", ctx, "member.add", "member:y")
+            engine.runner.audit("fresh", ctx, "member.add", "member:z")
             raise RuntimeError("boom")
 
         with pytest.raises(MusubiError):
-            await engine.run(ctx, "member.add", "member:x", buggy)
-        after = {t: engine.state.head(t) for t in ("default", "two")}
-        fresh = "fresh" in engine.state.heads
-        results = [await engine.audit_verify(Caller("root", "root", t)) for t in ("default", "two")]
-        await engine.committer.close()
+            await engine.runner.run(ctx, "member.add", "member:x", buggy)
+        after = {t: engine.runner.state.head(t) for t in ("default", "two")}
+        fresh = "fresh" in engine.runner.state.heads
+        results = [await engine.audit_ops.audit_verify(Caller("root", "root", t)) for t in ("default", "two")]
+        await engine.runner.committer.close()
         return {"before": before, "after": after, "fresh": fresh, "verify": results}
 
     out = asyncio.run(scenario())
-    engine.storage.close()
+    engine.runner.storage.close()
     assert out["after"]["two"] == out["before"]["two"]
     assert out["after"]["default"][0] == out["before"]["default"][0] + 1  # only the 'error' event
     assert out["fresh"] is False
@@ -180,7 +180,7 @@ def test_an_op_that_runs_while_a_failed_write_is_rebuilt_is_refused() -> None:
     from core.errors import StorageError
 
     engine = _scratch_engine()
-    real_apply = engine.storage.apply
+    real_apply = engine.runner.storage.apply
     hooks: dict = {}
 
     def slow_apply(mutations, meta=None):  # type: ignore[no-untyped-def]
@@ -190,18 +190,19 @@ def test_an_op_that_runs_while_a_failed_write_is_rebuilt_is_refused() -> None:
             ran.wait(5)
         return real_apply(mutations, meta=meta)
 
-    engine.storage.apply = slow_apply  # type: ignore[method-assign]
+    engine.runner.storage.apply = slow_apply  # type: ignore[method-assign]
 
     async def scenario() -> dict:
         await _started(engine)
         ctx = Caller("root", "root", "default")
-        await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 7, 0))
+        await engine.runner.run(ctx, "usage.record", "model:m", lambda: engine.usage.usage_record(ctx, "m", 7, 0))
         results: dict = {}
 
         def start_b(ran: threading.Event) -> None:
             async def op_b() -> None:
                 try:
-                    await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 5, 0))
+                    record = lambda: engine.usage.usage_record(ctx, "m", 5, 0)  # noqa: E731
+                    await engine.runner.run(ctx, "usage.record", "model:m", record)
                     results["b"] = "ok"
                 except StorageError as exc:
                     results["b"] = exc.code
@@ -210,7 +211,7 @@ def test_an_op_that_runs_while_a_failed_write_is_rebuilt_is_refused() -> None:
 
         hooks["loop"] = asyncio.get_running_loop()
         hooks["during"] = start_b
-        real_write = engine.journal.write
+        real_write = engine.runner.journal.write
         state = {"fail": True}
 
         def failing_write(data: bytes) -> None:
@@ -218,18 +219,18 @@ def test_an_op_that_runs_while_a_failed_write_is_rebuilt_is_refused() -> None:
                 raise OSError(5, "Input/output error")
             real_write(data)
 
-        engine.journal.write = failing_write  # type: ignore[method-assign]
+        engine.runner.journal.write = failing_write  # type: ignore[method-assign]
         with pytest.raises(StorageError):
-            await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 100, 0))
+            await engine.runner.run(ctx, "usage.record", "model:m", lambda: engine.usage.usage_record(ctx, "m", 100, 0))
         await hooks["b"]
-        await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 1, 0))
-        tokens = next(q for q in engine.quota_status(ctx)["quotas"] if q["metric"] == "tokens")["used"]
-        res = await engine.audit_verify(ctx)
-        await engine.committer.close()
+        await engine.runner.run(ctx, "usage.record", "model:m", lambda: engine.usage.usage_record(ctx, "m", 1, 0))
+        tokens = next(q for q in engine.usage.quota_status(ctx)["quotas"] if q["metric"] == "tokens")["used"]
+        res = await engine.audit_ops.audit_verify(ctx)
+        await engine.runner.committer.close()
         return {"b": results.get("b"), "tokens": tokens, "verify": res}
 
     out = asyncio.run(scenario())
-    engine.storage.close()
+    engine.runner.storage.close()
     assert out["b"] == "write_failed"
     assert out["tokens"] == 8  # 7 before, 1 after; neither the failed 100 nor B's 5
     assert out["verify"]["ok"] is True, out["verify"]
@@ -339,32 +340,33 @@ def test_a_failed_journal_write_refuses_cleanly_and_the_engine_recovers() -> Non
     journal_module.os = FlakyOS()  # type: ignore[assignment]
 
     async def scenario() -> dict:
-        engine.committer.start()
-        engine.bootstrap("root")
+        engine.runner.committer.start()
+        engine.tenancy.bootstrap("root")
         fail["n"] = 0
-        await engine.committer.seal()
-        await engine.committer.sync()
-        engine.journal.truncate()  # all in DuckDB: the failing write is the journal's first bytes
+        await engine.runner.committer.seal()
+        await engine.runner.committer.sync()
+        engine.runner.journal.truncate()  # all in DuckDB: the failing write is the journal's first bytes
         ctx = Caller("root", "root", "default")
-        used_before = engine.quota_status(ctx)["quotas"]
+        used_before = engine.usage.quota_status(ctx)["quotas"]
         fail["n"] = 1
         with pytest.raises(StorageError) as ei:
-            await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 10, 0))
+            await engine.runner.run(ctx, "usage.record", "model:m", lambda: engine.usage.usage_record(ctx, "m", 10, 0))
         assert ei.value.code == "write_failed" and "disk" in ei.value.message
-        assert engine.quota_status(ctx)["quotas"] == used_before  # state rebuilt: nothing charged
-        await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 7, 0))
+        assert engine.usage.quota_status(ctx)["quotas"] == used_before  # state rebuilt: nothing charged
+        await engine.runner.run(ctx, "usage.record", "model:m", lambda: engine.usage.usage_record(ctx, "m", 7, 0))
         # No torn line was left in front of the write that followed: a replay finds it.
-        journaled = [m.row.get("tokens") for _n, ms in engine.journal.read() for m in ms if m.table == "usage_ledger"]
-        res = await engine.audit_verify(ctx)
-        tokens = next(q for q in engine.quota_status(ctx)["quotas"] if q["metric"] == "tokens")
-        await engine.committer.close()
+        groups = engine.runner.journal.read()
+        journaled = [m.row.get("tokens") for _n, ms in groups for m in ms if m.table == "usage_ledger"]
+        res = await engine.audit_ops.audit_verify(ctx)
+        tokens = next(q for q in engine.usage.quota_status(ctx)["quotas"] if q["metric"] == "tokens")
+        await engine.runner.committer.close()
         return {"verify": res, "tokens": tokens["used"], "journaled": journaled}
 
     try:
         out = asyncio.run(scenario())
     finally:
         journal_module.os = os
-    engine.storage.close()
+    engine.runner.storage.close()
     assert out["verify"]["ok"] is True
     assert out["tokens"] == 7
     assert out["journaled"] == [7], out

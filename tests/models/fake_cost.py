@@ -37,7 +37,7 @@ def answer(method: str, path: str, body: dict[str, Any] | None, quota_status: di
     reg = load_registry()
     if method == "GET" and path == "/v1/models":
         return {"tenant": "acme", "models": [{**m.as_json(TODAY), "allowed": True} for m in reg.all()], "allowed": None,
-                "config": "/tmp/musubi-snap-home/config.toml"}
+                "config": "/tmp/musubi-snap-home/config.toml", "today": TODAY.isoformat()}
     if method == "GET" and path == "/v1/cost/workflows":
         return {"workflows": [{"name": w.name, "description": w.description, "steps": [s.task for s in w.steps]}
                               for w in load_workflows().values()]}

@@ -177,10 +177,11 @@ def test_snapshot_16_colours(snap_compare: Callable[..., bool]) -> None:
 
 
 async def test_against_a_real_engine(engine_home: Any, tmp_path: Path) -> None:
-    from tui.context import AppContext, RealEngineApi
+    from core.wire import Identity
+    from tui.context import AppContext, AsyncEngineClient
 
     (tmp_path / "m.py").write_text("def f(x):\n    return x * 2\n" * 50)
-    api = RealEngineApi(engine_home, cwd=str(tmp_path))
+    api = AsyncEngineClient(engine_home, Identity(cwd=str(tmp_path)))
     app = MusubiApp(AppContext(api, animations=False))
     async with app.run_test(size=(120, 40)) as pilot:
         scr = await open_cost(pilot)

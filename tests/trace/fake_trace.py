@@ -27,13 +27,22 @@ def answer(method: str, path: str, body: dict[str, Any] | None, query: dict[str,
     """What the engine would answer for the trace routes, from the fixed data."""
     d = copy.deepcopy(_data())
     report = d["report"]
+    # The engine always answers a diagnosis (None when the repository reads cleanly).
+    report.setdefault("diagnosis", None)
+    d["lint"].setdefault("diagnosis", None)
     if method == "POST" and path == "/v1/trace/review":
         rid = (body or {}).get("id")
         return {"id": rid, "fingerprint": "0" * 16, "previous_fingerprint": None, "by": "alice",
                 "at": "2026-11-26T12:00:00Z", "was_suspect": False, "file": f"{ROOT}/storage/traceability/links.yml"}
+    if method == "POST" and path == "/v1/trace/links":
+        b = body or {}
+        return {"requirement": b.get("requirement"), "kind": b.get("kind"), "target": b.get("target"),
+                "source": b.get("source", "manual"), "state": b.get("state", "accepted"), "by": "alice",
+                "at": "2026-11-26T12:00:00Z", "file": f"{ROOT}/storage/traceability/links.yml", "line": b.get("line")}
     if path == "/v1/trace":
         if (query or {}).get("view") in ("summary", "changes"):
-            return {"root": report["root"], "scan": {**report["scan"], "read": 0, "parsed": 0}, "summary": report["summary"]}
+            return {"root": report["root"], "scan": {**report["scan"], "read": 0, "parsed": 0}, "summary": report["summary"],
+                    "diagnosis": report["diagnosis"]}
         return report
     if path == "/v1/spec/lint":
         return d["lint"]

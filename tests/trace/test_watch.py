@@ -144,7 +144,7 @@ def test_the_engine_cleanup_ends_the_watchers(tmp_path: Path) -> None:
     """The graceful stop (runner.cleanup → app.on_cleanup) stops what the trace routes started."""
     repo = build_repo(tmp_path / "repo", git=False)
     app = web.Application()
-    api: Any = SimpleNamespace(e=SimpleNamespace(tenant_dir=lambda _t: tmp_path / "home"))
+    api: Any = SimpleNamespace(r=SimpleNamespace(tenant_dir=lambda _t: tmp_path / "home"))
     install(app, api, [routes_trace.ROUTES])
     close = routes_trace.TraceRoutes.close
     routes = next(cb.__self__ for cb in app.on_cleanup if getattr(cb, "__func__", None) is close)

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.client import Identity
-from core.errors import EngineUnavailable, NotFound, PermissionDenied
+from core.async_client import AsyncEngineClient
+from core.errors import EngineUnavailable, PermissionDenied
 from core.paths import HomePaths
-from core.rbac import BUILTIN_ROLES, PERMISSIONS, ROLE_DESCRIPTIONS
+from core.rbac import PERMISSIONS
+from core.wire import Identity
+from tests.tui.fake_engine import FakeEngine, role_json
 from tui.config import ColorDecision, Settings
-from tui.context import AppContext, EngineApi
+from tui.context import AppContext
 
 NOW = datetime(2026, 1, 15, 14, 30, 0, tzinfo=UTC)
 HOME = Path("/tmp/musubi-snap-home")
@@ -51,7 +53,7 @@ def fixed_data() -> dict[str, Any]:
         "health": {"ok": True, "version": "0.1.0", "pid": 4242, "home": str(HOME), "socket": str(HOME / "engine.sock"),
                    "schema_version": 1, "started_at": "2026-01-15T08:00:00.000000Z", "user": "alice"},
         "whoami": {"user": "alice", "real_user": "alice", "tenant": "acme", "tenant_status": "active", "project": "webshop",
-                   "roles": ["owner"], "permissions": sorted(PERMISSIONS)},
+                   "roles": ["owner"], "permissions": sorted(PERMISSIONS), "tenant_permissions": sorted(PERMISSIONS)},
         "tenants": [
             {"name": "acme", "status": "active", "created_at": "2026-01-02T09:00:00.000000Z", "created_by": "alice",
              "status_changed_at": None, "status_reason": None, "members": 3, "projects": 1, "your_roles": ["owner"]},
@@ -74,24 +76,25 @@ def fixed_data() -> dict[str, Any]:
             for h, t, r, c in [(6, 4000, 4, 120000), (9, 12000, 10, 900000), (11, 26000, 30, 2100000), (13, 18000, 40, 1500000), (14, 2000, 7, 200000)]
         ]},
         "verify": {"tenant_id": "acme", "ok": True, "checked": 6, "first_bad_seq": None, "reason": None, "start_seq": 1,
-                   "last_seq": 6, "last_hash": f"{6:064x}", "checkpoints": 0, "checkpoint_signatures_ok": True},
+                   "last_seq": 6, "last_hash": f"{6:064x}", "quarantined": [], "checkpoints": 0,
+                   "checkpoint_signatures_ok": True, "anchor_seq": None},
     }
 
 
-def role_json(name: str) -> dict[str, Any]:
-    perms = BUILTIN_ROLES[name]
-    return {"name": name, "builtin": True, "permissions": sorted(perms), "description": ROLE_DESCRIPTIONS[name],
-            "matrix": {p: p in perms for p in PERMISSIONS}}
+class FakeEngineApi(AsyncEngineClient):
+    """The TUI's engine API on :class:`FakeEngine` instead of a socket.
 
-
-class FakeEngineApi(EngineApi):
-    """Answers the routes the TUI uses from :func:`fixed_data`; records every write."""
+    Only the transport is fake (``_send``): the typed calls of :mod:`core.api.calls`, the
+    write counting and the decoding path are the real client's.  Answers come in the
+    engine's shapes (tests/tui/test_api_contract.py holds it to that); every write is
+    recorded; availability switches (``set_down``), refusals come on demand (``denied``),
+    writes can be held (``hold``) and live events queued (``queue``).
+    """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.paths = HomePaths(HOME)
-        self.identity = Identity(tenant="acme", cwd="/src/webshop")
+        super().__init__(HomePaths(HOME), Identity(tenant="acme", cwd="/src/webshop"))
         self.data = fixed_data()
+        self.engine = FakeEngine(self.data)
         self.writes: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
         self.reads: list[tuple[str, dict[str, Any] | None]] = []
         self.down = False
@@ -119,7 +122,7 @@ class FakeEngineApi(EngineApi):
         if down:
             self.queue.put_nowait(None)
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
         self._check()
         if (method, path) in self.denied:
             raise PermissionDenied(f"permission denied: alice lacks 'x' for {method} {path}.", permission="x")
@@ -135,30 +138,10 @@ class FakeEngineApi(EngineApi):
             return trace_answer(method, path, body, query)
         if method == "GET":
             self.reads.append((path, query))
-        if method != "GET":
+        else:
             await self.hold.wait()
             self.writes.append((method, path, body, query))
-            if path == "/v1/audit/verify":
-                return copy.deepcopy(self.data["verify"])
-            return {"ok": True}
-        d = self.data
-        simple = {
-            "/v1/whoami": "whoami", "/v1/tenants": "tenants", "/v1/members": "members", "/v1/projects": "projects",
-            "/v1/quotas": "quotas", "/v1/audit": "audit", "/v1/usage/history": "history",
-        }
-        if path in simple:
-            return copy.deepcopy(d[simple[path]])
-        if path == "/v1/roles":
-            return [{k: v for k, v in role_json(r).items() if k != "matrix"} for r in BUILTIN_ROLES]
-        if path.startswith("/v1/roles/"):
-            return role_json(path.rsplit("/", 1)[1])
-        if path.startswith("/v1/tenants/"):
-            name = path.rsplit("/", 1)[1]
-            t = next((t for t in d["tenants"] if t["name"] == name), None)
-            if t is None:
-                raise NotFound(f"unknown tenant {name!r}.")
-            return {**t, "projects": ["webshop"], "quotas": 3, "audit_head_seq": 6}
-        raise NotFound(f"fake engine has no route GET {path}")
+        return self.engine.answer(method, path, body, query, self.identity.as_user)
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         while True:
@@ -176,6 +159,12 @@ class FakeEngineApi(EngineApi):
 
     def events(self, types: str = "audit,quota.alert") -> AsyncIterator[dict[str, Any]]:
         return self._events()
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+__all__ = ["FakeEngineApi", "fake_ctx", "fixed_data", "role_json"]
 
 
 def fake_ctx(api: FakeEngineApi | None = None, settings: Settings | None = None, color: str = "truecolor") -> AppContext:

@@ -12,10 +12,11 @@ from textual.widgets import Input, Select, Static
 
 from core.client import EngineClient, start_engine, stop_engine
 from core.paths import HomePaths
+from core.wire import Identity
 from tests.tui.conftest import settle, wait_for
 from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
-from tui.context import AppContext, RealEngineApi
+from tui.context import AppContext, AsyncEngineClient
 from tui.screens.admin.audit import AuditPane
 from tui.screens.admin.forms import FormModal
 from tui.screens.admin.members import MembersPane
@@ -25,7 +26,7 @@ from tui.widgets.gauge import QuotaGauge
 
 def real_app(paths: HomePaths, as_user: str | None = None) -> tuple[MusubiApp, AppContext]:
     settings = Settings(engine=EngineSettings(retry_initial_s=0.1, retry_max_s=0.5, poll_s=30))
-    ctx = AppContext(RealEngineApi(paths, as_user=as_user), settings, ColorDecision("truecolor", "test"), animations=False)
+    ctx = AppContext(AsyncEngineClient(paths, Identity(as_user=as_user)), settings, ColorDecision("truecolor", "test"), animations=False)
     return MusubiApp(ctx), ctx
 
 

@@ -140,9 +140,18 @@ def test_tui_and_engine_refuse_the_same_files_with_the_same_message(tmp_path: Pa
 
 def test_reserved_sections_are_accepted(tmp_path: Path) -> None:
     p = tmp_path / "config.toml"
-    p.write_text("[providers.openai]\nbase_url = 'https://x'\n[connectors.jira]\nsite = 'y'\n[search]\nk = 4\n")
+    p.write_text("[providers.openai]\nbase_url = 'https://x'\n[connectors.jira]\nsite = 'y'\n[search]\nidle_s = 60\n")
     s = load_settings(p)
-    assert s.providers == {"openai": {"base_url": "https://x"}} and s.search == {"k": 4}
+    assert s.providers == {"openai": {"base_url": "https://x"}} and s.search.idle_s == 60
+
+
+def test_the_search_section_is_typed(tmp_path: Path) -> None:
+    """[search] is no longer a free table: a misspelt key is refused with its line."""
+    p = tmp_path / "config.toml"
+    p.write_text("[search]\nidle_seconds = 60\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(p)
+    assert "search.idle_seconds" in err.value.message and "line 2" in err.value.message
 
 
 def test_a_tui_typo_is_also_refused_by_the_engine(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from textual.widgets import Tree
 from core.errors import PermissionDenied
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fakes import FakeEngineApi, fake_ctx
+from tests.tui.test_admin_fake import open_admin
 from tui.app import MusubiApp
 from tui.screens.debug import DebugScreen
 
@@ -28,10 +29,10 @@ class BrokenApi(FakeEngineApi):
         super().__init__()
         self.broken = broken
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, Any] | None) -> Any:
         if (method, path) in self.broken:
             raise self.broken[method, path]
-        return await super()._request(method, path, body, query)
+        return await super()._send(method, path, body, query)
 
 
 def notes(app: MusubiApp) -> list[str]:
@@ -159,3 +160,31 @@ async def test_cost_export_thread_failure_is_notified_and_logged(monkeypatch: An
         screen.write_export(screen.estimate, "csv", "out.csv")
         await wait_note(pilot, app, "Export failed: ValueError: no renderer for csv")
         await assert_logged_and_alive(pilot, app, "Export failed", "ValueError: no renderer for csv")
+
+
+@pytest.mark.parametrize(("route", "tabs", "pane"), [
+    (("GET", "/v1/tenants"), 0, "TenantsPane"),
+    (("GET", "/v1/members"), 1, "MembersPane"),
+    (("GET", "/v1/usage/history"), 2, "QuotasPane"),
+    (("GET", "/v1/audit"), 3, "AuditPane"),
+])
+async def test_admin_fetch_failure_is_notified_and_logged(route: tuple[str, str], tabs: int, pane: str) -> None:
+    """An Admin pane's fetch that dies of a non-Musubi exception is shown and listed in F12; the app stays up."""
+    app = MusubiApp(fake_ctx(BrokenApi({route: RuntimeError("disk on fire")})))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_admin(pilot, tabs)
+        await wait_note(pilot, app, "Unexpected error: RuntimeError: disk on fire")
+        text = await debug_text(pilot, app)
+        assert pane in text and "Unexpected error — RuntimeError: disk on fire" in text, text
+        await assert_logged_and_alive(pilot, app, "Unexpected error", "RuntimeError: disk on fire")
+
+
+async def test_admin_write_refusal_is_notified_and_logged_with_what_failed() -> None:
+    denied = PermissionDenied("permission denied: alice lacks 'audit.read'.", permission="audit.read")
+    app = MusubiApp(fake_ctx(BrokenApi({("POST", "/v1/audit/verify"): denied})))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_admin(pilot, 3)
+        await pilot.press("v")
+        await wait_note(pilot, app, "Permission denied: permission denied: alice lacks 'audit.read'.")
+        text = await debug_text(pilot, app)
+        assert "AuditPane (verify the audit chain): Permission denied — permission denied: alice lacks" in text, text

@@ -17,7 +17,7 @@ import pytest
 
 import core.engine.commit as commit_module
 from core.audit import GENESIS_HASH, make_event
-from core.engine.base import Caller
+from core.engine.access import Caller
 from core.engine.engine import Engine
 from core.paths import HomePaths
 from core.storage.base import Insert
@@ -64,18 +64,18 @@ def test_the_apply_thread_checkpoints_when_the_wal_grows(tmp_path: Path, monkeyp
     engine = Engine(paths, DuckDBStorage(paths.db))
 
     async def scenario() -> tuple[int, int]:
-        engine.committer.start()
-        engine.bootstrap("root")
-        await engine.committer.seal()
+        engine.runner.committer.start()
+        engine.tenancy.bootstrap("root")
+        await engine.runner.committer.seal()
         ctx = Caller("root", "root", "default")
         for _ in range(5):
-            await engine.run(ctx, "usage.record", "model:m", lambda: engine.usage_record(ctx, "m", 1, 1))
-            await engine.committer.sync()
-        n = engine.committer.checkpoints
-        wal = engine.storage.wal_size()  # type: ignore[attr-defined]
-        await engine.committer.close()
+            await engine.runner.run(ctx, "usage.record", "model:m", lambda: engine.usage.usage_record(ctx, "m", 1, 1))
+            await engine.runner.committer.sync()
+        n = engine.runner.committer.checkpoints
+        wal = engine.runner.storage.wal_size()  # type: ignore[attr-defined]
+        await engine.runner.committer.close()
         return n, wal
 
     checkpoints, wal = asyncio.run(scenario())
-    engine.storage.close()
+    engine.runner.storage.close()
     assert checkpoints >= 5 and wal == 0

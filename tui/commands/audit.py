@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api import calls
 from core.errors import EXIT_VERIFY
 from core.exports import export_audit, export_checkpoint
 from tui.output import (
@@ -25,6 +27,10 @@ from tui.output import (
     table,
     when,
 )
+
+if TYPE_CHECKING:
+    from core.api.models import AuditEvent
+    from core.api.responses import Verified
 
 cli_group = group(
     "audit",
@@ -66,11 +72,12 @@ def _detail_text(d: dict[str, Any]) -> str:
 def list_(state: CliState, since: str | None, until: str | None, actor: str | None, action: str | None,
           outcome: str | None, limit: int | None, oldest_first: bool, system: bool) -> None:
     """List audit events of the tenant (needs 'audit.read'), or with --system the system log."""
-    q = {"since": since, "until": until, "actor": actor, "action": action, "outcome": outcome, "limit": limit,
-         "ascending": "1" if oldest_first else None, "system": "true" if system else None}
-    data = state.client().get("/v1/audit", q)
+    data = state.client().call(calls.audit_list(
+        since=since, until=until, actor=actor, action=action, outcome=outcome, limit=limit,
+        ascending="1" if oldest_first else None, system="true" if system else None,
+    ))
 
-    def human(rows: list[dict[str, Any]]) -> None:
+    def human(rows: list[AuditEvent]) -> None:
         table(("SEQ", "TIME (UTC)", "ACTOR", "ACTION", "RESOURCE", "OUTCOME", "DETAILS"),
               ((e["seq"], when(e["ts"]), e["actor"], e["action"], e["resource"], e["outcome"], _detail_text(e["details"]))
                for e in rows),
@@ -90,15 +97,15 @@ def list_(state: CliState, since: str | None, until: str | None, actor: str | No
 @click.pass_context
 def verify(ctx: click.Context, state: CliState, against: str | None, system: bool) -> None:
     """Re-hash the tenant's chain from its last checkpoint. Exit 5 when it is broken."""
-    body: dict[str, Any] = {"system": True} if system else {}
+    anchor = None
     if against:
         try:
-            body["anchor"] = json.loads(Path(against).read_text(encoding="utf-8"))
+            anchor = json.loads(Path(against).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise click.BadParameter(f"cannot read checkpoint {against}: {exc}", param_hint="--against") from None
-    data = state.client().post("/v1/audit/verify", body)
+    data = state.client().call(calls.audit_verify(anchor, system or None))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Verified) -> None:
         cps = f", {d['checkpoints']} checkpoint(s)" if d.get("checkpoints") else ""
         if d.get("ok"):
             line(f"audit chain of tenant {d['tenant_id']} verifies: {d['checked']} events checked "
@@ -143,7 +150,7 @@ def prune(state: CliState, before: str, yes: bool) -> None:
     """Remove old events, keeping a signed checkpoint so the chain still verifies."""
     confirm(state, f"remove the audit events of tenant {state.current_tenant()!r} before {before}", yes,
             "A signed checkpoint keeps the rest verifiable.")
-    data = state.client().post("/v1/audit/prune", {"before": before})
+    data = state.client().call(calls.audit_prune(before))
     emit(state, data, lambda d: line(
         f"pruned {d['events_removed']} events (through seq {d['pruned_through_seq']}) of tenant {d['tenant']}; "
         f"checkpoint hash {d['checkpoint_hash'][:16]}…"))
@@ -218,12 +225,13 @@ def checkpoint(ctx: click.Context, state: CliState, export_path: str | None, for
         if not res["valid"]:
             ctx.exit(EXIT_VERIFY)
         return
+    data: Mapping[str, Any]
     if export_path:
         data = export_checkpoint(state.client(), export_path, force=force)
     else:
-        data = state.client().post("/v1/audit/checkpoint", {})
+        data = state.client().call(calls.audit_checkpoint())
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Mapping[str, Any]) -> None:
         fields(d, ["tenant_id", "seq", "hash", "created_at", "algorithm", "public_key", "signature"])
         if export_path:
             line(f"written to {abspath(export_path)}; verify it anywhere with: musubi audit checkpoint --verify FILE")

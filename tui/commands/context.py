@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+from core.api import calls
 from tui.output import CliState, MusubiCommand, emit, example, line, pass_state, table, warn
 
+if TYPE_CHECKING:
+    from core.api.responses import ContextPack
 
-def _human(d: dict[str, Any]) -> None:
+
+def _human(d: ContextPack) -> None:
     if d["text"]:
         click.echo(d["text"], nl=False)
     else:
@@ -50,6 +54,4 @@ def cli_group(state: CliState, task: str, budget: str, model: str, k: str, glob:
     chunks, orders them by file and line, and counts tokens as the model's tokenizer does. Prints
     the pack, then what was included and what was left out and why.
     """
-    body: dict[str, Any] = {"task": task, "budget": budget, "model": model, "k": k}
-    body.update({key: v for key, v in (("path", glob), ("lang", lang)) if v is not None})
-    emit(state, state.client().post("/v1/context", body), _human)
+    emit(state, state.client().call(calls.context(task, budget, model, k, glob, lang)), _human)

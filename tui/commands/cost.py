@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import glob as globmod
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from core.api import calls
 from core.models.kinds import TASK_KINDS
 from tui.output import CliState, abspath, emit, example, group, line, pass_state, table, warn
 
@@ -61,7 +63,7 @@ def _short(name: str) -> str:
     return rel if not rel.startswith("..") else name
 
 
-def render(d: dict[str, Any]) -> None:
+def render(d: Mapping[str, Any]) -> None:
     """The human form of an estimate: files, then one row per model, then notes."""
     families = list(dict.fromkeys(fam for f in d["files"] for fam in f["tokens"]))
     table(["FILE", "BYTES", *[fam.upper() for fam in families]],
@@ -152,22 +154,17 @@ def estimate(state: CliState, models: tuple[str, ...], files: tuple[str, ...], g
     if not paths and not workflow and retrieval_task is None:
         raise click.UsageError("nothing to estimate: give --file/--glob, a --workflow whose prompts to price, "
                                "or --retrieval-task with --retrieval-budget.")
-    body: dict[str, Any] = {"models": list(models), "paths": paths, "retrieval_tokens": retrieval_tokens,
-                            "cache": not no_cache}
-    if retrieval_task is not None:
-        body.update(retrieval_task=retrieval_task, retrieval_budget=retrieval_budget)
-    if workflow:
-        body["workflow"] = workflow
-    elif task:
-        body["task"] = task
-    emit(state, state.client().post("/v1/cost/estimate", body), render)
+    call = calls.cost_estimate(list(models), paths, workflow=workflow or None, task=None if workflow else task,
+                               retrieval_tokens=retrieval_tokens, cache=not no_cache, retrieval_task=retrieval_task,
+                               retrieval_budget=retrieval_budget)
+    emit(state, state.client().call(call), render)
 
 
 @cli_group.command(epilog=example("musubi cost workflows", "musubi cost workflows --json"))
 @pass_state
 def workflows(state: CliState) -> None:
     """The built-in workflows an estimate can price."""
-    data = state.client().get("/v1/cost/workflows")
+    data = state.client().call(calls.cost_workflows())
     emit(state, data, lambda d: table(("WORKFLOW", "STEPS", "DESCRIPTION"),
                                       ((w["name"], " -> ".join(w["steps"]), w["description"]) for w in d["workflows"]),
                                       wrap=("DESCRIPTION",)))

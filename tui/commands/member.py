@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from core.wire import path_segment
+from core.api import calls
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
+
+if TYPE_CHECKING:
+    from core.api.responses import MemberAdded, MemberRemoved, MemberRow
 
 cli_group = group(
     "member",
@@ -30,9 +33,9 @@ _project = click.option(
 @pass_state
 def add(state: CliState, user: str, role: str, binding_project: str | None) -> None:
     """Give USER the role ROLE (replaces USER's role at that scope)."""
-    data = state.client().post("/v1/members", {"user": user, "role": role, "project": binding_project})
+    data = state.client().call(calls.member_add(user, role, binding_project))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: MemberAdded) -> None:
         where = f"project {d['project']} of tenant {d['tenant']}" if d.get("project") else f"tenant {d['tenant']}"
         verb = "now has" if d.get("action") == "member.update" else "added with"
         line(f"{d['user']} {verb} role {d['role']} in {where}.")
@@ -44,9 +47,9 @@ def add(state: CliState, user: str, role: str, binding_project: str | None) -> N
 @pass_state
 def list_(state: CliState) -> None:
     """List the tenant's role bindings."""
-    data = state.client().get("/v1/members")
+    data = state.client().call(calls.members())
 
-    def human(rows: list[dict[str, Any]]) -> None:
+    def human(rows: list[MemberRow]) -> None:
         table(("USER", "ROLE", "PROJECT", "SINCE (UTC)", "ADDED BY"),
               ((m["user"], m["role"], m["project"] or "(tenant)", when(m["since"]), m["added_by"]) for m in rows))
 
@@ -59,9 +62,9 @@ def list_(state: CliState) -> None:
 @pass_state
 def remove(state: CliState, user: str, binding_project: str | None) -> None:
     """Remove USER's binding in the tenant (or in --project)."""
-    data = state.client().delete(f"/v1/members/{path_segment(user)}", {"project": binding_project})
+    data = state.client().call(calls.member_remove(user, binding_project))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: MemberRemoved) -> None:
         where = f"project {d['project']}" if d.get("project") else f"tenant {d['tenant']}"
         line(f"removed {d['user']} (role {d['removed_role']}) from {where}.")
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api import calls
 from core.models.kinds import CONTENT_KINDS, TASK_KINDS, TIERS
-from core.wire import path_segment
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table
+
+if TYPE_CHECKING:
+    from core.api.responses import Allowed, Imported, ModelEntry, ModelList, Routed
 
 cli_group = group(
     "models",
@@ -50,8 +53,8 @@ def _long_context(lc: dict[str, Any]) -> str:
 @pass_state
 def list_(state: CliState, provider: str | None, tier: str | None, show_all: bool, stale: int | None) -> None:
     """Every known model with its lifecycle status: shipped data, config.toml and imports."""
-    data = state.client().get("/v1/models")
-    today = date.fromisoformat(data.get("today") or date.today().isoformat())
+    data = state.client().call(calls.models_list())
+    today = date.fromisoformat(data["today"])
     cutoff = today - timedelta(days=stale) if stale is not None else None
     data["models"] = [
         m for m in data["models"]
@@ -60,7 +63,7 @@ def list_(state: CliState, provider: str | None, tier: str | None, show_all: boo
         and (cutoff is None or date.fromisoformat(m["prices_checked"]) < cutoff)
     ]
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: ModelList) -> None:
         what = f"prices not checked since {cutoff}" if cutoff else ("all models" if show_all else "models")
         table(
             ("ID", "STATUS", "PROVIDER", "TIER", "CONTEXT", "MAX OUT", "IN $/M", "CACHED $/M", "OUT $/M", "TOKENS",
@@ -86,25 +89,25 @@ def list_(state: CliState, provider: str | None, tier: str | None, show_all: boo
 @pass_state
 def show(state: CliState, model_id: str) -> None:
     """One model by id or alias (an unknown name lists close matches)."""
-    data = state.client().get(f"/v1/models/{path_segment(model_id)}")
+    data = state.client().call(calls.model_show(model_id))
     keys = ["id", "status", "lifecycle_note", "replacement", "deprecated_on", "retires_on", "provider", "aliases",
             "tier", "capabilities", "context_window", "max_output", "input_per_mtok", "cached_input_per_mtok",
             "output_per_mtok", "long_context", "tokenizer", "exact_tokens", "deployment", "base_url", "prices_checked",
             "source", "lifecycle_source", "origin", "allowed"]
 
-    def human(d: dict[str, Any]) -> None:
-        view = dict(d)
+    def human(d: ModelEntry) -> None:
+        view: dict[str, Any] = dict(d)
         for k in ("input_per_mtok", "cached_input_per_mtok", "output_per_mtok"):
-            view[k] = _usd(d[k])  # the same figure `models list` prints
+            view[k] = _usd(view[k])  # the same figure `models list` prints
         for k in ("context_window", "max_output"):
-            view[k] = f"{d[k]:,}"
+            view[k] = f"{view[k]:,}"
         if d.get("long_context"):
             view["long_context"] = _long_context(d["long_context"])
         if d.get("status"):
             view["status"] = STATUS_MARK.get(d["status"], d["status"])
         for k in ("aliases", "capabilities"):
-            if k in d:
-                view[k] = ", ".join(d[k]) or "-"
+            if k in view:
+                view[k] = ", ".join(view[k]) or "-"
         fields(view, [k for k in keys if k in view], title=f"model {d['id']}")
 
     emit(state, data, human)
@@ -160,10 +163,9 @@ def import_(state: CliState, source: str, dry_run: bool, scope: str) -> None:
     from core.models.importer import slim_table
 
     slim = slim_table(read_table(source))
-    data = state.client().post("/v1/models/import", {"table": slim, "source": source, "scope": scope,
-                                                     "dry_run": dry_run})
+    data = state.client().call(calls.models_import(slim, source, scope, dry_run))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Imported) -> None:
         rows: list[tuple[str, str, str]] = []
         for n in d["new"]:
             rows.append(("new", n["model"], f"{n['provider']}, tier {n['tier']}, in {_usd(n['input_per_mtok'])} / out "
@@ -197,9 +199,9 @@ def import_(state: CliState, source: str, dry_run: bool, scope: str) -> None:
 @pass_state
 def route(state: CliState, task: str, input_tokens: int, kind: str, show_all: bool) -> None:
     """Which model the router picks for TASK, with fallbacks and the reasons."""
-    data = state.client().post("/v1/models/route", {"task": task, "input_tokens": input_tokens, "kind": kind})
+    data = state.client().call(calls.models_route(task, input_tokens, kind))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Routed) -> None:
         for ln in d["explanation"]:
             line(ln)
         rows = [("choice", d["choice"])] + [(f"fallback {i + 1}", f) for i, f in enumerate(d["fallbacks"])]
@@ -224,18 +226,18 @@ allowed = group(
 cli_group.add_command(allowed)
 
 
-def _show_allowed(d: dict[str, Any]) -> None:
-    if d.get("allowed"):
+def _show_allowed(d: Allowed) -> None:
+    if d["allowed"]:
         line(f"tenant {d['tenant']} may use: {', '.join(d['allowed'])}.")
     else:
-        line(f"tenant {d.get('tenant', '')} may use every model (no pin).")
+        line(f"tenant {d['tenant']} may use every model (no pin).")
 
 
 @allowed.command("show", epilog=example("musubi models allowed show --json"))
 @pass_state
 def allowed_show(state: CliState) -> None:
     """The tenant's pinned models."""
-    emit(state, state.client().get("/v1/models/allowed"), _show_allowed)
+    emit(state, state.client().call(calls.models_allowed()), _show_allowed)
 
 
 @allowed.command("set", epilog=example("musubi models allowed set gpt-5.4 sonnet"))
@@ -243,11 +245,11 @@ def allowed_show(state: CliState) -> None:
 @pass_state
 def allowed_set(state: CliState, models: tuple[str, ...]) -> None:
     """Pin the tenant to MODEL... (ids or aliases; replaces the previous pin)."""
-    emit(state, state.client().put("/v1/models/allowed", {"models": list(models)}), _show_allowed)
+    emit(state, state.client().call(calls.models_allow(list(models))), _show_allowed)
 
 
 @allowed.command("clear", epilog=example("musubi models allowed clear"))
 @pass_state
 def allowed_clear(state: CliState) -> None:
     """Remove the pin: every model is allowed again."""
-    emit(state, state.client().delete("/v1/models/allowed"), _show_allowed)
+    emit(state, state.client().call(calls.models_allow_all()), _show_allowed)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from core.wire import path_segment
+from core.api import calls
 from tui.output import CliState, abspath, emit, example, group, line, pass_state, table
+
+if TYPE_CHECKING:
+    from core.api.responses import ProjectRow
 
 cli_group = group(
     "project",
@@ -30,10 +33,7 @@ def add(state: CliState, path: str, name: str | None, shared: bool) -> None:
 
     You must be able to read PATH yourself; it is stored with symlinks resolved.
     """
-    body: dict[str, Any] = {"path": abspath(path), "name": name}
-    if shared:
-        body["shared"] = True
-    data = state.client().post("/v1/projects", body)
+    data = state.client().call(calls.project_add(abspath(path), name, shared or None))
     emit(state, data, lambda d: line(f"added project {d['name']} ({d['path']}) to tenant {d['tenant']}."))
 
 
@@ -41,10 +41,10 @@ def add(state: CliState, path: str, name: str | None, shared: bool) -> None:
 @pass_state
 def list_(state: CliState) -> None:
     """List the tenant's projects; '*' marks the one the current directory is in."""
-    data = state.client().get("/v1/projects")
+    data = state.client().call(calls.projects())
 
-    def human(rows: list[dict[str, Any]]) -> None:
-        table(("", "NAME", "PATH"), (("*" if p.get("current") else "", p["name"], p["path"]) for p in rows),
+    def human(rows: list[ProjectRow]) -> None:
+        table(("", "NAME", "PATH"), (("*" if p["current"] else "", p["name"], p["path"]) for p in rows),
               empty=f"no projects in tenant {state.current_tenant()}; add one with: musubi project add PATH")
 
     emit(state, data, human)
@@ -55,6 +55,6 @@ def list_(state: CliState) -> None:
 @pass_state
 def remove(state: CliState, name: str) -> None:
     """Unregister project NAME (its project-scoped member bindings go with it; files stay)."""
-    data = state.client().delete(f"/v1/projects/{path_segment(name)}")
+    data = state.client().call(calls.project_remove(name))
     emit(state, data, lambda d: line(
         f"removed project {d['name']} ({d['path']}); {d['bindings_removed']} project binding(s) removed."))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api import calls
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
+
+if TYPE_CHECKING:
+    from core.api.models import QuotaRow, QuotaStatus
 
 METRICS = ("tokens", "requests", "cost_usd")
 PERIODS = ("minute", "hour", "day", "month")
@@ -25,7 +29,7 @@ _per = click.option("--per", "period", required=True, type=click.Choice(PERIODS)
 _user = click.option("--user", metavar="USER", help="Limit one user within the tenant (default: the whole tenant).")
 
 
-def quota_rows(quotas: list[dict[str, Any]]) -> list[list[Any]]:
+def quota_rows(quotas: list[QuotaRow]) -> list[list[Any]]:
     """Table rows of quota status entries (shared with the usage commands)."""
     return [
         [q["metric"], q["period"], q["user"] or "(tenant)", q["used"], q["reserved"], q["limit"], q["remaining"],
@@ -55,12 +59,11 @@ _RIGHT = ("USED", "RESERVED", "LIMIT", "REMAINING", "USE")
 @pass_state
 def set_(state: CliState, metric: str, limit: str, period: str, user: str | None, alerts: str | None) -> None:
     """Set the hard LIMIT of METRIC per window (cost_usd in dollars, e.g. 12.50)."""
-    body = {"metric": metric, "limit": limit, "period": period, "user": user, "alerts": alerts}
-    data = state.client().put("/v1/quotas", body)
+    data = state.client().call(calls.quota_set(metric, period, limit, user, alerts))
 
-    def human(q: dict[str, Any]) -> None:
-        who = f"user {q['user']}" if q.get("user") else "the tenant"
-        al = f", alerts at {', '.join(str(a) for a in q['alerts'])}" if q.get("alerts") else ""
+    def human(q: QuotaRow) -> None:
+        who = f"user {q['user']}" if q["user"] else "the tenant"
+        al = f", alerts at {', '.join(str(a) for a in q['alerts'])}" if q["alerts"] else ""
         line(f"quota set: {q['limit']} {q['metric']} per {q['period']} for {who}{al} "
              f"(used {q['used']}, resets at {q['resets_at']}).")
 
@@ -72,9 +75,9 @@ def set_(state: CliState, metric: str, limit: str, period: str, user: str | None
 @pass_state
 def status(state: CliState, user: str | None) -> None:
     """Show used, reserved, limit, remaining and reset time of every quota that applies."""
-    data = state.client().get("/v1/quotas", {"user": user})
+    data = state.client().call(calls.quota_status(user))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: QuotaStatus) -> None:
         table(QUOTA_COLUMNS, quota_rows(d["quotas"]), title=f"quotas of tenant {d['tenant']}",
               empty="no quotas (usage is unlimited).", justify_right=_RIGHT)
 
@@ -88,6 +91,6 @@ def status(state: CliState, user: str | None) -> None:
 @pass_state
 def remove(state: CliState, metric: str, period: str, user: str | None) -> None:
     """Remove the METRIC per --per quota (of the tenant, or of --user)."""
-    data = state.client().delete("/v1/quotas", {"metric": metric, "period": period, "user": user})
+    data = state.client().call(calls.quota_remove(metric, period, user))
     who = f" for user {user}" if user else ""
     emit(state, data, lambda d: line(f"removed the {metric} per {period} quota{who} (id {d['quota_id']})."))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from core.wire import path_segment
+from core.api import calls
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table
+
+if TYPE_CHECKING:
+    from core.api.responses import Role, RoleShown
 
 cli_group = group(
     "role",
@@ -28,7 +31,7 @@ cli_group = group(
 @pass_state
 def create(state: CliState, name: str, permissions: tuple[str, ...], description: str) -> None:
     """Create custom role NAME; you may grant only permissions you hold."""
-    data = state.client().post("/v1/roles", {"name": name, "permissions": list(permissions), "description": description})
+    data = state.client().call(calls.role_create(name, list(permissions), description))
     emit(state, data, lambda d: line(f"created role {d['name']}: {', '.join(d['permissions'])}."))
 
 
@@ -36,9 +39,9 @@ def create(state: CliState, name: str, permissions: tuple[str, ...], description
 @pass_state
 def list_(state: CliState) -> None:
     """List built-in and custom roles with their permissions."""
-    data = state.client().get("/v1/roles")
+    data = state.client().call(calls.roles())
 
-    def human(rows: list[dict[str, Any]]) -> None:
+    def human(rows: list[Role]) -> None:
         table(("ROLE", "BUILT-IN", "PERMISSIONS", "DESCRIPTION"),
               ((r["name"], r["builtin"], r["permissions"], r["description"]) for r in rows),
               wrap=("PERMISSIONS", "DESCRIPTION"))
@@ -51,11 +54,11 @@ def list_(state: CliState) -> None:
 @pass_state
 def show(state: CliState, name: str) -> None:
     """Show role NAME and which permissions it grants."""
-    data = state.client().get(f"/v1/roles/{path_segment(name)}")
+    data = state.client().call(calls.role_show(name))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: RoleShown) -> None:
         fields(d, ["name", "builtin", "description"])
-        table(("PERMISSION", "GRANTED"), sorted(d.get("matrix", {}).items()))
+        table(("PERMISSION", "GRANTED"), sorted(d["matrix"].items()))
 
     emit(state, data, human)
 
@@ -65,5 +68,5 @@ def show(state: CliState, name: str) -> None:
 @pass_state
 def delete(state: CliState, name: str) -> None:
     """Delete custom role NAME (refused while someone is bound to it)."""
-    data = state.client().delete(f"/v1/roles/{path_segment(name)}")
+    data = state.client().call(calls.role_delete(name))
     emit(state, data, lambda d: line(f"deleted role {d['name']}."))

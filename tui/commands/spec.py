@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+from core.api import calls
 from core.errors import EXIT_ERROR
-from tui.commands.trace import repo_query
+from tui.commands.trace import repo_path
 from tui.output import CliState, emit, example, group, line, pass_state, table
+
+if TYPE_CHECKING:
+    from core.api.responses import SpecLint
 
 cli_group = group(
     "spec",
@@ -32,9 +36,9 @@ def lint(ctx: click.Context, state: CliState, path: str | None, strict: bool) ->
     will, can, must) and vague terms (whole words only), fewer than 5 or more
     than 50 words, no acceptance criteria. Exit 1 when there are errors.
     """
-    d = state.client().get("/v1/spec/lint", repo_query(ctx, path))
+    d = state.client().call(calls.spec_lint(repo_path(ctx, path)))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: SpecLint) -> None:
         table(("WHERE", "SEVERITY", "RULE", "MESSAGE", "FIX"),
               [(f"{f['path']}:{f['line']}", f["severity"], f["rule"], f["message"], f["hint"]) for f in d["findings"]],
               empty="no findings." if d["requirements"] else "no requirements found: nothing was linted.",

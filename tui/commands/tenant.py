@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.wire import path_segment
+from core.api import calls
 from tui.output import (
     CliState,
     confirm,
@@ -20,6 +21,9 @@ from tui.output import (
     when,
 )
 
+if TYPE_CHECKING:
+    from core.api.responses import TenantRow
+
 cli_group = group(
     "tenant",
     "Create, list, show, suspend and resume tenants. Creating, suspending and resuming need "
@@ -32,7 +36,7 @@ cli_group = group(
 _yes = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required without a terminal or with --json).")
 
 
-def _one(d: dict[str, Any]) -> None:
+def _one(d: Mapping[str, Any]) -> None:
     fields(d)
 
 
@@ -41,7 +45,7 @@ def _one(d: dict[str, Any]) -> None:
 @pass_state
 def create(state: CliState, name: str) -> None:
     """Create tenant NAME (a-z, 0-9, '-'; up to 63) with you as its owner and default quotas."""
-    data = state.client().post("/v1/tenants", {"name": name})
+    data = state.client().call(calls.tenant_create(name))
     emit(state, data, lambda d: line(f"created tenant {d['name']} (owner {d['created_by']})."))
 
 
@@ -49,9 +53,9 @@ def create(state: CliState, name: str) -> None:
 @pass_state
 def list_(state: CliState) -> None:
     """List the tenants you belong to (all of them for system owners)."""
-    data = state.client().get("/v1/tenants")
+    data = state.client().call(calls.tenants())
 
-    def human(rows: list[dict[str, Any]]) -> None:
+    def human(rows: list[TenantRow]) -> None:
         table(
             ("NAME", "STATUS", "MEMBERS", "PROJECTS", "YOUR ROLES", "CREATED (UTC)"),
             ((t["name"], t["status"], t["members"], t["projects"], t["your_roles"], when(t["created_at"])) for t in rows),
@@ -68,7 +72,7 @@ def list_(state: CliState) -> None:
 def show(state: CliState, name: str | None) -> None:
     """Show tenant NAME (default: the current tenant)."""
     name = name or state.current_tenant()
-    data = state.client().get(f"/v1/tenants/{path_segment(name)}")
+    data = state.client().call(calls.tenant_show(name))
     emit(state, data, _one)
 
 
@@ -81,7 +85,7 @@ def show(state: CliState, name: str | None) -> None:
 def suspend(state: CliState, name: str, reason: str | None, yes: bool) -> None:
     """Suspend tenant NAME: it then refuses everything but admin reads and resume."""
     confirm(state, f"suspend tenant {name!r}", yes, "Its members will be refused everything but admin reads.")
-    data = state.client().post(f"/v1/tenants/{path_segment(name)}/suspend", {"reason": reason})
+    data = state.client().call(calls.tenant_suspend(name, reason))
     emit(state, data, lambda d: line(f"tenant {d['name']} is suspended."))
 
 
@@ -92,5 +96,5 @@ def suspend(state: CliState, name: str, reason: str | None, yes: bool) -> None:
 def resume(state: CliState, name: str, yes: bool) -> None:
     """Resume suspended tenant NAME."""
     confirm(state, f"resume tenant {name!r}", yes)
-    data = state.client().post(f"/v1/tenants/{path_segment(name)}/resume", {})
+    data = state.client().call(calls.tenant_resume(name))
     emit(state, data, lambda d: line(f"tenant {d['name']} is active again."))

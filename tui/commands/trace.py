@@ -9,13 +9,14 @@ project of the current directory.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api import calls
 from core.errors import EXIT_ERROR
 from core.exports import write_export
-from core.wire import path_segment
 from tui.output import (
     CliState,
     MusubiGroup,
@@ -29,20 +30,23 @@ from tui.output import (
     warn,
 )
 
+if TYPE_CHECKING:
+    from core.api.responses import TraceGaps, TraceImpact, TraceRequirement
+
 COLUMNS = ("design", "tasks", "code", "tests")
 
 
-def repo_query(ctx: click.Context, path: str | None) -> dict[str, Any]:
+def repo_path(ctx: click.Context, path: str | None) -> str | None:
     """The ``path`` to send: explicit, else the repository around the cwd, else none (project of cwd)."""
     given = path or ctx.find_root().meta.get("trace.path")
     if given:
         if not os.path.isdir(given):
             raise click.BadParameter(f"{given} is not a directory; give the path of a repository.", param_hint="PATH")
-        return {"path": abspath(given)}
+        return abspath(given)
     from core.trace.root import find_repo_root
 
     root = find_repo_root(os.getcwd())
-    return {"path": root} if root else {}
+    return str(root) if root else None
 
 
 class _PathGroup(MusubiGroup):
@@ -72,7 +76,7 @@ def summary_line(s: dict[str, Any]) -> str:
             f"deep {s['deep']['overall']}% ({s['deep']['grade']}){extra}")
 
 
-def _empty_message(d: dict[str, Any]) -> str:
+def _empty_message(d: Mapping[str, Any]) -> str:
     """Why there is no requirement: spec files that hold none (what to write), or no spec files (where we looked)."""
     diag = d.get("diagnosis")
     if diag:
@@ -90,13 +94,13 @@ def _layouts_line(scan: dict[str, Any]) -> None:
              + (f" · active feature {scan['active_feature']}" if scan.get("active_feature") else ""))
 
 
-def _state_word(r: dict[str, Any]) -> str:
+def _state_word(r: Mapping[str, Any]) -> str:
     if r["suspect"]:
         return "⚠ suspect"
     return "reviewed" if r["reviewed"] else "-"
 
 
-def _matrix_table(rep: dict[str, Any]) -> None:
+def _matrix_table(rep: Mapping[str, Any]) -> None:
     line(summary_line(rep["summary"]))
     rows = []
     for r in rep["requirements"]:
@@ -131,7 +135,7 @@ def cli_group(ctx: click.Context, state: CliState) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    rep = state.client().get("/v1/trace", repo_query(ctx, None))
+    rep = state.client().call(calls.trace_report(repo_path(ctx, None)))
     emit(state, rep, _matrix_table)
 
 
@@ -142,9 +146,9 @@ def cli_group(ctx: click.Context, state: CliState) -> None:
 @click.pass_context
 def show(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> None:
     """One requirement: its text, links (with file:line), coverage and lint findings."""
-    d = state.client().get(f"/v1/trace/requirements/{path_segment(req_id)}", repo_query(ctx, path))
+    d = state.client().call(calls.trace_requirement(req_id, repo_path(ctx, path)))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: TraceRequirement) -> None:
         fields({**d, "where": f"{d['path']}:{d['line']}", "review": _state_word(d)},
                ["id", "title", "where", "priority", "status", "review", "statement"])
         for i, c in enumerate(d["criteria"], 1):
@@ -160,17 +164,17 @@ def show(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> 
 
 
 @cli_group.command(epilog=example("musubi trace gaps", "musubi trace gaps --group", "musubi trace gaps --json"))
-@click.argument("repo_path", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
+@click.argument("repo", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
 @click.option("--group", is_flag=True, help="Count dangling references per folder and file instead of listing each.")
 @_path_option
 @pass_state
 @click.pass_context
-def gaps(ctx: click.Context, state: CliState, repo_path: str | None, group: bool, path: str | None) -> None:
+def gaps(ctx: click.Context, state: CliState, repo: str | None, group: bool, path: str | None) -> None:
     """Requirements without design, tasks, code or tests; orphans; dangling references."""
-    d = state.client().get("/v1/trace/gaps", repo_query(ctx, path or repo_path))
+    d = state.client().call(calls.trace_gaps(repo_path(ctx, path or repo)))
 
-    def human(d: dict[str, Any]) -> None:
-        if d.get("diagnosis"):
+    def human(d: TraceGaps) -> None:
+        if d["diagnosis"]:
             warn(d["diagnosis"]["message"])
         line(summary_line(d["summary"]))
         table(("ID", "MISSING", "WHERE", "TITLE"), [(r["id"], ", ".join(r["missing"]), f"{r['path']}:{r['line']}", r["title"]) for r in d["requirements"]],
@@ -199,13 +203,13 @@ def gaps(ctx: click.Context, state: CliState, repo_path: str | None, group: bool
 @click.option("--min-coverage", type=click.FloatRange(0, 100), required=True, metavar="N",
               help="Minimum overall coverage in percent; exit 1 below it.")
 @click.option("--deep", is_flag=True, help="Check deep coverage (every task implemented and tested) instead of shallow.")
-@click.argument("repo_path", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
+@click.argument("repo", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
 @_path_option
 @pass_state
 @click.pass_context
-def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, repo_path: str | None, path: str | None) -> None:
+def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, repo: str | None, path: str | None) -> None:
     """For CI: exit 1 when overall coverage is below N percent, or when no requirement is recognised."""
-    d = state.client().get("/v1/trace", {**repo_query(ctx, path or repo_path), "view": "summary"})
+    d = state.client().call(calls.trace_report(repo_path(ctx, path or repo), view="summary"))
     s = d["summary"]
     got = s["deep"]["overall"] if deep else s["overall"]
     # Nothing traced is never a pass: spec files holding no recognised requirement fail with the reason.
@@ -226,18 +230,18 @@ def check(ctx: click.Context, state: CliState, min_coverage: float, deep: bool, 
               help="Write to FILE (default: stdout); never inside MUSUBI_HOME but for its exports/ folder, "
                    "never through a symbolic link.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
-@click.argument("repo_path", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
+@click.argument("repo", metavar="[PATH]", required=False, type=click.Path(file_okay=False))
 @_path_option
 @pass_state
 @click.pass_context
-def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, force: bool, repo_path: str | None,
+def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, force: bool, repo: str | None,
            path: str | None) -> None:
     """Export the matrix of PATH (default: the repository around the current directory) as JSON, CSV,
     Markdown or one self-contained HTML file (prints well)."""
     if force and output is None:
         raise click.UsageError("--force only applies with -o FILE.")
-    d = state.client().get("/v1/trace/export", {**repo_query(ctx, path or repo_path), "format": fmt})
-    content: str = d["content"]
+    d = state.client().call(calls.trace_export(fmt, repo_path(ctx, path or repo)))
+    content = d["content"]
     if output is None:
         if state.json and fmt != "json":
             emit(state, d, lambda _d: None)
@@ -256,12 +260,13 @@ def export(ctx: click.Context, state: CliState, fmt: str, output: str | None, fo
 @click.pass_context
 def impact(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> None:
     """Everything downstream of a requirement: the design, tasks, code and tests to revisit when it changes."""
-    d = state.client().get(f"/v1/trace/impact/{path_segment(req_id)}", repo_query(ctx, path))
+    d = state.client().call(calls.trace_impact(req_id, repo_path(ctx, path)))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: TraceImpact) -> None:
         line(f"{d['id']}: {d['title']}" + ("  ⚠ suspect: changed since its last review" if d["suspect"] else ""))
+        columns: dict[str, Any] = dict(d)
         rows = [(k, i["target"] if k in ("design", "tasks") else "", f"{i['path']}:{i['line']}", i["via"])
-                for k in COLUMNS for i in d[k]]
+                for k in COLUMNS for i in columns[k]]
         rows += [("requirement", r["id"], f"{r['path']}:{r['line']}", d["id"]) for r in d["requirements"]]
         table(("KIND", "TARGET", "LOCATION", "VIA"), rows, empty="nothing downstream")
         line(f"{len(d['files'])} file(s) to revisit.")
@@ -276,7 +281,7 @@ def impact(ctx: click.Context, state: CliState, req_id: str, path: str | None) -
 @click.pass_context
 def review(ctx: click.Context, state: CliState, req_id: str, path: str | None) -> None:
     """Mark a requirement reviewed as it reads now: its links stop being suspect (kept in links.yml)."""
-    d = state.client().post("/v1/trace/review", {**repo_query(ctx, path), "id": req_id})
+    d = state.client().call(calls.trace_review(req_id, repo_path(ctx, path)))
     emit(state, d, lambda d: line(
         f"reviewed {d['id']} (fingerprint {d['fingerprint']})" + ("; its links are no longer suspect" if d["was_suspect"] else "")
         + f". Commit {d['file']} to share it."))
@@ -298,8 +303,9 @@ def accept(ctx: click.Context, state: CliState, req_id: str, target: str, kind: 
     line_no: int | None = None
     if name and ln.isdigit():
         target, line_no = name, int(ln)
-    body = {**repo_query(ctx, path), "requirement": req_id, "kind": kind, "target": target, "line": line_no,
-            "state": "rejected" if reject else "accepted", "source": "manual"}
-    d = state.client().post("/v1/trace/links", body)
+    d = state.client().call(calls.trace_link(
+        req_id, kind, target, path=repo_path(ctx, path), line=line_no, state="rejected" if reject else "accepted",
+        source="manual",
+    ))
     emit(state, d, lambda d: line(f"{d['state']} {d['kind']} link {d['requirement']} → {d['target']}"
                                   + (f":{d['line']}" if d.get("line") else "") + f" (in {d['file']})."))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api import calls
 from core.models.kinds import TASK_KINDS
-from core.wire import path_segment
 from tui.output import CliState, emit, example, group, line, pass_state, table, when
+
+if TYPE_CHECKING:
+    from core.api.responses import ReservationRow, Settled, UsageHistory
 
 cli_group = group(
     "usage",
@@ -45,9 +48,9 @@ def record(state: CliState, model: str, input_tokens: int, output_tokens: int, r
 
     Exit 3, with nothing charged, when it would exceed a hard limit.
     """
-    body = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
-            "cost_usd": cost_usd, "task_kind": task_kind}
-    data = state.client().post("/v1/usage", body)
+    data = state.client().call(
+        calls.usage_record(model, input_tokens, output_tokens, requests, cost_usd, task_kind)
+    )
     emit(state, data, lambda d: line(
         f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
         f"(entry {d['entry_id']})."))
@@ -62,7 +65,7 @@ def record(state: CliState, model: str, input_tokens: int, output_tokens: int, r
 @pass_state
 def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, ttl_s: int | None) -> None:
     """Hold an estimate against the limits (exit 3 when it does not fit)."""
-    data = state.client().post("/v1/reservations", {"tokens": tokens, "requests": requests, "cost_usd": cost_usd, "ttl_s": ttl_s})
+    data = state.client().call(calls.usage_reserve(tokens, requests, cost_usd, ttl_s))
     emit(state, data, lambda d: line(f"{d['reservation_id']}: holding {d['tokens']} tokens, {d['requests']} request(s), "
                                      f"${d['cost_usd']} until {d['expires_at']}."))
 
@@ -75,12 +78,12 @@ def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, t
 def settle(state: CliState, reservation_id: str, input_tokens: int, output_tokens: int, requests: int,
            cost_usd: str | None, model: str | None, task_kind: str | None) -> None:
     """Record what the reserved call really used and close RESERVATION_ID."""
-    body = {"input_tokens": input_tokens, "output_tokens": output_tokens, "requests": requests,
-            "cost_usd": cost_usd, "model": model, "task_kind": task_kind}
-    data = state.client().post(f"/v1/reservations/{path_segment(reservation_id)}/settle", body)
+    data = state.client().call(calls.usage_settle(
+        reservation_id, input_tokens, output_tokens, requests, cost_usd, model, task_kind
+    ))
 
-    def human(d: dict[str, Any]) -> None:
-        over = d.get("overshoot") or {}
+    def human(d: Settled) -> None:
+        over = d["overshoot"]
         note = "; over the estimate by " + ", ".join(f"{v} {k}" for k, v in over.items()) if over else ""
         line(f"settled {d['reservation_id']}: {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']}{note}.")
 
@@ -92,7 +95,7 @@ def settle(state: CliState, reservation_id: str, input_tokens: int, output_token
 @pass_state
 def release(state: CliState, reservation_id: str) -> None:
     """Free RESERVATION_ID unused."""
-    data = state.client().post(f"/v1/reservations/{path_segment(reservation_id)}/release", {})
+    data = state.client().call(calls.usage_release(reservation_id))
     emit(state, data, lambda d: line(f"released {d['reservation_id']}."))
 
 
@@ -100,9 +103,9 @@ def release(state: CliState, reservation_id: str) -> None:
 @pass_state
 def reservations(state: CliState) -> None:
     """List open reservations (yours; everyone's for quota managers)."""
-    data = state.client().get("/v1/reservations")
+    data = state.client().call(calls.reservations())
 
-    def human(rows: list[dict[str, Any]]) -> None:
+    def human(rows: list[ReservationRow]) -> None:
         table(("ID", "USER", "TOKENS", "REQUESTS", "COST USD", "CREATED (UTC)", "EXPIRES (UTC)"),
               ((r["reservation_id"], r["user"], r["tokens"], r["requests"], r["cost_usd"], when(r["created_at"]),
                 when(r["expires_at"])) for r in rows),
@@ -118,9 +121,9 @@ def reservations(state: CliState) -> None:
 @pass_state
 def history(state: CliState, bucket: str, since_hours: int, user: str | None) -> None:
     """Usage totals per time bucket (UTC)."""
-    data = state.client().get("/v1/usage/history", {"bucket": bucket, "since_hours": since_hours, "user": user})
+    data = state.client().call(calls.usage_history(bucket, since_hours, user))
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: UsageHistory) -> None:
         table(("BUCKET (UTC)", "TOKENS", "REQUESTS", "COST USD"),
               ((when(r["bucket"]), r["tokens"], r["requests"], f"{Decimal(r['cost_micros']) / 1_000_000:.6f}") for r in d["rows"]),
               title=f"usage of tenant {d['tenant']} per {d['bucket']}", empty="no usage in this period.",

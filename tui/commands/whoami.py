@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+from core.api import calls
 from tui.output import CliState, MusubiCommand, emit, example, fields, pass_state
+
+if TYPE_CHECKING:
+    from core.api.models import Whoami
 
 
 @click.command(
@@ -20,11 +24,11 @@ def cli_group(state: CliState) -> None:
 
     The user is the OS user on the other end of the socket, never a claim the client sends.
     """
-    data = state.client().get("/v1/whoami")
+    data = state.client().call(calls.whoami())
 
-    def human(d: dict[str, Any]) -> None:
+    def human(d: Whoami) -> None:
         keys = ["user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions"]
-        if d.get("project") and "tenant_permissions" in d:
+        if d["project"]:
             keys.append("tenant_permissions")  # differs only in a project: what counts tenant-wide
         fields(d, keys)
 

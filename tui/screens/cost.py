@@ -15,7 +15,7 @@ import asyncio
 import glob as globmod
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.widgets import DataTable, DirectoryTree, Input, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from core.api import calls
 from core.errors import MusubiError
 from core.exports import write_export
 from core.models.report import EXTENSIONS, FORMATS, render
@@ -32,6 +33,10 @@ from tui.context import ConnState
 from tui.screens.base import ModeScreen
 from tui.widgets.format import bar
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.calls import Call
+    from core.api.responses import Estimate, ModelEntry
 
 DEFAULT_PICKS = ("gpt-6.1-sol", "claude-sonnet-5-5", "gemini-3.8-flash")
 TASK_SCOPES = ("implementation", "review", "summarise", "requirements", "design", "tasks", "test", "classify")
@@ -129,12 +134,12 @@ class CostScreen(ModeScreen):
     """
 
     class Estimated(Message):
-        def __init__(self, data: dict[str, Any]) -> None:
+        def __init__(self, data: Estimate) -> None:
             super().__init__()
             self.data = data
 
     class ModelsLoaded(Message):
-        def __init__(self, models: list[dict[str, Any]], workflows: list[dict[str, Any]]) -> None:
+        def __init__(self, models: list[ModelEntry], workflows: list[dict[str, Any]]) -> None:
             super().__init__()
             self.models = models
             self.workflows = workflows
@@ -160,7 +165,7 @@ class CostScreen(ModeScreen):
                     yield Static("", id="cost-notes", markup=False)
 
     def on_mount(self) -> None:
-        self.estimate: dict[str, Any] | None = None
+        self.estimate: Estimate | None = None
         self.glob_files: list[str] = []
         self.tree_files: dict[str, None] = {}
         self._models_loaded = False
@@ -184,8 +189,8 @@ class CostScreen(ModeScreen):
     @work(exclusive=True, group="cost-models", exit_on_error=False)
     async def load_models(self) -> None:
         try:
-            models = (await self.ctx.api.get("/v1/models"))["models"]
-            workflows = (await self.ctx.api.get("/v1/cost/workflows"))["workflows"]
+            models = (await self.ctx.api.call(calls.models_list()))["models"]
+            workflows = (await self.ctx.api.call(calls.cost_workflows()))["workflows"]
         except MusubiError as exc:
             self._note(f"cannot list models: {exc.message}")
             self.report_failure(exc, "Models", notify=False)  # the note shows it in place
@@ -258,15 +263,16 @@ class CostScreen(ModeScreen):
             text = "no files chosen: the estimate covers the prompts only"
         self.query_one("#cost-scope-info", Static).update(text)
 
-    def body(self) -> dict[str, Any] | None:
-        models = list(self.query_one("#cost-models", SelectionList).selected)
+    def request(self) -> Call[Estimate] | None:
+        """The estimate the form asks for; None until a model is selected."""
+        models = [str(m) for m in self.query_one("#cost-models", SelectionList).selected]
         if not models:
             return None
         scope = str(self.query_one("#cost-workflow", Select).value)
         kind, _, name = scope.partition(":")
-        b: dict[str, Any] = {"models": models, "paths": self.paths()}
-        b["workflow" if kind == "workflow" else "task"] = name
-        return b
+        if kind == "workflow":
+            return calls.cost_estimate(models, self.paths(), workflow=name)
+        return calls.cost_estimate(models, self.paths(), task=name)
 
     # -- estimating -------------------------------------------------------------------------
 
@@ -276,15 +282,15 @@ class CostScreen(ModeScreen):
     @work(exclusive=True, group="cost-estimate", exit_on_error=False)
     async def run_estimate(self) -> None:
         await asyncio.sleep(DEBOUNCE_S)  # typing a glob or ticking several models makes one request
-        body = self.body()
-        if body is None:
+        request = self.request()
+        if request is None:
             self.estimate = None
             self.query_one(CostTable).clear()
             self._note("select at least one model (space) to see an estimate.")
             return
         self._note("estimating…")
         try:
-            data = await self.ctx.api.post("/v1/cost/estimate", body)
+            data = await self.ctx.api.call(request)
         except MusubiError as exc:
             self._note(f"{exc.message}")
             self.report_failure(exc, "Estimate refused", timeout=8)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -11,12 +11,16 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from core.api import calls
 from core.errors import MusubiError
 from tui.context import ConnState, app_ctx
 from tui.screens.base import ModeScreen
 from tui.widgets.format import short_ts
 from tui.widgets.gauge import gauge_lines
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.responses import TenantShown
 
 
 class InfoBox(Static, can_focus=True):
@@ -61,7 +65,7 @@ class DashboardScreen(ModeScreen):
     def on_mount(self) -> None:
         self.ctx.conn_changed.subscribe(self, self._on_conn)
         self.ctx.data_changed.subscribe(self, self._on_data)
-        self._tenant_info: dict[str, Any] | None = None
+        self._tenant_info: TenantShown | None = None
         self._redraw()
         if self.ctx.conn.name == "connected":
             self.load_tenant()
@@ -76,10 +80,8 @@ class DashboardScreen(ModeScreen):
 
     @work(exclusive=True, group="dashboard-tenant", exit_on_error=False)
     async def load_tenant(self) -> None:
-        from core.client import path_segment  # lazy: off the first-frame path
-
         try:
-            self._tenant_info = await self.ctx.api.get(f"/v1/tenants/{path_segment(self.ctx.tenant)}")
+            self._tenant_info = await self.ctx.api.call(calls.tenant_show(self.ctx.tenant))
         except MusubiError as exc:
             self._tenant_info = None  # the tenant box then shows what whoami knows
             self.report_failure(exc, "Tenant details", notify=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -14,13 +14,17 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
+from core.api import calls
 from core.errors import MusubiError
 from tui.context import app_ctx
 from tui.screens.base import DIALOG_CSS
 from tui.workers import WorkerContract
 
+if TYPE_CHECKING:
+    from core.api.responses import TenantRow
 
-def tenant_label(t: dict[str, Any], current: str) -> str:
+
+def tenant_label(t: TenantRow, current: str) -> str:
     mark = "▸" if t.get("name") == current else " "
     roles = ", ".join(t.get("your_roles") or []) or "system view"
     return f"{mark} {t.get('name')}  [{t.get('status')}]  {roles}"
@@ -51,7 +55,7 @@ class TenantPicker(WorkerContract, ModalScreen[str | None]):
         ctx = app_ctx(self)
         options = self.query_one(OptionList)
         try:
-            tenants = await ctx.api.get("/v1/tenants")
+            tenants = await ctx.api.call(calls.tenants())
         except MusubiError as exc:
             self.report_failure(exc, "Cannot list tenants")
             self.dismiss(None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -28,7 +28,7 @@ from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 from textual.worker import Worker
 
-from core.client import path_segment
+from core.api import calls
 from core.errors import MusubiError
 from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
@@ -47,6 +47,9 @@ from tui.screens.trace_labels import (
     summary_text,
 )
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.responses import SpecLint, TraceReport
 
 POLL_S = 3.0  # how often the shown screen asks the engine whether the repository changed
 
@@ -90,7 +93,7 @@ class TraceScreen(ModeScreen):
     """
 
     class Loaded(Message):
-        def __init__(self, report: dict[str, Any] | None, lint: dict[str, Any] | None, error: str | None) -> None:
+        def __init__(self, report: TraceReport | None, lint: SpecLint | None, error: str | None) -> None:
             super().__init__()
             self.report, self.lint, self.error = report, lint, error
 
@@ -107,8 +110,8 @@ class TraceScreen(ModeScreen):
                         id="trace-details-panel")
 
     def on_mount(self) -> None:
-        self.report: dict[str, Any] | None = None
-        self.lint: dict[str, Any] | None = None
+        self.report: TraceReport | None = None
+        self.lint: SpecLint | None = None
         self.error: str | None = None
         self.uncovered_only = False
         self.component: str | None = None
@@ -125,12 +128,12 @@ class TraceScreen(ModeScreen):
 
     # -- which repository -----------------------------------------------------------------
 
-    def repo_query(self) -> dict[str, Any]:
-        """The ``path`` to trace: the repository around the folder the app was started in."""
+    def repo_path(self) -> str | None:
+        """The repository to trace: the one around the folder the app was started in (None: the engine's project)."""
         from core.trace.root import find_repo_root
 
         root = find_repo_root(self.ctx.api.identity.cwd or os.getcwd())
-        return {"path": root} if root else {}
+        return str(root) if root else None
 
     # -- loading --------------------------------------------------------------------------
 
@@ -149,15 +152,15 @@ class TraceScreen(ModeScreen):
         self._load_worker = self.run_worker(self._load(), group="trace-load", exit_on_error=False)
 
     async def _load(self) -> None:
-        q = self.repo_query()
+        repo = self.repo_path()
         try:
-            report = await self.ctx.api.get("/v1/trace", q)
+            report = await self.ctx.api.call(calls.trace_report(repo))
         except MusubiError as exc:
             self.report_failure(exc, "Trace", notify=False)  # the screen shows it in place
             self.post_message(self.Loaded(None, None, exc.message))
             return
         try:
-            lint = await self.ctx.api.get("/v1/spec/lint", q)
+            lint = await self.ctx.api.call(calls.spec_lint(repo))
         except MusubiError as exc:
             lint = None  # the matrix is still worth showing
             self.report_failure(exc, "Spec lint", notify=False)
@@ -174,7 +177,7 @@ class TraceScreen(ModeScreen):
         if self.report is None:
             return
         try:
-            s = await self.ctx.api.get("/v1/trace", {**self.repo_query(), "view": "changes"})
+            s = await self.ctx.api.call(calls.trace_report(self.repo_path(), view="changes"))
         except MusubiError as exc:
             self.report_failure(exc, "Trace re-scan", notify=False)  # the next poll tries again
             return
@@ -211,7 +214,7 @@ class TraceScreen(ModeScreen):
         return out
 
     def _choices(self, key: str) -> list[str]:
-        reqs = (self.report or {}).get("requirements", [])
+        reqs = self.report.get("requirements", []) if self.report else []
         if key == "component":
             return sorted({component_of(r["id"]) for r in reqs})
         return sorted({r["status"] or "none" for r in reqs})
@@ -296,7 +299,7 @@ class TraceScreen(ModeScreen):
         self.call_after_refresh(self._show_selected)
 
     def _filter_text(self, shown: int) -> str:
-        total = len((self.report or {}).get("requirements", []))
+        total = len(self.report.get("requirements", [])) if self.report else 0
         parts = [
             "uncovered only" if self.uncovered_only else "all",
             f"component {self.component or 'any'}",
@@ -358,7 +361,7 @@ class TraceScreen(ModeScreen):
         lines += [f"  AC{i}. {c}" for i, c in enumerate(row["criteria"], 1)]
         lines += ["", "coverage   " + "  ".join(f"{c} {'✔' if row['shallow'][c] else '✘'}" for c in COLUMNS),
                   "deep       " + "  ".join(f"{c} {'✔' if row['deep'][c] else '✘'}" for c in COLUMNS)]
-        findings = [f for f in (self.lint or {}).get("findings", []) if f.get("id") == row["id"]]
+        findings = [f for f in (self.lint["findings"] if self.lint else []) if f.get("id") == row["id"]]
         if findings:
             lines += ["", "lint:"] + [f"  {f['severity']} {f['rule']} (line {f['line']}): {f['message']}" for f in findings]
         elif self.lint is not None:
@@ -367,7 +370,7 @@ class TraceScreen(ModeScreen):
 
     @work(group="trace-preview", exit_on_error=False, thread=True)
     def preview(self, rid: str, lk: dict[str, Any], seq: int) -> None:
-        root = (self.report or {}).get("root", "")
+        root = self.report["root"] if self.report else ""
         text = read_preview(root, lk["path"], int(lk.get("line") or 0))
         head = f"{link_label('code', lk) if lk['kind'] in ('code', 'test') else link_label('design', lk)}"
         body = f"{head}\nsource {lk['source']} · state {lk['state']} · cites {lk['via']} · for {rid}\n\n{text}"
@@ -390,15 +393,16 @@ class TraceScreen(ModeScreen):
     @work(group="trace-impact", exit_on_error=False)
     async def impact(self, rid: str, seq: int) -> None:
         try:
-            d = await self.ctx.api.get(f"/v1/trace/impact/{path_segment(rid)}", self.repo_query())
+            d = await self.ctx.api.call(calls.trace_impact(rid, self.repo_path()))
         except MusubiError as exc:
             self.report_failure(exc, "Impact")
             return
         lines = [f"Impact of {d['id']} — {d['title']}", "Everything to revisit when it changes:"]
         if d.get("suspect"):
             lines.append("⚠ suspect: its text changed since the last review")
+        columns: dict[str, Any] = dict(d)
         for c in COLUMNS:
-            items = d.get(c, [])
+            items = columns.get(c, [])
             lines.append(f"\n{c} ({len(items)})")
             lines += [f"  {i['target'] + ' ' if c in ('design', 'tasks') else ''}{i['path']}:{i['line']}"
                       + (f" via {i['via']}" if i["via"] != rid else "") for i in items]
@@ -457,7 +461,7 @@ class TraceScreen(ModeScreen):
     @work(group="trace-decide", exit_on_error=False)
     async def decide(self, body: dict[str, Any]) -> None:
         try:
-            await self.ctx.api.post("/v1/trace/links", {**self.repo_query(), **body})
+            await self.ctx.api.call(calls.trace_link(**body, path=self.repo_path()))
         except MusubiError as exc:
             self.report_failure(exc, "Links")
             return
@@ -475,7 +479,7 @@ class TraceScreen(ModeScreen):
     @work(group="trace-review", exit_on_error=False)
     async def review(self, rid: str) -> None:
         try:
-            d = await self.ctx.api.post("/v1/trace/review", {**self.repo_query(), "id": rid})
+            d = await self.ctx.api.call(calls.trace_review(rid, self.repo_path()))
         except MusubiError as exc:
             self.report_failure(exc, "Review")
             return

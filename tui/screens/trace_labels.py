@@ -7,6 +7,7 @@ tested without Textual.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from rich.text import Text
@@ -66,7 +67,7 @@ def link_label(column: str, lk: dict[str, Any]) -> str:
     return f"{where}{ctx}{via}{state}"
 
 
-def suggestions_hint(report: dict[str, Any]) -> str:
+def suggestions_hint(report: Mapping[str, Any]) -> str:
     """Where suggested links stand (docs/trace.md#suggested-links); empty when the report does not say."""
     s = report.get("suggestions")
     if not s:
@@ -78,7 +79,7 @@ def suggestions_hint(report: dict[str, Any]) -> str:
     return f"  · {s['count']} suggested" if s["count"] else ""
 
 
-def summary_text(report: dict[str, Any]) -> str:
+def summary_text(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     cols = " · ".join(f"{c} {s['columns'][c]['percent']:.0f}%" for c in COLUMNS)
     suspect = f" · ⚠ {s['suspect']} suspect" if s.get("suspect") else ""

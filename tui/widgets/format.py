@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,13 +57,13 @@ def amount(metric: str, value: Any) -> str:
         return str(value)
 
 
-def quota_name(q: dict[str, Any]) -> str:
+def quota_name(q: Mapping[str, Any]) -> str:
     """``tokens/day`` or ``tokens/day (alice)`` for a user-scoped quota."""
     name = f"{q.get('metric')}/{q.get('period')}"
     return f"{name} ({q['user']})" if q.get("user") else name
 
 
-def quota_level(q: dict[str, Any]) -> tuple[str, str]:
+def quota_level(q: Mapping[str, Any]) -> tuple[str, str]:
     """(word, css class) for how full a quota is; words, so state never rests on colour alone."""
     frac = float(q.get("fraction_used") or 0.0)
     alerts = [float(a) for a in q.get("alerts") or []]
@@ -74,7 +75,7 @@ def quota_level(q: dict[str, Any]) -> tuple[str, str]:
     return "OK", "-ok"
 
 
-def headroom(q: dict[str, Any]) -> str:
+def headroom(q: Mapping[str, Any]) -> str:
     """``62% left`` of a quota."""
     frac = float(q.get("fraction_used") or 0.0)
     return f"{max(0.0, 1.0 - frac) * 100:.0f}% left"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ def _hm(value: str | None) -> str:
     return dt.strftime("%m-%d %H:%M") if dt else "—"
 
 
-def gauge_lines(q: dict[str, Any], now: datetime, width: int, compact: bool = False) -> list[Content]:
+def gauge_lines(q: Mapping[str, Any], now: datetime, width: int, compact: bool = False) -> list[Content]:
     """Render one quota; ``compact`` gives a single line for the dashboard."""
     metric = str(q.get("metric"))
     frac = float(q.get("fraction_used") or 0.0)
@@ -69,9 +70,9 @@ class QuotaGauge(Widget, can_focus=True):
     ]
     HELP = "A quota gauge: used and reserved against the limit in this window. **e** edits the limit."
 
-    quota: reactive[dict[str, Any]] = reactive(dict, layout=False)
+    quota: reactive[Mapping[str, Any]] = reactive(dict, layout=False)
 
-    def __init__(self, quota: dict[str, Any], now: datetime, *, id: str | None = None) -> None:
+    def __init__(self, quota: Mapping[str, Any], now: datetime, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.set_reactive(QuotaGauge.quota, quota)
         self.now = now

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import contextlib
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from core.api import calls
 from core.errors import MusubiError
 from tui.context import app_ctx
+
+if TYPE_CHECKING:
+    from core.api.responses import TenantRow
 
 
 class TenantCommands(Provider):
     """One command per tenant: "Switch tenant: NAME"."""
 
     async def startup(self) -> None:
-        self._tenants: list[dict[str, Any]] = []
+        self._tenants: list[TenantRow] = []
         # Offline or refused: the palette just has no tenant commands.
         with contextlib.suppress(MusubiError):
-            self._tenants = await app_ctx(self.screen).api.get("/v1/tenants")
+            self._tenants = await app_ctx(self.screen).api.call(calls.tenants())
 
     def _commands(self) -> list[tuple[str, str, str]]:
         current = app_ctx(self.screen).tenant

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.content import Content
 from textual.widget import Widget
 
@@ -48,7 +46,7 @@ def _conn_text(conn: ConnState, room: int) -> str:
 
 
 def _quota_text(ctx: AppContext) -> str:
-    tight: dict[str, Any] | None = (ctx.quotas or {}).get("tightest")
+    tight = ctx.quotas["tightest"] if ctx.quotas else None
     if tight:
         word, _cls = quota_level(tight)
         return f"{quota_name(tight)} {headroom(tight)} {word}"
@@ -59,8 +57,7 @@ def _quota_text(ctx: AppContext) -> str:
 
 def render_status(ctx: AppContext, width: int) -> Content:
     """The status line for ``width`` cells; labels drop first when space is short."""
-    who = ctx.whoami or {}
-    project = who.get("project") or "—"
+    project = (ctx.whoami["project"] if ctx.whoami else None) or "—"
     wide = width >= 100
     segs = [
         f"F8 tenant {ctx.tenant}" if wide else ctx.tenant,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.json import JSON
 from textual.app import ComposeResult
@@ -13,36 +14,44 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Select, Static
 
+from core.api import calls
+from core.api.auditfilter import AuditFilter
+from core.errors import BadRequest
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
-from tui.widgets.format import parse_ts, short_ts
+from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.models import AuditEvent
+    from core.api.responses import Verified as VerifyResult
 
 LIMIT = 200
 OUTCOME = {"success": "✓ success", "denied": "✗ denied", "error": "! error"}
 FORMATS = ("jsonl", "csv", "parquet")
 
 
-def matches(ev: dict[str, Any], f: dict[str, str]) -> bool:
-    """Whether a live event passes the filters, as the engine's query would decide."""
-    if f.get("actor") and f["actor"] not in (ev.get("actor"), (ev.get("details") or {}).get("impersonator")):
+def matches(ev: Mapping[str, Any], f: dict[str, str]) -> bool:
+    """Whether a live event joins the table: the engine's own filter (``core.api.auditfilter``).
+
+    A bounded range (``until``) never grows live; filters the engine would refuse
+    (a date that is not one) let nothing through, as the listing itself fails.
+    """
+    if f.get("until"):
         return False
-    action = f.get("action")
-    if action and not (str(ev.get("action", "")).startswith(action[:-1]) if action.endswith("*") else ev.get("action") == action):
+    try:
+        return AuditFilter.of(f).matches(ev)
+    except BadRequest:
         return False
-    if f.get("outcome") and ev.get("outcome") != f["outcome"]:
-        return False
-    since, ts = parse_ts(f.get("since")), parse_ts(ev.get("ts"))
-    return not (since and ts and ts < since) and not f.get("until")
 
 
-def unique_by_seq(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def unique_by_seq(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Events newest first, each seq once (a row key may appear only once in the table)."""
     by_seq = {int(e["seq"]): e for e in reversed(events)}  # the first occurrence wins
     return [by_seq[k] for k in sorted(by_seq, reverse=True)]
 
 
-def verify_text(r: dict[str, Any]) -> str:
+def verify_text(r: Mapping[str, Any]) -> str:
     """The verification result in words (never colour alone)."""
     span = f"seq {r.get('start_seq')}..{r.get('last_seq')}"
     cps = f", {r['checkpoints']} checkpoint(s)" if r.get("checkpoints") else ""
@@ -69,12 +78,12 @@ class AuditPane(AdminPane):
     ]
 
     class Loaded(Message):
-        def __init__(self, events: list[dict[str, Any]]) -> None:
+        def __init__(self, events: list[AuditEvent]) -> None:
             super().__init__()
             self.events = events
 
     class Verified(Message):
-        def __init__(self, result: dict[str, Any]) -> None:
+        def __init__(self, result: VerifyResult) -> None:
             super().__init__()
             self.result = result
 
@@ -95,7 +104,8 @@ class AuditPane(AdminPane):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.events: list[dict[str, Any]] = []
+        # Fetched events and live ones from the event stream (the same keys, untyped on the stream).
+        self.events: list[Mapping[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
         table = self.query_one(AuditTable)
         for label, key in (("Seq", "seq"), ("Time (UTC)", "ts"), ("Actor", "actor"), ("Action", "action"), ("Outcome", "outcome"), ("Resource", "resource")):
@@ -109,7 +119,7 @@ class AuditPane(AdminPane):
         return {k: v for k, v in f.items() if v}
 
     async def fetch(self) -> None:
-        events = await self.ctx.api.get("/v1/audit", {**self.filters(), "limit": LIMIT})
+        events = await self.ctx.api.call(calls.audit_list(**self.filters(), limit=LIMIT))
         self.post_message(self.Loaded(events))
 
     def on_audit_pane_loaded(self, message: Loaded) -> None:
@@ -118,7 +128,7 @@ class AuditPane(AdminPane):
         head = max((int(e["seq"]) for e in message.events), default=0)
         f = self.filters()
         newer = [e for e in self.events if int(e["seq"]) > head and matches(e, f)]
-        self.events = unique_by_seq(newer + message.events)[:LIMIT]
+        self.events = unique_by_seq([*newer, *message.events])[:LIMIT]
         self._fill()
 
     def _fill(self) -> None:
@@ -152,7 +162,7 @@ class AuditPane(AdminPane):
             self.events = events
             self._fill()
 
-    def selected(self) -> dict[str, Any] | None:
+    def selected(self) -> Mapping[str, Any] | None:
         row = self.query_one(AuditTable).cursor_row
         return self.events[row] if self.events and 0 <= row < len(self.events) else None
 
@@ -193,7 +203,7 @@ class AuditPane(AdminPane):
         self.run_worker(self._verify(), group="audit-verify", description="verify the audit chain", exclusive=True, exit_on_error=False)
 
     async def _verify(self) -> None:
-        self.post_message(self.Verified(await self.ctx.api.post("/v1/audit/verify")))
+        self.post_message(self.Verified(await self.ctx.api.call(calls.audit_verify())))
 
     def on_audit_pane_verified(self, message: Verified) -> None:
         text = verify_text(message.result)

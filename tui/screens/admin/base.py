@@ -1,4 +1,4 @@
-"""What the four admin panes share: engine calls in workers, refusals shown as notifications."""
+"""What the four admin panes share: engine calls in workers under the worker contract (tui/workers.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from textual import work
 from textual.containers import Vertical
 from textual.timer import Timer
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from core.errors import (
     BadRequest,
@@ -21,6 +21,7 @@ from core.errors import (
     TenantSuspended,
 )
 from tui.context import AppContext, ConnState, app_ctx
+from tui.workers import WorkerContract
 
 
 def error_title(exc: BaseException) -> str:
@@ -40,14 +41,16 @@ def error_title(exc: BaseException) -> str:
     return "Unexpected error"
 
 
-class AdminPane(Vertical):
+class AdminPane(WorkerContract, Vertical):
     """Base of the Tenants, Members, Quotas and Audit panes.
 
     Subclasses implement :meth:`reload`, a worker that fetches and posts a message
     with the result.  Writes go through :meth:`write`, which runs in the
     ``admin-write`` group (quitting asks first while one runs), notifies the
-    outcome, and reloads.  Every failure becomes a notification: a refused action
-    never crashes the app and changes nothing.
+    outcome, and reloads.  Results come back as messages; every failure — a typed refusal
+    or any other exception — becomes a notification titled by its kind and a row in the F12
+    failure log (:class:`~tui.workers.WorkerContract`): a refused action never crashes the
+    app and changes nothing.
     """
 
     loaded = False
@@ -95,7 +98,7 @@ class AdminPane(Vertical):
             self.loaded = True
             self.reload()
 
-    @work(exclusive=True, group="admin-load", exit_on_error=False)
+    @work(exclusive=True, group="admin-load", exit_on_error=False, description="load")
     async def reload(self) -> None:
         """Fetch again in a worker; a newer reload replaces a stale one (latest wins)."""
         await self.fetch()
@@ -114,11 +117,9 @@ class AdminPane(Vertical):
 
         self.run_worker(job(), group="admin-write", description=description, exit_on_error=False)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        exc = event.worker.error
-        if exc is None:
-            return
-        message = exc.message if isinstance(exc, MusubiError) else f"{type(exc).__name__}: {exc}"
-        self.notify(message, title=error_title(exc), severity="error", timeout=10)
+    def failure_title(self, worker: Worker[Any], exc: BaseException) -> str:
+        return error_title(exc)
+
+    def failure_where(self, worker: Worker[Any]) -> str:
+        # Which call failed ("load", "create tenant acme"), as the pane's notification title does not say.
+        return f"{type(self).__name__} ({worker.description or worker.group})"

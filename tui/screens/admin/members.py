@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -12,12 +12,15 @@ from textual.message import Message
 from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.client import path_segment
+from core.api import calls
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import FormField, FormModal, user_name_error
 from tui.screens.modals import ConfirmModal
 from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.responses import MemberRow, Role, RoleShown
 
 TENANT_WIDE = "(tenant-wide)"
 
@@ -45,12 +48,12 @@ class MembersPane(AdminPane):
     LIVE_ACTIONS = ("member.", "role.create", "role.delete", "project.add", "project.remove")
 
     class Loaded(Message):
-        def __init__(self, members: list[dict[str, Any]], roles: list[dict[str, Any]], projects: list[str]) -> None:
+        def __init__(self, members: list[MemberRow], roles: list[Role], projects: list[str]) -> None:
             super().__init__()
             self.members, self.roles, self.projects = members, roles, projects
 
     class MatrixLoaded(Message):
-        def __init__(self, role: dict[str, Any]) -> None:
+        def __init__(self, role: RoleShown) -> None:
             super().__init__()
             self.role = role
 
@@ -65,8 +68,8 @@ class MembersPane(AdminPane):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.members: list[dict[str, Any]] = []
-        self.roles: list[dict[str, Any]] = []
+        self.members: list[MemberRow] = []
+        self.roles: list[Role] = []
         self.projects: list[str] = []
         table = self.query_one(BindingsTable)
         for label, key in (("User", "user"), ("Scope", "scope"), ("Role", "role"), ("Since (UTC)", "since"), ("Added by", "by")):
@@ -74,9 +77,9 @@ class MembersPane(AdminPane):
 
     async def fetch(self) -> None:
         api = self.ctx.api
-        members = await api.get("/v1/members")
-        roles = await api.get("/v1/roles")
-        projects = [str(p["name"]) for p in await api.get("/v1/projects")]
+        members = await api.call(calls.members())
+        roles = await api.call(calls.roles())
+        projects = [p["name"] for p in await api.call(calls.projects())]
         self.post_message(self.Loaded(members, roles, projects))
 
     def on_members_pane_loaded(self, message: Loaded) -> None:
@@ -99,7 +102,7 @@ class MembersPane(AdminPane):
             roles.highlighted = highlighted if highlighted is not None and highlighted < len(self.roles) else 0
         self._follow_binding()
 
-    def selected(self) -> dict[str, Any] | None:
+    def selected(self) -> MemberRow | None:
         table = self.query_one(BindingsTable)
         if not self.members or not 0 <= table.cursor_row < len(self.members):
             return None
@@ -122,7 +125,7 @@ class MembersPane(AdminPane):
 
     @work(exclusive=True, group="members-matrix", exit_on_error=False)
     async def load_matrix(self, role: str) -> None:
-        self.post_message(self.MatrixLoaded(await self.ctx.api.get(f"/v1/roles/{path_segment(role)}")))
+        self.post_message(self.MatrixLoaded(await self.ctx.api.call(calls.role_show(role))))
 
     def on_members_pane_matrix_loaded(self, message: MatrixLoaded) -> None:
         r = message.role
@@ -160,10 +163,9 @@ class MembersPane(AdminPane):
 
     def _bind(self, user: str, role: str, project: str, verb: str) -> None:
         proj = None if project in ("", TENANT_WIDE) else project
-        body = {"user": user, "role": role, "project": proj}
         where = f" on project {proj}" if proj else ""
         done = f"{user} is now {role}{where}."
-        self.write(f"{verb} member {user}", lambda: self.ctx.api.post("/v1/members", body), done)
+        self.write(f"{verb} member {user}", lambda: self.ctx.api.call(calls.member_add(user, role, proj)), done)
 
     def action_change_role(self) -> None:
         m = self.selected()
@@ -191,10 +193,9 @@ class MembersPane(AdminPane):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                query = {"project": project} if project else None
                 self.write(
                     f"remove member {user}",
-                    lambda: self.ctx.api.delete(f"/v1/members/{path_segment(user)}", query),
+                    lambda: self.ctx.api.call(calls.member_remove(user, project or None)),
                     f"Removed {user}'s {m['role']} binding from {where}.",
                 )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -12,11 +13,15 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Sparkline, Static
 
+from core.api import calls
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import FormField, FormModal, alerts_error, limit_error, user_name_error
 from tui.widgets.format import parse_ts
 from tui.widgets.gauge import QuotaGauge
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.responses import UsageBucket
 
 METRICS = ("tokens", "requests", "cost_usd")
 PERIODS = ("minute", "hour", "day", "month")
@@ -24,7 +29,7 @@ HISTORY_HOURS = 24
 NOTE_ID = "gauges-note"  # the line shown instead of gauges (no quotas, or no access)
 
 
-def hourly_series(rows: list[dict[str, Any]], now: datetime, hours: int = HISTORY_HOURS) -> list[tuple[datetime, dict[str, Any]]]:
+def hourly_series(rows: Sequence[Mapping[str, Any]], now: datetime, hours: int = HISTORY_HOURS) -> list[tuple[datetime, Mapping[str, Any]]]:
     """One bucket per hour for the last ``hours`` hours, zeros where nothing was used."""
     end = now.replace(minute=0, second=0, microsecond=0)
     by_hour = {}
@@ -37,7 +42,7 @@ def hourly_series(rows: list[dict[str, Any]], now: datetime, hours: int = HISTOR
     return [(start + timedelta(hours=i), by_hour.get(start + timedelta(hours=i), empty)) for i in range(hours)]
 
 
-def history_summary(series: list[tuple[datetime, dict[str, Any]]]) -> str:
+def history_summary(series: list[tuple[datetime, Mapping[str, Any]]]) -> str:
     tokens = sum(int(r["tokens"]) for _, r in series)
     requests = sum(int(r["requests"]) for _, r in series)
     cost = sum(int(r["cost_micros"]) for _, r in series) / 1_000_000
@@ -65,7 +70,7 @@ class QuotasPane(AdminPane):
     ]
 
     class HistoryLoaded(Message):
-        def __init__(self, rows: list[dict[str, Any]]) -> None:
+        def __init__(self, rows: list[UsageBucket]) -> None:
             super().__init__()
             self.rows = rows
 
@@ -79,7 +84,7 @@ class QuotasPane(AdminPane):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.history: list[tuple[datetime, dict[str, Any]]] = []
+        self.history: list[tuple[datetime, Mapping[str, Any]]] = []
         self._redraw_due = self._redrawing = False
 
     def _data_changed(self, what: str) -> None:
@@ -94,8 +99,8 @@ class QuotasPane(AdminPane):
 
     @work(exclusive=True, group="quotas-history", exit_on_error=False)
     async def load_history(self) -> None:
-        data = await self.ctx.api.get("/v1/usage/history", {"bucket": "hour", "since_hours": HISTORY_HOURS})
-        self.post_message(self.HistoryLoaded(data.get("rows") or []))
+        data = await self.ctx.api.call(calls.usage_history("hour", HISTORY_HOURS))
+        self.post_message(self.HistoryLoaded(data["rows"]))
 
     def on_quotas_pane_history_loaded(self, message: HistoryLoaded) -> None:
         self.history = hourly_series(message.rows, self.ctx.clock())
@@ -126,7 +131,7 @@ class QuotasPane(AdminPane):
     async def _sync_gauges(self) -> None:
         box = self.query_one(GaugeList)
         error = self.ctx.quota_error
-        quotas = [] if error else list((self.ctx.quotas or {}).get("quotas") or [])
+        quotas = [] if error or not self.ctx.quotas else list(self.ctx.quotas["quotas"])
         note = None
         if error:
             note = f"You cannot see quotas here: {error}"
@@ -159,7 +164,7 @@ class QuotasPane(AdminPane):
                 if box.children.index(gauge) != i:
                     box.move_child(gauge, before=i)
 
-    def focused_quota(self) -> dict[str, Any] | None:
+    def focused_quota(self) -> Mapping[str, Any] | None:
         focused = self.screen.focused
         if isinstance(focused, QuotaGauge):
             return focused.quota
@@ -215,10 +220,10 @@ class QuotasPane(AdminPane):
         self.app.push_screen(form, submitted)
 
     def _put(self, metric: str, period: str, limit: str, user: str | None, alerts: str) -> None:
-        body = {"metric": metric, "period": period, "limit": limit.replace(",", "").replace("_", ""), "user": user, "alerts": alerts or None}
+        amount = limit.replace(",", "").replace("_", "")
         who = f" for {user}" if user else ""
         self.write(
             f"set quota {metric}/{period}",
-            lambda: self.ctx.api.put("/v1/quotas", body),
-            f"Quota {metric} per {period}{who} set to {body['limit']}.",
+            lambda: self.ctx.api.call(calls.quota_set(metric, period, amount, user, alerts or None)),
+            f"Quota {metric} per {period}{who} set to {amount}.",
         )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from core.client import path_segment
+from core.api import calls
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import FormField, FormModal, tenant_name_error
 from tui.screens.modals import ConfirmModal
 from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from core.api.responses import TenantRow
 
 STATUS = {"active": "● active", "suspended": "⏸ suspended"}
 
@@ -38,7 +41,7 @@ class TenantsPane(AdminPane):
     LIVE_ACTIONS = ("tenant.create", "tenant.suspend", "tenant.resume", "member.add", "member.remove", "project.add", "project.remove")
 
     class Loaded(Message):
-        def __init__(self, tenants: list[dict[str, Any]]) -> None:
+        def __init__(self, tenants: list[TenantRow]) -> None:
             super().__init__()
             self.tenants = tenants
 
@@ -49,7 +52,7 @@ class TenantsPane(AdminPane):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.tenants: list[dict[str, Any]] = []
+        self.tenants: list[TenantRow] = []
         table = self.query_one(TenantsTable)
         table.add_column("Tenant", key="name")
         table.add_column("Status", key="status")
@@ -59,7 +62,7 @@ class TenantsPane(AdminPane):
         table.add_column("Created (UTC)", key="created")
 
     async def fetch(self) -> None:
-        self.post_message(self.Loaded(await self.ctx.api.get("/v1/tenants")))
+        self.post_message(self.Loaded(await self.ctx.api.call(calls.tenants())))
 
     def on_tenants_pane_loaded(self, message: Loaded) -> None:
         keep = self.selected_name()
@@ -82,7 +85,7 @@ class TenantsPane(AdminPane):
             table.move_cursor(row=table.get_row_index(keep))
         self._show_detail()
 
-    def selected(self) -> dict[str, Any] | None:
+    def selected(self) -> TenantRow | None:
         row = self.query_one(TenantsTable).cursor_row
         return self.tenants[row] if self.tenants and 0 <= row < len(self.tenants) else None
 
@@ -120,7 +123,7 @@ class TenantsPane(AdminPane):
         def submitted(values: dict[str, str] | None) -> None:
             if values:
                 name = values["name"]
-                self.write(f"create tenant {name}", lambda: self.ctx.api.post("/v1/tenants", {"name": name}), f"Created tenant {name}.")
+                self.write(f"create tenant {name}", lambda: self.ctx.api.call(calls.tenant_create(name)), f"Created tenant {name}.")
 
         self.app.push_screen(form, submitted)
 
@@ -138,8 +141,9 @@ class TenantsPane(AdminPane):
 
         def submitted(values: dict[str, str] | None) -> None:
             if values is not None:
-                body = {"reason": values.get("reason") or None}
-                self.write(f"suspend tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{path_segment(name)}/suspend", body), f"Suspended tenant {name}.")
+                reason = values.get("reason") or None
+                self.write(f"suspend tenant {name}", lambda: self.ctx.api.call(calls.tenant_suspend(name, reason)),
+                           f"Suspended tenant {name}.")
 
         self.app.push_screen(form, submitted)
 
@@ -151,6 +155,6 @@ class TenantsPane(AdminPane):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.write(f"resume tenant {name}", lambda: self.ctx.api.post(f"/v1/tenants/{path_segment(name)}/resume"), f"Resumed tenant {name}.")
+                self.write(f"resume tenant {name}", lambda: self.ctx.api.call(calls.tenant_resume(name)), f"Resumed tenant {name}.")
 
         self.app.push_screen(ConfirmModal(f"Resume tenant {name}?", f"Members of {name} can work again.", "Resume"), confirmed)

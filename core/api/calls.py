@@ -1,0 +1,425 @@
+"""The engine's routes as typed calls: the one place a client writes a route's verb, path and fields.
+
+Each function here builds a :class:`Call` — method, path, JSON body or query — typed with
+the answer the route gives (a ``TypedDict`` of :mod:`core.api.models` or
+:mod:`core.api.responses`).  Every client sends it the same way::
+
+    data = client.call(calls.member_add("bob", "member"))        # EngineClient (the CLI): MemberAdded
+    data = await api.call(calls.member_add("bob", "member"))     # AsyncEngineClient (the TUI), the TUI's fake
+
+so the sync client, the async client and the TUI's test fake share one definition of each
+route, and mypy knows the shape of every answer.  The body and query keys are the wire
+names of the route's request model in :mod:`core.api.models` (the engine parses them
+there); tests/engine/test_api_calls.py checks every function here against the engine's
+route table, so a renamed field or a moved route fails a test, not a user.
+
+Adding a route a client uses is one function here: its arguments, the route, and the
+answer type (see DEVELOPERS.md, "Adding a client call").  Nothing here imports an HTTP
+library or msgspec: the TUI imports this module before its first frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from core.api.models import (
+        AuditEvent,
+        Health,
+        QuotaRow,
+        QuotaStatus,
+        Released,
+        Reserved,
+        UsageRecorded,
+        Whoami,
+    )
+    from core.api.responses import (
+        Allowed,
+        Checkpoint,
+        ContextPack,
+        Estimate,
+        Imported,
+        IndexStarted,
+        IndexStatus,
+        Linked,
+        MemberAdded,
+        MemberRemoved,
+        MemberRow,
+        ModelEntry,
+        ModelList,
+        Project,
+        ProjectRemoved,
+        ProjectRow,
+        Pruned,
+        QuotaRemoved,
+        ReservationRow,
+        Reviewed,
+        Role,
+        RoleDeleted,
+        RoleShown,
+        Routed,
+        SearchAnswer,
+        SearchBatchAnswer,
+        Settled,
+        SpecLint,
+        Tenant,
+        TenantRow,
+        TenantShown,
+        TraceExported,
+        TraceGaps,
+        TraceImpact,
+        TraceReport,
+        TraceRequirement,
+        UsageHistory,
+        Verified,
+        Workflows,
+    )
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call(Generic[T_co]):
+    """One request to the engine whose successful answer has the shape ``T_co`` (covariant: a call answering
+    a ``Whoami`` may be sent where a ``Whoami | None`` is expected).
+
+    ``body`` is sent as JSON (POST and PUT always carry one, ``{}`` when empty); ``query``
+    values that are None or empty are left out of the URL (:func:`core.wire.prepare`).
+    """
+
+    method: str
+    path: str
+    body: Json | None = None
+    query: Json | None = None
+
+
+def get(route: str, /, **query: Any) -> Call[Any]:
+    """A GET with ``query`` (None values left out)."""
+    return Call("GET", route, query=_fields(query) or None)
+
+
+def post(route: str, /, **body: Any) -> Call[Any]:
+    """A POST with ``body`` (None values left out, so the engine applies its defaults)."""
+    return Call("POST", route, body=_fields(body))
+
+
+def put(route: str, /, **body: Any) -> Call[Any]:
+    """A PUT with ``body`` (None values left out)."""
+    return Call("PUT", route, body=_fields(body))
+
+
+def delete(route: str, /, **query: Any) -> Call[Any]:
+    """A DELETE with ``query`` (None values left out)."""
+    return Call("DELETE", route, query=_fields(query) or None)
+
+
+def _fields(values: dict[str, Any]) -> Json:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def path_segment(value: str) -> str:
+    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
+    return quote(value, safe="")
+
+
+_seg = path_segment
+
+
+# -- engine -------------------------------------------------------------------------------------
+
+
+def health() -> Call[Health]:
+    return get("/v1/health")
+
+
+def whoami() -> Call[Whoami]:
+    return get("/v1/whoami")
+
+
+# -- tenants and projects ---------------------------------------------------------------------
+
+
+def tenants() -> Call[list[TenantRow]]:
+    return get("/v1/tenants")
+
+
+def tenant_create(name: str) -> Call[Tenant]:
+    return post("/v1/tenants", name=name)
+
+
+def tenant_show(name: str) -> Call[TenantShown]:
+    return get(f"/v1/tenants/{_seg(name)}")
+
+
+def tenant_suspend(name: str, reason: str | None = None) -> Call[Tenant]:
+    return post(f"/v1/tenants/{_seg(name)}/suspend", reason=reason)
+
+
+def tenant_resume(name: str) -> Call[Tenant]:
+    return post(f"/v1/tenants/{_seg(name)}/resume")
+
+
+def projects() -> Call[list[ProjectRow]]:
+    return get("/v1/projects")
+
+
+def project_add(path: str, name: str | None = None, shared: bool | None = None) -> Call[Project]:
+    return post("/v1/projects", path=path, name=name, shared=shared)
+
+
+def project_remove(name: str) -> Call[ProjectRemoved]:
+    return delete(f"/v1/projects/{_seg(name)}")
+
+
+# -- roles and members ------------------------------------------------------------------------
+
+
+def roles() -> Call[list[Role]]:
+    return get("/v1/roles")
+
+
+def role_show(name: str) -> Call[RoleShown]:
+    return get(f"/v1/roles/{_seg(name)}")
+
+
+def role_create(name: str, permissions: list[str], description: str | None = None) -> Call[Role]:
+    return post("/v1/roles", name=name, permissions=permissions, description=description)
+
+
+def role_delete(name: str) -> Call[RoleDeleted]:
+    return delete(f"/v1/roles/{_seg(name)}")
+
+
+def members() -> Call[list[MemberRow]]:
+    return get("/v1/members")
+
+
+def member_add(user: str, role: str, project: str | None = None) -> Call[MemberAdded]:
+    return post("/v1/members", user=user, role=role, project=project)
+
+
+def member_remove(user: str, project: str | None = None) -> Call[MemberRemoved]:
+    return delete(f"/v1/members/{_seg(user)}", project=project)
+
+
+# -- quotas and usage -------------------------------------------------------------------------
+
+
+def quota_status(user: str | None = None) -> Call[QuotaStatus]:
+    return get("/v1/quotas", user=user)
+
+
+def quota_set(
+    metric: str, period: str, limit: int | str, user: str | None = None, alerts: str | list[float] | None = None
+) -> Call[QuotaRow]:
+    """``limit`` and ``alerts`` may be text as typed (the engine checks them: their range depends on the metric)."""
+    return put("/v1/quotas", metric=metric, period=period, limit=limit, user=user, alerts=alerts)
+
+
+def quota_remove(metric: str, period: str, user: str | None = None) -> Call[QuotaRemoved]:
+    return delete("/v1/quotas", metric=metric, period=period, user=user)
+
+
+def usage_record(
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    requests: int | None = None,
+    cost_usd: str | None = None,
+    task_kind: str | None = None,
+) -> Call[UsageRecorded]:
+    """``cost_usd`` in dollars as text (exact to the micro-dollar); None lets the engine price it."""
+    return post(
+        "/v1/usage", model=model, input_tokens=input_tokens, output_tokens=output_tokens, requests=requests,
+        cost_usd=cost_usd, task_kind=task_kind,
+    )
+
+
+def usage_history(bucket: str = "hour", since_hours: int = 24, user: str | None = None) -> Call[UsageHistory]:
+    return get("/v1/usage/history", bucket=bucket, since_hours=since_hours, user=user)
+
+
+def reservations() -> Call[list[ReservationRow]]:
+    return get("/v1/reservations")
+
+
+def usage_reserve(
+    tokens: int, requests: int | None = None, cost_usd: str | None = None, ttl_s: int | None = None
+) -> Call[Reserved]:
+    return post("/v1/reservations", tokens=tokens, requests=requests, cost_usd=cost_usd, ttl_s=ttl_s)
+
+
+def usage_settle(
+    rid: str,
+    input_tokens: int,
+    output_tokens: int,
+    requests: int | None = None,
+    cost_usd: str | None = None,
+    model: str | None = None,
+    task_kind: str | None = None,
+) -> Call[Settled]:
+    return post(
+        f"/v1/reservations/{_seg(rid)}/settle", input_tokens=input_tokens, output_tokens=output_tokens,
+        requests=requests, cost_usd=cost_usd, model=model, task_kind=task_kind,
+    )
+
+
+def usage_release(rid: str) -> Call[Released]:
+    return post(f"/v1/reservations/{_seg(rid)}/release")
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def audit_list(**filters: str | int | bool | None) -> Call[list[AuditEvent]]:
+    """``filters`` are the query fields of :class:`core.api.models.AuditList` (since, actor, limit...)."""
+    return get("/v1/audit", **filters)
+
+
+def audit_verify(anchor: Json | None = None, system: bool | None = None) -> Call[Verified]:
+    return post("/v1/audit/verify", anchor=anchor, system=system)
+
+
+def audit_prune(before: str) -> Call[Pruned]:
+    return post("/v1/audit/prune", before=before)
+
+
+def audit_checkpoint(destination: str | None = None, dry_run: bool | None = None) -> Call[Checkpoint]:
+    """The signed checkpoint of the chain's head; ``destination`` (where the client writes it) is only recorded."""
+    return post("/v1/audit/checkpoint", destination=destination, dry_run=dry_run)
+
+
+# -- traceability (docs/trace.md) -------------------------------------------------------------
+
+
+def trace_report(path: str | None = None, view: str | None = None) -> Call[TraceReport]:
+    return get("/v1/trace", path=path, view=view)
+
+
+def trace_requirement(rid: str, path: str | None = None) -> Call[TraceRequirement]:
+    return get(f"/v1/trace/requirements/{_seg(rid)}", path=path)
+
+
+def trace_gaps(path: str | None = None) -> Call[TraceGaps]:
+    return get("/v1/trace/gaps", path=path)
+
+
+def trace_export(fmt: str, path: str | None = None) -> Call[TraceExported]:
+    return get("/v1/trace/export", path=path, format=fmt)
+
+
+def spec_lint(path: str | None = None) -> Call[SpecLint]:
+    return get("/v1/spec/lint", path=path)
+
+
+def trace_impact(rid: str, path: str | None = None) -> Call[TraceImpact]:
+    return get(f"/v1/trace/impact/{_seg(rid)}", path=path)
+
+
+def trace_review(rid: str, path: str | None = None) -> Call[Reviewed]:
+    return post("/v1/trace/review", path=path, id=rid)
+
+
+def trace_link(
+    requirement: str, kind: str, target: str, *, path: str | None = None, line: int | None = None,
+    state: str | None = None, source: str | None = None,
+) -> Call[Linked]:
+    return post(
+        "/v1/trace/links", path=path, requirement=requirement, kind=kind, target=target, line=line, state=state,
+        source=source,
+    )
+
+
+# -- models and cost (docs/models.md) ---------------------------------------------------------
+
+
+def models_list() -> Call[ModelList]:
+    return get("/v1/models")
+
+
+def model_show(model_id: str) -> Call[ModelEntry]:
+    """One model by id or alias (an id may hold ``/``: it is quoted as one segment)."""
+    return get(f"/v1/models/{_seg(model_id)}")
+
+
+def models_allowed() -> Call[Allowed]:
+    return get("/v1/models/allowed")
+
+
+def models_allow(models: list[str]) -> Call[Allowed]:
+    return put("/v1/models/allowed", models=models)
+
+
+def models_allow_all() -> Call[Allowed]:
+    return delete("/v1/models/allowed")
+
+
+def models_route(task: str, input_tokens: int, kind: str | None = None) -> Call[Routed]:
+    return post("/v1/models/route", task=task, input_tokens=input_tokens, kind=kind)
+
+
+def models_import(table: Json, source: str, scope: str | None = None, dry_run: bool | None = None) -> Call[Imported]:
+    """A price table (``core.models.importer.slim_table``) as the override of ``scope`` (tenant or user)."""
+    return post("/v1/models/import", table=table, source=source, scope=scope, dry_run=dry_run)
+
+
+def cost_workflows() -> Call[Workflows]:
+    return get("/v1/cost/workflows")
+
+
+def cost_estimate(
+    models: list[str],
+    paths: list[str] | None = None,
+    *,
+    workflow: str | None = None,
+    task: str | None = None,
+    retrieval_tokens: int | None = None,
+    cache: bool | None = None,
+    retrieval_task: str | None = None,
+    retrieval_budget: int | str | None = None,
+) -> Call[Estimate]:
+    """An estimate of ``paths`` (absolute) for each of ``models``: a workflow's steps, or one call of ``task``.
+
+    ``retrieval_task`` with ``retrieval_budget``: the retrieved context is an actual context pack.
+    """
+    return post(
+        "/v1/cost/estimate", models=models, paths=paths, workflow=workflow, task=task,
+        retrieval_tokens=retrieval_tokens, cache=cache, retrieval_task=retrieval_task,
+        retrieval_budget=retrieval_budget,
+    )
+
+
+# -- code index and search (docs/search.md) ------------------------------------------------------
+
+
+def index_start(path: str | None = None, force: bool | None = None) -> Call[IndexStarted]:
+    """Index the project holding ``path`` (absolute), else the request's project; answers ``{"job": Job}``."""
+    return post("/v1/index", path=path, force=force)
+
+
+def index_status() -> Call[IndexStatus]:
+    return get("/v1/index/status")
+
+
+def search(query: str, k: int | str | None = None, path: str | None = None,
+           lang: str | None = None) -> Call[SearchAnswer]:
+    """Hybrid search in the request's project: ``k`` results, ``path`` a glob, ``lang`` a language."""
+    return post("/v1/search", query=query, k=k, path=path, lang=lang)
+
+
+def search_batch(queries: list[str], k: int | str | None = None, path: str | None = None,
+                 lang: str | None = None) -> Call[SearchBatchAnswer]:
+    return post("/v1/search/batch", queries=queries, k=k, path=path, lang=lang)
+
+
+# -- context packs (docs/search.md#context-packs) ---------------------------------------------------
+
+
+def context(task: str, budget: int | str, model: str, k: int | str | None = None, path: str | None = None,
+            lang: str | None = None, min_score: float | None = None) -> Call[ContextPack]:
+    """The project's best code for ``task`` packed into ``budget`` tokens of ``model``, with its manifest."""
+    return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)

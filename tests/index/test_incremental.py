@@ -1,0 +1,113 @@
+"""Incremental re-index in a real git repository: exact counts of embedded chunks (fake embedder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.engine.helpers import Home
+
+from .helpers import add_project, git, index, make_repo, search, write
+
+A = '''
+def parse_config(path):
+    """Read the settings file."""
+    with open(path) as f:
+        return f.read()
+
+
+def add_numbers(a, b):
+    return a + b
+'''
+B = '''
+class Stack:
+    def push(self, item):
+        self.items.append(item)
+
+    def pop(self):
+        return self.items.pop()
+'''
+A_CHUNKS = 2  # a.py: its two functions
+DOC = '''
+# Guide
+
+Some words.
+
+## Setup
+
+Install it.
+'''
+
+
+def _chunks(h: Home, project: str) -> int:
+    status, body = h.raw("GET", "/v1/index/status", tenant="default", project=project)
+    assert status == 200, body
+    return int(body["chunks"])
+
+
+def test_edit_move_delete_and_branch_switch_embed_only_what_changed(fhome: Home, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"a.py": A, "pkg/b.py": B, "README.md": DOC})
+    fhome.start()
+    add_project(fhome, "default", "demo", repo)
+
+    first = index(fhome, "default", "demo")
+    total = first["chunks"]
+    assert first["files"] == 3 and first["changed"] == 3 and first["embedded"] == total and first["reused"] == 0
+    assert total >= 5
+
+    # Nothing changed: nothing chunked, nothing embedded.
+    again = index(fhome, "default", "demo")
+    assert (again["changed"], again["embedded"], again["reused"], again["chunks"]) == (0, 0, 0, total)
+
+    # Edit one function: its file is re-chunked, only that function is embedded; the rest is copied.
+    write(repo, "a.py", A.replace("return a + b", "return a + b + 0"))
+    edit = index(fhome, "default", "demo")
+    assert edit["changed"] == 1 and edit["embedded"] == 1
+    assert edit["reused"] == A_CHUNKS - 1 and edit["chunks"] == total
+
+    # Move a file: nothing embedded, every chunk's vector reused; the old path leaves the index.
+    git(repo, "mv", "pkg/b.py", "pkg/moved.py")
+    moved = index(fhome, "default", "demo")
+    assert moved["changed"] == 1 and moved["deleted"] == 1 and moved["embedded"] == 0 and moved["reused"] >= 2
+    status, body = search(fhome, "default", "demo", "Stack push")
+    assert status == 200, body
+    paths = {r["path"] for r in body["results"]}
+    assert "pkg/moved.py" in paths and "pkg/b.py" not in paths
+
+    # Delete a file: it leaves the index, nothing embedded.
+    (repo / "README.md").unlink()
+    before = _chunks(fhome, "demo")
+    gone = index(fhome, "default", "demo")
+    assert gone["deleted"] == 1 and gone["embedded"] == 0 and gone["changed"] == 0
+    assert _chunks(fhome, "demo") < before
+    status, body = search(fhome, "default", "demo", "Guide Setup Install")
+    assert all(r["path"] != "README.md" for r in body["results"])
+
+    # Branch switch: a branch adds one new function; switching re-embeds only it, switching back nothing.
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "move and delete")
+    git(repo, "checkout", "-q", "-b", "feature")
+    write(repo, "c.py", "def brand_new_feature(x):\n    return x * 42\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "feature")
+    on_feature = index(fhome, "default", "demo")
+    assert on_feature["changed"] == 1 and on_feature["embedded"] == 1
+    git(repo, "checkout", "-q", "main")
+    back = index(fhome, "default", "demo")
+    assert back["deleted"] == 1 and back["embedded"] == 0
+    git(repo, "checkout", "-q", "feature")
+    again_feature = index(fhome, "default", "demo")
+    # The function's vector left the index with the file: it is embedded again (one chunk), nothing else.
+    assert again_feature["changed"] == 1 and again_feature["embedded"] == 1
+
+
+def test_identical_chunks_in_many_files_share_one_vector(fhome: Home, tmp_path: Path) -> None:
+    same = "def duplicated_helper(x):\n    return x + 1\n"
+    repo = make_repo(tmp_path, {f"pkg{i}/util.py": same for i in range(4)})
+    fhome.start()
+    add_project(fhome, "default", "dups", repo)
+    first = index(fhome, "default", "dups")
+    assert first["chunks"] == 4 and first["embedded"] + first["reused"] == 4
+    for i in range(4, 8):  # four more copies: all reused from one vector, in one batch
+        write(repo, f"pkg{i}/util.py", same)
+    more = index(fhome, "default", "dups")
+    assert (more["changed"], more["embedded"], more["reused"], more["chunks"]) == (4, 0, 4, 8)

@@ -1,0 +1,163 @@
+"""The scenarios of the engine API contract: the same typed calls, sent to the TUI's fake and to a real engine.
+
+:func:`run_scenarios` drives an :class:`~core.async_client.EngineApi` through the calls the
+TUI and CLI make — tenants, roles, members, quotas, usage, audit, trace, models, and the
+refusals (bad input, not found, permission denied, quota exceeded) — and returns, per
+step, the call, its answer (or the typed error's code, status and exit code) and the
+values that must agree.  tests/tui/test_api_contract.py runs it against both and checks
+every answer against the route's response model and the values against each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.api import calls
+from core.api.calls import Call
+from core.async_client import EngineApi
+from core.errors import MusubiError
+
+# Names no fixed data uses, so both sides start from nothing for them.
+TENANT = "contract-co"
+USER = "dora"
+VIEWER = "vic"
+MODEL = "gpt-5.4-mini"
+
+
+@dataclass
+class Step:
+    """One call of a scenario: what was sent, what came back, and the values compared across engines."""
+
+    name: str
+    call: Call[Any]
+    answer: Any = None
+    error: dict[str, Any] | None = None
+    values: Any = None
+
+
+def _error(exc: MusubiError) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "code": exc.code, "http_status": exc.http_status, "exit_code": exc.exit_code}
+
+
+async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
+    """Every scenario, in order, on ``api``; ``repo`` is a repository built by tests/trace/fixture.py."""
+    steps: list[Step] = []
+    me = ""
+
+    async def step(name: str, call: Call[Any], values: Callable[[Any], Any] = lambda a: None) -> Any:
+        s = Step(name, call)
+        try:
+            s.answer = await api.call(call)
+        except MusubiError as exc:
+            s.error = _error(exc)
+        else:
+            try:
+                # The caller's own name differs between the fake (alice) and a real engine (the OS user).
+                s.values = _anonymous(values(s.answer), me)
+            except (KeyError, TypeError, IndexError) as exc:
+                s.values = f"unreadable answer ({type(exc).__name__}: {exc})"
+        steps.append(s)
+        return s.answer
+
+    who = await step("whoami", calls.whoami(), lambda a: ("owner" in a["roles"], "quotas.manage" in a["permissions"]))
+    me = who["user"]
+
+    # -- tenants
+    await step("tenant list", calls.tenants(), lambda a: all(t["status"] in ("active", "suspended") for t in a))
+    await step("tenant create", calls.tenant_create(TENANT),
+               lambda a: (a["name"], a["status"], a["created_by"], a["status_reason"]))
+    await step("tenant list after create", calls.tenants(),
+               lambda a: [(t["name"], t["members"], t["your_roles"]) for t in a if t["name"] == TENANT])
+    await step("tenant create again", calls.tenant_create(TENANT))
+    await step("tenant create bad name", calls.tenant_create("Not A Name!"))
+    await step("tenant show unknown", calls.tenant_show("no-such-tenant"))
+
+    # -- roles
+    await step("role list", calls.roles(), lambda a: sorted(r["name"] for r in a if r["builtin"]))
+    await step("role show", calls.role_show("viewer"),
+               lambda a: (a["name"], a["builtin"], sorted(a["permissions"]),
+                          sorted(k for k, v in a["matrix"].items() if v)))
+    await step("role show unknown", calls.role_show("no-such-role"))
+
+    # -- members
+    await step("member add", calls.member_add(USER, "member"),
+               lambda a: (a["user"], a["role"], a["project"], a["action"]))
+    await step("member list", calls.members(),
+               lambda a: [(m["user"], m["role"], m["project"]) for m in a if m["user"] == USER])
+    await step("member change role", calls.member_add(USER, "viewer"), lambda a: (a["user"], a["role"], a["action"]))
+    await step("member add unknown role", calls.member_add(USER, "no-such-role"))
+    await step("member add bad name", calls.member_add("", "member"))
+    await step("member remove", calls.member_remove(USER), lambda a: (a["user"], a["project"], a["removed_role"]))
+    await step("member remove again", calls.member_remove(USER))
+
+    # -- quotas and usage
+    await step("quota set", calls.quota_set("tokens", "minute", 1000, alerts=[0.8]),
+               lambda a: (a["metric"], a["period"], a["scope"], a["user"], a["limit"], a["used"], a["alerts"]))
+    await step("quota set bad limit", calls.quota_set("tokens", "minute", -5))
+    await step("quota set bad metric", calls.quota_set("bananas", "minute", 5))
+    await step("usage record", calls.usage_record(MODEL, 100, 50, cost_usd="0.001"),
+               lambda a: (a["recorded"], a["model"], a["tokens"], a["requests"], a["cost_usd"]))
+    await step("quota status", calls.quota_status(), lambda a: [
+        (q["metric"], q["period"], q["limit"], q["used"], q["remaining"])
+        for q in a["quotas"] if q["period"] == "minute"
+    ])
+    await step("usage over quota", calls.usage_record(MODEL, 2000, 0, cost_usd="0"))
+    await step("usage record bad tokens", calls.usage_record(MODEL, -1, 0))
+    await step("quota remove", calls.quota_remove("tokens", "minute"),
+               lambda a: (a["removed"], a["metric"], a["period"], a["user"]))
+    await step("quota remove again", calls.quota_remove("tokens", "minute"))
+
+    # -- permission denied: a viewer may read, not manage
+    await step("member add viewer", calls.member_add(VIEWER, "viewer"), lambda a: (a["user"], a["role"]))
+    api.identity.as_user = VIEWER
+    try:
+        await step("viewer whoami", calls.whoami(),
+                   lambda a: (a["user"], a["roles"], "quotas.manage" in a["permissions"]))
+        await step("viewer quota set", calls.quota_set("tokens", "day", 10))
+        await step("viewer member add", calls.member_add(USER, "member"))
+    finally:
+        api.identity.as_user = None
+    await step("member remove viewer", calls.member_remove(VIEWER), lambda a: (a["user"], a["removed_role"]))
+
+    # -- audit
+    await step("audit list", calls.audit_list(limit=50), lambda a: _audit_trail(a))
+    await step("audit list bad filter", calls.audit_list(since="yesterday-ish"))
+    await step("audit verify", calls.audit_verify(), lambda a: (a["ok"], a["first_bad_seq"], a["reason"]))
+
+    # -- trace and models
+    await step("trace report", calls.trace_report(repo),
+               lambda a: sorted(r["id"] for r in a["requirements"]))
+    await step("trace summary", calls.trace_report(repo, view="summary"), lambda a: " ".join(sorted(a)))
+    await step("trace impact unknown", calls.trace_impact("REQ-NOPE-999", repo))
+    await step("models list", calls.models_list(), lambda a: (sorted(m["id"] for m in a["models"]), a["allowed"]))
+    return steps
+
+
+def _audit_trail(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The scenario's own audit events (those naming its tenant, member or model), oldest first."""
+    mine = (f"tenant:{TENANT}", f"member:{USER}", f"member:{VIEWER}", f"model:{MODEL}")
+    return [(e["action"], e["resource"], e["outcome"]) for e in reversed(events) if e["resource"] in mine]
+
+
+def _anonymous(value: Any, me: str) -> Any:
+    """``value`` with the caller's own name replaced by ``<me>``."""
+    if isinstance(value, str):
+        return "<me>" if value == me and me else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_anonymous(v, me) for v in value)
+    return value
+
+
+def route_for(method: str, path: str) -> Any:
+    """The engine's route (:class:`core.engine.routing.Route`) that serves ``method path``."""
+    import re
+
+    from core.engine.server import all_routes
+
+    for route in all_routes():
+        pattern = re.sub(r"\{(\w+)(:[^}]*)?\}", lambda mt: f"(?P<{mt[1]}>{(mt[2] or ':[^/]+')[1:]})", route.path)
+        if route.method == method and re.fullmatch(pattern, path):
+            return route
+    raise LookupError(f"no engine route serves {method} {path}")
