@@ -67,6 +67,7 @@ TTL_S = Range(1, 86_400, "seconds")
 LIMIT_COUNT = Range(0, 10**18, "tokens or requests")  # a quota's limit_value
 LIMIT_COST = Range(0, 10**12 * MICROS, "usd", money=True)  # $1e12 = 1e18 micro-dollars
 SINCE_HOURS = Range(0, 24 * 366 * 100, "hours")  # usage history: a century back
+CONTEXT_BUDGET = Range(1, 10_000_000, "tokens")  # a context pack's budget (more than any model reads at once)
 LINE = Range(1, 10**9, "lines")  # a trace link's line number
 JOBS_LIMIT = Range(1, 1_000, "jobs")  # GET /v1/jobs?limit=
 SEARCH_K = Range(1, 100, "results")  # POST /v1/search k
@@ -93,6 +94,7 @@ FIELDS: dict[str, Range] = {
     "limit (tokens, requests)": LIMIT_COUNT,
     "limit (cost_usd)": LIMIT_COST,
     "since_hours": SINCE_HOURS,
+    "budget": CONTEXT_BUDGET,
     "retrieval_tokens": TOKENS,
     "line": LINE,
     "limit (jobs)": JOBS_LIMIT,

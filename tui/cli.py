@@ -62,6 +62,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "fused."),
     "spec": ("tui.commands.spec", "Work with specs (requirements, design, tasks) in the MUSUBI layout "
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
+    "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "
+                "manifest."),
 }
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from core.api.responses import (
         Allowed,
         Checkpoint,
+        ContextPack,
         Estimate,
         Imported,
         IndexStarted,
@@ -378,11 +379,17 @@ def cost_estimate(
     task: str | None = None,
     retrieval_tokens: int | None = None,
     cache: bool | None = None,
+    retrieval_task: str | None = None,
+    retrieval_budget: int | str | None = None,
 ) -> Call[Estimate]:
-    """An estimate of ``paths`` (absolute) for each of ``models``: a workflow's steps, or one call of ``task``."""
+    """An estimate of ``paths`` (absolute) for each of ``models``: a workflow's steps, or one call of ``task``.
+
+    ``retrieval_task`` with ``retrieval_budget``: the retrieved context is an actual context pack.
+    """
     return post(
         "/v1/cost/estimate", models=models, paths=paths, workflow=workflow, task=task,
-        retrieval_tokens=retrieval_tokens, cache=cache,
+        retrieval_tokens=retrieval_tokens, cache=cache, retrieval_task=retrieval_task,
+        retrieval_budget=retrieval_budget,
     )
 
 
@@ -407,3 +414,12 @@ def search(query: str, k: int | str | None = None, path: str | None = None,
 def search_batch(queries: list[str], k: int | str | None = None, path: str | None = None,
                  lang: str | None = None) -> Call[SearchBatchAnswer]:
     return post("/v1/search/batch", queries=queries, k=k, path=path, lang=lang)
+
+
+# -- context packs (docs/search.md#context-packs) ---------------------------------------------------
+
+
+def context(task: str, budget: int | str, model: str, k: int | str | None = None, path: str | None = None,
+            lang: str | None = None, min_score: float | None = None) -> Call[ContextPack]:
+    """The project's best code for ``task`` packed into ``budget`` tokens of ``model``, with its manifest."""
+    return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)

@@ -34,6 +34,7 @@ with msgspec the whole module imports in ~35 ms.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar, TypedDict, TypeVar
@@ -644,6 +645,9 @@ class CostEstimate(Request):
     workflow: Any = None
     task: Any = None
     retrieval_tokens: Any = 0
+    # Retrieval context from an actual pack (docs/models.md "Retrieval context"): the task text and its budget.
+    retrieval_task: Any = None
+    retrieval_budget: Any = None
     cache: Any = True
     texts: Any = None
 
@@ -668,6 +672,18 @@ class CostEstimate(Request):
         self.retrieval_tokens = json_int(
             "retrieval_tokens must be a whole number >= 0.", limits.TOKENS
         )(self.retrieval_tokens, "retrieval_tokens")
+        self.retrieval_task = limits.text(self.retrieval_task or None, "retrieval_task", 2_000)
+        if self.retrieval_task is not None:
+            if self.retrieval_tokens:
+                raise BadRequest("give retrieval_tokens (a guess) or retrieval_task with retrieval_budget (an actual "
+                                 "pack), not both.", field="retrieval_task")
+            if self.retrieval_budget is None:
+                raise BadRequest("retrieval_task needs retrieval_budget: the tokens the pack may use, e.g. 8000.",
+                                 field="retrieval_budget")
+            self.retrieval_budget = limits.count(self.retrieval_budget, "retrieval_budget", limits.CONTEXT_BUDGET)
+        elif self.retrieval_budget is not None:
+            raise BadRequest("retrieval_budget needs retrieval_task: the task text whose context is packed.",
+                             field="retrieval_task")
         self.cache = flag(self.cache, "cache")
 
 
@@ -819,3 +835,34 @@ class SearchBatch(Request):
         if not isinstance(qs, list) or not qs or len(qs) > limits.MAX_QUERIES:
             raise BadRequest(f"queries must be a list of 1 to {limits.MAX_QUERIES:,} strings.", field="queries")
         self.queries = [_query(q, f"queries[{i}]") for i, q in enumerate(qs)]
+
+
+# -- context packs (docs/search.md#context-packs) ---------------------------------------------------
+
+
+def _score_floor(v: object, field: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise BadRequest(f"{field} must be a number (a search score), or left out.", field=field)
+    return float(v)
+
+
+class ContextRequest(Request):
+    """``POST /v1/context``: pack the project's best code for ``task`` into ``budget`` tokens of ``model``."""
+
+    task: Any = None
+    budget: Number = None
+    model: Any = None
+    k: Number = 20
+    path: Any = None
+    lang: Any = None
+    min_score: Any = None
+    CHECKS = {
+        "task": _query,
+        "budget": count(limits.CONTEXT_BUDGET),
+        "model": text(limits.MAX_MODEL_LEN, required=True),
+        **_SEARCH_CHECKS,
+        "k": count(limits.SEARCH_K, none_is=20),
+        "min_score": _score_floor,
+    }

@@ -206,6 +206,8 @@ class TraceReport(TypedDict):
     requirements: NotRequired[list[Obj]]
     gaps: NotRequired[Obj]
     diagnosis: Obj | None
+    # Suggested links (full report only): {state: none|updating|ready, count, threshold, index, note}.
+    suggestions: NotRequired[Obj]
 
 
 class TraceRequirement(TypedDict):
@@ -470,3 +472,43 @@ class SearchAnswer(TypedDict):
 
 class SearchBatchAnswer(TypedDict):
     answers: list[SearchAnswer]
+
+
+# -- context packs (docs/search.md#context-packs) ---------------------------------------------------
+
+
+class ContextPackBlock(TypedDict):
+    path: str
+    start_line: int
+    end_line: int
+    symbols: list[str]
+    language: str
+    score: float
+    tokens: int
+    hits: int  # search hits merged into this block
+
+
+class ContextPackOmitted(TypedDict):
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    score: float
+    reason: str  # over_budget | duplicate | below_floor | unavailable
+    detail: str
+    tokens: int | None  # over_budget: what it would have cost
+
+
+class ContextPack(TypedDict):
+    task: str
+    project: str
+    model: str
+    tokenizer: str
+    exact: bool  # the tokenizer's counts are exact (else the calibrated estimate)
+    text: str
+    budget: int
+    used: int
+    remaining: int
+    included: list[ContextPackBlock]
+    omitted: list[ContextPackOmitted]
+    omitted_by_reason: dict[str, int]

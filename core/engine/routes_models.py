@@ -245,17 +245,23 @@ class ModelRoutes:
         allowed = await self.allowed(c.tenant)
         paths, wf, task = req.paths, req.workflow, req.task
         steps = list(workflow(str(wf)).steps) if wf else single_step(str(task or "implementation"))
-        retrieval, cache = req.retrieval_tokens, req.cache
+        retrieval: int | dict[str, int] = req.retrieval_tokens
+        cache = req.cache
         docs_text = text_documents(req.texts)
         ids = [m.id for m in models]
 
         def check() -> None:
             e.require(c, "quotas.read", project=c.project, read=True)
+            if req.retrieval_task is not None:  # the pack searches the project's code
+                e.require(c, "search.query", project=c.project, read=True)
             self._check_allowed(c, ids, allowed)
             files[:] = self._check_paths(c, paths)
 
         files: list[Any] = []
         await e.run(c, "cost.estimate", f"models:{','.join(ids)}", check)
+        packs: dict[str, Any] = {}
+        if req.retrieval_task is not None:
+            retrieval = await self._retrieval(c, models, str(req.retrieval_task), int(req.retrieval_budget), packs)
         quotas = self.quotas(c)
         history = await self.history(c.tenant)
 
@@ -275,7 +281,24 @@ class ModelRoutes:
         result = await asyncio.to_thread(work)
         result.update({"tenant": c.tenant, "user": c.user, "workflow": wf, "task": None if wf else steps[0].task,
                        "history_samples": sum(s.n for s in history.values())})
+        if packs:
+            result["retrieval"] = {"task": req.retrieval_task, "budget": req.retrieval_budget, "models": packs}
         return _json(result)
+
+    async def _retrieval(self, c: Caller, models: list[Any], task: str, budget: int,
+                         packs: dict[str, Any]) -> dict[str, int]:
+        """Retrieval tokens per model from an actual context pack of ``task`` (docs/models.md "Retrieval context")."""
+        from core.engine.routes_context import CONTEXT_K, context_pack, no_project
+
+        if c.project is None:
+            raise no_project(c.tenant)
+        out: dict[str, int] = {}
+        for x in models:
+            p = await context_pack(self.api.e, c.tenant, c.project, x, task=task, budget=budget, k=CONTEXT_K)
+            out[x.id] = p.used
+            packs[x.id] = {"used": p.used, "included": len(p.blocks), "omitted": len(p.omitted),
+                           "files": sorted({b.path for b in p.blocks})}
+        return out
 
     def _check_paths(self, c: Caller, paths: list[Any]) -> list[Any]:
         """The files to read, resolved; refuses any the caller may not have read.

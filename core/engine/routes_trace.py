@@ -45,6 +45,7 @@ class TraceRoutes:
     def __init__(self, api: Api) -> None:
         self.api = api
         self._svc: TraceService | None = None
+        self._filling: dict[tuple[str, Path], asyncio.Task[None]] = {}  # suggestion searches in the background
 
     @property
     def svc(self) -> TraceService:
@@ -56,8 +57,49 @@ class TraceRoutes:
 
     async def close(self, _app: web.Application) -> None:
         """On the engine's graceful stop: end the file watchers of the automatic re-scan."""
+        for task in self._filling.values():
+            task.cancel()
         if self._svc is not None:
             await asyncio.to_thread(self._svc.close)
+
+    # -- suggested links (docs/trace.md "Suggested links") ----------------------------------
+
+    async def _index_version(self, c: Caller, root: Path) -> str | None:
+        """Which code-index version suggestions for ``root`` come from (None, with a note, when none)."""
+        idx = getattr(self.api.e, "code_index", None)
+        cache = self.svc.suggestions
+        info = await idx.info(c.tenant, c.project) if idx is not None and c.project else None
+        if info is None or not info.get("next_id"):
+            cache.off(c.tenant, root, "no code index for this project: suggested links come from code search; "
+                      "index it with: musubi index")
+            return None
+        version = f"{info.get('model_id')}@{info.get('updated_at')}:{info.get('chunks')}/{info.get('dense_chunks')}"
+        cache.use(c.tenant, root, version)
+        return version
+
+    def _fill(self, c: Caller, root: Path) -> None:
+        """Search, in the background, the queries the last read had no hits for; the next read shows them."""
+        key = (c.tenant, root)
+        version, queries = self.svc.suggestions.missing(c.tenant, root)
+        running = self._filling.get(key)
+        if version is None or not queries or (running is not None and not running.done()):
+            return
+        idx, tenant, project = getattr(self.api.e, "code_index", None), c.tenant, c.project
+        if idx is None:
+            return
+
+        async def fill() -> None:
+            from core.trace.suggest import K
+
+            for q in queries:
+                try:
+                    hits = await idx.search(tenant, project, q, K)
+                except Exception as exc:  # noqa: BLE001 - a failed search means no suggestions, never a failed read
+                    self.svc.suggestions.off(tenant, root, f"code search failed ({exc}); no suggested links")
+                    return
+                self.svc.suggestions.put(tenant, root, version, q, hits)
+
+        self._filling[key] = asyncio.create_task(fill())
 
     # -- context ----------------------------------------------------------------------------
 
@@ -120,7 +162,11 @@ class TraceRoutes:
         if req.view in ("summary", "changes"):  # changes: the Trace screen's automatic re-scan (file watcher)
             changes = req.view == "changes"
             return await self._read(request, req, lambda c, root: self.svc.summary(c.tenant, root, changes))
-        return await self._read(request, req, lambda c, root: self.svc.report(c.tenant, root))
+        c, root = await self._open(request, "specs.read", "trace.read", req)
+        await self._index_version(c, root)
+        data = await asyncio.to_thread(self.svc.report, c.tenant, root)
+        self._fill(c, root)
+        return json_response(data)
 
     async def show(self, request: web.Request, req: m.TraceItem) -> web.Response:
         return await self._read(request, req, lambda c, root: self.svc.show(c.tenant, root, req.id))

@@ -20,7 +20,14 @@ import asyncio
 
 from aiohttp import web
 
-from core.engine import routes, routes_index, routes_jobs, routes_models, routes_trace
+from core.engine import (
+    routes,
+    routes_context,
+    routes_index,
+    routes_jobs,
+    routes_models,
+    routes_trace,
+)
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
 from core.engine.routing import Route, install
@@ -28,6 +35,7 @@ from core.engine.routing import Route, install
 # Every route of the API, in registration order (the first matching resource wins).
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
+    routes_context.ROUTES,
 )
 
 

@@ -302,12 +302,15 @@ def estimate(
     *,
     counter: Counter = _default_counter,
     history: Mapping[tuple[str, str], RatioStats] | None = None,
-    retrieval_tokens: int = 0,
+    retrieval_tokens: int | Mapping[str, int] = 0,
     cache: bool = True,
     quotas: Sequence[Mapping[str, Any]] = (),
     today: date | None = None,
 ) -> dict[str, Any]:
     """Estimates for every model plus the per-file breakdown of token counts.
+
+    ``retrieval_tokens``: one figure for every model, or per model id (an actual context pack,
+    counted by each model's tokenizer); the answer's ``retrieval_tokens`` is then the largest.
 
     A retired model (on ``today``, default the local date) is refused with its replacement
     named; a legacy or deprecated one is estimated with a warning.
@@ -319,7 +322,8 @@ def estimate(
         raise BadRequest("name at least one model, e.g. --model gpt-5.4 (see: musubi models list).", field="model")
     if not steps:
         raise BadRequest("nothing to estimate: give a workflow or a task kind.", field="workflow")
-    if retrieval_tokens < 0:
+    per_id = dict(retrieval_tokens) if isinstance(retrieval_tokens, Mapping) else {m.id: retrieval_tokens for m in models}
+    if any(v < 0 for v in per_id.values()):
         raise BadRequest("retrieval_tokens must be >= 0.", field="retrieval_tokens")
     families = list(dict.fromkeys(m.tokenizer for m in models))
     counts = [document_counts(d, families, counter) for d in docs]
@@ -328,7 +332,7 @@ def estimate(
         files.append({"name": d.name, "bytes": d.size or len(d.text.encode("utf-8")),
                       "tokens": {fam: tc.as_json() for fam, tc in c.items()}})
     per_model = [
-        estimate_model(registry, m, docs, counts, steps, history=history, retrieval_tokens=retrieval_tokens,
+        estimate_model(registry, m, docs, counts, steps, history=history, retrieval_tokens=per_id.get(m.id, 0),
                        cache=cache, quotas=quotas)
         for m in models
     ]
@@ -347,7 +351,7 @@ def estimate(
         "steps": [{"task": s.task, "prompt_chars": len(s.prompt)} for s in steps],
         "files": files,
         "totals": {"files": len(docs), "bytes": sum(f["bytes"] for f in files)},
-        "retrieval_tokens": retrieval_tokens,
+        "retrieval_tokens": max(per_id.values(), default=0),
         "cache": cache,
         "models": per_model,
     }

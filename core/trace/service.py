@@ -19,6 +19,7 @@ from core.trace.links import LinksFile, StoredLink, now_iso, validate_link
 from core.trace.lint import lint_specs, lint_summary, nothing_recognised
 from core.trace.matrix import Trace, build
 from core.trace.scanner import Scanner
+from core.trace.suggest import SuggestionCache
 from core.trace.watch import ENV, Watches
 
 
@@ -37,6 +38,7 @@ class TraceService:
         self.watches = Watches()
         # The last trace of each repository and the watch version it was scanned at.
         self._last: dict[tuple[str, Path], tuple[int, Trace]] = {}
+        self.suggestions = SuggestionCache()
 
     def _writing(self, root: Path) -> threading.Lock:
         """One writer of a repository's links.yml at a time (read, change, write back)."""
@@ -61,6 +63,7 @@ class TraceService:
         if w is not None:
             w.ensure(sc.listed)  # (re)start on the folders this scan listed, if they changed
         t = build(scan, LinksFile.load(root))
+        self.suggestions.apply(tenant, root, t)
         self._last[(tenant, root)] = (version, t)
         return t
 
@@ -85,7 +88,8 @@ class TraceService:
     # -- read views -------------------------------------------------------------------------
 
     def report(self, tenant: str, root: Path) -> dict[str, Any]:
-        return self.trace(tenant, root).to_json()
+        t = self.trace(tenant, root)
+        return {**t.to_json(), "suggestions": self.suggestions.status(tenant, root)}
 
     def summary(self, tenant: str, root: Path, changes: bool = False) -> dict[str, Any]:
         """Counts only. ``changes``: the Trace screen's periodic ask whether anything changed, answered

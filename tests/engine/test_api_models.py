@@ -57,6 +57,10 @@ JOBS = {("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("P
 JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/search"), ("POST", "/v1/search/batch")}
 
 
+# A context pack needs an indexed project: tests/index/test_context_engine.py checks its answers.
+JOBS |= {("POST", "/v1/context")}
+
+
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
     """Each route once (some twice: another variant of the answer) against the real engine; its answers."""
     t = h.new_tenant("am")

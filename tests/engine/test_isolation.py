@@ -100,6 +100,7 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/search/batch"): ("/v1/search/batch", {"queries": ["secret"]}),
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
+    ("POST", "/v1/context"): ("/v1/context", {"task": "secret", "budget": 1000, "model": "gpt-5.4"}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -251,6 +251,9 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("GET", "/v1/cost/workflows"): [Variant("project", "quotas.read", req("GET", "/v1/cost/workflows"))],
     ("POST", "/v1/cost/estimate"): [Variant("project", "quotas.read", lambda w, u: req(
         "POST", "/v1/cost/estimate", {"models": [MODEL], "paths": [str(w.p1 / "src" / "auth" / "login.py")]})(w, u))],
+    # p1 is not indexed here: not_indexed (400) comes after the permission check.
+    ("POST", "/v1/context"): [Variant("project", "search.query", req(
+        "POST", "/v1/context", {"task": "login", "budget": 1000, "model": MODEL}), ok=(400,))],
 }
 
 

@@ -87,6 +87,11 @@ def render(d: Mapping[str, Any]) -> None:
             line(f"{m['model']} does not fit: {m['does_not_fit']}.")
         if m.get("chunking"):
             line(f"{m['model']}: {m['chunking']}.")
+    r = d.get("retrieval")
+    if r:
+        for mid, p in r["models"].items():
+            line(f"retrieval context for {mid}: {p['used']:,} of {r['budget']:,} tokens, {p['included']} block(s) "
+                 f"from {len(p['files'])} file(s) (an actual pack: musubi context).")
     for a in d.get("assumptions", []):
         line(f"assumed {a}")
     for w in d.get("warnings", []):
@@ -129,18 +134,29 @@ def _quota(m: dict[str, Any]) -> str:
 @click.option("--task", type=click.Choice(TASK_KINDS), help="Price one call of this task kind (default: implementation).")
 @click.option("--retrieval-tokens", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Tokens of retrieved context each step adds (code search budget).")
+@click.option("--retrieval-task", metavar="TEXT", help="Count the retrieved context as an actual pack of the "
+              "project's code for TEXT (needs the project indexed: musubi index), per model's tokenizer.")
+@click.option("--retrieval-budget", metavar="N", help="Token budget of that pack (with --retrieval-task).")
 @click.option("--no-cache", is_flag=True, help="Assume no prompt-cache hits (the high bound always does).")
 @pass_state
 def estimate(state: CliState, models: tuple[str, ...], files: tuple[str, ...], globs: tuple[str, ...],
-             workflow: str | None, task: str | None, retrieval_tokens: int, no_cache: bool) -> None:
+             workflow: str | None, task: str | None, retrieval_tokens: int, retrieval_task: str | None,
+             retrieval_budget: str | None, no_cache: bool) -> None:
     """Tokens, cost range, context fit and quota headroom per model, with a per-file breakdown."""
     if workflow and task:
         raise click.UsageError("give --workflow or --task, not both.")
+    if (retrieval_task is None) != (retrieval_budget is None):
+        raise click.UsageError("give --retrieval-task TEXT and --retrieval-budget N together.")
+    if retrieval_task is not None and retrieval_tokens:
+        raise click.UsageError("give --retrieval-tokens (a guess) or --retrieval-task with --retrieval-budget "
+                               "(an actual pack), not both.")
     paths = expand(files, globs)
-    if not paths and not workflow:
-        raise click.UsageError("nothing to estimate: give --file/--glob, or a --workflow whose prompts to price.")
+    if not paths and not workflow and retrieval_task is None:
+        raise click.UsageError("nothing to estimate: give --file/--glob, a --workflow whose prompts to price, "
+                               "or --retrieval-task with --retrieval-budget.")
     call = calls.cost_estimate(list(models), paths, workflow=workflow or None, task=None if workflow else task,
-                               retrieval_tokens=retrieval_tokens, cache=not no_cache)
+                               retrieval_tokens=retrieval_tokens, cache=not no_cache, retrieval_task=retrieval_task,
+                               retrieval_budget=retrieval_budget)
     emit(state, state.client().call(call), render)
 
 

@@ -45,6 +45,7 @@ from tui.screens.trace_labels import (
     read_preview,
     req_label,
     req_state,
+    suggestions_hint,
     summary_text,
 )
 from tui.widgets.panel import Panel
@@ -303,7 +304,7 @@ class TraceScreen(ModeScreen):
             return
         root = self.report["root"]
         stale = f"  (last re-scan failed: {self.error})" if self.error else ""
-        header.update(f"{summary_text(self.report)}\n{root}{stale}")
+        header.update(f"{summary_text(self.report)}\n{root}{stale}{suggestions_hint(self.report)}")
         rows = self.rows()
         self.query_one("#trace-filter-state", Static).update(self._filter_text(len(rows)))
         expanded = {n.data[1] for n in _walk(tree.root) if n.data and n.data[0] == "req" and n.is_expanded}

@@ -72,6 +72,18 @@ def link_label(column: str, lk: dict[str, Any]) -> str:
     return f"{where}{ctx}{via}{state}"
 
 
+def suggestions_hint(report: Mapping[str, Any]) -> str:
+    """Where suggested links stand (docs/trace.md#suggested-links); empty when the report does not say."""
+    s = report.get("suggestions")
+    if not s:
+        return ""
+    if s["state"] == "updating":
+        return "  · suggestions updating (r re-scans)"
+    if s["state"] == "none":
+        return "  · no code index: musubi index for suggestions"
+    return f"  · {s['count']} suggested" if s["count"] else ""
+
+
 def summary_text(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     cols = " · ".join(f"{c} {s['columns'][c]['percent']:.0f}%" for c in COLUMNS)
