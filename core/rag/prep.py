@@ -31,6 +31,9 @@ SNIPPET_CHARS = 1200
 
 # The lexical indexes loaded in this process: folder -> (generation, LexicalIndex, meta).
 _LOADED: dict[str, tuple[int, Any, dict[int, tuple[str, int, int, str, str, str]]]] = {}
+# Each project's token cache (folder -> core.rag.lexical.TokenCache): a rebuild after a one-file change
+# tokenises that file's chunks only.  In memory: the first build after a helper starts tokenises all.
+_TOKENS: dict[str, Any] = {}
 
 
 def watch_parent(ppid: int) -> None:
@@ -123,7 +126,7 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     import msgspec
 
     from core.rag.chunks import Chunk
-    from core.rag.lexical import LexicalIndex
+    from core.rag.lexical import LexicalIndex, TokenCache
     from core.rag.represent import lexical_text
 
     d = Path(folder)
@@ -133,7 +136,7 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     ids = [int(r[0]) for r in rows]
     texts = [lexical_text(Chunk(path=r[1], start_line=r[2], end_line=r[3], language=r[4], kind=r[5], symbol=r[6],
                                 signature=r[7], text=r[9], part=r[8])) for r in rows]
-    index = LexicalIndex.build(ids, texts)
+    index = LexicalIndex.build(ids, texts, _TOKENS.setdefault(folder, TokenCache()))
     index.save(d / f"lex-{gen}")
     meta = {int(r[0]): (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9])) for r in rows}
     meta_path = d / f"meta-{gen}.msgpack"
@@ -236,5 +239,6 @@ def lex_rows(folder: str, ids: list[int], glob: str | None, lang: str | None) ->
 
 
 def lex_forget(folder: str) -> None:
-    """Drop a project's loaded index (its folder is being removed)."""
+    """Drop a project's loaded index and token cache (its folder is being removed)."""
     _LOADED.pop(folder, None)
+    _TOKENS.pop(folder, None)

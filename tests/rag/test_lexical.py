@@ -143,3 +143,91 @@ def test_load_refuses_other_tokenizer_and_wrong_count(index: LexicalIndex, tmp_p
     with pytest.raises(LexicalIndexCorrupt) as exc:
         LexicalIndex.load(d)
     assert exc.value.extra["reason"] == "count_mismatch"
+
+
+# -- builds from the token cache equal bm25s's own build (issue 11: one-file re-index speed) --------
+
+CORPUS = {
+    100 + i: text for i, text in enumerate([
+        "def parse_config(path):\n    # read the config file and parse it\n    return load(path)",
+        "def load(path):\n    with open(path) as f:\n        return json.loads(f.read())",
+        "class ConfigError(Exception):\n    '''Raised when the config is invalid.'''",
+        "def write_config(path, data):\n    # write the config back\n    dump(data, path)",
+        "def retry(fn, count=3):\n    for _ in range(count):\n        try: return fn()\n        except Exception: pass",
+        "def parse_http_response(raw):\n    headers, body = raw.split(b'\\r\\n\\r\\n', 1)\n    return Response(body)",
+        "# 設定ファイルを読む\ndef 読む(パス):\n    return 設定[パス]",
+        "def empty():\n    pass",
+        "the of and to",  # no terms at all
+        "def matrix_determinant(m):\n    # determinant of a square matrix by LU\n    return lu(m).det()",
+    ])
+}
+QUERIES = ["parse config", "load json file", "ConfigError", "write config data", "retry count",
+           "http response headers", "設定ファイル", "matrix determinant", "config", "path"]
+
+
+def _reference(ids: list[int], texts: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """Top-k per query from a plain ``bm25s.BM25().index`` over the same tokens (what build did before)."""
+    import bm25s
+    import numpy as np
+
+    bm25 = bm25s.BM25()
+    bm25.index([code_tokens(t) for t in texts], show_progress=False)
+    out = {}
+    for q in QUERIES:
+        tids = list(dict.fromkeys(bm25.vocab_dict[t] for t in code_tokens(q) if t in bm25.vocab_dict and t))
+        if not tids:
+            out[q] = []
+            continue
+        scores = np.asarray(bm25.get_scores_from_ids(tids), dtype=np.float64)
+        hits = sorted(np.flatnonzero(scores > 0).tolist(), key=lambda i: (-scores[i], ids[i]))[:5]
+        out[q] = [(ids[i], float(scores[i])) for i in hits]
+    return out
+
+
+def _top(ix: LexicalIndex) -> dict[str, list[tuple[int, float]]]:
+    return {q: ix.search(q, 5) for q in QUERIES}
+
+
+def test_build_equals_plain_bm25s() -> None:
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    got, want = _top(LexicalIndex.build(ids, texts)), _reference(ids, texts)
+    assert any(want.values())
+    assert got == want  # same ids, same order, same float32 scores
+
+
+def test_rebuild_after_edit_with_warm_cache_equals_fresh_build(tmp_path: Path) -> None:
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    before = LexicalIndex.build(ids, texts, cache)
+    assert cache.tokenised == len(texts)
+    # One file edited (chunk 101 replaced by a new id and text), one deleted (104), one added.
+    edited = dict(CORPUS)
+    del edited[101], edited[104]
+    edited[200] = "def load(path):\n    # load the yaml config\n    return yaml.safe_load(open(path))"
+    edited[201] = "def determinant_of_config():\n    return 0"
+    e_ids, e_texts = list(edited), list(edited.values())
+    after = LexicalIndex.build(e_ids, e_texts, cache)
+    assert cache.tokenised == 2  # only the new texts
+    assert len(cache.docs) == len(set(e_texts))  # the deleted texts left the cache
+    fresh = LexicalIndex.build(e_ids, e_texts)
+    assert _top(after) == _top(fresh) == _reference(e_ids, e_texts)
+    assert _top(after) != _top(before)  # the edit changed answers (e.g. "retry count" is gone)
+    assert after.search("yaml config", 1)[0][0] == 200
+    # And what the warm build saves loads back with the same answers.
+    after.save(tmp_path / "lex")
+    assert _top(LexicalIndex.load(tmp_path / "lex")) == _top(fresh)
+
+
+def test_cache_ignores_text_identity_across_ids() -> None:
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    a = LexicalIndex.build([1, 2], ["alpha beta", "alpha beta"], cache)
+    assert cache.tokenised == 1  # the same text twice is tokenised once
+    b = LexicalIndex.build([3, 1, 2], ["gamma alpha", "alpha beta", "alpha beta"], cache)
+    assert cache.tokenised == 1
+    assert [i for i, _ in a.search("alpha", 5)] == [1, 2]
+    assert [i for i, _ in b.search("alpha", 5)] == [1, 2, 3]
+    assert b.search("gamma", 5)[0][0] == 3
