@@ -164,6 +164,56 @@ class TokenCache:
         self.docs = new
         return out
 
+    def save(self, path: str | Path) -> None:
+        """Write the cache to ``path`` (new file, fsync, rename).  It is only a cache: any version is valid."""
+        import numpy as np
+
+        final = Path(path)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        docs = list(self.docs.items())
+        vocab = "\n".join(self.terms).encode("utf-8", "surrogatepass")
+        with open(tmp, "wb") as f:
+            np.savez(f, version=np.asarray([TOKENIZER_VERSION, len(self.terms)], dtype=np.int64),
+                     keys=np.frombuffer(b"".join(k for k, _ in docs), dtype=np.uint8).reshape(len(docs), 16),
+                     sizes=np.asarray([len(v[0]) for _, v in docs], dtype=np.int64),
+                     lens=np.asarray([v[2] for _, v in docs], dtype=np.int64),
+                     terms=np.concatenate([v[0] for _, v in docs] or [np.zeros(0, np.int64)]).astype(np.int32),
+                     counts=np.concatenate([v[1] for _, v in docs] or [np.zeros(0, np.float32)]),
+                     vocab=np.frombuffer(vocab, dtype=np.uint8))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenCache:
+        """The cache ``save`` wrote; an empty cache when the file is missing, torn or of another tokenizer."""
+        import zipfile
+
+        import numpy as np
+
+        cache = cls()
+        try:
+            with np.load(Path(path), allow_pickle=False) as z:
+                version, n_terms = (int(v) for v in z["version"])
+                keys, sizes, lens = z["keys"], z["sizes"], z["lens"]
+                terms, counts = z["terms"].astype(np.int64), z["counts"]
+                vocab = bytes(z["vocab"]).decode("utf-8", "surrogatepass").split("\n") if n_terms else []
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, TypeError, EOFError, zipfile.BadZipFile):
+            return cache
+        ok = (version == TOKENIZER_VERSION and len(vocab) == n_terms and keys.ndim == 2 and keys.shape[1] == 16
+              and len(keys) == len(sizes) == len(lens) and int(sizes.sum()) == len(terms) == len(counts)
+              and (not len(terms) or (int(terms.min()) >= 0 and int(terms.max()) < n_terms)))
+        if not ok:
+            return cache
+        cache.terms = vocab
+        cache.term_ids = {t: i for i, t in enumerate(vocab)}
+        if not len(keys):
+            return cache
+        bounds = np.cumsum(sizes)[:-1]
+        cache.docs = {bytes(k): (t, c, int(n)) for k, t, c, n in
+                      zip(keys, np.split(terms, bounds), np.split(counts, bounds), lens.tolist(), strict=True)}
+        return cache
+
 
 def _bm25_from_counts(docs: list[tuple[np.ndarray, np.ndarray, int]], cache: TokenCache) -> Any:
     """A ``bm25s.BM25`` (defaults: Lucene, k1 1.5, b 0.75) over documents given as term counts.

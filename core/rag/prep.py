@@ -27,12 +27,16 @@ from typing import Any
 ROW_FIELDS = ("chunk_id", "path", "start_line", "end_line", "language", "kind", "symbol", "signature", "part",
               "text")
 SNIPPET_LINES = 12
+# The token cache of the last big lexical build (term counts by text digest; only ever a cache).
+TOKENS_FILE = "tokens.npz"
+TOKENS_SAVE_MIN = 1000  # texts tokenised by a build before it rewrites TOKENS_FILE (small edits do not)
 SNIPPET_CHARS = 1200
 
 # The lexical indexes loaded in this process: folder -> (generation, LexicalIndex, meta).
 _LOADED: dict[str, tuple[int, Any, dict[int, tuple[str, int, int, str, str, str]]]] = {}
 # Each project's token cache (folder -> core.rag.lexical.TokenCache): a rebuild after a one-file change
-# tokenises that file's chunks only.  In memory: the first build after a helper starts tokenises all.
+# tokenises that file's chunks only.  Saved to TOKENS_FILE after a big build, read by the first build
+# of a new helper process; a stale file only costs the re-tokenising of the texts it lacks.
 _TOKENS: dict[str, Any] = {}
 
 
@@ -136,7 +140,12 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     ids = [int(r[0]) for r in rows]
     texts = [lexical_text(Chunk(path=r[1], start_line=r[2], end_line=r[3], language=r[4], kind=r[5], symbol=r[6],
                                 signature=r[7], text=r[9], part=r[8])) for r in rows]
-    index = LexicalIndex.build(ids, texts, _TOKENS.setdefault(folder, TokenCache()))
+    cache = _TOKENS.get(folder)
+    if cache is None:  # first build in this process: start from the cache an earlier build saved
+        cache = _TOKENS[folder] = TokenCache.load(d / TOKENS_FILE)
+    index = LexicalIndex.build(ids, texts, cache)
+    if cache.tokenised >= max(TOKENS_SAVE_MIN, len(texts) // 10):  # a big build: save its tokens for a restarted helper
+        cache.save(d / TOKENS_FILE)
     index.save(d / f"lex-{gen}")
     meta = {int(r[0]): (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9])) for r in rows}
     meta_path = d / f"meta-{gen}.msgpack"
@@ -154,7 +163,8 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     _LOADED[folder] = (gen, index, meta)
     for old in d.iterdir():  # earlier generations (and leftovers of a crash)
         name = old.name
-        if name.startswith(("lex-", "meta-")) and name not in (f"lex-{gen}", f"meta-{gen}.msgpack"):
+        stale = name.startswith(("lex-", "meta-", f".{TOKENS_FILE}.tmp-"))
+        if stale and name not in (f"lex-{gen}", f"meta-{gen}.msgpack"):
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:

@@ -172,7 +172,7 @@ def _reference(ids: list[int], texts: list[str]) -> dict[str, list[tuple[int, fl
 
     bm25 = bm25s.BM25()
     bm25.index([code_tokens(t) for t in texts], show_progress=False)
-    out = {}
+    out: dict[str, list[tuple[int, float]]] = {}
     for q in QUERIES:
         tids = list(dict.fromkeys(bm25.vocab_dict[t] for t in code_tokens(q) if t in bm25.vocab_dict and t))
         if not tids:
@@ -231,3 +231,66 @@ def test_cache_ignores_text_identity_across_ids() -> None:
     assert [i for i, _ in a.search("alpha", 5)] == [1, 2]
     assert [i for i, _ in b.search("alpha", 5)] == [1, 2, 3]
     assert b.search("gamma", 5)[0][0] == 3
+
+
+def test_token_cache_save_load_round_trip(tmp_path: Path) -> None:
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    LexicalIndex.build(ids, texts, cache)
+    cache.save(tmp_path / "tokens.npz")
+    loaded = TokenCache.load(tmp_path / "tokens.npz")
+    assert loaded.terms == cache.terms and set(loaded.docs) == set(cache.docs)
+    ix = LexicalIndex.build(ids, texts, loaded)
+    assert loaded.tokenised == 0  # every text came from the file
+    assert _top(ix) == _reference(ids, texts)
+
+
+def test_token_cache_load_refuses_torn_or_foreign_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.rag import lexical
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    LexicalIndex.build(list(CORPUS), list(CORPUS.values()), cache)
+    f = tmp_path / "tokens.npz"
+    assert TokenCache.load(f).docs == {}  # missing
+    cache.save(f)
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])  # torn
+    assert TokenCache.load(f).docs == {}
+    f.write_bytes(b"not a numpy file")
+    assert TokenCache.load(f).docs == {}
+    cache.save(f)
+    monkeypatch.setattr(lexical, "TOKENIZER_VERSION", lexical.TOKENIZER_VERSION + 1)  # other tokens: not used
+    assert TokenCache.load(f).docs == {}
+    monkeypatch.undo()
+    TokenCache().save(f)  # an empty cache round-trips
+    assert TokenCache.load(f).docs == {}
+
+
+def _rows(docs: dict[int, str]) -> list[tuple[object, ...]]:
+    return [(cid, f"src/m{cid}.py", 1, 3, "python", "function", f"f{cid}", "", 0, text) for cid, text in docs.items()]
+
+
+def test_lex_build_after_a_helper_restart_reads_the_saved_tokens(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.rag import prep
+
+    folder = str(tmp_path / "lexical")
+    monkeypatch.setattr(prep, "TOKENS_SAVE_MIN", 5)
+    prep.lex_build(folder, _rows(CORPUS))  # a big build (all 10 texts new): saves its tokens
+    assert (tmp_path / "lexical" / prep.TOKENS_FILE).is_file()
+    prep._TOKENS.clear()  # as in a new helper process
+    prep._LOADED.clear()
+    edited = dict(CORPUS)
+    edited[300] = "def yaml_config():\n    return load_yaml()"
+    prep.lex_build(folder, _rows(edited))
+    assert prep._TOKENS[folder].tokenised == 1  # only the new chunk was tokenised
+    got = prep.lex_search(folder, "yaml config", 3, None, None)
+    assert got is not None and got[0][0] == 300
+    mtime = (tmp_path / "lexical" / prep.TOKENS_FILE).stat().st_mtime_ns
+    prep.lex_build(folder, _rows(CORPUS))  # a small build does not rewrite the file
+    assert (tmp_path / "lexical" / prep.TOKENS_FILE).stat().st_mtime_ns == mtime
+    prep.lex_forget(folder)
+    assert folder not in prep._TOKENS
