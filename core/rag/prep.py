@@ -147,7 +147,16 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     if cache.tokenised >= max(TOKENS_SAVE_MIN, len(texts) // 10):  # a big build: save its tokens for a restarted helper
         cache.save(d / TOKENS_FILE)
     index.save(d / f"lex-{gen}")
-    meta = {int(r[0]): (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9])) for r in rows}
+    # A chunk id's row never changes (ids are not reused), so the loaded generation's entries are kept.
+    prev = _LOADED.get(folder)
+    prev_meta = prev[2] if prev is not None else {}
+    meta = {}
+    for r in rows:
+        cid = int(r[0])
+        m = prev_meta.get(cid)
+        if m is None or m[0] != r[1] or m[1] != r[2] or m[2] != r[3]:
+            m = (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9]))
+        meta[cid] = m
     meta_path = d / f"meta-{gen}.msgpack"
     with open(meta_path, "wb") as f:
         f.write(msgspec.msgpack.encode([[k, *v] for k, v in meta.items()]))

@@ -289,8 +289,12 @@ def test_lex_build_after_a_helper_restart_reads_the_saved_tokens(tmp_path: Path,
     assert prep._TOKENS[folder].tokenised == 1  # only the new chunk was tokenised
     got = prep.lex_search(folder, "yaml config", 3, None, None)
     assert got is not None and got[0][0] == 300
+    rows = prep.lex_rows(folder, [300, 100, 104], None, None)
+    assert rows[300] == ("src/m300.py", 1, 3, "f300", "python", edited[300])
+    assert rows[100][0] == "src/m100.py" and set(rows) == {300, 100, 104}
     mtime = (tmp_path / "lexical" / prep.TOKENS_FILE).stat().st_mtime_ns
     prep.lex_build(folder, _rows(CORPUS))  # a small build does not rewrite the file
     assert (tmp_path / "lexical" / prep.TOKENS_FILE).stat().st_mtime_ns == mtime
+    assert prep.lex_rows(folder, [300], None, None) == {}  # the deleted chunk left the metadata
     prep.lex_forget(folder)
     assert folder not in prep._TOKENS
