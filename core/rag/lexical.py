@@ -16,11 +16,20 @@
   identifiers are searchable.
 
 ``LexicalIndex`` maps int64 chunk ids to BM25 scores (bm25s, Lucene variant, k1 1.5, b 0.75).
+
+A rebuild after a small change must not re-tokenise 100k unchanged chunks (tokenising is ~80 % of
+a build), so ``LexicalIndex.build`` takes a :class:`TokenCache`: each text's term counts, keyed by a
+digest of the text, kept between builds in the process that builds.  The index is still built whole
+(BM25's idf and average length depend on every chunk): from the cached counts, the term and
+document frequencies and the scores are computed in a few numpy passes with bm25s's own idf and
+term-frequency formulas, into bm25s's score matrix, so the result is the one ``bm25s.BM25.index``
+builds from the same tokens (tests/rag/test_lexical.py checks scores against it).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -113,6 +122,140 @@ def code_tokens(text: str) -> list[str]:
     return out
 
 
+class TokenCache:
+    """Each indexed text's term counts, by a digest of the text, so a rebuild tokenises only new texts.
+
+    Term ids are this cache's own (``terms``); a build keeps only the entries its texts use, so
+    deleted chunks do not pile up.  Not thread-safe: one builder at a time (the ``lex`` helper).
+    """
+
+    def __init__(self) -> None:
+        self.term_ids: dict[str, int] = {}
+        self.terms: list[str] = []
+        # digest -> (term ids, counts as float32, document length in tokens)
+        self.docs: dict[bytes, tuple[np.ndarray, np.ndarray, int]] = {}
+        self.tokenised = 0  # texts tokenised by the last build (the others came from the cache)
+
+    def counts(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """The term counts of each text, tokenising only texts not seen by the previous build."""
+        import numpy as np
+
+        old = self.docs
+        new: dict[bytes, tuple[np.ndarray, np.ndarray, int]] = {}
+        out = []
+        self.tokenised = 0
+        for text in texts:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            got = new.get(key) or old.get(key)
+            if got is None:
+                tokens = code_tokens(text)
+                ids: dict[int, int] = {}
+                for t in tokens:
+                    tid = self.term_ids.get(t)
+                    if tid is None:
+                        tid = self.term_ids[t] = len(self.terms)
+                        self.terms.append(t)
+                    ids[tid] = ids.get(tid, 0) + 1
+                got = (np.fromiter(ids.keys(), dtype=np.int64, count=len(ids)),
+                       np.fromiter(ids.values(), dtype=np.float32, count=len(ids)), len(tokens))
+                self.tokenised += 1
+            new[key] = got
+            out.append(got)
+        self.docs = new
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write the cache to ``path`` (new file, fsync, rename).  It is only a cache: any version is valid."""
+        import numpy as np
+
+        final = Path(path)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        docs = list(self.docs.items())
+        vocab = "\n".join(self.terms).encode("utf-8", "surrogatepass")
+        with open(tmp, "wb") as f:
+            np.savez(f, version=np.asarray([TOKENIZER_VERSION, len(self.terms)], dtype=np.int64),
+                     keys=np.frombuffer(b"".join(k for k, _ in docs), dtype=np.uint8).reshape(len(docs), 16),
+                     sizes=np.asarray([len(v[0]) for _, v in docs], dtype=np.int64),
+                     lens=np.asarray([v[2] for _, v in docs], dtype=np.int64),
+                     terms=np.concatenate([v[0] for _, v in docs] or [np.zeros(0, np.int64)]).astype(np.int32),
+                     counts=np.concatenate([v[1] for _, v in docs] or [np.zeros(0, np.float32)]),
+                     vocab=np.frombuffer(vocab, dtype=np.uint8))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenCache:
+        """The cache ``save`` wrote; an empty cache when the file is missing, torn or of another tokenizer."""
+        import zipfile
+
+        import numpy as np
+
+        cache = cls()
+        try:
+            with np.load(Path(path), allow_pickle=False) as z:
+                version, n_terms = (int(v) for v in z["version"])
+                keys, sizes, lens = z["keys"], z["sizes"], z["lens"]
+                terms, counts = z["terms"].astype(np.int64), z["counts"]
+                vocab = bytes(z["vocab"]).decode("utf-8", "surrogatepass").split("\n") if n_terms else []
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, TypeError, EOFError, zipfile.BadZipFile):
+            return cache
+        ok = (version == TOKENIZER_VERSION and len(vocab) == n_terms and keys.ndim == 2 and keys.shape[1] == 16
+              and len(keys) == len(sizes) == len(lens) and int(sizes.sum()) == len(terms) == len(counts)
+              and (not len(terms) or (int(terms.min()) >= 0 and int(terms.max()) < n_terms)))
+        if not ok:
+            return cache
+        cache.terms = vocab
+        cache.term_ids = {t: i for i, t in enumerate(vocab)}
+        if not len(keys):
+            return cache
+        bounds = np.cumsum(sizes)[:-1]
+        cache.docs = {bytes(k): (t, c, int(n)) for k, t, c, n in
+                      zip(keys, np.split(terms, bounds), np.split(counts, bounds), lens.tolist(), strict=True)}
+        return cache
+
+
+def _bm25_from_counts(docs: list[tuple[np.ndarray, np.ndarray, int]], cache: TokenCache) -> Any:
+    """A ``bm25s.BM25`` (defaults: Lucene, k1 1.5, b 0.75) over documents given as term counts.
+
+    What ``BM25.build_index_from_ids`` computes per document in Python, done over all documents at
+    once with the same formulas (bm25s.scoring's idf and tfc functions), float64 then float32 as there.
+    """
+    import bm25s
+    import numpy as np
+    from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+
+    bm25 = bm25s.BM25()
+    n_docs = len(docs)
+    lens = np.asarray([d[2] for d in docs])
+    avg_len = lens.mean()
+    sizes = np.asarray([len(d[0]) for d in docs], dtype=np.int64)
+    terms = np.concatenate([d[0] for d in docs]) if n_docs else np.zeros(0, dtype=np.int64)
+    tf = np.concatenate([d[1] for d in docs]) if n_docs else np.zeros(0, dtype=np.float32)
+    doc_idx = np.repeat(np.arange(n_docs, dtype=np.int64), sizes)
+    df_all = np.bincount(terms, minlength=len(cache.terms))
+    present = np.flatnonzero(df_all)  # the index's vocabulary: terms some document has
+    remap = np.full(len(cache.terms), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    cols = remap[terms]
+    idf_fn = _select_idf_scorer(bm25.idf_method)
+    df = df_all[present]
+    uniq, inv = np.unique(df, return_inverse=True)
+    idf = np.asarray([idf_fn(int(v), N=n_docs) for v in uniq], dtype=np.float64).astype(bm25.dtype)[inv]
+    tfc = _select_tfc_scorer(bm25.method)(tf_array=tf, l_d=lens[doc_idx].astype(np.float64), l_avg=avg_len,
+                                          k1=bm25.k1, b=bm25.b, delta=bm25.delta)
+    scores_flat = (idf[cols] * tfc).astype(bm25.dtype)
+    data, indices, indptr = bm25._np_csc(data=scores_flat, rows=doc_idx.astype(bm25.int_dtype),
+                                         cols=cols.astype(bm25.int_dtype), shape=(n_docs, len(present)))
+    bm25.scores = {"data": data.astype(bm25.dtype), "indices": indices, "indptr": indptr, "num_docs": n_docs}
+    vocab = {cache.terms[int(t)]: i for i, t in enumerate(present)}
+    vocab.setdefault("", len(present))
+    bm25.vocab_dict = vocab
+    bm25.nonoccurrence_array = None
+    bm25.unique_token_ids_set = set(vocab.values())
+    return bm25
+
+
 class LexicalIndex:
     """A BM25 index over chunk texts, keyed by int64 chunk ids.  Build it whole; it is not updated in place."""
 
@@ -124,8 +267,11 @@ class LexicalIndex:
         return int(self._ids.shape[0])
 
     @classmethod
-    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
-        """Index ``texts[i]`` under ``ids[i]`` (ids unique; an empty index is allowed and finds nothing)."""
+    def build(cls, ids: Sequence[int], texts: Sequence[str], cache: TokenCache | None = None) -> LexicalIndex:
+        """Index ``texts[i]`` under ``ids[i]`` (ids unique; an empty index is allowed and finds nothing).
+
+        Pass the same ``cache`` to successive builds so unchanged texts are not tokenised again.
+        """
         import numpy as np
 
         if len(ids) != len(texts):
@@ -135,11 +281,8 @@ class LexicalIndex:
             raise ValueError("LexicalIndex.build: chunk ids repeat; pass each chunk once")
         if not len(id_arr):
             return cls(id_arr, None)
-        import bm25s
-
-        bm25 = bm25s.BM25()
-        bm25.index([code_tokens(t) for t in texts], show_progress=False)
-        return cls(id_arr, bm25)
+        cache = cache if cache is not None else TokenCache()
+        return cls(id_arr, _bm25_from_counts(cache.counts(texts), cache))
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """The ``k`` best ``(chunk id, score)`` pairs, best first (ties by id); only chunks sharing a term."""

@@ -27,10 +27,17 @@ from typing import Any
 ROW_FIELDS = ("chunk_id", "path", "start_line", "end_line", "language", "kind", "symbol", "signature", "part",
               "text")
 SNIPPET_LINES = 12
+# The token cache of the last big lexical build (term counts by text digest; only ever a cache).
+TOKENS_FILE = "tokens.npz"
+TOKENS_SAVE_MIN = 1000  # texts tokenised by a build before it rewrites TOKENS_FILE (small edits do not)
 SNIPPET_CHARS = 1200
 
 # The lexical indexes loaded in this process: folder -> (generation, LexicalIndex, meta).
 _LOADED: dict[str, tuple[int, Any, dict[int, tuple[str, int, int, str, str, str]]]] = {}
+# Each project's token cache (folder -> core.rag.lexical.TokenCache): a rebuild after a one-file change
+# tokenises that file's chunks only.  Saved to TOKENS_FILE after a big build, read by the first build
+# of a new helper process; a stale file only costs the re-tokenising of the texts it lacks.
+_TOKENS: dict[str, Any] = {}
 
 
 def watch_parent(ppid: int) -> None:
@@ -123,7 +130,7 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     import msgspec
 
     from core.rag.chunks import Chunk
-    from core.rag.lexical import LexicalIndex
+    from core.rag.lexical import LexicalIndex, TokenCache
     from core.rag.represent import lexical_text
 
     d = Path(folder)
@@ -133,9 +140,23 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     ids = [int(r[0]) for r in rows]
     texts = [lexical_text(Chunk(path=r[1], start_line=r[2], end_line=r[3], language=r[4], kind=r[5], symbol=r[6],
                                 signature=r[7], text=r[9], part=r[8])) for r in rows]
-    index = LexicalIndex.build(ids, texts)
+    cache = _TOKENS.get(folder)
+    if cache is None:  # first build in this process: start from the cache an earlier build saved
+        cache = _TOKENS[folder] = TokenCache.load(d / TOKENS_FILE)
+    index = LexicalIndex.build(ids, texts, cache)
+    if cache.tokenised >= max(TOKENS_SAVE_MIN, len(texts) // 10):  # a big build: save its tokens for a restarted helper
+        cache.save(d / TOKENS_FILE)
     index.save(d / f"lex-{gen}")
-    meta = {int(r[0]): (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9])) for r in rows}
+    # A chunk id's row never changes (ids are not reused), so the loaded generation's entries are kept.
+    prev = _LOADED.get(folder)
+    prev_meta = prev[2] if prev is not None else {}
+    meta = {}
+    for r in rows:
+        cid = int(r[0])
+        m = prev_meta.get(cid)
+        if m is None or m[0] != r[1] or m[1] != r[2] or m[2] != r[3]:
+            m = (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9]))
+        meta[cid] = m
     meta_path = d / f"meta-{gen}.msgpack"
     with open(meta_path, "wb") as f:
         f.write(msgspec.msgpack.encode([[k, *v] for k, v in meta.items()]))
@@ -151,7 +172,8 @@ def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     _LOADED[folder] = (gen, index, meta)
     for old in d.iterdir():  # earlier generations (and leftovers of a crash)
         name = old.name
-        if name.startswith(("lex-", "meta-")) and name not in (f"lex-{gen}", f"meta-{gen}.msgpack"):
+        stale = name.startswith(("lex-", "meta-", f".{TOKENS_FILE}.tmp-"))
+        if stale and name not in (f"lex-{gen}", f"meta-{gen}.msgpack"):
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:
@@ -236,5 +258,6 @@ def lex_rows(folder: str, ids: list[int], glob: str | None, lang: str | None) ->
 
 
 def lex_forget(folder: str) -> None:
-    """Drop a project's loaded index (its folder is being removed)."""
+    """Drop a project's loaded index and token cache (its folder is being removed)."""
     _LOADED.pop(folder, None)
+    _TOKENS.pop(folder, None)

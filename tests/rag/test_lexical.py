@@ -143,3 +143,158 @@ def test_load_refuses_other_tokenizer_and_wrong_count(index: LexicalIndex, tmp_p
     with pytest.raises(LexicalIndexCorrupt) as exc:
         LexicalIndex.load(d)
     assert exc.value.extra["reason"] == "count_mismatch"
+
+
+# -- builds from the token cache equal bm25s's own build (issue 11: one-file re-index speed) --------
+
+CORPUS = {
+    100 + i: text for i, text in enumerate([
+        "def parse_config(path):\n    # read the config file and parse it\n    return load(path)",
+        "def load(path):\n    with open(path) as f:\n        return json.loads(f.read())",
+        "class ConfigError(Exception):\n    '''Raised when the config is invalid.'''",
+        "def write_config(path, data):\n    # write the config back\n    dump(data, path)",
+        "def retry(fn, count=3):\n    for _ in range(count):\n        try: return fn()\n        except Exception: pass",
+        "def parse_http_response(raw):\n    headers, body = raw.split(b'\\r\\n\\r\\n', 1)\n    return Response(body)",
+        "# 設定ファイルを読む\ndef 読む(パス):\n    return 設定[パス]",
+        "def empty():\n    pass",
+        "the of and to",  # no terms at all
+        "def matrix_determinant(m):\n    # determinant of a square matrix by LU\n    return lu(m).det()",
+    ])
+}
+QUERIES = ["parse config", "load json file", "ConfigError", "write config data", "retry count",
+           "http response headers", "設定ファイル", "matrix determinant", "config", "path"]
+
+
+def _reference(ids: list[int], texts: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """Top-k per query from a plain ``bm25s.BM25().index`` over the same tokens (what build did before)."""
+    import bm25s
+    import numpy as np
+
+    bm25 = bm25s.BM25()
+    bm25.index([code_tokens(t) for t in texts], show_progress=False)
+    out: dict[str, list[tuple[int, float]]] = {}
+    for q in QUERIES:
+        tids = list(dict.fromkeys(bm25.vocab_dict[t] for t in code_tokens(q) if t in bm25.vocab_dict and t))
+        if not tids:
+            out[q] = []
+            continue
+        scores = np.asarray(bm25.get_scores_from_ids(tids), dtype=np.float64)
+        hits = sorted(np.flatnonzero(scores > 0).tolist(), key=lambda i: (-scores[i], ids[i]))[:5]
+        out[q] = [(ids[i], float(scores[i])) for i in hits]
+    return out
+
+
+def _top(ix: LexicalIndex) -> dict[str, list[tuple[int, float]]]:
+    return {q: ix.search(q, 5) for q in QUERIES}
+
+
+def test_build_equals_plain_bm25s() -> None:
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    got, want = _top(LexicalIndex.build(ids, texts)), _reference(ids, texts)
+    assert any(want.values())
+    assert got == want  # same ids, same order, same float32 scores
+
+
+def test_rebuild_after_edit_with_warm_cache_equals_fresh_build(tmp_path: Path) -> None:
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    before = LexicalIndex.build(ids, texts, cache)
+    assert cache.tokenised == len(texts)
+    # One file edited (chunk 101 replaced by a new id and text), one deleted (104), one added.
+    edited = dict(CORPUS)
+    del edited[101], edited[104]
+    edited[200] = "def load(path):\n    # load the yaml config\n    return yaml.safe_load(open(path))"
+    edited[201] = "def determinant_of_config():\n    return 0"
+    e_ids, e_texts = list(edited), list(edited.values())
+    after = LexicalIndex.build(e_ids, e_texts, cache)
+    assert cache.tokenised == 2  # only the new texts
+    assert len(cache.docs) == len(set(e_texts))  # the deleted texts left the cache
+    fresh = LexicalIndex.build(e_ids, e_texts)
+    assert _top(after) == _top(fresh) == _reference(e_ids, e_texts)
+    assert _top(after) != _top(before)  # the edit changed answers (e.g. "retry count" is gone)
+    assert after.search("yaml config", 1)[0][0] == 200
+    # And what the warm build saves loads back with the same answers.
+    after.save(tmp_path / "lex")
+    assert _top(LexicalIndex.load(tmp_path / "lex")) == _top(fresh)
+
+
+def test_cache_ignores_text_identity_across_ids() -> None:
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    a = LexicalIndex.build([1, 2], ["alpha beta", "alpha beta"], cache)
+    assert cache.tokenised == 1  # the same text twice is tokenised once
+    b = LexicalIndex.build([3, 1, 2], ["gamma alpha", "alpha beta", "alpha beta"], cache)
+    assert cache.tokenised == 1
+    assert [i for i, _ in a.search("alpha", 5)] == [1, 2]
+    assert [i for i, _ in b.search("alpha", 5)] == [1, 2, 3]
+    assert b.search("gamma", 5)[0][0] == 3
+
+
+def test_token_cache_save_load_round_trip(tmp_path: Path) -> None:
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    LexicalIndex.build(ids, texts, cache)
+    cache.save(tmp_path / "tokens.npz")
+    loaded = TokenCache.load(tmp_path / "tokens.npz")
+    assert loaded.terms == cache.terms and set(loaded.docs) == set(cache.docs)
+    ix = LexicalIndex.build(ids, texts, loaded)
+    assert loaded.tokenised == 0  # every text came from the file
+    assert _top(ix) == _reference(ids, texts)
+
+
+def test_token_cache_load_refuses_torn_or_foreign_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.rag import lexical
+    from core.rag.lexical import TokenCache
+
+    cache = TokenCache()
+    LexicalIndex.build(list(CORPUS), list(CORPUS.values()), cache)
+    f = tmp_path / "tokens.npz"
+    assert TokenCache.load(f).docs == {}  # missing
+    cache.save(f)
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])  # torn
+    assert TokenCache.load(f).docs == {}
+    f.write_bytes(b"not a numpy file")
+    assert TokenCache.load(f).docs == {}
+    cache.save(f)
+    monkeypatch.setattr(lexical, "TOKENIZER_VERSION", lexical.TOKENIZER_VERSION + 1)  # other tokens: not used
+    assert TokenCache.load(f).docs == {}
+    monkeypatch.undo()
+    TokenCache().save(f)  # an empty cache round-trips
+    assert TokenCache.load(f).docs == {}
+
+
+def _rows(docs: dict[int, str]) -> list[tuple[object, ...]]:
+    return [(cid, f"src/m{cid}.py", 1, 3, "python", "function", f"f{cid}", "", 0, text) for cid, text in docs.items()]
+
+
+def test_lex_build_after_a_helper_restart_reads_the_saved_tokens(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.rag import prep
+
+    folder = str(tmp_path / "lexical")
+    monkeypatch.setattr(prep, "TOKENS_SAVE_MIN", 5)
+    prep.lex_build(folder, _rows(CORPUS))  # a big build (all 10 texts new): saves its tokens
+    assert (tmp_path / "lexical" / prep.TOKENS_FILE).is_file()
+    prep._TOKENS.clear()  # as in a new helper process
+    prep._LOADED.clear()
+    edited = dict(CORPUS)
+    edited[300] = "def yaml_config():\n    return load_yaml()"
+    prep.lex_build(folder, _rows(edited))
+    assert prep._TOKENS[folder].tokenised == 1  # only the new chunk was tokenised
+    got = prep.lex_search(folder, "yaml config", 3, None, None)
+    assert got is not None and got[0][0] == 300
+    rows = prep.lex_rows(folder, [300, 100, 104], None, None)
+    assert rows[300] == ("src/m300.py", 1, 3, "f300", "python", edited[300])
+    assert rows[100][0] == "src/m100.py" and set(rows) == {300, 100, 104}
+    mtime = (tmp_path / "lexical" / prep.TOKENS_FILE).stat().st_mtime_ns
+    prep.lex_build(folder, _rows(CORPUS))  # a small build does not rewrite the file
+    assert (tmp_path / "lexical" / prep.TOKENS_FILE).stat().st_mtime_ns == mtime
+    assert prep.lex_rows(folder, [300], None, None) == {}  # the deleted chunk left the metadata
+    prep.lex_forget(folder)
+    assert folder not in prep._TOKENS
