@@ -190,5 +190,6 @@ async def test_an_engine_that_cannot_start_is_shown_as_down_with_the_reason(tmp_
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: ctx.conn.name == "down", "down state")
         assert "107 bytes" in ctx.conn.reason and "--home" in ctx.conn.reason
-        assert any("Engine down" in n for n in notes(app))
+        # The notification follows the state change by a message or two (late on a loaded machine).
+        await wait_for(pilot, lambda: any("Engine down" in n for n in notes(app)), "engine-down notification")
         assert app.is_running
