@@ -515,6 +515,7 @@ class Whoami(TypedDict):
     roles: list[str]
     permissions: list[str]
     tenant_permissions: list[str]
+    system_admin: bool
 
 
 class Stopping(TypedDict):

@@ -53,7 +53,8 @@ async def whoami(api: Api, request: web.Request, _req: m.Empty) -> web.Response:
     c = await api.ctx(request, outsiders=True)
     st = api.r.state
     # Someone with no role in the tenant sees only that they have none, not its state.
-    visible = st.is_member(c.tenant, c.user) or access.system_owner(st, c)
+    system = access.system_owner(st, c)
+    visible = st.is_member(c.tenant, c.user) or system
     answer: m.Whoami = {
         "user": c.user,
         "real_user": c.real_user,
@@ -65,6 +66,8 @@ async def whoami(api: Api, request: web.Request, _req: m.Empty) -> web.Response:
         # What counts for the tenant's own resources (members, quotas, audit, tenants):
         # project roles add to "permissions" only for their project.
         "tenant_permissions": sorted(access.perms(st, c)),
+        # May create, suspend and resume tenants ('tenant.manage' in the system tenant, not --as someone else).
+        "system_admin": system,
     }
     return json_response(answer)
 

@@ -13,12 +13,14 @@ ME = getpass.getuser()
 
 def test_whoami(cli: Cli) -> None:
     me = cli.js("whoami")
-    assert set(me) == {"user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions", "tenant_permissions"}
+    assert set(me) == {"user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions", "tenant_permissions",
+                       "system_admin"}
     assert me["tenant_permissions"] == me["permissions"]  # no project here: the same
     assert me["user"] == me["real_user"] == ME and me["tenant"] == "default" and me["roles"] == ["owner"]
     assert "impersonate" in me["permissions"]
+    assert me["system_admin"] is True  # the engine's OS user owns the system tenant
     out = cli.ok("whoami").out
-    assert ME in out and "owner" in out
+    assert ME in out and "owner" in out and "system_admin" in out
 
 
 def test_tenant_create_list_show(cli: Cli) -> None:

@@ -61,7 +61,8 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
         steps.append(s)
         return s.answer
 
-    who = await step("whoami", calls.whoami(), lambda a: ("owner" in a["roles"], "quotas.manage" in a["permissions"]))
+    who = await step("whoami", calls.whoami(), lambda a: ("owner" in a["roles"], "quotas.manage" in a["permissions"],
+                                                                 a["system_admin"]))
     me = who["user"]
 
     # -- tenants
@@ -114,7 +115,7 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     api.identity.as_user = VIEWER
     try:
         await step("viewer whoami", calls.whoami(),
-                   lambda a: (a["user"], a["roles"], "quotas.manage" in a["permissions"]))
+                   lambda a: (a["user"], a["roles"], "quotas.manage" in a["permissions"], a["system_admin"]))
         await step("viewer quota set", calls.quota_set("tokens", "day", 10))
         await step("viewer member add", calls.member_add(USER, "member"))
     finally:

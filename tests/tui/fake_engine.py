@@ -138,7 +138,7 @@ class FakeEngine:
     def whoami(self, user: str, body: Json, query: Json) -> Json:
         perms = self.permissions_of(user)
         return {**self.data["whoami"], "user": user, "roles": self.roles_of(user), "permissions": perms,
-                "tenant_permissions": perms}
+                "tenant_permissions": perms, "system_admin": user == self.owner}
 
     def tenant_create(self, user: str, body: Json, query: Json) -> Json:
         name = m.parse(m.TenantCreate, body).name

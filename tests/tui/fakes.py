@@ -54,7 +54,8 @@ def fixed_data() -> dict[str, Any]:
         "health": {"ok": True, "version": "0.1.0", "pid": 4242, "home": str(HOME), "socket": str(HOME / "engine.sock"),
                    "schema_version": 1, "started_at": "2026-01-15T08:00:00.000000Z", "user": "alice"},
         "whoami": {"user": "alice", "real_user": "alice", "tenant": "acme", "tenant_status": "active", "project": "webshop",
-                   "roles": ["owner"], "permissions": sorted(PERMISSIONS), "tenant_permissions": sorted(PERMISSIONS)},
+                   "roles": ["owner"], "permissions": sorted(PERMISSIONS), "tenant_permissions": sorted(PERMISSIONS),
+                   "system_admin": True},
         "tenants": [
             {"name": "acme", "status": "active", "created_at": "2026-01-02T09:00:00.000000Z", "created_by": "alice",
              "status_changed_at": None, "status_reason": None, "members": 3, "projects": 1, "your_roles": ["owner"]},

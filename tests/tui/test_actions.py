@@ -168,3 +168,33 @@ async def test_audit_filters_are_named_once_typed() -> None:
         await settle(pilot)
         panel = app.screen.query_one("#audit-events-panel")
         await wait_for(pilot, lambda: "filtered: actor bob" in str(panel.border_title), "filter named in the title")
+
+
+async def test_tenant_actions_are_marked_and_refused_for_a_user_who_is_not_a_system_admin() -> None:
+    api = as_viewer(FakeEngineApi())
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(pilot, "6")  # the Tenants tab
+        assert app.ctx.whoami is not None and app.ctx.whoami["system_admin"] is False
+        footer = app.screen.query_one("Footer")
+        texts = " ".join(str(k.render()) for k in footer.query("FooterKey"))
+        assert "✗New tenant" in texts and "✗Suspend" in texts and "✗Resume" in texts and "✗Refresh" not in texts
+        for key in ("n", "s", "u"):
+            await pilot.press(key)
+            await settle(pilot)
+            assert not isinstance(app.screen, FormModal), f"{key}: refused before the form"
+        assert any("vera is not a system administrator" in n for n in notes(app))
+        assert not [w for w in api.writes if w[1].startswith("/v1/tenants")]
+        help_ = commands(app)["Admin ▸ Tenants: New tenant"].help
+        assert "✗ needs tenant.manage in tenant default, which you lack" in help_
+
+
+async def test_a_system_admin_gets_the_tenant_form() -> None:
+    app = MusubiApp(fake_ctx(FakeEngineApi()))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(pilot, "6")
+        texts = " ".join(str(k.render()) for k in app.screen.query_one("Footer").query("FooterKey"))
+        assert "New tenant" in texts and "✗New tenant" not in texts
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, FormModal)

@@ -30,6 +30,6 @@ def cli_group(state: CliState) -> None:
         keys = ["user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions"]
         if d["project"]:
             keys.append("tenant_permissions")  # differs only in a project: what counts tenant-wide
-        fields(d, keys)
+        fields(d, [*keys, "system_admin"])
 
     emit(state, data, human)

@@ -18,6 +18,8 @@ from textual.dom import DOMNode
 from tui.context import AppContext
 
 LOCK = "✗"  # footer mark of an action the user may not run (with the word in palette and help)
+# Not a permission of the shown tenant: whoami's "system_admin" says whether the user holds it.
+SYSTEM_ADMIN = "tenant.manage in tenant default"
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,9 @@ ACTIONS: dict[str, ActionSpec] = {
     # Admin (mode 6)
     "admin_prev_tab": ActionSpec("previous Admin tab", None),
     "admin_next_tab": ActionSpec("next Admin tab", None),
-    "tenants_create": ActionSpec("create a tenant (system administrators)", None),
-    "tenants_suspend": ActionSpec("suspend the selected tenant (system administrators)", None),
-    "tenants_resume": ActionSpec("resume the selected tenant (system administrators)", None),
+    "tenants_create": ActionSpec("create a tenant (system administrators)", SYSTEM_ADMIN),
+    "tenants_suspend": ActionSpec("suspend the selected tenant (system administrators)", SYSTEM_ADMIN),
+    "tenants_resume": ActionSpec("resume the selected tenant (system administrators)", SYSTEM_ADMIN),
     "tenants_refresh": ActionSpec("reload the tenant list", None),
     "members_add": ActionSpec("add a member with a role, tenant-wide or for one project", "members.manage"),
     "members_change_role": ActionSpec("change the selected member's role", "members.manage"),
@@ -79,6 +81,8 @@ def allowed(ctx: AppContext, binding_id: str | None) -> bool:
     spec = ACTIONS.get(binding_id or "")
     if spec is None or spec.permission is None or ctx.whoami is None:
         return True
+    if spec.permission == SYSTEM_ADMIN:
+        return bool(ctx.whoami.get("system_admin"))
     return ctx.can(spec.permission)
 
 
@@ -87,6 +91,9 @@ def refusal(ctx: AppContext, binding_id: str) -> str | None:
     if allowed(ctx, binding_id):
         return None
     perm = ACTIONS[binding_id].permission
+    if perm == SYSTEM_ADMIN:
+        return (f"{ctx.user} is not a system administrator (needs {perm}). An owner of tenant default can make "
+                f"them one (musubi --tenant default member add {ctx.user} --role owner); nothing was changed.")
     roles = ", ".join(ctx.whoami["roles"] if ctx.whoami else []) or "no role"
     return (f"{ctx.user} ({roles}) lacks {perm} in tenant {ctx.tenant}. An owner or admin can grant a role that "
             f"holds it (musubi member add {ctx.user} --role ROLE); nothing was changed.")

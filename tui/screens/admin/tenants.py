@@ -113,6 +113,8 @@ class TenantsPane(AdminPane):
         self.reload()
 
     def action_create(self) -> None:
+        if self.refuse("tenants_create"):
+            return
         form = FormModal(
             "Create tenant",
             [FormField("name", "Name:", placeholder="e.g. acme-dev", validate=tenant_name_error)],
@@ -128,6 +130,8 @@ class TenantsPane(AdminPane):
         self.app.push_screen(form, submitted)
 
     def action_suspend(self) -> None:
+        if self.refuse("tenants_suspend"):
+            return
         t = self.selected()
         if not t:
             return
@@ -148,6 +152,8 @@ class TenantsPane(AdminPane):
         self.app.push_screen(form, submitted)
 
     def action_resume(self) -> None:
+        if self.refuse("tenants_resume"):
+            return
         t = self.selected()
         if not t:
             return
