@@ -132,6 +132,9 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
                lambda a: sorted(r["id"] for r in a["requirements"]))
     await step("trace summary", calls.trace_report(repo, view="summary"), lambda a: " ".join(sorted(a)))
     await step("trace impact unknown", calls.trace_impact("REQ-NOPE-999", repo))
+    # -- code search, in no registered project (a real engine's client runs in /): no index is built
+    await step("index status, no project", calls.index_status())
+    await step("search, no project", calls.search("anything"))
     await step("models list", calls.models_list(), lambda a: (sorted(m["id"] for m in a["models"]), a["allowed"]))
     return steps
 

@@ -171,11 +171,11 @@ class FakeSearch:
     async def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         if self.fail is not None:
             raise self.fail
+        if self.project is None:  # as the engine: every code-search route, the status too (resource "project")
+            raise NotFound("no project: run inside a registered project of tenant 'acme', pass one with --project, "
+                           "or register it with: musubi project add PATH", resource="project")
         if path == "/v1/index/status" and method == "GET":
             return self.status()
-        if self.project is None:
-            raise NotFound("no project here: this folder is not inside a registered project; "
-                           "register it with: musubi project add PATH")
         if path == "/v1/search" and method == "POST":
             return await self._search(body or {})
         if path == "/v1/index" and method == "POST":

@@ -50,7 +50,9 @@ def real_steps(repo: Path) -> Iterator[list[Step]]:
 
 @pytest.fixture(scope="module")
 def fake_steps(repo: Path) -> list[Step]:
-    return asyncio.run(run_scenarios(FakeEngineApi(), str(repo)))
+    fake = FakeEngineApi()
+    fake.code.project = None  # the real engine's client runs in /, inside no registered project
+    return asyncio.run(run_scenarios(fake, str(repo)))
 
 
 def test_the_fake_answers_every_call_as_the_engine_does(fake_steps: list[Step], real_steps: list[Step]) -> None:

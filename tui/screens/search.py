@@ -157,8 +157,13 @@ class SearchScreen(ModeScreen):
         try:
             st = await self.ctx.api.call(calls.index_status())
         except Exception as exc:  # shown in place, in words, and logged for F12
+            if isinstance(exc, NotFound) and exc.extra.get("resource") == "project":
+                # No registered project for this folder: the empty state that says how to add one.
+                self.status, self.status_error = _no_project(), None
+                self._draw()
+                return
             self.report_failure(exc, "Index status", notify=False)
-            # The route answers "no project" with project None: a 404 means an engine without it.
+            # Any other 404 means an engine without the route.
             self.status_error = view.NO_ROUTE if isinstance(exc, NotFound) else view.in_words(exc)
             if self.status is None:
                 self._draw()
