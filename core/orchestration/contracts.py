@@ -239,6 +239,12 @@ class StepContext(Protocol):
         turn cap, stuck output or cancellation."""
         ...
 
+    async def preflight(self, agents: Sequence[str]) -> None:
+        """Declare calls about to run at once (a parallel fan-out, a chat round): raises
+        :class:`RunStop` (code ``budget``) before any starts if their estimated cost would pass
+        the run's or an agent's budget."""
+        ...
+
     def child(self, label: str, *, title: str) -> StepContext:
         """A sub-step shown under this one (a parallel branch, a nested delegation, a chat round)."""
         ...
