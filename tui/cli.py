@@ -64,6 +64,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
     "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "
                 "manifest."),
+    # orchestration (issue 12): agents and workflows as data
+    "workflows": ("tui.commands.workflows", "The workflows you can run and estimate: shipped, from your config "
+                  "folder and from the project's .musubi/."),
+    "agents": ("tui.commands.agents", "The agents workflows use: role, task kind, tier, artefact, context pack "
+               "and prompt."),
 }
 
 

@@ -227,11 +227,19 @@ class ModelRoutes:
 
     # -- cost -----------------------------------------------------------------------------
 
+    def spec_dirs(self, c: Caller) -> dict[str, str | None]:
+        """Where the caller's own agents and workflows live: the project's ``.musubi/`` and the user config dir."""
+        from core.config import config_dir
+
+        root = self.api.r.state.projects.get(c.tenant, {}).get(c.project or "", {}).get("path")
+        return {"project_root": root, "user_dir": str(config_dir())}
+
     async def workflows(self, request: web.Request, _req: m.Empty) -> web.Response:
-        await self._read_ctx(request, "cost.workflows", "workflows")
+        c = await self._read_ctx(request, "cost.workflows", "workflows")
+        wfs = await asyncio.to_thread(load_workflows, **self.spec_dirs(c))
         return _json({"workflows": [
             {"name": w.name, "description": w.description, "steps": [s.task for s in w.steps]}
-            for w in load_workflows().values()
+            for w in wfs.values()
         ]})
 
     async def cost_estimate(self, request: web.Request, req: m.CostEstimate) -> web.Response:
@@ -244,7 +252,8 @@ class ModelRoutes:
             x.check_usable(today)  # a retired model: refused, its replacement named, nothing counted
         allowed = await self.allowed(c.tenant)
         paths, wf, task = req.paths, req.workflow, req.task
-        steps = list(workflow(str(wf)).steps) if wf else single_step(str(task or "implementation"))
+        steps = (list((await asyncio.to_thread(workflow, str(wf), **self.spec_dirs(c))).steps) if wf
+                 else single_step(str(task or "implementation")))
         retrieval: int | dict[str, int] = req.retrieval_tokens
         cache = req.cache
         docs_text = text_documents(req.texts)

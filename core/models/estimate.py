@@ -17,12 +17,10 @@ the median output; *high* the top of the band, no cache hits and the p90 output.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 from core.errors import BadRequest, NotFound
@@ -75,24 +73,26 @@ class Workflow:
     steps: tuple[Step, ...]
 
 
-def load_workflows() -> dict[str, Workflow]:
-    """The built-in workflows of ``workflows.toml`` (steps may reuse another workflow's prompt)."""
-    data = tomllib.loads((resources.files("core.models") / "workflows.toml").read_text(encoding="utf-8"))
-    raw = data.get("workflow", {})
-    prompts = {(wf, s["task"]): s["prompt"] for wf, w in raw.items() for s in w["steps"] if "prompt" in s}
-    out = {}
-    for name, w in raw.items():
-        steps = []
-        for s in w["steps"]:
-            task = check_task(s["task"])
-            prompt = s.get("prompt") or prompts[(s["from"], task)]
-            steps.append(Step(task, prompt))
-        out[name] = Workflow(name, w.get("description", ""), tuple(steps))
-    return out
+def load_workflows(*, project_root: str | None = None, user_dir: str | None = None) -> dict[str, Workflow]:
+    """Every workflow the caller sees, as the calls a run makes (``core.orchestration.spec``).
+
+    The shipped ``workflows.toml``, then the user's and the project's files; each step of
+    the answer is one planned call (its agent's task kind and instructions), so what is
+    priced is exactly what runs.
+    """
+    from core.orchestration.spec import (  # lazy: pydantic, only when a workflow is named
+        load_catalog,
+        plan,
+    )
+
+    cat = load_catalog(project_root=project_root, user_dir=user_dir)
+    return {name: Workflow(name, w.description, tuple(Step(c.task, c.prompt) for c in plan(w, cat.agents)))
+            for name, w in cat.workflows.items()}
 
 
-def workflow(name: str) -> Workflow:
-    wfs = load_workflows()
+def workflow(name: str, *, project_root: str | None = None, user_dir: str | None = None) -> Workflow:
+    """The workflow ``name`` as priced steps (NotFound naming the known workflows)."""
+    wfs = load_workflows(project_root=project_root, user_dir=user_dir)
     if name not in wfs:
         raise NotFound(f"unknown workflow {name!r}: known workflows are {', '.join(sorted(wfs))} "
                        "(see: musubi cost workflows).", code="unknown_workflow")
