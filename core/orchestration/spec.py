@@ -16,6 +16,7 @@ a workflow that can be estimated is exactly the workflow that runs.
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -268,7 +269,9 @@ def parse_workflows(data: Mapping[str, Any], source: str, text: str | None,
 # -- loading with precedence ----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
 def _shipped(name: str) -> tuple[dict[str, Any], str]:
+    """The parsed shipped file (read once per process; the parsers never change what they are given)."""
     text = (resources.files("core.models") / name).read_text(encoding="utf-8")
     got = read_spec_file(Path(name), text)
     assert got is not None

@@ -190,3 +190,20 @@ def test_locate_follows_nested_array_tables_and_inline_steps() -> None:
     assert locate(text, ("workflow", "w", "steps", 0, "id")) == 3
     assert locate(text, ("workflow", "v", "steps", 1, "agent")) == 13
     assert locate(text, ("workflow", "v", "steps", 0)) == 12
+
+
+def test_the_documented_example_files_load(tmp_path: Path) -> None:
+    """docs/workflows.md's agents and workflows examples are valid files (and use each other)."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "workflows.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    agents = next(b for b in blocks if b.startswith("[agent."))
+    workflows = next(b for b in blocks if b.startswith("[workflow."))
+    _write(tmp_path, "agents.toml", agents)
+    _write(tmp_path, "workflows.toml", workflows)
+    w = load_workflow("ship", user_dir=tmp_path)
+    assert [s.type for s in w.steps] == ["approval", "parallel", "agent"]
+    assert w.agent_budgets["software-developer"].turns == 6 and w.budget.cost_micros == 4_000_000
+    assert [c.agent for c in plan(w, load_catalog(user_dir=tmp_path).agents)] == [
+        "software-developer", "code-reviewer", "security-reviewer", "test-engineer"]
