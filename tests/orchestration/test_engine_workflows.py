@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,17 +17,11 @@ from tests.engine.helpers import Home
 @pytest.fixture(scope="module", autouse=True)
 def cfgdir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="wc", dir="/tmp"))
-    old = os.environ.get("MUSUBI_CONFIG_DIR")
-    os.environ["MUSUBI_CONFIG_DIR"] = str(d)  # the engine inherits it when it starts
     (d / "workflows.toml").write_text('[workflow.mine]\ndescription = "user"\nsteps = [ { agent = "summariser" } ]\n')
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSUBI_CONFIG_DIR", str(d))  # the engine inherits it when it starts
         yield d
-    finally:
-        if old is None:
-            os.environ.pop("MUSUBI_CONFIG_DIR", None)
-        else:
-            os.environ["MUSUBI_CONFIG_DIR"] = old
-        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_project_and_user_workflows_are_listed_and_estimated(eng: Home, tmp_path: Path) -> None:  # noqa: F811
