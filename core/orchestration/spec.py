@@ -37,7 +37,7 @@ AGENTS_FILE = "agents.toml"
 WORKFLOWS_FILE = "workflows.toml"
 PROJECT_DIR = ".musubi"
 ARTEFACTS = ("text", "requirements", "design", "tasks", "diff", "review", "tests", "triage")
-PLACEHOLDERS = ("feature", "input", "context", "role", "name")
+PLACEHOLDERS = ("feature", "input", "role", "name")
 Source = Literal["shipped", "user", "project"]
 
 
@@ -208,9 +208,13 @@ def parse_agents(data: Mapping[str, Any], source: str, text: str | None) -> dict
     return out
 
 
-def render_prompt(agent: AgentSpec, *, feature: str, input: str = "", context: str = "") -> str:
-    """The agent's instructions with its placeholders filled (templates were checked at load)."""
-    return agent.system_prompt.format(feature=feature, input=input, context=context, role=agent.role, name=agent.name)
+def render_prompt(agent: AgentSpec, *, feature: str, input: str = "") -> str:
+    """The agent's instructions with its placeholders filled (templates were checked at load).
+
+    The context pack is not a placeholder: the run service sends it as its own message between
+    the material and these instructions, for the agents with ``context_pack = true``.
+    """
+    return agent.system_prompt.format(feature=feature, input=input, role=agent.role, name=agent.name)
 
 
 # -- workflows ------------------------------------------------------------------------------
@@ -403,6 +407,23 @@ def plan(workflow: Workflow, agents: Mapping[str, AgentSpec]) -> list[PlannedCal
     for s in workflow.steps:
         walk(s, "")
     return out
+
+
+def step_at(workflow: Workflow, path: str) -> StepSpec:
+    """The step of ``workflow`` a run path belongs to (``path`` relative to the root context).
+
+    Patterns open a child context named by the child step's id (``change/implementation``),
+    with ``~retry<n>`` / ``~rev<n>`` for a retry or a revision of it; any other segment
+    (``turn-2``, ``round-1``, ``d1-test-engineer``) is a sub-step inside the step above it.
+    The run service uses this to find a call's ``max_turns`` and its planned estimate.
+    """
+    node = workflow.root
+    for seg in (p for p in path.split("/") if p):
+        child = next((c for c in node.children if c.id == seg.split("~", 1)[0]), None)
+        if child is None:
+            break
+        node = child
+    return node
 
 
 def pick_for_task(task: str | None, names: Sequence[str], agents: Mapping[str, AgentSpec]) -> str:
