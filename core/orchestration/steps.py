@@ -118,6 +118,19 @@ _CHILDREN = {"sequential": 1, "parallel": 1, "triage": 1, "approval": 1}
 _NO_CHILDREN = ("agent", "handoff", "group_chat", "nested", "auto")
 
 
+_TAKES = {"agent": ("agent", "triage", "nested"), "agents": ("handoff", "group_chat", "nested", "auto")}
+
+
+def _default_id(raw: Mapping[str, Any], kind: str, index: int, taken: set[str]) -> str:
+    """The agent's name for an agent step (``name-2`` when a sibling has it), else ``<type>-<n>``."""
+    base = raw["agent"] if isinstance(raw.get("agent"), str) else f"{kind}-{index + 1}"
+    sid, n = base, 1
+    while sid in taken:
+        n += 1
+        sid = f"{base}-{n}"
+    return sid
+
+
 def _keys(model: type[_Opts]) -> str:
     return ", ".join(model.model_fields) or "(none)"
 
@@ -149,7 +162,7 @@ class StepChecker:
         out: list[StepSpec] = []
         seen: set[str] = set()
         for i, item in enumerate(raw):
-            spec = self.step(item, (*loc, i), i)
+            spec = self.step(item, (*loc, i), i, taken=seen)
             if spec is None:
                 continue
             if spec.id in seen:
@@ -159,7 +172,7 @@ class StepChecker:
             out.append(spec)
         return tuple(out)
 
-    def step(self, raw: Any, loc: Loc, index: int) -> StepSpec | None:
+    def step(self, raw: Any, loc: Loc, index: int, taken: set[str] | None = None) -> StepSpec | None:
         if not isinstance(raw, dict):
             self.bad(loc, "a step must be a table", '{ type = "agent", agent = "..." }')
             return None
@@ -183,7 +196,12 @@ class StepChecker:
                     got = self._agent((*loc, "agents", j), a)
                     ok = ok and got is not None
                     agents += [got] if got else []
-        sid = raw.get("id") or (raw.get("agent") if isinstance(raw.get("agent"), str) else f"{kind}-{index + 1}")
+        for key in ("agent", "agents"):
+            if key in raw and kind not in _TAKES[key]:
+                self.bad((*loc, key), f"{kind} steps take no {key}",
+                         "remove it" + ("; put agent steps in its steps" if kind in _CHILDREN else ""))
+                ok = False
+        sid = raw.get("id") or _default_id(raw, kind, index, taken or set())
         if not isinstance(sid, str) or not ID_RE.match(sid):
             self.bad((*loc, "id"), f"bad step id {sid!r}", "use lower-case letters, digits, - and _ (at most 48)")
             ok = False

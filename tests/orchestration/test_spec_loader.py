@@ -207,3 +207,19 @@ def test_the_documented_example_files_load(tmp_path: Path) -> None:
     assert w.agent_budgets["software-developer"].turns == 6 and w.budget.cost_micros == 4_000_000
     assert [c.agent for c in plan(w, load_catalog(user_dir=tmp_path).agents)] == [
         "software-developer", "code-reviewer", "security-reviewer", "test-engineer"]
+
+
+def test_default_ids_and_misplaced_agents(tmp_path: Path) -> None:
+    from tests.orchestration.helpers import problems
+
+    _write(tmp_path, "workflows.toml", '[workflow.twice]\nsteps = [ { agent = "code-reviewer" }, '
+           '{ agent = "code-reviewer" }, { type = "parallel", steps = [ { agent = "summariser" } ] } ]\n')
+    w = load_workflow("twice", user_dir=tmp_path)
+    assert [s.id for s in w.steps] == ["code-reviewer", "code-reviewer-2", "parallel-3"]
+    assert any("sequential steps take no agent" in p and "put agent steps in its steps" in p
+               for p in problems({"type": "sequential", "agent": "summariser", "steps": [{"agent": "summariser"}]}))
+    assert any("agent steps take no agents" in p for p in problems({"agents": ["summariser", "triage"]}))
+    _write(tmp_path, "workflows.toml", '[workflow.dup]\nsteps = [ { id = "a", agent = "summariser" }, '
+           '{ id = "a", agent = "triage" } ]\n')
+    with pytest.raises(SpecError, match=r"workflow\.dup\.steps\[1\]\.id \(line 2\): id 'a' is used twice"):
+        load_catalog(user_dir=tmp_path)

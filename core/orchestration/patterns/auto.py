@@ -31,6 +31,8 @@ async def run(step: StepSpec, input_text: str, ctx: StepContext) -> StepResult:
     """Score, pick, call; see the module docstring."""
     o = step.options
     names = list(step.agents) or [a.name for a in ctx.agents()]
+    if not names:
+        return StepResult(input_text, status="stopped", reason="auto: there is no agent to pick from")
     scores = {n: score(ctx.agent(n), input_text, o.get("task")) for n in names}
     best = max(names, key=lambda n: scores[n])  # max keeps the first of equal scores
     shown = ", ".join(f"{n} {scores[n]:g}" for n in sorted(names, key=lambda n: -scores[n]))
