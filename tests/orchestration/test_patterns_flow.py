@@ -173,3 +173,25 @@ def test_patterns_need_no_event_loop_tricks() -> None:
     from core.orchestration.contracts import PATTERNS
 
     assert all(asyncio.iscoroutinefunction(p) for p in PATTERNS.values()) and len(PATTERNS) == 9
+
+
+def test_parallel_first_with_every_branch_failing() -> None:
+    c = ctx({REV: [Say(error=_perr())], TEST: [Say(error=_perr())], DEV: [Say(error=_perr())]})
+    r = run(_par(join="first"), c)
+    assert r.status == "failed" and "join 'first' not reached: 0 of 3 branches succeeded, 1 needed" in (r.reason or "")
+
+
+def test_workflow_level_on_error_drives_the_root_sequence(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from core.orchestration.patterns import run_step
+    from core.orchestration.spec import load_workflow
+
+    d = Path(str(tmp_path))
+    (d / "workflows.toml").write_text('[workflow.w]\non_error = "retry"\nretries = 2\n'
+                                      'steps = [ { id = "r", agent = "code-reviewer" } ]\n')
+    w = load_workflow("w", user_dir=d)
+    assert w.root.options == {"on_error": "retry", "retries": 2}
+    c = ctx({REV: [Say(error=_perr()), "ok"]})
+    r = asyncio.run(run_step(w.root, "in", c))
+    assert r.output == "ok" and c.record.paths() == ["root/r", "root/r~retry1"]

@@ -155,3 +155,12 @@ def test_auto_below_min_score_uses_fallback_or_stops() -> None:
 def test_auto_validation() -> None:
     assert any("unknown task kind 'deploy'" in p for p in problems({"type": "auto", "task": "deploy"}))
     assert any("no agent 'ghost'" in p for p in problems({"type": "auto", "fallback": "ghost"}))
+
+
+def test_group_chat_moderated_with_a_vote_rule() -> None:
+    c = ctx({TEST: ["NEXT: system-architect", "NEXT: code-reviewer"],
+             ARCH: ["plan\nVERDICT: AGREE"], REV: ["fine\nVERDICT: AGREE"]})
+    r = run(_chat(mode="moderated", moderator=TEST, consensus="unanimous", max_rounds=4), c)
+    assert r.status == "done" and "unanimous agreement in round 2" in (r.reason or "")
+    assert c.record.preflights == [("root/round-1", (TEST,)), ("root/round-1", (ARCH,)),
+                                   ("root/round-2", (TEST,)), ("root/round-2", (REV,))]
