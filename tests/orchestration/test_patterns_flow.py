@@ -195,3 +195,10 @@ def test_workflow_level_on_error_drives_the_root_sequence(tmp_path: object) -> N
     c = ctx({REV: [Say(error=_perr()), "ok"]})
     r = asyncio.run(run_step(w.root, "in", c))
     assert r.output == "ok" and c.record.paths() == ["root/r", "root/r~retry1"]
+
+
+def test_parallel_first_among_branches_finishing_together_is_the_first_in_the_file() -> None:
+    # recorded answers on a resume come back at once: the winner must not depend on task scheduling
+    for prio in ({}, {"b3": 9}):
+        c = ctx({REV: ["R"], TEST: ["T"], DEV: ["D"]})
+        assert run(_par(join="first", priority=prio), c).output == "R"

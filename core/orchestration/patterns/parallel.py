@@ -76,7 +76,9 @@ async def run(step: StepSpec, input_text: str, ctx: StepContext) -> StepResult:
             if not running:
                 continue  # only skipped branches were "started": look again
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
+            # Branches finishing together are taken in file order, so a replay (recorded answers come
+            # back at once) picks the same winner.
+            for t in sorted(done, key=lambda t: order.index(running[t])):
                 results[running.pop(t)] = t.result()  # a RunStop propagates from here
     finally:
         for t in running:
