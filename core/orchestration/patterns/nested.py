@@ -2,7 +2,7 @@
 
 The delegating agent (``agent``) may answer directly, or reply only with lines
 ``DELEGATE <agent>: <sub-task>`` (at most ``max_delegations``) naming agents of the step's
-``agents`` (all the workflow's agents when none are listed).  Each delegation runs as a
+``agents`` (every agent of the catalog, ``ctx.agents()``, when none are listed).  Each delegation runs as a
 sub-step, in order; the delegate may delegate further while the depth allows.  Then the
 delegator is called again with the answers and must answer without delegating.  A
 delegation asked for past ``max_depth``, to an agent outside the list, past
