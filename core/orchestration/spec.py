@@ -235,6 +235,9 @@ def _pydantic_problems(exc: pydantic.ValidationError, loc: tuple[str | int, ...]
             out.append(Problem((*loc, *eloc), "unknown key", f"the keys here are {', '.join(model.model_fields)}"))
         elif err.get("type") == "missing":
             out.append(Problem((*loc, *eloc), "missing", f"add {eloc[-1]} = ..."))
+        elif err.get("type") in ("model_type", "dict_type"):
+            out.append(Problem((*loc, *eloc), f"must be a table (got {err.get('input')!r})",
+                               "write it as a [table] or an inline { key = value } table"))
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"

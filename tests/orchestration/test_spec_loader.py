@@ -223,3 +223,11 @@ def test_default_ids_and_misplaced_agents(tmp_path: Path) -> None:
            '{ id = "a", agent = "triage" } ]\n')
     with pytest.raises(SpecError, match=r"workflow\.dup\.steps\[1\]\.id \(line 2\): id 'a' is used twice"):
         load_catalog(user_dir=tmp_path)
+
+
+def test_a_scalar_where_a_table_belongs_names_no_internal_class(tmp_path: Path) -> None:
+    _write(tmp_path, "workflows.toml", '[workflow.x]\nbudget = 5\nsteps = [ { agent = "triage" } ]\n')
+    with pytest.raises(SpecError) as e:
+        load_catalog(user_dir=tmp_path)
+    assert "workflow.x.budget (line 2): must be a table (got 5)" in e.value.message
+    assert "_BudgetModel" not in e.value.message
