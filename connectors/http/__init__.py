@@ -16,6 +16,7 @@ from connectors.http.client import (
     Check,
     HttpClient,
     HttpResponse,
+    vendor_error_code,
     vendor_error_text,
 )
 from connectors.http.errors import (
@@ -48,5 +49,5 @@ __all__ = [
     "HttpError", "HttpResponse", "NotFoundError", "Page", "RateLimitedError", "Redactor", "RequestTimeout",
     "RetryPolicy", "TooManyItems", "UpstreamError", "ValidationError", "epoch_reset", "error_for_status",
     "github_rate_limit_reset", "gitlab_rate_limit_reset", "iso_reset", "jira_rate_limit_reset", "paginate",
-    "retry_after", "vendor_error_text",
+    "retry_after", "vendor_error_code", "vendor_error_text",
 ]

@@ -78,6 +78,19 @@ def vendor_error_text(body: bytes) -> str:
     return " ".join(text.split())[:_VENDOR_TEXT_MAX]
 
 
+def vendor_error_code(body: bytes) -> str | None:
+    """The vendor's machine-readable error code (``error.code``, else ``error.type``), if the body has one."""
+    try:
+        data = jsonlib.loads(body)
+    except ValueError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code") or err.get("type")
+        return str(code) if code is not None else None
+    return None
+
+
 @dataclass(frozen=True)
 class HttpResponse:
     """A whole answer: status, headers, body.  ``url`` is already redacted."""
@@ -286,6 +299,10 @@ class HttpClient:
         shown = self.redactor.url(resp.url)
         return HttpResponse(resp.status, resp.headers, body, shown, self._request_id(resp.headers), self.name)
 
+    def request_id_of(self, headers: Mapping[str, str]) -> str | None:
+        """The vendor's request id in ``headers`` (the first of this client's request-id headers present)."""
+        return self._request_id(headers)
+
     def _request_id(self, headers: Mapping[str, str]) -> str | None:
         for name in self._request_id_headers:
             value = headers.get(name)
@@ -302,7 +319,7 @@ class HttpClient:
         if request_id:
             message += f" (request id {request_id})"
         return cls(message, connector=self.name, status=status, request_id=request_id, retry_after_s=delay,
-                   vendor_text=vendor)
+                   vendor_text=vendor, vendor_code=vendor_error_code(body))
 
     def _log_retry(self, state: RetryCallState) -> None:
         err = state.outcome.exception() if state.outcome else None
@@ -310,4 +327,6 @@ class HttpClient:
                  err if isinstance(err, HttpError) else type(err).__name__, state.upcoming_sleep)
 
 
-__all__ = ["HttpClient", "HttpResponse", "RateLimitedError", "vendor_error_text", "REQUEST_ID_HEADERS"]
+__all__ = [
+    "HttpClient", "HttpResponse", "RateLimitedError", "vendor_error_code", "vendor_error_text", "REQUEST_ID_HEADERS",
+]

@@ -26,7 +26,8 @@ class HttpError(MusubiError):
 
     def __init__(
         self, message: str, *, connector: str, status: int | None = None, request_id: str | None = None,
-        retry_after_s: float | None = None, vendor_text: str | None = None, **extra: Any,
+        retry_after_s: float | None = None, vendor_text: str | None = None, vendor_code: str | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(message, connector=connector, status=status, request_id=request_id, **extra)
         self.connector = connector
@@ -34,6 +35,7 @@ class HttpError(MusubiError):
         self.request_id = request_id
         self.retry_after_s = retry_after_s
         self.vendor_text = vendor_text  # the vendor's own error text, redacted
+        self.vendor_code = vendor_code  # the vendor's machine code (OpenAI error.code, Anthropic error.type)
 
     def __repr__(self) -> str:
         return (

@@ -113,6 +113,8 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504, 529})
     reset_hooks: tuple[DelayHook, ...] = ()  # vendor headers tried after Retry-After
     pace_on_success: bool = False  # Azure DevOps: a Retry-After on a 200 slows the *next* call
+    # A vendor's "this will not pass by waiting" (OpenAI's 429 insufficient_quota): never retried.
+    give_up: Callable[[HttpError], bool] | None = field(default=None, compare=False)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def server_delay(self, headers: Mapping[str, str]) -> float | None:
@@ -130,7 +132,7 @@ class RetryPolicy:
 
     def should_retry(self, err: BaseException, *, idempotent: bool) -> bool:
         """Whether ``err`` may be retried, given whether the request is idempotent."""
-        if not isinstance(err, HttpError):
+        if not isinstance(err, HttpError) or (self.give_up is not None and self.give_up(err)):
             return False
         if isinstance(err, ConnectionFailed):
             return idempotent or bool(err.extra.get("not_sent"))
