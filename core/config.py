@@ -24,8 +24,9 @@ file through :func:`load_config` into the same :class:`Config`, a section per fe
     [search]                   # the embedding model and its worker (docs/search.md)
     idle_s = 600
 
-``[providers]`` and ``[connectors]`` are reserved for the features that
-will read them: accepted, each a table (of tables), keys defined by that feature.
+``[providers]`` holds one table per LLM provider, checked by the engine
+(core/orchestration/provider_settings.py, docs/providers.md); ``[connectors]`` is reserved
+for the feature that will read it: accepted, a table of tables, keys defined by that feature.
 
 The file is optional.  When it is missing the defaults apply and neither pydantic nor
 tomllib is imported (a pydantic validator costs ~200 ms, more than half of a bare
@@ -178,7 +179,7 @@ class Config:
     routing: dict[str, Any] = field(default_factory=dict)
     """``[routing]`` rules merged over the shipped ones, checked by the registry."""
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Reserved: one table per provider; its keys belong to the provider feature."""
+    """One table per LLM provider; its keys are checked by core/orchestration/provider_settings.py."""
     connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Reserved: one table per connector."""
     search: SearchSettings = field(default_factory=SearchSettings)

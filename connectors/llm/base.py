@@ -107,6 +107,11 @@ class HttpChatProvider:
         Raises :class:`ProviderError` for a vendor error event sent after HTTP 200."""
         raise NotImplementedError
 
+    def call_timeout(self, request: ChatRequest) -> float:
+        """The request's own timeout, capped by the provider's ``timeout_s`` when one is configured."""
+        cap = self.settings.extra.get("timeout_s")
+        return min(request.timeout_s, float(cap)) if cap else request.timeout_s
+
     def check_model(self) -> str | None:
         value = self.settings.extra.get("check_model")
         return str(value) if value else None
@@ -151,7 +156,7 @@ class HttpChatProvider:
             async with self.http.stream(
                 "POST", self.path(request), json=self.body(request), headers=await self.request_headers(),
                 idempotent=True,  # nothing was answered yet: the vendors' SDKs retry these too
-                timeout_s=request.timeout_s,
+                timeout_s=self.call_timeout(request),
             ) as resp:
                 request_id = state.request_id = self.http.request_id_of(resp.headers)
                 async for event in sse_events(resp.content):
@@ -164,7 +169,7 @@ class HttpChatProvider:
         except HttpError as err:
             raise self._error(err, state.answered) from None
         except TimeoutError:
-            raise self._fail("timeout", f"no complete answer within {request.timeout_s:g}s", state,
+            raise self._fail("timeout", f"no complete answer within {self.call_timeout(request):g}s", state,
                              request_id) from None
         except (aiohttp.ClientError, UnicodeDecodeError) as exc:
             raise self._fail("connection", f"the stream broke off ({type(exc).__name__})", state,

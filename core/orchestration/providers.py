@@ -239,10 +239,9 @@ class ProviderSet:
     def setup_hints(self) -> builtins.list[SetupHint]:
         """For each registry provider no configured provider serves: what to set."""
         reg = self.registry or _builtin_registry()
-        covered = {p for slot in self.slots if slot.provider is not None and slot.settings.kind != "replay"
-                   for p in serves(slot.settings)}
-        covered |= {m.provider for slot in self.slots if slot.provider is not None for m in reg.all()
-                    if m.id in slot.settings.models}
+        # a configured provider that cannot load is reported with its own problem, not as "set X"
+        covered = {p for slot in self.slots if slot.settings.kind != "replay" for p in serves(slot.settings)}
+        covered |= {m.provider for slot in self.slots for m in reg.all() if m.id in slot.settings.models}
         wanted = sorted({m.provider for m in reg.all()} - covered)
         return [{"provider": p, "hint": hint_for(p)} for p in wanted]
 
@@ -324,6 +323,10 @@ class ProviderHub:
         self._environ = dict(environ) if environ is not None else None  # None: the process's own
         self._entry_points = entry_points
         self.current = self._build(0, strict=False)
+
+    def config_path(self) -> Path:
+        """The config file the providers are read from."""
+        return self._config_file()
 
     def _build(self, generation: int, *, strict: bool, environ: Mapping[str, str] | None = None) -> ProviderSet:
         env_now = self._environ if environ is None else environ

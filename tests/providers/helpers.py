@@ -16,6 +16,14 @@ from core.orchestration.contracts import (
 OPENAI_KEY = "sk-test-openai-KEY123"
 ANTHROPIC_KEY = "sk-ant-test-KEY456"
 FAST_RETRIES = {"max_attempts": 3, "retry_base_s": 0.01}
+# pyproject.toml's [project.entry-points."musubi.providers"], for tests that stand them in
+ENTRY_POINTS = {
+    "openai": "connectors.llm.openai:openai_provider",
+    "azure-openai": "connectors.llm.openai:azure_openai_provider",
+    "anthropic": "connectors.llm.anthropic:anthropic_provider",
+    "openai-compatible": "connectors.llm.openai:openai_compatible_provider",
+    "replay": "connectors.llm.replay:replay_provider",
+}
 
 
 def settings(name: str, kind: str, base_url: str | None, key: str | None = None, **extra: Any) -> ProviderSettings:
