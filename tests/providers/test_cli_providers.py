@@ -95,6 +95,12 @@ def test_list_test_and_reload_against_the_fakes(engine: tuple[Cli, dict[str, str
     assert reloaded["generation"] == 1 and reloaded["providers"] == ["openai", "anthropic"]
     assert cli.js("providers", "test", "anthropic", env=fixed)["ok"] is True
 
+    # the providers and their keys are the engine user's: acting as someone else is refused
+    for args in (("engine", "reload"), ("providers", "test")):
+        refused = cli.fails(4, "--as", "bob", *args, env=fixed)
+        assert "only the OS user who runs the engine" in refused.err
+    assert cli.js("providers", "list", env=fixed)["generation"] == 1
+
     # a bad config file is refused and changes nothing
     config.write_text('[providers.openai]\ntimeout_s = "soon"\n', encoding="utf-8")
     bad = cli.fails(2, "engine", "reload", env=fixed)

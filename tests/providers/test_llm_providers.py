@@ -262,6 +262,27 @@ async def test_check_makes_one_tiny_call(fake_openai: FakeLLMServer, fake_anthro
     await anthropic.aclose()
 
 
+def test_every_provider_keeps_the_contract(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from connectors.llm.replay import ReplayProvider
+    from core.orchestration.contracts import ChatProvider
+
+    replies = Path(str(tmp_path)) / "r.json"
+    replies.write_text('[{"text": "x", "input_tokens": 1, "output_tokens": 1}]', encoding="utf-8")
+    made = [
+        OpenAIProvider(settings("o", "openai", None, "k-1234")),
+        OpenAICompatibleProvider(settings("c", "openai-compatible", "http://127.0.0.1:1/v1")),
+        AzureOpenAIProvider(settings("a", "azure-openai", "https://r.openai.azure.com", "k-1234")),
+        AnthropicProvider(settings("n", "anthropic", None, "k-1234")),
+        ReplayProvider(settings("r", "replay", None, file=str(replies))),
+    ]
+    for provider in made:
+        assert isinstance(provider, ChatProvider) and provider.is_replay is isinstance(provider, ReplayProvider)
+    with pytest.raises(ValueError, match="needs base_url"):
+        OpenAICompatibleProvider(settings("c", "openai-compatible", None))
+
+
 def _provider(flavour: str, fake: FakeLLMServer, key: str | None = None) -> OpenAIProvider | AnthropicProvider:
     if flavour == "openai":
         return OpenAIProvider(settings("openai", "openai", fake.base_url, key or OPENAI_KEY))
