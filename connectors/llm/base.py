@@ -191,7 +191,8 @@ class HttpChatProvider:
         model = self.check_model()
         try:
             if model is None:
-                answer = await self.http.request("GET", self.models_path(), headers=await self.request_headers())
+                answer = await self.http.request("GET", self.models_path(), headers=await self.request_headers(),
+                                                 timeout_s=30.0)
                 detail = f"the key works ({self.models_path()} answered {answer.status})"
             else:
                 probe = ChatRequest(model=model, messages=(ChatMessage("user", "Say OK."),), max_tokens=1,

@@ -53,11 +53,18 @@ class EntraTokenProvider:
             )
         return self._app
 
+    def _acquire(self) -> Any:
+        # In a worker thread: building the app runs msal's authority discovery (blocking HTTP).
+        return self._application().acquire_token_for_client(scopes=[SCOPE])
+
     async def __call__(self) -> str:
         try:
-            result = await asyncio.to_thread(self._application().acquire_token_for_client, scopes=[SCOPE])
-        except ValueError as exc:  # msal: authority discovery failed
+            result = await asyncio.to_thread(self._acquire)
+        except ValueError as exc:  # msal: authority discovery failed ("Unable to get authority configuration")
             raise ProviderError("auth", f"{self.name}: Entra ID sign-in failed: {exc}", provider=self.name) from None
+        except Exception as exc:  # the identity endpoint cannot be reached (requests' errors)
+            raise ProviderError("connection", f"{self.name}: Entra ID cannot be reached ({type(exc).__name__})",
+                                provider=self.name) from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if not token:
             said = (result or {}).get("error_description") or (result or {}).get("error") or "no token"

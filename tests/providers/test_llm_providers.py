@@ -110,6 +110,19 @@ async def test_entra_through_msal_client_credentials() -> None:
     assert info.value.kind == "auth" and "AADSTS7000215" in str(info.value) and "secret-999" not in str(info.value)
 
 
+@pytest.mark.parametrize(("authority", "kind", "says"), [
+    ("http://127.0.0.1:1", "auth", "should consist of an https url"),  # msal's own refusal, no network
+    ("https://127.0.0.1:1", "connection", "Entra ID cannot be reached"),  # discovery fails to connect
+])
+async def test_entra_with_real_msal_failures_are_typed(authority: str, kind: str, says: str) -> None:
+    from connectors.llm.entra import EntraTokenProvider
+
+    provider = EntraTokenProvider("az", "tenant1", "client1", "secret-abc-123", authority_host=authority)
+    with pytest.raises(ProviderError) as info:
+        await provider()
+    assert info.value.kind == kind and says in str(info.value) and "secret-abc-123" not in str(info.value)
+
+
 async def test_anthropic_streams_named_events_with_usage(fake_anthropic: FakeLLMServer) -> None:
     fake_anthropic.push(Reply(text="Hi!", input_tokens=25, cache_read_tokens=100))
     # a base URL ending in /v1 (a common slip) still reaches /v1/messages
