@@ -12,6 +12,7 @@ subprocess) and async tests use it alike.  The control API::
 
     fake.push(Reply(text="Hi", input_tokens=9))       # queue replies (else the default reply)
     fake.push(Reply(status=429, retry_after="2"))     # faults: 429/500/401, slow, drop, malformed
+    fake.responder = lambda seen: Reply(text=seen.body["model"])  # or choose per request
     fake.requests, fake.usage_reported, fake.disconnects, fake.completed
 
 and the same over HTTP for a fake run from another process: ``POST /__fake__/replies``
@@ -24,7 +25,7 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -76,6 +77,8 @@ class FakeLLMServer:
     completed: int = 0
     disconnects: int = 0  # streams the client closed before their end
     port: int = 0
+    # Chooses the reply per request when set (by model, by prompt, ...); else the queue, else ``default``.
+    responder: Callable[[Seen], Reply | None] | None = None
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []
@@ -111,7 +114,11 @@ class FakeLLMServer:
     def chat_requests(self) -> list[Seen]:
         return [r for r in self.requests if r.method == "POST" and not r.path.startswith("/__fake__")]
 
-    def _next(self) -> Reply:
+    def _next(self, seen: Seen) -> Reply:
+        if self.responder is not None:
+            chosen = self.responder(seen)
+            if chosen is not None:
+                return chosen
         with self._lock:
             return self._queue.pop(0) if self._queue else self.default
 
@@ -174,7 +181,8 @@ class FakeLLMServer:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        self.requests.append(seen)
         rid = f"req_{uuid.uuid4().hex[:16]}"
         id_header = {"openai": "x-request-id", "anthropic": "request-id"}[self.flavour]
         if request.path.startswith("/openai/") and "api-version" not in request.query:
@@ -184,7 +192,7 @@ class FakeLLMServer:
         if request.method == "GET" and request.path.rstrip("/").endswith("/models"):
             return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]},
                                      headers={id_header: rid})
-        reply = self._next()
+        reply = self._next(seen)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.status != 200:

@@ -23,7 +23,7 @@ import pytest
 
 from core.orchestration.contracts import PROVIDER_ENTRY_POINTS
 from tests.cli.helpers import Cli, short_home
-from tests.fakes.llm_servers import FakeLLMServer
+from tests.fakes.llm_servers import FakeLLMServer, Reply
 from tests.providers.helpers import ANTHROPIC_KEY, ENTRY_POINTS, OPENAI_KEY
 
 WRONG_KEY = "sk-ant-wrong-key-000111222"
@@ -89,30 +89,48 @@ def test_list_test_and_reload_against_the_fakes(engine: tuple[Cli, dict[str, str
     human_test = cli("providers", "test", env=env)
     assert human_test.rc == 1 and "FAILED" in human_test.out and "invalid x-api-key" in human_test.out
 
+    # a reload while a call is in flight: the call finishes on the old settings, undisturbed
+    import threading
+
+    fake_openai.push(Reply(text="slow but sure", delay_s=1.5))
+    before = len(fake_openai.chat_requests())
+    slow: dict[str, object] = {}
+    caller = threading.Thread(target=lambda: slow.update(r=cli("providers", "test", "openai", "--json", env=env)))
+    caller.start()
+    for _ in range(200):
+        if len(fake_openai.chat_requests()) == before + 1:  # the slow call has reached the vendor
+            break
+        time.sleep(0.02)
+    during = cli.js("engine", "reload", "--keep-env", env=env)
+    caller.join(30)
+    assert during["previous_in_flight"] == 1 and during["generation"] == 1
+    finished = slow["r"].json()  # type: ignore[attr-defined]
+    assert finished["ok"] and fake_openai.completed == before + 1 and fake_openai.disconnects == 0
+
     # the shell's corrected variable reaches the running engine through reload
     fixed = {**env, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
     reloaded = cli.js("engine", "reload", env=fixed)
-    assert reloaded["generation"] == 1 and reloaded["providers"] == ["openai", "anthropic"]
+    assert reloaded["generation"] == 2 and reloaded["providers"] == ["openai", "anthropic"]
     assert cli.js("providers", "test", "anthropic", env=fixed)["ok"] is True
 
     # the providers and their keys are the engine user's: acting as someone else is refused
     for args in (("engine", "reload"), ("providers", "test")):
         refused = cli.fails(4, "--as", "bob", *args, env=fixed)
         assert "only the OS user who runs the engine" in refused.err
-    assert cli.js("providers", "list", env=fixed)["generation"] == 1
+    assert cli.js("providers", "list", env=fixed)["generation"] == 2
 
     # a bad config file is refused and changes nothing
     config.write_text('[providers.openai]\ntimeout_s = "soon"\n', encoding="utf-8")
     bad = cli.fails(2, "engine", "reload", env=fixed)
     assert str(config) in bad.err and "timeout_s" in bad.err
-    assert cli.js("providers", "list", env=fixed)["generation"] == 1
+    assert cli.js("providers", "list", env=fixed)["generation"] == 2
 
     # SIGHUP re-reads the file (and keeps the variables of the last reload)
     config.write_text("[providers.openai]\nenabled = false\n", encoding="utf-8")
     os.kill(int(cli.paths.pidfile.read_text().split()[0]), signal.SIGHUP)
     for _ in range(100):
         now = cli.js("providers", "list", env=fixed)
-        if now["generation"] == 2:
+        if now["generation"] == 3:
             break
         time.sleep(0.1)
     assert [p["name"] for p in now["providers"]] == ["anthropic"]
