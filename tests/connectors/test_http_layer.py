@@ -286,3 +286,33 @@ async def test_paginate_pages_limits_and_loops() -> None:
 
     with pytest.raises(MusubiError, match="same page cursor"):
         [i async for i in paginate(fetch, max_items=100)]
+
+
+async def test_a_check_hook_turns_a_2xx_quirk_into_a_typed_error(server: ScriptedServer) -> None:
+    from connectors.http import HttpResponse
+
+    def quirks(answer: HttpResponse) -> None:
+        # Azure DevOps' sign-in page on a bad PAT (203 + HTML); Slack's ok:false with HTTP 200
+        if answer.status == 203 or answer.text().lstrip().lower().startswith("<html"):
+            raise AuthError("vendor: the credentials were refused (a sign-in page came back)",
+                            connector="vendor", status=answer.status, request_id=answer.request_id)
+        body = answer.json()
+        if isinstance(body, dict) and body.get("ok") is False:
+            raise ValidationError(f"vendor: {body.get('error')}", connector="vendor", status=answer.status)
+
+    server.script("/ado", Reply(203, text="<html><body>Sign In</body></html>", headers={"ActivityId": "act-1"}))
+    server.script("/slack", Reply(200, json={"ok": False, "error": "channel_not_found"}))
+    server.script("/fine", Reply(200, json={"ok": True}))
+    http = client(server, check=quirks)
+    with pytest.raises(AuthError) as info:
+        await http.request("GET", "/ado")
+    assert info.value.request_id == "act-1"
+    with pytest.raises(ValidationError, match="channel_not_found"):
+        await http.request("POST", "/slack", json={})
+    assert (await http.request("GET", "/fine")).json() == {"ok": True}
+    bad = HttpClient("vendor", server.url)
+    server.script("/html", Reply(200, text="<html>nope</html>"))
+    with pytest.raises(UpstreamError, match="not JSON"):
+        (await bad.request("GET", "/html")).json()
+    await http.aclose()
+    await bad.aclose()
