@@ -69,6 +69,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "folder and from the project's .musubi/."),
     "agents": ("tui.commands.agents", "The agents workflows use: role, task kind, tier, artefact, context pack "
                "and prompt."),
+    # -- providers (issue 12)
+    "providers": ("tui.commands.providers", "The engine's LLM providers (OpenAI, Azure OpenAI, Anthropic, "
+                  "OpenAI-compatible, replay): what is configured and whether each answers."),
 }
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         UsageRecorded,
         Whoami,
     )
+    from core.api.providers import ProviderList, ProviderTested, Reloaded
     from core.api.responses import (
         Allowed,
         Checkpoint,
@@ -423,3 +424,21 @@ def context(task: str, budget: int | str, model: str, k: int | str | None = None
             lang: str | None = None, min_score: float | None = None) -> Call[ContextPack]:
     """The project's best code for ``task`` packed into ``budget`` tokens of ``model``, with its manifest."""
     return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)
+
+
+# -- providers (issue 12; docs/providers.md) ---------------------------------------------------
+
+
+def providers_list() -> Call[ProviderList]:
+    """The engine's configured LLM providers (never a key) and what to set for the missing ones."""
+    return get("/v1/providers")
+
+
+def providers_test(name: str | None = None) -> Call[ProviderTested]:
+    """One tiny call per provider (or the one named); failures carry the vendor's own text, redacted."""
+    return post("/v1/providers/test", name=name)
+
+
+def engine_reload(env: dict[str, str] | None = None) -> Call[Reloaded]:
+    """Re-read config.toml; ``env`` (the caller's provider variables) replaces the engine's, if given."""
+    return post("/v1/engine/reload", env=env)
