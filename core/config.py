@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import BadRequest
+from core.identity.settings import SsoSettings
 
 CONFIG_NAME = "config.toml"
 DOCS_HINT = "see docs/tui.md 'Config file' and docs/models.md"
@@ -94,6 +95,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "MUSUBI_TEST_INDEX_DELAY_S": ("engine: pause before each batch's save (a test hook)", "read per index job"),
     "MUSUBI_DB_MEMORY_LIMIT": ("engine: DuckDB's memory limit (e.g. 256MB)", "read when the engine starts"),
     "MUSUBI_TRACE_WATCH": ("engine: 0 turns the Trace file watchers off (polling only)", "read at each watch"),
+    "MUSUBI_SSO_DIR": ("folder of your SSO session and token caches (0700)", "beats the platform state dir"),
 }
 
 
@@ -174,6 +176,8 @@ class Config:
     """Reserved: one table per connector."""
     search: SearchSettings = field(default_factory=SearchSettings)
     """The embedding model and worker (docs/search.md)."""
+    sso: SsoSettings = field(default_factory=SsoSettings)
+    """Identity providers for ``musubi login`` and the engine's token checks (docs/identity.md)."""
 
     def registry_input(self) -> dict[str, Any]:
         """The ``models`` and ``routing`` sections as :func:`core.models.registry.load_registry` takes them."""
@@ -243,6 +247,7 @@ _TOP_LEVEL = (
     "[providers]",
     "[connectors]",
     "[search]",
+    "[sso]",
 )
 
 

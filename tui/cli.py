@@ -64,6 +64,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
     "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "
                 "manifest."),
+    # -- identity / SSO (docs/identity.md)
+    "login": ("tui.commands.login", "Sign in through your identity provider (device code flow; works over SSH)."),
+    "logout": ("tui.commands.logout", "Sign out: end your engine session and delete your saved tokens."),
+    "sso": ("tui.commands.sso", "Map identity-provider groups and app roles to tenant roles; require SSO for a "
+            "tenant."),
 }
 
 

@@ -76,6 +76,14 @@ if TYPE_CHECKING:
         Verified,
         Workflows,
     )
+    from core.api.sso import (
+        SsoPolicy,
+        SsoProvider,
+        SsoRule,
+        SsoSessionShown,
+        SsoSignedIn,
+        SsoSignedOut,
+    )
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -423,3 +431,45 @@ def context(task: str, budget: int | str, model: str, k: int | str | None = None
             lang: str | None = None, min_score: float | None = None) -> Call[ContextPack]:
     """The project's best code for ``task`` packed into ``budget`` tokens of ``model``, with its manifest."""
     return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)
+
+
+# -- identity / SSO (docs/identity.md) ---------------------------------------------------------------
+
+
+def sso_providers() -> Call[list[SsoProvider]]:
+    """The identity providers config.toml defines (public settings only)."""
+    return get("/v1/sso/providers")
+
+
+def sso_signin(provider: str, id_token: str, nonce: str | None = None,
+               access_token: str | None = None) -> Call[SsoSignedIn]:
+    """Hand the engine an ID token to validate; it answers a session bound to this OS user."""
+    return post("/v1/sso/session", provider=provider, id_token=id_token, nonce=nonce, access_token=access_token)
+
+
+def sso_session() -> Call[SsoSessionShown]:
+    return get("/v1/sso/session")
+
+
+def sso_signout() -> Call[SsoSignedOut]:
+    return delete("/v1/sso/session")
+
+
+def sso_rules() -> Call[list[SsoRule]]:
+    return get("/v1/sso/rules")
+
+
+def sso_rule_set(value: str, role: str, claim: str | None = None, provider: str | None = None) -> Call[SsoRule]:
+    return put("/v1/sso/rules", value=value, role=role, claim=claim, provider=provider)
+
+
+def sso_rule_remove(value: str, claim: str | None = None, provider: str | None = None) -> Call[SsoRule]:
+    return delete("/v1/sso/rules", value=value, claim=claim, provider=provider)
+
+
+def sso_policy() -> Call[SsoPolicy]:
+    return get("/v1/sso/policy")
+
+
+def sso_policy_set(required: bool, break_glass: str | None = None) -> Call[SsoPolicy]:
+    return put("/v1/sso/policy", required=required, break_glass=break_glass)

@@ -17,6 +17,7 @@ from core.engine.auditops import AuditService
 from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
+from core.identity.service import IdentityService
 from core.jobs.service import JobService
 from core.paths import HomePaths
 from core.rag.service import IndexService
@@ -27,7 +28,8 @@ class Engine:
     """The runner plus tenancy, quotas and usage, and audit, over one storage."""
 
     # The services a route's ``op`` may name, by attribute (tests resolve ops on the classes).
-    SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService}
+    SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService,
+                                 "identity": IdentityService}
 
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.runner = OpRunner(paths, storage)
@@ -36,6 +38,7 @@ class Engine:
         self.audit_ops = AuditService(self.runner)
         self.jobs = JobService(self.runner, self.runner.snapshot_jobs)  # background jobs; started by the daemon
         self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
+        self.identity = IdentityService(self.runner)  # SSO sessions, mapping rules, policy (core/identity)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

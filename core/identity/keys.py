@@ -69,7 +69,8 @@ class ProviderKeys:
             if self._discovery is not None and self._clock() - self._discovered_at < DISCOVERY_TTL_S:
                 return self._discovery
             doc = get_json(self.settings.discovery_url(), self.verify, session=self._session, what="discovery document")
-            if not isinstance(doc, dict) or not isinstance(doc.get("issuer"), str) or not isinstance(doc.get("jwks_uri"), str):
+            ok = isinstance(doc, dict) and isinstance(doc.get("issuer"), str) and isinstance(doc.get("jwks_uri"), str)
+            if not ok:
                 raise IdpError(f"the discovery document at {self.settings.discovery_url()} lacks issuer or jwks_uri.")
             want = self.settings.issuer
             if want and doc["issuer"] != want:

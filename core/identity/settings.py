@@ -58,7 +58,8 @@ class ProviderSettings:
         if self.kind == "entra":
             _https(self.authority, "authority")
             if len([p for p in urlsplit(self.authority).path.split("/") if p]) != 1:
-                raise ValueError("authority must name one directory tenant, e.g. https://login.microsoftonline.com/<tenant id>")
+                raise ValueError("authority must name one directory tenant, "
+                                 "e.g. https://login.microsoftonline.com/<tenant id>")
             if self.authority.rstrip("/").rsplit("/", 1)[-1] in ("common", "organizations", "consumers"):
                 raise ValueError("authority must be a tenant id, not common/organizations/consumers "
                                  "(tokens from any tenant could otherwise sign in)")

@@ -157,7 +157,7 @@ class FakeIdp:
         c: dict[str, Any] = {
             "iss": self.issuer, "aud": CLIENT_ID, "sub": u.sub, "oid": u.sub, "tid": TENANT,
             "iat": now, "nbf": now, "exp": now + 3600, "name": u.name, "preferred_username": u.email,
-            "email": u.email, "roles": list(u.roles),
+            "email": u.email, "roles": list(u.roles), "uti": secrets.token_urlsafe(8),
         }
         if self.overage_after is not None and len(u.groups) > self.overage_after:
             c["_claim_names"] = {"groups": "src1"}
@@ -179,7 +179,8 @@ class FakeIdp:
         at = "at-" + secrets.token_urlsafe(16)
         self.refresh[rt] = {"client_id": client_id}
         self.access[at] = self.user.sub
-        info = base64.urlsafe_b64encode(json.dumps({"uid": self.user.sub, "utid": TENANT}).encode()).decode().rstrip("=")
+        info = base64.urlsafe_b64encode(json.dumps({"uid": self.user.sub, "utid": TENANT}).encode()).decode()
+        info = info.rstrip("=")
         return {"token_type": "Bearer", "expires_in": 3600, "access_token": at, "refresh_token": rt,
                 "id_token": self.mint(self.claims(aud=client_id, nonce=nonce)), "scope": "openid profile email",
                 "client_info": info}
