@@ -36,6 +36,10 @@ class RedactingFilter(logging.Filter):
         clean = redact(msg)
         if clean != msg:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # The traceback's last line repeats the exception's message: format it now, redacted
+            # (handlers use a record's exc_text when it is set).
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

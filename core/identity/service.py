@@ -33,7 +33,7 @@ from core.audit import ts_text
 from core.engine.access import Caller
 from core.engine.runner import OpRunner, utcnow
 from core.errors import BadRequest, NotFound, PermissionDenied
-from core.identity import mapping
+from core.identity import mapping, redact
 from core.identity.keys import ProviderKeys
 from core.identity.settings import ProviderSettings
 from core.rbac import BUILTIN_ROLES, SYSTEM_LOG
@@ -77,6 +77,7 @@ class IdentityService:
         self.sessions: dict[str, Session] = {}  # sha256(session id) -> session
         self._used: dict[str, datetime] = {}  # sha256(ID token) -> its exp: each token opens one session
         self._keys: dict[str, tuple[ProviderSettings, ProviderKeys]] = {}
+        redact.install("musubi")  # whatever reaches the engine log, no token does
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -22,11 +23,11 @@ def provider(idp: FakeIdp, **over: object) -> ProviderSettings:
     return ProviderSettings(**kw)  # type: ignore[arg-type]
 
 
-def check(idp: FakeIdp, token: str, keys: ProviderKeys | None = None, **kw: object) -> dict[str, object]:
-    return validate_id_token(token, keys or ProviderKeys(provider(idp)), client_id=CLIENT_ID, **kw)  # type: ignore[arg-type]
+def check(idp: FakeIdp, token: str, keys: ProviderKeys | None = None, **kw: Any) -> dict[str, Any]:
+    return validate_id_token(token, keys or ProviderKeys(provider(idp)), client_id=CLIENT_ID, **kw)
 
 
-def refused(idp: FakeIdp, token: str, match: str, **kw: object) -> TokenRefused:
+def refused(idp: FakeIdp, token: str, match: str, **kw: Any) -> TokenRefused:
     with pytest.raises(TokenRefused, match=match) as info:
         check(idp, token, **kw)
     assert token not in info.value.message  # never echoed
