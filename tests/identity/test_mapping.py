@@ -25,7 +25,9 @@ def state(rules: list[tuple[str, str, str, str]], members: dict[tuple[str, str],
     return st
 
 
-def actions(st: State, groups: set[str], roles: frozenset[str] | set[str] = frozenset(), provider: str = "corp") -> list[Any]:
+def actions(
+    st: State, groups: set[str], roles: frozenset[str] | set[str] = frozenset(), provider: str = "corp"
+) -> list[Any]:
     return [(c.tenant, c.action, c.role) for c in plan(st, "alice", provider, {"groups": groups, "roles": set(roles)})]
 
 
