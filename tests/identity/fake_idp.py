@@ -109,6 +109,7 @@ class FakeIdp:
         self.codes: dict[str, dict[str, Any]] = {}
         self.access: dict[str, str] = {}  # access token -> sub (Graph checks it)
         self.requests: list[str] = []
+        self.extra_jwks: list[dict[str, Any]] = []  # published as they are (foreign keys, odd entries)
         self.poll_times: list[float] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,7 +146,7 @@ class FakeIdp:
         for kid, k in self.keys.items():
             jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key()))
             out.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
-        return {"keys": out}
+        return {"keys": out + self.extra_jwks}
 
     def public_pem(self, kid: str | None = None) -> bytes:
         return self.keys[kid or self.current_kid].public_key().public_bytes(

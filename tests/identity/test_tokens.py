@@ -154,3 +154,38 @@ def test_settings_refuse_bad_values() -> None:
         ProviderSettings(client_id="c", issuer="https://x.example", algorithms=["HS256"])
     with pytest.raises(ValueError, match="common"):
         ProviderSettings(kind="entra", client_id="c", authority="https://login.microsoftonline.com/common")
+
+
+# RFC 7515 Appendix A.2 (JWS using RS256): its public key and its signed example, as the RFC prints
+# them (input nobody here wrote; the values as quoted by several public JOSE test suites).
+RFC7515_A2_N = (
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCg"
+    "NMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665"
+    "xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ"
+)
+RFC7515_A2_JWS = (
+    "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ."
+    "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dn"
+    "ZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-"
+    "eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw"
+)
+
+
+def test_rfc7515_a2_key_and_signature(idp: FakeIdp) -> None:
+    idp.extra_jwks = [{"kty": "RSA", "kid": "rfc7515-a2", "n": RFC7515_A2_N, "e": "AQAB"},
+                      {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}]  # a symmetric key is never loaded
+    keys = ProviderKeys(provider(idp))
+    key = keys.key("rfc7515-a2")  # the RFC's JWK, loaded from a JWKS by our key cache
+    assert key.key_type == "RSA"
+    claims = jwt.decode(RFC7515_A2_JWS, key.key, algorithms=["RS256"], options={"verify_exp": False})
+    assert claims["iss"] == "joe" and claims["http://example.com/is_root"] is True
+    with pytest.raises(TokenRefused, match="does not publish"):
+        keys.key("hmac")
+    # As an ID token the RFC example is refused before any key is tried: its header names no kid.
+    with pytest.raises(TokenRefused, match="names no key"):
+        check(idp, RFC7515_A2_JWS, keys)
+    # One flipped signature byte and the RFC's own key no longer verifies it.
+    i = len(RFC7515_A2_JWS) - 20
+    bad = RFC7515_A2_JWS[:i] + ("A" if RFC7515_A2_JWS[i] != "A" else "B") + RFC7515_A2_JWS[i + 1:]
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(bad, key.key, algorithms=["RS256"], options={"verify_exp": False})
