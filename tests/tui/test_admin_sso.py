@@ -13,8 +13,8 @@ from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tests.tui.test_actions import as_viewer
 from tests.tui.test_admin_engine import engine_eventually, real_app, submit_form
 from tui.app import MusubiApp
-from tui.screens.admin.sso import SsoPane
 from tui.screens.admin.forms import FormModal
+from tui.screens.admin.sso import SsoPane
 from tui.screens.modals import ConfirmModal
 
 SSO_TAB = 4  # ] presses from Tenants
@@ -58,8 +58,8 @@ async def test_a_viewer_is_told_what_the_tab_needs() -> None:
     app = MusubiApp(fake_ctx(api))
     async with app.run_test(size=(80, 24)) as pilot:
         pane = await open_sso(pilot)
-        await wait_for(pilot, lambda: "needs members.manage" in str(pane.query_one(".needs-permission", Static).render()),
-                       "the tab says what it needs")
+        banner = pane.query_one(".needs-permission", Static)
+        await wait_for(pilot, lambda: "needs members.manage" in str(banner.render()), "the tab says what it needs")
         await pilot.press("a")
         await pilot.pause()
         assert not isinstance(app.screen, FormModal)  # refused before the form
@@ -75,8 +75,9 @@ async def test_map_a_group_on_a_real_engine(engine_home: HomePaths) -> None:
         await pilot.press("a")
         await pilot.pause()
         await submit_form(pilot, app, value="Admins", claim="roles", role="admin")
+        want = [("roles", "Admins", "admin")]
         await engine_eventually(pilot, lambda: client.get("/v1/sso/rules"),
-                                lambda rs: [(r["claim"], r["value"], r["role"]) for r in rs] == [("roles", "Admins", "admin")],
+                                lambda rs: [(r["claim"], r["value"], r["role"]) for r in rs] == want,
                                 "the rule in the engine")
         await wait_for(pilot, lambda: len(pane.rules) == 1, "the rule in the table")
         await pilot.press("p")
