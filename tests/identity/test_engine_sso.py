@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from core.api.sso import SsoSignedIn, SsoSignedOut
 from core.client import _UnixHTTPConnection
 
 from ..engine.helpers import Home, unique
 from ..engine.other_user import OTHER, need_root, open_to_others, raw_as_other
+from ..engine.test_api_models import _exactly
 from .fake_idp import CLIENT_ID, FakeIdp
 
 
@@ -98,6 +100,7 @@ def test_providers_are_listed_without_secrets(eng: Home, idp: FakeIdp) -> None:
 def test_sign_in_binds_a_session_to_the_os_user(eng: Home, idp: FakeIdp) -> None:
     status, out = sign_in(eng, idp)
     assert status == 201, out
+    _exactly(out, SsoSignedIn)  # the answer has exactly the response model's shape
     sid = out["session"]
     assert out["subject"] == "sub-alice" and out["os_user"] == pwd.getpwuid(os.getuid()).pw_name
     status, shown = req(eng, "GET", "/v1/sso/session", session=sid)
@@ -266,6 +269,7 @@ def test_logout_ends_the_session(eng: Home, idp: FakeIdp) -> None:
     sid = sign_in(eng, idp)[1]["session"]
     status, out = req(eng, "DELETE", "/v1/sso/session", session=sid)
     assert status == 200 and out["signed_out"] is True
+    _exactly(out, SsoSignedOut)
     assert req(eng, "GET", "/v1/sso/session", session=sid)[1]["signed_in"] is False
     status, body = req(eng, "DELETE", "/v1/sso/session", session=sid)
     assert status == 404 and body["error"]["code"] == "not_signed_in"
