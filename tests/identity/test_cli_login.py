@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,17 @@ def test_sso_required_refusal_and_signing_in(cli: Cli, env: dict[str, str]) -> N
     cli.ok("--tenant", "ssoreq", "sso", "policy", "--no-require", env=env)
     cli.ok("logout", env=env)
     cli.ok("--tenant", "ssoreq", "member", "list", env=env)
+
+
+def test_login_in_a_browser_with_pkce(cli: Cli, env: dict[str, str], idp: FakeIdp, tmp_path: Path) -> None:
+    # $BROWSER stands in for the desktop browser: it follows the IdP's redirect to the CLI's loopback listener.
+    follow = tmp_path / "browser.py"
+    follow.write_text("import sys, requests\n"
+                      f"r = requests.get(sys.argv[1], verify={str(idp.ca_path)!r}, timeout=20)\n"
+                      "sys.exit(0 if r.status_code == 200 else 1)\n")
+    r = cli.ok("login", "--browser", "--fresh", "--json",
+               env={**env, "BROWSER": f"{sys.executable} {follow} %s"})
+    out = r.json()
+    assert out["provider"] == "corp" and out["email"] == "alice@example.com"
+    assert "Opening your browser" in r.err and "code_challenge_method=S256" in r.err
+    cli.ok("logout", env=env)
