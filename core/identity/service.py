@@ -41,6 +41,7 @@ from core.storage.base import Delete, Insert, Update
 
 MAX_SESSIONS = 10_000
 MAX_VALUE = 256  # a group id, group name or app role
+EPOCH = datetime(1970, 1, 1)  # naive UTC, the storage convention
 PROVIDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 
@@ -121,7 +122,7 @@ class IdentityService:
         for ch in changes:
             self._apply(ch, user, actor, claims)
         sid = secrets.token_urlsafe(32)
-        exp_token = datetime.utcfromtimestamp(float(claims["exp"]))
+        exp_token = EPOCH + timedelta(seconds=float(claims["exp"]))
         self._used[token_hash] = max(exp_token, now + timedelta(minutes=10))
         session = Session(user, provider, str(claims["sub"]), _str(claims.get("name")),
                           _str(claims.get("email") or claims.get("preferred_username")), len(values["groups"]),
