@@ -132,7 +132,8 @@ def test_sso_required_refusal_and_signing_in(cli: Cli, env: dict[str, str]) -> N
     cli.ok("--tenant", "ssoreq", "sso", "policy", "--require", "--break-glass", "bob", env=env)
     r = cli("--tenant", "ssoreq", "member", "list", "--json", env=env)
     assert r.rc == 4 and r.json()["error"]["code"] == "sso_required" and "musubi login" in r.err
-    cli.ok("login", "--fresh", env=env)
+    out = cli.ok("login", "--fresh", env=env).out
+    assert "Signed in" in out and "alice@example.com" in out and "tenant ssoreq" not in out  # no rules there
     cli.ok("--tenant", "ssoreq", "member", "list", env=env)
     cli.ok("--tenant", "ssoreq", "sso", "policy", "--no-require", env=env)
     cli.ok("logout", env=env)

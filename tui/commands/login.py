@@ -13,7 +13,7 @@ import click
 
 from core.api import calls
 from core.errors import BadRequest
-from tui.output import CliState, MusubiCommand, emit, example, fields, pass_state, warn
+from tui.output import CliState, MusubiCommand, emit, example, fields, line, pass_state, warn
 
 if TYPE_CHECKING:
     from core.identity.flows import Provider, Tokens
@@ -37,6 +37,19 @@ def choose(rows: list[Any], name: str | None) -> Provider:
         if r["name"] == name:
             return Provider.of(r)
     raise BadRequest(f"unknown provider {name!r}; configured: {known}.", field="provider")
+
+
+def said(t: dict[str, Any]) -> str:
+    """What a sign-in did to one tenant, in words."""
+    role, prev = t.get("role"), t.get("previous_role")
+    return {
+        "grant": f"granted {role}",
+        "update": f"role changed from {prev} to {role}",
+        "revoke": f"role {prev} removed (no rule matches your groups any more)",
+        "unchanged": f"{role} (unchanged)",
+        "keep_manual": f"kept {role}: it was granted by hand, rules never change it",
+        "keep_last_owner": f"kept {role}: you are the tenant's last owner",
+    }.get(str(t.get("action")), str(t.get("action")))
 
 
 def get_tokens(p: Provider, browser: bool, fresh: bool) -> Tokens:
@@ -103,6 +116,6 @@ def cli_group(state: CliState, provider: str | None, browser: bool, fresh: bool)
         fields(d, ["provider", "subject", "name", "email", "os_user", "expires_at", "groups", "app_roles"],
                title="Signed in")
         for t in d["tenants"]:
-            warn(f"  tenant {t['tenant']}: {t['action']} {t['role'] or ''}".rstrip())
+            line(f"tenant {t['tenant']}: {said(t)}")
 
     emit(state, shown, human)
