@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import BadRequest
+from core.identity.settings import SsoSettings
 
 CONFIG_NAME = "config.toml"
 DOCS_HINT = "see docs/tui.md 'Config file' and docs/models.md"
@@ -104,6 +105,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "AZURE_OPENAI_API_KEY": ("provider 'azure': its api-key", "[providers.azure] api_key wins"),
     "OPENAI_API_VERSION": ("provider 'azure': the api-version query", "[providers.azure] api_version wins"),
     "OLLAMA_HOST": ("provider 'ollama': HOST[:PORT] of an Ollama server", "[providers.ollama] base_url wins"),
+    "MUSUBI_SSO_DIR": ("folder of your SSO session and token caches (0700)", "beats the platform state dir"),
 }
 
 
@@ -184,6 +186,8 @@ class Config:
     """Reserved: one table per connector."""
     search: SearchSettings = field(default_factory=SearchSettings)
     """The embedding model and worker (docs/search.md)."""
+    sso: SsoSettings = field(default_factory=SsoSettings)
+    """Identity providers for ``musubi login`` and the engine's token checks (docs/identity.md)."""
 
     def registry_input(self) -> dict[str, Any]:
         """The ``models`` and ``routing`` sections as :func:`core.models.registry.load_registry` takes them."""
@@ -253,6 +257,7 @@ _TOP_LEVEL = (
     "[providers]",
     "[connectors]",
     "[search]",
+    "[sso]",
 )
 
 

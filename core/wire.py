@@ -30,6 +30,7 @@ class Identity:
     as_user: str | None = None
     project: str | None = None
     cwd: str | None = None
+    session: str | None = None  # identity / SSO: the engine session of `musubi login` (docs/identity.md)
 
     def headers(self) -> dict[str, str]:
         """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
@@ -41,6 +42,8 @@ class Identity:
             h["X-Musubi-As"] = self.as_user
         if self.project:
             h["X-Musubi-Project"] = self.project
+        if self.session:
+            h["X-Musubi-Session"] = self.session
         return h
 
 

@@ -427,11 +427,15 @@ def run(
     except MusubiError as exc:
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    from core.identity.store import load_session
+
     saved = SavedState(state_path(paths.home, as_user or _os_user()), fresh=fresh)
     if tenant is None and isinstance(saved.section("app").get("tenant"), str):
         tenant = saved.section("app")["tenant"]
     ctx = AppContext(
-        AsyncEngineClient(paths, Identity(tenant=tenant, as_user=as_user, cwd=current_dir())),  # "/" in a deleted folder: no project
+        # cwd "/" in a deleted folder: no project; session: the engine session of `musubi login` (identity / SSO)
+        AsyncEngineClient(paths, Identity(tenant=tenant, as_user=as_user, cwd=current_dir(),
+                                          session=load_session(paths.home))),
         settings,
         color,
         animations=settings.animations and not no_animations,

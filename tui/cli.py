@@ -72,6 +72,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # -- providers (issue 12)
     "providers": ("tui.commands.providers", "The engine's LLM providers (OpenAI, Azure OpenAI, Anthropic, "
                   "OpenAI-compatible, replay): what is configured and whether each answers."),
+    # -- identity / SSO (docs/identity.md)
+    "login": ("tui.commands.login", "Sign in through your identity provider (device code flow; works over SSH)."),
+    "logout": ("tui.commands.logout", "Sign out: end your engine session and delete your saved tokens."),
+    "sso": ("tui.commands.sso", "Map identity-provider groups and app roles to tenant roles; require SSO for a "
+            "tenant."),
 }
 
 

@@ -53,10 +53,13 @@ class CliState:
         # Lazy: a bare `musubi` (the TUI) and --help need no client.
         from core.client import EngineClient
         from core.config import current_dir
+        from core.identity.store import load_session
         from core.wire import Identity
 
-        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=current_dir())
-        return EngineClient(self.paths(), ident, autostart=autostart)
+        paths = self.paths()
+        ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=current_dir(),
+                         session=load_session(paths.home))
+        return EngineClient(paths, ident, autostart=autostart)
 
     def current_tenant(self) -> str:
         """The tenant the engine will use for this invocation."""

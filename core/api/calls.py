@@ -77,6 +77,14 @@ if TYPE_CHECKING:
         Verified,
         Workflows,
     )
+    from core.api.sso import (
+        SsoPolicy,
+        SsoProvider,
+        SsoRule,
+        SsoSessionShown,
+        SsoSignedIn,
+        SsoSignedOut,
+    )
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -442,3 +450,43 @@ def providers_test(name: str | None = None) -> Call[ProviderTested]:
 def engine_reload(env: dict[str, str] | None = None) -> Call[Reloaded]:
     """Re-read config.toml; ``env`` (the caller's provider variables) replaces the engine's, if given."""
     return post("/v1/engine/reload", env=env)
+# -- identity / SSO (docs/identity.md) ---------------------------------------------------------------
+
+
+def sso_providers() -> Call[list[SsoProvider]]:
+    """The identity providers config.toml defines (public settings only)."""
+    return get("/v1/sso/providers")
+
+
+def sso_signin(provider: str, id_token: str, nonce: str | None = None,
+               access_token: str | None = None) -> Call[SsoSignedIn]:
+    """Hand the engine an ID token to validate; it answers a session bound to this OS user."""
+    return post("/v1/sso/session", provider=provider, id_token=id_token, nonce=nonce, access_token=access_token)
+
+
+def sso_session() -> Call[SsoSessionShown]:
+    return get("/v1/sso/session")
+
+
+def sso_signout() -> Call[SsoSignedOut]:
+    return delete("/v1/sso/session")
+
+
+def sso_rules() -> Call[list[SsoRule]]:
+    return get("/v1/sso/rules")
+
+
+def sso_rule_set(value: str, role: str, claim: str | None = None, provider: str | None = None) -> Call[SsoRule]:
+    return put("/v1/sso/rules", value=value, role=role, claim=claim, provider=provider)
+
+
+def sso_rule_remove(value: str, claim: str | None = None, provider: str | None = None) -> Call[SsoRule]:
+    return delete("/v1/sso/rules", value=value, claim=claim, provider=provider)
+
+
+def sso_policy() -> Call[SsoPolicy]:
+    return get("/v1/sso/policy")
+
+
+def sso_policy_set(required: bool, break_glass: str | None = None) -> Call[SsoPolicy]:
+    return put("/v1/sso/policy", required=required, break_glass=break_glass)

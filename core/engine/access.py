@@ -37,6 +37,8 @@ class Caller:
     user: str
     tenant: str
     project: str | None = None
+    # identity / SSO: the caller's live SSO session (core.identity.service.Session), bound to real_user
+    sso: Any = None
 
     @property
     def impersonator(self) -> str | None:

@@ -18,6 +18,7 @@ from core.engine.auditops import AuditService
 from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
+from core.identity.service import IdentityService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
 from core.orchestration.providers import ProviderHub
@@ -30,7 +31,8 @@ class Engine:
     """The runner plus tenancy, quotas and usage, and audit, over one storage."""
 
     # The services a route's ``op`` may name, by attribute (tests resolve ops on the classes).
-    SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService}
+    SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService,
+                                 "identity": IdentityService}
 
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.runner = OpRunner(paths, storage)
@@ -42,6 +44,7 @@ class Engine:
         # -- providers (issue 12): the LLM providers, rebuilt by `musubi engine reload` and SIGHUP
         self.providers = ProviderHub(_config_file)
         self.latency = LatencyRecorder()  # p50/p95/p99 per provider and model, fed by the run service
+        self.identity = IdentityService(self.runner)  # SSO sessions, mapping rules, policy (core/identity)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

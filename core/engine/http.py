@@ -268,14 +268,23 @@ class Api:
     async def ctx(
         self, request: web.Request, tenant: str | None = None, *, outsiders: bool = False
     ) -> Caller:
-        """The caller's context; with ``outsiders`` also for someone with no role in the tenant."""
+        """The caller's context; with ``outsiders`` also for someone with no role in the tenant.
+
+        identity / SSO: ``sso`` is the live session the ``X-Musubi-Session`` header names for this
+        peer; except on ``outsiders`` routes, a tenant requiring SSO refuses a caller without one.
+        """
         real = peer_user(request)
         a = asked(request, tenant)
         tenant, as_user = a.tenant, a.as_user
+        sso = self.e.identity.resolve(request.headers.get("X-Musubi-Session"), real)
 
         def make() -> Caller:
             try:
-                return self.r.make_ctx(real, as_user, tenant, a.cwd, a.project, outsiders=outsiders)
+                c = self.r.make_ctx(real, as_user, tenant, a.cwd, a.project, outsiders=outsiders)
+                c.sso = sso
+                if not outsiders:
+                    self.e.identity.gate(c)
+                return c
             except PermissionDenied as exc:
                 exc.extra["route"] = f"{request.method} {request.path}"  # recorded with the denial
                 raise

@@ -32,11 +32,12 @@ from core.engine import (
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
 from core.engine.routing import Route, install
+from core.identity import routes as routes_sso
 
 # Every route of the API, in registration order (the first matching resource wins).
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
-    routes_context.ROUTES, routes_providers.ROUTES,
+    routes_context.ROUTES, routes_providers.ROUTES, routes_sso.ROUTES,
 )
 
 

@@ -59,6 +59,9 @@ class State:
     pruned_through: dict[str, int] = field(default_factory=dict)
     next_quota_id: int = 1
     next_ledger_id: int = 1
+    # -- identity / SSO (core/identity): tenant -> (provider, claim, value) -> rule row; tenant -> policy row
+    sso_rules: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    sso_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     _windows: tuple[datetime, datetime, dict[str, datetime]] | None = None
 
     @classmethod
@@ -105,6 +108,9 @@ class State:
         st.pruned_through = dict(snap.pruned_through)
         st.next_quota_id = snap.max_ids.get("quota", 0) + 1
         st.next_ledger_id = snap.max_ids.get("ledger", 0) + 1
+        for r in snap.sso_rules:
+            st.sso_rules[r["tenant_id"]][(r["provider"], r["claim"], r["value"])] = r
+        st.sso_policies = {p["tenant_id"]: p for p in snap.sso_policies}
         return st
 
     # -- roles and permissions -------------------------------------------------------------

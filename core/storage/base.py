@@ -88,6 +88,9 @@ class Snapshot:
     max_ids: dict[str, int] = field(default_factory=dict)  # "quota", "ledger"
     quarantined: int = 0  # journal groups set aside (table quarantined_groups)
     jobs: list[dict[str, Any]] = field(default_factory=list)  # table jobs, oldest first (core/jobs)
+    # -- identity / SSO (core/identity): tables sso_role_rules and sso_policies
+    sso_rules: list[dict[str, Any]] = field(default_factory=list)
+    sso_policies: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
 
 

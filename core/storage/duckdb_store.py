@@ -288,6 +288,9 @@ class DuckDBStorage:
         snap.max_ids["ledger"] = int(row[0]) if row else 0
         snap.meta = {k: v for k, v in self._cur().execute("SELECT key, value FROM engine_meta").fetchall()}
         snap.jobs = self._dicts("SELECT * FROM jobs ORDER BY created_at, job_id")
+        # -- identity / SSO (core/identity)
+        snap.sso_rules = self._dicts("SELECT * FROM sso_role_rules ORDER BY tenant_id, provider, claim, value")
+        snap.sso_policies = self._dicts("SELECT * FROM sso_policies ORDER BY tenant_id")
         return snap
 
     # -- writes ---------------------------------------------------------------------------

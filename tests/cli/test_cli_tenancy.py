@@ -14,7 +14,8 @@ ME = getpass.getuser()
 def test_whoami(cli: Cli) -> None:
     me = cli.js("whoami")
     assert set(me) == {"user", "real_user", "tenant", "tenant_status", "project", "roles", "permissions", "tenant_permissions",
-                       "system_admin"}
+                       "system_admin", "sso"}
+    assert me["sso"] == {"signed_in": False, "os_user": ME}  # the signed-in identity beside the OS user (none here)
     assert me["tenant_permissions"] == me["permissions"]  # no project here: the same
     assert me["user"] == me["real_user"] == ME and me["tenant"] == "default" and me["roles"] == ["owner"]
     assert "impersonate" in me["permissions"]

@@ -59,6 +59,8 @@ JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/searc
 
 # A context pack needs an indexed project: tests/index/test_context_engine.py checks its answers.
 JOBS |= {("POST", "/v1/context")}
+# Signing in and out needs an identity provider: tests/identity/test_engine_sso.py checks their answers.
+JOBS |= {("POST", "/v1/sso/session"), ("DELETE", "/v1/sso/session")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
@@ -143,6 +145,14 @@ def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
     call("POST", "/v1/engine/reload", body={"env": {}}, tenant=None)
     call("GET", "/v1/providers")
     call("POST", "/v1/providers/test", body={}, tenant=None)
+    # identity / SSO (no provider is configured here)
+    call("GET", "/v1/sso/providers")
+    call("GET", "/v1/sso/session")
+    call("PUT", "/v1/sso/rules", body={"value": "grp-x", "role": "member"})
+    call("GET", "/v1/sso/rules")
+    call("DELETE", "/v1/sso/rules", "/v1/sso/rules?value=grp-x")
+    call("PUT", "/v1/sso/policy", body={"required": False})
+    call("GET", "/v1/sso/policy")
     return got
 
 

@@ -254,6 +254,20 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     # p1 is not indexed here: not_indexed (400) comes after the permission check.
     ("POST", "/v1/context"): [Variant("project", "search.query", req(
         "POST", "/v1/context", {"task": "login", "budget": 1000, "model": MODEL}), ok=(400,))],
+    # -- identity / SSO: this engine has no [sso] providers, so a sign-in is a 400 (sso_not_configured)
+    # and a sign-out a 404 (not signed in), both answered to anyone; rules and policy are tenant-scope.
+    ("GET", "/v1/sso/providers"): [Variant("open", None, req("GET", "/v1/sso/providers"))],
+    ("POST", "/v1/sso/session"): [Variant("open", None, req(
+        "POST", "/v1/sso/session", {"provider": "corp", "id_token": "a.b.c"}), ok=(400,))],
+    ("GET", "/v1/sso/session"): [Variant("open", None, req("GET", "/v1/sso/session"))],
+    ("DELETE", "/v1/sso/session"): [Variant("open", None, req("DELETE", "/v1/sso/session"), ok=(404,))],
+    ("GET", "/v1/sso/rules"): [Variant("tenant", "members.manage", req("GET", "/v1/sso/rules"))],
+    ("PUT", "/v1/sso/rules"): [Variant("tenant", "members.manage", lambda w, u: req(
+        "PUT", "/v1/sso/rules", {"value": unique("grp"), "role": "guest"})(w, u))],
+    ("DELETE", "/v1/sso/rules"): [Variant("tenant", "members.manage", req("DELETE", "/v1/sso/rules?value=nope"),
+                                          ok=(404,))],
+    ("GET", "/v1/sso/policy"): [Variant("tenant", "members.manage", req("GET", "/v1/sso/policy"))],
+    ("PUT", "/v1/sso/policy"): [Variant("tenant", "tenant.manage", req("PUT", "/v1/sso/policy", {"required": False}))],
 }
 
 

@@ -122,6 +122,19 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
         api.identity.as_user = None
     await step("member remove viewer", calls.member_remove(VIEWER), lambda a: (a["user"], a["removed_role"]))
 
+    # -- identity / SSO (Admin ▸ SSO): the rules and the policy
+    await step("sso rule set", calls.sso_rule_set("grp-contract", "member"),
+               lambda a: (a["claim"], a["value"], a["role"], a["provider"], a["action"]))
+    await step("sso rule set again", calls.sso_rule_set("grp-contract", "viewer"), lambda a: (a["role"], a["action"]))
+    await step("sso rule set unknown role", calls.sso_rule_set("grp-x", "no-such-role"))
+    await step("sso rule set bad claim", calls.sso_rule_set("grp-x", "member", claim="email"))
+    await step("sso rules", calls.sso_rules(),
+               lambda a: [(r["claim"], r["value"], r["role"]) for r in a if r["value"] == "grp-contract"])
+    await step("sso rule remove", calls.sso_rule_remove("grp-contract"), lambda a: (a["value"], a["action"]))
+    await step("sso rule remove again", calls.sso_rule_remove("grp-contract"))
+    await step("sso policy", calls.sso_policy(), lambda a: (a["sso_required"], a["break_glass"]))
+    await step("sso policy on without break-glass", calls.sso_policy_set(True))
+
     # -- audit
     await step("audit list", calls.audit_list(limit=50), lambda a: _audit_trail(a))
     await step("audit list bad filter", calls.audit_list(since="yesterday-ish"))

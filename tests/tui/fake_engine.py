@@ -73,6 +73,12 @@ class FakeEngine:
             ("GET", "/v1/usage/history", "quotas.read", lambda user, b, q: self.data["history"]),
             ("GET", "/v1/audit", "audit.read", self.audit_list),
             ("POST", "/v1/audit/verify", "audit.read", lambda user, b, q: self.data["verify"]),
+            # identity / SSO (Admin ▸ SSO)
+            ("GET", "/v1/sso/rules", "members.manage", lambda user, b, q: self.data.setdefault("sso_rules", [])),
+            ("PUT", "/v1/sso/rules", "members.manage", self.sso_rule_set),
+            ("DELETE", "/v1/sso/rules", "members.manage", self.sso_rule_remove),
+            ("GET", "/v1/sso/policy", "members.manage", lambda user, b, q: self._sso_policy()),
+            ("PUT", "/v1/sso/policy", "tenant.manage", self.sso_policy_set),
         ]
         self.routes = [(meth, re.compile(f"^{pat}$"), perm, fn) for meth, pat, perm, fn in table]
 
@@ -274,6 +280,55 @@ class FakeEngine:
         ]
         return events[: int(req.limit or 100)]
 
+    # -- identity / SSO: the rules and the policy, as core/identity/service.py answers them ------
+
+    def _sso_policy(self) -> Json:
+        return self.data.setdefault("sso_policy", {"tenant": "acme", "sso_required": False, "break_glass": None,
+                                                   "updated_at": None, "updated_by": None})
+
+    def sso_rule_set(self, user: str, body: Json, query: Json) -> Json:
+        value, role = str(body.get("value") or ""), str(body.get("role") or "")
+        claim, provider = str(body.get("claim") or "groups"), str(body.get("provider") or "")
+        if claim not in ("groups", "roles"):
+            raise BadRequest(f"claim must be one of groups, roles (got {claim!r}).", field="claim")
+        if role not in BUILTIN_ROLES:
+            raise NotFound(f"unknown role {role!r} in tenant 'acme'.")
+        rules = self.data.setdefault("sso_rules", [])
+        old = next((r for r in rules if (r["claim"], r["value"], r["provider"] or "") == (claim, value, provider)),
+                   None)
+        row = {"tenant": "acme", "provider": provider or None, "claim": claim, "value": value, "role": role,
+               "created_at": TS, "created_by": user}
+        if old is not None:
+            rules[rules.index(old)] = row
+        else:
+            rules.append(row)
+        self.audit(user, "sso.rule.set", f"sso_rule:{claim}:{value}", details={"role": role})
+        return {**row, "action": "updated" if old else "added"}
+
+    def sso_rule_remove(self, user: str, body: Json, query: Json) -> Json:
+        value, claim, provider = query.get("value", ""), query.get("claim") or "groups", query.get("provider") or ""
+        rules = self.data.setdefault("sso_rules", [])
+        old = next((r for r in rules if (r["claim"], r["value"], r["provider"] or "") == (claim, value, provider)),
+                   None)
+        if old is None:
+            raise NotFound(f"no rule maps {claim} {value!r} in tenant 'acme'. See: musubi sso list")
+        rules.remove(old)
+        self.audit(user, "sso.rule.remove", f"sso_rule:{claim}:{value}", details={"role": old["role"]})
+        return {**old, "action": "removed"}
+
+    def sso_policy_set(self, user: str, body: Json, query: Json) -> Json:
+        bg = body.get("break_glass")
+        if bg is not None and "owner" not in self.roles_of(str(bg)):
+            raise BadRequest(f"break-glass user {bg!r} is not an owner of tenant 'acme'.", field="break_glass")
+        if body.get("required") and not bg:
+            raise BadRequest("turning SSO on without a break-glass owner while you are not signed in would lock "
+                             "you out.", field="break_glass")
+        pol = {"tenant": "acme", "sso_required": bool(body.get("required")), "break_glass": bg,
+               "updated_at": TS, "updated_by": user}
+        self.data["sso_policy"] = pol
+        self.audit(user, "sso.policy", "tenant:acme", details={"sso_required": pol["sso_required"]})
+        return pol
+
 
 def _micros(metric: str, value: int | str) -> int:
     """A quota amount as the integer the engine compares: tokens and requests, or micro-dollars."""
@@ -283,3 +338,4 @@ def _micros(metric: str, value: int | str) -> int:
 def _show(metric: str, value: int) -> int | str:
     """An amount as the engine answers it: an integer, or dollars as text for cost_usd."""
     return micros_to_usd(value) if metric == "cost_usd" else value
+

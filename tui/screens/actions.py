@@ -73,6 +73,11 @@ ACTIONS: dict[str, ActionSpec] = {
     "audit_filter": ActionSpec("filter events by actor, action, time or outcome", "audit.read"),
     "audit_copy": ActionSpec("copy the selected event as JSON", "audit.read"),
     "audit_refresh": ActionSpec("reload the audit log", "audit.read"),
+    # identity / SSO (Admin ▸ SSO)
+    "sso_map": ActionSpec("map an IdP group or app role to a tenant role (applied at each sign-in)", "members.manage"),
+    "sso_unmap": ActionSpec("remove the selected group/role rule", "members.manage"),
+    "sso_policy": ActionSpec("require SSO for this tenant, with a break-glass owner", "tenant.manage"),
+    "sso_refresh": ActionSpec("reload the SSO rules and policy", "members.manage"),
 }
 
 

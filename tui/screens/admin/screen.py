@@ -13,16 +13,18 @@ from tui.screens.admin.audit import AuditPane
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.members import MembersPane
 from tui.screens.admin.quotas import QuotasPane
+from tui.screens.admin.sso import SsoPane
 from tui.screens.admin.tenants import TenantsPane
 from tui.screens.base import STYLES, ModeScreen
 
-TABS = (("tenants", "Tenants"), ("members", "Members & roles"), ("quotas", "Quotas"), ("audit", "Audit"))
+TABS = (("tenants", "Tenants"), ("members", "Members & roles"), ("quotas", "Quotas"), ("audit", "Audit"),
+        ("sso", "SSO"))
 
 
 class AdminScreen(ModeScreen):
     MODE = "admin"
     HELP = (
-        "Admin: tenants, members and roles, quotas, and the audit log of the current tenant.\n\n"
+        "Admin: tenants, members and roles, quotas, the audit log and the SSO rules of the current tenant.\n\n"
         "**[** / **]** previous / next tab; each tab lists its own keys in the footer. "
         "Whatever the engine refuses (a missing permission, a quota) is shown as a notification and changes nothing."
     )
@@ -42,6 +44,8 @@ class AdminScreen(ModeScreen):
                 yield QuotasPane(id="quotas-pane")
             with TabPane("Audit", id="audit"):
                 yield AuditPane(id="audit-pane")
+            with TabPane("SSO", id="sso"):  # identity / SSO: group -> role rules, the SSO-required policy
+                yield SsoPane(id="sso-pane")
 
     def on_mount(self) -> None:
         tab = self.ctx.saved.section("admin").get("tab")  # the last session's tab (tui.state)
