@@ -450,6 +450,8 @@ def providers_test(name: str | None = None) -> Call[ProviderTested]:
 def engine_reload(env: dict[str, str] | None = None) -> Call[Reloaded]:
     """Re-read config.toml; ``env`` (the caller's provider variables) replaces the engine's, if given."""
     return post("/v1/engine/reload", env=env)
+
+
 # -- identity / SSO (docs/identity.md) ---------------------------------------------------------------
 
 
