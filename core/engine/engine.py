@@ -18,6 +18,7 @@ from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
 from core.jobs.service import JobService
+from core.orchestration.service import RunService
 from core.paths import HomePaths
 from core.rag.service import IndexService
 from core.storage.base import Storage
@@ -36,6 +37,7 @@ class Engine:
         self.audit_ops = AuditService(self.runner)
         self.jobs = JobService(self.runner, self.runner.snapshot_jobs)  # background jobs; started by the daemon
         self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
+        self.runs = RunService(self.runner, self.jobs, self.usage)  # orchestration runs (core/orchestration)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""
