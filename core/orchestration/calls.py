@@ -288,7 +288,7 @@ class CallDesk:
             self.release(call)
             call.outcome, call.error, call.ended_at = outcome, error, self.r.now()
             self.svc.write_call(call)
-            self.r.audit(run.tenant, owner, "run.call", f"run:{run.id}", "failure", details={
+            self.r.audit(run.tenant, owner, "run.call", f"run:{run.id}", "error", details={
                 "run": run.id, "step": st.path, "label": call.label, "attempt": call.attempt, "agent": call.agent,
                 "model": call.model, "provider": call.provider, "outcome": outcome, "error": error[:500],
             })

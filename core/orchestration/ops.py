@@ -320,7 +320,7 @@ async def _apply(self: RunService, ctx: Caller, d: RunData, art: Any, check: Any
             art.state, art.detail = "refused", reason
             self.r.write(Update("run_artefacts", {"state": "refused", "detail": reason[:2000]},
                                 {"artefact_id": art.id}))
-            self.r.audit(run.tenant, ctx, "run.apply", f"run:{run.id}", "failure", details={
+            self.r.audit(run.tenant, ctx, "run.apply", f"run:{run.id}", "error", details={
                 "run": run.id, "artefact": art.id, "sha256": art.sha256, "refused": reason[:500]})
             self.log(run, art.step_path, "apply", f"diff {art.id} refused: {reason[:300]}")
 

@@ -317,7 +317,7 @@ class RunService:
                 return  # decided in the same instant: the decision stands
             ap.state = "timed_out"
             self.r.write(Update("run_approvals", {"state": "timed_out"}, {"run_id": run.id, "gate": gate}))
-            self.r.audit(run.tenant, ENGINE, "run.gate_timeout", f"run:{run.id}", "failure", details={
+            self.r.audit(run.tenant, ENGINE, "run.gate_timeout", f"run:{run.id}", "error", details={
                 "run": run.id, "step": st.path, "gate": gate, "shown_sha256": ap.shown_sha256,
                 "decision": None, "fails_closed": True,
             })
