@@ -25,9 +25,10 @@ class RunRoutes:
     def __init__(self, api: Api) -> None:
         self.api = api
         self.models = ModelRoutes(api)
-        svc = self.svc
-        svc.registry = self.models.registry
-        svc.allowed = self.allowed
+        svc = getattr(api.e, "runs", None)  # None in tests that build the app over a stand-in engine
+        if svc is not None:
+            svc.registry = self.models.registry
+            svc.allowed = self.allowed
 
     @property
     def svc(self) -> Any:
