@@ -64,6 +64,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
     "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "
                 "manifest."),
+    # -- orchestration runs (issue 12) --
+    "run": ("tui.commands.run", "Run a workflow (requirements, design, tasks, ...) on a feature, charged and "
+            "audited, in the engine."),
+    "runs": ("tui.commands.runs", "Orchestration runs: list, show with the step tree (estimated vs actual), "
+             "follow, cancel, resume, answer approval gates, apply approved diffs, read the log."),
 }
 
 
