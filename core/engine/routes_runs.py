@@ -4,7 +4,9 @@ request_changes, apply, logs) over :class:`core.orchestration.service.RunService
 Reading needs any role covering the run's scope (a tenant-scope role, or one on the run's
 project); a run the caller cannot see, another tenant's included, is a 404.  Starting and
 resuming need ``runs.start``, cancelling ``runs.cancel`` (or being the run's creator), answering
-a gate and applying a diff ``runs.approve`` (docs/rbac.md).  docs/runs.md is the user's page.
+a gate and applying a diff ``runs.approve`` (docs/rbac.md).  Routes on one run are listed as
+``member``: the run's own project decides, so the operation checks the permission there (after
+finding the run: a run the caller cannot see is a 404, not a 403).  docs/runs.md is the user's page.
 """
 
 from __future__ import annotations
@@ -89,16 +91,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/runs", "run.start", "runs.start", rq.RunStart, rq.Run, status=201, handler=R.start, feature=R),
     Route("GET", "/v1/runs/{id}", "run.show", "member", rq.RunPath, rq.RunShown, handler=R.show, feature=R),
     Route("GET", "/v1/runs/{id}/logs", "run.logs", "member", rq.RunLogsQuery, rq.RunLogs, handler=R.logs, feature=R),
-    Route("POST", "/v1/runs/{id}/cancel", "run.cancel", "runs.cancel", rq.RunPath, rq.Run, body=False,
+    Route("POST", "/v1/runs/{id}/cancel", "run.cancel", "member", rq.RunPath, rq.Run, body=False,
           handler=R.cancel, feature=R),
-    Route("POST", "/v1/runs/{id}/resume", "run.resume", "runs.start", rq.RunResume, rq.Run, handler=R.resume,
+    Route("POST", "/v1/runs/{id}/resume", "run.resume", "member", rq.RunResume, rq.Run, handler=R.resume,
           feature=R),
-    Route("POST", "/v1/runs/{id}/approve", "run.approve", "runs.approve", rq.RunDecide, rq.RunDecided,
+    Route("POST", "/v1/runs/{id}/approve", "run.approve", "member", rq.RunDecide, rq.RunDecided,
           handler=R.approve, feature=R),
-    Route("POST", "/v1/runs/{id}/reject", "run.reject", "runs.approve", rq.RunDecide, rq.RunDecided,
+    Route("POST", "/v1/runs/{id}/reject", "run.reject", "member", rq.RunDecide, rq.RunDecided,
           handler=R.reject, feature=R),
-    Route("POST", "/v1/runs/{id}/request_changes", "run.request_changes", "runs.approve", rq.RunDecide,
+    Route("POST", "/v1/runs/{id}/request_changes", "run.request_changes", "member", rq.RunDecide,
           rq.RunDecided, handler=R.request_changes, feature=R),
-    Route("POST", "/v1/runs/{id}/apply", "run.apply", "runs.approve", rq.RunApply, rq.RunApplied, handler=R.apply,
+    Route("POST", "/v1/runs/{id}/apply", "run.apply", "member", rq.RunApply, rq.RunApplied, handler=R.apply,
           feature=R),
 )

@@ -59,6 +59,9 @@ async def start(self: RunService, ctx: Caller, workflow: str, feature: str, mode
                 budget_tokens: int | None = None, budget_micros: int | None = None, max_turns: int | None = None,
                 max_step_turns: int | None = None, gate_timeout_s: int | None = None) -> dict[str, Any]:
     """Queue a run of ``workflow`` (audited ``run.start``; never the feature text) and its first attempt."""
+    # Permission first, so a caller who may not start runs learns nothing else (and the refusal is audited).
+    await self.r.run(ctx, "run.start", f"workflow:{workflow}",
+                     lambda: self.r.require(ctx, "runs.start", project=ctx.project))
     if not feature.strip():
         raise BadRequest("--feature is empty: say what the run should build.", field="feature")
     if len(feature) > MAX_FEATURE:

@@ -59,6 +59,8 @@ JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/searc
 
 # A context pack needs an indexed project: tests/index/test_context_engine.py checks its answers.
 JOBS |= {("POST", "/v1/context")}
+# Runs need the scripted provider of the runs test hook: tests/runs/test_runs_shapes.py checks their answers.
+JOBS |= {(r.method, r.path) for r in all_routes() if r.path.startswith("/v1/runs")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
