@@ -262,7 +262,7 @@ class CallDesk:
 
         # Shielded: once the provider answered, the charge must be recorded even if the run is cancelled now.
         await asyncio.shield(self.r.run(None, "run.call", f"run:{run.id}", op))
-        self.svc.metrics.observe(call.provider or "-", model.id, latency_ms)
+        self.svc.latency.record(call.provider or "-", model.id, latency_ms)
         self.svc.publish_call(run, call, replayed=False)
 
     def _settle(self, owner: Caller, call: CallRecord, charge: Charge, model: str, i: int, o: int,

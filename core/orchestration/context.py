@@ -72,7 +72,7 @@ class RunContext(StepContext):
         spec = self.agent(agent)
         registry, allowed = svc.model_view(d.run)
         plan = plan_call(registry, spec, text_tokens(messages), d.run.model, allowed)
-        provider, provider_model = svc.provider_for(plan.model.id)
+        provider, provider_model = svc.provider_for(d.run, plan.model.id)
         while True:
             call = await svc.desk.dispatch(d, self.step, agent, label, plan, provider)
             req = ChatRequest(provider_model, tuple(messages), plan.max_tokens, call.key)
