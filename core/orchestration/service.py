@@ -143,7 +143,7 @@ class RunService:
         ProviderNotConfigured saying what to set when none can serve it."""
         from core.orchestration import testkit
 
-        if testkit.enabled():
+        if testkit.scripted(self.r.paths.home):
             if self._scripted is None:
                 self._scripted = testkit.ScriptedProviders(self.r.paths.home)
             provider, name = self._scripted.for_model(model_id)
@@ -157,7 +157,7 @@ class RunService:
         """Before a run is queued: refuse, saying what to set for each provider, when none is configured."""
         from core.orchestration import testkit
 
-        if testkit.enabled():
+        if testkit.scripted(self.r.paths.home):
             return
         pset = self.hub.current if self.hub is not None else None
         if pset is None or not any(s.provider is not None and s.settings.kind != "replay" for s in pset.slots):
