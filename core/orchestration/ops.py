@@ -76,7 +76,8 @@ async def start(self: RunService, ctx: Caller, workflow: str, feature: str, mode
             raise BadRequest(f"model {spec.id} is not allowed in tenant {ctx.tenant!r}; allowed: "
                              f"{', '.join(sorted(allowed))}. Leave --model out to let the router pick.", field="model")
         model = spec.id
-    est = _estimate(self, ctx.tenant, plan, feature, model, allowed)
+    # In a thread: the first count loads the tokenizer's ranks (seconds), which must not stall the engine.
+    est = await asyncio.to_thread(_estimate, self, ctx.tenant, plan, feature, model, allowed)
     holder: list[tuple[RunData, Job]] = []
 
     def op() -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MusubiError
+from core.models.tokens import count_exact
 from core.orchestration.catalog import RunPlan, ensure_patterns, load_plan
 from core.orchestration.context import RunContext
 from core.orchestration.contracts import PATTERNS, ProviderError, RunStop, StepResult
@@ -63,6 +64,8 @@ async def _prepare(svc: RunService, d: RunData, h: JobHandle) -> RunPlan:
         raise MusubiError("the engine's model registry is not available to the run service", code="internal")
     allowed = await svc.allowed(run.tenant) if svc.allowed is not None else None
     svc._views[run.id] = (svc.registry(run.tenant), allowed)
+    # The calls count their prompts' tokens on the loop: load the tokenizer (seconds, once) off it first.
+    await asyncio.to_thread(count_exact, "warm")
 
     def op() -> None:
         now = svc.r.now()
