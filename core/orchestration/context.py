@@ -109,6 +109,7 @@ class RunContext(StepContext):
 
     async def approval(self, gate: str, artefact: Artefact, *, timeout_s: float | None) -> ApprovalDecision:
         d, svc = self.d, self.svc
+        gate = gate[:128]  # as stored
         ap = d.approvals.get(gate)
         if ap is None or ap.state == "pending":
             ap = await svc.ask_gate(d, self.step, gate, artefact, timeout_s)

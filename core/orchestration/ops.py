@@ -20,6 +20,7 @@ from core.errors import BadRequest, Conflict, MusubiError, NotFound
 from core.orchestration import gitapply
 from core.orchestration.catalog import load_plan
 from core.orchestration.records import RunData, RunRecord, StepRecord, new_run_id, sha256
+from core.orchestration.runloop import close_gates
 from core.quotas import micros_to_usd
 from core.storage.base import Insert, Update
 
@@ -154,6 +155,7 @@ async def cancel(self: RunService, ctx: Caller, run_id: str) -> dict[str, Any]:
             now = self.r.now()
             run.state, run.stop_code, run.finished_at = "cancelled", "cancelled", now
             run.reason = f"cancelled by {ctx.user}"
+            close_gates(self, d)
             for st in d.steps.values():
                 if st.status in ("pending", "running", "waiting", "interrupted"):
                     st.status = "cancelled"
@@ -245,8 +247,10 @@ async def decide(self: RunService, ctx: Caller, run_id: str, decision: str, gate
     def op() -> dict[str, Any]:
         self.r.require(ctx, "runs.approve", project=run.project)
         if ap.state != "pending":
-            raise Conflict(f"gate {ap.gate!r} of run {run.id} was already answered ({ap.state} by {ap.decided_by}); "
-                           "a gate is never asked twice.", code="gate_answered", state=ap.state)
+            how = (f"closed: the run is {run.state}" if ap.state == "closed" else "timed out (failed closed)"
+                   if ap.state == "timed_out" else f"{ap.state} by {ap.decided_by}")
+            raise Conflict(f"gate {ap.gate!r} of run {run.id} is no longer pending ({how}); a gate is never "
+                           "asked twice.", code="gate_answered", state=ap.state)
         if shown_sha256 and shown_sha256 != ap.shown_sha256:
             raise Conflict(f"gate {ap.gate!r} shows content with sha256 {ap.shown_sha256[:12]}..., not the "
                            f"{shown_sha256[:12]}... you reviewed; look again with: musubi runs show {run.id}",

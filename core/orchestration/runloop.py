@@ -21,6 +21,7 @@ from core.orchestration.catalog import RunPlan, ensure_patterns, load_plan
 from core.orchestration.context import RunContext
 from core.orchestration.contracts import PATTERNS, ProviderError, RunStop, StepResult
 from core.orchestration.records import ArtefactRecord, RunData, StepRecord, new_artefact_id, sha256
+from core.storage.base import Update
 
 if TYPE_CHECKING:
     from core.jobs.handle import JobHandle
@@ -198,6 +199,7 @@ async def finish(svc: RunService, d: RunData, state: str, code: str | None, reas
         run.state, run.stop_code, run.reason = state, code, reason
         if state in ("done", "failed", "cancelled"):
             run.finished_at = now
+            close_gates(svc, d)
         svc.r.audit(run.tenant, ENGINE, action, f"run:{run.id}", details={
             "run": run.id, "state": state, "code": code, "reason": (reason or "")[:500], "tokens": run.tokens,
             "cost_micros": run.cost_micros, "turns": run.turns,
@@ -206,3 +208,13 @@ async def finish(svc: RunService, d: RunData, state: str, code: str | None, reas
         svc.save(run)
 
     await svc.r.run(None, action, f"run:{run.id}", op)
+    if state in ("done", "cancelled"):
+        d.calls.clear()  # responses are kept in run_calls; a finished run that cannot resume needs none in memory
+
+
+def close_gates(svc: RunService, d: RunData) -> None:
+    """Inside an operation: a run that ended leaves no gate to answer (pending ones become ``closed``)."""
+    for ap in d.approvals.values():
+        if ap.state == "pending":
+            ap.state = "closed"
+            svc.r.write(Update("run_approvals", {"state": "closed"}, {"run_id": d.run.id, "gate": ap.gate}))

@@ -280,7 +280,7 @@ class RunService:
                 art = ArtefactRecord(new_artefact_id(), run.id, st.path, artefact.kind, artefact.name[:200],
                                      artefact.content, sha256(artefact.content), "proposed", now)
                 d.artefacts[art.id] = art
-                ap = ApprovalRecord(run.id, gate[:128], st.path, art.id, art.sha256, art.content, "pending", now,
+                ap = ApprovalRecord(run.id, gate, st.path, art.id, art.sha256, art.content, "pending", now,
                                     now + timedelta(seconds=wait_s))
                 d.approvals[gate] = ap
                 self.write_new(art, ap)
