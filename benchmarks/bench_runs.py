@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--tenants", type=int, default=20)
     ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--only-overhead", action="store_true", help="part 1 only (e.g. under MUSUBI_ENGINE_PROFILE)")
     a = ap.parse_args()
     from core.client import start_engine, stop_engine
     from core.paths import HomePaths
@@ -184,6 +185,8 @@ def main() -> None:
             print(f"engine overhead per call: p50 {pct(per, 50) - pct(direct, 50):.2f} ms, "
                   f"p95 {pct(per, 95) - pct(direct, 95):.2f} ms (target p95 <= 5 ms)\n")
 
+            if a.only_overhead:
+                return
             # -- 2. concurrency ------------------------------------------------------------------
             start_engine(paths, timeout=60)
             fake.reset()
