@@ -88,6 +88,10 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: 1 registers the test job kind test.count (a test hook, docs/jobs.md)",
         "read when the engine starts",
     ),
+    "MUSUBI_TEST_RUNS": (
+        "engine: 1 gives runs a scripted provider and test workflows from the home (a test hook, docs/runs.md)",
+        "read when a run starts",
+    ),
     "MUSUBI_TEST_FAKE_EMBEDDER": (
         "engine: DIM runs the search worker with the FakeEmbedder (a test hook, docs/search.md)",
         "read when the worker starts",

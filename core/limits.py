@@ -73,6 +73,11 @@ JOBS_LIMIT = Range(1, 1_000, "jobs")  # GET /v1/jobs?limit=
 SEARCH_K = Range(1, 100, "results")  # POST /v1/search k
 MAX_QUERY_LEN = 2_000  # a search query's characters
 MAX_QUERIES = 1_000  # queries in one POST /v1/search/batch
+# -- runs (issue 12, core/api/runs.py) --
+RUN_BUDGET_TOKENS = Range(1, 10**15, "tokens")  # a run's token budget
+RUN_BUDGET_COST = Range(1, 10**9 * MICROS, "usd", money=True)  # a run's dollar budget
+RUN_TURNS = Range(1, 100_000, "model calls")  # turn caps per run and per step
+GATE_TIMEOUT_S = Range(1, 30 * 86_400, "seconds")  # how long an approval gate waits
 
 ALERT_MIN_EXCLUSIVE, ALERT_MAX = 0.0, 10.0  # a threshold is a fraction of the limit in (0, 10]
 MAX_ALERTS = 16
@@ -99,6 +104,11 @@ FIELDS: dict[str, Range] = {
     "line": LINE,
     "limit (jobs)": JOBS_LIMIT,
     "k": SEARCH_K,
+    # runs (issue 12)
+    "budget_tokens": RUN_BUDGET_TOKENS,
+    "budget_usd": RUN_BUDGET_COST,
+    "max_turns, max_step_turns": RUN_TURNS,
+    "gate_timeout_s": GATE_TIMEOUT_S,
 }
 
 

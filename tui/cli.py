@@ -69,6 +69,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "folder and from the project's .musubi/."),
     "agents": ("tui.commands.agents", "The agents workflows use: role, task kind, tier, artefact, context pack "
                "and prompt."),
+    # -- orchestration runs (issue 12) --
+    "run": ("tui.commands.run", "Run a workflow (requirements, design, tasks, ...) on a feature, charged and "
+            "audited, in the engine."),
+    "runs": ("tui.commands.runs", "Orchestration runs: list, show with the step tree (estimated vs actual), "
+             "follow, cancel, resume, answer approval gates, apply approved diffs, read the log."),
     # -- providers (issue 12)
     "providers": ("tui.commands.providers", "The engine's LLM providers (OpenAI, Azure OpenAI, Anthropic, "
                   "OpenAI-compatible, replay): what is configured and whether each answers."),

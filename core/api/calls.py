@@ -434,6 +434,51 @@ def context(task: str, budget: int | str, model: str, k: int | str | None = None
     return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)
 
 
+# -- runs (issue 12; docs/runs.md, core/api/runs.py) -------------------------------------------------
+
+if TYPE_CHECKING:
+    from core.api.runs import Run, RunApplied, RunDecided, RunLogs, RunShown
+
+
+def run_start(workflow: str, feature: str, model: str | None = None, budget_tokens: int | str | None = None,
+              budget_usd: str | None = None, max_turns: int | str | None = None,
+              max_step_turns: int | str | None = None, gate_timeout_s: int | str | None = None) -> Call[Run]:
+    """Start ``workflow`` on ``feature`` in the request's project; answers the queued run."""
+    return post("/v1/runs", workflow=workflow, feature=feature, model=model, budget_tokens=budget_tokens,
+                budget_usd=budget_usd, max_turns=max_turns, max_step_turns=max_step_turns,
+                gate_timeout_s=gate_timeout_s)
+
+
+def runs(state: str | None = None, limit: int | str | None = None) -> Call[list[Run]]:
+    return get("/v1/runs", state=state, limit=limit)
+
+
+def run_show(run_id: str) -> Call[RunShown]:
+    return get(f"/v1/runs/{_seg(run_id)}")
+
+
+def run_cancel(run_id: str) -> Call[Run]:
+    return post(f"/v1/runs/{_seg(run_id)}/cancel")
+
+
+def run_resume(run_id: str, budget_tokens: int | str | None = None, budget_usd: str | None = None,
+               max_turns: int | str | None = None, max_step_turns: int | str | None = None) -> Call[Run]:
+    return post(f"/v1/runs/{_seg(run_id)}/resume", budget_tokens=budget_tokens, budget_usd=budget_usd,
+                max_turns=max_turns, max_step_turns=max_step_turns)
+
+
+def run_decide(run_id: str, decision: str, gate: str | None = None, comment: str | None = None,
+               shown_sha256: str | None = None) -> Call[RunDecided]:
+    """Answer a pending gate: ``decision`` is ``approve``, ``reject`` or ``request_changes``."""
+    return post(f"/v1/runs/{_seg(run_id)}/{_seg(decision)}", gate=gate, comment=comment, shown_sha256=shown_sha256)
+
+
+def run_apply(run_id: str, artefact: str | None = None) -> Call[RunApplied]:
+    return post(f"/v1/runs/{_seg(run_id)}/apply", artefact=artefact)
+
+
+def run_logs(run_id: str, after: int | str | None = None, limit: int | str | None = None) -> Call[RunLogs]:
+    return get(f"/v1/runs/{_seg(run_id)}/logs", after=after, limit=limit)
 # -- providers (issue 12; docs/providers.md) ---------------------------------------------------
 
 

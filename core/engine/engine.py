@@ -22,6 +22,7 @@ from core.identity.service import IdentityService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
 from core.orchestration.providers import ProviderHub
+from core.orchestration.service import RunService
 from core.paths import HomePaths
 from core.rag.service import IndexService
 from core.storage.base import Storage
@@ -45,6 +46,8 @@ class Engine:
         self.providers = ProviderHub(_config_file)
         self.latency = LatencyRecorder()  # p50/p95/p99 per provider and model, fed by the run service
         self.identity = IdentityService(self.runner)  # SSO sessions, mapping rules, policy (core/identity)
+        # orchestration runs (core/orchestration/service.py): calls through the providers, timed into latency
+        self.runs = RunService(self.runner, self.jobs, self.usage, self.providers, self.latency)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

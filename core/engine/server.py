@@ -27,6 +27,7 @@ from core.engine import (
     routes_jobs,
     routes_models,
     routes_providers,
+    routes_runs,
     routes_trace,
 )
 from core.engine.engine import Engine
@@ -37,7 +38,7 @@ from core.identity import routes as routes_sso
 # Every route of the API, in registration order (the first matching resource wins).
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
-    routes_context.ROUTES, routes_providers.ROUTES, routes_sso.ROUTES,
+    routes_context.ROUTES, routes_providers.ROUTES, routes_sso.ROUTES, routes_runs.ROUTES,
 )
 
 

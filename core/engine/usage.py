@@ -211,7 +211,7 @@ class UsageService:
                              "requested": _unit(m, charge.get(m)), "most": _unit(m, most)},
             )
 
-    def _charge(self, ctx: Caller, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None) -> dict[str, Any]:
+    def _charge(self, ctx: Caller, charge: Charge, model: str | None, input_tokens: int, output_tokens: int, source: str, rid: str | None, task_kind: str | None = None, run: tuple[str, str] | None = None) -> dict[str, Any]:
         now = self.r.now()
         eid = self.r.state.next_ledger_id
         self.r.state.next_ledger_id += 1
@@ -224,6 +224,8 @@ class UsageService:
                     "model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, "tokens": charge.tokens,
                     "requests": charge.requests, "cost_micros": charge.cost_usd, "source": source, "reservation_id": rid,
                     "task_kind": task_kind,  # migration 002: the cost estimator learns output/input per task kind
+                    # migration 006: a run's calls name their run and step (every row has both keys: bulk insert)
+                    "run_id": run[0] if run else None, "step_path": run[1] if run else None,
                 },
             )
         )

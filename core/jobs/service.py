@@ -57,6 +57,9 @@ class JobKind:
     resumable: bool = True  # after a restart: resume from the checkpoint (else stays interrupted)
     check_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # raise BadRequest on bad params
     api: bool = True  # may be started through the generic POST /v1/jobs
+    # Jobs of this kind run in their own pool of this many (None: the shared pool of max_running).
+    # Orchestration runs wait on model APIs and approvals, so they must not hold the index's slots.
+    slots: int | None = None
 
 
 def _bad_result(result: object) -> str | None:
@@ -101,6 +104,7 @@ class JobService:
     def register(
         self, kind: str, runner: Runner, *, permission: str, resumable: bool = True,
         check_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None, api: bool = True,
+        slots: int | None = None,
     ) -> JobKind:
         """Make ``kind`` startable; ``runner(handle)`` does the work (see core/jobs/handle.py)."""
         from core.rbac import PERMISSIONS
@@ -109,7 +113,7 @@ class JobService:
             raise ValueError(f"job kind {kind!r}: unknown permission {permission!r}")
         if kind in self.kinds:
             raise ValueError(f"job kind {kind!r} is already registered")
-        spec = JobKind(kind, runner, permission, resumable, check_params, api)
+        spec = JobKind(kind, runner, permission, resumable, check_params, api, slots)
         self.kinds[kind] = spec
         return spec
 
@@ -243,16 +247,9 @@ class JobService:
 
         def op() -> dict[str, Any]:
             self.e.require(ctx, spec.permission, project=project)
-            now = self.e.now()
-            job = Job(new_job_id(), kind, ctx.tenant, project, "queued", ctx.user, now, now, params=params)
-            self.e.write(Insert("jobs", job.row()))
-            size = len(json.dumps(params, ensure_ascii=False))
-            # Params go to the audit log in full when small; large ones only by size (the row has them).
-            shown = {"params": params} if size <= AUDIT_PARAMS_BYTES else {"params_bytes": size}
-            self._audit(job, ctx, "job.start", {"kind": kind, "project": project, **shown})
+            job = self.enqueue(ctx, kind, params, project)
             holder.append(job)
-            self.jobs[job.id] = job
-            return job.as_json(now)
+            return job.as_json(self.e.now())
 
         try:
             answer = await self.e.run(ctx, "job.start", f"job:{kind}", op)
@@ -260,9 +257,31 @@ class JobService:
             for job in holder:  # never committed: forget it
                 self.jobs.pop(job.id, None)
             raise
-        self._publish_state(holder[0])
-        self._pump()
+        self.enqueued(holder[0])
         return answer
+
+    def enqueue(self, ctx: Caller, kind: str, params: dict[str, Any], project: str | None) -> Job:
+        """Queue a job inside the caller's own operation (its permission checks are the caller's):
+        the job commits with that operation's writes.  Call :meth:`enqueued` once it has committed,
+        or :meth:`forget` if it failed."""
+        now = self.e.now()
+        job = Job(new_job_id(), kind, ctx.tenant, project, "queued", ctx.user, now, now, params=params)
+        self.e.write(Insert("jobs", job.row()))
+        size = len(json.dumps(params, ensure_ascii=False))
+        # Params go to the audit log in full when small; large ones only by size (the row has them).
+        shown = {"params": params} if size <= AUDIT_PARAMS_BYTES else {"params_bytes": size}
+        self._audit(job, ctx, "job.start", {"kind": kind, "project": project, **shown})
+        self.jobs[job.id] = job
+        return job
+
+    def enqueued(self, job: Job) -> None:
+        """After the commit of :meth:`enqueue`: announce the job and start it when a slot is free."""
+        self._publish_state(job)
+        self._pump()
+
+    def forget(self, job_id: str) -> None:
+        """A job queued by an operation that failed (never committed)."""
+        self.jobs.pop(job_id, None)
 
     async def cancel(self, ctx: Caller, job_id: str) -> dict[str, Any]:
         """Cancel a job; needs the kind's start permission at the job's scope, or being its creator.
@@ -317,11 +336,19 @@ class JobService:
         if not self._started or self._stopping:
             return
         queued = sorted((j for j in self.jobs.values() if j.state == "queued"), key=lambda j: (j.created_at, j.id))
+        running: dict[str | None, int] = {}
+        for jid in self._tasks:
+            k = self.jobs[jid].kind
+            pool = k if k in self.kinds and self.kinds[k].slots else None
+            running[pool] = running.get(pool, 0) + 1
         for job in queued:
-            if len(self._tasks) >= self.max_running:
-                return
-            if job.kind not in self.kinds:
+            spec = self.kinds.get(job.kind)
+            if spec is None:
                 continue
+            pool, cap = (job.kind, spec.slots) if spec.slots else (None, self.max_running)
+            if running.get(pool, 0) >= cap:
+                continue
+            running[pool] = running.get(pool, 0) + 1
             self._launch(job)
 
     def _launch(self, job: Job) -> None:

@@ -623,6 +623,26 @@ class DuckDBStorage:
 
     # -- the code index (core/rag; docs/search.md#indexing) -------------------------------
 
+    # -- runs (issue 12, core/orchestration/service.py; migration 006) -------------------------
+
+    def runs_load(self, run_ids: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Rows of the run tables: every run, and the steps, calls, artefacts, approvals and log length
+        of ``run_ids`` (None: of every run not yet done, failed or cancelled)."""
+        out: dict[str, list[dict[str, Any]]] = {"runs": self._dicts("SELECT * FROM runs ORDER BY created_at, run_id")}
+        if run_ids is None:
+            run_ids = [r["run_id"] for r in out["runs"] if r["state"] not in ("done", "failed", "cancelled")]
+        ids = list(run_ids)
+        for table, order in (("run_steps", "run_id, path"), ("run_calls", "run_id, sent_at"),
+                             ("run_artefacts", "run_id, created_at"), ("run_approvals", "run_id, asked_at")):
+            out[table] = self._dicts(f"SELECT * FROM {table} WHERE list_contains(?, run_id) ORDER BY {order}", [ids])
+        out["run_log"] = self._dicts("SELECT run_id, max(n) AS n FROM run_log GROUP BY run_id")
+        return out
+
+    def run_log(self, run_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Lines of one run's log after line ``after``, oldest first."""
+        return self._dicts("SELECT n, ts, step_path, kind, text FROM run_log WHERE run_id = ? AND n > ? "
+                           "ORDER BY n LIMIT ?", [run_id, after, limit])
+
     def code_index(self, tenant_id: str, project: str) -> dict[str, Any] | None:
         """The project's ``code_indexes`` row, or None."""
         rows = self._dicts("SELECT * FROM code_indexes WHERE tenant_id = ? AND project = ?", [tenant_id, project])

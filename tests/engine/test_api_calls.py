@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.api import calls, models, responses, sso
+from core.api import runs as runs_api
 from core.api.calls import Call
 from tests.tui.contract import route_for
 
@@ -23,13 +24,13 @@ SAMPLES: dict[str, Any] = {
     "alerts": [0.8], "permissions": ["quotas.read"], "anchor": {"kind": "checkpoint"}, "limit": 5,
     "shared": True, "system": True, "line": 3, "input_tokens": 10, "output_tokens": 5, "requests": 1,
     "since_hours": 24, "models": ["gpt-4o"], "paths": ["/src/a.py"], "retrieval_tokens": 0, "cache": True,
-    "k": 10, "force": True,
+    "k": 10, "force": True, "decision": "approve",
     "required": True,  # identity / SSO
 }
 # Routes a client already calls whose engine side is still being built (issue 11, the i11-wire branch):
 # a call to one of these is skipped while the engine has no such route, and checked like any other once
 # it has.  Any other call without a route fails.
-HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(sso), **vars(calls)}
+HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(sso), **vars(calls), **vars(runs_api)}
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

@@ -1,0 +1,355 @@
+"""What the run service holds of each run, as rows of migration 006 and as API answers.
+
+One class per table (``runs``, ``run_steps``, ``run_calls``, ``run_artefacts``,
+``run_approvals``): ``row()`` is the full row for an :class:`~core.storage.base.Insert`,
+``from_row`` reads it back at start, ``as_json`` is the answer shape of
+:mod:`core.api.runs`.  No I/O here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.audit import format_ts
+from core.quotas import micros_to_usd
+
+MAX_REASON = 2_000
+FEATURE_SHOWN = 200
+ARTEFACT_SHOWN = 256 * 1024  # characters of an artefact in an answer (the table has all of it)
+
+
+def new_run_id() -> str:
+    return "r-" + secrets.token_hex(6)
+
+
+def new_artefact_id() -> str:
+    return "a-" + secrets.token_hex(6)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _ts(v: datetime | None) -> str | None:
+    return format_ts(v) if v else None
+
+
+def _usd(v: int | None) -> str | None:
+    return None if v is None else micros_to_usd(v)
+
+
+def _elapsed(start: datetime | None, end: datetime | None, now: datetime) -> float | None:
+    if start is None:
+        return None
+    return round(((end or now) - start).total_seconds(), 3)
+
+
+def _cut(text: str | None) -> str | None:
+    return text[:MAX_REASON] if text else None
+
+
+@dataclass
+class RunRecord:
+    """A row of ``runs`` (plus what is only live)."""
+
+    id: str
+    tenant: str
+    project: str | None
+    workflow: str
+    feature: str
+    model: str | None
+    state: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    max_turns: int
+    max_step_turns: int
+    gate_timeout_s: int
+    budget_tokens: int | None = None
+    budget_micros: int | None = None
+    stop_code: str | None = None
+    reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    job_id: str | None = None
+    attempts: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+    turns: int = 0
+    est_tokens: int | None = None
+    est_cost_micros: int | None = None
+    # live only
+    cancel_asked: bool = False
+    log_n: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run_id": self.id, "tenant_id": self.tenant, "project": self.project or "", "workflow": self.workflow,
+            "feature": self.feature, "model": self.model, "state": self.state, "stop_code": self.stop_code,
+            "reason": _cut(self.reason), "created_by": self.created_by, "created_at": self.created_at,
+            "started_at": self.started_at, "finished_at": self.finished_at, "updated_at": self.updated_at,
+            "job_id": self.job_id, "attempts": self.attempts, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "cost_micros": self.cost_micros, "turns": self.turns,
+            "est_tokens": self.est_tokens, "est_cost_micros": self.est_cost_micros,
+            "budget_tokens": self.budget_tokens, "budget_micros": self.budget_micros, "max_turns": self.max_turns,
+            "max_step_turns": self.max_step_turns, "gate_timeout_s": self.gate_timeout_s,
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> RunRecord:
+        return cls(
+            id=r["run_id"], tenant=r["tenant_id"], project=r["project"] or None, workflow=r["workflow"],
+            feature=r["feature"], model=r["model"], state=r["state"], created_by=r["created_by"],
+            created_at=r["created_at"], updated_at=r["updated_at"], max_turns=int(r["max_turns"]),
+            max_step_turns=int(r["max_step_turns"]), gate_timeout_s=int(r["gate_timeout_s"]),
+            budget_tokens=r["budget_tokens"], budget_micros=r["budget_micros"], stop_code=r["stop_code"],
+            reason=r["reason"], started_at=r["started_at"], finished_at=r["finished_at"], job_id=r["job_id"],
+            attempts=int(r["attempts"]), input_tokens=int(r["input_tokens"]), output_tokens=int(r["output_tokens"]),
+            cost_micros=int(r["cost_micros"]), turns=int(r["turns"]), est_tokens=r["est_tokens"],
+            est_cost_micros=r["est_cost_micros"],
+        )
+
+    def as_json(self, now: datetime, pending_gate: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id, "tenant": self.tenant, "project": self.project, "workflow": self.workflow,
+            "feature": self.feature[:FEATURE_SHOWN], "state": self.state, "stop_code": self.stop_code,
+            "reason": self.reason, "created_by": self.created_by, "created_at": format_ts(self.created_at),
+            "started_at": _ts(self.started_at), "finished_at": _ts(self.finished_at),
+            "updated_at": format_ts(self.updated_at), "elapsed_s": _elapsed(self.started_at, self.finished_at, now),
+            "model": self.model, "tokens": self.tokens, "cost_usd": micros_to_usd(self.cost_micros),
+            "turns": self.turns, "estimate": {"tokens": self.est_tokens, "cost_usd": _usd(self.est_cost_micros)},
+            "limits": {
+                "budget_tokens": self.budget_tokens, "budget_usd": _usd(self.budget_micros),
+                "max_turns": self.max_turns, "max_step_turns": self.max_step_turns,
+                "gate_timeout_s": self.gate_timeout_s,
+            },
+            "pending_gate": pending_gate, "job": self.job_id, "attempts": self.attempts,
+        }
+
+
+@dataclass
+class StepRecord:
+    run_id: str
+    path: str
+    parent: str | None
+    ord: int
+    title: str
+    type: str
+    agent: str | None = None
+    status: str = "pending"
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+    turns: int = 0
+    est_tokens: int | None = None
+    est_cost_micros: int | None = None
+    budget_tokens: int | None = None
+    budget_micros: int | None = None
+    latency_ms: float | None = None
+    output: str | None = None
+    reason: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "path": self.path, "parent": self.parent, "ord": self.ord, "title": self.title,
+            "type": self.type, "agent": self.agent, "status": self.status, "model": self.model,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_micros": self.cost_micros,
+            "turns": self.turns, "est_tokens": self.est_tokens, "est_cost_micros": self.est_cost_micros,
+            "budget_tokens": self.budget_tokens, "budget_micros": self.budget_micros, "latency_ms": self.latency_ms,
+            "output": self.output, "reason": _cut(self.reason), "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> StepRecord:
+        kw = {k: r[k] for k in (
+            "parent", "title", "type", "agent", "status", "model", "est_tokens", "est_cost_micros", "budget_tokens",
+            "budget_micros", "latency_ms", "output", "reason", "started_at", "ended_at",
+        )}
+        return cls(run_id=r["run_id"], path=r["path"], ord=int(r["ord"]), input_tokens=int(r["input_tokens"]),
+                   output_tokens=int(r["output_tokens"]), cost_micros=int(r["cost_micros"]), turns=int(r["turns"]),
+                   **kw)
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "path": self.path, "parent": self.parent, "title": self.title, "type": self.type, "agent": self.agent,
+            "status": self.status, "model": self.model, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "cost_usd": micros_to_usd(self.cost_micros), "turns": self.turns,
+            "estimate": {"tokens": self.est_tokens, "cost_usd": _usd(self.est_cost_micros)},
+            "budget": {"tokens": self.budget_tokens, "cost_usd": _usd(self.budget_micros)},
+            "latency_ms": self.latency_ms, "started_at": _ts(self.started_at), "ended_at": _ts(self.ended_at),
+            "elapsed_s": _elapsed(self.started_at, self.ended_at, now), "reason": self.reason,
+        }
+
+
+@dataclass
+class CallRecord:
+    """One attempt of one model call; ``outcome == "ok"`` is the record a resume answers from."""
+
+    key: str
+    run_id: str
+    tenant: str
+    step_path: str
+    label: str
+    attempt: int
+    agent: str
+    model: str
+    provider: str | None
+    outcome: str
+    sent_at: datetime
+    est_tokens: int = 0
+    est_cost_micros: int = 0
+    response: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: float | None = None
+    stop_reason: str | None = None
+    request_id: str | None = None
+    reservation_id: str | None = None
+    ledger_entry: int | None = None
+    error: str | None = None
+    ended_at: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "call_key": self.key, "run_id": self.run_id, "tenant_id": self.tenant, "step_path": self.step_path,
+            "label": self.label, "attempt": self.attempt, "agent": self.agent, "model": self.model,
+            "provider": self.provider, "outcome": self.outcome, "response": self.response,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_micros": self.cost_micros,
+            "est_tokens": self.est_tokens, "est_cost_micros": self.est_cost_micros, "latency_ms": self.latency_ms,
+            "stop_reason": self.stop_reason, "request_id": self.request_id, "reservation_id": self.reservation_id,
+            "ledger_entry": self.ledger_entry, "error": _cut(self.error), "sent_at": self.sent_at,
+            "ended_at": self.ended_at,
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> CallRecord:
+        return cls(
+            key=r["call_key"], run_id=r["run_id"], tenant=r["tenant_id"], step_path=r["step_path"], label=r["label"],
+            attempt=int(r["attempt"]), agent=r["agent"], model=r["model"], provider=r["provider"],
+            outcome=r["outcome"], sent_at=r["sent_at"], est_tokens=int(r["est_tokens"]),
+            est_cost_micros=int(r["est_cost_micros"]), response=r["response"], input_tokens=int(r["input_tokens"]),
+            output_tokens=int(r["output_tokens"]), cost_micros=int(r["cost_micros"]), latency_ms=r["latency_ms"],
+            stop_reason=r["stop_reason"], request_id=r["request_id"], reservation_id=r["reservation_id"],
+            ledger_entry=r["ledger_entry"], error=r["error"], ended_at=r["ended_at"],
+        )
+
+
+@dataclass
+class ArtefactRecord:
+    id: str
+    run_id: str
+    step_path: str
+    kind: str
+    name: str
+    content: str
+    sha256: str
+    state: str
+    created_at: datetime
+    applied_at: datetime | None = None
+    applied_by: str | None = None
+    detail: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "artefact_id": self.id, "run_id": self.run_id, "step_path": self.step_path, "kind": self.kind,
+            "name": self.name, "content": self.content, "sha256": self.sha256, "state": self.state,
+            "created_at": self.created_at, "applied_at": self.applied_at, "applied_by": self.applied_by,
+            "detail": _cut(self.detail),
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> ArtefactRecord:
+        return cls(
+            id=r["artefact_id"], run_id=r["run_id"], step_path=r["step_path"], kind=r["kind"], name=r["name"],
+            content=r["content"], sha256=r["sha256"], state=r["state"], created_at=r["created_at"],
+            applied_at=r["applied_at"], applied_by=r["applied_by"], detail=r["detail"],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "step": self.step_path, "kind": self.kind, "name": self.name, "sha256": self.sha256,
+            "size": len(self.content.encode("utf-8")), "state": self.state, "content": self.content[:ARTEFACT_SHOWN],
+            "applied_at": _ts(self.applied_at), "applied_by": self.applied_by, "detail": self.detail,
+        }
+
+
+@dataclass
+class ApprovalRecord:
+    run_id: str
+    gate: str
+    step_path: str
+    artefact_id: str | None
+    shown_sha256: str
+    shown: str
+    state: str
+    asked_at: datetime
+    deadline: datetime | None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "gate": self.gate, "step_path": self.step_path, "artefact_id": self.artefact_id,
+            "shown_sha256": self.shown_sha256, "shown": self.shown, "state": self.state, "asked_at": self.asked_at,
+            "deadline": self.deadline, "decided_by": self.decided_by, "decided_at": self.decided_at,
+            "comment": self.comment,
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> ApprovalRecord:
+        return cls(**{k: r[k] for k in (
+            "run_id", "gate", "step_path", "artefact_id", "shown_sha256", "shown", "state", "asked_at", "deadline",
+            "decided_by", "decided_at", "comment",
+        )})
+
+    @property
+    def decision(self) -> str | None:
+        return {"approved": "approve", "rejected": "reject", "changes_requested": "request_changes"}.get(self.state)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate, "step": self.step_path, "state": self.state, "artefact": self.artefact_id,
+            "shown_sha256": self.shown_sha256, "shown": self.shown[:ARTEFACT_SHOWN],
+            "asked_at": format_ts(self.asked_at),
+            "deadline": _ts(self.deadline), "decision": self.decision, "decided_by": self.decided_by,
+            "decided_at": _ts(self.decided_at), "comment": self.comment,
+        }
+
+
+@dataclass
+class RunData:
+    """Everything the service keeps of one run."""
+
+    run: RunRecord
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    calls: dict[str, CallRecord] = field(default_factory=dict)  # by call key
+    artefacts: dict[str, ArtefactRecord] = field(default_factory=dict)
+    approvals: dict[str, ApprovalRecord] = field(default_factory=dict)
+
+    def completed(self, path: str, label: str) -> CallRecord | None:
+        """The completed call of ``label`` in step ``path``, if any (what a resume answers from)."""
+        for c in self.calls.values():
+            if c.step_path == path and c.label == label and c.outcome == "ok":
+                return c
+        return None
+
+    def attempts(self, path: str, label: str) -> int:
+        return sum(1 for c in self.calls.values() if c.step_path == path and c.label == label)
+
+    def pending_gate(self) -> str | None:
+        return next((a.gate for a in self.approvals.values() if a.state == "pending"), None)
