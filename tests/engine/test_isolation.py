@@ -101,6 +101,31 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
     ("POST", "/v1/context"): ("/v1/context", {"task": "secret", "budget": 1000, "model": "gpt-5.4"}),
+    # providers: a read for the tenant's members; test and reload for the engine's OS user only
+    ("GET", "/v1/providers"): ("/v1/providers", None),
+    ("POST", "/v1/providers/test"): ("/v1/providers/test", {}),
+    ("POST", "/v1/engine/reload"): ("/v1/engine/reload", {"env": {}}),
+    # identity / SSO: the session routes are the caller's own (see CALLERS_OWN)
+    ("GET", "/v1/sso/providers"): ("/v1/sso/providers", None),
+    ("POST", "/v1/sso/session"): ("/v1/sso/session", {"provider": "corp", "id_token": "a.b.c"}),
+    ("GET", "/v1/sso/session"): ("/v1/sso/session", None),
+    ("DELETE", "/v1/sso/session"): ("/v1/sso/session", None),
+    ("GET", "/v1/sso/rules"): ("/v1/sso/rules", None),
+    ("PUT", "/v1/sso/rules"): ("/v1/sso/rules", {"value": "grp-secret", "role": "owner"}),
+    ("DELETE", "/v1/sso/rules"): ("/v1/sso/rules?value=grp-secret", None),
+    ("GET", "/v1/sso/policy"): ("/v1/sso/policy", None),
+    ("PUT", "/v1/sso/policy"): ("/v1/sso/policy", {"required": True}),
+    # orchestration runs
+    ("GET", "/v1/runs"): ("/v1/runs", None),
+    ("POST", "/v1/runs"): ("/v1/runs", {"workflow": "spec", "feature": "secret"}),
+    ("GET", "/v1/runs/{id}"): ("/v1/runs/r-000000000000", None),
+    ("GET", "/v1/runs/{id}/logs"): ("/v1/runs/r-000000000000/logs", None),
+    ("POST", "/v1/runs/{id}/cancel"): ("/v1/runs/r-000000000000/cancel", {}),
+    ("POST", "/v1/runs/{id}/resume"): ("/v1/runs/r-000000000000/resume", {}),
+    ("POST", "/v1/runs/{id}/approve"): ("/v1/runs/r-000000000000/approve", {}),
+    ("POST", "/v1/runs/{id}/reject"): ("/v1/runs/r-000000000000/reject", {}),
+    ("POST", "/v1/runs/{id}/request_changes"): ("/v1/runs/r-000000000000/request_changes", {"comment": "x"}),
+    ("POST", "/v1/runs/{id}/apply"): ("/v1/runs/r-000000000000/apply", {}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):
@@ -109,6 +134,13 @@ for (_m, _p), _case in list(CASES.items()):
 
 # Routes with no tenant to protect, or that list only the caller's own tenants.
 NOT_TENANT_SCOPED = {"/v1/health", "/v1/tenants", "/v1/whoami"}
+# Routes about the caller's own sign-in (no tenant's data): the statuses they may answer.
+CALLERS_OWN = {
+    ("GET", "/v1/sso/providers"): (200,), ("HEAD", "/v1/sso/providers"): (200,),
+    ("POST", "/v1/sso/session"): (400,),  # no [sso] provider here: sso_not_configured
+    ("GET", "/v1/sso/session"): (200, 404), ("HEAD", "/v1/sso/session"): (200, 404),
+    ("DELETE", "/v1/sso/session"): (404,),
+}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +191,9 @@ def test_member_of_a_reads_nothing_of_b(world: World, role: str, route: tuple[st
     asked = path + json.dumps(body)
     leaked = [m for m in w.markers if m in text and m not in asked]
     assert not leaked, f"{route} leaked {leaked}: {text[:500]}"
-    if route[1] in NOT_TENANT_SCOPED and route[0] in ("GET", "HEAD"):
+    if route in CALLERS_OWN:
+        assert status in CALLERS_OWN[route], f"{route}: {status} {text[:300]}"
+    elif route[1] in NOT_TENANT_SCOPED and route[0] in ("GET", "HEAD"):
         assert status == 200, resp
         if route[1] == "/v1/tenants" and route[0] == "GET":
             assert [t["name"] for t in resp] == [w.a]

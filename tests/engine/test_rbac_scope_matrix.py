@@ -266,6 +266,12 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     # p1 is not indexed here: not_indexed (400) comes after the permission check.
     ("POST", "/v1/context"): [Variant("project", "search.query", req(
         "POST", "/v1/context", {"task": "login", "budget": 1000, "model": MODEL}), ok=(400,))],
+    # -- providers (issue 12): test and reload belong to the engine's OS user; reload with no
+    # variables, so the engine never holds a real vendor key here
+    ("GET", "/v1/providers"): [Variant("member", None, req("GET", "/v1/providers"))],
+    ("POST", "/v1/providers/test"): [Variant("engine", None, req("POST", "/v1/providers/test", {"name": "nope"}),
+                                             ok=(404,))],
+    ("POST", "/v1/engine/reload"): [Variant("engine", None, req("POST", "/v1/engine/reload", {"env": {}}))],
     # -- identity / SSO: this engine has no [sso] providers, so a sign-in is a 400 (sso_not_configured)
     # and a sign-out a 404 (not signed in), both answered to anyone; rules and policy are tenant-scope.
     ("GET", "/v1/sso/providers"): [Variant("open", None, req("GET", "/v1/sso/providers"))],
