@@ -11,7 +11,7 @@ library here (the TUI imports this before its first frame); the sockets are in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -30,6 +30,9 @@ class Identity:
     as_user: str | None = None
     project: str | None = None
     cwd: str | None = None
+    # An engine-minted remote-session token (docs/remote.md), read from the pipe `musubi serve`
+    # hands the TUI; never from the environment.
+    session: str | None = field(default=None, repr=False)
 
     def headers(self) -> dict[str, str]:
         """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
@@ -41,6 +44,8 @@ class Identity:
             h["X-Musubi-As"] = self.as_user
         if self.project:
             h["X-Musubi-Project"] = self.project
+        if self.session:
+            h["X-Musubi-Session"] = self.session
         return h
 
 

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         Verified,
         Workflows,
     )
+    from core.api.sessions import RemoteEventAudited, SessionMinted, SessionRevoked, SessionRow
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -423,3 +424,27 @@ def context(task: str, budget: int | str, model: str, k: int | str | None = None
             lang: str | None = None, min_score: float | None = None) -> Call[ContextPack]:
     """The project's best code for ``task`` packed into ``budget`` tokens of ``model``, with its manifest."""
     return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)
+
+
+# -- remote sessions (docs/remote.md) ----------------------------------------------------------------
+
+
+def session_mint(user: str, tenant: str, purpose: str, ttl_s: int | None = None,
+                 client: str | None = None) -> Call[SessionMinted]:
+    """A session token for ``user`` in ``tenant`` (the engine's OS user only: what ``musubi serve`` calls)."""
+    return post("/v1/sessions", user=user, tenant=tenant, purpose=purpose, ttl_s=ttl_s, client=client)
+
+
+def sessions() -> Call[list[SessionRow]]:
+    return get("/v1/sessions")
+
+
+def session_revoke(id: str, reason: str | None = None) -> Call[SessionRevoked]:
+    """End session ``id`` (logout, disconnect)."""
+    return delete(f"/v1/sessions/{path_segment(id)}", reason=reason)
+
+
+def remote_event(mode: str, event: str, user: str | None = None, tenant: str | None = None,
+                 client: str | None = None, reason: str | None = None) -> Call[RemoteEventAudited]:
+    """Audit a remote log-in, refusal or log-out (``event``: login, refused, logout)."""
+    return post("/v1/remote/events", mode=mode, event=event, user=user, tenant=tenant, client=client, reason=reason)

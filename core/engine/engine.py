@@ -17,6 +17,7 @@ from core.engine.auditops import AuditService
 from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
+from core.identity.sessions import SessionService
 from core.jobs.service import JobService
 from core.paths import HomePaths
 from core.rag.service import IndexService
@@ -28,6 +29,7 @@ class Engine:
 
     # The services a route's ``op`` may name, by attribute (tests resolve ops on the classes).
     SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService}
+    SERVICES["sessions"] = SessionService  # remote sessions (docs/remote.md)
 
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.runner = OpRunner(paths, storage)
@@ -36,6 +38,7 @@ class Engine:
         self.audit_ops = AuditService(self.runner)
         self.jobs = JobService(self.runner, self.runner.snapshot_jobs)  # background jobs; started by the daemon
         self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
+        self.sessions = SessionService(self.runner)  # remote-session tokens (core/identity/sessions.py)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

@@ -26,6 +26,7 @@ from core.engine import (
     routes_index,
     routes_jobs,
     routes_models,
+    routes_sessions,
     routes_trace,
 )
 from core.engine.engine import Engine
@@ -36,6 +37,7 @@ from core.engine.routing import Route, install
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
     routes_context.ROUTES,
+    routes_sessions.ROUTES,
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.api import calls, models, responses
+from core.api import sessions as session_api
 from core.api.calls import Call
 from tests.tui.contract import route_for
 
@@ -29,6 +30,9 @@ SAMPLES: dict[str, Any] = {
 # a call to one of these is skipped while the engine has no such route, and checked like any other once
 # it has.  Any other call without a route fails.
 HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(calls)}
+# Remote sessions keep their models in their own module (docs/remote.md).
+HINTS.update(vars(session_api))
+SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

@@ -139,6 +139,11 @@ def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
                          "output_cost_per_token": 1e-5, "max_input_tokens": 100_000, "max_output_tokens": 1000}}
     call("POST", "/v1/models/import", body={"table": table, "source": "x.json", "dry_run": True})
     call("POST", "/v1/models/import", body={"table": table, "source": "x.json"})
+    # remote sessions (docs/remote.md)
+    sid = call("POST", "/v1/sessions", body={"user": "bo", "tenant": t, "purpose": "ssh"})["id"]
+    call("GET", "/v1/sessions")
+    call("DELETE", "/v1/sessions/{id}", f"/v1/sessions/{sid}?reason=test")
+    call("POST", "/v1/remote/events", body={"mode": "ssh", "event": "login", "user": "bo", "tenant": t})
     return got
 
 

@@ -106,6 +106,10 @@ def _fresh_tenant(w: World) -> str:
     return w.h.new_tenant("sm")
 
 
+def _minted_session(w: World) -> str:
+    return str(w.root.post("/v1/sessions", {"user": "res-holder", "tenant": "default", "purpose": "ssh"})["id"])
+
+
 def _suspended_tenant(w: World) -> str:
     t = w.h.new_tenant("sm")
     w.h.client().post(f"/v1/tenants/{t}/suspend", {})
@@ -254,6 +258,12 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     # p1 is not indexed here: not_indexed (400) comes after the permission check.
     ("POST", "/v1/context"): [Variant("project", "search.query", req(
         "POST", "/v1/context", {"task": "login", "budget": 1000, "model": MODEL}), ok=(400,))],
+    # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
+    ("POST", "/v1/sessions"): [Variant("engine", None, req("POST", "/v1/sessions", {"user": "res-holder", "tenant": "default", "purpose": "ssh"}))],
+    ("GET", "/v1/sessions"): [Variant("engine", None, req("GET", "/v1/sessions"))],
+    ("DELETE", "/v1/sessions/{id}"): [
+        Variant("engine", None, with_setup(_minted_session, lambda sid: ("DELETE", f"/v1/sessions/{sid}", None)))],
+    ("POST", "/v1/remote/events"): [Variant("engine", None, req("POST", "/v1/remote/events", {"mode": "ssh", "event": "login"}))],
 }
 
 

@@ -1,0 +1,1 @@
+"""Identity beyond the socket peer: engine-minted session tokens for remote sessions (``sessions.py``)."""
