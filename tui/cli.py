@@ -64,6 +64,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
     "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "
                 "manifest."),
+    "serve": ("tui.commands.serve", "Serve the workstation to SSH clients (keys mapped to users) or browsers "
+              "(token or SAML sign-in)."),
 }
 
 
