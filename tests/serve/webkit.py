@@ -33,7 +33,7 @@ class RecordingLink(EngineLink):
 
 
 async def web_server(h: Home, **opts: Any) -> tuple[WebServer, RecordingLink]:
-    o = WebOptions(port=0, **{"token": TOKEN, **opts})
+    o = WebOptions(**{"port": 0, "token": TOKEN, **opts})
     link = RecordingLink(h.paths)
     srv = WebServer(h.paths, o, link)
     await srv.start()

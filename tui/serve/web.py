@@ -253,11 +253,9 @@ class WebServer(Server):
             await self.link.event("refused", client=self.client(request),
                                   reason=f"token sign-in from foreign Origin {request.headers['Origin'][:100]}")
             return await self.login_page(request, "refused: this form was sent from another site.", 403)
-        if self.limiter.blocked(addr):
-            wait = self.limiter.retry_after(addr)
-            await self.link.event("refused", client=self.client(request),
-                                  reason=f"too many failed sign-ins; blocked for {wait} s")
-            return await self.login_page(request, f"too many failed sign-ins; try again in {wait} s.", 429)
+        blocked = await self.refuse_if_blocked(request)
+        if blocked is not None:
+            return blocked
         form = await request.post()
         given = form.get("token")
         assert self.opts.token is not None
@@ -268,6 +266,16 @@ class WebServer(Server):
         user, tenant = str(self.opts.user), str(self.opts.tenant)
         return await self.signed_in(request, user, tenant, "token")
 
+    async def refuse_if_blocked(self, request: web.Request) -> web.Response | None:
+        """The refusal (audited) for an address that used up its failed sign-ins, else None."""
+        addr = str(request.remote)
+        if not self.limiter.blocked(addr):
+            return None
+        wait = self.limiter.retry_after(addr)
+        await self.link.event("refused", client=self.client(request),
+                              reason=f"too many failed sign-ins; blocked for {wait} s")
+        return await self.login_page(request, f"too many failed sign-ins; try again in {wait} s.", 429)
+
     async def signed_in(self, request: web.Request, user: str, tenant: str, via: str,
                         subject: str = "") -> web.StreamResponse:
         """Record a sign-in (audited) and give the browser its cookie; then the workstation."""
@@ -275,7 +283,15 @@ class WebServer(Server):
                                      reason=f"sign-in ({via}{': ' + subject if subject else ''})"):
             return await self.login_page(request, "your sign-in could not be recorded, so it is refused.", 503)
         value = self.signins.add(user, tenant, via, subject)
-        resp = web.Response(status=302, headers={"Location": "/", "Cache-Control": "no-store"})
+        if via == "saml":
+            # The identity provider's cross-site POST got here: a redirect would keep that navigation
+            # cross-site and the browser would not send the SameSite=Strict cookie with it, so this page
+            # (our own origin) moves on instead.
+            resp = web.Response(text="<!doctype html><meta http-equiv='refresh' content='0;url=/'>"
+                                "<a href='/'>Continue</a>", content_type="text/html",
+                                headers={"Cache-Control": "no-store"})
+        else:
+            resp = web.Response(status=302, headers={"Location": "/", "Cache-Control": "no-store"})
         resp.set_cookie(COOKIE, value, httponly=True, samesite="Strict", secure=self.secure, path="/",
                         max_age=int(self.opts.signin_ttl_s))
         return resp
