@@ -2,15 +2,19 @@
 
 The session token comes on an inherited pipe (``--token-fd``): read once, the pipe closed, the
 token kept only in the engine client's identity.  Never an environment variable or argument,
-which any local process could set or read (docs/remote.md#session-tokens).  Editors are off:
-this process runs as the server's OS user.
+which any local process could set or read (docs/remote.md#session-tokens).  This process runs
+as the server's OS user, so editors are off and exports are confined to
+``$MUSUBI_HOME/exports/remote/USER-HASH/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import sys
+from pathlib import Path
 
 TOKEN_PREFIX = "mst_"
 MAX_TOKEN = 512
@@ -30,6 +34,12 @@ def read_token(fd: int) -> str:
     return token
 
 
+def user_folder(user: str) -> str:
+    """A folder name for ``user``'s exports: readable, never ``.``/``..``, distinct for distinct names."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", user)[:40]
+    return f"{safe}-{hashlib.sha256(user.encode()).hexdigest()[:8]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments ``musubi serve`` gives, read the token, run the workstation."""
     p = argparse.ArgumentParser(prog="python -m tui.remote", description=__doc__)
@@ -40,9 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-animations", action="store_true")
     args = p.parse_args(argv)
     token = read_token(args.token_fd)
+    from core import exports
     from tui import editor
 
     editor.REMOTE = True
+    # This process runs as the server's OS user: exports go to the remote user's own folder only.
+    exports.confine(Path(args.home) / "exports" / "remote" / user_folder(args.user))
     from tui.app import run
 
     return run(args.home, args.tenant, None, None, args.no_animations, fresh=False, session=token,
