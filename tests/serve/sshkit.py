@@ -93,6 +93,7 @@ async def connect(srv: SSHServer, key: asyncssh.SSHKey, username: str = "root") 
 
 
 async def open_tui(conn: asyncssh.SSHClientConnection, size: tuple[int, int] = (80, 24),
-                   term: str | None = "xterm-256color") -> tuple[asyncssh.SSHClientChannel[bytes], Screen]:
-    chan, screen = await conn.create_session(Screen, term_type=term, term_size=size, encoding=None)
+                   term: str | None = "xterm-256color",
+                   env: dict[str, str] | None = None) -> tuple[asyncssh.SSHClientChannel[bytes], Screen]:
+    chan, screen = await conn.create_session(Screen, term_type=term, term_size=size, encoding=None, env=env or {})
     return chan, screen

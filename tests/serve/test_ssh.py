@@ -32,13 +32,18 @@ async def test_a_key_gets_its_own_tui_as_its_user_and_resizes(eng: Home, key: as
     try:
         # The SSH user name ("root") means nothing: the key is mia's.
         async with await connect(srv, key, username="root") as conn:
-            chan, screen = await open_tui(conn)
+            # What the client sends in its environment is not passed on, but a truecolor COLORTERM.
+            sent = {"COLORTERM": "truecolor", "LD_PRELOAD": "/tmp/evil.so", "MUSUBI_HOME": "/tmp/evil",
+                    "PYTHONPATH": "/tmp/evil"}
+            chan, screen = await open_tui(conn, env=sent)
             await screen.wait_for(f" {t} │ mia │")  # the status line: the engine knows the TUI as mia
             (session,) = srv.sessions
             assert get_winsize(session.master) == (80, 24)
             assert session.proc is not None and session.proc.returncode is None
             env = _environ(session.proc.pid)
             assert env["TERM"] == "xterm-256color" and set(env) <= {*KEPT, "TERM", "COLORTERM"}, env
+            assert env["COLORTERM"] == "truecolor" and "LD_PRELOAD" not in env and "MUSUBI_HOME" not in env
+            assert env.get("PYTHONPATH") == os.environ.get("PYTHONPATH")  # the server's, never the client's
             cmdline = Path(f"/proc/{session.proc.pid}/cmdline").read_bytes()
             assert not any("mst_" in v for v in env.values()) and b"mst_" not in cmdline  # the token came by pipe
             mark = len(screen.out)

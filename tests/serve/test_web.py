@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -110,3 +112,54 @@ def test_token_sign_in_needs_a_user_and_some_way_to_sign_in(eng: Home) -> None:
         WebServer(eng.paths, WebOptions(token=TOKEN))
     with pytest.raises(BadRequest, match="no way to sign in"):
         WebServer(eng.paths, WebOptions())
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "site.pem", folder / "site.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return cert_file, key_file
+
+
+async def test_tls_when_given_a_certificate(eng: Home, tmp_path: Path) -> None:
+    t = eng.new_tenant("web", {"mia": "member"})
+    cert, key = _self_signed(tmp_path)
+    srv, link = await web_server(eng, user="mia", tenant=t, cert=cert, key=key)
+    try:
+        assert srv.public_url.startswith("https://127.0.0.1:") and srv.origin == srv.public_url
+        trust = ssl.create_default_context(cafile=str(cert))
+        async with (aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as http,
+                    http.post(f"{srv.public_url}/login", data={"token": TOKEN}, allow_redirects=False,
+                              headers={"Origin": srv.origin}) as r):
+            assert r.status == 302 and r.cookies[COOKIE]["secure"]
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                async with plain.get(f"http://127.0.0.1:{srv.port}/login") as r:
+                    await r.read()
+    finally:
+        await srv.close()
+    from core.errors import BadRequest
+    from tui.serve.web import WebOptions, WebServer
+
+    bad = WebServer(eng.paths, WebOptions(token=TOKEN, user="mia", tenant=t, cert=tmp_path / "none.pem"))
+    with pytest.raises(BadRequest, match="cannot load the TLS certificate"):
+        bad.ssl_context()
