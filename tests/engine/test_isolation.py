@@ -101,6 +101,12 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/cost/workflows"): ("/v1/cost/workflows", None),
     ("POST", "/v1/cost/estimate"): ("/v1/cost/estimate", {"models": ["gpt-5.4"], "paths": ["{scratch}/secretdir/src"]}),
     ("POST", "/v1/context"): ("/v1/context", {"task": "secret", "budget": 1000, "model": "gpt-5.4"}),
+    # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
+    ("POST", "/v1/sessions"): ("/v1/sessions", {"user": "bobsecret", "tenant": "{b}", "purpose": "ssh"}),
+    ("GET", "/v1/sessions"): ("/v1/sessions", None),
+    ("DELETE", "/v1/sessions/{id}"): ("/v1/sessions/nosuchsession", None),
+    ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
+                                                          "tenant": "{b}"}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):
