@@ -163,3 +163,25 @@ async def test_tls_when_given_a_certificate(eng: Home, tmp_path: Path) -> None:
     bad = WebServer(eng.paths, WebOptions(token=TOKEN, user="mia", tenant=t, cert=tmp_path / "none.pem"))
     with pytest.raises(BadRequest, match="cannot load the TLS certificate"):
         bad.ssl_context()
+
+
+async def test_an_idle_browser_session_is_closed(eng: Home) -> None:
+    t = eng.new_tenant("web", {"mia": "member"})
+    srv, link = await web_server(eng, user="mia", tenant=t, idle_timeout=3)
+    try:
+        async with aiohttp.ClientSession() as http:
+            _status, cookie = await sign_in(http, srv)
+            headers = {"Cookie": f"{COOKIE}={cookie}", "Origin": srv.origin}
+            async with http.ws_connect(f"{srv.public_url}/ws?width=100&height=30", headers=headers) as ws:
+                await read_until(ws, b"user mia")
+                async for _msg in ws:  # frames until the server closes the socket for idleness
+                    pass
+                assert ws.closed
+        for _ in range(300):
+            if "idle" in link.reasons("logout"):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await srv.close()
+    assert link.reasons("logout") == ["idle"]
+    assert [e["details"]["reason"] for e in actions(eng, t, "session.revoke")] == ["idle"]

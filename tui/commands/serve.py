@@ -76,6 +76,8 @@ _limits = _options(
                  help="Sessions at once, all users together."),
     click.option("--max-per-user", type=click.IntRange(1, 100), default=2, show_default=True,
                  help="Sessions at once of one musubi user."),
+    click.option("--idle-timeout", type=click.FloatRange(0.5, 86400), default=900, show_default=True,
+                 help="Seconds without input (keys, resizes) before a session is closed."),
 )
 _auth = _options(
     click.option("--auth-failures", type=click.IntRange(1, 1000), default=5, show_default=True,
@@ -96,8 +98,6 @@ _auth = _options(
 @click.option("--authorized-keys", "keys", metavar="FILE", type=click.Path(path_type=Path),
               help="The keys file (docs/remote.md#keys-file). Default: $MUSUBI_HOME/ssh_keys.")
 @_limits
-@click.option("--idle-timeout", type=click.FloatRange(0.5, 86400), default=900, show_default=True,
-              help="Seconds without input before a session is closed.")
 @_auth
 @pass_state
 def ssh(state: CliState, host: str, port: int, keys: Path | None, max_sessions: int, max_per_user: int,
@@ -168,7 +168,7 @@ def sessions(state: CliState) -> None:
 @pass_state
 def web(state: CliState, host: str, port: int, public_url: str | None, user: str | None, token_file: Path | None,
         no_token: bool, saml_dir: Path | None, cert: Path | None, key: Path | None, max_sessions: int,
-        max_per_user: int, auth_failures: int, auth_window: float, session_ttl: int) -> None:
+        max_per_user: int, idle_timeout: float, auth_failures: int, auth_window: float, session_ttl: int) -> None:
     """Serve the workstation to browsers (textual-serve) behind a token or SAML sign-in and Origin checks."""
     from core import names
     from tui.serve.signin import new_token, read_token_file
@@ -188,7 +188,8 @@ def web(state: CliState, host: str, port: int, public_url: str | None, user: str
 
         saml = SamlSP.load(saml_dir)
     opts = WebOptions(host=host, port=port, public_url=public_url, token=token, user=user, tenant=tenant, cert=cert,
-                      key=key, max_sessions=max_sessions, max_per_user=max_per_user, auth_failures=auth_failures,
+                      key=key, max_sessions=max_sessions, max_per_user=max_per_user, idle_timeout=idle_timeout,
+                      auth_failures=auth_failures,
                       auth_window=auth_window, ttl_s=session_ttl, saml=saml)
     server = WebServer(state.paths(), opts)
 

@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import ssl
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -70,6 +71,7 @@ class WebOptions:
     key: Path | None = None
     max_sessions: int = 8
     max_per_user: int = 2
+    idle_timeout: float = 900.0
     ttl_s: int = 8 * 3600
     signin_ttl_s: int = 12 * 3600
     auth_failures: int = 5
@@ -94,6 +96,8 @@ class _TuiProcess(AppService):
     def __init__(self, argv: list[str], token_fd: int, extra_env: dict[str, str], **kw: Any) -> None:
         super().__init__("musubi", **kw)
         self.argv, self.token_fd, self.extra_env = argv, token_fd, extra_env
+        self.last_input = time.monotonic()
+        self.end_reason: str | None = None  # set when the server ends the session (idle)
 
     def _build_environment(self, width: int = 80, height: int = 24) -> dict[str, str]:
         return child_env("xterm-256color", "truecolor", {
@@ -151,6 +155,7 @@ class WebServer(Server):
         self.caps = SessionCaps(opts.max_sessions, opts.max_per_user)
         self.live: set[_TuiProcess] = set()
         self._runner: web.AppRunner | None = None
+        self._idle_task: asyncio.Task[None] | None = None
         self.port = opts.port
         if opts.token and not (opts.user and opts.tenant):
             raise BadRequest("token sign-in needs the musubi user and tenant it signs in as: give --user and --tenant.")
@@ -186,9 +191,38 @@ class WebServer(Server):
             if self.opts.public_url is None:  # port 0: the real one is known only now
                 self.public_url = f"{'https' if ctx else 'http'}://{self.opts.host}:{self.port}"
                 self.origin = origin_of(self.public_url)
+        self._idle_task = asyncio.create_task(self._idle_sweep())
+
+    async def _idle_sweep(self) -> None:
+        """Close sessions with no keys or resizes from the browser for ``idle_timeout`` seconds."""
+        step = max(0.2, min(self.opts.idle_timeout / 4, 5.0))
+        while True:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            for p in list(self.live):
+                if p.end_reason is None and now - p.last_input >= self.opts.idle_timeout:
+                    p.end_reason = "idle"
+                    await p.remote_close()
+
+    async def _process_messages(self, websocket: web.WebSocketResponse, app_service: AppService) -> None:
+        """textual-serve's message loop, noting the time of each key and resize (for the idle timeout)."""
+        if isinstance(app_service, _TuiProcess):
+            proc = app_service
+
+            async def noted() -> Any:
+                async for message in websocket:
+                    if message.type == web.WSMsgType.TEXT and message.data.startswith(('["stdin"', '["resize"')):
+                        proc.last_input = time.monotonic()
+                    yield message
+
+            await super()._process_messages(_Messages(websocket, noted()), app_service)  # type: ignore[arg-type]
+        else:
+            await super()._process_messages(websocket, app_service)
 
     async def close(self) -> None:
         """Stop listening; end every session."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
         for p in list(self.live):
             await p.kill()
         if self._runner is not None:
@@ -360,6 +394,7 @@ class WebServer(Server):
             log.exception("web session %s failed", session_id)
             reason = "error"
         finally:
+            reason = proc.end_reason or reason
             self.live.discard(proc)
             await proc.kill()
             with contextlib.suppress(Exception):
@@ -367,6 +402,19 @@ class WebServer(Server):
             await self.link.revoke(session_id, reason)
             await self.link.event("logout", user=s.user, tenant=s.tenant, client=client, reason=reason)
         return ws
+
+
+class _Messages:
+    """A websocket whose messages pass through a filter first (iteration only, as textual-serve reads it)."""
+
+    def __init__(self, ws: web.WebSocketResponse, messages: Any) -> None:
+        self.ws, self.messages = ws, messages
+
+    def __aiter__(self) -> Any:
+        return self.messages
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ws, name)
 
 
 def _int(text: str | None, default: int) -> int:
