@@ -6,9 +6,11 @@ nothing from (the engine still audits every refusal, and each restart is the ope
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 
 class FailureLimiter:
@@ -67,3 +69,15 @@ class SessionCaps:
         self.open[user] -= 1
         if self.open[user] <= 0:
             del self.open[user]
+
+
+async def idle_sweep(timeout: float, sessions: Callable[[], Iterable[Any]],
+                     end: Callable[[Any], Awaitable[None]]) -> None:
+    """Forever: ``end`` each session whose ``last_input`` (monotonic) is ``timeout`` seconds old or more."""
+    step = max(0.2, min(timeout / 4, 5.0))
+    while True:
+        await asyncio.sleep(step)
+        now = time.monotonic()
+        for s in list(sessions()):
+            if now - s.last_input >= timeout:
+                await end(s)

@@ -37,7 +37,7 @@ import asyncssh
 from core.errors import MusubiError
 from core.paths import HomePaths
 from tui.serve.engine_link import EngineLink
-from tui.serve.guard import FailureLimiter, SessionCaps
+from tui.serve.guard import FailureLimiter, SessionCaps, idle_sweep
 from tui.serve.hostkey import host_key
 from tui.serve.keys import KeyEntry, KeyRing
 from tui.serve.spawn import child_env, colorterm_of, term_of, token_pipe, tui_argv
@@ -120,13 +120,9 @@ class SSHServer:
         await self.link.close()
 
     async def _idle_sweep(self) -> None:
-        step = max(0.2, min(self.opts.idle_timeout / 4, 5.0))
-        while True:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            for s in list(self.sessions):
-                if s.started and now - s.last_input >= self.opts.idle_timeout:
-                    await s.end("idle", notice=f"no input for {int(self.opts.idle_timeout)} s; disconnected.")
+        notice = f"no input for {int(self.opts.idle_timeout)} s; disconnected."
+        await idle_sweep(self.opts.idle_timeout, lambda: [s for s in self.sessions if s.started],
+                         lambda s: s.end("idle", notice=notice))
 
     def report_block(self, addr: str) -> bool:
         """Audit a rate-limited address once per window (a flood must not flood the audit log too)."""

@@ -42,7 +42,7 @@ from textual_serve.server import Server
 from core.errors import BadRequest, MusubiError
 from core.paths import HomePaths
 from tui.serve.engine_link import EngineLink
-from tui.serve.guard import FailureLimiter, SessionCaps
+from tui.serve.guard import FailureLimiter, SessionCaps, idle_sweep
 from tui.serve.signin import COOKIE, SignIn, SignIns, token_matches
 from tui.serve.spawn import child_env, token_pipe, tui_argv
 
@@ -195,14 +195,12 @@ class WebServer(Server):
 
     async def _idle_sweep(self) -> None:
         """Close sessions with no keys or resizes from the browser for ``idle_timeout`` seconds."""
-        step = max(0.2, min(self.opts.idle_timeout / 4, 5.0))
-        while True:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            for p in list(self.live):
-                if p.end_reason is None and now - p.last_input >= self.opts.idle_timeout:
-                    p.end_reason = "idle"
-                    await p.remote_close()
+
+        async def end(p: _TuiProcess) -> None:
+            p.end_reason = "idle"
+            await p.remote_close()
+
+        await idle_sweep(self.opts.idle_timeout, lambda: [p for p in self.live if p.end_reason is None], end)
 
     async def _process_messages(self, websocket: web.WebSocketResponse, app_service: AppService) -> None:
         """textual-serve's message loop, noting the time of each key and resize (for the idle timeout)."""
