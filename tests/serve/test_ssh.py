@@ -89,7 +89,8 @@ async def test_no_pty_or_a_command_gets_a_message_and_is_closed(eng: Home, key: 
         async with await connect(srv, key) as conn:
             shell = await conn.run(term_type=None)  # a shell without a pty
             assert shell.exit_status == 1 and "needs a terminal" in str(shell.stderr), shell
-            ran = await conn.run("cat /etc/passwd")
+            # stdin at its end at once (`ssh HOST cmd < /dev/null`): the message still arrives
+            ran = await conn.run("cat /etc/passwd", input="")
             assert ran.exit_status == 1 and "runs no commands" in str(ran.stderr) and "root:" not in str(ran.stdout)
             with pytest.raises(asyncssh.ChannelOpenError):
                 await conn.start_sftp_client()

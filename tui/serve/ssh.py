@@ -254,7 +254,9 @@ class TuiSession(asyncssh.SSHServerSession[bytes]):
             set_winsize(self.master, *self.size)
 
     def eof_received(self) -> bool:
-        return False
+        # Keep the channel half-open: the server closes it (after its message and exit status), not
+        # a client whose stdin ended (`ssh HOST cmd < /dev/null` sends EOF at once).
+        return True
 
     def pause_writing(self) -> None:
         self._stop_reading()
