@@ -22,14 +22,17 @@ ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
 class RecordingLink(EngineLink):
     """The real engine link, remembering each audited remote event (the system log's ones too)."""
 
-    def __init__(self, paths: HomePaths, ttl_s: int) -> None:
-        super().__init__(paths, "ssh", ttl_s)
+    def __init__(self, paths: HomePaths, ttl_s: int, mode: str = "ssh") -> None:
+        super().__init__(paths, mode, ttl_s)
         self.events: list[dict[str, Any]] = []
 
     async def event(self, event: str, **kw: Any) -> bool:
         ok = await super().event(event, **kw)
         self.events.append({"event": event, "ok": ok, **kw})
         return ok
+
+    def reasons(self, event: str) -> list[str]:
+        return [str(e.get("reason")) for e in self.events if e["event"] == event]
 
 
 def keys_file(h: Home, lines: list[str], name: str = "ssh_keys") -> Path:

@@ -98,3 +98,12 @@ def test_session_caps_count_per_user_and_in_total() -> None:
     assert "already has its 2" in (caps.refuse("cy") or "")
     caps.closed("mia")
     assert caps.refuse("cy") is None
+
+
+def test_a_refusal_is_worth_auditing_once_per_window() -> None:
+    now = [0.0]
+    lim = FailureLimiter(2, 60, clock=lambda: now[0])
+    assert lim.first_in_window("blocked 10.0.0.1") and not lim.first_in_window("blocked 10.0.0.1")
+    assert lim.first_in_window("blocked 10.0.0.2")
+    now[0] += 61
+    assert lim.first_in_window("blocked 10.0.0.1")

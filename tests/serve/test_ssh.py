@@ -162,3 +162,23 @@ async def test_a_key_for_a_user_without_a_role_gets_the_engines_refusal(eng: Hom
     denied = [e for e in actions(eng, t, "session.mint") if e["outcome"] == "denied"]
     assert denied and not actions(eng, t, "remote.login")
     assert os.path.exists(eng.paths.home / "ssh_host_ed25519_key")
+
+
+async def test_connections_that_never_offer_a_key_count_as_failures(eng: Home, key: asyncssh.SSHKey) -> None:
+    t = eng.new_tenant("ssh", {"mia": "member"})
+    srv, link = await server(eng, keys_file(eng, [key_line(key, "mia", t)]), auth_failures=2, auth_window=600)
+    try:
+        for _ in range(2):  # a scanner: connects, reads the banner, leaves
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            assert (await reader.readline()).startswith(b"SSH-2.0-")
+            writer.close()
+            await writer.wait_closed()
+        await _until(lambda: len(link.reasons("refused")) >= 2)
+        with pytest.raises((asyncssh.Error, OSError)):
+            conn = await connect(srv, key)
+            await conn.run(term_type=None)
+    finally:
+        await srv.close()
+    reasons = link.reasons("refused")
+    assert reasons[:2] == ["no authorized key (offered: none)"] * 2
+    assert sum("too many failed authentications" in r for r in reasons) == 1, reasons

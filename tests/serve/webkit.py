@@ -7,34 +7,17 @@ from typing import Any
 
 import aiohttp
 
-from core.paths import HomePaths
 from tests.engine.helpers import Home
-from tui.serve.engine_link import EngineLink
+from tests.serve.sshkit import RecordingLink
 from tui.serve.signin import COOKIE
 from tui.serve.web import WebOptions, WebServer
 
 TOKEN = "t0ken-" + "x" * 40
 
 
-class RecordingLink(EngineLink):
-    """The real engine link, remembering each audited remote event."""
-
-    def __init__(self, paths: HomePaths) -> None:
-        super().__init__(paths, "web", 3600)
-        self.events: list[dict[str, Any]] = []
-
-    async def event(self, event: str, **kw: Any) -> bool:
-        ok = await super().event(event, **kw)
-        self.events.append({"event": event, "ok": ok, **kw})
-        return ok
-
-    def reasons(self, event: str) -> list[str]:
-        return [str(e.get("reason")) for e in self.events if e["event"] == event]
-
-
 async def web_server(h: Home, **opts: Any) -> tuple[WebServer, RecordingLink]:
     o = WebOptions(**{"port": 0, "token": TOKEN, **opts})
-    link = RecordingLink(h.paths)
+    link = RecordingLink(h.paths, 3600, "web")
     srv = WebServer(h.paths, o, link)
     await srv.start()
     return srv, link

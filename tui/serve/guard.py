@@ -23,6 +23,19 @@ class FailureLimiter:
     def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self.clock = limit, window, clock
         self._fails: dict[str, deque[float]] = {}
+        self._told: dict[str, float] = {}
+
+    def first_in_window(self, key: str) -> bool:
+        """True once per window for ``key`` (an address and the kind of refusal): the refusals worth
+        auditing, so a flood of the same refusal from one address does not flood the audit log."""
+        now = self.clock()
+        if len(self._told) > 10_000:
+            self._told = {k: t for k, t in self._told.items() if now - t < self.window}
+        last = self._told.get(key)
+        if last is not None and now - last < self.window:
+            return False
+        self._told[key] = now
+        return True
 
     def _recent(self, addr: str) -> deque[float]:
         q = self._fails.setdefault(addr, deque())

@@ -89,7 +89,6 @@ class SSHServer:
         self.sessions: set[TuiSession] = set()
         self._listener: asyncssh.SSHAcceptor | None = None
         self._idle_task: asyncio.Task[None] | None = None
-        self._reported_blocks: dict[str, float] = {}
         self.host_key, self.new_host_key = host_key(paths.home)
         self.port = opts.port
 
@@ -124,14 +123,6 @@ class SSHServer:
         await idle_sweep(self.opts.idle_timeout, lambda: [s for s in self.sessions if s.started],
                          lambda s: s.end("idle", notice=notice))
 
-    def report_block(self, addr: str) -> bool:
-        """Audit a rate-limited address once per window (a flood must not flood the audit log too)."""
-        now = time.monotonic()
-        last = self._reported_blocks.get(addr)
-        if last is not None and now - last < self.opts.auth_window:
-            return False
-        self._reported_blocks[addr] = now
-        return True
 
 
 class _Connection(asyncssh.SSHServer):
@@ -155,7 +146,7 @@ class _Connection(asyncssh.SSHServer):
         if self.srv.limiter.blocked(self.addr):
             self.blocked = True
             wait = self.srv.limiter.retry_after(self.addr)
-            if self.srv.report_block(self.addr):
+            if self.srv.limiter.first_in_window(f"blocked {self.addr}"):
                 asyncio.ensure_future(self.srv.link.event(
                     "refused", client=self.client, reason=f"too many failed authentications; blocked for {wait} s"))
             conn.close()
@@ -192,6 +183,8 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.entry is None and not self.blocked:
+            if not self.refused_keys:  # connected and never offered a key: a scan counts as a failure too
+                self.srv.limiter.failed(self.addr)
             keys = ", ".join(self.refused_keys[:5]) or "none"
             asyncio.ensure_future(self.srv.link.event(
                 "refused", client=self.client, reason=f"no authorized key (offered: {keys})"))

@@ -304,8 +304,9 @@ class WebServer(Server):
         if not self.limiter.blocked(addr):
             return None
         wait = self.limiter.retry_after(addr)
-        await self.link.event("refused", client=self.client(request),
-                              reason=f"too many failed sign-ins; blocked for {wait} s")
+        if self.limiter.first_in_window(f"blocked {addr}"):
+            await self.link.event("refused", client=self.client(request),
+                                  reason=f"too many failed sign-ins; blocked for {wait} s")
         return await self.login_page(request, f"too many failed sign-ins; try again in {wait} s.", 429)
 
     async def signed_in(self, request: web.Request, user: str, tenant: str, via: str,
@@ -348,8 +349,9 @@ class WebServer(Server):
         client = self.client(request)
         if not self.same_origin(request):
             origin = (request.headers.get("Origin") or "none")[:100]
-            await self.link.event("refused", user=s.user, tenant=s.tenant, client=client,
-                                  reason=f"websocket from foreign Origin {origin}")
+            if self.limiter.first_in_window(f"origin {request.remote} {origin}"):
+                await self.link.event("refused", user=s.user, tenant=s.tenant, client=client,
+                                      reason=f"websocket from foreign Origin {origin}")
             raise web.HTTPForbidden(text=f"refused: a session may be opened only from {self.origin}\n")
         why = self.caps.refuse(s.user)
         if why:
