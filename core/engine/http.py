@@ -315,6 +315,8 @@ class Api:
         try:
             s = sessions.resolve(token, peer, explicit)
         except SessionRefused as exc:
+            if not sessions.audit_refusal(exc):
+                raise
             refused = exc
             refused.extra["route"] = f"{request.method} {request.path}"
             where = refused.extra.get("tenant") or SYSTEM_LOG

@@ -32,6 +32,9 @@ from core.rbac import SYSTEM_LOG
 
 TOKEN_PREFIX = "mst_"  # musubi session token: recognisable in a leak report
 SESSION_HEADER = "X-Musubi-Session"
+# A TUI left running past its session's end keeps refreshing: its refusals are recognised (and
+# audited once) for this long after expiry, not turned into "unknown token" events forever.
+KEEP_EXPIRED = timedelta(days=1)
 
 
 @dataclass
@@ -79,8 +82,8 @@ class SessionService:
     # -- housekeeping -----------------------------------------------------------------------
 
     def _sweep(self, now: datetime) -> None:
-        """Forget sessions past their expiry (revoked ones included: their refusal says 'expired' then)."""
-        gone = [h for h, s in self._by_hash.items() if s.expires_at <= now]
+        """Forget sessions a day past their expiry (until then a late use is refused as expired, not unknown)."""
+        gone = [h for h, s in self._by_hash.items() if s.expires_at + KEEP_EXPIRED <= now]
         for h in gone:
             s = self._by_hash.pop(h)
             self._by_id.pop(s.id, None)
@@ -147,7 +150,8 @@ class SessionService:
         """Live (unexpired, unrevoked) sessions, oldest first; the engine's OS user only."""
         self._engine_only(ctx, "list remote sessions")
         self._sweep(self.r.now())
-        return [s.row() for s in self._by_id.values() if not s.revoked]
+        now = self.r.now()
+        return [s.row() for s in self._by_id.values() if not s.revoked and s.expires_at > now]
 
     def remote_event(
         self, ctx: Caller, mode: str, event: str, user: str | None, tenant: str | None, client: str,
@@ -196,6 +200,18 @@ class SessionService:
                                  "in the one tenant it was opened for.", session=s.id, reason="wrong_tenant",
                                  tenant=s.tenant)
         return s
+
+    def audit_refusal(self, exc: SessionRefused) -> bool:
+        """Whether to audit this refusal: always for an unknown token, once per session and reason otherwise
+        (a TUI still running after its session ended would otherwise add an event at every refresh)."""
+        s = self._by_id.get(str(exc.extra.get("session", "")))
+        if s is None:
+            return True
+        key = f"refused:{exc.extra.get('reason')}"
+        if s.extra.get(key):
+            return False
+        s.extra[key] = True
+        return True
 
     def first_use(self, ctx: Caller, s: Session) -> None:
         """Audit the first request made with ``s`` (``session.use``); later ones are not (they would flood the log)."""
