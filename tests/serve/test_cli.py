@@ -151,3 +151,18 @@ def test_serve_web_needs_a_user_for_its_token(eng: Home) -> None:
     p = subprocess.run([sys.executable, "-m", "tui.cli", "--home", str(eng.dir), "serve", "web"], capture_output=True,
                        env=ENV, timeout=60)
     assert p.returncode == 2 and b"--user USER" in p.stderr
+
+
+def test_serve_sessions_lists_live_sessions_for_the_engine_user_only(eng: Home) -> None:
+    from .helpers import mint
+
+    t = eng.new_tenant("cli", {"mia": "owner"})
+    s = mint(eng, "mia", t, client="ssh 192.0.2.1:5000")
+    run = [sys.executable, "-m", "tui.cli", "--home", str(eng.dir), "--json", "serve", "sessions"]
+    p = subprocess.run(run, capture_output=True, env=ENV, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [r for r in json.loads(p.stdout) if r["id"] == s["id"]]
+    assert rows and rows[0]["client"] == "ssh 192.0.2.1:5000" and "token" not in rows[0]
+    p = subprocess.run([*run[:-2], "--tenant", t, "--as", "mia", "serve", "sessions"], capture_output=True, env=ENV,
+                       timeout=60)
+    assert p.returncode == 4 and b"only the OS user who runs the engine" in p.stderr
