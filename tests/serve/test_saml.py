@@ -189,3 +189,13 @@ def test_an_acs_url_that_is_not_the_servers_stops_the_start(eng: Home, idp: Fake
         import asyncio
 
         asyncio.run(srv._make_app())
+
+
+def test_pending_requests_are_bounded(sp: SamlSP, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.serve.saml as saml
+
+    monkeypatch.setattr(saml, "MAX_PENDING", 3)
+    first = pending(sp)
+    for _ in range(3):
+        pending(sp)
+    assert len(sp.outstanding) == 3 and first not in sp.outstanding  # the oldest made room

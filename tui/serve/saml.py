@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("musubi.serve")
 REQUEST_TTL_S = 600  # how long an AuthnRequest may wait for its answer
 MAX_RESPONSE = 256 * 1024  # characters of a base64 SAMLResponse
+MAX_PENDING = 10_000  # AuthnRequests awaiting an answer (the oldest is dropped beyond)
 FORCED_SECURITY = {
     "wantAssertionsSigned": True,
     "wantNameId": True,
@@ -130,6 +131,8 @@ class SamlSP:
         url = str(auth.login())
         now = time.monotonic()
         self.outstanding = {k: v for k, v in self.outstanding.items() if v > now}
+        if len(self.outstanding) >= MAX_PENDING:  # /saml/login is open to anyone: bound what it can fill
+            del self.outstanding[next(iter(self.outstanding))]
         self.outstanding[str(auth.get_last_request_id())] = now + REQUEST_TTL_S
         return url
 
