@@ -107,3 +107,14 @@ def test_a_refusal_is_worth_auditing_once_per_window() -> None:
     assert lim.first_in_window("blocked 10.0.0.2")
     now[0] += 61
     assert lim.first_in_window("blocked 10.0.0.1")
+
+
+def test_term_and_colorterm_from_the_client_are_sanitised() -> None:
+    from tui.serve.spawn import colorterm_of, term_of
+
+    assert term_of("xterm-kitty") == "xterm-kitty"
+    for bad in (None, "", "../../etc/passwd", "xterm\x1b]0;pwn\x07", "x" * 100):
+        assert term_of(bad) == "xterm-256color"
+    assert colorterm_of("xterm-256color", "truecolor") == "truecolor"
+    assert colorterm_of("xterm-direct", None) == "truecolor"
+    assert colorterm_of("xterm-256color", "; rm -rf /") is None

@@ -112,6 +112,19 @@ def test_token_sign_in_needs_a_user_and_some_way_to_sign_in(eng: Home) -> None:
         WebServer(eng.paths, WebOptions(token=TOKEN))
     with pytest.raises(BadRequest, match="no way to sign in"):
         WebServer(eng.paths, WebOptions())
+    with pytest.raises(BadRequest, match="give --public-url"):
+        WebServer(eng.paths, WebOptions(token=TOKEN, user="mia", tenant="t", host="0.0.0.0"))
+    srv = WebServer(eng.paths, WebOptions(token=TOKEN, user="mia", tenant="t", host="0.0.0.0",
+                                          public_url="https://ws.example.test/"))
+    assert srv.origin == "https://ws.example.test"
+
+
+def test_origins_are_compared_as_browsers_send_them() -> None:
+    from tui.serve.web import origin_of
+
+    assert origin_of("https://Example.TEST:443/path") == "https://example.test"
+    assert origin_of("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+    assert origin_of("http://[::1]:80") == "http://[::1]"
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

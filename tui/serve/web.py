@@ -161,6 +161,10 @@ class WebServer(Server):
             raise BadRequest("token sign-in needs the musubi user and tenant it signs in as: give --user and --tenant.")
         if not opts.token and opts.saml is None:
             raise BadRequest("no way to sign in: give an access token (the default), or --saml DIR.")
+        if opts.public_url is None and opts.host in ("0.0.0.0", "::", ""):
+            raise BadRequest(f"listening on every address ({opts.host or 'all'}), the server cannot know the URL "
+                             "browsers use, which is the only Origin it accepts: give --public-url "
+                             f"{scheme}://HOST:{opts.port}.")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
