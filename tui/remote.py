@@ -10,6 +10,7 @@ as the server's OS user, so editors are off and exports are confined to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import re
@@ -34,6 +35,19 @@ def read_token(fd: int) -> str:
     return token
 
 
+def take_terminal() -> None:
+    """Make the pty on stdin this process's controlling terminal (SSH sessions), so the kernel sends it
+    SIGWINCH when the window size changes.  ``musubi serve`` starts it in a new session for this; done
+    here rather than in a ``preexec_fn``, which is not safe in a server with threads."""
+    if not os.isatty(0):
+        return  # the browser mode talks over pipes
+    import fcntl
+    import termios
+
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def user_folder(user: str) -> str:
     """A folder name for ``user``'s exports: readable, never ``.``/``..``, distinct for distinct names."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", user)[:40]
@@ -50,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-animations", action="store_true")
     args = p.parse_args(argv)
     token = read_token(args.token_fd)
+    take_terminal()
     from core import exports
     from tui import editor
 

@@ -73,10 +73,6 @@ def get_winsize(fd: int) -> tuple[int, int]:
     return cols, rows
 
 
-def _controlling_tty() -> None:  # runs in the child between fork and exec
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 class SSHServer:
     """The listening server, its limits and its live sessions."""
 
@@ -314,7 +310,7 @@ class TuiSession(asyncssh.SSHServerSession[bytes]):
             self.proc = await asyncio.create_subprocess_exec(
                 *tui_argv(self.srv.paths.home, e.tenant, e.user, fd, no_animations=self.srv.opts.no_animations),
                 stdin=slave, stdout=slave, stderr=slave, env=env, cwd="/", pass_fds=(fd,),
-                start_new_session=True, preexec_fn=_controlling_tty,
+                start_new_session=True,  # tui.remote then makes the pty its controlling terminal
             )
         except OSError as exc:
             os.close(master)
