@@ -44,6 +44,24 @@ SHARED = 0o666
 _LINK_UNSUPPORTED = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
 
 
+# A remote session (`musubi serve`, docs/remote.md) runs as the server's OS user: its exports are
+# confined to one folder of its own, so a remote user cannot write, or replace, that OS user's files.
+_confined: str | None = None
+
+
+def confine(folder: Path) -> None:
+    """Allow exports of this process only inside ``folder`` (created 0700 when missing)."""
+    global _confined
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _confined = os.path.realpath(folder)
+
+
+def _check_confined(folder: str, absolute: str) -> None:
+    if _confined is not None and not _inside(folder, _confined):
+        raise refused(f"cannot write {absolute}: a remote session writes exports only into {_confined}.",
+                      "export_outside_remote")
+
+
 def refused(message: str, code: str) -> BadRequest:
     """A refused destination: a usage error (exit 2) naming the fix."""
     return BadRequest(message, code=code, field="output")
@@ -71,6 +89,7 @@ def check_destination(path: str, home: Path | None, force: bool = False) -> str:
         raise refused(f"cannot write {absolute}: folder {folder} does not exist; create it first or choose another -o FILE.",
                       "export_no_folder")
     target = os.path.join(real_folder, name)
+    _check_confined(real_folder, absolute)
     if home is not None:
         real_home = os.path.realpath(home)
         exports = os.path.join(real_home, "exports")
@@ -129,9 +148,14 @@ class ExportFile:
 
     def _recheck(self, home: Path | None) -> None:
         link = f"/proc/self/fd/{self._dir}"
-        if home is None or not os.path.exists(link):
+        if not os.path.exists(link):
             return
         opened = os.readlink(link)
+        if _confined is not None and not _inside(opened, _confined):
+            os.close(self._dir)
+            _check_confined(opened, self.path)
+        if home is None:
+            return
         real_home = os.path.realpath(home)
         if _inside(opened, real_home) and not _inside(opened, os.path.join(real_home, "exports")):
             os.close(self._dir)

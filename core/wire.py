@@ -11,7 +11,7 @@ library here (the TUI imports this before its first frame); the sockets are in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -30,7 +30,11 @@ class Identity:
     as_user: str | None = None
     project: str | None = None
     cwd: str | None = None
-    session: str | None = None  # identity / SSO: the engine session of `musubi login` (docs/identity.md)
+    # An engine-minted remote-session token (docs/remote.md), read from the pipe `musubi serve`
+    # hands the TUI; never from the environment.
+    session: str | None = field(default=None, repr=False)
+    # identity / SSO: the engine session of `musubi login` (docs/identity.md)
+    sso_session: str | None = field(default=None, repr=False)
 
     def headers(self) -> dict[str, str]:
         """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
@@ -44,6 +48,8 @@ class Identity:
             h["X-Musubi-Project"] = self.project
         if self.session:
             h["X-Musubi-Session"] = self.session
+        if self.sso_session:
+            h["X-Musubi-Sso-Session"] = self.sso_session
         return h
 
 

@@ -414,11 +414,15 @@ def run(
     color_system: str | None = None,
     no_animations: bool = False,
     fresh: bool = False,
+    session: str | None = None,
+    session_user: str | None = None,
 ) -> int:
     """Start the workstation; returns the process exit code.  Bad config prints a message, not a traceback.
 
     The context of the last session (mode, tenant, filters, tabs) is restored unless ``fresh``;
-    an explicit ``tenant`` (``--tenant``, ``MUSUBI_TENANT``) wins over the saved one.
+    an explicit ``tenant`` (``--tenant``, ``MUSUBI_TENANT``) wins over the saved one.  ``session``
+    is a remote session's token (``tui/remote.py``, docs/remote.md): the engine then knows the
+    caller as ``session_user``, whose saved context is used, in the session's one tenant.
     """
     try:
         settings = load_settings()
@@ -429,13 +433,14 @@ def run(
         return exc.exit_code
     from core.identity.store import load_session
 
-    saved = SavedState(state_path(paths.home, as_user or _os_user()), fresh=fresh)
+    saved = SavedState(state_path(paths.home, as_user or session_user or _os_user()), fresh=fresh)
     if tenant is None and isinstance(saved.section("app").get("tenant"), str):
         tenant = saved.section("app")["tenant"]
+    # A remote session acts as its own user: never send the server OS user's `musubi login` session.
+    ident = Identity(tenant=tenant, as_user=as_user, cwd=current_dir(), session=session,
+                     sso_session=None if session else load_session(paths.home))
     ctx = AppContext(
-        # cwd "/" in a deleted folder: no project; session: the engine session of `musubi login` (identity / SSO)
-        AsyncEngineClient(paths, Identity(tenant=tenant, as_user=as_user, cwd=current_dir(),
-                                          session=load_session(paths.home))),
+        AsyncEngineClient(paths, ident),  # cwd "/" in a deleted folder: no project
         settings,
         color,
         animations=settings.animations and not no_animations,

@@ -82,6 +82,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("tui.commands.logout", "Sign out: end your engine session and delete your saved tokens."),
     "sso": ("tui.commands.sso", "Map identity-provider groups and app roles to tenant roles; require SSO for a "
             "tenant."),
+    "serve": ("tui.commands.serve", "Serve the workstation to SSH clients (keys mapped to users) or browsers "
+              "(token or SAML sign-in)."),
 }
 
 

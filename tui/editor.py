@@ -23,9 +23,18 @@ def editor_command(path: str, line: int) -> list[str]:
     return [*shlex.split(editor), f"+{line}", path]
 
 
+# Set by tui/remote.py: a remote session (musubi serve) runs as the server's OS user, so an
+# editor (with its shell escapes) would hand the remote user that OS user's shell.
+REMOTE = False
+
+
 def run_in_terminal(app: Any, cmd: list[str]) -> EditorProblem | None:
     """Suspend ``app``, run ``cmd`` in the terminal, resume; ``None`` when it ran."""
     from textual.app import SuspendNotSupported
+
+    if REMOTE:
+        return EditorProblem(f"Editors are off in a remote session (musubi serve); open {cmd[-1]} at line "
+                             f"{cmd[-2][1:]} in your own checkout.", "warning")
 
     try:
         with app.suspend():

@@ -58,7 +58,7 @@ class CliState:
 
         paths = self.paths()
         ident = Identity(tenant=self.tenant, as_user=self.as_user, project=self.project, cwd=current_dir(),
-                         session=load_session(paths.home))
+                         sso_session=load_session(paths.home))
         return EngineClient(paths, ident, autostart=autostart)
 
     def current_tenant(self) -> str:

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
         Verified,
         Workflows,
     )
+    from core.api.sessions import RemoteEventAudited, SessionMinted, SessionRevoked, SessionRow
     from core.api.sso import (
         SsoPolicy,
         SsoProvider,
@@ -479,6 +480,8 @@ def run_apply(run_id: str, artefact: str | None = None) -> Call[RunApplied]:
 
 def run_logs(run_id: str, after: int | str | None = None, limit: int | str | None = None) -> Call[RunLogs]:
     return get(f"/v1/runs/{_seg(run_id)}/logs", after=after, limit=limit)
+
+
 # -- providers (issue 12; docs/providers.md) ---------------------------------------------------
 
 
@@ -537,3 +540,27 @@ def sso_policy() -> Call[SsoPolicy]:
 
 def sso_policy_set(required: bool, break_glass: str | None = None) -> Call[SsoPolicy]:
     return put("/v1/sso/policy", required=required, break_glass=break_glass)
+
+
+# -- remote sessions (docs/remote.md) ----------------------------------------------------------------
+
+
+def session_mint(user: str, tenant: str, purpose: str, ttl_s: int | None = None,
+                 client: str | None = None) -> Call[SessionMinted]:
+    """A session token for ``user`` in ``tenant`` (the engine's OS user only: what ``musubi serve`` calls)."""
+    return post("/v1/sessions", user=user, tenant=tenant, purpose=purpose, ttl_s=ttl_s, client=client)
+
+
+def sessions() -> Call[list[SessionRow]]:
+    return get("/v1/sessions")
+
+
+def session_revoke(id: str, reason: str | None = None) -> Call[SessionRevoked]:
+    """End session ``id`` (logout, disconnect)."""
+    return delete(f"/v1/sessions/{path_segment(id)}", reason=reason)
+
+
+def remote_event(mode: str, event: str, user: str | None = None, tenant: str | None = None,
+                 client: str | None = None, reason: str | None = None) -> Call[RemoteEventAudited]:
+    """Audit a remote log-in, refusal or log-out (``event``: login, refused, logout)."""
+    return post("/v1/remote/events", mode=mode, event=event, user=user, tenant=tenant, client=client, reason=reason)

@@ -30,7 +30,9 @@ class Caller:
     """Who is asking, in which tenant and project.
 
     ``real_user`` comes from SO_PEERCRED on the socket; ``user`` differs only
-    when an allowed ``--as`` impersonation is in effect.
+    when an allowed ``--as`` impersonation is in effect.  ``session`` is the id of the
+    engine-minted remote session (``core/identity/sessions.py``) the request came with:
+    ``real_user`` is then the session's user, not the socket peer.
     """
 
     real_user: str
@@ -39,6 +41,7 @@ class Caller:
     project: str | None = None
     # identity / SSO: the caller's live SSO session (core.identity.service.Session), bound to real_user
     sso: Any = None
+    session: str | None = None  # a remote session's id (docs/remote.md): the engine acts as its user
 
     @property
     def impersonator(self) -> str | None:
@@ -62,9 +65,10 @@ def is_engine_user(ctx: Caller) -> bool:
 
     Judged on ``real_user`` (SO_PEERCRED), and only without ``--as``: impersonating the
     engine's user never lends its powers, and the engine's user acting as someone else
-    gets only what that someone gets (docs/rbac.md#impersonation).
+    gets only what that someone gets (docs/rbac.md#impersonation).  A remote session
+    (docs/remote.md) never counts, even for a musubi user named like the engine's OS user.
     """
-    return ctx.real_user == engine_os_user() and ctx.user == ctx.real_user
+    return ctx.real_user == engine_os_user() and ctx.user == ctx.real_user and ctx.session is None
 
 
 # -- roles and permissions ----------------------------------------------------------------

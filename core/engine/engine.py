@@ -19,6 +19,7 @@ from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
 from core.identity.service import IdentityService
+from core.identity.sessions import SessionService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
 from core.orchestration.providers import ProviderHub
@@ -34,6 +35,7 @@ class Engine:
     # The services a route's ``op`` may name, by attribute (tests resolve ops on the classes).
     SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService,
                                  "identity": IdentityService}
+    SERVICES["sessions"] = SessionService  # remote sessions (docs/remote.md)
 
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.runner = OpRunner(paths, storage)
@@ -48,6 +50,7 @@ class Engine:
         self.identity = IdentityService(self.runner)  # SSO sessions, mapping rules, policy (core/identity)
         # orchestration runs (core/orchestration/service.py): calls through the providers, timed into latency
         self.runs = RunService(self.runner, self.jobs, self.usage, self.providers, self.latency)
+        self.sessions = SessionService(self.runner)  # remote-session tokens (core/identity/sessions.py)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

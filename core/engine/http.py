@@ -26,6 +26,8 @@ from core.engine.auditops import ExportContent
 from core.engine.engine import Engine
 from core.engine.jsontext import answer_text
 from core.errors import BadRequest, MusubiError, NotFound, PayloadTooLarge, PermissionDenied
+from core.identity.service import SSO_SESSION_HEADER
+from core.identity.sessions import SESSION_HEADER, SessionRefused
 from core.limits import MAX_DEPTH
 from core.rbac import SYSTEM_LOG
 
@@ -270,13 +272,16 @@ class Api:
     ) -> Caller:
         """The caller's context; with ``outsiders`` also for someone with no role in the tenant.
 
-        identity / SSO: ``sso`` is the live session the ``X-Musubi-Session`` header names for this
+        identity / SSO: ``sso`` is the live session the ``X-Musubi-Sso-Session`` header names for this
         peer; except on ``outsiders`` routes, a tenant requiring SSO refuses a caller without one.
         """
         real = peer_user(request)
+        token = request.headers.get(SESSION_HEADER)
+        if token:  # a remote session (docs/remote.md): the engine acts as the session's user
+            return await self.session_ctx(request, real, token, tenant, outsiders)
         a = asked(request, tenant)
         tenant, as_user = a.tenant, a.as_user
-        sso = self.e.identity.resolve(request.headers.get("X-Musubi-Session"), real)
+        sso = self.e.identity.resolve(request.headers.get(SSO_SESSION_HEADER), real)
 
         def make() -> Caller:
             try:
@@ -305,3 +310,43 @@ class Api:
             return await self.r.run(
                 Caller(real, as_user or real, where), "tenant.access", f"tenant:{tenant}", make
             )
+
+    async def session_ctx(
+        self, request: web.Request, peer: str, token: str, tenant: str | None, outsiders: bool
+    ) -> Caller:
+        """The context of a request carrying a session token: its user, in its one tenant.
+
+        A refused token is audited (in the session's tenant when the token is known, else in
+        the system log); the first accepted request of a session is audited once.
+        """
+        a = asked(request, tenant)
+        explicit = tenant or request.headers.get("X-Musubi-Tenant")
+        sessions = self.e.sessions
+        try:
+            s = sessions.resolve(token, peer, explicit)
+        except SessionRefused as exc:
+            if not sessions.audit_refusal(exc):
+                raise
+            refused = exc
+            refused.extra["route"] = f"{request.method} {request.path}"
+            where = refused.extra.get("tenant") or SYSTEM_LOG
+
+            def refuse() -> Caller:
+                raise refused
+
+            resource = f"session:{refused.extra.get('session', '?')}"
+            return await self.r.run(Caller(peer, peer, where), "session.use", resource, refuse)
+
+        def make() -> Caller:
+            c = self.r.make_ctx(s.user, a.as_user, s.tenant, a.cwd, a.project, outsiders=outsiders)
+            c.session = s.id
+            return c
+
+        try:
+            c = make()
+        except PermissionDenied:  # e.g. the user lost their role, or a refused --as: audited
+            return await self.r.run(Caller(s.user, s.user, s.tenant, session=s.id), "tenant.access",
+                                    f"tenant:{s.tenant}", make)
+        if not s.used:
+            await self.r.run(c, "session.use", f"session:{s.id}", lambda: sessions.first_use(c, s))
+        return c

@@ -149,6 +149,8 @@ class OpRunner:
         if isinstance(actor, Caller):
             if actor.impersonator:
                 d["impersonator"] = actor.impersonator
+            if actor.session:  # acted through a remote session (docs/remote.md)
+                d["session"] = actor.session
             actor_name = actor.user
         else:
             actor_name = actor

@@ -28,6 +28,7 @@ from core.engine import (
     routes_models,
     routes_providers,
     routes_runs,
+    routes_sessions,
     routes_trace,
 )
 from core.engine.engine import Engine
@@ -39,6 +40,7 @@ from core.identity import routes as routes_sso
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
     routes_context.ROUTES, routes_providers.ROUTES, routes_sso.ROUTES, routes_runs.ROUTES,
+    routes_sessions.ROUTES,
 )
 
 

@@ -8,6 +8,7 @@
 - ``gate.py``: the tenant policy "SSO required".
 - ``flows.py`` / ``store.py``: the client side (device flow, msal, PKCE; the user's 0600 files).
 - ``redact.py``: tokens never reach a message or a log line.
+- ``sessions.py``: engine-minted session tokens for remote sessions (``musubi serve``, docs/remote.md).
 
-See docs/identity.md.
+See docs/identity.md and docs/remote.md.
 """

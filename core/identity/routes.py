@@ -21,12 +21,12 @@ from core.engine.http import Api, json_response
 from core.engine.routing import Route
 from core.errors import BadRequest, MusubiError
 from core.identity import graph, mapping
-from core.identity.service import digest
+from core.identity.service import SSO_SESSION_HEADER, digest
 from core.identity.settings import ProviderSettings, SsoSettings
 from core.identity.tokens import validate_id_token
 from core.rbac import SYSTEM_LOG
 
-SESSION_HEADER = "X-Musubi-Session"
+SESSION_HEADER = SSO_SESSION_HEADER
 
 
 def sso_settings() -> SsoSettings:

@@ -9,7 +9,7 @@ How a signed-in session is bound to its caller (docs/identity.md#sessions):
 2. the engine makes a random session id (32 bytes), keeps only its SHA-256, and binds the
    session to the OS user on the other end of the socket (SO_PEERCRED), with an expiry
    (``[sso] session_minutes``);
-3. later requests carry the id in ``X-Musubi-Session``; it counts only when the peer is the
+3. later requests carry the id in ``X-Musubi-Sso-Session``; it counts only when the peer is the
    same OS user and the session has not expired.  A session id read by another OS user is
    worth nothing to them; the client keeps it in a 0600 file of its own user.
 
@@ -39,6 +39,7 @@ from core.identity.settings import ProviderSettings
 from core.rbac import BUILTIN_ROLES, SYSTEM_LOG
 from core.storage.base import Delete, Insert, Update
 
+SSO_SESSION_HEADER = "X-Musubi-Sso-Session"  # not X-Musubi-Session: that one is a remote-session token
 MAX_SESSIONS = 10_000
 MAX_VALUE = 256  # a group id, group name or app role
 EPOCH = datetime(1970, 1, 1)  # naive UTC, the storage convention

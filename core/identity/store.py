@@ -79,7 +79,7 @@ def read_session(home: Path) -> dict[str, Any] | None:
 
 
 def load_session(home: Path) -> str | None:
-    """The session id to send to the engine of ``home`` (``X-Musubi-Session``), if any."""
+    """The session id to send to the engine of ``home`` (``X-Musubi-Sso-Session``), if any."""
     got = read_session(home)
     return str(got["session"]) if got else None
 

@@ -106,9 +106,10 @@ class Home:
         cwd: str | None = None,
         raw_body: bytes | None = None,
         timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """One request with the HTTP status kept (the typed client only raises)."""
-        headers = {"X-Musubi-Cwd": cwd or self._cwd}
+        """One request with the HTTP status kept (the typed client only raises); ``headers`` added."""
+        headers = {"X-Musubi-Cwd": cwd or self._cwd, **(headers or {})}
         if project:
             headers["X-Musubi-Project"] = project
         if tenant:

@@ -47,7 +47,7 @@ def raw_as_other(
     h: Home, method: str, path: str, body: Any = None, *, tenant: str | None = None, as_user: str | None = None,
     project: str | None = None, headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """One request made by the OS user ``nobody``: (HTTP status, decoded JSON body)."""
+    """One request made by the OS user ``nobody``: (HTTP status, decoded JSON body); ``headers`` added."""
     pw = pwd.getpwnam(OTHER)
     headers = {"X-Musubi-Cwd": "/", **(headers or {})}
     for k, v in (("X-Musubi-Tenant", tenant), ("X-Musubi-As", as_user), ("X-Musubi-Project", project)):

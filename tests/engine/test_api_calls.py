@@ -16,6 +16,7 @@ import pytest
 
 from core.api import calls, models, responses, sso
 from core.api import runs as runs_api
+from core.api import sessions as session_api
 from core.api.calls import Call
 from tests.tui.contract import route_for
 
@@ -31,6 +32,9 @@ SAMPLES: dict[str, Any] = {
 # a call to one of these is skipped while the engine has no such route, and checked like any other once
 # it has.  Any other call without a route fails.
 HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(sso), **vars(calls), **vars(runs_api)}
+# Remote sessions keep their models in their own module (docs/remote.md).
+HINTS.update(vars(session_api))
+SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

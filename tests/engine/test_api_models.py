@@ -155,6 +155,11 @@ def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
     call("DELETE", "/v1/sso/rules", "/v1/sso/rules?value=grp-x")
     call("PUT", "/v1/sso/policy", body={"required": False})
     call("GET", "/v1/sso/policy")
+    # remote sessions (docs/remote.md)
+    sid = call("POST", "/v1/sessions", body={"user": "bo", "tenant": t, "purpose": "ssh"})["id"]
+    call("GET", "/v1/sessions")
+    call("DELETE", "/v1/sessions/{id}", f"/v1/sessions/{sid}?reason=test")
+    call("POST", "/v1/remote/events", body={"mode": "ssh", "event": "login", "user": "bo", "tenant": t})
     return got
 
 

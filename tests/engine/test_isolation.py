@@ -126,6 +126,12 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/runs/{id}/reject"): ("/v1/runs/r-000000000000/reject", {}),
     ("POST", "/v1/runs/{id}/request_changes"): ("/v1/runs/r-000000000000/request_changes", {"comment": "x"}),
     ("POST", "/v1/runs/{id}/apply"): ("/v1/runs/r-000000000000/apply", {}),
+    # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
+    ("POST", "/v1/sessions"): ("/v1/sessions", {"user": "bobsecret", "tenant": "{b}", "purpose": "ssh"}),
+    ("GET", "/v1/sessions"): ("/v1/sessions", None),
+    ("DELETE", "/v1/sessions/{id}"): ("/v1/sessions/nosuchsession", None),
+    ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
+                                                          "tenant": "{b}"}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -106,6 +106,10 @@ def _fresh_tenant(w: World) -> str:
     return w.h.new_tenant("sm")
 
 
+def _minted_session(w: World) -> str:
+    return str(w.root.post("/v1/sessions", {"user": "res-holder", "tenant": "default", "purpose": "ssh"})["id"])
+
+
 def _suspended_tenant(w: World) -> str:
     t = w.h.new_tenant("sm")
     w.h.client().post(f"/v1/tenants/{t}/suspend", {})
@@ -286,6 +290,12 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
                                           ok=(404,))],
     ("GET", "/v1/sso/policy"): [Variant("tenant", "members.manage", req("GET", "/v1/sso/policy"))],
     ("PUT", "/v1/sso/policy"): [Variant("tenant", "tenant.manage", req("PUT", "/v1/sso/policy", {"required": False}))],
+    # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
+    ("POST", "/v1/sessions"): [Variant("engine", None, req("POST", "/v1/sessions", {"user": "res-holder", "tenant": "default", "purpose": "ssh"}))],
+    ("GET", "/v1/sessions"): [Variant("engine", None, req("GET", "/v1/sessions"))],
+    ("DELETE", "/v1/sessions/{id}"): [
+        Variant("engine", None, with_setup(_minted_session, lambda sid: ("DELETE", f"/v1/sessions/{sid}", None)))],
+    ("POST", "/v1/remote/events"): [Variant("engine", None, req("POST", "/v1/remote/events", {"mode": "ssh", "event": "login"}))],
 }
 
 

@@ -50,7 +50,7 @@ def req(h: Home, method: str, path: str, body: Any = None, *, session: str | Non
         tenant: str | None = None) -> tuple[int, Any]:
     headers = {"X-Musubi-Cwd": "/"}
     if session:
-        headers["X-Musubi-Session"] = session
+        headers["X-Musubi-Sso-Session"] = session
     if tenant:
         headers["X-Musubi-Tenant"] = tenant
     data = json.dumps(body).encode() if body is not None else None
@@ -69,7 +69,7 @@ def req(h: Home, method: str, path: str, body: Any = None, *, session: str | Non
 def as_other(h: Home, method: str, path: str, body: Any = None, *, session: str | None = None,
              tenant: str | None = None) -> tuple[int, Any]:
     """One request from the OS user ``nobody`` (fork + setuid; root only), with a session header."""
-    headers = {"X-Musubi-Session": session} if session else None
+    headers = {"X-Musubi-Sso-Session": session} if session else None
     return raw_as_other(h, method, path, body, tenant=tenant, headers=headers)
 
 
