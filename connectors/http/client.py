@@ -297,7 +297,11 @@ class HttpClient:
         vendor = self.redactor.text(vendor_error_text(body))
         request_id = self._request_id(headers)
         cls = error_for_status(status)
-        delay = self.policy.server_delay(headers) if status in self.policy.retry_statuses else None
+        hint = self.policy.rate_limit_hint
+        limited = status != 429 and hint is not None and hint(status, headers, vendor)
+        if limited:
+            cls = RateLimitedError
+        delay = self.policy.server_delay(headers) if limited or status in self.policy.retry_statuses else None
         message = f"{self.name}: {method} {shown} answered {status}: {vendor or '(no error text)'}"
         if request_id:
             message += f" (request id {request_id})"
