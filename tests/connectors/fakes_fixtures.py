@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.github import GitHubConnector
 from connectors.http import RetryPolicy
 from connectors.jira import JiraConnector
 from tests.fakes.github import GitHubFake
@@ -70,3 +71,12 @@ def spec_repo(root: Path) -> Path:
     (root / "storage" / "specs" / "auth.md").write_text(SPEC)
     (root / "storage" / "tasks" / "auth-tasks.md").write_text(TASKS)
     return root
+
+
+def github_connector(fake: GitHubFake, **settings: object) -> GitHubConnector:
+    from connectors.github import is_rate_limit
+    from connectors.http import github_rate_limit_reset
+
+    conf = {"api_url": fake.url, "repo": fake.repo, **settings}
+    return GitHubConnector(conf, {"token": fake.token}, timeout_s=2.0,
+                           policy=fast_policy(reset_hooks=(github_rate_limit_reset,), rate_limit_hint=is_rate_limit))
