@@ -64,6 +64,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "(storage/specs, storage/design, storage/tasks) or the Kiro layout (.kiro/specs/<feature>/)."),
     "context": ("tui.commands.context", "Pack the project's best code for a task into a token budget, with a "
                 "manifest."),
+    # -- integrations (issue 17) --
+    "integrations": ("tui.commands.integrations", "Connect Jira, Azure DevOps, GitLab, GitHub, Slack and Teams: "
+                     "settings per tenant, secrets kept outside the database, a connection test with the vendor's "
+                     "own error text, pipeline status."),
+    "sync": ("tui.commands.sync", "Sync the project's requirements (-> epics/features) and tasks (-> "
+             "stories/issues) into SYSTEM."),
 }
 
 

@@ -25,6 +25,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 if TYPE_CHECKING:
+    from core.api.integrations import (  # integrations (issue 17)
+        Integrations,
+        IntegrationSaved,
+        IntegrationTested,
+        PipelineStatus,
+        SyncStarted,
+    )
     from core.api.models import (
         AuditEvent,
         Health,
@@ -423,3 +430,31 @@ def context(task: str, budget: int | str, model: str, k: int | str | None = None
             lang: str | None = None, min_score: float | None = None) -> Call[ContextPack]:
     """The project's best code for ``task`` packed into ``budget`` tokens of ``model``, with its manifest."""
     return post("/v1/context", task=task, budget=budget, model=model, k=k, path=path, lang=lang, min_score=min_score)
+
+
+# -- integrations (issue 17; docs/integrations.md) -------------------------------------------------
+
+
+def integrations() -> Call[Integrations]:
+    """Every system with its settings and the names (never values) of its stored secrets."""
+    return get("/v1/integrations")
+
+
+def integration_set(name: str, settings: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+                    unset: list[str] | None = None) -> Call[IntegrationSaved]:
+    return put(f"/v1/integrations/{_seg(name)}", settings=settings, secrets=secrets, unset=unset)
+
+
+def integration_test(name: str) -> Call[IntegrationTested]:
+    return post(f"/v1/integrations/{_seg(name)}/test")
+
+
+def pipeline_status(name: str, ref: str, project_key: str | None = None) -> Call[PipelineStatus]:
+    return get(f"/v1/integrations/{_seg(name)}/pipelines", ref=ref, project_key=project_key)
+
+
+def sync_start(name: str, project_key: str, dry_run: bool | None = None, resolve: dict[str, str] | None = None,
+               include: list[str] | None = None) -> Call[SyncStarted]:
+    """Start a sync job of the request's project into ``project_key``; answers ``{"job": Job}``."""
+    return post(f"/v1/sync/{_seg(name)}", project_key=project_key, dry_run=dry_run, resolve=resolve,
+                include=include)

@@ -17,6 +17,7 @@ from core.engine.auditops import AuditService
 from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
+from core.integrations.service import IntegrationService
 from core.jobs.service import JobService
 from core.paths import HomePaths
 from core.rag.service import IndexService
@@ -36,6 +37,8 @@ class Engine:
         self.audit_ops = AuditService(self.runner)
         self.jobs = JobService(self.runner, self.runner.snapshot_jobs)  # background jobs; started by the daemon
         self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
+        # -- integrations (issue 17): connector settings, connection tests, the sync job kind, pipeline status
+        self.integrations = IntegrationService(self.runner, self.jobs)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

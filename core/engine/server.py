@@ -24,6 +24,7 @@ from core.engine import (
     routes,
     routes_context,
     routes_index,
+    routes_integrations,
     routes_jobs,
     routes_models,
     routes_trace,
@@ -36,6 +37,7 @@ from core.engine.routing import Route, install
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
     routes_context.ROUTES,
+    routes_integrations.ROUTES,  # integrations (issue 17)
 )
 
 

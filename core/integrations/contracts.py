@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "musubi.connectors"
 TRACKERS = ("jira", "ado", "gitlab", "github")
 NOTIFIERS = ("slack", "teams")
 SYSTEMS = TRACKERS + NOTIFIERS
+KINDS = ("requirement", "task")  # what `musubi sync` sends: requirements -> epics/features, tasks -> stories
 
 
 class IntegrationError(MusubiError):

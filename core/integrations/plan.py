@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.integrations.contracts import RemoteItem, WorkItem
+from core.integrations.contracts import KINDS, RemoteItem, WorkItem
 from core.trace.links import ExternalLink
 from core.trace.matrix import Trace, natural_key
 
-KINDS = ("requirement", "task")
+__all__ = ["KINDS", "Plan", "Step", "decide", "work_items"]
 
 
 def work_items(t: Trace, include: tuple[str, ...] = KINDS, repo_url: str | None = None) -> list[WorkItem]:

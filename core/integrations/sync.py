@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ async def sync(
     repo_url: str | None = None, resolve: dict[str, str] | None = None, max_items: int = MAX_ITEMS,
     audit: AuditFn = _noop_audit, lock: AbstractContextManager[Any] | None = None,
     trace: Callable[[Path], Trace] | None = None, progress: Callable[[int, int], None] | None = None,
+    after_write: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Sync ``root``'s specs into ``project`` of ``tracker``; answers the report (see docs/integrations.md)."""
     bad = set(include) - set(KINDS)
@@ -67,6 +68,8 @@ async def sync(
     writer = _Writer(tracker, project, root, stored, audit, lock or nullcontext())
     for done, step in enumerate(plan.steps, 1):
         await writer.apply(step, report)
+        if after_write is not None:
+            await after_write()
         if progress:
             progress(done, len(plan.steps))
     report["links_changed"] = writer.changed

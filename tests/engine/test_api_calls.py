@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.api import calls, models, responses
+from core.api import calls, integrations, models, responses
 from core.api.calls import Call
 from tests.tui.contract import route_for
 
@@ -28,7 +28,7 @@ SAMPLES: dict[str, Any] = {
 # Routes a client already calls whose engine side is still being built (issue 11, the i11-wire branch):
 # a call to one of these is skipped while the engine has no such route, and checked like any other once
 # it has.  Any other call without a route fails.
-HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(calls)}
+HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(calls), **vars(integrations)}
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

@@ -1,0 +1,95 @@
+"""`musubi integrations` and `musubi sync` end to end: the real CLI, a real engine, the Jira fake."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import Cli, short_home
+from tests.connectors.fakes_fixtures import spec_repo
+from tests.fakes.jira import JiraFake
+from tests.fakes.threaded import threaded
+
+HOOK = "jira=connectors.jira:factory,github=connectors.github:factory"
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Cli]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSUBI_TEST_CONNECTORS", HOOK)
+        c = Cli(short_home())
+        try:
+            c.ok("engine", "start")
+            yield c
+        finally:
+            c.stop()
+            shutil.rmtree(c.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[JiraFake]:
+    with threaded(JiraFake) as f:
+        yield f
+
+
+def test_set_test_sync_resync_and_audit(cli: Cli, fake: JiraFake, tmp_path: Path) -> None:
+    root = spec_repo(tmp_path / "repo")
+    cli.ok("project", "add", str(root), "--name", "shop")
+    saved = cli.ok("integrations", "set", "jira", f"url={fake.url}", f"email={fake.email}", "--secret", "token",
+                   "--json", input=fake.token + "\n").json()
+    assert saved == {"system": "jira", "settings": {"url": fake.url, "email": fake.email}, "secrets": ["token"]}
+    secrets = Path(cli.home) / "tenants" / "default" / "integrations" / "secrets.json"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secrets.parent.stat().st_mode) == 0o700
+    listed = cli.ok("integrations", "list", "--json").json()
+    jira_row = next(r for r in listed["integrations"] if r["system"] == "jira")
+    assert jira_row["secrets"] == ["token"] and fake.token not in json.dumps(listed)
+    assert cli.ok("integrations", "test", "jira", "--json").json()["detail"]["account"] == "Musubi Bot"
+
+    dry = cli.ok("sync", "jira", "--project", "PROJ", "--dry-run", "--json", cwd=str(root)).json()
+    assert dry["state"] == "done" and dry["result"]["planned"] == {"create": 4} and fake.issues == {}
+
+    first = cli.ok("sync", "jira", "--project", "PROJ", "--json", cwd=str(root)).json()
+    assert first["kind"] == "integrations.sync" and len(first["result"]["created"]) == 4
+    links = root / "storage" / "traceability" / "links.yml"
+    before = links.read_bytes()
+    human = cli.ok("sync", "jira", "--project", "PROJ", cwd=str(root))
+    assert "4 unchanged" in human.out
+    assert links.read_bytes() == before
+
+    trace = cli.ok("trace", "show", "REQ-AUTH-001", "--json", cwd=str(root)).json()
+    assert {x["key"] for x in trace["external"]} == {"PROJ-1", "PROJ-3"}  # its epic and its task's story
+
+    audit = cli.ok("audit", "list", "--json", "--limit", "200").json()
+    events = audit["events"] if isinstance(audit, dict) else audit
+    writes = [(e["action"], e["resource"], e["outcome"]) for e in events if e["action"].startswith("integration.")]
+    assert ("integration.create", "jira:PROJ-1", "success") in writes
+    assert sum(1 for w in writes if w[0] == "integration.create") == 4
+    assert ("integration.set", "integration:jira", "success") in writes
+    everything = json.dumps(audit) + (Path(cli.home) / "logs" / "engine.log").read_text()
+    assert fake.token not in everything
+
+
+def test_failed_connection_test_shows_jiras_text(cli: Cli, fake: JiraFake) -> None:
+    cli.ok("--tenant", "default", "integrations", "set", "jira", f"url={fake.url}", f"email={fake.email}",
+           "--secret", "token", input="wrong-SECRET-value\n")
+    r = cli("integrations", "test", "jira")
+    assert r.rc == 1 and "Traceback" not in r.err
+    assert "Client must be authenticated" in r.err and "wrong-SECRET-value" not in r.out + r.err
+    cli.ok("integrations", "set", "jira", "--secret", "token", input=fake.token + "\n")
+
+
+def test_bad_input_is_refused_with_the_fix(cli: Cli) -> None:
+    r = cli("integrations", "set", "jira", "token=abc")
+    assert r.rc == 2 and "is a secret" in r.err
+    r = cli("integrations", "set", "jira", "nonsense")
+    assert r.rc == 2 and "KEY=VALUE" in r.err
+    r = cli("sync", "jira", "--project", "PROJ", "--resolve", "REQ-1=mine")
+    assert r.rc == 2 and "ID=local" in r.err
+    r = cli("integrations", "test", "gitlab")
+    assert r.rc == 1 and "not set up" in r.err and "musubi integrations set gitlab" in r.err
