@@ -254,6 +254,16 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     # p1 is not indexed here: not_indexed (400) comes after the permission check.
     ("POST", "/v1/context"): [Variant("project", "search.query", req(
         "POST", "/v1/context", {"task": "login", "budget": 1000, "model": MODEL}), ok=(400,))],
+    # -- integrations (issue 17): gitlab is never set up here, so a let-through test/pipeline read is a 404
+    ("GET", "/v1/integrations"): [Variant("tenant", "integrations.manage", req("GET", "/v1/integrations"))],
+    ("PUT", "/v1/integrations/{system}"): [Variant("tenant", "integrations.manage", req(
+        "PUT", "/v1/integrations/jira", {"settings": {"email": "bot@example.com"}}))],
+    ("POST", "/v1/integrations/{system}/test"): [Variant("tenant", "integrations.manage", req(
+        "POST", "/v1/integrations/gitlab/test"), ok=(404,))],
+    ("GET", "/v1/integrations/{system}/pipelines"): [Variant("project", "specs.read", req(
+        "GET", "/v1/integrations/gitlab/pipelines?ref=main"), ok=(404,))],
+    ("POST", "/v1/sync/{system}"): [Variant("project", "specs.write", req(
+        "POST", "/v1/sync/jira", {"project_key": "PROJ", "dry_run": True}))],
 }
 
 
