@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.http import HttpClient, RetryPolicy, github_rate_limit_reset
 from connectors.paging import link_pages
-from connectors.settings import base_url, need, secret
+from connectors.settings import base_url, body_with_marker, from_marker, need, secret
 from core.integrations.contracts import (
     IntegrationError,
     PipelineRun,
@@ -28,8 +28,6 @@ from core.integrations.contracts import (
 )
 
 API_VERSION = "2022-11-28"
-_MARKER = re.compile(r"<!-- musubi:id=(\S+) fp=([0-9a-f]*) -->\s*$")
-_PARENT = re.compile(r"^Part of #(\d+)$", re.M)
 _STATES = {"queued": "queued", "waiting": "queued", "pending": "queued", "requested": "queued",
            "in_progress": "running"}
 _CONCLUSIONS = {"success": "success", "failure": "failed", "timed_out": "failed", "startup_failure": "failed",
@@ -41,16 +39,6 @@ def is_rate_limit(status: int, headers: Mapping[str, str], text: str) -> bool:
     if status != 403:
         return False
     return "rate limit" in text.lower() or headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
-
-
-def body_with_marker(item: WorkItem, parent_number: str | None) -> str:
-    parts = [item.body.strip()] if item.body.strip() else []
-    spec = f"[{item.source}]({item.source_url})" if item.source_url else f"`{item.source}`"
-    parts.append(f"Spec: {spec}")
-    if parent_number:
-        parts.append(f"Part of #{parent_number}")
-    parts.append(f"<!-- musubi:id={item.artefact.replace(' ', '_')} fp={item.fingerprint()} -->")
-    return "\n\n".join(parts)
 
 
 class GitHubConnector:
@@ -94,18 +82,17 @@ class GitHubConnector:
         if "pull_request" in issue:
             return None
         body = str(issue.get("body") or "")
-        m = _MARKER.search(body)
-        if m is None:
+        marked = from_marker(body)
+        if marked is None:
             return None
-        parent = _PARENT.search(body)
         state = str(issue.get("state") or "")
         reason = issue.get("state_reason")
         return RemoteItem(
-            artefact=m.group(1), key=f"#{issue['number']}", id=str(issue["number"]), url=str(issue.get("html_url", "")),
+            artefact=marked[0], key=f"#{issue['number']}", id=str(issue["number"]), url=str(issue.get("html_url", "")),
             title=str(issue.get("title") or ""),
             status=f"{state} ({reason})" if reason and state == "closed" else state,
             done=state == "closed" and reason != "not_planned", fingerprint=text_fingerprint(issue.get("title"), body),
-            parent_key=f"#{parent.group(1)}" if parent else None, extra={"pushed": m.group(2)},
+            parent_key=marked[2], extra={"pushed": marked[1]},
         )
 
     async def list_managed(self, project: str, max_items: int) -> list[RemoteItem]:

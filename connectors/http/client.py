@@ -207,7 +207,10 @@ class HttpClient:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s, connect=self.connect_timeout_s)
-        kwargs: dict[str, Any] = {"params": params, "json": json, "data": data, "headers": headers, "timeout": timeout}
+        kwargs: dict[str, Any] = {"params": params, "json": json, "data": data, "headers": headers, "timeout": timeout,
+                                  # A redirected POST/PUT/PATCH arrives as a GET (python-gitlab refuses them too):
+                                  # writes never follow redirects, the 3xx becomes a typed error instead.
+                                  "allow_redirects": method in ("GET", "HEAD", "OPTIONS")}
         policy = self.policy
 
         def stop(state: RetryCallState) -> bool:

@@ -39,6 +39,7 @@ class Seen:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw: str = ""  # the path as sent, %-escapes kept
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -94,7 +95,8 @@ class FakeServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body,
+                                  request.raw_path))
         for f in self.faults:
             if (f.path is None or f.path in request.path) and (f.method is None or f.method == request.method):
                 f.times -= 1
