@@ -93,3 +93,19 @@ def test_bad_input_is_refused_with_the_fix(cli: Cli) -> None:
     assert r.rc == 2 and "ID=local" in r.err
     r = cli("integrations", "test", "gitlab")
     assert r.rc == 1 and "not set up" in r.err and "musubi integrations set gitlab" in r.err
+
+
+def test_pipeline_status_through_the_engine(cli: Cli) -> None:
+    from tests.fakes.github import GitHubFake
+
+    with threaded(GitHubFake) as gh:
+        gh.add_run("main", "completed", "success", name="CI")
+        gh.add_run("main", "in_progress", name="Deploy")
+        cli.ok("integrations", "set", "github", f"api_url={gh.url}", f"repo={gh.repo}", "--secret", "token",
+               input=gh.token + "\n")
+        got = cli.ok("integrations", "pipeline", "github", "--ref", "main", "--json").json()
+        human = cli.ok("integrations", "pipeline", "github", "--ref", "main")
+    assert [(r["name"], r["state"]) for r in got["runs"]] == [("Deploy", "running"), ("CI", "success")]
+    assert "Deploy" in human.out and "running" in human.out
+    r = cli("integrations", "pipeline", "slack", "--ref", "main")
+    assert r.rc == 2 and "Traceback" not in r.err
