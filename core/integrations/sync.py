@@ -4,9 +4,9 @@
 scan the repository (in a thread), read every item musubi manages in the remote project
 (all pages), decide (:mod:`core.integrations.plan`), write (unless ``dry_run``), read each
 written item back, and store the links and the statuses read back in
-``storage/traceability/links.yml`` (``external``).  links.yml is saved after every remote
-write, so a crash loses at most the record of one write, and that item is then adopted by
-the next sync (it carries musubi's marker and fingerprint), never created twice.
+``storage/traceability/links.yml`` (``external``).  links.yml is saved every few seconds
+during the writes and at the end; a record a crash loses is not lost work: the item carries
+musubi's marker and fingerprint, so the next sync adopts it, never creates it twice.
 
 Every outbound write is reported to ``audit(action, object, outcome, details)``; details
 never hold a secret (the connectors' errors are redacted before they get here).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -29,6 +30,7 @@ from core.trace.matrix import Trace, build
 from core.trace.scanner import scan
 
 MAX_ITEMS = 5000  # remote items read per sync; more is refused (ask for a narrower project)
+SAVE_EVERY_S = 2.0  # links.yml is saved this often during a sync, and at its end
 FATAL = ("auth", "config")  # every later call would fail the same way
 
 
@@ -66,15 +68,17 @@ async def sync(
     if dry_run:
         return report
     writer = _Writer(tracker, project, root, stored, audit, lock or nullcontext())
-    for done, step in enumerate(plan.steps, 1):
-        await writer.apply(step, report)
-        if after_write is not None:
-            await after_write()
-        if progress:
-            progress(done, len(plan.steps))
-    report["links_changed"] = writer.changed
-    if writer.changed:
-        await asyncio.to_thread(writer.save)
+    try:
+        for done, step in enumerate(plan.steps, 1):
+            await writer.apply(step, report)
+            if after_write is not None:
+                await after_write()
+            if progress:
+                progress(done, len(plan.steps))
+    finally:  # also when the sync stops half-way (an auth failure, a cancel): keep what was written
+        report["links_changed"] = writer.changed
+        if writer.changed:
+            await asyncio.to_thread(writer.save)
     return report
 
 
@@ -102,6 +106,7 @@ class _Writer:
         self.keys: dict[str, str] = {aid: x.key for aid, x in stored.items()}  # artefact -> remote key (parents)
         self.changed = False
         self._save_lock = threading.Lock()
+        self.saved_at = time.monotonic()
 
     def save(self) -> None:
         with self.lock, self._save_lock:
@@ -112,6 +117,7 @@ class _Writer:
             fresh.external = [x for x in fresh.external if not (x.system == system and x.project == self.project)]
             fresh.external += list(self.stored.values())
             fresh.save()
+            self.saved_at = time.monotonic()
 
     async def apply(self, step: Step, report: dict[str, Any]) -> None:
         item = step.item
@@ -152,7 +158,11 @@ class _Writer:
             for entry in report["created"]:
                 if entry["artefact"] == item.artefact:
                     entry["key"], entry["url"] = rem.key, rem.url
-        await asyncio.to_thread(self.save)  # one write, one save: a crash loses at most this record
+        # Saved at most every SAVE_EVERY_S (and at the end): saving after each write made a 1,800-item
+        # first sync quadratic in links.yml's size.  A record a crash loses is not lost work: the next
+        # sync finds the item by its marker and adopts it.
+        if time.monotonic() - self.saved_at >= SAVE_EVERY_S:
+            await asyncio.to_thread(self.save)
 
     def _record(self, item: WorkItem, rem: RemoteItem, report: dict[str, Any], pushed: str | None) -> None:
         st = self.stored.get(item.artefact)

@@ -180,3 +180,32 @@ async def test_a_refused_item_is_reported_and_the_rest_goes_on(jira: JiraFake, t
     assert len(jira.issues) == 3
     ext = {x.artefact for x in LinksFile.load(root).external}
     assert "REQ-AUTH-001" not in ext and "TASK-AUTH-001" in ext
+
+
+async def test_a_sync_stopped_half_way_keeps_its_records_and_the_next_one_finishes(jira: JiraFake,
+                                                                                 tmp_path: Path) -> None:
+    from connectors.http import AuthError
+
+    root = spec_repo(tmp_path)
+    conn = jira_connector(jira)
+    real_create = conn.create
+    calls = 0
+
+    async def create(project: str, item: Any, parent_key: str | None) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise AuthError("jira: token revoked", connector="jira", status=401)
+        return await real_create(project, item, parent_key)
+
+    conn.create = create  # type: ignore[method-assign]
+    try:
+        with pytest.raises(AuthError):
+            await sync(conn, root, "PROJ")
+        assert {x.artefact for x in LinksFile.load(root).external} == {"REQ-AUTH-001", "REQ-AUTH-002"}
+        conn.create = real_create  # type: ignore[method-assign]
+        report = await sync(conn, root, "PROJ")
+    finally:
+        await conn.close()
+    assert [c["artefact"] for c in report["created"]] == ["TASK-AUTH-001", "TASK-AUTH-002"]
+    assert report["unchanged"] == 2 and len(jira.issues) == 4
