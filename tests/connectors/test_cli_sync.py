@@ -109,3 +109,26 @@ def test_pipeline_status_through_the_engine(cli: Cli) -> None:
     assert "Deploy" in human.out and "running" in human.out
     r = cli("integrations", "pipeline", "slack", "--ref", "main")
     assert r.rc == 2 and "Traceback" not in r.err
+
+
+def test_answers_have_the_response_shapes(cli: Cli, fake: JiraFake, tmp_path: Path) -> None:
+    """The integrations routes' real answers match their response models exactly (no extra keys)."""
+    from core.api import integrations as i
+    from core.client import EngineClient, Identity
+    from tests.engine.test_api_models import _exactly
+
+    root = spec_repo(tmp_path / "repo2")
+    cli.ok("project", "add", str(root), "--name", "shapes")
+    api = EngineClient(cli.paths, Identity(tenant="default", cwd=str(root)), autostart=False)
+    _exactly(api.get("/v1/integrations"), i.Integrations)
+    _exactly(api.put("/v1/integrations/jira", {"settings": {"url": fake.url, "email": fake.email},
+                                               "secrets": {"token": fake.token}}), i.IntegrationSaved)
+    _exactly(api.post("/v1/integrations/jira/test", {}), i.IntegrationTested)
+    _exactly(api.post("/v1/sync/jira", {"project_key": "PROJ", "dry_run": True}), i.SyncStarted)
+    from tests.fakes.github import GitHubFake
+
+    with threaded(GitHubFake) as gh:
+        gh.add_run("main", "queued")
+        api.put("/v1/integrations/github", {"settings": {"api_url": gh.url, "repo": gh.repo},
+                                            "secrets": {"token": gh.token}})
+        _exactly(api.get("/v1/integrations/github/pipelines", {"ref": "main"}), i.PipelineStatus)

@@ -59,6 +59,9 @@ JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/searc
 
 # A context pack needs an indexed project: tests/index/test_context_engine.py checks its answers.
 JOBS |= {("POST", "/v1/context")}
+# Integrations need a connector and a vendor (fakes): tests/connectors/test_cli_sync.py checks their answers.
+JOBS |= {("GET", "/v1/integrations"), ("PUT", "/v1/integrations/{system}"), ("POST", "/v1/integrations/{system}/test"),
+         ("GET", "/v1/integrations/{system}/pipelines"), ("POST", "/v1/sync/{system}")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
