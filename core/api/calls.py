@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Integrations,
         IntegrationSaved,
         IntegrationTested,
+        Notified,
         PipelineStatus,
         SyncStarted,
     )
@@ -447,6 +448,11 @@ def integration_set(name: str, settings: dict[str, str] | None = None, secrets: 
 
 def integration_test(name: str) -> Call[IntegrationTested]:
     return post(f"/v1/integrations/{_seg(name)}/test")
+
+
+def integration_notify(name: str, title: str, text: str, target: str | None = None) -> Call[Notified]:
+    """Send one message through Slack or Teams (``target``: a channel, or ``webhook``)."""
+    return post(f"/v1/integrations/{_seg(name)}/notify", title=title, text=text, target=target)
 
 
 def pipeline_status(name: str, ref: str, project_key: str | None = None) -> Call[PipelineStatus]:

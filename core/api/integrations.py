@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from core.api.models import Request, flag, text
+from core.api.models import Request, flag
+from core.api.models import text as text_check  # `text` is also a field name below
 from core.api.responses import Job
 from core.errors import BadRequest
 
@@ -36,7 +37,7 @@ class SystemPath(Request):
     """A route on one system: ``{system}`` in the path (jira, ado, gitlab, github, slack, teams)."""
 
     system: str
-    CHECKS = {"system": text(MAX_SYSTEM, required=True)}
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True)}
 
 
 class IntegrationSet(SystemPath):
@@ -45,7 +46,8 @@ class IntegrationSet(SystemPath):
     settings: Any = None
     secrets: Any = None
     unset: Any = None
-    CHECKS = {"system": text(MAX_SYSTEM, required=True), "settings": _mapping, "secrets": _mapping, "unset": _names}
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "settings": _mapping, "secrets": _mapping,
+              "unset": _names}
 
 
 class SyncStart(SystemPath):
@@ -55,8 +57,8 @@ class SyncStart(SystemPath):
     dry_run: Any = False
     resolve: Any = None
     include: Any = None
-    CHECKS = {"system": text(MAX_SYSTEM, required=True), "project_key": text(200, required=True), "dry_run": flag,
-              "resolve": _mapping, "include": _names}
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "project_key": text_check(200, required=True),
+              "dry_run": flag, "resolve": _mapping, "include": _names}
 
 
 class PipelineQuery(SystemPath):
@@ -64,8 +66,18 @@ class PipelineQuery(SystemPath):
 
     ref: Any = None
     project_key: Any = None
-    CHECKS = {"system": text(MAX_SYSTEM, required=True), "ref": text(MAX_REF, required=True),
-              "project_key": text(200)}
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "ref": text_check(MAX_REF, required=True),
+              "project_key": text_check(200)}
+
+
+class NotifySend(SystemPath):
+    """``POST /v1/integrations/{system}/notify``: one message through Slack or Teams."""
+
+    title: Any = None
+    text: Any = None
+    target: Any = None
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "title": text_check(150, required=True),
+              "text": text_check(3000, required=True), "target": text_check(200)}
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -115,3 +127,9 @@ class PipelineStatus(TypedDict):
     system: str
     ref: str
     runs: list[PipelineRunRow]
+
+
+class Notified(TypedDict):
+    system: str
+    target: str
+    id: str

@@ -38,6 +38,10 @@ class IntegrationRoutes:
                                                           req.resolve, req.include)
         return json_response(answer, 202)
 
+    async def notify(self, request: web.Request, req: i.NotifySend) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.integrations.notify(c, req.system, req.title, req.text, req.target))
+
     async def pipelines(self, request: web.Request, req: i.PipelineQuery) -> web.Response:
         c = await self.api.ctx(request)
         return json_response(await self.api.e.integrations.pipelines(c, req.system, req.ref, req.project_key))
@@ -51,6 +55,8 @@ ROUTES: tuple[Route, ...] = (
           handler=R.configure, feature=R),
     Route("POST", "/v1/integrations/{system}/test", "integration.test", MANAGE, i.SystemPath, i.IntegrationTested,
           body=False, handler=R.test, feature=R),
+    Route("POST", "/v1/integrations/{system}/notify", "integration.notify", MANAGE, i.NotifySend, i.Notified,
+          handler=R.notify, feature=R),
     Route("GET", "/v1/integrations/{system}/pipelines", "integration.read", "specs.read", i.PipelineQuery,
           i.PipelineStatus, handler=R.pipelines, feature=R),
     Route("POST", "/v1/sync/{system}", "job.start", "specs.write", i.SyncStart, i.SyncStarted, status=202,

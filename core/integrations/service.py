@@ -23,9 +23,12 @@ from core.errors import BadRequest, MusubiError, NotFound
 from core.integrations import registry
 from core.integrations.contracts import (
     KINDS,
+    NOTIFIERS,
     SYSTEMS,
     TRACKERS,
     Connector,
+    Message,
+    Notifier,
     Pipelines,
     Tracker,
     error_info,
@@ -211,3 +214,36 @@ class IntegrationService:
         finally:
             await conn.close()
         return {"system": system, "ref": ref, "runs": [vars(r) for r in runs]}
+
+    # -- notifications ----------------------------------------------------------------------
+
+    async def deliver(self, tenant: str, actor: Caller | str, system: str, message: Message,
+                      target: str | None = None) -> dict[str, Any]:
+        """Send ``message`` through ``system`` (slack or teams) for ``tenant``; audited ``integration.notify``.
+
+        What run notifications (issue 12's run events) will call; no permission check here: the
+        caller decides who may trigger a message (:meth:`notify` checks it for people).
+        """
+        if system not in NOTIFIERS:
+            raise BadRequest(f"messages go through {' or '.join(NOTIFIERS)}; not {system!r}.", field="system")
+        conn = self.connector(tenant, system)
+        resource = f"integration:{system}"
+        try:
+            if not isinstance(conn, Notifier):
+                raise BadRequest(f"the {system} connector does not send messages.")
+            sent = await conn.send(message, target)
+        except MusubiError as exc:
+            await self._audit(tenant, actor, "integration.notify", resource, "error",
+                              {"title": message.title[:200], **error_info(exc, system)})
+            raise
+        finally:
+            await conn.close()
+        details = {"title": message.title[:200], "target": sent.target, "id": sent.id}
+        await self._audit(tenant, actor, "integration.notify", f"{system}:{sent.target}", "success", details)
+        return {"system": system, "target": sent.target, "id": sent.id}
+
+    async def notify(self, ctx: Caller, system: str, title: str, text: str, target: str | None) -> dict[str, Any]:
+        """A message typed by a person (``musubi integrations notify``): needs ``integrations.manage``."""
+        await self.e.run(ctx, "integration.notify", f"integration:{system}",
+                         lambda: self.e.require(ctx, "integrations.manage"))
+        return await self.deliver(ctx.tenant, ctx, system, Message(title, text), target)

@@ -15,7 +15,7 @@ from tests.connectors.fakes_fixtures import spec_repo
 from tests.fakes.jira import JiraFake
 from tests.fakes.threaded import threaded
 
-HOOK = "jira=connectors.jira:factory,github=connectors.github:factory"
+HOOK = ",".join(f"{n}=connectors.{n}:factory" for n in ("jira", "github", "gitlab", "ado", "slack", "teams"))
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,25 @@ def test_answers_have_the_response_shapes(cli: Cli, fake: JiraFake, tmp_path: Pa
         api.put("/v1/integrations/github", {"settings": {"api_url": gh.url, "repo": gh.repo},
                                             "secrets": {"token": gh.token}})
         _exactly(api.get("/v1/integrations/github/pipelines", {"ref": "main"}), i.PipelineStatus)
+
+
+def test_notify_through_slack_is_sent_audited_and_refusals_carry_slacks_code(cli: Cli) -> None:
+    from core.api import integrations as i
+    from core.client import EngineClient, Identity
+    from tests.engine.test_api_models import _exactly
+    from tests.fakes.slack import SlackFake
+
+    with threaded(SlackFake) as slack:
+        cli.ok("integrations", "set", "slack", f"api_url={slack.url}", "channel=C0001", "--secret", "token",
+               input=slack.token + "\n")
+        sent = cli.ok("integrations", "notify", "slack", "Deploy of shop done", "--title", "shop", "--json").json()
+        bad = cli("integrations", "notify", "slack", "x", "--target", "C9999")
+        api = EngineClient(cli.paths, Identity(tenant="default", cwd="/"), autostart=False)
+        _exactly(api.post("/v1/integrations/slack/notify", {"title": "t", "text": "again"}), i.Notified)
+        assert [m["channel"] for m in slack.messages] == ["C0001", "C0001"]
+    assert sent["target"] == "C0001" and sent["id"] == slack.messages[0]["ts"]
+    assert bad.rc == 1 and "channel_not_found" in bad.err and "Traceback" not in bad.err
+    events = cli.ok("audit", "list", "--json", "--action", "integration.notify").json()
+    rows = events["events"] if isinstance(events, dict) else events
+    assert {(e["resource"], e["outcome"]) for e in rows} >= {("slack:C0001", "success"), ("integration:slack", "error")}
+    assert slack.token not in json.dumps(rows) and "Deploy of shop done" not in json.dumps(rows)

@@ -61,7 +61,8 @@ JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/searc
 JOBS |= {("POST", "/v1/context")}
 # Integrations need a connector and a vendor (fakes): tests/connectors/test_cli_sync.py checks their answers.
 JOBS |= {("GET", "/v1/integrations"), ("PUT", "/v1/integrations/{system}"), ("POST", "/v1/integrations/{system}/test"),
-         ("GET", "/v1/integrations/{system}/pipelines"), ("POST", "/v1/sync/{system}")}
+         ("GET", "/v1/integrations/{system}/pipelines"), ("POST", "/v1/sync/{system}"),
+         ("POST", "/v1/integrations/{system}/notify")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:

@@ -260,6 +260,8 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
         "PUT", "/v1/integrations/jira", {"settings": {"email": "bot@example.com"}}))],
     ("POST", "/v1/integrations/{system}/test"): [Variant("tenant", "integrations.manage", req(
         "POST", "/v1/integrations/gitlab/test"), ok=(404,))],
+    ("POST", "/v1/integrations/{system}/notify"): [Variant("tenant", "integrations.manage", req(
+        "POST", "/v1/integrations/slack/notify", {"title": "t", "text": "x"}), ok=(404,))],
     ("GET", "/v1/integrations/{system}/pipelines"): [Variant("project", "specs.read", req(
         "GET", "/v1/integrations/gitlab/pipelines?ref=main"), ok=(404,))],
     ("POST", "/v1/sync/{system}"): [Variant("project", "specs.write", req(

@@ -97,6 +97,20 @@ def test(state: CliState, system: str) -> None:
                                      + ", ".join(f"{k} {v}" for k, v in d["detail"].items() if k != "system")))
 
 
+@cli_group.command(epilog=example('musubi integrations notify slack "Deploy done" --title "shop"',
+                                  'musubi integrations notify teams "Nightly run failed" --title "shop" --json'))
+@click.argument("system", type=click.Choice(("slack", "teams")))
+@click.argument("text")
+@click.option("--title", default="Musubi", show_default=True, help="The message's title.")
+@click.option("--target", metavar="CHANNEL", help="Slack channel ID (default: the 'channel' setting) or 'webhook'; "
+              "Teams: 'graph' for the Graph channel, else the webhook.")
+@pass_state
+def notify(state: CliState, system: str, text: str, title: str, target: str | None) -> None:
+    """Send one message through SYSTEM: checks a webhook end to end (Teams has no other test)."""
+    data = state.client().call(calls.integration_notify(system, title, text, target))
+    emit(state, data, lambda d: line(f"{d['system']}: sent to {d['target']}" + (f" (id {d['id']})" if d["id"] else "")))
+
+
 @cli_group.command(epilog=example("musubi integrations pipeline github --ref main",
                                   "musubi integrations pipeline gitlab --ref 3f2a... --project group/app --json"))
 @click.argument("system", type=click.Choice(("gitlab", "ado", "github")))
