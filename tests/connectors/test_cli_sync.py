@@ -75,12 +75,17 @@ def test_set_test_sync_resync_and_audit(cli: Cli, fake: JiraFake, tmp_path: Path
     assert fake.token not in everything
 
 
-def test_failed_connection_test_shows_jiras_text(cli: Cli, fake: JiraFake) -> None:
+def test_failed_connection_test_shows_jiras_text(cli: Cli, fake: JiraFake, tmp_path: Path) -> None:
     cli.ok("--tenant", "default", "integrations", "set", "jira", f"url={fake.url}", f"email={fake.email}",
            "--secret", "token", input="wrong-SECRET-value\n")
     r = cli("integrations", "test", "jira")
     assert r.rc == 1 and "Traceback" not in r.err
     assert "Client must be authenticated" in r.err and "wrong-SECRET-value" not in r.out + r.err
+    root = spec_repo(tmp_path / "bad")
+    cli.ok("project", "add", str(root), "--name", "badtoken")
+    r = cli("sync", "jira", "--project", "PROJ", cwd=str(root))
+    assert r.rc == 1 and "Traceback" not in r.err
+    assert "failed" in r.err and "Client must be authenticated" in r.err and "wrong-SECRET-value" not in r.err
     cli.ok("integrations", "set", "jira", "--secret", "token", input=fake.token + "\n")
 
 
