@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,10 @@ class IntegrationService:
         # Syncs write to systems outside the engine; resuming half-way is safe (idempotent), so resumable.
         jobs.register(KIND, self._run_sync, permission="specs.write", check_params=check_sync_params, api=False)
         self.jobs = jobs
+        # One sync per repository at a time (two at once could both create the same item), and
+        # one writer of its links.yml (the file lock passed to the sync's saves).
+        self._running: dict[Path, asyncio.Lock] = {}
+        self._file_locks: dict[Path, threading.Lock] = {}
 
     # -- connectors -------------------------------------------------------------------------
 
@@ -189,9 +194,11 @@ class IntegrationService:
             h.progress(done, total, "items")
 
         try:
-            report = await sync(conn, root, p["project_key"], dry_run=p["dry_run"], include=tuple(p["include"]),
-                                repo_url=settings.get("repo_url"), resolve=p["resolve"], audit=audit,
-                                progress=progress, after_write=flush)
+            async with self._running.setdefault(root, asyncio.Lock()):
+                report = await sync(conn, root, p["project_key"], dry_run=p["dry_run"], include=tuple(p["include"]),
+                                    repo_url=settings.get("repo_url"), resolve=p["resolve"], audit=audit,
+                                    progress=progress, after_write=flush,
+                                    lock=self._file_locks.setdefault(root, threading.Lock()))
         finally:
             await flush()
             await conn.close()

@@ -159,3 +159,17 @@ def test_notify_through_slack_is_sent_audited_and_refusals_carry_slacks_code(cli
     rows = events["events"] if isinstance(events, dict) else events
     assert {(e["resource"], e["outcome"]) for e in rows} >= {("slack:C0001", "success"), ("integration:slack", "error")}
     assert slack.token not in json.dumps(rows) and "Deploy of shop done" not in json.dumps(rows)
+
+
+def test_two_syncs_of_one_project_at_once_create_each_item_once(cli: Cli, fake: JiraFake, tmp_path: Path) -> None:
+    fake.projects.add("OPS")
+    root = spec_repo(tmp_path / "twice")
+    cli.ok("project", "add", str(root), "--name", "twice")
+    cli.ok("integrations", "set", "jira", f"url={fake.url}", f"email={fake.email}", "--secret", "token",
+           input=fake.token + "\n")
+    jobs = [cli.ok("sync", "jira", "--project", "OPS", "--detach", "--json", cwd=str(root)).json()["id"]
+            for _ in range(2)]
+    finals = [cli.ok("jobs", "show", j, "--follow", "--json").json() for j in jobs]
+    assert [f["state"] for f in finals] == ["done", "done"]
+    assert sum(len(f["result"]["created"]) for f in finals) == 4
+    assert sorted(k for k in fake.issues if k.startswith("OPS-")) == ["OPS-1", "OPS-2", "OPS-3", "OPS-4"]
