@@ -110,6 +110,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "OPENAI_API_VERSION": ("provider 'azure': the api-version query", "[providers.azure] api_version wins"),
     "OLLAMA_HOST": ("provider 'ollama': HOST[:PORT] of an Ollama server", "[providers.ollama] base_url wins"),
     "MUSUBI_SSO_DIR": ("folder of your SSO session and token caches (0700)", "beats the platform state dir"),
+    # -- integrations (issue 17) --
+    "MUSUBI_TEST_CONNECTORS": (
+        "engine: name=module:attr,... adds connector entry points (a test hook, docs/integrations.md)",
+        "read at each connector load",
+    ),
 }
 
 

@@ -84,6 +84,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "tenant."),
     "serve": ("tui.commands.serve", "Serve the workstation to SSH clients (keys mapped to users) or browsers "
               "(token or SAML sign-in)."),
+    # -- integrations (issue 17) --
+    "integrations": ("tui.commands.integrations", "Connect Jira, Azure DevOps, GitLab, GitHub, Slack and Teams: "
+                     "settings per tenant, secrets kept outside the database, a connection test with the vendor's "
+                     "own error text, pipeline status."),
+    "sync": ("tui.commands.sync", "Sync the project's requirements (-> epics/features) and tasks (-> "
+             "stories/issues) into SYSTEM."),
 }
 
 

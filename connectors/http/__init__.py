@@ -35,6 +35,7 @@ from connectors.http.paging import Page, TooManyItems, paginate
 from connectors.http.redact import MASK, Redactor
 from connectors.http.retry import (
     DelayHook,
+    LimitHint,
     RetryPolicy,
     epoch_reset,
     github_rate_limit_reset,
@@ -46,7 +47,7 @@ from connectors.http.retry import (
 
 __all__ = [
     "MASK", "REQUEST_ID_HEADERS", "AuthError", "Check", "ConnectionFailed", "DelayHook", "ErrorKind", "HttpClient",
-    "HttpError", "HttpResponse", "NotFoundError", "Page", "RateLimitedError", "Redactor", "RequestTimeout",
+    "HttpError", "HttpResponse", "LimitHint", "NotFoundError", "Page", "RateLimitedError", "Redactor", "RequestTimeout",
     "RetryPolicy", "TooManyItems", "UpstreamError", "ValidationError", "epoch_reset", "error_for_status",
     "github_rate_limit_reset", "gitlab_rate_limit_reset", "iso_reset", "jira_rate_limit_reset", "paginate",
     "retry_after", "vendor_error_code", "vendor_error_text",

@@ -220,7 +220,10 @@ class HttpClient:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s, connect=self.connect_timeout_s)
-        kwargs: dict[str, Any] = {"params": params, "json": json, "data": data, "headers": headers, "timeout": timeout}
+        kwargs: dict[str, Any] = {"params": params, "json": json, "data": data, "headers": headers, "timeout": timeout,
+                                  # A redirected POST/PUT/PATCH arrives as a GET (python-gitlab refuses them too):
+                                  # writes never follow redirects, the 3xx becomes a typed error instead.
+                                  "allow_redirects": method in ("GET", "HEAD", "OPTIONS")}
         policy = self.policy
 
         def stop(state: RetryCallState) -> bool:
@@ -314,7 +317,11 @@ class HttpClient:
         vendor = self.redactor.text(vendor_error_text(body))
         request_id = self._request_id(headers)
         cls = error_for_status(status)
-        delay = self.policy.server_delay(headers) if status in self.policy.retry_statuses else None
+        hint = self.policy.rate_limit_hint
+        limited = status != 429 and hint is not None and hint(status, headers, vendor)
+        if limited:
+            cls = RateLimitedError
+        delay = self.policy.server_delay(headers) if limited or status in self.policy.retry_statuses else None
         message = f"{self.name}: {method} {shown} answered {status}: {vendor or '(no error text)'}"
         if request_id:
             message += f" (request id {request_id})"

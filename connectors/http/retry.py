@@ -29,10 +29,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connectors.http.errors import ConnectionFailed, HttpError, RequestTimeout, UpstreamError
+from connectors.http.errors import (
+    ConnectionFailed,
+    HttpError,
+    RateLimitedError,
+    RequestTimeout,
+    UpstreamError,
+)
 
 DelayHook = Callable[[Mapping[str, str], float], "float | None"]
 """``hook(headers, now_epoch) -> seconds to wait`` (None: this hook finds no delay)."""
+
+LimitHint = Callable[[int, Mapping[str, str], str], bool]
+"""``hint(status, headers, vendor_text) -> True`` when a non-429 refusal is really a rate limit
+(GitHub's 403 "secondary rate limit" / exhausted primary limit): it becomes a retried
+:class:`RateLimitedError` honouring the server's delay instead of an AuthError."""
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
@@ -115,6 +126,7 @@ class RetryPolicy:
     pace_on_success: bool = False  # Azure DevOps: a Retry-After on a 200 slows the *next* call
     # A vendor's "this will not pass by waiting" (OpenAI's 429 insufficient_quota): never retried.
     give_up: Callable[[HttpError], bool] | None = field(default=None, compare=False)
+    rate_limit_hint: LimitHint | None = None  # vendor rule for rate limits answered with another status
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def server_delay(self, headers: Mapping[str, str]) -> float | None:
@@ -138,6 +150,8 @@ class RetryPolicy:
             return idempotent or bool(err.extra.get("not_sent"))
         if isinstance(err, RequestTimeout):
             return idempotent
+        if isinstance(err, RateLimitedError):  # refused, so never acted on: safe even for a POST
+            return True
         if err.status is None or err.status not in self.retry_statuses:
             return False
         if idempotent or err.status == 429:

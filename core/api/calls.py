@@ -25,6 +25,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 if TYPE_CHECKING:
+    from core.api.integrations import (  # integrations (issue 17)
+        Integrations,
+        IntegrationSaved,
+        IntegrationTested,
+        Notified,
+        PipelineStatus,
+        SyncStarted,
+    )
     from core.api.models import (
         AuditEvent,
         Health,
@@ -564,3 +572,36 @@ def remote_event(mode: str, event: str, user: str | None = None, tenant: str | N
                  client: str | None = None, reason: str | None = None) -> Call[RemoteEventAudited]:
     """Audit a remote log-in, refusal or log-out (``event``: login, refused, logout)."""
     return post("/v1/remote/events", mode=mode, event=event, user=user, tenant=tenant, client=client, reason=reason)
+
+
+# -- integrations (issue 17; docs/integrations.md) -------------------------------------------------
+
+
+def integrations() -> Call[Integrations]:
+    """Every system with its settings and the names (never values) of its stored secrets."""
+    return get("/v1/integrations")
+
+
+def integration_set(name: str, settings: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+                    unset: list[str] | None = None) -> Call[IntegrationSaved]:
+    return put(f"/v1/integrations/{_seg(name)}", settings=settings, secrets=secrets, unset=unset)
+
+
+def integration_test(name: str) -> Call[IntegrationTested]:
+    return post(f"/v1/integrations/{_seg(name)}/test")
+
+
+def integration_notify(name: str, title: str, text: str, target: str | None = None) -> Call[Notified]:
+    """Send one message through Slack or Teams (``target``: a channel, or ``webhook``)."""
+    return post(f"/v1/integrations/{_seg(name)}/notify", title=title, text=text, target=target)
+
+
+def pipeline_status(name: str, ref: str, project_key: str | None = None) -> Call[PipelineStatus]:
+    return get(f"/v1/integrations/{_seg(name)}/pipelines", ref=ref, project_key=project_key)
+
+
+def sync_start(name: str, project_key: str, dry_run: bool | None = None, resolve: dict[str, str] | None = None,
+               include: list[str] | None = None) -> Call[SyncStarted]:
+    """Start a sync job of the request's project into ``project_key``; answers ``{"job": Job}``."""
+    return post(f"/v1/sync/{_seg(name)}", project_key=project_key, dry_run=dry_run, resolve=resolve,
+                include=include)

@@ -231,6 +231,7 @@ class TraceRequirement(TypedDict):
     deep: dict[str, bool]
     findings: list[Obj]
     rejected: list[Obj]
+    external: list[Obj]  # items synced into trackers (links.yml "external", issue 17)
 
 
 class TraceGaps(TypedDict):

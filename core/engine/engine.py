@@ -20,6 +20,7 @@ from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
+from core.integrations.service import IntegrationService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
 from core.orchestration.providers import ProviderHub
@@ -51,6 +52,8 @@ class Engine:
         # orchestration runs (core/orchestration/service.py): calls through the providers, timed into latency
         self.runs = RunService(self.runner, self.jobs, self.usage, self.providers, self.latency)
         self.sessions = SessionService(self.runner)  # remote-session tokens (core/identity/sessions.py)
+        # -- integrations (issue 17): connector settings, connection tests, the sync job kind, pipeline status
+        self.integrations = IntegrationService(self.runner, self.jobs)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

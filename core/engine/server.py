@@ -24,6 +24,7 @@ from core.engine import (
     routes,
     routes_context,
     routes_index,
+    routes_integrations,
     routes_jobs,
     routes_models,
     routes_providers,
@@ -41,6 +42,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
     routes_context.ROUTES, routes_providers.ROUTES, routes_sso.ROUTES, routes_runs.ROUTES,
     routes_sessions.ROUTES,
+    routes_integrations.ROUTES,  # integrations (issue 17)
 )
 
 

@@ -15,6 +15,17 @@ across machines; the user's code is never edited.  Shape::
         at: '2025-01-31T12:00:00Z'
     reviews:                    # fingerprint of each requirement's text when last reviewed
       REQ-AUTH-001: {fingerprint: 5c1e..., by: alice, at: '2025-01-31T12:00:00Z'}
+    external:                   # items in other systems that `musubi sync` keeps in step
+      - artefact: REQ-AUTH-001  # a requirement or task ID
+        system: jira            # jira | github | gitlab | ado
+        project: PROJ           # the remote project (Jira key, owner/repo, ...)
+        key: PROJ-12            # the remote item as people write it
+        url: https://acme.atlassian.net/browse/PROJ-12
+        status: In Progress     # read back at each sync
+        done: false
+        pushed: 9f2c...         # fingerprint of the text musubi last wrote there
+        remote: 31ab...         # fingerprint of the remote text as read back after that write
+        at: '2025-01-31T12:00:00Z'
 
 A requirement whose current fingerprint differs from its review makes its
 downstream links *suspect* until someone reviews it again.
@@ -76,6 +87,28 @@ class StoredLink:
         return d
 
 
+EXTERNAL_FIELDS = ("artefact", "system", "project", "key", "url", "status", "done", "pushed", "remote", "at")
+
+
+@dataclass
+class ExternalLink:
+    """An item in another system (Jira issue, GitHub issue, ...) that ``musubi sync`` keeps in step with an artefact."""
+
+    artefact: str
+    system: str
+    project: str
+    key: str
+    url: str = ""
+    status: str = ""
+    done: bool = False
+    pushed: str = ""
+    remote: str = ""
+    at: str = ""
+
+    def to_yaml(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in EXTERNAL_FIELDS}
+
+
 @dataclass
 class LinksFile:
     """The parsed links.yml of one repository (empty when the file does not exist)."""
@@ -83,6 +116,7 @@ class LinksFile:
     path: Path
     links: list[StoredLink] = field(default_factory=list)
     reviews: dict[str, dict[str, str]] = field(default_factory=dict)
+    external: list[ExternalLink] = field(default_factory=list)
 
     @classmethod
     def load(cls, root: Path) -> LinksFile:
@@ -109,6 +143,8 @@ class LinksFile:
             if not isinstance(r, dict) or not isinstance(r.get("fingerprint"), str):
                 raise BadRequest(f"{LINKS_FILE}: review of {rid} needs a 'fingerprint' string.")
             lf.reviews[str(rid)] = {k: str(v) for k, v in r.items()}
+        for n, item in enumerate(doc.get("external") or [], 1):
+            lf.external.append(_parse_external(item, n))
         return lf
 
     def save(self) -> None:
@@ -117,6 +153,8 @@ class LinksFile:
             "links": [lk.to_yaml() for lk in sorted(self.links, key=lambda x: (x.requirement, x.kind, x.target, x.line or 0))],
             "reviews": {k: self.reviews[k] for k in sorted(self.reviews)},
         }
+        if self.external:  # written only once a sync ran, so files without it stay as they were
+            doc["external"] = [x.to_yaml() for x in sorted(self.external, key=lambda x: (x.system, x.project, x.artefact))]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), "utf-8")
@@ -178,3 +216,15 @@ def _parse_link(item: Any, n: int) -> StoredLink:
     except BadRequest as exc:
         raise BadRequest(f"{LINKS_FILE}: links entry {n}: {exc.message}") from None
     return link
+
+
+def _parse_external(item: Any, n: int) -> ExternalLink:
+    if not isinstance(item, dict):
+        raise BadRequest(f"{LINKS_FILE}: external entry {n} must be a mapping.")
+    missing = [k for k in ("artefact", "system", "project", "key") if not item.get(k)]
+    if missing:
+        raise BadRequest(f"{LINKS_FILE}: external entry {n} lacks {', '.join(repr(k) for k in missing)}.")
+    done = item.get("done", False)
+    if not isinstance(done, bool):
+        raise BadRequest(f"{LINKS_FILE}: external entry {n}: 'done' must be true or false.")
+    return ExternalLink(**{k: str(item.get(k) or "") for k in EXTERNAL_FIELDS if k != "done"}, done=done)

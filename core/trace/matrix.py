@@ -68,6 +68,7 @@ class Row:
     links: dict[str, list[Link]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
     shallow: dict[str, bool] = field(default_factory=dict)
     deep: dict[str, bool] = field(default_factory=dict)
+    external: list[dict[str, Any]] = field(default_factory=list)  # synced items elsewhere (links.yml "external")
 
     def to_json(self) -> dict[str, Any]:
         r = self.req
@@ -90,6 +91,7 @@ class Row:
             "links": {c: [asdict(lk) for lk in self.links[c]] for c in COLUMNS},
             "shallow": self.shallow,
             "deep": self.deep,
+            "external": self.external,
         }
 
 
@@ -399,7 +401,22 @@ def build(scan: ScanResult, links: LinksFile | None = None) -> Trace:
             "code": bool(my_tasks) and all(cited_by.get(t, {}).get("code") for t in my_tasks),
             "tests": bool(my_tasks) and all(cited_by.get(t, {}).get("test") for t in my_tasks),
         }
+    _external(rows, lf)
     dangling.sort(key=lambda d: (d["path"], d["line"], d["id"]))
     ambiguous.sort(key=lambda d: (d["path"], d["line"], d["id"]))
     orphans.sort(key=lambda d: (d["path"], d["line"]))
     return Trace(scan, rows, design, tasks, duplicates, dangling, orphans, rejected, ambiguous)
+
+
+def _external(rows: dict[str, Row], lf: LinksFile) -> None:
+    """Status read back by ``musubi sync``: each requirement's own items and those of the tasks serving it."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for x in lf.external:
+        by.setdefault(x.artefact, []).append({k: v for k, v in x.to_yaml().items() if k not in ("pushed", "remote")})
+    if not by:
+        return
+    for rid, row in rows.items():
+        row.external = list(by.get(rid, []))
+        for lk in row.links["tasks"]:
+            if lk.kind == "task":
+                row.external += [x for x in by.get(lk.target, []) if x not in row.external]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.api import calls, models, responses, sso
+from core.api import calls, integrations, models, responses, sso
 from core.api import runs as runs_api
 from core.api import sessions as session_api
 from core.api.calls import Call
@@ -31,7 +31,8 @@ SAMPLES: dict[str, Any] = {
 # Routes a client already calls whose engine side is still being built (issue 11, the i11-wire branch):
 # a call to one of these is skipped while the engine has no such route, and checked like any other once
 # it has.  Any other call without a route fails.
-HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(sso), **vars(calls), **vars(runs_api)}
+HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(sso), **vars(calls), **vars(runs_api),
+         **vars(integrations)}
 # Remote sessions keep their models in their own module (docs/remote.md).
 HINTS.update(vars(session_api))
 SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})

@@ -63,6 +63,10 @@ JOBS |= {("POST", "/v1/context")}
 JOBS |= {("POST", "/v1/sso/session"), ("DELETE", "/v1/sso/session")}
 # Runs need the scripted provider of the runs test hook: tests/runs/test_runs_shapes.py checks their answers.
 JOBS |= {(r.method, r.path) for r in all_routes() if r.path.startswith("/v1/runs")}
+# Integrations need a connector and a vendor (fakes): tests/connectors/test_cli_sync.py checks their answers.
+JOBS |= {("GET", "/v1/integrations"), ("PUT", "/v1/integrations/{system}"), ("POST", "/v1/integrations/{system}/test"),
+         ("GET", "/v1/integrations/{system}/pipelines"), ("POST", "/v1/sync/{system}"),
+         ("POST", "/v1/integrations/{system}/notify")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:

@@ -296,6 +296,18 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("DELETE", "/v1/sessions/{id}"): [
         Variant("engine", None, with_setup(_minted_session, lambda sid: ("DELETE", f"/v1/sessions/{sid}", None)))],
     ("POST", "/v1/remote/events"): [Variant("engine", None, req("POST", "/v1/remote/events", {"mode": "ssh", "event": "login"}))],
+    # -- integrations (issue 17): gitlab is never set up here, so a let-through test/pipeline read is a 404
+    ("GET", "/v1/integrations"): [Variant("tenant", "integrations.manage", req("GET", "/v1/integrations"))],
+    ("PUT", "/v1/integrations/{system}"): [Variant("tenant", "integrations.manage", req(
+        "PUT", "/v1/integrations/jira", {"settings": {"email": "bot@example.com"}}))],
+    ("POST", "/v1/integrations/{system}/test"): [Variant("tenant", "integrations.manage", req(
+        "POST", "/v1/integrations/gitlab/test"), ok=(404,))],
+    ("POST", "/v1/integrations/{system}/notify"): [Variant("tenant", "integrations.manage", req(
+        "POST", "/v1/integrations/slack/notify", {"title": "t", "text": "x"}), ok=(404,))],
+    ("GET", "/v1/integrations/{system}/pipelines"): [Variant("project", "specs.read", req(
+        "GET", "/v1/integrations/gitlab/pipelines?ref=main"), ok=(404,))],
+    ("POST", "/v1/sync/{system}"): [Variant("project", "specs.write", req(
+        "POST", "/v1/sync/jira", {"project_key": "PROJ", "dry_run": True}))],
 }
 
 

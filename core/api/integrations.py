@@ -1,0 +1,135 @@
+"""Request models and answers of the integrations routes (issue 17; docs/api.md#integrations).
+
+Kept in their own module so the shared ``models.py``/``responses.py`` stay untouched; the
+route table (core/engine/routes_integrations.py) and ``core/api/calls.py`` import them here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from core.api.models import Request, flag
+from core.api.models import text as text_check  # `text` is also a field name below
+from core.api.responses import Job
+from core.errors import BadRequest
+
+MAX_SYSTEM = 16
+MAX_REF = 255
+
+
+def _mapping(v: object, field: str) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise BadRequest(f"{field} must be a JSON object of names to text.", field=field)
+    return v
+
+
+def _names(v: object, field: str) -> list[str]:
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise BadRequest(f"{field} must be a list of names.", field=field)
+    return v
+
+
+class SystemPath(Request):
+    """A route on one system: ``{system}`` in the path (jira, ado, gitlab, github, slack, teams)."""
+
+    system: str
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True)}
+
+
+class IntegrationSet(SystemPath):
+    """``PUT /v1/integrations/{system}``: settings and secrets to merge, names to remove."""
+
+    settings: Any = None
+    secrets: Any = None
+    unset: Any = None
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "settings": _mapping, "secrets": _mapping,
+              "unset": _names}
+
+
+class SyncStart(SystemPath):
+    """``POST /v1/sync/{system}``: sync the request's project into ``project_key`` of the tracker."""
+
+    project_key: Any = None
+    dry_run: Any = False
+    resolve: Any = None
+    include: Any = None
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "project_key": text_check(200, required=True),
+              "dry_run": flag, "resolve": _mapping, "include": _names}
+
+
+class PipelineQuery(SystemPath):
+    """``GET /v1/integrations/{system}/pipelines?ref=``: CI runs for a branch or commit."""
+
+    ref: Any = None
+    project_key: Any = None
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "ref": text_check(MAX_REF, required=True),
+              "project_key": text_check(200)}
+
+
+class NotifySend(SystemPath):
+    """``POST /v1/integrations/{system}/notify``: one message through Slack or Teams."""
+
+    title: Any = None
+    text: Any = None
+    target: Any = None
+    CHECKS = {"system": text_check(MAX_SYSTEM, required=True), "title": text_check(150, required=True),
+              "text": text_check(3000, required=True), "target": text_check(200)}
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+class IntegrationRow(TypedDict):
+    system: str
+    configured: bool
+    installed: bool
+    settings: dict[str, str]
+    secrets: list[str]
+
+
+class Integrations(TypedDict):
+    tenant: str
+    integrations: list[IntegrationRow]
+
+
+class IntegrationSaved(TypedDict):
+    system: str
+    settings: dict[str, str]
+    secrets: list[str]
+
+
+class IntegrationTested(TypedDict):
+    system: str
+    ok: bool
+    detail: dict[str, Any]
+
+
+class SyncStarted(TypedDict):
+    job: Job
+
+
+class PipelineRunRow(TypedDict):
+    system: str
+    id: str
+    ref: str
+    state: str
+    vendor_status: str
+    url: str
+    sha: str
+    name: str
+
+
+class PipelineStatus(TypedDict):
+    system: str
+    ref: str
+    runs: list[PipelineRunRow]
+
+
+class Notified(TypedDict):
+    system: str
+    target: str
+    id: str

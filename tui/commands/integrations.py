@@ -1,0 +1,130 @@
+"""``musubi integrations list|set|test|pipeline``: connector settings per tenant (docs/integrations.md).
+
+Secrets (tokens, webhook URLs, signing secrets) are never arguments: ``--secret NAME`` reads
+the value from stdin (one line per name, or a hidden prompt on a terminal), so it stays out
+of shell history and ``ps``.  The engine keeps them in a 0600 file outside the database and
+answers only their names.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from core.api import calls
+from core.errors import BadRequest
+from tui.output import CliState, emit, example, group, line, pass_state, table
+
+SYSTEMS = ("jira", "ado", "gitlab", "github", "slack", "teams")
+
+cli_group = group(
+    "integrations",
+    "Connect Jira, Azure DevOps, GitLab, GitHub, Slack and Teams: settings per tenant, secrets kept outside "
+    "the database, a connection test with the vendor's own error text, pipeline status.",
+    "musubi integrations set jira url=https://acme.atlassian.net email=bot@acme.com --secret token",
+    "musubi integrations test jira",
+    "musubi integrations list --json",
+)
+
+
+@cli_group.command("list", epilog=example("musubi integrations list", "musubi integrations list --json"))
+@pass_state
+def list_(state: CliState) -> None:
+    """Every system: configured or not, its settings, the names of its stored secrets."""
+    data = state.client().call(calls.integrations())
+
+    def human(d: Any) -> None:
+        table(("SYSTEM", "CONFIGURED", "SETTINGS", "SECRETS"),
+              ((r["system"], "yes" if r["configured"] else "no",
+                ", ".join(f"{k}={v}" for k, v in sorted(r["settings"].items())) or "-",
+                ", ".join(r["secrets"]) or "-") for r in d["integrations"]))
+
+    emit(state, data, human)
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadRequest(f"{item!r} is not KEY=VALUE; e.g. url=https://acme.atlassian.net.", field="settings")
+        out[key] = value
+    return out
+
+
+def _read_secret(name: str) -> str:
+    if sys.stdin.isatty():
+        return str(click.prompt(f"{name} (hidden)", hide_input=True))
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise BadRequest(f"--secret {name}: stdin gave no value; pipe it in, e.g. "
+                         f"`printf %s \"$TOKEN\" | musubi integrations set jira --secret {name}`.", field="secrets")
+    return value
+
+
+@cli_group.command("set", epilog=example(
+    "musubi integrations set jira url=https://acme.atlassian.net email=bot@acme.com --secret token",
+    "musubi integrations set github repo=acme/app repo_url=https://github.com/acme/app/blob/main",
+    "printf %s \"$GITHUB_TOKEN\" | musubi integrations set github --secret token",
+    "musubi integrations set jira --unset requirement_type"))
+@click.argument("system", type=click.Choice(SYSTEMS))
+@click.argument("settings", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--secret", "secrets", multiple=True, metavar="NAME",
+              help="Read secret NAME (token, webhook_url, signing_secret, ...) from stdin; repeatable.")
+@click.option("--unset", multiple=True, metavar="NAME", help="Remove a setting or secret; repeatable.")
+@pass_state
+def set_(state: CliState, system: str, settings: tuple[str, ...], secrets: tuple[str, ...],
+         unset: tuple[str, ...]) -> None:
+    """Set SYSTEM's settings (KEY=VALUE) and secrets (--secret NAME, from stdin) for the tenant."""
+    pairs = _pairs(settings)
+    hidden = {name: _read_secret(name) for name in secrets}
+    if not pairs and not hidden and not unset:
+        raise BadRequest("nothing to set: give KEY=VALUE settings, --secret NAME or --unset NAME.", field="settings")
+    data = state.client().call(calls.integration_set(system, pairs or None, hidden or None, list(unset) or None))
+    emit(state, data, lambda d: line(f"{d['system']}: settings {', '.join(sorted(d['settings'])) or 'none'}; "
+                                     f"secrets {', '.join(d['secrets']) or 'none'}."))
+
+
+@cli_group.command(epilog=example("musubi integrations test jira", "musubi integrations test github --json"))
+@click.argument("system", type=click.Choice(SYSTEMS))
+@pass_state
+def test(state: CliState, system: str) -> None:
+    """One authenticated call to SYSTEM; on failure, the vendor's own error text (exit 1)."""
+    data = state.client().call(calls.integration_test(system))
+    emit(state, data, lambda d: line(f"{d['system']}: connected "
+                                     + ", ".join(f"{k} {v}" for k, v in d["detail"].items() if k != "system")))
+
+
+@cli_group.command(epilog=example('musubi integrations notify slack "Deploy done" --title "shop"',
+                                  'musubi integrations notify teams "Nightly run failed" --title "shop" --json'))
+@click.argument("system", type=click.Choice(("slack", "teams")))
+@click.argument("text")
+@click.option("--title", default="Musubi", show_default=True, help="The message's title.")
+@click.option("--target", metavar="CHANNEL", help="Slack channel ID (default: the 'channel' setting) or 'webhook'; "
+              "Teams: 'graph' for the Graph channel, else the webhook.")
+@pass_state
+def notify(state: CliState, system: str, text: str, title: str, target: str | None) -> None:
+    """Send one message through SYSTEM: checks a webhook end to end (Teams has no other test)."""
+    data = state.client().call(calls.integration_notify(system, title, text, target))
+    emit(state, data, lambda d: line(f"{d['system']}: sent to {d['target']}" + (f" (id {d['id']})" if d["id"] else "")))
+
+
+@cli_group.command(epilog=example("musubi integrations pipeline github --ref main",
+                                  "musubi integrations pipeline gitlab --ref 3f2a... --project group/app --json"))
+@click.argument("system", type=click.Choice(("gitlab", "ado", "github")))
+@click.option("--ref", required=True, help="A branch name or a commit SHA.")
+@click.option("--project", "project_key", metavar="KEY", help="The remote project (default: the 'project' or "
+              "'repo' setting).")
+@pass_state
+def pipeline(state: CliState, system: str, ref: str, project_key: str | None) -> None:
+    """CI runs (GitLab pipelines, Azure Pipelines, GitHub Actions) for a branch or commit."""
+    data = state.client().call(calls.pipeline_status(system, ref, project_key))
+
+    def human(d: Any) -> None:
+        table(("RUN", "NAME", "STATE", "VENDOR STATUS", "URL"),
+              ((r["id"], r["name"], r["state"], r["vendor_status"], r["url"]) for r in d["runs"]),
+              empty=f"no runs for {d['ref']}")
+
+    emit(state, data, human)
