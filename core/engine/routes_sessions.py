@@ -27,7 +27,7 @@ class SessionRoutes:
     def _in(self, c: Caller, tenant: str | None) -> Caller:
         """``c`` logged in ``tenant`` (the system log when it does not exist), for the audit of a refusal."""
         where = tenant if tenant and tenant in self.api.r.state.tenants else SYSTEM_LOG
-        return Caller(c.real_user, c.user, where, c.project, c.session)
+        return Caller(c.real_user, c.user, where, c.project, sso=c.sso, session=c.session)
 
     async def mint(self, request: web.Request, req: s.SessionMint) -> web.Response:
         c = self._in(await self.api.ctx(request, outsiders=True), req.tenant)
