@@ -7,6 +7,7 @@ from typing import Any
 from tests.engine.helpers import Home, poll
 
 KIND = "test.count"
+JOB_KINDS = {"MUSUBI_TEST_JOB_KINDS": "1"}  # the engine test hook that registers KIND
 
 
 def start(
