@@ -94,6 +94,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "MUSUBI_TEST_INDEX_DELAY_S": ("engine: pause before each batch's save (a test hook)", "read per index job"),
     "MUSUBI_DB_MEMORY_LIMIT": ("engine: DuckDB's memory limit (e.g. 256MB)", "read when the engine starts"),
     "MUSUBI_TRACE_WATCH": ("engine: 0 turns the Trace file watchers off (polling only)", "read at each watch"),
+    # tidy: finished jobs held in memory (core/jobs/service.py)
+    "MUSUBI_JOBS_KEPT": ("engine: finished jobs held in memory (default 500)", "read when the engine starts"),
 }
 
 

@@ -618,6 +618,32 @@ class DuckDBStorage:
             for b, t, q, c in rows
         ]
 
+    # -- jobs no longer held in memory (core/jobs/service.py) ------------------------------
+
+    def job_row(self, tenant_id: str, job_id: str) -> dict[str, Any] | None:
+        """The ``jobs`` row of ``job_id`` in the tenant, or None."""
+        rows = self._dicts("SELECT * FROM jobs WHERE tenant_id = ? AND job_id = ?", [tenant_id, job_id])
+        return rows[0] if rows else None
+
+    def job_rows(
+        self, tenant_id: str, states: Sequence[str], kind: str | None, projects: Sequence[str] | None,
+        exclude: Sequence[str], limit: int,
+    ) -> list[dict[str, Any]]:
+        """The tenant's jobs in ``states`` (of ``kind``), newest first, leaving out the ids in ``exclude``.
+
+        ``projects`` None: every scope; else only jobs of those projects (a caller without a tenant-wide role).
+        """
+        where, params = ["tenant_id = ?", "list_contains(?, state)", "NOT list_contains(?, job_id)"], [
+            tenant_id, list(states), list(exclude)]
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if projects is not None:
+            where.append("project <> '' AND list_contains(?, project)")
+            params.append(list(projects))
+        return self._dicts(f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, job_id DESC "
+                           f"LIMIT {int(limit)}", params)
+
     # -- the code index (core/rag; docs/search.md#indexing) -------------------------------
 
     def code_index(self, tenant_id: str, project: str) -> dict[str, Any] | None:
