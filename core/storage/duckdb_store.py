@@ -454,16 +454,19 @@ class DuckDBStorage:
     def audit_chain(self, tenant_id: str, start_seq: int, chunk: int = 50_000) -> Iterator[tuple[Any, ...]]:
         cur = self.con.cursor()  # a private cursor: the caller may iterate from any thread
         try:
-            cur.execute(
-                f"SELECT seq, strftime(ts, '{TS_FMT}'), actor, action, resource, outcome, details, prev_hash, hash "
-                "FROM audit_log WHERE tenant_id = ? AND seq >= ? ORDER BY seq",
-                [tenant_id, start_seq],
-            )
+            # A page at a time (keyset): one ORDER BY over the whole chain ran out of the engine's small
+            # memory_limit at a few hundred thousand events; a top-``chunk`` sort stays within it.
             while True:
-                rows = cur.fetchmany(chunk)
-                if not rows:
-                    return
+                cur.execute(
+                    f"SELECT seq, strftime(ts, '{TS_FMT}'), actor, action, resource, outcome, details, prev_hash, "
+                    f"hash FROM audit_log WHERE tenant_id = ? AND seq >= ? ORDER BY seq LIMIT {int(chunk)}",
+                    [tenant_id, start_seq],
+                )
+                rows = cur.fetchall()
                 yield from rows
+                if len(rows) < chunk:
+                    return
+                start_seq = int(rows[-1][0]) + 1
         finally:
             cur.close()
 
