@@ -37,11 +37,11 @@ from core.lifecycle import (
 )
 from core.paths import MAX_SOCKET_PATH, HomePaths
 from core.transport import UnixHTTPConnection
-from core.wire import Identity, Verbs, path_segment, prepare, raise_for
+from core.wire import Identity, Verbs, prepare, raise_for
 
 __all__ = [
     "START_ERROR", "START_TIMEOUT_S", "AsyncEngineClient", "Call", "EngineClient", "Identity", "engine_status",
-    "lock_holder", "path_segment", "ping", "read_pid", "start_engine", "stop_engine",
+    "lock_holder", "ping", "read_pid", "start_engine", "stop_engine",
 ]
 
 # Tests and tools open raw connections under this name.

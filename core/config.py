@@ -115,6 +115,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: name=module:attr,... adds connector entry points (a test hook, docs/integrations.md)",
         "read at each connector load",
     ),
+    # -- jobs: finished jobs held in memory (core/jobs/service.py) --
+    "MUSUBI_JOBS_KEPT": ("engine: finished jobs held in memory (default 500)", "read when the engine starts"),
 }
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
-from core.api.calls import path_segment  # noqa: F401  (re-exported: the clients import it from here)
 from core.config import current_dir, env_tenant
 from core.errors import MusubiError, from_dict
 

@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.widget import AwaitMount, Widget
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from core.config import current_dir
@@ -90,15 +91,14 @@ def _mode_bindings() -> list[BindingType]:
     return [Binding(m.keys, f"mode('{m.name}')", m.title, id=m.binding_id, show=False, priority=True) for m in MODES]
 
 
+# The widgets whose typed characters are text, not keys (digits in them are not mode keys).  Only Input:
+# the app shows no TextArea, and importing one would pull tree_sitter onto start-up; add it here if one comes.
+TEXT_FIELDS: tuple[type[Widget], ...] = (Input,)
+
+
 def _typing_in(screen: Screen[Any]) -> bool:
     """Whether the focused widget of ``screen`` takes typed text (there, digits are text, not mode keys)."""
-    # Looked up, not imported: the footer asks on every refresh, and a text-field class nobody has
-    # loaded yet cannot be what has the focus.
-    for module, name in (("textual.widgets._input", "Input"), ("textual.widgets._text_area", "TextArea")):
-        cls = getattr(sys.modules.get(module), name, None)
-        if cls is not None and isinstance(screen.focused, cls):
-            return True
-    return False
+    return isinstance(screen.focused, TEXT_FIELDS)
 
 
 class MusubiApp(App[int], inherit_bindings=False):

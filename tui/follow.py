@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.api.calls import path_segment
 from core.errors import EngineUnavailable, MusubiError
-from core.wire import path_segment
 from tui.output import CliState, emit, line, warn
 
 if TYPE_CHECKING:

@@ -144,8 +144,6 @@ def path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-_seg = path_segment
-
 
 # -- engine -------------------------------------------------------------------------------------
 
@@ -170,15 +168,15 @@ def tenant_create(name: str) -> Call[Tenant]:
 
 
 def tenant_show(name: str) -> Call[TenantShown]:
-    return get(f"/v1/tenants/{_seg(name)}")
+    return get(f"/v1/tenants/{path_segment(name)}")
 
 
 def tenant_suspend(name: str, reason: str | None = None) -> Call[Tenant]:
-    return post(f"/v1/tenants/{_seg(name)}/suspend", reason=reason)
+    return post(f"/v1/tenants/{path_segment(name)}/suspend", reason=reason)
 
 
 def tenant_resume(name: str) -> Call[Tenant]:
-    return post(f"/v1/tenants/{_seg(name)}/resume")
+    return post(f"/v1/tenants/{path_segment(name)}/resume")
 
 
 def projects() -> Call[list[ProjectRow]]:
@@ -190,7 +188,7 @@ def project_add(path: str, name: str | None = None, shared: bool | None = None) 
 
 
 def project_remove(name: str) -> Call[ProjectRemoved]:
-    return delete(f"/v1/projects/{_seg(name)}")
+    return delete(f"/v1/projects/{path_segment(name)}")
 
 
 # -- roles and members ------------------------------------------------------------------------
@@ -201,7 +199,7 @@ def roles() -> Call[list[Role]]:
 
 
 def role_show(name: str) -> Call[RoleShown]:
-    return get(f"/v1/roles/{_seg(name)}")
+    return get(f"/v1/roles/{path_segment(name)}")
 
 
 def role_create(name: str, permissions: list[str], description: str | None = None) -> Call[Role]:
@@ -209,7 +207,7 @@ def role_create(name: str, permissions: list[str], description: str | None = Non
 
 
 def role_delete(name: str) -> Call[RoleDeleted]:
-    return delete(f"/v1/roles/{_seg(name)}")
+    return delete(f"/v1/roles/{path_segment(name)}")
 
 
 def members() -> Call[list[MemberRow]]:
@@ -221,7 +219,7 @@ def member_add(user: str, role: str, project: str | None = None) -> Call[MemberA
 
 
 def member_remove(user: str, project: str | None = None) -> Call[MemberRemoved]:
-    return delete(f"/v1/members/{_seg(user)}", project=project)
+    return delete(f"/v1/members/{path_segment(user)}", project=project)
 
 
 # -- quotas and usage -------------------------------------------------------------------------
@@ -281,13 +279,13 @@ def usage_settle(
     task_kind: str | None = None,
 ) -> Call[Settled]:
     return post(
-        f"/v1/reservations/{_seg(rid)}/settle", input_tokens=input_tokens, output_tokens=output_tokens,
+        f"/v1/reservations/{path_segment(rid)}/settle", input_tokens=input_tokens, output_tokens=output_tokens,
         requests=requests, cost_usd=cost_usd, model=model, task_kind=task_kind,
     )
 
 
 def usage_release(rid: str) -> Call[Released]:
-    return post(f"/v1/reservations/{_seg(rid)}/release")
+    return post(f"/v1/reservations/{path_segment(rid)}/release")
 
 
 # -- audit ------------------------------------------------------------------------------------
@@ -319,7 +317,7 @@ def trace_report(path: str | None = None, view: str | None = None) -> Call[Trace
 
 
 def trace_requirement(rid: str, path: str | None = None) -> Call[TraceRequirement]:
-    return get(f"/v1/trace/requirements/{_seg(rid)}", path=path)
+    return get(f"/v1/trace/requirements/{path_segment(rid)}", path=path)
 
 
 def trace_gaps(path: str | None = None) -> Call[TraceGaps]:
@@ -335,7 +333,7 @@ def spec_lint(path: str | None = None) -> Call[SpecLint]:
 
 
 def trace_impact(rid: str, path: str | None = None) -> Call[TraceImpact]:
-    return get(f"/v1/trace/impact/{_seg(rid)}", path=path)
+    return get(f"/v1/trace/impact/{path_segment(rid)}", path=path)
 
 
 def trace_review(rid: str, path: str | None = None) -> Call[Reviewed]:
@@ -361,7 +359,7 @@ def models_list() -> Call[ModelList]:
 
 def model_show(model_id: str) -> Call[ModelEntry]:
     """One model by id or alias (an id may hold ``/``: it is quoted as one segment)."""
-    return get(f"/v1/models/{_seg(model_id)}")
+    return get(f"/v1/models/{path_segment(model_id)}")
 
 
 def models_allowed() -> Call[Allowed]:

@@ -26,11 +26,11 @@ class JobRoutes:
 
     async def list(self, request: web.Request, req: m.JobsQuery) -> web.Response:
         c = await self.api.ctx(request)
-        return json_response(self.api.e.jobs.list(c, req.state, req.kind, req.limit))
+        return json_response(await self.api.e.jobs.list(c, req.state, req.kind, req.limit))
 
     async def show(self, request: web.Request, req: m.JobPath) -> web.Response:
         c = await self.api.ctx(request)
-        return json_response(self.api.e.jobs.show(c, req.id))
+        return json_response(await self.api.e.jobs.show(c, req.id))
 
     async def start(self, request: web.Request, req: m.JobStart) -> web.Response:
         c = await self.api.ctx(request)

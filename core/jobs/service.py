@@ -42,6 +42,9 @@ PERSIST_EVERY_S = 5.0  # progress reaches the database at most this often betwee
 MAX_PARAMS_BYTES = 64 * 1024
 AUDIT_PARAMS_BYTES = 2048
 LIST_MAX = 1000
+# Finished jobs held in memory besides the active ones: the most recent ones, and the last of each
+# (tenant, project, kind) (the index status shows it).  Older ones are read from table ``jobs``.
+KEEP_FINISHED = 500  # MUSUBI_JOBS_KEPT changes it
 TEST_HOOK = "MUSUBI_TEST_JOB_KINDS"
 # The audited action of each way a run ends.
 END_ACTIONS = {"done": "job.finish", "failed": "job.fail", "cancelled": "job.stop", "interrupted": "job.interrupt"}
@@ -76,15 +79,22 @@ def _bad_result(result: object) -> str | None:
 
 
 class JobService:
-    """Jobs of every tenant: held in memory (loaded from table ``jobs`` at start), written through the engine."""
+    """Jobs of every tenant, written through the engine.
 
-    def __init__(self, engine: OpRunner, rows: list[dict[str, Any]]) -> None:
+    In memory (``jobs``): every job not finished, and a bounded number of finished ones (``keep_finished``,
+    :meth:`_prune`); reads of older finished jobs go to table ``jobs``, which holds every job.
+    """
+
+    def __init__(self, engine: OpRunner, rows: list[dict[str, Any]], keep_finished: int = KEEP_FINISHED) -> None:
         self.e = engine
         self.kinds: dict[str, JobKind] = {}
         self.jobs: dict[str, Job] = {}
+        self.keep_finished = _cap("MUSUBI_JOBS_KEPT", keep_finished)
+        self.pruned = 0  # finished jobs dropped from memory (since start); while 0 memory has them all
         for r in rows:
             job = Job.from_row(r)
             self.jobs[job.id] = job
+        self._prune()
         self.max_running = _cap("MUSUBI_MAX_JOBS", MAX_RUNNING)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._handles: dict[str, JobHandle] = {}
@@ -192,10 +202,15 @@ class JobService:
         # Any role covering the job's scope: a tenant-scope one, or one on the job's project.
         return job.tenant == ctx.tenant and bool(self.e.perms(ctx, job.project))
 
-    def get(self, ctx: Caller, job_id: str) -> Job:
-        """The job, or 404 when it does not exist or is not the caller's to see (other tenant, other project)."""
+    async def get(self, ctx: Caller, job_id: str) -> Job:
+        """The job, or 404 when it does not exist or is not the caller's to see (other tenant, other project).
+
+        A finished job no longer in memory is read from table ``jobs``."""
         check_job_id(job_id)
         job = self.jobs.get(job_id)
+        if job is None and self.pruned:
+            row = await self.e.read(self.e.storage.job_row, ctx.tenant, job_id)
+            job = Job.from_row(row) if row is not None else None
         if job is None or not self._visible(ctx, job):
             raise NotFound(
                 f"no job {job_id} in tenant {ctx.tenant!r} that you can see. See your jobs with: musubi jobs list",
@@ -203,14 +218,14 @@ class JobService:
             )
         return job
 
-    def show(self, ctx: Caller, job_id: str) -> dict[str, Any]:
+    async def show(self, ctx: Caller, job_id: str) -> dict[str, Any]:
         suspended_read_check(self.e.state, ctx)
-        return self.get(ctx, job_id).as_json(self.e.now())
+        return (await self.get(ctx, job_id)).as_json(self.e.now())
 
-    def list(
+    async def list(
         self, ctx: Caller, state: str | None = None, kind: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """The caller's visible jobs of the tenant, newest first."""
+        """The caller's visible jobs of the tenant, newest first (finished ones no longer in memory from the table)."""
         suspended_read_check(self.e.state, ctx)
         states = set(state.split(",")) if state else None
         if states and not states <= set(STATES):
@@ -220,9 +235,38 @@ class JobService:
             j for j in self.jobs.values()
             if (states is None or j.state in states) and (kind is None or j.kind == kind) and self._visible(ctx, j)
         ]
+        older = sorted(TERMINAL & states if states is not None else TERMINAL)
+        if self.pruned and older:
+            # Only finished jobs ever leave memory; the ones still held are fresher than their rows.
+            held = [j.id for j in self.jobs.values() if j.tenant == ctx.tenant]
+            found = await self.e.read(self.e.storage.job_rows, ctx.tenant, older, kind, self._projects(ctx),
+                                      held, limit)
+            rows += [j for j in map(Job.from_row, found) if self._visible(ctx, j)]
         rows.sort(key=lambda j: (j.created_at, j.id), reverse=True)
         now = self.e.now()
         return [j.as_json(now) for j in rows[:limit]]
+
+    def _projects(self, ctx: Caller) -> tuple[str, ...] | None:
+        """The projects whose jobs ``ctx`` may see: None for all (a tenant-wide role), else those it has a role on."""
+        if self.e.perms(ctx, None):
+            return None
+        return tuple(p for p in self.e.state.projects.get(ctx.tenant, {}) if self.e.perms(ctx, p))
+
+    def _prune(self) -> None:
+        """Drop the oldest finished jobs from memory beyond ``keep_finished`` (never the last of a
+        (tenant, project, kind): the index status reads it).  Their rows stay in table ``jobs``."""
+        finished = sorted((j for j in self.jobs.values() if j.state in TERMINAL),
+                          key=lambda j: (j.finished_at or j.updated_at, j.id), reverse=True)
+        if len(finished) <= self.keep_finished:
+            return
+        last: set[tuple[str, str | None, str]] = set()
+        for i, job in enumerate(finished):
+            key = (job.tenant, job.project, job.kind)
+            if key not in last:
+                last.add(key)
+            elif i >= self.keep_finished:
+                del self.jobs[job.id]
+                self.pruned += 1
 
     # -- start and cancel -------------------------------------------------------------------
 
@@ -289,7 +333,7 @@ class JobService:
         Audited ``job.cancel``.  A running job becomes ``cancelling`` and its work is
         stopped (flag, then task cancellation); a queued or interrupted one is cancelled at once.
         """
-        job = self.get(ctx, job_id)
+        job = await self.get(ctx, job_id)
 
         def op() -> dict[str, Any]:
             spec = self.kinds.get(job.kind)
@@ -396,6 +440,7 @@ class JobService:
             ev = self._events.pop(job.id, None)
             if ev is not None:
                 ev.close()
+            self._prune()
             self._pump()
 
     async def _end(self, job: Job, handle: JobHandle, state: str, error: str | None,

@@ -141,6 +141,14 @@ class Storage(Protocol):
 
     def usage_history(self, tenant_id: str, since: datetime, bucket: str, user: str | None) -> list[dict[str, Any]]: ...
 
+    # Finished jobs the engine no longer holds in memory (core/jobs/service.py; docs/jobs.md).
+    def job_row(self, tenant_id: str, job_id: str) -> dict[str, Any] | None: ...
+
+    def job_rows(
+        self, tenant_id: str, states: Sequence[str], kind: str | None, projects: Sequence[str] | None,
+        exclude: Sequence[str], limit: int,
+    ) -> list[dict[str, Any]]: ...
+
     # The code index (core/rag/service.py, core/rag/job.py; docs/search.md#indexing).
     def code_index(self, tenant_id: str, project: str) -> dict[str, Any] | None: ...
 

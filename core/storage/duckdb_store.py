@@ -457,16 +457,19 @@ class DuckDBStorage:
     def audit_chain(self, tenant_id: str, start_seq: int, chunk: int = 50_000) -> Iterator[tuple[Any, ...]]:
         cur = self.con.cursor()  # a private cursor: the caller may iterate from any thread
         try:
-            cur.execute(
-                f"SELECT seq, strftime(ts, '{TS_FMT}'), actor, action, resource, outcome, details, prev_hash, hash "
-                "FROM audit_log WHERE tenant_id = ? AND seq >= ? ORDER BY seq",
-                [tenant_id, start_seq],
-            )
+            # A page at a time (keyset): one ORDER BY over the whole chain ran out of the engine's small
+            # memory_limit at a few hundred thousand events; a top-``chunk`` sort stays within it.
             while True:
-                rows = cur.fetchmany(chunk)
-                if not rows:
-                    return
+                cur.execute(
+                    f"SELECT seq, strftime(ts, '{TS_FMT}'), actor, action, resource, outcome, details, prev_hash, "
+                    f"hash FROM audit_log WHERE tenant_id = ? AND seq >= ? ORDER BY seq LIMIT {int(chunk)}",
+                    [tenant_id, start_seq],
+                )
+                rows = cur.fetchall()
                 yield from rows
+                if len(rows) < chunk:
+                    return
+                start_seq = int(rows[-1][0]) + 1
         finally:
             cur.close()
 
@@ -620,6 +623,32 @@ class DuckDBStorage:
             {"bucket": b.strftime(TS_FMT), "tokens": int(t), "requests": int(q), "cost_micros": int(c)}
             for b, t, q, c in rows
         ]
+
+    # -- jobs no longer held in memory (core/jobs/service.py) ------------------------------
+
+    def job_row(self, tenant_id: str, job_id: str) -> dict[str, Any] | None:
+        """The ``jobs`` row of ``job_id`` in the tenant, or None."""
+        rows = self._dicts("SELECT * FROM jobs WHERE tenant_id = ? AND job_id = ?", [tenant_id, job_id])
+        return rows[0] if rows else None
+
+    def job_rows(
+        self, tenant_id: str, states: Sequence[str], kind: str | None, projects: Sequence[str] | None,
+        exclude: Sequence[str], limit: int,
+    ) -> list[dict[str, Any]]:
+        """The tenant's jobs in ``states`` (of ``kind``), newest first, leaving out the ids in ``exclude``.
+
+        ``projects`` None: every scope; else only jobs of those projects (a caller without a tenant-wide role).
+        """
+        where, params = ["tenant_id = ?", "list_contains(?, state)", "NOT list_contains(?, job_id)"], [
+            tenant_id, list(states), list(exclude)]
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if projects is not None:
+            where.append("project <> '' AND list_contains(?, project)")
+            params.append(list(projects))
+        return self._dicts(f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, job_id DESC "
+                           f"LIMIT {int(limit)}", params)
 
     # -- the code index (core/rag; docs/search.md#indexing) -------------------------------
 

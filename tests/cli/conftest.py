@@ -7,34 +7,22 @@ stops it at the end, so no engine outlives the tests.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from .helpers import Cli, short_home
+from .helpers import Cli, cli_fixture
 
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Cli]:
     """A running engine on a fresh short home, shared by the tests of one module."""
-    home = short_home()
-    c = Cli(home)
-    try:
-        c.ok("engine", "start")
+    with cli_fixture() as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
 def fresh_home() -> Iterator[Cli]:
     """A home of its own for tests that stop or break their engine."""
-    home = short_home()
-    c = Cli(home)
-    try:
+    with cli_fixture(start=False) as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(home, ignore_errors=True)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from core.client import stop_engine
 from core.paths import HomePaths
@@ -96,3 +100,20 @@ class Cli:
 
 def short_home() -> str:
     return tempfile.mkdtemp(prefix="mh", dir="/tmp")
+
+
+@contextlib.contextmanager
+def cli_fixture(*, start: bool = True, env: Mapping[str, str] | None = None) -> Iterator[Cli]:
+    """The body of every CLI fixture: ``musubi`` on a fresh short home (its engine started through the CLI
+    if ``start``), with ``env`` set while it lives; the engine stopped and the home removed afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in (env or {}).items():
+            mp.setenv(name, value)
+        c = Cli(short_home())
+        try:
+            if start:
+                c.ok("engine", "start")
+            yield c
+        finally:
+            c.stop()
+            shutil.rmtree(c.home, ignore_errors=True)

@@ -6,25 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helpers import Home
+from .helpers import Home, home_fixture
 
 
 @pytest.fixture(scope="module")
 def eng() -> Iterator[Home]:
     """An engine shared by the tests of one module; isolate tests by tenant."""
-    h = Home()
-    try:
-        h.start()
+    with home_fixture(start=True) as h:
         yield h
-    finally:
-        h.cleanup()
 
 
 @pytest.fixture
 def home() -> Iterator[Home]:
     """A private home with no engine running yet (for restarts, kills and tampering)."""
-    h = Home()
-    try:
+    with home_fixture() as h:
         yield h
-    finally:
-        h.cleanup()

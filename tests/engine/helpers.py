@@ -15,9 +15,12 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from core.client import (
     EngineClient,
@@ -201,3 +204,26 @@ def routes_app() -> Any:
 
     stand_in: Any = SimpleNamespace(runner=None, operation=operation)
     return build_app(stand_in, asyncio.Event())
+
+
+@contextlib.contextmanager
+def home_fixture(
+    *, start: bool = False, env: Mapping[str, str] | None = None, monkeypatch: pytest.MonkeyPatch | None = None
+) -> Iterator[Home]:
+    """The body of every home fixture: a fresh :class:`Home` (its engine started if ``start``), with ``env``
+    set while it lives (engines started later inherit it), cleaned up afterwards.
+
+    ``with home_fixture(start=True, env={...}) as h: yield h``.  A function-scoped fixture passes the
+    test's ``monkeypatch``, so a test that changes the same variables undoes them in one place.
+    """
+    with contextlib.ExitStack() as stack:
+        mp = monkeypatch or stack.enter_context(pytest.MonkeyPatch.context())
+        for name, value in (env or {}).items():
+            mp.setenv(name, value)
+        h = Home()
+        try:
+            if start:
+                h.start()
+            yield h
+        finally:
+            h.cleanup()

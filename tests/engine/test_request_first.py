@@ -7,6 +7,7 @@ lost after sending is reported and never re-sent: the engine may have carried it
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from pathlib import Path
@@ -109,8 +110,13 @@ class _HangUp:
                 self.requests.append(data)
 
     def close(self) -> None:
+        # Keeps accepting until closed (a resent request would be a second one); shutdown wakes the
+        # blocked accept() at once, where close() alone left it waiting out its 10 s timeout.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
 
 
 def test_a_request_lost_after_sending_is_reported_not_resent(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:

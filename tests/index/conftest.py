@@ -6,17 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engine.helpers import Home
+from tests.engine.helpers import Home, home_fixture
 
-from .helpers import FAKE_DIM
+from .helpers import FAKE_EMBEDDER
 
 
 @pytest.fixture
 def fhome(monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     """A private home (no engine yet) whose engines embed with the fake embedder."""
-    monkeypatch.setenv("MUSUBI_TEST_FAKE_EMBEDDER", FAKE_DIM)
-    h = Home()
-    try:
+    with home_fixture(env=FAKE_EMBEDDER, monkeypatch=monkeypatch) as h:
         yield h
-    finally:
-        h.cleanup()

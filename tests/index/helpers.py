@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.cli.helpers import Cli, cli_fixture
 from tests.engine.helpers import Home, poll
 
 FAKE_DIM = "256"
+FAKE_EMBEDDER = {"MUSUBI_TEST_FAKE_EMBEDDER": FAKE_DIM}  # the engine test hook: embed with the FakeEmbedder
 
 
 def git(repo: Path, *args: str) -> str:
@@ -73,3 +77,12 @@ def index(h: Home, tenant: str, project: str, force: bool = False) -> dict[str, 
 
 def search(h: Home, tenant: str, project: str, query: str, **kw: Any) -> tuple[int, Any]:
     return h.raw("POST", "/v1/search", {"query": query, **kw}, tenant=tenant, project=project, timeout=60)
+
+
+@contextlib.contextmanager
+def cli_with_project(base: Path, files: dict[str, str], name: str) -> Iterator[tuple[Cli, Path]]:
+    """``musubi`` on an engine with the fake embedder and ``files`` registered as project ``name``."""
+    repo = make_repo(base, files)
+    with cli_fixture(env=FAKE_EMBEDDER) as c:
+        c.ok("project", "add", str(repo), "--name", name)
+        yield c, repo

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import Cli, short_home
+from tests.cli.helpers import Cli
 
-from .helpers import FAKE_DIM, make_repo
+from .helpers import cli_with_project
 
 CODE = {
     "src/app/config.py": "def load_config(path):\n    return open(path).read()\n",
@@ -22,17 +21,8 @@ CODE = {
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path]]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUSUBI_TEST_FAKE_EMBEDDER", FAKE_DIM)
-        c = Cli(short_home())
-        repo = make_repo(tmp_path_factory.mktemp("cli"), CODE)
-        try:
-            c.ok("engine", "start")
-            c.ok("project", "add", str(repo), "--name", "shop")
-            yield c, repo
-        finally:
-            c.stop()
-            shutil.rmtree(c.home, ignore_errors=True)
+    with cli_with_project(tmp_path_factory.mktemp("cli"), CODE, "shop") as world:
+        yield world
 
 
 def test_search_before_indexing_says_how_to_index(cli: tuple[Cli, Path]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +9,12 @@ import pytest
 
 from core.api import responses as a
 from core.models.tokens import count_exact
-from tests.cli.helpers import Cli, short_home
+from tests.cli.helpers import Cli
 from tests.engine.helpers import Home, poll
 from tests.engine.test_api_models import _exactly
 from tests.trace.fixture import build_repo
 
-from .helpers import FAKE_DIM, add_project, git, index, make_repo
+from .helpers import add_project, cli_with_project, git, index, make_repo
 
 CODE = {
     "src/billing/invoice.py": "def create_invoice(tenant):\n    \"\"\"One invoice per tenant.\"\"\"\n"
@@ -115,17 +114,8 @@ def test_trace_reads_get_suggestions_from_the_index_in_the_background(fhome: Hom
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path]]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUSUBI_TEST_FAKE_EMBEDDER", FAKE_DIM)
-        c = Cli(short_home())
-        repo = make_repo(tmp_path_factory.mktemp("ctxcli"), CODE)
-        try:
-            c.ok("engine", "start")
-            c.ok("project", "add", str(repo), "--name", "bill")
-            yield c, repo
-        finally:
-            c.stop()
-            shutil.rmtree(c.home, ignore_errors=True)
+    with cli_with_project(tmp_path_factory.mktemp("ctxcli"), CODE, "bill") as world:
+        yield world
 
 
 def test_cli_context(cli: tuple[Cli, Path]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,29 @@ from tests.engine.helpers import Home, poll
 
 from .helpers import add_project, index, job, make_repo, search, start_index, wait_job
 
-N = 60
-FILES = {f"m{i}.py": f"def function_{i}(x):\n    return x + {i}\n" for i in range(N)}
+N = 60  # files (one chunk each), in batches of 5, each batch's save held back 0.3 s
+SOAK_SMALL = 30  # the worker kill in make test: still several batches before and after the kill
+
+
+def files(n: int) -> dict[str, str]:
+    return {f"m{i}.py": f"def function_{i}(x):\n    return x + {i}\n" for i in range(n)}
+
+
+FILES = files(N)
 
 
 @pytest.fixture
-def slow(fhome: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
-    monkeypatch.setenv("MUSUBI_TEST_INDEX_BATCH", "5")
-    monkeypatch.setenv("MUSUBI_TEST_INDEX_DELAY_S", "0.3")
-    fhome.start()
-    add_project(fhome, "default", "big", make_repo(tmp_path, FILES))
-    return fhome
+def slow(fhome: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Home]:
+    """``slow(n)``: an engine whose project ``big`` has ``n`` files, indexed slowly enough to be killed mid-run."""
+
+    def make(n: int) -> Home:
+        monkeypatch.setenv("MUSUBI_TEST_INDEX_BATCH", "5")
+        monkeypatch.setenv("MUSUBI_TEST_INDEX_DELAY_S", "0.3")
+        fhome.start()
+        add_project(fhome, "default", "big", make_repo(tmp_path, files(n)))
+        return fhome
+
+    return make
 
 
 def _dense(h: Home, job_id: str) -> int:
@@ -47,12 +60,17 @@ def worker_pids(h: Home) -> list[int]:
     return out
 
 
-def test_kill9_of_the_engine_mid_index_resumes_without_redoing_committed_batches(slow: Home) -> None:
-    h = slow
+@pytest.mark.soak
+def test_kill9_of_the_engine_mid_index_resumes_without_redoing_committed_batches(
+    slow: Callable[[int], Home], monkeypatch: pytest.MonkeyPatch, soak: bool
+) -> None:
+    h = slow(N)  # not fewer: the kill must land while most batches are still to come
     j = start_index(h, "default", "big")
     poll(lambda: _dense(h, j["id"]) >= 10, timeout=60)
     seen = _dense(h, j["id"])  # committed before the kill
     h.kill9()
+    if not soak:  # the resumed run needs no pause to be checked: it runs at full speed
+        monkeypatch.delenv("MUSUBI_TEST_INDEX_DELAY_S")
     h.start()
     end = wait_job(h, "default", j["id"], timeout=120)
     assert end["attempts"] == 2
@@ -69,18 +87,21 @@ def test_kill9_of_the_engine_mid_index_resumes_without_redoing_committed_batches
     assert acts == ["job.start", "job.interrupt", "job.resume", "job.finish"]
 
 
-def test_kill9_of_the_worker_mid_batch_restarts_it_and_the_job_continues(slow: Home) -> None:
-    h = slow
+@pytest.mark.soak
+def test_kill9_of_the_worker_mid_batch_restarts_it_and_the_job_continues(slow: Callable[[int], Home],
+                                                                        soak: bool) -> None:
+    n = N if soak else SOAK_SMALL
+    h = slow(n)
     j = start_index(h, "default", "big")
     poll(lambda: _dense(h, j["id"]) >= 10 and worker_pids(h), timeout=60)
     for pid in worker_pids(h):
         os.kill(pid, signal.SIGKILL)
     end = wait_job(h, "default", j["id"], timeout=120)
-    assert end["attempts"] == 1 and end["result"]["embedded"] == N
+    assert end["attempts"] == 1 and end["result"]["embedded"] == n
     _, st = h.raw("GET", "/v1/index/status", tenant="default", project="big")
-    assert st["dense_chunks"] == N, st
+    assert st["dense_chunks"] == n, st
     # Every chunk is findable by its own vector: nothing the dead worker held unsaved was counted.
-    for i in (0, 31, N - 1):
+    for i in (0, n // 2, n - 1):
         _, body = search(h, "default", "big", f"function_{i} return x")
         assert body["results"][0]["symbol"] == f"function_{i}", body
 

@@ -6,28 +6,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engine.helpers import Home
+from tests.engine.helpers import Home, home_fixture
+
+from .helpers import JOB_KINDS
 
 
 @pytest.fixture(scope="module")
 def jeng() -> Iterator[Home]:
     """One engine for a module, with the test job kinds; isolate tests by tenant."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUSUBI_TEST_JOB_KINDS", "1")
-        h = Home()
-        try:
-            h.start()
-            yield h
-        finally:
-            h.cleanup()
+    with home_fixture(start=True, env=JOB_KINDS) as h:
+        yield h
 
 
 @pytest.fixture
 def jhome(monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     """A private home (no engine yet) whose engines get the test job kinds."""
-    monkeypatch.setenv("MUSUBI_TEST_JOB_KINDS", "1")
-    h = Home()
-    try:
+    with home_fixture(env=JOB_KINDS, monkeypatch=monkeypatch) as h:
         yield h
-    finally:
-        h.cleanup()

@@ -7,6 +7,7 @@ from typing import Any
 from tests.engine.helpers import Home, poll
 
 KIND = "test.count"
+JOB_KINDS = {"MUSUBI_TEST_JOB_KINDS": "1"}  # the engine test hook that registers KIND
 
 
 def start(
@@ -39,6 +40,16 @@ def wait_done_at_least(h: Home, tenant: str, job_id: str, n: int, key: str = "do
         return j if v >= n else None
 
     return dict(poll(check, timeout=30))
+
+
+def let_steps_pass(h: Home, tenant: str, steps: int = 30) -> None:
+    """Wait until the engine has demonstrably run ``steps`` counting steps: a witness job counts them
+    (then is cancelled).  A stopped job that was still running would have moved as far meanwhile;
+    a wall-clock sleep proves nothing on a loaded machine."""
+    w = start(h, tenant, n=100_000, delay_s=0.01, every=50)
+    wait_done_at_least(h, tenant, w["id"], steps)
+    h.client(tenant).post(f"/v1/jobs/{w['id']}/cancel")
+    wait_state(h, tenant, w["id"], "cancelled")
 
 
 def actions(h: Home, tenant: str, job_id: str) -> list[tuple[str, str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -13,8 +12,9 @@ from typing import Any
 import pytest
 
 from core.client import EngineClient, Identity, ping
-from tests.cli.helpers import MUSUBI, REPO, Cli, base_env, short_home
+from tests.cli.helpers import MUSUBI, REPO, Cli, base_env, cli_fixture
 from tests.engine.helpers import poll
+from tests.jobs.helpers import JOB_KINDS
 from tui.follow import follow
 from tui.output import CliState
 
@@ -23,15 +23,8 @@ SLOW: dict[str, Any] = {"n": 100_000, "delay_s": 0.01, "every": 50}
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Cli]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUSUBI_TEST_JOB_KINDS", "1")
-        c = Cli(short_home())
-        try:
-            c.ok("engine", "start")
-            yield c
-        finally:
-            c.stop()
-            shutil.rmtree(c.home, ignore_errors=True)
+    with cli_fixture(env=JOB_KINDS) as c:
+        yield c
 
 
 def api(cli: Cli, tenant: str = "default", as_user: str | None = None) -> EngineClient:

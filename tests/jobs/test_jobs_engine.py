@@ -15,7 +15,7 @@ from tests.engine.helpers import Home, poll, unique
 from tests.engine.test_api_models import _exactly
 from tests.engine.test_events import Stream
 
-from .helpers import KIND, actions, get, start, wait_done_at_least, wait_state
+from .helpers import KIND, actions, get, let_steps_pass, start, wait_done_at_least, wait_state
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 SLOW: dict[str, Any] = {"n": 100_000, "delay_s": 0.01, "every": 50}
@@ -50,7 +50,7 @@ def test_cancel_really_stops_the_work(jeng: Home) -> None:
     end = wait_state(jeng, t, j["id"], "cancelled")
     stopped_at = end["progress"]["done"]
     assert 5 <= stopped_at < SLOW["n"]
-    time.sleep(0.3)  # thirty steps' worth: a counter still running would have moved
+    let_steps_pass(jeng, t)  # thirty steps' worth: a counter still running would have moved
     assert get(jeng, t, j["id"])["progress"]["done"] == stopped_at
     acts = actions(jeng, t, j["id"])
     assert acts == [("job.start", ME, "success"), ("job.cancel", ME, "success"), ("job.stop", "engine", "success")]
@@ -66,7 +66,7 @@ def test_a_runner_that_ignores_cancel_is_stopped_at_its_next_await(jeng: Home) -
     wait_done_at_least(jeng, t, j["id"], 5)
     jeng.client(t).post(f"/v1/jobs/{j['id']}/cancel")
     end = wait_state(jeng, t, j["id"], "cancelled")
-    time.sleep(0.3)
+    let_steps_pass(jeng, t)
     assert get(jeng, t, j["id"])["progress"]["done"] == end["progress"]["done"] < SLOW["n"]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,14 @@ def real_tokenizer() -> Any:
     tok.no_truncation()
     tok.no_padding()
     return tok
+
+
+# Any attempt to reach the network fails fast: proxies and the hub endpoint point at a closed port.
+NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9",
+              "HF_ENDPOINT": "http://127.0.0.1:9", "NO_PROXY": ""}
+
+
+def can_unshare() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0

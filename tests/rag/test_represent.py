@@ -11,6 +11,7 @@ import pytest
 
 from core.rag.chunks import Chunk
 from core.rag.represent import PASSAGE_LINES, lexical_text, passage_text, query_text
+from core.rag.worker_client import WorkerClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,20 +95,26 @@ def test_light_modules_import_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_hybrid_beats_or_equals_dense_with_the_real_model() -> None:
+@pytest.mark.asyncio(loop_scope="session")  # the session's warm worker (conftest.py) lives on that loop
+async def test_hybrid_beats_or_equals_dense_with_the_real_model(real_worker: WorkerClient) -> None:
     """~60 functions of the standard library's pathlib, queried by their docstrings' first sentences."""
-    pytest.importorskip("sentence_transformers")
-    from benchmarks.bench_retrieval_quality import dense_top, file_items, load_model, metrics
+    import numpy as np
+
+    from benchmarks.bench_retrieval_quality import dense_top, file_items, metrics
     from core.rag.fusion import CANDIDATES, fuse
     from core.rag.lexical import LexicalIndex
 
     path = Path(sysconfig.get_paths()["stdlib"]) / "pathlib.py"
     items = file_items("pathlib.py", path.read_text(encoding="utf-8"))
     assert len(items) >= 50
-    model = load_model(threads=1)
     queries = [query_text(it.query) for it in items]
-    qv = model.encode(queries, normalize_embeddings=True, convert_to_numpy=True)
-    cv = model.encode([passage_text(it.chunk) for it in items], normalize_embeddings=True, convert_to_numpy=True)
+
+    async def encode(texts: list[str], query: bool) -> np.ndarray:
+        r = await real_worker.embed(texts, query=query)  # normalised, as the index stores them
+        return np.frombuffer(r.data, dtype=np.float32).reshape(r.n, r.dim)
+
+    qv = await encode(queries, True)
+    cv = await encode([passage_text(it.chunk) for it in items], False)
     dense = dense_top(qv, cv, CANDIDATES)
     lex = LexicalIndex.build(range(len(items)), [lexical_text(it.chunk) for it in items])
     lexical = [lex.search(q, CANDIDATES) for q in queries]

@@ -174,7 +174,9 @@ async def test_engine_restart_is_survived_and_live_updates_resume(engine_home: H
         assert app.is_running
         await asyncio.to_thread(start_engine, engine_home)
         await wait_for(pilot, lambda: ctx.conn.name == "connected", "reconnected")
-        await pilot.pause(0.3)  # the event stream subscribes right after connecting
+        # The event stream subscribes right after connecting: wait until the engine counts the app's stream.
+        await engine_eventually(pilot, lambda: client.get("/v1/health"), lambda h: h["subscribers"] >= 1,
+                                "the app's event stream subscribed")
         await asyncio.to_thread(client.post, "/v1/usage", {"model": "m", "input_tokens": 700, "output_tokens": 0})
 
         def tokens_used() -> int:

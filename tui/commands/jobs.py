@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from core.wire import path_segment
+from core.api.calls import path_segment
 from tui.output import CliState, emit, example, fields, group, line, pass_state, table, when
 
 STATES = ("queued", "running", "cancelling", "done", "failed", "cancelled", "interrupted")

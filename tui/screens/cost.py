@@ -186,6 +186,7 @@ class CostScreen(ModeScreen):
         self._table_width = ""
         self._fill_table()
         self._stale = False
+        self._quotas_seen = self.ctx.quotas  # the headroom the estimates answer to
         self.ctx.conn_changed.subscribe(self, self._on_conn)
         # Quotas changed by anyone (usage, a new limit): the headroom column must follow.
         self.ctx.data_changed.subscribe(self, self._on_data)
@@ -201,6 +202,9 @@ class CostScreen(ModeScreen):
     def _on_data(self, what: str) -> None:
         if what != "quotas" or not self._models_loaded:
             return
+        if self.ctx.quotas == self._quotas_seen:
+            return  # the periodic re-read found nothing new: the estimate shown still holds
+        self._quotas_seen = self.ctx.quotas
         if self.is_current:
             self.schedule()  # debounced and exclusive: a burst of quota events makes one estimate
         else:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Horizontal, VerticalScroll
+from textual.containers import Container, Horizontal
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
@@ -32,7 +32,8 @@ from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
 from tui.screens import search_view as view
 from tui.screens.base import STYLES, ModeScreen
-from tui.widgets.panel import Panel
+from tui.widgets.search_preview import SearchPreview
+from tui.widgets.search_results import WIDE, SearchResults
 
 if TYPE_CHECKING:
     from core.api.responses import IndexStatus, Job, SearchAnswer, SearchHit
@@ -41,12 +42,7 @@ DEBOUNCE_S = 0.2  # pause in typing before a query goes out
 K = 20  # results asked for
 JOB_POLL_S = 5.0  # while a job runs, the status is re-read too (events may be missed while reconnecting)
 DONE_SHOWN_S = 6.0  # how long a finished job stays in the panel
-WIDE = 100  # from this many columns: side by side, and a language column
 INPUTS = ("#search-query", "#search-path", "#search-lang")
-
-
-class ResultsNote(Static, can_focus=True):
-    """An empty state in the results panel; focusable, so Esc can leave the query box to it."""
 
 
 class SearchScreen(ModeScreen):
@@ -55,7 +51,6 @@ class SearchScreen(ModeScreen):
     AUTO_FOCUS = "#search-query"
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "search-status": "Index status", "search-query": "Search", "search-index": "Index",
-        "search-preview": "Preview",
     }
     HELP = (
         "Search: live code search over this project's index (meaning and keywords together). "
@@ -83,11 +78,8 @@ class SearchScreen(ModeScreen):
         yield Static("", id="search-hint", markup=False)
         yield Static("", id="search-job", markup=False)
         with Container(id="search-main"):
-            table: DataTable[str] = DataTable(id="search-results", cursor_type="row", zebra_stripes=True)
-            yield Panel(table, ResultsNote(view.WAITING, id="search-message", markup=False),
-                        title="Results", id="search-results-panel")
-            yield Panel(VerticalScroll(Static("", id="search-preview", markup=False), id="search-preview-scroll"),
-                        title="Preview", id="search-preview-panel")
+            yield SearchResults(id="search-results-panel")
+            yield SearchPreview(id="search-preview-panel")
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,12 +93,9 @@ class SearchScreen(ModeScreen):
         self._sent = ("", "", "")  # query, path, lang of the newest search
         self._debounce: Timer | None = None
         self._job_hide: Timer | None = None
-        self._preview_seq = 0
-        self._wide: bool | None = None
         self.debounce_s = DEBOUNCE_S
         self.status_error: str | None = None  # why the index status could not be read
         self._answer_seq = 0  # the seq of the answer shown
-        self._filled: tuple[int, int, bool] | None = None  # (answer seq, width, wide) the table shows
 
     def on_mount(self) -> None:
         self._focus_query_now()  # focus lands in the query box on entry: typing starts a query
@@ -247,17 +236,19 @@ class SearchScreen(ModeScreen):
 
     # -- drawing --------------------------------------------------------------------------
 
+    @property
+    def results(self) -> SearchResults:
+        return self.query_one(SearchResults)
+
+    @property
+    def preview(self) -> SearchPreview:
+        return self.query_one(SearchPreview)
+
     def _layout_for(self, width: int) -> None:
         wide = width >= WIDE
-        if wide == self._wide:
-            return
-        self._wide = wide
-        self._filled = None  # new columns: the rows are drawn again
-        self.query_one("#search-main").set_class(wide, "-side-by-side")
-        table: DataTable[str] = self.query_one("#search-results", DataTable)
-        table.clear(columns=True)
-        table.add_columns(*(("location", "symbol", "lang", "score") if wide else ("location", "symbol", "score")))
-        self._fill()
+        if self.results.set_wide(wide):
+            self.query_one("#search-main").set_class(wide, "-side-by-side")
+            self._fill()
 
     def _draw(self) -> None:
         self.query_one("#search-status", Static).update(view.status_line(
@@ -267,9 +258,7 @@ class SearchScreen(ModeScreen):
             self._fill()
             return
         self._message(text)
-        self._preview_seq += 1
-        self.query_one("#search-preview", Static).update(view.PREVIEW_HINT)
-        self.query_one("#search-preview-panel").border_title = "Preview"
+        self.preview.show_hint()
 
     def _empty_text(self) -> str | None:
         st = self.status
@@ -293,40 +282,17 @@ class SearchScreen(ModeScreen):
         return None
 
     def _message(self, text: str) -> None:
-        msg = self.query_one("#search-message", ResultsNote)
-        msg.update(text)
-        msg.display = True
-        self.query_one("#search-results").display = False
-        self.query_one("#search-results-panel").border_title = "Results"
-        self._filled = None
+        self.results.show_message(text)
 
     def _fill(self) -> None:
         """Show the results; a redraw of the same answer (status, job, resize) keeps the cursor."""
         if not self.hits or self.answer is None:
             return
-        table: DataTable[str] = self.query_one("#search-results", DataTable)
         # The panel's share of the screen (tcss: full width, or 3/5 side by side), less border and padding.
-        width = (self.size.width * 3 // 5 if self._wide else self.size.width) - 4
-        filled = (self._answer_seq, width, bool(self._wide))
-        if filled == self._filled:
-            return
-        cursor = table.cursor_row if self._filled is not None and self._filled[0] == self._answer_seq else 0
-        self._filled = filled
-        was_focused = self.focused is self.query_one("#search-message")
-        table.clear()
-        for i, row in enumerate(view.result_rows(self.hits, wide=bool(self._wide), width=width)):
-            table.add_row(*row, key=str(i))
-        table.display = True
-        self.query_one("#search-message").display = False
-        a = self.answer
-        partial = "" if a["complete"] else f" · dense {a['dense_coverage'] * 100:.0f}%: more as indexing goes on"
-        title = f"Results {len(self.hits)} · {a['took_ms']:.0f} ms{partial}"
-        self.query_one("#search-results-panel").border_title = title
-        if was_focused:
-            table.focus()
-        cursor = min(max(cursor, 0), len(self.hits) - 1)
-        table.move_cursor(row=cursor)
-        self._show_preview(cursor)
+        width = (self.size.width * 3 // 5 if self.results.wide else self.size.width) - 4
+        cursor = self.results.show(self.answer, self.hits, self._answer_seq, width)
+        if cursor is not None:
+            self._show_preview(cursor)
 
     def _hint(self) -> None:
         focused: Widget | None = self.focused
@@ -352,29 +318,14 @@ class SearchScreen(ModeScreen):
         self.action_open_editor()
 
     def selected(self) -> SearchHit | None:
-        table: DataTable[str] = self.query_one("#search-results", DataTable)
-        if not self.hits or not table.display:
-            return None
-        return self.hits[min(max(table.cursor_row, 0), len(self.hits) - 1)]
+        row = self.results.selected_row(len(self.hits))
+        return None if row is None else self.hits[row]
 
     def _show_preview(self, row: int) -> None:
         if not 0 <= row < len(self.hits):
             return
-        self._preview_seq += 1
         theme = "ansi_dark" if self.ctx.color.system in ("16", "none") else "monokai"
-        self.preview(self.hits[row], self._root(), theme, self._preview_seq)
-
-    @work(group="search-preview", exit_on_error=False, thread=True)
-    def preview(self, hit: SearchHit, root: str | None, theme: str, seq: int) -> None:
-        body, note = view.build_preview(root, hit, theme)
-        self.app.call_from_thread(self._set_preview, seq, body, note)
-
-    def _set_preview(self, seq: int, body: Any, note: str) -> None:
-        if seq != self._preview_seq:
-            return  # the cursor moved on
-        self.query_one("#search-preview", Static).update(body)
-        self.query_one("#search-preview-panel").border_title = f"Preview {note}"
-        self.query_one("#search-preview-scroll", VerticalScroll).scroll_home(animate=False)
+        self.preview.show(self.hits[row], self._root(), theme)
 
     # -- indexing -------------------------------------------------------------------------
 
@@ -463,8 +414,7 @@ class SearchScreen(ModeScreen):
         self.query_one("#search-lang", Input).focus()
 
     def action_leave_box(self) -> None:
-        table = self.query_one("#search-results", DataTable)
-        (table if table.display else self.query_one("#search-message", ResultsNote)).focus()
+        self.results.focus_target().focus()
 
     def action_clear_filters(self) -> None:
         for sel in INPUTS[1:]:
@@ -497,7 +447,7 @@ class SearchScreen(ModeScreen):
             self.notify(problem.message, title="Edit", severity=problem.severity)
             return
         if self.hits:
-            self._show_preview(self.query_one("#search-results", DataTable).cursor_row)
+            self._show_preview(self.results.table.cursor_row)
 
 
 def _no_project() -> IndexStatus:

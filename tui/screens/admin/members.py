@@ -71,7 +71,10 @@ class MembersPane(AdminPane):
         self.members: list[MemberRow] = []
         self.roles: list[Role] = []
         self.projects: list[str] = []
-        table = self.query_one(BindingsTable)
+        self._add_columns(self.query_one(BindingsTable))
+
+    @staticmethod
+    def _add_columns(table: DataTable[str]) -> None:
         for label, key in (("User", "user"), ("Scope", "scope"), ("Role", "role"), ("Since (UTC)", "since"), ("Added by", "by")):
             table.add_column(label, key=key)
 
@@ -87,7 +90,10 @@ class MembersPane(AdminPane):
         kept = self.selected()
         self.members, self.roles, self.projects = message.members, message.roles, message.projects
         table = self.query_one(BindingsTable)
-        table.clear()
+        # Columns too: DataTable only ever widens a column, so a load after long names would keep their
+        # widths and push Role off an 80-column screen (issue 15 item 9).
+        table.clear(columns=True)
+        self._add_columns(table)
         for i, m in enumerate(self.members):
             scope = f"project {m['project']}" if m.get("project") else "tenant"
             table.add_row(str(m["user"]), scope, str(m["role"]), short_ts(m.get("since")), str(m.get("added_by") or "—"), key=str(i))
