@@ -177,10 +177,7 @@ class IndexRun:
             await h.checkpoint({"phase": "lexical"})
         info.update(files=files_n, chunks=chunks_n, dense_chunks=dense_n)
         self.t_chunk = time.monotonic()
-        lex_dir = str(svc.folder(self.t, self.p) / "lexical")
-        state = await svc._in("lex", prep.lex_state, lex_dir)
-        if changed or gone or state is None or state["chunks"] != chunks_n:
-            await svc._build_lexical(self.t, self.p)
+        self.stats["lexical_update"] = await svc._update_lexical(self.t, self.p, info["next_id"])
 
     # -- 4. embed --------------------------------------------------------------------------
 

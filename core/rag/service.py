@@ -107,6 +107,7 @@ class IndexService:
         self._info: dict[tuple[str, str], dict[str, Any]] = {}
         self._dense_broken: set[tuple[str, str]] = set()
         self._lex_ready: dict[tuple[str, str], bool] = {}
+        self._persisting: set[asyncio.Future[Any]] = set()  # lexical generations being written (prep.lex_persist)
 
     # -- helpers and their processes --------------------------------------------------------
 
@@ -247,7 +248,11 @@ class IndexService:
         folder = self.folder(tenant, project)
         lex_dir = str(folder / "lexical")
         n = CANDIDATES if glob is None and lang is None else max(CANDIDATES, min(2000, k * 20))
-        lexical_task = asyncio.ensure_future(self._in("lex", prep.lex_search, lex_dir, query, n, glob, lang))
+        # No job running: the lexical index must be the chunk table's (a stale one, e.g. after a crash, is
+        # rebuilt).  During a job's file phase the previous state answers (docs/search.md).
+        expect = info["next_id"] if self._active_job(tenant, project) is None else None
+        lexical_task = asyncio.ensure_future(self._in("lex", prep.lex_search, lex_dir, query, n, glob, lang,
+                                                      expect))
         dense: list[tuple[int, float]] = []
         dense_ok = info["dense_chunks"] > 0 and (tenant, project) not in self._dense_broken
         if dense_ok:
@@ -279,10 +284,46 @@ class IndexService:
                 "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
     async def _build_lexical(self, tenant: str, project: str) -> None:
+        """Build the project's lexical index from every chunk row (the slow path; :meth:`_update_lexical`)."""
         from core.rag import prep
 
+        info = await self.info(tenant, project)
+        mark = info["next_id"] if info is not None else None  # read before the rows (see core.rag.lexstate)
         rows = await self.e.read(self.e.storage.code_chunk_rows, tenant, project)
-        await self._in("lex", prep.lex_build, str(self.folder(tenant, project) / "lexical"), rows)
+        await self._in("lex", prep.lex_build, str(self.folder(tenant, project) / "lexical"), rows, mark)
+
+    async def _update_lexical(self, tenant: str, project: str, mark: int) -> str:
+        """Bring the lexical index to the chunk table at ``mark`` (next_id): an update if it can, else a build.
+
+        Returns what was done: ``"none"``, ``"update"`` or ``"build"``.  After an update the new
+        generation is written by a later request to the helper (a cache; docs/search.md).
+        """
+        from array import array
+
+        from core.rag import prep
+
+        lex_dir = str(self.folder(tenant, project) / "lexical")
+        state = await self._in("lex", prep.lex_state, lex_dir)
+        live = [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, tenant, project)]
+        if state is not None and state["mark"] == mark and state["chunks"] == len(live):
+            return "none"
+        if state is not None and state["mark"] is not None and state["mark"] <= mark:
+            added = [cid for cid in live if cid >= state["mark"]]
+            rows = sorted(await self.e.read(self.e.storage.code_passages, tenant, project, added))
+            got = await self._in("lex", prep.lex_update, lex_dir, state["mark"], array("q", live).tobytes(), rows,
+                                 mark)
+            if got is not None:
+                task = asyncio.ensure_future(self._in("lex", prep.lex_persist, lex_dir))
+                self._persisting.add(task)
+                task.add_done_callback(self._persisted)
+                return "update"
+        await self._build_lexical(tenant, project)
+        return "build"
+
+    def _persisted(self, task: asyncio.Future[Any]) -> None:
+        self._persisting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("writing a lexical index failed (it is rebuilt when needed): %s", task.exception())
 
     # -- the job ----------------------------------------------------------------------------
 

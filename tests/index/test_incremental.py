@@ -111,3 +111,36 @@ def test_identical_chunks_in_many_files_share_one_vector(fhome: Home, tmp_path: 
         write(repo, f"pkg{i}/util.py", same)
     more = index(fhome, "default", "dups")
     assert (more["changed"], more["embedded"], more["reused"], more["chunks"]) == (4, 0, 4, 8)
+
+
+def _answers(h: Home, project: str, queries: list[str]) -> list[list[tuple[object, ...]]]:
+    """Every chunk each query finds, with its fused score, in a canonical order (ties may list either way)."""
+    out = []
+    for q in queries:
+        status, body = search(h, "default", project, q, k=100)
+        assert status == 200, body
+        out.append(sorted((r["path"], r["start_line"], r["end_line"], r["symbol"], round(r["score"], 5))
+                          for r in body["results"]))
+    return out
+
+
+def test_an_incremental_update_answers_like_a_full_rebuild(fhome: Home, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "one", {"a.py": A, "pkg/b.py": B, "README.md": DOC})
+    fhome.start()
+    add_project(fhome, "default", "inc", repo)
+    index(fhome, "default", "inc")
+    write(repo, "a.py", A.replace("return a + b", "return a + b + 0") + "\n\ndef config_path():\n    return 'x'\n")
+    (repo / "README.md").unlink()
+    write(repo, "pkg/c.py", "def parse_stack_config(items):\n    return Stack()\n")
+    inc = index(fhome, "default", "inc")
+    assert inc["lexical_update"] == "update"  # the lexical index was updated in place, not rebuilt
+    # The same files indexed from scratch as another project.
+    fresh = make_repo(tmp_path / "two", {rel: (repo / rel).read_text() for rel in ("a.py", "pkg/b.py", "pkg/c.py")})
+    add_project(fhome, "default", "full", fresh)
+    assert index(fhome, "default", "full")["lexical_update"] == "build"
+    queries = ["parse the config", "Stack push pop", "add numbers", "config path", "settings file"]
+    assert _answers(fhome, "inc", queries) == _answers(fhome, "full", queries)
+    # And after an engine restart (the lexical index read back from disk, the vectors from base + delta).
+    fhome.stop()
+    fhome.start()
+    assert _answers(fhome, "inc", queries) == _answers(fhome, "full", queries)
