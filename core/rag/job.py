@@ -144,7 +144,10 @@ class IndexRun:
 
     async def _files(self, info: dict[str, Any], root: str, keys: list[tuple[int, str, str, bool]]) -> None:
         h, svc = self.h, self.svc
-        files, skipped = await svc._in("prep", prep.scan, root, MAX_FILE_BYTES)
+        from core.rag import snapshot
+
+        snap = str(svc.folder(self.t, self.p) / snapshot.FILE)
+        files, skipped = await svc._in("prep", prep.scan, root, MAX_FILE_BYTES, snap)
         self.t_scan = time.monotonic()
         known = await self._read("code_file_hashes")  # {path: sha256}
         current = {path: sha for path, sha, _size in files}

@@ -62,8 +62,12 @@ def watch_parent(ppid: int) -> None:
 # -- walk and chunk (the index job's pool) -----------------------------------------------------
 
 
-def scan(root: str, max_bytes: int) -> tuple[list[tuple[str, str, int]], int]:
-    """The files to index under ``root``: ``[(path, sha256, size)]`` sorted by path, and how many were skipped."""
+def scan(root: str, max_bytes: int, snap: str | None = None) -> tuple[list[tuple[str, str, int]], int]:
+    """The files to index under ``root``: ``[(path, sha256, size)]`` sorted by path, and how many were skipped.
+
+    ``snap``: where to record the files' stats for the status's staleness check (core/rag/snapshot.py).
+    """
+    from core.rag import snapshot
     from core.rag.walk import iter_files
 
     skipped = [0]
@@ -71,7 +75,10 @@ def scan(root: str, max_bytes: int) -> tuple[list[tuple[str, str, int]], int]:
     def on_skip(_path: str, _why: str) -> None:
         skipped[0] += 1
 
+    seen = snapshot.take(root) if snap else {}  # before reading: an edit made meanwhile shows as a change
     files = [(f.path, f.sha256, f.size) for f in iter_files(root, max_bytes=max_bytes, on_skip=on_skip)]
+    if snap:
+        snapshot.save(Path(snap), seen, {path: sha for path, sha, _size in files})
     return files, skipped[0]
 
 

@@ -205,6 +205,8 @@ class IndexService:
                        updated_at=format_ts(info["updated_at"]) if info["updated_at"] else None, state="ready")
             if info["state"] == "indexing" or (tenant, project) in self._dense_broken:
                 out["state"] = "stale"  # a run stopped half-way, or the vector index must be rebuilt
+            elif job is None and root is not None and await self._files_changed(tenant, project, root):
+                out["state"] = "stale"  # files added, deleted or edited since the last index
         if last is not None:
             out["job"] = last.as_json(self.e.now())
             if job is not None:
@@ -212,6 +214,13 @@ class IndexService:
             elif last.state == "failed":
                 out["state"] = "failed"
         return out
+
+    async def _files_changed(self, tenant: str, project: str, root: str) -> bool:
+        """Whether the project's files differ from the last index's scan (a thread: stats, maybe a hash)."""
+        from core.rag import snapshot
+
+        n = await asyncio.to_thread(snapshot.changed, root, self.folder(tenant, project) / snapshot.FILE)
+        return bool(n)
 
     # -- search -----------------------------------------------------------------------------
 

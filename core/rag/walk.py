@@ -87,11 +87,7 @@ def iter_files(
     ``root`` is not a directory.
     """
     base = Path(root).resolve()
-    names, how = list_files(base)
-    if how == "walk" and not (base / ".git").exists():
-        # A project folder inside a larger work tree (a monorepo's package): git still knows
-        # best what is tracked and ignored there (the repo's own .gitignore, info/exclude).
-        names = _git_files(base) or names
+    names = listed(base)
     skip = on_skip or (lambda _p, _r: None)
     vendored = pathspec.GitIgnoreSpec.from_lines([*VENDORED, *exclude])
     for rel in names:
@@ -111,6 +107,16 @@ def iter_files(
             skip(rel, found)
         else:
             yield found
+
+
+def listed(base: Path) -> list[str]:
+    """Every path the walk considers under the resolved ``base`` (before any skip rule), sorted."""
+    names, how = list_files(base)
+    if how == "walk" and not (base / ".git").exists():
+        # A project folder inside a larger work tree (a monorepo's package): git still knows
+        # best what is tracked and ignored there (the repo's own .gitignore, info/exclude).
+        names = _git_files(base) or names
+    return names
 
 
 def _open_checked(base: Path, rel: str, max_bytes: int) -> SourceFile | str:
