@@ -50,7 +50,9 @@ FORMAT = 1
 #: Longer "words" are data (base64, hex dumps, minified code), not identifiers: they are skipped.
 MAX_WORD = 64
 
-_CJK = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
+#: CJK characters (a regex character-class body): kana, CJK ideographs, half-width katakana, Hangul.
+CJK_CHARS = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
+_CJK = CJK_CHARS
 # A CJK run, or a word: letters/digits/underscores that are not CJK.
 _TOKEN = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")
 # Pieces of an ASCII identifier part: "HTTPResponse" -> HTTP, Response; "utf8" -> utf, 8.

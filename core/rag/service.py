@@ -237,7 +237,7 @@ class IndexService:
                      filters: dict[str, str | None] | None = None) -> dict[str, Any]:
         """The whole ``POST /v1/search`` answer: results, dense coverage, whether it is complete, time taken."""
         from core.rag import prep
-        from core.rag.fusion import fuse
+        from core.rag.fusion import fuse, weights_for
         from core.rag.represent import query_text
 
         t0 = time.perf_counter()
@@ -281,7 +281,8 @@ class IndexService:
         rows = await self._in("lex", prep.lex_rows, lex_dir, [i for i, _ in dense] + [i for i, _ in lexical], glob,
                               lang)
         dense = [(i, s) for i, s in dense if i in rows]
-        fused = fuse(dense, lexical) if dense else lexical
+        w_dense, w_lexical = weights_for(query)  # a CJK query leans on BM25 (core/rag/fusion.py)
+        fused = fuse(dense, lexical, w_dense=w_dense, w_lexical=w_lexical) if dense else lexical
         results: list[Hit] = []
         for cid, score in fused[:k]:
             path, start, end, symbol, language, snippet = rows[cid]
