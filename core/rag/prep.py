@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,10 +76,13 @@ def scan(root: str, max_bytes: int, snap: str | None = None) -> tuple[list[tuple
     def on_skip(_path: str, _why: str) -> None:
         skipped[0] += 1
 
+    known = snapshot.trusted(snapshot.load(Path(snap))) if snap else {}
+    taken = time.time_ns()
     seen = snapshot.take(root) if snap else {}  # before reading: an edit made meanwhile shows as a change
-    files = [(f.path, f.sha256, f.size) for f in iter_files(root, max_bytes=max_bytes, on_skip=on_skip)]
+    files = [(f.path, f.sha256, f.size)
+             for f in iter_files(root, max_bytes=max_bytes, on_skip=on_skip, known=known)]
     if snap:
-        snapshot.save(Path(snap), seen, {path: sha for path, sha, _size in files})
+        snapshot.save(Path(snap), seen, {path: sha for path, sha, _size in files}, taken)
     return files, skipped[0]
 
 

@@ -17,6 +17,7 @@ Only this module's own bookkeeping (a few numbers per project) runs on the event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -46,6 +47,7 @@ MAX_FILE_BYTES = 1 << 20  # files above this are not indexed (MUSUBI_INDEX_MAX_B
 CANDIDATES = 100  # dense and lexical candidates fused per query
 FAKE_ENV = "MUSUBI_TEST_FAKE_EMBEDDER"  # test hook: a FakeEmbedder of this dimension in the worker
 MAX_GLOB = 1000
+PERSIST_DELAY_S = 5.0  # an updated lexical state is written once no update came for this long
 
 
 class NotIndexed(MusubiError):
@@ -108,6 +110,7 @@ class IndexService:
         self._dense_broken: set[tuple[str, str]] = set()
         self._lex_ready: dict[tuple[str, str], bool] = {}
         self._persisting: set[asyncio.Future[Any]] = set()  # lexical generations being written (prep.lex_persist)
+        self._persist_due: dict[str, asyncio.TimerHandle] = {}  # lexical folder -> its pending write
 
     # -- helpers and their processes --------------------------------------------------------
 
@@ -157,7 +160,14 @@ class IndexService:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        """Engine stop: stop the worker and the helper processes."""
+        """Engine stop: write pending lexical states, stop the worker and the helper processes."""
+        from core.rag import prep
+
+        for lex_dir, handle in list(self._persist_due.items()):
+            handle.cancel()
+            with contextlib.suppress(Exception):  # only a cache: a failure costs a rebuild at the next start
+                await asyncio.wait_for(self._in("lex", prep.lex_persist, lex_dir), 30)
+        self._persist_due.clear()
         if self._worker is not None:
             await self._worker.close()
         for pool in (self._prep, self._lex):
@@ -323,12 +333,30 @@ class IndexService:
             got = await self._in("lex", prep.lex_update, lex_dir, state["mark"], array("q", live).tobytes(), rows,
                                  mark)
             if got is not None:
-                task = asyncio.ensure_future(self._in("lex", prep.lex_persist, lex_dir))
-                self._persisting.add(task)
-                task.add_done_callback(self._persisted)
+                self._persist_later(lex_dir)
                 return "update"
         await self._build_lexical(tenant, project)
         return "build"
+
+    def _persist_later(self, lex_dir: str) -> None:
+        """Write the updated lexical state once edits pause (a later update moves the write on).
+
+        Writing it right away would hold the ``lex`` helper ~0.5 s (more under load) when the next
+        edit's job or a search needs it; until written, the files are only an older cache.
+        """
+        old = self._persist_due.pop(lex_dir, None)
+        if old is not None:
+            old.cancel()
+        self._persist_due[lex_dir] = asyncio.get_running_loop().call_later(PERSIST_DELAY_S, self._persist_now,
+                                                                           lex_dir)
+
+    def _persist_now(self, lex_dir: str) -> None:
+        from core.rag import prep
+
+        self._persist_due.pop(lex_dir, None)
+        task = asyncio.ensure_future(self._in("lex", prep.lex_persist, lex_dir))
+        self._persisting.add(task)
+        task.add_done_callback(self._persisted)
 
     def _persisted(self, task: asyncio.Future[Any]) -> None:
         self._persisting.discard(task)

@@ -8,6 +8,9 @@ change only if its content differs (a ``touch`` or a checkout of the same bytes 
 ``git ls-files`` and one ``stat`` per file.  Like git, it trusts (size, mtime): an edit that keeps
 the size within the same clock tick as the scan's ``stat`` goes unseen until the next index.
 
+The index job's scan also reuses it (:func:`trusted`): a file whose size and mtime are those of the
+snapshot, last modified well before it, keeps its recorded hash without being read again.
+
 The file is only a cache: a missing or unreadable one means "unknown" (None), never a wrong answer.
 """
 
@@ -44,22 +47,45 @@ def take(root: str) -> dict[str, Stat]:
     return stats(base, listed(base))
 
 
-def save(path: Path, seen: dict[str, Stat], hashes: dict[str, str]) -> None:
-    """Write the snapshot (a new file renamed over the old one; only a cache, so no fsync)."""
+def save(path: Path, seen: dict[str, Stat], hashes: dict[str, str], taken_ns: int) -> None:
+    """Write the snapshot (a new file renamed over the old one; only a cache, so no fsync).
+
+    ``taken_ns``: when the stats were taken (before any file was read).
+    """
     rows = [[rel, size, mtime, hashes.get(rel, "")] for rel, (size, mtime) in seen.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(msgspec.msgpack.encode(rows))
+    tmp.write_bytes(msgspec.msgpack.encode({"taken": taken_ns, "rows": rows}))
     os.replace(tmp, path)
+
+
+def load(path: Path) -> tuple[dict[str, tuple[int, int, str]], int] | None:
+    """``({path: (size, mtime_ns, sha256 or "")}, taken_ns)`` of a snapshot, or None when it is unusable."""
+    try:
+        data = msgspec.msgpack.decode(path.read_bytes())
+        return {str(r[0]): (int(r[1]), int(r[2]), str(r[3])) for r in data["rows"]}, int(data["taken"])
+    except (OSError, msgspec.DecodeError, ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def trusted(snap: tuple[dict[str, tuple[int, int, str]], int] | None) -> dict[str, tuple[int, int, str]]:
+    """The snapshot's indexed files whose hash a scan may reuse when their (size, mtime) are unchanged.
+
+    Only files last modified over a second before the snapshot's stats were taken: a later edit then
+    always shows a new mtime (the "racy" case git guards against the same way).
+    """
+    if snap is None:
+        return {}
+    rows, taken = snap
+    return {rel: r for rel, r in rows.items() if r[2] and r[1] < taken - 1_000_000_000}
 
 
 def changed(root: str, path: Path) -> int | None:
     """How many files differ from the snapshot at ``path`` (added, gone or edited); None without a snapshot."""
-    try:
-        rows = msgspec.msgpack.decode(path.read_bytes())
-        old = {str(r[0]): (int(r[1]), int(r[2]), str(r[3])) for r in rows}
-    except (OSError, msgspec.DecodeError, ValueError, TypeError, IndexError):
+    snap = load(path)
+    if snap is None:
         return None
+    old = snap[0]
     base = Path(root).resolve()
     try:
         now = take(root)
