@@ -1,4 +1,4 @@
-"""The files snapshot: the scan reuses the hash of files unchanged since it, and only of those (core/rag/snapshot.py)."""
+"""The files snapshot: the scan reuses the hash of files unchanged since it, and only theirs (core/rag/snapshot.py)."""
 
 from __future__ import annotations
 
