@@ -270,17 +270,34 @@ def method_rankings(runs: Runs, sel: Sequence[int], w_dense: float, method: fusi
             for i in sel]
 
 
-def evaluate(runs: Runs, sel: Sequence[int], targets: Sequence[int], w_dense: float) -> dict[str, tuple[float, ...]]:
+def shipped_rankings(runs: Runs, sel: Sequence[int], queries: Sequence[str]) -> list[list[int]]:
+    """The engine's fusion: z-sum with each query's own weights (``fusion.weights_for``: CJK leans on BM25)."""
+    out = []
+    for i in sel:
+        w_dense, w_lexical = fusion.weights_for(queries[i])
+        out.append(ids(fusion.fuse(runs.dense[i], runs.lexical[i], w_dense=w_dense, w_lexical=w_lexical)))
+    return out
+
+
+def evaluate(runs: Runs, sel: Sequence[int], targets: Sequence[int], w_dense: float,
+             queries: Sequence[str] | None = None) -> dict[str, tuple[float, ...]]:
+    """Metrics per method; with ``queries``, "hybrid" is the shipped per-query weighting (else fixed ``w_dense``)."""
     t = [targets[i] for i in sel]
     out: dict[str, tuple[float, ...]] = {}
     if runs.dense_raw is not None:
         out["dense raw"] = metrics([ids(runs.dense_raw[i]) for i in sel], t)
-    return out | {
+    out |= {
         "dense": metrics([ids(runs.dense[i]) for i in sel], t),
         "lexical": metrics([ids(runs.lexical[i]) for i in sel], t),
         "rrf k=60 1:1": metrics(method_rankings(runs, sel, 0.5, "rrf"), t),
-        "hybrid": metrics(method_rankings(runs, sel, w_dense, "zsum"), t),
     }
+    fixed = metrics(method_rankings(runs, sel, w_dense, "zsum"), t)
+    if queries is not None and any(fusion.cjk_share(queries[i]) for i in sel):
+        out[f"hybrid, fixed {w_dense}/{round(1 - w_dense, 2)}"] = fixed
+        out["hybrid"] = metrics(shipped_rankings(runs, sel, queries), t)
+    else:
+        out["hybrid"] = fixed
+    return out
 
 
 GRID = [round(0.5 + 0.05 * i, 2) for i in range(11)]
@@ -376,7 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ja_targets = [where[(p, q)] for p, q, _ in JA_QUERIES]
 
     n_std = len(stdlib)
-    runs = run_sides(stdlib, [it.query for it in stdlib] + [ja for _, _, ja in JA_QUERIES], encode, args.raw)
+    all_queries = [it.query for it in stdlib] + [ja for _, _, ja in JA_QUERIES]
+    runs = run_sides(stdlib, all_queries, encode, args.raw)
     targets = list(range(n_std)) + ja_targets
     sel = split_sel(stdlib)
 
@@ -385,21 +403,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     w2, _ = tune(runs, sel["test"], targets)
     shipped = fusion.W_DENSE
     rows = []
-    res_std = {s: evaluate(runs, sel[s], targets, shipped) for s in ("tuning", "test")}
+    res_std = {s: evaluate(runs, sel[s], targets, shipped, all_queries) for s in ("tuning", "test")}
     for s in ("tuning", "test"):
         rows += rows_for("stdlib", s, len(sel[s]), res_std[s])
     fold2 = evaluate(runs, sel["tuning"], targets, w2)["hybrid"]
     fold1 = evaluate(runs, sel["test"], targets, w1)["hybrid"]
 
-    runs2 = run_sides(second, [it.query for it in second], encode, args.raw)
+    queries2 = [it.query for it in second]
+    runs2 = run_sides(second, queries2, encode, args.raw)
     sel2 = split_sel(second)
-    res_2nd = {s: evaluate(runs2, sel2[s], list(range(len(second))), shipped) for s in ("tuning", "test")}
+    res_2nd = {s: evaluate(runs2, sel2[s], list(range(len(second))), shipped, queries2) for s in ("tuning", "test")}
     for s in ("tuning", "test"):
         rows += rows_for(args.second, s, len(sel2[s]), res_2nd[s])
 
     ja_sel = list(range(n_std, n_std + len(JA_QUERIES)))
-    rows += rows_for("stdlib", "Japanese", len(ja_sel), evaluate(runs, ja_sel, targets, shipped))
-    rows += rows_for("stdlib", "same, English", len(ja_sel), evaluate(runs, ja_targets, targets, shipped))
+    rows += rows_for("stdlib", "Japanese", len(ja_sel), evaluate(runs, ja_sel, targets, shipped, all_queries))
+    rows += rows_for("stdlib", "same, English", len(ja_sel), evaluate(runs, ja_targets, targets, shipped,
+                                                                      all_queries))
 
     print(table(f"Retrieval quality: all-MiniLM-L6-v2 (torch threads {args.threads}), BM25 (bm25s), hybrid = z-sum "
                 f"w_dense {shipped} / w_lexical {fusion.W_LEXICAL}, {fusion.CANDIDATES} candidates a side",

@@ -9,7 +9,7 @@ suggester: the rows it sees have none and the code is indexed with every ID mask
 BM25, z-sum fusion) run in-process (core/rag/local.py).
 
 Prints, per corpus and threshold: suggestions made (top 3 per requirement), correct ones,
-precision@3, known pairs found, recall, F1; and the threshold with the best F1.  Baseline in the
+precision@3, known pairs found, recall, F1, F0.5; and the threshold with the best mean F0.5.  Baseline in the
 same run: a threshold of -inf (every suggestion kept).
 Run: ``python benchmarks/bench_suggest.py [--repo DIR ...]``.
 """
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(points)
     print(table("Suggested links: precision@3 and recall per threshold (ground truth hidden)",
                 ["corpus", "threshold", "suggested", "correct", "P@3", "found", "recall", "F1", "F0.5", ""], out))
-    print(f"best mean F0.5 over the fixture runs at threshold {best(runs[:2]):g} (shipped: {THRESHOLD:g})")
+    print(f"best mean F0.5 over the fixture runs at threshold {best(runs[:2]):g}; over every corpus measured "
+          f"at {best(runs):g} (shipped: {THRESHOLD:g}, chosen over every corpus)")
     return 0
 
 

@@ -158,6 +158,8 @@ class SearchSettings:
     """Seconds the worker stays loaded after its last request; then it stops and frees its memory."""
     max_inflight: int = 8
     """Requests the engine may have queued at the worker at once; more wait their turn."""
+    nice: int = 0
+    """Niceness added to the worker process (0 to 19): higher lets the engine's own work go first."""
 
     def __post_init__(self) -> None:
         # Plain checks rather than pydantic constraints: this module must not import pydantic.
@@ -169,6 +171,8 @@ class SearchSettings:
             raise ValueError("idle_s must be 0 to 86400 seconds")
         if not 1 <= self.max_inflight <= 1024:
             raise ValueError("max_inflight must be 1 to 1024")
+        if not 0 <= self.nice <= 19:
+            raise ValueError("nice must be 0 to 19")
 
 
 @dataclass

@@ -12,13 +12,24 @@ the smaller id, so the order is deterministic.
 
 The default weights were chosen on the tuning split of the standard-library evaluation
 (benchmarks/bench_retrieval_quality.py, docs/search.md "Retrieval quality").
+
+``weights_for(query)``: the weights for one query.  all-MiniLM-L6-v2 was trained on English; a
+query written in Japanese, Chinese or Korean gets little from it (its CJK word pieces carry almost
+no meaning for the model), while BM25 matches CJK text by character bigrams and the query's ASCII
+words exactly.  So the dense weight shrinks with the share of CJK characters among the query's
+letters and digits: ``w_dense = W_DENSE * (1 - share)``, ``w_lexical = 1 - w_dense``.  An English
+query (share 0) keeps the measured weights exactly; an all-Japanese one is ranked by BM25 alone.
+The rule was set from what the model is, not tuned on queries; docs/search.md reports its effect.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Literal
+
+from core.rag.lexical import CJK_CHARS
 
 #: Shipped weights (the tuning split's best MRR on a 0.05 grid; 0.55-0.7 all within 0.004 of it).
 W_DENSE = 0.6
@@ -28,6 +39,23 @@ CANDIDATES = 100
 RRF_K = 60
 
 Method = Literal["zsum", "rrf"]
+_CJK_CHAR = re.compile(f"[{CJK_CHARS}]")
+_WORD_CHAR = re.compile(r"[^\W_]")
+
+
+def cjk_share(query: str) -> float:
+    """The share of CJK characters among the letters and digits of ``query`` (0 when it has none)."""
+    letters = len(_WORD_CHAR.findall(query))
+    return len(_CJK_CHAR.findall(query)) / letters if letters else 0.0
+
+
+def weights_for(query: str) -> tuple[float, float]:
+    """(w_dense, w_lexical) for ``query``: the shipped weights, the dense one scaled down by its CJK share."""
+    share = cjk_share(query)
+    if not share:
+        return W_DENSE, W_LEXICAL
+    w_dense = W_DENSE * (1.0 - share)
+    return w_dense, 1.0 - w_dense
 
 
 def _zscores(results: Sequence[tuple[int, float]]) -> dict[int, float]:

@@ -144,7 +144,10 @@ class IndexRun:
 
     async def _files(self, info: dict[str, Any], root: str, keys: list[tuple[int, str, str, bool]]) -> None:
         h, svc = self.h, self.svc
-        files, skipped = await svc._in("prep", prep.scan, root, MAX_FILE_BYTES)
+        from core.rag import snapshot
+
+        snap = str(svc.folder(self.t, self.p) / snapshot.FILE)
+        files, skipped = await svc._in("prep", prep.scan, root, MAX_FILE_BYTES, snap)
         self.t_scan = time.monotonic()
         known = await self._read("code_file_hashes")  # {path: sha256}
         current = {path: sha for path, sha, _size in files}
@@ -177,10 +180,7 @@ class IndexRun:
             await h.checkpoint({"phase": "lexical"})
         info.update(files=files_n, chunks=chunks_n, dense_chunks=dense_n)
         self.t_chunk = time.monotonic()
-        lex_dir = str(svc.folder(self.t, self.p) / "lexical")
-        state = await svc._in("lex", prep.lex_state, lex_dir)
-        if changed or gone or state is None or state["chunks"] != chunks_n:
-            await svc._build_lexical(self.t, self.p)
+        self.stats["lexical_update"] = await svc._update_lexical(self.t, self.p, info["next_id"])
 
     # -- 4. embed --------------------------------------------------------------------------
 

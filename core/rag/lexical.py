@@ -50,7 +50,9 @@ FORMAT = 1
 #: Longer "words" are data (base64, hex dumps, minified code), not identifiers: they are skipped.
 MAX_WORD = 64
 
-_CJK = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
+#: CJK characters (a regex character-class body): kana, CJK ideographs, half-width katakana, Hangul.
+CJK_CHARS = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
+_CJK = CJK_CHARS
 # A CJK run, or a word: letters/digits/underscores that are not CJK.
 _TOKEN = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")
 # Pieces of an ASCII identifier part: "HTTPResponse" -> HTTP, Response; "utf8" -> utf, 8.
@@ -138,8 +140,6 @@ class TokenCache:
 
     def counts(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """The term counts of each text, tokenising only texts not seen by the previous build."""
-        import numpy as np
-
         old = self.docs
         new: dict[bytes, tuple[np.ndarray, np.ndarray, int]] = {}
         out = []
@@ -148,21 +148,40 @@ class TokenCache:
             key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
             got = new.get(key) or old.get(key)
             if got is None:
-                tokens = code_tokens(text)
-                ids: dict[int, int] = {}
-                for t in tokens:
-                    tid = self.term_ids.get(t)
-                    if tid is None:
-                        tid = self.term_ids[t] = len(self.terms)
-                        self.terms.append(t)
-                    ids[tid] = ids.get(tid, 0) + 1
-                got = (np.fromiter(ids.keys(), dtype=np.int64, count=len(ids)),
-                       np.fromiter(ids.values(), dtype=np.float32, count=len(ids)), len(tokens))
+                got = self.term_counts(text)
                 self.tokenised += 1
             new[key] = got
             out.append(got)
         self.docs = new
         return out
+
+    def add(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Like :meth:`counts` for a few new texts of an incremental update: nothing is dropped from the cache."""
+        out = []
+        self.tokenised = 0
+        for text in texts:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            got = self.docs.get(key)
+            if got is None:
+                got = self.docs[key] = self.term_counts(text)
+                self.tokenised += 1
+            out.append(got)
+        return out
+
+    def term_counts(self, text: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(term ids, counts as float32, length in tokens) of one text; new terms join the vocabulary."""
+        import numpy as np
+
+        tokens = code_tokens(text)
+        ids: dict[int, int] = {}
+        for t in tokens:
+            tid = self.term_ids.get(t)
+            if tid is None:
+                tid = self.term_ids[t] = len(self.terms)
+                self.terms.append(t)
+            ids[tid] = ids.get(tid, 0) + 1
+        return (np.fromiter(ids.keys(), dtype=np.int64, count=len(ids)),
+                np.fromiter(ids.values(), dtype=np.float32, count=len(ids)), len(tokens))
 
     def save(self, path: str | Path) -> None:
         """Write the cache to ``path`` (new file, fsync, rename).  It is only a cache: any version is valid."""
@@ -283,6 +302,20 @@ class LexicalIndex:
             return cls(id_arr, None)
         cache = cache if cache is not None else TokenCache()
         return cls(id_arr, _bm25_from_counts(cache.counts(texts), cache))
+
+    @classmethod
+    def from_counts(cls, ids: Sequence[int], docs: Sequence[tuple[np.ndarray, np.ndarray, int]],
+                    cache: TokenCache) -> LexicalIndex:
+        """The index of documents already counted (term ids of ``cache``): what :meth:`build` makes of their texts.
+
+        An incremental update keeps each chunk's counts and calls this; the scores equal a build from the texts.
+        """
+        import numpy as np
+
+        id_arr = np.asarray(list(ids), dtype=np.int64)
+        if len(id_arr) != len(docs):
+            raise ValueError(f"LexicalIndex.from_counts: {len(id_arr)} ids for {len(docs)} documents")
+        return cls(id_arr, _bm25_from_counts(list(docs), cache) if len(id_arr) else None)
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """The ``k`` best ``(chunk id, score)`` pairs, best first (ties by id); only chunks sharing a term."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.rag.chunks import Chunk
-from core.rag.fusion import CANDIDATES, fuse
+from core.rag.fusion import CANDIDATES, fuse, weights_for
 
 Hit = dict[str, Any]
 
@@ -58,7 +58,8 @@ class LocalSearch:
         dense = [(int(i), float(scores[i])) for i in order]
         lexical = self.lexical.search(query, n)
         out: list[Hit] = []
-        for cid, score in fuse(dense, lexical)[:k]:
+        w_dense, w_lexical = weights_for(query)  # as the engine's search (core/rag/service.py)
+        for cid, score in fuse(dense, lexical, w_dense=w_dense, w_lexical=w_lexical)[:k]:
             c = self.chunks[cid]
             out.append({"path": c.path, "start_line": c.start_line, "end_line": c.end_line, "symbol": c.symbol,
                         "language": c.language, "score": round(float(score), 6), "snippet": c.text})

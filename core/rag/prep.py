@@ -7,21 +7,25 @@ chunking of an index job, one that keeps each project's lexical index loaded and
 queries).  Arguments and answers are plain tuples and dicts (pickled by the pool).
 
 A project's lexical state lives in its folder ``<index dir>/lexical``: ``current.json`` names the
-generation in force; ``lex-<gen>/`` is the :class:`core.rag.lexical.LexicalIndex` and
-``meta-<gen>.msgpack`` each chunk's path, lines, symbol, language and snippet.  A new generation
-is written whole (fsynced) before ``current.json`` is replaced (write, fsync, rename), so a crash
-leaves the old generation or the new one, never a mix.
+generation in force; ``lex-<gen>/`` is the :class:`core.rag.lexical.LexicalIndex`,
+``meta-<gen>.msgpack`` each chunk's path, lines, symbol, language and snippet, ``docs-<gen>.npz`` the
+term counts by chunk id.  A new generation is written whole (fsynced) before ``current.json`` is
+replaced (write, fsync, rename), so a crash leaves the old generation or the new one, never a mix.
+A one-file change is applied in memory (:func:`lex_update`) and written afterwards
+(:func:`lex_persist`); see :mod:`core.rag.lexstate`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
-import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.rag.lexstate import LexState
 
 # A chunk as the engine stores it (columns of code_chunks, in this order).
 ROW_FIELDS = ("chunk_id", "path", "start_line", "end_line", "language", "kind", "symbol", "signature", "part",
@@ -32,8 +36,8 @@ TOKENS_FILE = "tokens.npz"
 TOKENS_SAVE_MIN = 1000  # texts tokenised by a build before it rewrites TOKENS_FILE (small edits do not)
 SNIPPET_CHARS = 1200
 
-# The lexical indexes loaded in this process: folder -> (generation, LexicalIndex, meta).
-_LOADED: dict[str, tuple[int, Any, dict[int, tuple[str, int, int, str, str, str]]]] = {}
+# The lexical indexes loaded in this process: folder -> core.rag.lexstate.LexState.
+_LOADED: dict[str, LexState] = {}
 # Each project's token cache (folder -> core.rag.lexical.TokenCache): a rebuild after a one-file change
 # tokenises that file's chunks only.  Saved to TOKENS_FILE after a big build, read by the first build
 # of a new helper process; a stale file only costs the re-tokenising of the texts it lacks.
@@ -59,8 +63,12 @@ def watch_parent(ppid: int) -> None:
 # -- walk and chunk (the index job's pool) -----------------------------------------------------
 
 
-def scan(root: str, max_bytes: int) -> tuple[list[tuple[str, str, int]], int]:
-    """The files to index under ``root``: ``[(path, sha256, size)]`` sorted by path, and how many were skipped."""
+def scan(root: str, max_bytes: int, snap: str | None = None) -> tuple[list[tuple[str, str, int]], int]:
+    """The files to index under ``root``: ``[(path, sha256, size)]`` sorted by path, and how many were skipped.
+
+    ``snap``: where to record the files' stats for the status's staleness check (core/rag/snapshot.py).
+    """
+    from core.rag import snapshot
     from core.rag.walk import iter_files
 
     skipped = [0]
@@ -68,7 +76,13 @@ def scan(root: str, max_bytes: int) -> tuple[list[tuple[str, str, int]], int]:
     def on_skip(_path: str, _why: str) -> None:
         skipped[0] += 1
 
-    files = [(f.path, f.sha256, f.size) for f in iter_files(root, max_bytes=max_bytes, on_skip=on_skip)]
+    known = snapshot.trusted(snapshot.load(Path(snap))) if snap else {}
+    taken = time.time_ns()
+    seen = snapshot.take(root) if snap else {}  # before reading: an edit made meanwhile shows as a change
+    files = [(f.path, f.sha256, f.size)
+             for f in iter_files(root, max_bytes=max_bytes, on_skip=on_skip, known=known)]
+    if snap:
+        snapshot.save(Path(snap), seen, {path: sha for path, sha, _size in files}, taken)
     return files, skipped[0]
 
 
@@ -104,115 +118,142 @@ def chunk_files(root: str, paths: list[str]) -> list[tuple[str, str, int, list[d
 # -- lexical index (the search pool) ----------------------------------------------------------
 
 
-def _current(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / "current.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("gen"), int) else None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _snippet(text: str) -> str:
     lines = text.splitlines()[:SNIPPET_LINES]
     return "\n".join(lines)[:SNIPPET_CHARS]
 
 
-def lex_build(folder: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """Build the lexical index of a project from all its chunk rows (:data:`ROW_FIELDS`) and make it current."""
-    import msgspec
+def _meta(r: tuple[Any, ...]) -> tuple[str, int, int, str, str, str]:
+    return (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9]))
 
+
+def _lexical_texts(rows: list[tuple[Any, ...]]) -> list[str]:
     from core.rag.chunks import Chunk
-    from core.rag.lexical import LexicalIndex, TokenCache
     from core.rag.represent import lexical_text
+
+    return [lexical_text(Chunk(path=r[1], start_line=r[2], end_line=r[3], language=r[4], kind=r[5], symbol=r[6],
+                               signature=r[7], text=r[9], part=r[8])) for r in rows]
+
+
+def _cache(folder: str) -> Any:
+    from core.rag.lexical import TokenCache
+
+    cache = _TOKENS.get(folder)
+    if cache is None:  # first build in this process: start from the cache an earlier build saved
+        cache = _TOKENS[folder] = TokenCache.load(Path(folder) / TOKENS_FILE)
+    return cache
+
+
+def lex_build(folder: str, rows: list[tuple[Any, ...]], mark: int | None = None) -> dict[str, Any]:
+    """Build the lexical index of a project from all its chunk rows (:data:`ROW_FIELDS`, in id order).
+
+    ``mark`` is the project's ``next_id`` the rows were read at (see :mod:`core.rag.lexstate`).  The new
+    generation is written and made current before this returns.
+    """
+    from core.rag.lexical import LexicalIndex
+    from core.rag.lexstate import LexState, write_generation
 
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
-    cur = _current(d)
-    gen = (cur["gen"] if cur else 0) + 1
     ids = [int(r[0]) for r in rows]
-    texts = [lexical_text(Chunk(path=r[1], start_line=r[2], end_line=r[3], language=r[4], kind=r[5], symbol=r[6],
-                                signature=r[7], text=r[9], part=r[8])) for r in rows]
-    cache = _TOKENS.get(folder)
-    if cache is None:  # first build in this process: start from the cache an earlier build saved
-        cache = _TOKENS[folder] = TokenCache.load(d / TOKENS_FILE)
-    index = LexicalIndex.build(ids, texts, cache)
-    if cache.tokenised >= max(TOKENS_SAVE_MIN, len(texts) // 10):  # a big build: save its tokens for a restarted helper
+    cache = _cache(folder)
+    counts = cache.counts(_lexical_texts(rows))
+    index = LexicalIndex.from_counts(ids, counts, cache)
+    if cache.tokenised >= max(TOKENS_SAVE_MIN, len(rows) // 10):  # a big build: save its tokens for a restarted helper
         cache.save(d / TOKENS_FILE)
-    index.save(d / f"lex-{gen}")
-    # A chunk id's row never changes (ids are not reused), so the loaded generation's entries are kept.
+    # A chunk id's row never changes (ids are not reused), so the loaded state's entries are kept.
     prev = _LOADED.get(folder)
-    prev_meta = prev[2] if prev is not None else {}
+    prev_meta = prev.meta if prev is not None else {}
     meta = {}
     for r in rows:
-        cid = int(r[0])
-        m = prev_meta.get(cid)
-        if m is None or m[0] != r[1] or m[1] != r[2] or m[2] != r[3]:
-            m = (r[1], int(r[2]), int(r[3]), r[6], r[4], _snippet(r[9]))
-        meta[cid] = m
-    meta_path = d / f"meta-{gen}.msgpack"
-    with open(meta_path, "wb") as f:
-        f.write(msgspec.msgpack.encode([[k, *v] for k, v in meta.items()]))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp = d / "current.json.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"gen": gen, "chunks": len(rows)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, d / "current.json")
-    _fsync_dir(d)
-    _LOADED[folder] = (gen, index, meta)
-    for old in d.iterdir():  # earlier generations (and leftovers of a crash)
-        name = old.name
-        stale = name.startswith(("lex-", "meta-", f".{TOKENS_FILE}.tmp-"))
-        if stale and name not in (f"lex-{gen}", f"meta-{gen}.msgpack"):
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    old.unlink()
-    return {"gen": gen, "chunks": len(rows)}
+        m = prev_meta.get(int(r[0]))
+        meta[int(r[0])] = m if m is not None and m[:3] == (r[1], r[2], r[3]) else _meta(r)
+    state = LexState(gen=prev.gen if prev else 0, index=index, meta=meta, mark=mark,
+                     docs=dict(zip(ids, counts, strict=True)), saved=False)
+    write_generation(d, state, cache)
+    _LOADED[folder] = state
+    return {"gen": state.gen, "chunks": len(rows), "mark": mark}
 
 
-def _loaded(folder: str) -> tuple[int, Any, dict[int, tuple[str, int, int, str, str, str]]] | None:
-    """The project's current lexical index, loaded once (None when there is none or it is unreadable)."""
-    import msgspec
+def lex_update(folder: str, mark_before: int, live: bytes, rows: list[tuple[Any, ...]],
+               mark: int) -> dict[str, Any] | None:
+    """Apply a change to the project's lexical index in place: ``rows`` added, chunks not in ``live`` removed.
 
-    from core.rag.lexical import LexicalIndex, LexicalIndexCorrupt
+    ``live`` holds every chunk id of the project now (int64 bytes); ``rows`` the chunks added since
+    ``mark_before`` (:data:`ROW_FIELDS`, ids above every indexed id).  Returns None, changing nothing,
+    when the helper's state is not the one at ``mark_before`` or the change does not add up: the
+    caller builds from all rows instead.  The new state is written later by :func:`lex_persist`.
+    """
+    from array import array
 
-    d = Path(folder)
-    cur = _current(d)
-    if cur is None:
-        _LOADED.pop(folder, None)
+    from core.rag.lexical import LexicalIndex
+    from core.rag.lexstate import load_docs
+
+    st = _loaded(folder)
+    if st is None or st.mark is None or st.mark != mark_before:
         return None
-    have = _LOADED.get(folder)
-    if have is not None and have[0] == cur["gen"]:
-        return have
-    try:
-        index = LexicalIndex.load(d / f"lex-{cur['gen']}")
-        raw = msgspec.msgpack.decode((d / f"meta-{cur['gen']}.msgpack").read_bytes())
-        meta = {int(r[0]): (str(r[1]), int(r[2]), int(r[3]), str(r[4]), str(r[5]), str(r[6])) for r in raw}
-    except (LexicalIndexCorrupt, OSError, msgspec.DecodeError, ValueError, IndexError, TypeError):
-        _LOADED.pop(folder, None)
+    cache = _cache(folder)
+    docs = st.docs
+    if docs is None:  # loaded from disk: the counts of its generation
+        docs = load_docs(Path(folder) / f"docs-{st.gen}.npz", cache)
+        if docs is None or len(docs) != len(st.meta):
+            return None
+    alive = array("q")
+    alive.frombytes(live)
+    alive_set = set(alive)
+    new_ids = [int(r[0]) for r in rows]
+    top = max(docs, default=-1)
+    removed = [cid for cid in docs if cid not in alive_set]
+    if (new_ids != sorted(set(new_ids)) or (new_ids and new_ids[0] <= top)
+            or len(docs) - len(removed) + len(new_ids) != len(alive_set) or not alive_set.issuperset(new_ids)):
         return None
-    if len(meta) != cur.get("chunks"):
+    docs = dict(docs)
+    for cid in removed:
+        del docs[cid]
+    counts = cache.add(_lexical_texts(rows))
+    docs.update(zip(new_ids, counts, strict=True))  # new ids are the largest: the dict stays in id order
+    meta = dict(st.meta)
+    for cid in removed:
+        meta.pop(cid, None)
+    meta.update((int(r[0]), _meta(r)) for r in rows)
+    st.index = LexicalIndex.from_counts(list(docs), list(docs.values()), cache)
+    st.meta, st.docs, st.mark, st.saved = meta, docs, mark, False
+    return {"gen": st.gen, "chunks": len(docs), "mark": mark, "added": len(rows), "removed": len(removed)}
+
+
+def lex_persist(folder: str) -> bool:
+    """Write the project's in-memory lexical state as a new generation if an update left it unsaved."""
+    from core.rag.lexstate import write_generation
+
+    st = _LOADED.get(folder)
+    if st is None or st.saved:
+        return False
+    write_generation(Path(folder), st, _TOKENS.get(folder))
+    return True
+
+
+def _loaded(folder: str, expect: int | None = None) -> LexState | None:
+    """The project's lexical state (the one in memory, else the current generation on disk), or None.
+
+    ``expect``: the mark the caller knows is current; a state with another mark is None (stale).
+    """
+    from core.rag.lexstate import read_generation
+
+    st = _LOADED.get(folder)
+    if st is None:
+        st = read_generation(Path(folder))
+        if st is None:
+            return None
+        _LOADED[folder] = st
+    if expect is not None and st.mark != expect:
         return None
-    _LOADED[folder] = (cur["gen"], index, meta)
-    return _LOADED[folder]
+    return st
 
 
 def lex_state(folder: str) -> dict[str, Any] | None:
-    """``{"gen", "chunks"}`` of the project's usable lexical index, or None (missing or torn: rebuild it)."""
+    """``{"gen", "chunks", "mark"}`` of the project's usable lexical index, or None (missing or torn: rebuild it)."""
     got = _loaded(folder)
-    return None if got is None else {"gen": got[0], "chunks": len(got[2])}
+    return None if got is None else {"gen": got.gen, "chunks": len(got.meta), "mark": got.mark}
 
 
 def matches(path: str, language: str, glob: str | None, lang: str | None) -> bool:
@@ -226,12 +267,14 @@ def matches(path: str, language: str, glob: str | None, lang: str | None) -> boo
     return "/" not in glob and fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], glob)
 
 
-def lex_search(folder: str, query: str, k: int, glob: str | None, lang: str | None) -> list[tuple[int, float]] | None:
-    """The ``k`` best lexical hits passing the filters, best first; None when the project has no lexical index."""
-    got = _loaded(folder)
+def lex_search(folder: str, query: str, k: int, glob: str | None, lang: str | None,
+               expect: int | None = None) -> list[tuple[int, float]] | None:
+    """The ``k`` best lexical hits passing the filters, best first; None when the project has no lexical index
+    (or, with ``expect``, none of that mark)."""
+    got = _loaded(folder, expect)
     if got is None:
         return None
-    _gen, index, meta = got
+    index, meta = got.index, got.meta
     want = k if glob is None and lang is None else max(k * 20, 1000)
     out = []
     for cid, score in index.search(query, want):
@@ -248,7 +291,7 @@ def lex_rows(folder: str, ids: list[int], glob: str | None, lang: str | None) ->
     got = _loaded(folder)
     if got is None:
         return {}
-    meta = got[2]
+    meta = got.meta
     out = {}
     for cid in ids:
         m = meta.get(cid)

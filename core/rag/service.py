@@ -17,6 +17,7 @@ Only this module's own bookkeeping (a few numbers per project) runs on the event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -46,6 +47,7 @@ MAX_FILE_BYTES = 1 << 20  # files above this are not indexed (MUSUBI_INDEX_MAX_B
 CANDIDATES = 100  # dense and lexical candidates fused per query
 FAKE_ENV = "MUSUBI_TEST_FAKE_EMBEDDER"  # test hook: a FakeEmbedder of this dimension in the worker
 MAX_GLOB = 1000
+PERSIST_DELAY_S = 5.0  # an updated lexical state is written once no update came for this long
 
 
 class NotIndexed(MusubiError):
@@ -107,6 +109,8 @@ class IndexService:
         self._info: dict[tuple[str, str], dict[str, Any]] = {}
         self._dense_broken: set[tuple[str, str]] = set()
         self._lex_ready: dict[tuple[str, str], bool] = {}
+        self._persisting: set[asyncio.Future[Any]] = set()  # lexical generations being written (prep.lex_persist)
+        self._persist_due: dict[str, asyncio.TimerHandle] = {}  # lexical folder -> its pending write
 
     # -- helpers and their processes --------------------------------------------------------
 
@@ -156,7 +160,14 @@ class IndexService:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        """Engine stop: stop the worker and the helper processes."""
+        """Engine stop: write pending lexical states, stop the worker and the helper processes."""
+        from core.rag import prep
+
+        for lex_dir, handle in list(self._persist_due.items()):
+            handle.cancel()
+            with contextlib.suppress(Exception):  # only a cache: a failure costs a rebuild at the next start
+                await asyncio.wait_for(self._in("lex", prep.lex_persist, lex_dir), 30)
+        self._persist_due.clear()
         if self._worker is not None:
             await self._worker.close()
         for pool in (self._prep, self._lex):
@@ -204,6 +215,8 @@ class IndexService:
                        updated_at=format_ts(info["updated_at"]) if info["updated_at"] else None, state="ready")
             if info["state"] == "indexing" or (tenant, project) in self._dense_broken:
                 out["state"] = "stale"  # a run stopped half-way, or the vector index must be rebuilt
+            elif job is None and root is not None and await self._files_changed(tenant, project, root):
+                out["state"] = "stale"  # files added, deleted or edited since the last index
         if last is not None:
             out["job"] = last.as_json(self.e.now())
             if job is not None:
@@ -211,6 +224,13 @@ class IndexService:
             elif last.state == "failed":
                 out["state"] = "failed"
         return out
+
+    async def _files_changed(self, tenant: str, project: str, root: str) -> bool:
+        """Whether the project's files differ from the last index's scan (a thread: stats, maybe a hash)."""
+        from core.rag import snapshot
+
+        n = await asyncio.to_thread(snapshot.changed, root, self.folder(tenant, project) / snapshot.FILE)
+        return bool(n)
 
     # -- search -----------------------------------------------------------------------------
 
@@ -227,7 +247,7 @@ class IndexService:
                      filters: dict[str, str | None] | None = None) -> dict[str, Any]:
         """The whole ``POST /v1/search`` answer: results, dense coverage, whether it is complete, time taken."""
         from core.rag import prep
-        from core.rag.fusion import fuse
+        from core.rag.fusion import fuse, weights_for
         from core.rag.represent import query_text
 
         t0 = time.perf_counter()
@@ -247,7 +267,11 @@ class IndexService:
         folder = self.folder(tenant, project)
         lex_dir = str(folder / "lexical")
         n = CANDIDATES if glob is None and lang is None else max(CANDIDATES, min(2000, k * 20))
-        lexical_task = asyncio.ensure_future(self._in("lex", prep.lex_search, lex_dir, query, n, glob, lang))
+        # No job running: the lexical index must be the chunk table's (a stale one, e.g. after a crash, is
+        # rebuilt).  During a job's file phase the previous state answers (docs/search.md).
+        expect = info["next_id"] if self._active_job(tenant, project) is None else None
+        lexical_task = asyncio.ensure_future(self._in("lex", prep.lex_search, lex_dir, query, n, glob, lang,
+                                                      expect))
         dense: list[tuple[int, float]] = []
         dense_ok = info["dense_chunks"] > 0 and (tenant, project) not in self._dense_broken
         if dense_ok:
@@ -267,7 +291,8 @@ class IndexService:
         rows = await self._in("lex", prep.lex_rows, lex_dir, [i for i, _ in dense] + [i for i, _ in lexical], glob,
                               lang)
         dense = [(i, s) for i, s in dense if i in rows]
-        fused = fuse(dense, lexical) if dense else lexical
+        w_dense, w_lexical = weights_for(query)  # a CJK query leans on BM25 (core/rag/fusion.py)
+        fused = fuse(dense, lexical, w_dense=w_dense, w_lexical=w_lexical) if dense else lexical
         results: list[Hit] = []
         for cid, score in fused[:k]:
             path, start, end, symbol, language, snippet = rows[cid]
@@ -279,10 +304,64 @@ class IndexService:
                 "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
     async def _build_lexical(self, tenant: str, project: str) -> None:
+        """Build the project's lexical index from every chunk row (the slow path; :meth:`_update_lexical`)."""
         from core.rag import prep
 
+        info = await self.info(tenant, project)
+        mark = info["next_id"] if info is not None else None  # read before the rows (see core.rag.lexstate)
         rows = await self.e.read(self.e.storage.code_chunk_rows, tenant, project)
-        await self._in("lex", prep.lex_build, str(self.folder(tenant, project) / "lexical"), rows)
+        await self._in("lex", prep.lex_build, str(self.folder(tenant, project) / "lexical"), rows, mark)
+
+    async def _update_lexical(self, tenant: str, project: str, mark: int) -> str:
+        """Bring the lexical index to the chunk table at ``mark`` (next_id): an update if it can, else a build.
+
+        Returns what was done: ``"none"``, ``"update"`` or ``"build"``.  After an update the new
+        generation is written by a later request to the helper (a cache; docs/search.md).
+        """
+        from array import array
+
+        from core.rag import prep
+
+        lex_dir = str(self.folder(tenant, project) / "lexical")
+        state = await self._in("lex", prep.lex_state, lex_dir)
+        live = [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, tenant, project)]
+        if state is not None and state["mark"] == mark and state["chunks"] == len(live):
+            return "none"
+        if state is not None and state["mark"] is not None and state["mark"] <= mark:
+            added = [cid for cid in live if cid >= state["mark"]]
+            rows = sorted(await self.e.read(self.e.storage.code_passages, tenant, project, added))
+            got = await self._in("lex", prep.lex_update, lex_dir, state["mark"], array("q", live).tobytes(), rows,
+                                 mark)
+            if got is not None:
+                self._persist_later(lex_dir)
+                return "update"
+        await self._build_lexical(tenant, project)
+        return "build"
+
+    def _persist_later(self, lex_dir: str) -> None:
+        """Write the updated lexical state once edits pause (a later update moves the write on).
+
+        Writing it right away would hold the ``lex`` helper ~0.5 s (more under load) when the next
+        edit's job or a search needs it; until written, the files are only an older cache.
+        """
+        old = self._persist_due.pop(lex_dir, None)
+        if old is not None:
+            old.cancel()
+        self._persist_due[lex_dir] = asyncio.get_running_loop().call_later(PERSIST_DELAY_S, self._persist_now,
+                                                                           lex_dir)
+
+    def _persist_now(self, lex_dir: str) -> None:
+        from core.rag import prep
+
+        self._persist_due.pop(lex_dir, None)
+        task = asyncio.ensure_future(self._in("lex", prep.lex_persist, lex_dir))
+        self._persisting.add(task)
+        task.add_done_callback(self._persisted)
+
+    def _persisted(self, task: asyncio.Future[Any]) -> None:
+        self._persisting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("writing a lexical index failed (it is rebuilt when needed): %s", task.exception())
 
     # -- the job ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,19 +79,18 @@ def iter_files(
     max_bytes: int = DEFAULT_MAX_BYTES,
     exclude: Sequence[str] = (),
     on_skip: Callable[[str, str], None] | None = None,
+    known: Mapping[str, tuple[int, int, str]] | None = None,
 ) -> Iterator[SourceFile]:
     """The files of the project at ``root`` worth indexing, sorted by path (see the module docstring).
 
     ``exclude`` adds gitignore-style patterns to :data:`VENDORED`; ``on_skip(path, reason)``
-    hears about every file left out and why.  Raises :class:`core.errors.BadRequest` if
+    hears about every file left out and why.  ``known`` (``path -> (size, mtime_ns, sha256)``, from
+    :func:`core.rag.snapshot.trusted`): a regular file with that size and mtime is not read again,
+    its recorded hash is reused.  Raises :class:`core.errors.BadRequest` if
     ``root`` is not a directory.
     """
     base = Path(root).resolve()
-    names, how = list_files(base)
-    if how == "walk" and not (base / ".git").exists():
-        # A project folder inside a larger work tree (a monorepo's package): git still knows
-        # best what is tracked and ignored there (the repo's own .gitignore, info/exclude).
-        names = _git_files(base) or names
+    names = listed(base)
     skip = on_skip or (lambda _p, _r: None)
     vendored = pathspec.GitIgnoreSpec.from_lines([*VENDORED, *exclude])
     for rel in names:
@@ -106,11 +105,37 @@ def iter_files(
         if os.path.splitext(rel)[1].lower() in BINARY_SUFFIXES:
             skip(rel, "binary (by extension)")
             continue
+        if known and rel in known:
+            same = _unchanged(base / rel, known[rel], max_bytes)
+            if same is not None:
+                yield SourceFile(path=rel, abspath=base / rel, size=same, sha256=known[rel][2])
+                continue
         found = _open_checked(base, rel, max_bytes)
         if isinstance(found, str):
             skip(rel, found)
         else:
             yield found
+
+
+def listed(base: Path) -> list[str]:
+    """Every path the walk considers under the resolved ``base`` (before any skip rule), sorted."""
+    names, how = list_files(base)
+    if how == "walk" and not (base / ".git").exists():
+        # A project folder inside a larger work tree (a monorepo's package): git still knows
+        # best what is tracked and ignored there (the repo's own .gitignore, info/exclude).
+        names = _git_files(base) or names
+    return names
+
+
+def _unchanged(path: Path, was: tuple[int, int, str], max_bytes: int) -> int | None:
+    """The size of ``path`` if it is still the regular file ``was`` describes (same size and mtime), else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes or (st.st_size, st.st_mtime_ns) != was[:2]:
+        return None
+    return st.st_size
 
 
 def _open_checked(base: Path, rel: str, max_bytes: int) -> SourceFile | str:

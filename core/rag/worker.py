@@ -32,6 +32,7 @@ only what was added since the last ``vec_save`` (the indexer checkpoints with it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -269,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=0, help="encode batch size (0: the measured default)")
     p.add_argument("--cache-dir", default=None, help="where the packaged model is extracted")
     p.add_argument("--fake", type=int, default=0, metavar="DIM", help="tests: a FakeEmbedder of DIM, no model")
+    p.add_argument("--nice", type=int, default=0, help="niceness to add (the [search] nice setting)")
     args = p.parse_args(argv)
+    if args.nice:
+        with contextlib.suppress(OSError):  # lowering priority is always allowed; a failure only costs priority
+            os.nice(args.nice)
 
     # Frames go to the real stdout; anything else that writes to fd 1 lands in the log (stderr).
     out = os.fdopen(os.dup(1), "wb", buffering=0)

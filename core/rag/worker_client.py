@@ -118,6 +118,8 @@ class WorkerClient:
         s = self.settings
         argv = [self.python, "-m", "core.rag.worker", "--device", s.device, "--threads", str(s.threads),
                 "--batch", str(s.batch)]
+        if s.nice:
+            argv += ["--nice", str(s.nice)]
         if s.model:
             argv += ["--model", s.model]
         if self.cache_dir:

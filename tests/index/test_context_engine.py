@@ -9,6 +9,7 @@ import pytest
 
 from core.api import responses as a
 from core.models.tokens import count_exact
+from core.trace.suggest import THRESHOLD
 from tests.cli.helpers import Cli
 from tests.engine.helpers import Home, poll
 from tests.engine.test_api_models import _exactly
@@ -104,7 +105,7 @@ def test_trace_reads_get_suggestions_from_the_index_in_the_background(fhome: Hom
     index(h, "default", "tr")
     assert report()["suggestions"]["state"] in ("updating", "ready")  # the read itself never waits
     ready = poll(lambda: (r := report())["suggestions"]["state"] == "ready" and r, timeout=60, interval=0.2)
-    assert ready["suggestions"]["threshold"] == 1.0
+    assert ready["suggestions"]["threshold"] == THRESHOLD
     links = [lk for r in ready["requirements"] for c in ("code", "tests") for lk in r["links"][c]
              if lk["state"] == "suggested"]
     assert ready["suggestions"]["count"] == len(links)

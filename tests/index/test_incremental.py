@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.engine.helpers import Home
 
@@ -38,10 +39,14 @@ Install it.
 '''
 
 
-def _chunks(h: Home, project: str) -> int:
+def _status(h: Home, project: str) -> dict[str, Any]:
     status, body = h.raw("GET", "/v1/index/status", tenant="default", project=project)
     assert status == 200, body
-    return int(body["chunks"])
+    return dict(body)
+
+
+def _chunks(h: Home, project: str) -> int:
+    return int(_status(h, project)["chunks"])
 
 
 def test_edit_move_delete_and_branch_switch_embed_only_what_changed(fhome: Home, tmp_path: Path) -> None:
@@ -111,3 +116,75 @@ def test_identical_chunks_in_many_files_share_one_vector(fhome: Home, tmp_path: 
         write(repo, f"pkg{i}/util.py", same)
     more = index(fhome, "default", "dups")
     assert (more["changed"], more["embedded"], more["reused"], more["chunks"]) == (4, 0, 4, 8)
+
+
+def _answers(h: Home, project: str, queries: list[str]) -> list[list[tuple[object, ...]]]:
+    """Every chunk each query finds, with its fused score, in a canonical order (ties may list either way)."""
+    out = []
+    for q in queries:
+        status, body = search(h, "default", project, q, k=100)
+        assert status == 200, body
+        out.append(sorted((r["path"], r["start_line"], r["end_line"], r["symbol"], round(r["score"], 5))
+                          for r in body["results"]))
+    return out
+
+
+def test_an_incremental_update_answers_like_a_full_rebuild(fhome: Home, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "one", {"a.py": A, "pkg/b.py": B, "README.md": DOC})
+    fhome.start()
+    add_project(fhome, "default", "inc", repo)
+    index(fhome, "default", "inc")
+    write(repo, "a.py", A.replace("return a + b", "return a + b + 0") + "\n\ndef config_path():\n    return 'x'\n")
+    (repo / "README.md").unlink()
+    write(repo, "pkg/c.py", "def parse_stack_config(items):\n    return Stack()\n")
+    inc = index(fhome, "default", "inc")
+    assert inc["lexical_update"] == "update"  # the lexical index was updated in place, not rebuilt
+    # The same files indexed from scratch as another project.
+    fresh = make_repo(tmp_path / "two", {rel: (repo / rel).read_text() for rel in ("a.py", "pkg/b.py", "pkg/c.py")})
+    add_project(fhome, "default", "full", fresh)
+    assert index(fhome, "default", "full")["lexical_update"] == "build"
+    queries = ["parse the config", "Stack push pop", "add numbers", "config path", "settings file"]
+    assert _answers(fhome, "inc", queries) == _answers(fhome, "full", queries)
+    # And after an engine restart (the lexical index read back from disk, the vectors from base + delta).
+    fhome.stop()
+    fhome.start()
+    assert _answers(fhome, "inc", queries) == _answers(fhome, "full", queries)
+
+
+def _state(h: Home, project: str) -> str:
+    return str(_status(h, project)["state"])
+
+
+def test_status_says_stale_when_files_change_after_an_index(fhome: Home, tmp_path: Path) -> None:
+    import os
+
+    repo = make_repo(tmp_path, {"a.py": A, "pkg/b.py": B, "README.md": DOC})
+    fhome.start()
+    add_project(fhome, "default", "st", repo)
+    index(fhome, "default", "st")
+    assert _state(fhome, "st") == "ready"
+    a = repo / "a.py"
+    st = a.stat()
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # touched, same bytes: not a change
+    assert _state(fhome, "st") == "ready"
+    text = a.read_text()
+    a.write_text(text.replace("a + b", "a - b"))  # same size, new content: confirmed by its hash
+    assert a.stat().st_size == st.st_size
+    assert _state(fhome, "st") == "stale"
+    index(fhome, "default", "st")
+    assert _state(fhome, "st") == "ready"
+    write(repo, "pkg/b.py", B + "\n# one more line\n")  # edited, new size
+    assert _state(fhome, "st") == "stale"
+    index(fhome, "default", "st")
+    write(repo, "pkg/new.py", "def x():\n    return 1\n")  # a new file (not yet git add-ed)
+    assert _state(fhome, "st") == "stale"
+    index(fhome, "default", "st")
+    (repo / "README.md").unlink()  # a deleted file
+    assert _state(fhome, "st") == "stale"
+    index(fhome, "default", "st")
+    assert _state(fhome, "st") == "ready"
+    # A snapshot that cannot be read: unknown, so the status does not claim a change.
+    snap = fhome.dir / "tenants" / "default" / "code" / "st" / "files.msgpack"
+    assert snap.is_file()
+    snap.write_bytes(b"\xff torn")
+    assert _state(fhome, "st") == "ready"

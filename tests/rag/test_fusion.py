@@ -72,3 +72,17 @@ def test_rrf() -> None:
 def test_unknown_method() -> None:
     with pytest.raises(ValueError, match="unknown method 'max'"):
         fuse([(1, 1.0)], [], method="max")  # type: ignore[arg-type]
+
+
+def test_weights_for_a_query_lean_on_bm25_as_its_cjk_share_grows() -> None:
+    from core.rag.fusion import W_DENSE, W_LEXICAL, cjk_share, weights_for
+
+    assert weights_for("parse the config file") == (W_DENSE, W_LEXICAL)  # English: the measured weights exactly
+    assert weights_for("") == (W_DENSE, W_LEXICAL)
+    assert cjk_share("うるう年かどうかを判定する") == 1.0 and weights_for("うるう年かどうかを判定する") == (0.0, 1.0)
+    assert cjk_share("설정 파일") == 1.0 and cjk_share("配置文件") == 1.0  # Korean, Chinese
+    assert cjk_share("ﾃｽﾄ") == 1.0  # half-width katakana
+    mixed = "JSON文字列を読む"  # 4 ASCII letters, 6 CJK characters; punctuation and spaces do not count
+    assert cjk_share(mixed) == 0.6 and cjk_share(mixed + " !? _") == 0.6
+    w_dense, w_lexical = weights_for(mixed)
+    assert w_dense == pytest.approx(W_DENSE * 0.4) and w_dense + w_lexical == pytest.approx(1.0)

@@ -298,3 +298,71 @@ def test_lex_build_after_a_helper_restart_reads_the_saved_tokens(tmp_path: Path,
     assert prep.lex_rows(folder, [300], None, None) == {}  # the deleted chunk left the metadata
     prep.lex_forget(folder)
     assert folder not in prep._TOKENS
+
+
+def _hits(folder: str, queries: list[str]) -> list[list[tuple[int, float]] | None]:
+    from core.rag import prep
+
+    return [prep.lex_search(folder, q, 20, None, None) for q in queries]
+
+
+QUERIES = ["parse response", "yaml config", "retry count", "検索 索引", "determinant", "http server"]
+
+
+def test_lex_update_equals_a_full_build_and_survives_a_helper_restart(tmp_path: Path) -> None:
+    from array import array
+
+    from core.rag import prep
+
+    inc, full = str(tmp_path / "inc"), str(tmp_path / "full")
+    base = dict(CORPUS)
+    prep.lex_build(inc, _rows(base), 1000)
+    # One file edited: chunk 101 replaced (new id, new text), 104 deleted, 1001 added.
+    edited = dict(base)
+    del edited[101], edited[104]
+    edited[1000] = "def load(path):\n    # load the yaml config\n    return yaml.safe_load(open(path))"
+    edited[1001] = "def determinant_of_config():\n    return 0"
+    live = array("q", edited).tobytes()
+    new_rows = _rows({k: edited[k] for k in (1000, 1001)})
+    assert prep.lex_update(inc, 999, live, new_rows, 1002) is None  # not the state it is based on: refused
+    assert prep.lex_update(inc, 1000, live, new_rows[:1], 1002) is None  # the ids do not add up: refused
+    assert prep.lex_state(inc) == {"gen": 1, "chunks": len(base), "mark": 1000}  # a refusal changed nothing
+    got = prep.lex_update(inc, 1000, live, new_rows, 1002)
+    assert got is not None and (got["added"], got["removed"]) == (2, 2) and got["chunks"] == len(edited)
+    assert prep._TOKENS[inc].tokenised == 2  # only the new chunks were tokenised
+    prep.lex_build(full, _rows(edited), 1002)
+    assert _hits(inc, QUERIES) == _hits(full, QUERIES)
+    assert prep.lex_rows(inc, list(edited), None, None) == prep.lex_rows(full, list(edited), None, None)
+    assert prep.lex_search(inc, "yaml", 3, None, None, expect=1000) is None  # a stale mark is refused
+    # Written later (lex_persist); a new helper reads that generation and applies the next update from its counts.
+    assert prep.lex_persist(inc) and not prep.lex_persist(inc)
+    for f in (inc, full):
+        prep.lex_forget(f)
+    prep._LOADED.clear()
+    assert prep.lex_state(inc) == {"gen": 2, "chunks": len(edited), "mark": 1002}
+    assert _hits(inc, QUERIES) == _hits(full, QUERIES)
+    del edited[1001]
+    edited[1002] = "def retry_count_limit():\n    return MAX_RETRY_COUNT"
+    assert prep.lex_update(inc, 1002, array("q", edited).tobytes(), _rows({1002: edited[1002]}), 1003)
+    prep.lex_build(full, _rows(edited), 1003)
+    assert _hits(inc, QUERIES) == _hits(full, QUERIES)
+    for f in (inc, full):
+        prep.lex_forget(f)
+
+
+def test_lex_update_without_usable_counts_is_refused(tmp_path: Path) -> None:
+    from array import array
+
+    from core.rag import prep
+
+    folder = str(tmp_path / "lex")
+    prep.lex_build(folder, _rows(CORPUS), 1000)
+    prep.lex_forget(folder)
+    prep._LOADED.clear()
+    (tmp_path / "lex" / "docs-1.npz").write_bytes(b"torn")
+    live = array("q", [*CORPUS, 1000]).tobytes()
+    assert prep.lex_update(folder, 1000, live, _rows({1000: "def new(): pass"}), 1001) is None
+    prep.lex_build(folder, _rows(CORPUS), None)  # an index of unknown mark (an older version's) is never updated
+    assert prep.lex_update(folder, 1000, live, _rows({1000: "def new(): pass"}), 1001) is None
+    prep.lex_forget(folder)
+    prep._LOADED.clear()

@@ -138,6 +138,11 @@ def test_a_large_index_switches_to_ivf_and_keeps_working(tmp_path: Path) -> None
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.9
     assert idx.remove([1000, 1001, 5]) == 2 and idx.count == 5998
+    man = idx.save()  # a small change to an IVF index: a delta over the IVF base
+    assert man["kind"] == "ivf-ip" and man["delta"]["removed"] == 2
+    again = VectorIndex.open(tmp_path / "ivf", model_id="m", dim=32)
+    assert again.kind == "ivf-ip" and again.count == 5998
+    assert again.search(queries, 10)[1].tolist() == idx.search(queries, 10)[1].tolist()
     found, got = idx.get([1002, 1000])
     assert found.tolist() == [1002] and np.allclose(got[0], vecs[2])
     idx.add([1000], vecs[:1])
@@ -148,3 +153,72 @@ def test_a_large_index_switches_to_ivf_and_keeps_working(tmp_path: Path) -> None
     assert again.remove([1003]) == 1 and again.get([1004])[0].tolist() == [1004]
     again.clear()
     assert again.kind == "flat-ip" and again.count == 0
+
+
+def _many(folder: Path, n: int = 400) -> tuple[VectorIndex, np.ndarray]:
+    vecs = _clustered(n)
+    idx = VectorIndex.create(folder, model_id="m", dim=32)
+    idx.add(np.arange(n), vecs)
+    idx.save()
+    return idx, vecs
+
+
+def test_a_small_change_is_saved_as_a_delta_and_reopens_equal(tmp_path: Path) -> None:
+    idx, vecs = _many(tmp_path)
+    base = json.loads((tmp_path / MANIFEST).read_text())["file"]
+    idx.remove([3, 7])
+    idx.add([5, 1000], _clustered(2, seed=5))  # 5 replaced, 1000 new
+    man = idx.save()
+    assert man["file"] == base and man["delta"]["added"] == 2 and man["delta"]["removed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([MANIFEST, base, man["delta"]["file"]])
+    again = VectorIndex.open(tmp_path, model_id="m", dim=32)
+    assert again.count == idx.count == 399
+    q = _clustered(20, seed=9)
+    assert again.search(q, 10)[1].tolist() == idx.search(q, 10)[1].tolist()
+    assert np.allclose(again.get([5])[1], idx.get([5])[1]) and not len(again.get([3])[0])
+    # The delta is cumulative: a later save replaces it; changes undone leave the base alone.
+    again.remove([1000])
+    again.add([3], vecs[3:4])
+    man2 = again.save()
+    assert man2["delta"]["added"] == 2 and man2["delta"]["file"] != man["delta"]["file"]
+    assert not (tmp_path / man["delta"]["file"]).exists()
+    third = VectorIndex.open(tmp_path, model_id="m", dim=32)
+    assert third.search(q, 10)[1].tolist() == again.search(q, 10)[1].tolist()
+
+
+def test_many_changes_write_a_new_base(tmp_path: Path) -> None:
+    idx, _ = _many(tmp_path)
+    idx.remove(list(range(100)))
+    man = idx.save()
+    assert "delta" not in man and man["base_count"] == man["count"] == 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([MANIFEST, man["file"]])
+
+
+def test_a_torn_delta_is_detected(tmp_path: Path) -> None:
+    idx, _ = _many(tmp_path)
+    idx.remove([1])
+    man = idx.save()
+    delta = tmp_path / man["delta"]["file"]
+    good = delta.read_bytes()
+    delta.write_bytes(good[:-10])
+    _corrupt_m("checksum", tmp_path)
+    delta.unlink()
+    _corrupt_m("unreadable", tmp_path)
+    delta.write_bytes(good)
+    (tmp_path / MANIFEST).write_text(json.dumps({**man, "count": 5}))
+    _corrupt_m("count_mismatch", tmp_path)
+
+
+def test_a_crash_while_writing_a_delta_keeps_the_previous_save(tmp_path: Path) -> None:
+    idx, _ = _many(tmp_path)
+    before = (tmp_path / MANIFEST).read_bytes()
+    idx.remove([1])
+    idx.save()
+    (tmp_path / MANIFEST).write_bytes(before)  # as if the crash came before the manifest's rename
+    assert VectorIndex.open(tmp_path, model_id="m", dim=32).count == 400
+
+
+def _corrupt_m(reason: str, folder: Path) -> None:
+    with pytest.raises(IndexCorrupt) as got:
+        VectorIndex.open(folder, model_id="m", dim=32)
+    assert got.value.extra["reason"] == reason, got.value.message

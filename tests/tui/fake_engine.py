@@ -60,6 +60,8 @@ class FakeEngine:
             ("POST", f"/v1/tenants/{w}/resume", "system",
              lambda name, user, b, q: self.tenant_status(name, user, "active", None)),
             ("GET", "/v1/projects", "member", lambda user, b, q: self.data["projects"]),
+            ("POST", "/v1/projects", "projects.manage", self.project_add),
+            ("DELETE", f"/v1/projects/{w}", "projects.manage", self.project_remove),
             ("GET", "/v1/roles", "member",
              lambda user, b, q: [{k: v for k, v in role_json(r).items() if k != "matrix"} for r in BUILTIN_ROLES]),
             ("GET", f"/v1/roles/{w}", "member", self.role_show),
@@ -138,6 +140,23 @@ class FakeEngine:
         events.insert(0, {"tenant_id": "acme", "seq": seq, "ts": TS, "actor": actor, "action": action,
                           "resource": resource, "outcome": outcome, "details": details or {},
                           "prev_hash": f"{seq - 1:064x}", "hash": f"{seq:064x}"})
+
+    # -- projects (registration only: the code-search routes are tests/tui/fake_search.py) ------------
+
+    def project_add(self, user: str, body: Json, query: Json) -> Json:
+        path = str(body.get("path") or "")
+        name = str(body.get("name") or path.rstrip("/").rsplit("/", 1)[-1])
+        if any(p["name"] == name for p in self.data["projects"]):
+            raise Conflict(f"project {name!r} already exists in tenant 'acme'.")
+        self.data["projects"].append({"name": name, "path": path, "current": False})
+        return {"name": name, "path": path, "tenant": "acme"}
+
+    def project_remove(self, name: str, user: str, body: Json, query: Json) -> Json:
+        row = next((p for p in self.data["projects"] if p["name"] == name), None)
+        if row is None:
+            raise NotFound(f"no project {name!r} in tenant 'acme'.", resource="project")
+        self.data["projects"].remove(row)
+        return {"name": name, "path": row["path"], "bindings_removed": 0}
 
     # -- identity and tenants -----------------------------------------------------------------
 

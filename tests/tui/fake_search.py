@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.errors import BadRequest, MusubiError, NotFound
+from core.api import models as m
+from core.errors import MusubiError, NotFound, from_dict
 
 CORPUS: dict[str, str] = {
     "src/shop/cart.py": (
@@ -117,6 +118,12 @@ def job_row(job_id: str, state: str, done: int, total: int | None, *, error: str
     }
 
 
+def not_indexed(project: str) -> MusubiError:
+    """The engine's refusal of a search before the first index, as the client rebuilds it (400, exit 1)."""
+    return from_dict({"code": "not_indexed",
+                      "message": f"project {project!r} is not indexed yet; index it with: musubi index"}, 400)
+
+
 class FakeSearch:
     """State and answers of the fake code-search routes (one per fake engine)."""
 
@@ -168,9 +175,13 @@ class FakeSearch:
         out.sort(key=lambda r: (-r["score"], r["path"], r["start_line"]))
         return out[:k]
 
-    async def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    async def answer(self, method: str, path: str, body: dict[str, Any] | None, project: str | None = None,
+                     registered: dict[str, str] | None = None) -> Any:
+        """``project``: the one the request names (else :attr:`project`); ``registered``: name -> root."""
         if self.fail is not None:
             raise self.fail
+        if project is not None and project != self.project and project in (registered or {}):
+            return self._never_indexed(method, path, body or {}, project, (registered or {})[project])
         if self.project is None:  # as the engine: every code-search route, the status too (resource "project")
             raise NotFound("no project: run inside a registered project of tenant 'acme', pass one with --project, "
                            "or register it with: musubi project add PATH", resource="project")
@@ -186,6 +197,16 @@ class FakeSearch:
             return {"job": copy.deepcopy(self.job)}
         raise NotFound(f"fake engine has no route {method} {path}")
 
+    def _never_indexed(self, method: str, path: str, body: dict[str, Any], project: str, root: str) -> Any:
+        """A registered project with no index: its status says ``none``; a valid search is ``not_indexed``."""
+        if path == "/v1/index/status" and method == "GET":
+            return {"project": project, "root": root, "state": "none", "files": 0, "chunks": 0, "dense_chunks": 0,
+                    "dense_coverage": 0.0, "model": None, "updated_at": None, "job": None}
+        if path == "/v1/search" and method == "POST":
+            m.parse(m.SearchQuery, body)  # bad input is refused first, as by the engine's request model
+            raise not_indexed(project)
+        raise NotFound(f"fake engine has no route {method} {path} for a project without an index")
+
     async def _search(self, body: dict[str, Any]) -> dict[str, Any]:
         self.searches.append(dict(body))
         query = str(body.get("query", ""))
@@ -193,7 +214,7 @@ class FakeSearch:
         if gate is not None:
             await gate.wait()
         if self.state == "none":
-            raise BadRequest("this project is not indexed yet; run: musubi index", code="not_indexed")
+            raise not_indexed(str(self.project))
         results = self.results(query, int(body.get("k", 10)), body.get("path"), body.get("lang"))
         return {"query": query, "results": results, "dense_coverage": self.dense_coverage,
                 "complete": self.dense_coverage >= 1.0, "took_ms": 3.0}

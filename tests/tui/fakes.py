@@ -134,7 +134,8 @@ class FakeEngineApi(AsyncEngineClient):
 
             return answer(method, path, body, self.data["quotas"])
         if path.startswith(("/v1/index", "/v1/search")):
-            return await self.code.answer(method, path, body)
+            registered = {p["name"]: p["path"] for p in self.data["projects"]}
+            return await self.code.answer(method, path, body, self.identity.project, registered)
         if path.startswith(("/v1/trace", "/v1/spec/")):
             from tests.trace.fake_trace import answer as trace_answer  # the Trace screen's routes
 
