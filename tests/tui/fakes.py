@@ -16,6 +16,7 @@ from core.paths import HomePaths
 from core.rbac import PERMISSIONS
 from core.wire import Identity
 from tests.tui.fake_engine import FakeEngine, role_json
+from tests.tui.fake_runs import FakeRuns
 from tests.tui.fake_search import FakeSearch
 from tui.config import ColorDecision, Settings
 from tui.context import AppContext
@@ -106,6 +107,7 @@ class FakeEngineApi(AsyncEngineClient):
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.starts = 0
         self.code = FakeSearch()  # the code-search routes (the Search screen)
+        self.runs = FakeRuns()  # the orchestration runs (the Dashboard)
 
     def _check(self) -> None:
         if self.down:
@@ -146,6 +148,9 @@ class FakeEngineApi(AsyncEngineClient):
         else:
             await self.hold.wait()
             self.writes.append((method, path, body, query))
+        if path.startswith("/v1/runs"):
+            user = self.identity.as_user or self.engine.owner
+            return copy.deepcopy(self.runs.answer(method, path, body, query, user, self.engine.permissions_of(user)))
         return self.engine.answer(method, path, body, query, self.identity.as_user)
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:

@@ -1,9 +1,10 @@
-"""The first-run Dashboard points somewhere (issue 15 item 13): next steps from the real state, and one
-convention for quota figures (the percentage is what is left; amounts are what is used of the limit)."""
+"""The first-run Dashboard points somewhere (issue 15 item 13): with no runs yet, next steps from the real state;
+and one convention for quota figures (the percentage is what is left; amounts are what is used of the limit)."""
 
 from __future__ import annotations
 
 from tests.tui.conftest import settle, wait_for
+from tests.tui.fake_runs import FakeRuns
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
 from tui.config import Settings
@@ -17,6 +18,7 @@ def screen_text(app: MusubiApp) -> str:
 async def dashboard(
     api: FakeEngineApi, settings: Settings | None = None, keys: tuple[str, ...] = ()
 ) -> tuple[str, str]:
+    api.runs = FakeRuns(empty=True)  # next steps show while there is no run to show
     app = MusubiApp(fake_ctx(api, settings=settings))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected")
@@ -33,7 +35,9 @@ async def test_no_project_says_how_to_add_one_and_no_provider_where_to_set_it() 
     text, _ = await dashboard(api)
     assert "Next steps" in text
     assert "No project for this folder. Add one: musubi project add PATH" in text
-    assert "No model provider configured: add a [providers.NAME] table" in text
+    assert "No runs yet in this tenant" in text and 'musubi run WORKFLOW --feature "what to build"' in text
+    assert "No model provider configured, so a run cannot call a model. Set one of" in text
+    assert "OPENAI_API_KEY" in text
 
 
 async def test_a_project_with_specs_shows_its_coverage_and_the_trace_key() -> None:
