@@ -247,3 +247,8 @@ class FakeRuns:
 def event(kind: str, run: str, **fields: Any) -> Json:
     """A ``run.*`` event as the engine's stream carries it (``type``, ``tenant``, ``ts``, ``run`` and the rest)."""
     return {"type": kind, "tenant": "acme", "ts": TS, "run": run, **fields}
+
+
+def state_event(run: Json) -> Json:
+    """A ``run.state`` event: the run's summary after a change."""
+    return {"type": "run.state", "tenant": "acme", "ts": TS, "run": summary(run)}

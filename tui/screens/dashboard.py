@@ -357,8 +357,13 @@ class DashboardScreen(InfoPanels, ModeScreen):
                     node.parent.allow_expand = True
             elif str(node.label) != label.plain:
                 node.set_label(label)
-        if self.step in self._step_nodes and tree.cursor_node is not self._step_nodes[self.step]:
-            tree.move_cursor(self._step_nodes[self.step])
+        tree.call_after_refresh(self._cursor_to_step)  # new nodes get their lines at the next refresh
+
+    def _cursor_to_step(self) -> None:
+        tree: Tree[str] = self.query_one("#dash-steps", Tree)
+        node = self._step_nodes.get(self.step or "")
+        if node is not None and tree.cursor_node is not node:
+            tree.move_cursor(node, animate=False)
 
     def _paint_detail(self) -> None:
         info = self.query_one("#dash-step-info", Static)
