@@ -10,7 +10,18 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static, Tree
 
 from tests.tui.conftest import settle, wait_for
-from tests.tui.fake_runs import DIFF, RUN_A, RUN_B, RUN_C, RUN_D, FakeRuns, event, sha, state_event, step
+from tests.tui.fake_runs import (
+    DIFF,
+    RUN_A,
+    RUN_B,
+    RUN_C,
+    RUN_D,
+    FakeRuns,
+    event,
+    sha,
+    state_event,
+    step,
+)
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
 from tui.screens.dashboard import DashboardScreen
