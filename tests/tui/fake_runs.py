@@ -18,7 +18,7 @@ from typing import Any
 
 from core.api import runs as rq
 from core.api.models import parse
-from core.errors import Conflict, MusubiError, NotFound, PermissionDenied
+from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 
 Json = dict[str, Any]
 TS = "2026-01-15T14:30:00.000000Z"
@@ -42,13 +42,6 @@ NO_PROVIDER = (
     "AZURE_OPENAI_API_KEY and OPENAI_API_VERSION; Ollama or another OpenAI-compatible server: OLLAMA_HOST "
     "(or OPENAI_BASE_URL). Then: musubi engine reload, and check with: musubi providers list"
 )
-
-
-class NoProvider(MusubiError):
-    """The engine's 409 when no provider can serve a run (core.orchestration.service.NoProvider)."""
-
-    code = "no_provider"
-    http_status = 409
 
 
 def sha(text: str) -> str:
@@ -167,6 +160,9 @@ class FakeRuns:
                 return self.start(user, perms, body)
             req = parse(rq.RunsQuery, {k: v for k, v in (query or {}).items() if v is not None})
             states = set(req.state.split(",")) if req.state else None
+            if states and not states <= set(rq.RUN_STATES):
+                bad = ", ".join(sorted(states - set(rq.RUN_STATES)))
+                raise BadRequest(f"unknown run state {bad}; states are: {', '.join(rq.RUN_STATES)}.", field="state")
             rows = sorted(self.runs.values(), key=lambda r: (r["created_at"], r["id"]), reverse=True)
             return [summary(r) for r in rows if states is None or r["state"] in states][: int(req.limit or 50)]
         m = re.fullmatch(r"/v1/runs/([^/]+)(?:/(\w+))?", path)
@@ -198,7 +194,7 @@ class FakeRuns:
     def start(self, user: str, perms: list[str], body: Json) -> Json:
         parse(rq.RunStart, body)
         if not self.providers:
-            raise NoProvider(NO_PROVIDER)
+            raise Conflict(NO_PROVIDER, code="no_provider")  # as the client decodes the engine's 409
         self._require(perms, "runs.start", user)
         raise NotFound(f"unknown workflow {body.get('workflow')!r}")
 
