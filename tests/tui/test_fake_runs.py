@@ -44,7 +44,8 @@ def real() -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     h = Home()
     try:
         write_json(h, "test-workflows.json", WORKFLOWS)
-        write_json(h, "test-provider.json", {"delay_s": 0.0, "replies": {"2": ["--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n"]}})
+        diff = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n"
+        write_json(h, "test-provider.json", {"delay_s": 0.0, "replies": {"2": [diff]}})
         h.start()
         tenant = h.new_tenant("dash")
         events: list[dict[str, Any]] = []
