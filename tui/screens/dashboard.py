@@ -124,6 +124,9 @@ class DashboardScreen(InfoPanels, ModeScreen):
         if self.ctx.conn.name == "connected":
             self.load_runs()
 
+    def on_resize(self) -> None:
+        self._mark("runs", "tree")  # the workflow column and the steps' detail depend on the width
+
     # -- the engine -----------------------------------------------------------------------
 
     def _on_conn(self, state: ConnState) -> None:
@@ -148,6 +151,7 @@ class DashboardScreen(InfoPanels, ModeScreen):
             self.runs_error = view.NO_ROUTE if isinstance(exc, NotFound) else exc.message
             self.runs_loaded = True
             self._mark("runs")
+            self._flush()
             return
         self.runs_error, self.runs_loaded = None, True
         self.runs = {r["id"]: r for r in rows}
@@ -156,6 +160,7 @@ class DashboardScreen(InfoPanels, ModeScreen):
         elif self.selected is not None:
             self.load_run(self.selected)
         self._mark("runs")
+        self._flush()
 
     @work(exclusive=True, group="dashboard-run", exit_on_error=False)
     async def load_run(self, run_id: str) -> None:
@@ -174,6 +179,7 @@ class DashboardScreen(InfoPanels, ModeScreen):
         if self.step not in self.steps:
             self.step = self._default_step()
         self._mark("runs", "tree", "detail")
+        self._flush()  # an answer the user waited for shows at once; only events wait for the tick
 
     def _default_step(self) -> str | None:
         """The step to show first: a pending gate's, else the last running, else the last one."""
