@@ -4,6 +4,7 @@ bounded number of repaints."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from textual.pilot import Pilot
@@ -92,7 +93,7 @@ async def test_selecting_a_run_shows_its_step_tree_with_parallel_agents_under_th
         assert "⚑ waiting" in text and "■ stopped" in text and "✔ done" in text
         await choose(pilot, screen, RUN_C)
         assert [str(n.label).split("  ")[0] for n in tree.root.children] == ["✔ done reproduce", "✔ done fix"]
-        assert "Steps r-0000000000c3 · bugfix" in text_of(app)
+        await wait_for(pilot, lambda: "Steps r-0000000000c3 · bugfix" in text_of(app), "the run's title")
 
 
 async def test_output_streams_into_the_selected_step_in_batches() -> None:
@@ -151,9 +152,9 @@ async def test_approve_sends_the_gate_and_the_hash_of_what_was_shown() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await ready(pilot, app)
         await choose(pilot, screen, RUN_B)
+        await wait_for(pilot, lambda: "+++ b/tui/commands/runs.py" in text_of(app), "the diff shown")
         text = text_of(app)
-        assert "Approval gate review" in text and "+++ b/tui/commands/runs.py" in text
-        assert "a approve · r reject · c request changes" in text
+        assert "Approval gate review" in text and "a approve · r reject · c request changes" in text
         await pilot.press("a")
         await wait_for(pilot, lambda: any(w[1].endswith("/approve") for w in api.writes), "approve sent")
         method, path, body, _ = next(w for w in api.writes if w[1].endswith("/approve"))
@@ -261,7 +262,7 @@ async def test_cancel_asks_then_cancels_and_resume_resumes_a_stopped_run() -> No
         await settle(pilot)
         assert sum(w[1].endswith("/cancel") for w in api.writes) == 1
         await choose(pilot, screen, RUN_D)
-        assert "stopped (quota): quota exceeded: tokens per day" in text_of(app)
+        await wait_for(pilot, lambda: "stopped (quota): quota exceeded: tokens per day" in text_of(app), "why")
         await pilot.press("u")
         await wait_for(pilot, lambda: any(w[1] == f"/v1/runs/{RUN_D}/resume" for w in api.writes), "resume sent")
         await wait_for(pilot, lambda: screen.runs[RUN_D]["state"] == "queued", "resumed run read again")
@@ -279,13 +280,17 @@ async def test_events_keep_the_list_live_and_a_new_gate_is_announced() -> None:
         api.queue.put_nowait(event("run.gate", RUN_A, approval=ap))
         await wait_for(pilot, lambda: any("waits for your review" in n for n in notes(app)), "gate announced")
         await wait_for(pilot, lambda: "Approval gate review" in text_of(app), "gate shown")
-        assert screen.step == "4" and "the plan" in text_of(app)
+        assert screen.step == "4"
+        await wait_for(pilot, lambda: "the plan" in text_of(app), "what the gate shows")
         # A call event feeds the p95 line of the engine panel.
         for ms in (100.0, 200.0, 900.0):
             api.queue.put_nowait(event("run.call", RUN_A, step="3/1", agent="software-developer", model="gpt-5.4",
                                        input_tokens=1, output_tokens=1, cost_usd="0.000001", latency_ms=ms,
                                        outcome="ok", replayed=False))
-        await wait_for(pilot, lambda: "p95 gpt-5.4 900ms" in text_of(app), "p95 shown")
+        # gpt-5.4 was seeded with step 3/1's last call (1,940 ms): four samples, nearest-rank p95 is the slowest.
+        await wait_for(pilot, lambda: "p95 1.9s gpt-5.4" in screen.engine_text().plain, "p95 shown")
+        await wait_for(pilot, lambda: "p95 2.3s claude" in text_of(app), "the slowest model first")
+        assert screen.latencies.samples["gpt-5.4"] == deque([1940.0, 100.0, 200.0, 900.0])
 
 
 async def test_with_no_runs_it_says_how_to_start_one() -> None:

@@ -9,6 +9,7 @@ Regenerate after a deliberate UI change with ``pytest tests/tui/test_dashboard_s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,7 +71,16 @@ CASES: dict[str, tuple[dict[str, Any], Before, tuple[int, int]]] = {
 }
 
 
+SNAPS = Path(__file__).parent / "__snapshots__" / "test_dashboard_snapshots"
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_dashboard_snapshot(snap_compare: Callable[..., bool], name: str) -> None:
     state, before, size = CASES[name]
     assert snap_compare(app_with(**state), terminal_size=size, run_before=before)
+
+
+def test_the_docs_screenshot_is_the_current_snapshot() -> None:
+    snap = SNAPS / "test_dashboard_snapshot[approval-80x24].svg"
+    doc = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "dashboard-approval-80x24.svg"
+    assert doc.read_bytes() == snap.read_bytes(), f"docs/screenshots/{doc.name} is stale: copy {snap.name} over it"

@@ -111,6 +111,7 @@ class DashboardScreen(InfoPanels, ModeScreen):
         self._tree_run: str | None = None
         self._gate_key: tuple[str, str, str] | None = None  # (run, gate, sha) the gate panel shows
         self._table_shape: tuple[list[str], bool] | None = None
+        self._seeded: set[tuple[str, str]] = set()
         self._columns: list[Any] = []
 
     def on_mount(self) -> None:
@@ -176,6 +177,11 @@ class DashboardScreen(InfoPanels, ModeScreen):
         self.shown = shown
         self.runs[run_id] = {k: v for k, v in shown.items() if k not in ("steps", "approvals", "artefacts")}  # type: ignore[assignment]
         self.steps = {s["path"]: s for s in shown["steps"]}
+        for s in shown["steps"]:  # each step's last call seeds the p95 until calls arrive as events
+            if s["model"] and s["latency_ms"] is not None and (run_id, s["path"]) not in self._seeded:
+                self._seeded.add((run_id, s["path"]))
+                self.latencies.add(s["model"], s["latency_ms"])
+                self._mark("engine")
         if self.step not in self.steps:
             self.step = self._default_step()
         self._mark("runs", "tree", "detail")
@@ -446,7 +452,8 @@ class DashboardScreen(InfoPanels, ModeScreen):
         lines = [super().engine_text()]
         if self.ctx.conn.name == "connected":
             rows = self.latencies.p95()
-            lines.append(Content(" · ".join(f"p95 {m} {ms:,.0f}ms" for m, ms, _n in rows[:2]) if rows
+            # The figure first: a narrow panel cuts the model's name, not the number.
+            lines.append(Content(" · ".join(f"p95 {view.millis(ms)} {m}" for m, ms, _n in rows[:2]) if rows
                                  else "p95: no calls seen yet"))
         return Content("\n").join(lines)
 

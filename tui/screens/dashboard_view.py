@@ -89,6 +89,11 @@ def duration(secs: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def millis(ms: float) -> str:
+    """``640ms``, ``2.3s``: a latency in a few characters."""
+    return f"{ms:.0f}ms" if ms < 1000 else f"{ms / 1000:.1f}s"
+
+
 def against(used: str, limit: str) -> str:
     """``12.4k/40k``: an amount against its estimate or budget (just the amount without one)."""
     return used if limit == "—" else f"{used}/{limit}"
