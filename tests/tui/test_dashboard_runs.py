@@ -288,9 +288,10 @@ async def test_events_keep_the_list_live_and_a_new_gate_is_announced() -> None:
                                        input_tokens=1, output_tokens=1, cost_usd="0.000001", latency_ms=ms,
                                        outcome="ok", replayed=False))
         # gpt-5.4 was seeded with step 3/1's last call (1,940 ms): four samples, nearest-rank p95 is the slowest.
-        await wait_for(pilot, lambda: "p95 1.9s gpt-5.4" in screen.engine_text().plain, "p95 shown")
-        await wait_for(pilot, lambda: "p95 2.3s claude" in text_of(app), "the slowest model first")
+        await wait_for(pilot, lambda: len(screen.latencies.samples["gpt-5.4"]) == 4, "three calls counted")
         assert screen.latencies.samples["gpt-5.4"] == deque([1940.0, 100.0, 200.0, 900.0])
+        assert "p95 1.9s gpt-5.4" in screen.engine_text().plain
+        await wait_for(pilot, lambda: "p95 2.3s claude" in text_of(app), "the slowest model first")
 
 
 async def test_with_no_runs_it_says_how_to_start_one() -> None:
