@@ -24,8 +24,9 @@ file through :func:`load_config` into the same :class:`Config`, a section per fe
     [search]                   # the embedding model and its worker (docs/search.md)
     idle_s = 600
 
-``[providers]`` and ``[connectors]`` are reserved for the features that
-will read them: accepted, each a table (of tables), keys defined by that feature.
+``[providers]`` holds one table per LLM provider, checked by the engine
+(core/orchestration/provider_settings.py, docs/providers.md); ``[connectors]`` is reserved
+for the feature that will read it: accepted, a table of tables, keys defined by that feature.
 
 The file is optional.  When it is missing the defaults apply and neither pydantic nor
 tomllib is imported (a pydantic validator costs ~200 ms, more than half of a bare
@@ -98,6 +99,15 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "MUSUBI_TEST_INDEX_DELAY_S": ("engine: pause before each batch's save (a test hook)", "read per index job"),
     "MUSUBI_DB_MEMORY_LIMIT": ("engine: DuckDB's memory limit (e.g. 256MB)", "read when the engine starts"),
     "MUSUBI_TRACE_WATCH": ("engine: 0 turns the Trace file watchers off (polling only)", "read at each watch"),
+    # -- LLM providers (issue 12, docs/providers.md): the vendors' conventional variables --
+    "OPENAI_API_KEY": ("provider 'openai': its API key", "[providers.openai] in config.toml wins, key by key"),
+    "OPENAI_BASE_URL": ("provider 'openai': its base URL (a proxy)", "[providers.openai] base_url wins"),
+    "ANTHROPIC_API_KEY": ("provider 'anthropic': its API key", "[providers.anthropic] in config.toml wins"),
+    "ANTHROPIC_BASE_URL": ("provider 'anthropic': its base URL (no /v1)", "[providers.anthropic] base_url wins"),
+    "AZURE_OPENAI_ENDPOINT": ("provider 'azure': https://RESOURCE.openai.azure.com", "[providers.azure] wins"),
+    "AZURE_OPENAI_API_KEY": ("provider 'azure': its api-key", "[providers.azure] api_key wins"),
+    "OPENAI_API_VERSION": ("provider 'azure': the api-version query", "[providers.azure] api_version wins"),
+    "OLLAMA_HOST": ("provider 'ollama': HOST[:PORT] of an Ollama server", "[providers.ollama] base_url wins"),
 }
 
 
@@ -173,7 +183,7 @@ class Config:
     routing: dict[str, Any] = field(default_factory=dict)
     """``[routing]`` rules merged over the shipped ones, checked by the registry."""
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Reserved: one table per provider; its keys belong to the provider feature."""
+    """One table per LLM provider; its keys are checked by core/orchestration/provider_settings.py."""
     connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Reserved: one table per connector."""
     search: SearchSettings = field(default_factory=SearchSettings)

@@ -122,6 +122,15 @@ class StorageError(MusubiError):
     exit_code = EXIT_ERROR
 
 
+class ProviderNotConfigured(MusubiError):
+    """No LLM provider can serve a model (none configured, or it failed to load); the message says
+    exactly what to set for that provider (docs/providers.md).  CLI exit 1."""
+
+    code = "provider_not_configured"
+    http_status = 409
+    exit_code = EXIT_ERROR
+
+
 _BY_CODE: dict[str, type[MusubiError]] = {}
 for _cls in (
     MusubiError,
@@ -136,6 +145,7 @@ for _cls in (
     EngineUnavailable,
     StorageError,
     TooManyStreams,
+    ProviderNotConfigured,
 ):
     _BY_CODE[_cls.code] = _cls
 # Codes that refine a class's own code.  Bodies carry only the code (a 500 or a start-up
@@ -150,6 +160,7 @@ _BY_CODE.update(
         "settle_over_reservation": QuotaExceeded,
         "not_indexed": MusubiError,  # a 400 that is no usage error: run musubi index first (exit 1)
         "home_not_writable": EngineUnavailable,
+        "provider_unavailable": ProviderNotConfigured,
     }
 )
 

@@ -69,6 +69,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "audited, in the engine."),
     "runs": ("tui.commands.runs", "Orchestration runs: list, show with the step tree (estimated vs actual), "
              "follow, cancel, resume, answer approval gates, apply approved diffs, read the log."),
+    # -- providers (issue 12)
+    "providers": ("tui.commands.providers", "The engine's LLM providers (OpenAI, Azure OpenAI, Anthropic, "
+                  "OpenAI-compatible, replay): what is configured and whether each answers."),
 }
 
 

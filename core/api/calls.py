@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         UsageRecorded,
         Whoami,
     )
+    from core.api.providers import ProviderList, ProviderTested, Reloaded
     from core.api.responses import (
         Allowed,
         Checkpoint,
@@ -470,3 +471,19 @@ def run_apply(run_id: str, artefact: str | None = None) -> Call[RunApplied]:
 
 def run_logs(run_id: str, after: int | str | None = None, limit: int | str | None = None) -> Call[RunLogs]:
     return get(f"/v1/runs/{_seg(run_id)}/logs", after=after, limit=limit)
+# -- providers (issue 12; docs/providers.md) ---------------------------------------------------
+
+
+def providers_list() -> Call[ProviderList]:
+    """The engine's configured LLM providers (never a key) and what to set for the missing ones."""
+    return get("/v1/providers")
+
+
+def providers_test(name: str | None = None) -> Call[ProviderTested]:
+    """One tiny call per provider (or the one named); failures carry the vendor's own text, redacted."""
+    return post("/v1/providers/test", name=name)
+
+
+def engine_reload(env: dict[str, str] | None = None) -> Call[Reloaded]:
+    """Re-read config.toml; ``env`` (the caller's provider variables) replaces the engine's, if given."""
+    return post("/v1/engine/reload", env=env)

@@ -512,3 +512,8 @@ class ContextPack(TypedDict):
     included: list[ContextPackBlock]
     omitted: list[ContextPackOmitted]
     omitted_by_reason: dict[str, int]
+
+
+# -- providers (issue 12): the answers live in core/api/providers.py; named here too so the
+# route checks (tests/engine/test_api_calls.py) resolve them like every other answer.
+from core.api.providers import ProviderList, ProviderTested, Reloaded  # noqa: E402, F401

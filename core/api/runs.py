@@ -240,7 +240,7 @@ class RunStep(TypedDict):
 class RunApproval(TypedDict):
     gate: str
     step: str
-    state: str  # pending | approved | rejected | changes_requested | timed_out
+    state: str  # pending | approved | rejected | changes_requested | timed_out | closed (the run ended)
     artefact: str | None
     shown_sha256: str  # the hash of what the gate showed
     shown: str  # what it showed (the artefact's content)

@@ -120,6 +120,7 @@ async def serve(paths: HomePaths) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, engine.providers.reload_soon)  # re-read the provider settings
     ops = engine.runner
     ops.committer.start()
     owner = engine_os_user()
@@ -170,6 +171,7 @@ async def serve(paths: HomePaths) -> None:
             paths.socket.unlink()
     await runner.cleanup()
     await engine.jobs.close()  # running jobs become interrupted, resumed at the next start
+    await engine.providers.aclose()  # the providers' pooled HTTP sessions
     await ops.committer.close()
     storage.close()
     log.info("engine stopped cleanly")

@@ -11,6 +11,7 @@ it once, when the app is built).  A new feature adds its service class to
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core.engine.auditops import AuditService
@@ -18,6 +19,8 @@ from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
 from core.jobs.service import JobService
+from core.orchestration.metrics import LatencyRecorder
+from core.orchestration.providers import ProviderHub
 from core.orchestration.service import RunService
 from core.paths import HomePaths
 from core.rag.service import IndexService
@@ -37,7 +40,11 @@ class Engine:
         self.audit_ops = AuditService(self.runner)
         self.jobs = JobService(self.runner, self.runner.snapshot_jobs)  # background jobs; started by the daemon
         self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
-        self.runs = RunService(self.runner, self.jobs, self.usage)  # orchestration runs (core/orchestration)
+        # -- providers (issue 12): the LLM providers, rebuilt by `musubi engine reload` and SIGHUP
+        self.providers = ProviderHub(_config_file)
+        self.latency = LatencyRecorder()  # p50/p95/p99 per provider and model, fed by the run service
+        # orchestration runs (core/orchestration/service.py): calls through the providers, timed into latency
+        self.runs = RunService(self.runner, self.jobs, self.usage, self.providers, self.latency)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""
@@ -48,3 +55,10 @@ class Engine:
         if not callable(op) or method.startswith("_"):
             raise ValueError(f"operation {name!r}: {self.SERVICES[service].__name__} has no operation {method!r}")
         return op
+
+
+def _config_file() -> Path:
+    """config.toml, looked up at each (re)load: MUSUBI_CONFIG_DIR as the engine sees it."""
+    from core.paths import config_dir
+
+    return config_dir() / "config.toml"

@@ -26,6 +26,7 @@ from core.engine import (
     routes_index,
     routes_jobs,
     routes_models,
+    routes_providers,
     routes_runs,
     routes_trace,
 )
@@ -36,7 +37,7 @@ from core.engine.routing import Route, install
 # Every route of the API, in registration order (the first matching resource wins).
 TABLES: tuple[tuple[Route, ...], ...] = (
     routes.ROUTES, routes_trace.ROUTES, routes_models.ROUTES, routes_jobs.ROUTES, routes_index.ROUTES,
-    routes_context.ROUTES, routes_runs.ROUTES,
+    routes_context.ROUTES, routes_providers.ROUTES, routes_runs.ROUTES,
 )
 
 

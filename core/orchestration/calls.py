@@ -8,10 +8,11 @@
    reservation of the estimate, and the call's row with outcome ``sent`` — committed before a
    byte goes to the provider;
 2. **the streamed call**, its deltas coalesced onto the event stream;
-3. **complete** (one operation): settle the reservation with the usage the provider reported
-   (the ledger row names run and step), the call's row with its response and usage (outcome
-   ``ok``), the step's and run's totals, the ``run.call`` audit event (never text) — one group
-   commit, so the charge and the record exist together or not at all;
+3. **complete** (queued into the run's next group commit, see ``CallDesk.complete``): settle the
+   reservation with the usage the provider reported (the ledger row names run and step), the
+   call's row with its response and usage (outcome ``ok``), the step's and run's totals, the
+   ``run.call`` audit event (never text) — one group commit, so the charge and the record exist
+   together or not at all;
    or **fail**: release the reservation, outcome ``failed``.
 
 The crash window: a kill between the provider's last byte and step 3's commit leaves the row
@@ -27,6 +28,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from core.engine.access import Caller
@@ -229,7 +231,15 @@ class CallDesk:
 
     async def complete(self, d: RunData, st: StepRecord, call: CallRecord, text: str, fin: Finished,
                        latency_ms: float, model: ModelSpec, task_kind: str) -> None:
-        """Charge what the provider reported and record the response: one commit."""
+        """Charge what the provider reported and record the response, together (one group commit).
+
+        Queued, not awaited: the charge and the record join the open batch, and whatever this run
+        does next that leaves the engine (its next call's dispatch, a step's end, a gate) waits for
+        a batch at or after it, so nothing follows an answer that is not durable, and a sequential
+        run pays one group commit per call instead of two.  A seal scheduled on the next loop turn
+        commits it even when nothing follows; a crash before that commit is the crash window of
+        docs/runs.md (the call is re-sent under its next attempt).
+        """
         run = d.run
         owner = self.owner(d)
         i, o = fin.usage.input_tokens, fin.usage.output_tokens
@@ -260,10 +270,11 @@ class CallDesk:
             self.svc.log(run, st.path, "call", f"{call.agent} on {model.id}: {i:,} in + {o:,} out tokens, "
                          f"${micros_to_usd(cost)}, {call.latency_ms:.0f} ms")
 
-        # Shielded: once the provider answered, the charge must be recorded even if the run is cancelled now.
-        await asyncio.shield(self.r.run(None, "run.call", f"run:{run.id}", op))
-        self.svc.metrics.observe(call.provider or "-", model.id, latency_ms)
-        self.svc.publish_call(run, call, replayed=False)
+        # Synchronous, so a cancel arriving now cannot split it: once the provider answered, it is recorded.
+        op()
+        self.r.committer.on_commit(partial(self.svc.publish_call, run, call, replayed=False))
+        asyncio.get_running_loop().call_soon(self.r.committer.seal)
+        self.svc.latency.record(call.provider or "-", model.id, latency_ms)
 
     def _settle(self, owner: Caller, call: CallRecord, charge: Charge, model: str, i: int, o: int,
                 task_kind: str) -> int:

@@ -72,7 +72,7 @@ class RunContext(StepContext):
         spec = self.agent(agent)
         registry, allowed = svc.model_view(d.run)
         plan = plan_call(registry, spec, text_tokens(messages), d.run.model, allowed)
-        provider, provider_model = svc.provider_for(plan.model.id)
+        provider, provider_model = svc.provider_for(d.run, plan.model.id)
         while True:
             call = await svc.desk.dispatch(d, self.step, agent, label, plan, provider)
             req = ChatRequest(provider_model, tuple(messages), plan.max_tokens, call.key)
@@ -109,6 +109,7 @@ class RunContext(StepContext):
 
     async def approval(self, gate: str, artefact: Artefact, *, timeout_s: float | None) -> ApprovalDecision:
         d, svc = self.d, self.svc
+        gate = gate[:128]  # as stored
         ap = d.approvals.get(gate)
         if ap is None or ap.state == "pending":
             ap = await svc.ask_gate(d, self.step, gate, artefact, timeout_s)

@@ -20,6 +20,7 @@ from core.errors import BadRequest, Conflict, MusubiError, NotFound
 from core.orchestration import gitapply
 from core.orchestration.catalog import load_plan
 from core.orchestration.records import RunData, RunRecord, StepRecord, new_run_id, sha256
+from core.orchestration.runloop import close_gates
 from core.quotas import micros_to_usd
 from core.storage.base import Insert, Update
 
@@ -59,19 +60,16 @@ async def start(self: RunService, ctx: Caller, workflow: str, feature: str, mode
                 budget_tokens: int | None = None, budget_micros: int | None = None, max_turns: int | None = None,
                 max_step_turns: int | None = None, gate_timeout_s: int | None = None) -> dict[str, Any]:
     """Queue a run of ``workflow`` (audited ``run.start``; never the feature text) and its first attempt."""
+    # Permission first, so a caller who may not start runs learns nothing else (and the refusal is audited).
+    await self.r.run(ctx, "run.start", f"workflow:{workflow}",
+                     lambda: self.r.require(ctx, "runs.start", project=ctx.project))
     if not feature.strip():
         raise BadRequest("--feature is empty: say what the run should build.", field="feature")
     if len(feature) > MAX_FEATURE:
         raise BadRequest(f"feature is longer than {MAX_FEATURE:,} characters.", field="feature")
     project_root = self.r.state.projects.get(ctx.tenant, {}).get(ctx.project or "", {}).get("path")
     plan = load_plan(workflow, project_root, self.r.paths.home)  # 404 naming the known workflows
-    if self.providers is None:
-        from core.orchestration import testkit
-
-        if not testkit.enabled():
-            from core.orchestration.service import NO_PROVIDER, NoProvider
-
-            raise NoProvider(NO_PROVIDER)
+    self.check_providers()
     allowed = await self.allowed(ctx.tenant) if self.allowed is not None else None
     if model is not None and self.registry is not None:
         spec = self.registry(ctx.tenant).get(model)  # 400 naming close matches when unknown
@@ -79,7 +77,8 @@ async def start(self: RunService, ctx: Caller, workflow: str, feature: str, mode
             raise BadRequest(f"model {spec.id} is not allowed in tenant {ctx.tenant!r}; allowed: "
                              f"{', '.join(sorted(allowed))}. Leave --model out to let the router pick.", field="model")
         model = spec.id
-    est = _estimate(self, ctx.tenant, plan, feature, model, allowed)
+    # In a thread: the first count loads the tokenizer's ranks (seconds), which must not stall the engine.
+    est = await asyncio.to_thread(_estimate, self, ctx.tenant, plan, feature, model, allowed)
     holder: list[tuple[RunData, Job]] = []
 
     def op() -> dict[str, Any]:
@@ -156,6 +155,7 @@ async def cancel(self: RunService, ctx: Caller, run_id: str) -> dict[str, Any]:
             now = self.r.now()
             run.state, run.stop_code, run.finished_at = "cancelled", "cancelled", now
             run.reason = f"cancelled by {ctx.user}"
+            close_gates(self, d)
             for st in d.steps.values():
                 if st.status in ("pending", "running", "waiting", "interrupted"):
                     st.status = "cancelled"
@@ -247,8 +247,10 @@ async def decide(self: RunService, ctx: Caller, run_id: str, decision: str, gate
     def op() -> dict[str, Any]:
         self.r.require(ctx, "runs.approve", project=run.project)
         if ap.state != "pending":
-            raise Conflict(f"gate {ap.gate!r} of run {run.id} was already answered ({ap.state} by {ap.decided_by}); "
-                           "a gate is never asked twice.", code="gate_answered", state=ap.state)
+            how = (f"closed: the run is {run.state}" if ap.state == "closed" else "timed out (failed closed)"
+                   if ap.state == "timed_out" else f"{ap.state} by {ap.decided_by}")
+            raise Conflict(f"gate {ap.gate!r} of run {run.id} is no longer pending ({how}); a gate is never "
+                           "asked twice.", code="gate_answered", state=ap.state)
         if shown_sha256 and shown_sha256 != ap.shown_sha256:
             raise Conflict(f"gate {ap.gate!r} shows content with sha256 {ap.shown_sha256[:12]}..., not the "
                            f"{shown_sha256[:12]}... you reviewed; look again with: musubi runs show {run.id}",

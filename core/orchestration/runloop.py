@@ -16,10 +16,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MusubiError
+from core.models.tokens import count_exact
 from core.orchestration.catalog import RunPlan, ensure_patterns, load_plan
 from core.orchestration.context import RunContext
 from core.orchestration.contracts import PATTERNS, ProviderError, RunStop, StepResult
 from core.orchestration.records import ArtefactRecord, RunData, StepRecord, new_artefact_id, sha256
+from core.storage.base import Update
 
 if TYPE_CHECKING:
     from core.jobs.handle import JobHandle
@@ -63,6 +65,8 @@ async def _prepare(svc: RunService, d: RunData, h: JobHandle) -> RunPlan:
         raise MusubiError("the engine's model registry is not available to the run service", code="internal")
     allowed = await svc.allowed(run.tenant) if svc.allowed is not None else None
     svc._views[run.id] = (svc.registry(run.tenant), allowed)
+    # The calls count their prompts' tokens on the loop: load the tokenizer (seconds, once) off it first.
+    await asyncio.to_thread(count_exact, "warm")
 
     def op() -> None:
         now = svc.r.now()
@@ -195,6 +199,7 @@ async def finish(svc: RunService, d: RunData, state: str, code: str | None, reas
         run.state, run.stop_code, run.reason = state, code, reason
         if state in ("done", "failed", "cancelled"):
             run.finished_at = now
+            close_gates(svc, d)
         svc.r.audit(run.tenant, ENGINE, action, f"run:{run.id}", details={
             "run": run.id, "state": state, "code": code, "reason": (reason or "")[:500], "tokens": run.tokens,
             "cost_micros": run.cost_micros, "turns": run.turns,
@@ -203,3 +208,13 @@ async def finish(svc: RunService, d: RunData, state: str, code: str | None, reas
         svc.save(run)
 
     await svc.r.run(None, action, f"run:{run.id}", op)
+    if state in ("done", "cancelled"):
+        d.calls.clear()  # responses are kept in run_calls; a finished run that cannot resume needs none in memory
+
+
+def close_gates(svc: RunService, d: RunData) -> None:
+    """Inside an operation: a run that ended leaves no gate to answer (pending ones become ``closed``)."""
+    for ap in d.approvals.values():
+        if ap.state == "pending":
+            ap.state = "closed"
+            svc.r.write(Update("run_approvals", {"state": "closed"}, {"run_id": d.run.id, "gate": ap.gate}))

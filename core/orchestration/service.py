@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
@@ -23,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from core.api.runs import FINAL_STATES, OUTPUT_INTERVAL_S, RUN_STATES, check_run_id
 from core.audit import format_ts
 from core.engine.access import Caller, suspended_read_check
-from core.errors import BadRequest, MusubiError, NotFound
+from core.errors import BadRequest, MusubiError, NotFound, ProviderNotConfigured
 from core.jobs.coalesce import Coalescer
 from core.orchestration import ops
 from core.orchestration.calls import CallDesk, call_json
 from core.orchestration.catalog import Budget, RunPlan
 from core.orchestration.contracts import Artefact, ChatProvider, RunStop
+from core.orchestration.metrics import LatencyRecorder
 from core.orchestration.records import (
     ApprovalRecord,
     ArtefactRecord,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from core.jobs.handle import JobHandle
     from core.jobs.service import JobService
     from core.models.registry import Registry
+    from core.orchestration.providers import ProviderHub, ProviderSet
 
 log = logging.getLogger("musubi.engine.runs")
 
@@ -58,39 +59,17 @@ DEFAULT_MAX_STEP_TURNS = 25
 DEFAULT_GATE_TIMEOUT_S = 24 * 3600
 NOT_RESUMABLE = frozenset({"stuck", "rejected", "cancelled"})
 ENGINE = "engine"
-NO_PROVIDER = (
-    "no LLM provider is configured, so the run cannot call a model. Set, in the environment the engine "
-    "starts with (or in config.toml [providers]), one of: OpenAI: OPENAI_API_KEY (OPENAI_BASE_URL for another "
-    "endpoint); Anthropic: ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL); Azure OpenAI: AZURE_OPENAI_ENDPOINT, "
-    "AZURE_OPENAI_API_KEY and OPENAI_API_VERSION; Ollama or another OpenAI-compatible server: OLLAMA_HOST "
-    "(or OPENAI_BASE_URL). Then: musubi engine reload, and check with: musubi providers list"
-)
 
 
-class NoProvider(MusubiError):
-    """No provider can serve the run's model calls; the message says what to set."""
+def no_provider_message(pset: ProviderSet | None) -> str:
+    """What to set for each provider, when no provider is configured (the CLI and Dashboard show it)."""
+    from core.orchestration.provider_settings import NO_PROVIDER_HINTS
 
-    code = "no_provider"
-    http_status = 409
-
-
-class LatencyLog:
-    """Latencies of completed calls per (provider, model): the newest 1,000 each, percentiles on demand."""
-
-    def __init__(self) -> None:
-        self.samples: dict[tuple[str, str], deque[float]] = {}
-
-    def observe(self, provider: str, model: str, ms: float) -> None:
-        self.samples.setdefault((provider, model), deque(maxlen=1000)).append(ms)
-
-    def percentiles(self) -> list[dict[str, Any]]:
-        out = []
-        for (p, m), xs in sorted(self.samples.items()):
-            s = sorted(xs)
-            at = (lambda q, s=s: round(s[min(len(s) - 1, int(q * len(s)))], 1))  # noqa: E731
-            out.append({"provider": p, "model": m, "calls": len(s), "p50_ms": at(0.5), "p95_ms": at(0.95),
-                        "p99_ms": at(0.99)})
-        return out
+    hints = {h["provider"]: h["hint"] for h in pset.setup_hints()} if pset is not None else {}
+    what = "; ".join(f"{p}: {hints.get(p, h)}" for p, h in NO_PROVIDER_HINTS.items() if not hints or p in hints)
+    return ("no LLM provider is configured, so a run cannot call a model. For each provider, what to set (in the "
+            f"environment the engine starts with, or config.toml) — {what}. Then run: musubi engine reload "
+            "(check with: musubi providers list)")
 
 
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -101,14 +80,16 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
 class RunService:
     """Runs of every tenant (``engine.runs``)."""
 
-    def __init__(self, runner: OpRunner, jobs: JobService, usage: UsageService) -> None:
+    def __init__(self, runner: OpRunner, jobs: JobService, usage: UsageService, providers: ProviderHub | None = None,
+                 latency: LatencyRecorder | None = None) -> None:
         self.r = runner
         self.jobs = jobs
         self.usage = usage
         self.data: dict[str, RunData] = {}
         self.desk = CallDesk(self)
-        self.metrics = LatencyLog()
-        self.providers: Any = None  # .for_model(model_id) -> (ChatProvider, provider model); set by the engine
+        self.hub = providers  # the engine's providers (core/orchestration/providers.py), swapped by reload
+        self.latency = latency if latency is not None else LatencyRecorder()
+        self._scripted: Any = None  # the test hook's scripted provider (core/orchestration/testkit.py)
         # The registry and the tenant's allowed models: set by the route feature (routes_runs.py).
         self.registry: Callable[[str], Registry] | None = None
         self.allowed: Callable[[str], Any] | None = None
@@ -157,16 +138,30 @@ class RunService:
             raise MusubiError("the run's model view was not prepared (a bug)", code="internal")
         return view
 
-    def provider_for(self, model_id: str) -> tuple[ChatProvider, str]:
-        if self.providers is None:
-            from core.orchestration import testkit
+    def provider_for(self, run: RunRecord, model_id: str) -> tuple[ChatProvider, str]:
+        """The provider for ``model_id`` (never the replay provider: that one is chosen only by name);
+        ProviderNotConfigured saying what to set when none can serve it."""
+        from core.orchestration import testkit
 
-            if testkit.enabled():
-                self.providers = testkit.ScriptedProviders(self.r.paths.home)
-            else:
-                raise NoProvider(NO_PROVIDER)
-        provider, name = self.providers.for_model(model_id)
-        return provider, name
+        if testkit.scripted(self.r.paths.home):
+            if self._scripted is None:
+                self._scripted = testkit.ScriptedProviders(self.r.paths.home)
+            provider, name = self._scripted.for_model(model_id)
+            return provider, name
+        if self.hub is None:
+            raise ProviderNotConfigured(no_provider_message(None))
+        registry, _allowed = self.model_view(run)
+        return self.hub.current.for_model(model_id, registry=registry)
+
+    def check_providers(self) -> None:
+        """Before a run is queued: refuse, saying what to set for each provider, when none is configured."""
+        from core.orchestration import testkit
+
+        if testkit.scripted(self.r.paths.home):
+            return
+        pset = self.hub.current if self.hub is not None else None
+        if pset is None or not any(s.provider is not None and s.settings.kind != "replay" for s in pset.slots):
+            raise ProviderNotConfigured(no_provider_message(pset))
 
     def agent_budget(self, run_id: str, agent: str) -> Budget | None:
         plan = self._plans.get(run_id)
@@ -285,7 +280,7 @@ class RunService:
                 art = ArtefactRecord(new_artefact_id(), run.id, st.path, artefact.kind, artefact.name[:200],
                                      artefact.content, sha256(artefact.content), "proposed", now)
                 d.artefacts[art.id] = art
-                ap = ApprovalRecord(run.id, gate[:128], st.path, art.id, art.sha256, art.content, "pending", now,
+                ap = ApprovalRecord(run.id, gate, st.path, art.id, art.sha256, art.content, "pending", now,
                                     now + timedelta(seconds=wait_s))
                 d.approvals[gate] = ap
                 self.write_new(art, ap)
@@ -393,10 +388,6 @@ class RunService:
         lines = [{"n": int(r["n"]), "ts": format_ts(r["ts"]), "step": r["step_path"], "kind": r["kind"],
                   "text": r["text"]} for r in rows]
         return {"run": d.run.id, "lines": lines, "next_after": lines[-1]["n"] if lines else after}
-
-    def latency(self) -> builtins.list[dict[str, Any]]:
-        """p50/p95/p99 of completed calls per provider and model (this engine's lifetime)."""
-        return self.metrics.percentiles()
 
     # -- the write operations (core/orchestration/ops.py) -----------------------------------------
 

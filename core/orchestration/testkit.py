@@ -4,7 +4,7 @@ Under it the engine's run service uses, instead of real providers:
 
 - **workflows** from ``$MUSUBI_HOME/test-workflows.json`` (``{"name": {"steps": [...], "agents": {...},
   "budget": {...}, "agent_budgets": {...}}}``, steps as :class:`StepSpec` fields);
-- a **scripted provider** for every model, driven by ``$MUSUBI_HOME/test-provider.json``:
+- when ``$MUSUBI_HOME/test-provider.json`` exists, a **scripted provider** for every model, driven by it:
   ``{"delay_s": 0.01, "replies": {"<step path>": ["first", "second", ...]}, "hang": ["<path>"],
   "fail": {"<path>": "upstream"}, "usage": [in, out]}`` (read at each call).  Every request it
   answers is appended to ``$MUSUBI_HOME/test-provider.log`` (one JSON line: key, model, usage) *before*
@@ -48,6 +48,11 @@ HOOK = "MUSUBI_TEST_RUNS"
 
 def enabled() -> bool:
     return env(HOOK) == "1"
+
+
+def scripted(home: Path) -> bool:
+    """Under the hook, with a provider script in the home: the scripted provider replaces real ones."""
+    return enabled() and (home / "test-provider.json").exists()
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -59,6 +59,8 @@ JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/searc
 
 # A context pack needs an indexed project: tests/index/test_context_engine.py checks its answers.
 JOBS |= {("POST", "/v1/context")}
+# Runs need the scripted provider of the runs test hook: tests/runs/test_runs_shapes.py checks their answers.
+JOBS |= {(r.method, r.path) for r in all_routes() if r.path.startswith("/v1/runs")}
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
@@ -139,6 +141,10 @@ def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
                          "output_cost_per_token": 1e-5, "max_input_tokens": 100_000, "max_output_tokens": 1000}}
     call("POST", "/v1/models/import", body={"table": table, "source": "x.json", "dry_run": True})
     call("POST", "/v1/models/import", body={"table": table, "source": "x.json"})
+    # providers (issue 12): reload with no variables first, so the test never calls a real vendor
+    call("POST", "/v1/engine/reload", body={"env": {}}, tenant=None)
+    call("GET", "/v1/providers")
+    call("POST", "/v1/providers/test", body={}, tenant=None)
     return got
 
 

@@ -240,6 +240,18 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("POST", "/v1/jobs"): [Variant("member", None, req("POST", "/v1/jobs", {"kind": "index"}), ok=(400,))],
     ("GET", "/v1/jobs/{id}"): [Variant("member", None, req("GET", "/v1/jobs/j-000000000000"), ok=(404,))],
     ("POST", "/v1/jobs/{id}/cancel"): [Variant("member", None, req("POST", "/v1/jobs/j-000000000000/cancel"), ok=(404,))],
+    # Runs: no provider is configured in this engine, so a let-through start is 409 no_provider; the
+    # routes on one run check the permission at the run's project after finding it (404 here);
+    # tests/runs checks their RBAC on real runs.
+    ("GET", "/v1/runs"): [Variant("member", None, req("GET", "/v1/runs"))],
+    ("POST", "/v1/runs"): [Variant("project", "runs.start", req("POST", "/v1/runs", {"workflow": "spec",
+                                                                                   "feature": "x"}), ok=(409,))],
+    **{(m, p): [Variant("member", None, req(m, p.replace("{id}", "r-000000000000"), {} if m == "POST" else None),
+                        ok=(404,))]
+       for m, p in (("GET", "/v1/runs/{id}"), ("GET", "/v1/runs/{id}/logs"), ("POST", "/v1/runs/{id}/cancel"),
+                    ("POST", "/v1/runs/{id}/resume"), ("POST", "/v1/runs/{id}/approve"),
+                    ("POST", "/v1/runs/{id}/reject"), ("POST", "/v1/runs/{id}/request_changes"),
+                    ("POST", "/v1/runs/{id}/apply"))},
     # The first let-through start indexes p1 (a few files); later ones answer the job already running.
     ("POST", "/v1/index"): [Variant("project", "index.build", req("POST", "/v1/index", {}))],
     ("GET", "/v1/index/status"): [Variant("project", "search.query", req("GET", "/v1/index/status"))],

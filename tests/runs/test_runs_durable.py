@@ -108,3 +108,39 @@ def test_gate_timeout_fails_closed(rhome: Home) -> None:
     assert r["approvals"][0]["state"] == "timed_out" and r["approvals"][0]["decision"] is None
     ev = [e for e in run_audit(rhome, t, run["id"]) if e["action"] == "run.gate_timeout"]
     assert ev and ev[0]["outcome"] == "error" and json.dumps(ev).count("approve") == 0
+
+
+def test_a_pending_gate_survives_kill9_and_its_decision_is_kept(rhome: Home) -> None:
+    t = rhome.new_tenant("run")
+    run = start(rhome, t, "gated")
+    wait(rhome, t, run["id"], "waiting")
+    sent = len(sends(rhome))
+    rhome.kill9()
+    rhome.start()
+    r = wait(rhome, t, run["id"], "waiting")
+    assert r["pending_gate"] == "change" and len(sends(rhome)) == sent  # the same gate; nothing re-sent
+    status, body = rhome.raw("POST", f"/v1/runs/{run['id']}/reject", {"comment": "no"}, tenant=t)
+    assert status == 200, body
+    r = wait(rhome, t, run["id"], "failed", "done")
+    assert r["stop_code"] == "rejected" and r["approvals"][0]["decided_by"]
+    rhome.kill9()
+    rhome.start()
+    r = show(rhome, t, run["id"])
+    assert r["approvals"][0]["state"] == "rejected" and r["state"] == "failed"  # never asked again
+
+
+def test_the_run_goes_on_when_every_client_leaves(rhome: Home) -> None:
+    import os
+    import signal
+    import sys
+
+    t = rhome.new_tenant("run")
+    script(rhome, delay_s=0.3)
+    env = {**os.environ, "MUSUBI_HOME": str(rhome.dir)}
+    follower = subprocess.Popen([sys.executable, "-m", "tui", "--tenant", t, "run", "three", "--feature", "x"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rid = poll(lambda: next(iter(rhome.client(t).get("/v1/runs")), None), timeout=30)["id"]
+    follower.send_signal(signal.SIGKILL)  # the only client vanishes mid-run
+    follower.wait()
+    done = wait(rhome, t, rid, "done", "failed", "stopped")
+    assert done["state"] == "done" and len(sends(rhome)) == 3

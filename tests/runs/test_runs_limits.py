@@ -77,3 +77,15 @@ def test_a_viewer_cannot_start_or_approve(rhome: Home) -> None:
     status, body = rhome.raw("POST", "/v1/runs", {"workflow": "two", "feature": "x"}, tenant=t, as_user="vera")
     assert status == 403 and "runs.start" in body["error"]["message"]
     assert rhome.client(t).get("/v1/runs") == []
+
+
+def test_cancelling_a_run_at_a_gate_closes_the_gate(rhome: Home) -> None:
+    t = rhome.new_tenant("run")
+    run = start(rhome, t, "gated")
+    wait(rhome, t, run["id"], "waiting")
+    status, body = rhome.raw("POST", f"/v1/runs/{run['id']}/cancel", tenant=t)
+    assert status == 200, body
+    r = wait(rhome, t, run["id"], "cancelled")
+    assert r["approvals"][0]["state"] == "closed" and r["pending_gate"] is None
+    status, body = rhome.raw("POST", f"/v1/runs/{run['id']}/approve", {"gate": "change"}, tenant=t)
+    assert status == 409 and body["error"]["code"] == "gate_answered"

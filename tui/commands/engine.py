@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 from core.lifecycle import engine_status, start_engine, stop_engine
 from tui.output import CliState, emit, example, fields, group, line, pass_state
 
@@ -13,6 +15,7 @@ cli_group = group(
     "musubi engine start",
     "musubi engine status --json",
     "musubi --home /tmp/mh engine stop",
+    "musubi engine reload",
 )
 
 _HEALTH_KEYS = ("pid", "version", "home", "socket", "database", "schema_version", "started_at", "tenants",
@@ -78,3 +81,31 @@ def status(state: CliState) -> None:
             line("not running; it starts on the next command, or now with: musubi engine start")
 
     emit(state, info, human)
+
+
+@cli_group.command(epilog=example("musubi engine reload", "musubi engine reload --keep-env --json"))
+@click.option("--keep-env", is_flag=True,
+              help="Send no variables: the engine keeps the provider variables it already has.")
+@pass_state
+def reload(state: CliState, keep_env: bool) -> None:
+    """Re-read config.toml and the provider variables of this shell; running calls are not disturbed.
+
+    The engine outlives the shell that started it, so a changed OPENAI_API_KEY (and the other
+    provider variables, docs/providers.md) reaches it only this way: the values set here
+    replace the engine's, and an unset one is unset there too.  A bad config.toml is refused
+    (exit 2) and changes nothing.  `kill -HUP <engine pid>` re-reads config.toml only.
+    """
+    from core.api import calls
+    from core.api.providers import RELOAD_VARIABLES
+    from core.config import env
+
+    sent = None if keep_env else {name: value for name in RELOAD_VARIABLES if (value := env(name))}
+    data = state.client().call(calls.engine_reload(sent))
+
+    def human(d: Any) -> None:
+        names = ", ".join(d["providers"]) or "none"
+        line(f"providers reloaded (generation {d['generation']}): {names}.")
+        if d["previous_in_flight"]:
+            line(f"{d['previous_in_flight']} call(s) still run on the previous settings; they finish undisturbed.")
+
+    emit(state, data, human)

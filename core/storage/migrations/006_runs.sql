@@ -114,7 +114,7 @@ CREATE TABLE run_approvals (
     artefact_id     VARCHAR,
     shown_sha256    VARCHAR NOT NULL,         -- the hash of what the gate showed
     shown           VARCHAR NOT NULL,         -- what it showed
-    state           VARCHAR NOT NULL,         -- pending | approved | rejected | changes_requested | timed_out
+    state           VARCHAR NOT NULL,         -- pending | approved | rejected | changes_requested | timed_out | closed
     asked_at        TIMESTAMP NOT NULL,
     deadline        TIMESTAMP,                -- when it fails closed; NULL: never
     decided_by      VARCHAR,

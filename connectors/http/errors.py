@@ -1,0 +1,106 @@
+"""Typed errors of the connector HTTP layer.
+
+Every failure a connector call can end in is one of these.  Each carries the connector's
+name, the HTTP status (when there was a response), the vendor's request id (for support
+tickets) and a message that has already been through the connector's :class:`Redactor`,
+so neither ``str(err)`` nor ``repr(err)`` can contain a key.  They are
+:class:`core.errors.MusubiError` subclasses, so the engine answers them like any other
+typed error (HTTP 502 for the vendor's failure, CLI exit 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from core.errors import MusubiError
+
+ErrorKind = Literal["auth", "not_found", "rate_limited", "validation", "upstream", "connection", "timeout"]
+
+
+class HttpError(MusubiError):
+    """A connector call that failed; ``kind`` says how (and which subclass this is)."""
+
+    kind: ErrorKind = "upstream"
+    code = "connector_error"
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, connector: str, status: int | None = None, request_id: str | None = None,
+        retry_after_s: float | None = None, vendor_text: str | None = None, vendor_code: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, connector=connector, status=status, request_id=request_id, **extra)
+        self.connector = connector
+        self.status = status
+        self.request_id = request_id
+        self.retry_after_s = retry_after_s
+        self.vendor_text = vendor_text  # the vendor's own error text, redacted
+        self.vendor_code = vendor_code  # the vendor's machine code (OpenAI error.code, Anthropic error.type)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(connector={self.connector!r}, status={self.status!r}, "
+            f"request_id={self.request_id!r}, message={self.message!r})"
+        )
+
+
+class AuthError(HttpError):
+    """401/403 (and vendor quirks such as Azure DevOps' 203 sign-in page): the credentials are wrong."""
+
+    kind: ErrorKind = "auth"
+    code = "connector_auth"
+
+
+class NotFoundError(HttpError):
+    """404/410: the object or the endpoint does not exist (any more)."""
+
+    kind: ErrorKind = "not_found"
+    code = "connector_not_found"
+
+
+class RateLimitedError(HttpError):
+    """429 (or a throttle) still in force after the retry budget: ``retry_after_s`` says when to try again."""
+
+    kind: ErrorKind = "rate_limited"
+    code = "connector_rate_limited"
+
+
+class ValidationError(HttpError):
+    """400/409/422 and other 4xx: the vendor refused the request as sent; retrying will not help."""
+
+    kind: ErrorKind = "validation"
+    code = "connector_validation"
+
+
+class UpstreamError(HttpError):
+    """5xx, or an answer that cannot be read: the vendor failed."""
+
+    kind: ErrorKind = "upstream"
+    code = "connector_upstream"
+
+
+class ConnectionFailed(HttpError):
+    """No answer: DNS, refused connection, dropped connection."""
+
+    kind: ErrorKind = "connection"
+    code = "connector_connection"
+
+
+class RequestTimeout(HttpError):
+    """The call took longer than its timeout."""
+
+    kind: ErrorKind = "timeout"
+    code = "connector_timeout"
+
+
+def error_for_status(status: int) -> type[HttpError]:
+    """The error class for an HTTP status the vendor answered with."""
+    if status in (401, 403):
+        return AuthError
+    if status in (404, 410):
+        return NotFoundError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return UpstreamError
+    return ValidationError

@@ -1,0 +1,1 @@
+from tests.connectors.scripted_server import server  # noqa: F401  (the fixture)
