@@ -139,6 +139,9 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("search, no project", calls.search("anything"))
     await step("models list", calls.models_list(), lambda a: (sorted(m["id"] for m in a["models"]), a["allowed"]))
 
+    # -- providers (the Dashboard's next steps): never a key; hints name a variable or config table
+    await step("providers list", calls.providers_list(), lambda a: all(
+        "OPENAI_API_KEY" in h["hint"] for h in a["hints"] if h["provider"] == "openai"))
     # -- orchestration runs (the Dashboard): refusals, and a start with no provider configured
     await step("runs list", calls.runs(limit=5), lambda a: all(r["state"] in RUN_STATES for r in a) and len(a) <= 5)
     await step("runs list bad state", calls.runs(state="sleeping"))

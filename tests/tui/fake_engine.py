@@ -60,6 +60,7 @@ class FakeEngine:
             ("POST", f"/v1/tenants/{w}/resume", "system",
              lambda name, user, b, q: self.tenant_status(name, user, "active", None)),
             ("GET", "/v1/projects", "member", lambda user, b, q: self.data["projects"]),
+            ("GET", "/v1/providers", "member", lambda user, b, q: self.data["providers"]),
             ("GET", "/v1/roles", "member",
              lambda user, b, q: [{k: v for k, v in role_json(r).items() if k != "matrix"} for r in BUILTIN_ROLES]),
             ("GET", f"/v1/roles/{w}", "member", self.role_show),

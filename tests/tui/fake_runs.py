@@ -5,7 +5,7 @@ request_changes and apply the way :class:`core.orchestration.service.RunService`
 answers have the keys of :mod:`core.api.runs` (tests/tui/test_dashboard_runs.py holds a real
 engine's run to the same keys), the refusals are the engine's typed errors and codes (400 for a
 malformed id, 404 ``run_not_found`` / ``gate_not_found``, 403 naming the permission, 409
-``run_finished`` / ``run_state`` / ``gate_answered`` / ``no_provider``), and a write changes what
+``run_finished`` / ``run_state`` / ``gate_answered``; ``provider_not_configured``), and a write changes what
 the next read returns.  :meth:`FakeRuns.event` builds ``run.*`` events for tests to queue.
 """
 
@@ -18,7 +18,8 @@ from typing import Any
 
 from core.api import runs as rq
 from core.api.models import parse
-from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from core.errors import BadRequest, Conflict, NotFound, PermissionDenied, ProviderNotConfigured
+from core.orchestration.service import no_provider_message
 
 Json = dict[str, Any]
 TS = "2026-01-15T14:30:00.000000Z"
@@ -35,13 +36,6 @@ DIFF = """\
 +            line(f"{r['id']} {r['workflow']:<12} {r['state']}")
 +    emit(state, rows, human)
 """
-NO_PROVIDER = (
-    "no LLM provider is configured, so the run cannot call a model. Set, in the environment the engine "
-    "starts with (or in config.toml [providers]), one of: OpenAI: OPENAI_API_KEY (OPENAI_BASE_URL for another "
-    "endpoint); Anthropic: ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL); Azure OpenAI: AZURE_OPENAI_ENDPOINT, "
-    "AZURE_OPENAI_API_KEY and OPENAI_API_VERSION; Ollama or another OpenAI-compatible server: OLLAMA_HOST "
-    "(or OPENAI_BASE_URL). Then: musubi engine reload, and check with: musubi providers list"
-)
 
 
 def sha(text: str) -> str:
@@ -147,7 +141,7 @@ class FakeRuns:
 
     def __init__(self, empty: bool = False) -> None:
         self.runs: dict[str, Json] = {} if empty else fixed_runs()
-        self.providers = False  # a start answers the engine's no_provider refusal unless set
+        self.providers = False  # a start answers the engine's provider_not_configured refusal unless set
         self.logs: dict[str, list[Json]] = {RUN_A: [
             {"n": 1, "ts": TS, "step": None, "kind": "state", "text": "queued: workflow sdd, 4 step(s)"},
         ]}
@@ -194,7 +188,7 @@ class FakeRuns:
     def start(self, user: str, perms: list[str], body: Json) -> Json:
         parse(rq.RunStart, body)
         if not self.providers:
-            raise Conflict(NO_PROVIDER, code="no_provider")  # as the client decodes the engine's 409
+            raise ProviderNotConfigured(no_provider_message(None))  # the engine's own words
         self._require(perms, "runs.start", user)
         raise NotFound(f"unknown workflow {body.get('workflow')!r}")
 

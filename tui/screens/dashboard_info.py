@@ -16,7 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from core.api import calls
-from core.errors import MusubiError
+from core.errors import MusubiError, NotFound
 from tui.context import ConnState, app_ctx
 from tui.screens import dashboard_view as view
 from tui.widgets.format import parse_ts
@@ -101,10 +101,22 @@ class InfoPanels:
                          "repository); its specs then show in Trace (2).")
         elif current is not None:
             steps.append(await self._coverage_step(current))
-        if not self.ctx.settings.providers:
-            steps.append(view.NO_PROVIDER)
+        provider = await self._provider_step()
+        if provider:
+            steps.append(provider)
         self.next_steps = steps
         self._redraw()
+
+    async def _provider_step(self) -> str | None:
+        """What to set when the engine has no provider to call (its own list and hints), else None."""
+        try:
+            plist = await self.ctx.api.call(calls.providers_list())
+        except NotFound:  # an engine from before the providers route: the app's own config is all we know
+            return None if self.ctx.settings.providers else view.NO_PROVIDER
+        except MusubiError as exc:
+            self.report_failure(exc, "Next steps", notify=False)  # type: ignore[attr-defined]
+            return None
+        return view.provider_step(plist)
 
     async def _coverage_step(self, project: ProjectRow) -> str:
         name = project.get("name")

@@ -44,6 +44,24 @@ NO_PROVIDER = (
     "ANTHROPIC_API_KEY; Azure OpenAI: AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and OPENAI_API_VERSION; "
     "Ollama or another OpenAI-compatible server: OLLAMA_HOST. Then: musubi engine reload."
 )
+
+
+def provider_step(plist: Mapping[str, Any]) -> str | None:
+    """From ``GET /v1/providers``: what to set when no real provider is ready (the engine's own hints), else None."""
+    real = [p for p in plist.get("providers") or [] if not p.get("is_replay")]
+    if any(p.get("status") == "ready" for p in real):
+        return None
+    parts = ["No model provider is ready in the engine, so a run cannot call a model."]
+    if plist.get("config_error"):
+        parts.append(f"{plist.get('config')}: {plist['config_error']}.")
+    parts += [f"{p['name']} is configured but unavailable: {p.get('problem') or 'no reason given'}." for p in real]
+    hints = plist.get("hints") or []
+    if hints:
+        parts.append("Set one: " + "; ".join(f"{h['provider']}: {h['hint']}" for h in hints) + ".")
+    parts.append("Check with: musubi providers list")
+    return " ".join(parts)
+
+
 NO_ROUTE = "This engine has no runs API (/v1/runs): it is older than the workstation. Restart it: musubi engine stop."
 
 
