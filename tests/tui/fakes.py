@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from core.async_client import AsyncEngineClient
-from core.orchestration.provider_settings import hint_for
 from core.errors import EngineUnavailable, PermissionDenied
+from core.orchestration.provider_settings import hint_for
 from core.paths import HomePaths
 from core.rbac import PERMISSIONS
 from core.wire import Identity

@@ -7,8 +7,8 @@ from tests.tui.conftest import settle, wait_for
 from tests.tui.fake_runs import FakeRuns
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
-from tui.screens.dashboard_view import provider_step
 from tui.config import Settings
+from tui.screens.dashboard_view import provider_step
 from tui.widgets.status_bar import render_status
 
 
