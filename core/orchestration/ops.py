@@ -31,28 +31,36 @@ if TYPE_CHECKING:
 DECISIONS = {"approve": "approved", "reject": "rejected", "request_changes": "changes_requested"}
 
 
-def _estimate(svc: RunService, tenant: str, plan: Any, feature: str, model: str | None,
+def _estimate(self: RunService, tenant: str, plan: Any, feature: str, model: str | None,
               allowed: set[str] | None) -> list[tuple[int | None, int | None]]:
-    """Per top-level step: the cost estimator's expected (tokens, micro-dollars) of one call of its agent."""
+    """Per top-level step: the cost estimator's expected (tokens, micro-dollars) for its agent's call,
+    on the model the router would pick (or ``model``): ``estimate_model`` of core/models/estimate.py
+    with the feature as the material, so a run reports estimated vs actual the way
+    ``musubi cost estimate`` prices it."""
+    from core.models.estimate import Document, Step, document_counts, estimate_model
+    from core.models.router import route
     from core.models.tokens import count_exact
-    from core.orchestration.calls import plan_call
 
-    out: list[tuple[int | None, int | None]] = []
-    if svc.registry is None:
+    if self.registry is None:
         return [(None, None) for _ in plan.steps]
-    reg = svc.registry(tenant)
-    base = count_exact(feature)
+    reg = self.registry(tenant)
+    doc = Document("feature", feature)
+    out: list[tuple[int | None, int | None]] = []
     for spec in plan.steps:
         agent = plan.agents.get(spec.agents[0]) if spec.agents else None
         if agent is None:
             out.append((None, None))
             continue
         try:
-            p = plan_call(reg, agent, base + count_exact(agent.system_prompt), model, allowed)
+            m = reg.get(model) if model else route(reg, agent.task_kind, count_exact(feature) + count_exact(
+                agent.system_prompt), allowed=allowed).choice.model
+            row = estimate_model(reg, m, [doc], [document_counts(doc, [m.tokenizer])],
+                                 [Step(agent.task_kind, agent.system_prompt)])
         except MusubiError:
             out.append((None, None))
             continue
-        out.append((p.est_tokens, p.est_cost))
+        out.append((row["input_tokens"]["expected"] + row["output_tokens"]["expected"],
+                    row["cost_micros"]["expected"]))
     return out
 
 
