@@ -178,6 +178,8 @@ class FakeRuns:
             return self.resume(run, user, perms)
         if verb in ("approve", "reject", "request_changes"):
             return self.decide(run, verb, user, perms, body)
+        if verb == "apply":
+            return self.apply(run, user, perms, body)
         raise NotFound(f"fake engine has no route {method} {path}")
 
     @staticmethod
@@ -212,6 +214,21 @@ class FakeRuns:
         run.update(state="queued", stop_code=None, reason=None, attempts=run["attempts"] + 1)
         return summary(run)
 
+    def apply(self, run: Json, user: str, perms: list[str], body: Json) -> Json:
+        """Mark an approved diff applied (the engine checks it with git-apply semantics and writes it)."""
+        req = parse(rq.RunApply, {"id": run["id"], **body})
+        self._require(perms, "runs.approve", user)
+        diffs = [a for a in run["artefacts"] if a["kind"] == "diff" and (req.artefact in (None, a["id"]))]
+        if not diffs:
+            raise NotFound(f"run {run['id']} has no diff artefact {req.artefact or ''}".rstrip() + ".",
+                           code="artefact_not_found")
+        art = diffs[0]
+        if art["state"] != "approved":
+            raise Conflict(f"artefact {art['id']} is {art['state']}: only an approved diff is applied.",
+                           code="artefact_state", state=art["state"])
+        art.update(state="applied", applied_at=TS, applied_by=user, detail="tui/commands/runs.py")
+        return {"run": run["id"], "artefact": art["id"], "state": "applied", "files": ["tui/commands/runs.py"]}
+
     def decide(self, run: Json, verb: str, user: str, perms: list[str], body: Json) -> Json:
         req = parse(rq.RunDecide, {"id": run["id"], **body})
         name = req.gate or run["pending_gate"]
@@ -231,6 +248,9 @@ class FakeRuns:
         state = {"approve": "approved", "reject": "rejected", "request_changes": "changes_requested"}[verb]
         ap.update(state=state, decision=state, decided_by=user, decided_at=TS, comment=req.comment)
         run["pending_gate"] = None
+        art = next((a for a in run["artefacts"] if a["id"] == ap["artefact"]), None)
+        if art is not None and verb == "approve" and art["state"] == "proposed":
+            art["state"] = "approved"
         return {"run": summary(run), "gate": ap["gate"], "decision": verb, "by": user}
 
 

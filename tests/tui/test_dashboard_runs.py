@@ -166,6 +166,13 @@ async def test_approve_sends_the_gate_and_the_hash_of_what_was_shown() -> None:
         await pilot.press("a")
         await wait_for(pilot, lambda: any("has no approval gate waiting" in n for n in notes(app)), "nothing left")
         assert sum(w[1].endswith("/approve") for w in api.writes) == 1
+        # The approved diff is applied with p: the apply route, naming the artefact.
+        await wait_for(pilot, lambda: screen.artefacts()[-1]["state"] == "approved", "artefact approved")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: any(w[1].endswith("/apply") for w in api.writes), "apply sent")
+        _, path, body, _ = next(w for w in api.writes if w[1].endswith("/apply"))
+        assert path == f"/v1/runs/{RUN_B}/apply" and body == {"artefact": "a-0000000000b2"}
+        await wait_for(pilot, lambda: any("Applied implement.diff" in n for n in notes(app)), "applied")
 
 
 async def test_reject_confirms_first_and_request_changes_asks_for_a_comment() -> None:
@@ -212,6 +219,17 @@ async def test_reject_after_confirming_calls_the_reject_route() -> None:
         assert path == f"/v1/runs/{RUN_B}/reject" and body == {"gate": "review", "shown_sha256": sha(DIFF)}
 
 
+async def test_apply_before_approval_says_why_and_sends_nothing() -> None:
+    api = FakeEngineApi()
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        await choose(pilot, screen, RUN_B)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: any("its diff is not approved yet" in n for n in notes(app)), "why not")
+        assert not [w for w in api.writes if w[1].endswith("/apply")]
+
+
 async def test_a_member_without_runs_approve_is_told_so_and_nothing_is_sent() -> None:
     api = FakeEngineApi()
     api.identity.as_user = "bob"  # a member: runs.start and runs.cancel, not runs.approve
@@ -230,6 +248,11 @@ async def test_a_member_without_runs_approve_is_told_so_and_nothing_is_sent() ->
             await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)  # no dialog opened
         assert not [w for w in api.writes if "/v1/runs/" in w[1]]
+        # The palette says so too, next to each action's key.
+        entries = {a.title: a.help for a in screen.palette_actions()}
+        approve = entries["Dashboard: Approve"]
+        assert "✗ needs runs.approve" in approve and approve.startswith("a ·")
+        assert "✗" not in entries["Dashboard: Cancel run"]  # a member may cancel
 
 
 async def test_an_engine_refusal_is_shown_in_words() -> None:

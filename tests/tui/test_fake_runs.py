@@ -102,6 +102,7 @@ def test_the_fake_answers_and_events_have_the_documented_shapes() -> None:
     _exactly(fake.answer("GET", "/v1/runs", None, None, "alice", perms), list[rq.Run])
     _exactly(fake.answer("GET", f"/v1/runs/{RUN_B}/logs", None, None, "alice", perms), rq.RunLogs)
     _exactly(fake.answer("POST", f"/v1/runs/{RUN_B}/approve", {}, None, "alice", perms), rq.RunDecided)
+    _exactly(fake.answer("POST", f"/v1/runs/{RUN_B}/apply", {}, None, "alice", perms), rq.RunApplied)
     _exactly(fake.answer("POST", f"/v1/runs/{RUN_B}/cancel", None, None, "alice", perms), rq.Run)
     _exactly(state_event(fixed_runs()[RUN_B]), rq.RunEvent)
     _exactly(event("run.step", RUN_B, step=step("1", "x", "running")), rq.StepEvent)
