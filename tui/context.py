@@ -41,8 +41,9 @@ QUOTA_ACTIONS = frozenset(
     {"usage.record", "usage.settle", "usage.reserve", "usage.release", "usage.expire", "quota.set", "quota.remove"}
 )
 
-# The event types the app follows: audit and quota alerts (Dashboard, Admin), job progress (Search's index panel).
-STREAM_TYPES = "audit,quota.alert,job.progress,job.state"
+# The event types the app follows: audit and quota alerts (Dashboard, Admin), job progress (Search's index panel),
+# orchestration runs (the Dashboard; core/api/runs.py EVENT_TYPES).
+STREAM_TYPES = "audit,quota.alert,job.progress,job.state,run.state,run.step,run.output,run.call,run.gate,run.note"
 
 
 def utcnow() -> datetime:

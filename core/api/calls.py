@@ -461,31 +461,32 @@ def runs(state: str | None = None, limit: int | str | None = None) -> Call[list[
 
 
 def run_show(run_id: str) -> Call[RunShown]:
-    return get(f"/v1/runs/{_seg(run_id)}")
+    return get(f"/v1/runs/{path_segment(run_id)}")
 
 
 def run_cancel(run_id: str) -> Call[Run]:
-    return post(f"/v1/runs/{_seg(run_id)}/cancel")
+    return post(f"/v1/runs/{path_segment(run_id)}/cancel")
 
 
 def run_resume(run_id: str, budget_tokens: int | str | None = None, budget_usd: str | None = None,
                max_turns: int | str | None = None, max_step_turns: int | str | None = None) -> Call[Run]:
-    return post(f"/v1/runs/{_seg(run_id)}/resume", budget_tokens=budget_tokens, budget_usd=budget_usd,
+    return post(f"/v1/runs/{path_segment(run_id)}/resume", budget_tokens=budget_tokens, budget_usd=budget_usd,
                 max_turns=max_turns, max_step_turns=max_step_turns)
 
 
 def run_decide(run_id: str, decision: str, gate: str | None = None, comment: str | None = None,
                shown_sha256: str | None = None) -> Call[RunDecided]:
     """Answer a pending gate: ``decision`` is ``approve``, ``reject`` or ``request_changes``."""
-    return post(f"/v1/runs/{_seg(run_id)}/{_seg(decision)}", gate=gate, comment=comment, shown_sha256=shown_sha256)
+    return post(f"/v1/runs/{path_segment(run_id)}/{path_segment(decision)}", gate=gate, comment=comment,
+                shown_sha256=shown_sha256)
 
 
 def run_apply(run_id: str, artefact: str | None = None) -> Call[RunApplied]:
-    return post(f"/v1/runs/{_seg(run_id)}/apply", artefact=artefact)
+    return post(f"/v1/runs/{path_segment(run_id)}/apply", artefact=artefact)
 
 
 def run_logs(run_id: str, after: int | str | None = None, limit: int | str | None = None) -> Call[RunLogs]:
-    return get(f"/v1/runs/{_seg(run_id)}/logs", after=after, limit=limit)
+    return get(f"/v1/runs/{path_segment(run_id)}/logs", after=after, limit=limit)
 
 
 # -- providers (issue 12; docs/providers.md) ---------------------------------------------------
@@ -582,24 +583,24 @@ def integrations() -> Call[Integrations]:
 
 def integration_set(name: str, settings: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
                     unset: list[str] | None = None) -> Call[IntegrationSaved]:
-    return put(f"/v1/integrations/{_seg(name)}", settings=settings, secrets=secrets, unset=unset)
+    return put(f"/v1/integrations/{path_segment(name)}", settings=settings, secrets=secrets, unset=unset)
 
 
 def integration_test(name: str) -> Call[IntegrationTested]:
-    return post(f"/v1/integrations/{_seg(name)}/test")
+    return post(f"/v1/integrations/{path_segment(name)}/test")
 
 
 def integration_notify(name: str, title: str, text: str, target: str | None = None) -> Call[Notified]:
     """Send one message through Slack or Teams (``target``: a channel, or ``webhook``)."""
-    return post(f"/v1/integrations/{_seg(name)}/notify", title=title, text=text, target=target)
+    return post(f"/v1/integrations/{path_segment(name)}/notify", title=title, text=text, target=target)
 
 
 def pipeline_status(name: str, ref: str, project_key: str | None = None) -> Call[PipelineStatus]:
-    return get(f"/v1/integrations/{_seg(name)}/pipelines", ref=ref, project_key=project_key)
+    return get(f"/v1/integrations/{path_segment(name)}/pipelines", ref=ref, project_key=project_key)
 
 
 def sync_start(name: str, project_key: str, dry_run: bool | None = None, resolve: dict[str, str] | None = None,
                include: list[str] | None = None) -> Call[SyncStarted]:
     """Start a sync job of the request's project into ``project_key``; answers ``{"job": Job}``."""
-    return post(f"/v1/sync/{_seg(name)}", project_key=project_key, dry_run=dry_run, resolve=resolve,
+    return post(f"/v1/sync/{path_segment(name)}", project_key=project_key, dry_run=dry_run, resolve=resolve,
                 include=include)

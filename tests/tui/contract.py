@@ -16,6 +16,7 @@ from typing import Any
 
 from core.api import calls
 from core.api.calls import Call
+from core.api.runs import RUN_STATES
 from core.async_client import EngineApi
 from core.errors import MusubiError
 
@@ -25,6 +26,7 @@ USER = "dora"
 VIEWER = "vic"
 MODEL = "gpt-5.4-mini"
 PROJECT = "contract-code"  # registered by the scenario, never indexed
+NO_RUN = "r-000000000000"  # a well-formed run id no engine has
 
 
 @dataclass
@@ -162,6 +164,22 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
         api.identity.project = None
     await step("project remove", calls.project_remove(PROJECT), lambda a: (a["name"], a["path"] == repo))
     await step("models list", calls.models_list(), lambda a: (sorted(m["id"] for m in a["models"]), a["allowed"]))
+
+    # -- providers (the Dashboard's next steps): never a key; hints name a variable or config table
+    await step("providers list", calls.providers_list(), lambda a: all(
+        "OPENAI_API_KEY" in h["hint"] for h in a["hints"] if h["provider"] == "openai"))
+    # -- orchestration runs (the Dashboard): refusals, and a start with no provider configured
+    await step("runs list", calls.runs(limit=5), lambda a: all(r["state"] in RUN_STATES for r in a) and len(a) <= 5)
+    await step("runs list bad state", calls.runs(state="sleeping"))
+    await step("run start, no provider", calls.run_start("spec", "add a --json flag"))
+    await step("run start, empty feature", calls.run_start("spec", ""))
+    await step("run show unknown", calls.run_show(NO_RUN))
+    await step("run show bad id", calls.run_show("run-1"))
+    await step("run approve unknown", calls.run_decide(NO_RUN, "approve", comment="ok"))
+    await step("run request changes unknown", calls.run_decide(NO_RUN, "request_changes", comment="why"))
+    await step("run cancel unknown", calls.run_cancel(NO_RUN))
+    await step("run resume unknown", calls.run_resume(NO_RUN))
+    await step("run logs unknown", calls.run_logs(NO_RUN))
     return steps
 
 

@@ -62,6 +62,7 @@ class FakeEngine:
             ("GET", "/v1/projects", "member", lambda user, b, q: self.data["projects"]),
             ("POST", "/v1/projects", "projects.manage", self.project_add),
             ("DELETE", f"/v1/projects/{w}", "projects.manage", self.project_remove),
+            ("GET", "/v1/providers", "member", lambda user, b, q: self.data["providers"]),
             ("GET", "/v1/roles", "member",
              lambda user, b, q: [{k: v for k, v in role_json(r).items() if k != "matrix"} for r in BUILTIN_ROLES]),
             ("GET", f"/v1/roles/{w}", "member", self.role_show),

@@ -12,10 +12,12 @@ from typing import Any
 
 from core.async_client import AsyncEngineClient
 from core.errors import EngineUnavailable, PermissionDenied
+from core.orchestration.provider_settings import hint_for
 from core.paths import HomePaths
 from core.rbac import PERMISSIONS
 from core.wire import Identity
 from tests.tui.fake_engine import FakeEngine, role_json
+from tests.tui.fake_runs import FakeRuns
 from tests.tui.fake_search import FakeSearch
 from tui.config import ColorDecision, Settings
 from tui.context import AppContext
@@ -77,6 +79,10 @@ def fixed_data() -> dict[str, Any]:
             {"bucket": f"2026-01-15T{h:02d}:00:00.000000Z", "tokens": t, "requests": r, "cost_micros": c}
             for h, t, r, c in [(6, 4000, 4, 120000), (9, 12000, 10, 900000), (11, 26000, 30, 2100000), (13, 18000, 40, 1500000), (14, 2000, 7, 200000)]
         ]},
+        # GET /v1/providers of an engine with nothing configured: what to set, per registry provider.
+        "providers": {"providers": [], "hints": [{"provider": p, "hint": hint_for(p)} for p in ("anthropic", "openai")],
+                      "config": "/home/alice/.config/musubi/config.toml", "config_error": None, "generation": 1,
+                      "in_flight": 0},
         "verify": {"tenant_id": "acme", "ok": True, "checked": 6, "first_bad_seq": None, "reason": None, "start_seq": 1,
                    "last_seq": 6, "last_hash": f"{6:064x}", "quarantined": [], "checkpoints": 0,
                    "checkpoint_signatures_ok": True, "anchor_seq": None},
@@ -106,6 +112,7 @@ class FakeEngineApi(AsyncEngineClient):
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.starts = 0
         self.code = FakeSearch()  # the code-search routes (the Search screen)
+        self.runs = FakeRuns()  # the orchestration runs (the Dashboard)
 
     def _check(self) -> None:
         if self.down:
@@ -147,6 +154,9 @@ class FakeEngineApi(AsyncEngineClient):
         else:
             await self.hold.wait()
             self.writes.append((method, path, body, query))
+        if path.startswith("/v1/runs"):
+            user = self.identity.as_user or self.engine.owner
+            return copy.deepcopy(self.runs.answer(method, path, body, query, user, self.engine.permissions_of(user)))
         return self.engine.answer(method, path, body, query, self.identity.as_user)
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:

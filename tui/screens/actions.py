@@ -29,6 +29,14 @@ class ActionSpec:
 
 
 ACTIONS: dict[str, ActionSpec] = {
+    # Dashboard (mode 1): the selected run
+    "dash_approve": ActionSpec("approve the selected run's pending gate (what it shows is what you approve)",
+                               "runs.approve"),
+    "dash_reject": ActionSpec("reject the selected run's pending gate; the run stops there", "runs.approve"),
+    "dash_changes": ActionSpec("request changes at the pending gate, with a comment for the agent", "runs.approve"),
+    "dash_apply": ActionSpec("apply the run's approved diff to the project (refused on any conflict)", "runs.approve"),
+    "dash_cancel": ActionSpec("cancel the selected run (completed steps are kept)", "runs.cancel"),
+    "dash_resume": ActionSpec("resume a stopped, failed or interrupted run; a failed step runs again", "runs.start"),
     # Trace (mode 2)
     "trace_rescan": ActionSpec("re-scan the repository now (it also re-scans by itself)", "specs.read"),
     "trace_uncovered": ActionSpec("show only requirements with a missing column, or all", "specs.read"),

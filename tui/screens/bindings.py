@@ -10,6 +10,7 @@ from textual.binding import Binding
 # Modules whose classes carry BINDINGS; imported lazily (after the first frame).
 MODULES = (
     "tui.app",
+    "tui.screens.dashboard",
     "tui.screens.help",
     "tui.screens.debug",
     "tui.screens.modals",

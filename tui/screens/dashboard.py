@@ -1,173 +1,459 @@
-"""Dashboard (mode 1): the engine, the current tenant and its quota headroom at a glance."""
+"""Dashboard (mode 1): orchestration runs live — steps, output, approval gates — with the engine, tenant and quotas.
+
+Data: ``GET /v1/runs`` and ``GET /v1/runs/{id}`` (``calls.runs`` / ``calls.run_show``, read in workers),
+then the engine's ``run.*`` events (``run.state``, ``run.step``, ``run.output``, ``run.call``,
+``run.gate``, ``run.note``; core/api/runs.py) keep it current.  Events only change the screen's
+model and mark what changed; a timer repaints each changed widget at most :data:`REPAINT_HZ` times a
+second, and output deltas are appended in one batch per repaint — so a burst of events costs a
+few repaints, not one each, over a slow SSH link.  Runs belong to the engine: leaving the screen
+or the app changes nothing for them.
+
+Keys (ids in :mod:`tui.screens.actions`, remappable): a approve, r reject, c request changes
+(asks for a comment), p apply an approved diff, x cancel the run, u resume it.  Texts and
+formatting live in :mod:`tui.screens.dashboard_view`; the engine/tenant/quota panels in
+:mod:`tui.screens.dashboard_info`; the actions in :mod:`tui.screens.dashboard_actions`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.content import Content
-from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import DataTable, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from core.api import calls
-from core.errors import MusubiError
-from tui.context import ConnState, app_ctx
-from tui.screens.base import ModeScreen
-from tui.widgets.format import short_ts
-from tui.widgets.gauge import gauge_lines
+from core.errors import MusubiError, NotFound
+from tui.context import ConnState
+from tui.screens import dashboard_view as view
+from tui.screens.base import STYLES, ModeScreen
+from tui.screens.dashboard_actions import RunActions
+from tui.screens.dashboard_info import InfoBox, InfoPanels
 from tui.widgets.panel import Panel
 
 if TYPE_CHECKING:
-    from core.api.responses import ProjectRow, TenantShown
+    from core.api.runs import Run, RunApproval, RunArtefact, RunShown, RunStep
+
+REPAINT_HZ = 4  # repaints per second per widget, at most (events only mark what changed)
+OUTPUT_KEEP = 64_000  # characters of streamed output kept per step (the oldest go first)
+OUTPUT_SHOWN = 8_000  # characters the output panel shows (its tail): a repaint re-wraps only this much
+RUN_LIMIT = 50  # runs listed (the engine's newest first)
+WIDE = 100  # from this many columns the runs list has a workflow column
 
 
-class InfoBox(Static, can_focus=True):
-    """Focusable text inside a dashboard panel (so F10 can maximise the panel)."""
-
-    DEFAULT_CSS = "InfoBox { height: auto; width: 1fr; }"
+class RunsNote(Static, can_focus=True):
+    """The runs panel's empty state or error; focusable so it scrolls and maximises."""
 
 
-class QuotaSummary(Widget, can_focus=True):
-    """One line per quota, drawn for the current width at render time."""
-
-    DEFAULT_CSS = "QuotaSummary { height: auto; width: 1fr; }"
-    HELP = ("Every quota of this tenant: a bar that fills as it is used, the share left, a word (OK, NEAR, FULL) "
-            "and the amount used of the limit. Admin (6) ▸ Quotas edits them.")
-
-    def render(self) -> Content:
-        ctx = app_ctx(self)
-        if ctx.quota_error:
-            return Content(f"You cannot see quotas here: {ctx.quota_error}")
-        if ctx.quotas is None:
-            return Content("waiting for the engine…")
-        quotas = ctx.quotas.get("quotas")
-        if not quotas:
-            return Content("No quotas in this tenant: usage is unlimited. Admin (6) ▸ Quotas adds one.")
-        width, now = max(30, self.size.width or 70), ctx.clock()
-        return Content("\n").join(line for q in quotas for line in gauge_lines(q, now, width, compact=True))
-
-
-class DashboardScreen(ModeScreen):
+class DashboardScreen(RunActions, InfoPanels, ModeScreen):
     MODE = "dashboard"
-    WORKER_TITLES: ClassVar[dict[str, str]] = {"dashboard-tenant": "Tenant details", "dashboard-next": "Next steps"}
+    CSS_PATH = STYLES / "dashboard.tcss"
+    AUTO_FOCUS = "#dash-runs"
+    WORKER_TITLES: ClassVar[dict[str, str]] = {
+        "dashboard-tenant": "Tenant details", "dashboard-next": "Next steps", "dashboard-runs": "Runs",
+        "dashboard-run": "Run details", "dashboard-act": "Run action", "dashboard-diff": "Diff",
+    }
     HELP = (
-        "Dashboard: the engine connection, your tenant and role, and every quota's headroom. "
-        "It updates live from the engine's event stream. F8 switches tenant; ctrl+r reconnects."
+        "Dashboard: your runs live from the engine — state (symbol and word), elapsed time, tokens and cost "
+        "against the estimate, and the share of the tenant's quota each used. Select a run (up/down, tab to move "
+        "between panels) for its step tree: parallel and nested agents sit under their parent, each with its state, "
+        "tokens, cost and time; the right panel streams the selected step's output, or shows a pending approval "
+        "gate's artefact (a diff, highlighted). Keys: a approve, r reject, c request changes (asks for a comment), "
+        "p apply an approved diff to the project, x cancel the run, u resume a stopped run (a failed step runs "
+        "again from there). Above: the engine, your tenant and role, quota headroom, and the p95 latency of the "
+        "model calls seen here. F8 switches tenant; ctrl+r reconnects."
     )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve", id="dash_approve"),
+        Binding("r", "reject", "Reject", id="dash_reject"),
+        Binding("c", "request_changes", "Changes", id="dash_changes"),
+        Binding("p", "apply_diff", "Apply", id="dash_apply"),
+        Binding("x", "cancel_run", "Cancel run", id="dash_cancel"),
+        Binding("u", "resume_run", "Resume", id="dash_resume"),
+    ]
 
     def compose_body(self) -> ComposeResult:
-        with Horizontal(id="dash-top"):
-            yield Panel(InfoBox(id="dash-engine"), title="Engine", id="dash-engine-panel")
-            yield Panel(InfoBox(id="dash-tenant"), title="Tenant", id="dash-tenant-panel")
-        yield Panel(QuotaSummary(id="dash-quotas"), title="Quotas", id="dash-quotas-panel")
-        yield Panel(InfoBox(id="dash-next"), title="Next steps", id="dash-next-panel")
+        yield from self.compose_info()
+        table: DataTable[Any] = DataTable(id="dash-runs", cursor_type="row", zebra_stripes=True)
+        yield Panel(table, RunsNote("", id="dash-runs-note"), InfoBox(id="dash-next"), title="Runs",
+                    id="dash-runs-panel")
+        with Horizontal(id="dash-lower"):
+            tree: Tree[str] = Tree("steps", id="dash-steps")
+            tree.show_root = False
+            yield Panel(tree, title="Steps", id="dash-steps-panel")
+            yield Panel(
+                Static("", id="dash-step-info", markup=False),
+                VerticalScroll(Static("", id="dash-output", markup=False), id="dash-output-scroll"),
+                ScrollableContainer(Static("", id="dash-gate"), id="dash-gate-scroll"),
+                title="Output", id="dash-detail-panel",
+            )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[str, Run] = {}
+        self.runs_error: str | None = None
+        self.runs_loaded = False
+        self.selected: str | None = None  # the run shown below the list
+        self.shown: RunShown | None = None  # its steps, gates and artefacts
+        self.steps: dict[str, RunStep] = {}
+        self.step: str | None = None  # the step whose output (or gate) the right panel shows
+        self.outputs: dict[tuple[str, str], str] = {}  # (run, step) -> streamed text seen here
+        self.latencies = view.Latencies()
+        self.dirty: set[str] = set()
+        self.repaints: dict[str, int] = {}  # widget -> repaints (tests read it)
+        self.flushes = 0
+        self._pending_out = ""  # output of the shown step not yet written to the Log
+        self._step_nodes: dict[str, TreeNode[str]] = {}
+        self._tree_run: str | None = None
+        self._gate_key: tuple[str, str, str] | None = None  # (run, gate, sha) the gate panel shows
+        self._table_shape: tuple[list[str], bool] | None = None
+        self._seeded: set[tuple[str, str]] = set()
+        self._columns: list[Any] = []
 
     def on_mount(self) -> None:
-        self.ctx.conn_changed.subscribe(self, self._on_conn)
-        self.ctx.data_changed.subscribe(self, self._on_data)
-        self._tenant_info: TenantShown | None = None
-        self._steps: list[str] = []
-        self._redraw()
+        self.mount_info()
+        self.ctx.engine_event.subscribe(self, self._on_event)
+        self.set_interval(1 / REPAINT_HZ, self._flush)
+        self.set_interval(1.0, self._tick)
+        self.query_one("#dash-gate-scroll").display = False
+        self._mark("runs", "tree", "detail")
+        self._flush()
         if self.ctx.conn.name == "connected":
-            self.load_tenant()
-            self.load_next_steps()
+            self.load_runs()
+
+    def on_resize(self) -> None:
+        self._mark("runs", "tree")  # the workflow column and the steps' detail depend on the width
+
+    # -- the engine -----------------------------------------------------------------------
 
     def _on_conn(self, state: ConnState) -> None:
+        super()._on_conn(state)
         if state.name == "connected":
-            self.load_next_steps()
-        self._redraw()
+            self.load_runs()  # events may have been missed while disconnected
 
     def _on_data(self, what: str) -> None:
-        if what == "whoami":
-            self.load_tenant()
-            self.load_next_steps()
-        self._redraw()
+        super()._on_data(what)
+        if what == "whoami":  # another tenant (F8) or other roles: start over
+            self.runs, self.selected, self.shown, self.steps, self.step = {}, None, None, {}, None
+            self.runs_loaded = False
+            self.load_runs()
+            self._mark("runs", "tree", "detail")
 
-    @work(exclusive=True, group="dashboard-next", exit_on_error=False)
-    async def load_next_steps(self) -> None:
-        """What to do next, from the real state: the project, its specs' coverage, a model provider."""
-        steps: list[str] = []
+    @work(exclusive=True, group="dashboard-runs", exit_on_error=False)
+    async def load_runs(self) -> None:
         try:
-            projects = await self.ctx.api.call(calls.projects())
+            rows = await self.ctx.api.call(calls.runs(limit=RUN_LIMIT))
         except MusubiError as exc:
-            self.report_failure(exc, "Next steps", notify=False)
-            projects = None
-        current = next((p for p in projects or [] if p.get("current")), None)
-        if projects is not None and current is None:
-            steps.append("No project for this folder. Add one: musubi project add PATH (or start musubi inside a "
-                         "repository); its specs then show in Trace (2).")
-        elif current is not None:
-            steps.append(await self._coverage_step(current))
-        if not self.ctx.settings.providers:
-            where = self.ctx.config_file or "config.toml"
-            steps.append(f"No model provider configured: add a [providers.NAME] table to {where} (see docs/models.md). "
-                         "Cost (4) estimates meanwhile.")
-        self._steps = steps
-        self._redraw()
+            self.report_failure(exc, "Runs", notify=False)
+            self.runs_error = view.NO_ROUTE if isinstance(exc, NotFound) else exc.message
+            self.runs_loaded = True
+            self._mark("runs")
+            self._flush()
+            return
+        self.runs_error, self.runs_loaded = None, True
+        self.runs = {r["id"]: r for r in rows}
+        if self.selected not in self.runs:
+            self.select(next(iter(self.runs), None))
+        elif self.selected is not None:
+            self.load_run(self.selected)
+        self._mark("runs")
+        self._flush()
 
-    async def _coverage_step(self, project: ProjectRow) -> str:
-        name = project.get("name")
+    @work(exclusive=True, group="dashboard-run", exit_on_error=False)
+    async def load_run(self, run_id: str) -> None:
         try:
-            s = await self.ctx.api.call(calls.trace_report(project.get("path"), view="summary"))
+            shown = await self.ctx.api.call(calls.run_show(run_id))
         except MusubiError as exc:
-            self.report_failure(exc, "Next steps", notify=False)
-            return f"Project {name}: press 2 for Trace to see its requirements' coverage."
-        summary = s.get("summary") or {}
-        if not summary.get("requirements"):
-            return (f"Project {name} has no requirements yet: write headings like ## REQ-AUTH-001: Login in "
-                    "storage/specs/*.md (docs/trace.md), then press 2 for Trace.")
-        return (f"Project {name}: {summary['requirements']} requirements, coverage {summary.get('overall')}% "
-                f"(grade {summary.get('grade')}) — press 2 for Trace to close the gaps.")
+            self.report_failure(exc, "Run details", notify=False)
+            if run_id == self.selected:
+                self.query_one("#dash-step-info", Static).update(f"Run {run_id} could not be read: {exc.message}")
+            return
+        if run_id != self.selected:
+            return  # the user moved on meanwhile
+        self.shown = shown
+        self.runs[run_id] = {k: v for k, v in shown.items() if k not in ("steps", "approvals", "artefacts")}  # type: ignore[assignment]
+        self.steps = {s["path"]: s for s in shown["steps"]}
+        for s in shown["steps"]:  # each step's last call seeds the p95 until calls arrive as events
+            if s["model"] and s["latency_ms"] is not None and (run_id, s["path"]) not in self._seeded:
+                self._seeded.add((run_id, s["path"]))
+                self.latencies.add(s["model"], s["latency_ms"])
+                self._mark("engine")
+        if self.step not in self.steps:
+            self.step = self._default_step()
+        self._mark("runs", "tree", "detail")
+        self._flush()  # an answer the user waited for shows at once; only events wait for the tick
 
-    @work(exclusive=True, group="dashboard-tenant", exit_on_error=False)
-    async def load_tenant(self) -> None:
-        try:
-            self._tenant_info = await self.ctx.api.call(calls.tenant_show(self.ctx.tenant))
-        except MusubiError as exc:
-            self._tenant_info = None  # the tenant box then shows what whoami knows
-            self.report_failure(exc, "Tenant details", notify=False)
-        self._redraw()
+    def _default_step(self) -> str | None:
+        """The step to show first: a pending gate's, else the last running, else the last one."""
+        gate = self.pending_approval()
+        if gate is not None:
+            return gate["step"]
+        running = [p for p, s in self.steps.items() if s["status"] == "running"]
+        return running[-1] if running else next(reversed(self.steps), None)
 
-    def _redraw(self) -> None:
-        self.query_one("#dash-engine", InfoBox).update(self._engine_text())
-        self.query_one("#dash-tenant", InfoBox).update(self._tenant_text())
-        self.query_one(QuotaSummary).refresh(layout=True)
-        steps = getattr(self, "_steps", [])
-        self.query_one("#dash-next-panel").display = bool(steps)
-        self.query_one("#dash-next", InfoBox).update(Content("\n").join(Content(f"• {t}") for t in steps))
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        """Apply one ``run.*`` event to the model; the next repaint shows it (never a repaint per event)."""
+        kind = str(ev.get("type") or "")
+        if not kind.startswith("run.") or ev.get("tenant") not in (None, self.ctx.tenant):
+            return
+        if kind == "run.state":
+            self._run_changed(ev["run"])
+            return
+        rid = ev.get("run")
+        mine = rid == self.selected and self.shown is not None
+        if kind == "run.step" and mine:
+            s = ev["step"]
+            self.steps[s["path"]] = s
+            self._mark("tree", *(("detail",) if s["path"] == self.step else ()))
+        elif kind in ("run.output", "run.note"):
+            path = ev.get("step") or ""
+            text = ev["text"] if kind == "run.output" else f"\n· {ev['text']}\n"
+            key = (str(rid), path)
+            self.outputs[key] = (self.outputs.get(key, "") + text)[-OUTPUT_KEEP:]
+            if mine and path == self.step:
+                self._pending_out += text
+                self._mark("output")
+        elif kind == "run.call":
+            if ev.get("outcome") == "ok" and not ev.get("replayed") and ev.get("latency_ms") is not None:
+                self.latencies.add(str(ev.get("model")), float(ev["latency_ms"]))
+                self._mark("engine")
+        elif kind == "run.gate":
+            self._gate(ev, mine)
 
-    def _engine_text(self) -> Content:
-        ctx, conn = self.ctx, self.ctx.conn
-        lines = [Content.from_markup("[b]$sym $name[/]", sym=conn.symbol, name=conn.name)]
-        if conn.name in ("reconnecting", "down"):
-            lines.append(Content(f"{conn.reason}"))
-            retry = f"next attempt in {conn.retry_in:.0f}s" if conn.retry_in else "retrying"
-            lines.append(Content(f"attempt {conn.attempt}, {retry}; ctrl+r reconnects now"))
-        h = ctx.health or {}
-        if h:
-            lines.append(Content(f"version {h.get('version')} · pid {h.get('pid')}"))
-            lines.append(Content(f"started {short_ts(h.get('started_at'))} UTC"))
-        lines.append(Content(f"home   {ctx.api.paths.home}"))
-        lines.append(Content(f"socket {ctx.api.paths.socket}"))
-        return Content("\n").join(lines)
+    def _run_changed(self, run: Run) -> None:
+        rid = run["id"]
+        before = self.runs.get(rid)
+        self.runs[rid] = run
+        if before is None and rid not in list(self.runs)[:-1]:
+            # A new run goes on top, as the engine lists them (newest first).
+            self.runs = {rid: run, **{k: v for k, v in self.runs.items() if k != rid}}
+        if self.selected is None:
+            self.select(rid)
+        elif rid == self.selected and self.shown is not None:
+            self.shown = {**self.shown, **run}
+        self._mark("runs", *(("detail",) if rid == self.selected else ()))
 
-    def _tenant_text(self) -> Content:
-        ctx = self.ctx
-        who = ctx.whoami
-        if not who:
-            return Content(f"tenant {ctx.tenant}\nwaiting for the engine…")
-        roles = ", ".join(who.get("roles") or []) or "no role"
-        lines = [
-            Content.from_markup("[b]$t[/] ($s)", t=who.get("tenant"), s=who.get("tenant_status")),
-            Content(f"you: {who.get('user')} — {roles}"),
-        ]
-        if who.get("real_user") != who.get("user"):
-            lines.append(Content(f"acting as {who.get('user')} (real user {who.get('real_user')})"))
-        lines.append(Content(f"project: {who.get('project') or '— (none for this folder)'}"))
-        info = self._tenant_info
-        if info:
-            lines.append(Content(f"members {info.get('members')} · projects {len(info.get('projects') or [])} · audit events {info.get('audit_head_seq')}"))
-        lines.append(Content(f"{len(who.get('permissions') or [])} permissions · F8 switch tenant"))
+    def _gate(self, ev: dict[str, Any], mine: bool) -> None:
+        ap: RunApproval = ev["approval"]
+        if mine and self.shown is not None:
+            others = [a for a in self.shown["approvals"] if a["gate"] != ap["gate"]]
+            self.shown = {**self.shown, "approvals": [*others, ap]}
+            if ap["state"] == "pending":
+                self.step = ap["step"]
+                self._mark("tree")
+            self._mark("detail")
+        run = self.runs.get(str(ev.get("run")))
+        if run is not None:
+            self.runs[run["id"]] = {**run, "pending_gate": ap["gate"] if ap["state"] == "pending" else None}
+            self._mark("runs")
+        if ap["state"] == "pending":
+            self.notify(f"Run {ev.get('run')} waits for your review at gate {ap['gate']!r}: select it, then "
+                        "a approve · r reject · c request changes.", title="Approval needed", timeout=8)
+
+    # -- selection ------------------------------------------------------------------------
+
+    def select(self, run_id: str | None) -> None:
+        """Show ``run_id`` below the list (its details load in a worker)."""
+        if run_id == self.selected:
+            return
+        self.selected, self.shown, self.steps, self.step = run_id, None, {}, None
+        self._mark("tree", "detail")
+        if run_id is not None:
+            self.load_run(run_id)
+
+    # Only the user's own moves select (the widget has the focus): repaints move cursors too, and their
+    # highlight messages arrive later, when no flag set around the repaint could tell them apart.
+    @on(DataTable.RowHighlighted, "#dash-runs")
+    def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.has_focus and event.row_key.value is not None:
+            self.select(str(event.row_key.value))
+
+    @on(Tree.NodeHighlighted, "#dash-steps")
+    def _step_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        path = event.node.data
+        if event.node.tree.has_focus and path is not None and path != self.step:
+            self.step = path
+            self._mark("detail")
+
+    def artefacts(self) -> list[RunArtefact]:
+        return self.shown["artefacts"] if self.shown is not None else []
+
+    def pending_approval(self) -> RunApproval | None:
+        """The selected run's pending gate, with what it shows."""
+        if self.shown is None:
+            return None
+        return next((a for a in self.shown["approvals"] if a["state"] == "pending"), None)
+
+    # -- repainting -----------------------------------------------------------------------
+
+    def _mark(self, *what: str) -> None:
+        self.dirty.update(what)
+
+    def _tick(self) -> None:
+        # Elapsed times of live runs move on with the clock: one table repaint a second while any runs.
+        if any(r["state"] not in view.ENDED and r["state"] != "stopped" for r in self.runs.values()):
+            self._mark("runs")
+
+    def _flush(self) -> None:
+        """Repaint what changed since the last repaint, each widget once."""
+        self.flushes += 1
+        dirty, self.dirty = self.dirty, set()
+        for name, paint in (("runs", self._paint_runs), ("tree", self._paint_tree), ("detail", self._paint_detail),
+                            ("output", self._paint_output), ("engine", self._redraw)):
+            if name in dirty and (name != "output" or "detail" not in dirty):  # a full detail repaint writes it
+                self.repaints[name] = self.repaints.get(name, 0) + 1
+                paint()
+
+    def _paint_runs(self) -> None:
+        table: DataTable[Any] = self.query_one("#dash-runs", DataTable)
+        note = self.query_one("#dash-runs-note", RunsNote)
+        empty = not self.runs
+        table.display = not empty
+        note.display = empty
+        self.query_one("#dash-next").display = empty and bool(self.next_steps)
+        self.query_one("#dash-lower").display = not empty
+        panel = self.query_one("#dash-runs-panel")
+        panel.set_class(empty, "-empty")
+        if empty:
+            note.update(self.runs_error or (view.NO_RUNS if self.runs_loaded else self.waiting_text()))
+            panel.border_title = "Runs"
+            return
+        quotas = list(self.ctx.quotas["quotas"]) if self.ctx.quotas else []
+        now, wide = self.ctx.clock(), self.size.width >= WIDE
+        rows = {rid: view.run_row(view.live(run, now), quotas, wide) for rid, run in self.runs.items()}
+        if self._table_shape == (list(rows), wide):
+            # Same runs, same columns: change the cells in place (no clear, the cursor stays put).
+            for rid, cells in rows.items():
+                for col, value in zip(self._columns, cells, strict=True):
+                    table.update_cell(rid, col, value)
+        else:
+            self._table_shape = (list(rows), wide)
+            table.clear(columns=True)
+            self._columns = table.add_columns(*(view.RUN_COLUMNS if wide else view.NARROW_COLUMNS))
+            for rid, cells in rows.items():
+                table.add_row(*cells, key=rid)
+        if self.selected in rows:
+            table.move_cursor(row=list(rows).index(self.selected), animate=False)
+        counts = [f"{n} {state}" for state in ("running", "waiting", "stopped")
+                  if (n := sum(1 for r in self.runs.values() if view.shown_state(r) == state))]
+        panel.border_title = " · ".join([f"Runs {len(self.runs)}", *counts])
+
+    def info_changed(self) -> None:
+        self._mark("runs")
+
+    def waiting_text(self) -> str:
+        return "Loading runs…" if self.ctx.conn.name == "connected" else "waiting for the engine…"
+
+    def _paint_tree(self) -> None:
+        tree: Tree[str] = self.query_one("#dash-steps", Tree)
+        panel = self.query_one("#dash-steps-panel")
+        run = self.runs.get(self.selected or "")
+        panel.border_title = view.run_title(run) if run else "Steps"
+        if self._tree_run != self.selected or not self.steps:
+            tree.clear()
+            self._step_nodes, self._tree_run = {}, self.selected
+        width = max(20, tree.size.width or 36)
+        for path, s in sorted(self.steps.items(), key=lambda kv: view.path_key(kv[0])):
+            depth = path.count("/")
+            label = view.step_label(s, width - 4 * (depth + 1))
+            node = self._step_nodes.get(path)
+            if node is None:
+                parent = self._step_nodes.get(s["parent"] or "", tree.root)
+                node = parent.add(label, data=path, expand=True, allow_expand=False)
+                self._step_nodes[path] = node
+                if node.parent is not None and node.parent is not tree.root:
+                    node.parent.allow_expand = True
+            elif str(node.label) != label.plain:
+                node.set_label(label)
+        tree.call_after_refresh(self._cursor_to_step)  # new nodes get their lines at the next refresh
+
+    def _cursor_to_step(self) -> None:
+        tree: Tree[str] = self.query_one("#dash-steps", Tree)
+        node = self._step_nodes.get(self.step or "")
+        if node is not None and tree.cursor_node is not node:
+            tree.move_cursor(node, animate=False)
+
+    def _paint_detail(self) -> None:
+        info = self.query_one("#dash-step-info", Static)
+        out = self.query_one("#dash-output-scroll")
+        gate_scroll = self.query_one("#dash-gate-scroll")
+        panel = self.query_one("#dash-detail-panel")
+        run = self.runs.get(self.selected or "")
+        s = self.steps.get(self.step or "")
+        ap = self.pending_approval()
+        show_gate = ap is not None and (s is None or s["path"] == ap["step"])
+        out.display = not show_gate
+        gate_scroll.display = show_gate
+        if show_gate and ap is not None:
+            panel.border_title = f"Approval gate {ap['gate']}"
+            info.update(view.gate_header(ap))
+            self._show_gate(ap)
+            return
+        self._gate_key = None
+        panel.border_title = f"Output {s['path']} {s['title']}" if s else "Output"
+        lines = [view.step_detail(s)] if s else []
+        if run is not None and (why := view.run_reason(run)):
+            lines.append(why)
+        if s is not None and s.get("reason"):
+            lines.append(f"step: {s['reason']}")
+        info.update("\n".join(lines) or ("Select a run above." if run is None else "Loading the run…"))
+        self._pending_out = ""
+        text = ""
+        if s is not None and self.selected is not None:
+            text = self.outputs.get((self.selected, s["path"])) or self._artefact_text(s["path"])
+        self._show_output(text)
+
+    def _artefact_text(self, path: str) -> str:
+        """A finished step's output from its artefacts (the engine keeps no stream of past text)."""
+        arts = [a for a in self.artefacts() if a["step"] == path]
+        if arts:
+            return "\n\n".join(f"── {a['name']} ({a['kind']}, {a['state']})\n{a['content']}" for a in arts)
+        s = self.steps.get(path)
+        if s is not None and s["status"] == "running":
+            return "(streaming: new output appears here as it arrives)"
+        return "(no output recorded for this step)"
+
+    def _paint_output(self) -> None:
+        # Everything that arrived since the last repaint, in one update of the panel.
+        if self._pending_out and self.selected is not None and self.step is not None:
+            self._pending_out = ""
+            self._show_output(self.outputs.get((self.selected, self.step), ""))
+
+    def _show_output(self, text: str) -> None:
+        scroll = self.query_one("#dash-output-scroll", VerticalScroll)
+        following = scroll.scroll_y >= scroll.max_scroll_y  # at the end: stay there as text arrives
+        self.query_one("#dash-output", Static).update(text[-OUTPUT_SHOWN:])
+        if following:
+            scroll.call_after_refresh(scroll.scroll_end, animate=False)
+
+    def _show_gate(self, ap: RunApproval) -> None:
+        key = (self.selected or "", ap["gate"], ap["shown_sha256"])
+        if key == self._gate_key:
+            return
+        self._gate_key = key
+        self.query_one("#dash-gate", Static).update(Text(ap["shown"], no_wrap=True))
+        theme = "ansi_dark" if self.ctx.color.system in ("16", "none") else "monokai"
+        self.highlight_gate(key, ap["shown"], theme)
+
+    @work(group="dashboard-diff", exclusive=True, exit_on_error=False, thread=True)
+    def highlight_gate(self, key: tuple[str, str, str], text: str, theme: str) -> None:
+        body = view.highlight(text, theme)  # pygments loads here, off the event loop
+        self.app.call_from_thread(self._set_gate, key, body)
+
+    def _set_gate(self, key: tuple[str, str, str], body: Any) -> None:
+        if key == self._gate_key:
+            self.query_one("#dash-gate", Static).update(body)
+
+    def engine_text(self) -> Content:
+        lines = [super().engine_text()]
+        if self.ctx.conn.name == "connected":
+            rows = self.latencies.p95()
+            # The figure first: a narrow panel cuts the model's name, not the number.
+            lines.append(Content(" · ".join(f"p95 {view.millis(ms)} {m}" for m, ms, _n in rows[:2]) if rows
+                                 else "p95: no calls seen yet"))
         return Content("\n").join(lines)

@@ -27,7 +27,7 @@ class ModeSpec:
 
 
 MODES: tuple[ModeSpec, ...] = (
-    ModeSpec("dashboard", "Dashboard", "f2", "1", "the engine, your tenant and every quota's headroom today"),
+    ModeSpec("dashboard", "Dashboard", "f2", "1", "runs live, approvals; the engine, tenant, quota headroom"),
     ModeSpec("trace", "Trace", "f3", "2", "traceability: requirement → design → task → code → test"),
     ModeSpec("search", "Search", "f4", "3", "code search: live results, preview, filters, (re)index"),
     ModeSpec("cost", "Cost", "f5", "4", "token and cost estimates for a run, before you start it"),

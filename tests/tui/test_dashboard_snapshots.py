@@ -1,0 +1,86 @@
+"""SVG snapshots of the Dashboard's runs (issue 12): a running run with streamed output, a pending approval
+showing its diff, the empty state — at 80×24 first; the approval at 120×40, at 16 colours and with NO_COLOR
+(states read by symbol and word, the diff by its +/- lines).
+
+The app runs on the fake engine (fixed runs, frozen clock), so the pictures change only when the UI does.
+Regenerate after a deliberate UI change with ``pytest tests/tui/test_dashboard_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.tui.conftest import settle, wait_for
+from tests.tui.fake_runs import RUN_A, FakeRuns, event
+from tests.tui.fakes import FakeEngineApi, fake_ctx
+from tui.app import MusubiApp
+from tui.screens.dashboard import DashboardScreen
+
+OUTPUT = [event("run.output", RUN_A, step="3/2", agent="test-engineer", text=t) for t in (
+    "def test_runs_list_json(cli):\n", "    out = cli('runs', 'list', '--json')\n",
+    "    assert json.loads(out)[0]['state'] in RUN_STATES\n",
+)]
+
+
+Before = Callable[[Pilot[Any]], Awaitable[None]]
+
+
+def goto(keys: tuple[str, ...] = (), events: tuple[dict[str, Any], ...] = ()) -> Before:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await wait_for(pilot, lambda: screen.runs_loaded, "runs read")
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        for ev in events:
+            app.ctx.api.queue.put_nowait(ev)
+        await pilot.pause(0.4)  # a repaint tick after the last change
+        await settle(pilot)
+        await pilot.pause(0.4)  # the diff's highlighting thread posts back
+        await settle(pilot)
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+def app_with(color: str = "truecolor", empty: bool = False) -> MusubiApp:
+    api = FakeEngineApi()
+    if empty:
+        api.runs = FakeRuns(empty=True)
+    return MusubiApp(fake_ctx(api, color=color))
+
+
+CASES: dict[str, tuple[dict[str, Any], Before, tuple[int, int]]] = {
+    "running-80x24": ({}, goto(events=tuple(OUTPUT)), (80, 24)),
+    "approval-80x24": ({}, goto(("down",)), (80, 24)),
+    "empty-80x24": ({"empty": True}, goto(), (80, 24)),
+    "running-120x40": ({}, goto(events=tuple(OUTPUT)), (120, 40)),
+    "approval-120x40": ({}, goto(("down",)), (120, 40)),
+    "approval-16-colours": ({"color": "16"}, goto(("down",)), (80, 24)),
+    "approval-no-colour": ({"color": "none"}, goto(("down",)), (80, 24)),
+}
+
+
+SNAPS = Path(__file__).parent / "__snapshots__" / "test_dashboard_snapshots"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_dashboard_snapshot(snap_compare: Callable[..., bool], name: str) -> None:
+    state, before, size = CASES[name]
+    assert snap_compare(app_with(**state), terminal_size=size, run_before=before)
+
+
+def test_the_docs_screenshot_is_the_current_snapshot() -> None:
+    snap = SNAPS / "test_dashboard_snapshot[approval-80x24].svg"
+    doc = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "dashboard-approval-80x24.svg"
+    assert doc.read_bytes() == snap.read_bytes(), f"docs/screenshots/{doc.name} is stale: copy {snap.name} over it"
