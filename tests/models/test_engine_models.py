@@ -169,7 +169,8 @@ def test_estimate_learns_output_from_the_ledger(eng: Home) -> None:
     start = int(con.execute("SELECT coalesce(max(entry_id), 0) FROM usage_ledger").fetchone()[0]) + 1
     for i in range(8):
         row = [t, start + i, now, "u", None, "gpt-5.4", 1000, 2000 + 100 * i, 3000 + 100 * i, 1, 0, "settle", None]
-        con.execute("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [*row, "review"])
+        # the last two columns are the run and step of a run's call (schema v6): none here
+        con.execute("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [*row, "review", None, None])
     con.close()
     eng.start()
     after = c.post("/v1/cost/estimate", body)["models"][0]

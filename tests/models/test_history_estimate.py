@@ -89,7 +89,9 @@ def test_ledger_rows_from_a_real_database() -> None:
         ]
         rows.append(("other", 99, now, "u", None, "gpt-5.4", 1000, 9000, 10000, 1, 0, "settle", None, "review"))
         rows.append(("default", 100, now, "u", None, "gpt-5.4", 1000, 5, 1005, 1, 0, "record", None, None))
-        st.con.executemany("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        # the last two columns are the run and step of a run's call (schema v6): none here
+        st.con.executemany("INSERT INTO usage_ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [(*r, None, None) for r in rows])
         got = ledger_rows(st, "default", now - timedelta(days=30))
         assert len(got) == 6  # other tenant and the row without a task kind are left out
         stats = output_ratios(got, REG)[("gpt-5.4", "review")]
