@@ -554,9 +554,12 @@ def sso_policy_set(required: bool, break_glass: str | None = None) -> Call[SsoPo
 
 
 def session_mint(user: str, tenant: str, purpose: str, ttl_s: int | None = None,
-                 client: str | None = None) -> Call[SessionMinted]:
-    """A session token for ``user`` in ``tenant`` (the engine's OS user only: what ``musubi serve`` calls)."""
-    return post("/v1/sessions", user=user, tenant=tenant, purpose=purpose, ttl_s=ttl_s, client=client)
+                 client: str | None = None, *, auth: str | None = None, groups: list[str] | None = None,
+                 roles: list[str] | None = None, subject: str | None = None) -> Call[SessionMinted]:
+    """A session token for ``user`` in ``tenant`` (the engine's OS user only: what ``musubi serve`` calls);
+    ``auth`` says how the user was authenticated (docs/api.md#remote-sessions)."""
+    return post("/v1/sessions", user=user, tenant=tenant, purpose=purpose, ttl_s=ttl_s, client=client, auth=auth,
+                groups=groups or None, roles=roles or None, subject=subject or None)
 
 
 def sessions() -> Call[list[SessionRow]]:

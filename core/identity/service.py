@@ -33,6 +33,7 @@ from core.audit import ts_text
 from core.engine.access import Caller
 from core.engine.runner import OpRunner, utcnow
 from core.errors import BadRequest, NotFound, PermissionDenied
+from core.identity import gate as policy
 from core.identity import mapping, redact
 from core.identity.keys import ProviderKeys
 from core.identity.settings import ProviderSettings
@@ -174,19 +175,22 @@ class IdentityService:
 
     # -- the policy ------------------------------------------------------------------------
 
-    def gate(self, ctx: Caller) -> None:
-        """Refuse an OS-identity-only caller in a tenant whose policy requires SSO (break-glass aside)."""
-        pol = self.r.state.sso_policies.get(ctx.tenant)
-        if pol is None or not pol["sso_required"] or ctx.sso is not None:
-            return
-        bg = pol["break_glass"]
-        if bg and ctx.real_user == bg and ctx.user == bg and "owner" in self.r.state.roles_of(ctx.tenant, bg, None):
-            return
-        raise PermissionDenied(
-            f"permission denied: tenant {ctx.tenant!r} requires SSO sign-in and {ctx.real_user} has no live "
-            "session on this engine. Sign in with: musubi login (docs/identity.md#sso-required)",
-            permission="sso", code="sso_required",
-        )
+    def gate(self, ctx: Caller, tenant: str | None = None) -> None:
+        """Refuse a caller without SSO in a tenant whose policy requires it (break-glass aside): ``policy.gate``."""
+        policy.gate(self.r.state, ctx, tenant)
+
+    def map_remote(self, user: str, auth: str, subject: str, values: dict[str, set[str]]) -> list[Any]:
+        """Apply the mapping rules to a remote SAML/OIDC sign-in of musubi user ``user`` (an operation's part).
+
+        ``auth`` is ``saml:<idp>`` or ``oidc:<provider>``; rules match with the provider name
+        ``<idp>``/``<provider>`` (``musubi sso map GROUP --provider NAME``), or any provider.
+        Each change is audited in its tenant (``sso.map``, actor ``sso:<name>``).
+        """
+        name = auth.split(":", 1)[1]
+        changes = mapping.plan(self.r.state, user, name, values)
+        for ch in changes:
+            self._apply(ch, user, f"sso:{name}", {"sub": subject or user})
+        return changes
 
     def policy_show(self, ctx: Caller) -> dict[str, Any]:
         self.r.require(ctx, "members.manage", read=True)

@@ -313,14 +313,15 @@ class WebServer(Server):
                                   reason=f"too many failed sign-ins; blocked for {wait} s")
         return await self.login_page(request, f"too many failed sign-ins; try again in {wait} s.", 429)
 
-    async def signed_in(self, request: web.Request, user: str, tenant: str, via: str,
-                        subject: str = "") -> web.StreamResponse:
+    async def signed_in(self, request: web.Request, user: str, tenant: str, via: str, subject: str = "", *,
+                        auth: str = "web-token", groups: tuple[str, ...] = (),
+                        roles: tuple[str, ...] = ()) -> web.StreamResponse:
         """Record a sign-in (audited) and give the browser its cookie; then the workstation."""
         if not await self.link.event("login", user=user, tenant=tenant, client=self.client(request),
                                      reason=f"sign-in ({via}{': ' + subject if subject else ''})"):
             return await self.login_page(request, "your sign-in could not be recorded, so it is refused.", 503)
-        value = self.signins.add(user, tenant, via, subject)
-        if via == "saml":
+        value = self.signins.add(user, tenant, via, subject, auth, groups, roles)
+        if via in ("saml", "oidc"):
             # The identity provider's cross-site POST got here: a redirect would keep that navigation
             # cross-site and the browser would not send the SameSite=Strict cookie with it, so this page
             # (our own origin) moves on instead.
@@ -363,7 +364,8 @@ class WebServer(Server):
             raise web.HTTPTooManyRequests(text=why + "\n")
         try:
             try:
-                minted = await self.link.mint(s.user, s.tenant, f"{client} via {s.via}")
+                minted = await self.link.mint(s.user, s.tenant, f"{client} via {s.via}", auth=s.auth,
+                                              groups=s.groups, roles=s.roles, subject=s.subject)
             except MusubiError as exc:  # the engine audited its refusal
                 raise web.HTTPForbidden(text=f"the engine refused a session: {exc.message}\n") from None
             return await self._serve(request, s, minted["id"], minted["token"], client)
