@@ -93,6 +93,7 @@ if TYPE_CHECKING:
         SsoSessionShown,
         SsoSignedIn,
         SsoSignedOut,
+        SsoVerified,
     )
 
 T = TypeVar("T")
@@ -608,3 +609,11 @@ def sync_start(name: str, project_key: str, dry_run: bool | None = None, resolve
     """Start a sync job of the request's project into ``project_key``; answers ``{"job": Job}``."""
     return post(f"/v1/sync/{_seg(name)}", project_key=project_key, dry_run=dry_run, resolve=resolve,
                 include=include)
+
+
+# -- identity x remote sessions (serve web --oidc) -------------------------------------------------
+
+
+def sso_verify(provider: str, id_token: str, nonce: str) -> Call[SsoVerified]:
+    """Have the engine validate a browser sign-in's ID token (the engine's OS user only: ``serve web --oidc``)."""
+    return post("/v1/sso/verify", provider=provider, id_token=id_token, nonce=nonce)

@@ -30,6 +30,7 @@ from typing import Any
 
 from core import names
 from core.audit import ts_text
+from core.engine import access
 from core.engine.access import Caller
 from core.engine.runner import OpRunner, utcnow
 from core.errors import BadRequest, NotFound, PermissionDenied
@@ -137,6 +138,33 @@ class IdentityService:
         return {"session": sid, **session.public(),
                 "tenants": [{"tenant": c.tenant, "action": c.action, "role": c.role, "previous_role": c.previous,
                              "matched": list(c.matched)} for c in changes]}
+
+    @staticmethod
+    def engine_only(ctx: Caller) -> None:
+        """Refuse anyone but the engine's OS user acting as themself (``musubi serve``)."""
+        if not access.is_engine_user(ctx):
+            raise PermissionDenied(
+                f"permission denied: only the OS user who runs the engine ({access.engine_os_user()}), acting as "
+                "themself, may have ID tokens of other people verified; it is what `musubi serve web --oidc` does.",
+                permission="engine")
+
+    def verified(self, ctx: Caller, provider: str, claims: dict[str, Any], token_hash: str,
+                 values: dict[str, set[str]]) -> dict[str, Any]:
+        """A validated ID token of a browser sign-in (``serve web --oidc``): once only; audited, no session opened."""
+        self.engine_only(ctx)
+        now = self.r.now()
+        self._sweep(now)
+        if token_hash in self._used:
+            raise PermissionDenied("this ID token was already used to sign in; each token signs in once. Sign in "
+                                   "again.", permission="sso", code="sso_token_replayed")
+        self._used[token_hash] = max(EPOCH + timedelta(seconds=float(claims["exp"])), now + timedelta(minutes=10))
+        email = _str(claims.get("email") or claims.get("preferred_username"))
+        out = {"provider": provider, "subject": str(claims["sub"]), "email": email, "name": _str(claims.get("name")),
+               "groups": sorted(values["groups"]), "roles": sorted(values["roles"])}
+        self.r.audit(SYSTEM_LOG, ctx, "sso.verify", f"provider:{provider}",
+                     details={"provider": provider, "subject": out["subject"], "email": email,
+                              "groups": len(values["groups"])})
+        return out
 
     def _apply(self, ch: mapping.Change, user: str, actor: str, claims: dict[str, Any]) -> None:
         mem = self.r.state.members[ch.tenant]
