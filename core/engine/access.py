@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from functools import cache, partial
 from typing import Any
 
@@ -39,6 +39,7 @@ class Caller:
     user: str
     tenant: str
     project: str | None = None
+    _: KW_ONLY  # the identity fields below are always named: a positional mix-up once lent engine powers
     # identity / SSO: the caller's live SSO session (core.identity.service.Session), bound to real_user
     sso: Any = None
     session: str | None = None  # a remote session's id (docs/remote.md): the engine acts as its user

@@ -27,8 +27,6 @@ class SessionRoutes:
     def _in(self, c: Caller, tenant: str | None) -> Caller:
         """``c`` logged in ``tenant`` (the system log when it does not exist), for the audit of a refusal."""
         where = tenant if tenant and tenant in self.api.r.state.tenants else SYSTEM_LOG
-        # by keyword: a positional session id once landed in Caller.sso, so a remote session looked like
-        # the engine's OS user itself and could mint tokens (tests/serve/test_sessions.py)
         return Caller(c.real_user, c.user, where, c.project, sso=c.sso, session=c.session, auth=c.auth)
 
     async def mint(self, request: web.Request, req: s.SessionMint) -> web.Response:

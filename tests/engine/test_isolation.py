@@ -126,12 +126,20 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/runs/{id}/reject"): ("/v1/runs/r-000000000000/reject", {}),
     ("POST", "/v1/runs/{id}/request_changes"): ("/v1/runs/r-000000000000/request_changes", {"comment": "x"}),
     ("POST", "/v1/runs/{id}/apply"): ("/v1/runs/r-000000000000/apply", {}),
+    # integrations (issue 17)
+    ("GET", "/v1/integrations"): ("/v1/integrations", None),
+    ("PUT", "/v1/integrations/{system}"): ("/v1/integrations/jira", {"settings": {"email": "secret@example.com"}}),
+    ("POST", "/v1/integrations/{system}/test"): ("/v1/integrations/jira/test", {}),
+    ("POST", "/v1/integrations/{system}/notify"): ("/v1/integrations/slack/notify", {"title": "t", "text": "secret"}),
+    ("GET", "/v1/integrations/{system}/pipelines"): ("/v1/integrations/gitlab/pipelines?ref=main", None),
+    ("POST", "/v1/sync/{system}"): ("/v1/sync/jira", {"project_key": "PROJ", "dry_run": True}),
     # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
     ("POST", "/v1/sessions"): ("/v1/sessions", {"user": "bobsecret", "tenant": "{b}", "purpose": "ssh"}),
     ("GET", "/v1/sessions"): ("/v1/sessions", None),
     ("DELETE", "/v1/sessions/{id}"): ("/v1/sessions/nosuchsession", None),
     ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
                                                           "tenant": "{b}"}),
+    ("POST", "/v1/sso/verify"): ("/v1/sso/verify", {"provider": "corp", "id_token": "a.b.c", "nonce": "n"}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

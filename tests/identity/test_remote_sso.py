@@ -156,3 +156,21 @@ def test_tenant_show_and_system_acts_are_gated(eng: Home, idp: FakeIdp) -> None:
     finally:
         req(eng, "PUT", "/v1/sso/policy", {"required": False}, tenant="default", session=sid)
     assert req(eng, "POST", "/v1/tenants", {"name": "nosso1"})[0] == 201
+
+
+def test_an_engine_restart_signs_everyone_out_by_design(eng: Home, idp: FakeIdp) -> None:
+    """Sessions are never stored (docs/identity.md#sessions): after a restart both kinds are refused with the fix."""
+    t = eng.new_tenant("rst", {"mia": "member"})
+    sid = required(eng, idp, t)
+    tok = mint(eng, "mia", t, auth="oidc:corp")[1]["token"]
+    assert with_token(eng, "GET", "/v1/members", tok)[0] == 200
+    eng.stop()
+    eng.start()
+    status, out = req(eng, "GET", "/v1/members", tenant=t, session=sid)
+    assert status == 403 and out["error"]["code"] == "sso_required" and "musubi login" in out["error"]["message"]
+    status, out = with_token(eng, "GET", "/v1/members", tok)
+    assert status == 403 and out["error"]["code"] == "session_invalid" and "restarted" in out["error"]["message"]
+    assert tok not in str(out) and sid not in str(out)
+    sid = sign_in(eng, idp)[1]["session"]  # signing in again is the fix
+    assert req(eng, "GET", "/v1/members", tenant=t, session=sid)[0] == 200
+    req(eng, "PUT", "/v1/sso/policy", {"required": False}, tenant=t, session=sid)

@@ -13,12 +13,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import aiohttp
 import pytest
 
+from core.api.sso import SsoVerified
 from core.errors import MusubiError
 from tests.serve.webkit import read_until, web_server
 from tui.serve.signin import COOKIE
 from tui.serve.web import WebOptions, WebServer
 
 from ..engine.helpers import Home
+from ..engine.test_api_models import _exactly
 from .fake_idp import FakeIdp
 from .test_engine_sso import eng, idp
 
@@ -133,6 +135,7 @@ def test_only_the_engine_user_may_have_tokens_verified(eng: Home, idp: FakeIdp) 
     assert status == 403 and "only the OS user who runs the engine" in out["error"]["message"], out
     status, out = eng.raw("POST", "/v1/sso/verify", body)
     assert status == 200 and out["subject"] == idp.user.sub, out
+    _exactly(out, SsoVerified)
     status, out = eng.raw("POST", "/v1/sso/verify", body)  # each token once
     assert status == 403 and out["error"]["code"] == "sso_token_replayed", out
     status, out = eng.raw("POST", "/v1/sso/verify", {**body, "nonce": ""})
