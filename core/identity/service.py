@@ -237,7 +237,7 @@ class IdentityService:
                 raise BadRequest(f"break-glass user {break_glass!r} is not an owner of tenant {ctx.tenant!r}; "
                                  f"make them owner first (musubi member add {break_glass} --role owner).",
                                  field="break_glass")
-        if required and not break_glass and ctx.sso is None:
+        if required and not break_glass and not policy.signed_in(ctx):  # a SAML/OIDC remote session counts
             raise BadRequest("turning SSO on without a break-glass owner while you are not signed in would lock you "
                              "out; give --break-glass OWNER, or sign in first (musubi login).", field="break_glass")
         now = self.r.now()

@@ -174,3 +174,15 @@ def test_an_engine_restart_signs_everyone_out_by_design(eng: Home, idp: FakeIdp)
     sid = sign_in(eng, idp)[1]["session"]  # signing in again is the fix
     assert req(eng, "GET", "/v1/members", tenant=t, session=sid)[0] == 200
     req(eng, "PUT", "/v1/sso/policy", {"required": False}, tenant=t, session=sid)
+
+
+def test_an_owner_signed_in_through_saml_may_require_sso_without_break_glass(eng: Home) -> None:
+    t = eng.new_tenant("rpol", {"ona": "owner"})
+    key = mint(eng, "ona", t, purpose="ssh")[1]["token"]
+    status, out = with_token(eng, "PUT", "/v1/sso/policy", key, {"required": True})
+    assert status == 400 and out["error"]["field"] == "break_glass", out  # a key session would lock itself out
+    saml = mint(eng, "ona", t, auth="saml:corp-saml")[1]["token"]
+    status, out = with_token(eng, "PUT", "/v1/sso/policy", saml, {"required": True})
+    assert status == 200 and out["sso_required"] is True, out
+    assert with_token(eng, "GET", "/v1/members", saml)[0] == 200
+    assert with_token(eng, "PUT", "/v1/sso/policy", saml, {"required": False})[0] == 200
