@@ -11,6 +11,7 @@ library here (the TUI imports this before its first frame); the sockets are in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
@@ -34,6 +35,9 @@ class Identity:
     session: str | None = field(default=None, repr=False)
     # identity / SSO: the engine session of `musubi login` (docs/identity.md)
     sso_session: str | None = field(default=None, repr=False)
+    # identity / SSO: when set, asked before each request instead of ``sso_session`` (the TUI's
+    # core.identity.store.LiveSession: a `musubi login`/`logout` applies without a restart)
+    sso_source: Callable[[], str | None] | None = field(default=None, repr=False)
 
     def headers(self) -> dict[str, str]:
         """The identity headers of every request (``MUSUBI_TENANT`` fills an unset tenant)."""
@@ -47,8 +51,9 @@ class Identity:
             h["X-Musubi-Project"] = self.project
         if self.session:
             h["X-Musubi-Session"] = self.session
-        if self.sso_session:
-            h["X-Musubi-Sso-Session"] = self.sso_session
+        sso = self.sso_source() if self.sso_source is not None else self.sso_session
+        if sso and not self.session:  # a remote session never carries an SSO session (docs/remote.md)
+            h["X-Musubi-Sso-Session"] = sso
         return h
 
 

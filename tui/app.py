@@ -431,14 +431,14 @@ def run(
     except MusubiError as exc:
         print(f"musubi: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    from core.identity.store import load_session
+    from core.identity.store import LiveSession
 
     saved = SavedState(state_path(paths.home, as_user or session_user or _os_user()), fresh=fresh)
     if tenant is None and isinstance(saved.section("app").get("tenant"), str):
         tenant = saved.section("app")["tenant"]
     # A remote session acts as its own user: never send the server OS user's `musubi login` session.
     ident = Identity(tenant=tenant, as_user=as_user, cwd=current_dir(), session=session,
-                     sso_session=None if session else load_session(paths.home))
+                     sso_source=None if session else LiveSession(paths.home))
     ctx = AppContext(
         AsyncEngineClient(paths, ident),  # cwd "/" in a deleted folder: no project
         settings,

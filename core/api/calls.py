@@ -93,6 +93,7 @@ if TYPE_CHECKING:
         SsoSessionShown,
         SsoSignedIn,
         SsoSignedOut,
+        SsoVerified,
     )
 
 T = TypeVar("T")
@@ -553,9 +554,12 @@ def sso_policy_set(required: bool, break_glass: str | None = None) -> Call[SsoPo
 
 
 def session_mint(user: str, tenant: str, purpose: str, ttl_s: int | None = None,
-                 client: str | None = None) -> Call[SessionMinted]:
-    """A session token for ``user`` in ``tenant`` (the engine's OS user only: what ``musubi serve`` calls)."""
-    return post("/v1/sessions", user=user, tenant=tenant, purpose=purpose, ttl_s=ttl_s, client=client)
+                 client: str | None = None, *, auth: str | None = None, groups: list[str] | None = None,
+                 roles: list[str] | None = None, subject: str | None = None) -> Call[SessionMinted]:
+    """A session token for ``user`` in ``tenant`` (the engine's OS user only: what ``musubi serve`` calls);
+    ``auth`` says how the user was authenticated (docs/api.md#remote-sessions)."""
+    return post("/v1/sessions", user=user, tenant=tenant, purpose=purpose, ttl_s=ttl_s, client=client, auth=auth,
+                groups=groups or None, roles=roles or None, subject=subject or None)
 
 
 def sessions() -> Call[list[SessionRow]]:
@@ -604,3 +608,11 @@ def sync_start(name: str, project_key: str, dry_run: bool | None = None, resolve
     """Start a sync job of the request's project into ``project_key``; answers ``{"job": Job}``."""
     return post(f"/v1/sync/{path_segment(name)}", project_key=project_key, dry_run=dry_run, resolve=resolve,
                 include=include)
+
+
+# -- identity x remote sessions (serve web --oidc) -------------------------------------------------
+
+
+def sso_verify(provider: str, id_token: str, nonce: str) -> Call[SsoVerified]:
+    """Have the engine validate a browser sign-in's ID token (the engine's OS user only: ``serve web --oidc``)."""
+    return post("/v1/sso/verify", provider=provider, id_token=id_token, nonce=nonce)

@@ -119,3 +119,25 @@ class SsoPolicy(TypedDict):
     break_glass: str | None
     updated_at: str | None
     updated_by: str | None
+
+
+# -- identity x remote sessions: OIDC sign-in of `musubi serve web --oidc` ---------------------
+
+
+class SsoVerify(Request):
+    """``POST /v1/sso/verify``: an ID token ``musubi serve web --oidc`` got, validated like a sign-in (engine user)."""
+
+    provider: str = ""
+    id_token: str = ""
+    nonce: str = ""  # the authorization request's nonce: required here
+    CHECKS = {"provider": text(64, required=True), "id_token": text(MAX_TOKEN, required=True),
+              "nonce": text(256, required=True)}
+
+
+class SsoVerified(TypedDict):
+    provider: str
+    subject: str
+    email: str | None
+    name: str | None
+    groups: list[str]
+    roles: list[str]

@@ -43,6 +43,8 @@ class Caller:
     # identity / SSO: the caller's live SSO session (core.identity.service.Session), bound to real_user
     sso: Any = None
     session: str | None = None  # a remote session's id (docs/remote.md): the engine acts as its user
+    # identity / SSO: how that remote session's user was authenticated (ssh-key, web-token, saml:IDP, oidc:NAME)
+    auth: str | None = None
 
     @property
     def impersonator(self) -> str | None:

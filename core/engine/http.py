@@ -339,7 +339,9 @@ class Api:
 
         def make() -> Caller:
             c = self.r.make_ctx(s.user, a.as_user, s.tenant, a.cwd, a.project, outsiders=outsiders)
-            c.session = s.id
+            c.session, c.auth = s.id, s.auth
+            if not outsiders:  # "SSO required" counts only a SAML/OIDC sign-in (core/identity/gate.py)
+                self.e.identity.gate(c)
             return c
 
         try:

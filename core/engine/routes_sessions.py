@@ -27,12 +27,14 @@ class SessionRoutes:
     def _in(self, c: Caller, tenant: str | None) -> Caller:
         """``c`` logged in ``tenant`` (the system log when it does not exist), for the audit of a refusal."""
         where = tenant if tenant and tenant in self.api.r.state.tenants else SYSTEM_LOG
-        return Caller(c.real_user, c.user, where, c.project, sso=c.sso, session=c.session)
+        return Caller(c.real_user, c.user, where, c.project, sso=c.sso, session=c.session, auth=c.auth)
 
     async def mint(self, request: web.Request, req: s.SessionMint) -> web.Response:
         c = self._in(await self.api.ctx(request, outsiders=True), req.tenant)
         svc = self.api.e.sessions
-        out = await self.api.r.run(c, "session.mint", f"user:{req.user}", lambda: svc.mint(c, **req.args()))
+        mapper = self.api.e.identity.map_remote  # a SAML/OIDC sign-in's groups go through the SSO rules first
+        out = await self.api.r.run(c, "session.mint", f"user:{req.user}",
+                                   lambda: svc.mint(c, **req.args(), mapper=mapper))
         return json_response(out, 201)
 
     async def list(self, request: web.Request, _req: m.Empty) -> web.Response:

@@ -18,6 +18,7 @@ from core.engine.runner import ENGINE_ACTOR, OpRunner
 from core.engine.state import Tenant
 from core.engine.usage import UsageService
 from core.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from core.identity.gate import gate as sso_gate
 from core.paths import is_within, os_identity, readable_by, system_path_reason
 from core.quotas import DEFAULT_QUOTAS
 from core.rbac import (
@@ -62,6 +63,7 @@ class TenancyService:
     def tenant_create(self, ctx: Caller, name: str) -> dict[str, Any]:
         names.tenant_name(name)
         self.r.require_system(ctx)
+        sso_gate(self.r.state, ctx, SYSTEM_TENANT)  # a system act: the system tenant's "SSO required"
         if name in self.r.state.tenants:
             raise Conflict(f"tenant {name!r} already exists.", resource=f"tenant:{name}")
         t = self._create_tenant(name, ctx.user, ctx)
@@ -89,6 +91,12 @@ class TenancyService:
         if not (system or (name in st.tenants and st.is_member(name, ctx.user))):
             raise access.outsider(ctx.user, name)  # the same answer whether or not it exists
         t = access.tenant_or_404(self.r.state, name)
+        # "SSO required" (core/identity/gate.py): a member reads the tenant by its policy, a system
+        # owner also by the system tenant's (whose policy governs the system acts)
+        if st.is_member(name, ctx.user):
+            sso_gate(st, ctx, name)
+        if system:
+            sso_gate(st, ctx, SYSTEM_TENANT)
         if not system:
             access.suspended_read_check(self.r.state, Caller(ctx.real_user, ctx.user, name, None))
         d = t.as_json()
@@ -102,6 +110,7 @@ class TenancyService:
     def _set_status(self, ctx: Caller, name: str, status: str, reason: str | None) -> dict[str, Any]:
         names.tenant_name(name)
         self.r.require_system(ctx)  # before the lookup: others learn nothing of which tenants exist
+        sso_gate(self.r.state, ctx, SYSTEM_TENANT)  # a system act: the system tenant's "SSO required"
         t = access.tenant_or_404(self.r.state, name)
         if name == SYSTEM_TENANT and status == "suspended":
             raise Conflict("the system tenant 'default' cannot be suspended: it holds the system owners.")

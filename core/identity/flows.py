@@ -170,8 +170,7 @@ def pkce_flow(p: Provider, open_url: Callable[[str], None], *, timeout: float = 
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     disc = p.discovery()
-    auth = disc.get("authorization_endpoint")
-    if not isinstance(auth, str):
+    if not isinstance(disc.get("authorization_endpoint"), str):
         raise SignInFailed(f"provider {p.name!r} has no authorization_endpoint; use the device flow (musubi login).")
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -200,9 +199,7 @@ def pkce_flow(p: Provider, open_url: Callable[[str], None], *, timeout: float = 
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
     try:
-        open_url(f"{auth}?" + urlencode({
-            "client_id": p.client_id, "response_type": "code", "redirect_uri": redirect, "scope": " ".join(p.scopes),
-            "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256"}))
+        open_url(authorize_url(p, disc, redirect, state, nonce, challenge))
         if not done.wait(timeout):
             raise SignInFailed(f"no sign-in arrived within {int(timeout)} s; run musubi login --browser again.")
     finally:
@@ -213,8 +210,23 @@ def pkce_flow(p: Provider, open_url: Callable[[str], None], *, timeout: float = 
     if not secrets.compare_digest(got.get("state", ""), state):
         raise SignInFailed("the sign-in answer's state does not match this request (a forged redirect?); "
                            "nothing was exchanged.")
+    return exchange_code(p, disc, got.get("code", ""), redirect, verifier, nonce)
+
+
+def authorize_url(p: Provider, disc: dict[str, Any], redirect: str, state: str, nonce: str, challenge: str) -> str:
+    """The authorization request (code flow, PKCE S256, ``state`` and ``nonce``) to send a browser to."""
+    auth = disc.get("authorization_endpoint")
+    if not isinstance(auth, str) or not auth.startswith("https://"):
+        raise SignInFailed(f"provider {p.name!r} has no https authorization_endpoint in its discovery document.")
+    return f"{auth}?" + urlencode({
+        "client_id": p.client_id, "response_type": "code", "redirect_uri": redirect, "scope": " ".join(p.scopes),
+        "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256"})
+
+
+def exchange_code(p: Provider, disc: dict[str, Any], code: str, redirect: str, verifier: str, nonce: str) -> Tokens:
+    """The authorization code for tokens at the token endpoint (a public client: the PKCE verifier, no secret)."""
     status, body = _post(str(disc["token_endpoint"]), {
-        "grant_type": "authorization_code", "code": got.get("code", ""), "redirect_uri": redirect,
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
         "client_id": p.client_id, "code_verifier": verifier}, p.verify)
     if status != 200:
         raise _failed(body, "the code exchange failed")

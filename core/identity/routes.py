@@ -63,22 +63,21 @@ class SsoRoutes:
         ]
         return json_response(rows)
 
-    async def signin(self, request: web.Request, req: s.SsoSignIn) -> web.Response:
-        c = await self.api.ctx(request, outsiders=True)
-        me = Caller(c.real_user, c.real_user, SYSTEM_LOG)  # a sign-in is the socket peer's own act
+    async def _validate(self, me: Caller, action: str, provider: str, id_token: str, nonce: str | None,
+                        access_token: str | None) -> tuple[SsoSettings, dict[str, Any], dict[str, set[str]], bool]:
+        """Validate ``id_token`` (core/identity/tokens.py) and read its groups; a refusal is audited as ``action``."""
         st = await asyncio.to_thread(sso_settings)
-        prov = provider_named(st, req.provider)
-        keys = self.api.e.identity.keys_for(req.provider, prov)
-        resource = f"provider:{req.provider}"
+        prov = provider_named(st, provider)
+        keys = self.api.e.identity.keys_for(provider, prov)
         try:
             claims = await asyncio.to_thread(
-                validate_id_token, req.id_token, keys, client_id=prov.client_id, skew_s=st.skew_s,
-                nonce=req.nonce, max_age_s=st.max_token_age_s,
+                validate_id_token, id_token, keys, client_id=prov.client_id, skew_s=st.skew_s,
+                nonce=nonce, max_age_s=st.max_token_age_s,
             )
             groups = None
             overage = graph.has_overage(claims, prov.groups_claim)
             if overage:
-                groups = await self._overage(prov, claims, req.access_token)
+                groups = await self._overage(prov, claims, access_token)
         except MusubiError as exc:
             if exc.exit_code != 4:  # not a refusal (the provider is down, the config is wrong): not a sign-in attempt
                 raise
@@ -87,15 +86,37 @@ class SsoRoutes:
             def refuse() -> None:
                 raise err
 
-            await self.api.r.run(me, "sso.signin", resource, refuse)  # audits the refusal, then raises it
+            await self.api.r.run(me, action, f"provider:{provider}", refuse)  # audits the refusal, then raises it
             raise
-        values = mapping.values_of(claims, prov.groups_claim, prov.roles_claim, groups)
+        return st, claims, mapping.values_of(claims, prov.groups_claim, prov.roles_claim, groups), overage
+
+    async def signin(self, request: web.Request, req: s.SsoSignIn) -> web.Response:
+        c = await self.api.ctx(request, outsiders=True)
+        me = Caller(c.real_user, c.real_user, SYSTEM_LOG)  # a sign-in is the socket peer's own act
+        st, claims, values, overage = await self._validate(me, "sso.signin", req.provider, req.id_token, req.nonce,
+                                                           req.access_token)
         out = await self.api.r.run(
-            me, "sso.signin", resource,
+            me, "sso.signin", f"provider:{req.provider}",
             lambda: self.api.e.identity.signin(me, req.provider, claims, digest(req.id_token), st.session_minutes,
                                                values, overage),
         )
         return json_response(out, 201)
+
+    async def verify(self, request: web.Request, req: s.SsoVerify) -> web.Response:
+        """An ID token ``musubi serve web --oidc`` got for a browser: validated exactly like ``musubi login``'s.
+
+        Only the engine's OS user acting as themself (what ``musubi serve`` runs as) may ask; the
+        serve process then maps the subject to a musubi user and mints a session (``oidc:<provider>``).
+        """
+        c = await self.api.ctx(request, outsiders=True)
+        me = Caller(c.real_user, c.user, SYSTEM_LOG, session=c.session)
+        svc = self.api.e.identity
+        await self.api.r.run(me, "sso.verify", f"provider:{req.provider}", lambda: svc.engine_only(me))
+        _st, claims, values, _overage = await self._validate(me, "sso.verify", req.provider, req.id_token, req.nonce,
+                                                             None)
+        out = await self.api.r.run(me, "sso.verify", f"provider:{req.provider}",
+                                   lambda: svc.verified(me, req.provider, claims, digest(req.id_token), values))
+        return json_response(out)
 
     @staticmethod
     async def _overage(prov: ProviderSettings, claims: dict[str, Any], access_token: str | None) -> list[str]:
@@ -130,6 +151,7 @@ ROUTES: tuple[Route, ...] = (
     R("POST", "/v1/sso/session", "sso.signin", "open", s.SsoSignIn, s.SsoSignedIn, handler=F.signin, feature=F),
     R("GET", "/v1/sso/session", "", "open", response=s.SsoSessionShown, handler=F.session_show, feature=F),
     R("DELETE", "/v1/sso/session", "sso.signout", "open", response=s.SsoSignedOut, handler=F.signout, feature=F),
+    R("POST", "/v1/sso/verify", "sso.verify", "engine", s.SsoVerify, s.SsoVerified, handler=F.verify, feature=F),
     R("GET", "/v1/sso/rules", "sso.rule.list", "members.manage", response=list[s.SsoRule], op="identity.rule_list",
       resource="sso_rules"),
     R("PUT", "/v1/sso/rules", "sso.rule.set", "members.manage", s.SsoRuleSet, s.SsoRule, op="identity.rule_set",

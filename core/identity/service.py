@@ -30,9 +30,11 @@ from typing import Any
 
 from core import names
 from core.audit import ts_text
+from core.engine import access
 from core.engine.access import Caller
 from core.engine.runner import OpRunner, utcnow
 from core.errors import BadRequest, NotFound, PermissionDenied
+from core.identity import gate as policy
 from core.identity import mapping, redact
 from core.identity.keys import ProviderKeys
 from core.identity.settings import ProviderSettings
@@ -137,6 +139,33 @@ class IdentityService:
                 "tenants": [{"tenant": c.tenant, "action": c.action, "role": c.role, "previous_role": c.previous,
                              "matched": list(c.matched)} for c in changes]}
 
+    @staticmethod
+    def engine_only(ctx: Caller) -> None:
+        """Refuse anyone but the engine's OS user acting as themself (``musubi serve``)."""
+        if not access.is_engine_user(ctx):
+            raise PermissionDenied(
+                f"permission denied: only the OS user who runs the engine ({access.engine_os_user()}), acting as "
+                "themself, may have ID tokens of other people verified; it is what `musubi serve web --oidc` does.",
+                permission="engine")
+
+    def verified(self, ctx: Caller, provider: str, claims: dict[str, Any], token_hash: str,
+                 values: dict[str, set[str]]) -> dict[str, Any]:
+        """A validated ID token of a browser sign-in (``serve web --oidc``): once only; audited, no session opened."""
+        self.engine_only(ctx)
+        now = self.r.now()
+        self._sweep(now)
+        if token_hash in self._used:
+            raise PermissionDenied("this ID token was already used to sign in; each token signs in once. Sign in "
+                                   "again.", permission="sso", code="sso_token_replayed")
+        self._used[token_hash] = max(EPOCH + timedelta(seconds=float(claims["exp"])), now + timedelta(minutes=10))
+        email = _str(claims.get("email") or claims.get("preferred_username"))
+        out = {"provider": provider, "subject": str(claims["sub"]), "email": email, "name": _str(claims.get("name")),
+               "groups": sorted(values["groups"]), "roles": sorted(values["roles"])}
+        self.r.audit(SYSTEM_LOG, ctx, "sso.verify", f"provider:{provider}",
+                     details={"provider": provider, "subject": out["subject"], "email": email,
+                              "groups": len(values["groups"])})
+        return out
+
     def _apply(self, ch: mapping.Change, user: str, actor: str, claims: dict[str, Any]) -> None:
         mem = self.r.state.members[ch.tenant]
         key = {"tenant_id": ch.tenant, "user_name": user, "project": ""}
@@ -174,19 +203,22 @@ class IdentityService:
 
     # -- the policy ------------------------------------------------------------------------
 
-    def gate(self, ctx: Caller) -> None:
-        """Refuse an OS-identity-only caller in a tenant whose policy requires SSO (break-glass aside)."""
-        pol = self.r.state.sso_policies.get(ctx.tenant)
-        if pol is None or not pol["sso_required"] or ctx.sso is not None:
-            return
-        bg = pol["break_glass"]
-        if bg and ctx.real_user == bg and ctx.user == bg and "owner" in self.r.state.roles_of(ctx.tenant, bg, None):
-            return
-        raise PermissionDenied(
-            f"permission denied: tenant {ctx.tenant!r} requires SSO sign-in and {ctx.real_user} has no live "
-            "session on this engine. Sign in with: musubi login (docs/identity.md#sso-required)",
-            permission="sso", code="sso_required",
-        )
+    def gate(self, ctx: Caller, tenant: str | None = None) -> None:
+        """Refuse a caller without SSO in a tenant whose policy requires it (break-glass aside): ``policy.gate``."""
+        policy.gate(self.r.state, ctx, tenant)
+
+    def map_remote(self, user: str, auth: str, subject: str, values: dict[str, set[str]]) -> list[Any]:
+        """Apply the mapping rules to a remote SAML/OIDC sign-in of musubi user ``user`` (an operation's part).
+
+        ``auth`` is ``saml:<idp>`` or ``oidc:<provider>``; rules match with the provider name
+        ``<idp>``/``<provider>`` (``musubi sso map GROUP --provider NAME``), or any provider.
+        Each change is audited in its tenant (``sso.map``, actor ``sso:<name>``).
+        """
+        name = auth.split(":", 1)[1]
+        changes = mapping.plan(self.r.state, user, name, values)
+        for ch in changes:
+            self._apply(ch, user, f"sso:{name}", {"sub": subject or user})
+        return changes
 
     def policy_show(self, ctx: Caller) -> dict[str, Any]:
         self.r.require(ctx, "members.manage", read=True)
@@ -205,7 +237,7 @@ class IdentityService:
                 raise BadRequest(f"break-glass user {break_glass!r} is not an owner of tenant {ctx.tenant!r}; "
                                  f"make them owner first (musubi member add {break_glass} --role owner).",
                                  field="break_glass")
-        if required and not break_glass and ctx.sso is None:
+        if required and not break_glass and not policy.signed_in(ctx):  # a SAML/OIDC remote session counts
             raise BadRequest("turning SSO on without a break-glass owner while you are not signed in would lock you "
                              "out; give --break-glass OWNER, or sign in first (musubi login).", field="break_glass")
         now = self.r.now()

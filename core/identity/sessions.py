@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from core.engine import access
 from core.engine.access import Caller
 from core.engine.runner import OpRunner
 from core.errors import NotFound, PermissionDenied
+from core.identity import gate as policy
 from core.rbac import SYSTEM_LOG
 
 TOKEN_PREFIX = "mst_"  # musubi session token: recognisable in a leak report
@@ -35,6 +37,8 @@ SESSION_HEADER = "X-Musubi-Session"
 # A TUI left running past its session's end keeps refreshing: its refusals are recognised (and
 # audited once) for this long after expiry, not turned into "unknown token" events forever.
 KEEP_EXPIRED = timedelta(days=1)
+# (user, auth, subject, {"groups": ..., "roles": ...}) -> the mapping changes (IdentityService.map_remote)
+Mapper = Callable[[str, str, str, dict[str, set[str]]], list[Any]]
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Session:
     client: str
     created_at: datetime
     expires_at: datetime
+    auth: str = "ssh-key"  # how the user was authenticated: ssh-key, web-token, saml:IDP, oidc:PROVIDER
     used: bool = False
     revoked: str | None = None  # why, once revoked (kept until expiry for a clear refusal)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +62,7 @@ class Session:
         return {
             "id": self.id, "user": self.user, "tenant": self.tenant, "purpose": self.purpose,
             "client": self.client, "created_at": ts_text(self.created_at),
-            "expires_at": ts_text(self.expires_at), "used": self.used,
+            "expires_at": ts_text(self.expires_at), "used": self.used, "auth": self.auth,
         }
 
 
@@ -99,9 +104,21 @@ class SessionService:
 
     # -- operations (run by OpRunner.run: refusals raised here are audited) --------------------
 
-    def mint(self, ctx: Caller, user: str, tenant: str, purpose: str, ttl_s: int, client: str) -> dict[str, Any]:
-        """A new token for ``user`` in ``tenant``; the engine's OS user only; audited as ``session.mint``."""
+    def mint(
+        self, ctx: Caller, user: str, tenant: str, purpose: str, ttl_s: int, client: str, auth: str | None = None,
+        groups: list[str] | None = None, roles: list[str] | None = None, subject: str = "",
+        mapper: Mapper | None = None,
+    ) -> dict[str, Any]:
+        """A new token for ``user`` in ``tenant``; the engine's OS user only; audited as ``session.mint``.
+
+        A SAML/OIDC sign-in (``auth`` ``saml:IDP``/``oidc:NAME``) first goes through the tenants' SSO
+        mapping rules (``mapper``: :meth:`IdentityService.map_remote`), so a rule can grant the role
+        the session needs; its user then counts as signed in through SSO (core/identity/gate.py).
+        The mapping stands even when the mint is then refused (the sign-in happened, as with
+        ``musubi login``); a missing or suspended tenant is refused before any mapping.
+        """
         self._engine_only(ctx, "mint session tokens")
+        auth = auth or ("ssh-key" if purpose == "ssh" else "web-token")
         st = self.r.state
         if tenant not in st.tenants:
             raise PermissionDenied(
@@ -109,28 +126,36 @@ class SessionService:
                 "Check the tenant named for this key or sign-in (docs/remote.md).",
                 permission="engine", resource=f"tenant:{tenant}",
             )
+        if st.tenants[tenant].status == "suspended":
+            raise PermissionDenied(
+                f"cannot mint a session in tenant {tenant!r}: the tenant is suspended.",
+                permission="engine", resource=f"tenant:{tenant}",
+            )
+        mapped: list[Any] = []
+        if mapper is not None and auth.startswith(("saml:", "oidc:")):
+            mapped = mapper(user, auth, subject or user, {"groups": set(groups or ()), "roles": set(roles or ())})
         if not st.is_member(tenant, user):
             raise PermissionDenied(
                 f"cannot mint a session for {user!r} in tenant {tenant!r}: {user} has no role there. "
                 f"An owner can add them with: musubi --tenant {tenant} member add {user} --role viewer",
                 permission="engine", resource=f"user:{user}",
             )
-        if st.tenants[tenant].status == "suspended":
-            raise PermissionDenied(
-                f"cannot mint a session in tenant {tenant!r}: the tenant is suspended.",
-                permission="engine", resource=f"tenant:{tenant}",
-            )
+        # "SSO required": an ssh-key or web-token session is told at once, not at its first request
+        # (each request is gated again: the policy may be turned on later; core/engine/http.py)
+        policy.gate(st, Caller(user, user, tenant, session="(new)", auth=auth))
         now = self.r.now()
         self._sweep(now)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         s = Session(
             id=secrets.token_hex(8), user=user, tenant=tenant, purpose=purpose, client=client,
-            created_at=now, expires_at=now + timedelta(seconds=ttl_s),
+            created_at=now, expires_at=now + timedelta(seconds=ttl_s), auth=auth,
         )
         self._by_hash[token_hash(token)] = s
         self._by_id[s.id] = s
         self.r.audit(tenant, ctx, "session.mint", f"session:{s.id}",
-                     details={"user": user, "purpose": purpose, "client": client, "expires_at": ts_text(s.expires_at)})
+                     details={"user": user, "purpose": purpose, "client": client, "auth": auth,
+                              "expires_at": ts_text(s.expires_at),
+                              **({"mapped": {c.tenant: c.action for c in mapped}} if mapped else {})})
         return {**s.row(), "token": token}
 
     def revoke(self, ctx: Caller, id: str, reason: str | None) -> dict[str, Any]:

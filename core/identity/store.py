@@ -84,6 +84,31 @@ def load_session(home: Path) -> str | None:
     return str(got["session"]) if got else None
 
 
+class LiveSession:
+    """The session id of ``home``, re-read whenever the session file changes (a running TUI picks up
+    ``musubi login`` / ``logout`` at its next request).
+
+    Calling it costs one ``stat``; the file is read again only when its identity (inode, size,
+    mtime) differs from the last read, and a file that vanished means "signed out".
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._seen: tuple[int, int, int] | None = None
+        self._value: str | None = None
+
+    def __call__(self) -> str | None:
+        try:
+            st = session_file(self.home, create=False).stat()
+            seen: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            seen = None
+        if seen != self._seen or seen is None:
+            self._value = load_session(self.home) if seen is not None else None
+            self._seen = seen
+        return self._value
+
+
 def clear_session(home: Path) -> bool:
     try:
         session_file(home).unlink()

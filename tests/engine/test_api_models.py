@@ -61,6 +61,8 @@ JOBS |= {("POST", "/v1/index"), ("GET", "/v1/index/status"), ("POST", "/v1/searc
 JOBS |= {("POST", "/v1/context")}
 # Signing in and out needs an identity provider: tests/identity/test_engine_sso.py checks their answers.
 JOBS |= {("POST", "/v1/sso/session"), ("DELETE", "/v1/sso/session")}
+# Verifying a browser's ID token needs an identity provider: tests/identity/test_web_oidc.py checks its answer.
+JOBS |= {("POST", "/v1/sso/verify")}
 # Runs need the scripted provider of the runs test hook: tests/runs/test_runs_shapes.py checks their answers.
 JOBS |= {(r.method, r.path) for r in all_routes() if r.path.startswith("/v1/runs")}
 # Integrations need a connector and a vendor (fakes): tests/connectors/test_cli_sync.py checks their answers.

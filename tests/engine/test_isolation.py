@@ -139,6 +139,7 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("DELETE", "/v1/sessions/{id}"): ("/v1/sessions/nosuchsession", None),
     ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
                                                           "tenant": "{b}"}),
+    ("POST", "/v1/sso/verify"): ("/v1/sso/verify", {"provider": "corp", "id_token": "a.b.c", "nonce": "n"}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -296,6 +296,9 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("DELETE", "/v1/sessions/{id}"): [
         Variant("engine", None, with_setup(_minted_session, lambda sid: ("DELETE", f"/v1/sessions/{sid}", None)))],
     ("POST", "/v1/remote/events"): [Variant("engine", None, req("POST", "/v1/remote/events", {"mode": "ssh", "event": "login"}))],
+    # serve web --oidc: the engine validates a browser's ID token for its OS user only (no [sso] here: 400 after)
+    ("POST", "/v1/sso/verify"): [Variant("engine", None, req(
+        "POST", "/v1/sso/verify", {"provider": "corp", "id_token": "a.b.c", "nonce": "n"}), ok=(400,))],
     # -- integrations (issue 17): gitlab is never set up here, so a let-through test/pipeline read is a 404
     ("GET", "/v1/integrations"): [Variant("tenant", "integrations.manage", req("GET", "/v1/integrations"))],
     ("PUT", "/v1/integrations/{system}"): [Variant("tenant", "integrations.manage", req(

@@ -76,8 +76,13 @@ class FakeIdP:
 
     def assertion(self, name_id: str, acs: str, in_response_to: str, *, audience: str = SP,
                   recipient: str | None = None, lifetime: timedelta = timedelta(minutes=5),
-                  shift: timedelta = timedelta(0), assertion_id: str | None = None) -> str:
+                  shift: timedelta = timedelta(0), assertion_id: str | None = None,
+                  attributes: dict[str, list[str]] | None = None) -> str:
         now = datetime.now(UTC) + shift
+        attrs = "".join(
+            f'<saml:Attribute Name="{name}">'
+            + "".join(f"<saml:AttributeValue>{v}</saml:AttributeValue>" for v in values) + "</saml:Attribute>"
+            for name, values in (attributes or {}).items())
         exp = _ts(now + lifetime)
         aid = assertion_id or "_a" + secrets.token_hex(16)
         return (
@@ -94,7 +99,9 @@ class FakeIdP:
             f'<saml:AuthnStatement AuthnInstant="{_ts(now)}" SessionIndex="_s{secrets.token_hex(8)}">'
             f"<saml:AuthnContext><saml:AuthnContextClassRef>"
             f"urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef>"
-            f"</saml:AuthnContext></saml:AuthnStatement></saml:Assertion>"
+            f"</saml:AuthnContext></saml:AuthnStatement>"
+            + (f"<saml:AttributeStatement>{attrs}</saml:AttributeStatement>" if attrs else "")
+            + "</saml:Assertion>"
         )
 
     def sign(self, xml: str, keys: KeyPair | None = None) -> str:

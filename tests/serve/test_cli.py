@@ -153,6 +153,20 @@ def test_serve_web_needs_a_user_for_its_token(eng: Home) -> None:
     assert p.returncode == 2 and b"--user USER" in p.stderr
 
 
+def test_serve_web_oidc_needs_a_users_file_and_a_configured_provider(eng: Home, tmp_path: Path) -> None:
+    def web(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "tui.cli", "--home", str(eng.dir), "serve", "web", "--port", "0",
+                               "--no-token", *args], capture_output=True, env=ENV, timeout=60)
+
+    p = web("--oidc", "corp")
+    assert p.returncode == 2 and b"--oidc needs --oidc-users FILE" in p.stderr, p.stderr
+    users = tmp_path / "oidc-users"
+    users.write_text("musubi:user=mia,tenant=acme mia@example.com\n")
+    users.chmod(0o600)
+    p = web("--oidc", "corp", "--oidc-users", str(users))  # this engine's config.toml has no [sso] providers
+    assert p.returncode == 2 and b"defines no such provider" in p.stderr and b"Traceback" not in p.stderr, p.stderr
+
+
 def test_serve_sessions_lists_live_sessions_for_the_engine_user_only(eng: Home) -> None:
     from .helpers import mint
 

@@ -199,3 +199,43 @@ def test_pending_requests_are_bounded(sp: SamlSP, monkeypatch: pytest.MonkeyPatc
     for _ in range(3):
         pending(sp)
     assert len(sp.outstanding) == 3 and first not in sp.outstanding  # the oldest made room
+
+
+def test_group_and_role_attributes_are_read_from_the_signed_assertion(idp: FakeIdP) -> None:
+    raw = {**sp_settings(ACS, idp.keys), "musubi": {"name": "corp-saml", "groups_attribute": "memberOf"}}
+    sp = SamlSP.from_settings(raw, USERS)
+    assert (sp.name, sp.groups_attribute, sp.roles_attribute) == ("corp-saml", "memberOf", "roles")
+    got = sp.sign_in(idp.signed_response("mia@example.com", ACS, pending(sp),
+                                         attributes={"memberOf": ["eng", "ops"], "roles": ["Auditor"]}))
+    assert (got.user, got.tenant, got.groups, got.roles) == ("mia", "acme", ("eng", "ops"), ("Auditor",))
+    for bad in ({"name": "has space"}, {"colour": "x"}, {"name": ""}, ["x"]):
+        with pytest.raises(KeysFileError, match="musubi"):
+            SamlSP.from_settings({**sp_settings(ACS, idp.keys), "musubi": bad}, USERS)
+
+
+async def test_a_saml_sign_in_maps_its_groups_through_the_sso_rules(eng: Home, idp: FakeIdP) -> None:
+    t = eng.new_tenant("samlmap")
+    eng.client(t).put("/v1/sso/rules", {"value": "eng", "role": "member", "provider": "corp-saml"})
+    port = free_port()
+    acs = f"http://127.0.0.1:{port}/saml/acs"
+    sp = SamlSP.from_settings({**sp_settings(acs, idp.keys), "musubi": {"name": "corp-saml"}},
+                              {"sam@example.com": ("sam", t)})
+    srv, _link = await web_server(eng, token=None, saml=sp, port=port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{srv.public_url}/saml/login", allow_redirects=False):
+                pass
+            good = idp.signed_response("sam@example.com", acs, next(iter(sp.outstanding)),
+                                       attributes={"groups": ["eng"]})
+            async with http.post(acs, data={"SAMLResponse": good}, allow_redirects=False) as r:
+                jar = {"Cookie": f"{COOKIE}={r.cookies[COOKIE].value}"}
+            async with http.ws_connect(f"{srv.public_url}/ws?width=100&height=30",
+                                       headers={**jar, "Origin": srv.origin}) as ws:
+                await read_until(ws, b"user sam")  # sam had no role: the rule granted it at this sign-in
+    finally:
+        await srv.close()
+    minted = actions(eng, t, "session.mint")[-1]["details"]
+    assert minted["auth"] == "saml:corp-saml" and minted["mapped"] == {t: "grant"}
+    mapped = actions(eng, t, "sso.map")
+    assert mapped[-1]["actor"] == "sso:corp-saml" and mapped[-1]["details"]["subject"] == "sam@example.com"
+    assert next(m for m in eng.client(t).get("/v1/members") if m["user"] == "sam")["added_by"] == "sso:corp-saml"

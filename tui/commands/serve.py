@@ -151,6 +151,7 @@ def sessions(state: CliState) -> None:
     "musubi serve web --user mia --tenant acme",
     "musubi serve web --user mia --tenant acme --token-file ~/.config/musubi/web-token",
     "musubi serve web --saml ~/.config/musubi/saml --host 0.0.0.0 --cert site.pem --key site.key",
+    "musubi serve web --no-token --oidc corp --oidc-users ~/.config/musubi/oidc-users --public-url https://ws.example",
 ))
 @_listen(8080)
 @click.option("--public-url", metavar="URL",
@@ -161,15 +162,20 @@ def sessions(state: CliState) -> None:
 @click.option("--no-token", is_flag=True, help="Turn token sign-in off (SAML only).")
 @click.option("--saml", "saml_dir", metavar="DIR", type=click.Path(path_type=Path),
               help="Turn SAML sign-in on: DIR holds settings.json and users (docs/remote.md#saml).")
+@click.option("--oidc", "oidc", metavar="PROVIDER",
+              help="Turn OIDC sign-in on through this [sso] provider of config.toml (docs/remote.md#oidc).")
+@click.option("--oidc-users", metavar="FILE", type=click.Path(path_type=Path),
+              help="Who each OIDC subject (or email) is here: musubi:user=NAME,tenant=TENANT SUBJECT lines.")
 @click.option("--cert", metavar="FILE", type=click.Path(path_type=Path), help="Serve TLS with this certificate.")
 @click.option("--key", metavar="FILE", type=click.Path(path_type=Path), help="The certificate's private key.")
 @_limits
 @_auth
 @pass_state
 def web(state: CliState, host: str, port: int, public_url: str | None, user: str | None, token_file: Path | None,
-        no_token: bool, saml_dir: Path | None, cert: Path | None, key: Path | None, max_sessions: int,
+        no_token: bool, saml_dir: Path | None, oidc: str | None, oidc_users: Path | None, cert: Path | None,
+        key: Path | None, max_sessions: int,
         max_per_user: int, idle_timeout: float, auth_failures: int, auth_window: float, session_ttl: int) -> None:
-    """Serve the workstation to browsers (textual-serve) behind a token or SAML sign-in and Origin checks."""
+    """Serve the workstation to browsers (textual-serve) behind a token, SAML or OIDC sign-in and Origin checks."""
     from core import names
     from tui.serve.signin import new_token, read_token_file
     from tui.serve.web import WebOptions, WebServer
@@ -190,13 +196,14 @@ def web(state: CliState, host: str, port: int, public_url: str | None, user: str
     opts = WebOptions(host=host, port=port, public_url=public_url, token=token, user=user, tenant=tenant, cert=cert,
                       key=key, max_sessions=max_sessions, max_per_user=max_per_user, idle_timeout=idle_timeout,
                       auth_failures=auth_failures,
-                      auth_window=auth_window, ttl_s=session_ttl, saml=saml)
+                      auth_window=auth_window, ttl_s=session_ttl, saml=saml, oidc=oidc, oidc_users=oidc_users)
     server = WebServer(state.paths(), opts)
 
     async def main(stop: asyncio.Event) -> None:
         await server.start()
         info = {"listening": f"{host}:{server.port}", "url": server.public_url, "origin": server.origin,
-                "token_sign_in": bool(token), "saml": saml is not None, "tls": bool(cert), "pid": os.getpid()}
+                "token_sign_in": bool(token), "saml": saml is not None, "oidc": oidc, "tls": bool(cert),
+                "pid": os.getpid()}
         shown = token if token and not token_file else None
         if shown:
             info["token"] = shown

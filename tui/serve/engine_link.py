@@ -32,9 +32,13 @@ class EngineLink:
         """Start the engine when none runs (as any client would)."""
         await self.api.start()
 
-    async def mint(self, user: str, tenant: str, client: str) -> SessionMinted:
-        """A token for ``user`` in ``tenant``; the engine's refusal (a typed error) is raised as is."""
-        return await self.api.call(calls.session_mint(user, tenant, self.mode, self.ttl_s, client))
+    async def mint(self, user: str, tenant: str, client: str, *, auth: str | None = None,
+                   groups: tuple[str, ...] = (), roles: tuple[str, ...] = (), subject: str = "") -> SessionMinted:
+        """A token for ``user`` in ``tenant``, saying how the user was authenticated (``auth``; the
+        mode's default when None) and, for SAML/OIDC, the groups/roles the engine maps to roles.
+        The engine's refusal (a typed error) is raised as is."""
+        return await self.api.call(calls.session_mint(user, tenant, self.mode, self.ttl_s, client, auth=auth,
+                                                      groups=list(groups), roles=list(roles), subject=subject))
 
     async def revoke(self, session_id: str, reason: str) -> None:
         """End a session; a session already gone (expired, engine restarted) is no error here."""

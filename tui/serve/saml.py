@@ -40,6 +40,7 @@ from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from core import names
+from core.api.sessions import AUTH_NAME as PROVIDER_NAME
 from core.errors import MusubiError
 from tui.serve.keys import KeysFileError, check_safe
 
@@ -56,8 +57,21 @@ FORCED_SECURITY = {
     "rejectDeprecatedAlgorithm": True,
     "rejectUnsolicitedResponsesWithInResponseTo": True,
     "allowRepeatAttributeName": False,
-    "wantAttributeStatement": False,  # only the NameID is read
+    "wantAttributeStatement": False,  # groups/roles attributes are optional (default deny: none grants nothing)
 }
+MUSUBI_KEYS = {"name", "groups_attribute", "roles_attribute"}
+MAX_ATTR_VALUES = 1000
+
+
+@dataclass(frozen=True)
+class SamlSignIn:
+    """A valid response: who it signs in, and the group/role attribute values for the SSO mapping rules."""
+
+    user: str
+    tenant: str
+    subject: str  # the NameID
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,6 +80,11 @@ class SamlSP:
 
     settings: dict[str, Any]
     users: dict[str, tuple[str, str]]
+    # "musubi" of settings.json: the IdP's name for `musubi sso map --provider NAME`, and which
+    # attributes carry groups and roles (docs/remote.md#saml)
+    name: str = "saml"
+    groups_attribute: str = "groups"
+    roles_attribute: str = "roles"
     outstanding: dict[str, float] = field(default_factory=dict)  # AuthnRequest id -> expiry (monotonic)
     seen: dict[str, float] = field(default_factory=dict)  # assertion id -> forget after (epoch seconds)
 
@@ -94,6 +113,15 @@ class SamlSP:
         if not isinstance(raw, dict):
             raise KeysFileError("SAML settings must be a JSON object (python3-saml's settings.json format).")
         settings = copy.deepcopy(raw)
+        ours = settings.pop("musubi", None) or {}
+        if not isinstance(ours, dict) or set(ours) - MUSUBI_KEYS or not all(
+                isinstance(v, str) and v for v in ours.values()):
+            raise KeysFileError("settings.json: \"musubi\" must be an object with only "
+                                f"{', '.join(sorted(MUSUBI_KEYS))} (non-empty strings).")
+        name = ours.get("name", "saml")
+        if not PROVIDER_NAME.fullmatch(name):
+            raise KeysFileError(f"settings.json: musubi.name {name[:40]!r} must be letters, digits, - and _ "
+                                "(it is the provider name of `musubi sso map --provider NAME`).")
         settings["strict"] = True
         settings["debug"] = False
         settings["security"] = {**settings.get("security", {}), **FORCED_SECURITY}
@@ -101,7 +129,8 @@ class SamlSP:
             OneLogin_Saml2_Settings(settings, sp_validation_only=False)
         except OneLogin_Saml2_Error as exc:
             raise KeysFileError(f"SAML settings refused by python3-saml: {exc}.") from None
-        return cls(settings, dict(users))
+        return cls(settings, dict(users), name, ours.get("groups_attribute", "groups"),
+                   ours.get("roles_attribute", "roles"))
 
     @property
     def acs_url(self) -> str:
@@ -138,6 +167,11 @@ class SamlSP:
 
     def finish(self, saml_response: str) -> tuple[str, str, str]:
         """(user, tenant, NameID) of a valid response; :class:`SamlRefused` naming why not."""
+        got = self.sign_in(saml_response)
+        return got.user, got.tenant, got.subject
+
+    def sign_in(self, saml_response: str) -> SamlSignIn:
+        """The sign-in of a valid response (with its group/role attributes); :class:`SamlRefused` naming why not."""
         if len(saml_response) > MAX_RESPONSE:
             raise SamlRefused("SAML response too large")
         settings = OneLogin_Saml2_Settings(copy.deepcopy(self.settings))
@@ -167,7 +201,16 @@ class SamlSP:
         mapped = self.users.get(name_id)
         if mapped is None:
             raise SamlRefused(f"NameID {name_id!r} is not in the SAML users file", subject=name_id)
-        return mapped[0], mapped[1], name_id
+        attrs = auth.get_attributes() or {}
+        return SamlSignIn(mapped[0], mapped[1], name_id, _attr(attrs, self.groups_attribute),
+                          _attr(attrs, self.roles_attribute))
+
+
+def _attr(attrs: dict[str, Any], name: str) -> tuple[str, ...]:
+    """An attribute's values (bounded, printable strings only), from the validated assertion."""
+    values = attrs.get(name) or []
+    return tuple(sorted({str(v) for v in values[:MAX_ATTR_VALUES]
+                         if isinstance(v, str) and 0 < len(v) <= 256 and v.isprintable()}))
 
 
 class SamlRefused(MusubiError):
@@ -219,12 +262,13 @@ class SamlRoutes:
         try:
             if not isinstance(value, str):
                 raise SamlRefused("no SAMLResponse in the form")
-            user, tenant, subject = self.sp.finish(value)
+            got = self.sp.sign_in(value)
         except SamlRefused as exc:
             self.srv.limiter.failed(addr)
             await self.srv.link.event("refused", client=client, reason=f"SAML: {exc.message}"[:1000])
             return await self.srv.login_page(request, f"SAML sign-in refused: {exc.message}", 403)
-        return await self.srv.signed_in(request, user, tenant, "saml", subject)
+        return await self.srv.signed_in(request, got.user, got.tenant, "saml", got.subject,
+                                        auth=f"saml:{self.sp.name}", groups=got.groups, roles=got.roles)
 
     async def metadata(self, request: web.Request) -> web.StreamResponse:
         settings = OneLogin_Saml2_Settings(copy.deepcopy(self.sp.settings), sp_validation_only=True)

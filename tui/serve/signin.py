@@ -30,7 +30,10 @@ class SignIn:
     tenant: str
     via: str  # "token" or "saml"
     expires: float  # time.monotonic()
-    subject: str = ""  # the SAML NameID, for the audit
+    subject: str = ""  # the SAML NameID / OIDC subject, for the audit
+    auth: str = "web-token"  # how: web-token, saml:IDP, oidc:PROVIDER (the engine's "SSO required" reads it)
+    groups: tuple[str, ...] = ()  # SAML/OIDC group and role values, for the engine's SSO mapping rules
+    roles: tuple[str, ...] = ()
 
 
 def _h(value: str) -> str:
@@ -44,12 +47,13 @@ class SignIns:
         self.ttl_s = ttl_s
         self._by_hash: dict[str, SignIn] = {}
 
-    def add(self, user: str, tenant: str, via: str, subject: str = "") -> str:
+    def add(self, user: str, tenant: str, via: str, subject: str = "", auth: str = "web-token",
+            groups: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> str:
         """A new sign-in; returns the cookie value (given to the browser, not kept)."""
         now = time.monotonic()
         self._by_hash = {k: v for k, v in self._by_hash.items() if v.expires > now}
         value = secrets.token_urlsafe(32)
-        self._by_hash[_h(value)] = SignIn(user, tenant, via, now + self.ttl_s, subject)
+        self._by_hash[_h(value)] = SignIn(user, tenant, via, now + self.ttl_s, subject, auth, groups, roles)
         return value
 
     def get(self, value: str | None) -> SignIn | None:

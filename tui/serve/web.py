@@ -48,7 +48,7 @@ from tui.serve.spawn import child_env, token_pipe, tui_argv
 
 log = logging.getLogger("musubi.serve")
 SIGNIN = web.RequestKey("signin", SignIn)
-OPEN_PATHS = ("/login", "/logout", "/saml/login", "/saml/acs", "/saml/metadata")
+OPEN_PATHS = ("/login", "/logout", "/saml/login", "/saml/acs", "/saml/metadata", "/oidc/login", "/oidc/callback")
 HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "frame-ancestors 'none'",
@@ -77,6 +77,8 @@ class WebOptions:
     auth_failures: int = 5
     auth_window: float = 60.0
     saml: Any = None  # a tui.serve.saml.SamlSP
+    oidc: str | None = None  # --oidc PROVIDER: OIDC sign-in through that [sso] provider (tui/serve/oidc.py)
+    oidc_users: Path | None = None  # --oidc-users FILE: subject/email -> musubi user and tenant
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -159,8 +161,12 @@ class WebServer(Server):
         self.port = opts.port
         if opts.token and not (opts.user and opts.tenant):
             raise BadRequest("token sign-in needs the musubi user and tenant it signs in as: give --user and --tenant.")
-        if not opts.token and opts.saml is None:
-            raise BadRequest("no way to sign in: give an access token (the default), or --saml DIR.")
+        if not opts.token and opts.saml is None and opts.oidc is None:
+            raise BadRequest("no way to sign in: give an access token (the default), --saml DIR or --oidc PROVIDER.")
+        if opts.oidc is not None and opts.oidc_users is None:
+            raise BadRequest("--oidc needs --oidc-users FILE: who each signed-in subject is here "
+                             "(musubi:user=NAME,tenant=TENANT SUBJECT-OR-EMAIL; docs/remote.md#oidc).")
+        self.oidc: Any = None  # a tui.serve.oidc.OidcRP, loaded at start (its provider comes from the engine)
         if opts.public_url is None and opts.host in ("0.0.0.0", "::", ""):
             raise BadRequest(f"listening on every address ({opts.host or 'all'}), the server cannot know the URL "
                              "browsers use, which is the only Origin it accepts: give --public-url "
@@ -183,6 +189,10 @@ class WebServer(Server):
     async def start(self) -> None:
         """Start the engine if needed, then listen."""
         await self.link.start()
+        if self.opts.oidc is not None and self.opts.oidc_users is not None:
+            from tui.serve.oidc import OidcRP
+
+            self.oidc = await OidcRP.load(self, self.opts.oidc, self.opts.oidc_users)
         ctx = self.ssl_context()
         self._runner = web.AppRunner(await self._make_app(), access_log=None)
         await self._runner.setup()
@@ -245,6 +255,8 @@ class WebServer(Server):
         ])
         if self.opts.saml is not None:
             self.opts.saml.install(app, self)
+        if self.oidc is not None:
+            self.oidc.install(app, self)
         return app
 
     # -- the guard ----------------------------------------------------------------------------
@@ -273,6 +285,8 @@ class WebServer(Server):
 
     async def login_page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
         saml = '<p><a href="/saml/login">Sign in with your identity provider</a></p>' if self.opts.saml else ""
+        if self.oidc is not None:
+            saml += '<p><a href="/oidc/login">Sign in with OpenID Connect</a></p>'
         form = ('<form method="post" action="/login"><label>Access token <input name="token" type="password" '
                 'autocomplete="off" autofocus></label> <button>Sign in</button></form>') if self.opts.token else ""
         note = f'<p role="alert">{html.escape(message)}</p>' if message else ""
@@ -313,14 +327,15 @@ class WebServer(Server):
                                   reason=f"too many failed sign-ins; blocked for {wait} s")
         return await self.login_page(request, f"too many failed sign-ins; try again in {wait} s.", 429)
 
-    async def signed_in(self, request: web.Request, user: str, tenant: str, via: str,
-                        subject: str = "") -> web.StreamResponse:
+    async def signed_in(self, request: web.Request, user: str, tenant: str, via: str, subject: str = "", *,
+                        auth: str = "web-token", groups: tuple[str, ...] = (),
+                        roles: tuple[str, ...] = ()) -> web.StreamResponse:
         """Record a sign-in (audited) and give the browser its cookie; then the workstation."""
         if not await self.link.event("login", user=user, tenant=tenant, client=self.client(request),
                                      reason=f"sign-in ({via}{': ' + subject if subject else ''})"):
             return await self.login_page(request, "your sign-in could not be recorded, so it is refused.", 503)
-        value = self.signins.add(user, tenant, via, subject)
-        if via == "saml":
+        value = self.signins.add(user, tenant, via, subject, auth, groups, roles)
+        if via in ("saml", "oidc"):
             # The identity provider's cross-site POST got here: a redirect would keep that navigation
             # cross-site and the browser would not send the SameSite=Strict cookie with it, so this page
             # (our own origin) moves on instead.
@@ -363,7 +378,8 @@ class WebServer(Server):
             raise web.HTTPTooManyRequests(text=why + "\n")
         try:
             try:
-                minted = await self.link.mint(s.user, s.tenant, f"{client} via {s.via}")
+                minted = await self.link.mint(s.user, s.tenant, f"{client} via {s.via}", auth=s.auth,
+                                              groups=s.groups, roles=s.roles, subject=s.subject)
             except MusubiError as exc:  # the engine audited its refusal
                 raise web.HTTPForbidden(text=f"the engine refused a session: {exc.message}\n") from None
             return await self._serve(request, s, minted["id"], minted["token"], client)
