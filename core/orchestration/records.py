@@ -340,16 +340,27 @@ class RunData:
     calls: dict[str, CallRecord] = field(default_factory=dict)  # by call key
     artefacts: dict[str, ArtefactRecord] = field(default_factory=dict)
     approvals: dict[str, ApprovalRecord] = field(default_factory=dict)
+    # The attempts of each (step path, label), so a call's look-ups cost the same at the 1st and the 200th turn.
+    _labels: dict[tuple[str, str], list[CallRecord]] = field(default_factory=dict, repr=False)
+
+    def add_call(self, call: CallRecord) -> None:
+        """Hold ``call`` (always through here: it keeps the index by label)."""
+        same = self._labels.setdefault((call.step_path, call.label), [])
+        if call.key in self.calls:  # read again from storage: the same attempt, not another
+            same[:] = [c for c in same if c.key != call.key]
+        self.calls[call.key] = call
+        same.append(call)
+
+    def clear_calls(self) -> None:
+        self.calls.clear()
+        self._labels.clear()
 
     def completed(self, path: str, label: str) -> CallRecord | None:
         """The completed call of ``label`` in step ``path``, if any (what a resume answers from)."""
-        for c in self.calls.values():
-            if c.step_path == path and c.label == label and c.outcome == "ok":
-                return c
-        return None
+        return next((c for c in self._labels.get((path, label), ()) if c.outcome == "ok"), None)
 
     def attempts(self, path: str, label: str) -> int:
-        return sum(1 for c in self.calls.values() if c.step_path == path and c.label == label)
+        return len(self._labels.get((path, label), ()))
 
     def pending_gate(self) -> str | None:
         return next((a.gate for a in self.approvals.values() if a.state == "pending"), None)

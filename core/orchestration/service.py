@@ -119,7 +119,7 @@ class RunService:
             self.data[s.run_id].steps[s.path] = s
         for r in rows["run_calls"]:
             c = CallRecord.from_row(r)
-            self.data[c.run_id].calls[c.key] = c
+            self.data[c.run_id].add_call(c)
         for r in rows["run_artefacts"]:
             a = ArtefactRecord.from_row(r)
             self.data[a.run_id].artefacts[a.id] = a
