@@ -64,6 +64,10 @@ DEFAULT_MAX_TOKENS = 4096  # output cap per call unless the step says otherwise
 RESERVATION_TTL_S = 3600
 RETRYABLE = frozenset({"rate_limited", "upstream", "timeout", "connection", "malformed"})
 MAX_ATTEMPTS = 2  # per call label; the provider already retried what failed before any answer
+# What a completed call changes in its own row and in its run's and step's rows (the rest was written before).
+ANSWER_COLS = ("outcome", "response", "input_tokens", "output_tokens", "cost_micros", "latency_ms", "stop_reason",
+               "request_id", "ledger_entry", "ended_at")
+TOTALS = ("input_tokens", "output_tokens", "cost_micros")
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,7 @@ class CallDesk:
             st.turns += 1
             st.model = plan.model.id
             self.svc.write_new(call)
-            self.svc.save(run, st)
+            self.svc.save_counters(run, ("turns",), st, ("turns", "model"))
             return call
 
         try:
@@ -302,8 +306,8 @@ class CallDesk:
             st.output_tokens += o
             st.cost_micros += cost
             st.latency_ms = call.latency_ms
-            self.svc.write_call(call)
-            self.svc.save(run, st)
+            self.svc.write_call(call, ANSWER_COLS)
+            self.svc.save_counters(run, TOTALS, st, (*TOTALS, "latency_ms"))
             self.r.audit(run.tenant, owner, "run.call", f"run:{run.id}", details={
                 "run": run.id, "step": st.path, "label": call.label, "attempt": call.attempt, "agent": call.agent,
                 "model": model.id, "provider": call.provider, "input_tokens": i, "output_tokens": o,
