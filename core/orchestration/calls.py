@@ -118,12 +118,7 @@ class CallDesk:
     # -- budgets ------------------------------------------------------------------------------
 
     def _spent(self, d: RunData, agent: str | None) -> tuple[int, int]:
-        if agent is None:
-            tok, cost = d.run.tokens, d.run.cost_micros
-        else:
-            calls = [c for c in d.calls.values() if c.agent == agent and c.outcome == "ok"]
-            tok = sum(c.input_tokens + c.output_tokens for c in calls)
-            cost = sum(c.cost_micros for c in calls)
+        tok, cost = (d.run.tokens, d.run.cost_micros) if agent is None else d.agent_spent(agent)
         for run_id, ag, t, c in self.inflight.values():
             if run_id == d.run.id and (agent is None or ag == agent):
                 tok, cost = tok + t, cost + c
@@ -298,6 +293,7 @@ class CallDesk:
             call.outcome, call.response, call.input_tokens, call.output_tokens = "ok", text, i, o
             call.cost_micros, call.latency_ms, call.stop_reason = cost, round(latency_ms, 3), fin.stop_reason
             call.request_id, call.ledger_entry, call.ended_at = fin.request_id, entry, now
+            d.call_ok(call)
             self.inflight.pop(call.key, None)
             run.input_tokens += i
             run.output_tokens += o
