@@ -59,6 +59,13 @@ class StreamState:
     request_id: str | None = None
 
 
+# Connections open at once to one provider (config ``pool_size``).  aiohttp's default of 100 and
+# not the HTTP layer's 20: a run holds its connection for the whole streamed answer, and the
+# engine runs up to 64 runs at once (RUN_SLOTS), some fanning out, so 20 queued calls inside the
+# client (a 200 ms provider answered in ~490 ms at 50 concurrent runs).
+DEFAULT_POOL_SIZE = 100
+
+
 class HttpChatProvider:
     """Base of the HTTP providers.  Subclasses set ``kind`` and implement the request and events."""
 
@@ -77,6 +84,7 @@ class HttpChatProvider:
         self.http = HttpClient(
             settings.name, self.base_url(), headers=self.auth_headers(), secrets=[settings.api_key],
             timeout_s=float(opts.get("timeout_s", self.default_timeout_s)), policy=self.policy,
+            pool_size=int(opts.get("pool_size", DEFAULT_POOL_SIZE)),
         )
 
     def __repr__(self) -> str:

@@ -84,6 +84,7 @@ class OpRunner:
         self._wrote = False
         self._heads_before: dict[str, tuple[int, str] | None] = {}
         self.ops = 0
+        self.refusal: asyncio.Future[None] | None = None  # see queue()
         self.snapshot_jobs = snap.jobs  # handed to the JobService the Engine composes (core/jobs)
 
     def _reload(self) -> None:
@@ -194,6 +195,28 @@ class OpRunner:
 
     async def run(self, ctx: Caller | None, action: str, resource: str, fn: Callable[[], T]) -> T:
         """Run one operation; answer after its writes commit; audit denials."""
+        self.refusal = None
+        try:
+            result, commit = self.queue(ctx, action, resource, fn)
+        except BaseException:
+            if self.refusal is not None:  # the denial's (or the bug's) own audit event, durable before the answer
+                await self.refusal
+            raise
+        if commit is not None:
+            await commit
+        return result
+
+    def queue(self, ctx: Caller | None, action: str, resource: str,
+              fn: Callable[[], T]) -> tuple[T, asyncio.Future[None] | None]:
+        """Run one operation now and seal its writes into the group commit without waiting for it.
+
+        Answers (its result, the commit's future, or None when it wrote nothing).  For a caller that
+        may start slow outside work while the commit is in flight (a model request while its ``sent``
+        row is being made durable, docs/runs.md) and awaits the future before acting on the outcome.
+        A refused or failed operation raises as in :meth:`run`, with the future of its own audit
+        event in ``self.refusal`` (``run`` awaits it before raising).
+        """
+        self.refusal = None
         self.ops += 1
         self._wrote = False
         self._heads_before = {}  # chain heads this op moved, as they were: the undo log of a failed op
@@ -211,7 +234,7 @@ class OpRunner:
                 where = ctx.tenant if ctx.tenant in self.state.tenants else SYSTEM_LOG
                 self.audit(where, ctx, action, resource, "denied", details)
             if self._wrote:
-                await self.committer.seal()
+                self.refusal = self.committer.seal()
             raise
         except MusubiError:
             raise  # validation errors: ops validate before they write, nothing queued
@@ -231,15 +254,13 @@ class OpRunner:
             log.exception("operation %s failed", action)
             if ctx is not None and ctx.tenant in self.state.tenants:
                 self.audit(ctx.tenant, ctx, action, resource, "error", {"error": f"{type(exc).__name__}: {exc}"[:500]})
-                await self.committer.seal()
+                self.refusal = self.committer.seal()
             raise MusubiError(
                 f"internal engine error in {action}: {type(exc).__name__}: {exc}. Nothing was changed; "
                 "details are in the engine log.",
                 code="internal",
             ) from exc
-        if self._wrote:
-            await self.committer.seal()
-        return result
+        return result, (self.committer.seal() if self._wrote else None)
 
     # -- access (the pure functions of access.py, over the current state) -------------------
 

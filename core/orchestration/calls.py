@@ -5,20 +5,23 @@
 1. **dispatch** (one engine operation, no ``await`` between check and write): RBAC ``runs.start``
    for the run's creator at the run's project, the turn caps (run, step), the budgets (run, agent;
    tokens and dollars, counting the calls already in flight), the tenant's quotas through a
-   reservation of the estimate, and the call's row with outcome ``sent`` — committed before a
-   byte goes to the provider;
+   reservation of the estimate, and the call's row with outcome ``sent`` — sealed into a group
+   commit, and the request sent while that commit is in flight (the fsync off the critical path);
 2. **the streamed call**, its deltas coalesced onto the event stream;
-3. **complete** (queued into the run's next group commit, see ``CallDesk.complete``): settle the
+3. **complete**, only once the ``sent`` row is durable (queued into the run's next group commit,
+   see ``CallDesk.complete``): settle the
    reservation with the usage the provider reported (the ledger row names run and step), the
    call's row with its response and usage (outcome ``ok``), the step's and run's totals, the
    ``run.call`` audit event (never text) — one group commit, so the charge and the record exist
    together or not at all;
    or **fail**: release the reservation, outcome ``failed``.
 
-The crash window: a kill between the provider's last byte and step 3's commit leaves the row
-``sent``; the next attempt marks it ``interrupted``, its reservation is released, and the call
-is sent again under attempt + 1.  So at most one provider-side charge per call in flight at the
-crash is not in the ledger, and it is visible (an ``interrupted`` row).
+The crash window (docs/runs.md#charge-once): a kill between the provider's last byte and step 3's
+commit leaves the row ``sent``; the next attempt marks it ``interrupted``, its reservation is
+released, and the call is sent again under attempt + 1.  A kill after the request left but before
+its ``sent`` row's commit was durable (one group commit long) leaves no row: the call is sent
+again on resume under the same attempt number.  Either way at most one provider-side charge per
+call in flight at the crash is not in the ledger, and nothing in the ledger is ever charged twice.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ DEFAULT_MAX_TOKENS = 4096  # output cap per call unless the step says otherwise
 RESERVATION_TTL_S = 3600
 RETRYABLE = frozenset({"rate_limited", "upstream", "timeout", "connection", "malformed"})
 MAX_ATTEMPTS = 2  # per call label; the provider already retried what failed before any answer
+# What a completed call changes in its own row and in its run's and step's rows (the rest was written before).
+ANSWER_COLS = ("outcome", "response", "input_tokens", "output_tokens", "cost_micros", "latency_ms", "stop_reason",
+               "request_id", "ledger_entry", "ended_at")
+TOTALS = ("input_tokens", "output_tokens", "cost_micros")
 
 
 @dataclass(frozen=True)
@@ -111,12 +118,7 @@ class CallDesk:
     # -- budgets ------------------------------------------------------------------------------
 
     def _spent(self, d: RunData, agent: str | None) -> tuple[int, int]:
-        if agent is None:
-            tok, cost = d.run.tokens, d.run.cost_micros
-        else:
-            calls = [c for c in d.calls.values() if c.agent == agent and c.outcome == "ok"]
-            tok = sum(c.input_tokens + c.output_tokens for c in calls)
-            cost = sum(c.cost_micros for c in calls)
+        tok, cost = (d.run.tokens, d.run.cost_micros) if agent is None else d.agent_spent(agent)
         for run_id, ag, t, c in self.inflight.values():
             if run_id == d.run.id and (agent is None or ag == agent):
                 tok, cost = tok + t, cost + c
@@ -161,8 +163,14 @@ class CallDesk:
         return Caller(d.run.created_by, d.run.created_by, d.run.tenant, d.run.project)
 
     async def dispatch(self, d: RunData, st: StepRecord, agent: str, label: str, plan: CallPlan,
-                       provider: ChatProvider) -> CallRecord:
-        """Check everything, reserve, record the call as sent (committed) — or raise RunStop."""
+                       provider: ChatProvider) -> tuple[CallRecord, asyncio.Future[None] | None]:
+        """Check everything, reserve, record the call as sent — or raise RunStop.
+
+        Answers the call and the future of the group commit that makes its ``sent`` row durable,
+        not awaited: the request goes out while the journal is synced (no ``await`` happens here
+        on the way out, so the commit loop cannot even start the write before the caller sends).
+        The caller hands the future to :meth:`complete`, which charges nothing before it is done.
+        """
         run = d.run
         owner = self.owner(d)
 
@@ -179,24 +187,27 @@ class CallDesk:
             call = CallRecord(key, run.id, run.tenant, st.path, label, attempt, agent, plan.model.id,
                               provider.settings.name, "sent", now, plan.est_tokens, plan.est_cost,
                               reservation_id=res["reservation_id"])
-            d.calls[key] = call
+            d.add_call(call)
             self.inflight[key] = (run.id, agent, plan.est_tokens, plan.est_cost)
             run.turns += 1
             st.turns += 1
             st.model = plan.model.id
             self.svc.write_new(call)
-            self.svc.save(run, st)
+            self.svc.save_counters(run, ("turns",), st, ("turns", "model"))
             return call
 
         try:
-            out = await self.r.run(owner, "run.call", f"run:{run.id}", op)
-        except QuotaExceeded as exc:
-            raise RunStop(f"quota: {exc.message}", code="quota") from None
-        except PermissionDenied as exc:
-            raise RunStop(f"permission: {exc.message}", code="permission") from None
+            out, durable = self.r.queue(owner, "run.call", f"run:{run.id}", op)
+        except (QuotaExceeded, PermissionDenied) as exc:
+            if self.r.refusal is not None:  # the denial's audit event, durable before the run stops
+                await self.r.refusal
+            what = "quota" if isinstance(exc, QuotaExceeded) else "permission"
+            raise RunStop(f"{what}: {exc.message}", code=what) from None
         if isinstance(out, RunStop):
+            if durable is not None:
+                await durable
             raise out
-        return out
+        return out, durable
 
     def _caps(self, d: RunData, st: StepRecord, agent: str, plan: CallPlan) -> None:
         run = d.run
@@ -230,16 +241,47 @@ class CallDesk:
         return "".join(parts), fin, (time.perf_counter() - t0) * 1000.0
 
     async def complete(self, d: RunData, st: StepRecord, call: CallRecord, text: str, fin: Finished,
-                       latency_ms: float, model: ModelSpec, task_kind: str) -> None:
+                       latency_ms: float, model: ModelSpec, task_kind: str,
+                       durable: asyncio.Future[None] | None = None) -> None:
         """Charge what the provider reported and record the response, together (one group commit).
 
-        Queued, not awaited: the charge and the record join the open batch, and whatever this run
-        does next that leaves the engine (its next call's dispatch, a step's end, a gate) waits for
-        a batch at or after it, so nothing follows an answer that is not durable, and a sequential
-        run pays one group commit per call instead of two.  A seal scheduled on the next loop turn
-        commits it even when nothing follows; a crash before that commit is the crash window of
-        docs/runs.md (the call is re-sent under its next attempt).
+        Only once ``durable`` (the commit of the call's ``sent`` row, from :meth:`dispatch`) is
+        done: a charge never reaches the journal ahead of the row that names its reservation.  If
+        that commit failed, its error is raised and nothing is charged (the engine refused the
+        call's record).  The recording is a callback of that future, not a step of this task, so
+        a cancel arriving while it is in flight cannot split an answered call from its charge.
+
+        Queued, not awaited: the charge and the record join the open batch, and the next call's
+        ``sent`` row and whatever the run does next go into the same or a later group commit, so
+        a sequential run pays one group commit per call, overlapped with the next request.  A
+        seal scheduled on the next loop turn commits it even when nothing follows; a crash before
+        that commit is the crash window of docs/runs.md (the call is re-sent under its next
+        attempt).  Steps' ends, gates and the run's end await a commit at or after it.
         """
+        def recorded(f: asyncio.Future[None] | None) -> None:
+            if f is None or not f.cancelled() and f.exception() is None:
+                self._record(d, st, call, text, fin, latency_ms, model, task_kind)
+            else:  # the engine refused the call's row (and reloaded its state): nothing of it is held
+                self.inflight.pop(call.key, None)
+
+        seal = self.r.committer.seal
+        if durable is None or durable.done():
+            recorded(durable)
+            if durable is not None:
+                durable.result()  # raises the commit's error: nothing was charged
+        else:
+            durable.add_done_callback(recorded)
+            try:
+                await asyncio.shield(durable)
+            except asyncio.CancelledError:
+                durable.add_done_callback(lambda _f: seal())  # after `recorded`: commit what it queued
+                raise
+        # Sealed on the next loop turn, after this task's next dispatch (no await before it) added
+        # its `sent` row to the same batch; alone when nothing follows.
+        asyncio.get_running_loop().call_soon(seal)
+
+    def _record(self, d: RunData, st: StepRecord, call: CallRecord, text: str, fin: Finished, latency_ms: float,
+                model: ModelSpec, task_kind: str) -> None:
         run = d.run
         owner = self.owner(d)
         i, o = fin.usage.input_tokens, fin.usage.output_tokens
@@ -251,6 +293,7 @@ class CallDesk:
             call.outcome, call.response, call.input_tokens, call.output_tokens = "ok", text, i, o
             call.cost_micros, call.latency_ms, call.stop_reason = cost, round(latency_ms, 3), fin.stop_reason
             call.request_id, call.ledger_entry, call.ended_at = fin.request_id, entry, now
+            d.call_ok(call)
             self.inflight.pop(call.key, None)
             run.input_tokens += i
             run.output_tokens += o
@@ -259,8 +302,8 @@ class CallDesk:
             st.output_tokens += o
             st.cost_micros += cost
             st.latency_ms = call.latency_ms
-            self.svc.write_call(call)
-            self.svc.save(run, st)
+            self.svc.write_call(call, ANSWER_COLS)
+            self.svc.save_counters(run, TOTALS, st, (*TOTALS, "latency_ms"))
             self.r.audit(run.tenant, owner, "run.call", f"run:{run.id}", details={
                 "run": run.id, "step": st.path, "label": call.label, "attempt": call.attempt, "agent": call.agent,
                 "model": model.id, "provider": call.provider, "input_tokens": i, "output_tokens": o,
@@ -273,7 +316,6 @@ class CallDesk:
         # Synchronous, so a cancel arriving now cannot split it: once the provider answered, it is recorded.
         op()
         self.r.committer.on_commit(partial(self.svc.publish_call, run, call, replayed=False))
-        asyncio.get_running_loop().call_soon(self.r.committer.seal)
         self.svc.latency.record(call.provider or "-", model.id, latency_ms)
 
     def _settle(self, owner: Caller, call: CallRecord, charge: Charge, model: str, i: int, o: int,

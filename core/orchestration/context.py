@@ -74,7 +74,7 @@ class RunContext(StepContext):
         plan = plan_call(registry, spec, text_tokens(messages), d.run.model, allowed)
         provider, provider_model = svc.provider_for(d.run, plan.model.id)
         while True:
-            call = await svc.desk.dispatch(d, self.step, agent, label, plan, provider)
+            call, durable = await svc.desk.dispatch(d, self.step, agent, label, plan, provider)
             req = ChatRequest(provider_model, tuple(messages), plan.max_tokens, call.key)
             try:
                 text, fin, latency = await svc.desk.stream(d, self.path, agent, provider, req)
@@ -87,7 +87,7 @@ class RunContext(StepContext):
                 await asyncio.shield(svc.desk.fail(d, self.step, call, "cancelled", "the run was cancelled or "
                                                    "the engine stopped during the call"))
                 raise
-            await svc.desk.complete(d, self.step, call, text, fin, latency, plan.model, spec.task_kind)
+            await svc.desk.complete(d, self.step, call, text, fin, latency, plan.model, spec.task_kind, durable)
             svc.check_stuck(d, self.path, text)
             return AgentReply(agent, text, plan.model.id, call.input_tokens, call.output_tokens, call.cost_micros)
 

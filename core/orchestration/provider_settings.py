@@ -52,7 +52,12 @@ _NUMBERS: dict[str, tuple[float, float]] = {
     "timeout_s": (1, 3600), "max_retry_wait_s": (0, 3600), "max_retry_delay_s": (0, 600), "retry_base_s": (0, 60),
     "chunk_delay_s": (0, 10),
 }
-_KNOWN = frozenset({"kind", "models", "serves", "enabled", "auth", "max_attempts", *_TEXT, *_NUMBERS})
+# Whole numbers: (lowest, highest, the hint of the error).
+_WHOLE: dict[str, tuple[int, int, str]] = {
+    "max_attempts": (1, 10, "1 means no retries"),
+    "pool_size": (1, 1000, "connections to the provider open at once (default 100)"),
+}
+_KNOWN = frozenset({"kind", "models", "serves", "enabled", "auth", *_WHOLE, *_TEXT, *_NUMBERS})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _FIX = "see docs/providers.md"
 
@@ -167,12 +172,12 @@ class _Table:
                 if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
                     raise self.bad(key, f"must be a number from {lo:g} to {hi:g} (got {v!r})", f"Set {key} in range")
                 out[key] = float(v)
-        if "max_attempts" in raw:
-            v = raw["max_attempts"]
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10:
-                raise self.bad("max_attempts", f"must be a whole number from 1 to 10 (got {v!r})",
-                               "1 means no retries")
-            out["max_attempts"] = v
+        for key, (lo_i, hi_i, hint) in _WHOLE.items():
+            if key in raw:
+                v = raw[key]
+                if isinstance(v, bool) or not isinstance(v, int) or not lo_i <= v <= hi_i:
+                    raise self.bad(key, f"must be a whole number from {lo_i} to {hi_i} (got {v!r})", hint)
+                out[key] = v
         for key in ("enabled",):
             if key in raw and not isinstance(raw[key], bool):
                 raise self.bad(key, f"must be true or false (got {raw[key]!r})", f"Write {key} = false")

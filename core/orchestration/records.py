@@ -340,16 +340,48 @@ class RunData:
     calls: dict[str, CallRecord] = field(default_factory=dict)  # by call key
     artefacts: dict[str, ArtefactRecord] = field(default_factory=dict)
     approvals: dict[str, ApprovalRecord] = field(default_factory=dict)
+    # The attempts of each (step path, label) and each agent's completed usage, so a call's look-ups
+    # and budget checks cost the same at the 1st and the 200th turn.
+    _labels: dict[tuple[str, str], list[CallRecord]] = field(default_factory=dict, repr=False)
+    _agent_ok: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def add_call(self, call: CallRecord) -> None:
+        """Hold ``call`` (always through here: it keeps the indexes)."""
+        same = self._labels.setdefault((call.step_path, call.label), [])
+        old = self.calls.get(call.key)
+        if old is not None:  # read again from storage: the same attempt, not another
+            same[:] = [c for c in same if c.key != call.key]
+            if old.outcome == "ok":
+                self._count(old, -1)
+        self.calls[call.key] = call
+        same.append(call)
+        if call.outcome == "ok":
+            self._count(call, 1)
+
+    def call_ok(self, call: CallRecord) -> None:
+        """``call`` (held) just completed: count its usage for its agent."""
+        self._count(call, 1)
+
+    def _count(self, call: CallRecord, sign: int) -> None:
+        t, c = self._agent_ok.get(call.agent, (0, 0))
+        self._agent_ok[call.agent] = (t + sign * (call.input_tokens + call.output_tokens),
+                                      c + sign * call.cost_micros)
+
+    def agent_spent(self, agent: str) -> tuple[int, int]:
+        """Tokens and micro-dollars of ``agent``'s completed calls in this run."""
+        return self._agent_ok.get(agent, (0, 0))
+
+    def clear_calls(self) -> None:
+        self.calls.clear()
+        self._labels.clear()
+        self._agent_ok.clear()
 
     def completed(self, path: str, label: str) -> CallRecord | None:
         """The completed call of ``label`` in step ``path``, if any (what a resume answers from)."""
-        for c in self.calls.values():
-            if c.step_path == path and c.label == label and c.outcome == "ok":
-                return c
-        return None
+        return next((c for c in self._labels.get((path, label), ()) if c.outcome == "ok"), None)
 
     def attempts(self, path: str, label: str) -> int:
-        return sum(1 for c in self.calls.values() if c.step_path == path and c.label == label)
+        return len(self._labels.get((path, label), ()))
 
     def pending_gate(self) -> str | None:
         return next((a.gate for a in self.approvals.values() if a.state == "pending"), None)

@@ -209,7 +209,7 @@ async def finish(svc: RunService, d: RunData, state: str, code: str | None, reas
 
     await svc.r.run(None, action, f"run:{run.id}", op)
     if state in ("done", "cancelled"):
-        d.calls.clear()  # responses are kept in run_calls; a finished run that cannot resume needs none in memory
+        d.clear_calls()  # responses are kept in run_calls; a finished run that cannot resume needs none in memory
 
 
 def close_gates(svc: RunService, d: RunData) -> None:

@@ -119,7 +119,7 @@ class RunService:
             self.data[s.run_id].steps[s.path] = s
         for r in rows["run_calls"]:
             c = CallRecord.from_row(r)
-            self.data[c.run_id].calls[c.key] = c
+            self.data[c.run_id].add_call(c)
         for r in rows["run_artefacts"]:
             a = ArtefactRecord.from_row(r)
             self.data[a.run_id].artefacts[a.id] = a
@@ -180,9 +180,12 @@ class RunService:
         for rec in recs:
             self.r.write(Insert(table[type(rec)], rec.row()))
 
-    def write_call(self, call: CallRecord) -> None:
+    def write_call(self, call: CallRecord, cols: tuple[str, ...] | None = None) -> None:
+        """Queue the call's row (only ``cols`` of it when given: what changed since it was inserted)."""
         row = call.row()
         del row["call_key"]
+        if cols is not None:
+            row = {c: row[c] for c in cols}
         self.r.write(Update("run_calls", row, {"call_key": call.key}))
 
     def save(self, run: RunRecord, *steps: StepRecord) -> None:
@@ -196,6 +199,16 @@ class RunService:
             del srow["run_id"], srow["path"]
             self.r.write(Update("run_steps", srow, {"run_id": st.run_id, "path": st.path}))
         self.r.committer.on_commit(partial(self._announce, run, steps))
+
+    def save_counters(self, run: RunRecord, run_cols: tuple[str, ...], st: StepRecord,
+                      st_cols: tuple[str, ...]) -> None:
+        """:meth:`save` for a model call: only the counters it moved (``run_cols``, ``st_cols``) are
+        queued, so every call journals and applies a handful of values instead of two whole rows."""
+        run.updated_at = self.r.now()
+        self.r.write(Update("runs", {**{c: getattr(run, c) for c in run_cols}, "updated_at": run.updated_at},
+                            {"run_id": run.id}),
+                     Update("run_steps", {c: getattr(st, c) for c in st_cols}, {"run_id": st.run_id, "path": st.path}))
+        self.r.committer.on_commit(partial(self._announce, run, (st,)))
 
     def _announce(self, run: RunRecord, steps: tuple[StepRecord, ...]) -> None:
         now = self.r.now()

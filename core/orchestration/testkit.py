@@ -6,9 +6,12 @@ Under it the engine's run service uses, instead of real providers:
   "budget": {...}, "agent_budgets": {...}}}``, steps as :class:`StepSpec` fields);
 - when ``$MUSUBI_HOME/test-provider.json`` exists, a **scripted provider** for every model, driven by it:
   ``{"delay_s": 0.01, "replies": {"<step path>": ["first", "second", ...]}, "hang": ["<path>"],
-  "fail": {"<path>": "upstream"}, "usage": [in, out]}`` (read at each call).  Every request it
-  answers is appended to ``$MUSUBI_HOME/test-provider.log`` (one JSON line: key, model, usage) *before*
-  the answer is returned, like a vendor that has billed — so a test can count sends across kill -9;
+  "fail": {"<path>": "upstream"}, "usage": [in, out], "die": ["<path>" or "<path>:<label>"]}`` (read at
+  each call).  Every request it answers is appended to ``$MUSUBI_HOME/test-provider.log`` (one JSON line:
+  key, model, usage) *before* the answer is returned, like a vendor that has billed — so a test can count
+  sends across kill -9.  A request named in ``die`` is logged (``"died": true``) and then the engine
+  SIGKILLs itself at once, before the event loop turns again: a kill -9 after the request left and
+  before its ``sent`` row's group commit could be written (docs/runs.md#charge-once);
 - three patterns for tests: ``test.loop`` (the same agent ``n`` times), ``test.fanout``
   (preflight, then each agent once as a child), ``test.gate`` (an agent's output as a diff artefact
   behind an approval gate).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +102,10 @@ class ScriptedProvider:
         run, path, label, _attempt = request.idempotency_key.rsplit(":", 3)
         n = self._sent.get(f"{run}:{path}", 0)
         self._sent[f"{run}:{path}"] = n + 1
+        ins, outs = script.get("usage", [100, 20])
+        if path in script.get("die", []) or f"{path}:{label}" in script.get("die", []):
+            self._bill(request, ins, outs, died=True)
+            os.kill(os.getpid(), signal.SIGKILL)
         await asyncio.sleep(float(script.get("delay_s", 0.0)))
         if path in script.get("hang", []):
             await asyncio.sleep(3600)
@@ -105,18 +113,20 @@ class ScriptedProvider:
             raise ProviderError(script["fail"][path], "scripted failure", provider="scripted-test", status=500)
         replies = script.get("replies", {}).get(path)
         text = replies[min(n, len(replies) - 1)] if replies else f"reply {path}/{label} #{n + 1}"
-        ins, outs = script.get("usage", [100, 20])
         # Billed now, as a vendor does once it has answered: logged before the answer reaches the engine.
+        self._bill(request, ins, outs)
+        for i in range(0, len(text), 16):
+            yield TextDelta(text[i:i + 16])
+        yield Finished(Usage(int(ins), int(outs)), "stop", request_id=f"req-{request.idempotency_key}")
+
+    def _bill(self, request: ChatRequest, ins: int, outs: int, *, died: bool = False) -> None:
         line = json.dumps({"key": request.idempotency_key, "model": request.model, "input_tokens": ins,
-                           "output_tokens": outs})
+                           "output_tokens": outs, **({"died": True} if died else {})})
         fd = os.open(self.home / "test-provider.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, (line + "\n").encode())
         finally:
             os.close(fd)
-        for i in range(0, len(text), 16):
-            yield TextDelta(text[i:i + 16])
-        yield Finished(Usage(int(ins), int(outs)), "stop", request_id=f"req-{request.idempotency_key}")
 
     async def check(self) -> ProviderCheck:
         return ProviderCheck(True, "scripted")

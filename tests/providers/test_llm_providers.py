@@ -300,3 +300,20 @@ def _provider(flavour: str, fake: FakeLLMServer, key: str | None = None) -> Open
     if flavour == "openai":
         return OpenAIProvider(settings("openai", "openai", fake.base_url, key or OPENAI_KEY))
     return AnthropicProvider(settings("anthropic", "anthropic", fake.base_url, key or ANTHROPIC_KEY))
+
+
+async def test_the_connection_pool_holds_a_call_per_run_slot_and_is_configurable() -> None:
+    """A call holds its connection for the whole streamed answer: the pool must not queue the
+    engine's concurrent runs (the HTTP layer's default of 20 did at 50 runs), and pool_size sets it."""
+    from connectors.llm.base import DEFAULT_POOL_SIZE
+    from core.orchestration.service import RUN_SLOTS
+
+    default = OpenAIProvider(settings("openai", "openai", "http://127.0.0.1:9/v1", OPENAI_KEY))
+    sized = OpenAIProvider(settings("openai", "openai", "http://127.0.0.1:9/v1", OPENAI_KEY, pool_size=7))
+    try:
+        pools = [p.http._session_now().connector for p in (default, sized)]
+        assert [c.limit if c else None for c in pools] == [DEFAULT_POOL_SIZE, 7]
+        assert DEFAULT_POOL_SIZE >= RUN_SLOTS
+    finally:
+        await default.aclose()
+        await sized.aclose()

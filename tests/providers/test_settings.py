@@ -67,6 +67,8 @@ def test_config_wins_key_by_key_and_fills_from_variables() -> None:
     ({"base_url": "ftp://x"}, "base_url: must be an http:// or https:// URL"),
     ({"timeout_s": 0}, "timeout_s: must be a number from 1 to 3600"),
     ({"max_attempts": 11}, "max_attempts: must be a whole number from 1 to 10"),
+    ({"pool_size": 0}, "pool_size: must be a whole number from 1 to 1000"),
+    ({"pool_size": 2.5}, "pool_size: must be a whole number from 1 to 1000"),
     ({"api_key": 5}, "api_key: must be non-empty text"),
     ({"serves": ["opneai"]}, "serves: unknown opneai"),
     ({"modles": ["x"]}, "modles: unknown setting"),

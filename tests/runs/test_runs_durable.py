@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.engine.helpers import Home, poll
+from tests.engine.helpers import Home, poll, wait_gone
 from tests.runs.helpers import run_audit, script, sends, show, start, wait
 
 
@@ -28,6 +28,38 @@ def test_kill9_mid_run_resumes_without_paying_twice(rhome: Home) -> None:
     assert rhome.quota(t, "tokens", "day")["used"] == 360
     assert done["attempts"] == 2
     assert any(e["action"] == "run.resume" for e in run_audit(rhome, t, run["id"]))
+
+
+def test_kill9_after_the_request_left_before_its_sent_row_was_durable(rhome: Home) -> None:
+    """The request goes out while its ``sent`` row's group commit is in flight (docs/runs.md#charge-once).
+    A kill -9 in that window leaves no row for it: the resume sends it again under the same key, every
+    completed call is charged exactly once, and what the ledger misses is that window's requests only."""
+    t = rhome.new_tenant("run")
+    script(rhome, die=["1:turn2"])  # the engine SIGKILLs itself as turn 2's request arrives
+    pid = rhome.pid()
+    run = start(rhome, t, "loop")
+    poll(lambda: any(s.get("died") for s in sends(rhome)), timeout=30)
+    wait_gone(pid)
+    script(rhome)
+    rhome.start()
+    done = wait(rhome, t, run["id"], "done", "failed", "stopped")
+    assert done["state"] == "done", done
+    died = next(s["key"] for s in sends(rhome) if s.get("died"))
+    assert died == f"{run['id']}:1:turn2:1"
+    keys = [s["key"] for s in sends(rhome)]
+    assert keys.count(died) == 2  # sent again: no row of it survived to give it a next attempt number
+    resumed = next(e for e in run_audit(rhome, t, run["id"]) if e["action"] == "run.resume")
+    interrupted = resumed["details"]["interrupted_calls"]
+    assert died not in interrupted  # no row at all: not even an interrupted one
+    # Turn 1's charge rode in the same group commit as turn 2's `sent` row: lost with it, its durable
+    # `sent` row became `interrupted` and it was sent again.  Nothing else is ever sent twice.
+    assert interrupted in ([], [f"{run['id']}:1:turn1:1"])
+    rid = run["id"]
+    final = {f"{rid}:1:turn{i}:{2 if f'{rid}:1:turn{i}:1' in interrupted else 1}" for i in range(1, 5)}
+    assert set(keys) == {died, *interrupted, *final}
+    # Every completed call charged once; what the provider billed beyond that is the window's requests.
+    assert done["tokens"] == rhome.quota(t, "tokens", "day")["used"] == 4 * 120
+    assert len(keys) * 120 - done["tokens"] == (1 + len(interrupted)) * 120
 
 
 def _repo(tmp: Path) -> Path:
