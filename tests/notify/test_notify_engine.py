@@ -213,3 +213,32 @@ def test_gitlab_webhook_token_and_pipeline_status(home: Home) -> None:
     refused = [e for e in h.audit(tenant) if e["action"] == "integration.inbound"]
     assert [e["details"]["reason"] for e in refused] == ["invalid X-Gitlab-Token", "invalid X-Gitlab-Token"]
     assert WEBHOOK_TOKEN not in json.dumps(h.audit(tenant))
+
+
+def test_quota_alert_and_approval_reach_teams_as_adaptive_cards(home: Home) -> None:
+    from tests.fakes.teams import TeamsFake
+
+    h = home
+    tenant = h.new_tenant("q")
+    with threaded(TeamsFake) as teams:
+        status, body = h.raw("PUT", "/v1/integrations/teams", {"settings": {"events": "quota_alert,approval"},
+                                                               "secrets": {"webhook_url": teams.webhook_url}},
+                             tenant=tenant)
+        assert status == 200, body
+        run = start(h, tenant, "gated")
+        wait(h, tenant, run["id"], "waiting")
+        status, body = h.raw("PUT", "/v1/quotas", {"metric": "tokens", "limit": 1_000_000, "period": "day",
+                                                   "alerts": [0.5]}, tenant=tenant)
+        assert status == 200, body
+        status, body = h.raw("POST", "/v1/usage", {"model": "gpt-4o", "input_tokens": 600_000}, tenant=tenant)
+        assert status == 201, body
+        cards = poll(lambda: teams.cards if len(teams.cards) >= 2 else None, timeout=20)
+        texts = [json.dumps(c) for c in cards]
+        assert any("Quota alert: tokens at 50%" in t for t in texts)
+        approval = next(t for t in texts if "Approval needed" in t)
+        assert f"musubi runs approve {run['id']}" in approval and "Action.Submit" not in approval
+        h.raw("POST", f"/v1/runs/{run['id']}/cancel", {}, tenant=tenant)
+    sent = h.audit(tenant, action="integration.notify")
+    assert sorted(e["details"]["event"] for e in sent) == ["approval", "quota_alert"]
+    assert all(e["resource"] == "teams:webhook" and e["outcome"] == "success" for e in sent)
+    assert teams.sig not in json.dumps(h.audit(tenant))
