@@ -55,7 +55,7 @@ def run_state(state: str, **kw: Any) -> dict[str, Any]:
                                          "tokens": 5, "cost_usd": 0.01, "finished_at": "t", **kw}}
 
 
-GATE = {"type": "run.gate", "run": "r1", "approval": {"gate": "g1", "state": "pending", "step": "2",
+GATE: dict[str, Any] = {"type": "run.gate", "run": "r1", "approval": {"gate": "g1", "state": "pending", "step": "2",
                                                       "artefact": "a1", "shown_sha256": "ab" * 32, "asked_at": "t"}}
 QUOTA = {"type": "quota.alert", "quota_id": 3, "metric": "tokens", "period": "month", "scope": "tenant", "user": None,
          "limit": 1000, "used": 800, "threshold": 0.8, "window_start": "2026-12-01"}
