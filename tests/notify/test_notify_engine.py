@@ -11,12 +11,21 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
+from core.api import inbound as ib
+from core.api import integrations as i
 from tests.engine.helpers import Home, poll
+from tests.engine.test_api_models import _exactly
 from tests.fakes.gitlab import GitLabFake
-from tests.fakes.senders import block_actions, send_gitlab_hook, send_slack_interaction
+from tests.fakes.senders import (
+    block_actions,
+    send_gitlab_hook,
+    send_slack_interaction,
+    slack_signature,
+)
 from tests.fakes.slack import SlackFake
 from tests.fakes.threaded import threaded
 from tests.runs.helpers import WORKFLOWS, start, wait, write_json
@@ -84,6 +93,10 @@ def test_approval_buttons_reach_the_engine_as_the_mapped_user(home: Home, slack:
     for ext, user in (("UALICE", "alice"), ("UBOB", "bob")):
         status, body = h.raw("PUT", f"/v1/integrations/slack/users/{ext}", {"user": user}, tenant=tenant)
         assert status == 200, body
+        _exactly(body, ib.UserMap)
+    status, body = h.raw("GET", "/v1/integrations/users", tenant=tenant)
+    assert status == 200 and len(body["users"]) == 2
+    _exactly(body, ib.UserMap)
     status, body = h.raw("PUT", "/v1/integrations/slack/users/UEVE", {"user": "eve"}, tenant=tenant)
     assert status == 404 and "not a member" in body["error"]["message"]
     run = start(h, tenant, "gated")
@@ -128,6 +141,15 @@ def test_approval_buttons_reach_the_engine_as_the_mapped_user(home: Home, slack:
     assert out["again"][0] == 200 and out["again"][1]["text"].startswith("Already decided")
     wait(h, tenant, run["id"], "done")
     poll(lambda: "Run finished" in titles(slack, "C0001"), timeout=20)
+
+    # The engine route itself (what the server forwards to): a verified click that is no musubi button.
+    raw = urlencode({"payload": json.dumps({"type": "view_submission", "user": {"id": "UALICE"}})})
+    ts = str(int(time.time()))
+    status, answer = h.raw("POST", "/v1/inbound/slack", {"body": raw, "timestamp": ts,
+                                                         "signature": slack_signature(SIGNING, ts, raw.encode())},
+                           tenant=tenant)
+    assert status == 200 and answer["outcome"] == "ignored", answer
+    _exactly(answer, ib.SlackAnswer)
 
     events = h.audit(tenant)
     decided = [e for e in events if e["action"] in ("run.approve", "run.reject")]
@@ -202,10 +224,12 @@ def test_gitlab_webhook_token_and_pipeline_status(home: Home) -> None:
         missing, wrong, ok, dup, bad = hooks_call(h, tenant, scenario)
         assert missing[0] == 401 and wrong[0] == 401 and "X-Gitlab-Token" in wrong[1]["error"]
         assert ok == (202, {"accepted": True, "duplicate": False, "kind": "pipeline"})
+        _exactly(ok[1], ib.GitLabAccepted)
         assert dup == (200, {"accepted": True, "duplicate": True, "kind": "pipeline"})
         assert bad[0] == 400 and "object_kind" in bad[1]["error"]
         status, body = h.raw("GET", "/v1/integrations/gitlab/pipelines?ref=feature-x", tenant=tenant)
         assert status == 200, body
+        _exactly(body, i.PipelineStatus)
         run = next(r for r in body["runs"] if r["id"] == "4242")
         assert run["state"] == "running" and run["url"].endswith("/-/pipelines/4242")
         by_sha = h.raw("GET", f"/v1/integrations/gitlab/pipelines?ref={'3f2a' * 10}", tenant=tenant)[1]
