@@ -181,7 +181,9 @@ class InboundService:
             return self._answer("unknown_user", f"Your Slack user ({slack_user or 'unknown'}) is not mapped to a "
                                 "musubi user, so musubi cannot act for you. Ask an admin to run: musubi "
                                 f"integrations map-user slack {slack_user or 'U…'} YOUR_USER")
-        who = Caller(real_user=user, user=user, tenant=ctx.tenant)
+        # As the mapped user, never with the engine OS user's powers (a session never has them, even for a
+        # musubi user named like that OS user); the audit shows where the decision came from.
+        who = Caller(real_user=user, user=user, tenant=ctx.tenant, session=f"slack:{slack_user}")
         try:
             await self.runs.decide(who, run_id, decision, gate or None, comment=f"via Slack ({slack_user})",
                                    shown_sha256=shown or None)
