@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -66,27 +65,14 @@ class InboundService:
 
     # -- user mapping -----------------------------------------------------------------------
 
-    def _map_file(self, tenant: str) -> Path:
-        return Path(self.integrations.store._dir(tenant)) / "users.json"
-
-    def _read_map(self, tenant: str) -> dict[str, dict[str, str]]:
-        try:
-            data = json.loads(self._map_file(tenant).read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise BadRequest(f"{self._map_file(tenant)} cannot be read ({exc}); fix or delete it and map the users "
-                             "again.") from None
-        return data if isinstance(data, dict) else {}
-
     def mapped_user(self, tenant: str, system: str, external: str) -> str | None:
-        return (self._read_map(tenant).get(system) or {}).get(external)
+        return (self.integrations.store.user_map(tenant).get(system) or {}).get(external)
 
     async def users(self, ctx: Caller) -> dict[str, Any]:
         """The tenant's external-user mapping (``integrations.manage``)."""
         await self.e.run(ctx, "integration.read", "integration:users",
                          lambda: self.e.require(ctx, "integrations.manage"))
-        data = await asyncio.to_thread(self._read_map, ctx.tenant)
+        data = await asyncio.to_thread(self.integrations.store.user_map, ctx.tenant)
         rows = [{"system": s, "external": x, "user": u} for s in sorted(data) for x, u in sorted(data[s].items())]
         return {"tenant": ctx.tenant, "users": rows}
 
@@ -108,22 +94,11 @@ class InboundService:
                                f"(musubi member add {user} --role ...).", resource=f"user:{user}")
 
         await self.e.run(ctx, "integration.map_user", resource, op)
-        await asyncio.to_thread(self._write_map, ctx.tenant, system, external, user)
+        await asyncio.to_thread(self.integrations.store.set_user, ctx.tenant, system, external, user)
         await self.e.run(ctx, "integration.map_user", resource, lambda: self.e.audit(
             ctx.tenant, ctx, "integration.map_user", resource, details={"system": system, "external": external,
                                                                          "user": user}))
         return await self.users(ctx)
-
-    def _write_map(self, tenant: str, system: str, external: str, user: str | None) -> None:
-        with self.integrations.store._lock:
-            data = self._read_map(tenant)
-            mine = dict(data.get(system) or {})
-            if user is None:
-                mine.pop(external, None)
-            else:
-                mine[external] = user
-            data[system] = mine
-            self.integrations.store._write(self._map_file(tenant), data)
 
     # -- shared -----------------------------------------------------------------------------
 
