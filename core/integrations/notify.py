@@ -147,6 +147,7 @@ class Notifications:
         self._task: asyncio.Task[None] | None = None
         self._sent: OrderedDict[str, None] = OrderedDict()  # run.state is published on every save of the run
         self.dropped = 0
+        self._closed = False  # the engine is stopping: nothing new is sent
         self._coverage: dict[tuple[str, str], float] = {}  # (tenant, project) -> overall coverage last seen
 
     def coverage(self, tenant: str, project: str | None, overall: float) -> None:
@@ -173,6 +174,8 @@ class Notifications:
             log.exception("notification tap failed for a %s event", event.get("type"))
 
     def _enqueue(self, notice: Notice) -> None:
+        if self._closed:
+            return
         self._sent[notice.key] = None
         while len(self._sent) > 10_000:
             self._sent.popitem(last=False)
@@ -192,6 +195,7 @@ class Notifications:
             await self._queue.join()
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
