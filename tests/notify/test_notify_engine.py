@@ -267,3 +267,37 @@ def test_quota_alert_and_approval_reach_teams_as_adaptive_cards(home: Home) -> N
     assert sorted(e["details"]["event"] for e in sent) == ["approval", "quota_alert"]
     assert all(e["resource"] == "teams:webhook" and e["outcome"] == "success" for e in sent)
     assert teams.sig not in json.dumps(h.audit(tenant))
+
+
+def test_coverage_falling_across_coverage_min_is_told_once(home: Home, slack: SlackFake, tmp_path: Any) -> None:
+    from tests.trace.fixture import build_repo
+
+    h = home
+    tenant = h.new_tenant("c")
+    repo = build_repo(tmp_path / "r", git=False)
+    status, body = h.raw("POST", "/v1/projects", {"name": "shop", "path": str(repo)}, tenant=tenant)
+    assert status in (200, 201), body
+
+    def summary() -> float:
+        status, body = h.raw("GET", f"/v1/trace?view=summary&path={repo}", tenant=tenant)
+        assert status == 200, body
+        return float(body["summary"]["overall"])
+
+    before = summary()
+    assert before > 0
+    status, body = h.raw("PUT", "/v1/integrations/slack", {
+        "settings": {"channel": "C0005", "api_url": slack.url, "events": "coverage_low",
+                     "coverage_min": f"{before:g}"},
+        "secrets": {"token": slack.token}}, tenant=tenant)
+    assert status == 200, body
+    assert summary() == before  # no fall: nothing told
+    for f in (repo / "src").rglob("*.py"):  # the code that implements requirements goes: coverage falls
+        f.unlink()
+    after = summary()
+    assert after < before
+    msg = poll(lambda: in_channel(slack, "C0005"), timeout=20)
+    assert msg[0]["text"].startswith(f"Trace coverage below {before:g}%")
+    summary()  # still below: not told again
+    sent = poll(lambda: h.audit(tenant, action="integration.notify"), timeout=20)
+    assert [e["details"]["event"] for e in sent] == ["coverage_low"]
+    assert len(in_channel(slack, "C0005")) == 1
