@@ -17,7 +17,6 @@ hands the event on, answering 2xx at once.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +35,7 @@ from core.integrations.contracts import (
     WorkItem,
     text_fingerprint,
 )
+from core.integrations.signing import gitlab_token_ok
 
 _STATES = {"created": "queued", "waiting_for_resource": "queued", "preparing": "queued", "pending": "queued",
            "scheduled": "queued", "manual": "queued", "running": "running", "success": "success",
@@ -176,10 +176,7 @@ def _description(item: WorkItem, parent_key: str | None) -> str:
 
 def verify_webhook(headers: Mapping[str, str], secret_token: str) -> bool:
     """Whether ``X-Gitlab-Token`` equals the configured secret (constant-time; empty never matches)."""
-    got = headers.get("X-Gitlab-Token") or ""
-    if not secret_token or not got:
-        return False
-    return hmac.compare_digest(got.encode(), secret_token.encode())
+    return gitlab_token_ok(secret_token, headers.get("X-Gitlab-Token"))
 
 
 def webhook_app(secret_token: str, on_event: Callable[[dict[str, Any]], Awaitable[None]],

@@ -17,12 +17,8 @@ verifies it, parses the ``payload`` form field and acknowledges at once.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,9 +37,10 @@ from connectors.http import (
 from connectors.paging import slack_cursor_pages
 from connectors.settings import base_url
 from core.integrations.contracts import Delivered, IntegrationError, Message
+from core.integrations.signing import WINDOW_S, SignatureVerifier
 
 log = logging.getLogger("musubi.connectors.slack")
-WINDOW_S = 300
+__all__ = ["WINDOW_S", "SignatureVerifier", "SlackConnector", "blocks", "check_ok", "factory", "interactions_app"]
 _AUTH = {"not_authed", "invalid_auth", "token_revoked", "token_expired", "account_inactive", "no_permission",
          "missing_scope", "not_allowed_token_type"}
 _NOT_FOUND = {"channel_not_found", "user_not_found", "message_not_found", "not_in_channel", "is_archived"}
@@ -159,43 +156,6 @@ class SlackConnector:
 
 
 # -- interactions (Slack -> us) -----------------------------------------------------------------
-
-
-class SignatureVerifier:
-    """Slack v0 request signatures with a 5-minute window and a replay cache."""
-
-    def __init__(self, signing_secret: str, *, window_s: int = WINDOW_S, clock: Callable[[], float] = time.time,
-                 remember: int = 10_000) -> None:
-        if not signing_secret:
-            raise IntegrationError("slack: no signing secret stored (`musubi integrations set slack --secret "
-                                   "signing_secret`).", kind="config", system="slack")
-        self._secret = signing_secret.encode()
-        self.window_s, self.clock, self.remember = window_s, clock, remember
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def check(self, raw_body: bytes, headers: Mapping[str, str]) -> str | None:
-        """None when the request is authentic and new; else why it is refused."""
-        ts, sig = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
-        if not ts or not sig:
-            return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
-        try:
-            when = int(ts)
-        except ValueError:
-            return "X-Slack-Request-Timestamp is not a number"
-        now = self.clock()
-        if abs(now - when) > self.window_s:
-            return "stale timestamp (more than 5 minutes away): a replay, or a wrong clock"
-        expected = "v0=" + hmac.new(self._secret, b"v0:" + ts.encode() + b":" + raw_body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), sig.encode()):
-            return "signature mismatch"
-        while self._seen and next(iter(self._seen.values())) < now - self.window_s:
-            self._seen.popitem(last=False)
-        if sig in self._seen:
-            return "replayed request (this signature was already accepted)"
-        self._seen[sig] = float(when)
-        while len(self._seen) > self.remember:
-            self._seen.popitem(last=False)
-        return None
 
 
 def interactions_app(verifier: SignatureVerifier,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 if TYPE_CHECKING:
+    from core.api.inbound import GitLabAccepted, SlackAnswer, UserMap  # notify (issue 17)
     from core.api.integrations import (  # integrations (issue 17)
         Integrations,
         IntegrationSaved,
@@ -143,7 +144,6 @@ def _fields(values: dict[str, Any]) -> Json:
 def path_segment(value: str) -> str:
     """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
     return quote(value, safe="")
-
 
 
 # -- engine -------------------------------------------------------------------------------------
@@ -616,3 +616,27 @@ def sync_start(name: str, project_key: str, dry_run: bool | None = None, resolve
 def sso_verify(provider: str, id_token: str, nonce: str) -> Call[SsoVerified]:
     """Have the engine validate a browser sign-in's ID token (the engine's OS user only: ``serve web --oidc``)."""
     return post("/v1/sso/verify", provider=provider, id_token=id_token, nonce=nonce)
+
+
+# -- notify (issue 17; docs/integrations.md#inbound) -------------------------------------------------
+
+
+def inbound_slack(body: str, timestamp: str | None = None, signature: str | None = None) -> Call[SlackAnswer]:
+    """Forward a Slack interaction as received (``musubi serve hooks``; the engine's OS user only)."""
+    return post("/v1/inbound/slack", body=body, timestamp=timestamp, signature=signature)
+
+
+def inbound_gitlab(body: str, token: str | None = None, event: str | None = None,
+                   idempotency_key: str | None = None) -> Call[GitLabAccepted]:
+    """Forward a GitLab webhook as received (``musubi serve hooks``; the engine's OS user only)."""
+    return post("/v1/inbound/gitlab", body=body, token=token, event=event, idempotency_key=idempotency_key)
+
+
+def integration_users() -> Call[UserMap]:
+    """The tenant's external-user mapping (Slack user id -> musubi user)."""
+    return get("/v1/integrations/users")
+
+
+def integration_map_user(name: str, external: str, user: str | None = None) -> Call[UserMap]:
+    """Map ``external`` (a Slack user id) to musubi ``user``; no ``user`` removes the mapping."""
+    return put(f"/v1/integrations/{path_segment(name)}/users/{path_segment(external)}", user=user)

@@ -126,6 +126,7 @@ class PipelineRunRow(TypedDict):
 class PipelineStatus(TypedDict):
     system: str
     ref: str
+    source: str  # vendor (asked now) | webhook (the vendor failed; what its webhooks last said)
     runs: list[PipelineRunRow]
 
 

@@ -171,6 +171,10 @@ async def serve(paths: HomePaths) -> None:
             paths.socket.unlink()
     await runner.cleanup()
     await engine.jobs.close()  # running jobs become interrupted, resumed at the next start
+    # notify (issue 17): a few seconds for queued notifications (e.g. "run interrupted"), then stop sending
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(engine.notifications.idle(), 3)
+    await engine.notifications.close()
     await engine.providers.aclose()  # the providers' pooled HTTP sessions
     await ops.committer.close()
     storage.close()

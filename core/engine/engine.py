@@ -20,6 +20,8 @@ from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
+from core.integrations.inbound import InboundService
+from core.integrations.notify import Notifications
 from core.integrations.service import IntegrationService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
@@ -37,6 +39,7 @@ class Engine:
     SERVICES: dict[str, type] = {"tenancy": TenancyService, "usage": UsageService, "audit_ops": AuditService,
                                  "identity": IdentityService}
     SERVICES["sessions"] = SessionService  # remote sessions (docs/remote.md)
+    SERVICES["inbound"] = InboundService  # Slack interactions and GitLab webhooks (docs/integrations.md)
 
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.runner = OpRunner(paths, storage)
@@ -54,6 +57,10 @@ class Engine:
         self.sessions = SessionService(self.runner)  # remote-session tokens (core/identity/sessions.py)
         # -- integrations (issue 17): connector settings, connection tests, the sync job kind, pipeline status
         self.integrations = IntegrationService(self.runner, self.jobs)
+        # -- notify (issue 17): run/approval/quota/coverage notifications; inbound Slack and GitLab calls
+        self.notifications = Notifications(self.integrations)
+        self.runner.bus.taps.append(self.notifications.tap)
+        self.inbound = InboundService(self.runner, self.integrations, self.runs)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

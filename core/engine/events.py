@@ -150,6 +150,9 @@ class EventBus:
         self._per_user: Counter[str] = Counter()
         self._count = 0
         self._recheck_pending = False
+        # In-engine listeners of every committed event of every tenant (notifications, issue 17):
+        # each must return at once and never raise (core/integrations/notify.py queues and returns).
+        self.taps: list[Callable[[str, dict[str, Any]], None]] = []
 
     def subscribe(self, tenant: str, owner: str, kinds: frozenset[str], access: Access) -> Subscriber:
         """Register a stream, or refuse it over a cap (``429 too_many_streams``)."""
@@ -181,6 +184,8 @@ class EventBus:
         self._count -= 1
 
     def publish(self, tenant: str, event: dict[str, Any]) -> None:
+        for tap in self.taps:
+            tap(tenant, event)
         subs = self._by_tenant.get(tenant)
         if subs:
             ev = Published(event)

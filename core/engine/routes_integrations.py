@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from core.api import inbound as ib
 from core.api import integrations as i
 from core.api.models import Empty
 from core.engine.http import Api, json_response
@@ -46,6 +47,25 @@ class IntegrationRoutes:
         c = await self.api.ctx(request)
         return json_response(await self.api.e.integrations.pipelines(c, req.system, req.ref, req.project_key))
 
+    # -- notify (issue 17): inbound calls forwarded by `musubi serve hooks`, the user mapping --
+
+    async def slack_inbound(self, request: web.Request, req: ib.SlackInteraction) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.inbound.slack(c, req.body, req.timestamp, req.signature))
+
+    async def gitlab_inbound(self, request: web.Request, req: ib.GitLabHook) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.inbound.gitlab(c, req.body, req.token, req.event,
+                                                             req.idempotency_key))
+
+    async def users(self, request: web.Request, req: Empty) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.inbound.users(c))
+
+    async def map_user(self, request: web.Request, req: ib.UserMapSet) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.inbound.map_user(c, req.system, req.external, req.user))
+
 
 R = IntegrationRoutes
 MANAGE = "integrations.manage"
@@ -59,6 +79,15 @@ ROUTES: tuple[Route, ...] = (
           handler=R.notify, feature=R),
     Route("GET", "/v1/integrations/{system}/pipelines", "integration.read", "specs.read", i.PipelineQuery,
           i.PipelineStatus, handler=R.pipelines, feature=R),
+    # -- notify (issue 17): inbound (the engine's OS user only) and the external-user mapping
+    Route("POST", "/v1/inbound/slack", "integration.inbound", "engine", ib.SlackInteraction, ib.SlackAnswer,
+          handler=R.slack_inbound, feature=R, outsiders=True),
+    Route("POST", "/v1/inbound/gitlab", "integration.inbound", "engine", ib.GitLabHook, ib.GitLabAccepted,
+          handler=R.gitlab_inbound, feature=R, outsiders=True),
+    Route("GET", "/v1/integrations/users", "integration.read", MANAGE, Empty, ib.UserMap, handler=R.users,
+          feature=R),
+    Route("PUT", "/v1/integrations/{system}/users/{external}", "integration.map_user", MANAGE, ib.UserMapSet,
+          ib.UserMap, handler=R.map_user, feature=R),
     Route("POST", "/v1/sync/{system}", "job.start", "specs.write", i.SyncStart, i.SyncStarted, status=202,
           handler=R.sync, feature=R),
 )

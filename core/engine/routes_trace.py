@@ -161,7 +161,11 @@ class TraceRoutes:
     async def report(self, request: web.Request, req: m.TraceReport) -> web.Response:
         if req.view in ("summary", "changes"):  # changes: the Trace screen's automatic re-scan (file watcher)
             changes = req.view == "changes"
-            return await self._read(request, req, lambda c, root: self.svc.summary(c.tenant, root, changes))
+            c, root = await self._open(request, "specs.read", "trace.read", req)
+            data = await asyncio.to_thread(self.svc.summary, c.tenant, root, changes)
+            # notify (issue 17): a fall of coverage across a tenant's coverage_min is announced
+            self.api.e.notifications.coverage(c.tenant, c.project or str(root), float(data["summary"]["overall"]))
+            return json_response(data)
         c, root = await self._open(request, "specs.read", "trace.read", req)
         await self._index_version(c, root)
         data = await asyncio.to_thread(self.svc.report, c.tenant, root)

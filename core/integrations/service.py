@@ -30,6 +30,7 @@ from core.integrations.contracts import (
     Connector,
     Message,
     Notifier,
+    PipelineRun,
     Pipelines,
     Tracker,
     error_info,
@@ -84,6 +85,9 @@ class IntegrationService:
         # one writer of its links.yml (the file lock passed to the sync's saves).
         self._running: dict[Path, asyncio.Lock] = {}
         self._file_locks: dict[Path, threading.Lock] = {}
+        # Pipeline runs GitLab told the engine about by webhook (core/integrations/inbound.py), in memory:
+        # tenant -> ref or sha -> pipeline id -> the latest run.
+        self.hook_runs: dict[str, dict[str, dict[str, PipelineRun]]] = {}
 
     # -- connectors -------------------------------------------------------------------------
 
@@ -112,6 +116,12 @@ class IntegrationService:
                         unset: list[str]) -> dict[str, Any]:
         check_system(system)
         clean = check_pairs(settings, "settings")
+        if system in NOTIFIERS and clean.get("events"):
+            from core.integrations.notify import check_events
+
+            why = check_events(clean["events"])
+            if why:
+                raise BadRequest(why, field="settings")
         hidden = check_pairs(secrets, "secrets")
         names = [n for n in unset if isinstance(n, str)]
         await self.e.run(ctx, "integration.set", f"integration:{system}",
@@ -212,40 +222,58 @@ class IntegrationService:
                              field="system")
         await self.e.run(ctx, "integration.read", f"integration:{system}",
                          lambda: self.e.require(ctx, "specs.read", project=ctx.project, read=True))
-        conn = self.connector(ctx.tenant, system)
+        hooked = dict((self.hook_runs.get(ctx.tenant) or {}).get(ref) or {})
+        source = "vendor"
+        try:
+            runs = await self._live_pipelines(ctx.tenant, system, ref, project_key)
+        except MusubiError:
+            if not hooked:
+                raise
+            runs, source = [], "webhook"  # the vendor is unreachable: what its webhooks last said
+        merged = {r.id: r for r in runs}
+        for rid, r in hooked.items():
+            merged.setdefault(rid, r)  # the live answer is fresher; a webhook adds runs it did not list
+        return {"system": system, "ref": ref, "source": source, "runs": [vars(r) for r in merged.values()]}
+
+    async def _live_pipelines(self, tenant: str, system: str, ref: str, project_key: str | None) -> list[PipelineRun]:
+        conn = self.connector(tenant, system)
         try:
             if not isinstance(conn, Pipelines):
                 raise BadRequest(f"the {system} connector does not read pipeline status.")
-            key = project_key or str(self.store.settings(ctx.tenant).get(system, {}).get("project") or "")
-            runs = await conn.pipeline_status(key, ref)
+            key = project_key or str(self.store.settings(tenant).get(system, {}).get("project") or "")
+            return await conn.pipeline_status(key, ref)
         finally:
             await conn.close()
-        return {"system": system, "ref": ref, "runs": [vars(r) for r in runs]}
 
     # -- notifications ----------------------------------------------------------------------
 
     async def deliver(self, tenant: str, actor: Caller | str, system: str, message: Message,
-                      target: str | None = None) -> dict[str, Any]:
+                      target: str | None = None, *, event: str | None = None, attempt: int = 1) -> dict[str, Any]:
         """Send ``message`` through ``system`` (slack or teams) for ``tenant``; audited ``integration.notify``.
 
-        What run notifications (issue 12's run events) will call; no permission check here: the
-        caller decides who may trigger a message (:meth:`notify` checks it for people).
+        What the run, quota and coverage notifications (:mod:`core.integrations.notify`) call;
+        no permission check here: the caller decides who may trigger a message (:meth:`notify`
+        checks it for people).  Every attempt is audited: system, target, outcome, the event
+        and attempt number, the title and the vendor's error; never the text or a secret.
         """
         if system not in NOTIFIERS:
             raise BadRequest(f"messages go through {' or '.join(NOTIFIERS)}; not {system!r}.", field="system")
-        conn = self.connector(tenant, system)
         resource = f"integration:{system}"
+        extra = {"title": message.title[:200], **({"event": event, "attempt": attempt} if event else {})}
+        conn: Connector | None = None
         try:
+            conn = self.connector(tenant, system)
             if not isinstance(conn, Notifier):
                 raise BadRequest(f"the {system} connector does not send messages.")
             sent = await conn.send(message, target)
         except MusubiError as exc:
             await self._audit(tenant, actor, "integration.notify", resource, "error",
-                              {"title": message.title[:200], **error_info(exc, system)})
+                              {**extra, **({"target": target} if target else {}), **error_info(exc, system)})
             raise
         finally:
-            await conn.close()
-        details = {"title": message.title[:200], "target": sent.target, "id": sent.id}
+            if conn is not None:
+                await conn.close()
+        details = {**extra, "target": sent.target, "id": sent.id}
         await self._audit(tenant, actor, "integration.notify", f"{system}:{sent.target}", "success", details)
         return {"system": system, "target": sent.target, "id": sent.id}
 

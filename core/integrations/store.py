@@ -4,6 +4,7 @@ Layout under the tenant's folder (``$MUSUBI_HOME/tenants/<tenant>/integrations/`
 
     settings.json   {"jira": {"url": ..., "email": ..., "auth": "basic"}, ...}   0600
     secrets.json    {"jira": {"token": "..."}, ...}                              0600
+    users.json      {"slack": {"U0123ABCD": "alice"}}  (who a Slack click is)    0600
 
 Why a 0600 file and not the OS keyring: the engine runs detached (new session, no terminal,
 often over SSH), where keyring backends need a desktop session bus that is not there, and the
@@ -127,3 +128,22 @@ class IntegrationStore:
                 self._write(d / "secrets.json", all_secrets)
             self._write(d / "settings.json", all_settings)
         return {"system": system, "settings": mine, "secrets": sorted(hidden)}
+
+    # -- notify (issue 17): external user -> musubi user (users.json, 0600, beside the settings) -------
+
+    def user_map(self, tenant: str) -> dict[str, dict[str, str]]:
+        """``{system: {external id: musubi user}}`` of ``tenant``."""
+        return self._read(self._dir(tenant) / "users.json")
+
+    def set_user(self, tenant: str, system: str, external: str, user: str | None) -> None:
+        """Map (``user``) or unmap (None) one external id; durable on return."""
+        with self._lock:
+            path = self._dir(tenant) / "users.json"
+            data = self._read(path)
+            mine = dict(data.get(system) or {})
+            if user is None:
+                mine.pop(external, None)
+            else:
+                mine[external] = user
+            data[system] = mine
+            self._write(path, data)

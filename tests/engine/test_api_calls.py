@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.api import calls, integrations, models, responses, sso
+from core.api import inbound as inbound_api
 from core.api import runs as runs_api
 from core.api import sessions as session_api
 from core.api.calls import Call
@@ -36,6 +37,8 @@ HINTS = {**vars(typing), **vars(models), **vars(responses), **vars(sso), **vars(
 # Remote sessions keep their models in their own module (docs/remote.md).
 HINTS.update(vars(session_api))
 SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})
+# notify (issue 17): inbound and user-mapping models live in core/api/inbound.py
+HINTS.update(vars(inbound_api))
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

@@ -138,6 +138,14 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("sso policy", calls.sso_policy(), lambda a: (a["sso_required"], a["break_glass"]))
     await step("sso policy on without break-glass", calls.sso_policy_set(True))
 
+    # -- notify (issue 17): Admin ▸ Integrations
+    await step("integrations list", calls.integrations(),
+               lambda a: [(r["system"], r["configured"], r["settings"], r["secrets"]) for r in a["integrations"]])
+    await step("integration test unconfigured", calls.integration_test("teams"))
+    await step("integration set secret as setting", calls.integration_set("slack", settings={"token": "x"}))
+    await step("integration set", calls.integration_set("slack", settings={"channel": "C0123"}),
+               lambda a: (a["system"], a["settings"], a["secrets"]))
+
     # -- audit
     await step("audit list", calls.audit_list(limit=50), lambda a: _audit_trail(a))
     await step("audit list bad filter", calls.audit_list(since="yesterday-ish"))

@@ -82,6 +82,10 @@ class FakeEngine:
             ("DELETE", "/v1/sso/rules", "members.manage", self.sso_rule_remove),
             ("GET", "/v1/sso/policy", "members.manage", lambda user, b, q: self._sso_policy()),
             ("PUT", "/v1/sso/policy", "tenant.manage", self.sso_policy_set),
+            # notify (issue 17): Admin ▸ Integrations
+            ("GET", "/v1/integrations", "integrations.manage", self.integrations_list),
+            ("PUT", f"/v1/integrations/{w}", "integrations.manage", self.integration_set),
+            ("POST", f"/v1/integrations/{w}/test", "integrations.manage", self.integration_test),
         ]
         self.routes = [(meth, re.compile(f"^{pat}$"), perm, fn) for meth, pat, perm, fn in table]
 
@@ -350,6 +354,55 @@ class FakeEngine:
         return pol
 
 
+    # -- notify (issue 17): integrations as core/integrations/service.py answers them ------------
+
+    def _integrations(self) -> dict[str, dict[str, Any]]:
+        return self.data.setdefault("integrations", {})
+
+    def integrations_list(self, user: str, body: Json, query: Json) -> Json:
+        from core.integrations.contracts import SYSTEMS
+
+        have = self._integrations()
+        rows = [{"system": s, "configured": bool(have.get(s, {}).get("settings") or have.get(s, {}).get("secrets")),
+                 "installed": True, "settings": dict(have.get(s, {}).get("settings", {})),
+                 "secrets": sorted(have.get(s, {}).get("secrets", {}))} for s in SYSTEMS]
+        return {"tenant": "acme", "integrations": rows}
+
+    def integration_set(self, system: str, user: str, body: Json, query: Json) -> Json:
+        from core.integrations.store import SECRET_NAMES, check_pairs, check_system
+
+        check_system(system)
+        settings, secrets = check_pairs(body.get("settings") or {}, "settings"), check_pairs(
+            body.get("secrets") or {}, "secrets")
+        bad = [k for k in secrets if k not in SECRET_NAMES[system]]
+        if bad:
+            raise BadRequest(f"{system} has no secret {', '.join(bad)}; its secrets: "
+                             f"{', '.join(SECRET_NAMES[system])}.", field="secrets")
+        leaked = [k for k in settings if k in SECRET_NAMES[system]]
+        if leaked:
+            raise BadRequest(f"{', '.join(leaked)} is a secret: pass it with --secret (read from stdin), "
+                             "never as a plain setting.", field="settings")
+        row = self._integrations().setdefault(system, {"settings": {}, "secrets": {}})
+        row["settings"] = {k: v for k, v in {**row["settings"], **settings}.items() if v != ""}
+        row["secrets"] = {k: v for k, v in {**row["secrets"], **secrets}.items() if v != ""}
+        self.audit(user, "integration.set", f"integration:{system}",
+                   details={"settings": sorted(settings), "secrets": sorted(secrets), "unset": []})
+        return {"system": system, "settings": dict(row["settings"]), "secrets": sorted(row["secrets"])}
+
+    def integration_test(self, system: str, user: str, body: Json, query: Json) -> Json:
+        from core.integrations.contracts import IntegrationError
+
+        row = self._integrations().get(system)
+        if not row or not (row["settings"] or row["secrets"]):
+            raise NotFound(f"{system} is not set up for tenant 'acme'; set it with "
+                           f"`musubi integrations set {system} KEY=VALUE ... --secret token`.",
+                           resource=f"integration:{system}")
+        vendor = self.data.get("integration_refusal")
+        if vendor:
+            raise IntegrationError(vendor, kind="auth", system=system, status=401)
+        return {"system": system, "ok": True, "detail": {"system": system, "account": "Musubi Bot"}}
+
+
 def _micros(metric: str, value: int | str) -> int:
     """A quota amount as the integer the engine compares: tokens and requests, or micro-dollars."""
     return int(Decimal(str(value)) * 1_000_000) if metric == "cost_usd" else int(value)
@@ -358,4 +411,3 @@ def _micros(metric: str, value: int | str) -> int:
 def _show(metric: str, value: int) -> int | str:
     """An amount as the engine answers it: an integer, or dollars as text for cost_usd."""
     return micros_to_usd(value) if metric == "cost_usd" else value
-

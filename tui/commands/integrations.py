@@ -128,3 +128,33 @@ def pipeline(state: CliState, system: str, ref: str, project_key: str | None) ->
               empty=f"no runs for {d['ref']}")
 
     emit(state, data, human)
+
+
+# -- notify (issue 17): who a Slack user is in musubi (approve/reject buttons) -----------------------
+
+
+def _users_table(d: Any) -> None:
+    table(("SYSTEM", "EXTERNAL USER", "MUSUBI USER"), ((r["system"], r["external"], r["user"]) for r in d["users"]),
+          empty="no users mapped: Slack buttons are refused for everyone")
+
+
+@cli_group.command("map-user", epilog=example("musubi integrations map-user slack U0123ABCD alice",
+                                              "musubi integrations map-user slack U0123ABCD --remove"))
+@click.argument("system", type=click.Choice(("slack",)))
+@click.argument("external", metavar="SLACK_USER_ID")
+@click.argument("user", required=False)
+@click.option("--remove", is_flag=True, help="Remove the mapping of SLACK_USER_ID.")
+@pass_state
+def map_user(state: CliState, system: str, external: str, user: str | None, remove: bool) -> None:
+    """Act for SLACK_USER_ID as musubi USER when they click approve/reject (RBAC is USER's)."""
+    if remove == bool(user):
+        raise BadRequest("give the musubi USER to map to, or --remove (not both).")
+    data = state.client().call(calls.integration_map_user(system, external, None if remove else user))
+    emit(state, data, _users_table)
+
+
+@cli_group.command(epilog=example("musubi integrations users", "musubi integrations users --json"))
+@pass_state
+def users(state: CliState) -> None:
+    """The tenant's Slack user → musubi user mapping."""
+    emit(state, state.client().call(calls.integration_users()), _users_table)

@@ -220,3 +220,41 @@ def web(state: CliState, host: str, port: int, public_url: str | None, user: str
             await server.close()
 
     _run(main)
+
+
+# -- notify (issue 17): inbound Slack interactions and GitLab webhooks --------------------------------
+
+
+@cli_group.command(epilog=example(
+    "musubi serve hooks",
+    "musubi serve hooks --host 0.0.0.0 --port 8443 --cert hooks.pem --key hooks.key",
+))
+@_listen(8787)
+@click.option("--cert", metavar="FILE", type=click.Path(path_type=Path), help="Serve TLS with this certificate.")
+@click.option("--key", metavar="FILE", type=click.Path(path_type=Path), help="The certificate's private key.")
+@pass_state
+def hooks(state: CliState, host: str, port: int, cert: Path | None, key: Path | None) -> None:
+    """Receive Slack button clicks (/slack/interactions) and GitLab webhooks (/gitlab); the engine verifies them."""
+    from tui.serve.hooks import HooksOptions, HooksServer
+
+    if key and not cert:
+        raise BadRequest("--key needs --cert.")
+    tenant = state.current_tenant()
+    server = HooksServer(state.paths(), HooksOptions(host=host, port=port, tenant=tenant, cert=cert, key=key))
+
+    async def main(stop: asyncio.Event) -> None:
+        await server.start()
+        scheme = "https" if cert else "http"
+        base = f"{scheme}://{host}:{server.port}"
+        info = {"listening": f"{host}:{server.port}", "slack": f"{base}/slack/interactions/{tenant}",
+                "gitlab": f"{base}/gitlab/{tenant}", "tls": bool(cert), "tenant": tenant, "pid": os.getpid()}
+        lines = [f"musubi serve hooks: Slack {info['slack']}, GitLab {info['gitlab']}. Ctrl+C stops."]
+        if not cert and host not in ("127.0.0.1", "::1", "localhost"):
+            lines.append("warning: no TLS on a non-local address; give --cert and --key (Slack requires https).")
+        _started(state, info, "\n".join(lines))
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    _run(main)

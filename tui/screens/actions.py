@@ -86,6 +86,13 @@ ACTIONS: dict[str, ActionSpec] = {
     "sso_unmap": ActionSpec("remove the selected group/role rule", "members.manage"),
     "sso_policy": ActionSpec("require SSO for this tenant, with a break-glass owner", "tenant.manage"),
     "sso_refresh": ActionSpec("reload the SSO rules and policy", "members.manage"),
+    # notify (issue 17): Admin ▸ Integrations
+    "integrations_set": ActionSpec("set a setting of the selected integration (not a secret)", "integrations.manage"),
+    "integrations_secret": ActionSpec("store a secret of the selected integration (typed hidden, never shown back)",
+                                      "integrations.manage"),
+    "integrations_test": ActionSpec("test the selected integration's connection (the vendor's own error text)",
+                                    "integrations.manage"),
+    "integrations_refresh": ActionSpec("reload the integrations", "integrations.manage"),
 }
 
 

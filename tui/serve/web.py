@@ -45,6 +45,7 @@ from tui.serve.engine_link import EngineLink
 from tui.serve.guard import FailureLimiter, SessionCaps, idle_sweep
 from tui.serve.signin import COOKIE, SignIn, SignIns, token_matches
 from tui.serve.spawn import child_env, token_pipe, tui_argv
+from tui.serve.tls import server_context
 
 log = logging.getLogger("musubi.serve")
 SIGNIN = web.RequestKey("signin", SignIn)
@@ -175,16 +176,7 @@ class WebServer(Server):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        if not self.opts.cert:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            ctx.load_cert_chain(str(self.opts.cert), str(self.opts.key) if self.opts.key else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise BadRequest(f"cannot load the TLS certificate {self.opts.cert} (key {self.opts.key}): "
-                             f"{exc}.") from None
-        return ctx
+        return server_context(self.opts.cert, self.opts.key)
 
     async def start(self) -> None:
         """Start the engine if needed, then listen."""

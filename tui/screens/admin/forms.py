@@ -81,6 +81,7 @@ class FormField:
     choices: Sequence[tuple[str, str]] = field(default_factory=tuple)
     validate: Validator | None = None
     required: bool = True
+    password: bool = False  # a secret: typed masked, sent once, never shown back
 
 
 class FormModal(ModalScreen[dict[str, str] | None]):
@@ -127,7 +128,8 @@ class FormModal(ModalScreen[dict[str, str] | None]):
                             compact=True,
                         )
                     else:
-                        inp = Input(f.value, placeholder=f.placeholder, id=f"field-{f.name}", compact=True)
+                        inp = Input(f.value, placeholder=f.placeholder, id=f"field-{f.name}", compact=True,
+                                    password=f.password)
                         inp.cursor_blink = blink  # a blinking cursor repaints twice a second: costly over SSH
                         yield inp
             yield Static("", id="form-error", classes="form-error")

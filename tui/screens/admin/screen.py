@@ -11,6 +11,7 @@ from textual.widgets import TabbedContent, TabPane
 from tui.screens.actions import PaletteAction, node_actions, palette_entry
 from tui.screens.admin.audit import AuditPane
 from tui.screens.admin.base import AdminPane
+from tui.screens.admin.integrations import IntegrationsPane
 from tui.screens.admin.members import MembersPane
 from tui.screens.admin.quotas import QuotasPane
 from tui.screens.admin.sso import SsoPane
@@ -18,13 +19,14 @@ from tui.screens.admin.tenants import TenantsPane
 from tui.screens.base import STYLES, ModeScreen
 
 TABS = (("tenants", "Tenants"), ("members", "Members & roles"), ("quotas", "Quotas"), ("audit", "Audit"),
-        ("sso", "SSO"))
+        ("sso", "SSO"), ("integrations", "Integrations"))
 
 
 class AdminScreen(ModeScreen):
     MODE = "admin"
     HELP = (
-        "Admin: tenants, members and roles, quotas, the audit log and the SSO rules of the current tenant.\n\n"
+        "Admin: tenants, members and roles, quotas, the audit log, the SSO rules and the integrations of the current "
+        "tenant.\n\n"
         "**[** / **]** previous / next tab; each tab lists its own keys in the footer. "
         "Whatever the engine refuses (a missing permission, a quota) is shown as a notification and changes nothing."
     )
@@ -46,6 +48,8 @@ class AdminScreen(ModeScreen):
                 yield AuditPane(id="audit-pane")
             with TabPane("SSO", id="sso"):  # identity / SSO: group -> role rules, the SSO-required policy
                 yield SsoPane(id="sso-pane")
+            with TabPane("Integrations", id="integrations"):  # notify (issue 17): connectors, secrets, test
+                yield IntegrationsPane(id="integrations-pane")
 
     def on_mount(self) -> None:
         tab = self.ctx.saved.section("admin").get("tab")  # the last session's tab (tui.state)

@@ -1,0 +1,225 @@
+"""Inbound calls from Slack and GitLab, verified and acted on inside the engine (docs/integrations.md#inbound).
+
+``musubi serve hooks`` (an HTTP server run by the engine's OS user) forwards each call over
+the engine's socket **as received**: the raw body and the headers that authenticate it.  The
+engine, not the forwarder, checks them, so the signing secret and the webhook token never
+leave the engine and its replay cache survives a restart of the forwarder:
+
+- only the engine's own OS user acting as themself (no ``--as``, no remote session) may
+  forward: anyone else is refused before any body is looked at;
+- Slack: the v0 signature on the raw body, a 5-minute window, a replay cache
+  (:mod:`core.integrations.signing`); then the payload's Slack user id is mapped to a musubi
+  user through the tenant's mapping (``musubi integrations map-user slack U123 alice``) and
+  the decision goes through the same operation as ``musubi runs approve`` **as that user**,
+  so ``runs.approve`` is checked for them and a gate is never answered twice.  Nothing in the
+  payload beyond the verified signature is trusted: the user id picks a mapping an admin set,
+  the button's value names a run and gate that the engine looks up and checks;
+- GitLab: ``X-Gitlab-Token`` in constant time against the tenant's ``webhook_token``; an
+  ``Idempotency-Key`` already seen is acknowledged once; pipeline events update the pipeline
+  status the engine serves (``GET /v1/integrations/gitlab/pipelines``).
+
+Every refusal and every decision is audited (``integration.inbound``, ``run.approve`` ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from core import names
+from core.engine import access
+from core.engine.access import Caller
+from core.errors import BadRequest, Conflict, MusubiError, NotFound, PermissionDenied
+from core.integrations.contracts import PipelineRun
+from core.integrations.signing import SignatureVerifier, gitlab_token_ok
+
+if TYPE_CHECKING:
+    from core.engine.runner import OpRunner
+    from core.integrations.service import IntegrationService
+    from core.orchestration.service import RunService
+
+MAPPED_SYSTEMS = ("slack",)
+DECISIONS = {"approve": "approved", "reject": "rejected"}
+_GITLAB_STATES = {"created": "queued", "waiting_for_resource": "queued", "preparing": "queued", "pending": "queued",
+                  "scheduled": "queued", "manual": "queued", "running": "running", "success": "success",
+                  "failed": "failed", "canceled": "canceled", "skipped": "canceled"}
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    """A Slack message only the clicker sees, leaving the original (with its buttons) in place."""
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}
+
+
+class InboundService:
+    """``engine.inbound``: user mapping, Slack interactions, GitLab webhooks."""
+
+    def __init__(self, runner: OpRunner, integrations: IntegrationService, runs: RunService) -> None:
+        self.e = runner
+        self.integrations = integrations
+        self.runs = runs
+        self._verifiers: dict[str, SignatureVerifier] = {}
+        self._hook_keys: dict[str, OrderedDict[str, None]] = {}
+
+    # -- user mapping -----------------------------------------------------------------------
+
+    def mapped_user(self, tenant: str, system: str, external: str) -> str | None:
+        return (self.integrations.store.user_map(tenant).get(system) or {}).get(external)
+
+    async def users(self, ctx: Caller) -> dict[str, Any]:
+        """The tenant's external-user mapping (``integrations.manage``)."""
+        await self.e.run(ctx, "integration.read", "integration:users",
+                         lambda: self.e.require(ctx, "integrations.manage"))
+        data = await asyncio.to_thread(self.integrations.store.user_map, ctx.tenant)
+        rows = [{"system": s, "external": x, "user": u} for s in sorted(data) for x, u in sorted(data[s].items())]
+        return {"tenant": ctx.tenant, "users": rows}
+
+    async def map_user(self, ctx: Caller, system: str, external: str, user: str | None) -> dict[str, Any]:
+        """Map (or, with no ``user``, unmap) an external user id; audited ``integration.map_user``."""
+        if system not in MAPPED_SYSTEMS:
+            raise BadRequest(f"users are mapped for {', '.join(MAPPED_SYSTEMS)}; not {system!r}.", field="system")
+        if not external.replace("_", "").isalnum():
+            raise BadRequest(f"{external!r} is not a {system} user id (e.g. U0123ABCD: letters and digits).",
+                             field="external")
+        if user is not None:
+            names.user_name(user)
+        resource = f"integration:{system}:{external}"
+
+        def op() -> None:
+            self.e.require(ctx, "integrations.manage")
+            if user is not None and not self.e.state.is_member(ctx.tenant, user):
+                raise NotFound(f"{user!r} is not a member of tenant {ctx.tenant!r}; add them first "
+                               f"(musubi member add {user} --role ...).", resource=f"user:{user}")
+
+        await self.e.run(ctx, "integration.map_user", resource, op)
+        await asyncio.to_thread(self.integrations.store.set_user, ctx.tenant, system, external, user)
+        await self.e.run(ctx, "integration.map_user", resource, lambda: self.e.audit(
+            ctx.tenant, ctx, "integration.map_user", resource, details={"system": system, "external": external,
+                                                                         "user": user}))
+        return await self.users(ctx)
+
+    # -- shared -----------------------------------------------------------------------------
+
+    async def _refuse(self, ctx: Caller, system: str, reason: str, details: dict[str, Any] | None = None) -> None:
+        await self.e.run(None, "integration.inbound", f"integration:{system}", lambda: self.e.audit(
+            ctx.tenant, ctx, "integration.inbound", f"integration:{system}", outcome="denied",
+            details={"system": system, "reason": reason, **(details or {})}))
+
+    def _forwarder(self, ctx: Caller, system: str) -> None:
+        if not access.is_engine_user(ctx):
+            raise PermissionDenied(f"permission denied: only the OS user who runs the engine "
+                                   f"({access.engine_os_user()}), acting as themself, forwards {system} calls "
+                                   "(musubi serve hooks).", permission="engine")
+
+    # -- Slack ------------------------------------------------------------------------------
+
+    def _verifier(self, tenant: str) -> SignatureVerifier:
+        secret = self.integrations.store.secrets(tenant, "slack").get("signing_secret") or ""
+        v = self._verifiers.get(tenant)
+        if v is None or not secret or not v.same_secret(secret):
+            v = self._verifiers[tenant] = SignatureVerifier(secret)  # raises when none is stored
+        return v
+
+    async def slack(self, ctx: Caller, body: str, timestamp: str | None, signature: str | None) -> dict[str, Any]:
+        """A verified Slack interaction: approve/reject a gate as the mapped musubi user."""
+        await self.e.run(ctx, "integration.inbound", "integration:slack", lambda: self._forwarder(ctx, "slack"))
+        try:
+            verifier = await asyncio.to_thread(self._verifier, ctx.tenant)
+        except MusubiError as exc:
+            await self._refuse(ctx, "slack", "no signing secret stored")
+            raise PermissionDenied(exc.message, code="bad_signature") from None
+        headers = {k: v for k, v in (("X-Slack-Request-Timestamp", timestamp), ("X-Slack-Signature", signature)) if v}
+        why = verifier.check(body.encode("utf-8"), headers)
+        if why is not None:
+            await self._refuse(ctx, "slack", why)
+            raise PermissionDenied(f"slack signature refused: {why}", code="bad_signature")
+        try:
+            payload = json.loads(parse_qs(body, strict_parsing=True)["payload"][0])
+        except (ValueError, KeyError):
+            raise BadRequest("expected a form with a JSON 'payload' field (a Slack interaction).",
+                             field="body") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("the interaction payload is not a JSON object.", field="body")
+        actions = payload.get("actions") or []
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        decision = action.get("action_id")
+        slack_user = str((payload.get("user") or {}).get("id") or "")
+        if payload.get("type") != "block_actions" or decision not in DECISIONS:
+            return self._answer("ignored", "musubi only answers its own approve/reject buttons.")
+        run_id, _, rest = str(action.get("value") or "").partition("|")
+        gate, _, shown = rest.partition("|")
+        user = await asyncio.to_thread(self.mapped_user, ctx.tenant, "slack", slack_user) if slack_user else None
+        if user is None:
+            await self._refuse(ctx, "slack", "unknown Slack user", {"slack_user": slack_user, "run": run_id})
+            return self._answer("unknown_user", f"Your Slack user ({slack_user or 'unknown'}) is not mapped to a "
+                                "musubi user, so musubi cannot act for you. Ask an admin to run: musubi "
+                                f"integrations map-user slack {slack_user or 'U…'} YOUR_USER")
+        # As the mapped user, never with the engine OS user's powers (a session never has them, even for a
+        # musubi user named like that OS user); the audit shows where the decision came from.
+        who = Caller(real_user=user, user=user, tenant=ctx.tenant, session=f"slack:{slack_user}")
+        try:
+            await self.runs.decide(who, run_id, decision, gate or None, comment=f"via Slack ({slack_user})",
+                                   shown_sha256=shown or None)
+        except PermissionDenied as exc:  # already audited as a denial of run.<decision> for `user`
+            return self._answer("denied", f"{user} may not {decision} run {run_id}: {exc.message}")
+        except Conflict as exc:
+            outcome = "already_decided" if getattr(exc, "code", "") == "gate_answered" else "conflict"
+            return self._answer(outcome, f"Already decided: {exc.message}" if outcome == "already_decided"
+                                else exc.message)
+        except NotFound as exc:
+            return self._answer("not_found", exc.message)
+        past = DECISIONS[decision]
+        return self._answer(past, f"Gate {gate or ''} of run {run_id} {past} by {user}.")
+
+    @staticmethod
+    def _answer(outcome: str, text: str) -> dict[str, Any]:
+        return {"outcome": outcome, "text": text, "response": ephemeral(text)}
+
+    # -- GitLab -----------------------------------------------------------------------------
+
+    async def gitlab(self, ctx: Caller, body: str, token: str | None, event: str | None,
+                     idempotency_key: str | None) -> dict[str, Any]:
+        """A GitLab webhook: token checked in constant time; pipeline events update pipeline status."""
+        await self.e.run(ctx, "integration.inbound", "integration:gitlab", lambda: self._forwarder(ctx, "gitlab"))
+        expected = (await asyncio.to_thread(self.integrations.store.secrets, ctx.tenant, "gitlab")).get(
+            "webhook_token") or ""
+        if not gitlab_token_ok(expected, token):
+            why = "no webhook_token stored" if not expected else "invalid X-Gitlab-Token"
+            await self._refuse(ctx, "gitlab", why, {"event": (event or "")[:100]})
+            raise PermissionDenied(f"gitlab webhook refused: {why}.", code="bad_token")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise BadRequest("the GitLab webhook body is not JSON.", field="body") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("object_kind"), str):
+            raise BadRequest("no object_kind: not a GitLab event.", field="body")
+        kind = payload["object_kind"]
+        if idempotency_key:
+            seen = self._hook_keys.setdefault(ctx.tenant, OrderedDict())
+            if idempotency_key in seen:
+                return {"accepted": True, "duplicate": True, "kind": kind}
+            seen[idempotency_key] = None
+            while len(seen) > 1000:
+                seen.popitem(last=False)
+        if kind == "pipeline":
+            self._pipeline(ctx.tenant, payload)
+        return {"accepted": True, "duplicate": False, "kind": kind}
+
+    def _pipeline(self, tenant: str, payload: dict[str, Any]) -> None:
+        attrs = payload.get("object_attributes") or {}
+        if not isinstance(attrs, dict) or attrs.get("id") is None:
+            return
+        status = str(attrs.get("status") or "")
+        project = payload.get("project") or {}
+        url = str((project.get("web_url") or "") + f"/-/pipelines/{attrs['id']}") if project.get("web_url") else ""
+        run = PipelineRun("gitlab", str(attrs["id"]), str(attrs.get("ref") or ""),
+                          _GITLAB_STATES.get(status, "unknown"), status, url, str(attrs.get("sha") or ""),
+                          str(attrs.get("name") or ""))
+        known = self.integrations.hook_runs.setdefault(tenant, {})
+        for key in {run.ref, run.sha} - {""}:
+            known.setdefault(key, {})[run.id] = run
+        if len(known) > 5000:  # memory bound: forget the oldest refs
+            for k in list(known)[: len(known) - 5000]:
+                known.pop(k, None)
