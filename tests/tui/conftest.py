@@ -61,4 +61,12 @@ async def settle(pilot: Pilot[object]) -> None:
             # (the newer one is waited for in the next pass).  A worker that failed still raises.
             with contextlib.suppress(WorkerCancelled):
                 await w.wait()
+        # A screen that coalesces repaints on a timer (the Dashboard) paints what is pending now,
+        # so a snapshot never depends on whether the tick came before it.
+        settled = getattr(app.screen, "settled", None)
+        if callable(settled) and not settled():
+            continue  # its data is still on the way: another pass
+        repaint = getattr(app.screen, "repaint_now", None)
+        if callable(repaint):
+            repaint()
     await pilot.pause()

@@ -41,9 +41,11 @@ def test_shell_modules_are_in_the_binding_list() -> None:
 
 
 def test_screenshots_are_the_current_snapshots() -> None:
-    snaps = ROOT / "tests" / "tui" / "__snapshots__" / "test_snapshots"
-    for doc_name, snap_name in (("dashboard-120x40.svg", "test_screen[dashboard-120x40].svg"),
-                                ("admin-quotas-80x24.svg", "test_screen[admin_quotas-80x24].svg")):
+    snaps = ROOT / "tests" / "tui" / "__snapshots__"
+    for doc_name, snap_name in (
+        ("dashboard-120x40.svg", "test_dashboard_snapshots/test_dashboard_snapshot[approval-120x40].svg"),
+        ("admin-quotas-80x24.svg", "test_snapshots/test_screen[admin_quotas-80x24].svg"),
+    ):
         assert (ROOT / "docs" / "screenshots" / doc_name).read_bytes() == (snaps / snap_name).read_bytes(), (
-            f"docs/screenshots/{doc_name} is stale: copy tests/tui/__snapshots__/test_snapshots/{snap_name}"
+            f"docs/screenshots/{doc_name} is stale: copy tests/tui/__snapshots__/{snap_name}"
         )

@@ -128,6 +128,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
 
     def on_resize(self) -> None:
         self._mark("runs", "tree")  # the workflow column and the steps' detail depend on the width
+        self._flush()  # a resize is rare and the old layout is wrong at once: no wait for the tick
 
     # -- the engine -----------------------------------------------------------------------
 
@@ -298,6 +299,15 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         # Elapsed times of live runs move on with the clock: one table repaint a second while any runs.
         if any(r["state"] not in view.ENDED and r["state"] != "stopped" for r in self.runs.values()):
             self._mark("runs")
+
+    def settled(self) -> bool:
+        """The runs are read and, when there are any, the selected run's details with a step to show."""
+        return self.runs_loaded and (not self.runs or (self.shown is not None and self.step is not None))
+
+    def repaint_now(self) -> None:
+        """Repaint what is pending at once instead of at the next tick (tests settle on it)."""
+        if self.dirty:
+            self._flush()
 
     def _flush(self) -> None:
         """Repaint what changed since the last repaint, each widget once."""
