@@ -133,6 +133,10 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/integrations/{system}/notify"): ("/v1/integrations/slack/notify", {"title": "t", "text": "secret"}),
     ("GET", "/v1/integrations/{system}/pipelines"): ("/v1/integrations/gitlab/pipelines?ref=main", None),
     ("POST", "/v1/sync/{system}"): ("/v1/sync/jira", {"project_key": "PROJ", "dry_run": True}),
+    ("GET", "/v1/integrations/users"): ("/v1/integrations/users", None),
+    ("PUT", "/v1/integrations/{system}/users/{external}"): ("/v1/integrations/slack/users/U0SECRET", {"user": "x"}),
+    ("POST", "/v1/inbound/slack"): ("/v1/inbound/slack", {"body": "payload=secret"}),
+    ("POST", "/v1/inbound/gitlab"): ("/v1/inbound/gitlab", {"body": "{}", "token": "secret"}),
     # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
     ("POST", "/v1/sessions"): ("/v1/sessions", {"user": "bobsecret", "tenant": "{b}", "purpose": "ssh"}),
     ("GET", "/v1/sessions"): ("/v1/sessions", None),

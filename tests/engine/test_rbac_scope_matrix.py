@@ -311,6 +311,15 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
         "GET", "/v1/integrations/gitlab/pipelines?ref=main"), ok=(404,))],
     ("POST", "/v1/sync/{system}"): [Variant("project", "specs.write", req(
         "POST", "/v1/sync/jira", {"project_key": "PROJ", "dry_run": True}))],
+    # notify: the external-user mapping (tenant scope) and inbound forwarding (the engine's OS user:
+    # an unsigned body is then refused by the signature check, past the permission check)
+    ("GET", "/v1/integrations/users"): [Variant("tenant", "integrations.manage", req("GET", "/v1/integrations/users"))],
+    ("PUT", "/v1/integrations/{system}/users/{external}"): [Variant("tenant", "integrations.manage", req(
+        "PUT", "/v1/integrations/slack/users/U0TEST", {"user": "res-holder"}), ok=(400, 404))],
+    ("POST", "/v1/inbound/slack"): [Variant("engine", None, req("POST", "/v1/inbound/slack", {"body": "payload=%7B%7D"}),
+                                            ok=(400, 401, 404))],
+    ("POST", "/v1/inbound/gitlab"): [Variant("engine", None, req("POST", "/v1/inbound/gitlab", {"body": "{}"}),
+                                             ok=(400, 401, 404))],
 }
 
 

@@ -24,6 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -128,7 +129,6 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
 
     def on_resize(self) -> None:
         self._mark("runs", "tree")  # the workflow column and the steps' detail depend on the width
-        self._flush()  # a resize is rare and the old layout is wrong at once: no wait for the tick
 
     # -- the engine -----------------------------------------------------------------------
 
@@ -383,7 +383,10 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         tree.call_after_refresh(self._cursor_to_step)  # new nodes get their lines at the next refresh
 
     def _cursor_to_step(self) -> None:
-        tree: Tree[str] = self.query_one("#dash-steps", Tree)
+        try:
+            tree: Tree[str] = self.query_one("#dash-steps", Tree)
+        except NoMatches:  # queued after a refresh, and the screen has gone meanwhile (mode switch, exit)
+            return
         node = self._step_nodes.get(self.step or "")
         if node is not None and tree.cursor_node is not node:
             tree.move_cursor(node, animate=False)
