@@ -176,6 +176,7 @@ class Checked(TypedDict):
     detail: str  # what was observed against what was expected, or why it could not be read
     observed: Any  # the value at the check's path (None when absent)
     progress: Progress
+    completed_now: list[str]  # later steps found already satisfied once this one was done
 
 
 class StepDone(TypedDict):
@@ -183,6 +184,7 @@ class StepDone(TypedDict):
     step: str
     state: str  # done | skipped
     progress: Progress
+    completed_now: list[str]  # later steps found already satisfied once this one was done
 
 
 class ResetDone(TypedDict):
