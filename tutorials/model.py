@@ -36,13 +36,15 @@ Step kinds and their fields:
   it with ``value`` using ``op`` (one of :data:`OPERATORS`; never ``eval``).
 
 Placeholders, replaced in ``command``, ``check.route``, ``check.query`` values, ``check.value``
-(strings) and every solution string: ``{tenant}`` (the sandbox tenant), ``{project}`` (its
-project name), ``{path}`` (the sandbox folder), ``{user}`` (the user).
+(strings), ``body``, ``hint`` and every solution string: ``{tenant}`` (the sandbox tenant),
+``{project}`` (its project name), ``{path}`` (the sandbox folder), ``{user}`` (the user),
+``{exports}`` (the home's ``exports/`` folder, the one place inside the home an export may go).
 
 Every step has a ``solution`` (:class:`Solution`) the replay tests run: ``keys`` to press,
 ``palette`` (a binding id run through the command palette), ``argv`` (a list of ``musubi``
 commands, each a list of strings, run in the sandbox folder against the sandbox tenant) and
-``files`` (edits to files of the sandbox folder, made before ``argv`` runs).  A step's
+``files`` (edits to files of the sandbox folder, made before ``argv`` runs) and ``exit`` (the
+exit code the last ``argv`` command must end with, e.g. 3 for a refusal over quota).  A step's
 *fingerprint* (:meth:`StepBase.fingerprint`) is a hash of its kind, kind fields, check and
 ``version``: when a tutorial's version changes, only steps whose fingerprint changed restart.
 """
@@ -62,7 +64,7 @@ OPERATORS: tuple[str, ...] = (
     "len_eq", "len_ge", "len_le", "truthy", "falsy", "matches",
 )
 STEP_KINDS: tuple[str, ...] = ("key", "mode", "palette", "cli", "state")
-PLACEHOLDERS: tuple[str, ...] = ("tenant", "project", "path", "user")
+PLACEHOLDERS: tuple[str, ...] = ("tenant", "project", "path", "user", "exports")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # A JSON path: ``$`` then ``.name`` or ``[index]`` parts (``$.projects[0].name``); ``[*]`` maps over a list.
 JSON_PATH = re.compile(r"^\$((\.[A-Za-z_][A-Za-z0-9_-]*)|(\[(\*|-?[0-9]+)\]))*$")
@@ -74,11 +76,12 @@ class _Strict(BaseModel):
 
 
 class FileEdit(_Strict):
-    """One edit of a file in the sandbox folder: replace it with ``content``, or append to it."""
+    """One edit of a file in the sandbox folder: replace it with ``content``, append to it, or replace ``find``."""
 
     path: str  # relative to the sandbox folder, no '..'
     content: str
     append: bool = False
+    find: str | None = None  # replace the first occurrence of this text with ``content`` (it must be there)
 
     @field_validator("path")
     @classmethod
@@ -96,6 +99,7 @@ class Solution(_Strict):
     argv: list[list[str]] = []  # musubi commands, without the leading "musubi"
     palette: str | None = None  # a binding id run through the command palette
     keys: list[str] = []  # Textual key names pressed in order
+    exit: int = Field(default=0, ge=0, le=5)  # the exit code the LAST argv command must give (others: 0)
 
     @model_validator(mode="after")
     def _something(self) -> Solution:
@@ -103,6 +107,10 @@ class Solution(_Strict):
             raise ValueError("a solution needs at least one of files, argv, palette or keys")
         if any(not a for a in self.argv):
             raise ValueError("argv holds commands, each a non-empty list of strings")
+        if self.exit and not self.argv:
+            raise ValueError("exit is the exit code of the last argv command; give argv too")
+        if any(f.find is not None and f.append for f in self.files):
+            raise ValueError("a file edit either appends or replaces `find`, not both")
         return self
 
 

@@ -73,8 +73,8 @@ def _checked(step: Any) -> bool:
     return step.kind in ENGINE_CHECKED or (step.kind == "cli" and step.check is not None)
 
 
-def _names(rec: Record | None, user: str) -> dict[str, str]:
-    names = {"user": user}
+def _names(rec: Record | None, user: str, exports: str) -> dict[str, str]:
+    names = {"user": user, "exports": exports}
     if rec is not None and rec.sandbox:
         names.update(tenant=rec.sandbox["tenant"], project=rec.sandbox["project"], path=rec.sandbox["path"])
     return names
@@ -91,6 +91,10 @@ class TutorialService:
         self._catalog: tuple[tuple[Any, ...], dict[str, Tutorial]] | None = None
         self._recs: dict[tuple[str, str], Record] | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @property
+    def exports(self) -> str:
+        return str(self.r.paths.exports)
 
     # -- the catalogue ----------------------------------------------------------------------
 
@@ -209,7 +213,7 @@ class TutorialService:
         tut = self.tutorial(tid)
         rec = (await self.records()).get((ctx.user, tid))
         prog = self.progress(ctx.user, tut, rec)
-        names = _names(rec, ctx.user)
+        names = _names(rec, ctx.user, self.exports)
         states = {**{s: "done" for s in prog["done"]}, **{s: "skipped" for s in prog["skipped"]}}
         return {"id": tut.id, "title": tut.title, "version": tut.version, "summary": tut.summary, "order": tut.order,
                 "steps": [self.step_view(s, states.get(s.id, "todo"), names) for s in tut.steps], "progress": prog}
@@ -349,7 +353,7 @@ class TutorialService:
         from tutorials.checker import Outcome, evaluate
         from tutorials.model import substitute
 
-        names = _names(rec, rec.user)
+        names = _names(rec, rec.user, self.exports)
         chk = step.check
         route = substitute(chk.route, names)
         query = substitute(dict(chk.query), names)
