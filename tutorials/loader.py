@@ -109,7 +109,8 @@ def _message(err: dict[str, Any]) -> str:
     if err.get("type") == "extra_forbidden":
         return "unknown key (a typo? see docs/tutorials.md for the keys of each step kind)"
     if err.get("type") == "union_tag_invalid":
-        return f"unknown step kind {err.get('input')!r}; one of {', '.join(STEP_KINDS)}"
+        tag = (err.get("ctx") or {}).get("tag")
+        return f"unknown step kind {tag!r}; one of {', '.join(STEP_KINDS)}"
     if err.get("type") == "union_tag_not_found":
         return f"the step has no kind; give kind = one of {', '.join(STEP_KINDS)}"
     return msg.removeprefix("Value error, ")
