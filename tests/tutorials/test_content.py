@@ -17,8 +17,8 @@ from tui.screens.modes import BY_NAME
 from tutorials.loader import load_all
 from tutorials.model import Check, CliStep, StateStep, substitute
 
-NAMES = {"tenant": "tut-ann-demo", "project": "shop", "path": "/tmp/sandbox/shop", "user": "ann", "run": "r-0123456789ab",
-         "exports": "/tmp/home/exports"}
+NAMES = {"tenant": "tut-ann-demo", "project": "shop", "path": "/tmp/sandbox/shop", "user": "ann",
+         "run": "r-0123456789ab", "exports": "/tmp/home/exports"}
 TUTORIALS = load_all()
 
 
