@@ -97,3 +97,21 @@ def test_every_check_reads_an_engine_get_route(where: str, check: Check) -> None
     hit = [r for r in gets if matches(r.path)]
     assert hit, f"{where}: no GET route matches {path}"
     assert not path.startswith(("/v1/events", "/v1/tutorials")) and not path.endswith("/export")
+
+
+def test_package_data_ships_content_sample_and_replies() -> None:
+    """A fresh install has every tutorial file, the whole sample project and the recorded replies.
+
+    setuptools expands the ``package-data`` globs with ``glob(recursive=True)``, which skips hidden
+    names unless a pattern spells them (the sample's ``.musubi/``): the same expansion here."""
+    import glob
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tutorials"]
+    pkg = root / "tutorials"
+    shipped = {p for pat in patterns for p in glob.glob(pat, root_dir=pkg, recursive=True) if (pkg / p).is_file()}
+    wanted = {str(p.relative_to(pkg)) for d in ("content", "sample", "replay") for p in (pkg / d).rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts}
+    assert wanted and wanted <= shipped, sorted(wanted - shipped)
