@@ -228,3 +228,13 @@ def test_replay_provider_only_in_sandboxes(home: Home, tmp_path: Path) -> None:
     run = call(home, "POST", "/v1/runs", {"workflow": "tutorial", "feature": "save the cart"}, tenant=sb["tenant"],
                project=sb["project"])
     assert run["workflow"] == "tutorial" and run["tenant"] == sb["tenant"]
+
+
+def test_a_step_already_satisfied_when_it_becomes_current_completes_at_once(home: Home) -> None:
+    sb = call(home, "POST", "/v1/tutorials/demo/start")["sandbox"]
+    # the role exists before its step is reached: finishing the step before it completes it too
+    call(home, "POST", "/v1/roles", {"name": "reviewer", "permissions": ["specs.read"]}, tenant=sb["tenant"])
+    d = call(home, "POST", "/v1/tutorials/demo/complete", {"step": "press"})
+    assert d["completed_now"] == ["role"] and d["progress"]["current"] == "last"
+    acts = [(e["action"], e["details"].get("how")) for e in home.audit(sb["tenant"]) if e["action"] == "tutorial.step"]
+    assert acts == [("tutorial.step", "already"), ("tutorial.step", "client"), ("tutorial.step", "already")]
