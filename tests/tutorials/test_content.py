@@ -115,3 +115,11 @@ def test_package_data_ships_content_sample_and_replies() -> None:
     wanted = {str(p.relative_to(pkg)) for d in ("content", "sample", "replay") for p in (pkg / d).rglob("*")
               if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts}
     assert wanted and wanted <= shipped, sorted(wanted - shipped)
+
+
+def test_every_key_step_names_a_bound_key() -> None:
+    from tui.screens.bindings import all_bindings
+
+    bound = {k.strip() for b in all_bindings().values() for k in b.key.split(",")}
+    keys = [(t.id, s.key) for t in TUTORIALS.values() for s in t.steps if s.kind == "key"]
+    assert keys and [k for k in keys if k[1] not in bound] == []
