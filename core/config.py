@@ -117,6 +117,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     ),
     # -- jobs: finished jobs held in memory (core/jobs/service.py) --
     "MUSUBI_JOBS_KEPT": ("engine: finished jobs held in memory (default 500)", "read when the engine starts"),
+    # -- tutorials (issue 18, docs/tutorials.md) --
+    "MUSUBI_TUTORIALS_DIR": (
+        "engine: a folder of tutorial files that add to or replace the shipped ones (authoring)",
+        "read at each tutorial request",
+    ),
 }
 
 

@@ -90,6 +90,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "own error text, pipeline status."),
     "sync": ("tui.commands.sync", "Sync the project's requirements (-> epics/features) and tasks (-> "
              "stories/issues) into SYSTEM."),
+    # -- tutorials (issue 18) --
+    "tutorial": ("tui.commands.tutorial", "Interactive tutorials in a throw-away sandbox: list them with your "
+                 "progress, start or resume one, have the engine check a step, reset."),
 }
 
 

@@ -96,6 +96,15 @@ if TYPE_CHECKING:
         SsoSignedOut,
         SsoVerified,
     )
+    from core.api.tutorials import (  # tutorials (issue 18)
+        Checked,
+        Progress,
+        ResetDone,
+        Started,
+        StepDone,
+        TutorialShown,
+        TutorialSummary,
+    )
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -640,3 +649,46 @@ def integration_users() -> Call[UserMap]:
 def integration_map_user(name: str, external: str, user: str | None = None) -> Call[UserMap]:
     """Map ``external`` (a Slack user id) to musubi ``user``; no ``user`` removes the mapping."""
     return put(f"/v1/integrations/{path_segment(name)}/users/{path_segment(external)}", user=user)
+
+
+# -- tutorials (issue 18; docs/tutorials.md) --------------------------------------------------------
+
+
+def tutorials() -> Call[list[TutorialSummary]]:
+    """The tutorial catalogue with the caller's progress in each."""
+    return get("/v1/tutorials")
+
+
+def tutorial_show(tutorial: str) -> Call[TutorialShown]:
+    """One tutorial: its steps (placeholders filled in once a sandbox exists) and the caller's progress."""
+    return get(f"/v1/tutorials/{path_segment(tutorial)}")
+
+
+def tutorial_progress(tutorial: str) -> Call[Progress]:
+    """The caller's progress in one tutorial."""
+    return get(f"/v1/tutorials/{path_segment(tutorial)}/progress")
+
+
+def tutorial_start(tutorial: str) -> Call[Started]:
+    """Start or resume: make (or keep) the sandbox, complete steps already satisfied."""
+    return post(f"/v1/tutorials/{path_segment(tutorial)}/start")
+
+
+def tutorial_check(tutorial: str, step: str) -> Call[Checked]:
+    """Have the engine check a step against the sandbox (``ok`` false is an answer, not an error)."""
+    return post(f"/v1/tutorials/{path_segment(tutorial)}/check", step=step)
+
+
+def tutorial_complete(tutorial: str, step: str) -> Call[StepDone]:
+    """Report a key, mode, palette or unchecked cli step done."""
+    return post(f"/v1/tutorials/{path_segment(tutorial)}/complete", step=step)
+
+
+def tutorial_skip(tutorial: str, step: str) -> Call[StepDone]:
+    """Skip a step."""
+    return post(f"/v1/tutorials/{path_segment(tutorial)}/skip", step=step)
+
+
+def tutorial_reset(tutorial: str) -> Call[ResetDone]:
+    """Clean the sandbox and forget the progress."""
+    return post(f"/v1/tutorials/{path_segment(tutorial)}/reset")

@@ -17,6 +17,7 @@ from typing import Any
 from core.engine.auditops import AuditService
 from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
+from core.engine.tutorials import TutorialService
 from core.engine.usage import UsageService
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
@@ -40,6 +41,7 @@ class Engine:
                                  "identity": IdentityService}
     SERVICES["sessions"] = SessionService  # remote sessions (docs/remote.md)
     SERVICES["inbound"] = InboundService  # Slack interactions and GitLab webhooks (docs/integrations.md)
+    SERVICES["tutorials"] = TutorialService  # tutorials (issue 18): progress, checks, sandboxes (docs/tutorials.md)
 
     def __init__(self, paths: HomePaths, storage: Storage) -> None:
         self.runner = OpRunner(paths, storage)
@@ -61,6 +63,14 @@ class Engine:
         self.notifications = Notifications(self.integrations)
         self.runner.bus.taps.append(self.notifications.tap)
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
+        self.tutorials = TutorialService(self.runner, self.tenancy)  # tutorials (issue 18)
+        self.runs.sandbox_provider = self.tutorials.replay_for  # a sandbox's runs: the labelled replay provider
+        self.tutorials.latest_run = self._latest_run  # the {run} placeholder of tutorial steps
+
+    def _latest_run(self, tenant: str) -> str | None:
+        """The id of ``tenant``'s newest run (tutorials: the ``{run}`` placeholder), None when it has none."""
+        runs = [d.run for d in self.runs.data.values() if d.run.tenant == tenant]
+        return max(runs, key=lambda r: r.created_at).id if runs else None
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

@@ -738,3 +738,11 @@ class DuckDBStorage:
         with contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")
         self.con.close()
+
+    # -- tutorials (issue 18; docs/tutorials.md) ------------------------------------------
+
+    def tutorial_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every ``tutorial_progress`` and ``tutorial_steps`` row (small: users x tutorials x steps)."""
+        progress = self._dicts("SELECT * FROM tutorial_progress ORDER BY user_name, tutorial_id")
+        steps = self._dicts("SELECT * FROM tutorial_steps ORDER BY user_name, tutorial_id, marked_at")
+        return progress, steps

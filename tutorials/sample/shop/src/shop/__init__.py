@@ -1,0 +1,1 @@
+"""shop: the Musubi tutorials' sample project."""
