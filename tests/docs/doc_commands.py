@@ -195,6 +195,25 @@ class Sandbox:
         shutil.rmtree(self.user, ignore_errors=True)
 
 
+EXAMPLES = ROOT / "examples" / "plugins"
+
+
+def install_examples(target: Path) -> Path:
+    """Build and install every example plug-in into ``target`` (offline, no deps); return ``target``.
+
+    The sources are copied first: setuptools writes build/ and *.egg-info beside the sources.
+    ``target`` then holds each package and its ``.dist-info`` (whose entry_points.txt
+    ``importlib.metadata`` reads once ``target`` is on ``sys.path``).
+    """
+    sources = target.parent / f"{target.name}-src"
+    shutil.copytree(EXAMPLES, sources)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--disable-pip-version-check", "--target", str(target),
+                    *map(str, sorted(p for p in sources.iterdir() if (p / "pyproject.toml").exists()))],
+                   check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    return target
+
+
 def run_file(path: Path, extra_path: Sequence[Path] = ()) -> Iterator[Result]:
     """Run the shell blocks of ``path`` in order, yielding each result; stop after the first failure."""
     todo = [b for b in blocks(path) if b.is_shell and b.marker != "not-run"]
