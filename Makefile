@@ -23,10 +23,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 # System tools some tests and benchmarks drive (tmux: the real-terminal TUI test;
-# ripgrep: the trace benchmark's baseline).  Best effort: without root the
+# ripgrep: the trace benchmark's baseline; jq: shell examples in the docs).  Best effort: without root the
 # tests that need them say so and skip.
 sysdeps:
-	@for t in tmux:tmux rg:ripgrep; do \
+	@for t in tmux:tmux rg:ripgrep jq:jq; do \
 	  cmd=$${t%%:*}; pkg=$${t##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -109,7 +109,8 @@ class IntegrationService:
         secrets = await asyncio.to_thread(self.store.secret_names, ctx.tenant)
         installed = registry.available()
         rows = [{"system": s, "configured": bool(settings.get(s) or secrets.get(s)), "installed": s in installed,
-                 "settings": settings.get(s, {}), "secrets": secrets.get(s, [])} for s in SYSTEMS]
+                 "settings": settings.get(s, {}), "secrets": secrets.get(s, [])}
+                for s in (*SYSTEMS, *sorted(set(installed) - set(SYSTEMS)))]  # then plug-ins (docs/plugins.md)
         return {"tenant": ctx.tenant, "integrations": rows}
 
     async def configure(self, ctx: Caller, system: str, settings: dict[str, Any], secrets: dict[str, Any],

@@ -33,9 +33,17 @@ SECRET_NAMES = {"jira": ("token",), "github": ("token",), "gitlab": ("token", "w
                                                                                                    "graph_token")}
 
 
+# A plug-in connector (docs/plugins.md) keeps one secret, ``token``.
+PLUGIN_SECRETS = ("token",)
+
+
 def check_system(system: str) -> str:
-    if system not in SYSTEMS:
-        raise BadRequest(f"unknown system {system!r}; one of {', '.join(SYSTEMS)}.", field="system")
+    """``system`` when it is a built-in one or an installed plug-in connector's name; else a 400 naming them."""
+    from core.integrations import registry
+
+    if system not in SYSTEMS and system not in registry.available():
+        known = [*SYSTEMS, *sorted(set(registry.available()) - set(SYSTEMS))]
+        raise BadRequest(f"unknown system {system!r}; one of {', '.join(known)}.", field="system")
     return system
 
 
@@ -102,7 +110,7 @@ class IntegrationStore:
                unset: list[str]) -> dict[str, Any]:
         """Merge ``settings`` and ``secrets`` (empty value: remove), drop ``unset`` names; durable on return."""
         check_system(system)
-        allowed = SECRET_NAMES[system]
+        allowed = SECRET_NAMES.get(system, PLUGIN_SECRETS)
         bad = [k for k in secrets if k not in allowed]
         if bad:
             raise BadRequest(f"{system} has no secret {', '.join(bad)}; its secrets: {', '.join(allowed)}.",

@@ -62,6 +62,20 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _FIX = "see docs/providers.md"
 
 
+def known_kinds() -> tuple[str, ...]:
+    """The built-in kinds, then every kind an installed plug-in registers (``musubi.providers`` entry points).
+
+    Read at each parse (engine start, reload), so a plug-in installed since is accepted without a restart
+    of anything but the engine's settings.
+    """
+    import importlib.metadata
+
+    from core.orchestration.contracts import PROVIDER_ENTRY_POINTS
+
+    plugged = {ep.name for ep in importlib.metadata.entry_points(group=PROVIDER_ENTRY_POINTS)}
+    return (*KINDS, *sorted(plugged - set(KINDS)))
+
+
 def ollama_base(host: str) -> str:
     """``OLLAMA_HOST`` as an OpenAI-compatible base URL, by Ollama's own rules (scheme optional,
     default port 11434; an explicit http:// or https:// without a port means 80/443)."""
@@ -151,9 +165,11 @@ class _Table:
         if unknown:
             raise self.bad(unknown[0], "unknown setting (check the spelling)", f"Known: {', '.join(sorted(_KNOWN))}")
         kind = raw.get("kind", NAME_KINDS.get(self.name))
-        if kind not in KINDS:
+        kinds = known_kinds()
+        if kind not in kinds:
             got = "missing" if kind is None else f"got {kind!r}"
-            raise self.bad("kind", f"must name the provider kind ({got})", f"Set kind to one of {', '.join(KINDS)}")
+            raise self.bad("kind", f"must name the provider kind ({got})",
+                           f"Set kind to one of {', '.join(kinds)} (a plug-in's kind once it is installed)")
         out["kind"] = kind
         for key in _TEXT:
             if key in raw:

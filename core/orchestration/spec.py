@@ -1,11 +1,13 @@
 """Agents and workflows as data: one source for the cost estimator and the run service.
 
-Three places hold definitions, later ones overriding earlier ones by name (a whole
+Four places hold definitions, later ones overriding earlier ones by name (a whole
 agent or workflow is replaced, never merged key by key):
 
 1. shipped: ``core/models/agents.toml`` and ``core/models/workflows.toml``;
-2. the user's config folder (:func:`core.config.config_dir`): ``agents.toml``, ``workflows.toml``;
-3. the project: ``<project root>/.musubi/agents.toml``, ``.musubi/workflows.toml``.
+2. installed plug-ins: the package each ``musubi.agents`` entry point names holds an
+   ``agents.toml`` and/or ``workflows.toml`` (docs/plugins.md), in entry-point name order;
+3. the user's config folder (:func:`core.config.config_dir`): ``agents.toml``, ``workflows.toml``;
+4. the project: ``<project root>/.musubi/agents.toml``, ``.musubi/workflows.toml``.
 
 Every file is validated whole (pydantic for the shapes, :mod:`core.orchestration.steps`
 for step trees, cross-checks of agent names against the merged agent set); a bad file
@@ -38,7 +40,8 @@ WORKFLOWS_FILE = "workflows.toml"
 PROJECT_DIR = ".musubi"
 ARTEFACTS = ("text", "requirements", "design", "tasks", "diff", "review", "tests", "triage")
 PLACEHOLDERS = ("feature", "input", "role", "name")
-Source = Literal["shipped", "user", "project"]
+Source = Literal["shipped", "plugin", "user", "project"]
+AGENT_ENTRY_POINTS = "musubi.agents"
 
 
 class _AgentModel(BaseModel):
@@ -285,8 +288,28 @@ def _shipped(name: str) -> tuple[dict[str, Any], str]:
     return got
 
 
+def plugin_folders() -> list[tuple[str, Path]]:
+    """(entry point name, package folder) of each installed agents plug-in, by name.
+
+    An entry point of group ``musubi.agents`` names a package (``example = "musubi_example_agents"``);
+    its folder holds the plug-in's ``agents.toml`` / ``workflows.toml``.  One that cannot be
+    imported is refused like a bad file, naming the plug-in and the fix.
+    """
+    import importlib.metadata
+
+    out: list[tuple[str, Path]] = []
+    for ep in sorted(importlib.metadata.entry_points(group=AGENT_ENTRY_POINTS), key=lambda e: e.name):
+        try:
+            folder = Path(str(resources.files(ep.module)))
+        except (ImportError, TypeError, ValueError) as exc:
+            raise SpecError(f"agents plug-in {ep.name!r} ({ep.value}) cannot be loaded: {type(exc).__name__}: "
+                            f"{exc}. Reinstall it, or uninstall the package that declares it.") from None
+        out.append((ep.name, folder))
+    return out
+
+
 def _layers(project_root: str | Path | None, user_dir: str | Path | None) -> list[tuple[Source, Path]]:
-    out: list[tuple[Source, Path]] = []
+    out: list[tuple[Source, Path]] = [("plugin", folder) for _name, folder in plugin_folders()]
     if user_dir is not None:
         out.append(("user", Path(user_dir)))
     if project_root is not None:
@@ -295,7 +318,7 @@ def _layers(project_root: str | Path | None, user_dir: str | Path | None) -> lis
 
 
 def load_catalog(*, project_root: str | Path | None = None, user_dir: str | Path | None = None) -> Catalog:
-    """Shipped, then user, then project agents and workflows, each layer overriding by name.
+    """Shipped, then plug-in, user and project agents and workflows, each layer overriding by name.
 
     Every workflow is validated against the merged agent set, so a project workflow may use
     a user agent and a project agent may replace a shipped one.

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-OWN = ("api.md", "schema.md", "rbac.md", "quotas.md", "audit.md", "architecture.md", "cli.md")
+OWN = ("api.md", "schema.md", "rbac.md", "quotas.md", "audit.md", "architecture.md", "cli.md", "quickstart.md",
+       "plugins.md")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

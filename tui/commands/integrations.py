@@ -17,7 +17,7 @@ from core.api import calls
 from core.errors import BadRequest
 from tui.output import CliState, emit, example, group, line, pass_state, table
 
-SYSTEMS = ("jira", "ado", "gitlab", "github", "slack", "teams")
+SYSTEM_METAVAR = "{jira|ado|gitlab|github|slack|teams|PLUG-IN}"
 
 cli_group = group(
     "integrations",
@@ -69,7 +69,7 @@ def _read_secret(name: str) -> str:
     "musubi integrations set github repo=acme/app repo_url=https://github.com/acme/app/blob/main",
     "printf %s \"$GITHUB_TOKEN\" | musubi integrations set github --secret token",
     "musubi integrations set jira --unset requirement_type"))
-@click.argument("system", type=click.Choice(SYSTEMS))
+@click.argument("system", metavar=SYSTEM_METAVAR)  # the engine checks it: plug-ins add systems
 @click.argument("settings", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME",
               help="Read secret NAME (token, webhook_url, signing_secret, ...) from stdin; repeatable.")
@@ -88,7 +88,7 @@ def set_(state: CliState, system: str, settings: tuple[str, ...], secrets: tuple
 
 
 @cli_group.command(epilog=example("musubi integrations test jira", "musubi integrations test github --json"))
-@click.argument("system", type=click.Choice(SYSTEMS))
+@click.argument("system", metavar=SYSTEM_METAVAR)  # the engine checks it: plug-ins add systems
 @pass_state
 def test(state: CliState, system: str) -> None:
     """One authenticated call to SYSTEM; on failure, the vendor's own error text (exit 1)."""
