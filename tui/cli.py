@@ -90,6 +90,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "own error text, pipeline status."),
     "sync": ("tui.commands.sync", "Sync the project's requirements (-> epics/features) and tasks (-> "
              "stories/issues) into SYSTEM."),
+    "tune": ("tui.commands.tune", "Fine-tuning: chat datasets from approved run artefacts trained at OpenAI or "
+             "Azure OpenAI, and the local embedder adapted to the team's code."),
 }
 
 

@@ -18,6 +18,7 @@ from core.engine.auditops import AuditService
 from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
+from core.finetune.service import ProviderTuning
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
 from core.integrations.inbound import InboundService
@@ -61,6 +62,8 @@ class Engine:
         self.notifications = Notifications(self.integrations)
         self.runner.bus.taps.append(self.notifications.tap)
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
+        # -- provider fine-tuning (issue 19): datasets from approved artefacts, jobs at OpenAI / Azure OpenAI
+        self.tune_provider = ProviderTuning(self.runner, self.jobs, self.usage, self.providers, self.runs)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""
