@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.engine.helpers import Home, poll
-from tests.fakes.finetune_server import FineTuneFake
+from tests.fakes.finetune_server import DEFAULT_SCRIPT, INVALID_FILE, FineTuneFake
 from tests.fakes.threaded import threaded
 from tests.providers.test_cli_providers import _shim_path
 from tests.runs.helpers import script, start, wait, write_json
@@ -25,14 +25,31 @@ WORKFLOWS: dict[str, Any] = {"tuned": {
 ANSWER = "diff --git a/app.py b/app.py\n+print('hello')"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fake() -> Iterator[FineTuneFake]:
     with threaded(lambda: FineTuneFake(KEY)) as f:
         yield f
 
 
 @pytest.fixture
-def thome(monkeypatch: pytest.MonkeyPatch, fake: FineTuneFake, tmp_path: Path) -> Iterator[Home]:
+def vendor(fake: FineTuneFake) -> FineTuneFake:
+    """The module's fake, reset for one test."""
+    fake.script = list(DEFAULT_SCRIPT)
+    fake.failure = dict(INVALID_FILE)
+    fake.faults.clear()
+    fake.requests.clear()
+    return fake
+
+
+@pytest.fixture(scope="module")
+def thome(fake: FineTuneFake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
+    """One engine for the module (tests use their own tenants): starting one and running ten approved
+    runs is most of a test's time."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield from _home(mp, fake, tmp_path_factory.mktemp("ft"))
+
+
+def _home(monkeypatch: pytest.MonkeyPatch, fake: FineTuneFake, tmp_path: Path) -> Iterator[Home]:
     monkeypatch.setenv("MUSUBI_TEST_RUNS", "1")  # test workflows and the scripted provider for the runs
     shim = _shim_path(tmp_path / "shim")  # the provider entry points until the venv is reinstalled
     if shim:
