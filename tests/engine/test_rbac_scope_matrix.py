@@ -320,6 +320,16 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
                                             ok=(400, 401, 404))],
     ("POST", "/v1/inbound/gitlab"): [Variant("engine", None, req("POST", "/v1/inbound/gitlab", {"body": "{}"}),
                                              ok=(400, 401, 404))],
+    # -- provider fine-tuning (issue 19): no approved runs here, so a let-through build is too_few_examples (400);
+    # no dataset or job exists, so a let-through submit, show or cancel is a 404
+    ("POST", "/v1/tune/datasets"): [Variant("project", "runs.start", req(
+        "POST", "/v1/tune/datasets", {"base_model": "gpt-4.1-mini"}), ok=(400,))],
+    ("POST", "/v1/tune/jobs"): [Variant("tenant", "quotas.manage", req(
+        "POST", "/v1/tune/jobs", {"dataset": "d-000000000000", "provider": "openai"}), ok=(404,))],
+    ("GET", "/v1/tune/jobs"): [Variant("member", None, req("GET", "/v1/tune/jobs"))],
+    ("GET", "/v1/tune/jobs/{id}"): [Variant("member", None, req("GET", "/v1/tune/jobs/t-000000000000"), ok=(404,))],
+    ("POST", "/v1/tune/jobs/{id}/cancel"): [Variant("member", None, req(
+        "POST", "/v1/tune/jobs/t-000000000000/cancel"), ok=(404,))],
 }
 
 

@@ -7,7 +7,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.finetune.dataset import MIN_EXAMPLES, build_examples, count_tokens, to_jsonl, validate_example, validate_jsonl
+from core.finetune.dataset import (
+    MIN_EXAMPLES,
+    build_examples,
+    count_tokens,
+    to_jsonl,
+    validate_example,
+    validate_jsonl,
+)
 from core.finetune.prices import TRAINING, training_cost_micros
 from core.finetune.records import TuneJob
 from core.finetune.register import model_entry

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.engine.helpers import Home, poll
 from tests.fakes.finetune_server import FineTuneFake
-from tests.finetune.helpers import (  # noqa: F401  (fixtures)
+from tests.finetune.helpers import (
     ANSWER,
     KEY,
     approved_runs,
-    fake,
     features,
-    thome,
     tune_job,
-    vendor,
     wait_tune,
 )
 
@@ -61,7 +59,7 @@ def test_dataset_success_registers_the_model_with_prices_and_lifecycle(thome: Ho
     assert (d["examples"], d["epochs"], d["base_model"]) == (10, 3, "gpt-4.1-mini")
     assert d["trained_tokens"] == d["tokens"] * 3 and d["skipped"] == {}
     assert d["scrubbed"] == {"email": 2, "api_key": 2}  # system (the rendered feature) and user each
-    lines = [json.loads(x) for x in open(d["path"], encoding="utf-8").read().splitlines()]
+    lines = [json.loads(x) for x in Path(d["path"]).read_text(encoding="utf-8").splitlines()]
     assert lines[0] == {"messages": [
         {"role": "system", "content": "You are the coder. Write the change for: add --json for [email]; our key is "
                                       "[secret]"},
@@ -75,7 +73,7 @@ def test_dataset_success_registers_the_model_with_prices_and_lifecycle(thome: Ho
     assert done["state"] == "succeeded", done
     vendor_job = vendor.jobs[done["vendor_job_id"]]
     assert vendor_job["hyperparameters"] == {"n_epochs": 3} and vendor_job["model"] == "gpt-4.1-mini"
-    assert vendor.contents[done["file_id"]] == open(d["path"], "rb").read()  # the file as built, byte for byte
+    assert vendor.contents[done["file_id"]] == Path(d["path"]).read_bytes()  # the file as built, byte for byte
     model = done["registered_model"]
     assert model == f"openai/{vendor_job['fine_tuned_model']}" and ":team:" in model
     assert done["trained_tokens"] == 4_242 and done["cost_usd"] == "0.021210"  # 4,242 x $5.00 / 1M
