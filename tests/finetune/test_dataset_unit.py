@@ -148,3 +148,24 @@ def test_the_registered_entry_takes_the_fine_tuned_prices_and_the_base_lifecycle
     assert spec.input_per_mtok == Decimal("0.80") and spec.output_per_mtok == Decimal("3.20")
     assert (spec.retires_on, spec.deprecated_on, spec.status) == (base.retires_on, base.deprecated_on, base.status)
     assert spec.replacement == base.id and "ftjob-1" in (spec.lifecycle_source or "")
+
+
+def test_the_vendors_own_examples_pass() -> None:
+    # OpenAI's fine-tuning guide's chat example line (as quoted at
+    # https://gptteams.ai/developer/rest-How-to-POST-a-fine-tuning-job-to-OpenAI-API-using-the-correct-file-format)
+    line = ('{"messages": [{"role": "system", "content": "Marv is a factual chatbot that is also sarcastic."}, '
+            '{"role": "user", "content": "What\'s the capital of France?"}, '
+            '{"role": "assistant", "content": "Paris, as if everyone doesn\'t know that already."}]}')
+    assert validate_jsonl(line) == (1, [])
+    for m in json.loads(line)["messages"]:
+        assert scrub(m["content"]) == (m["content"], scrub("")[1])  # nothing in it looks like a secret
+    # A fine_tuning.job as the SDK types it (fields of openai.FineTuning.Jobs.FineTuningJob), failed.
+    from connectors.llm.finetune import _job
+
+    job = _job({"object": "fine_tuning.job", "id": "ftjob-abc123", "model": "gpt-4o-mini-2024-07-18",
+                "created_at": 1721764800, "finished_at": 1721765400, "fine_tuned_model": None,
+                "organization_id": "org-123", "result_files": [], "status": "failed", "validation_file": None,
+                "training_file": "file-abc123", "trained_tokens": None, "hyperparameters": {"n_epochs": 3},
+                "error": {"code": "invalid_training_file", "message": "bad", "param": "training_file"}, "seed": 1})
+    assert (job.status, job.fine_tuned_model, job.error) == (
+        "failed", None, {"code": "invalid_training_file", "message": "bad", "param": "training_file"})

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.api.tune import TuneDataset, TuneJob, TuneJobs
 from tests.engine.helpers import Home, poll
+from tests.engine.test_api_models import _exactly
 from tests.fakes.finetune_server import FineTuneFake
 from tests.finetune.helpers import (
     ANSWER,
@@ -92,6 +94,12 @@ def test_dataset_success_registers_the_model_with_prices_and_lifecycle(thome: Ho
     assert model not in {m["id"] for m in theirs["models"]}  # registered for this tenant only
 
     poll(lambda: ("tune.register", "success") in _actions(h, t, f"tune:{j['id']}"))  # committed with the state
+    _exactly(d, TuneDataset)  # the answers have their documented shapes, no key more
+    _exactly(j, TuneJob)
+    shown = h.raw("GET", f"/v1/tune/jobs/{j['id']}", tenant=t)[1]
+    _exactly(shown, TuneJobs)
+    _exactly(h.raw("GET", "/v1/tune/jobs", tenant=t)[1], TuneJobs)
+    _exactly(shown["jobs"][0], TuneJob)
     assert _actions(h, t, f"tune:{j['id']}") == [
         ("tune.submit", "success"), ("tune.upload", "success"), ("tune.create", "success"),
         *[("tune.status", "success")] * 3, ("tune.register", "success")]
@@ -190,3 +198,18 @@ def test_azure_job_goes_to_the_azure_routes(thome: Home, vendor: FineTuneFake) -
     assert all(r.query.get("api-version") and r.headers.get("api-key") == KEY for r in vendor.requests)
     assert vendor.jobs[done["vendor_job_id"]]["model"] == "gpt-4.1-mini"
     assert done["registered_model"].startswith("azure/ft:gpt-4.1-mini")
+
+
+def test_kill_9_while_polling_resumes_the_same_vendor_job(thome: Home, vendor: FineTuneFake) -> None:
+    h = thome
+    t = _tenant(h)
+    vendor.script = ["validating_files", "running"]  # runs until the test lets it finish
+    j = _submit(h, t, _dataset(h, t)["id"])
+    poll(lambda: tune_job(h, t, j["id"])["vendor_status"] == "running")
+    h.kill9()
+    vendor.script = ["validating_files", "running", "succeeded"]
+    h.start()  # the interrupted engine job resumes from the row: the vendor's ids were committed
+    done = wait_tune(h, t, j["id"], "succeeded", "failed", "cancelled")
+    assert done["state"] == "succeeded", done
+    assert vendor.count("POST", "/files") == 1 and vendor.count("POST", "/fine_tuning/jobs") == 1
+    assert done["registered_model"] == f"openai/{vendor.jobs[done['vendor_job_id']]['fine_tuned_model']}"
