@@ -38,6 +38,7 @@ def vendor(fake: FineTuneFake) -> FineTuneFake:
     fake.failure = dict(INVALID_FILE)
     fake.faults.clear()
     fake.requests.clear()
+    fake.api_key = KEY
     return fake
 
 

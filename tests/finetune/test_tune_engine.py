@@ -213,3 +213,18 @@ def test_kill_9_while_polling_resumes_the_same_vendor_job(thome: Home, vendor: F
     assert done["state"] == "succeeded", done
     assert vendor.count("POST", "/files") == 1 and vendor.count("POST", "/fine_tuning/jobs") == 1
     assert done["registered_model"] == f"openai/{vendor.jobs[done['vendor_job_id']]['fine_tuned_model']}"
+
+
+def test_a_refused_key_fails_the_job_and_is_never_logged(thome: Home, vendor: FineTuneFake) -> None:
+    h = thome
+    t = _tenant(h)
+    d = _dataset(h, t)
+    vendor.api_key = "sk-the-vendor-expects-another-key"  # so the engine's key is refused with OpenAI's 401
+    j = _submit(h, t, d["id"])
+    done = wait_tune(h, t, j["id"], "succeeded", "failed", "cancelled")
+    assert done["state"] == "failed" and done["file_id"] is None and done["vendor_job_id"] is None
+    assert done["error"]["code"] == "invalid_api_key" and "Incorrect API key provided" in done["error"]["message"]
+    poll(lambda: ("tune.fail", "error") in _actions(h, t, f"tune:{j['id']}"))
+    log = h.paths.engine_log.read_text(encoding="utf-8", errors="replace")
+    for text in (log, json.dumps(h.audit(t)), json.dumps(done)):
+        assert KEY not in text and KEY[-8:] not in text
