@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 KIND = "tune.provider"
 POLL_MS = 30_000
+EVENTS_TIMEOUT_S = 10.0
 TRANSIENT = frozenset({"rate_limited", "upstream", "connection", "timeout"})
 
 
@@ -255,10 +256,12 @@ class ProviderTuning:
         events: list[dict[str, Any]] = []
         note = None
         if rec.vendor_job_id:
-            try:
-                events = await self._client(rec).events(rec.vendor_job_id)
+            try:  # a status answer must not hang on a slow vendor: the job's own row is the answer
+                events = await asyncio.wait_for(self._client(rec).events(rec.vendor_job_id), EVENTS_TIMEOUT_S)
             except FineTuneError as err:
                 note = f"the provider's events could not be read: {err.message}"
+            except TimeoutError:
+                note = f"the provider did not list the job's events within {EVENTS_TIMEOUT_S:g} s"
         return {"jobs": [rec.as_json()], "events": events, "events_note": note}
 
     async def cancel(self, ctx: Caller, id: str) -> dict[str, Any]:
