@@ -208,7 +208,11 @@ class ProviderTuning:
             raise BadRequest(f"dataset {dataset} is priced for {spec.id}, a model of provider {spec.provider}, not "
                              f"{provider}; build a dataset for a {provider} model (--base-model).", field="provider")
         slot = self._provider(provider)
-        content = await asyncio.to_thread(Path(d.path).read_bytes)
+        try:
+            content = await asyncio.to_thread(Path(d.path).read_bytes)
+        except OSError as exc:
+            raise VerificationFailed(f"the file of dataset {dataset} ({d.path}) cannot be read ({exc.strerror}); "
+                                     "build the dataset again.", dataset=dataset) from None
         if hashlib.sha256(content).hexdigest() != d.sha256:
             raise VerificationFailed(f"the file of dataset {dataset} ({d.path}) changed since it was built; build "
                                      "the dataset again.", dataset=dataset)
@@ -336,7 +340,11 @@ class ProviderTuning:
         d = self.datasets[rec.dataset_id]
         if rec.file_id is None:
             await self._save(rec, state="uploading")
-            content = await asyncio.to_thread(Path(d.path).read_bytes)
+            try:
+                content = await asyncio.to_thread(Path(d.path).read_bytes)
+            except OSError as exc:
+                raise FineTuneError(f"the file of dataset {d.dataset_id} cannot be read ({exc.strerror}); nothing "
+                                    "was uploaded", kind="verification") from None
             if hashlib.sha256(content).hexdigest() != d.sha256:
                 raise FineTuneError(f"the file of dataset {d.dataset_id} changed since it was built; nothing was "
                                     "uploaded", kind="verification")

@@ -139,6 +139,14 @@ def test_refusals_change_nothing(thome: Home, vendor: FineTuneFake) -> None:
     assert status == 400 and "not azure" in body["error"]["message"], body
     status, body = h.raw("POST", "/v1/tune/jobs", {"dataset": "d-000000000000", "provider": "openai"}, tenant=t)
     assert status == 404, body
+    _quota(h, t, 10**9)
+    Path(d["path"]).write_text("{}\n", encoding="utf-8")  # changed since it was built
+    status, body = h.raw("POST", "/v1/tune/jobs", {"dataset": d["id"], "provider": "openai"}, tenant=t)
+    assert status == 200 and body["error"]["code"] == "verification_failed" and "changed" in body["error"]["message"]
+    Path(d["path"]).unlink()
+    status, body = h.raw("POST", "/v1/tune/jobs", {"dataset": d["id"], "provider": "openai"}, tenant=t)
+    assert body["error"]["code"] == "verification_failed" and "cannot be read" in body["error"]["message"], body
+    assert h.raw("GET", "/v1/tune/jobs", tenant=t)[1] == {"jobs": []} and vendor.requests == []
 
 
 def test_a_failed_job_reports_the_vendor_error(thome: Home, vendor: FineTuneFake) -> None:
