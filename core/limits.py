@@ -89,6 +89,10 @@ MAX_PATH_LEN = 4_096
 MAX_DEPTH = 32  # nesting of a request body
 
 # Every numeric field of every write route, for docs/api.md#ranges (tests/docs checks it).
+# -- provider fine-tuning (issue 19) --
+TUNE_EPOCHS = Range(1, 50, "epochs")  # OpenAI's n_epochs bounds
+TUNE_POLL_MS = Range(50, 3_600_000, "milliseconds")  # how often the engine asks the vendor about a job
+
 FIELDS: dict[str, Range] = {
     "input_tokens": TOKENS,
     "output_tokens": TOKENS,
@@ -109,6 +113,9 @@ FIELDS: dict[str, Range] = {
     "budget_usd": RUN_BUDGET_COST,
     "max_turns, max_step_turns": RUN_TURNS,
     "gate_timeout_s": GATE_TIMEOUT_S,
+    # provider fine-tuning (issue 19)
+    "epochs": TUNE_EPOCHS,
+    "poll_ms": TUNE_POLL_MS,
 }
 
 

@@ -93,6 +93,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # -- tutorials (issue 18) --
     "tutorial": ("tui.commands.tutorial", "Interactive tutorials in a throw-away sandbox: list them with your "
                  "progress, start or resume one, have the engine check a step, reset."),
+    "tune": ("tui.commands.tune", "Fine-tuning: chat datasets from approved run artefacts trained at OpenAI or "
+             "Azure OpenAI, and the local embedder adapted to the team's code."),
 }
 
 

@@ -84,6 +84,12 @@ class OpenAIProvider(HttpChatProvider):
                                  state.request_id) from None
         return texts
 
+    def finetune_client(self) -> Any:
+        """The files and fine-tuning API of this provider (connectors/llm/finetune.py; issue 19)."""
+        from connectors.llm.finetune import FineTuneClient
+
+        return FineTuneClient(self)
+
 
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any server speaking OpenAI's chat completions: Ollama (``/v1``), vLLM, LM Studio."""

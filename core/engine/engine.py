@@ -19,6 +19,7 @@ from core.engine.runner import OpRunner
 from core.engine.tenancy import TenancyService
 from core.engine.tutorials import TutorialService
 from core.engine.usage import UsageService
+from core.finetune.service import ProviderTuning
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
 from core.integrations.inbound import InboundService
@@ -66,6 +67,8 @@ class Engine:
         self.tutorials = TutorialService(self.runner, self.tenancy)  # tutorials (issue 18)
         self.runs.sandbox_provider = self.tutorials.replay_for  # a sandbox's runs: the labelled replay provider
         self.tutorials.latest_run = self._latest_run  # the {run} placeholder of tutorial steps
+        # -- provider fine-tuning (issue 19): datasets from approved artefacts, jobs at OpenAI / Azure OpenAI
+        self.tune_provider = ProviderTuning(self.runner, self.jobs, self.usage, self.providers, self.runs)
 
     def _latest_run(self, tenant: str) -> str | None:
         """The id of ``tenant``'s newest run (tutorials: the ``{run}`` placeholder), None when it has none."""

@@ -32,6 +32,7 @@ from core.engine import (
     routes_sessions,
     routes_trace,
     routes_tutorials,
+    routes_tune_provider,
 )
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
@@ -45,6 +46,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     routes_sessions.ROUTES,
     routes_integrations.ROUTES,  # integrations (issue 17)
     routes_tutorials.ROUTES,  # tutorials (issue 18)
+    routes_tune_provider.ROUTES,  # provider fine-tuning (issue 19)
 )
 
 

@@ -667,6 +667,11 @@ class DuckDBStorage:
         out["run_log"] = self._dicts("SELECT run_id, max(n) AS n FROM run_log GROUP BY run_id")
         return out
 
+    def provider_tune_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the provider fine-tuning tables (migration 009; core/finetune/service.py)."""
+        return {t: self._dicts(f"SELECT * FROM {t} ORDER BY created_at")
+                for t in ("provider_tune_datasets", "provider_tune_jobs")}
+
     def run_log(self, run_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         """Lines of one run's log after line ``after``, oldest first."""
         return self._dicts("SELECT n, ts, step_path, kind, text FROM run_log WHERE run_id = ? AND n > ? "

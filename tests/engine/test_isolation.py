@@ -153,6 +153,12 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/tutorials/{id}/complete"): ("/v1/tutorials/team/complete", {"step": "tenant"}),
     ("POST", "/v1/tutorials/{id}/skip"): ("/v1/tutorials/team/skip", {"step": "verify"}),
     ("POST", "/v1/tutorials/{id}/reset"): ("/v1/tutorials/team/reset", {}),
+    # provider fine-tuning (issue 19)
+    ("POST", "/v1/tune/datasets"): ("/v1/tune/datasets", {"base_model": "gpt-4.1-mini"}),
+    ("POST", "/v1/tune/jobs"): ("/v1/tune/jobs", {"dataset": "d-000000000000", "provider": "openai"}),
+    ("GET", "/v1/tune/jobs"): ("/v1/tune/jobs", None),
+    ("GET", "/v1/tune/jobs/{id}"): ("/v1/tune/jobs/t-000000000000", None),
+    ("POST", "/v1/tune/jobs/{id}/cancel"): ("/v1/tune/jobs/t-000000000000/cancel", {}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -332,6 +332,16 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("POST", "/v1/tutorials/{id}/skip"): [Variant("open", None, req(
         "POST", "/v1/tutorials/team/skip", {"step": "verify"}), ok=(409,))],
     ("POST", "/v1/tutorials/{id}/reset"): [Variant("open", None, req("POST", "/v1/tutorials/team/reset"))],
+    # -- provider fine-tuning (issue 19): no approved runs here, so a let-through build is too_few_examples (400);
+    # no dataset or job exists, so a let-through submit, show or cancel is a 404
+    ("POST", "/v1/tune/datasets"): [Variant("project", "runs.start", req(
+        "POST", "/v1/tune/datasets", {"base_model": "gpt-4.1-mini"}), ok=(400,))],
+    ("POST", "/v1/tune/jobs"): [Variant("tenant", "quotas.manage", req(
+        "POST", "/v1/tune/jobs", {"dataset": "d-000000000000", "provider": "openai"}), ok=(404,))],
+    ("GET", "/v1/tune/jobs"): [Variant("member", None, req("GET", "/v1/tune/jobs"))],
+    ("GET", "/v1/tune/jobs/{id}"): [Variant("member", None, req("GET", "/v1/tune/jobs/t-000000000000"), ok=(404,))],
+    ("POST", "/v1/tune/jobs/{id}/cancel"): [Variant("member", None, req(
+        "POST", "/v1/tune/jobs/t-000000000000/cancel"), ok=(404,))],
 }
 
 
