@@ -31,8 +31,8 @@ from core.engine import (
     routes_runs,
     routes_sessions,
     routes_trace,
-    routes_tutorials,
     routes_tune_provider,
+    routes_tutorials,
 )
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
