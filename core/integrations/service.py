@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,10 +80,9 @@ class IntegrationService:
         # Syncs write to systems outside the engine; resuming half-way is safe (idempotent), so resumable.
         jobs.register(KIND, self._run_sync, permission="specs.write", check_params=check_sync_params, api=False)
         self.jobs = jobs
-        # One sync per repository at a time (two at once could both create the same item), and
-        # one writer of its links.yml (the file lock passed to the sync's saves).
+        # One sync per repository at a time (two at once could both create the same item); its saves of
+        # links.yml take the trace code's write lock (core.trace.links.write_lock), shared with link decisions.
         self._running: dict[Path, asyncio.Lock] = {}
-        self._file_locks: dict[Path, threading.Lock] = {}
         # Pipeline runs GitLab told the engine about by webhook (core/integrations/inbound.py), in memory:
         # tenant -> ref or sha -> pipeline id -> the latest run.
         self.hook_runs: dict[str, dict[str, dict[str, PipelineRun]]] = {}
@@ -180,6 +178,7 @@ class IntegrationService:
 
     async def _run_sync(self, h: JobHandle) -> dict[str, Any]:
         from core.integrations.sync import sync
+        from core.trace.links import write_lock
 
         p = h.params
         system, tenant = p["system"], h.tenant
@@ -208,7 +207,7 @@ class IntegrationService:
                 report = await sync(conn, root, p["project_key"], dry_run=p["dry_run"], include=tuple(p["include"]),
                                     repo_url=settings.get("repo_url"), resolve=p["resolve"], audit=audit,
                                     progress=progress, after_write=flush,
-                                    lock=self._file_locks.setdefault(root, threading.Lock()))
+                                    lock=write_lock(root))
         finally:
             await flush()
             await conn.close()
