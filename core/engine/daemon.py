@@ -132,6 +132,7 @@ async def serve(paths: HomePaths) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await engine.jobs.start()  # after build_app: route features register their job kinds there
+    await engine.notifications.start()  # notify (issue 17): resume the durable notification queue
     site, ino = await bind_socket(runner, paths)
     log.info("engine %s serving on %s", os.getpid(), paths.socket)
 

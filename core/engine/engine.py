@@ -22,6 +22,7 @@ from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
 from core.integrations.inbound import InboundService
 from core.integrations.notify import Notifications
+from core.integrations.persist import EngineNoticeStore, WebhookState
 from core.integrations.service import IntegrationService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
@@ -58,8 +59,12 @@ class Engine:
         # -- integrations (issue 17): connector settings, connection tests, the sync job kind, pipeline status
         self.integrations = IntegrationService(self.runner, self.jobs)
         # -- notify (issue 17): run/approval/quota/coverage notifications; inbound Slack and GitLab calls
-        self.notifications = Notifications(self.integrations)
+        saved = self.runner.snapshot_integrations  # durable queue and webhook state (migration 010)
+        self.notifications = Notifications(self.integrations,
+                                           EngineNoticeStore(self.runner, saved.get("notify_queue", [])))
         self.runner.bus.taps.append(self.notifications.tap)
+        self.integrations.webhooks = WebhookState(self.runner, saved.get("webhook_deliveries", []),
+                                                  saved.get("webhook_pipelines", []))
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
 
     def operation(self, name: str) -> Callable[..., Any]:

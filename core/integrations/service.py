@@ -34,6 +34,7 @@ from core.integrations.contracts import (
     Tracker,
     error_info,
 )
+from core.integrations.persist import WebhookState
 from core.integrations.store import IntegrationStore, check_pairs, check_system
 
 if TYPE_CHECKING:
@@ -83,9 +84,9 @@ class IntegrationService:
         # One sync per repository at a time (two at once could both create the same item); its saves of
         # links.yml take the trace code's write lock (core.trace.links.write_lock), shared with link decisions.
         self._running: dict[Path, asyncio.Lock] = {}
-        # Pipeline runs GitLab told the engine about by webhook (core/integrations/inbound.py), in memory:
-        # tenant -> ref or sha -> pipeline id -> the latest run.
-        self.hook_runs: dict[str, dict[str, dict[str, PipelineRun]]] = {}
+        # Pipeline runs GitLab told the engine about by webhook (core/integrations/inbound.py) and the deliveries
+        # seen; the engine replaces this with one over its tables (webhook_deliveries, webhook_pipelines).
+        self.webhooks = WebhookState(None)
 
     # -- connectors -------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class IntegrationService:
                              field="system")
         await self.e.run(ctx, "integration.read", f"integration:{system}",
                          lambda: self.e.require(ctx, "specs.read", project=ctx.project, read=True))
-        hooked = dict((self.hook_runs.get(ctx.tenant) or {}).get(ref) or {})
+        hooked = dict((self.webhooks.runs.get(ctx.tenant) or {}).get(ref) or {})
         source = "vendor"
         try:
             runs = await self._live_pipelines(ctx.tenant, system, ref, project_key)
