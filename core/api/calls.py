@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         IntegrationTested,
         Notified,
         PipelineStatus,
+        RunPipeline,
         SyncStarted,
     )
     from core.api.models import (
@@ -640,3 +641,16 @@ def integration_users() -> Call[UserMap]:
 def integration_map_user(name: str, external: str, user: str | None = None) -> Call[UserMap]:
     """Map ``external`` (a Slack user id) to musubi ``user``; no ``user`` removes the mapping."""
     return put(f"/v1/integrations/{path_segment(name)}/users/{path_segment(external)}", user=user)
+
+
+# -- run pipelines (issue 17 gaps; docs/integrations.md#pipelines) ---------------------------------
+
+
+def run_pipeline(id: str) -> Call[RunPipeline]:
+    """The git ref run ``id`` built on and the state of its newest CI pipeline."""
+    return get(f"/v1/runs/{path_segment(id)}/pipeline")
+
+
+def run_pipeline_link(id: str, ref: str, system: str | None = None) -> Call[RunPipeline]:
+    """Show the pipeline of ``ref`` (on ``system``, else the tenant's CI system) for run ``id``."""
+    return put(f"/v1/runs/{path_segment(id)}/pipeline", ref=ref, system=system)

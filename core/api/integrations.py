@@ -134,3 +134,33 @@ class Notified(TypedDict):
     system: str
     target: str
     id: str
+
+
+# -- run pipelines (issue 17 gaps): the CI pipeline of the ref a run built on (docs/integrations.md#pipelines) --
+
+
+class RunPipelinePath(Request):
+    """``GET /v1/runs/{id}/pipeline``: the run's ref and its newest pipeline."""
+
+    id: str
+    CHECKS = {"id": text_check(64, required=True)}
+
+
+class RunPipelineLink(RunPipelinePath):
+    """``PUT /v1/runs/{id}/pipeline``: show the pipeline of ``ref`` (on ``system``) for this run."""
+
+    ref: Any = None
+    system: Any = None
+    CHECKS = {"id": text_check(64, required=True), "ref": text_check(MAX_REF, required=True),
+              "system": text_check(MAX_SYSTEM)}
+
+
+class RunPipeline(TypedDict):
+    run: str
+    state: str  # not_configured | no_ref | no_pipeline | running | passed | failed | canceled | unknown | error
+    system: str | None
+    ref: str | None
+    sha: str | None
+    source: str | None  # git (read at the run's start) | user (linked)
+    pipeline: PipelineRunRow | None
+    message: str

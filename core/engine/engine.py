@@ -23,6 +23,7 @@ from core.identity.sessions import SessionService
 from core.integrations.inbound import InboundService
 from core.integrations.notify import Notifications
 from core.integrations.persist import EngineNoticeStore, WebhookState
+from core.integrations.runpipe import RunPipelines
 from core.integrations.service import IntegrationService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
@@ -66,6 +67,9 @@ class Engine:
         self.integrations.webhooks = WebhookState(self.runner, saved.get("webhook_deliveries", []),
                                                   saved.get("webhook_pipelines", []))
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
+        # -- run pipelines (issue 17 gaps): the git ref each run built on and its CI pipeline (Dashboard)
+        self.run_pipelines = RunPipelines(self.runner, self.integrations, self.runs, saved.get("run_refs", []))
+        self.runner.bus.taps.append(self.run_pipelines.tap)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

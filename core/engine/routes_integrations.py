@@ -67,6 +67,17 @@ class IntegrationRoutes:
         return json_response(await self.api.e.inbound.map_user(c, req.system, req.external, req.user))
 
 
+    # -- run pipelines (issue 17 gaps): the CI pipeline of the ref a run built on --
+
+    async def run_pipeline(self, request: web.Request, req: i.RunPipelinePath) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.run_pipelines.show(c, req.id))
+
+    async def run_pipeline_link(self, request: web.Request, req: i.RunPipelineLink) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.run_pipelines.link(c, req.id, req.ref, req.system))
+
+
 R = IntegrationRoutes
 MANAGE = "integrations.manage"
 ROUTES: tuple[Route, ...] = (
@@ -90,4 +101,9 @@ ROUTES: tuple[Route, ...] = (
           ib.UserMap, handler=R.map_user, feature=R),
     Route("POST", "/v1/sync/{system}", "job.start", "specs.write", i.SyncStart, i.SyncStarted, status=202,
           handler=R.sync, feature=R),
+    # -- run pipelines (issue 17 gaps)
+    Route("GET", "/v1/runs/{id}/pipeline", "run.pipeline", "member", i.RunPipelinePath, i.RunPipeline,
+          handler=R.run_pipeline, feature=R),
+    Route("PUT", "/v1/runs/{id}/pipeline", "run.pipeline.link", "member", i.RunPipelineLink, i.RunPipeline,
+          handler=R.run_pipeline_link, feature=R),
 )

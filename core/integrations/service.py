@@ -222,18 +222,27 @@ class IntegrationService:
                              field="system")
         await self.e.run(ctx, "integration.read", f"integration:{system}",
                          lambda: self.e.require(ctx, "specs.read", project=ctx.project, read=True))
-        hooked = dict((self.webhooks.runs.get(ctx.tenant) or {}).get(ref) or {})
+        runs, source = await self._pipeline_runs(ctx.tenant, system, ref, project_key)
+        return {"system": system, "ref": ref, "source": source, "runs": [vars(r) for r in runs]}
+
+    async def pipeline_runs(self, tenant: str, system: str, ref: str) -> list[PipelineRun]:
+        """CI runs of ``ref`` (newest first), the vendor's answer plus what its webhooks said; no permission check."""
+        return (await self._pipeline_runs(tenant, system, ref, None))[0]
+
+    async def _pipeline_runs(self, tenant: str, system: str, ref: str,
+                             project_key: str | None) -> tuple[list[PipelineRun], str]:
+        hooked = dict((self.webhooks.runs.get(tenant) or {}).get(ref) or {})
         source = "vendor"
         try:
-            runs = await self._live_pipelines(ctx.tenant, system, ref, project_key)
+            runs = await self._live_pipelines(tenant, system, ref, project_key)
         except MusubiError:
             if not hooked:
                 raise
             runs, source = [], "webhook"  # the vendor is unreachable: what its webhooks last said
         merged = {r.id: r for r in runs}
-        for rid, r in hooked.items():
+        for rid, r in sorted(hooked.items(), key=lambda kv: -int(kv[0]) if kv[0].isdigit() else 0):
             merged.setdefault(rid, r)  # the live answer is fresher; a webhook adds runs it did not list
-        return {"system": system, "ref": ref, "source": source, "runs": [vars(r) for r in merged.values()]}
+        return list(merged.values()), source
 
     async def _live_pipelines(self, tenant: str, system: str, ref: str, project_key: str | None) -> list[PipelineRun]:
         conn = self.connector(tenant, system)

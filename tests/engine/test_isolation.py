@@ -144,6 +144,9 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
                                                           "tenant": "{b}"}),
     ("POST", "/v1/sso/verify"): ("/v1/sso/verify", {"provider": "corp", "id_token": "a.b.c", "nonce": "n"}),
+    # -- run pipelines (issue 17 gaps): the CI pipeline of a run's git ref
+    ("GET", "/v1/runs/{id}/pipeline"): ("/v1/runs/r-000000000000/pipeline", None),
+    ("PUT", "/v1/runs/{id}/pipeline"): ("/v1/runs/r-000000000000/pipeline", {"ref": "main"}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

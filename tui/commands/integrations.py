@@ -1,4 +1,4 @@
-"""``musubi integrations list|set|test|pipeline``: connector settings per tenant (docs/integrations.md).
+"""``musubi integrations ...``: connector settings per tenant, pipelines, Entra sign-in (docs/integrations.md).
 
 Secrets (tokens, webhook URLs, signing secrets) are never arguments: ``--secret NAME`` reads
 the value from stdin (one line per name, or a hidden prompt on a terminal), so it stays out
@@ -158,3 +158,38 @@ def map_user(state: CliState, system: str, external: str, user: str | None, remo
 def users(state: CliState) -> None:
     """The tenant's Slack user → musubi user mapping."""
     emit(state, state.client().call(calls.integration_users()), _users_table)
+
+
+# -- run pipelines (issue 17 gaps): the CI pipeline of the ref a run built on -------------------------
+
+
+def _run_pipeline_text(d: Any) -> None:
+    where = f"{d['system'] or '-'} {d['ref'] or '(no ref)'}" + (f" @ {d['sha'][:12]}" if d.get("sha") else "")
+    line(f"run {d['run']}: {d['state']} ({where}, {d['source'] or 'nothing recorded'})")
+    if d["pipeline"]:
+        line(f"  {d['pipeline']['name'] or 'pipeline'} {d['pipeline']['id']}: {d['pipeline']['vendor_status']}  "
+             f"{d['pipeline']['url']}")
+    elif d["message"]:
+        line(f"  {d['message']}")
+
+
+@cli_group.command("run-pipeline", epilog=example("musubi integrations run-pipeline r-0123456789ab",
+                                                  "musubi integrations run-pipeline r-0123456789ab --json"))
+@click.argument("run_id", metavar="RUN")
+@pass_state
+def run_pipeline(state: CliState, run_id: str) -> None:
+    """The git ref RUN built on and its newest CI pipeline: not_configured, no_ref, no_pipeline, running,
+    passed, failed, canceled or error (the vendor's text)."""
+    emit(state, state.client().call(calls.run_pipeline(run_id)), _run_pipeline_text)
+
+
+@cli_group.command("link-run", epilog=example("musubi integrations link-run r-0123456789ab feature/login",
+                                              "musubi integrations link-run r-0123456789ab main --system github"))
+@click.argument("run_id", metavar="RUN")
+@click.argument("ref")
+@click.option("--system", type=click.Choice(("gitlab", "github", "ado")),
+              help="The CI system (default: the tenant's configured one).")
+@pass_state
+def link_run(state: CliState, run_id: str, ref: str, system: str | None) -> None:
+    """Show the pipeline of REF (a branch, tag or commit) for RUN instead of the ref it started on."""
+    emit(state, state.client().call(calls.run_pipeline_link(run_id, ref, system)), _run_pipeline_text)
