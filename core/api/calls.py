@@ -27,6 +27,7 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from core.api.inbound import GitLabAccepted, SlackAnswer, UserMap  # notify (issue 17)
     from core.api.integrations import (  # integrations (issue 17)
+        EntraLogin,
         Integrations,
         IntegrationSaved,
         IntegrationTested,
@@ -654,3 +655,13 @@ def run_pipeline(id: str) -> Call[RunPipeline]:
 def run_pipeline_link(id: str, ref: str, system: str | None = None) -> Call[RunPipeline]:
     """Show the pipeline of ``ref`` (on ``system``, else the tenant's CI system) for run ``id``."""
     return put(f"/v1/runs/{path_segment(id)}/pipeline", ref=ref, system=system)
+
+
+def integration_login(name: str) -> Call[EntraLogin]:
+    """Start the Entra device-code sign-in of ``name`` (teams, ado): answers the code and the address."""
+    return post(f"/v1/integrations/{path_segment(name)}/login")
+
+
+def integration_login_status(name: str) -> Call[EntraLogin]:
+    """How the last Entra sign-in of ``name`` went (pending, signed_in, failed) or none."""
+    return get(f"/v1/integrations/{path_segment(name)}/login")

@@ -164,3 +164,17 @@ class RunPipeline(TypedDict):
     source: str | None  # git (read at the run's start) | user (linked)
     pipeline: PipelineRunRow | None
     message: str
+
+
+# -- Entra sign-in (issue 17 gaps): delegated tokens for Teams (Graph) and Azure DevOps by device flow --
+
+
+class EntraLogin(TypedDict):
+    system: str
+    state: str  # pending | signed_in | failed | none
+    user_code: str | None  # enter it at verification_uri (pending)
+    verification_uri: str | None
+    message: str | None  # Entra's own instruction, code and address included
+    expires_at: str | None
+    account: str | None  # who signed in
+    error: str | None  # Entra's words when it failed

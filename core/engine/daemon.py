@@ -176,6 +176,7 @@ async def serve(paths: HomePaths) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(engine.notifications.idle(), 3)
     await engine.notifications.close()
+    await engine.entra_logins.close()  # issue 17 gaps: end pending Entra device-flow polls
     await engine.providers.aclose()  # the providers' pooled HTTP sessions
     await ops.committer.close()
     storage.close()

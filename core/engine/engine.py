@@ -20,6 +20,7 @@ from core.engine.tenancy import TenancyService
 from core.engine.usage import UsageService
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
+from core.integrations.entralogin import EntraLogins
 from core.integrations.inbound import InboundService
 from core.integrations.notify import Notifications
 from core.integrations.persist import EngineNoticeStore, WebhookState
@@ -70,6 +71,7 @@ class Engine:
         # -- run pipelines (issue 17 gaps): the git ref each run built on and its CI pipeline (Dashboard)
         self.run_pipelines = RunPipelines(self.runner, self.integrations, self.runs, saved.get("run_refs", []))
         self.runner.bus.taps.append(self.run_pipelines.tap)
+        self.entra_logins = EntraLogins(self.runner, self.integrations)  # Teams/ADO delegated tokens (device flow)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

@@ -77,6 +77,16 @@ class IntegrationRoutes:
         c = await self.api.ctx(request)
         return json_response(await self.api.e.run_pipelines.link(c, req.id, req.ref, req.system))
 
+    # -- Entra sign-in (issue 17 gaps): msal device flow for Teams (Graph) and Azure DevOps --
+
+    async def login(self, request: web.Request, req: i.SystemPath) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.entra_logins.start(c, req.system), 202)
+
+    async def login_status(self, request: web.Request, req: i.SystemPath) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.entra_logins.status(c, req.system))
+
 
 R = IntegrationRoutes
 MANAGE = "integrations.manage"
@@ -106,4 +116,9 @@ ROUTES: tuple[Route, ...] = (
           handler=R.run_pipeline, feature=R),
     Route("PUT", "/v1/runs/{id}/pipeline", "run.pipeline.link", "member", i.RunPipelineLink, i.RunPipeline,
           handler=R.run_pipeline_link, feature=R),
+    # -- Entra sign-in (issue 17 gaps)
+    Route("POST", "/v1/integrations/{system}/login", "integration.login", MANAGE, i.SystemPath, i.EntraLogin,
+          status=202, body=False, handler=R.login, feature=R),
+    Route("GET", "/v1/integrations/{system}/login", "integration.login", MANAGE, i.SystemPath, i.EntraLogin,
+          handler=R.login_status, feature=R),
 )

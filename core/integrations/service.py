@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import BadRequest, MusubiError, NotFound
-from core.integrations import registry
+from core.integrations import entra, registry
 from core.integrations.contracts import (
     KINDS,
     NOTIFIERS,
@@ -90,7 +90,8 @@ class IntegrationService:
 
     # -- connectors -------------------------------------------------------------------------
 
-    def connector(self, tenant: str, system: str) -> Connector:
+    def connector(self, tenant: str, system: str, entra_token: str | None = None) -> Connector:
+        """``system``'s connector for ``tenant``; ``entra_token``: a delegated token from the Entra sign-in."""
         check_system(system)
         settings = self.store.settings(tenant).get(system)
         secrets = self.store.secrets(tenant, system)
@@ -98,7 +99,25 @@ class IntegrationService:
             raise NotFound(f"{system} is not set up for tenant {tenant!r}; set it with "
                            f"`musubi integrations set {system} KEY=VALUE ... --secret token`.",
                            resource=f"integration:{system}")
-        return registry.factory(system)(dict(settings or {}), secrets)
+        settings = dict(settings or {})
+        secrets.pop(entra.CACHE, None)  # the msal cache never reaches a connector
+        if entra_token is not None:  # the Entra sign-in's token, as the connector's own bearer setting
+            secrets["graph_token" if system == "teams" else "token"] = entra_token
+            if system == "ado":
+                settings["auth"] = "bearer"
+        return registry.factory(system)(settings, secrets)
+
+    async def open_connector(self, tenant: str, system: str) -> Connector:
+        """:meth:`connector`, with a fresh delegated token when the system signs in with Entra (``auth=entra``)."""
+        settings = (await asyncio.to_thread(self.store.settings, tenant)).get(system) or {}
+        if system not in entra.SYSTEMS or settings.get("auth") != "entra":
+            return self.connector(tenant, system)
+        es = entra.EntraSettings.of(system, settings)
+        cache = (await asyncio.to_thread(self.store.secrets, tenant, system)).get(entra.CACHE)
+        token, changed = await asyncio.to_thread(entra.token, es, cache)
+        if changed is not None:  # msal refreshed: keep the new refresh token (0600, atomic)
+            await asyncio.to_thread(self.store.update, tenant, system, {}, {entra.CACHE: changed}, [])
+        return self.connector(tenant, system, token)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -122,6 +141,9 @@ class IntegrationService:
             if why:
                 raise BadRequest(why, field="settings")
         hidden = check_pairs(secrets, "secrets")
+        if entra.CACHE in hidden or entra.CACHE in settings:
+            raise BadRequest(f"{entra.CACHE} is kept by the engine; sign in with: musubi integrations login {system}",
+                             field="secrets")
         names = [n for n in unset if isinstance(n, str)]
         await self.e.run(ctx, "integration.set", f"integration:{system}",
                          lambda: self.e.require(ctx, "integrations.manage"))
@@ -137,7 +159,7 @@ class IntegrationService:
         check_system(system)
         await self.e.run(ctx, "integration.test", f"integration:{system}",
                          lambda: self.e.require(ctx, "integrations.manage"))
-        conn = self.connector(ctx.tenant, system)
+        conn = await self.open_connector(ctx.tenant, system)
         try:
             answer = await conn.test()
         except MusubiError as exc:
@@ -185,7 +207,7 @@ class IntegrationService:
         system, tenant = p["system"], h.tenant
         root = self._root(tenant, h.project)
         settings = (self.store.settings(tenant).get(system) or {})
-        conn = self.connector(tenant, system)
+        conn = await self.open_connector(tenant, system)
         if not isinstance(conn, Tracker):
             await conn.close()
             raise BadRequest(f"the {system} connector cannot sync work items.")
@@ -245,7 +267,7 @@ class IntegrationService:
         return list(merged.values()), source
 
     async def _live_pipelines(self, tenant: str, system: str, ref: str, project_key: str | None) -> list[PipelineRun]:
-        conn = self.connector(tenant, system)
+        conn = await self.open_connector(tenant, system)
         try:
             if not isinstance(conn, Pipelines):
                 raise BadRequest(f"the {system} connector does not read pipeline status.")
@@ -271,7 +293,7 @@ class IntegrationService:
         extra = {"title": message.title[:200], **({"event": event, "attempt": attempt} if event else {})}
         conn: Connector | None = None
         try:
-            conn = self.connector(tenant, system)
+            conn = await self.open_connector(tenant, system)
             if not isinstance(conn, Notifier):
                 raise BadRequest(f"the {system} connector does not send messages.")
             sent = await conn.send(message, target)

@@ -33,7 +33,7 @@ def service_for(root: Path, tmp_path: Path, jira: JiraFake) -> IntegrationServic
                                   state=SimpleNamespace(projects={"acme": {"app": {"path": str(root)}}}))
     jobs: Any = SimpleNamespace(register=lambda *a, **k: None)
     svc = IntegrationService(runner, jobs)
-    svc.connector = lambda tenant, system: jira_connector(jira)  # type: ignore[method-assign]
+    svc.connector = lambda tenant, system, *_: jira_connector(jira)  # type: ignore[method-assign]
 
     async def no_audit(*_a: Any, **_k: Any) -> None:
         return None

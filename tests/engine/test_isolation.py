@@ -147,6 +147,9 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     # -- run pipelines (issue 17 gaps): the CI pipeline of a run's git ref
     ("GET", "/v1/runs/{id}/pipeline"): ("/v1/runs/r-000000000000/pipeline", None),
     ("PUT", "/v1/runs/{id}/pipeline"): ("/v1/runs/r-000000000000/pipeline", {"ref": "main"}),
+    # -- Entra sign-in (issue 17 gaps): msal device flow for Teams and Azure DevOps
+    ("POST", "/v1/integrations/{system}/login"): ("/v1/integrations/teams/login", {}),
+    ("GET", "/v1/integrations/{system}/login"): ("/v1/integrations/teams/login", None),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -326,6 +326,11 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
                                                 ok=(404,))],
     ("PUT", "/v1/runs/{id}/pipeline"): [Variant("member", None, req("PUT", "/v1/runs/r-000000000000/pipeline",
                                                                     {"ref": "main"}), ok=(404,))],
+    # -- Entra sign-in (issue 17 gaps): teams has no client_id here, so a let-through start or status is a 400
+    ("POST", "/v1/integrations/{system}/login"): [Variant("tenant", "integrations.manage", req(
+        "POST", "/v1/integrations/teams/login"), ok=(400,))],
+    ("GET", "/v1/integrations/{system}/login"): [Variant("tenant", "integrations.manage", req(
+        "GET", "/v1/integrations/teams/login"), ok=(400,))],
 }
 
 

@@ -8,6 +8,7 @@ answers only their names.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -193,3 +194,56 @@ def run_pipeline(state: CliState, run_id: str) -> None:
 def link_run(state: CliState, run_id: str, ref: str, system: str | None) -> None:
     """Show the pipeline of REF (a branch, tag or commit) for RUN instead of the ref it started on."""
     emit(state, state.client().call(calls.run_pipeline_link(run_id, ref, system)), _run_pipeline_text)
+
+
+# -- Entra sign-in (issue 17 gaps): delegated tokens for Teams (Graph) and Azure DevOps ---------------
+
+
+@cli_group.command("login", epilog=example("musubi integrations login teams", "musubi integrations login ado --json",
+                                           "musubi integrations login teams --no-wait --json"))
+@click.argument("system", type=click.Choice(("teams", "ado")))
+@click.option("--no-wait", is_flag=True, help="Print the code and return; see the outcome with --status.")
+@click.option("--status", "status_only", is_flag=True, help="Only show how the last sign-in went.")
+@pass_state
+def login(state: CliState, system: str, no_wait: bool, status_only: bool) -> None:
+    """Sign the engine in to Entra ID for SYSTEM by device code (works over SSH: open the address anywhere).
+
+    The engine keeps the token cache in the tenant's 0600 secrets file and refreshes it silently.
+    --json prints JSON Lines: the code and address at once, then (unless --no-wait) the outcome.
+    Exits 1 when the sign-in failed or the code expired.
+    """
+    import time
+
+    client = state.client()
+
+    def show(d: Any, human: Any) -> None:  # --json: one compact JSON object per line (JSON Lines)
+        click.echo(json.dumps(d, ensure_ascii=False)) if state.json else human(d)
+
+    if status_only:
+        show(client.call(calls.integration_login_status(system)), _login_text)
+        return
+    started = client.call(calls.integration_login(system))
+    show(started, lambda d: line(d["message"] or f"Open {d['verification_uri']} and enter {d['user_code']}."))
+    if no_wait:
+        return
+    while True:
+        time.sleep(2)
+        now = client.call(calls.integration_login_status(system))
+        if now["state"] != "pending" or now["user_code"] != started["user_code"]:
+            break
+    show(now, _login_text)
+    if now["state"] != "signed_in":
+        raise SystemExit(1)
+
+
+def _login_text(d: Any) -> None:
+    if d["state"] == "signed_in":
+        line(f"{d['system']}: signed in" + (f" as {d['account']}" if d["account"] else "") + "; the engine refreshes "
+             "the token itself.")
+    elif d["state"] == "pending":
+        line(f"{d['system']}: waiting for the code {d['user_code']} at {d['verification_uri']} "
+             f"(until {d['expires_at']}).")
+    elif d["state"] == "failed":
+        line(f"{d['system']}: sign-in failed: {d['error']}")
+    else:
+        line(f"{d['system']}: not signed in; run: musubi integrations login {d['system']}")
