@@ -42,7 +42,7 @@ class ScopedIdp(FakeIdp):
         form = await request.post()
         asked = str(form.get("scope") or self._device_scope)  # a device-code grant names no scope: its code's
         self._scope = " ".join(s for s in asked.split() if s not in ("openid", "profile", "offline_access"))
-        self.scopes_asked.append(f"{form.get('grant_type')}:{self._scope}")
+        self.scopes_asked.append(f"{form.get('grant_type')!s}:{self._scope}")
         return await super().token(request)
 
     async def devicecode(self, request: web.Request) -> web.Response:
@@ -60,7 +60,8 @@ class ScopedIdp(FakeIdp):
 
 @pytest.fixture
 def idp(tmp_path: Path) -> Iterator[ScopedIdp]:
-    with ScopedIdp(tmp_path) as fake:
+    fake = ScopedIdp(tmp_path)
+    with fake:
         yield fake
 
 
@@ -174,3 +175,26 @@ def test_cli_login_prints_the_code_then_the_outcome_as_json_lines(idp: ScopedIdp
         human = cli.ok("integrations", "login", "ado", "--status").out
         assert "signed in as alice@example.com" in human
         assert any(s.startswith("devicecode:") and ADO_SCOPE in s for s in idp.scopes_asked)
+
+
+async def test_the_signed_in_token_reaches_the_ado_connector_as_bearer(idp: ScopedIdp, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from core.integrations.service import IntegrationService
+
+    runner: Any = SimpleNamespace(tenant_dir=lambda t: tmp_path / "home" / t)
+    svc = IntegrationService(runner, SimpleNamespace(register=lambda *a, **k: None))  # type: ignore[arg-type]
+    es = entra.EntraSettings.of("ado", settings(idp))
+    handle, flow = entra.start(es, None)
+    _who, cache = entra.finish(es, handle, flow)
+    svc.store.update("acme", "ado", {"org_url": "https://dev.azure.com/acme", "project": "app", "auth": "entra",
+                                     **settings(idp)}, {entra.CACHE: cache}, [])
+    conn = await svc.open_connector("acme", "ado")
+    try:
+        header = conn.http._headers["Authorization"]  # type: ignore[attr-defined]
+        assert header.startswith("Bearer ") and claims_of(header[7:])["scp"] == ADO_SCOPE
+    finally:
+        await conn.close()
+    svc.store.update("acme", "ado", {}, {}, [entra.CACHE])  # signed out: the connector says how to sign in
+    with pytest.raises(IntegrationError, match="musubi integrations login ado"):
+        await svc.open_connector("acme", "ado")
