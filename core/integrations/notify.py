@@ -155,7 +155,11 @@ class Notifications:
 
     async def start(self) -> None:
         """At engine start: settle what a stop left half-done, then send what is still queued."""
-        await self.store.recover()
+        try:
+            await self.store.recover()
+        except Exception:  # the engine starts anyway; the rows stay as they were for the next start
+            log.exception("could not settle the notification queue at start")
+            return
         pending = self.store.pending()
         if pending:
             log.info("resuming %d queued notification(s)", len(pending))
@@ -186,7 +190,7 @@ class Notifications:
             log.exception("notification tap failed for a %s event", event.get("type"))
 
     def _enqueue(self, notice: Notice) -> None:
-        if self._closed:
+        if self._closed or self.store.known(notice.tenant, notice.key):
             return
         self.store.add(notice.tenant, notice.key, notice.event, notice.message, notice.project, notice.data)
         self._wake(notice.tenant, notice.key)

@@ -90,7 +90,9 @@ class NoticeStore:
 
     def add(self, tenant: str, key: str, event: str, message: Message, project: str | None,
             data: dict[str, Any] | None) -> None:
-        """A new notice, not yet routed (queued for the next group commit)."""
+        """A new notice, not yet routed (queued for the next group commit); one already known is ignored."""
+        if self.known(tenant, key):  # its row exists: a second insert would be refused by the database
+            return
         now = self.now()
         row = {"tenant_id": tenant, "notice_key": key, "system": ROUTE, "event": event, "target": None,
                "project": project, "message": message_json(message), "data": json.dumps(data) if data else None,

@@ -178,3 +178,20 @@ def test_kill9_keeps_gitlab_deliveries_and_pipeline_status(home: Home) -> None:
     status, body = h.raw("GET", "/v1/integrations/gitlab/pipelines?ref=main", tenant=tenant)
     assert status == 200, body
     assert body["source"] == "webhook" and [(r["id"], r["state"]) for r in body["runs"]] == [("77", "success")]
+
+
+def test_a_coverage_fall_seen_again_after_a_start_is_not_queued_twice() -> None:
+    store = NoticeStore()
+    stub = StubIntegrations({"slack": {"events": "coverage_low", "coverage_min": "80"}})
+    for _ in range(2):  # the same fall (same values) after a restart makes the same key
+        n = Notifications(stub, store)  # type: ignore[arg-type]
+
+        async def go(n: Notifications = n) -> None:
+            await n.start()
+            n.coverage("t", "shop", 90.0)
+            n.coverage("t", "shop", 70.0)
+            await n.idle()
+            await n.close()
+
+        asyncio.run(go())
+    assert len(stub.tries) == 1 and len(store.rows) == 1
