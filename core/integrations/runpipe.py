@@ -62,12 +62,12 @@ class RunPipelines:
         self.integrations = integrations
         self.runs = runs
         self.refs: dict[str, dict[str, Any]] = {r["run_id"]: dict(r) for r in rows}
-        self._reading: set[str] = set()
+        self._reading: set[str] = set()  # runs whose ref is being read, or was read once (none found): once per run
 
     # -- recording the ref a run starts on ---------------------------------------------------
 
     def tap(self, tenant: str, event: dict[str, Any]) -> None:
-        """Bus listener: the first time a run in a project is published, read its ref (never waits, never raises)."""
+        """Bus listener: a run in a project first seen queued or running has its ref read (never waits or raises)."""
         try:
             if event.get("type") != "run.state":
                 return
@@ -75,6 +75,10 @@ class RunPipelines:
             rid, project = str(run.get("id") or ""), run.get("project")
             if not rid or not project or rid in self.refs or rid in self._reading:
                 return
+            if run.get("state") not in ("queued", "running"):
+                return  # an ended run seen first now (after a restart): HEAD may have moved since it ran
+            if len(self._reading) > 100_000:  # memory bound; a run seen again is only read again
+                self._reading.clear()
             self._reading.add(rid)
             asyncio.get_running_loop().create_task(self._record_git(tenant, rid, str(project)))
         except Exception:  # a listener must never break the publisher (the run)
@@ -103,8 +107,7 @@ class RunPipelines:
             await self.e.run(None, "run.pipeline.link", f"run:{run_id}", op)
         except Exception:
             log.exception("could not record the git ref of run %s", run_id)
-        finally:
-            self._reading.discard(run_id)
+        # _reading keeps the run: its ref is read once per engine, whatever the outcome
 
     # -- operations --------------------------------------------------------------------------
 
