@@ -30,8 +30,13 @@ def link_next(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-async def link_pages(client: HttpClient, path: str, params: Mapping[str, Any], *, max_items: int,
-                     what: str) -> AsyncIterator[Any]:
+def _with(params: Mapping[str, Any], name: str, cursor: str | None) -> dict[str, Any]:
+    """``params`` plus the cursor under ``name`` (the first page has none)."""
+    return {**params, name: cursor} if cursor else dict(params)
+
+
+def link_pages(client: HttpClient, path: str, params: Mapping[str, Any], *, max_items: int,
+               what: str) -> AsyncIterator[Any]:
     """Items of a JSON-array listing paged by ``Link`` headers."""
 
     async def fetch(cursor: str | None) -> Page[Any, str]:
@@ -41,57 +46,44 @@ async def link_pages(client: HttpClient, path: str, params: Mapping[str, Any], *
             items = []
         return Page(items, link_next(resp.headers) if items else None)
 
-    async for item in paginate(fetch, max_items=max_items, what=what):
-        yield item
+    return paginate(fetch, max_items=max_items, what=what)
 
 
-async def jira_token_pages(client: HttpClient, path: str, body: Mapping[str, Any], *, max_items: int,
-                           what: str) -> AsyncIterator[Any]:
+def jira_token_pages(client: HttpClient, path: str, body: Mapping[str, Any], *, max_items: int,
+                     what: str) -> AsyncIterator[Any]:
     """Issues of Jira's ``POST /search/jql``: ``nextPageToken`` until ``isLast`` (or no token)."""
 
     async def fetch(cursor: str | None) -> Page[Any, str]:
-        payload = dict(body)
-        if cursor:
-            payload["nextPageToken"] = cursor
         # A search changes nothing, so retrying the POST is safe.
-        data = (await client.request("POST", path, json=payload, idempotent=True)).json()
+        data = (await client.request("POST", path, json=_with(body, "nextPageToken", cursor), idempotent=True)).json()
         token = data.get("nextPageToken")
         last = bool(data.get("isLast", not token))
         return Page(list(data.get("issues") or []), None if last or not token else str(token))
 
-    async for item in paginate(fetch, max_items=max_items, what=what):
-        yield item
+    return paginate(fetch, max_items=max_items, what=what)
 
 
-async def ado_continuation_pages(client: HttpClient, path: str, params: Mapping[str, Any], *, max_items: int,
-                                 what: str) -> AsyncIterator[Any]:
+def ado_continuation_pages(client: HttpClient, path: str, params: Mapping[str, Any], *, max_items: int,
+                           what: str) -> AsyncIterator[Any]:
     """``{"count", "value"}`` pages chained by ``x-ms-continuationtoken`` (header, else body)."""
 
     async def fetch(cursor: str | None) -> Page[Any, str]:
-        q = dict(params)
-        if cursor:
-            q["continuationToken"] = cursor
-        resp = await client.request("GET", path, params=q)
+        resp = await client.request("GET", path, params=_with(params, "continuationToken", cursor))
         data = resp.json()
         token = resp.headers.get("x-ms-continuationtoken") or (data.get("continuationToken") if isinstance(data, dict)
                                                                else None)
         return Page(list(data.get("value") or []) if isinstance(data, dict) else [], token or None)
 
-    async for item in paginate(fetch, max_items=max_items, what=what):
-        yield item
+    return paginate(fetch, max_items=max_items, what=what)
 
 
-async def slack_cursor_pages(client: HttpClient, method: str, params: Mapping[str, Any], key: str, *,
-                             max_items: int) -> AsyncIterator[Any]:
+def slack_cursor_pages(client: HttpClient, method: str, params: Mapping[str, Any], key: str, *,
+                       max_items: int) -> AsyncIterator[Any]:
     """Items under ``key`` of a Slack list method, following ``response_metadata.next_cursor``."""
 
     async def fetch(cursor: str | None) -> Page[Any, str]:
-        q = dict(params)
-        if cursor:
-            q["cursor"] = cursor
-        data = (await client.request("GET", f"/api/{method}", params=q)).json()
+        data = (await client.request("GET", f"/api/{method}", params=_with(params, "cursor", cursor))).json()
         nxt = (data.get("response_metadata") or {}).get("next_cursor") or None
         return Page(list(data.get(key) or []), nxt)
 
-    async for item in paginate(fetch, max_items=max_items, what=key):
-        yield item
+    return paginate(fetch, max_items=max_items, what=key)

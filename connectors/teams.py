@@ -10,8 +10,8 @@ opaque and holds its own ``sig`` (a secret, masked in logs and errors). The card
 permission ``ChannelMessage.Send``: an app-only (client-credentials) token cannot post normal
 channel messages (its only application permission is for migration).  This connector sends a
 token only if its claims say delegated (``scp``), and refuses an app-only one before any call.
-Getting the delegated token (device-code flow with msal) is not built yet: store one with
-``--secret graph_token`` (docs/integrations.md).
+The delegated token comes from the engine's Entra sign-in (``musubi integrations login teams``,
+core/integrations/entra.py), which hands it in as ``graph_token``, or is stored by hand.
 """
 
 from __future__ import annotations

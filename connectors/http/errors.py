@@ -18,11 +18,21 @@ ErrorKind = Literal["auth", "not_found", "rate_limited", "validation", "upstream
 
 
 class HttpError(MusubiError):
-    """A connector call that failed; ``kind`` says how (and which subclass this is)."""
+    """A connector call that failed; ``kind`` says how (and which subclass this is).
+
+    A subclass names its kind in its class line (``class AuthError(HttpError, kind="auth")``);
+    its ``code`` is then ``connector_<kind>``.
+    """
 
     kind: ErrorKind = "upstream"
     code = "connector_error"
     http_status = 502
+
+    def __init_subclass__(cls, kind: ErrorKind | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if kind is not None:
+            cls.kind = kind
+            cls.code = f"connector_{kind}"
 
     def __init__(
         self, message: str, *, connector: str, status: int | None = None, request_id: str | None = None,
@@ -44,63 +54,38 @@ class HttpError(MusubiError):
         )
 
 
-class AuthError(HttpError):
+class AuthError(HttpError, kind="auth"):
     """401/403 (and vendor quirks such as Azure DevOps' 203 sign-in page): the credentials are wrong."""
 
-    kind: ErrorKind = "auth"
-    code = "connector_auth"
 
-
-class NotFoundError(HttpError):
+class NotFoundError(HttpError, kind="not_found"):
     """404/410: the object or the endpoint does not exist (any more)."""
 
-    kind: ErrorKind = "not_found"
-    code = "connector_not_found"
 
-
-class RateLimitedError(HttpError):
+class RateLimitedError(HttpError, kind="rate_limited"):
     """429 (or a throttle) still in force after the retry budget: ``retry_after_s`` says when to try again."""
 
-    kind: ErrorKind = "rate_limited"
-    code = "connector_rate_limited"
 
-
-class ValidationError(HttpError):
+class ValidationError(HttpError, kind="validation"):
     """400/409/422 and other 4xx: the vendor refused the request as sent; retrying will not help."""
 
-    kind: ErrorKind = "validation"
-    code = "connector_validation"
 
-
-class UpstreamError(HttpError):
+class UpstreamError(HttpError, kind="upstream"):
     """5xx, or an answer that cannot be read: the vendor failed."""
 
-    kind: ErrorKind = "upstream"
-    code = "connector_upstream"
 
-
-class ConnectionFailed(HttpError):
+class ConnectionFailed(HttpError, kind="connection"):
     """No answer: DNS, refused connection, dropped connection."""
 
-    kind: ErrorKind = "connection"
-    code = "connector_connection"
 
-
-class RequestTimeout(HttpError):
+class RequestTimeout(HttpError, kind="timeout"):
     """The call took longer than its timeout."""
 
-    kind: ErrorKind = "timeout"
-    code = "connector_timeout"
+
+_BY_STATUS: dict[int, type[HttpError]] = {401: AuthError, 403: AuthError, 404: NotFoundError, 410: NotFoundError,
+                                          429: RateLimitedError}
 
 
 def error_for_status(status: int) -> type[HttpError]:
     """The error class for an HTTP status the vendor answered with."""
-    if status in (401, 403):
-        return AuthError
-    if status in (404, 410):
-        return NotFoundError
-    if status == 429:
-        return RateLimitedError
-    if status >= 500:
-        return UpstreamError
-    return ValidationError
+    return _BY_STATUS.get(status) or (UpstreamError if status >= 500 else ValidationError)

@@ -27,11 +27,13 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from core.api.inbound import GitLabAccepted, SlackAnswer, UserMap  # notify (issue 17)
     from core.api.integrations import (  # integrations (issue 17)
+        EntraLogin,
         Integrations,
         IntegrationSaved,
         IntegrationTested,
         Notified,
         PipelineStatus,
+        RunPipeline,
         SyncStarted,
     )
     from core.api.models import (
@@ -692,3 +694,24 @@ def tutorial_skip(tutorial: str, step: str) -> Call[StepDone]:
 def tutorial_reset(tutorial: str) -> Call[ResetDone]:
     """Clean the sandbox and forget the progress."""
     return post(f"/v1/tutorials/{path_segment(tutorial)}/reset")
+# -- run pipelines (issue 17 gaps; docs/integrations.md#pipelines) ---------------------------------
+
+
+def run_pipeline(id: str) -> Call[RunPipeline]:
+    """The git ref run ``id`` built on and the state of its newest CI pipeline."""
+    return get(f"/v1/runs/{path_segment(id)}/pipeline")
+
+
+def run_pipeline_link(id: str, ref: str, system: str | None = None) -> Call[RunPipeline]:
+    """Show the pipeline of ``ref`` (on ``system``, else the tenant's CI system) for run ``id``."""
+    return put(f"/v1/runs/{path_segment(id)}/pipeline", ref=ref, system=system)
+
+
+def integration_login(name: str) -> Call[EntraLogin]:
+    """Start the Entra device-code sign-in of ``name`` (teams, ado): answers the code and the address."""
+    return post(f"/v1/integrations/{path_segment(name)}/login")
+
+
+def integration_login_status(name: str) -> Call[EntraLogin]:
+    """How the last Entra sign-in of ``name`` went (pending, signed_in, failed) or none."""
+    return get(f"/v1/integrations/{path_segment(name)}/login")

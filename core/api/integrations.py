@@ -134,3 +134,47 @@ class Notified(TypedDict):
     system: str
     target: str
     id: str
+
+
+# -- run pipelines (issue 17 gaps): the CI pipeline of the ref a run built on (docs/integrations.md#pipelines) --
+
+
+class RunPipelinePath(Request):
+    """``GET /v1/runs/{id}/pipeline``: the run's ref and its newest pipeline."""
+
+    id: str
+    CHECKS = {"id": text_check(64, required=True)}
+
+
+class RunPipelineLink(RunPipelinePath):
+    """``PUT /v1/runs/{id}/pipeline``: show the pipeline of ``ref`` (on ``system``) for this run."""
+
+    ref: Any = None
+    system: Any = None
+    CHECKS = {"id": text_check(64, required=True), "ref": text_check(MAX_REF, required=True),
+              "system": text_check(MAX_SYSTEM)}
+
+
+class RunPipeline(TypedDict):
+    run: str
+    state: str  # not_configured | no_ref | no_pipeline | running | passed | failed | canceled | unknown | error
+    system: str | None
+    ref: str | None
+    sha: str | None
+    source: str | None  # git (read at the run's start) | user (linked)
+    pipeline: PipelineRunRow | None
+    message: str
+
+
+# -- Entra sign-in (issue 17 gaps): delegated tokens for Teams (Graph) and Azure DevOps by device flow --
+
+
+class EntraLogin(TypedDict):
+    system: str
+    state: str  # pending | signed_in | failed | none
+    user_code: str | None  # enter it at verification_uri (pending)
+    verification_uri: str | None
+    message: str | None  # Entra's own instruction, code and address included
+    expires_at: str | None
+    account: str | None  # who signed in
+    error: str | None  # Entra's words when it failed

@@ -132,6 +132,7 @@ async def serve(paths: HomePaths) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await engine.jobs.start()  # after build_app: route features register their job kinds there
+    await engine.notifications.start()  # notify (issue 17): resume the durable notification queue
     site, ino = await bind_socket(runner, paths)
     log.info("engine %s serving on %s", os.getpid(), paths.socket)
 
@@ -175,6 +176,7 @@ async def serve(paths: HomePaths) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(engine.notifications.idle(), 3)
     await engine.notifications.close()
+    await engine.entra_logins.close()  # issue 17 gaps: end pending Entra device-flow polls
     await engine.providers.aclose()  # the providers' pooled HTTP sessions
     await ops.committer.close()
     storage.close()

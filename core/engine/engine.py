@@ -22,8 +22,11 @@ from core.engine.usage import UsageService
 from core.finetune.service import ProviderTuning
 from core.identity.service import IdentityService
 from core.identity.sessions import SessionService
+from core.integrations.entralogin import EntraLogins
 from core.integrations.inbound import InboundService
 from core.integrations.notify import Notifications
+from core.integrations.persist import EngineNoticeStore, WebhookState
+from core.integrations.runpipe import RunPipelines
 from core.integrations.service import IntegrationService
 from core.jobs.service import JobService
 from core.orchestration.metrics import LatencyRecorder
@@ -61,14 +64,22 @@ class Engine:
         # -- integrations (issue 17): connector settings, connection tests, the sync job kind, pipeline status
         self.integrations = IntegrationService(self.runner, self.jobs)
         # -- notify (issue 17): run/approval/quota/coverage notifications; inbound Slack and GitLab calls
-        self.notifications = Notifications(self.integrations)
+        saved = self.runner.snapshot_integrations  # durable queue and webhook state (migration 010)
+        self.notifications = Notifications(self.integrations,
+                                           EngineNoticeStore(self.runner, saved.get("notify_queue", [])))
         self.runner.bus.taps.append(self.notifications.tap)
+        self.integrations.webhooks = WebhookState(self.runner, saved.get("webhook_deliveries", []),
+                                                  saved.get("webhook_pipelines", []))
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
         self.tutorials = TutorialService(self.runner, self.tenancy)  # tutorials (issue 18)
         self.runs.sandbox_provider = self.tutorials.replay_for  # a sandbox's runs: the labelled replay provider
         self.tutorials.latest_run = self._latest_run  # the {run} placeholder of tutorial steps
         # -- provider fine-tuning (issue 19): datasets from approved artefacts, jobs at OpenAI / Azure OpenAI
         self.tune_provider = ProviderTuning(self.runner, self.jobs, self.usage, self.providers, self.runs)
+        # -- run pipelines (issue 17 gaps): the git ref each run built on and its CI pipeline (Dashboard)
+        self.run_pipelines = RunPipelines(self.runner, self.integrations, self.runs, saved.get("run_refs", []))
+        self.runner.bus.taps.append(self.run_pipelines.tap)
+        self.entra_logins = EntraLogins(self.runner, self.integrations)  # Teams/ADO delegated tokens (device flow)
 
     def _latest_run(self, tenant: str) -> str | None:
         """The id of ``tenant``'s newest run (tutorials: the ``{run}`` placeholder), None when it has none."""

@@ -67,6 +67,27 @@ class IntegrationRoutes:
         return json_response(await self.api.e.inbound.map_user(c, req.system, req.external, req.user))
 
 
+    # -- run pipelines (issue 17 gaps): the CI pipeline of the ref a run built on --
+
+    async def run_pipeline(self, request: web.Request, req: i.RunPipelinePath) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.run_pipelines.show(c, req.id))
+
+    async def run_pipeline_link(self, request: web.Request, req: i.RunPipelineLink) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.run_pipelines.link(c, req.id, req.ref, req.system))
+
+    # -- Entra sign-in (issue 17 gaps): msal device flow for Teams (Graph) and Azure DevOps --
+
+    async def login(self, request: web.Request, req: i.SystemPath) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.entra_logins.start(c, req.system), 202)
+
+    async def login_status(self, request: web.Request, req: i.SystemPath) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.entra_logins.status(c, req.system))
+
+
 R = IntegrationRoutes
 MANAGE = "integrations.manage"
 ROUTES: tuple[Route, ...] = (
@@ -90,4 +111,14 @@ ROUTES: tuple[Route, ...] = (
           ib.UserMap, handler=R.map_user, feature=R),
     Route("POST", "/v1/sync/{system}", "job.start", "specs.write", i.SyncStart, i.SyncStarted, status=202,
           handler=R.sync, feature=R),
+    # -- run pipelines (issue 17 gaps)
+    Route("GET", "/v1/runs/{id}/pipeline", "run.pipeline", "member", i.RunPipelinePath, i.RunPipeline,
+          handler=R.run_pipeline, feature=R),
+    Route("PUT", "/v1/runs/{id}/pipeline", "run.pipeline.link", "member", i.RunPipelineLink, i.RunPipeline,
+          handler=R.run_pipeline_link, feature=R),
+    # -- Entra sign-in (issue 17 gaps)
+    Route("POST", "/v1/integrations/{system}/login", "integration.login", MANAGE, i.SystemPath, i.EntraLogin,
+          status=202, body=False, handler=R.login, feature=R),
+    Route("GET", "/v1/integrations/{system}/login", "integration.login", MANAGE, i.SystemPath, i.EntraLogin,
+          handler=R.login_status, feature=R),
 )

@@ -86,6 +86,7 @@ class OpRunner:
         self.ops = 0
         self.refusal: asyncio.Future[None] | None = None  # see queue()
         self.snapshot_jobs = snap.jobs  # handed to the JobService the Engine composes (core/jobs)
+        self.snapshot_integrations = snap.integrations  # integrations (issue 17 gaps): core/integrations/persist.py
 
     def _reload(self) -> None:
         log.warning("reloading engine state from storage after a failed commit or a quarantined group")

@@ -236,12 +236,18 @@ def exchange_code(p: Provider, disc: dict[str, Any], code: str, redirect: str, v
 # -- Entra ID through msal ----------------------------------------------------------------------
 
 
-def msal_app(p: Provider, cache_path: str) -> Any:
-    """A msal ``PublicClientApplication`` for ``p`` with a 0600 file token cache (msal-extensions)."""
-    import msal
-    from msal_extensions import FilePersistence, PersistedTokenCache
+def msal_app(p: Provider, cache_path: str | None = None, *, cache: Any = None) -> Any:
+    """A msal ``PublicClientApplication`` for ``p`` with a 0600 file token cache (msal-extensions).
 
-    cache = PersistedTokenCache(FilePersistence(cache_path))
+    Or with ``cache``, a token cache the caller keeps (the engine's Entra sign-ins for Teams and
+    Azure DevOps serialize theirs into the tenant's secrets file: core/integrations/entra.py).
+    """
+    import msal
+
+    if cache is None:
+        from msal_extensions import FilePersistence, PersistedTokenCache
+
+        cache = PersistedTokenCache(FilePersistence(str(cache_path)))
     http = None
     if p.ca_bundle:
         # msal's own verify= is set on its requests.Session, where a REQUESTS_CA_BUNDLE in the environment

@@ -95,11 +95,8 @@ class SsoRoutes:
         me = Caller(c.real_user, c.real_user, SYSTEM_LOG)  # a sign-in is the socket peer's own act
         st, claims, values, overage = await self._validate(me, "sso.signin", req.provider, req.id_token, req.nonce,
                                                            req.access_token)
-        out = await self.api.r.run(
-            me, "sso.signin", f"provider:{req.provider}",
-            lambda: self.api.e.identity.signin(me, req.provider, claims, digest(req.id_token), st.session_minutes,
-                                               values, overage),
-        )
+        out = await self.api.e.identity.open_session(me, req.provider, claims, digest(req.id_token),
+                                                     st.session_minutes, values, overage)
         return json_response(out, 201)
 
     async def verify(self, request: web.Request, req: s.SsoVerify) -> web.Response:
@@ -111,11 +108,10 @@ class SsoRoutes:
         c = await self.api.ctx(request, outsiders=True)
         me = Caller(c.real_user, c.user, SYSTEM_LOG, session=c.session)
         svc = self.api.e.identity
-        await self.api.r.run(me, "sso.verify", f"provider:{req.provider}", lambda: svc.engine_only(me))
+        await svc.check_engine_user(me, req.provider)
         _st, claims, values, _overage = await self._validate(me, "sso.verify", req.provider, req.id_token, req.nonce,
                                                              None)
-        out = await self.api.r.run(me, "sso.verify", f"provider:{req.provider}",
-                                   lambda: svc.verified(me, req.provider, claims, digest(req.id_token), values))
+        out = await svc.verify_token(me, req.provider, claims, digest(req.id_token), values)
         return json_response(out)
 
     @staticmethod
@@ -140,8 +136,7 @@ class SsoRoutes:
         c = await self.api.ctx(request, outsiders=True)
         me = Caller(c.real_user, c.real_user, SYSTEM_LOG)
         sid = request.headers.get(SESSION_HEADER)
-        return json_response(await self.api.r.run(me, "sso.signout", f"user:{c.real_user}",
-                                                  lambda: self.api.e.identity.signout(me, sid)))
+        return json_response(await self.api.e.identity.close_session(me, sid))
 
 
 R = Route

@@ -26,6 +26,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from core import names
@@ -200,6 +201,28 @@ class IdentityService:
         self.r.audit(SYSTEM_LOG, ctx, "sso.signout", f"user:{ctx.real_user}",
                      details={"provider": s.provider, "subject": s.subject})
         return {"signed_out": True, "provider": s.provider, "subject": s.subject}
+
+    # -- the sign-in routes' operations (core/identity/routes.py): each one run, answered after its commit --
+
+    async def open_session(self, ctx: Caller, provider: str, claims: dict[str, Any], token_hash: str, minutes: int,
+                           values: dict[str, set[str]], overage: bool) -> dict[str, Any]:
+        """:meth:`signin` as one operation (``sso.signin``)."""
+        return await self.r.run(ctx, "sso.signin", f"provider:{provider}",
+                                partial(self.signin, ctx, provider, claims, token_hash, minutes, values, overage))
+
+    async def check_engine_user(self, ctx: Caller, provider: str) -> None:
+        """:meth:`engine_only` as one operation (``sso.verify``): a refusal is audited."""
+        await self.r.run(ctx, "sso.verify", f"provider:{provider}", partial(self.engine_only, ctx))
+
+    async def verify_token(self, ctx: Caller, provider: str, claims: dict[str, Any], token_hash: str,
+                           values: dict[str, set[str]]) -> dict[str, Any]:
+        """:meth:`verified` as one operation (``sso.verify``)."""
+        return await self.r.run(ctx, "sso.verify", f"provider:{provider}",
+                                partial(self.verified, ctx, provider, claims, token_hash, values))
+
+    async def close_session(self, ctx: Caller, sid: str | None) -> dict[str, Any]:
+        """:meth:`signout` as one operation (``sso.signout``)."""
+        return await self.r.run(ctx, "sso.signout", f"user:{ctx.real_user}", partial(self.signout, ctx, sid))
 
     # -- the policy ------------------------------------------------------------------------
 

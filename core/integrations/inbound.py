@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -61,7 +60,6 @@ class InboundService:
         self.integrations = integrations
         self.runs = runs
         self._verifiers: dict[str, SignatureVerifier] = {}
-        self._hook_keys: dict[str, OrderedDict[str, None]] = {}
 
     # -- user mapping -----------------------------------------------------------------------
 
@@ -196,30 +194,24 @@ class InboundService:
         if not isinstance(payload, dict) or not isinstance(payload.get("object_kind"), str):
             raise BadRequest("no object_kind: not a GitLab event.", field="body")
         kind = payload["object_kind"]
-        if idempotency_key:
-            seen = self._hook_keys.setdefault(ctx.tenant, OrderedDict())
-            if idempotency_key in seen:
-                return {"accepted": True, "duplicate": True, "kind": kind}
-            seen[idempotency_key] = None
-            while len(seen) > 1000:
-                seen.popitem(last=False)
-        if kind == "pipeline":
-            self._pipeline(ctx.tenant, payload)
+        hooks = self.integrations.webhooks
+        key = idempotency_key[:200] if idempotency_key else None
+        if key and hooks.seen(ctx.tenant, key):
+            return {"accepted": True, "duplicate": True, "kind": kind}
+        run = self._pipeline(payload) if kind == "pipeline" else None
+        # Durable (webhook_deliveries, webhook_pipelines) before GitLab is answered: after a restart a
+        # retried delivery is still recognised and the pipeline status still served.
+        await hooks.record(ctx.tenant, "gitlab", key, kind[:100], run)
         return {"accepted": True, "duplicate": False, "kind": kind}
 
-    def _pipeline(self, tenant: str, payload: dict[str, Any]) -> None:
+    @staticmethod
+    def _pipeline(payload: dict[str, Any]) -> PipelineRun | None:
         attrs = payload.get("object_attributes") or {}
         if not isinstance(attrs, dict) or attrs.get("id") is None:
-            return
+            return None
         status = str(attrs.get("status") or "")
         project = payload.get("project") or {}
         url = str((project.get("web_url") or "") + f"/-/pipelines/{attrs['id']}") if project.get("web_url") else ""
-        run = PipelineRun("gitlab", str(attrs["id"]), str(attrs.get("ref") or ""),
-                          _GITLAB_STATES.get(status, "unknown"), status, url, str(attrs.get("sha") or ""),
-                          str(attrs.get("name") or ""))
-        known = self.integrations.hook_runs.setdefault(tenant, {})
-        for key in {run.ref, run.sha} - {""}:
-            known.setdefault(key, {})[run.id] = run
-        if len(known) > 5000:  # memory bound: forget the oldest refs
-            for k in list(known)[: len(known) - 5000]:
-                known.pop(k, None)
+        return PipelineRun("gitlab", str(attrs["id"])[:100], str(attrs.get("ref") or "")[:500],
+                           _GITLAB_STATES.get(status, "unknown"), status[:100], url[:2000],
+                           str(attrs.get("sha") or "")[:100], str(attrs.get("name") or "")[:500])

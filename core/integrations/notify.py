@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MusubiError
 from core.integrations.contracts import NOTIFIERS, Message
+from core.integrations.persist import ROUTE, NoticeStore, message_of
 
 if TYPE_CHECKING:
     from core.integrations.service import IntegrationService
@@ -138,17 +140,31 @@ def coverage_min(settings: dict[str, str]) -> float | None:
 
 
 class Notifications:
-    """The engine's notification queue and its one sender task."""
+    """The engine's notification queue (durable in ``notify_queue``) and its one sender task."""
 
-    def __init__(self, integrations: IntegrationService) -> None:
+    def __init__(self, integrations: IntegrationService, store: NoticeStore | None = None) -> None:
         self.integrations = integrations
+        self.store = store if store is not None else NoticeStore()  # the engine passes its durable one
         self.retry_delays: tuple[float, ...] = (2.0, 10.0)
-        self._queue: asyncio.Queue[Notice] | None = None
+        self._queue: asyncio.Queue[tuple[str, str]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._sent: OrderedDict[str, None] = OrderedDict()  # run.state is published on every save of the run
+        self._overflow = False  # the in-memory queue was full: the sender re-reads the store when it empties
         self.dropped = 0
         self._closed = False  # the engine is stopping: nothing new is sent
         self._coverage: dict[tuple[str, str], float] = {}  # (tenant, project) -> overall coverage last seen
+
+    async def start(self) -> None:
+        """At engine start: settle what a stop left half-done, then send what is still queued."""
+        try:
+            await self.store.recover()
+        except Exception:  # the engine starts anyway; the rows stay as they were for the next start
+            log.exception("could not settle the notification queue at start")
+            return
+        pending = self.store.pending()
+        if pending:
+            log.info("resuming %d queued notification(s)", len(pending))
+        for tenant, key in pending:
+            self._wake(tenant, key)
 
     def coverage(self, tenant: str, project: str | None, overall: float) -> None:
         """A trace summary was computed (``musubi trace check``, the Trace screen): queue a check for a drop."""
@@ -159,7 +175,7 @@ class Notifications:
         self._coverage[key] = overall
         if previous is None or overall >= previous:
             return  # only a fall is news; the first look after a start has nothing to compare with
-        msg = Message("coverage", "")  # built per system in _handle: each has its own coverage_min
+        msg = Message("coverage", "")  # built per system when routed: each has its own coverage_min
         self._enqueue(Notice(tenant, "coverage_low", msg, f"cov:{tenant}:{project}:{previous}:{overall}", project,
                              {"coverage": overall, "previous": previous}))
 
@@ -167,27 +183,29 @@ class Notifications:
         """Bus listener: queue a notice; never waits, never raises."""
         try:
             notice = notice_for(tenant, event)
-            if notice is None or notice.key in self._sent:
+            if notice is None or self.store.known(tenant, notice.key):
                 return
             self._enqueue(notice)
         except Exception:  # a listener must never break the publisher (the run)
             log.exception("notification tap failed for a %s event", event.get("type"))
 
     def _enqueue(self, notice: Notice) -> None:
-        if self._closed:
+        if self._closed or self.store.known(notice.tenant, notice.key):
             return
-        self._sent[notice.key] = None
-        while len(self._sent) > 10_000:
-            self._sent.popitem(last=False)
+        self.store.add(notice.tenant, notice.key, notice.event, notice.message, notice.project, notice.data)
+        self._wake(notice.tenant, notice.key)
+
+    def _wake(self, tenant: str, key: str) -> None:
         if self._queue is None:
             self._queue = asyncio.Queue(QUEUE_SIZE)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain(), name="musubi-notify")
         try:
-            self._queue.put_nowait(notice)
-        except asyncio.QueueFull:
+            self._queue.put_nowait((tenant, key))
+        except asyncio.QueueFull:  # kept in the store: sent once the queue has room
+            self._overflow = True
             self.dropped += 1
-            log.warning("notification queue full (%d); dropped %s for %s", QUEUE_SIZE, notice.event, notice.tenant)
+            log.warning("notification queue full (%d); %s for %s waits in notify_queue", QUEUE_SIZE, key, tenant)
 
     async def idle(self) -> None:
         """Until every queued notice was handled (tests, shutdown)."""
@@ -204,11 +222,15 @@ class Notifications:
     async def _drain(self) -> None:
         assert self._queue is not None
         while True:
-            notice = await self._queue.get()
+            if self._queue.empty() and self._overflow:
+                self._overflow = False
+                for tenant, key in self.store.pending():
+                    self._wake(tenant, key)
+            tenant, key = await self._queue.get()
             try:
-                await self._handle(notice)
+                await self._handle(tenant, key)
             except Exception:
-                log.exception("notification %s for %s failed", notice.event, notice.tenant)
+                log.exception("notification %s for %s failed", key, tenant)
             finally:
                 self._queue.task_done()
 
@@ -222,36 +244,64 @@ class Notifications:
                 out.append((system, mine.get(f"channel_{event}") or None, mine))
         return out
 
-    async def _handle(self, notice: Notice) -> None:
-        targets = await asyncio.to_thread(self.targets, notice.tenant, notice.event)
-        for system, channel, settings in targets:
-            if notice.data is not None:  # coverage_low: only a fall across this system's threshold
+    async def _route(self, tenant: str, key: str, row: dict[str, Any]) -> None:
+        """Decide which systems get the notice, and what each shows; durable before anything is sent."""
+        event, message = str(row["event"]), message_of(row["message"])
+        data = json.loads(row["data"]) if row.get("data") else None
+        chosen: list[tuple[str, str | None, Message]] = []
+        for system, channel, settings in await asyncio.to_thread(self.targets, tenant, event):
+            shown = message
+            if data is not None:  # coverage_low: only a fall across this system's threshold
                 minimum = coverage_min(settings)
-                cov, prev = float(notice.data["coverage"]), float(notice.data["previous"])
+                cov, prev = float(data["coverage"]), float(data["previous"])
                 if minimum is None or not (prev >= minimum > cov):
                     continue
-                notice = Notice(notice.tenant, notice.event,
-                                coverage_message(notice.project or "", cov, prev, minimum), notice.key,
-                                notice.project, notice.data)
-            await self._send(notice, system, channel)
+                shown = coverage_message(str(row.get("project") or ""), cov, prev, minimum)
+            if system == "teams" and shown.buttons:
+                # Workflows webhooks cannot call back: Teams shows the commands instead of buttons.
+                shown = Message(shown.title, shown.text, shown.facts, shown.link, (), shown.severity)
+            chosen.append((system, channel, shown))
+        await self.store.route(tenant, key, chosen)
 
-    async def _send(self, notice: Notice, system: str, channel: str | None) -> None:
-        message = notice.message
-        if system == "teams" and message.buttons:
-            # Workflows webhooks cannot call back: Teams shows the commands instead of buttons.
-            message = Message(message.title, message.text, message.facts, message.link, (), message.severity)
-        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                await self.integrations.deliver(notice.tenant, ENGINE_ACTOR, system, message, channel,
-                                                event=notice.event, attempt=attempt)
+    async def _handle(self, tenant: str, key: str) -> None:
+        unrouted = self.store.rows.get((tenant, key, ROUTE))
+        if unrouted is not None and unrouted["state"] == "new":
+            await self._route(tenant, key, unrouted)
+        for row in sorted(self.store.deliveries(tenant, key), key=lambda r: r["system"]):
+            if row["state"] == "queued":
+                await self._send(row)
+
+    async def _send(self, row: dict[str, Any]) -> None:
+        tenant, key, system = row["tenant_id"], row["notice_key"], row["system"]
+        message, event = message_of(row["message"]), row["event"]
+        most = 1 + len(self.retry_delays)
+        while not self._closed:
+            attempt = int(row["attempts"]) + 1
+            if attempt > most:
+                await self.store.mark(tenant, key, system, "failed")
                 return
+            wait = (row["next_try"] - self.store.now()).total_seconds() if row.get("next_try") else 0.0
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.store.mark(tenant, key, system, "sending", attempts=attempt)  # durable before the call
+            try:
+                await self.integrations.deliver(tenant, ENGINE_ACTOR, system, message, row.get("target"),
+                                                event=event, attempt=attempt)
             except MusubiError as exc:
                 kind = str(getattr(exc, "kind", exc.code))
                 status = getattr(exc, "status", None)
                 again = kind in RETRYABLE or (kind == "upstream" and isinstance(status, int) and status >= 500)
-                if not again:
-                    return
-        log.warning("notification %s to %s for %s gave up after %d attempts", notice.event, system, notice.tenant,
-                    1 + len(self.retry_delays))
+                why = f"{kind}: {exc.message}"
+                if again and attempt < most:
+                    delay = timedelta(seconds=self.retry_delays[attempt - 1])
+                    await self.store.mark(tenant, key, system, "queued", next_try=self.store.now() + delay, error=why)
+                    continue
+                await self.store.mark(tenant, key, system, "failed", error=why)
+                if again:
+                    log.warning("notification %s to %s for %s gave up after %d attempts", event, system, tenant, most)
+                return
+            except Exception as exc:  # a bug in a connector: recorded, never retried (it could have posted)
+                await self.store.mark(tenant, key, system, "failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                raise
+            await self.store.mark(tenant, key, system, "sent")
+            return

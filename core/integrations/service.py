@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import BadRequest, MusubiError, NotFound
-from core.integrations import registry
+from core.integrations import entra, registry
 from core.integrations.contracts import (
     KINDS,
     NOTIFIERS,
@@ -35,6 +34,7 @@ from core.integrations.contracts import (
     Tracker,
     error_info,
 )
+from core.integrations.persist import WebhookState
 from core.integrations.store import IntegrationStore, check_pairs, check_system
 
 if TYPE_CHECKING:
@@ -81,17 +81,17 @@ class IntegrationService:
         # Syncs write to systems outside the engine; resuming half-way is safe (idempotent), so resumable.
         jobs.register(KIND, self._run_sync, permission="specs.write", check_params=check_sync_params, api=False)
         self.jobs = jobs
-        # One sync per repository at a time (two at once could both create the same item), and
-        # one writer of its links.yml (the file lock passed to the sync's saves).
+        # One sync per repository at a time (two at once could both create the same item); its saves of
+        # links.yml take the trace code's write lock (core.trace.links.write_lock), shared with link decisions.
         self._running: dict[Path, asyncio.Lock] = {}
-        self._file_locks: dict[Path, threading.Lock] = {}
-        # Pipeline runs GitLab told the engine about by webhook (core/integrations/inbound.py), in memory:
-        # tenant -> ref or sha -> pipeline id -> the latest run.
-        self.hook_runs: dict[str, dict[str, dict[str, PipelineRun]]] = {}
+        # Pipeline runs GitLab told the engine about by webhook (core/integrations/inbound.py) and the deliveries
+        # seen; the engine replaces this with one over its tables (webhook_deliveries, webhook_pipelines).
+        self.webhooks = WebhookState(None)
 
     # -- connectors -------------------------------------------------------------------------
 
-    def connector(self, tenant: str, system: str) -> Connector:
+    def connector(self, tenant: str, system: str, entra_token: str | None = None) -> Connector:
+        """``system``'s connector for ``tenant``; ``entra_token``: a delegated token from the Entra sign-in."""
         check_system(system)
         settings = self.store.settings(tenant).get(system)
         secrets = self.store.secrets(tenant, system)
@@ -99,7 +99,25 @@ class IntegrationService:
             raise NotFound(f"{system} is not set up for tenant {tenant!r}; set it with "
                            f"`musubi integrations set {system} KEY=VALUE ... --secret token`.",
                            resource=f"integration:{system}")
-        return registry.factory(system)(dict(settings or {}), secrets)
+        settings = dict(settings or {})
+        secrets.pop(entra.CACHE, None)  # the msal cache never reaches a connector
+        if entra_token is not None:  # the Entra sign-in's token, as the connector's own bearer setting
+            secrets["graph_token" if system == "teams" else "token"] = entra_token
+            if system == "ado":
+                settings["auth"] = "bearer"
+        return registry.factory(system)(settings, secrets)
+
+    async def open_connector(self, tenant: str, system: str) -> Connector:
+        """:meth:`connector`, with a fresh delegated token when the system signs in with Entra (``auth=entra``)."""
+        settings = (await asyncio.to_thread(self.store.settings, tenant)).get(system) or {}
+        if system not in entra.SYSTEMS or settings.get("auth") != "entra":
+            return self.connector(tenant, system)
+        es = entra.EntraSettings.of(system, settings)
+        cache = (await asyncio.to_thread(self.store.secrets, tenant, system)).get(entra.CACHE)
+        token, changed = await asyncio.to_thread(entra.token, es, cache)
+        if changed is not None:  # msal refreshed: keep the new refresh token (0600, atomic)
+            await asyncio.to_thread(self.store.update, tenant, system, {}, {entra.CACHE: changed}, [])
+        return self.connector(tenant, system, token)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -124,6 +142,9 @@ class IntegrationService:
             if why:
                 raise BadRequest(why, field="settings")
         hidden = check_pairs(secrets, "secrets")
+        if entra.CACHE in hidden or entra.CACHE in settings:
+            raise BadRequest(f"{entra.CACHE} is kept by the engine; sign in with: musubi integrations login {system}",
+                             field="secrets")
         names = [n for n in unset if isinstance(n, str)]
         await self.e.run(ctx, "integration.set", f"integration:{system}",
                          lambda: self.e.require(ctx, "integrations.manage"))
@@ -139,7 +160,7 @@ class IntegrationService:
         check_system(system)
         await self.e.run(ctx, "integration.test", f"integration:{system}",
                          lambda: self.e.require(ctx, "integrations.manage"))
-        conn = self.connector(ctx.tenant, system)
+        conn = await self.open_connector(ctx.tenant, system)
         try:
             answer = await conn.test()
         except MusubiError as exc:
@@ -181,12 +202,13 @@ class IntegrationService:
 
     async def _run_sync(self, h: JobHandle) -> dict[str, Any]:
         from core.integrations.sync import sync
+        from core.trace.links import write_lock
 
         p = h.params
         system, tenant = p["system"], h.tenant
         root = self._root(tenant, h.project)
         settings = (self.store.settings(tenant).get(system) or {})
-        conn = self.connector(tenant, system)
+        conn = await self.open_connector(tenant, system)
         if not isinstance(conn, Tracker):
             await conn.close()
             raise BadRequest(f"the {system} connector cannot sync work items.")
@@ -209,7 +231,7 @@ class IntegrationService:
                 report = await sync(conn, root, p["project_key"], dry_run=p["dry_run"], include=tuple(p["include"]),
                                     repo_url=settings.get("repo_url"), resolve=p["resolve"], audit=audit,
                                     progress=progress, after_write=flush,
-                                    lock=self._file_locks.setdefault(root, threading.Lock()))
+                                    lock=write_lock(root))
         finally:
             await flush()
             await conn.close()
@@ -223,21 +245,30 @@ class IntegrationService:
                              field="system")
         await self.e.run(ctx, "integration.read", f"integration:{system}",
                          lambda: self.e.require(ctx, "specs.read", project=ctx.project, read=True))
-        hooked = dict((self.hook_runs.get(ctx.tenant) or {}).get(ref) or {})
+        runs, source = await self._pipeline_runs(ctx.tenant, system, ref, project_key)
+        return {"system": system, "ref": ref, "source": source, "runs": [vars(r) for r in runs]}
+
+    async def pipeline_runs(self, tenant: str, system: str, ref: str) -> list[PipelineRun]:
+        """CI runs of ``ref`` (newest first), the vendor's answer plus what its webhooks said; no permission check."""
+        return (await self._pipeline_runs(tenant, system, ref, None))[0]
+
+    async def _pipeline_runs(self, tenant: str, system: str, ref: str,
+                             project_key: str | None) -> tuple[list[PipelineRun], str]:
+        hooked = dict((self.webhooks.runs.get(tenant) or {}).get(ref) or {})
         source = "vendor"
         try:
-            runs = await self._live_pipelines(ctx.tenant, system, ref, project_key)
+            runs = await self._live_pipelines(tenant, system, ref, project_key)
         except MusubiError:
             if not hooked:
                 raise
             runs, source = [], "webhook"  # the vendor is unreachable: what its webhooks last said
         merged = {r.id: r for r in runs}
-        for rid, r in hooked.items():
+        for rid, r in sorted(hooked.items(), key=lambda kv: -int(kv[0]) if kv[0].isdigit() else 0):
             merged.setdefault(rid, r)  # the live answer is fresher; a webhook adds runs it did not list
-        return {"system": system, "ref": ref, "source": source, "runs": [vars(r) for r in merged.values()]}
+        return list(merged.values()), source
 
     async def _live_pipelines(self, tenant: str, system: str, ref: str, project_key: str | None) -> list[PipelineRun]:
-        conn = self.connector(tenant, system)
+        conn = await self.open_connector(tenant, system)
         try:
             if not isinstance(conn, Pipelines):
                 raise BadRequest(f"the {system} connector does not read pipeline status.")
@@ -263,7 +294,7 @@ class IntegrationService:
         extra = {"title": message.title[:200], **({"event": event, "attempt": attempt} if event else {})}
         conn: Connector | None = None
         try:
-            conn = self.connector(tenant, system)
+            conn = await self.open_connector(tenant, system)
             if not isinstance(conn, Notifier):
                 raise BadRequest(f"the {system} connector does not send messages.")
             sent = await conn.send(message, target)

@@ -92,6 +92,8 @@ class Snapshot:
     sso_rules: list[dict[str, Any]] = field(default_factory=list)
     sso_policies: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    # -- integrations (issue 17 gaps): table -> rows of notify_queue, webhook_deliveries, webhook_pipelines, run_refs
+    integrations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class Storage(Protocol):

@@ -291,6 +291,9 @@ class DuckDBStorage:
         # -- identity / SSO (core/identity)
         snap.sso_rules = self._dicts("SELECT * FROM sso_role_rules ORDER BY tenant_id, provider, claim, value")
         snap.sso_policies = self._dicts("SELECT * FROM sso_policies ORDER BY tenant_id")
+        # -- integrations (issue 17 gaps): the durable notification queue, webhook state, runs' git refs
+        snap.integrations = {t: self._dicts(f"SELECT * FROM {t}") for t in
+                             ("notify_queue", "webhook_deliveries", "webhook_pipelines", "run_refs")}
         return snap
 
     # -- writes ---------------------------------------------------------------------------

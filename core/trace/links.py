@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,22 @@ LINK_KINDS = ("design", "task", "code", "test")
 LINK_SOURCES = ("manual", "suggested")
 STORED_STATES = ("accepted", "rejected")
 HEADER = "# Musubi traceability: links people accepted and requirements they reviewed.\n# Edited by `musubi trace review` / `musubi trace accept`; safe to review in a pull request.\n"
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(root: Path) -> threading.Lock:
+    """The one lock of this process for read-change-write of ``root``'s links.yml.
+
+    Trace reviews and link decisions (:class:`core.trace.service.TraceService`) and ``musubi sync``
+    (:mod:`core.integrations.sync`) both take it, so neither can save over the other's change.
+    Keyed by the real path, so two spellings of one repository share it.
+    """
+    key = os.path.realpath(root)
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 def fingerprint(req: Requirement) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.errors import BadRequest, NotFound
 from core.trace.export import render
-from core.trace.links import LinksFile, StoredLink, now_iso, validate_link
+from core.trace.links import LinksFile, StoredLink, now_iso, validate_link, write_lock
 from core.trace.lint import lint_specs, lint_summary, nothing_recognised
 from core.trace.matrix import Trace, build
 from core.trace.scanner import Scanner
@@ -34,16 +34,15 @@ class TraceService:
         self.cache_dir = cache_dir
         self._scanners: dict[tuple[str, Path], Scanner] = {}
         self._lock = threading.Lock()
-        self._write_locks: dict[Path, threading.Lock] = {}
         self.watches = Watches()
         # The last trace of each repository and the watch version it was scanned at.
         self._last: dict[tuple[str, Path], tuple[int, Trace]] = {}
         self.suggestions = SuggestionCache()
 
-    def _writing(self, root: Path) -> threading.Lock:
-        """One writer of a repository's links.yml at a time (read, change, write back)."""
-        with self._lock:
-            return self._write_locks.setdefault(root, threading.Lock())
+    @staticmethod
+    def _writing(root: Path) -> threading.Lock:
+        """One writer of a repository's links.yml at a time (read, change, write back); shared with musubi sync."""
+        return write_lock(root)
 
     def scanner(self, tenant: str, root: Path) -> Scanner:
         key = (tenant, root)

@@ -159,6 +159,12 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/tune/jobs"): ("/v1/tune/jobs", None),
     ("GET", "/v1/tune/jobs/{id}"): ("/v1/tune/jobs/t-000000000000", None),
     ("POST", "/v1/tune/jobs/{id}/cancel"): ("/v1/tune/jobs/t-000000000000/cancel", {}),
+    # -- run pipelines (issue 17 gaps): the CI pipeline of a run's git ref
+    ("GET", "/v1/runs/{id}/pipeline"): ("/v1/runs/r-000000000000/pipeline", None),
+    ("PUT", "/v1/runs/{id}/pipeline"): ("/v1/runs/r-000000000000/pipeline", {"ref": "main"}),
+    # -- Entra sign-in (issue 17 gaps): msal device flow for Teams and Azure DevOps
+    ("POST", "/v1/integrations/{system}/login"): ("/v1/integrations/teams/login", {}),
+    ("GET", "/v1/integrations/{system}/login"): ("/v1/integrations/teams/login", None),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

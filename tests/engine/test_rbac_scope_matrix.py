@@ -342,6 +342,17 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("GET", "/v1/tune/jobs/{id}"): [Variant("member", None, req("GET", "/v1/tune/jobs/t-000000000000"), ok=(404,))],
     ("POST", "/v1/tune/jobs/{id}/cancel"): [Variant("member", None, req(
         "POST", "/v1/tune/jobs/t-000000000000/cancel"), ok=(404,))],
+    # -- run pipelines (issue 17 gaps): like the other routes on one run, the permission is checked at
+    # the run's project after finding it (404 here); tests/connectors/test_run_pipeline.py checks it
+    ("GET", "/v1/runs/{id}/pipeline"): [Variant("member", None, req("GET", "/v1/runs/r-000000000000/pipeline"),
+                                                ok=(404,))],
+    ("PUT", "/v1/runs/{id}/pipeline"): [Variant("member", None, req("PUT", "/v1/runs/r-000000000000/pipeline",
+                                                                    {"ref": "main"}), ok=(404,))],
+    # -- Entra sign-in (issue 17 gaps): teams has no client_id here, so a let-through start or status is a 400
+    ("POST", "/v1/integrations/{system}/login"): [Variant("tenant", "integrations.manage", req(
+        "POST", "/v1/integrations/teams/login"), ok=(400,))],
+    ("GET", "/v1/integrations/{system}/login"): [Variant("tenant", "integrations.manage", req(
+        "GET", "/v1/integrations/teams/login"), ok=(400,))],
 }
 
 

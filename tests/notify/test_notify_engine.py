@@ -28,7 +28,7 @@ from tests.fakes.senders import (
 )
 from tests.fakes.slack import SlackFake
 from tests.fakes.threaded import threaded
-from tests.runs.helpers import WORKFLOWS, start, wait, write_json
+from tests.runs.helpers import runs_home, start, wait
 from tui.serve.hooks import HooksOptions, HooksServer
 
 HOOK = ",".join(f"{n}=connectors.{n}:factory" for n in ("jira", "github", "gitlab", "ado", "slack", "teams"))
@@ -38,17 +38,8 @@ WEBHOOK_TOKEN = "gl-hook-SECRET-token-123"
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Home]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUSUBI_TEST_RUNS", "1")
-        mp.setenv("MUSUBI_TEST_CONNECTORS", HOOK)
-        h = Home()
-        write_json(h, "test-workflows.json", WORKFLOWS)
-        write_json(h, "test-provider.json", {"delay_s": 0.0})
-        try:
-            h.start()
-            yield h
-        finally:
-            h.cleanup()
+    with runs_home(MUSUBI_TEST_CONNECTORS=HOOK) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")

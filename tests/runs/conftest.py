@@ -7,18 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.engine.helpers import Home
-from tests.runs.helpers import WORKFLOWS, write_json
+from tests.runs.helpers import runs_home
 
 
 @pytest.fixture
-def rhome(monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+def rhome() -> Iterator[Home]:
     """A private home with the test workflows and a fast scripted provider, engine started."""
-    monkeypatch.setenv("MUSUBI_TEST_RUNS", "1")
-    h = Home()
-    write_json(h, "test-workflows.json", WORKFLOWS)
-    write_json(h, "test-provider.json", {"delay_s": 0.0})
-    try:
-        h.start()
+    with runs_home() as h:
         yield h
-    finally:
-        h.cleanup()

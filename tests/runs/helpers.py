@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from tests.engine.helpers import Home, poll
 
@@ -71,3 +75,24 @@ def wait(h: Home, tenant: str, run_id: str, *states: str, timeout: float = 30.0)
 
 def run_audit(h: Home, tenant: str, run_id: str) -> list[dict[str, Any]]:
     return [e for e in h.audit(tenant) if e["resource"] == f"run:{run_id}"]
+
+
+@contextmanager
+def runs_home(**env: str) -> Iterator[Home]:
+    """A private home with the test workflows and a fast scripted provider, engine started (MUSUBI_TEST_RUNS=1).
+
+    ``env`` adds environment variables for the engine (e.g. ``MUSUBI_TEST_CONNECTORS``); the
+    runs fixtures (tests/runs/conftest.py) and the notification tests share it.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSUBI_TEST_RUNS", "1")
+        for k, v in env.items():
+            mp.setenv(k, v)
+        h = Home()
+        write_json(h, "test-workflows.json", WORKFLOWS)
+        write_json(h, "test-provider.json", {"delay_s": 0.0})
+        try:
+            h.start()
+            yield h
+        finally:
+            h.cleanup()

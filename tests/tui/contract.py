@@ -188,6 +188,9 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("run cancel unknown", calls.run_cancel(NO_RUN))
     await step("run resume unknown", calls.run_resume(NO_RUN))
     await step("run logs unknown", calls.run_logs(NO_RUN))
+    # -- the Dashboard's CI line (issue 17 gaps)
+    await step("run pipeline unknown", calls.run_pipeline(NO_RUN))
+    await step("run pipeline bad id", calls.run_pipeline("run-1"))
     return steps
 
 

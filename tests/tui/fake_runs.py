@@ -20,6 +20,7 @@ from core.api import runs as rq
 from core.api.models import parse
 from core.errors import BadRequest, Conflict, NotFound, PermissionDenied, ProviderNotConfigured
 from core.orchestration.service import no_provider_message
+from tests.tui import fake_pipeline
 
 Json = dict[str, Any]
 TS = "2026-01-15T14:30:00.000000Z"
@@ -142,6 +143,7 @@ class FakeRuns:
     def __init__(self, empty: bool = False) -> None:
         self.runs: dict[str, Json] = {} if empty else fixed_runs()
         self.providers = False  # a start answers the engine's provider_not_configured refusal unless set
+        self.pipelines = fake_pipeline.fixed(RUN_A)  # issue 17 gaps: run id -> GET /v1/runs/{id}/pipeline
         self.logs: dict[str, list[Json]] = {RUN_A: [
             {"n": 1, "ts": TS, "step": None, "kind": "state", "text": "queued: workflow sdd, 4 step(s)"},
         ]}
@@ -169,6 +171,8 @@ class FakeRuns:
             raise NotFound(f"no run {rid} in tenant 'acme' that you can see. See your runs with: musubi runs list",
                            resource=f"run:{rid}", code="run_not_found")
         if method == "GET":
+            if verb == "pipeline":  # issue 17 gaps: the CI line (tests/tui/fake_pipeline.py)
+                return fake_pipeline.answer(self.pipelines, rid)
             if verb == "logs":
                 return {"run": rid, "lines": self.logs.get(rid, []), "next_after": len(self.logs.get(rid, []))}
             return copy.deepcopy(run)

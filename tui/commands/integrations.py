@@ -1,4 +1,4 @@
-"""``musubi integrations list|set|test|pipeline``: connector settings per tenant (docs/integrations.md).
+"""``musubi integrations ...``: connector settings per tenant, pipelines, Entra sign-in (docs/integrations.md).
 
 Secrets (tokens, webhook URLs, signing secrets) are never arguments: ``--secret NAME`` reads
 the value from stdin (one line per name, or a hidden prompt on a terminal), so it stays out
@@ -8,6 +8,7 @@ answers only their names.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -158,3 +159,91 @@ def map_user(state: CliState, system: str, external: str, user: str | None, remo
 def users(state: CliState) -> None:
     """The tenant's Slack user → musubi user mapping."""
     emit(state, state.client().call(calls.integration_users()), _users_table)
+
+
+# -- run pipelines (issue 17 gaps): the CI pipeline of the ref a run built on -------------------------
+
+
+def _run_pipeline_text(d: Any) -> None:
+    where = f"{d['system'] or '-'} {d['ref'] or '(no ref)'}" + (f" @ {d['sha'][:12]}" if d.get("sha") else "")
+    line(f"run {d['run']}: {d['state']} ({where}, {d['source'] or 'nothing recorded'})")
+    if d["pipeline"]:
+        line(f"  {d['pipeline']['name'] or 'pipeline'} {d['pipeline']['id']}: {d['pipeline']['vendor_status']}  "
+             f"{d['pipeline']['url']}")
+    elif d["message"]:
+        line(f"  {d['message']}")
+
+
+@cli_group.command("run-pipeline", epilog=example("musubi integrations run-pipeline r-0123456789ab",
+                                                  "musubi integrations run-pipeline r-0123456789ab --json"))
+@click.argument("run_id", metavar="RUN")
+@pass_state
+def run_pipeline(state: CliState, run_id: str) -> None:
+    """The git ref RUN built on and its newest CI pipeline: not_configured, no_ref, no_pipeline, running,
+    passed, failed, canceled or error (the vendor's text)."""
+    emit(state, state.client().call(calls.run_pipeline(run_id)), _run_pipeline_text)
+
+
+@cli_group.command("link-run", epilog=example("musubi integrations link-run r-0123456789ab feature/login",
+                                              "musubi integrations link-run r-0123456789ab main --system github"))
+@click.argument("run_id", metavar="RUN")
+@click.argument("ref")
+@click.option("--system", type=click.Choice(("gitlab", "github", "ado")),
+              help="The CI system (default: the tenant's configured one).")
+@pass_state
+def link_run(state: CliState, run_id: str, ref: str, system: str | None) -> None:
+    """Show the pipeline of REF (a branch, tag or commit) for RUN instead of the ref it started on."""
+    emit(state, state.client().call(calls.run_pipeline_link(run_id, ref, system)), _run_pipeline_text)
+
+
+# -- Entra sign-in (issue 17 gaps): delegated tokens for Teams (Graph) and Azure DevOps ---------------
+
+
+@cli_group.command("login", epilog=example("musubi integrations login teams", "musubi integrations login ado --json",
+                                           "musubi integrations login teams --no-wait --json"))
+@click.argument("system", type=click.Choice(("teams", "ado")))
+@click.option("--no-wait", is_flag=True, help="Print the code and return; see the outcome with --status.")
+@click.option("--status", "status_only", is_flag=True, help="Only show how the last sign-in went.")
+@pass_state
+def login(state: CliState, system: str, no_wait: bool, status_only: bool) -> None:
+    """Sign the engine in to Entra ID for SYSTEM by device code (works over SSH: open the address anywhere).
+
+    The engine keeps the token cache in the tenant's 0600 secrets file and refreshes it silently.
+    --json prints JSON Lines: the code and address at once, then (unless --no-wait) the outcome.
+    Exits 1 when the sign-in failed or the code expired.
+    """
+    import time
+
+    client = state.client()
+
+    def show(d: Any, human: Any) -> None:  # --json: one compact JSON object per line (JSON Lines)
+        click.echo(json.dumps(d, ensure_ascii=False)) if state.json else human(d)
+
+    if status_only:
+        show(client.call(calls.integration_login_status(system)), _login_text)
+        return
+    started = client.call(calls.integration_login(system))
+    show(started, lambda d: line(d["message"] or f"Open {d['verification_uri']} and enter {d['user_code']}."))
+    if no_wait:
+        return
+    while True:
+        time.sleep(2)
+        now = client.call(calls.integration_login_status(system))
+        if now["state"] != "pending" or now["user_code"] != started["user_code"]:
+            break
+    show(now, _login_text)
+    if now["state"] != "signed_in":
+        raise SystemExit(1)
+
+
+def _login_text(d: Any) -> None:
+    if d["state"] == "signed_in":
+        line(f"{d['system']}: signed in" + (f" as {d['account']}" if d["account"] else "") + "; the engine refreshes "
+             "the token itself.")
+    elif d["state"] == "pending":
+        line(f"{d['system']}: waiting for the code {d['user_code']} at {d['verification_uri']} "
+             f"(until {d['expires_at']}).")
+    elif d["state"] == "failed":
+        line(f"{d['system']}: sign-in failed: {d['error']}")
+    else:
+        line(f"{d['system']}: not signed in; run: musubi integrations login {d['system']}")

@@ -35,6 +35,7 @@ from tui.screens import dashboard_view as view
 from tui.screens.base import STYLES, ModeScreen
 from tui.screens.dashboard_actions import RunActions
 from tui.screens.dashboard_info import InfoBox, InfoPanels
+from tui.screens.dashboard_pipeline import PipelinePanel
 from tui.widgets.panel import Panel
 
 if TYPE_CHECKING:
@@ -51,13 +52,14 @@ class RunsNote(Static, can_focus=True):
     """The runs panel's empty state or error; focusable so it scrolls and maximises."""
 
 
-class DashboardScreen(RunActions, InfoPanels, ModeScreen):
+class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
     MODE = "dashboard"
     CSS_PATH = STYLES / "dashboard.tcss"
     AUTO_FOCUS = "#dash-runs"
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "dashboard-tenant": "Tenant details", "dashboard-next": "Next steps", "dashboard-runs": "Runs",
         "dashboard-run": "Run details", "dashboard-act": "Run action", "dashboard-diff": "Diff",
+        "dashboard-pipeline": "CI pipeline",
     }
     HELP = (
         "Dashboard: your runs live from the engine — state (symbol and word), elapsed time, tokens and cost "
@@ -76,6 +78,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         Binding("p", "apply_diff", "Apply", id="dash_apply"),
         Binding("x", "cancel_run", "Cancel run", id="dash_cancel"),
         Binding("u", "resume_run", "Resume", id="dash_resume"),
+        Binding("i", "refresh_pipeline", "CI", id="dash_pipeline"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -89,6 +92,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
             yield Panel(tree, title="Steps", id="dash-steps-panel")
             yield Panel(
                 Static("", id="dash-step-info", markup=False),
+                self.pipeline_line(),
                 VerticalScroll(Static("", id="dash-output", markup=False), id="dash-output-scroll"),
                 ScrollableContainer(Static("", id="dash-gate"), id="dash-gate-scroll"),
                 title="Output", id="dash-detail-panel",
@@ -264,6 +268,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
             return
         self.selected, self.shown, self.steps, self.step = run_id, None, {}, None
         self._mark("tree", "detail")
+        self.show_pipeline(run_id)
         if run_id is not None:
             self.load_run(run_id)
 
