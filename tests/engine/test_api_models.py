@@ -72,6 +72,8 @@ JOBS |= {("GET", "/v1/integrations"), ("PUT", "/v1/integrations/{system}"), ("PO
 # notify (issue 17): inbound calls need a signed vendor request: tests/notify/test_notify_engine.py checks them.
 JOBS |= {("POST", "/v1/inbound/slack"), ("POST", "/v1/inbound/gitlab"), ("GET", "/v1/integrations/users"),
          ("PUT", "/v1/integrations/{system}/users/{external}")}
+# A device-flow sign-in needs Entra ID (a fake): tests/connectors/test_entra_login.py checks its answers.
+JOBS |= {("POST", "/v1/integrations/{system}/login"), ("GET", "/v1/integrations/{system}/login")}
 # provider fine-tuning (issue 19) needs approved runs and a fake vendor: tests/finetune/test_tune_engine.py checks them.
 JOBS |= {(r.method, r.path) for r in all_routes() if r.path.startswith("/v1/tune/")}
 
