@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import Cli, short_home
+from tests.engine.helpers import poll
 from tests.runs.helpers import WORKFLOWS
 
 
@@ -61,12 +62,7 @@ def test_exit_codes_quota_permission_usage(cli: Cli) -> None:
 
 def test_gate_approve_from_the_cli(cli: Cli) -> None:
     started = cli.js("run", "gated", "--feature", "x", "--detach")
-    import time
-
-    for _ in range(200):
-        if cli.js("runs", "show", started["id"])["state"] == "waiting":
-            break
-        time.sleep(0.05)
+    poll(lambda: cli.js("runs", "show", started["id"])["state"] == "waiting", timeout=30)
     cli.fails(1, "runs", "approve", started["id"], "--sha256", "0" * 64)  # not what the gate shows
     r = cli.js("runs", "approve", started["id"], "--comment", "ok")
     assert r["decision"] == "approve"
