@@ -278,6 +278,9 @@ class ApprovalRecord(Row):
         }
 
 
+CHARGED = frozenset({"ok", "superseded"})  # completed calls (a retried step's old ones are superseded)
+
+
 @dataclass
 class RunData:
     """Everything the service keeps of one run."""
@@ -298,11 +301,11 @@ class RunData:
         old = self.calls.get(call.key)
         if old is not None:  # read again from storage: the same attempt, not another
             same[:] = [c for c in same if c.key != call.key]
-            if old.outcome == "ok":
+            if old.outcome in CHARGED:
                 self._count(old, -1)
         self.calls[call.key] = call
         same.append(call)
-        if call.outcome == "ok":
+        if call.outcome in CHARGED:
             self._count(call, 1)
 
     def call_ok(self, call: CallRecord) -> None:
@@ -315,7 +318,7 @@ class RunData:
                                       c + sign * call.cost_micros)
 
     def agent_spent(self, agent: str) -> tuple[int, int]:
-        """Tokens and micro-dollars of ``agent``'s completed calls in this run."""
+        """Tokens and micro-dollars of ``agent``'s completed calls in this run (superseded ones too: paid)."""
         return self._agent_ok.get(agent, (0, 0))
 
     def clear_calls(self) -> None:
@@ -324,7 +327,8 @@ class RunData:
         self._agent_ok.clear()
 
     def completed(self, path: str, label: str) -> CallRecord | None:
-        """The completed call of ``label`` in step ``path``, if any (what a resume answers from)."""
+        """The completed call of ``label`` in step ``path``, if any (what a resume answers from; a call a
+        retry superseded is not: the retry sends it again as a new attempt)."""
         return next((c for c in self._labels.get((path, label), ()) if c.outcome == "ok"), None)
 
     def attempts(self, path: str, label: str) -> int:

@@ -50,6 +50,7 @@ async def execute(svc: RunService, h: JobHandle) -> dict[str, Any]:
         raise
     finally:
         svc._flush_output(run.id)
+        svc.drop_live(run.id)
         svc._views.pop(run.id, None)
         svc._stuck.pop(run.id, None)
     return {"run": run.id, "state": run.state}
@@ -186,6 +187,7 @@ async def _end_step(svc: RunService, d: RunData, st: StepRecord, status: str, re
         svc.save(d.run, st)
 
     await asyncio.shield(svc.r.run(None, "run.step", f"run:{d.run.id}", op))
+    svc.drop_live(d.run.id, st.path)  # over: its output now comes from the record
 
 
 async def finish(svc: RunService, d: RunData, state: str, code: str | None, reason: str | None) -> None:

@@ -665,7 +665,14 @@ class DuckDBStorage:
                              ("run_artefacts", "run_id, created_at"), ("run_approvals", "run_id, asked_at")):
             out[table] = self._dicts(f"SELECT * FROM {table} WHERE list_contains(?, run_id) ORDER BY {order}", [ids])
         out["run_log"] = self._dicts("SELECT run_id, max(n) AS n FROM run_log GROUP BY run_id")
+        out["run_settings"] = self._dicts("SELECT * FROM run_settings ORDER BY tenant_id")  # migration 011
         return out
+
+    def run_step_responses(self, run_id: str, path: str) -> list[str]:
+        """The responses of one step's completed calls, oldest first (what a finished step said)."""
+        rows = self._dicts("SELECT response FROM run_calls WHERE run_id = ? AND step_path = ? AND outcome = 'ok' "
+                           "ORDER BY sent_at, call_key", [run_id, path])
+        return [r["response"] or "" for r in rows]
 
     def run_log(self, run_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         """Lines of one run's log after line ``after``, oldest first."""

@@ -39,6 +39,7 @@ HINTS.update(vars(session_api))
 SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})
 # notify (issue 17): inbound and user-mapping models live in core/api/inbound.py
 HINTS.update(vars(inbound_api))
+SAMPLES.update({"audit_text": True})  # runs gaps (issue 12): the audit-text switch
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:
