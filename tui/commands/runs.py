@@ -169,11 +169,19 @@ def logs(state: CliState, run_id: str, after: str | None, limit: str | None) -> 
 # -- runs gaps (issue 12): a step's output so far, retry one step, the audit-text switch ------------
 
 
-@cli_group.command(epilog=example("musubi runs output r-3f9a0c1b2d4e 2",
-                                  "musubi runs output r-3f9a0c1b2d4e 3/1 --json"))
-@click.argument("run_id", metavar="ID")
-@click.argument("step", metavar="STEP")
-@pass_state
+def _step_command(name: str, *examples: str) -> Any:
+    """A ``runs NAME ID STEP`` command (ID a run, STEP a step path such as 2 or 3/1)."""
+
+    def wrap(fn: Any) -> Any:
+        fn = pass_state(fn)
+        fn = click.argument("step", metavar="STEP")(fn)
+        fn = click.argument("run_id", metavar="ID")(fn)
+        return cli_group.command(name, epilog=example(*examples))(fn)
+
+    return wrap
+
+
+@_step_command("output", "musubi runs output r-3f9a0c1b2d4e 2", "musubi runs output r-3f9a0c1b2d4e 3/1 --json")
 def output(state: CliState, run_id: str, step: str) -> None:
     """What step STEP (a path: 2, 3/1) of run ID has said so far: the live stream while it runs, else the record."""
     data = state.client().call(calls.run_output(run_id, step))
@@ -188,11 +196,7 @@ def output(state: CliState, run_id: str, step: str) -> None:
     emit(state, data, human)
 
 
-@cli_group.command(epilog=example("musubi runs retry r-3f9a0c1b2d4e 2",
-                                  "musubi runs retry r-3f9a0c1b2d4e 3/1 --json"))
-@click.argument("run_id", metavar="ID")
-@click.argument("step", metavar="STEP")
-@pass_state
+@_step_command("retry", "musubi runs retry r-3f9a0c1b2d4e 2", "musubi runs retry r-3f9a0c1b2d4e 3/1 --json")
 def retry(state: CliState, run_id: str, step: str) -> None:
     """Run one failed, cancelled, stopped or interrupted STEP of run ID again with new calls (needs runs.start).
 
