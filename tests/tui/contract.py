@@ -188,6 +188,15 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("run cancel unknown", calls.run_cancel(NO_RUN))
     await step("run resume unknown", calls.run_resume(NO_RUN))
     await step("run logs unknown", calls.run_logs(NO_RUN))
+    # -- runs gaps (issue 12): output so far, retry one step, provider latency, the audit-text switch
+    await step("run output unknown", calls.run_output(NO_RUN, "1"))
+    await step("run output bad id", calls.run_output("run-1", "1"))
+    await step("run output no step", calls.run_output(NO_RUN, ""))
+    await step("run retry unknown", calls.run_retry(NO_RUN, "1"))
+    await step("run retry no step", calls.run_retry(NO_RUN, ""))
+    await step("provider stats", calls.provider_stats(), lambda a: all(
+        r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["count"] > 0 for r in a))
+    await step("run settings", calls.run_settings(), lambda a: a["audit_text"])
     return steps
 
 
