@@ -91,7 +91,7 @@ async def test_retry_step_asks_then_sends_the_selected_step_and_refuses_in_words
         await wait_for(pilot, lambda: any("Step 1 is done" in n for n in notes(app)), "done step refused")
         assert sum(w[1].endswith("/retry") for w in api.writes) == 1
         entries = {a.title: a.help for a in screen.palette_actions()}
-        assert entries["Dashboard: Retry step"].startswith("t ·")
+        assert entries["Dashboard: Retry"].startswith("t ·")
         assert "Dashboard: Output" in entries and "Dashboard: Latency" in entries
 
 

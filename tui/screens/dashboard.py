@@ -80,7 +80,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         Binding("p", "apply_diff", "Apply", id="dash_apply"),
         Binding("x", "cancel_run", "Cancel run", id="dash_cancel"),
         Binding("u", "resume_run", "Resume", id="dash_resume"),
-        Binding("t", "retry_step", "Retry step", id="dash_retry"),
+        Binding("t", "retry_step", "Retry", id="dash_retry", show=False),
         Binding("o", "step_output", "Output", id="dash_output", show=False),
         Binding("l", "latency", "Latency", id="dash_latency", show=False),
     ]
@@ -125,6 +125,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         self._tree_run: str | None = None
         self._gate_key: tuple[str, str, str] | None = None  # (run, gate, sha) the gate panel shows
         self._table_shape: tuple[list[str], bool] | None = None
+        self._tree_width = 0  # the width the step labels were cut for (they are repainted when it changes)
         self._seeded: set[tuple[str, str]] = set()
         self._columns: list[Any] = []
 
@@ -323,6 +324,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         self.dirty.update(what)
 
     def _tick(self) -> None:
+        self._check_tree_width()
         # Elapsed times of live runs move on with the clock: one table repaint a second while any runs.
         if any(r["state"] not in view.ENDED and r["state"] != "stopped" for r in self.runs.values()):
             self._mark("runs")
@@ -331,10 +333,23 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         """The runs are read and, when there are any, the selected run's details with a step to show."""
         return self.runs_loaded and (not self.runs or (self.shown is not None and self.step is not None))
 
-    def repaint_now(self) -> None:
-        """Repaint what is pending at once instead of at the next tick (tests settle on it)."""
+    def repaint_now(self, full: bool = False) -> None:
+        """Repaint what is pending at once instead of at the next tick (tests settle on it); ``full``: every
+        panel, at the sizes the layout has now."""
+        if full:
+            self._mark("runs", "tree", "detail", "engine")
+        self._check_tree_width()
         if self.dirty:
             self._flush()
+
+    def _check_tree_width(self) -> None:
+        # A step label shows as much as its width allows: a panel that changed size (layout, F10) relabels.
+        try:
+            width = self.query_one("#dash-steps", Tree).size.width
+        except NoMatches:
+            return
+        if width and width != self._tree_width:
+            self._mark("tree")
 
     def _flush(self) -> None:
         """Repaint what changed since the last repaint, each widget once."""
@@ -394,6 +409,7 @@ class DashboardScreen(RunActions, InfoPanels, ModeScreen):
         if self._tree_run != self.selected or not self.steps:
             tree.clear()
             self._step_nodes, self._tree_run = {}, self.selected
+        self._tree_width = tree.size.width
         width = max(20, tree.size.width or 36)
         for path, s in sorted(self.steps.items(), key=lambda kv: view.path_key(kv[0])):
             depth = path.count("/")
