@@ -9,7 +9,10 @@ few repaints, not one each, over a slow SSH link.  Runs belong to the engine: le
 or the app changes nothing for them.
 
 Keys (ids in :mod:`tui.screens.actions`, remappable): a approve, r reject, c request changes
-(asks for a comment), p apply an approved diff, x cancel the run, u resume it.  Texts and
+(asks for a comment), p apply an approved diff, x cancel the run, u resume it, t retry the selected
+step, o read its output so far again, l provider latency.  A step's output so far comes from
+``GET /v1/runs/{id}/output`` (the engine's live tail or record), joined with events by offset;
+the engine panel's p95 from ``GET /v1/providers/stats``.  Texts and
 formatting live in :mod:`tui.screens.dashboard_view`; the engine/tenant/quota panels in
 :mod:`tui.screens.dashboard_info`; the actions in :mod:`tui.screens.dashboard_actions`.
 """
