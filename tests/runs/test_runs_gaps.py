@@ -42,6 +42,13 @@ def test_output_so_far_is_the_live_tail_while_a_call_streams_and_the_record_afte
     assert status == 200 and body["source"] == "none" and body["text"] == ""
     status, body = output(rhome, t, rid, "1")  # still read from the record after the run ended
     assert body["source"] == "record" and body["text"] == first["text"]
+    # The step the cancel cut short says so, and is retried on its own: step 1 is not sent again.
+    assert [s["status"] for s in show(rhome, t, rid)["steps"]] == ["done", "cancelled"]
+    script(rhome)
+    status, body = rhome.raw("POST", f"/v1/runs/{rid}/retry", {"step": "2"}, tenant=t)
+    assert status == 200, body
+    assert wait(rhome, t, rid, "done", "failed", "stopped")["state"] == "done"
+    assert [s["key"].split(":")[1] for s in sends(rhome) if s["key"].startswith(rid)] == ["1", "2", "2"]
 
 
 def test_retry_runs_one_failed_step_again_without_re_running_the_rest(rhome: Home) -> None:

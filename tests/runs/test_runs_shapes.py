@@ -68,6 +68,15 @@ def test_every_runs_answer_and_event_has_its_declared_shape(rhome: Home) -> None
     poll(lambda: any(e["type"] == "run.state" and e["run"]["id"] == cancelled["id"]
                      and e["run"]["state"] == "cancelled" for e in list(got)), timeout=30)
     stop.set()
+    # runs gaps: a step's output (recorded here) and the retry of a failed step.
+    _exactly(rhome.client(t).get(f"/v1/runs/{rid}/output", {"step": "1"}), routes[("GET", "/v1/runs/{id}/output")])
+    script(rhome, fail={"1": "bad_request"})
+    broken = start(rhome, t, "two")["id"]
+    wait(rhome, t, broken, "failed")
+    script(rhome)
+    status, retried = rhome.raw("POST", f"/v1/runs/{broken}/retry", {"step": "1"}, tenant=t)
+    assert status == 200, retried
+    _exactly(retried, routes[("POST", "/v1/runs/{id}/retry")])
     kinds = {e["type"] for e in got}
     assert {"run.state", "run.step", "run.output", "run.call", "run.gate"} <= kinds, kinds
     for e in got:
