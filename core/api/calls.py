@@ -501,6 +501,35 @@ def run_logs(run_id: str, after: int | str | None = None, limit: int | str | Non
     return get(f"/v1/runs/{path_segment(run_id)}/logs", after=after, limit=limit)
 
 
+# runs gaps (issue 12): output so far, retry one step, latency per tenant, the audit-text switch
+if TYPE_CHECKING:
+    from core.api.runs import ProviderLatency, RunOutput, RunRetried, RunSettings
+
+
+def run_output(run_id: str, step: str) -> Call[RunOutput]:
+    """Step ``step``'s output so far: the live tail while it streams, else what was recorded."""
+    return get(f"/v1/runs/{path_segment(run_id)}/output", step=step)
+
+
+def run_retry(run_id: str, step: str) -> Call[RunRetried]:
+    """Run one failed, cancelled, stopped or interrupted step again with new calls (the rest is not re-run)."""
+    return post(f"/v1/runs/{path_segment(run_id)}/retry", step=step)
+
+
+def provider_stats() -> Call[list[ProviderLatency]]:
+    """p50/p95/p99 latency of this tenant's model calls per provider and model."""
+    return get("/v1/providers/stats")
+
+
+def run_settings() -> Call[RunSettings]:
+    return get("/v1/run-settings")
+
+
+def run_settings_set(audit_text: bool) -> Call[RunSettings]:
+    """Turn prompt and output text in the run.call audit events on or off (tenant.manage)."""
+    return put("/v1/run-settings", audit_text=audit_text)
+
+
 # -- providers (issue 12; docs/providers.md) ---------------------------------------------------
 
 

@@ -15,7 +15,9 @@ Events on ``GET /v1/events`` (``types=run.state,run.step,...``), all with ``type
 - ``run.state``: :class:`RunEvent` — the run's summary after each state change;
 - ``run.step``: :class:`StepEvent` — one step's row after it changed;
 - ``run.output``: :class:`OutputEvent` — streamed model text of one call, coalesced
-  (at most one event per run every :data:`OUTPUT_INTERVAL_S`, carrying every delta since);
+  (at most one event per run every :data:`OUTPUT_INTERVAL_S`, carrying every delta since), with
+  the ``offset`` of its first character in the step's stream (``GET /v1/runs/{id}/output``
+  answers the same stream's tail, so a client joining late splices the two exactly);
 - ``run.call``: :class:`CallEvent` — one model call finished (no text);
 - ``run.gate``: :class:`GateEvent` — an approval gate was asked or answered;
 - ``run.note``: :class:`NoteEvent` — a progress line (also in ``runs logs``).
@@ -27,7 +29,7 @@ import re
 from typing import Any, TypedDict
 
 from core import limits
-from core.api.models import MAX_NAME, Number, Request, count, dollars, text
+from core.api.models import MAX_NAME, Number, Request, count, dollars, flag, text
 from core.errors import BadRequest
 
 RUN_ID = re.compile(r"^r-[0-9a-f]{12}$")
@@ -43,6 +45,8 @@ OUTPUT_INTERVAL_S = 0.1  # run.output coalescing: at most ten events a second pe
 MAX_FEATURE = 20_000  # characters of --feature
 MAX_COMMENT = limits.MAX_REASON_LEN
 LOGS_LIMIT = limits.Range(1, 10_000, "lines")
+MAX_STEP_PATH = 512  # characters of a step path ("2/1/3")
+OUTPUT_TAIL = 64_000  # characters of a running step's stream the engine keeps (and the output route answers)
 
 
 def check_run_id(v: object, field: str = "id") -> str:
@@ -172,6 +176,29 @@ class RunLogsQuery(Request):
     }
 
 
+class RunStepQuery(Request):
+    """``GET /v1/runs/{id}/output?step=PATH``: one step's output so far (``step``: its path, ``2/1``)."""
+
+    id: str
+    step: Any = None
+    CHECKS = {"id": _run_id, "step": text(MAX_STEP_PATH, required=True)}
+
+
+class RunRetry(Request):
+    """``POST /v1/runs/{id}/retry``: run one failed, cancelled, stopped or interrupted step again (new calls)."""
+
+    id: str
+    step: Any = None
+    CHECKS = {"id": _run_id, "step": text(MAX_STEP_PATH, required=True)}
+
+
+class RunSettingsSet(Request):
+    """``PUT /v1/run-settings``: the tenant's run settings (``tenant.manage``)."""
+
+    audit_text: Any = None  # prompt and output text in run.call audit events (redacted)
+    CHECKS = {"audit_text": flag}
+
+
 # -- answers ------------------------------------------------------------------------------------
 
 
@@ -286,6 +313,44 @@ class RunApplied(TypedDict):
     files: list[str]  # paths written, relative to the project root
 
 
+class RunOutput(TypedDict):
+    """One step's output so far: the live tail of its stream while it runs, else what was recorded."""
+
+    run: str
+    step: str
+    status: str  # the step's STEP_STATES
+    source: str  # live (streamed, this engine's memory) | record (completed calls / the step's output) | none
+    text: str  # at most OUTPUT_TAIL characters: the tail
+    offset: int  # where ``text`` starts in the step's stream (live: as run.output events count)
+    end: int  # characters streamed (live) or recorded in all
+    truncated: bool  # text is the tail of something longer
+
+
+class RunRetried(TypedDict):
+    run: Run
+    step: str
+    superseded: list[str]  # keys of the step's completed calls that its new attempt replaces (still charged)
+
+
+class RunSettings(TypedDict):
+    tenant: str
+    audit_text: bool
+    updated_at: str | None
+    updated_by: str | None
+
+
+class ProviderLatency(TypedDict):
+    """``GET /v1/providers/stats`` rows: the caller's tenant's model calls, per provider and model."""
+
+    tenant: str
+    provider: str
+    model: str
+    count: int  # calls recorded since the engine started (the percentiles cover the last 512)
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
 class RunLogLine(TypedDict):
     n: int
     ts: str
@@ -326,6 +391,7 @@ class OutputEvent(TypedDict):
     step: str
     agent: str
     text: str  # the deltas since the last run.output of this run and step
+    offset: int  # where ``text`` starts in the step's stream (characters)
 
 
 class CallEvent(TypedDict):
@@ -363,5 +429,5 @@ class NoteEvent(TypedDict):
 
 __all__ = [
     "EVENT_TYPES", "FINAL_STATES", "RUN_STATES", "STEP_STATES", "RunApply", "RunDecide", "RunLogsQuery",
-    "RunPath", "RunResume", "RunStart", "RunsQuery", "check_run_id",
+    "RunPath", "RunResume", "RunRetry", "RunSettingsSet", "RunStart", "RunStepQuery", "RunsQuery", "check_run_id",
 ]

@@ -56,7 +56,7 @@ class Engine:
         self.code_index = IndexService(self.runner, self.jobs)  # the code index and search (core/rag/service.py)
         # -- providers (issue 12): the LLM providers, rebuilt by `musubi engine reload` and SIGHUP
         self.providers = ProviderHub(_config_file)
-        self.latency = LatencyRecorder()  # p50/p95/p99 per provider and model, fed by the run service
+        self.latency = LatencyRecorder()  # p50/p95/p99 per tenant, provider and model, fed by the run service
         self.identity = IdentityService(self.runner)  # SSO sessions, mapping rules, policy (core/identity)
         # orchestration runs (core/orchestration/service.py): calls through the providers, timed into latency
         self.runs = RunService(self.runner, self.jobs, self.usage, self.providers, self.latency)

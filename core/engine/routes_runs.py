@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from core.api import runs as rq
+from core.api.models import Empty
 from core.engine.http import Api, json_response
 from core.engine.routes_models import ModelRoutes
 from core.engine.routing import Route
@@ -100,6 +101,30 @@ class RunRoutes:
         c = await self.api.ctx(request)
         return json_response(await self.svc.logs(c, req.id, req.after, req.limit))
 
+    # -- runs gaps: output so far, retry one step, latency per tenant, the audit-text switch --
+
+    async def output(self, request: web.Request, req: rq.RunStepQuery) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.svc.output_of(c, req.id, req.step))
+
+    async def retry(self, request: web.Request, req: rq.RunRetry) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.svc.retry(c, req.id, req.step))
+
+    async def stats(self, request: web.Request, req: Empty) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(self.svc.latency_stats(c))
+
+    async def settings(self, request: web.Request, req: Empty) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.r.run(c, "run.settings.show", "run_settings",
+                                                  lambda: self.svc.settings_show(c)))
+
+    async def settings_set(self, request: web.Request, req: rq.RunSettingsSet) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.r.run(c, "run.settings", "run_settings",
+                                                  lambda: self.svc.settings_set(c, req.audit_text)))
+
 
 R = RunRoutes
 ROUTES: tuple[Route, ...] = (
@@ -119,4 +144,15 @@ ROUTES: tuple[Route, ...] = (
           rq.RunDecided, handler=R.request_changes, feature=R),
     Route("POST", "/v1/runs/{id}/apply", "run.apply", "member", rq.RunApply, rq.RunApplied, handler=R.apply,
           feature=R),
+    # -- runs gaps (issue 12): output so far, retry one step, provider latency per tenant, audit text switch
+    Route("GET", "/v1/runs/{id}/output", "run.output", "member", rq.RunStepQuery, rq.RunOutput, handler=R.output,
+          feature=R),
+    Route("POST", "/v1/runs/{id}/retry", "run.retry", "member", rq.RunRetry, rq.RunRetried, handler=R.retry,
+          feature=R),
+    Route("GET", "/v1/providers/stats", "provider.stats", "member", Empty, list[rq.ProviderLatency],
+          handler=R.stats, feature=R),
+    Route("GET", "/v1/run-settings", "run.settings.show", "member", Empty, rq.RunSettings, handler=R.settings,
+          feature=R),
+    Route("PUT", "/v1/run-settings", "run.settings", "tenant.manage", rq.RunSettingsSet, rq.RunSettings,
+          handler=R.settings_set, feature=R),
 )

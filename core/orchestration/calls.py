@@ -41,6 +41,7 @@ from core.models.pricing import request_cost, to_micros
 from core.models.registry import ModelSpec, Registry
 from core.models.router import in_model_tokens, route
 from core.models.tokens import chat_overhead, count_exact
+from core.orchestration import audittext
 from core.orchestration.contracts import (
     AgentSpec,
     ChatMessage,
@@ -242,7 +243,8 @@ class CallDesk:
 
     async def complete(self, d: RunData, st: StepRecord, call: CallRecord, text: str, fin: Finished,
                        latency_ms: float, model: ModelSpec, task_kind: str,
-                       durable: asyncio.Future[None] | None = None) -> None:
+                       durable: asyncio.Future[None] | None = None,
+                       prompt: Sequence[ChatMessage] | None = None) -> None:
         """Charge what the provider reported and record the response, together (one group commit).
 
         Only once ``durable`` (the commit of the call's ``sent`` row, from :meth:`dispatch`) is
@@ -260,7 +262,7 @@ class CallDesk:
         """
         def recorded(f: asyncio.Future[None] | None) -> None:
             if f is None or not f.cancelled() and f.exception() is None:
-                self._record(d, st, call, text, fin, latency_ms, model, task_kind)
+                self._record(d, st, call, text, fin, latency_ms, model, task_kind, prompt)
             else:  # the engine refused the call's row (and reloaded its state): nothing of it is held
                 self.inflight.pop(call.key, None)
 
@@ -281,7 +283,7 @@ class CallDesk:
         asyncio.get_running_loop().call_soon(seal)
 
     def _record(self, d: RunData, st: StepRecord, call: CallRecord, text: str, fin: Finished, latency_ms: float,
-                model: ModelSpec, task_kind: str) -> None:
+                model: ModelSpec, task_kind: str, prompt: Sequence[ChatMessage] | None = None) -> None:
         run = d.run
         owner = self.owner(d)
         i, o = fin.usage.input_tokens, fin.usage.output_tokens
@@ -309,6 +311,7 @@ class CallDesk:
                 "model": model.id, "provider": call.provider, "input_tokens": i, "output_tokens": o,
                 "cost_usd": micros_to_usd(cost), "latency_ms": call.latency_ms, "outcome": "ok",
                 "request_id": fin.request_id, "ledger_entry": entry,
+                **audittext.text_details(self.svc, run.tenant, prompt, text),  # only with the tenant's switch on
             })
             self.svc.log(run, st.path, "call", f"{call.agent} on {model.id}: {i:,} in + {o:,} out tokens, "
                          f"${micros_to_usd(cost)}, {call.latency_ms:.0f} ms")
@@ -316,7 +319,7 @@ class CallDesk:
         # Synchronous, so a cancel arriving now cannot split it: once the provider answered, it is recorded.
         op()
         self.r.committer.on_commit(partial(self.svc.publish_call, run, call, replayed=False))
-        self.svc.latency.record(call.provider or "-", model.id, latency_ms)
+        self.svc.latency.record(run.tenant, call.provider or "-", model.id, latency_ms)
 
     def _settle(self, owner: Caller, call: CallRecord, charge: Charge, model: str, i: int, o: int,
                 task_kind: str) -> int:
@@ -332,7 +335,8 @@ class CallDesk:
                               run=(call.run_id, call.step_path))
         return int(entry["entry_id"])
 
-    async def fail(self, d: RunData, st: StepRecord, call: CallRecord, outcome: str, error: str) -> None:
+    async def fail(self, d: RunData, st: StepRecord, call: CallRecord, outcome: str, error: str,
+                   prompt: Sequence[ChatMessage] | None = None) -> None:
         """Release the reservation; record the attempt as ``failed`` / ``cancelled`` (nothing charged)."""
         run = d.run
         owner = self.owner(d)
@@ -344,6 +348,7 @@ class CallDesk:
             self.r.audit(run.tenant, owner, "run.call", f"run:{run.id}", "error", details={
                 "run": run.id, "step": st.path, "label": call.label, "attempt": call.attempt, "agent": call.agent,
                 "model": call.model, "provider": call.provider, "outcome": outcome, "error": error[:500],
+                **audittext.text_details(self.svc, run.tenant, prompt, None),
             })
             self.svc.log(run, st.path, "call", f"{call.agent} on {call.model}: {outcome}: {error[:300]}")
 

@@ -79,15 +79,16 @@ class RunContext(StepContext):
             try:
                 text, fin, latency = await svc.desk.stream(d, self.path, agent, provider, req)
             except ProviderError as exc:
-                await svc.desk.fail(d, self.step, call, "failed", f"{exc.kind}: {exc}")
+                await svc.desk.fail(d, self.step, call, "failed", f"{exc.kind}: {exc}", messages)
                 if exc.kind in RETRYABLE and d.attempts(self.path, label) < MAX_ATTEMPTS:
                     continue
                 raise
             except asyncio.CancelledError:
                 await asyncio.shield(svc.desk.fail(d, self.step, call, "cancelled", "the run was cancelled or "
-                                                   "the engine stopped during the call"))
+                                                   "the engine stopped during the call", messages))
                 raise
-            await svc.desk.complete(d, self.step, call, text, fin, latency, plan.model, spec.task_kind, durable)
+            await svc.desk.complete(d, self.step, call, text, fin, latency, plan.model, spec.task_kind, durable,
+                                    messages)
             svc.check_stuck(d, self.path, text)
             return AgentReply(agent, text, plan.model.id, call.input_tokens, call.output_tokens, call.cost_micros)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,7 +139,7 @@ async def start(self: RunService, ctx: Caller, workflow: str, feature: str, mode
     return answer
 
 
-def _may(self: RunService, ctx: Caller, d: RunData, perm: str) -> None:
+def may(self: RunService, ctx: Caller, d: RunData, perm: str) -> None:
     """``perm`` at the run's project; its creator may always cancel and resume their own run."""
     if not (perm in ("runs.cancel", "runs.start") and d.run.created_by == ctx.user):
         self.r.require(ctx, perm, project=d.run.project)
@@ -153,7 +154,7 @@ async def cancel(self: RunService, ctx: Caller, run_id: str) -> dict[str, Any]:
     running = run.job_id is not None and run.job_id in self.jobs._tasks
 
     def op() -> dict[str, Any]:
-        _may(self, ctx, d, "runs.cancel")
+        may(self, ctx, d, "runs.cancel")
         if run.state in FINAL_STATES:
             raise Conflict(f"run {run.id} is already {run.state}; there is nothing to cancel.", code="run_finished",
                            state=run.state)
@@ -198,7 +199,7 @@ async def resume(self: RunService, ctx: Caller, run_id: str, budget_tokens: int 
     holder: list[Job] = []
 
     def op() -> dict[str, Any]:
-        _may(self, ctx, d, "runs.start")
+        may(self, ctx, d, "runs.start")
         if run.state not in ("stopped", "failed", "interrupted"):
             raise Conflict(f"run {run.id} is {run.state}; only a stopped, failed or interrupted run can be resumed.",
                            code="run_state", state=run.state)
@@ -229,8 +230,15 @@ async def resume(self: RunService, ctx: Caller, run_id: str, budget_tokens: int 
         holder.append(job)
         return run.as_json(now, d.pending_gate())
 
+    return await commit_attempt(self, ctx, "run.resume", run, holder, op)
+
+
+async def commit_attempt(self: RunService, ctx: Caller, action: str, run: RunRecord, holder: list[Job],
+                         op: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``op`` (which queues a new attempt's job into ``holder``); the job starts once committed, and is
+    forgotten when the operation is refused or its commit fails."""
     try:
-        answer = await self.r.run(ctx, "run.resume", f"run:{run.id}", op)
+        answer = await self.r.run(ctx, action, f"run:{run.id}", op)
     except BaseException:
         for job in holder:
             self.jobs.forget(job.id)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from core.audit import format_ts
 from core.quotas import micros_to_usd
@@ -52,9 +52,46 @@ def _cut(text: str | None) -> str | None:
     return text[:MAX_REASON] if text else None
 
 
+class Row:
+    """A record that is one row of its table: ``row()`` and ``from_row`` come from the dataclass's fields.
+
+    ``COLUMNS`` renames attributes whose column is named otherwise; ``LIVE`` names attributes that
+    are not columns; ``CUT`` names text columns kept to :data:`MAX_REASON` characters.  Fields
+    annotated ``int`` are read back as ``int`` (DuckDB may answer a wider integer type).
+    """
+
+    COLUMNS: ClassVar[dict[str, str]] = {}
+    LIVE: ClassVar[frozenset[str]] = frozenset()
+    CUT: ClassVar[frozenset[str]] = frozenset({"reason", "error", "detail"})
+
+    def row(self) -> dict[str, Any]:
+        """The full row, for an :class:`~core.storage.base.Insert`."""
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name in self.LIVE:
+                continue
+            v = getattr(self, f.name)
+            out[self.COLUMNS.get(f.name, f.name)] = _cut(v) if f.name in self.CUT else v
+        return out
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Any:
+        """The record of a row read back at start."""
+        kw: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name in cls.LIVE:
+                continue
+            v = r[cls.COLUMNS.get(f.name, f.name)]
+            kw[f.name] = int(v) if f.type == "int" and v is not None else v
+        return cls(**kw)
+
+
 @dataclass
-class RunRecord:
+class RunRecord(Row):
     """A row of ``runs`` (plus what is only live)."""
+
+    COLUMNS: ClassVar[dict[str, str]] = {"id": "run_id", "tenant": "tenant_id"}
+    LIVE: ClassVar[frozenset[str]] = frozenset({"cancel_asked", "log_n"})
 
     id: str
     tenant: str
@@ -92,31 +129,13 @@ class RunRecord:
         return self.input_tokens + self.output_tokens
 
     def row(self) -> dict[str, Any]:
-        return {
-            "run_id": self.id, "tenant_id": self.tenant, "project": self.project or "", "workflow": self.workflow,
-            "feature": self.feature, "model": self.model, "state": self.state, "stop_code": self.stop_code,
-            "reason": _cut(self.reason), "created_by": self.created_by, "created_at": self.created_at,
-            "started_at": self.started_at, "finished_at": self.finished_at, "updated_at": self.updated_at,
-            "job_id": self.job_id, "attempts": self.attempts, "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens, "cost_micros": self.cost_micros, "turns": self.turns,
-            "est_tokens": self.est_tokens, "est_cost_micros": self.est_cost_micros,
-            "budget_tokens": self.budget_tokens, "budget_micros": self.budget_micros, "max_turns": self.max_turns,
-            "max_step_turns": self.max_step_turns, "gate_timeout_s": self.gate_timeout_s,
-        }
+        return {**super().row(), "project": self.project or ""}  # '' when started outside a project
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> RunRecord:
-        return cls(
-            id=r["run_id"], tenant=r["tenant_id"], project=r["project"] or None, workflow=r["workflow"],
-            feature=r["feature"], model=r["model"], state=r["state"], created_by=r["created_by"],
-            created_at=r["created_at"], updated_at=r["updated_at"], max_turns=int(r["max_turns"]),
-            max_step_turns=int(r["max_step_turns"]), gate_timeout_s=int(r["gate_timeout_s"]),
-            budget_tokens=r["budget_tokens"], budget_micros=r["budget_micros"], stop_code=r["stop_code"],
-            reason=r["reason"], started_at=r["started_at"], finished_at=r["finished_at"], job_id=r["job_id"],
-            attempts=int(r["attempts"]), input_tokens=int(r["input_tokens"]), output_tokens=int(r["output_tokens"]),
-            cost_micros=int(r["cost_micros"]), turns=int(r["turns"]), est_tokens=r["est_tokens"],
-            est_cost_micros=r["est_cost_micros"],
-        )
+        rec: RunRecord = super().from_row(r)
+        rec.project = rec.project or None
+        return rec
 
     def as_json(self, now: datetime, pending_gate: str | None = None) -> dict[str, Any]:
         return {
@@ -137,7 +156,7 @@ class RunRecord:
 
 
 @dataclass
-class StepRecord:
+class StepRecord(Row):
     run_id: str
     path: str
     parent: str | None
@@ -161,27 +180,6 @@ class StepRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "path": self.path, "parent": self.parent, "ord": self.ord, "title": self.title,
-            "type": self.type, "agent": self.agent, "status": self.status, "model": self.model,
-            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_micros": self.cost_micros,
-            "turns": self.turns, "est_tokens": self.est_tokens, "est_cost_micros": self.est_cost_micros,
-            "budget_tokens": self.budget_tokens, "budget_micros": self.budget_micros, "latency_ms": self.latency_ms,
-            "output": self.output, "reason": _cut(self.reason), "started_at": self.started_at,
-            "ended_at": self.ended_at,
-        }
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> StepRecord:
-        kw = {k: r[k] for k in (
-            "parent", "title", "type", "agent", "status", "model", "est_tokens", "est_cost_micros", "budget_tokens",
-            "budget_micros", "latency_ms", "output", "reason", "started_at", "ended_at",
-        )}
-        return cls(run_id=r["run_id"], path=r["path"], ord=int(r["ord"]), input_tokens=int(r["input_tokens"]),
-                   output_tokens=int(r["output_tokens"]), cost_micros=int(r["cost_micros"]), turns=int(r["turns"]),
-                   **kw)
-
     def as_json(self, now: datetime) -> dict[str, Any]:
         return {
             "path": self.path, "parent": self.parent, "title": self.title, "type": self.type, "agent": self.agent,
@@ -195,8 +193,10 @@ class StepRecord:
 
 
 @dataclass
-class CallRecord:
+class CallRecord(Row):
     """One attempt of one model call; ``outcome == "ok"`` is the record a resume answers from."""
+
+    COLUMNS: ClassVar[dict[str, str]] = {"key": "call_key", "tenant": "tenant_id"}
 
     key: str
     run_id: str
@@ -223,33 +223,11 @@ class CallRecord:
     error: str | None = None
     ended_at: datetime | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "call_key": self.key, "run_id": self.run_id, "tenant_id": self.tenant, "step_path": self.step_path,
-            "label": self.label, "attempt": self.attempt, "agent": self.agent, "model": self.model,
-            "provider": self.provider, "outcome": self.outcome, "response": self.response,
-            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_micros": self.cost_micros,
-            "est_tokens": self.est_tokens, "est_cost_micros": self.est_cost_micros, "latency_ms": self.latency_ms,
-            "stop_reason": self.stop_reason, "request_id": self.request_id, "reservation_id": self.reservation_id,
-            "ledger_entry": self.ledger_entry, "error": _cut(self.error), "sent_at": self.sent_at,
-            "ended_at": self.ended_at,
-        }
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> CallRecord:
-        return cls(
-            key=r["call_key"], run_id=r["run_id"], tenant=r["tenant_id"], step_path=r["step_path"], label=r["label"],
-            attempt=int(r["attempt"]), agent=r["agent"], model=r["model"], provider=r["provider"],
-            outcome=r["outcome"], sent_at=r["sent_at"], est_tokens=int(r["est_tokens"]),
-            est_cost_micros=int(r["est_cost_micros"]), response=r["response"], input_tokens=int(r["input_tokens"]),
-            output_tokens=int(r["output_tokens"]), cost_micros=int(r["cost_micros"]), latency_ms=r["latency_ms"],
-            stop_reason=r["stop_reason"], request_id=r["request_id"], reservation_id=r["reservation_id"],
-            ledger_entry=r["ledger_entry"], error=r["error"], ended_at=r["ended_at"],
-        )
-
 
 @dataclass
-class ArtefactRecord:
+class ArtefactRecord(Row):
+    COLUMNS: ClassVar[dict[str, str]] = {"id": "artefact_id"}
+
     id: str
     run_id: str
     step_path: str
@@ -263,22 +241,6 @@ class ArtefactRecord:
     applied_by: str | None = None
     detail: str | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "artefact_id": self.id, "run_id": self.run_id, "step_path": self.step_path, "kind": self.kind,
-            "name": self.name, "content": self.content, "sha256": self.sha256, "state": self.state,
-            "created_at": self.created_at, "applied_at": self.applied_at, "applied_by": self.applied_by,
-            "detail": _cut(self.detail),
-        }
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> ArtefactRecord:
-        return cls(
-            id=r["artefact_id"], run_id=r["run_id"], step_path=r["step_path"], kind=r["kind"], name=r["name"],
-            content=r["content"], sha256=r["sha256"], state=r["state"], created_at=r["created_at"],
-            applied_at=r["applied_at"], applied_by=r["applied_by"], detail=r["detail"],
-        )
-
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "step": self.step_path, "kind": self.kind, "name": self.name, "sha256": self.sha256,
@@ -288,7 +250,7 @@ class ArtefactRecord:
 
 
 @dataclass
-class ApprovalRecord:
+class ApprovalRecord(Row):
     run_id: str
     gate: str
     step_path: str
@@ -302,21 +264,6 @@ class ApprovalRecord:
     decided_at: datetime | None = None
     comment: str | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "gate": self.gate, "step_path": self.step_path, "artefact_id": self.artefact_id,
-            "shown_sha256": self.shown_sha256, "shown": self.shown, "state": self.state, "asked_at": self.asked_at,
-            "deadline": self.deadline, "decided_by": self.decided_by, "decided_at": self.decided_at,
-            "comment": self.comment,
-        }
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> ApprovalRecord:
-        return cls(**{k: r[k] for k in (
-            "run_id", "gate", "step_path", "artefact_id", "shown_sha256", "shown", "state", "asked_at", "deadline",
-            "decided_by", "decided_at", "comment",
-        )})
-
     @property
     def decision(self) -> str | None:
         return {"approved": "approve", "rejected": "reject", "changes_requested": "request_changes"}.get(self.state)
@@ -329,6 +276,9 @@ class ApprovalRecord:
             "deadline": _ts(self.deadline), "decision": self.decision, "decided_by": self.decided_by,
             "decided_at": _ts(self.decided_at), "comment": self.comment,
         }
+
+
+CHARGED = frozenset({"ok", "superseded"})  # completed calls (a retried step's old ones are superseded)
 
 
 @dataclass
@@ -351,11 +301,11 @@ class RunData:
         old = self.calls.get(call.key)
         if old is not None:  # read again from storage: the same attempt, not another
             same[:] = [c for c in same if c.key != call.key]
-            if old.outcome == "ok":
+            if old.outcome in CHARGED:
                 self._count(old, -1)
         self.calls[call.key] = call
         same.append(call)
-        if call.outcome == "ok":
+        if call.outcome in CHARGED:
             self._count(call, 1)
 
     def call_ok(self, call: CallRecord) -> None:
@@ -368,7 +318,7 @@ class RunData:
                                       c + sign * call.cost_micros)
 
     def agent_spent(self, agent: str) -> tuple[int, int]:
-        """Tokens and micro-dollars of ``agent``'s completed calls in this run."""
+        """Tokens and micro-dollars of ``agent``'s completed calls in this run (superseded ones too: paid)."""
         return self._agent_ok.get(agent, (0, 0))
 
     def clear_calls(self) -> None:
@@ -377,7 +327,8 @@ class RunData:
         self._agent_ok.clear()
 
     def completed(self, path: str, label: str) -> CallRecord | None:
-        """The completed call of ``label`` in step ``path``, if any (what a resume answers from)."""
+        """The completed call of ``label`` in step ``path``, if any (what a resume answers from; a call a
+        retry superseded is not: the retry sends it again as a new attempt)."""
         return next((c for c in self._labels.get((path, label), ()) if c.outcome == "ok"), None)
 
     def attempts(self, path: str, label: str) -> int:

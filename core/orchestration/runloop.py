@@ -50,6 +50,7 @@ async def execute(svc: RunService, h: JobHandle) -> dict[str, Any]:
         raise
     finally:
         svc._flush_output(run.id)
+        svc.drop_live(run.id)
         svc._views.pop(run.id, None)
         svc._stuck.pop(run.id, None)
     return {"run": run.id, "state": run.state}
@@ -186,6 +187,7 @@ async def _end_step(svc: RunService, d: RunData, st: StepRecord, status: str, re
         svc.save(d.run, st)
 
     await asyncio.shield(svc.r.run(None, "run.step", f"run:{d.run.id}", op))
+    svc.drop_live(d.run.id, st.path)  # over: its output now comes from the record
 
 
 async def finish(svc: RunService, d: RunData, state: str, code: str | None, reason: str | None) -> None:
@@ -200,12 +202,17 @@ async def finish(svc: RunService, d: RunData, state: str, code: str | None, reas
         if state in ("done", "failed", "cancelled"):
             run.finished_at = now
             close_gates(svc, d)
+        left: list[StepRecord] = []
+        if state == "cancelled":  # steps the cancel cut short say so (and can be retried one by one)
+            left = [st for st in d.steps.values() if st.status in ("running", "waiting")]
+            for st in left:
+                st.status, st.ended_at = "cancelled", now
         svc.r.audit(run.tenant, ENGINE, action, f"run:{run.id}", details={
             "run": run.id, "state": state, "code": code, "reason": (reason or "")[:500], "tokens": run.tokens,
             "cost_micros": run.cost_micros, "turns": run.turns,
         })
         svc.log(run, None, "state", state + (f" ({code}): {reason}" if code or reason else ""))
-        svc.save(run)
+        svc.save(run, *left)
 
     await svc.r.run(None, action, f"run:{run.id}", op)
     if state in ("done", "cancelled"):

@@ -28,6 +28,7 @@ from core.orchestration import ops
 from core.orchestration.calls import CallDesk, call_json
 from core.orchestration.catalog import Budget, RunPlan
 from core.orchestration.contracts import Artefact, ChatProvider, RunStop
+from core.orchestration.live import LiveTail
 from core.orchestration.metrics import LatencyRecorder
 from core.orchestration.records import (
     ApprovalRecord,
@@ -97,7 +98,9 @@ class RunService:
         self._plans: dict[str, RunPlan] = {}
         self._stuck: dict[str, StuckDetector] = {}
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
-        self._out: dict[str, tuple[Coalescer, dict[tuple[str, str], list[str]]]] = {}
+        self._out: dict[str, tuple[Coalescer, dict[tuple[str, str], tuple[int, list[str]]]]] = {}
+        self.live: dict[tuple[str, str], LiveTail] = {}  # (run, step path) -> its stream's tail, while it runs
+        self.settings: dict[str, dict[str, Any]] = {}  # tenant -> its run_settings row (migration 011)
         self._apply_lock = asyncio.Lock()  # one repository write at a time (check, write, record)
         # tutorials (issue 18): a tutorial sandbox tenant's runs use the labelled replay provider (set by the
         # engine from core/engine/tutorials.py); None elsewhere, so no other run ever gets it silently
@@ -115,6 +118,7 @@ class RunService:
             rec = RunRecord.from_row(r)
             self.data[rec.id] = RunData(rec)
         self._fill(rows)
+        self.settings = {r["tenant_id"]: r for r in rows.get("run_settings", [])}
 
     def _fill(self, rows: dict[str, list[dict[str, Any]]]) -> None:
         for r in rows["run_steps"]:
@@ -240,21 +244,42 @@ class RunService:
                                         "step": path, "text": text[:2000]})
 
     def output(self, run: RunRecord, path: str, agent: str, text: str) -> None:
-        """A streamed delta: folded into at most one ``run.output`` per run every OUTPUT_INTERVAL_S."""
+        """A streamed delta: kept in the step's live tail (core/orchestration/live.py) and folded into at most
+        one ``run.output`` per run every OUTPUT_INTERVAL_S, each carrying its offset in the step's stream."""
+        tail = self.live.get((run.id, path))
+        if tail is None:
+            tail = self.live[(run.id, path)] = LiveTail()
+        start = tail.end
+        tail.add(text)
         entry = self._out.get(run.id)
         if entry is None:
-            buf: dict[tuple[str, str], list[str]] = {}
+            buf: dict[tuple[str, str], tuple[int, list[str]]] = {}
 
-            def emit(run: RunRecord = run, buf: dict[tuple[str, str], list[str]] = buf) -> None:
+            def emit(run: RunRecord = run, buf: dict[tuple[str, str], tuple[int, list[str]]] = buf) -> None:
                 ts = format_ts(self.r.now())
-                for (p, a), parts in list(buf.items()):
+                for (p, a), (offset, parts) in list(buf.items()):
                     self.r.bus.publish(run.tenant, {"type": "run.output", "tenant": run.tenant, "ts": ts,
-                                                    "run": run.id, "step": p, "agent": a, "text": "".join(parts)})
+                                                    "run": run.id, "step": p, "agent": a, "text": "".join(parts),
+                                                    "offset": offset})
                 buf.clear()
 
             entry = self._out[run.id] = (Coalescer(emit, OUTPUT_INTERVAL_S), buf)
-        entry[1].setdefault((path, agent), []).append(text)
-        entry[0].report()
+        coalescer, pending = entry
+        held = pending.get((path, agent))
+        if held is not None and held[0] + sum(map(len, held[1])) != start:
+            coalescer.flush()  # another agent streamed into this step meanwhile: each event stays one span
+            held = None
+        if held is None:
+            pending[(path, agent)] = (start, [text])
+        else:
+            held[1].append(text)
+        coalescer.report()
+
+    def drop_live(self, run_id: str, path: str | None = None) -> None:
+        """Forget the live tails of step ``path`` and its children (None: of the whole run)."""
+        for key in [k for k in self.live if k[0] == run_id and (path is None or k[1] == path
+                                                                 or k[1].startswith(path + "/"))]:
+            del self.live[key]
 
     def _flush_output(self, run_id: str) -> None:
         entry = self._out.pop(run_id, None)
@@ -427,6 +452,34 @@ class RunService:
 
     async def apply(self, ctx: Caller, run_id: str, artefact: str | None = None) -> dict[str, Any]:
         return await ops.apply(self, ctx, run_id, artefact)
+
+    async def retry(self, ctx: Caller, run_id: str, step: str) -> dict[str, Any]:
+        """Run one failed/cancelled/stopped/interrupted step again with new calls (core/orchestration/retry.py)."""
+        from core.orchestration.retry import retry
+
+        return await retry(self, ctx, run_id, step)
+
+    async def output_of(self, ctx: Caller, run_id: str, step: str) -> dict[str, Any]:
+        """One step's output so far (core/orchestration/live.py)."""
+        from core.orchestration.live import output
+
+        return await output(self, ctx, run_id, step)
+
+    def latency_stats(self, ctx: Caller) -> builtins.list[dict[str, Any]]:
+        """p50/p95/p99 of the caller's tenant's model calls per provider and model (since the engine started)."""
+        suspended_read_check(self.r.state, ctx)
+        return [dict(r) for r in self.latency.snapshot(ctx.tenant)]
+
+    def settings_show(self, ctx: Caller) -> dict[str, Any]:
+        from core.orchestration import audittext
+
+        return audittext.show(self, ctx)
+
+    def settings_set(self, ctx: Caller, audit_text: bool) -> dict[str, Any]:
+        """Turn prompt/output text in the run.call audit events on or off (``tenant.manage``; audited)."""
+        from core.orchestration import audittext
+
+        return audittext.set_(self, ctx, audit_text)
 
     # -- the job: one attempt of a run -----------------------------------------------------------
 

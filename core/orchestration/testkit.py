@@ -6,6 +6,7 @@ Under it the engine's run service uses, instead of real providers:
   "budget": {...}, "agent_budgets": {...}}}``, steps as :class:`StepSpec` fields);
 - when ``$MUSUBI_HOME/test-provider.json`` exists, a **scripted provider** for every model, driven by it:
   ``{"delay_s": 0.01, "replies": {"<step path>": ["first", "second", ...]}, "hang": ["<path>"],
+  "stall": ["<path>"] (its text streamed, then no end),
   "fail": {"<path>": "upstream"}, "usage": [in, out], "die": ["<path>" or "<path>:<label>"]}`` (read at
   each call).  Every request it answers is appended to ``$MUSUBI_HOME/test-provider.log`` (one JSON line:
   key, model, usage) *before* the answer is returned, like a vendor that has billed — so a test can count
@@ -117,6 +118,8 @@ class ScriptedProvider:
         self._bill(request, ins, outs)
         for i in range(0, len(text), 16):
             yield TextDelta(text[i:i + 16])
+        if path in script.get("stall", []):  # streamed, then no end: a call still running
+            await asyncio.sleep(3600)
         yield Finished(Usage(int(ins), int(outs)), "stop", request_id=f"req-{request.idempotency_key}")
 
     def _bill(self, request: ChatRequest, ins: int, outs: int, *, died: bool = False) -> None:

@@ -668,12 +668,18 @@ class DuckDBStorage:
                              ("run_artefacts", "run_id, created_at"), ("run_approvals", "run_id, asked_at")):
             out[table] = self._dicts(f"SELECT * FROM {table} WHERE list_contains(?, run_id) ORDER BY {order}", [ids])
         out["run_log"] = self._dicts("SELECT run_id, max(n) AS n FROM run_log GROUP BY run_id")
+        out["run_settings"] = self._dicts("SELECT * FROM run_settings ORDER BY tenant_id")  # migration 011
         return out
 
     def provider_tune_rows(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of the provider fine-tuning tables (migration 009; core/finetune/service.py)."""
         return {t: self._dicts(f"SELECT * FROM {t} ORDER BY created_at")
                 for t in ("provider_tune_datasets", "provider_tune_jobs")}
+    def run_step_responses(self, run_id: str, path: str) -> list[str]:
+        """The responses of one step's completed calls, oldest first (what a finished step said)."""
+        rows = self._dicts("SELECT response FROM run_calls WHERE run_id = ? AND step_path = ? AND outcome = 'ok' "
+                           "ORDER BY sent_at, call_key", [run_id, path])
+        return [r["response"] or "" for r in rows]
 
     def run_log(self, run_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         """Lines of one run's log after line ``after``, oldest first."""

@@ -42,6 +42,7 @@ SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})
 HINTS.update(vars(inbound_api))
 # tutorials (issue 18): core/api/tutorials.py; tutorial and step ids are slugs ("x" is one)
 HINTS.update(vars(tutorials_api))
+SAMPLES.update({"audit_text": True})  # runs gaps (issue 12): the audit-text switch
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

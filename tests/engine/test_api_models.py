@@ -160,6 +160,10 @@ def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
     call("POST", "/v1/engine/reload", body={"env": {}}, tenant=None)
     call("GET", "/v1/providers")
     call("POST", "/v1/providers/test", body={}, tenant=None)
+    # runs gaps (issue 12): latency per tenant (no calls here) and the audit-text switch
+    call("GET", "/v1/providers/stats")
+    call("PUT", "/v1/run-settings", body={"audit_text": False})
+    call("GET", "/v1/run-settings")
     # identity / SSO (no provider is configured here)
     call("GET", "/v1/sso/providers")
     call("GET", "/v1/sso/session")

@@ -126,6 +126,12 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/runs/{id}/reject"): ("/v1/runs/r-000000000000/reject", {}),
     ("POST", "/v1/runs/{id}/request_changes"): ("/v1/runs/r-000000000000/request_changes", {"comment": "x"}),
     ("POST", "/v1/runs/{id}/apply"): ("/v1/runs/r-000000000000/apply", {}),
+    # runs gaps (issue 12): output so far, retry one step, latency per tenant, the audit-text switch
+    ("GET", "/v1/runs/{id}/output"): ("/v1/runs/r-000000000000/output?step=1", None),
+    ("POST", "/v1/runs/{id}/retry"): ("/v1/runs/r-000000000000/retry", {"step": "1"}),
+    ("GET", "/v1/providers/stats"): ("/v1/providers/stats", None),
+    ("GET", "/v1/run-settings"): ("/v1/run-settings", None),
+    ("PUT", "/v1/run-settings"): ("/v1/run-settings", {"audit_text": True}),
     # integrations (issue 17)
     ("GET", "/v1/integrations"): ("/v1/integrations", None),
     ("PUT", "/v1/integrations/{system}"): ("/v1/integrations/jira", {"settings": {"email": "secret@example.com"}}),

@@ -256,6 +256,16 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
                     ("POST", "/v1/runs/{id}/resume"), ("POST", "/v1/runs/{id}/approve"),
                     ("POST", "/v1/runs/{id}/reject"), ("POST", "/v1/runs/{id}/request_changes"),
                     ("POST", "/v1/runs/{id}/apply"))},
+    # runs gaps (issue 12): output and retry find the run first (404 here; tests/runs/test_runs_gaps.py checks
+    # their RBAC on real runs); latency and the settings are the tenant's; the audit-text switch is owners'.
+    ("GET", "/v1/runs/{id}/output"): [Variant("member", None, req("GET", "/v1/runs/r-000000000000/output?step=1"),
+                                              ok=(404,))],
+    ("POST", "/v1/runs/{id}/retry"): [Variant("member", None, req("POST", "/v1/runs/r-000000000000/retry",
+                                                                  {"step": "1"}), ok=(404,))],
+    ("GET", "/v1/providers/stats"): [Variant("member", None, req("GET", "/v1/providers/stats"))],
+    ("GET", "/v1/run-settings"): [Variant("member", None, req("GET", "/v1/run-settings"))],
+    ("PUT", "/v1/run-settings"): [Variant("tenant", "tenant.manage", req("PUT", "/v1/run-settings",
+                                                                         {"audit_text": False}))],
     # The first let-through start indexes p1 (a few files); later ones answer the job already running.
     ("POST", "/v1/index"): [Variant("project", "index.build", req("POST", "/v1/index", {}))],
     ("GET", "/v1/index/status"): [Variant("project", "search.query", req("GET", "/v1/index/status"))],

@@ -201,12 +201,15 @@ async def test_reload_keeps_a_call_in_flight_and_closes_the_old_set_after_it(
 def test_latency_recorder_percentiles_and_window() -> None:
     rec = LatencyRecorder(window=100)
     for ms in range(1, 201):  # only the last 100 (101..200) stay
-        rec.record("openai", "gpt-5.4", float(ms))
-    rec.record("anthropic", "claude-sonnet-4-6", 42.0)
-    rows = rec.snapshot()
+        rec.record("acme", "openai", "gpt-5.4", float(ms))
+    rec.record("acme", "anthropic", "claude-sonnet-4-6", 42.0)
+    rec.record("globex", "openai", "gpt-5.4", 9000.0)  # another tenant's calls never mix in
+    rows = rec.snapshot("acme")
     assert [r["provider"] for r in rows] == ["anthropic", "openai"]
     openai = rows[1]
     assert openai["count"] == 200 and (openai["p50_ms"], openai["p95_ms"], openai["p99_ms"]) == (150.0, 195.0, 199.0)
-    assert rows[0]["p99_ms"] == 42.0 and rec.row("x", "y") is None
+    assert rows[0]["p99_ms"] == 42.0 and rec.row("acme", "x", "y") is None
+    assert [(r["tenant"], r["p95_ms"]) for r in rec.snapshot("globex")] == [("globex", 9000.0)]
+    assert len(rec.snapshot()) == 3
     with pytest.raises(ValueError):
         LatencyRecorder(window=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import Cli, short_home
+from tests.engine.helpers import poll
 from tests.runs.helpers import WORKFLOWS
 
 
@@ -61,12 +62,7 @@ def test_exit_codes_quota_permission_usage(cli: Cli) -> None:
 
 def test_gate_approve_from_the_cli(cli: Cli) -> None:
     started = cli.js("run", "gated", "--feature", "x", "--detach")
-    import time
-
-    for _ in range(200):
-        if cli.js("runs", "show", started["id"])["state"] == "waiting":
-            break
-        time.sleep(0.05)
+    poll(lambda: cli.js("runs", "show", started["id"])["state"] == "waiting", timeout=30)
     cli.fails(1, "runs", "approve", started["id"], "--sha256", "0" * 64)  # not what the gate shows
     r = cli.js("runs", "approve", started["id"], "--comment", "ok")
     assert r["decision"] == "approve"
@@ -82,3 +78,34 @@ def test_no_provider_says_what_to_set() -> None:
     finally:
         c.stop()
         shutil.rmtree(c.home, ignore_errors=True)
+
+
+def test_output_retry_settings_and_provider_stats_from_the_cli(cli: Cli) -> None:
+    script = Path(cli.home) / "test-provider.json"
+    script.write_text(json.dumps({"delay_s": 0.0, "fail": {"2": "bad_request"}}))
+    try:
+        r = cli("run", "two", "--feature", "x", "--json")
+        assert r.rc == 1, str(r)  # a failed run exits 1
+        failed = json.loads(r.out)
+    finally:
+        script.write_text(json.dumps({"delay_s": 0.0}))
+    rid = failed["id"]
+    assert failed["state"] == "failed"
+    out = cli.js("runs", "output", rid, "1")
+    assert out["source"] == "record" and out["text"].startswith("reply 1/")
+    human = cli.ok("runs", "output", rid, "1")
+    assert human.out.strip() == out["text"] and "recorded" in human.err
+    cli.fails(1, "runs", "output", rid, "9")  # no such step: named in the message
+    cli.fails(1, "runs", "retry", rid, "1")  # done: not retryable
+    cli.fails(2, "runs", "retry", "not-a-run", "1")
+    retried = cli.js("runs", "retry", rid, "2")
+    assert retried["step"] == "2" and retried["run"]["state"] == "queued"
+    assert cli.js("runs", "show", rid, "--follow")["state"] == "done"
+    stats = cli.js("providers", "stats")
+    assert stats and {r["provider"] for r in stats} == {"scripted-test"} and all(r["count"] > 0 for r in stats)
+    assert "P95 MS" in cli.ok("providers", "stats").out
+    assert cli.js("runs", "settings")["audit_text"] is False
+    assert cli.js("runs", "settings", "--audit-text", "on")["audit_text"] is True
+    assert "on (set by" in cli.ok("runs", "settings").out
+    cli.fails(2, "runs", "settings", "--audit-text", "maybe")
+    assert cli.js("runs", "settings", "--audit-text", "off")["audit_text"] is False

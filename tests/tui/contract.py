@@ -191,6 +191,15 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     # -- the Dashboard's CI line (issue 17 gaps)
     await step("run pipeline unknown", calls.run_pipeline(NO_RUN))
     await step("run pipeline bad id", calls.run_pipeline("run-1"))
+    # -- runs gaps (issue 12): output so far, retry one step, provider latency, the audit-text switch
+    await step("run output unknown", calls.run_output(NO_RUN, "1"))
+    await step("run output bad id", calls.run_output("run-1", "1"))
+    await step("run output no step", calls.run_output(NO_RUN, ""))
+    await step("run retry unknown", calls.run_retry(NO_RUN, "1"))
+    await step("run retry no step", calls.run_retry(NO_RUN, ""))
+    await step("provider stats", calls.provider_stats(), lambda a: all(
+        r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["count"] > 0 for r in a))
+    await step("run settings", calls.run_settings(), lambda a: a["audit_text"])
     return steps
 
 

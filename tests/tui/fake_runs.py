@@ -1,7 +1,7 @@
 """The runs routes (``/v1/runs``, issue 12) for the TUI's fake engine: fixed runs in the engine's shapes.
 
 :class:`FakeRuns` answers list, show, logs, start, cancel, resume, approve, reject,
-request_changes and apply the way :class:`core.orchestration.service.RunService` does: the
+request_changes, apply, output, retry, provider stats and run settings the way :class:`core.orchestration.service.RunService` does: the
 answers have the keys of :mod:`core.api.runs` (tests/tui/test_dashboard_runs.py holds a real
 engine's run to the same keys), the refusals are the engine's typed errors and codes (400 for a
 malformed id, 404 ``run_not_found`` / ``gate_not_found``, 403 naming the permission, 409
@@ -132,6 +132,19 @@ def fixed_runs() -> dict[str, Json]:
     }
 
 
+LIVE_3_1 = "Reading tui/commands/runs.py to see how list prints its rows.\n"
+
+
+def fixed_stats() -> list[Json]:
+    """``GET /v1/providers/stats`` for tenant acme: two models, the slower first in the Dashboard."""
+    return [
+        {"tenant": "acme", "provider": "anthropic", "model": "claude-sonnet-4.6", "count": 9, "p50_ms": 1800.0,
+         "p95_ms": 2310.0, "p99_ms": 2400.0},
+        {"tenant": "acme", "provider": "openai", "model": "gpt-5.4", "count": 14, "p50_ms": 900.0, "p95_ms": 1940.0,
+         "p99_ms": 2050.0},
+    ]
+
+
 def summary(shown: Json) -> Json:
     """The ``Run`` (list row, ``run.state`` payload) of a ``RunShown``."""
     return {k: v for k, v in shown.items() if k not in ("steps", "approvals", "artefacts")}
@@ -142,6 +155,10 @@ class FakeRuns:
 
     def __init__(self, empty: bool = False) -> None:
         self.runs: dict[str, Json] = {} if empty else fixed_runs()
+        # runs gaps: each running step's stream so far (the engine's live tail), provider latency, settings
+        self.live: dict[tuple[str, str], str] = {} if empty else {(RUN_A, "3/1"): LIVE_3_1, (RUN_A, "3/2"): ""}
+        self.stats: list[Json] = [] if empty else fixed_stats()
+        self.settings: Json = {"tenant": "acme", "audit_text": False, "updated_at": None, "updated_by": None}
         self.providers = False  # a start answers the engine's provider_not_configured refusal unless set
         self.pipelines = fake_pipeline.fixed(RUN_A)  # issue 17 gaps: run id -> GET /v1/runs/{id}/pipeline
         self.logs: dict[str, list[Json]] = {RUN_A: [
@@ -151,6 +168,10 @@ class FakeRuns:
     def answer(self, method: str, path: str, body: Json | None, query: Json | None, user: str,
                perms: list[str]) -> Any:
         body = body or {}
+        if path == "/v1/providers/stats":
+            return self.stats
+        if path == "/v1/run-settings":
+            return self.run_settings(method, user, perms, body)
         if path == "/v1/runs":
             if method == "POST":
                 return self.start(user, perms, body)
@@ -166,6 +187,10 @@ class FakeRuns:
             raise NotFound(f"fake engine has no route {method} {path}")
         rid, verb = m.group(1), m.group(2)
         rq.check_run_id(rid)
+        if verb in ("output", "retry"):  # the engine checks the request before it looks for the run
+            given = (query or {}) if verb == "output" else body
+            parse(rq.RunStepQuery if verb == "output" else rq.RunRetry,
+                  {"id": rid, **{k: v for k, v in given.items() if v is not None}})
         run = self.runs.get(rid)
         if run is None:
             raise NotFound(f"no run {rid} in tenant 'acme' that you can see. See your runs with: musubi runs list",
@@ -175,7 +200,11 @@ class FakeRuns:
                 return fake_pipeline.answer(self.pipelines, rid)
             if verb == "logs":
                 return {"run": rid, "lines": self.logs.get(rid, []), "next_after": len(self.logs.get(rid, []))}
+            if verb == "output":
+                return self.output(run, query or {})
             return copy.deepcopy(run)
+        if verb == "retry":
+            return self.retry(run, user, perms, body)
         if verb == "cancel":
             return self.cancel(run, user, perms)
         if verb == "resume":
@@ -209,6 +238,52 @@ class FakeRuns:
             if s["status"] in ("pending", "running", "waiting", "interrupted"):
                 s["status"] = "cancelled"
         return summary(run)
+
+    # -- runs gaps (issue 12) ---------------------------------------------------------------------
+
+    @staticmethod
+    def _step(run: Json, path: str) -> Json:
+        s = next((x for x in run["steps"] if x["path"] == path), None)
+        if s is None:
+            raise NotFound(f"run {run['id']} has no step {path!r}; its steps: "
+                           f"{', '.join(sorted(x['path'] for x in run['steps']))}. See them with: musubi runs show "
+                           f"{run['id']}", resource=f"run:{run['id']}", code="step_not_found")
+        return s
+
+    def output(self, run: Json, query: Json) -> Json:
+        """The step's live tail while it streams (``self.live``), else its recorded output (artefact or none)."""
+        req = parse(rq.RunStepQuery, {"id": run["id"], **{k: v for k, v in query.items() if v is not None}})
+        s = self._step(run, req.step)
+        base = {"run": run["id"], "step": s["path"], "status": s["status"]}
+        live = self.live.get((run["id"], s["path"]))
+        if live is not None:
+            return {**base, "source": "live", "text": live, "offset": 0, "end": len(live), "truncated": False}
+        arts = [a["content"] for a in run["artefacts"] if a["step"] == s["path"]]
+        if s["status"] == "done" and arts:
+            text = "\n\n".join(arts)
+            return {**base, "source": "record", "text": text, "offset": 0, "end": len(text), "truncated": False}
+        return {**base, "source": "none", "text": "", "offset": 0, "end": 0, "truncated": False}
+
+    def retry(self, run: Json, user: str, perms: list[str], body: Json) -> Json:
+        req = parse(rq.RunRetry, {"id": run["id"], **body})
+        self._require(perms, "runs.start", user)
+        s = self._step(run, req.step)
+        if run["state"] in ("queued", "running", "waiting"):
+            raise Conflict(f"run {run['id']} is {run['state']}; a step can be retried once the run has stopped, "
+                           "failed, been cancelled or finished.", code="run_state", state=run["state"])
+        if s["status"] not in ("failed", "cancelled", "stopped", "interrupted"):
+            raise Conflict(f"step {s['path']} of run {run['id']} is {s['status']}; only a failed, cancelled, stopped "
+                           "or interrupted step can be retried.", code="step_state", state=s["status"])
+        s.update(status="pending", reason=None, ended_at=None)
+        run.update(state="queued", stop_code=None, reason=None, finished_at=None, attempts=run["attempts"] + 1)
+        return {"run": summary(run), "step": s["path"], "superseded": []}
+
+    def run_settings(self, method: str, user: str, perms: list[str], body: Json) -> Json:
+        if method == "PUT":
+            req = parse(rq.RunSettingsSet, body)
+            self._require(perms, "tenant.manage", user)
+            self.settings.update(audit_text=req.audit_text, updated_at=TS, updated_by=user)
+        return self.settings
 
     def resume(self, run: Json, user: str, perms: list[str]) -> Json:
         self._require(perms, "runs.start", user)

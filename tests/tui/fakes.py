@@ -154,7 +154,7 @@ class FakeEngineApi(AsyncEngineClient):
         else:
             await self.hold.wait()
             self.writes.append((method, path, body, query))
-        if path.startswith("/v1/runs"):
+        if path.startswith("/v1/runs") or path in ("/v1/providers/stats", "/v1/run-settings"):  # + runs gaps
             user = self.identity.as_user or self.engine.owner
             return copy.deepcopy(self.runs.answer(method, path, body, query, user, self.engine.permissions_of(user)))
         return self.engine.answer(method, path, body, query, self.identity.as_user)

@@ -13,6 +13,7 @@ from textual.widgets import Input, Static, Tree
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fake_runs import (
     DIFF,
+    LIVE_3_1,
     RUN_A,
     RUN_B,
     RUN_C,
@@ -104,7 +105,9 @@ async def test_output_streams_into_the_selected_step_in_batches() -> None:
         assert screen.step == "3/2"  # the last running step is shown first
         for word in ("Writing ", "tests ", "for ", "--json"):
             api.queue.put_nowait(event("run.output", RUN_A, step="3/2", agent="test-engineer", text=word))
-        api.queue.put_nowait(event("run.output", RUN_A, step="3/1", agent="software-developer", text="ELSEWHERE"))
+        # Step 3/1 streamed LIVE_3_1 before this screen opened: its event carries where its text starts.
+        api.queue.put_nowait(event("run.output", RUN_A, step="3/1", agent="software-developer", text="ELSEWHERE",
+                                   offset=len(LIVE_3_1)))
         out = screen.query_one("#dash-output", Static)
         await wait_for(pilot, lambda: "Writing tests for --json" in str(out.render()), "output shown")
         assert "ELSEWHERE" not in str(out.render())  # another step's output is kept, not shown here
@@ -114,6 +117,9 @@ async def test_output_streams_into_the_selected_step_in_batches() -> None:
         await pilot.press("up")
         await wait_for(pilot, lambda: screen.step == "3/1", "step 3/1 chosen")
         await wait_for(pilot, lambda: "ELSEWHERE" in str(out.render()), "step 3/1's output")
+        # What it said before the Dashboard saw it comes from the engine's live tail, spliced in front, once.
+        await wait_for(pilot, lambda: screen.outputs[(RUN_A, "3/1")] == LIVE_3_1 + "ELSEWHERE", "spliced output")
+        assert (RUN_A, "3/1") in screen._fetched and screen.out_end[(RUN_A, "3/1")] == len(LIVE_3_1) + 9
         # A step event updates its row in place; a late child is added under its parent.
         api.queue.put_nowait(event("run.step", RUN_A, step=step("3/3", "docs", "running", agent="writer")))
         await wait_for(pilot, lambda: any("docs" in x for x in tree_labels(screen)), "new child step")

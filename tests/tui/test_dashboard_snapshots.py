@@ -44,13 +44,22 @@ def goto(keys: tuple[str, ...] = (), events: tuple[dict[str, Any], ...] = ()) ->
         await wait_for(pilot, screen.settled, "the runs and the selected run read")
         for ev in events:
             app.ctx.api.queue.put_nowait(ev)
-        # the engine link hands each event to the screen: wait until all are taken
+        # the engine link hands each event to the screen: wait until all are taken, and applied to its model
         await wait_for(pilot, lambda: app.ctx.api.queue.empty(), "events delivered")
+        outputs = [ev for ev in events if ev["type"] == "run.output"]
+        if outputs:
+            key, last = (outputs[-1]["run"], outputs[-1]["step"]), outputs[-1]["text"]
+            await wait_for(pilot, lambda: screen.outputs.get(key, "").endswith(last), "the output applied")
         await pilot.pause(0.4)  # a repaint tick after the last change
         await settle(pilot)  # workers (the diff's highlighting thread) done, pending repaints painted
         await pilot.pause(0.4)
         await settle(pilot)
         app.clear_notifications()
+        # Every panel painted once more at the sizes the layout has now (a paint during the first layout
+        # used the sizes of that moment), then a refresh for the layout to follow.
+        screen.repaint_now(full=True)
+        await pilot.pause()
+        await settle(pilot)
         await pilot.pause()
 
     return run_before
@@ -64,8 +73,10 @@ def app_with(color: str = "truecolor", empty: bool = False) -> MusubiApp:
 
 
 CASES: dict[str, tuple[dict[str, Any], Before, tuple[int, int]]] = {
-    # The running run with live output is covered by Pilot tests (test_dashboard_runs.py), not by a
-    # snapshot: its step detail line raced the coalesced repaint under load (left for a later fix).
+    # A run in progress: its step tree, the running step's output so far (the engine's live tail, then
+    # events) — deterministic because settle() waits for the screen's data (settled) and paints what is
+    # pending at once (repaint_now) instead of racing the coalesced repaint tick.
+    "running-80x24": ({}, goto(events=tuple(OUTPUT)), (80, 24)),
     "approval-80x24": ({}, goto(("down",)), (80, 24)),
     "empty-80x24": ({"empty": True}, goto(), (80, 24)),
     "approval-120x40": ({}, goto(("down",)), (120, 40)),

@@ -1,4 +1,4 @@
-"""``musubi providers list|test``: the engine's LLM providers (docs/providers.md)."""
+"""``musubi providers list|test|stats``: the engine's LLM providers (docs/providers.md)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,19 @@ def test(ctx: click.Context, state: CliState, name: str | None) -> None:
     emit(state, data, human)
     if not data["ok"]:
         ctx.exit(EXIT_ERROR)
+
+
+@cli_group.command(epilog=example("musubi providers stats", "musubi providers stats --json"))
+@pass_state
+def stats(state: CliState) -> None:
+    """p50/p95/p99 latency of this tenant's model calls per provider and model (since the engine started)."""
+    data = state.client().call(calls.provider_stats())
+
+    def human(rows: Any) -> None:
+        table(("PROVIDER", "MODEL", "CALLS", "P50 MS", "P95 MS", "P99 MS"),
+              ((r["provider"], r["model"], f"{r['count']:,}", f"{r['p50_ms']:.0f}", f"{r['p95_ms']:.0f}",
+                f"{r['p99_ms']:.0f}") for r in rows),
+              empty="no model calls in this tenant since the engine started",
+              justify_right=("CALLS", "P50 MS", "P95 MS", "P99 MS"))
+
+    emit(state, data, human)

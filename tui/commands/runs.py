@@ -1,4 +1,5 @@
-"""``musubi runs list|show|cancel|resume|approve|reject|logs|apply``: orchestration runs (docs/runs.md)."""
+"""``musubi runs list|show|cancel|resume|approve|reject|logs|apply|output|retry|settings``: orchestration runs
+(docs/runs.md)."""
 
 from __future__ import annotations
 
@@ -161,5 +162,69 @@ def logs(state: CliState, run_id: str, after: str | None, limit: str | None) -> 
     def human(d: Any) -> None:
         for ln in d["lines"]:
             line(f"{ln['n']:>5} {when(ln['ts'])} {ln['step'] or '-':>6} {ln['kind']:<5} {ln['text']}")
+
+    emit(state, data, human)
+
+
+# -- runs gaps (issue 12): a step's output so far, retry one step, the audit-text switch ------------
+
+
+def _step_command(name: str, *examples: str) -> Any:
+    """A ``runs NAME ID STEP`` command (ID a run, STEP a step path such as 2 or 3/1)."""
+
+    def wrap(fn: Any) -> Any:
+        fn = pass_state(fn)
+        fn = click.argument("step", metavar="STEP")(fn)
+        fn = click.argument("run_id", metavar="ID")(fn)
+        return cli_group.command(name, epilog=example(*examples))(fn)
+
+    return wrap
+
+
+@_step_command("output", "musubi runs output r-3f9a0c1b2d4e 2", "musubi runs output r-3f9a0c1b2d4e 3/1 --json")
+def output(state: CliState, run_id: str, step: str) -> None:
+    """What step STEP (a path: 2, 3/1) of run ID has said so far: the live stream while it runs, else the record."""
+    data = state.client().call(calls.run_output(run_id, step))
+
+    def human(d: Any) -> None:
+        how = {"live": "streaming now", "record": "recorded", "none": "nothing recorded"}.get(d["source"], d["source"])
+        cut = f", the last {len(d['text']):,} of {d['end']:,} characters" if d["truncated"] else ""
+        click.echo(f"step {d['step']} of run {d['run']} ({d['status']}; {how}{cut})", err=True)
+        if d["text"]:
+            line(d["text"])
+
+    emit(state, data, human)
+
+
+@_step_command("retry", "musubi runs retry r-3f9a0c1b2d4e 2", "musubi runs retry r-3f9a0c1b2d4e 3/1 --json")
+def retry(state: CliState, run_id: str, step: str) -> None:
+    """Run one failed, cancelled, stopped or interrupted STEP of run ID again with new calls (needs runs.start).
+
+    Its completed calls are sent again as new attempts (they stay charged); nothing else of the run is
+    sent again: done steps keep their output, other completed calls answer from the record.
+    """
+    data = state.client().call(calls.run_retry(run_id, step))
+
+    def human(d: Any) -> None:
+        again = f"; {len(d['superseded'])} completed call(s) of it are sent again" if d["superseded"] else ""
+        line(f"run {d['run']['id']}: step {d['step']} runs again{again}; now {d['run']['state']}. Follow it with: "
+             f"musubi runs show {d['run']['id']} --follow")
+
+    emit(state, data, human)
+
+
+@cli_group.command(epilog=example("musubi runs settings", "musubi runs settings --audit-text on"))
+@click.option("--audit-text", type=click.Choice(["on", "off"]), help="Put (redacted) prompt and output text into "
+              "the run.call audit events of this tenant, or stop (needs tenant.manage; audited).")
+@pass_state
+def settings(state: CliState, audit_text: str | None) -> None:
+    """Show this tenant's run settings, or change them."""
+    client = state.client()
+    data = client.call(calls.run_settings() if audit_text is None else calls.run_settings_set(audit_text == "on"))
+
+    def human(d: Any) -> None:
+        by = f" (set by {d['updated_by']} at {when(d['updated_at'])})" if d["updated_by"] else " (the default)"
+        line(f"tenant {d['tenant']}: prompt and output text in the audit log: {'on' if d['audit_text'] else 'off'}"
+             + by)
 
     emit(state, data, human)

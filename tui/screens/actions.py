@@ -37,6 +37,10 @@ ACTIONS: dict[str, ActionSpec] = {
     "dash_apply": ActionSpec("apply the run's approved diff to the project (refused on any conflict)", "runs.approve"),
     "dash_cancel": ActionSpec("cancel the selected run (completed steps are kept)", "runs.cancel"),
     "dash_resume": ActionSpec("resume a stopped, failed or interrupted run; a failed step runs again", "runs.start"),
+    "dash_retry": ActionSpec("retry the selected failed, cancelled or stopped step with new calls (nothing else "
+                             "is re-sent)", "runs.start"),
+    "dash_output": ActionSpec("read the selected step's output so far from the engine again", None),
+    "dash_latency": ActionSpec("show this tenant's provider latency (p50/p95 per provider and model)", None),
     # Trace (mode 2)
     "trace_rescan": ActionSpec("re-scan the repository now (it also re-scans by itself)", "specs.read"),
     "trace_uncovered": ActionSpec("show only requirements with a missing column, or all", "specs.read"),

@@ -9,7 +9,10 @@ few repaints, not one each, over a slow SSH link.  Runs belong to the engine: le
 or the app changes nothing for them.
 
 Keys (ids in :mod:`tui.screens.actions`, remappable): a approve, r reject, c request changes
-(asks for a comment), p apply an approved diff, x cancel the run, u resume it.  Texts and
+(asks for a comment), p apply an approved diff, x cancel the run, u resume it, t retry the selected
+step, o read its output so far again, l provider latency.  A step's output so far comes from
+``GET /v1/runs/{id}/output`` (the engine's live tail or record), joined with events by offset;
+the engine panel's p95 from ``GET /v1/providers/stats``.  Texts and
 formatting live in :mod:`tui.screens.dashboard_view`; the engine/tenant/quota panels in
 :mod:`tui.screens.dashboard_info`; the actions in :mod:`tui.screens.dashboard_actions`.
 """
@@ -39,13 +42,14 @@ from tui.screens.dashboard_pipeline import PipelinePanel
 from tui.widgets.panel import Panel
 
 if TYPE_CHECKING:
-    from core.api.runs import Run, RunApproval, RunArtefact, RunShown, RunStep
+    from core.api.runs import ProviderLatency, Run, RunApproval, RunArtefact, RunShown, RunStep
 
 REPAINT_HZ = 4  # repaints per second per widget, at most (events only mark what changed)
 OUTPUT_KEEP = 64_000  # characters of streamed output kept per step (the oldest go first)
 OUTPUT_SHOWN = 8_000  # characters the output panel shows (its tail): a repaint re-wraps only this much
 RUN_LIMIT = 50  # runs listed (the engine's newest first)
 WIDE = 100  # from this many columns the runs list has a workflow column
+STATS_EVERY_S = 5.0  # provider latency is read again at most this often, and only after calls ended
 
 
 class RunsNote(Static, can_focus=True):
@@ -60,6 +64,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         "dashboard-tenant": "Tenant details", "dashboard-next": "Next steps", "dashboard-runs": "Runs",
         "dashboard-run": "Run details", "dashboard-act": "Run action", "dashboard-diff": "Diff",
         "dashboard-pipeline": "CI pipeline",
+        "dashboard-output": "Step output", "dashboard-stats": "Provider latency",
     }
     HELP = (
         "Dashboard: your runs live from the engine — state (symbol and word), elapsed time, tokens and cost "
@@ -68,8 +73,11 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         "tokens, cost and time; the right panel streams the selected step's output, or shows a pending approval "
         "gate's artefact (a diff, highlighted). Keys: a approve, r reject, c request changes (asks for a comment), "
         "p apply an approved diff to the project, x cancel the run, u resume a stopped run (a failed step runs "
-        "again from there). Above: the engine, your tenant and role, quota headroom, and the p95 latency of the "
-        "model calls seen here. F8 switches tenant; ctrl+r reconnects."
+        "again from there), t retry the selected failed, cancelled or stopped step with new calls (nothing else is "
+        "re-sent), o read the step's output so far again, l this tenant's provider latency, i read the run's CI "
+        "pipeline again. Above: the engine with "
+        "the p95 latency of your tenant's model calls, your tenant and role, quota headroom. F8 switches tenant; "
+        "ctrl+r reconnects."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve", id="dash_approve"),
@@ -78,7 +86,10 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         Binding("p", "apply_diff", "Apply", id="dash_apply"),
         Binding("x", "cancel_run", "Cancel run", id="dash_cancel"),
         Binding("u", "resume_run", "Resume", id="dash_resume"),
-        Binding("i", "refresh_pipeline", "CI", id="dash_pipeline"),
+        Binding("i", "refresh_pipeline", "CI", id="dash_pipeline", show=False),
+        Binding("t", "retry_step", "Retry", id="dash_retry", show=False),
+        Binding("o", "step_output", "Output", id="dash_output", show=False),
+        Binding("l", "latency", "Latency", id="dash_latency", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -108,7 +119,12 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         self.steps: dict[str, RunStep] = {}
         self.step: str | None = None  # the step whose output (or gate) the right panel shows
         self.outputs: dict[tuple[str, str], str] = {}  # (run, step) -> streamed text seen here
-        self.latencies = view.Latencies()
+        self.latencies = view.Latencies()  # from run.call events: only for an engine without /v1/providers/stats
+        self.provider_stats: list[ProviderLatency] | None = None  # the engine's, for this tenant
+        self.out_end: dict[tuple[str, str], int] = {}  # (run, step) -> characters of its stream shown
+        self._fetched: set[tuple[str, str]] = set()  # steps whose output so far was read from the engine
+        self._output_route = True  # False: an engine without GET /v1/runs/{id}/output
+        self._stats_due = False
         self.dirty: set[str] = set()
         self.repaints: dict[str, int] = {}  # widget -> repaints (tests read it)
         self.flushes = 0
@@ -117,6 +133,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         self._tree_run: str | None = None
         self._gate_key: tuple[str, str, str] | None = None  # (run, gate, sha) the gate panel shows
         self._table_shape: tuple[list[str], bool] | None = None
+        self._tree_width = 0  # the width the step labels were cut for (they are repainted when it changes)
         self._seeded: set[tuple[str, str]] = set()
         self._columns: list[Any] = []
 
@@ -125,11 +142,13 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         self.ctx.engine_event.subscribe(self, self._on_event)
         self.set_interval(1 / REPAINT_HZ, self._flush)
         self.set_interval(1.0, self._tick)
+        self.set_interval(STATS_EVERY_S, self._stats_tick)
         self.query_one("#dash-gate-scroll").display = False
         self._mark("runs", "tree", "detail")
         self._flush()
         if self.ctx.conn.name == "connected":
             self.load_runs()
+            self.load_stats()
 
     def on_resize(self) -> None:
         self._mark("runs", "tree")  # the workflow column and the steps' detail depend on the width
@@ -140,13 +159,16 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         super()._on_conn(state)
         if state.name == "connected":
             self.load_runs()  # events may have been missed while disconnected
+            self.load_stats()
+            self._fetched.clear()  # and streamed output: read the shown step's again
 
     def _on_data(self, what: str) -> None:
         super()._on_data(what)
         if what == "whoami":  # another tenant (F8) or other roles: start over
             self.runs, self.selected, self.shown, self.steps, self.step = {}, None, None, {}, None
-            self.runs_loaded = False
+            self.runs_loaded, self.provider_stats = False, None
             self.load_runs()
+            self.load_stats()
             self._mark("runs", "tree", "detail")
 
     @work(exclusive=True, group="dashboard-runs", exit_on_error=False)
@@ -213,19 +235,29 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         mine = rid == self.selected and self.shown is not None
         if kind == "run.step" and mine:
             s = ev["step"]
+            before = self.steps.get(s["path"])
             self.steps[s["path"]] = s
+            if before is not None and before["status"] == "running" and s["status"] != "running":
+                self._fetched.discard((str(rid), s["path"]))  # over: its recorded output is read next
             self._mark("tree", *(("detail",) if s["path"] == self.step else ()))
         elif kind in ("run.output", "run.note"):
             path = ev.get("step") or ""
-            text = ev["text"] if kind == "run.output" else f"\n· {ev['text']}\n"
             key = (str(rid), path)
-            self.outputs[key] = (self.outputs.get(key, "") + text)[-OUTPUT_KEEP:]
-            if mine and path == self.step:
-                self._pending_out += text
-                self._mark("output")
+            if kind == "run.output":
+                offset = ev.get("offset")
+                text, self.out_end[key] = view.take(self.out_end.get(key), None if offset is None else int(offset),
+                                                    ev["text"])
+            else:
+                text = f"\n· {ev['text']}\n"
+            if text:
+                self.outputs[key] = (self.outputs.get(key, "") + text)[-OUTPUT_KEEP:]
+                if mine and path == self.step:
+                    self._pending_out += text
+                    self._mark("output")
         elif kind == "run.call":
             if ev.get("outcome") == "ok" and not ev.get("replayed") and ev.get("latency_ms") is not None:
                 self.latencies.add(str(ev.get("model")), float(ev["latency_ms"]))
+                self._stats_due = True  # the engine's figures moved: read them at the next stats tick
                 self._mark("engine")
         elif kind == "run.gate":
             self._gate(ev, mine)
@@ -301,6 +333,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         self.dirty.update(what)
 
     def _tick(self) -> None:
+        self._check_tree_width()
         # Elapsed times of live runs move on with the clock: one table repaint a second while any runs.
         if any(r["state"] not in view.ENDED and r["state"] != "stopped" for r in self.runs.values()):
             self._mark("runs")
@@ -309,10 +342,23 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         """The runs are read and, when there are any, the selected run's details with a step to show."""
         return self.runs_loaded and (not self.runs or (self.shown is not None and self.step is not None))
 
-    def repaint_now(self) -> None:
-        """Repaint what is pending at once instead of at the next tick (tests settle on it)."""
+    def repaint_now(self, full: bool = False) -> None:
+        """Repaint what is pending at once instead of at the next tick (tests settle on it); ``full``: every
+        panel, at the sizes the layout has now."""
+        if full:
+            self._mark("runs", "tree", "detail", "engine")
+        self._check_tree_width()
         if self.dirty:
             self._flush()
+
+    def _check_tree_width(self) -> None:
+        # A step label shows as much as its width allows: a panel that changed size (layout, F10) relabels.
+        try:
+            width = self.query_one("#dash-steps", Tree).size.width
+        except NoMatches:
+            return
+        if width and width != self._tree_width:
+            self._mark("tree")
 
     def _flush(self) -> None:
         """Repaint what changed since the last repaint, each widget once."""
@@ -372,6 +418,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         if self._tree_run != self.selected or not self.steps:
             tree.clear()
             self._step_nodes, self._tree_run = {}, self.selected
+        self._tree_width = tree.size.width
         width = max(20, tree.size.width or 36)
         for path, s in sorted(self.steps.items(), key=lambda kv: view.path_key(kv[0])):
             depth = path.count("/")
@@ -423,11 +470,66 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         self._pending_out = ""
         text = ""
         if s is not None and self.selected is not None:
-            text = self.outputs.get((self.selected, s["path"])) or self._artefact_text(s["path"])
+            key = (self.selected, s["path"])
+            if self._output_route and key not in self._fetched:
+                self._fetched.add(key)
+                self.load_output(*key)  # what it said before this screen saw it (the engine's tail or record)
+            text = self.outputs.get(key) or self._artefact_text(s["path"])
         self._show_output(text)
 
+    @work(group="dashboard-output", exit_on_error=False)
+    async def load_output(self, run_id: str, path: str) -> None:
+        """The step's output so far from the engine: its live tail (spliced with the events seen since, by
+        offset) or, once it is over, its recorded output."""
+        key = (run_id, path)
+        try:
+            got = await self.ctx.api.call(calls.run_output(run_id, path))
+        except NotFound as exc:
+            if exc.code in ("run_not_found", "step_not_found"):
+                return  # gone meanwhile: nothing to show
+            self._output_route = False  # an older engine: artefacts and events only
+            return
+        except MusubiError as exc:
+            self.report_failure(exc, "Step output", notify=False)
+            return
+        if got["source"] == "live":
+            self.outputs[key] = view.merge_answer(self.outputs.get(key, ""), self.out_end.get(key), got["text"],
+                                                  got["end"])[-OUTPUT_KEEP:]
+            self.out_end[key] = max(got["end"], self.out_end.get(key, 0))
+        elif got["source"] == "record":
+            self.outputs[key] = got["text"][-OUTPUT_KEEP:]  # what the step produced, in full
+        if key == (self.selected, self.step):
+            self._pending_out = "x"
+            self._mark("output")
+            self._flush()  # an answer the user waited for shows at once
+
+    @work(exclusive=True, group="dashboard-stats", exit_on_error=False)
+    async def load_stats(self, announce: bool = False) -> None:
+        """This tenant's provider latency from the engine (p50/p95 per provider and model)."""
+        self._stats_due = False
+        try:
+            rows = await self.ctx.api.call(calls.provider_stats())
+        except NotFound:  # an older engine: the p95 of the calls this screen saw stands in
+            self.provider_stats = None
+            rows = None
+        except MusubiError as exc:
+            self.report_failure(exc, "Provider latency", notify=announce)
+            return
+        else:
+            self.provider_stats = rows
+        self._mark("engine")
+        self._flush()
+        if announce:
+            body = (view.latency_table(rows) if rows is not None else "This engine has no latency route; the "
+                    "p95 above is of the calls this Dashboard saw.")
+            self.notify(body, title=f"Provider latency · {self.ctx.tenant}", timeout=12)
+
+    def _stats_tick(self) -> None:
+        if self._stats_due and self.ctx.conn.name == "connected":
+            self.load_stats()
+
     def _artefact_text(self, path: str) -> str:
-        """A finished step's output from its artefacts (the engine keeps no stream of past text)."""
+        """A finished step's output from its artefacts, until the engine's answer is here."""
         arts = [a for a in self.artefacts() if a["step"] == path]
         if arts:
             return "\n\n".join(f"── {a['name']} ({a['kind']}, {a['state']})\n{a['content']}" for a in arts)
@@ -439,6 +541,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
     def _paint_output(self) -> None:
         # Everything that arrived since the last repaint, in one update of the panel.
         if self._pending_out and self.selected is not None and self.step is not None:
+            # (set by events, and by an output answer: the panel then shows the spliced text)
             self._pending_out = ""
             self._show_output(self.outputs.get((self.selected, self.step), ""))
 
@@ -470,8 +573,12 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
     def engine_text(self) -> Content:
         lines = [super().engine_text()]
         if self.ctx.conn.name == "connected":
-            rows = self.latencies.p95()
-            # The figure first: a narrow panel cuts the model's name, not the number.
-            lines.append(Content(" · ".join(f"p95 {view.millis(ms)} {m}" for m, ms, _n in rows[:2]) if rows
-                                 else "p95: no calls seen yet"))
+            if self.provider_stats is not None:  # the engine's figures for this tenant
+                shown = view.latency_lines(self.provider_stats)
+                lines.append(Content(" · ".join(shown) if shown else "p95: no calls in this tenant yet"))
+            else:
+                rows = self.latencies.p95()
+                # The figure first: a narrow panel cuts the model's name, not the number.
+                lines.append(Content(" · ".join(f"p95 {view.millis(ms)} {m}" for m, ms, _n in rows[:2]) if rows
+                                     else "p95: no calls seen yet"))
         return Content("\n").join(lines)

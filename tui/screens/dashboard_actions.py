@@ -14,7 +14,7 @@ from core.errors import MusubiError
 from tui.screens import dashboard_view as view
 
 if TYPE_CHECKING:
-    from core.api.runs import Run, RunApproval, RunArtefact, RunShown
+    from core.api.runs import ProviderLatency, Run, RunApproval, RunArtefact, RunShown, RunStep
     from tui.context import AppContext
 
 
@@ -27,12 +27,17 @@ class RunActions:
         runs: dict[str, Run]
         selected: str | None
         shown: RunShown | None
+        steps: dict[str, RunStep]
+        step: str | None
+        provider_stats: list[ProviderLatency] | None
 
         def refuse(self, binding_id: str) -> bool: ...
         def notify(self, message: str, **kw: Any) -> None: ...
         def pending_approval(self) -> RunApproval | None: ...
         def artefacts(self) -> list[RunArtefact]: ...
         def load_run(self, run_id: str) -> Any: ...
+        def load_output(self, run_id: str, path: str) -> Any: ...
+        def load_stats(self, announce: bool = False) -> Any: ...
 
     def _run_or_say(self) -> Run | None:
         run = self.runs.get(self.selected or "")
@@ -130,6 +135,46 @@ class RunActions:
                         title="Resume", severity="warning")
             return
         self.act(calls.run_resume(run["id"]), f"Resuming run {run['id']} from its last completed step.")
+
+    # -- runs gaps (issue 12): retry one step, the step's output so far, provider latency --------------
+
+    def action_retry_step(self) -> None:
+        if self.refuse("dash_retry") or (run := self._run_or_say()) is None:
+            return
+        s = self.steps.get(self.step or "")
+        if s is None:
+            self.notify("No step selected: pick one in the step tree (tab, then up/down).", title="Retry step",
+                        severity="warning")
+            return
+        if run["state"] in ("queued", "running", "waiting"):
+            self.notify(f"Run {run['id']} is {run['state']}: a step is retried once the run has stopped (x cancels "
+                        "it).", title="Retry step", severity="warning")
+            return
+        if s["status"] not in view.RETRYABLE_STEPS:
+            self.notify(f"Step {s['path']} is {s['status']}: only a failed, cancelled, stopped or interrupted step is "
+                        "retried.", title="Retry step", severity="warning")
+            return
+        from tui.screens.modals import ConfirmModal
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.act(calls.run_retry(run["id"], s["path"]), f"Retrying step {s['path']} of run {run['id']} with "
+                         "new calls.")
+
+        self.app.push_screen(ConfirmModal(f"Retry step {s['path']} ({s['title']})?", "Its calls are sent again as "
+                                          "new attempts (charged again); nothing else of the run is re-sent.",
+                                          "Retry"), answer)
+
+    def action_step_output(self) -> None:
+        if (run := self._run_or_say()) is None:
+            return
+        if self.step is None:
+            self.notify("No step selected: pick one in the step tree.", title="Output", severity="warning")
+            return
+        self.load_output(run["id"], self.step)
+
+    def action_latency(self) -> None:
+        self.load_stats(announce=True)
 
     def act(self, call: Any, done: str) -> None:
         """Send one run write in a worker; the outcome is a notification, then the run is read again."""

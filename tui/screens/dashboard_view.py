@@ -32,6 +32,7 @@ STEP_STATES: dict[str, tuple[str, str]] = {
 TREE_STYLES = {"$accent": "cyan", "$warning": "yellow", "$success": "green", "$error": "red", "$text-muted": "dim"}
 ENDED = frozenset({"done", "failed", "cancelled"})
 RESUMABLE = frozenset({"stopped", "failed", "interrupted"})
+RETRYABLE_STEPS = frozenset({"failed", "cancelled", "stopped", "interrupted"})  # POST /v1/runs/{id}/retry
 
 NO_RUNS = (
     "No runs yet in this tenant. Start one from a shell:\n"
@@ -285,3 +286,40 @@ class Latencies:
             s = sorted(xs)
             out.append((model, s[max(1, math.ceil(0.95 * len(s))) - 1], len(s)))
         return sorted(out, key=lambda r: -r[1])
+
+
+# -- a step's stream, spliced from the output route's answer and run.output events (by offset) -------
+
+
+def take(end: int | None, offset: int | None, more: str) -> tuple[str, int]:
+    """What of ``more`` (streamed from ``offset``) is new after the ``end`` characters already shown, and the new end.
+
+    Overlap is dropped; a gap (events lost) is shown as is — the next read of the output route mends it.
+    Without an offset (an older engine) the text is simply appended."""
+    if offset is None:
+        return more, (end or 0) + len(more)
+    if end is None or offset >= end:
+        return more, offset + len(more)
+    if offset + len(more) <= end:
+        return "", end
+    return more[end - offset:], offset + len(more)
+
+
+def merge_answer(shown: str, end: int | None, text: str, answer_end: int) -> str:
+    """The output route's live tail (``text``, ending at ``answer_end``) with what events brought since."""
+    if not shown or end is None or end <= answer_end:
+        return text
+    return text + shown[-(end - answer_end):]
+
+
+def latency_lines(rows: Iterable[Mapping[str, Any]], most: int = 2) -> list[str]:
+    """``p95 1.9s gpt-5.4`` per provider and model, slowest first (the figure first: a narrow panel cuts names)."""
+    ranked = sorted(rows, key=lambda r: -float(r["p95_ms"]))
+    return [f"p95 {millis(float(r['p95_ms']))} {r['model']}" for r in ranked[:most]]
+
+
+def latency_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Every provider and model of the tenant: p50, p95 and calls, one line each (a notification's body)."""
+    lines = [f"{r['provider']} {r['model']}: p50 {millis(float(r['p50_ms']))} · p95 {millis(float(r['p95_ms']))} "
+             f"· {int(r['count']):,} calls" for r in sorted(rows, key=lambda r: -float(r["p95_ms"]))]
+    return "\n".join(lines) or "No model calls in this tenant since the engine started."
