@@ -46,7 +46,8 @@ def test_screenshots_are_the_current_snapshots() -> None:
     for doc_name, snap_name in (
         ("dashboard-120x40.svg", "test_dashboard_snapshots/test_dashboard_snapshot[approval-120x40].svg"),
         ("admin-quotas-80x24.svg", "test_snapshots/test_screen[admin_quotas-80x24].svg"),
-        ("tutorials-step-80x24.svg", "test_tutorials_snapshots/test_tutorials_snapshot[step-in-progress-truecolor].svg"),
+        ("tutorials-step-80x24.svg",
+         "test_tutorials_snapshots/test_tutorials_snapshot[step-in-progress-truecolor].svg"),
     ):
         assert (ROOT / "docs" / "screenshots" / doc_name).read_bytes() == (snaps / snap_name).read_bytes(), (
             f"docs/screenshots/{doc_name} is stale: copy tests/tui/__snapshots__/{snap_name}"

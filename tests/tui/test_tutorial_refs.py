@@ -8,6 +8,8 @@ files themselves (tutorials/content, through the loader), and from the app's own
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from textual.keys import _character_to_key
 
@@ -35,17 +37,17 @@ def test_the_tutorials_are_shipped() -> None:
 
 
 @pytest.mark.parametrize(("tutorial", "step"), [(t, s) for t, s in STEPS], ids=[f"{t}:{s.id}" for t, s in STEPS])
-def test_every_key_mode_and_action_a_step_names_exists(tutorial: str, step: object) -> None:
-    kind = getattr(step, "kind")
+def test_every_key_mode_and_action_a_step_names_exists(tutorial: str, step: Any) -> None:
+    kind = step.kind
     keys = bound_keys() | TEXTUAL_KEYS
     if kind == "key":
-        key = getattr(step, "key")
+        key = step.key
         assert key in keys or _character_to_key(key) in keys, f"{tutorial}: no binding for key {key!r}"
     elif kind == "mode":
-        assert getattr(step, "mode") in BY_NAME, f"{tutorial}: no mode {getattr(step, 'mode')!r}"
+        assert step.mode in BY_NAME, f"{tutorial}: no mode {step.mode!r}"
     elif kind == "palette":
-        assert getattr(step, "action") in all_bindings(), f"{tutorial}: no action {getattr(step, 'action')!r}"
-    solution = getattr(step, "solution")
+        assert step.action in all_bindings(), f"{tutorial}: no action {step.action!r}"
+    solution = step.solution
     for key in solution.keys:
         assert key in keys or _character_to_key(key) in keys or key in {m.digit for m in BY_NAME.values()}, (
             f"{tutorial}: the solution presses {key!r}, which nothing is bound to")
