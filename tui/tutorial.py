@@ -109,6 +109,11 @@ class TutorialSession:
         return next((s for s in self.shown["steps"] if s["id"] == self.progress["current"]), None)
 
     @property
+    def step_id(self) -> str | None:
+        step = self.step
+        return step["id"] if step is not None else None
+
+    @property
     def finished(self) -> bool:
         return self.progress is not None and self.progress["state"] == "done"
 

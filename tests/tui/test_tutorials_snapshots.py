@@ -26,9 +26,9 @@ def step_in_progress(api: FakeEngineApi) -> Callable[[Any], Any]:
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.tutorial.step is not None, "the tutorial started")
         await pilot.press("f1", "escape")  # step 1 done by its key
-        await wait_for(pilot, lambda: (app.tutorial.step or {}).get("id") == "switch-mode", "step 2 current")
+        await wait_for(pilot, lambda: app.tutorial.step_id == "switch-mode", "step 2 current")
         await pilot.press("2")  # step 2 done by reaching Trace
-        await wait_for(pilot, lambda: (app.tutorial.step or {}).get("id") == "palette", "step 3 current")
+        await wait_for(pilot, lambda: app.tutorial.step_id == "palette", "step 3 current")
         await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected in the sandbox tenant")
         await pilot.press("f9", "h")  # into the panel, show the hint
         await settle(pilot)
