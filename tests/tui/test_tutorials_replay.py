@@ -125,8 +125,12 @@ async def test_tutorial_replays_to_done_in_the_workstation(cli: Cli, tutorial: s
             seen.append(step["id"])
             await settle(pilot)
             await do_step(pilot, app, cli, dict(step), folder)
-            await wait_for(pilot, lambda s=step["id"]: session.finished or session.step_id != s,
-                           f"{tutorial}/{step['id']} completed ({session.note or session.error})", deadline_s=STEP_S)
+            sid: str = step["id"]
+
+            def moved_on(sid: str = sid) -> bool:
+                return session.finished or session.step_id != sid
+
+            await wait_for(pilot, moved_on, f"{tutorial}/{sid} completed ({session.note or session.error})", deadline_s=STEP_S)
             while len(app.screen_stack) > 1:  # a dialog the step opened (help, debug info): close it
                 await pilot.press("escape")
                 await settle(pilot)
