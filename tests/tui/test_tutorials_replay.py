@@ -130,7 +130,8 @@ async def test_tutorial_replays_to_done_in_the_workstation(cli: Cli, tutorial: s
             def moved_on(sid: str = sid) -> bool:
                 return session.finished or session.step_id != sid
 
-            await wait_for(pilot, moved_on, f"{tutorial}/{sid} completed ({session.note or session.error})", deadline_s=STEP_S)
+            await wait_for(pilot, moved_on, f"{tutorial}/{sid} completed ({session.note or session.error})",
+                           deadline_s=STEP_S)
             while len(app.screen_stack) > 1:  # a dialog the step opened (help, debug info): close it
                 await pilot.press("escape")
                 await settle(pilot)
