@@ -33,7 +33,8 @@ Step kinds and their fields:
   else the client reports the step done after running it.
 - ``state``: ``check`` (a :class:`Check`): the engine reads ``route`` (a GET route of the engine,
   asked as the user in the SANDBOX tenant and project), takes the value at ``path`` and compares
-  it with ``value`` using ``op`` (one of :data:`OPERATORS`; never ``eval``).
+  it with ``value`` using ``op`` (one of :data:`OPERATORS`; never ``eval``); optional ``also``,
+  a list of more checks that must all hold too.
 
 Placeholders, replaced in ``command``, ``check.route``, ``check.query`` values, ``check.value``
 (strings), ``body``, ``hint`` and every solution string: ``{tenant}`` (the sandbox tenant),
@@ -204,11 +205,19 @@ class CliStep(StepBase):
     kind: Literal["cli"]
     command: list[str] = Field(min_length=1)  # argv after "musubi", shown to the user
     check: Check | None = None
+    also: list[Check] = []  # more checks that must hold too
+
+    @model_validator(mode="after")
+    def _also(self) -> CliStep:
+        if self.also and self.check is None:
+            raise ValueError("`also` adds checks to `check`; give check first")
+        return self
 
 
 class StateStep(StepBase):
     kind: Literal["state"]
     check: Check
+    also: list[Check] = []  # more checks that must hold too (all of them, in order)
 
 
 Step = Annotated[KeyStep | ModeStep | PaletteStep | CliStep | StateStep, Field(discriminator="kind")]

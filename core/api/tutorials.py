@@ -120,10 +120,11 @@ class CheckSpec(TypedDict):
 
 
 class SolutionSpec(TypedDict):
-    files: list[dict[str, Any]]  # {"path", "content", "append"}
+    files: list[dict[str, Any]]  # {"path", "content", "append", "find"}
     argv: list[list[str]]
     palette: str | None
     keys: list[str]
+    exit: int  # the exit code the last argv command ends with
 
 
 class StepView(TypedDict):
@@ -139,6 +140,7 @@ class StepView(TypedDict):
     action: str | None  # kind palette: a binding id
     command: list[str] | None  # kind cli: argv after "musubi"
     check: CheckSpec | None  # kind state, or cli with a check
+    also: list[CheckSpec]  # more checks that must hold too (all, in order)
     solution: SolutionSpec
 
 

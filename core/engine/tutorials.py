@@ -200,6 +200,7 @@ class TutorialService:
             "action": getattr(step, "action", None),
             "command": substitute(list(step.command), names) if step.kind == "cli" else None,
             "check": substitute(check.model_dump(mode="json"), names) if check is not None else None,
+            "also": [substitute(c.model_dump(mode="json"), names) for c in getattr(step, "also", [])],
             "solution": substitute(sol, names),
         }
 
@@ -350,18 +351,23 @@ class TutorialService:
         return done
 
     async def _evaluate(self, rec: Record, step: Any, probe: Probe) -> Any:
+        """The step's check and its ``also`` checks, in order: the first that does not hold, else the last."""
         from tutorials.checker import Outcome, evaluate
         from tutorials.model import substitute
 
         names = _names(rec, rec.user, self.exports)
-        chk = step.check
-        route = substitute(chk.route, names)
-        query = substitute(dict(chk.query), names)
-        try:
-            data = await probe(dict(rec.sandbox or {}), rec.user, route, query)
-        except MusubiError as exc:
-            return Outcome(False, None, f"GET {route} was refused: {exc.message}")
-        return evaluate(data, chk.path, chk.op, substitute(chk.value, names))
+        outcome: Outcome | None = None
+        for chk in [step.check, *getattr(step, "also", [])]:
+            route = substitute(chk.route, names)
+            query = substitute(dict(chk.query), names)
+            try:
+                data = await probe(dict(rec.sandbox or {}), rec.user, route, query)
+            except MusubiError as exc:
+                return Outcome(False, None, f"GET {route} was refused: {exc.message}")
+            outcome = evaluate(data, chk.path, chk.op, substitute(chk.value, names))
+            if not outcome.ok:
+                return outcome
+        return outcome
 
     async def _record(self, ctx: Caller, rec: Record, tut: Tutorial, step: Any, state: str, how: str) -> bool:
         """Mark one step (and finish the tutorial when it was the last); True when the sandbox was cleaned."""

@@ -169,6 +169,22 @@ def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:
     call("GET", "/v1/sessions")
     call("DELETE", "/v1/sessions/{id}", f"/v1/sessions/{sid}?reason=test")
     call("POST", "/v1/remote/events", body={"mode": "ssh", "event": "login", "user": "bo", "tenant": t})
+    # tutorials (issue 18): the whole life of one tutorial, as user "tut-am" (own progress, own sandbox)
+    def tut(method: str, route: str, url: str, body: Any = None) -> Any:
+        status, answer = h.raw(method, url, body, as_user="tut-am")
+        assert status == 200, f"{method} {url}: {status} {answer}"
+        got.setdefault((method, route), []).append(answer)
+        return answer
+
+    tut("GET", "/v1/tutorials", "/v1/tutorials")
+    tut("POST", "/v1/tutorials/{id}/start", "/v1/tutorials/team/start")
+    tut("GET", "/v1/tutorials/{id}", "/v1/tutorials/team")
+    tut("POST", "/v1/tutorials/{id}/check", "/v1/tutorials/team/check", {"step": "role"})
+    tut("POST", "/v1/tutorials/{id}/complete", "/v1/tutorials/team/complete", {"step": "tenant"})
+    tut("POST", "/v1/tutorials/{id}/skip", "/v1/tutorials/team/skip", {"step": "verify"})
+    tut("GET", "/v1/tutorials/{id}/progress", "/v1/tutorials/team/progress")
+    tut("POST", "/v1/tutorials/{id}/reset", "/v1/tutorials/team/reset")
+    tut("POST", "/v1/tutorials/{id}/reset", "/v1/tutorials/team/reset")  # nothing to clean: cleaned is null
     return got
 
 

@@ -144,6 +144,15 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
                                                           "tenant": "{b}"}),
     ("POST", "/v1/sso/verify"): ("/v1/sso/verify", {"provider": "corp", "id_token": "a.b.c", "nonce": "n"}),
+    # tutorials (issue 18): the caller's own progress and sandbox, never the asked tenant's data
+    ("GET", "/v1/tutorials"): ("/v1/tutorials", None),
+    ("GET", "/v1/tutorials/{id}"): ("/v1/tutorials/team", None),
+    ("GET", "/v1/tutorials/{id}/progress"): ("/v1/tutorials/team/progress", None),
+    ("POST", "/v1/tutorials/{id}/start"): ("/v1/tutorials/team/start", {}),
+    ("POST", "/v1/tutorials/{id}/check"): ("/v1/tutorials/team/check", {"step": "role"}),
+    ("POST", "/v1/tutorials/{id}/complete"): ("/v1/tutorials/team/complete", {"step": "tenant"}),
+    ("POST", "/v1/tutorials/{id}/skip"): ("/v1/tutorials/team/skip", {"step": "verify"}),
+    ("POST", "/v1/tutorials/{id}/reset"): ("/v1/tutorials/team/reset", {}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):
@@ -158,6 +167,13 @@ CALLERS_OWN = {
     ("POST", "/v1/sso/session"): (400,),  # no [sso] provider here: sso_not_configured
     ("GET", "/v1/sso/session"): (200, 404), ("HEAD", "/v1/sso/session"): (200, 404),
     ("DELETE", "/v1/sso/session"): (404,),
+    # tutorials (issue 18): the caller's own; 409 when this caller has not started the tutorial (yet)
+    ("GET", "/v1/tutorials"): (200,), ("HEAD", "/v1/tutorials"): (200,),
+    ("GET", "/v1/tutorials/{id}"): (200,), ("HEAD", "/v1/tutorials/{id}"): (200,),
+    ("GET", "/v1/tutorials/{id}/progress"): (200,), ("HEAD", "/v1/tutorials/{id}/progress"): (200,),
+    ("POST", "/v1/tutorials/{id}/start"): (200,), ("POST", "/v1/tutorials/{id}/reset"): (200,),
+    ("POST", "/v1/tutorials/{id}/check"): (200, 409), ("POST", "/v1/tutorials/{id}/complete"): (200, 409),
+    ("POST", "/v1/tutorials/{id}/skip"): (200, 409),
 }
 
 

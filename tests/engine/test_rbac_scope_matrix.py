@@ -320,6 +320,18 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
                                             ok=(400, 401, 404))],
     ("POST", "/v1/inbound/gitlab"): [Variant("engine", None, req("POST", "/v1/inbound/gitlab", {"body": "{}"}),
                                              ok=(400, 401, 404))],
+    # -- tutorials (issue 18): anyone, on their own progress and sandbox (409: that user never started it)
+    ("GET", "/v1/tutorials"): [Variant("open", None, req("GET", "/v1/tutorials"))],
+    ("GET", "/v1/tutorials/{id}"): [Variant("open", None, req("GET", "/v1/tutorials/team"))],
+    ("GET", "/v1/tutorials/{id}/progress"): [Variant("open", None, req("GET", "/v1/tutorials/team/progress"))],
+    ("POST", "/v1/tutorials/{id}/start"): [Variant("open", None, req("POST", "/v1/tutorials/team/start"))],
+    ("POST", "/v1/tutorials/{id}/check"): [Variant("open", None, req(
+        "POST", "/v1/tutorials/team/check", {"step": "role"}), ok=(409,))],
+    ("POST", "/v1/tutorials/{id}/complete"): [Variant("open", None, req(
+        "POST", "/v1/tutorials/team/complete", {"step": "tenant"}), ok=(409,))],
+    ("POST", "/v1/tutorials/{id}/skip"): [Variant("open", None, req(
+        "POST", "/v1/tutorials/team/skip", {"step": "verify"}), ok=(409,))],
+    ("POST", "/v1/tutorials/{id}/reset"): [Variant("open", None, req("POST", "/v1/tutorials/team/reset"))],
 }
 
 

@@ -15,7 +15,7 @@ from tui.cli import hoist_global_options, root
 from tui.screens.bindings import all_binding_ids
 from tui.screens.modes import BY_NAME
 from tutorials.loader import load_all
-from tutorials.model import Check, substitute
+from tutorials.model import Check, CliStep, StateStep, substitute
 
 NAMES = {"tenant": "tut-ann-demo", "project": "shop", "path": "/tmp/sandbox/shop", "user": "ann",
          "exports": "/tmp/home/exports"}
@@ -50,8 +50,12 @@ def commands() -> list[tuple[str, list[str]]]:
 
 
 def checks() -> list[tuple[str, Check]]:
-    return [(f"{t.id}/{s.id}", s.check) for t in TUTORIALS.values() for s in t.steps
-            if getattr(s, "check", None) is not None]
+    out = []
+    for t in TUTORIALS.values():
+        for s in t.steps:
+            if isinstance(s, (CliStep, StateStep)) and s.check is not None:
+                out += [(f"{t.id}/{s.id}/{i}", c) for i, c in enumerate([s.check, *s.also])]
+    return out
 
 
 @pytest.mark.parametrize(("where", "argv"), commands(), ids=[w for w, _ in commands()])

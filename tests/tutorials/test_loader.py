@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorials.loader import TutorialFileError, line_of, load_all, load_file, parse
+from tutorials.loader import CONTENT_DIR, TutorialFileError, line_of, load_all, load_file, parse
 
 GOOD = '''id = "demo"
 title = "Demo"
@@ -114,7 +114,7 @@ def test_file_errors(tmp_path: Path) -> None:
 def test_a_later_folder_replaces_a_shipped_tutorial(tmp_path: Path) -> None:
     (tmp_path / "demo.toml").write_text(GOOD)
     shipped = load_all()
-    both = load_all([next(iter(shipped.values())) and Path(__file__).parents[2] / "tutorials" / "content", tmp_path])
+    both = load_all([CONTENT_DIR, tmp_path])
     assert "demo" in both and set(shipped) <= set(both)
 
 
