@@ -127,6 +127,7 @@ class FakeTutorials:
                 "action": getattr(s, "action", None),
                 "command": substitute(list(s.command), names) if s.kind == "cli" else None,
                 "check": substitute(check.model_dump(mode="json"), names) if check is not None else None,
+                "also": [substitute(c.model_dump(mode="json"), names) for c in getattr(s, "also", [])],
                 "solution": substitute(s.solution.model_dump(mode="json"), names),
             })
         return {**{k: v for k, v in self._summary(tut).items() if k != "steps"}, "steps": steps, "progress": prog}
@@ -169,12 +170,17 @@ class FakeTutorials:
         if (tut.id, step.id) in self.unsatisfied or self.probe is None:
             return False, None, "does not hold yet (set by the test)"
         names = self._names(tut)
-        route, query = substitute(step.check.route, names), substitute(dict(step.check.query), names)
-        try:
-            data = await self.probe(route, query, names["tenant"])
-        except MusubiError as exc:
-            return False, None, f"GET {route} was refused: {exc.message}"
-        out = evaluate(data, step.check.path, step.check.op, substitute(step.check.value, names))
+        out = None
+        for chk in [step.check, *getattr(step, "also", [])]:  # the first that does not hold, else the last
+            route, query = substitute(chk.route, names), substitute(dict(chk.query), names)
+            try:
+                data = await self.probe(route, query, names["tenant"])
+            except MusubiError as exc:
+                return False, None, f"GET {route} was refused: {exc.message}"
+            out = evaluate(data, chk.path, chk.op, substitute(chk.value, names))
+            if not out.ok:
+                break
+        assert out is not None
         return out.ok, out.observed, out.detail
 
     async def _advance(self, tut: Any) -> list[str]:
