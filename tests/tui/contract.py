@@ -201,7 +201,8 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("tutorial complete an engine-checked step", calls.tutorial_complete("team", CHECKED_STEP))
     await step("tutorial start", calls.tutorial_start(TUTORIAL), lambda a: (
         a["resumed"], a["completed_now"], a["progress"]["state"], a["progress"]["current"],
-        a["sandbox"]["tenant"] == f"tut-{me}-{TUTORIAL}", a["sandbox"]["project"], a["progress"]["sandbox"] is not None))
+        a["sandbox"]["tenant"] == f"tut-{me}-{TUTORIAL}", a["sandbox"]["project"],
+        a["progress"]["sandbox"] is not None))
     await step("tutorial show started", calls.tutorial_show(TUTORIAL), lambda a: [
         (s["id"], s["kind"], s["state"], s["key"], s["mode"], s["action"],
          [c.replace(me, "<me>") for c in s["command"] or []]) for s in a["steps"]])
