@@ -225,3 +225,27 @@ async def test_an_engine_refusal_is_said_in_words_and_changes_nothing() -> None:
         await settle(pilot)
         assert app.tutorial.shown is None and app.ctx.api.identity.tenant == "acme"
         assert any("permission denied" in f.message for f in app.ctx.failures.entries)
+
+
+async def test_an_engine_without_the_tutorials_api_is_named_as_such() -> None:
+    api = FakeEngineApi()
+    api.denied.add(("GET", "/v1/tutorials"))
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(80, 24)) as p:
+        pilot: Any = p
+        await on_tutorials(pilot)
+        assert "✘ The tutorials could not be read: permission denied" in dock_text(app)
+        await pilot.press("enter")  # nothing to start: said in words, nothing sent
+        await settle(pilot)
+        assert app.tutorial.shown is None and not [w for w in api.writes if "/v1/tutorials" in w[1]]
+
+
+async def test_f9_with_no_tutorial_running_opens_the_catalogue() -> None:
+    app = MusubiApp(fake_ctx(FakeEngineApi()))
+    async with app.run_test(size=(80, 24)) as p:
+        pilot: Any = p
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: app.current_mode == "tutorials", "the Tutorials mode")
+        await settle(pilot)
+        assert app.tutorial.shown is None
