@@ -85,6 +85,7 @@ async def test_start_then_key_mode_palette_and_engine_checked_steps_to_done() ->
         await step_is(pilot, app, "palette")
         assert app.current_mode == "trace"
         assert app.screen.query_one(TutorialDock).display, "the panel follows the user to Trace"
+        assert "run Debug (F12) from the palette" in dock_text(app), "the action in the user's words"
         await pilot.press("ctrl+p")
         await pilot.press(*"Debug info")
         await pilot.pause(0.5)
@@ -104,6 +105,7 @@ async def test_start_then_key_mode_palette_and_engine_checked_steps_to_done() ->
         assert "✔ Done: all 5 steps" in text
         done = [w for w in api.writes if w[1].endswith(("/complete", "/skip"))]
         assert [w[2]["step"] for w in done if w[2]] == ["open-help", "switch-mode", "palette", "engine", "whoami"]
+        assert not [r for r in app.ctx.failures.rows() if "Tutorial" in r[1]], app.ctx.failures.rows()
         await pilot.press("x")  # into the panel, leave: the panel goes
         await settle(pilot)
         assert app.tutorial.shown is None and not app.screen.query_one(TutorialDock).display

@@ -49,8 +49,19 @@ def key_label(key: str) -> str:
     return "+".join([*mods, shown])
 
 
-def how_to_complete(step: StepView) -> str:
-    """What completes ``step``, in words: the key, the mode, the action, the command or the state."""
+def action_words(action: str, bindings: dict[str, tuple[str, list[str]]]) -> str:
+    """A palette action as the user finds it: its name and keys (``Debug (F12)``), else its id."""
+    if action not in bindings:
+        return action
+    name, keys = bindings[action]
+    return f"{name} ({', '.join(key_label(k) for k in keys)})"
+
+
+def how_to_complete(step: StepView, bindings: dict[str, tuple[str, list[str]]] | None = None) -> str:
+    """What completes ``step``, in words: the key, the mode, the action, the command or the state.
+
+    ``bindings`` (binding id -> (name, keys), of the app and the shown screen) names a palette action in words.
+    """
     from tui.screens.modes import BY_NAME
 
     kind = step["kind"]
@@ -60,7 +71,7 @@ def how_to_complete(step: StepView) -> str:
         spec = BY_NAME.get(step["mode"] or "")
         return f"▸ go to {spec.title} ({spec.fkey.upper()} / {spec.digit})" if spec else f"▸ go to {step['mode']}"
     if kind == "palette":
-        return f"▸ run the action {step['action']} (ctrl+p, or its key)"
+        return f"▸ run {action_words(step['action'] or '', bindings or {})} from the palette (ctrl+p)"
     if kind == "cli":
         tail = "the engine checks it" if engine_checked(step) else "then press d here"
         return f"▸ in a shell, run:\n  {command_text(step)}\n  ({tail}; c copies it)"
@@ -164,7 +175,7 @@ class TutorialDock(WorkerContract, Vertical):
         elif step is not None:
             title.update(f"Step {n}/{total} · {step['title']}")
             body = step["body"]
-            how.update(how_to_complete(step))
+            how.update(how_to_complete(step, self._binding_words()))
             hint.update(Content.assemble(("Hint: ", "bold"), step["hint"] or "no hint for this step")
                         if step["id"] in session.hints else "")
         else:
@@ -176,6 +187,18 @@ class TutorialDock(WorkerContract, Vertical):
             self._body = body
             await self.query_one("#tut-step-body", Markdown).update(body)
             self.query_one(TutorialScroll).scroll_home(animate=False)
+
+    def _binding_words(self) -> dict[str, tuple[str, list[str]]]:
+        """Binding id -> (name, keys) over the app, this screen and its widgets (the keys after any keymap)."""
+        out: dict[str, tuple[str, list[str]]] = {}
+        for node in (self.app, self.screen, *self.screen.walk_children()):
+            for key, bindings in node._bindings.key_to_bindings.items():
+                for b in bindings:
+                    if b.id:
+                        name, keys = out.setdefault(b.id, ((b.description or b.id).removeprefix("✗"), []))
+                        if key not in keys:
+                            keys.append(key)
+        return out
 
     # -- keys ---------------------------------------------------------------------------------
 
