@@ -39,7 +39,8 @@ Step kinds and their fields:
 Placeholders, replaced in ``command``, ``check.route``, ``check.query`` values, ``check.value``
 (strings), ``body``, ``hint`` and every solution string: ``{tenant}`` (the sandbox tenant),
 ``{project}`` (its project name), ``{path}`` (the sandbox folder), ``{user}`` (the user),
-``{exports}`` (the home's ``exports/`` folder, the one place inside the home an export may go).
+``{exports}`` (the home's ``exports/`` folder, the one place inside the home an export may go),
+``{run}`` (the sandbox's newest run, once there is one: left as written before).
 
 Every step has a ``solution`` (:class:`Solution`) the replay tests run: ``keys`` to press,
 ``palette`` (a binding id run through the command palette), ``argv`` (a list of ``musubi``
@@ -65,7 +66,7 @@ OPERATORS: tuple[str, ...] = (
     "len_eq", "len_ge", "len_le", "truthy", "falsy", "matches",
 )
 STEP_KINDS: tuple[str, ...] = ("key", "mode", "palette", "cli", "state")
-PLACEHOLDERS: tuple[str, ...] = ("tenant", "project", "path", "user", "exports")
+PLACEHOLDERS: tuple[str, ...] = ("tenant", "project", "path", "user", "exports", "run")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # A JSON path: ``$`` then ``.name`` or ``[index]`` parts (``$.projects[0].name``); ``[*]`` maps over a list.
 JSON_PATH = re.compile(r"^\$((\.[A-Za-z_][A-Za-z0-9_-]*)|(\[(\*|-?[0-9]+)\]))*$")
@@ -94,7 +95,10 @@ class FileEdit(_Strict):
 
 
 class Solution(_Strict):
-    """What a replay test does to satisfy a step (several may be given; they run in this order)."""
+    """What a replay test does to satisfy a step.
+
+    A shell replay (tests/tutorials) edits ``files`` then runs ``argv``; the TUI's Pilot replay presses
+    ``keys`` and runs ``palette`` (and falls back to ``files``/``argv`` for a step that has neither)."""
 
     files: list[FileEdit] = []
     argv: list[list[str]] = []  # musubi commands, without the leading "musubi"

@@ -64,6 +64,13 @@ class Engine:
         self.runner.bus.taps.append(self.notifications.tap)
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
         self.tutorials = TutorialService(self.runner, self.tenancy)  # tutorials (issue 18)
+        self.runs.sandbox_provider = self.tutorials.replay_for  # a sandbox's runs: the labelled replay provider
+        self.tutorials.latest_run = self._latest_run  # the {run} placeholder of tutorial steps
+
+    def _latest_run(self, tenant: str) -> str | None:
+        """The id of ``tenant``'s newest run (tutorials: the ``{run}`` placeholder), None when it has none."""
+        runs = [d.run for d in self.runs.data.values() if d.run.tenant == tenant]
+        return max(runs, key=lambda r: r.created_at).id if runs else None
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

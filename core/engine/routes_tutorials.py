@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from core.api import tutorials as tq
 from core.api.models import Empty
@@ -41,6 +40,9 @@ class _Peer:
 async def probe(app: web.Application, sandbox: dict[str, Any], user: str, route: str,
                 query: dict[str, str]) -> Any:
     """GET ``route`` as ``user`` in the sandbox tenant and project; the JSON answer, or the MusubiError refusing it."""
+    # imported only when a check runs: not on the engine's start path
+    from aiohttp.test_utils import make_mocked_request
+
     if not route.startswith("/v1/") or route.startswith(UNREADABLE) or route.endswith("/export"):
         raise BadRequest(f"a tutorial check cannot read {route}: it must be a GET route of the engine answering "
                          "JSON (not a stream, an export or a tutorial route).", field="route")

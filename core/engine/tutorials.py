@@ -73,10 +73,13 @@ def _checked(step: Any) -> bool:
     return step.kind in ENGINE_CHECKED or (step.kind == "cli" and step.check is not None)
 
 
-def _names(rec: Record | None, user: str, exports: str) -> dict[str, str]:
+def _names(rec: Record | None, user: str, exports: str, latest_run: Callable[[str], str | None]) -> dict[str, str]:
     names = {"user": user, "exports": exports}
     if rec is not None and rec.sandbox:
         names.update(tenant=rec.sandbox["tenant"], project=rec.sandbox["project"], path=rec.sandbox["path"])
+        run = latest_run(rec.sandbox["tenant"])
+        if run is not None:
+            names["run"] = run
     return names
 
 
@@ -91,6 +94,31 @@ class TutorialService:
         self._catalog: tuple[tuple[Any, ...], dict[str, Tutorial]] | None = None
         self._recs: dict[tuple[str, str], Record] | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._replay: Any = None  # the sandboxes' replay provider, made at the first sandbox run
+        self.latest_run: Callable[[str], str | None] = lambda tenant: None  # set by the engine (runs)
+
+    def replay_for(self, tenant: str) -> Any:
+        """The replay provider when ``tenant`` is a tutorial sandbox (its project is in the sandboxes folder).
+
+        A sandbox's runs never reach a real model: they replay ``tutorials/replay/replies.toml``,
+        labelled "replay (recorded responses, not a model)" like every replay provider."""
+        root = str(self.sandboxes.root) + "/"
+        if not any(p["path"].startswith(root) for p in self.r.state.projects.get(tenant, {}).values()):
+            return None
+        if self._replay is None:
+            from core.orchestration.contracts import ProviderSettings
+            from core.orchestration.providers import load_factories
+
+            factory = load_factories()[0].get("replay")
+            if factory is None:
+                raise MusubiError("the replay provider is not installed (entry point musubi.providers: replay); "
+                                  "reinstall musubi-workstation.", code="provider_not_configured")
+            import tutorials
+
+            replies = Path(tutorials.__file__).parent / "replay" / "replies.toml"
+            self._replay = factory(ProviderSettings(name="tutorial-replay", kind="replay", source="tutorials",
+                                                    extra={"file": str(replies)}))
+        return self._replay
 
     @property
     def exports(self) -> str:
@@ -214,7 +242,7 @@ class TutorialService:
         tut = self.tutorial(tid)
         rec = (await self.records()).get((ctx.user, tid))
         prog = self.progress(ctx.user, tut, rec)
-        names = _names(rec, ctx.user, self.exports)
+        names = _names(rec, ctx.user, self.exports, self.latest_run)
         states = {**{s: "done" for s in prog["done"]}, **{s: "skipped" for s in prog["skipped"]}}
         return {"id": tut.id, "title": tut.title, "version": tut.version, "summary": tut.summary, "order": tut.order,
                 "steps": [self.step_view(s, states.get(s.id, "todo"), names) for s in tut.steps], "progress": prog}
@@ -355,7 +383,7 @@ class TutorialService:
         from tutorials.checker import Outcome, evaluate
         from tutorials.model import substitute
 
-        names = _names(rec, rec.user, self.exports)
+        names = _names(rec, rec.user, self.exports, self.latest_run)
         outcome: Outcome | None = None
         for chk in [step.check, *getattr(step, "also", [])]:
             route = substitute(chk.route, names)

@@ -77,7 +77,7 @@ async def start(self: RunService, ctx: Caller, workflow: str, feature: str, mode
         raise BadRequest(f"feature is longer than {MAX_FEATURE:,} characters.", field="feature")
     project_root = self.r.state.projects.get(ctx.tenant, {}).get(ctx.project or "", {}).get("path")
     plan = load_plan(workflow, project_root, self.r.paths.home)  # 404 naming the known workflows
-    self.check_providers()
+    self.check_providers(ctx.tenant)
     allowed = await self.allowed(ctx.tenant) if self.allowed is not None else None
     if model is not None and self.registry is not None:
         spec = self.registry(ctx.tenant).get(model)  # 400 naming close matches when unknown

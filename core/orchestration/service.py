@@ -99,6 +99,9 @@ class RunService:
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._out: dict[str, tuple[Coalescer, dict[tuple[str, str], list[str]]]] = {}
         self._apply_lock = asyncio.Lock()  # one repository write at a time (check, write, record)
+        # tutorials (issue 18): a tutorial sandbox tenant's runs use the labelled replay provider (set by the
+        # engine from core/engine/tutorials.py); None elsewhere, so no other run ever gets it silently
+        self.sandbox_provider: Callable[[str], ChatProvider | None] | None = None
         self._load()
         jobs.register(KIND, self._job, permission="runs.cancel", check_params=_check_params, api=False,
                       slots=RUN_SLOTS)
@@ -148,17 +151,21 @@ class RunService:
                 self._scripted = testkit.ScriptedProviders(self.r.paths.home)
             provider, name = self._scripted.for_model(model_id)
             return provider, name
+        if self.sandbox_provider is not None and (sandboxed := self.sandbox_provider(run.tenant)) is not None:
+            return sandboxed, model_id  # tutorials (issue 18): replay, by the tenant being a sandbox
         if self.hub is None:
             raise ProviderNotConfigured(no_provider_message(None))
         registry, _allowed = self.model_view(run)
         return self.hub.current.for_model(model_id, registry=registry)
 
-    def check_providers(self) -> None:
+    def check_providers(self, tenant: str | None = None) -> None:
         """Before a run is queued: refuse, saying what to set for each provider, when none is configured."""
         from core.orchestration import testkit
 
         if testkit.scripted(self.r.paths.home):
             return
+        if tenant is not None and self.sandbox_provider is not None and self.sandbox_provider(tenant) is not None:
+            return  # tutorials (issue 18): a sandbox runs on the replay provider
         pset = self.hub.current if self.hub is not None else None
         if pset is None or not any(s.provider is not None and s.settings.kind != "replay" for s in pset.slots):
             raise ProviderNotConfigured(no_provider_message(pset))

@@ -10,6 +10,7 @@ checks, which must hold) or ``tutorial done``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,10 @@ def replay(cli: Cli, tutorial: str, env: dict[str, str] | None = None) -> dict[s
     started = cli.js("tutorial", "start", tutorial)
     folder = Path(started["sandbox"]["path"])
     shown = cli.js("tutorial", "show", tutorial)
-    for step in shown["steps"]:
-        now = cli.js("tutorial", "show", tutorial)
-        state = next(s for s in now["steps"] if s["id"] == step["id"])["state"]
-        if state != "todo":
+    for first in shown["steps"]:
+        # read again: an earlier step may have completed this one, or filled in {run}
+        step = next(s for s in cli.js("tutorial", "show", tutorial)["steps"] if s["id"] == first["id"])
+        if step["state"] != "todo":
             continue  # completed at once (already satisfied) by an earlier step
         sol = step["solution"]
         for f in sol["files"]:
@@ -51,7 +52,13 @@ def replay(cli: Cli, tutorial: str, env: dict[str, str] | None = None) -> dict[s
             assert r.rc == want, f"{tutorial}/{step['id']}: {r}"
             assert "Traceback" not in r.err, str(r)
         if step["check"] is not None:
-            r = cli("tutorial", "check", tutorial, step["id"], "--json")
+            # the engine may still be working (a run reaching its gate): give it a moment, as a user would
+            deadline = time.monotonic() + 30
+            while True:
+                r = cli("tutorial", "check", tutorial, step["id"], "--json")
+                if r.rc == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             assert r.rc == 0, f"{tutorial}/{step['id']} does not hold after its solution: {r}"
             assert r.json()["ok"] is True
         else:

@@ -18,7 +18,7 @@ from tutorials.loader import load_all
 from tutorials.model import Check, CliStep, StateStep, substitute
 
 NAMES = {"tenant": "tut-ann-demo", "project": "shop", "path": "/tmp/sandbox/shop", "user": "ann",
-         "exports": "/tmp/home/exports"}
+         "run": "r-0123456789ab", "exports": "/tmp/home/exports"}
 TUTORIALS = load_all()
 
 
@@ -97,3 +97,29 @@ def test_every_check_reads_an_engine_get_route(where: str, check: Check) -> None
     hit = [r for r in gets if matches(r.path)]
     assert hit, f"{where}: no GET route matches {path}"
     assert not path.startswith(("/v1/events", "/v1/tutorials")) and not path.endswith("/export")
+
+
+def test_package_data_ships_content_sample_and_replies() -> None:
+    """A fresh install has every tutorial file, the whole sample project and the recorded replies.
+
+    setuptools expands the ``package-data`` globs with ``glob(recursive=True)``, which skips hidden
+    names unless a pattern spells them (the sample's ``.musubi/``): the same expansion here."""
+    import glob
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tutorials"]
+    pkg = root / "tutorials"
+    shipped = {p for pat in patterns for p in glob.glob(pat, root_dir=pkg, recursive=True) if (pkg / p).is_file()}
+    wanted = {str(p.relative_to(pkg)) for d in ("content", "sample", "replay") for p in (pkg / d).rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts}
+    assert wanted and wanted <= shipped, sorted(wanted - shipped)
+
+
+def test_every_key_step_names_a_bound_key() -> None:
+    from tui.screens.bindings import all_bindings
+
+    bound = {k.strip() for b in all_bindings().values() for k in b.key.split(",")}
+    keys = [(t.id, s.key) for t in TUTORIALS.values() for s in t.steps if s.kind == "key"]
+    assert keys and [k for k in keys if k[1] not in bound] == []

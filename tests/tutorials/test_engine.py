@@ -209,3 +209,32 @@ def test_a_malformed_file_is_refused_with_file_and_line(home: Home) -> None:
     (home.tuts / "broken.toml").write_text('id = "broken"\ntitle = "B"\nversion = "one"\n')  # type: ignore[attr-defined]
     status, data = home.raw("GET", "/v1/tutorials")
     assert status == 400 and "broken.toml:3: version:" in data["error"]["message"], data
+
+
+def test_replay_provider_only_in_sandboxes(home: Home, tmp_path: Path) -> None:
+    """A sandbox's runs replay recorded answers; a real tenant with no provider is refused, never replayed."""
+    import shutil
+
+    from tutorials.loader import SAMPLE_DIR
+
+    real = home.new_tenant("acme")
+    repo = tmp_path / "shop"
+    shutil.copytree(SAMPLE_DIR / "shop", repo)
+    call(home, "POST", "/v1/projects", {"path": str(repo), "name": "shop"}, tenant=real)
+    status, data = home.raw("POST", "/v1/runs", {"workflow": "tutorial", "feature": "save the cart"}, tenant=real,
+                            project="shop")
+    assert status >= 400 and data["error"]["code"] == "provider_not_configured", data
+    sb = call(home, "POST", "/v1/tutorials/demo/start")["sandbox"]
+    run = call(home, "POST", "/v1/runs", {"workflow": "tutorial", "feature": "save the cart"}, tenant=sb["tenant"],
+               project=sb["project"])
+    assert run["workflow"] == "tutorial" and run["tenant"] == sb["tenant"]
+
+
+def test_a_step_already_satisfied_when_it_becomes_current_completes_at_once(home: Home) -> None:
+    sb = call(home, "POST", "/v1/tutorials/demo/start")["sandbox"]
+    # the role exists before its step is reached: finishing the step before it completes it too
+    call(home, "POST", "/v1/roles", {"name": "reviewer", "permissions": ["specs.read"]}, tenant=sb["tenant"])
+    d = call(home, "POST", "/v1/tutorials/demo/complete", {"step": "press"})
+    assert d["completed_now"] == ["role"] and d["progress"]["current"] == "last"
+    acts = [(e["action"], e["details"].get("how")) for e in home.audit(sb["tenant"]) if e["action"] == "tutorial.step"]
+    assert acts == [("tutorial.step", "already"), ("tutorial.step", "client"), ("tutorial.step", "already")]

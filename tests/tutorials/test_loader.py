@@ -120,3 +120,13 @@ def test_a_later_folder_replaces_a_shipped_tutorial(tmp_path: Path) -> None:
 
 def test_shipped_tutorials_are_the_six() -> None:
     assert list(load_all()) == ["first-steps", "ears", "design-tasks", "code-search", "workflow", "team"]
+
+
+def test_fingerprint_changes_with_what_a_step_asks_not_with_its_prose() -> None:
+    base = parse(GOOD, "demo.toml").steps[1].fingerprint()
+    prose = GOOD.replace('title = "Make a role"', 'title = "Make the role"').replace("Make one.", "Make it.")
+    assert parse(prose, "demo.toml").steps[1].fingerprint() == base
+    asks = GOOD.replace('value = "reviewer"', 'value = "auditor"')
+    assert parse(asks, "demo.toml").steps[1].fingerprint() != base
+    bumped = GOOD.replace('body = "Make one."', 'body = "Make one."\nversion = 2')
+    assert parse(bumped, "demo.toml").steps[1].fingerprint() != base
