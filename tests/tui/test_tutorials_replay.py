@@ -4,7 +4,8 @@ For each tutorial: mode 5, highlight it, enter (the engine makes the sandbox; th
 tenant), then for each current step, its solution as the user would do it: ``keys`` pressed with
 Pilot, ``palette`` actions run through the command palette (ctrl+p, the action's title, enter; when the
 shown mode does not offer it, first the mode that does), ``files`` edited in the sandbox folder and
-``argv`` run as ``musubi`` commands in a shell (a subprocess, from the sandbox folder).  Nothing
+``argv`` run as ``musubi`` commands in a shell (a subprocess, from the sandbox folder) for a step with
+no keys or palette action (one with both, such as approving a run's gate, is done in the workstation).  Nothing
 reports a step done behind the screen's back: key, mode and palette steps complete by what the app
 saw; engine-checked steps by the screen's own polling of ``tutorials.check``; a command the engine
 cannot check by **d** in the tutorial panel.  At the end the tutorial is done, its sandbox cleaned,
@@ -78,11 +79,16 @@ async def run_palette(pilot: Any, app: MusubiApp, binding_id: str) -> None:
 
 async def do_step(pilot: Any, app: MusubiApp, cli: Cli, step: dict[str, Any], folder: Path) -> None:
     sol = step["solution"]
-    for f in sol["files"]:
+    in_app = bool(sol["keys"] or sol["palette"])  # a step the workstation can do: done there, not in a shell
+    for f in [] if in_app else sol["files"]:
         edit(folder, f)
-    for i, argv in enumerate(sol["argv"]):
+    for i, argv in enumerate([] if in_app else sol["argv"]):
+        if app.tutorial.step_id != step["id"]:
+            break  # the screen's check already saw the step done (and a finished tutorial's folder is gone)
         want = sol["exit"] if i == len(sol["argv"]) - 1 else 0
         r = await asyncio.to_thread(cli, *argv, cwd=str(folder))
+        if app.tutorial.finished and not folder.exists():
+            break  # the screen saw the tutorial done meanwhile and its folder went: the command ran in a deleted cwd
         assert r.rc == want and "Traceback" not in r.err, f"{step['id']}: {r}"
     if sol["palette"]:
         await run_palette(pilot, app, sol["palette"])
