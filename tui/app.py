@@ -41,8 +41,8 @@ from tui.failsafe import (
 from tui.screens.base import STYLES
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.modes import BY_NAME, MODES
-from tui.screens.placeholders import TutorialsScreen
 from tui.state import SavedState, state_path
+from tui.tutorial import TutorialChecked, TutorialSession
 
 # Worker groups whose interruption would leave the user unsure what happened.
 WORK_GROUPS = frozenset({"admin-write", "audit-export", "audit-verify"})
@@ -76,6 +76,14 @@ def _search_screen() -> Screen[Any]:
     from tui.screens.search import SearchScreen
 
     return SearchScreen()
+
+
+def _tutorials_screen() -> Screen[Any]:
+    from tui.screens.tutorials import (
+        TutorialsScreen,  # lazy: the catalogue table loads on first use
+    )
+
+    return TutorialsScreen()
 
 
 def _tenant_provider() -> type:
@@ -113,7 +121,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         "trace": _trace_screen,
         "search": _search_screen,
         "cost": _cost_screen,
-        "tutorials": TutorialsScreen,
+        "tutorials": _tutorials_screen,
         "admin": _admin_screen,
     }
     DEFAULT_MODE = "dashboard"
@@ -126,6 +134,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         Binding("colon", "command_palette", "Commands", id="command_palette_alt", show=False),  # not in inputs
         *_mode_bindings(),
         Binding("f8", "switch_tenant", "Tenant", id="tenant_switch"),
+        Binding("f9", "tutorial_panel", "Tutorial", id="tutorial_panel", show=False),
         Binding("f10", "toggle_maximize", "Maximise", id="maximize"),
         Binding("f12", "debug_info", "Debug", id="debug_info", show=False),
         Binding("ctrl+r", "reconnect", "Reconnect", id="reconnect", show=False),
@@ -141,6 +150,7 @@ class MusubiApp(App[int], inherit_bindings=False):
         self.terminal_lost = False
         ctx.attach(self)
         self.link = EngineLink(ctx)
+        self.tutorial = TutorialSession(self)  # the running tutorial watches every mode (tui/tutorial.py)
         self._apply_color(ctx.color.system)
         if not ctx.animations:
             self.animation_level = "none"
@@ -259,6 +269,7 @@ class MusubiApp(App[int], inherit_bindings=False):
             self.notify(f"{state.reason}{retry}", title=title, severity="warning")
 
     def _engine_event(self, ev: dict[str, Any]) -> None:
+        self.tutorial.engine_event(ev)
         if ev.get("type") == "quota.alert":
             who = f" for {ev['user']}" if ev.get("user") else ""
             pct = float(ev.get("threshold") or 0) * 100
@@ -273,6 +284,13 @@ class MusubiApp(App[int], inherit_bindings=False):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.group == "engine-link":
             self.notify(f"engine link stopped: {event.worker.error}; press ctrl+r.", severity="error")
+        elif event.state == WorkerState.ERROR and event.worker.group.startswith("tutorial") and event.worker.error:
+            # The session's workers catch engine refusals themselves; anything else is shown, not lost.
+            failure = self.ctx.failures.add("TutorialSession", event.worker.description, event.worker.error)
+            self.notify(failure.message, title="Tutorial", severity="error")
+
+    def on_tutorial_checked(self, message: TutorialChecked) -> None:
+        self.tutorial.checked(message.answer)
 
     # -- actions --------------------------------------------------------------------------
 
@@ -281,12 +299,21 @@ class MusubiApp(App[int], inherit_bindings=False):
             # check_action needs to know whether the key being handled is a character (a digit
             # typed into a field) or not (F2…F7 switch modes from anywhere).
             self._printable_key = event.is_printable
+            binding = self._binding_for(event)
             try:
                 await super().on_event(event)
             finally:
                 self._printable_key = False
+            self.tutorial.saw_key(event.key, event.character, binding)
             return
         await super().on_event(event)
+
+    def _binding_for(self, event: events.Key) -> str | None:
+        """The id of the binding ``event`` runs here (None for text typed into a field, or no binding)."""
+        if event.is_printable and _typing_in(self.screen):
+            return None
+        active = self.screen.active_bindings.get(event.key)
+        return active.binding.id if active is not None and active.enabled else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Under a dialog, global keys must not switch modes or quit behind the user's back.
@@ -301,7 +328,9 @@ class MusubiApp(App[int], inherit_bindings=False):
 
     def switch_mode(self, mode: str) -> AwaitMount:
         self.ctx.saved.update("app", mode=mode)  # kept for the next launch (tui.state)
-        return super().switch_mode(mode)
+        shown = super().switch_mode(mode)
+        self.tutorial.saw_mode(mode)
+        return shown
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen, key_rows, widget_help
@@ -344,16 +373,30 @@ class MusubiApp(App[int], inherit_bindings=False):
 
         self.push_screen(TenantPicker(), chosen)
 
-    def action_switch_tenant_to(self, name: str) -> None:
+    def action_switch_tenant_to(self, name: str, remember: bool = True) -> None:
+        """Work in tenant ``name``; ``remember``: the next launch opens in it (a tutorial's sandbox is not)."""
         if name == self.ctx.tenant:
             return
         self.ctx.api.identity.tenant = name
-        self.ctx.saved.update("app", tenant=name)
+        if remember:
+            self.ctx.saved.update("app", tenant=name)
         self.ctx.whoami, self.ctx.quotas = None, None
         self.ctx.set_conn(ConnState("connecting", f"switching to tenant {name}"))
         self.link = EngineLink(self.ctx)
         self.start_link()
         self.notify(f"Switched to tenant {name}.", title="Tenant")
+
+    def action_tutorial_panel(self) -> None:
+        """F9: into the running tutorial's panel (shown if hidden) and out of it; with none running, mode 5."""
+        from tui.widgets.tutorial_panel import TutorialDock
+
+        docks = self.screen.query(TutorialDock)
+        if not self.tutorial.active or not docks:
+            if self.current_mode != "tutorials" and not isinstance(self.screen, ModalScreen):
+                self.call_later(self.action_mode, "tutorials")
+            self.notify("No tutorial is running: pick one in Tutorials (5) and press enter.", title="Tutorial")
+            return
+        docks.first().jump()
 
     def running_work(self) -> list[str]:
         """Descriptions of work a quit would interrupt."""
@@ -376,18 +419,38 @@ class MusubiApp(App[int], inherit_bindings=False):
         body = "Still running:\n" + "\n".join(f" • {w}" for w in work) + "\n\nThe engine finishes accepted changes on its own."
         self.push_screen(ConfirmModal("Quit while work is running?", body, "Quit"), answer)
 
+    def _watched(self, binding_id: str | None, run: Any) -> Any:
+        """``run`` as a palette command that also tells a running tutorial which action ran."""
+        if binding_id is None:
+            return run
+
+        def go() -> Any:
+            self.tutorial.saw_action(binding_id)
+            return run()
+
+        return go
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for m in MODES:
-            yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}", partial(self.action_mode, m.name))
+            yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}",
+                                self._watched(m.binding_id, partial(self.action_mode, m.name)))
         from tui.screens.base import ModeScreen
 
         if isinstance(screen, ModeScreen):  # this screen's actions, each with its key (and a ✗ if not allowed)
             for a in screen.palette_actions():
-                yield SystemCommand(a.title, a.help, a.run)
-        yield SystemCommand("Switch tenant", "F8: pick another tenant you belong to", self.action_switch_tenant)
-        yield SystemCommand("Debug info", "F12: versions, paths, engine and terminal facts to copy", self.action_debug_info)
-        yield SystemCommand("Reconnect to engine", "ctrl+r: retry now, starting the engine if needed", self.action_reconnect)
-        yield SystemCommand("Help", "F1: help for the focused widget and this screen's keys", self.action_help)
+                yield SystemCommand(a.title, a.help, self._watched(a.id, a.run))
+        from tui.tutorial import palette_commands
+
+        for title, help_text, binding_id, run in palette_commands(self):
+            yield SystemCommand(title, help_text, self._watched(binding_id, run))
+        w = self._watched
+        yield SystemCommand("Switch tenant", "F8: pick another tenant you belong to",
+                            w("tenant_switch", self.action_switch_tenant))
+        yield SystemCommand("Debug info", "F12: versions, paths, engine and terminal facts to copy",
+                            w("debug_info", self.action_debug_info))
+        yield SystemCommand("Reconnect to engine", "ctrl+r: retry now, starting the engine if needed",
+                            w("reconnect", self.action_reconnect))
+        yield SystemCommand("Help", "F1: help for the focused widget and this screen's keys", w("help", self.action_help))
         for cmd in super().get_system_commands(screen):
             if cmd.title not in ("Quit", "Keys"):
                 yield cmd

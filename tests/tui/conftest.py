@@ -41,6 +41,9 @@ def engine_home() -> Iterator[HomePaths]:
         shutil.rmtree(paths.home, ignore_errors=True)
 
 
+LONG_LIVED = ("engine-link", "tutorial-watch")  # workers that run as long as the app (or a tutorial) does
+
+
 async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, deadline_s: float = 20.0) -> None:
     """Pump the app until ``cond()`` holds; fail naming ``what`` if it never does (a hang guard, not a speed check)."""
     loop = asyncio.get_running_loop()
@@ -52,11 +55,11 @@ async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, 
 
 
 async def settle(pilot: Pilot[object]) -> None:
-    """Wait for every worker except the long-lived engine link, then let messages drain."""
+    """Wait for every worker except the long-lived ones (engine link, tutorial watcher), then let messages drain."""
     app = pilot.app
     for _ in range(3):
         await pilot.pause()
-        for w in [w for w in app.workers if w.group != "engine-link" and w.is_running]:
+        for w in [w for w in app.workers if w.group not in LONG_LIVED and w.is_running]:
             # An exclusive worker replaced by a newer one while we wait is cancelled: normal, not a failure
             # (the newer one is waited for in the next pass).  A worker that failed still raises.
             with contextlib.suppress(WorkerCancelled):

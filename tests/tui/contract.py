@@ -27,6 +27,8 @@ VIEWER = "vic"
 MODEL = "gpt-5.4-mini"
 PROJECT = "contract-code"  # registered by the scenario, never indexed
 NO_RUN = "r-000000000000"  # a well-formed run id no engine has
+TUTORIAL = "first-steps"  # its first steps are a key and a mode step (the app reports them)
+CHECKED_STEP = "role"  # a state step of the team tutorial (the engine checks it)
 
 
 @dataclass
@@ -200,6 +202,36 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("provider stats", calls.provider_stats(), lambda a: all(
         r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["count"] > 0 for r in a))
     await step("run settings", calls.run_settings(), lambda a: a["audit_text"])
+
+    # -- tutorials (issue 18): the catalogue, a start, client-seen steps, refusals, reset (mode 5 and its panel)
+    await step("tutorials list", calls.tutorials(),
+               lambda a: sorted((t["id"], t["steps"], t["version"], t["progress"]["state"]) for t in a))
+    await step("tutorial show unknown", calls.tutorial_show("no-such-tutorial"))
+    await step("tutorial show bad id", calls.tutorial_show("Not An Id!"))
+    await step("tutorial complete before start", calls.tutorial_complete(TUTORIAL, "open-help"))
+    await step("tutorial check a key step", calls.tutorial_check(TUTORIAL, "open-help"))
+    await step("tutorial complete an engine-checked step", calls.tutorial_complete("team", CHECKED_STEP))
+    await step("tutorial start", calls.tutorial_start(TUTORIAL), lambda a: (
+        a["resumed"], a["completed_now"], a["progress"]["state"], a["progress"]["current"],
+        a["sandbox"]["tenant"] == f"tut-{me}-{TUTORIAL}", a["sandbox"]["project"],
+        a["progress"]["sandbox"] is not None))
+    await step("tutorial show started", calls.tutorial_show(TUTORIAL), lambda a: [
+        (s["id"], s["kind"], s["state"], s["key"], s["mode"], s["action"],
+         [c.replace(me, "<me>") for c in s["command"] or []]) for s in a["steps"]])
+    await step("tutorial complete key step", calls.tutorial_complete(TUTORIAL, "open-help"),
+               lambda a: (a["step"], a["state"], a["progress"]["current"], a["progress"]["done"], a["completed_now"]))
+    await step("tutorial complete again", calls.tutorial_complete(TUTORIAL, "open-help"),
+               lambda a: (a["state"], a["progress"]["done"]))
+    await step("tutorial complete unknown step", calls.tutorial_complete(TUTORIAL, "no-such-step"))
+    await step("tutorial skip", calls.tutorial_skip(TUTORIAL, "switch-mode"),
+               lambda a: (a["step"], a["state"], a["progress"]["current"], a["progress"]["skipped"]))
+    await step("tutorial start again resumes", calls.tutorial_start(TUTORIAL),
+               lambda a: (a["resumed"], a["progress"]["current"], a["progress"]["done"]))
+    await step("tutorial progress", calls.tutorial_progress(TUTORIAL),
+               lambda a: (a["state"], a["current"], a["done"], a["skipped"], a["total"]))
+    await step("tutorial reset", calls.tutorial_reset(TUTORIAL),
+               lambda a: (a["cleaned"] is not None, a["progress"]["state"], a["progress"]["done"]))
+    await step("tutorial complete after reset", calls.tutorial_complete(TUTORIAL, "open-help"))
     return steps
 
 

@@ -19,6 +19,7 @@ from core.wire import Identity
 from tests.tui.fake_engine import FakeEngine, role_json
 from tests.tui.fake_runs import FakeRuns
 from tests.tui.fake_search import FakeSearch
+from tests.tui.fake_tutorials import FakeTutorials
 from tui.config import ColorDecision, Settings
 from tui.context import AppContext
 
@@ -113,6 +114,8 @@ class FakeEngineApi(AsyncEngineClient):
         self.starts = 0
         self.code = FakeSearch()  # the code-search routes (the Search screen)
         self.runs = FakeRuns()  # the orchestration runs (the Dashboard)
+        self.tutorials = FakeTutorials()  # the tutorials (mode 5 and the tutorial panel)
+        self.tutorials.probe = self._probe
 
     def _check(self) -> None:
         if self.down:
@@ -154,10 +157,46 @@ class FakeEngineApi(AsyncEngineClient):
         else:
             await self.hold.wait()
             self.writes.append((method, path, body, query))
+        if path.startswith("/v1/tutorials"):
+            try:
+                return await self.tutorials.answer(method, path, body)
+            finally:
+                self._sandbox_tenants()
+        if path == "/v1/health":  # what a tutorial's check may read (the app itself uses start/probe)
+            return copy.deepcopy(self.data["health"])
+        if path == "/v1/whoami" and self.tutorials.live_sandbox(self.identity.tenant):
+            # In a tutorial's sandbox the user is its owner (the engine makes it so at start).
+            return {**self.engine.answer(method, path, body, query, self.identity.as_user),
+                    "tenant": self.identity.tenant}
         if path.startswith("/v1/runs") or path in ("/v1/providers/stats", "/v1/run-settings"):  # + runs gaps
             user = self.identity.as_user or self.engine.owner
             return copy.deepcopy(self.runs.answer(method, path, body, query, user, self.engine.permissions_of(user)))
         return self.engine.answer(method, path, body, query, self.identity.as_user)
+
+    def _sandbox_tenants(self) -> None:
+        """The tutorials' sandbox tenants in the tenant list, as the engine lists them (cleaned: suspended)."""
+        rows = {t["name"]: t for t in self.data["tenants"]}
+        for name in self.tutorials.sandboxes:
+            live = self.tutorials.live_sandbox(name)
+            row = rows.get(name)
+            if row is None:
+                row = {"name": name, "status": "active", "created_at": "2026-01-15T14:30:00.000000Z",
+                       "created_by": "alice", "status_changed_at": None, "status_reason": None, "members": 1,
+                       "projects": 1, "your_roles": ["owner"]}
+                self.data["tenants"].append(row)
+            if not live and row["status"] == "active":
+                row.update(status="suspended", status_changed_at="2026-01-15T14:30:00.000000Z",
+                           status_reason="tutorial sandbox cleaned")
+        self.data["tenants"].sort(key=lambda t: t["name"])
+
+    async def _probe(self, route: str, query: dict[str, str], tenant: str) -> Any:
+        """A tutorial check's GET, answered by the rest of the fake as it answers the app."""
+        saved = self.identity.tenant
+        self.identity.tenant = tenant
+        try:
+            return await self._send("GET", route, None, query)
+        finally:
+            self.identity.tenant = saved
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         while True:

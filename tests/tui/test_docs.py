@@ -15,6 +15,7 @@ SHELL_MODULES = (
     "tui.app", "tui.screens.help", "tui.screens.debug", "tui.screens.modals", "tui.screens.tenant_picker",
     "tui.screens.admin.screen", "tui.screens.admin.tenants", "tui.screens.admin.members",
     "tui.screens.admin.quotas", "tui.screens.admin.audit", "tui.screens.admin.forms", "tui.widgets.gauge",
+    "tui.screens.tutorials", "tui.widgets.tutorial_panel",
 )
 
 
@@ -45,6 +46,8 @@ def test_screenshots_are_the_current_snapshots() -> None:
     for doc_name, snap_name in (
         ("dashboard-120x40.svg", "test_dashboard_snapshots/test_dashboard_snapshot[approval-120x40].svg"),
         ("admin-quotas-80x24.svg", "test_snapshots/test_screen[admin_quotas-80x24].svg"),
+        ("tutorials-step-80x24.svg",
+         "test_tutorials_snapshots/test_tutorials_snapshot[step-in-progress-truecolor].svg"),
     ):
         assert (ROOT / "docs" / "screenshots" / doc_name).read_bytes() == (snaps / snap_name).read_bytes(), (
             f"docs/screenshots/{doc_name} is stale: copy tests/tui/__snapshots__/{snap_name}"

@@ -19,8 +19,8 @@ from tui.screens.cost import CostScreen
 from tui.screens.debug import DebugScreen
 from tui.screens.help import HelpScreen
 from tui.screens.modals import ConfirmModal
-from tui.screens.placeholders import TutorialsScreen
 from tui.screens.trace import TraceScreen
+from tui.screens.tutorials import TutorialsScreen
 from tui.widgets.mode_bar import ModeBar
 from tui.widgets.status_bar import render_status
 
@@ -117,7 +117,7 @@ async def test_palette_says_what_each_mode_is(fake_api: FakeEngineApi) -> None:
         assert "requirement → design → task → code → test" in helps["Trace"]
         assert "estimates" in helps["Cost"] and "spend" not in helps["Cost"]
         assert "code search" in helps["Search"] and "not built yet" not in helps["Search"]
-        assert "not built yet" in helps["Tutorials"]
+        assert "guided lessons" in helps["Tutorials"] and "not built yet" not in helps["Tutorials"]
         assert all(w in helps["Admin"] for w in ("tenants", "members", "roles", "quotas", "audit"))
 
 

@@ -66,6 +66,11 @@ ACTIONS: dict[str, ActionSpec] = {
     "cost_export": ActionSpec("export the estimate as JSON, CSV or Markdown to a file", "quotas.read"),
     "cost_tree": ActionSpec("show or hide the file tree to pick files", None),
     "cost_clear": ActionSpec("forget the chosen files", None),
+    # Tutorials (mode 5; issue 18).  The tutorial panel's own keys (tui/widgets/tutorial_panel.py) are not here:
+    # the app lists them in the palette itself (tui.tutorial.palette_commands), on every mode.
+    "tutorials_start": ActionSpec("start or resume the highlighted tutorial in its sandbox", None),
+    "tutorials_reset": ActionSpec("forget the highlighted tutorial's progress and clean its sandbox (asks first)",
+                                  None),
     # Admin (mode 6)
     "admin_prev_tab": ActionSpec("previous Admin tab", None),
     "admin_next_tab": ActionSpec("next Admin tab", None),
@@ -168,10 +173,11 @@ class PaletteAction:
     title: str
     help: str
     run: Callable[[], Any]
+    id: str | None = None  # the binding id (a running tutorial's palette step watches for it)
 
 
 def palette_entry(screen_title: str, b: Binding, ctx: AppContext, key: str, run: Callable[[], Any]) -> PaletteAction:
     spec = ACTIONS[b.id or ""]
     base = (b.description or "").removeprefix(LOCK)
     lock = "" if allowed(ctx, b.id) else f" — {LOCK} needs {spec.permission}, which you lack"
-    return PaletteAction(f"{screen_title}: {base}", f"{key} · {spec.help}{lock}", run)
+    return PaletteAction(f"{screen_title}: {base}", f"{key} · {spec.help}{lock}", run, b.id)

@@ -26,6 +26,7 @@ from tui.screens.actions import (
 from tui.screens.modes import BY_NAME
 from tui.widgets.mode_bar import ModeBar
 from tui.widgets.status_bar import StatusBar
+from tui.widgets.tutorial_panel import TutorialDock
 from tui.workers import WorkerContract
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
@@ -51,6 +52,8 @@ class ModeScreen(WorkerContract, Screen[None]):
         yield ModeBar(self.MODE)
         with Container(id="body"):
             yield from self.compose_body()
+            # The running tutorial's step, beside whatever this mode shows (hidden while none runs).
+            yield TutorialDock()
         yield StatusBar(id="status-bar")
         # The key-hint footer builds a widget per binding (~70 ms); mounting it right after
         # the first frame lets the screen itself appear sooner.

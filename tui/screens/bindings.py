@@ -19,6 +19,8 @@ MODULES = (
     "tui.screens.admin.screen",
     "tui.screens.cost",
     "tui.screens.search",
+    "tui.screens.tutorials",
+    "tui.widgets.tutorial_panel",
     "tui.screens.admin.tenants",
     "tui.screens.admin.members",
     "tui.screens.admin.quotas",

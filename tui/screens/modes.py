@@ -31,7 +31,8 @@ MODES: tuple[ModeSpec, ...] = (
     ModeSpec("trace", "Trace", "f3", "2", "traceability: requirement → design → task → code → test"),
     ModeSpec("search", "Search", "f4", "3", "code search: live results, preview, filters, (re)index"),
     ModeSpec("cost", "Cost", "f5", "4", "token and cost estimates for a run, before you start it"),
-    ModeSpec("tutorials", "Tutorials", "f6", "5", "guided lessons (not built yet: the screen says what it will hold)"),
+    ModeSpec("tutorials", "Tutorials", "f6", "5",
+             "guided lessons in a sandbox, each step checked; F9: the running step"),
     ModeSpec("admin", "Admin", "f7", "6", "tenants, members and roles, quotas, audit"),
 )
 
