@@ -1,13 +1,12 @@
 """The runs routes (``/v1/runs``, issue 12) for the TUI's fake engine: fixed runs in the engine's shapes.
 
-:class:`FakeRuns` answers list, show, logs, start, cancel, resume, approve, reject,
-request_changes, apply, output, retry, provider stats and run settings the way
-:class:`core.orchestration.service.RunService` does: the answers have the keys of
-:mod:`core.api.runs` (tests/tui/test_dashboard_runs.py holds a real engine's run to the same keys), the refusals are the engine's typed errors and codes (400 for a
-malformed id, 404 ``run_not_found`` / ``gate_not_found``, 403 naming the permission, 409
-``run_finished`` / ``run_state`` / ``gate_answered``; ``provider_not_configured``), and a write changes what
-the next read returns.  :meth:`FakeRuns.event` builds ``run.*`` events for tests to queue.
-"""
+:class:`FakeRuns` answers list, show, logs, start, cancel, resume, approve, reject, request_changes, apply,
+output, retry, provider stats and run settings the way :class:`core.orchestration.service.RunService` does:
+the answers have the keys of :mod:`core.api.runs` (tests/tui/test_dashboard_runs.py holds a real engine's run
+to the same keys), the refusals are the engine's typed errors and codes (400 for a malformed id, 404
+``run_not_found`` / ``gate_not_found``, 403 naming the permission, 409 ``run_finished`` / ``run_state`` /
+``gate_answered``; ``provider_not_configured``), and a write changes what the next read returns.
+:meth:`FakeRuns.event` builds ``run.*`` events for tests to queue. """
 
 from __future__ import annotations
 
