@@ -6,7 +6,8 @@ the answers have the keys of :mod:`core.api.runs` (tests/tui/test_dashboard_runs
 to the same keys), the refusals are the engine's typed errors and codes (400 for a malformed id, 404
 ``run_not_found`` / ``gate_not_found``, 403 naming the permission, 409 ``run_finished`` / ``run_state`` /
 ``gate_answered``; ``provider_not_configured``), and a write changes what the next read returns.
-:meth:`FakeRuns.event` builds ``run.*`` events for tests to queue. """
+:meth:`FakeRuns.event` builds ``run.*`` events for tests to queue.
+"""
 
 from __future__ import annotations
 
