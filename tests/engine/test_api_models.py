@@ -72,6 +72,7 @@ JOBS |= {("GET", "/v1/integrations"), ("PUT", "/v1/integrations/{system}"), ("PO
 # notify (issue 17): inbound calls need a signed vendor request: tests/notify/test_notify_engine.py checks them.
 JOBS |= {("POST", "/v1/inbound/slack"), ("POST", "/v1/inbound/gitlab"), ("GET", "/v1/integrations/users"),
          ("PUT", "/v1/integrations/{system}/users/{external}")}
+JOBS |= {("POST", "/v1/inbound/teams")}  # teams bot: a signed activity, tests/notify/test_teams_bot.py
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:

@@ -320,6 +320,8 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
                                             ok=(400, 401, 404))],
     ("POST", "/v1/inbound/gitlab"): [Variant("engine", None, req("POST", "/v1/inbound/gitlab", {"body": "{}"}),
                                              ok=(400, 401, 404))],
+    ("POST", "/v1/inbound/teams"): [Variant("engine", None, req("POST", "/v1/inbound/teams", {"body": "{}"}),
+                                            ok=(400, 401, 404))],  # teams bot: no bot set up, refused
     # -- run pipelines (issue 17 gaps): like the other routes on one run, the permission is checked at
     # the run's project after finding it (404 here); tests/connectors/test_run_pipeline.py checks it
     ("GET", "/v1/runs/{id}/pipeline"): [Variant("member", None, req("GET", "/v1/runs/r-000000000000/pipeline"),
