@@ -88,6 +88,14 @@ class TeamsInbound:
         data = submitted(activity)
         invoke = activity.get("type") == "invoke"
         if data is None or data.get("decision") not in ("approve", "reject", "request_changes"):
+            # Audited with where it came from: how an admin finds bot_service_url and bot_conversation
+            # (mention the bot once in the channel, then: musubi audit list --action integration.inbound).
+            conv = activity.get("conversation")
+            where = {"service_url": str(activity.get("serviceUrl") or "")[:300],
+                     "conversation": str(conv.get("id") if isinstance(conv, dict) else "")[:300]}
+            await svc.e.run(None, "integration.inbound", "integration:teams", lambda: svc.e.audit(
+                ctx.tenant, ctx, "integration.inbound", "integration:teams", outcome="success",
+                details={"system": SYSTEM, "reason": "not a musubi button: ignored", **where}))
             return answer("ignored", "musubi only answers its own approve/reject/request changes buttons.", invoke)
         sender: dict[str, Any] = activity["from"] if isinstance(activity.get("from"), dict) else {}
         external = str(sender.get("aadObjectId") or sender.get("id") or "")[:64]

@@ -170,6 +170,9 @@ def test_engine_route_answers_an_invoke_and_ignores_other_activities(home: Home,
                                                          "authorization": f"Bearer {bf.sign()}"}, tenant=tenant)
     assert status == 200 and answer["outcome"] == "ignored", answer
     _exactly(answer, ib.TeamsAnswer)
+    seen = [e for e in h.audit(tenant, action="integration.inbound") if e["outcome"] == "success"]
+    assert seen[0]["details"]["conversation"] == "19:abc@thread.tacv2"  # how an admin finds bot_conversation
+    assert seen[0]["details"]["service_url"] == bf.service_url
     invoke = submit_activity(bf.service_url, {})
     invoke.update(type="invoke", name="adaptiveCard/action", value={"action": {"type": "Action.Execute", "data": {
         "musubi": "gate", "run": "r-missing", "gate": "g", "decision": "approve"}}})
