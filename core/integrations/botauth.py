@@ -100,6 +100,9 @@ class BotKeys:
         uri = meta.get("jwks_uri") if isinstance(meta, dict) else None
         if not isinstance(uri, str):
             raise _refuse(f"the Bot Framework metadata at {self.openid_url} names no jwks_uri")
+        algs = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
+        if "RS256" not in algs:  # the token must use an algorithm the metadata lists, and RS256 is all we take
+            raise _refuse(f"the Bot Framework metadata at {self.openid_url} does not list RS256")
         doc = _get_json(uri)
         keys: dict[str, tuple[Any, tuple[str, ...]]] = {}
         for jwk in (doc.get("keys") or []) if isinstance(doc, dict) else []:

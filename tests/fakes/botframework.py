@@ -45,6 +45,7 @@ class BotFrameworkFake(FakeServer):
         self.key = _private_key()
         self.other_key = _private_key()  # signs "bad signature" tokens under the same kid
         self.endorsements = ["msteams"]
+        self.algs = ["RS256"]  # id_token_signing_alg_values_supported
         self.tokens: list[str] = []  # access tokens issued to the bot
         self.activities: list[dict[str, Any]] = []  # what the bot posted: {"conversation", "reply_to", "activity"}
         r = self.app.router
@@ -67,9 +68,10 @@ class BotFrameworkFake(FakeServer):
         return f"{self.url}/"
 
     async def _openid(self, request: web.Request) -> web.Response:
+        # The example document of learn.microsoft.com's "Authentication with the Bot Connector API", jwks_uri ours.
         return web.json_response({"issuer": ISSUER, "authorization_endpoint": "https://invalid.botframework.com",
                                   "jwks_uri": f"{self.url}/v1/.well-known/keys",
-                                  "id_token_signing_alg_values_supported": ["RS256"],
+                                  "id_token_signing_alg_values_supported": self.algs,
                                   "token_endpoint_auth_methods_supported": ["private_key_jwt"]})
 
     async def _keys(self, request: web.Request) -> web.Response:
