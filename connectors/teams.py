@@ -87,6 +87,11 @@ class TeamsConnector:
         if kind == "app":
             raise IntegrationError("teams: the stored Graph token is app-only; posting channel messages needs a "
                                    "delegated token (ChannelMessage.Send).", kind="auth", system=self.system)
+        if self.bot is not None:  # one authenticated call: the bot's client-credentials token
+            await self.bot.check()
+            if not (self.webhook_url or self.graph_token):
+                return {"system": self.system, "account": f"bot {self.bot.app_id}",
+                        "note": "token obtained; posting is tested by the first card"}
         return {"system": self.system, "account": "Workflows webhook" if self.webhook_url else "Graph (delegated)",
                 "note": "a webhook cannot be tested without posting"}
 

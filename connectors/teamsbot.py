@@ -112,6 +112,10 @@ class BotClient:
                                    secrets=[self.secret], timeout_s=self.timeout_s, policy=self.policy)
         return self._api
 
+    async def check(self) -> None:
+        """Get a token (``musubi integrations test teams``): the app id and secret are right."""
+        await self._client()
+
     async def post(self, service_url: str, conversation: str, activity: dict[str, Any],
                    reply_to: str | None = None) -> str:
         """POST an activity (to a conversation, or as a reply); the new activity's id."""

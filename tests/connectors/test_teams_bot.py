@@ -71,6 +71,15 @@ async def test_a_wrong_secret_is_an_auth_error_without_the_secret(bf: BotFramewo
     assert "wrong-SECRET-1" not in str(err.value) and bf.activities == []
 
 
+async def test_connection_test_gets_a_token(bf: BotFrameworkFake) -> None:
+    conn = TeamsConnector(settings(bf), {"bot_app_secret": bf.app_secret}, policy=fast_policy())
+    try:
+        answer = await conn.test()
+    finally:
+        await conn.close()
+    assert answer["account"] == f"bot {bf.app_id}" and len(bf.tokens) == 1 and bf.activities == []
+
+
 @pytest.mark.parametrize(("url", "ok"), [
     ("https://smba.trafficmanager.net/emea/", True), ("http://smba.trafficmanager.net/emea/", False),
     ("https://smba.trafficmanager.net.evil.example/", False), ("https://user@smba.trafficmanager.net/", False),
