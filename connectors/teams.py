@@ -24,29 +24,18 @@ from typing import Any
 
 from connectors.http import HttpClient, RetryPolicy
 from connectors.settings import base_url
+from connectors.teamsbot import BotClient, card
+from core.integrations.botauth import bot_configured
 from core.integrations.contracts import Delivered, IntegrationError, Message
-
-_COLOURS = {"info": "Default", "good": "Good", "warning": "Warning", "danger": "Attention"}
 
 
 def adaptive_card(message: Message) -> dict[str, Any]:
-    """An Adaptive Card 1.4: title, text, a FactSet, link and buttons as OpenUrl actions."""
-    body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": message.title, "weight": "Bolder", "size": "Medium", "wrap": True,
-         "color": _COLOURS.get(message.severity, "Default")},
-        {"type": "TextBlock", "text": message.text, "wrap": True},
-    ]
-    if message.facts:
-        body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in message.facts]})
-    actions = []
-    if message.link:
-        actions.append({"type": "Action.OpenUrl", "title": message.link[0], "url": message.link[1]})
-    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-                            "version": "1.4", "body": body}
-    if actions:
-        card["actions"] = actions
+    """A Workflows webhook message: an Adaptive Card 1.4 (title, text, facts, the link as Action.OpenUrl).
+
+    No buttons: a webhook cannot call back (the bot's card has them, connectors/teamsbot.py).
+    """
     return {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
-                                                "contentUrl": None, "content": card}]}
+                                                "contentUrl": None, "content": card(message, [])}]}
 
 
 def token_kind(token: str) -> str:
@@ -70,10 +59,11 @@ class TeamsConnector:
                  timeout_s: float = 30.0) -> None:
         self.webhook_url = secrets.get("webhook_url")
         self.graph_token = secrets.get("graph_token")
-        if not self.webhook_url and not self.graph_token:
+        has_bot = bool(settings.get("bot_app_id"))
+        if not self.webhook_url and not self.graph_token and not has_bot:
             raise IntegrationError("teams: store a Workflows webhook URL (`musubi integrations set teams --secret "
-                                   "webhook_url`) or a delegated Graph token (`--secret graph_token`).",
-                                   kind="config", system=self.system)
+                                   "webhook_url`), a delegated Graph token (`--secret graph_token`) or set up a "
+                                   "bot (`bot_app_id=... --secret bot_app_secret`).", kind="config", system=self.system)
         graph = base_url(settings, self.system, "graph_url", "https://graph.microsoft.com",
                          "https://graph.microsoft.com")
         self.team, self.channel = str(settings.get("team") or ""), str(settings.get("channel") or "")
@@ -82,21 +72,38 @@ class TeamsConnector:
         headers = {"Authorization": f"Bearer {self.graph_token}"} if self.graph_token else {}
         self.graph = HttpClient("teams-graph", graph, headers=headers, secrets=[self.graph_token],
                                 timeout_s=timeout_s, policy=pol)
+        # teams bot: the Bot Framework bot whose approval cards carry buttons (connectors/teamsbot.py)
+        self.bot = BotClient(settings, secrets, policy=pol, timeout_s=timeout_s) if has_bot else None
+        self.bot_posts = bot_configured(settings)
 
     async def close(self) -> None:
         await self.hook.aclose()
         await self.graph.aclose()
+        if self.bot is not None:
+            await self.bot.close()
 
     async def test(self) -> dict[str, Any]:
         kind = token_kind(self.graph_token) if self.graph_token else None
         if kind == "app":
             raise IntegrationError("teams: the stored Graph token is app-only; posting channel messages needs a "
                                    "delegated token (ChannelMessage.Send).", kind="auth", system=self.system)
+        if self.bot is not None:  # one authenticated call: the bot's client-credentials token
+            await self.bot.check()
+            if not (self.webhook_url or self.graph_token):
+                return {"system": self.system, "account": f"bot {self.bot.app_id}",
+                        "note": "token obtained; posting is tested by the first card"}
         return {"system": self.system, "account": "Workflows webhook" if self.webhook_url else "Graph (delegated)",
                 "note": "a webhook cannot be tested without posting"}
 
     async def send(self, message: Message, target: str | None = None) -> Delivered:
-        """Post the card to the webhook (or, with ``target="graph"``, to the configured channel via Graph)."""
+        """Post the card to the webhook (or, with ``target="graph"``, to the configured channel via Graph).
+
+        With a bot set up to post (``bot_conversation``), a card with buttons (an approval) goes through
+        the bot, whose buttons can call back; so does every card when no webhook or Graph token is stored.
+        """
+        if self.bot is not None and self.bot_posts and target != "graph" and (
+                message.buttons or target == "bot" or not (self.webhook_url or self.graph_token)):
+            return await self.bot.send_card(message)
         if target == "graph" or not self.webhook_url:
             return await self.post_channel_message(self.team, self.channel, message)
         resp = await self.hook.request("POST", self.webhook_url, json=adaptive_card(message))
@@ -122,6 +129,13 @@ class TeamsConnector:
         resp = await self.graph.request("POST", f"/v1.0/teams/{team}/channels/{channel}/messages",
                                         json={"body": {"contentType": "html", "content": content}})
         return Delivered(self.system, f"{team}/{channel}", str(resp.json().get("id", "")))
+
+
+    async def reply(self, service_url: str, conversation: str, reply_to: str | None, text: str) -> str:
+        """The bot's short reply to a click (an allow-listed ``service_url`` only); the activity id."""
+        if self.bot is None:
+            raise IntegrationError("teams: no bot set up (bot_app_id).", kind="config", system=self.system)
+        return await self.bot.reply(service_url, conversation, reply_to, text)
 
 
 def factory(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> TeamsConnector:

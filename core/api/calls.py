@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    from core.api.inbound import GitLabAccepted, SlackAnswer, UserMap  # notify (issue 17)
+    from core.api.inbound import (  # notify (issue 17)
+        GitLabAccepted,
+        SlackAnswer,
+        TeamsAnswer,  # teams bot (issue 17)
+        UserMap,
+    )
     from core.api.integrations import (  # integrations (issue 17)
         EntraLogin,
         Integrations,
@@ -744,3 +749,11 @@ def integration_login(name: str) -> Call[EntraLogin]:
 def integration_login_status(name: str) -> Call[EntraLogin]:
     """How the last Entra sign-in of ``name`` went (pending, signed_in, failed) or none."""
     return get(f"/v1/integrations/{path_segment(name)}/login")
+
+
+# -- teams bot (issue 17; docs/integrations.md#teams-bot) -----------------------------------------
+
+
+def inbound_teams(body: str, authorization: str | None = None) -> Call[TeamsAnswer]:
+    """Forward a Bot Connector activity as received (``musubi serve hooks``; the engine's OS user only)."""
+    return post("/v1/inbound/teams", body=body, authorization=authorization)

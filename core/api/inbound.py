@@ -1,4 +1,4 @@
-"""Request models and answers of the inbound routes (Slack interactions, GitLab webhooks, user mapping).
+"""Request models and answers of the inbound routes (Slack, Teams bot, GitLab webhooks, user mapping).
 
 ``musubi serve hooks`` forwards each inbound HTTP call to the engine over its socket with
 these models; the engine verifies it (docs/integrations.md#inbound).  Kept in their own
@@ -48,6 +48,22 @@ class SlackAnswer(TypedDict):
     """What to tell the person who clicked (an ephemeral Slack message) and what happened."""
 
     outcome: str  # approved | rejected | already_decided | unknown_user | denied | not_found | ignored
+    text: str
+    response: dict[str, Any]
+
+
+class TeamsActivity(Request):
+    """``POST /v1/inbound/teams``: a Bot Connector activity's raw JSON body and its Authorization header."""
+
+    body: str
+    authorization: Any = None
+    CHECKS = {"body": text(MAX_BODY, required=True), "authorization": text(16_384)}
+
+
+class TeamsAnswer(TypedDict):
+    """What happened to a Teams click; ``response`` is the invoke response for an Action.Execute, else {}."""
+
+    outcome: str  # approved | rejected | changes requested | already_decided | unknown_user | denied | ...
     text: str
     response: dict[str, Any]
 

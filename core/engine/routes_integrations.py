@@ -53,6 +53,10 @@ class IntegrationRoutes:
         c = await self.api.ctx(request)
         return json_response(await self.api.e.inbound.slack(c, req.body, req.timestamp, req.signature))
 
+    async def teams_inbound(self, request: web.Request, req: ib.TeamsActivity) -> web.Response:
+        c = await self.api.ctx(request)
+        return json_response(await self.api.e.inbound.teams(c, req.body, req.authorization))
+
     async def gitlab_inbound(self, request: web.Request, req: ib.GitLabHook) -> web.Response:
         c = await self.api.ctx(request)
         return json_response(await self.api.e.inbound.gitlab(c, req.body, req.token, req.event,
@@ -105,6 +109,8 @@ ROUTES: tuple[Route, ...] = (
           handler=R.slack_inbound, feature=R, outsiders=True),
     Route("POST", "/v1/inbound/gitlab", "integration.inbound", "engine", ib.GitLabHook, ib.GitLabAccepted,
           handler=R.gitlab_inbound, feature=R, outsiders=True),
+    Route("POST", "/v1/inbound/teams", "integration.inbound", "engine", ib.TeamsActivity, ib.TeamsAnswer,
+          handler=R.teams_inbound, feature=R, outsiders=True),  # teams bot (issue 17)
     Route("GET", "/v1/integrations/users", "integration.read", MANAGE, Empty, ib.UserMap, handler=R.users,
           feature=R),
     Route("PUT", "/v1/integrations/{system}/users/{external}", "integration.map_user", MANAGE, ib.UserMapSet,

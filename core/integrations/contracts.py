@@ -180,3 +180,13 @@ class Notifier(Connector, Protocol):
 
 Factory = Callable[[Mapping[str, Any], Mapping[str, str]], Connector]
 AsyncFn = Callable[..., Awaitable[Any]]
+
+
+# -- teams bot (issue 17): a notifier that can answer a click in the click's conversation --------------
+
+
+@runtime_checkable
+class Replier(Notifier, Protocol):
+    async def reply(self, service_url: str, conversation: str, reply_to: str | None, text: str) -> str:
+        """Post ``text`` as a reply (the bot's confirmation of a click); the new activity's id."""
+        ...

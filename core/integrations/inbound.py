@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -34,17 +35,20 @@ from core.engine.access import Caller
 from core.errors import BadRequest, Conflict, MusubiError, NotFound, PermissionDenied
 from core.integrations.contracts import PipelineRun
 from core.integrations.signing import SignatureVerifier, gitlab_token_ok
+from core.integrations.teamsin import TeamsInbound
 
 if TYPE_CHECKING:
     from core.engine.runner import OpRunner
     from core.integrations.service import IntegrationService
     from core.orchestration.service import RunService
 
-MAPPED_SYSTEMS = ("slack",)
-DECISIONS = {"approve": "approved", "reject": "rejected"}
+MAPPED_SYSTEMS = ("slack", "teams")
+DECISIONS = {"approve": "approved", "reject": "rejected", "request_changes": "changes requested"}
+SLACK_DECISIONS = ("approve", "reject")  # Slack's buttons; a Teams card adds request_changes
 _GITLAB_STATES = {"created": "queued", "waiting_for_resource": "queued", "preparing": "queued", "pending": "queued",
                   "scheduled": "queued", "manual": "queued", "running": "running", "success": "success",
                   "failed": "failed", "canceled": "canceled", "skipped": "canceled"}
+_EXTERNAL = {"slack": re.compile(r"^[A-Za-z0-9_]+$"), "teams": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")}
 
 
 def ephemeral(text: str) -> dict[str, Any]:
@@ -60,6 +64,7 @@ class InboundService:
         self.integrations = integrations
         self.runs = runs
         self._verifiers: dict[str, SignatureVerifier] = {}
+        self._teams = TeamsInbound(self)
 
     # -- user mapping -----------------------------------------------------------------------
 
@@ -78,9 +83,10 @@ class InboundService:
         """Map (or, with no ``user``, unmap) an external user id; audited ``integration.map_user``."""
         if system not in MAPPED_SYSTEMS:
             raise BadRequest(f"users are mapped for {', '.join(MAPPED_SYSTEMS)}; not {system!r}.", field="system")
-        if not external.replace("_", "").isalnum():
-            raise BadRequest(f"{external!r} is not a {system} user id (e.g. U0123ABCD: letters and digits).",
-                             field="external")
+        if not _EXTERNAL[system].match(external):
+            example = "U0123ABCD: letters and digits" if system == "slack" else \
+                "the Entra object id (aadObjectId) or the Teams id 29:1abc..."
+            raise BadRequest(f"{external!r} is not a {system} user id (e.g. {example}).", field="external")
         if user is not None:
             names.user_name(user)
         resource = f"integration:{system}:{external}"
@@ -144,7 +150,7 @@ class InboundService:
         action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
         decision = action.get("action_id")
         slack_user = str((payload.get("user") or {}).get("id") or "")
-        if payload.get("type") != "block_actions" or decision not in DECISIONS:
+        if payload.get("type") != "block_actions" or decision not in SLACK_DECISIONS:
             return self._answer("ignored", "musubi only answers its own approve/reject buttons.")
         run_id, _, rest = str(action.get("value") or "").partition("|")
         gate, _, shown = rest.partition("|")
@@ -154,22 +160,34 @@ class InboundService:
             return self._answer("unknown_user", f"Your Slack user ({slack_user or 'unknown'}) is not mapped to a "
                                 "musubi user, so musubi cannot act for you. Ask an admin to run: musubi "
                                 f"integrations map-user slack {slack_user or 'U…'} YOUR_USER")
+        outcome, text = await self.decide(ctx, "slack", slack_user, user, run_id, decision, gate, shown)
+        return self._answer(outcome, text)
+
+    async def decide(self, ctx: Caller, system: str, external: str, user: str, run_id: str, decision: str,
+                     gate: str, shown: str) -> tuple[str, str]:
+        """Answer a gate as the mapped ``user`` (Slack and Teams clicks): (outcome, text for the clicker)."""
         # As the mapped user, never with the engine OS user's powers (a session never has them, even for a
         # musubi user named like that OS user); the audit shows where the decision came from.
-        who = Caller(real_user=user, user=user, tenant=ctx.tenant, session=f"slack:{slack_user}")
+        who = Caller(real_user=user, user=user, tenant=ctx.tenant, session=f"{system}:{external}")
         try:
-            await self.runs.decide(who, run_id, decision, gate or None, comment=f"via Slack ({slack_user})",
-                                   shown_sha256=shown or None)
+            await self.runs.decide(who, run_id, decision, gate or None,
+                                   comment=f"via {system.capitalize()} ({external})", shown_sha256=shown or None)
         except PermissionDenied as exc:  # already audited as a denial of run.<decision> for `user`
-            return self._answer("denied", f"{user} may not {decision} run {run_id}: {exc.message}")
+            return "denied", f"{user} may not {decision} run {run_id}: {exc.message}"
         except Conflict as exc:
-            outcome = "already_decided" if getattr(exc, "code", "") == "gate_answered" else "conflict"
-            return self._answer(outcome, f"Already decided: {exc.message}" if outcome == "already_decided"
-                                else exc.message)
+            if getattr(exc, "code", "") == "gate_answered":
+                return "already_decided", f"Already decided: {exc.message}"
+            return "conflict", exc.message
         except NotFound as exc:
-            return self._answer("not_found", exc.message)
+            return "not_found", exc.message
         past = DECISIONS[decision]
-        return self._answer(past, f"Gate {gate or ''} of run {run_id} {past} by {user}.")
+        return past, f"Gate {gate or ''} of run {run_id} {past} by {user}."
+
+    # -- teams bot ----------------------------------------------------------------------------
+
+    async def teams(self, ctx: Caller, body: str, authorization: str | None) -> dict[str, Any]:
+        """A Bot Connector activity (a click on a Teams approval card): see core/integrations/teamsin.py."""
+        return await self._teams.handle(ctx, body, authorization)
 
     @staticmethod
     def _answer(outcome: str, text: str) -> dict[str, Any]:

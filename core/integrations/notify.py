@@ -34,6 +34,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MusubiError
+from core.integrations.botauth import bot_configured
 from core.integrations.contracts import NOTIFIERS, Message
 from core.integrations.persist import ROUTE, NoticeStore, message_of
 
@@ -257,8 +258,8 @@ class Notifications:
                 if minimum is None or not (prev >= minimum > cov):
                     continue
                 shown = coverage_message(str(row.get("project") or ""), cov, prev, minimum)
-            if system == "teams" and shown.buttons:
-                # Workflows webhooks cannot call back: Teams shows the commands instead of buttons.
+            if system == "teams" and shown.buttons and not bot_configured(settings):
+                # Workflows webhooks cannot call back: without a bot, Teams shows the commands instead of buttons.
                 shown = Message(shown.title, shown.text, shown.facts, shown.link, (), shown.severity)
             chosen.append((system, channel, shown))
         await self.store.route(tenant, key, chosen)

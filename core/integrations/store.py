@@ -30,7 +30,8 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_VALUE = 4096
 SECRET_NAMES = {"jira": ("token",), "github": ("token",), "gitlab": ("token", "webhook_token", "trigger_token"),
                 "ado": ("token", "msal_cache"), "slack": ("token", "webhook_url", "signing_secret"),
-                "teams": ("webhook_url", "graph_token", "msal_cache")}  # msal_cache: the Entra sign-in's (entra.py)
+                "teams": ("webhook_url", "graph_token", "msal_cache", "bot_app_secret")}
+# msal_cache: the Entra sign-in's (entra.py); bot_app_secret: the Teams bot's (botauth.py)
 
 
 # A plug-in connector (docs/plugins.md) keeps one secret, ``token``.

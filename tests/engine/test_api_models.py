@@ -76,6 +76,7 @@ JOBS |= {("POST", "/v1/inbound/slack"), ("POST", "/v1/inbound/gitlab"), ("GET", 
 JOBS |= {("POST", "/v1/integrations/{system}/login"), ("GET", "/v1/integrations/{system}/login")}
 # provider fine-tuning (issue 19) needs approved runs and a fake vendor: tests/finetune/test_tune_engine.py checks them.
 JOBS |= {(r.method, r.path) for r in all_routes() if r.path.startswith("/v1/tune/")}
+JOBS |= {("POST", "/v1/inbound/teams")}  # teams bot: a signed activity, tests/notify/test_teams_bot.py
 
 
 def _drive_every_route(h: Home, repo: Path) -> dict[tuple[str, str], list[Any]]:

@@ -143,6 +143,7 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("PUT", "/v1/integrations/{system}/users/{external}"): ("/v1/integrations/slack/users/U0SECRET", {"user": "x"}),
     ("POST", "/v1/inbound/slack"): ("/v1/inbound/slack", {"body": "payload=secret"}),
     ("POST", "/v1/inbound/gitlab"): ("/v1/inbound/gitlab", {"body": "{}", "token": "secret"}),
+    ("POST", "/v1/inbound/teams"): ("/v1/inbound/teams", {"body": "{}", "authorization": "Bearer secret"}),
     # remote sessions (docs/remote.md): the engine's OS user only, never someone acting --as
     ("POST", "/v1/sessions"): ("/v1/sessions", {"user": "bobsecret", "tenant": "{b}", "purpose": "ssh"}),
     ("GET", "/v1/sessions"): ("/v1/sessions", None),

@@ -352,6 +352,8 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
     ("GET", "/v1/tune/jobs/{id}"): [Variant("member", None, req("GET", "/v1/tune/jobs/t-000000000000"), ok=(404,))],
     ("POST", "/v1/tune/jobs/{id}/cancel"): [Variant("member", None, req(
         "POST", "/v1/tune/jobs/t-000000000000/cancel"), ok=(404,))],
+    ("POST", "/v1/inbound/teams"): [Variant("engine", None, req("POST", "/v1/inbound/teams", {"body": "{}"}),
+                                            ok=(400, 401, 404))],  # teams bot: no bot set up, refused
     # -- run pipelines (issue 17 gaps): like the other routes on one run, the permission is checked at
     # the run's project after finding it (404 here); tests/connectors/test_run_pipeline.py checks it
     ("GET", "/v1/runs/{id}/pipeline"): [Variant("member", None, req("GET", "/v1/runs/r-000000000000/pipeline"),

@@ -49,6 +49,7 @@ def test_serve_hooks_listens_on_localhost_and_refuses_unsigned_calls(cli: Cli) -
         info = json.loads(p.stdout.readline())
         assert info["listening"].startswith("127.0.0.1:") and info["tls"] is False
         assert info["slack"].endswith("/slack/interactions/default") and info["gitlab"].endswith("/gitlab/default")
+        assert info["teams"].endswith("/api/messages/default")
         req = urllib.request.Request(info["slack"], data=b"payload=%7B%7D", method="POST")
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=10)

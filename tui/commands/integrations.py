@@ -140,14 +140,17 @@ def _users_table(d: Any) -> None:
 
 
 @cli_group.command("map-user", epilog=example("musubi integrations map-user slack U0123ABCD alice",
+                                              "musubi integrations map-user teams 00aa11bb-2222-3333-4444-555566667777 "
+                                              "alice",
                                               "musubi integrations map-user slack U0123ABCD --remove"))
-@click.argument("system", type=click.Choice(("slack",)))
-@click.argument("external", metavar="SLACK_USER_ID")
+@click.argument("system", type=click.Choice(("slack", "teams")))
+@click.argument("external", metavar="EXTERNAL_ID")
 @click.argument("user", required=False)
-@click.option("--remove", is_flag=True, help="Remove the mapping of SLACK_USER_ID.")
+@click.option("--remove", is_flag=True, help="Remove the mapping of EXTERNAL_ID.")
 @pass_state
 def map_user(state: CliState, system: str, external: str, user: str | None, remove: bool) -> None:
-    """Act for SLACK_USER_ID as musubi USER when they click approve/reject (RBAC is USER's)."""
+    """Act for EXTERNAL_ID (a Slack user id; a Teams user's Entra object id) as musubi USER when they click
+    approve/reject (RBAC is USER's)."""
     if remove == bool(user):
         raise BadRequest("give the musubi USER to map to, or --remove (not both).")
     data = state.client().call(calls.integration_map_user(system, external, None if remove else user))
@@ -157,7 +160,7 @@ def map_user(state: CliState, system: str, external: str, user: str | None, remo
 @cli_group.command(epilog=example("musubi integrations users", "musubi integrations users --json"))
 @pass_state
 def users(state: CliState) -> None:
-    """The tenant's Slack user → musubi user mapping."""
+    """The tenant's Slack/Teams user → musubi user mapping."""
     emit(state, state.client().call(calls.integration_users()), _users_table)
 
 

@@ -247,8 +247,10 @@ def hooks(state: CliState, host: str, port: int, cert: Path | None, key: Path | 
         scheme = "https" if cert else "http"
         base = f"{scheme}://{host}:{server.port}"
         info = {"listening": f"{host}:{server.port}", "slack": f"{base}/slack/interactions/{tenant}",
-                "gitlab": f"{base}/gitlab/{tenant}", "tls": bool(cert), "tenant": tenant, "pid": os.getpid()}
-        lines = [f"musubi serve hooks: Slack {info['slack']}, GitLab {info['gitlab']}. Ctrl+C stops."]
+                "gitlab": f"{base}/gitlab/{tenant}", "teams": f"{base}/api/messages/{tenant}", "tls": bool(cert),
+                "tenant": tenant, "pid": os.getpid()}
+        lines = [f"musubi serve hooks: Slack {info['slack']}, GitLab {info['gitlab']}, Teams bot {info['teams']}. "
+                 "Ctrl+C stops."]
         if not cert and host not in ("127.0.0.1", "::1", "localhost"):
             lines.append("warning: no TLS on a non-local address; give --cert and --key (Slack requires https).")
         _started(state, info, "\n".join(lines))

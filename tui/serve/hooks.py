@@ -11,11 +11,14 @@ Routes (``TENANT`` defaults to the server's ``--tenant``)::
 
     POST /slack/interactions[/TENANT]   Slack's "Interactivity Request URL"
     POST /gitlab[/TENANT]               a GitLab project webhook (secret token = webhook_token)
+    POST /api/messages[/TENANT]         a Teams bot's messaging endpoint (Bot Connector activities)
 
 Answers: 401 when the engine refused the signature or token (nothing else is said), 400 for
 a body that is not what the vendor sends, 200 with the ephemeral message for a Slack click
 (also posted to the click's ``response_url`` on hooks.slack.com, which is how Slack shows it),
 202 for an accepted GitLab event (200 for a retried one), 503 when the engine is unreachable.
+Teams: 401 for a token the engine refused, 403 for a key not endorsed for the channel or a
+serviceUrl not allow-listed, else 200 (with the invoke response for an ``Action.Execute``).
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class HooksServer:
             app.router.add_post(path, self.slack)
         for path in ("/gitlab", "/gitlab/{tenant}"):
             app.router.add_post(path, self.gitlab)
+        for path in ("/api/messages", "/api/messages/{tenant}"):  # teams bot (issue 17)
+            app.router.add_post(path, self.teams)
         return app
 
     def _tenant(self, request: web.Request) -> str:
@@ -94,6 +99,8 @@ class HooksServer:
             return 413, {"error": f"the body is larger than {MAX_BODY} bytes"}
         except PermissionDenied as exc:
             log.warning("refused %s: %s", request.path, exc.message)
+            if exc.code == "bot_forbidden":
+                return 403, {"error": exc.message}
             return 401, {"error": exc.message if exc.code in ("bad_signature", "bad_token") else "refused"}
         except BadRequest as exc:
             return 400, {"error": exc.message}
@@ -134,6 +141,15 @@ class HooksServer:
         if status == 200 and not answer.get("duplicate"):
             status = 202
         return web.json_response(answer, status=status)
+
+    async def teams(self, request: web.Request) -> web.Response:
+        """The Bot Connector's POST: forwarded whole with its Authorization; the engine verifies and replies."""
+        status, answer = await self._forward(request, lambda body, h: calls.inbound_teams(
+            body, h.get("Authorization")))
+        if status != 200:
+            return web.json_response(answer, status=status)
+        response = answer.get("response") or {}
+        return web.json_response(response) if response else web.Response(status=200)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         return server_context(self.opts.cert, self.opts.key)

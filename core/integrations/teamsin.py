@@ -1,0 +1,141 @@
+"""Clicks on a Teams bot's approval card, verified and acted on inside the engine (docs/integrations.md#teams-bot).
+
+``musubi serve hooks`` forwards the Bot Connector's ``POST /api/messages`` as received (raw body
+and ``Authorization``) to ``POST /v1/inbound/teams``.  Here, in order, and refusing (401/403,
+audited ``integration.inbound`` denied, nothing changed) at the first failure: the forwarder is
+the engine's OS user; a bot is set up (``bot_app_id``); the body is an activity; its JWT passes
+:func:`core.integrations.botauth.verify` (signature, issuer, audience, expiry, ``serviceUrl``
+claim, endorsement, allow-listed host).  Then an ``Action.Submit`` (a ``message`` whose
+``value`` is the button's data) or an ``Action.Execute`` (an ``invoke`` named
+``adaptiveCard/action``) names run, gate and decision; ``from.aadObjectId`` (else ``from.id``)
+is mapped to a musubi user (``musubi integrations map-user teams ...``) and the decision goes
+through the same operation as Slack's and ``musubi runs approve`` as that user (``runs.approve``
+checked, a gate never answered twice).  The bot then replies in the conversation with a short
+confirmation (a Submit) or answers the invoke with it (an Execute); a reply that fails is
+audited and never undoes the decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from core.engine.access import Caller
+from core.errors import BadRequest, MusubiError
+from core.integrations import botauth
+from core.integrations.contracts import Replier, error_info
+
+if TYPE_CHECKING:
+    from core.integrations.inbound import InboundService
+
+SYSTEM = "teams"
+
+
+def submitted(activity: dict[str, Any]) -> dict[str, Any] | None:
+    """The data of musubi's button in an activity (Action.Submit or Action.Execute), else None."""
+    value: Any = None
+    if activity.get("type") == "message":
+        value = activity.get("value")
+    elif activity.get("type") == "invoke" and activity.get("name") == "adaptiveCard/action":
+        action = (activity.get("value") or {}).get("action") if isinstance(activity.get("value"), dict) else None
+        value = action.get("data") if isinstance(action, dict) else None
+    return value if isinstance(value, dict) and value.get("musubi") == "gate" else None
+
+
+def answer(outcome: str, text: str, invoke: bool) -> dict[str, Any]:
+    """The engine's answer; ``response`` is what the Bot Connector gets back (an invoke response, or nothing)."""
+    response: dict[str, Any] = ({"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                                 "value": text} if invoke else {})
+    return {"outcome": outcome, "text": text, "response": response}
+
+
+class TeamsInbound:
+    """``engine.inbound.teams``: one per engine, its Bot Framework key caches by metadata URL."""
+
+    def __init__(self, svc: InboundService) -> None:
+        self.svc = svc
+        self._keys: dict[str, botauth.BotKeys] = {}
+
+    def keys(self, url: str) -> botauth.BotKeys:
+        k = self._keys.get(url)
+        if k is None:
+            k = self._keys[url] = botauth.BotKeys(url)
+        return k
+
+    async def handle(self, ctx: Caller, body: str, authorization: str | None) -> dict[str, Any]:
+        svc = self.svc
+        await svc.e.run(ctx, "integration.inbound", "integration:teams", lambda: svc._forwarder(ctx, SYSTEM))
+        settings = (await asyncio.to_thread(svc.integrations.store.settings, ctx.tenant)).get(SYSTEM) or {}
+        app_id = str(settings.get("bot_app_id") or "")
+        if not app_id:
+            await svc._refuse(ctx, SYSTEM, "no Teams bot set up")
+            raise botauth.BotRefused("teams bot request refused: no bot is set up for this tenant (musubi "
+                                     "integrations set teams bot_app_id=APP_ID ...).", code="bad_token")
+        try:
+            activity = json.loads(body)
+        except ValueError:
+            activity = None
+        if not isinstance(activity, dict):
+            raise BadRequest("the body is not a Bot Framework activity (a JSON object).", field="body")
+        hosts = botauth.allowed_hosts(settings.get("bot_service_hosts"))
+        keys = self.keys(str(settings.get("bot_openid_url") or botauth.OPENID_URL))
+        try:
+            await asyncio.to_thread(botauth.verify, authorization, activity, keys, app_id, hosts)
+        except botauth.BotRefused as exc:
+            await svc._refuse(ctx, SYSTEM, exc.message.removeprefix("teams bot request refused: ").rstrip("."))
+            raise
+        data = submitted(activity)
+        invoke = activity.get("type") == "invoke"
+        if data is None or data.get("decision") not in ("approve", "reject", "request_changes"):
+            # Audited with where it came from: how an admin finds bot_service_url and bot_conversation
+            # (mention the bot once in the channel, then: musubi audit list --action integration.inbound).
+            conv = activity.get("conversation")
+            where = {"service_url": str(activity.get("serviceUrl") or "")[:300],
+                     "conversation": str(conv.get("id") if isinstance(conv, dict) else "")[:300]}
+            await svc.e.run(None, "integration.inbound", "integration:teams", lambda: svc.e.audit(
+                ctx.tenant, ctx, "integration.inbound", "integration:teams", outcome="success",
+                details={"system": SYSTEM, "reason": "not a musubi button: ignored", **where}))
+            return answer("ignored", "musubi only answers its own approve/reject/request changes buttons.", invoke)
+        sender: dict[str, Any] = activity["from"] if isinstance(activity.get("from"), dict) else {}
+        external = str(sender.get("aadObjectId") or sender.get("id") or "")[:64]
+        run_id, gate = str(data.get("run") or "")[:100], str(data.get("gate") or "")[:200]
+        user = await asyncio.to_thread(svc.mapped_user, ctx.tenant, SYSTEM, external) if external else None
+        if user is None:
+            await svc._refuse(ctx, SYSTEM, "unknown Teams user", {"teams_user": external, "run": run_id})
+            outcome, text = "unknown_user", (
+                f"Your Teams user ({external or 'unknown'}) is not mapped to a musubi user, so musubi cannot act for "
+                f"you. Ask an admin to run: musubi integrations map-user teams {external or 'AAD_OBJECT_ID'} YOUR_USER")
+        else:
+            outcome, text = await svc.decide(ctx, SYSTEM, external, user, run_id, str(data["decision"]), gate,
+                                             str(data.get("sha") or "")[:64])
+        if not invoke:
+            await self._reply(ctx.tenant, activity, text)
+        return answer(outcome, text, invoke)
+
+    async def _reply(self, tenant: str, activity: dict[str, Any], text: str) -> None:
+        """The bot's confirmation in the click's conversation; audited, a failure only logged in the audit."""
+        conv_of = activity.get("conversation")
+        conversation: dict[str, Any] = conv_of if isinstance(conv_of, dict) else {}
+        service_url, conv = str(activity.get("serviceUrl") or ""), str(conversation.get("id") or "")
+        reply_to = str(activity.get("replyToId") or activity.get("id") or "") or None
+        integ = self.svc.integrations
+        resource = "integration:teams"
+        try:
+            conn = await integ.open_connector(tenant, SYSTEM)
+        except MusubiError as exc:
+            await integ._audit(tenant, "engine", "integration.notify", resource, "error",
+                               {"event": "bot_reply", **error_info(exc, SYSTEM)})
+            return
+        try:
+            if not isinstance(conn, Replier):
+                raise BadRequest("the teams connector cannot reply as a bot.")
+            aid = await conn.reply(service_url, conv, reply_to, text)
+        except MusubiError as exc:
+            await integ._audit(tenant, "engine", "integration.notify", resource, "error",
+                               {"event": "bot_reply", **error_info(exc, SYSTEM)})
+            return
+        finally:
+            await conn.close()
+        await integ._audit(tenant, "engine", "integration.notify", f"teams:bot:{conv[:200]}", "success",
+                           {"event": "bot_reply", "id": aid})

@@ -1,0 +1,210 @@
+"""The Teams bot end to end: approval cards with buttons through the Bot Connector, signed clicks back.
+
+A real engine and runs; the Bot Framework fake (tests/fakes/botframework.py) receives the cards and
+replies and signs the clicks; `serve hooks`' server (tui/serve/hooks.py) forwards them to the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from core.api import inbound as ib
+from tests.engine.helpers import Home, poll
+from tests.engine.test_api_models import _exactly
+from tests.fakes.botframework import BotFrameworkFake, submit_activity
+from tests.fakes.threaded import threaded
+from tests.notify.test_notify_engine import HOOK, hooks_call
+from tests.runs.helpers import runs_home, show, start, wait
+
+CONVERSATION = "19:abc@thread.tacv2"
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Home]:
+    with runs_home(MUSUBI_TEST_CONNECTORS=HOOK) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def bf() -> Iterator[BotFrameworkFake]:
+    with threaded(BotFrameworkFake) as f:
+        yield f
+
+
+def setup_bot(h: Home, bf: BotFrameworkFake, tenant: str, **extra: str) -> None:
+    settings = {"events": "approval", "bot_app_id": bf.app_id, "bot_service_url": bf.service_url,
+                "bot_conversation": CONVERSATION, "bot_service_hosts": "127.0.0.1", "bot_token_url": bf.token_url,
+                "bot_openid_url": bf.openid_url, **extra}
+    status, body = h.raw("PUT", "/v1/integrations/teams", {"settings": settings,
+                                                           "secrets": {"bot_app_secret": bf.app_secret}},
+                         tenant=tenant)
+    assert status == 200, body
+
+
+async def post_activity(url: str, activity: dict[str, Any], token: str | None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession() as s, s.post(url, data=json.dumps(activity), headers=headers) as r:
+        text = await r.text()
+        return r.status, json.loads(text) if text else None
+
+
+def gate_state(h: Home, tenant: str, run_id: str) -> str:
+    return str(show(h, tenant, run_id)["state"])
+
+
+def card_posts(bf: BotFrameworkFake) -> list[dict[str, Any]]:
+    return [a for a in bf.activities if a["reply_to"] is None]
+
+
+def test_card_buttons_and_signed_clicks(home: Home, bf: BotFrameworkFake) -> None:
+    h = home
+    tenant = h.new_tenant("tb", members={"alice": "admin", "bob": "member"})
+    setup_bot(h, bf, tenant)
+    for ext, user in (("aad-alice", "alice"), ("29:1aad-bob", "bob")):
+        status, body = h.raw("PUT", f"/v1/integrations/teams/users/{ext}", {"user": user}, tenant=tenant)
+        assert status == 200, body
+    run = start(h, tenant, "gated")
+    wait(h, tenant, run["id"], "waiting")
+    posted = poll(lambda: card_posts(bf) or None, timeout=20)[0]
+    assert posted["conversation"] == CONVERSATION
+    att = posted["activity"]["attachments"][0]
+    assert att["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = att["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    actions = card["actions"]
+    assert [(a["type"], a["title"]) for a in actions] == [
+        ("Action.Submit", "Approve"), ("Action.Submit", "Reject"), ("Action.Submit", "Request changes")]
+    data = actions[0]["data"]
+    assert data["musubi"] == "gate" and data["run"] == run["id"] and data["decision"] == "approve"
+    assert data["gate"] and len(data["sha"]) == 64
+    assert [a["data"]["decision"] for a in actions] == ["approve", "reject", "request_changes"]
+
+    sent_tokens: list[str] = []
+
+    def sign(**kw: Any) -> str:
+        t = bf.sign(**kw)
+        sent_tokens.append(t)
+        return t
+
+    async def scenario(base: str) -> dict[str, Any]:
+        url = f"{base}/api/messages/{tenant}"
+        click = submit_activity(bf.service_url, data)
+        evil = "http://localhost:1/"  # loopback, but not on the allow-list (127.0.0.1)
+        out: dict[str, Any] = {
+            "none": await post_activity(url, click, None),
+            "bad_sig": await post_activity(url, click, sign(wrong_key=True)),
+            "audience": await post_activity(url, click, sign(audience="another-bot")),
+            "issuer": await post_activity(url, click, sign(issuer="https://sts.windows.net/x/")),
+            "expired": await post_activity(url, click, sign(expires_in=-600)),
+            "svc_mismatch": await post_activity(url, click, sign(service_url="https://smba.trafficmanager.net/x/")),
+            "not_allowed": await post_activity(url, submit_activity(evil, data), sign(service_url=evil)),
+            "channel": await post_activity(url, submit_activity(bf.service_url, data, channel="webchat"), sign()),
+        }
+        out["still"] = gate_state(h, tenant, run["id"])
+        out["unknown"] = await post_activity(url, submit_activity(bf.service_url, data, aad="aad-nobody"), sign())
+        bob = submit_activity(bf.service_url, data, aad="")
+        bob["from"] = {"id": "29:1aad-bob", "name": "Bob"}  # no aadObjectId: the Teams user id is mapped
+        out["bob"] = await post_activity(url, bob, sign())
+        out["still_after_bob"] = gate_state(h, tenant, run["id"])
+        token = sign()
+        out["alice"] = await post_activity(url, click, token)
+        out["replay"] = await post_activity(url, click, token)
+        reject = submit_activity(bf.service_url, {**data, "decision": "reject"})
+        out["again"] = await post_activity(url, reject, sign())
+        return out
+
+    out = hooks_call(h, tenant, scenario)
+    for name in ("none", "bad_sig", "audience", "issuer", "expired", "svc_mismatch"):
+        assert out[name][0] == 401, (name, out[name])
+    assert "signature does not verify" in out["bad_sig"][1]["error"]
+    assert "aud" in out["audience"][1]["error"] and "iss" in out["issuer"][1]["error"]
+    assert "expired" in out["expired"][1]["error"] and "serviceUrl claim" in out["svc_mismatch"][1]["error"]
+    assert out["not_allowed"][0] == 403 and "bot_service_hosts" in out["not_allowed"][1]["error"]
+    assert out["channel"][0] == 403 and "endorsed" in out["channel"][1]["error"]
+    assert out["still"] == "waiting" and out["still_after_bob"] == "waiting"
+    assert out["unknown"] == (200, None) and out["bob"] == (200, None)
+    assert out["alice"] == (200, None) and out["replay"] == (200, None) and out["again"] == (200, None)
+    wait(h, tenant, run["id"], "done")
+
+    replies = [a for a in bf.activities if a["reply_to"] is not None]
+    texts = [r["activity"]["text"] for r in replies]
+    assert all(r["reply_to"] == "1:card-activity" and r["conversation"] == CONVERSATION for r in replies)
+    assert len(texts) == 5, texts
+    assert "aad-nobody" in texts[0] and "map-user teams" in texts[0]
+    assert texts[1].startswith("bob may not approve")
+    assert texts[2].endswith(f"of run {run['id']} approved by alice.")
+    assert texts[3].startswith("Already decided") and texts[4].startswith("Already decided")
+
+    events = h.audit(tenant)
+    decided = [e for e in events if e["action"] in ("run.approve", "run.reject")]
+    assert [(e["action"], e["actor"]) for e in decided if e["outcome"] == "success"] == [("run.approve", "alice")]
+    ok = next(e for e in decided if e["outcome"] == "success")
+    assert ok["details"]["session"] == "teams:aad-alice" and ok["details"]["comment"] == "via Teams (aad-alice)"
+    assert any(e["outcome"] == "denied" and e["actor"] == "bob" for e in decided)
+    reasons = [e["details"]["reason"] for e in events if e["action"] == "integration.inbound"]
+    for part in ("no Authorization", "signature does not verify", "aud", "iss", "expired", "serviceUrl claim",
+                 "bot_service_hosts", "endorsed", "unknown Teams user"):
+        assert any(part in r for r in reasons), (part, reasons)
+    notified = [e for e in events if e["action"] == "integration.notify"]
+    assert {e["details"]["event"] for e in notified} == {"approval", "bot_reply"}
+    assert all(e["outcome"] == "success" for e in notified)
+    logs = h.paths.engine_log.read_text("utf-8")
+    for secret in [bf.app_secret, *bf.tokens, *sent_tokens]:
+        assert secret not in json.dumps(events) and secret not in logs
+
+
+def test_engine_route_answers_an_invoke_and_ignores_other_activities(home: Home, bf: BotFrameworkFake) -> None:
+    h = home
+    tenant = h.new_tenant("ti")
+    setup_bot(h, bf, tenant)
+    other = submit_activity(bf.service_url, {"x": 1})
+    other["value"] = None
+    status, answer = h.raw("POST", "/v1/inbound/teams", {"body": json.dumps(other),
+                                                         "authorization": f"Bearer {bf.sign()}"}, tenant=tenant)
+    assert status == 200 and answer["outcome"] == "ignored", answer
+    _exactly(answer, ib.TeamsAnswer)
+    seen = [e for e in h.audit(tenant, action="integration.inbound") if e["outcome"] == "success"]
+    assert seen[0]["details"]["conversation"] == "19:abc@thread.tacv2"  # how an admin finds bot_conversation
+    assert seen[0]["details"]["service_url"] == bf.service_url
+    invoke = submit_activity(bf.service_url, {})
+    invoke.update(type="invoke", name="adaptiveCard/action", value={"action": {"type": "Action.Execute", "data": {
+        "musubi": "gate", "run": "r-missing", "gate": "g", "decision": "approve"}}})
+    status, answer = h.raw("POST", "/v1/inbound/teams", {"body": json.dumps(invoke),
+                                                         "authorization": f"Bearer {bf.sign()}"}, tenant=tenant)
+    assert status == 200 and answer["outcome"] == "unknown_user", answer
+    assert answer["response"]["statusCode"] == 200 and "not mapped" in answer["response"]["value"]
+
+
+def test_refusals_without_a_bot_and_from_other_users(home: Home, bf: BotFrameworkFake) -> None:
+    h = home
+    tenant = h.new_tenant("tn", members={"mallory": "admin"})
+    status, body = h.raw("POST", "/v1/inbound/teams", {"body": "{}", "authorization": f"Bearer {bf.sign()}"},
+                         tenant=tenant)
+    assert status == 403 and "no bot is set up" in body["error"]["message"], body
+    status, body = h.raw("POST", "/v1/inbound/teams", {"body": "{}"}, tenant=tenant, as_user="mallory")
+    assert status == 403 and "musubi serve hooks" in body["error"]["message"], body
+    status, body = h.raw("PUT", "/v1/integrations/teams/users/bad!id", {"user": "mallory"}, tenant=tenant)
+    assert status == 400 and "aadObjectId" in body["error"]["message"], body
+
+
+def test_a_wrong_bot_secret_fails_the_card_with_the_vendor_text(home: Home, bf: BotFrameworkFake) -> None:
+    h = home
+    tenant = h.new_tenant("tw")
+    setup_bot(h, bf, tenant)
+    status, body = h.raw("PUT", "/v1/integrations/teams", {"secrets": {"bot_app_secret": "wrong-SECRET-xyz"}},
+                         tenant=tenant)
+    assert status == 200, body
+    run = start(h, tenant, "gated")
+    wait(h, tenant, run["id"], "waiting")
+    errors = poll(lambda: [e for e in h.audit(tenant, action="integration.notify") if e["outcome"] == "error"],
+                  timeout=20)
+    assert "invalid_client" in errors[0]["details"]["message"] and errors[0]["details"]["event"] == "approval"
+    assert "wrong-SECRET-xyz" not in json.dumps(h.audit(tenant))
+    h.raw("POST", f"/v1/runs/{run['id']}/cancel", {}, tenant=tenant)
