@@ -117,6 +117,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     ),
     # -- jobs: finished jobs held in memory (core/jobs/service.py) --
     "MUSUBI_JOBS_KEPT": ("engine: finished jobs held in memory (default 500)", "read when the engine starts"),
+    # -- local embedder (issue 19) --
+    "MUSUBI_TEST_TUNE_GAIN": (
+        "engine: tuning trains no model and reports this R@10/MRR gain (a test hook, docs/finetune.md)",
+        "read per tuning job",
+    ),
 }
 
 

@@ -90,6 +90,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "own error text, pipeline status."),
     "sync": ("tui.commands.sync", "Sync the project's requirements (-> epics/features) and tasks (-> "
              "stories/issues) into SYSTEM."),
+    # -- fine-tuning (issue 19): the local embedder and provider fine-tuning share the group --
+    "tune": ("tui.commands.tune", "Fine-tuning: adapt the local search embedder to the project's code, and provider "
+             "fine-tuning jobs from approved run artefacts."),
 }
 
 

@@ -96,6 +96,11 @@ if TYPE_CHECKING:
         SsoSignedOut,
         SsoVerified,
     )
+    from core.api.tune_embed import (  # issue 19
+        TunedEmbedders,
+        TuneEmbedActivating,
+        TuneEmbedStarted,
+    )
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -640,3 +645,26 @@ def integration_users() -> Call[UserMap]:
 def integration_map_user(name: str, external: str, user: str | None = None) -> Call[UserMap]:
     """Map ``external`` (a Slack user id) to musubi ``user``; no ``user`` removes the mapping."""
     return put(f"/v1/integrations/{path_segment(name)}/users/{path_segment(external)}", user=user)
+
+
+# -- local embedder (issue 19; docs/finetune.md) ------------------------------------------------------
+
+
+def tune_embedders() -> Call[TunedEmbedders]:
+    """The project's tuned embedder versions, newest first, and which one serves search."""
+    return get("/v1/tune/embedders")
+
+
+def tune_embed_start(budget_s: int | None = None) -> Call[TuneEmbedStarted]:
+    """Start the ``tune.embed`` job for the request's project; answers ``{"job": Job}``."""
+    return post("/v1/tune/embedders", budget_s=budget_s)
+
+
+def tune_embed_activate(version: int) -> Call[TuneEmbedActivating]:
+    """Serve ``version`` (0: the base model) once the index is re-embedded with it (a ``tune.activate`` job)."""
+    return post("/v1/tune/embedders/activate", version=version)
+
+
+def tune_embed_rollback() -> Call[TuneEmbedActivating]:
+    """Serve the model that served before the current one (a ``tune.activate`` job)."""
+    return post("/v1/tune/embedders/rollback")

@@ -30,6 +30,7 @@ from core.orchestration.service import RunService
 from core.paths import HomePaths
 from core.rag.service import IndexService
 from core.storage.base import Storage
+from core.tune.service import TuneEmbedService
 
 
 class Engine:
@@ -61,6 +62,8 @@ class Engine:
         self.notifications = Notifications(self.integrations)
         self.runner.bus.taps.append(self.notifications.tap)
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
+        # -- local embedder (issue 19): tuned embedders per project, their jobs, which one serves search
+        self.tune_embed = TuneEmbedService(self.runner, self.jobs, self.code_index)
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The bound operation ``"<service>.<method>"`` (a ValueError naming what is wrong otherwise)."""

@@ -31,6 +31,7 @@ from core.engine import (
     routes_runs,
     routes_sessions,
     routes_trace,
+    routes_tune_embed,
 )
 from core.engine.engine import Engine
 from core.engine.http import ENGINE_KEY, MAX_BODY, STOP_KEY, Api, errors_middleware
@@ -43,6 +44,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     routes_context.ROUTES, routes_providers.ROUTES, routes_sso.ROUTES, routes_runs.ROUTES,
     routes_sessions.ROUTES,
     routes_integrations.ROUTES,  # integrations (issue 17)
+    routes_tune_embed.ROUTES,  # local embedder tuning (issue 19)
 )
 
 
