@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: measured best on the shared machine)")
     ap.add_argument("--batch", type=int, default=32, help="pairs per training batch (in-batch negatives)")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=trainer.DEFAULTS["lr"], help="peak learning rate (AdamW)")
     args = ap.parse_args(argv)
     t_all = time.perf_counter()
     root = Path(sysconfig.get_paths()["stdlib"])
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         from core.rag.model import resolve_model
 
         (work / trainer.PARAMS).write_text(json.dumps({"base": str(resolve_model(None).path), "epochs": args.epochs,
-                                                       "batch": args.batch, "budget_s": 3600, "seed": args.seed}))
+                                                       "batch": args.batch, "budget_s": 3600, "seed": args.seed,
+                                                       "lr": args.lr}))
         t0 = time.perf_counter()
         result = trainer.run(work, threads=args.threads)
         train_s = time.perf_counter() - t0
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             gains[(split, method)] = b10 - a10
     print(table(f"Tuned vs plain all-MiniLM-L6-v2 on the stdlib evaluation ({len(items)} targets); trained on "
                 f"{len(pairs)} pairs from {len({p.path for p in pairs})} other stdlib files, {args.epochs} epoch(s), "
-                f"batch {args.batch}, torch threads {args.threads}",
+                f"batch {args.batch}, lr {args.lr:g}, torch threads {args.threads}",
                 ["queries", "n", "method", "R@1 plain -> tuned", "R@10 plain", "R@10 tuned", "gain", "ratio",
                  "MRR plain -> tuned"], rows))
     enc_rate = tuned.encoded / tuned.seconds if tuned.seconds else float("nan")

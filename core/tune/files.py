@@ -17,6 +17,7 @@ from core.tune import pairs as P
 from core.tune.train import PAIRS, PARAMS, write_json
 
 MIN_TRAIN, MIN_HELD_OUT = 16, 8
+MAX_HELD_OUT = 1000  # held-out queries evaluated (a sample beyond): two models embed them and their passages
 
 __all__ = ["MIN_HELD_OUT", "MIN_TRAIN", "mine_into", "model_id_of", "vector_folder"]
 
@@ -42,6 +43,11 @@ def mine_into(root: str, work: str, params: dict[str, Any], base_model: str | No
             f"{MIN_TRAIN} and {MIN_HELD_OUT} are needed); found per kind {counts['found']}. "
             + ("; ".join(mined.notes) + ". " if mined.notes else "")
             + "Add docstrings, accept trace links (musubi trace accept) or commit history, then try again.")
+    if len(mined.held_out) > MAX_HELD_OUT:  # a deterministic sample, so a resumed job judges the same set
+        key = lambda p: hashlib.sha256(f"{p.query}\0{p.passage}".encode("utf-8", "surrogatepass")).digest()  # noqa: E731
+        mined.held_out = sorted(mined.held_out, key=key)[:MAX_HELD_OUT]
+        mined.notes.append(f"held-out pairs sampled down to {MAX_HELD_OUT}")
+        counts = mined.counts()
     folder = Path(work)
     folder.mkdir(parents=True, exist_ok=True)
     data = {"train": [p.to_json() for p in mined.train], "held_out": [p.to_json() for p in mined.held_out]}

@@ -329,18 +329,22 @@ class TuneEmbedService:
         self.index._dense_broken.discard((t, p))
 
     async def _embed_from(self, h: JobHandle, version: int, vec: Path, after: int) -> int:
+        from core.config import env
         from core.rag.chunks import Chunk
+        from core.rag.job import BATCH_ENV, DELAY_ENV
         from core.rag.represent import passage_text
 
         t, p = h.tenant, h.project
         w = self.index.worker
+        size = int(env(BATCH_ENV) or REEMBED_BATCH)  # the index job's test hooks (docs/search.md): small batches,
+        delay = float(env(DELAY_ENV) or 0)  # and a pause before each save, so tests can watch a switch in progress
         ids = [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, t, p)]
         total = len(ids)
         todo = [i for i in ids if i > after]
         h.progress(total - len(todo), total, "chunks")
         while todo:
             h.raise_if_cancelled()
-            batch = todo[:REEMBED_BATCH]
+            batch = todo[:size]
             rows = await self.e.read(self.e.storage.code_passages, t, p, batch)
             for _attempt in range(3):
                 restarts = w.restarts
@@ -349,6 +353,8 @@ class TuneEmbedService:
                     texts = [passage_text(Chunk(path=r[1], start_line=r[2], end_line=r[3], language=r[4], kind=r[5],
                                                 symbol=r[6], signature=r[7], text=r[9], part=r[8])) for r in part]
                     await w.add(vec, [r[0] for r in part], texts=texts)
+                if delay:
+                    await asyncio.sleep(delay)
                 await w.save(vec)
                 if w.restarts == restarts:
                     break

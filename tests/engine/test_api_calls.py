@@ -18,6 +18,7 @@ from core.api import calls, integrations, models, responses, sso
 from core.api import inbound as inbound_api
 from core.api import runs as runs_api
 from core.api import sessions as session_api
+from core.api import tune_embed as tune_embed_api
 from core.api.calls import Call
 from tests.tui.contract import route_for
 
@@ -39,6 +40,9 @@ HINTS.update(vars(session_api))
 SAMPLES.update({"purpose": "ssh", "mode": "ssh", "event": "login", "ttl_s": 60})
 # notify (issue 17): inbound and user-mapping models live in core/api/inbound.py
 HINTS.update(vars(inbound_api))
+# local embedder (issue 19): models in core/api/tune_embed.py
+HINTS.update(vars(tune_embed_api))
+SAMPLES.update({"budget_s": 600, "version": 0})
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

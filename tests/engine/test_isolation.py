@@ -144,6 +144,11 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/remote/events"): ("/v1/remote/events", {"mode": "ssh", "event": "login", "user": "bobsecret",
                                                           "tenant": "{b}"}),
     ("POST", "/v1/sso/verify"): ("/v1/sso/verify", {"provider": "corp", "id_token": "a.b.c", "nonce": "n"}),
+    # local embedder (issue 19)
+    ("GET", "/v1/tune/embedders"): ("/v1/tune/embedders", None),
+    ("POST", "/v1/tune/embedders"): ("/v1/tune/embedders", {"budget_s": 60}),
+    ("POST", "/v1/tune/embedders/activate"): ("/v1/tune/embedders/activate", {"version": 1}),
+    ("POST", "/v1/tune/embedders/rollback"): ("/v1/tune/embedders/rollback", {}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):
