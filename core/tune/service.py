@@ -194,7 +194,7 @@ class TuneEmbedService:
             version = max((r["version"] for r in rows), default=0) + 1
             work = self.work(t, p, version)
             _name, model = await self.serving(t, p)
-            params = {"epochs": 1, "batch": 32, "lr": 2e-5, "seed": 0, "budget_s": h.params["budget_s"]}
+            params = {"epochs": 1, "batch": 32, "lr": 5e-5, "seed": 0, "budget_s": h.params["budget_s"]}
             h.progress(0, None, "steps")
             try:
                 mined = await self.index._in("prep", files.mine_into, project["path"], str(work), params, model)
@@ -366,7 +366,10 @@ class TuneEmbedService:
             await h.checkpoint({"phase": "reembed", "version": version, "after": after})
             todo = todo[len(batch):]
             h.progress(total - len(todo), total, "chunks")
-            if not todo:  # an index job may have added chunks meanwhile: take them too before switching
+            if not todo:  # an index job may have added chunks meanwhile: let it finish, take them too, then switch
+                while self.index._active_job(t, p) is not None:
+                    h.raise_if_cancelled()
+                    await asyncio.sleep(0.5)
                 more = [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, t, p) if r[0] > after]
                 todo, total = more, total + len(more)
         return after
