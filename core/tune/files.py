@@ -19,12 +19,7 @@ from core.tune.train import PAIRS, PARAMS, write_json
 MIN_TRAIN, MIN_HELD_OUT = 16, 8
 MAX_HELD_OUT = 1000  # held-out queries evaluated (a sample beyond): two models embed them and their passages
 
-__all__ = ["MIN_HELD_OUT", "MIN_TRAIN", "mine_into", "model_id_of", "vector_folder"]
-
-
-def vector_folder(version: int) -> str:
-    """The index's vector folder for a version: the base model keeps ``vectors``, version N ``vectors-tN``."""
-    return "vectors" if version == 0 else f"vectors-t{version}"
+__all__ = ["MIN_HELD_OUT", "MIN_TRAIN", "mine_into", "model_id_of", "read_result"]
 
 
 def mine_into(root: str, work: str, params: dict[str, Any], base_model: str | None) -> dict[str, Any]:

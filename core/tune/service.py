@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import BadRequest, Conflict, MusubiError, NotFound
 from core.storage.base import Insert, Update
-from core.tune.files import vector_folder
 from core.tune.rule import decide
 
 if TYPE_CHECKING:
@@ -46,6 +45,11 @@ DEFAULT_BUDGET_S = 600
 REEMBED_BATCH = 512  # chunks embedded per checkpoint of the activation's re-embedding
 ACTIVE = ("queued", "running", "cancelling")
 FAKE_GAIN_ENV = "MUSUBI_TEST_TUNE_GAIN"  # test hook: the trainer reports this gain without training a model
+
+
+def vector_folder(version: int) -> str:
+    """The index's vector folder for a version: the base model keeps ``vectors``, version N ``vectors-tN``."""
+    return "vectors" if version == 0 else f"vectors-t{version}"
 
 
 class TuneFailed(MusubiError):
