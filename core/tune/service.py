@@ -339,6 +339,7 @@ class TuneEmbedService:
         from core.rag.represent import passage_text
 
         t, p = h.tenant, h.project
+        assert p is not None
         w = self.index.worker
         size = int(env(BATCH_ENV) or REEMBED_BATCH)  # the index job's test hooks (docs/search.md): small batches,
         delay = float(env(DELAY_ENV) or 0)  # and a pause before each save, so tests can watch a switch in progress
