@@ -132,6 +132,18 @@ def test_search_serves_the_old_model_until_the_new_index_is_complete(tmp_path: P
         assert _status(c, repo)["model"] == "fake-model@dim256"
         assert c.js("tune", "list", cwd=str(repo))["serving"] == 1
 
+        # Cancelled half-way through a rollback's re-embedding: nothing switches; it can be asked again.
+        jid = c.js("tune", "rollback", "--detach", cwd=str(repo))["id"]
+        poll(reembedding, timeout=120, interval=0.05)
+        busy = c.fails(1, "tune", "embedder", cwd=str(repo))
+        assert jid in busy.err  # one tuning or activation per project at a time
+        c.ok("jobs", "cancel", jid)
+        assert poll(lambda: c.js("jobs", "show", jid)["state"] == "cancelled", timeout=60, interval=0.1)
+        listed = c.js("tune", "list", cwd=str(repo))
+        assert listed["serving"] == 1 and listed["versions"][0]["state"] == "active"
+        assert _status(c, repo)["model"] == "fake-model@dim256"
+        assert c.js("search", "vector index of a project", cwd=str(repo))["results"]
+
 
 def test_kill_9_during_training_resumes_from_the_checkpoint(cli: tuple[Cli, Path]) -> None:
     from core.client import ping
