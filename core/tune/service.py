@@ -198,7 +198,7 @@ class TuneEmbedService:
             version = max((r["version"] for r in rows), default=0) + 1
             work = self.work(t, p, version)
             _name, model = await self.serving(t, p)
-            params = {"epochs": 1, "batch": 32, "lr": 5e-5, "seed": 0, "budget_s": h.params["budget_s"]}
+            params = {"epochs": 1, "batch": 32, "lr": 1e-4, "seed": 0, "budget_s": h.params["budget_s"]}
             h.progress(0, None, "steps")
             try:
                 mined = await self.index._in("prep", files.mine_into, project["path"], str(work), params, model)

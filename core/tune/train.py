@@ -44,7 +44,7 @@ from typing import Any
 log = logging.getLogger("musubi.tune.train")
 
 STATE, BASE, RESULT, MODEL, PAIRS, PARAMS = "state.pt", "base.json", "result.json", "model", "pairs.json", "params.json"
-DEFAULTS: dict[str, Any] = {"epochs": 1, "batch": 32, "lr": 5e-5, "warmup": 0.1, "seed": 0, "budget_s": 600.0,
+DEFAULTS: dict[str, Any] = {"epochs": 1, "batch": 32, "lr": 1e-4, "warmup": 0.1, "seed": 0, "budget_s": 600.0,
                             "checkpoint_s": 60.0, "checkpoint_steps": 0, "scale": 20.0}
 
 
