@@ -33,12 +33,10 @@ Run: ``python benchmarks/bench_retrieval_quality.py [--corpus 1500] [--second nu
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import hashlib
 import importlib.util
 import random
-import re
 import sys
 import sysconfig
 import tempfile
@@ -52,11 +50,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._util import table  # noqa: E402
-from core.rag import fusion, represent  # noqa: E402
+from core.rag import evalset, fusion, represent  # noqa: E402
 from core.rag.chunks import Chunk  # noqa: E402
 
 SKIP_DIRS = {"test", "tests", "testing", "idle_test", "site-packages", "__pycache__", "_vendor", "vendor"}
-MIN_WORDS, MAX_WORDS = 4, 40
 TARGET_R10, TARGET_MRR = 0.86, 0.65
 TARGET_GAIN_R10, TARGET_GAIN_MRR = 0.04, 0.03
 
@@ -70,61 +67,13 @@ class Item:
 
 # --------------------------------------------------------------------------- the evaluation set
 
-def first_sentence(doc: str) -> str:
-    """The docstring's first sentence: its first paragraph, joined, cut after the first '. '."""
-    para = " ".join(doc.strip().split("\n\n", 1)[0].split())
-    m = re.search(r"(?<=[.!?])\s", para)
-    return para[:m.start()] if m else para
-
-
 def split_of(path: str) -> str:
     return "tuning" if hashlib.sha1(path.encode()).digest()[0] % 2 == 0 else "test"
 
 
-def _functions(tree: ast.AST) -> list[tuple[str, str, ast.FunctionDef | ast.AsyncFunctionDef]]:
-    """(qualified name, kind, node) for every def, nested in classes and functions."""
-    out: list[tuple[str, str, ast.FunctionDef | ast.AsyncFunctionDef]] = []
-
-    def visit(node: ast.AST, prefix: str, in_class: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.ClassDef):
-                visit(child, f"{prefix}{child.name}.", True)
-            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                out.append((f"{prefix}{child.name}", "method" if in_class else "function", child))
-                visit(child, f"{prefix}{child.name}.", False)
-            else:
-                visit(child, prefix, in_class)
-
-    visit(tree, "", False)
-    return out
-
-
 def file_items(rel: str, source: str) -> list[Item]:
-    """The evaluation items of one file (functions whose docstring sits on its own lines)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return []
-    lines = source.splitlines()
-    items = []
-    for qualname, kind, node in _functions(tree):
-        doc = ast.get_docstring(node)
-        if not doc or len(node.body) < 2 or node.end_lineno is None:
-            continue
-        dnode = node.body[0]
-        d_end = dnode.end_lineno or dnode.lineno
-        if dnode.lineno <= node.lineno or node.body[1].lineno <= d_end:
-            continue  # docstring shares a line with the def or the next statement
-        query = first_sentence(doc)
-        if not MIN_WORDS <= len(query.split()) <= MAX_WORDS:
-            continue
-        start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        signature = "\n".join(lines[node.lineno - 1:dnode.lineno - 1]).strip()
-        kept = lines[start - 1:dnode.lineno - 1] + lines[d_end:node.end_lineno]
-        chunk = Chunk(path=rel, start_line=start, end_line=node.end_lineno, language="python", kind=kind,
-                      symbol=qualname, signature=signature, text="\n".join(kept))
-        items.append(Item(chunk, query, split_of(rel)))
-    return items
+    """The evaluation items of one file (functions whose docstring sits on its own lines; core/rag/evalset.py)."""
+    return [Item(t.chunk, t.query, split_of(rel)) for t in evalset.doc_targets(rel, source)]
 
 
 def build_eval(root: Path, prefix: str, n: int, seed: int, force: Sequence[tuple[str, str]] = ()) -> list[Item]:
@@ -221,18 +170,7 @@ class Runs:
     lexical: list[Ranked]
 
 
-def dense_top(qvecs: Any, cvecs: Any, k: int) -> list[Ranked]:
-    """Exact inner-product top-k (what a flat FAISS index returns), ids = corpus positions."""
-    import numpy as np
-
-    sims = qvecs @ cvecs.T
-    k = min(k, sims.shape[1])
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    out = []
-    for row, cand in zip(sims, top, strict=True):
-        order = sorted(cand.tolist(), key=lambda i: (-row[i], i))
-        out.append([(int(i), float(row[i])) for i in order])
-    return out
+dense_top = evalset.dense_top
 
 
 def run_sides(items: Sequence[Item], queries: Sequence[str], encode: Encoder, raw: bool = False) -> Runs:
@@ -246,19 +184,7 @@ def run_sides(items: Sequence[Item], queries: Sequence[str], encode: Encoder, ra
     return Runs(raw_top, dense, [lex.search(q, k) for q in queries])
 
 
-def metrics(rankings: Sequence[Sequence[int]], targets: Sequence[int]) -> tuple[float, float, float]:
-    """(recall@1, recall@10, MRR) — one relevant chunk per query, MRR over the full candidate list."""
-    if not targets:
-        return (float("nan"),) * 3
-    r1 = r10 = rr = 0.0
-    for ranking, target in zip(rankings, targets, strict=True):
-        if target in ranking:
-            pos = ranking.index(target) + 1
-            r1 += pos == 1
-            r10 += pos <= 10
-            rr += 1.0 / pos
-    n = len(targets)
-    return r1 / n, r10 / n, rr / n
+metrics = evalset.metrics
 
 
 def ids(r: Ranked) -> list[int]:

@@ -122,6 +122,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: a folder of tutorial files that add to or replace the shipped ones (authoring)",
         "read at each tutorial request",
     ),
+    # -- local embedder (issue 19) --
+    "MUSUBI_TEST_TUNE_GAIN": (
+        "engine: tuning trains no model and reports this R@10/MRR gain (a test hook, docs/finetune.md)",
+        "read per tuning job",
+    ),
 }
 
 

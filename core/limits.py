@@ -78,6 +78,9 @@ RUN_BUDGET_TOKENS = Range(1, 10**15, "tokens")  # a run's token budget
 RUN_BUDGET_COST = Range(1, 10**9 * MICROS, "usd", money=True)  # a run's dollar budget
 RUN_TURNS = Range(1, 100_000, "model calls")  # turn caps per run and per step
 GATE_TIMEOUT_S = Range(1, 30 * 86_400, "seconds")  # how long an approval gate waits
+# -- local embedder (issue 19, core/api/tune_embed.py) --
+TUNE_BUDGET_S = Range(60, 86_400, "seconds")  # a tuning job's training time budget
+TUNE_VERSION = Range(0, 1_000_000, "versions")  # a tuned embedder version (0: the base model)
 
 ALERT_MIN_EXCLUSIVE, ALERT_MAX = 0.0, 10.0  # a threshold is a fraction of the limit in (0, 10]
 MAX_ALERTS = 16
@@ -116,6 +119,9 @@ FIELDS: dict[str, Range] = {
     # provider fine-tuning (issue 19)
     "epochs": TUNE_EPOCHS,
     "poll_ms": TUNE_POLL_MS,
+    # local embedder (issue 19)
+    "budget_s": TUNE_BUDGET_S,
+    "version": TUNE_VERSION,
 }
 
 

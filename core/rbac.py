@@ -30,6 +30,7 @@ PERMISSIONS: tuple[str, ...] = (
     "runs.cancel",
     "integrations.manage",
     "impersonate",
+    "embedder.tune",  # local embedder (issue 19)
 )
 
 _ALL = frozenset(PERMISSIONS)

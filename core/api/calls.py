@@ -103,6 +103,11 @@ if TYPE_CHECKING:
         SsoSignedOut,
         SsoVerified,
     )
+    from core.api.tune_embed import (  # issue 19
+        TunedEmbedders,
+        TuneEmbedActivating,
+        TuneEmbedStarted,
+    )
     from core.api.tutorials import (  # tutorials (issue 18)
         Checked,
         Progress,
@@ -757,3 +762,26 @@ def integration_login_status(name: str) -> Call[EntraLogin]:
 def inbound_teams(body: str, authorization: str | None = None) -> Call[TeamsAnswer]:
     """Forward a Bot Connector activity as received (``musubi serve hooks``; the engine's OS user only)."""
     return post("/v1/inbound/teams", body=body, authorization=authorization)
+
+
+# -- local embedder (issue 19; docs/finetune.md) ------------------------------------------------------
+
+
+def tune_embedders() -> Call[TunedEmbedders]:
+    """The project's tuned embedder versions, newest first, and which one serves search."""
+    return get("/v1/tune/embedders")
+
+
+def tune_embed_start(budget_s: int | None = None) -> Call[TuneEmbedStarted]:
+    """Start the ``tune.embed`` job for the request's project; answers ``{"job": Job}``."""
+    return post("/v1/tune/embedders", budget_s=budget_s)
+
+
+def tune_embed_activate(version: int) -> Call[TuneEmbedActivating]:
+    """Serve ``version`` (0: the base model) once the index is re-embedded with it (a ``tune.activate`` job)."""
+    return post("/v1/tune/embedders/activate", version=version)
+
+
+def tune_embed_rollback() -> Call[TuneEmbedActivating]:
+    """Serve the model that served before the current one (a ``tune.activate`` job)."""
+    return post("/v1/tune/embedders/rollback")

@@ -35,6 +35,7 @@ from core.orchestration.service import RunService
 from core.paths import HomePaths
 from core.rag.service import IndexService
 from core.storage.base import Storage
+from core.tune.service import TuneEmbedService
 
 
 class Engine:
@@ -80,6 +81,8 @@ class Engine:
         self.run_pipelines = RunPipelines(self.runner, self.integrations, self.runs, saved.get("run_refs", []))
         self.runner.bus.taps.append(self.run_pipelines.tap)
         self.entra_logins = EntraLogins(self.runner, self.integrations)  # Teams/ADO delegated tokens (device flow)
+        # -- local embedder (issue 19): tuned embedders per project, their jobs, which one serves search
+        self.tune_embed = TuneEmbedService(self.runner, self.jobs, self.code_index)
 
     def _latest_run(self, tenant: str) -> str | None:
         """The id of ``tenant``'s newest run (tutorials: the ``{run}`` placeholder), None when it has none."""

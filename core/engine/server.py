@@ -31,6 +31,7 @@ from core.engine import (
     routes_runs,
     routes_sessions,
     routes_trace,
+    routes_tune_embed,
     routes_tune_provider,
     routes_tutorials,
 )
@@ -47,6 +48,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     routes_integrations.ROUTES,  # integrations (issue 17)
     routes_tutorials.ROUTES,  # tutorials (issue 18)
     routes_tune_provider.ROUTES,  # provider fine-tuning (issue 19)
+    routes_tune_embed.ROUTES,  # local embedder tuning (issue 19)
 )
 
 

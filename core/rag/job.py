@@ -67,7 +67,8 @@ class IndexRun:
         if h.project is None:
             raise not_found_project(h.tenant)
         self.t, self.p = h.tenant, h.project
-        self.vec = svc.folder(self.t, self.p) / "vectors"
+        self.vec: Path = svc.folder(self.t, self.p) / "vectors"  # set by run(): the serving model's folder
+        self.model: str | None = None
         self.batch_chunks = int(env(BATCH_ENV) or SAVE_CHUNKS)
         self.delay_s = float(env(DELAY_ENV) or 0)
         self.t_scan = self.t_chunk = 0.0
@@ -95,7 +96,8 @@ class IndexRun:
             h.write(Insert("code_indexes", dict(info)))
             await h.checkpoint({"phase": "open"})
             svc._info[(self.t, self.p)] = info
-        hello = await svc.worker.hello()
+        self.vec, self.model = await svc.vectors(self.t, self.p)  # a tuned embedder's once one is active (core/tune)
+        hello = await svc.worker.hello(self.model)
         await self._open(info, str(hello["model_id"]))
         h.write(self._index_update(state="indexing", job_id=h.id, root=root))
         t0 = time.monotonic()

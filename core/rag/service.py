@@ -111,6 +111,8 @@ class IndexService:
         self._lex_ready: dict[tuple[str, str], bool] = {}
         self._persisting: set[asyncio.Future[Any]] = set()  # lexical generations being written (prep.lex_persist)
         self._persist_due: dict[str, asyncio.TimerHandle] = {}  # lexical folder -> its pending write
+        # -- local embedder (issue 19): which vector folder and model serve a project (core/tune/service.py)
+        self.serving: Any = None  # async (tenant, project) -> (vector folder name, model folder or None)
 
     # -- helpers and their processes --------------------------------------------------------
 
@@ -177,6 +179,14 @@ class IndexService:
     def folder(self, tenant: str, project: str) -> Path:
         """The project's index files: ``$MUSUBI_HOME/tenants/<tenant>/code/<project>/``."""
         return self.e.tenant_dir(tenant) / "code" / project
+
+    async def vectors(self, tenant: str, project: str) -> tuple[Path, str | None]:
+        """The vector folder that serves the project and the model folder its vectors need (None: the
+        worker's own model); the worker client is told, so every request on the folder names that model."""
+        name, model = await self.serving(tenant, project) if self.serving is not None else ("vectors", None)
+        vec = self.folder(tenant, project) / name
+        self.worker.bind(vec, model)
+        return vec, model
 
     # -- per-project state ------------------------------------------------------------------
 
@@ -278,7 +288,8 @@ class IndexService:
             from core.rag.errors import IndexCorrupt
 
             try:
-                hits = await self.worker.search(folder / "vectors", texts=[query_text(query)], k=n)
+                vec, _model = await self.vectors(tenant, project)
+                hits = await self.worker.search(vec, texts=[query_text(query)], k=n)
                 dense = [(h.id, h.score) for h in hits[0]]
             except IndexCorrupt as exc:  # never served: lexical only until the next index job rebuilds it
                 log.warning("vector index of %s/%s unusable (%s); answering lexically", tenant, project, exc.message)

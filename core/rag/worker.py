@@ -10,7 +10,7 @@ Operations (``op``; ``dir`` is an absolute folder holding one vector index):
 =============  ==========================================  ========================================
 op             arguments                                   result
 =============  ==========================================  ========================================
-hello          —                                           pid, model_id, dim, device, threads, batch
+hello          model=None                                  pid, model_id, dim, device, threads, batch
 embed          texts, query=False                          n, dim, vecs (float32 bytes)
 tokens         texts                                       counts (word pieces, specials included)
 vec_open       dir, create=True                            stat (see vec_stat)
@@ -24,6 +24,10 @@ vec_reset      dir                                         stat (an empty index;
 vec_close      dir, save=True                              saved (bool)
 shutdown       —                                           saved (folders); the process then exits
 =============  ==========================================  ========================================
+
+Every operation takes an optional ``model``: the absolute folder of another sentence-transformers model
+(a tuned embedder, core/tune), loaded on first use and kept (at most ``EXTRA_MODELS``); its texts are
+embedded with it and an index it opens records its model id.  Without it, the worker's own model.
 
 A clean end (``shutdown`` or stdin closed) saves every index with unsaved changes; a kill loses
 only what was added since the last ``vec_save`` (the indexer checkpoints with it).
@@ -45,15 +49,31 @@ from core.rag import frames
 from core.rag.errors import WorkerRequestError
 
 log = logging.getLogger("musubi.rag.worker")
+EXTRA_MODELS = 2  # tuned models kept loaded besides the default (the serving one and the one being activated)
 
 
 class Worker:
     """Request handlers over one embedder and the vector indexes opened so far."""
 
-    def __init__(self, embedder: Any, *, threads: int) -> None:
+    def __init__(self, embedder: Any, *, threads: int, load: Any = None) -> None:
         self.embedder = embedder
         self.threads = threads
         self.indexes: dict[str, Any] = {}
+        self._load = load  # folder -> embedder, for requests naming another model
+        self._extra: dict[str, Any] = {}
+
+    def _embedder(self, req: dict[str, Any]) -> Any:
+        """The request's model: ``model`` (a folder, loaded once) or the worker's own."""
+        folder = req.get("model")
+        if folder is None:
+            return self.embedder
+        if not isinstance(folder, str) or not os.path.isabs(folder) or self._load is None:
+            raise WorkerRequestError(f"'model' must be an absolute model folder, got {folder!r}.")
+        if folder not in self._extra:
+            if len(self._extra) >= EXTRA_MODELS:
+                self._extra.pop(next(iter(self._extra)))  # the oldest: reloaded if asked for again
+            self._extra[folder] = self._load(folder)
+        return self._extra[folder]
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -69,7 +89,8 @@ class Worker:
         folder = self._dir(req)
         idx = self.indexes.get(folder)
         if idx is None:
-            kw = {"model_id": self.embedder.model_id, "dim": self.embedder.dim}
+            emb = self._embedder(req)
+            kw = {"model_id": emb.model_id, "dim": emb.dim}
             if VectorIndex.exists(folder):
                 idx = VectorIndex.open(folder, **kw)  # IndexCorrupt goes back to the caller, who rebuilds
             elif create:
@@ -98,12 +119,13 @@ class Worker:
         """The request's vectors: raw ``vecs`` bytes, else ``texts`` embedded here."""
         import numpy as np
 
+        emb = self._embedder(req)
         if "texts" in req:
-            return self.embedder.encode(self._texts(req), query=query)
+            return emb.encode(self._texts(req), query=query)
         raw = req.get("vecs")
-        if not isinstance(raw, bytes) or len(raw) % (4 * self.embedder.dim):
-            raise WorkerRequestError(f"'vecs' must be float32 bytes, rows of {self.embedder.dim} values.")
-        return np.frombuffer(raw, dtype=np.float32).reshape(-1, self.embedder.dim)
+        if not isinstance(raw, bytes) or len(raw) % (4 * emb.dim):
+            raise WorkerRequestError(f"'vecs' must be float32 bytes, rows of {emb.dim} values.")
+        return np.frombuffer(raw, dtype=np.float32).reshape(-1, emb.dim)
 
     def _stat(self, folder: str, idx: Any) -> dict[str, Any]:
         from core.rag.vectors import VectorIndex
@@ -117,12 +139,12 @@ class Worker:
     # -- operations -------------------------------------------------------------------------
 
     def op_hello(self, req: dict[str, Any]) -> dict[str, Any]:
-        e = self.embedder
+        e = self._embedder(req)
         return {"pid": os.getpid(), "model_id": e.model_id, "dim": e.dim, "device": getattr(e, "device", "cpu"),
                 "threads": self.threads, "batch": getattr(e, "batch", 0)}
 
     def op_embed(self, req: dict[str, Any]) -> dict[str, Any]:
-        vecs = self.embedder.encode(self._texts(req), query=bool(req.get("query", False)))
+        vecs = self._embedder(req).encode(self._texts(req), query=bool(req.get("query", False)))
         return {"n": int(vecs.shape[0]), "dim": int(vecs.shape[1]), "vecs": vecs.tobytes()}
 
     def op_tokens(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +200,8 @@ class Worker:
         from core.rag.vectors import VectorIndex
 
         folder = self._dir(req)
-        idx = VectorIndex.create(folder, model_id=self.embedder.model_id, dim=self.embedder.dim)
+        emb = self._embedder(req)
+        idx = VectorIndex.create(folder, model_id=emb.model_id, dim=emb.dim)
         idx.dirty = True  # an empty index replaces the old (maybe corrupt) one at the next save
         self.indexes[folder] = idx
         return self._stat(folder, idx)
@@ -292,11 +315,17 @@ def main(argv: list[str] | None = None) -> int:
 
         faiss.omp_set_num_threads(threads)
         embedder: Any
+        from core.rag.model import resolve_model
+
+        def load(folder: str) -> Any:
+            if args.fake:  # tests: another deterministic fake, named after the folder (its own model id)
+                return FakeEmbedder(args.fake, name=f"fake-{Path(folder).name}")
+            return SentenceEmbedder(resolve_model(folder), device=args.device, threads=threads,
+                                    batch=args.batch or None)
+
         if args.fake:
             embedder = FakeEmbedder(args.fake)
         else:
-            from core.rag.model import resolve_model
-
             spec = resolve_model(args.model, Path(args.cache_dir) if args.cache_dir else None)
             embedder = SentenceEmbedder(spec, device=args.device, threads=threads, batch=args.batch or None)
     except MusubiError as exc:
@@ -306,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("model %s (dim %d) ready in %.1fs; %d torch thread(s)", embedder.model_id, embedder.dim,
              time.perf_counter() - started, threads)
-    return serve(Worker(embedder, threads=threads), sys.stdin.buffer, out)
+    return serve(Worker(embedder, threads=threads, load=load), sys.stdin.buffer, out)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,14 @@ class WorkerClient:
         self._idle: asyncio.TimerHandle | None = None
         self._closed = False
         self._busy = 0
+        self._models: dict[str, str] = {}  # index folder -> the model folder its vectors are made with
+
+    def bind(self, folder: str | os.PathLike[str], model: str | None) -> None:
+        """Every later request on index ``folder`` names ``model`` (a tuned embedder's folder; None: the default)."""
+        if model is None:
+            self._models.pop(_abs(folder), None)
+        else:
+            self._models[_abs(folder)] = model
 
     # -- process lifecycle ------------------------------------------------------------------
 
@@ -285,7 +293,9 @@ class WorkerClient:
                     proc = None
                     try:
                         proc = await self._ensure_started()
-                        return await self._send({"op": op, **args}, proc)
+                        model = self._models.get(args["dir"]) if isinstance(args.get("dir"), str) else None
+                        extra = {"model": model} if model is not None and "model" not in args else {}
+                        return await self._send({"op": op, **args, **extra}, proc)
                     except _WorkerDied as exc:
                         await self._reap(proc or exc.proc)
                         if attempt == 2:
@@ -307,8 +317,11 @@ class WorkerClient:
 
     # -- typed helpers ----------------------------------------------------------------------
 
-    async def hello(self) -> dict[str, Any]:
-        """Start the worker if needed; its model id, dimension, device, threads and batch size."""
+    async def hello(self, model: str | None = None) -> dict[str, Any]:
+        """Start the worker if needed; its model id, dimension, device, threads and batch size (of ``model``,
+        a tuned embedder's folder, when given: loading it on first use)."""
+        if model is not None:
+            return await self.request("hello", model=model)
         self.info = await self.request("hello")
         return self.info
 

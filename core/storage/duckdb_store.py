@@ -748,6 +748,13 @@ class DuckDBStorage:
         """Every chunk row of the project (``core.rag.prep.ROW_FIELDS``), in id order."""
         return self._code_paged(self._CHUNK_COLS, tenant_id, project)
 
+    # -- local embedder (issue 19) ---------------------------------------------------------------
+
+    def tuned_embedders(self, tenant_id: str, project: str) -> list[dict[str, Any]]:
+        """The project's tuned embedder versions (``tuned_embedders`` rows), oldest first."""
+        return self._dicts("SELECT * FROM tuned_embedders WHERE tenant_id = ? AND project = ? ORDER BY version",
+                           [tenant_id, project])
+
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self.con.execute("CHECKPOINT")

@@ -18,6 +18,7 @@ from core.api import calls, integrations, models, responses, sso
 from core.api import inbound as inbound_api
 from core.api import runs as runs_api
 from core.api import sessions as session_api
+from core.api import tune_embed as tune_embed_api
 from core.api import tutorials as tutorials_api
 from core.api.calls import Call
 from tests.tui.contract import route_for
@@ -43,6 +44,9 @@ HINTS.update(vars(inbound_api))
 # tutorials (issue 18): core/api/tutorials.py; tutorial and step ids are slugs ("x" is one)
 HINTS.update(vars(tutorials_api))
 SAMPLES.update({"audit_text": True})  # runs gaps (issue 12): the audit-text switch
+# local embedder (issue 19): models in core/api/tune_embed.py
+HINTS.update(vars(tune_embed_api))
+SAMPLES.update({"budget_s": 600, "version": 0})
 
 
 def _builders() -> list[Callable[..., Call[Any]]]:

@@ -172,6 +172,11 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     # -- Entra sign-in (issue 17 gaps): msal device flow for Teams and Azure DevOps
     ("POST", "/v1/integrations/{system}/login"): ("/v1/integrations/teams/login", {}),
     ("GET", "/v1/integrations/{system}/login"): ("/v1/integrations/teams/login", None),
+    # local embedder (issue 19)
+    ("GET", "/v1/tune/embedders"): ("/v1/tune/embedders", None),
+    ("POST", "/v1/tune/embedders"): ("/v1/tune/embedders", {"budget_s": 60}),
+    ("POST", "/v1/tune/embedders/activate"): ("/v1/tune/embedders/activate", {"version": 1}),
+    ("POST", "/v1/tune/embedders/rollback"): ("/v1/tune/embedders/rollback", {}),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -365,6 +365,16 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
         "POST", "/v1/integrations/teams/login"), ok=(400,))],
     ("GET", "/v1/integrations/{system}/login"): [Variant("tenant", "integrations.manage", req(
         "GET", "/v1/integrations/teams/login"), ok=(400,))],
+    # -- local embedder (issue 19): p1 (the trace fixture) has too few pairs, so a let-through start's job fails
+    # in the engine; a second start while one (or an index job) runs is 409; no version 1 (404); nothing to roll
+    # back (409) -- all after the permission check.
+    ("GET", "/v1/tune/embedders"): [Variant("project", "search.query", req("GET", "/v1/tune/embedders"))],
+    ("POST", "/v1/tune/embedders"): [Variant("project", "embedder.tune", req("POST", "/v1/tune/embedders", {}),
+                                             ok=(409,))],
+    ("POST", "/v1/tune/embedders/activate"): [Variant("project", "embedder.tune", req(
+        "POST", "/v1/tune/embedders/activate", {"version": 1}), ok=(404,))],
+    ("POST", "/v1/tune/embedders/rollback"): [Variant("project", "embedder.tune", req(
+        "POST", "/v1/tune/embedders/rollback", {}), ok=(409,))],
 }
 
 

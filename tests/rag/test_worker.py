@@ -245,3 +245,34 @@ async def test_the_nice_setting_lowers_the_workers_priority(tmp_path: Path) -> N
             await c.close()
     with pytest.raises(ValueError, match="nice must be 0 to 19"):
         SearchSettings(nice=20)
+
+
+# -- local embedder (issue 19): a folder bound to another model --------------------------------------------
+
+
+async def test_a_folder_bound_to_another_model_is_embedded_and_recorded_with_it(tmp_path: Path) -> None:
+    c = _client(tmp_path)
+    tuned = str(tmp_path / "tuned" / "model")  # the fake worker names its model after the folder
+    other = FakeEmbedder(DIM, name="fake-model")
+    base_dir, tuned_dir = tmp_path / "vectors", tmp_path / "vectors-t1"
+    c.bind(tuned_dir, tuned)
+    assert (await c.hello(tuned))["model_id"] == other.model_id
+    assert (await c.hello())["model_id"] == EMB.model_id  # the worker's own model is untouched
+    await c.add(base_dir, [1], texts=["parse the config"])
+    await c.add(tuned_dir, [1], texts=["parse the config"])
+    await c.save(base_dir)
+    await c.save(tuned_dir)
+    hits = await c.search(tuned_dir, texts=["parse the config"], k=1)
+    assert hits[0][0].id == 1 and hits[0][0].score == pytest.approx(1.0, abs=1e-5)
+    await c.close()
+    assert json.loads((tuned_dir / MANIFEST).read_text())["model_id"] == other.model_id
+    assert json.loads((base_dir / MANIFEST).read_text())["model_id"] == EMB.model_id
+    # A worker that opens the tuned folder with its own model refuses it (vectors of two models never mix).
+    with pytest.raises(IndexCorrupt):
+        VectorIndex.open(tuned_dir, model_id=EMB.model_id, dim=DIM)
+    c2 = _client(tmp_path)
+    c2.bind(tuned_dir, tuned)  # bound again (a new engine): the index opens with the model it was made with
+    assert (await c2.open_index(tuned_dir))["count"] == 1
+    with pytest.raises(WorkerRequestError):
+        await c2.request("embed", texts=["x"], model="relative/folder")
+    await c2.close()

@@ -1,0 +1,68 @@
+"""Request models and answers of the local embedder tuning routes (issue 19; docs/api.md#local-embedder-tuning).
+
+Kept in their own module so the shared ``models.py``/``responses.py`` stay untouched; the route
+table (core/engine/routes_tune_embed.py) and ``core/api/calls.py`` import them here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from core import limits
+from core.api.models import Number, Request, count
+from core.api.responses import Job
+
+
+class TuneEmbedStart(Request):
+    """``POST /v1/tune/embedders``: train a tuned embedder for the request's project within ``budget_s``."""
+
+    budget_s: Number = 600
+    CHECKS = {"budget_s": count(limits.TUNE_BUDGET_S)}
+
+
+class TuneEmbedActivate(Request):
+    """``POST /v1/tune/embedders/activate``: serve ``version`` (0: the base model) once re-embedded."""
+
+    version: Number = None
+    CHECKS = {"version": count(limits.TUNE_VERSION)}
+
+
+class Measures(TypedDict):
+    r1: float | None
+    r10: float | None
+    mrr: float | None
+
+
+class TunedEmbedder(TypedDict):
+    version: int
+    state: str  # training | rejected | ready | active | retired | failed | cancelled | interrupted | stopped
+    model_id: str | None
+    base_model: str
+    job_id: str
+    pairs: dict[str, Any]  # per kind on each side, files per side, notes
+    pairs_sha256: str
+    params: dict[str, Any]
+    current: Measures
+    tuned: Measures
+    steps: int | None
+    seconds: float | None
+    decision: str | None
+    created_by: str
+    created_at: str
+    activated_at: str | None
+
+
+class TunedEmbedders(TypedDict):
+    project: str
+    serving: int  # the version serving search (0: the base model)
+    versions: list[TunedEmbedder]  # newest first
+    job: Job | None  # the project's running tuning or activation job
+
+
+class TuneEmbedStarted(TypedDict):
+    job: Job
+
+
+class TuneEmbedActivating(TypedDict):
+    job: Job
+    version: int

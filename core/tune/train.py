@@ -1,0 +1,315 @@
+"""Training and evaluation of a tuned embedder: ``python -m core.tune.train WORK`` (HEAVY: torch).
+
+Runs in its own worker process, started by the ``tune.embed`` job (core/tune/service.py); the engine
+and the CLI never import this module.  Not inside the embedding worker (core/rag/worker.py): that
+process answers searches one request at a time, and minutes of training there would stall search.
+
+WORK (a version's folder under the tenant's folder) holds:
+
+- ``pairs.json`` (input): ``{"train": [pair...], "held_out": [pair...]}``, pairs as core/tune/pairs.py;
+- ``params.json`` (input): base model folder, epochs, batch, learning rate, seed, time budget;
+- ``state.pt``: the last training checkpoint (weights, optimizer, schedule, step, seconds spent),
+  written atomically (temporary file, fsync, rename) every ``checkpoint_s`` seconds or
+  ``checkpoint_steps`` steps: a run killed with -9 resumes from it, on the same batch order;
+- ``base.json``: the held-out measures of the base model (computed once, kept across resumes);
+- ``model/``: the tuned model (sentence-transformers folder), renamed into place when complete;
+- ``result.json``: measures of both models, steps, seconds, why training stopped (written last).
+
+Why a plain torch loop and not sentence-transformers' ``SentenceTransformerTrainer``: the Trainer
+needs ``datasets`` and ``accelerate``, which the project does not ship (pyarrow and friends, ~100 MB
+for one loop), and it checkpoints in its own layout without an exact resume of the batch order
+under a wall-clock budget.  The loop uses the library's model and its
+``MultipleNegativesRankingLoss`` (in-batch negatives) unchanged, so the objective is the library's.
+
+Stdout carries one JSON object per line (``progress``, ``checkpoint``, ``done``, ``error``); the log goes
+to stderr.  The process exits when its parent (the engine) is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("musubi.tune.train")
+
+STATE, BASE, RESULT, MODEL, PAIRS, PARAMS = "state.pt", "base.json", "result.json", "model", "pairs.json", "params.json"
+DEFAULTS: dict[str, Any] = {"epochs": 1, "batch": 32, "lr": 1e-4, "warmup": 0.1, "seed": 0, "budget_s": 600.0,
+                            "checkpoint_s": 60.0, "checkpoint_steps": 0, "scale": 20.0}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically (temporary file in the folder, fsync, rename, fsync the folder)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def batches(pairs: Sequence[dict[str, str]], batch: int, epochs: int, seed: int) -> list[list[int]]:
+    """Deterministic batches of pair indexes for every epoch; a query or passage already in a batch waits for
+    the next one, since in-batch negatives would otherwise push a pair's own duplicate away."""
+    out: list[list[int]] = []
+    for epoch in range(epochs):
+        order = list(range(len(pairs)))
+        random.Random(seed * 1000 + epoch).shuffle(order)
+        while order:
+            cur: list[int] = []
+            seen: set[str] = set()
+            rest = []
+            for i in order:
+                q, p = pairs[i]["query"].lower(), pairs[i]["passage"]
+                if len(cur) < batch and q not in seen and p not in seen:
+                    cur.append(i)
+                    seen.update((q, p))
+                else:
+                    rest.append(i)
+            out.append(cur)
+            order = rest
+    return [b for b in out if len(b) > 1]  # one pair has no in-batch negative to learn from
+
+
+def evaluate(model: Any, pairs: Sequence[dict[str, str]], batch: int = 32) -> dict[str, float]:
+    """R@1, R@10 and MRR of ``model`` on held-out pairs: each query against every held-out passage (dense)."""
+    from core.rag.evalset import dense_top, metrics
+    from core.rag.represent import query_text
+
+    passages = sorted({p["passage"] for p in pairs})
+    where = {t: i for i, t in enumerate(passages)}
+    enc = {"batch_size": batch, "normalize_embeddings": True, "convert_to_numpy": True, "show_progress_bar": False}
+    qv = model.encode([query_text(p["query"]) for p in pairs], **enc)
+    cv = model.encode(passages, **enc)
+    ranked = dense_top(qv, cv, 100)
+    r1, r10, mrr = metrics([[i for i, _ in r] for r in ranked], [where[p["passage"]] for p in pairs])
+    return {"r1": round(r1, 4), "r10": round(r10, 4), "mrr": round(mrr, 4), "queries": len(pairs),
+            "passages": len(passages)}
+
+
+def load_model(folder: str | Path, threads: int) -> Any:
+    from core.rag.embedder import offline_env
+
+    offline_env()
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+
+
+def _save_state(work: Path, data: dict[str, Any]) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(prefix=".state.", dir=work)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, work / STATE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(work)
+
+
+def _save_model(model: Any, work: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=work))
+    try:
+        model.save(str(tmp))
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        final = work / MODEL
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        fsync_dir(work)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] = lambda _e: None) -> dict[str, Any]:
+    """Train (resuming from ``state.pt`` when present), save the model, evaluate both; returns ``result.json``."""
+    if (work / RESULT).is_file():  # finished before a crash took the answer: nothing to redo
+        return dict(json.loads((work / RESULT).read_text("utf-8")))
+    params = {**DEFAULTS, **json.loads((work / PARAMS).read_text("utf-8"))}
+    data = json.loads((work / PAIRS).read_text("utf-8"))
+    train, held = data["train"], data["held_out"]
+    import torch
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    model = load_model(params["base"], threads)
+    if not (work / BASE).is_file():
+        model.eval()
+        write_json(work / BASE, evaluate(model, held))
+    base = json.loads((work / BASE).read_text("utf-8"))
+    plan = batches(train, int(params["batch"]), int(params["epochs"]), int(params["seed"]))
+    loss_fn = MultipleNegativesRankingLoss(model, scale=float(params["scale"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(params["lr"]))
+    warm = max(1, int(len(plan) * float(params["warmup"])))
+
+    def factor(step: int) -> float:
+        return (step + 1) / warm if step < warm else max(0.0, (len(plan) - step) / max(1, len(plan) - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    step, spent = 0, 0.0
+    if (work / STATE).is_file():
+        st = torch.load(work / STATE, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        step, spent = int(st["step"]), float(st["seconds"])
+        emit({"event": "resumed", "step": step, "seconds": round(spent, 1)})
+    budget = float(params["budget_s"])
+    every_s, every_steps = float(params["checkpoint_s"]), int(params["checkpoint_steps"])
+    model.train()
+    t0, last_ck, stopped = time.monotonic() - spent, time.monotonic(), "done"
+    emit({"event": "progress", "done": step, "total": len(plan)})
+    while step < len(plan):
+        if time.monotonic() - t0 >= budget:
+            stopped = "budget"
+            break
+        idx = plan[step]
+        feats = [model.preprocess([train[i][col] for i in idx]) for col in ("query", "passage")]
+        feats = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in f.items()} for f in feats]
+        loss = loss_fn(feats, None)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        emit({"event": "progress", "done": step, "total": len(plan), "loss": round(float(loss.item()), 4)})
+        if step < len(plan) and ((every_steps and step % every_steps == 0) or time.monotonic() - last_ck >= every_s):
+            _save_state(work, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "step": step, "seconds": time.monotonic() - t0})
+            last_ck = time.monotonic()
+            emit({"event": "checkpoint", "step": step})
+    seconds = time.monotonic() - t0
+    model.eval()
+    _save_model(model, work)
+    tuned = evaluate(model, held)
+    result = {"base": base, "tuned": tuned, "steps": step, "total_steps": len(plan), "seconds": round(seconds, 1),
+              "stopped": stopped, "train_pairs": len(train), "held_out_pairs": len(held)}
+    write_json(work / RESULT, result)
+    (work / STATE).unlink(missing_ok=True)  # the model is saved; the 3x-sized optimizer state is not needed
+    return result
+
+
+def run_fake(work: Path, gain: float, *, emit: Callable[[dict[str, Any]], None] = lambda _e: None,
+             step_s: float = 0.3) -> dict[str, Any]:
+    """Test hook (``MUSUBI_TEST_TUNE_GAIN``, docs/finetune.md): no torch.  The base model is measured with the
+    FakeEmbedder the test worker runs; the "tuned" one reports those measures plus ``gain``; a small model
+    folder is written so the rest of the pipeline (ids, activation, re-embedding) runs for real."""
+    if (work / RESULT).is_file():
+        return dict(json.loads((work / RESULT).read_text("utf-8")))
+    from core.rag.embedder import FakeEmbedder
+
+    data = json.loads((work / PAIRS).read_text("utf-8"))
+    fake = FakeEmbedder(64)
+
+    class _Model:
+        def encode(self, texts: Sequence[str], **_kw: Any) -> Any:
+            return fake.encode(texts)
+
+    base = evaluate(_Model(), data["held_out"])
+    write_json(work / BASE, base)
+    total = 4
+    step = int(json.loads((work / STATE).read_text("utf-8"))["step"]) if (work / STATE).is_file() else 0
+    if step:
+        emit({"event": "resumed", "step": step, "seconds": 0})
+    while step < total:
+        time.sleep(step_s)
+        step += 1
+        emit({"event": "progress", "done": step, "total": total, "loss": 1.0 / step})
+        if step < total:
+            write_json(work / STATE, {"step": step})
+            emit({"event": "checkpoint", "step": step})
+    tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=work))
+    (tmp / "modules.json").write_text("[]")
+    (tmp / "model.safetensors").write_bytes(hashlib.sha256((work / PAIRS).read_bytes()).digest() + str(work).encode())
+    final = work / MODEL
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    tuned = {**base, **{k: round(min(1.0, max(0.0, base[k] + gain)), 4) for k in ("r1", "r10", "mrr")}}
+    result = {"base": base, "tuned": tuned, "steps": total, "total_steps": total, "seconds": total * step_s,
+              "stopped": "done", "train_pairs": len(data["train"]), "held_out_pairs": len(data["held_out"])}
+    write_json(work / RESULT, result)
+    (work / STATE).unlink(missing_ok=True)
+    return result
+
+
+def _watch_parent(ppid: int) -> None:
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == ppid:
+            time.sleep(1.0)
+        os._exit(3)  # the engine is gone (kill -9): the resumed job starts a new trainer from state.pt
+
+    threading.Thread(target=watch, name="watch-engine", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.tune.train", description="Train a tuned embedder in WORK.")
+    p.add_argument("work", type=Path)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: half the CPUs, as the worker)")
+    p.add_argument("--nice", type=int, default=0)
+    p.add_argument("--fake", type=float, default=None, metavar="GAIN", help="tests: no model (run_fake)")
+    args = p.parse_args(argv)
+    _watch_parent(os.getppid())
+    if args.nice:
+        os.nice(args.nice)
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # a library's print must not corrupt the event lines
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s trainer[%(process)d] %(levelname)s %(message)s")
+    from core.rag.embedder import default_threads
+
+    def emit(event: dict[str, Any]) -> None:
+        out.write(json.dumps(event) + "\n")
+
+    try:
+        if args.fake is not None:
+            result = run_fake(args.work, args.fake, emit=emit)
+        else:
+            result = run(args.work, threads=args.threads or default_threads(), emit=emit)
+    except Exception as exc:  # noqa: BLE001 - the job shows the reason; the traceback is in the log
+        log.exception("training failed")
+        emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+        return 1
+    emit({"event": "done", "result": result})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
