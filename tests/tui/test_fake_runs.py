@@ -106,4 +106,4 @@ def test_the_fake_answers_and_events_have_the_documented_shapes() -> None:
     _exactly(fake.answer("POST", f"/v1/runs/{RUN_B}/cancel", None, None, "alice", perms), rq.Run)
     _exactly(state_event(fixed_runs()[RUN_B]), rq.RunEvent)
     _exactly(event("run.step", RUN_B, step=step("1", "x", "running")), rq.StepEvent)
-    _exactly(event("run.output", RUN_B, step="1", agent="a", text="t"), rq.OutputEvent)
+    _exactly(event("run.output", RUN_B, step="1", agent="a", text="t", offset=0), rq.OutputEvent)
