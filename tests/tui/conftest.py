@@ -41,7 +41,7 @@ def engine_home() -> Iterator[HomePaths]:
         shutil.rmtree(paths.home, ignore_errors=True)
 
 
-async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, deadline_s: float = 20.0) -> None:
+async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, deadline_s: float = 60.0) -> None:
     """Pump the app until ``cond()`` holds; fail naming ``what`` if it never does (a hang guard, not a speed check)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
