@@ -38,6 +38,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(module.with_suffix("").as_posix().removeprefix("tests/")))
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # xdist workers inherit COLUMNS/LINES from the controller (80 when it has no terminal), a serial run does
+    # not: in-process CLI renders (tui/output.py) would wrap at 80 on workers only.  Tests that want a width
+    # set it themselves (tests/cli/helpers.py gives its subprocesses COLUMNS=200).
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def soak(request: pytest.FixtureRequest) -> bool:
     """True under ``--soak``: a soak-marked test uses its full size."""
