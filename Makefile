@@ -37,9 +37,13 @@ sysdeps:
 run: $(STAMP)
 	$(BIN)/musubi
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (the tests mostly wait on engine and CLI
+# subprocesses, so more workers than cores pays); each test module is one group on one worker
+# (tests/conftest.py).  `make test TEST_WORKERS=0` runs it serially.
+TEST_WORKERS ?= 4
 test: $(STAMP) sysdeps
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 # The suite under coverage, engine and CLI subprocesses included (see [tool.coverage.run] in
 # pyproject.toml), then line coverage per package.  Fails when a test fails or the total

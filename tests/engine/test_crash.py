@@ -56,7 +56,7 @@ def test_kill9_mid_burst_loses_nothing_acknowledged(home: Home) -> None:
             th.join(60)
     assert not surprises, surprises
     assert not any(th.is_alive() for th in threads)
-    wait_gone(helper, timeout=10)  # the journal's sync helper does not outlive its engine
+    wait_gone(helper)  # the journal's sync helper does not outlive its engine
 
     info = home.start()
     assert info["started"] is True and info["pid"] != old_pid

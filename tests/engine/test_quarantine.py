@@ -102,7 +102,7 @@ def test_a_refused_group_is_quarantined_and_later_writes_survive(home: Home) -> 
 
     h = poll(lambda: (x := _health(home))["quarantined_groups"] == 1 and x, timeout=30)
     # Audited once state was reloaded without it.
-    ev = poll(lambda: home.audit(t, action="engine.quarantine"), timeout=10)
+    ev = poll(lambda: home.audit(t, action="engine.quarantine"))
     assert h["quarantine_dir"] == str(home.paths.quarantine)
     files = sorted(home.paths.quarantine.glob("*.json"))
     assert len(files) == 1
@@ -167,7 +167,7 @@ def test_kill9_after_acknowledging_a_refused_group_starts_and_keeps_good_writes(
     assert home.quota(t, "tokens", "day")["used"] == 3 * (1 + len(good))
     v = c.post("/v1/audit/verify", {})
     assert v["ok"] is True and len(v["quarantined"]) == 1, json.dumps(v)
-    assert poll(lambda: home.audit(t, action="engine.quarantine"), timeout=10)
+    assert poll(lambda: home.audit(t, action="engine.quarantine"))
 
 
 def test_a_crafted_unappliable_journal_line_is_quarantined_at_start(home: Home) -> None:
@@ -207,7 +207,7 @@ def test_a_crafted_unappliable_journal_line_is_quarantined_at_start(home: Home) 
         and "duplicate key" in doc["error"].lower()
         and doc["tenants"] == [t]
     )
-    ev = poll(lambda: home.audit(t, action="engine.quarantine"), timeout=10)
+    ev = poll(lambda: home.audit(t, action="engine.quarantine"))
     assert ev[0]["details"]["group"] == applied + 1 and ev[0]["details"]["events"] == []
     assert home.client(t).post("/v1/audit/verify", {})["ok"] is True
     status = _musubi(home, "engine", "status")

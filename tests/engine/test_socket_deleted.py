@@ -38,7 +38,7 @@ def test_cleanup_stops_an_engine_whose_socket_was_deleted() -> None:
         h.paths.socket.unlink()  # cleaned up before the engine re-creates it (within a second)
     finally:
         h.cleanup()
-    wait_gone(pid, timeout=15)
+    wait_gone(pid)
 
 
 def test_the_engine_recreates_a_deleted_socket(home: Home) -> None:
@@ -46,7 +46,7 @@ def test_the_engine_recreates_a_deleted_socket(home: Home) -> None:
     pid = home.pid()
     t = home.new_tenant("sock")
     home.paths.socket.unlink()
-    info = poll(lambda: ping(home.paths), timeout=15)
+    info = poll(lambda: ping(home.paths))
     assert info["pid"] == pid
     assert home.paths.socket.stat().st_mode & 0o777 == 0o600
     home.client(t).post("/v1/usage", {"model": "m", "input_tokens": 3})

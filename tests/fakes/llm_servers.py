@@ -14,6 +14,8 @@ subprocess) and async tests use it alike.  The control API::
     fake.push(Reply(status=429, retry_after="2"))     # faults: 429/500/401, slow, drop, malformed
     fake.responder = lambda seen: Reply(text=seen.body["model"])  # or choose per request
     fake.requests, fake.usage_reported, fake.disconnects, fake.completed
+    fake.push(Reply(hold=True)); fake.wait_for(lambda f: f.chat_requests(), "the call"); fake.release()
+    fake.wait_for(lambda f: f.completed == 1, "the stream's end")  # conditions, never sleeps
 
 and the same over HTTP for a fake run from another process: ``POST /__fake__/replies``
 (a JSON list of Reply fields) and ``GET /__fake__/stats``.
@@ -54,6 +56,7 @@ class Reply:
     stop_reason: str | None = None  # default: "stop" (OpenAI) / "end_turn" (Anthropic)
     cache_read_tokens: int = 0  # Anthropic cache_read_input_tokens (OpenAI: cached_tokens, included)
     omit_usage: bool = False  # a server that ignores stream_options.include_usage
+    hold: bool = False  # answer only after ``release()``: a call kept in flight for as long as a test needs
 
 
 @dataclass
@@ -87,6 +90,8 @@ class FakeLLMServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.disconnected = threading.Event()
+        self._changed = threading.Condition()  # notified on each request, completion and disconnect
+        self._released: asyncio.Event | None = None  # created on the server's loop (``hold`` replies wait on it)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -110,6 +115,24 @@ class FakeLLMServer:
             self.usage_reported.clear()
             self.completed = self.disconnects = 0
             self.disconnected.clear()
+        if self._loop is not None and self._released is not None:
+            self._loop.call_soon_threadsafe(self._released.clear)
+
+    def release(self) -> None:
+        """Let every ``hold`` reply (waiting or still to come) answer."""
+        assert self._loop is not None and self._released is not None, "the fake is not started"
+        self._loop.call_soon_threadsafe(self._released.set)
+
+    def wait_for(self, cond: Callable[[FakeLLMServer], object], what: str, timeout: float = 60.0) -> None:
+        """Block until ``cond(self)`` holds, re-checked whenever the fake sees a request, a completion or a
+        disconnect; fail naming ``what`` after ``timeout`` (a hang guard: a loaded machine is slow, not wrong)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: cond(self), timeout):
+                raise AssertionError(f"the fake {self.flavour} server never saw: {what}")
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def chat_requests(self) -> list[Seen]:
         return [r for r in self.requests if r.method == "POST" and not r.path.startswith("/__fake__")]
@@ -150,6 +173,7 @@ class FakeLLMServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
+        self._released = asyncio.Event()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
@@ -183,6 +207,7 @@ class FakeLLMServer:
             body = raw.decode("utf-8", "replace")
         seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
         self.requests.append(seen)
+        self._notify()
         rid = f"req_{uuid.uuid4().hex[:16]}"
         id_header = {"openai": "x-request-id", "anthropic": "request-id"}[self.flavour]
         if request.path.startswith("/openai/") and "api-version" not in request.query:
@@ -195,6 +220,8 @@ class FakeLLMServer:
         reply = self._next(seen)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.hold and self._released is not None:
+            await self._released.wait()
         if reply.status != 200:
             return self._error(reply.status, reply, rid, id_header, request)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", id_header: rid,
@@ -214,8 +241,10 @@ class FakeLLMServer:
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects += 1
             self.disconnected.set()
+            self._notify()
             raise
         self.completed += 1
+        self._notify()
         return resp
 
     def _authorised(self, request: web.Request) -> bool:

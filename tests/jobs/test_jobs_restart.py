@@ -37,7 +37,7 @@ def test_kill9_mid_job_then_restart_resumes_from_the_checkpoint(jhome: Home) -> 
     # The job's row reads "done" from memory as soon as the runner returns; its audit event is
     # listed once the group commit holding it is durable, a moment later.
     want = ["job.start", "job.interrupt", "job.resume", "job.finish"]
-    acts = poll(lambda: (a if (a := [x[0] for x in actions(jhome, "default", j["id"])]) == want else None), timeout=10)
+    acts = poll(lambda: (a if (a := [x[0] for x in actions(jhome, "default", j["id"])]) == want else None))
     assert acts == want
 
 

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 
 from core.orchestration.contracts import PROVIDER_ENTRY_POINTS
 from tests.cli.helpers import Cli, short_home
+from tests.engine.helpers import poll
 from tests.fakes.llm_servers import FakeLLMServer, Reply
 from tests.providers.helpers import ANTHROPIC_KEY, ENTRY_POINTS, OPENAI_KEY
 
@@ -92,20 +92,23 @@ def test_list_test_and_reload_against_the_fakes(engine: tuple[Cli, dict[str, str
     # a reload while a call is in flight: the call finishes on the old settings, undisturbed
     import threading
 
-    fake_openai.push(Reply(text="slow but sure", delay_s=1.5))
+    fake_openai.push(Reply(text="slow but sure", hold=True))  # in flight until released, however slow the machine
     before = len(fake_openai.chat_requests())
     slow: dict[str, object] = {}
     caller = threading.Thread(target=lambda: slow.update(r=cli("providers", "test", "openai", "--json", env=env)))
     caller.start()
-    for _ in range(200):
-        if len(fake_openai.chat_requests()) == before + 1:  # the slow call has reached the vendor
-            break
-        time.sleep(0.02)
-    during = cli.js("engine", "reload", "--keep-env", env=env)
-    caller.join(30)
+    try:
+        fake_openai.wait_for(lambda f: len(f.chat_requests()) == before + 1, "the slow call reaching the vendor")
+        during = cli.js("engine", "reload", "--keep-env", env=env)
+    finally:
+        fake_openai.release()
+        caller.join(120)
+    assert not caller.is_alive(), "the slow call never returned"
     assert during["previous_in_flight"] == 1 and during["generation"] == 1
     finished = slow["r"].json()  # type: ignore[attr-defined]
-    assert finished["ok"] and fake_openai.completed == before + 1 and fake_openai.disconnects == 0
+    # the fake counts a completion on its own thread after its last byte: wait for it, not for a guessed time
+    fake_openai.wait_for(lambda f: f.completed == before + 1, "the slow call's stream end")
+    assert finished["ok"] and fake_openai.disconnects == 0
 
     # the shell's corrected variable reaches the running engine through reload
     fixed = {**env, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
@@ -128,11 +131,7 @@ def test_list_test_and_reload_against_the_fakes(engine: tuple[Cli, dict[str, str
     # SIGHUP re-reads the file (and keeps the variables of the last reload)
     config.write_text("[providers.openai]\nenabled = false\n", encoding="utf-8")
     os.kill(int(cli.paths.pidfile.read_text().split()[0]), signal.SIGHUP)
-    for _ in range(100):
-        now = cli.js("providers", "list", env=fixed)
-        if now["generation"] == 3:
-            break
-        time.sleep(0.1)
+    now = poll(lambda: (d := cli.js("providers", "list", env=fixed))["generation"] == 3 and d, timeout=60, interval=0.1)
     assert [p["name"] for p in now["providers"]] == ["anthropic"]
     assert cli.js("providers", "test", env=fixed)["ok"] is True  # the reloaded key is still the engine's
 

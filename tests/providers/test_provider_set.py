@@ -175,10 +175,7 @@ async def test_reload_keeps_a_call_in_flight_and_closes_the_old_set_after_it(
     assert len(rest) == 20  # 19 more words and the Finished
     assert old.in_flight == 0 and inner.http._session is None  # closed once the call ended
     # the fake counts a completion on its own thread after its last byte: wait for that, bounded
-    for _ in range(200):
-        if fake_openai.completed:
-            break
-        await asyncio.sleep(0.01)
+    await asyncio.to_thread(fake_openai.wait_for, lambda f: f.completed == 1, "the stream's end")
     assert fake_openai.completed == 1 and fake_openai.disconnects == 0
     # a bad config file is refused and changes nothing
     config.write_text('[providers.openai]\ntimeout_s = "soon"\n', encoding="utf-8")

@@ -44,7 +44,7 @@ def engine_home() -> Iterator[HomePaths]:
 LONG_LIVED = ("engine-link", "tutorial-watch")  # workers that run as long as the app (or a tutorial) does
 
 
-async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, deadline_s: float = 20.0) -> None:
+async def wait_for(pilot: Pilot[object], cond: Callable[[], object], what: str, deadline_s: float = 60.0) -> None:
     """Pump the app until ``cond()`` holds; fail naming ``what`` if it never does (a hang guard, not a speed check)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
@@ -73,3 +73,27 @@ async def settle(pilot: Pilot[object]) -> None:
         if callable(repaint):
             repaint()
     await pilot.pause()
+
+
+async def open_admin_tab(pilot: Pilot[object], tab: str) -> None:
+    """Open Admin (6) and move right (]) to ``tab``, waiting after each key for what it brings: a key sent
+    while the screen is still mounting (or restoring its saved tab) on a loaded machine would be lost."""
+    from textual.widgets import TabbedContent
+
+    app = pilot.app
+    await pilot.press("6")
+
+    def tabs() -> TabbedContent | None:
+        found = app.screen.query(TabbedContent) if app.current_mode == "admin" else None
+        return found.first() if found else None
+
+    await wait_for(pilot, lambda: tabs() is not None and tabs().active, "the Admin screen's tabs")  # type: ignore[union-attr]
+    await settle(pilot)
+    for _ in range(12):  # more than there are tabs
+        now = tabs().active  # type: ignore[union-attr]
+        if now == tab:
+            return
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda was=now: tabs().active != was, f"the Admin tab after {now}")  # type: ignore[union-attr,misc]
+        await settle(pilot)
+    raise AssertionError(f"no Admin tab {tab!r}")

@@ -13,7 +13,7 @@ from textual.widgets import Input, Select, Static
 from core.client import EngineClient, start_engine, stop_engine
 from core.paths import HomePaths
 from core.wire import Identity
-from tests.tui.conftest import settle, wait_for
+from tests.tui.conftest import open_admin_tab, settle, wait_for
 from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
 from tui.context import AppContext, AsyncEngineClient
@@ -145,8 +145,7 @@ async def test_viewer_is_refused_with_a_notification_and_nothing_changes(engine_
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: ctx.conn.name == "connected", "connected as vera")
         assert ctx.user == "vera" and ctx.whoami and ctx.whoami["roles"] == ["viewer"]
-        await pilot.press("6", "right_square_bracket", "right_square_bracket")
-        await settle(pilot)
+        await open_admin_tab(pilot, "quotas")
         await pilot.press("e")
         await pilot.pause()
         # Refused before a form is filled (whoami says vera lacks quotas.manage): no form, a reason.

@@ -5,8 +5,11 @@ bounded number of repaints."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static, Tree
 
@@ -60,6 +63,27 @@ async def choose(pilot: Pilot[Any], screen: DashboardScreen, run_id: str) -> Non
     await pilot.pause(0.3)
 
 
+@asynccontextmanager
+async def opened(
+    api: FakeEngineApi, run: str | None = None
+) -> AsyncIterator[tuple[MusubiApp, Pilot[Any], DashboardScreen]]:
+    """The app on ``api`` at 120×40, its Dashboard ready, with ``run`` chosen by the keys when given.
+
+    A context manager rather than an async fixture, so the app opens and closes inside the test's own task."""
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        if run is not None:
+            await choose(pilot, screen, run)
+        yield app, pilot, screen
+
+
+@pytest.fixture
+def api() -> FakeEngineApi:
+    """The fake engine a test may adjust (identity, refusals) before ``opened`` starts the app on it."""
+    return FakeEngineApi()
+
+
 def notes(app: MusubiApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
@@ -77,10 +101,8 @@ def tree_labels(screen: DashboardScreen) -> list[str]:
     return out
 
 
-async def test_selecting_a_run_shows_its_step_tree_with_parallel_agents_under_their_parent() -> None:
-    app = MusubiApp(fake_ctx(FakeEngineApi()))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
+async def test_selecting_a_run_shows_its_step_tree_with_parallel_agents_under_their_parent(api: FakeEngineApi) -> None:
+    async with opened(api) as (app, pilot, screen):
         assert screen.selected == RUN_A
         labels = tree_labels(screen)
         assert [x.split("  ")[0].strip() for x in labels][:3] == ["✔ done requirements", "✔ done design",
@@ -97,11 +119,8 @@ async def test_selecting_a_run_shows_its_step_tree_with_parallel_agents_under_th
         await wait_for(pilot, lambda: "Steps r-0000000000c3 · bugfix" in text_of(app), "the run's title")
 
 
-async def test_output_streams_into_the_selected_step_in_batches() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
+async def test_output_streams_into_the_selected_step_in_batches(api: FakeEngineApi) -> None:
+    async with opened(api) as (app, pilot, screen):
         assert screen.step == "3/2"  # the last running step is shown first
         for word in ("Writing ", "tests ", "for ", "--json"):
             api.queue.put_nowait(event("run.output", RUN_A, step="3/2", agent="test-engineer", text=word))
@@ -127,11 +146,8 @@ async def test_output_streams_into_the_selected_step_in_batches() -> None:
         assert [c.data for c in parent.children] == ["3/1", "3/2", "3/3"]
 
 
-async def test_a_burst_of_events_costs_a_bounded_number_of_repaints() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
+async def test_a_burst_of_events_costs_a_bounded_number_of_repaints(api: FakeEngineApi) -> None:
+    async with opened(api) as (app, pilot, screen):
         before = dict(screen.repaints)
         flushes = screen.flushes
         n = 600
@@ -152,12 +168,8 @@ async def test_a_burst_of_events_costs_a_bounded_number_of_repaints() -> None:
         assert "0 1 2 3" in screen.outputs[(RUN_A, "3/2")]  # every delta kept, in order
 
 
-async def test_approve_sends_the_gate_and_the_hash_of_what_was_shown() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
-        await choose(pilot, screen, RUN_B)
+async def test_approve_sends_the_gate_and_the_hash_of_what_was_shown(api: FakeEngineApi) -> None:
+    async with opened(api, RUN_B) as (app, pilot, screen):
         await wait_for(pilot, lambda: "+++ b/tui/commands/runs.py" in text_of(app), "the diff shown")
         text = text_of(app)
         assert "Approval gate review" in text and "a approve · r reject · c request changes" in text
@@ -181,12 +193,8 @@ async def test_approve_sends_the_gate_and_the_hash_of_what_was_shown() -> None:
         await wait_for(pilot, lambda: any("Applied implement.diff" in n for n in notes(app)), "applied")
 
 
-async def test_reject_confirms_first_and_request_changes_asks_for_a_comment() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
-        await choose(pilot, screen, RUN_B)
+async def test_reject_confirms_first_and_request_changes_asks_for_a_comment(api: FakeEngineApi) -> None:
+    async with opened(api, RUN_B) as (app, pilot, screen):
         await pilot.press("r")
         await settle(pilot)
         await pilot.press("n")  # cancelled: nothing sent
@@ -211,12 +219,8 @@ async def test_reject_confirms_first_and_request_changes_asks_for_a_comment() ->
         assert not any(w[1].endswith("/reject") for w in api.writes)
 
 
-async def test_reject_after_confirming_calls_the_reject_route() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
-        await choose(pilot, screen, RUN_B)
+async def test_reject_after_confirming_calls_the_reject_route(api: FakeEngineApi) -> None:
+    async with opened(api, RUN_B) as (app, pilot, screen):
         await pilot.press("r")
         await settle(pilot)
         await pilot.press("y")
@@ -225,24 +229,16 @@ async def test_reject_after_confirming_calls_the_reject_route() -> None:
         assert path == f"/v1/runs/{RUN_B}/reject" and body == {"gate": "review", "shown_sha256": sha(DIFF)}
 
 
-async def test_apply_before_approval_says_why_and_sends_nothing() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
-        await choose(pilot, screen, RUN_B)
+async def test_apply_before_approval_says_why_and_sends_nothing(api: FakeEngineApi) -> None:
+    async with opened(api, RUN_B) as (app, pilot, screen):
         await pilot.press("p")
         await wait_for(pilot, lambda: any("its diff is not approved yet" in n for n in notes(app)), "why not")
         assert not [w for w in api.writes if w[1].endswith("/apply")]
 
 
-async def test_a_member_without_runs_approve_is_told_so_and_nothing_is_sent() -> None:
-    api = FakeEngineApi()
+async def test_a_member_without_runs_approve_is_told_so_and_nothing_is_sent(api: FakeEngineApi) -> None:
     api.identity.as_user = "bob"  # a member: runs.start and runs.cancel, not runs.approve
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
-        await choose(pilot, screen, RUN_B)
+    async with opened(api, RUN_B) as (app, pilot, screen):
         await settle(pilot)
         assert "✗Approve" in text_of(app) and "✗Reject" in text_of(app)  # marked in the footer
         await pilot.press("a")
@@ -261,24 +257,17 @@ async def test_a_member_without_runs_approve_is_told_so_and_nothing_is_sent() ->
         assert "✗" not in entries["Dashboard: Cancel run"]  # a member may cancel
 
 
-async def test_an_engine_refusal_is_shown_in_words() -> None:
+async def test_an_engine_refusal_is_shown_in_words(api: FakeEngineApi) -> None:
     """The engine has the last word: a refusal the screen could not foresee is shown, and the app goes on."""
-    api = FakeEngineApi()
     api.denied.add(("POST", f"/v1/runs/{RUN_B}/approve"))
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
-        await choose(pilot, screen, RUN_B)
+    async with opened(api, RUN_B) as (app, pilot, screen):
         await pilot.press("a")
         await wait_for(pilot, lambda: any("permission denied" in n for n in notes(app)), "engine refusal shown")
         assert screen.pending_approval() is not None  # nothing changed
 
 
-async def test_cancel_asks_then_cancels_and_resume_resumes_a_stopped_run() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
+async def test_cancel_asks_then_cancels_and_resume_resumes_a_stopped_run(api: FakeEngineApi) -> None:
+    async with opened(api) as (app, pilot, screen):
         await pilot.press("u")  # running: not resumable
         await wait_for(pilot, lambda: any("only a stopped, failed or interrupted run" in n for n in notes(app)),
                        "resume refused in words")
@@ -297,11 +286,8 @@ async def test_cancel_asks_then_cancels_and_resume_resumes_a_stopped_run() -> No
         await wait_for(pilot, lambda: screen.runs[RUN_D]["state"] == "queued", "resumed run read again")
 
 
-async def test_events_keep_the_list_live_and_a_new_gate_is_announced() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await ready(pilot, app)
+async def test_events_keep_the_list_live_and_a_new_gate_is_announced(api: FakeEngineApi) -> None:
+    async with opened(api) as (app, pilot, screen):
         api.queue.put_nowait(state_event({**api.runs.runs[RUN_A], "state": "waiting", "pending_gate": "review"}))
         ap = {"gate": "review", "step": "4", "state": "pending", "artefact": None, "shown_sha256": sha("plan"),
               "shown": "the plan", "asked_at": "2026-01-15T14:30:00.000000Z", "deadline": None, "decision": None,

@@ -20,7 +20,7 @@ from textual.widgets import Static
 
 from core.client import EngineClient
 from core.paths import HomePaths
-from tests.tui.conftest import settle, wait_for
+from tests.tui.conftest import open_admin_tab, settle, wait_for
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tests.tui.test_admin_engine import real_app, submit_form
 from tui.app import MusubiApp
@@ -30,13 +30,10 @@ from tui.screens.admin.quotas import NOTE_ID, GaugeList
 from tui.screens.admin.tenants import TenantsPane
 from tui.widgets.gauge import QuotaGauge
 
-TAB_KEYS = {"tenants": [], "members": ["]"], "quotas": ["]", "]"], "audit": ["]", "]", "]"]}
-
 
 async def open_pane(pilot: Pilot[Any], app: MusubiApp, tab: str) -> None:
     await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected to the real engine")
-    await pilot.press("6", *("right_square_bracket" for _ in TAB_KEYS[tab]))
-    await settle(pilot)
+    await open_admin_tab(pilot, tab)
 
 
 async def converges(pilot: Pilot[Any], engine_view: Callable[[], Any], pane_view: Callable[[], Any], what: str) -> None:

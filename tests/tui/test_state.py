@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.tui.conftest import settle, wait_for
+from tests.tui.conftest import open_admin_tab, settle, wait_for
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
 from tui.state import SavedState, state_path
@@ -45,8 +45,7 @@ async def test_mode_filters_selection_and_tab_come_back_after_a_relaunch(tmp_pat
         sl.deselect_all()
         sl.select("gpt-6-astra")
         await settle(pilot)
-        await pilot.press("6", "right_square_bracket", "right_square_bracket")
-        await settle(pilot)
+        await open_admin_tab(pilot, "quotas")
     saved = json.loads(path.read_text())
     assert saved["sections"]["app"]["mode"] == "admin" and saved["sections"]["admin"]["tab"] == "quotas"
 
