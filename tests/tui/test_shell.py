@@ -10,7 +10,7 @@ from rich.color import ColorSystem
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tests.tui.conftest import settle, wait_for
+from tests.tui.conftest import open_admin_tab, settle, wait_for
 from tests.tui.fakes import FakeEngineApi, fake_ctx
 from tui.app import MusubiApp
 from tui.config import EngineSettings, Settings, config_path, load_settings
@@ -228,13 +228,11 @@ async def test_lost_engine_keeps_running_says_so_and_resumes_live_updates(fake_a
 async def test_a_refused_action_is_a_notification_not_a_crash(fake_api: FakeEngineApi) -> None:
     fake_api.denied.add(("PUT", "/v1/quotas"))
     async with running(fake_api, (120, 40)) as (app, ctx, pilot):
-        await pilot.press("6", "right_square_bracket", "right_square_bracket")
-        await settle(pilot)
+        await open_admin_tab(pilot, "quotas")
         await pilot.press("e")
-        await pilot.pause()
-        await pilot.press("ctrl+s")
         await settle(pilot)
-        assert any(n.startswith("Permission denied") for n in notes(app))
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(n.startswith("Permission denied") for n in notes(app)), "the refusal")
         assert app.is_running and app.current_mode == "admin"
 
 
