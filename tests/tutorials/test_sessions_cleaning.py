@@ -67,3 +67,17 @@ def test_reset_cancels_a_run_waiting_at_a_gate_in_the_sandbox(home: Home) -> Non
     cancel = [e for e in home.audit(sb["tenant"]) if e["action"] == "run.cancel"][-1]
     assert cancel["outcome"] == "success" and cancel["resource"] == f"run:{run['id']}", cancel
     assert call(home, "POST", "/v1/audit/verify", {}, tenant=sb["tenant"])["ok"] is True
+
+
+def test_finishing_cancels_a_run_still_going_in_the_sandbox(home: Home) -> None:  # noqa: F811
+    sb = call(home, "POST", "/v1/tutorials/demo/start")["sandbox"]
+    call(home, "POST", "/v1/tutorials/demo/complete", {"step": "press"})
+    call(home, "POST", "/v1/roles", {"name": "reviewer", "permissions": ["specs.read"]}, tenant=sb["tenant"])
+    call(home, "POST", "/v1/tutorials/demo/check", {"step": "role"})
+    run = call(home, "POST", "/v1/runs", {"workflow": "tutorial", "feature": "save the cart"}, tenant=sb["tenant"],
+               project=sb["project"])
+    assert wait(home, sb["tenant"], run["id"], "waiting", "failed", "done", "stopped")["state"] == "waiting"
+    done = call(home, "POST", "/v1/tutorials/demo/complete", {"step": "last"})
+    assert done["progress"]["state"] == "done", done
+    acts = [e["action"] for e in home.audit(sb["tenant"])]
+    assert acts.index("run.cancel") < acts.index("tutorial.finish") < acts.index("tenant.suspend"), acts
