@@ -3,12 +3,17 @@ sandbox cancels what still runs in it (issue 18 gaps)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.engine.helpers import Home
+import pytest
+
+from tests.engine.helpers import Home, home_fixture
+from tests.jobs.helpers import JOB_KINDS, KIND, wait_done_at_least
 from tests.runs.helpers import wait
 from tests.serve.helpers import actions, mint, raw
-from tests.tutorials.test_engine import call, home  # noqa: F401  (the fixture: an engine with the demo tutorial)
+from tests.tutorials.test_engine import call, home, write_demo  # noqa: F401  (home: an engine with the demo)
 
 
 def ok(h: Home, method: str, path: str, body: Any = None, **kw: Any) -> Any:
@@ -81,3 +86,24 @@ def test_finishing_cancels_a_run_still_going_in_the_sandbox(home: Home) -> None:
     assert done["progress"]["state"] == "done", done
     acts = [e["action"] for e in home.audit(sb["tenant"])]
     assert acts.index("run.cancel") < acts.index("tutorial.finish") < acts.index("tenant.suspend"), acts
+
+
+@pytest.fixture
+def jhome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """An engine with the demo tutorial and the test job kind (a slow counting job)."""
+    write_demo(tmp_path)
+    env = {**JOB_KINDS, "MUSUBI_TUTORIALS_DIR": str(tmp_path)}
+    with home_fixture(start=True, env=env, monkeypatch=monkeypatch) as h:
+        yield h
+
+
+def test_reset_cancels_a_job_in_progress_in_the_sandbox(jhome: Home) -> None:
+    sb = call(jhome, "POST", "/v1/tutorials/demo/start")["sandbox"]
+    job = call(jhome, "POST", "/v1/jobs", {"kind": KIND, "params": {"n": 100_000, "delay_s": 0.01}},
+               tenant=sb["tenant"])
+    wait_done_at_least(jhome, sb["tenant"], job["id"], 1)  # it is running
+    call(jhome, "POST", "/v1/tutorials/demo/reset")
+    evs = jhome.audit(sb["tenant"])
+    acts = [e["action"] for e in evs]
+    assert acts.index("job.cancel") < acts.index("tenant.suspend"), acts
+    assert [e["resource"] for e in evs if e["action"] == "job.cancel"] == [f"job:{job['id']}"]
