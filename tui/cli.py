@@ -34,7 +34,7 @@ from typing import Any
 import click
 
 from core.errors import EXIT_ERROR, EXIT_USAGE, MusubiError
-from tui.output import CliState, MusubiGroup, example
+from tui.output import CWD_GONE, CliState, MusubiGroup, cwd_gone, example
 
 # One line per command group: name -> (module exposing ``cli_group``, the first paragraph of its help,
 # which ``musubi --help`` shortens the way click does; tests/cli checks it against the module).
@@ -320,6 +320,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except Exception as exc:  # the last line of defence: a clear message instead of a traceback
+        if isinstance(exc, FileNotFoundError) and cwd_gone():  # the folder it was run from was deleted
+            return _report({"code": "cwd_gone", "message": CWD_GONE}, EXIT_ERROR, want_json, f"musubi: error: {CWD_GONE}")
         msg = (f"unexpected {type(exc).__name__}: {exc}. This is a bug in musubi; "
                "please report it with the command you ran.")
         return _report({"code": "internal", "message": msg}, EXIT_ERROR, want_json, f"musubi: error: {msg}")

@@ -209,9 +209,34 @@ def fields(data: Mapping[str, Any], keys: Sequence[str] | None = None, *, title:
     table(("FIELD", "VALUE"), ((k, data.get(k)) for k in keys), title=title, wrap=("VALUE",))
 
 
+CWD_GONE = "the current folder no longer exists: cd to an existing folder and run the command again."
+
+
+def cwd_gone() -> bool:
+    """Whether the working directory was deleted under this process (``os.getcwd`` fails)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
+
+
+def working_dir() -> str:
+    """The working directory; a deleted one is a clear error (code ``cwd_gone``), never a traceback."""
+    from core.errors import MusubiError
+
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        raise MusubiError(CWD_GONE, code="cwd_gone") from None
+
+
 def abspath(path: str) -> str:
     """An absolute, symlink-resolved path: the engine runs elsewhere (cwd ``/``)."""
-    return str(Path(path).expanduser().resolve())
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(working_dir()) / p
+    return str(p.resolve())
 
 
 def confirm(state: CliState, what: str, yes: bool, consequence: str = "") -> None:

@@ -74,6 +74,7 @@ class Engine:
         self.inbound = InboundService(self.runner, self.integrations, self.runs)
         self.tutorials = TutorialService(self.runner, self.tenancy)  # tutorials (issue 18)
         self.runs.sandbox_provider = self.tutorials.replay_for  # a sandbox's runs: the labelled replay provider
+        self.tutorials.sandboxes.runs, self.tutorials.sandboxes.jobs = self.runs, self.jobs  # cleaning cancels these
         self.tutorials.latest_run = self._latest_run  # the {run} placeholder of tutorial steps
         # -- provider fine-tuning (issue 19): datasets from approved artefacts, jobs at OpenAI / Azure OpenAI
         self.tune_provider = ProviderTuning(self.runner, self.jobs, self.usage, self.providers, self.runs)

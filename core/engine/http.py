@@ -322,8 +322,10 @@ class Api:
         a = asked(request, tenant)
         explicit = tenant or request.headers.get("X-Musubi-Tenant")
         sessions = self.e.sessions
+        # tutorials (issue 18): a session may also act in its user's live sandbox tenants (docs/remote.md)
+        lent = await self.e.tutorials.live_sandboxes() if explicit else {}
         try:
-            s = sessions.resolve(token, peer, explicit)
+            s = sessions.resolve(token, peer, explicit, lent)
         except SessionRefused as exc:
             if not sessions.audit_refusal(exc):
                 raise
@@ -337,8 +339,10 @@ class Api:
             resource = f"session:{refused.extra.get('session', '?')}"
             return await self.r.run(Caller(peer, peer, where), "session.use", resource, refuse)
 
+        where = explicit or s.tenant  # resolve accepted it: the session's tenant or one of its user's sandboxes
+
         def make() -> Caller:
-            c = self.r.make_ctx(s.user, a.as_user, s.tenant, a.cwd, a.project, outsiders=outsiders)
+            c = self.r.make_ctx(s.user, a.as_user, where, a.cwd, a.project, outsiders=outsiders)
             c.session, c.auth = s.id, s.auth
             if not outsiders:  # "SSO required" counts only a SAML/OIDC sign-in (core/identity/gate.py)
                 self.e.identity.gate(c)
@@ -347,8 +351,8 @@ class Api:
         try:
             c = make()
         except PermissionDenied:  # e.g. the user lost their role, or a refused --as: audited
-            return await self.r.run(Caller(s.user, s.user, s.tenant, session=s.id), "tenant.access",
-                                    f"tenant:{s.tenant}", make)
-        if not s.used:
+            return await self.r.run(Caller(s.user, s.user, where, session=s.id), "tenant.access",
+                                    f"tenant:{where}", make)
+        if sessions.unused_in(s, c.tenant):
             await self.r.run(c, "session.use", f"session:{s.id}", lambda: sessions.first_use(c, s))
         return c

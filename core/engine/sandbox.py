@@ -9,13 +9,15 @@ and registers the folder directly (a project inside the engine's home is refused
 purpose, so only the engine can make one there).  It never touches another tenant or folder:
 every event it writes is in the sandbox tenant's own chain.
 
-Cleaning (on reset and when the tutorial is finished) unregisters the project, suspends the
+Cleaning (on reset and when the tutorial is finished) first cancels the sandbox's runs and jobs still
+going (as its owner, audited ``run.cancel``/``job.cancel`` in its chain), then unregisters the project, suspends the
 tenant (reason ``tutorial sandbox cleaned``) and deletes the folder.  The tenant itself stays,
 suspended, so its audit chain stays verifiable; the next sandbox gets the next name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -34,6 +36,8 @@ from core.storage.base import Delete, Insert, Update
 if TYPE_CHECKING:
     from core.engine.runner import OpRunner
     from core.engine.tenancy import TenancyService
+    from core.jobs.service import JobService
+    from core.orchestration.service import RunService
 
 log = logging.getLogger(__name__)
 SANDBOXES = "sandboxes"
@@ -83,6 +87,8 @@ class SandboxService:
         self.r = runner
         self.tenancy = tenancy
         self.samples = samples
+        self.runs: RunService | None = None  # set by the engine: what cleaning cancels (stop_activity)
+        self.jobs: JobService | None = None
 
     @property
     def root(self) -> Path:
@@ -133,6 +139,34 @@ class SandboxService:
         return (t is not None and t.status == "active"
                 and sandbox["project"] in self.r.state.projects.get(sandbox["tenant"], {})
                 and Path(sandbox["path"]).is_dir())
+
+    async def stop_activity(self, ctx: Caller, tenant: str) -> list[str]:
+        """Cancel the sandbox tenant's unfinished runs, then its jobs still queued or running (``run:ID``/``job:ID``).
+
+        Called before cleaning, while the tenant is still active (a suspended tenant refuses writes, a cancel
+        included), as the sandbox's owner: each cancel is its own audited op in the sandbox's chain.  A cancel
+        that is refused (the run or job ended meanwhile) is logged and left."""
+        from core.api.runs import FINAL_STATES
+        from core.jobs.model import TERMINAL
+
+        t = self.r.state.tenants.get(tenant)
+        if t is None or t.status != "active":
+            return []
+        me = replace(ctx, tenant=tenant, project=None)
+        stopped: list[str] = []
+        for d in list(self.runs.data.values()) if self.runs is not None else []:
+            if d.run.tenant == tenant and d.run.state not in FINAL_STATES:
+                try:
+                    await self.runs.cancel(me, d.run.id)  # type: ignore[union-attr]
+                    stopped.append(f"run:{d.run.id}")
+                except MusubiError as exc:
+                    log.warning("sandbox %s: run %s not cancelled: %s", tenant, d.run.id, exc.message)
+        for j in list(self.jobs.jobs.values()) if self.jobs is not None else []:
+            if j.tenant == tenant and j.state not in TERMINAL and j.state != "cancelling":
+                with contextlib.suppress(MusubiError):  # e.g. its run's cancel ended it just now
+                    await self.jobs.cancel(me, j.id)  # type: ignore[union-attr]
+                    stopped.append(f"job:{j.id}")
+        return stopped
 
     def clean(self, ctx: Caller, sandbox: dict[str, Any], why: str) -> None:
         """Inside an op: unregister the project and suspend the tenant (the folder goes after the commit)."""

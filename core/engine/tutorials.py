@@ -173,6 +173,18 @@ class TutorialService:
                 self._recs = recs
         return self._recs
 
+    async def live_sandboxes(self) -> dict[str, str]:
+        """Live sandbox tenants and the user each was made for: not cleaned, active, the user still a member.
+
+        A remote session (docs/remote.md) may act in these tenants for that user, besides its own tenant."""
+        out: dict[str, str] = {}
+        st = self.r.state
+        for (user, _), rec in (await self.records()).items():
+            t = st.tenants.get(rec.sandbox["tenant"]) if rec.sandbox else None
+            if rec.sandbox and t is not None and t.status == "active" and st.is_member(rec.sandbox["tenant"], user):
+                out[rec.sandbox["tenant"]] = user
+        return out
+
     def _lock(self, user: str, tid: str) -> asyncio.Lock:
         return self._locks.setdefault((user, tid), asyncio.Lock())
 
@@ -325,6 +337,8 @@ class TutorialService:
                 rec = recs.get((ctx.user, tid))
             resumed = rec is not None and self.sandboxes.exists(rec.sandbox)
             stale = rec.sandbox if rec is not None and rec.sandbox and not resumed else None
+            if stale:  # e.g. its folder was deleted by hand: what still runs there stops with it
+                await self.sandboxes.stop_activity(ctx, stale["tenant"])
             if not resumed:
                 gen = self.sandboxes.free_generation(ctx.user, tid, rec.generation if rec else 0)
                 tenant = sandbox_name(ctx.user, tid, gen)
@@ -400,6 +414,10 @@ class TutorialService:
     async def _record(self, ctx: Caller, rec: Record, tut: Tutorial, step: Any, state: str, how: str) -> bool:
         """Mark one step (and finish the tutorial when it was the last); True when the sandbox was cleaned."""
         cleaned: list[dict[str, Any] | None] = []
+        kept = self.reconcile(rec, tut)[0]
+        if rec.sandbox and all(s.id == step.id or s.id in kept for s in tut.steps):
+            # this mark finishes the tutorial: stop what still runs in the sandbox while it is active
+            await self.sandboxes.stop_activity(ctx, rec.sandbox["tenant"])
 
         def op() -> None:
             self._sync_version(rec, tut)
@@ -489,6 +507,8 @@ class TutorialService:
         if rec is None:
             return None
         cleaned = rec.sandbox
+        if cleaned:  # its runs and jobs still going are cancelled before it is suspended and deleted
+            await self.sandboxes.stop_activity(ctx, cleaned["tenant"])
 
         def op() -> None:
             if cleaned:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -200,8 +200,11 @@ class SessionService:
 
     # -- the token on a request (core/engine/http.py) ------------------------------------------
 
-    def resolve(self, token: str, peer: str, tenant: str | None) -> Session:
+    def resolve(self, token: str, peer: str, tenant: str | None, sandboxes: Mapping[str, str] | None = None) -> Session:
         """The live session of ``token`` presented by OS user ``peer``, or :class:`SessionRefused`.
+
+        ``tenant`` (the one the request names) must be the session's, or one of ``sandboxes`` (live tutorial
+        sandbox tenant -> the user it was made for, from the tutorial service) made for the session's user.
 
         Only the engine's OS user may present a token: the TUI processes ``musubi serve``
         starts run as that user, so a token leaked to another local user is useless.
@@ -220,9 +223,10 @@ class SessionService:
         if peer != access.engine_os_user():
             raise SessionRefused(f"session {s.id} may be presented only by processes of the engine's OS user; "
                                  f"{peer} may not use it.", session=s.id, reason="wrong_peer", tenant=s.tenant)
-        if tenant and tenant != s.tenant:
+        if tenant and tenant != s.tenant and (sandboxes or {}).get(tenant) != s.user:
             raise SessionRefused(f"session {s.id} is for tenant {s.tenant!r}, not {tenant!r}: a remote session acts "
-                                 "in the one tenant it was opened for.", session=s.id, reason="wrong_tenant",
+                                 "in the one tenant it was opened for (and in its user's live tutorial sandboxes).",
+                                 session=s.id, reason="wrong_tenant",
                                  tenant=s.tenant)
         return s
 
@@ -238,8 +242,21 @@ class SessionService:
         s.extra[key] = True
         return True
 
+    def unused_in(self, s: Session, tenant: str) -> bool:
+        """Whether ``s`` has made no request yet in ``tenant`` (its own, or one of its user's tutorial sandboxes)."""
+        return not s.used if tenant == s.tenant else not s.extra.get(f"used:{tenant}")
+
     def first_use(self, ctx: Caller, s: Session) -> None:
-        """Audit the first request made with ``s`` (``session.use``); later ones are not (they would flood the log)."""
+        """Audit the first request made with ``s`` (``session.use``); later ones are not (they would flood the log).
+
+        The first request in one of its user's tutorial sandboxes is audited once too, in the sandbox's chain."""
+        if ctx.tenant != s.tenant:
+            if not s.extra.get(f"used:{ctx.tenant}"):
+                s.extra[f"used:{ctx.tenant}"] = True
+                self.r.audit(ctx.tenant, ctx, "session.use", f"session:{s.id}",
+                             details={"user": s.user, "purpose": s.purpose, "client": s.client,
+                                      "sandbox_of": s.tenant})
+            return
         if not s.used:
             s.used = True
             self.r.audit(s.tenant, ctx, "session.use", f"session:{s.id}",

@@ -28,6 +28,7 @@ from tui.output import (
     pass_state,
     table,
     warn,
+    working_dir,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def repo_path(ctx: click.Context, path: str | None) -> str | None:
         return abspath(given)
     from core.trace.root import find_repo_root
 
-    root = find_repo_root(os.getcwd())
+    root = find_repo_root(working_dir())
     return str(root) if root else None
 
 

@@ -13,7 +13,18 @@ from typing import Any
 
 import click
 
-from tui.output import CliState, emit, example, fields, group, line, pass_state, table
+from tui.output import (
+    CliState,
+    abspath,
+    emit,
+    example,
+    fields,
+    group,
+    line,
+    pass_state,
+    table,
+    working_dir,
+)
 
 cli_group = group(
     "workflows",
@@ -32,7 +43,7 @@ def catalog_dirs(root: str | None) -> dict[str, str | None]:
 
     if root is not None and not os.path.isdir(root):
         raise click.BadParameter(f"{root} is not a directory; give the project's folder.", param_hint="--root")
-    project = os.path.abspath(root) if root else find_repo_root(os.getcwd())
+    project = abspath(root) if root else find_repo_root(working_dir())
     return {"project_root": project, "user_dir": str(config_dir())}
 
 
