@@ -35,12 +35,15 @@ async def test_a_job_event_updates_the_line_and_a_failure_shows_the_vendors_erro
         failed = job("j-00000000000a", "tune.provider", "failed", done=3, total=4, tune=TUNE, error=ERROR)
         api.queue.put_nowait(event("job.state", failed))
         await wait_for(pilot, lambda: "✘ failed" in line(app), "the failure")
-        assert "invalid_training_file" in line(app)
+        assert "· invalid_training_file: line 3" in line(app)  # the vendor's code first, in 80 columns
         # A progress event arriving late never undoes the outcome.
         api.queue.put_nowait(event("job.progress", job("j-00000000000a", "tune.provider", "running", done=3,
                                                        total=4, tune=TUNE)))
         await pilot.pause(0.3)
         await wait_for(pilot, lambda: "✘ failed" in line(app), "the failure kept")
+        app.screen.query_one("#dash-runs").focus()
+        await pilot.press("j")
+        await wait_for(pilot, lambda: any(ERROR in str(n.message) for n in app._notifications), "j: the whole error")
         app.screen.query_one("#dash-runs").focus()
         await pilot.press("d")
         await wait_for(pilot, lambda: line(app) == "", "dismissed")

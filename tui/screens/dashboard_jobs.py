@@ -15,6 +15,7 @@ line reads the same in NO_COLOR and 16 colours.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 KINDS: dict[str, str] = {"tune.provider": "fine-tune", "tune.embed": "embedder training",
                          "tune.activate": "embedder activation"}
 ACTIVE = frozenset({"queued", "running", "cancelling", "interrupted"})
+VENDOR_FAILED = re.compile(r"^the provider's fine-tuning job \S+ failed: ")
 LIMIT = 50  # jobs read at start (the engine's newest first); the tuning ones are kept
 # state -> (symbol, style): the word is the state itself
 STATES: dict[str, tuple[str, str]] = {
@@ -64,7 +66,9 @@ def progress(job: Mapping[str, Any]) -> str:
 def outcome(job: Mapping[str, Any]) -> str:
     """What a finished job left: the registered model, the embedder's decision, or the error."""
     if job.get("state") == "failed":
-        return str(job.get("error") or "no reason given")
+        # core/finetune/service.py words a vendor's failure "the provider's fine-tuning job ID failed: CODE: MSG":
+        # the line keeps CODE: MSG (80 columns cut the rest); j shows the whole message.
+        return VENDOR_FAILED.sub("", str(job.get("error") or "no reason given"))
     result = job.get("result") or {}
     if job.get("state") == "cancelled":
         return f"cancelled by {job['cancelled_by']}" if job.get("cancelled_by") else "cancelled"
@@ -110,7 +114,8 @@ def details(jobs: Iterable[Job]) -> str:
     """Every tuning job known here, one per line, in full (the ``j`` key)."""
     rows = sorted(jobs, key=lambda j: (j["created_at"], j["id"]), reverse=True)
     return "\n".join(f"{job_text(j).plain}  [{j['id']}, {j['kind']}, since {j['created_at'][:16]}]"
-                     for j in rows[:10]) + "\nmusubi tune status TUNE_ID shows a provider job's events."
+                     + (f"\n  {j['error']}" if j["error"] else "") for j in rows[:10]) \
+        + "\nmusubi tune status TUNE_ID shows a provider job's events."
 
 
 class JobsPanel:
