@@ -19,6 +19,7 @@ from core.api.calls import Call
 from core.api.runs import RUN_STATES
 from core.async_client import EngineApi
 from core.errors import MusubiError
+from core.jobs.model import STATES as JOB_STATES
 
 # Names no fixed data uses, so both sides start from nothing for them.
 TENANT = "contract-co"
@@ -202,6 +203,11 @@ async def run_scenarios(api: EngineApi, repo: str) -> list[Step]:
     await step("provider stats", calls.provider_stats(), lambda a: all(
         r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["count"] > 0 for r in a))
     await step("run settings", calls.run_settings(), lambda a: a["audit_text"])
+    # -- background jobs (issue 19: the Dashboard's fine-tuning line reads GET /v1/jobs)
+    await step("jobs list", calls.get("/v1/jobs", limit=50), lambda a: all(
+        j["state"] in JOB_STATES and j["progress"]["done"] >= 0 for j in a))
+    await step("jobs list bad state", calls.get("/v1/jobs", state="sleeping"))
+    await step("jobs list bad limit", calls.get("/v1/jobs", limit=0))
 
     # -- tutorials (issue 18): the catalogue, a start, client-seen steps, refusals, reset (mode 5 and its panel)
     await step("tutorials list", calls.tutorials(),

@@ -17,6 +17,7 @@ from core.paths import HomePaths
 from core.rbac import PERMISSIONS
 from core.wire import Identity
 from tests.tui.fake_engine import FakeEngine, role_json
+from tests.tui.fake_jobs import FakeJobs
 from tests.tui.fake_runs import FakeRuns
 from tests.tui.fake_search import FakeSearch
 from tests.tui.fake_tutorials import FakeTutorials
@@ -116,6 +117,7 @@ class FakeEngineApi(AsyncEngineClient):
         self.runs = FakeRuns()  # the orchestration runs (the Dashboard)
         self.tutorials = FakeTutorials()  # the tutorials (mode 5 and the tutorial panel)
         self.tutorials.probe = self._probe
+        self.jobs = FakeJobs()  # background jobs (the Dashboard's fine-tuning line, issue 19)
 
     def _check(self) -> None:
         if self.down:
@@ -168,6 +170,8 @@ class FakeEngineApi(AsyncEngineClient):
             # In a tutorial's sandbox the user is its owner (the engine makes it so at start).
             return {**self.engine.answer(method, path, body, query, self.identity.as_user),
                     "tenant": self.identity.tenant}
+        if path == "/v1/jobs":  # issue 19: the Dashboard's fine-tuning line (tests/tui/fake_jobs.py)
+            return self.jobs.answer(method, path, query)
         if path.startswith("/v1/runs") or path in ("/v1/providers/stats", "/v1/run-settings"):  # + runs gaps
             user = self.identity.as_user or self.engine.owner
             return copy.deepcopy(self.runs.answer(method, path, body, query, user, self.engine.permissions_of(user)))

@@ -41,6 +41,9 @@ ACTIONS: dict[str, ActionSpec] = {
                              "is re-sent)", "runs.start"),
     "dash_output": ActionSpec("read the selected step's output so far from the engine again", None),
     "dash_latency": ActionSpec("show this tenant's provider latency (p50/p95 per provider and model)", None),
+    # issue 19: the Dashboard's fine-tuning line (tui/screens/dashboard_jobs.py)
+    "dash_jobs": ActionSpec("list this tenant's fine-tuning jobs: state, progress, the model or the error", None),
+    "dash_jobs_dismiss": ActionSpec("dismiss the finished fine-tuning job the Dashboard shows", None),
     # Trace (mode 2)
     "trace_rescan": ActionSpec("re-scan the repository now (it also re-scans by itself)", "specs.read"),
     "trace_uncovered": ActionSpec("show only requirements with a missing column, or all", "specs.read"),

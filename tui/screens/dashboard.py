@@ -38,6 +38,7 @@ from tui.screens import dashboard_view as view
 from tui.screens.base import STYLES, ModeScreen
 from tui.screens.dashboard_actions import RunActions
 from tui.screens.dashboard_info import InfoBox, InfoPanels
+from tui.screens.dashboard_jobs import JobsPanel
 from tui.screens.dashboard_pipeline import PipelinePanel
 from tui.widgets.panel import Panel
 
@@ -56,7 +57,7 @@ class RunsNote(Static, can_focus=True):
     """The runs panel's empty state or error; focusable so it scrolls and maximises."""
 
 
-class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
+class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScreen):
     MODE = "dashboard"
     CSS_PATH = STYLES / "dashboard.tcss"
     AUTO_FOCUS = "#dash-runs"
@@ -65,6 +66,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         "dashboard-run": "Run details", "dashboard-act": "Run action", "dashboard-diff": "Diff",
         "dashboard-pipeline": "CI pipeline",
         "dashboard-output": "Step output", "dashboard-stats": "Provider latency",
+        "dashboard-jobs": "Fine-tuning jobs",
     }
     HELP = (
         "Dashboard: your runs live from the engine — state (symbol and word), elapsed time, tokens and cost "
@@ -75,7 +77,9 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         "p apply an approved diff to the project, x cancel the run, u resume a stopped run (a failed step runs "
         "again from there), t retry the selected failed, cancelled or stopped step with new calls (nothing else is "
         "re-sent), o read the step's output so far again, l this tenant's provider latency, i read the run's CI "
-        "pipeline again. Above: the engine with "
+        "pipeline again. Under the runs, a line shows the fine-tuning jobs (provider and embedder) live with "
+        "their progress, then the finished one's model or error: j lists them, d dismisses a finished one. Above: "
+        "the engine with "
         "the p95 latency of your tenant's model calls, your tenant and role, quota headroom. F8 switches tenant; "
         "ctrl+r reconnects."
     )
@@ -90,6 +94,8 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         Binding("t", "retry_step", "Retry", id="dash_retry", show=False),
         Binding("o", "step_output", "Output", id="dash_output", show=False),
         Binding("l", "latency", "Latency", id="dash_latency", show=False),
+        Binding("j", "jobs", "Tune jobs", id="dash_jobs", show=False),
+        Binding("d", "jobs_dismiss", "Dismiss job", id="dash_jobs_dismiss", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -97,6 +103,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         table: DataTable[Any] = DataTable(id="dash-runs", cursor_type="row", zebra_stripes=True)
         yield Panel(table, RunsNote("", id="dash-runs-note"), InfoBox(id="dash-next"), title="Runs",
                     id="dash-runs-panel")
+        yield self.jobs_line()  # issue 19: fine-tuning jobs, one line (hidden with none)
         with Horizontal(id="dash-lower"):
             tree: Tree[str] = Tree("steps", id="dash-steps")
             tree.show_root = False
@@ -149,6 +156,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         if self.ctx.conn.name == "connected":
             self.load_runs()
             self.load_stats()
+            self.load_jobs()
 
     def on_resize(self) -> None:
         self._mark("runs", "tree")  # the workflow column and the steps' detail depend on the width
@@ -160,6 +168,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         if state.name == "connected":
             self.load_runs()  # events may have been missed while disconnected
             self.load_stats()
+            self.load_jobs()
             self._fetched.clear()  # and streamed output: read the shown step's again
 
     def _on_data(self, what: str) -> None:
@@ -167,9 +176,11 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         if what == "whoami":  # another tenant (F8) or other roles: start over
             self.runs, self.selected, self.shown, self.steps, self.step = {}, None, None, {}, None
             self.runs_loaded, self.provider_stats = False, None
+            self.tune_jobs, self.jobs_dismissed = {}, set()
             self.load_runs()
             self.load_stats()
-            self._mark("runs", "tree", "detail")
+            self.load_jobs()
+            self._mark("runs", "tree", "detail", "jobs")
 
     @work(exclusive=True, group="dashboard-runs", exit_on_error=False)
     async def load_runs(self) -> None:
@@ -224,9 +235,16 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         return running[-1] if running else next(reversed(self.steps), None)
 
     def _on_event(self, ev: dict[str, Any]) -> None:
-        """Apply one ``run.*`` event to the model; the next repaint shows it (never a repaint per event)."""
+        """Apply one ``run.*`` or tuning ``job.*`` event to the model; the next repaint shows it (never a repaint per
+        event)."""
         kind = str(ev.get("type") or "")
-        if not kind.startswith("run.") or ev.get("tenant") not in (None, self.ctx.tenant):
+        if ev.get("tenant") not in (None, self.ctx.tenant):
+            return
+        if kind in ("job.state", "job.progress"):
+            if self.job_event(ev):
+                self._mark("jobs")
+            return
+        if not kind.startswith("run."):
             return
         if kind == "run.state":
             self._run_changed(ev["run"])
@@ -365,7 +383,7 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
         self.flushes += 1
         dirty, self.dirty = self.dirty, set()
         for name, paint in (("runs", self._paint_runs), ("tree", self._paint_tree), ("detail", self._paint_detail),
-                            ("output", self._paint_output), ("engine", self._redraw)):
+                            ("output", self._paint_output), ("engine", self._redraw), ("jobs", self.paint_jobs)):
             if name in dirty and (name != "output" or "detail" not in dirty):  # a full detail repaint writes it
                 self.repaints[name] = self.repaints.get(name, 0) + 1
                 paint()
@@ -406,6 +424,10 @@ class DashboardScreen(PipelinePanel, RunActions, InfoPanels, ModeScreen):
 
     def info_changed(self) -> None:
         self._mark("runs")
+
+    def jobs_changed(self) -> None:
+        self._mark("jobs")
+        self._flush()  # an answer or a dismissal shows at once; events wait for the tick
 
     def waiting_text(self) -> str:
         return "Loading runs…" if self.ctx.conn.name == "connected" else "waiting for the engine…"
