@@ -1,8 +1,9 @@
 """Suite-wide options: ``--soak`` runs the tests marked ``soak`` (kill -9 and restart tests that wait on
 real work) at full size; ``make test`` runs them too, at a smaller size that still crosses every path.
 
-Parallel runs (pytest-xdist, ``make test`` uses ``-n 4 --dist loadgroup``): every test module is one
-scheduling group, so its module-scoped engine starts once, on one worker.  A test marked
+Parallel runs (pytest-xdist, ``make test`` uses ``-n 4 --dist loadgroup``): every test module with a
+module-, class- or package-scoped fixture is one scheduling group, so its module-scoped engine starts
+once, on one worker; the tests of other modules are spread over the workers one by one.  A test marked
 ``@pytest.mark.xdist_group("name")`` joins that group instead, which runs on one worker, in order: for
 tests that must not overlap.  A test using a fixture of ``SHARED`` joins that fixture's group, so the
 costly session fixture starts once in the whole run rather than once per worker."""
@@ -33,9 +34,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         shared = [SHARED[f] for f in getattr(item, "fixturenames", ()) if f in SHARED]
         if shared:
             item.add_marker(pytest.mark.xdist_group(shared[0]))
-        else:
+        elif _uses_module_fixture(item):
             module = item.path.relative_to(root) if item.path.is_relative_to(root) else item.path
             item.add_marker(pytest.mark.xdist_group(module.with_suffix("").as_posix().removeprefix("tests/")))
+        # else: no group, so xdist spreads the module's tests over the workers (a long module of independent
+        # tests, e.g. the tutorial replays, would otherwise be one worker's tail at the end of the run)
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a module-, class- or package-scoped fixture (one its module's tests share)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return True  # not a plain test function: keep the module together, as before
+    return any(fd.scope in ("module", "class", "package") for defs in info.name2fixturedefs.values() for fd in defs)
 
 
 @pytest.fixture(autouse=True)
