@@ -86,7 +86,11 @@ async def do_step(pilot: Any, app: MusubiApp, cli: Cli, step: dict[str, Any], fo
         if app.tutorial.step_id != step["id"]:
             break  # the screen's check already saw the step done (and a finished tutorial's folder is gone)
         want = sol["exit"] if i == len(sol["argv"]) - 1 else 0
-        r = await asyncio.to_thread(cli, *argv, cwd=str(folder))
+        try:
+            r = await asyncio.to_thread(cli, *argv, cwd=str(folder))
+        except FileNotFoundError:  # the folder went before the shell could start in it
+            await wait_for(pilot, lambda: app.tutorial.finished, "the tutorial finished (its folder is gone)")
+            break
         if app.tutorial.finished and not folder.exists():
             break  # the screen saw the tutorial done meanwhile and its folder went: the command ran in a deleted cwd
         assert r.rc == want and "Traceback" not in r.err, f"{step['id']}: {r}"
