@@ -8,7 +8,7 @@ functions, every one a query against all 1,500), dense and the shipped hybrid, o
 the test split.
 
 Training pairs: docstring first sentence -> code without the docstring, mined by the product
-(core/tune/pairs.docstring_pairs: functions, methods, classes) from every stdlib ``.py`` file that holds
+(core/tune/pairs.docstring_pairs: functions and methods) from every stdlib ``.py`` file that holds
 no evaluation target (test modules included: outside them fewer than 1,000 pairs remain); non-test
 files first, then a seeded sample of the rest.
 
@@ -44,7 +44,7 @@ TARGET_TRAIN_S = 600.0
 
 def training_pairs(root: Path, eval_files: set[str], n: int, seed: int) -> list[Pair]:
     """``n`` docstring pairs from stdlib files that hold no evaluation target, mined as the product mines them
-    (core/tune/pairs.py: functions, methods and classes); outside test modules first (too few of them for
+    (core/tune/pairs.py: functions and methods); outside test modules first (too few of them for
     ``n``, so a seeded sample of test modules' pairs fills the rest)."""
     paths = ["/".join(p.relative_to(root).parts) for p in sorted(root.rglob("*.py"))]
     paths = [rel for rel in paths if rel not in eval_files and "site-packages" not in rel and "__pycache__" not in rel]
@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         runs_tuned = brq.run_sides(items, queries, tuned)
 
     n_test = sum(is_test_path(p.path) for p in pairs)
-    n_class = sum(any(ln.lstrip().startswith("class ") for ln in p.passage.split("\n")[1:2]) for p in pairs)
     rows = []
     gains = {}
     for split in ("all", "test", "tuning"):
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{b10 - a10:+.3f}", f"{b10 / a10:.3f}x", f"{am:.3f} -> {bm:.3f}"])
             gains[(split, method)] = b10 - a10
     print(table(f"Tuned vs plain all-MiniLM-L6-v2 on the stdlib evaluation ({len(items)} targets); trained on "
-                f"{len(pairs)} pairs ({n_test} of test modules, {n_class} of classes) from "
+                f"{len(pairs)} pairs ({n_test} of test modules) from "
                 f"{len({p.path for p in pairs})} other stdlib files, {args.epochs} epoch(s), "
                 f"batch {args.batch}, lr {args.lr:g}, torch threads {args.threads}",
                 ["queries", "n", "method", "R@1 plain -> tuned", "R@10 plain", "R@10 tuned", "gain", "ratio",

@@ -39,19 +39,13 @@ def first_sentence(doc: str) -> str:
     return para[:m.start()] if m else para
 
 
-Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-
-
-def functions(tree: ast.AST, *, classes: bool = False) -> list[tuple[str, str, Def]]:
-    """(qualified name, kind, node) for every def, nested in classes and functions; with ``classes``, every
-    class too (kind ``class``)."""
-    out: list[tuple[str, str, Def]] = []
+def functions(tree: ast.AST) -> list[tuple[str, str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """(qualified name, kind, node) for every def, nested in classes and functions."""
+    out: list[tuple[str, str, ast.FunctionDef | ast.AsyncFunctionDef]] = []
 
     def visit(node: ast.AST, prefix: str, in_class: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ClassDef):
-                if classes:
-                    out.append((f"{prefix}{child.name}", "class", child))
                 visit(child, f"{prefix}{child.name}.", True)
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 out.append((f"{prefix}{child.name}", "method" if in_class else "function", child))
@@ -63,18 +57,16 @@ def functions(tree: ast.AST, *, classes: bool = False) -> list[tuple[str, str, D
     return out
 
 
-def doc_targets(rel: str, source: str, *, classes: bool = False) -> list[DocTarget]:
+def doc_targets(rel: str, source: str) -> list[DocTarget]:
     """The functions of one Python file whose docstring sits on its own lines and whose first sentence has
-    ``MIN_WORDS``-``MAX_WORDS`` words: their code with the docstring removed, and that sentence.
-
-    ``classes`` adds classes the same way (embedder tuning's pairs; the evaluation's targets are functions)."""
+    ``MIN_WORDS``-``MAX_WORDS`` words: their code with the docstring removed, and that sentence."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return []
     lines = source.splitlines()
     items = []
-    for qualname, kind, node in functions(tree, classes=classes):
+    for qualname, kind, node in functions(tree):
         doc = ast.get_docstring(node)
         if not doc or len(node.body) < 2 or node.end_lineno is None:
             continue

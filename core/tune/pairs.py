@@ -5,8 +5,9 @@ Three kinds (docs/finetune.md, "Local embedder adaptation"):
 - ``link``: an accepted trace link (``storage/traceability/links.yml``, kind code or test) gives the
   requirement's title and statement (its IDs masked, so the model learns words, not IDs) -> the
   linked code chunk (the chunk holding the link's line; without a line, the file's first definition);
-- ``docstring``: a Python function's, method's or class's docstring first sentence -> its code without
-  the docstring (the retrieval benchmark's construction, :func:`core.rag.evalset.doc_targets`); docstring
+- ``docstring``: a Python function's or method's docstring first sentence -> its code without the
+  docstring (the retrieval benchmark's construction, :func:`core.rag.evalset.doc_targets`; classes give
+  none: measured, class pairs lowered the benchmark's gain, docs/finetune.md); docstring
   pairs of test modules are dropped when the other modules give ``ENOUGH_CODE_PAIRS`` (a test's docstring
   describes a test, not the code a search is after);
 - ``commit``: a commit message's subject -> each function or method the commit changed, as it was
@@ -137,8 +138,8 @@ def prefer_code(pairs: Sequence[Pair], enough: int = ENOUGH_CODE_PAIRS) -> tuple
 
 
 def docstring_pairs(root: Path, paths: Iterable[str]) -> list[Pair]:
-    """Docstring first sentence -> the function's, method's or class's code without it, for the ``.py`` files
-    among ``paths``."""
+    """Docstring first sentence -> the function's or method's code without it, for the ``.py`` files among
+    ``paths``."""
     out: list[Pair] = []
     for rel in paths:
         if not rel.endswith(".py"):
@@ -147,7 +148,7 @@ def docstring_pairs(root: Path, paths: Iterable[str]) -> list[Pair]:
         if text is None:
             continue
         out.extend(Pair("docstring", t.query, passage_text(t.chunk), rel, t.chunk.symbol, f"{rel}:{t.chunk.start_line}")
-                   for t in doc_targets(rel, text, classes=True))
+                   for t in doc_targets(rel, text))
     return out
 
 

@@ -93,15 +93,15 @@ def test_passage_is_what_the_index_embeds(tmp_path: Path) -> None:
     assert passage_text(chunk) in {p.passage for p in links}
 
 
-def test_class_docstrings_are_pairs_with_the_class_code_without_its_docstring(tmp_path: Path) -> None:
+def test_methods_are_docstring_pairs_and_classes_are_not(tmp_path: Path) -> None:
+    # Class pairs were measured to lower the tuned model's gain on function search (docs/finetune.md, run 2).
     (tmp_path / "shapes.py").write_text(
         'class Circle:\n    """A round shape given by its centre and radius."""\n\n'
-        '    def area(self):\n        """Return the area enclosed by the circle."""\n        return 3.14 * self.r ** 2\n')
+        '    def area(self):\n        """Return the area enclosed by the circle."""\n'
+        '        return 3.14 * self.r ** 2\n')
     docs = P.docstring_pairs(tmp_path, ["shapes.py"])
-    assert _keys(docs) == [("docstring", "A round shape given by its centre and radius.", "shapes.py", "Circle"),
-                           ("docstring", "Return the area enclosed by the circle.", "shapes.py", "Circle.area")]
-    circle = next(p for p in docs if p.symbol == "Circle")
-    assert circle.passage.startswith("Circle\nclass Circle:\n") and "round shape" not in circle.passage
+    assert _keys(docs) == [("docstring", "Return the area enclosed by the circle.", "shapes.py", "Circle.area")]
+    assert docs[0].passage == "Circle.area\ndef area(self):\n        return 3.14 * self.r ** 2"
 
 
 def test_is_test_path() -> None:
