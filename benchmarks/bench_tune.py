@@ -7,9 +7,10 @@ retrieval benchmark's stdlib evaluation (``bench_retrieval_quality.build_eval``:
 functions, every one a query against all 1,500), dense and the shipped hybrid, on every query and on
 the test split.
 
-Training pairs: docstring first sentence -> code without the docstring (core/rag/evalset.py), from
-every stdlib ``.py`` file that holds no evaluation target (test modules included: outside them fewer
-than 1,000 eligible functions remain); non-test files first, then a seeded sample of the rest.
+Training pairs: docstring first sentence -> code without the docstring, mined by the product
+(core/tune/pairs.docstring_pairs: functions and methods) from every stdlib ``.py`` file that holds
+no evaluation target (test modules included: outside them fewer than 1,000 pairs remain); non-test
+files first, then a seeded sample of the rest.
 
 Targets: dense R@10 on the evaluation rises by >= 0.03 (all queries); training <= 600 s on this
 2-core machine.  Exit 1 if missed.  Run: ``python benchmarks/bench_tune.py [--pairs 1000]
@@ -33,35 +34,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_retrieval_quality as brq  # noqa: E402
 
 from benchmarks._util import table  # noqa: E402
-from core.rag.evalset import doc_targets  # noqa: E402
 from core.rag.represent import passage_text  # noqa: E402
 from core.tune import train as trainer  # noqa: E402
-from core.tune.pairs import Pair, dedup  # noqa: E402
+from core.tune.pairs import Pair, dedup, docstring_pairs, is_test_path  # noqa: E402
 
 TARGET_GAIN_R10 = 0.03
 TARGET_TRAIN_S = 600.0
 
 
 def training_pairs(root: Path, eval_files: set[str], n: int, seed: int) -> list[Pair]:
-    """``n`` docstring pairs from stdlib files that hold no evaluation target."""
-    pool: list[tuple[bool, Pair]] = []
-    for p in sorted(root.rglob("*.py")):
-        rel = "/".join(p.relative_to(root).parts)
-        if rel in eval_files or "site-packages" in rel or "__pycache__" in rel:
-            continue
-        try:
-            source = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        is_test = "test" in p.relative_to(root).parts[:-1] or p.name.startswith("test_") or "/tests/" in rel
-        pool += [(is_test, Pair("docstring", t.query, passage_text(t.chunk), rel, t.chunk.symbol))
-                 for t in doc_targets(rel, source)]
+    """``n`` docstring pairs from stdlib files that hold no evaluation target, mined as the product mines them
+    (core/tune/pairs.py: functions and methods); outside test modules first (too few of them for
+    ``n``, so a seeded sample of test modules' pairs fills the rest)."""
+    paths = ["/".join(p.relative_to(root).parts) for p in sorted(root.rglob("*.py"))]
+    paths = [rel for rel in paths if rel not in eval_files and "site-packages" not in rel and "__pycache__" not in rel]
+    pool = docstring_pairs(root, paths)
     rng = random.Random(seed)
-    plain = [pr for is_test, pr in pool if not is_test]
-    tests = [pr for is_test, pr in pool if is_test]
-    rng.shuffle(plain)
+    code = [pr for pr in pool if not is_test_path(pr.path)]
+    tests = [pr for pr in pool if is_test_path(pr.path)]
+    rng.shuffle(code)
     rng.shuffle(tests)
-    return dedup(plain + tests)[:n]
+    return dedup(code + tests)[:n]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         tuned = brq.Encoder(tuned_model, None, 32)  # no cache: the key names the plain model
         runs_tuned = brq.run_sides(items, queries, tuned)
 
+    n_test = sum(is_test_path(p.path) for p in pairs)
     rows = []
     gains = {}
     for split in ("all", "test", "tuning"):
@@ -119,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"{b10 - a10:+.3f}", f"{b10 / a10:.3f}x", f"{am:.3f} -> {bm:.3f}"])
             gains[(split, method)] = b10 - a10
     print(table(f"Tuned vs plain all-MiniLM-L6-v2 on the stdlib evaluation ({len(items)} targets); trained on "
-                f"{len(pairs)} pairs from {len({p.path for p in pairs})} other stdlib files, {args.epochs} epoch(s), "
+                f"{len(pairs)} pairs ({n_test} of test modules) from "
+                f"{len({p.path for p in pairs})} other stdlib files, {args.epochs} epoch(s), "
                 f"batch {args.batch}, lr {args.lr:g}, torch threads {args.threads}",
                 ["queries", "n", "method", "R@1 plain -> tuned", "R@10 plain", "R@10 tuned", "gain", "ratio",
                  "MRR plain -> tuned"], rows))

@@ -5,8 +5,11 @@ Three kinds (docs/finetune.md, "Local embedder adaptation"):
 - ``link``: an accepted trace link (``storage/traceability/links.yml``, kind code or test) gives the
   requirement's title and statement (its IDs masked, so the model learns words, not IDs) -> the
   linked code chunk (the chunk holding the link's line; without a line, the file's first definition);
-- ``docstring``: a Python function's docstring first sentence -> its code without the docstring
-  (exactly the retrieval benchmark's construction, :func:`core.rag.evalset.doc_targets`);
+- ``docstring``: a Python function's or method's docstring first sentence -> its code without the
+  docstring (the retrieval benchmark's construction, :func:`core.rag.evalset.doc_targets`; classes give
+  none: measured, class pairs lowered the benchmark's gain, docs/finetune.md); docstring
+  pairs of test modules are dropped when the other modules give ``ENOUGH_CODE_PAIRS`` (a test's docstring
+  describes a test, not the code a search is after);
 - ``commit``: a commit message's subject -> each function or method the commit changed, as it was
   in that commit (``git log -p``; a repository without git, or git missing, gives none).
 
@@ -37,13 +40,15 @@ HELD_OUT_SHARE = 0.2  # share of files whose pairs are held out for the evaluati
 MAX_COMMITS = 2000  # newest commits read from git history
 MAX_FILES_PER_COMMIT = 20  # larger commits are sweeping changes (renames, reformatting): their message says little
 MIN_SUBJECT_WORDS = 3
+ENOUGH_CODE_PAIRS = 1000  # docstring pairs outside test modules above which test modules' pairs are dropped
+_TEST_DIRS = frozenset({"test", "tests", "testing"})
 GIT_TIMEOUT_S = 120.0
 _DEF_KINDS = ("function", "method")
 _NOISE = re.compile(r"^(merge|revert|bump|release|version|wip|fixup!|squash!)\b", re.I)
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
-__all__ = ["HELD_OUT_SHARE", "KINDS", "Mined", "Pair", "commit_pairs", "dedup", "docstring_pairs", "held_out",
-           "link_pairs", "mine", "split"]
+__all__ = ["ENOUGH_CODE_PAIRS", "HELD_OUT_SHARE", "KINDS", "Mined", "Pair", "commit_pairs", "dedup",
+           "docstring_pairs", "held_out", "is_test_path", "link_pairs", "mine", "prefer_code", "split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +118,28 @@ def split(pairs: Iterable[Pair], share: float = HELD_OUT_SHARE) -> tuple[list[Pa
 
 # -- docstrings -----------------------------------------------------------------------------
 
+def is_test_path(rel: str) -> bool:
+    """Whether ``rel`` (``/``-separated) is a test module: under a ``test``/``tests``/``*_test`` folder, or
+    named ``test_*.py``/``*_test.py``."""
+    *dirs, name = rel.split("/")
+    return (any(d in _TEST_DIRS or d.endswith(("_test", "_tests")) for d in dirs) or name.startswith("test_")
+            or name.endswith("_test.py"))
+
+
+def prefer_code(pairs: Sequence[Pair], enough: int = ENOUGH_CODE_PAIRS) -> tuple[list[Pair], str | None]:
+    """Drop the docstring pairs of test modules when the other modules give at least ``enough`` docstring
+    pairs -> (pairs, a note saying so or None).  Other kinds are kept: a link to a test is a team's own word."""
+    code = sum(p.kind == "docstring" and not is_test_path(p.path) for p in pairs)
+    tests = sum(p.kind == "docstring" and is_test_path(p.path) for p in pairs)
+    if code < enough or not tests:
+        return list(pairs), None
+    return ([p for p in pairs if p.kind != "docstring" or not is_test_path(p.path)],
+            f"{tests} docstring pairs of test modules left out ({code} from the other modules are enough)")
+
+
 def docstring_pairs(root: Path, paths: Iterable[str]) -> list[Pair]:
-    """Docstring first sentence -> the function's code without it, for the ``.py`` files among ``paths``."""
+    """Docstring first sentence -> the function's or method's code without it, for the ``.py`` files among
+    ``paths``."""
     out: list[Pair] = []
     for rel in paths:
         if not rel.endswith(".py"):
@@ -249,7 +274,9 @@ def mine(root: str | Path, *, share: float = HELD_OUT_SHARE, max_commits: int = 
         kinds["link"], why = [], f"links not read: {getattr(exc, 'message', exc)}"
     if why:
         mined.notes.append(why)
-    kinds["docstring"] = docstring_pairs(root, paths)
+    kinds["docstring"], why = prefer_code(docstring_pairs(root, paths))
+    if why:
+        mined.notes.append(why)
     kinds["commit"], why = commit_pairs(root, set(paths), max_commits)
     if why:
         mined.notes.append(why)

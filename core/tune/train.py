@@ -19,7 +19,7 @@ Why a plain torch loop and not sentence-transformers' ``SentenceTransformerTrain
 needs ``datasets`` and ``accelerate``, which the project does not ship (pyarrow and friends, ~100 MB
 for one loop), and it checkpoints in its own layout without an exact resume of the batch order
 under a wall-clock budget.  The loop uses the library's model and its
-``MultipleNegativesRankingLoss`` (in-batch negatives) unchanged, so the objective is the library's.
+``MultipleNegativesRankingLoss`` (in-batch negatives, both directions) unchanged, so the objective is the library's.
 
 Stdout carries one JSON object per line (``progress``, ``checkpoint``, ``done``, ``error``); the log goes
 to stderr.  The process exits when its parent (the engine) is gone.
@@ -45,7 +45,10 @@ log = logging.getLogger("musubi.tune.train")
 
 STATE, BASE, RESULT, MODEL, PAIRS, PARAMS = "state.pt", "base.json", "result.json", "model", "pairs.json", "params.json"
 DEFAULTS: dict[str, Any] = {"epochs": 1, "batch": 32, "lr": 1e-4, "warmup": 0.1, "seed": 0, "budget_s": 600.0,
-                            "checkpoint_s": 60.0, "checkpoint_steps": 0, "scale": 20.0}
+                            "checkpoint_s": 60.0, "checkpoint_steps": 0, "scale": 20.0,
+                            # symmetric in-batch loss: each query against the batch's passages AND each passage against
+                            # the batch's queries (sentence-transformers' MultipleNegativesRankingLoss, both directions)
+                            "directions": ["query_to_doc", "doc_to_query"]}
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -163,7 +166,9 @@ def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] 
     data = json.loads((work / PAIRS).read_text("utf-8"))
     train, held = data["train"], data["held_out"]
     import torch
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from core.rag.represent import query_text
 
     model = load_model(params["base"], threads)
     if not (work / BASE).is_file():
@@ -171,7 +176,9 @@ def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] 
         write_json(work / BASE, evaluate(model, held))
     base = json.loads((work / BASE).read_text("utf-8"))
     plan = batches(train, int(params["batch"]), int(params["epochs"]), int(params["seed"]))
-    loss_fn = MultipleNegativesRankingLoss(model, scale=float(params["scale"]))
+    directions = tuple(params["directions"])
+    loss_fn = MultipleNegativesRankingLoss(model, scale=float(params["scale"]), directions=directions,
+                                           partition_mode="per_direction" if len(directions) > 1 else "joint")
     opt = torch.optim.AdamW(model.parameters(), lr=float(params["lr"]))
     warm = max(1, int(len(plan) * float(params["warmup"])))
 
@@ -197,7 +204,9 @@ def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] 
             stopped = "budget"
             break
         idx = plan[step]
-        feats = [model.preprocess([train[i][col] for i in idx]) for col in ("query", "passage")]
+        # queries as search embeds them (core/rag/represent.query_text), passages already as the index embeds them
+        feats = [model.preprocess([query_text(train[i]["query"]) for i in idx]),
+                 model.preprocess([train[i]["passage"] for i in idx])]
         feats = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in f.items()} for f in feats]
         loss = loss_fn(feats, None)
         opt.zero_grad()

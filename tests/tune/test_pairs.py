@@ -91,3 +91,33 @@ def test_passage_is_what_the_index_embeds(tmp_path: Path) -> None:
     chunk = chunk_file("tests/test_auth.py", text)[0]
     links, _ = P.link_pairs(repo)
     assert passage_text(chunk) in {p.passage for p in links}
+
+
+def test_methods_are_docstring_pairs_and_classes_are_not(tmp_path: Path) -> None:
+    # Class pairs were measured to lower the tuned model's gain on function search (docs/finetune.md, run 2).
+    (tmp_path / "shapes.py").write_text(
+        'class Circle:\n    """A round shape given by its centre and radius."""\n\n'
+        '    def area(self):\n        """Return the area enclosed by the circle."""\n'
+        '        return 3.14 * self.r ** 2\n')
+    docs = P.docstring_pairs(tmp_path, ["shapes.py"])
+    assert _keys(docs) == [("docstring", "Return the area enclosed by the circle.", "shapes.py", "Circle.area")]
+    assert docs[0].passage == "Circle.area\ndef area(self):\n        return 3.14 * self.r ** 2"
+
+
+def test_is_test_path() -> None:
+    for rel in ("tests/test_a.py", "pkg/test/util.py", "idlelib/idle_test/htest.py", "test_x.py", "pkg/a_test.py",
+                "lib/testing/fixtures.py"):
+        assert P.is_test_path(rel), rel
+    for rel in ("src/auth.py", "pkg/contest.py", "testament/book.py", "pkg/latest.py"):
+        assert not P.is_test_path(rel), rel
+
+
+def test_test_module_docstrings_are_dropped_only_when_code_gives_enough() -> None:
+    code = [P.Pair("docstring", f"q{i}", f"p{i}", f"src/m{i}.py", "f") for i in range(3)]
+    tests = [P.Pair("docstring", f"t{i}", f"tp{i}", f"tests/test_m{i}.py", "test_f") for i in range(2)]
+    link = P.Pair("link", "a requirement", "tp0", "tests/test_m0.py", "test_f")
+    kept, why = P.prefer_code(code + tests + [link], enough=4)
+    assert kept == code + tests + [link] and why is None  # 3 code pairs are not enough: tests fill in
+    kept, why = P.prefer_code(code + tests + [link], enough=3)
+    assert kept == code + [link]  # a link to a test is kept: a team's own word
+    assert why == "2 docstring pairs of test modules left out (3 from the other modules are enough)"
