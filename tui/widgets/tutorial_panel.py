@@ -14,6 +14,7 @@ to the screen.  The session (:mod:`tui.tutorial`) is shared by every screen's do
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
@@ -118,6 +119,10 @@ class TutorialDock(WorkerContract, Vertical):
         super().__init__(id="tutorial-dock")
         self._built = False
         self._body = ""  # the Markdown shown (re-rendered only when it changes)
+        # Paints run one after another, never cancelled: an exclusive worker cancelled inside
+        # Markdown.update left a half-mounted child whose task never ended, so the screen never
+        # settled again (seen under load in the tutorial replay tests).
+        self._paint_lock = asyncio.Lock()
         self.return_focus: Widget | None = None
 
     def on_mount(self) -> None:
@@ -149,8 +154,12 @@ class TutorialDock(WorkerContract, Vertical):
         if shown:
             self._paint()
 
-    @work(group="tutorial-paint", exclusive=True, exit_on_error=False)
+    @work(group="tutorial-paint", exit_on_error=False)
     async def _paint(self) -> None:
+        async with self._paint_lock:  # each paint reads the session when it runs: the last one shows the newest
+            await self._paint_now()
+
+    async def _paint_now(self) -> None:
         from textual.widgets import Markdown
 
         session = session_of(self)
