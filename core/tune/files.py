@@ -39,8 +39,7 @@ def mine_into(root: str, work: str, params: dict[str, Any], base_model: str | No
             + ("; ".join(mined.notes) + ". " if mined.notes else "")
             + "Add docstrings, accept trace links (musubi trace accept) or commit history, then try again.")
     if len(mined.held_out) > MAX_HELD_OUT:  # a deterministic sample, so a resumed job judges the same set
-        key = lambda p: hashlib.sha256(f"{p.query}\0{p.passage}".encode("utf-8", "surrogatepass")).digest()  # noqa: E731
-        mined.held_out = sorted(mined.held_out, key=key)[:MAX_HELD_OUT]
+        mined.held_out = sorted(mined.held_out, key=_sample_key)[:MAX_HELD_OUT]
         mined.notes.append(f"held-out pairs sampled down to {MAX_HELD_OUT}")
         counts = mined.counts()
     folder = Path(work)
@@ -64,3 +63,8 @@ def read_result(work: str) -> dict[str, Any] | None:
     """``result.json`` of a version (None when training has not finished)."""
     p = Path(work) / "result.json"
     return dict(json.loads(p.read_text("utf-8"))) if p.is_file() else None
+
+
+def _sample_key(pair: P.Pair) -> bytes:
+    """A stable order for sampling held-out pairs: the hash of the pair's text (same set on every resume)."""
+    return hashlib.sha256(f"{pair.query}\0{pair.passage}".encode("utf-8", "surrogatepass")).digest()
