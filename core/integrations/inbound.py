@@ -7,13 +7,15 @@ leave the engine and its replay cache survives a restart of the forwarder:
 
 - only the engine's own OS user acting as themself (no ``--as``, no remote session) may
   forward: anyone else is refused before any body is looked at;
-- Slack: the v0 signature on the raw body, a 5-minute window, a replay cache
-  (:mod:`core.integrations.signing`); then the payload's Slack user id is mapped to a musubi
-  user through the tenant's mapping (``musubi integrations map-user slack U123 alice``) and
-  the decision goes through the same operation as ``musubi runs approve`` **as that user**,
-  so ``runs.approve`` is checked for them and a gate is never answered twice.  Nothing in the
-  payload beyond the verified signature is trusted: the user id picks a mapping an admin set,
-  the button's value names a run and gate that the engine looks up and checks;
+- Slack: the v0 signature on the raw body, a 5-minute window (:mod:`core.integrations.signing`),
+  a replay guard kept in DuckDB (:mod:`core.integrations.replay`, written in the same commit as
+  the decision, so a replay is refused as one even after an engine restart); then the payload's
+  Slack user id is mapped to a musubi user through the tenant's mapping (``musubi integrations
+  map-user slack U123 alice``) and the decision goes through the same operation as ``musubi runs
+  approve`` **as that user**, so ``runs.approve`` is checked for them and a gate is never
+  answered twice.  Nothing in the payload beyond the verified signature is trusted: the user id
+  picks a mapping an admin set, the button's value names a run and gate that the engine looks up
+  and checks;
 - GitLab: ``X-Gitlab-Token`` in constant time against the tenant's ``webhook_token``; an
   ``Idempotency-Key`` already seen is acknowledged once; pipeline events update the pipeline
   status the engine serves (``GET /v1/integrations/gitlab/pipelines``).
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -34,7 +37,8 @@ from core.engine import access
 from core.engine.access import Caller
 from core.errors import BadRequest, Conflict, MusubiError, NotFound, PermissionDenied
 from core.integrations.contracts import PipelineRun
-from core.integrations.signing import SignatureVerifier, gitlab_token_ok
+from core.integrations.replay import Claim, ReplayGuard
+from core.integrations.signing import REPLAYED, SignatureVerifier, gitlab_token_ok
 from core.integrations.teamsin import TeamsInbound
 
 if TYPE_CHECKING:
@@ -64,6 +68,8 @@ class InboundService:
         self.integrations = integrations
         self.runs = runs
         self._verifiers: dict[str, SignatureVerifier] = {}
+        saved = getattr(runner, "snapshot_integrations", None) or {}  # migration 012, loaded at engine start
+        self.replay = ReplayGuard(runner, saved.get("inbound_replay", []))
         self._teams = TeamsInbound(self)
 
     # -- user mapping -----------------------------------------------------------------------
@@ -135,10 +141,25 @@ class InboundService:
             await self._refuse(ctx, "slack", "no signing secret stored")
             raise PermissionDenied(exc.message, code="bad_signature") from None
         headers = {k: v for k, v in (("X-Slack-Request-Timestamp", timestamp), ("X-Slack-Signature", signature)) if v}
-        why = verifier.check(body.encode("utf-8"), headers)
-        if why is not None:
-            await self._refuse(ctx, "slack", why)
+        why = verifier.verify(body.encode("utf-8"), headers)
+        claim: Claim | None = None
+        if why is None:  # authentic and in the window, so both headers are there and the timestamp an integer
+            # Claimed synchronously (no await between the look-up and the reservation): two copies arriving
+            # together cannot both pass.
+            claim = self.replay.claim(ctx.tenant, "slack", str(signature), int(str(timestamp)))
+            why = REPLAYED if claim is None else None
+        if claim is None:
+            await self._refuse(ctx, "slack", str(why))
             raise PermissionDenied(f"slack signature refused: {why}", code="bad_signature")
+        try:
+            answer = await self._slack_verified(ctx, body, claim)
+            await claim.commit()  # unless the decision's own commit already holds it
+        except BaseException:
+            claim.release()
+            raise
+        return answer
+
+    async def _slack_verified(self, ctx: Caller, body: str, claim: Claim) -> dict[str, Any]:
         try:
             payload = json.loads(parse_qs(body, strict_parsing=True)["payload"][0])
         except (ValueError, KeyError):
@@ -160,18 +181,25 @@ class InboundService:
             return self._answer("unknown_user", f"Your Slack user ({slack_user or 'unknown'}) is not mapped to a "
                                 "musubi user, so musubi cannot act for you. Ask an admin to run: musubi "
                                 f"integrations map-user slack {slack_user or 'U…'} YOUR_USER")
-        outcome, text = await self.decide(ctx, "slack", slack_user, user, run_id, decision, gate, shown)
+        outcome, text = await self.decide(ctx, "slack", slack_user, user, run_id, decision, gate, shown,
+                                          record=claim.write)
+        if outcome in DECISIONS.values():
+            claim.durable = True  # written in the decision's own commit
         return self._answer(outcome, text)
 
     async def decide(self, ctx: Caller, system: str, external: str, user: str, run_id: str, decision: str,
-                     gate: str, shown: str) -> tuple[str, str]:
-        """Answer a gate as the mapped ``user`` (Slack and Teams clicks): (outcome, text for the clicker)."""
+                     gate: str, shown: str, record: Callable[[], None] | None = None) -> tuple[str, str]:
+        """Answer a gate as the mapped ``user`` (Slack and Teams clicks): (outcome, text for the clicker).
+
+        ``record`` writes in the decision's own commit (the Slack request's replay-guard row).
+        """
         # As the mapped user, never with the engine OS user's powers (a session never has them, even for a
         # musubi user named like that OS user); the audit shows where the decision came from.
         who = Caller(real_user=user, user=user, tenant=ctx.tenant, session=f"{system}:{external}")
         try:
             await self.runs.decide(who, run_id, decision, gate or None,
-                                   comment=f"via {system.capitalize()} ({external})", shown_sha256=shown or None)
+                                   comment=f"via {system.capitalize()} ({external})", shown_sha256=shown or None,
+                                   also=record)
         except PermissionDenied as exc:  # already audited as a denial of run.<decision> for `user`
             return "denied", f"{user} may not {decision} run {run_id}: {exc.message}"
         except Conflict as exc:

@@ -1,7 +1,8 @@
 """Inbound request checks: Slack v0 signatures and GitLab webhook tokens (api-notes §3.7, §4).
 
 Core holds these (not ``connectors``) because the **engine** verifies inbound calls: the
-secrets never leave it, and its replay cache outlives a restart of ``musubi serve hooks``.
+secrets never leave it, and its replay guard (core/integrations/replay.py, in DuckDB) outlives a
+restart of ``musubi serve hooks`` and of the engine.
 ``connectors.slack`` re-exports :class:`SignatureVerifier` for its own endpoint.
 
 Slack: ``X-Slack-Signature`` = ``v0=HMAC-SHA256(signing secret, "v0:" + timestamp + ":" + raw
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from core.integrations.contracts import IntegrationError
 
 WINDOW_S = 300
+REPLAYED = "replayed request (this signature was already accepted)"
 
 
 class SignatureVerifier:
@@ -39,7 +41,25 @@ class SignatureVerifier:
         return hmac.compare_digest(self._secret, signing_secret.encode())
 
     def check(self, raw_body: bytes, headers: Mapping[str, str]) -> str | None:
-        """None when the request is authentic and new; else why it is refused."""
+        """None when the request is authentic and new (this verifier's in-memory replay cache); else why not."""
+        why = self.verify(raw_body, headers)
+        if why is not None:
+            return why
+        sig, now = headers["X-Slack-Signature"], self.clock()
+        while self._seen and next(iter(self._seen.values())) < now - self.window_s:
+            self._seen.popitem(last=False)
+        if sig in self._seen:
+            return REPLAYED
+        self._seen[sig] = float(headers["X-Slack-Request-Timestamp"])
+        while len(self._seen) > self.remember:
+            self._seen.popitem(last=False)
+        return None
+
+    def verify(self, raw_body: bytes, headers: Mapping[str, str]) -> str | None:
+        """None when the request is authentic and inside the window, else why not; no replay check here.
+
+        The engine keeps the replay guard itself, durable across restarts (core/integrations/replay.py).
+        """
         ts, sig = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
         if not ts or not sig:
             return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
@@ -53,13 +73,6 @@ class SignatureVerifier:
         expected = "v0=" + hmac.new(self._secret, b"v0:" + ts.encode() + b":" + raw_body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), sig.encode()):
             return "signature mismatch"
-        while self._seen and next(iter(self._seen.values())) < now - self.window_s:
-            self._seen.popitem(last=False)
-        if sig in self._seen:
-            return "replayed request (this signature was already accepted)"
-        self._seen[sig] = float(when)
-        while len(self._seen) > self.remember:
-            self._seen.popitem(last=False)
         return None
 
 

@@ -248,8 +248,13 @@ async def commit_attempt(self: RunService, ctx: Caller, action: str, run: RunRec
 
 
 async def decide(self: RunService, ctx: Caller, run_id: str, decision: str, gate: str | None = None,
-                 comment: str | None = None, shown_sha256: str | None = None) -> dict[str, Any]:
-    """Answer a pending gate (``runs.approve``); the decision, who, and the hash of what they saw are audited."""
+                 comment: str | None = None, shown_sha256: str | None = None,
+                 also: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Answer a pending gate (``runs.approve``); the decision, who, and the hash of what they saw are audited.
+
+    ``also`` writes more in the decision's own group commit, once the gate is known to accept it (the
+    inbound replay guard: a crash keeps the decision and the request's signature together, or neither).
+    """
     if decision not in DECISIONS:
         raise BadRequest(f"unknown decision {decision!r}: approve, reject or request_changes.", field="decision")
     d = await self._details(self.get(ctx, run_id))
@@ -271,6 +276,8 @@ async def decide(self: RunService, ctx: Caller, run_id: str, decision: str, gate
             raise Conflict(f"gate {ap.gate!r} shows content with sha256 {ap.shown_sha256[:12]}..., not the "
                            f"{shown_sha256[:12]}... you reviewed; look again with: musubi runs show {run.id}",
                            code="gate_content_changed")
+        if also is not None:
+            also()
         now = self.r.now()
         ap.state, ap.decided_by, ap.decided_at, ap.comment = DECISIONS[decision], ctx.user, now, comment
         self.r.write(Update("run_approvals", {"state": ap.state, "decided_by": ctx.user, "decided_at": now,

@@ -447,8 +447,9 @@ class RunService:
         return await ops.resume(self, ctx, run_id, **kw)
 
     async def decide(self, ctx: Caller, run_id: str, decision: str, gate: str | None = None,
-                     comment: str | None = None, shown_sha256: str | None = None) -> dict[str, Any]:
-        return await ops.decide(self, ctx, run_id, decision, gate, comment, shown_sha256)
+                     comment: str | None = None, shown_sha256: str | None = None,
+                     also: Callable[[], None] | None = None) -> dict[str, Any]:
+        return await ops.decide(self, ctx, run_id, decision, gate, comment, shown_sha256, also)
 
     async def apply(self, ctx: Caller, run_id: str, artefact: str | None = None) -> dict[str, Any]:
         return await ops.apply(self, ctx, run_id, artefact)

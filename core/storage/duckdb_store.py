@@ -293,7 +293,8 @@ class DuckDBStorage:
         snap.sso_policies = self._dicts("SELECT * FROM sso_policies ORDER BY tenant_id")
         # -- integrations (issue 17 gaps): the durable notification queue, webhook state, runs' git refs
         snap.integrations = {t: self._dicts(f"SELECT * FROM {t}") for t in
-                             ("notify_queue", "webhook_deliveries", "webhook_pipelines", "run_refs")}
+                             ("notify_queue", "webhook_deliveries", "webhook_pipelines", "run_refs",
+                              "inbound_replay")}  # v12: Slack's replay guard
         return snap
 
     # -- writes ---------------------------------------------------------------------------

@@ -11,16 +11,24 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from core.integrations.notify import Notifications
 from core.integrations.persist import ROUTE, STOPPED, NoticeStore
 from tests.engine.helpers import Home, poll
-from tests.fakes.senders import send_gitlab_hook
+from tests.fakes.senders import block_actions, send_gitlab_hook, slack_signature
 from tests.fakes.slack import SlackFake
 from tests.fakes.threaded import threaded
-from tests.notify.test_notify_engine import HOOK, WEBHOOK_TOKEN, hooks_call, in_channel, setup_slack
+from tests.notify.test_notify_engine import (
+    HOOK,
+    SIGNING,
+    WEBHOOK_TOKEN,
+    hooks_call,
+    in_channel,
+    setup_slack,
+)
 from tests.notify.test_notify_unit import Err, StubIntegrations, run_state
 from tests.runs.helpers import runs_home, start, wait
 
@@ -195,3 +203,44 @@ def test_a_coverage_fall_seen_again_after_a_start_is_not_queued_twice() -> None:
 
         asyncio.run(go())
     assert len(stub.tries) == 1 and len(store.rows) == 1
+
+
+def test_a_slack_click_replayed_after_a_restart_is_refused_as_a_replay(home: Home) -> None:
+    """Migration 012: the replay guard is in DuckDB, written with the decision; kill -9 and a clean stop keep it."""
+    h = home
+    tenant = h.new_tenant("rp", members={"alice": "admin"})
+    with threaded(SlackFake) as slack:
+        setup_slack(h, slack, tenant, "C0001", "approval")
+        status, body = h.raw("PUT", "/v1/integrations/slack/users/UALICE", {"user": "alice"}, tenant=tenant)
+        assert status == 200, body
+        run = start(h, tenant, "gated")
+        wait(h, tenant, run["id"], "waiting")
+        msg = poll(lambda: next(iter(in_channel(slack, "C0001")), None), timeout=20)
+    value = next(b for b in msg["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+    ts = str(int(time.time()))
+    click = urlencode({"payload": json.dumps(block_actions("approve", value, "UALICE"))})
+    other = urlencode({"payload": json.dumps({"type": "view_submission", "user": {"id": "UALICE"}})})
+
+    def post(raw: str) -> tuple[int, Any]:
+        return h.raw("POST", "/v1/inbound/slack", {"body": raw, "timestamp": ts,
+                                                   "signature": slack_signature(SIGNING, ts, raw.encode())},
+                     tenant=tenant)
+
+    status, answer = post(click)
+    assert status == 200 and answer["outcome"] == "approved", answer
+    status, answer = post(other)
+    assert status == 200 and answer["outcome"] == "ignored", answer  # changed nothing, yet remembered
+    h.kill9()  # right after the answers: the rows were durable with them
+    h.start()
+    for raw in (click, other):
+        status, answer = post(raw)
+        assert status == 403 and answer["error"]["code"] == "bad_signature", answer
+        assert "replayed request" in answer["error"]["message"], answer
+    h.stop()
+    h.start()  # a clean restart too
+    status, answer = post(click)
+    assert status == 403 and "replayed request" in answer["error"]["message"], answer
+    events = h.audit(tenant)
+    assert [e["outcome"] for e in events if e["action"] == "run.approve"] == ["success"]
+    reasons = [e["details"].get("reason") for e in events if e["action"] == "integration.inbound"]
+    assert reasons.count("replayed request (this signature was already accepted)") == 3, reasons
