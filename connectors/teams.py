@@ -24,7 +24,7 @@ from typing import Any
 
 from connectors.http import HttpClient, RetryPolicy
 from connectors.settings import base_url
-from connectors.teamsbot import BotClient, card
+from connectors.teamsbot import BotClient, card, card_activity
 from core.integrations.botauth import bot_configured
 from core.integrations.contracts import Delivered, IntegrationError, Message
 
@@ -136,6 +136,12 @@ class TeamsConnector:
         if self.bot is None:
             raise IntegrationError("teams: no bot set up (bot_app_id).", kind="config", system=self.system)
         return await self.bot.reply(service_url, conversation, reply_to, text)
+
+    async def update_card(self, service_url: str, conversation: str, activity_id: str, message: Message) -> str:
+        """Replace the bot's card ``activity_id`` with ``message`` (no buttons: a decided gate); the id."""
+        if self.bot is None:
+            raise IntegrationError("teams: no bot set up (bot_app_id).", kind="config", system=self.system)
+        return await self.bot.update(service_url, conversation, activity_id, card_activity(message))
 
 
 def factory(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> TeamsConnector:

@@ -190,3 +190,7 @@ class Replier(Notifier, Protocol):
     async def reply(self, service_url: str, conversation: str, reply_to: str | None, text: str) -> str:
         """Post ``text`` as a reply (the bot's confirmation of a click); the new activity's id."""
         ...
+
+    async def update_card(self, service_url: str, conversation: str, activity_id: str, message: Message) -> str:
+        """Replace the card ``activity_id`` the bot posted with ``message`` (a decided gate, no buttons)."""
+        ...

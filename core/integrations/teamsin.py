@@ -10,26 +10,31 @@ claim, endorsement, allow-listed host).  Then an ``Action.Submit`` (a ``message`
 ``adaptiveCard/action``) names run, gate and decision; ``from.aadObjectId`` (else ``from.id``)
 is mapped to a musubi user (``musubi integrations map-user teams ...``) and the decision goes
 through the same operation as Slack's and ``musubi runs approve`` as that user (``runs.approve``
-checked, a gate never answered twice).  The bot then replies in the conversation with a short
-confirmation (a Submit) or answers the invoke with it (an Execute); a reply that fails is
-audited and never undoes the decision.
+checked, a gate never answered twice).  After a Submit that decided the gate, the bot updates
+the clicked card in place (Update Activity): the decision, who and when, buttons gone; any other
+outcome, or an update the Bot Connector refuses, gets a short threaded reply instead.  An Execute
+is answered with that line as its invoke response.  A failed update or reply is audited and never
+undoes the decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.engine.access import Caller
 from core.errors import BadRequest, MusubiError
 from core.integrations import botauth
-from core.integrations.contracts import Replier, error_info
+from core.integrations.contracts import Message, Replier, error_info
 
 if TYPE_CHECKING:
     from core.integrations.inbound import InboundService
 
 SYSTEM = "teams"
+_SEVERITY = {"approved": "good", "rejected": "danger", "changes requested": "warning"}
+DECIDED = tuple(_SEVERITY)  # the outcomes of InboundService.decide that answered the gate
 
 
 def submitted(activity: dict[str, Any]) -> dict[str, Any] | None:
@@ -110,15 +115,23 @@ class TeamsInbound:
             outcome, text = await svc.decide(ctx, SYSTEM, external, user, run_id, str(data["decision"]), gate,
                                              str(data.get("sha") or "")[:64])
         if not invoke:
-            await self._reply(ctx.tenant, activity, text)
+            decided = None
+            if outcome in DECIDED and user is not None:
+                decided = decided_card(run_id, gate, str(data.get("sha") or "")[:64], outcome, user,
+                                       svc.e.now())
+            await self._confirm(ctx.tenant, activity, text, decided)
         return answer(outcome, text, invoke)
 
-    async def _reply(self, tenant: str, activity: dict[str, Any], text: str) -> None:
-        """The bot's confirmation in the click's conversation; audited, a failure only logged in the audit."""
+    async def _confirm(self, tenant: str, activity: dict[str, Any], text: str, decided: Message | None) -> None:
+        """After a click: the decided card in place of the clicked one, else (or if that fails) a threaded reply.
+
+        Audited ``integration.notify`` (``card_update`` / ``bot_reply``); a failure is audited and never
+        undoes the decision.
+        """
         conv_of = activity.get("conversation")
         conversation: dict[str, Any] = conv_of if isinstance(conv_of, dict) else {}
         service_url, conv = str(activity.get("serviceUrl") or ""), str(conversation.get("id") or "")
-        reply_to = str(activity.get("replyToId") or activity.get("id") or "") or None
+        card_id = str(activity.get("replyToId") or "") or None  # the card the button was on
         integ = self.svc.integrations
         resource = "integration:teams"
         try:
@@ -130,7 +143,17 @@ class TeamsInbound:
         try:
             if not isinstance(conn, Replier):
                 raise BadRequest("the teams connector cannot reply as a bot.")
-            aid = await conn.reply(service_url, conv, reply_to, text)
+            if decided is not None and card_id:
+                try:
+                    aid = await conn.update_card(service_url, conv, card_id, decided)
+                except MusubiError as exc:  # fall back to the threaded confirmation (docs/integrations.md)
+                    await integ._audit(tenant, "engine", "integration.notify", f"teams:bot:{conv[:200]}", "error",
+                                       {"event": "card_update", "id": card_id[:200], **error_info(exc, SYSTEM)})
+                else:
+                    await integ._audit(tenant, "engine", "integration.notify", f"teams:bot:{conv[:200]}",
+                                       "success", {"event": "card_update", "id": aid[:200]})
+                    return
+            aid = await conn.reply(service_url, conv, card_id or str(activity.get("id") or "") or None, text)
         except MusubiError as exc:
             await integ._audit(tenant, "engine", "integration.notify", resource, "error",
                                {"event": "bot_reply", **error_info(exc, SYSTEM)})
@@ -139,3 +162,14 @@ class TeamsInbound:
             await conn.close()
         await integ._audit(tenant, "engine", "integration.notify", f"teams:bot:{conv[:200]}", "success",
                            {"event": "bot_reply", "id": aid})
+
+
+def decided_card(run_id: str, gate: str, sha: str, outcome: str, user: str, at: datetime) -> Message:
+    """The card that replaces a decided approval card: the decision, who made it and when, no buttons."""
+    when = at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    facts: tuple[tuple[str, str], ...] = (("Run", run_id), ("Gate", gate), ("Decision", outcome), ("By", user),
+                                          ("At", when))
+    if sha:
+        facts += (("Content sha256", sha[:12]),)
+    return Message(f"Gate {gate} of run {run_id}: {outcome}", f"{outcome.capitalize()} by {user} at {when} (Teams).",
+                   facts, severity=_SEVERITY.get(outcome, "info"))

@@ -7,7 +7,18 @@ Served (on 127.0.0.1, like every fake):
 - ``POST /{tenant}/oauth2/v2.0/token``: client credentials for ``scope=https://api.botframework.com/.default``
   (``invalid_client`` with an AADSTS text for a wrong secret);
 - ``POST /v3/conversations/{conversation}/activities[/{replyTo}]``: the bearer must be a token it issued
-  (401 ``Authorization has been denied for this request.`` otherwise); the activity is recorded, ``201 {"id"}``.
+  and has not revoked (401 ``Authorization has been denied for this request.`` otherwise); the activity
+  is recorded, ``201 {"id"}``;
+- ``PUT /v3/conversations/{conversation}/activities/{activityId}`` (Update Activity, Bot Connector REST
+  reference, MicrosoftDocs/bot-docs ``bot-framework-rest-connector-api-reference.md``): replaces an
+  activity the bot posted, ``200 {"id"}``.  Errors as the Bot Connector sends them, an ``ErrorResponse``
+  ``{"error": {"code", "message"}}`` (bodies as quoted in microsoft/BotFramework-Services#269): 404
+  ``ConversationNotFound`` *Conversation not found.*; 404 ``ActivityNotFoundInConversation`` *Message does
+  not exist in the thread.* (an unknown id, or not the bot's message: a bot cannot edit a user's); 403
+  ``ServiceError`` *Unknown* for a message since deleted (``deleted``).
+
+Token lifetime: ``expires_in`` (seconds, default 3599 as Entra answers); :meth:`revoke` makes every
+token issued so far answer 401 (an expired or rotated token), ``deny_all`` makes every token do so.
 
 :meth:`BotFrameworkFake.sign` makes the RS256 JWT the Bot Connector puts in ``Authorization`` of an
 activity it POSTs to the bot; its arguments break one check at a time (issuer, audience, expiry,
@@ -47,13 +58,20 @@ class BotFrameworkFake(FakeServer):
         self.endorsements = ["msteams"]
         self.algs = ["RS256"]  # id_token_signing_alg_values_supported
         self.tokens: list[str] = []  # access tokens issued to the bot
-        self.activities: list[dict[str, Any]] = []  # what the bot posted: {"conversation", "reply_to", "activity"}
+        self.revoked: set[str] = set()
+        self.deny_all = False
+        self.expires_in: int | None = 3599
+        self.activities: list[dict[str, Any]] = []  # posted: {"conversation", "reply_to", "activity", "id"}
+        self.posted: dict[tuple[str, str], dict[str, Any]] = {}  # (conversation, id) -> the activity as now shown
+        self.updates: list[dict[str, Any]] = []  # {"conversation", "id", "activity"} of each accepted update
+        self.deleted: set[str] = set()  # ids of posted activities deleted since (an update gets 403 Unknown)
         r = self.app.router
         r.add_get("/v1/.well-known/openidconfiguration", self._openid)
         r.add_get("/v1/.well-known/keys", self._keys)
         r.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         r.add_post("/v3/conversations/{conversation}/activities", self._activity)
         r.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._activity)
+        r.add_put("/v3/conversations/{conversation}/activities/{activity_id}", self._update)
 
     @property
     def openid_url(self) -> str:
@@ -90,16 +108,47 @@ class BotFrameworkFake(FakeServer):
                                     "secret value, not the client secret ID."})
         token = "eyJbot." + secrets.token_urlsafe(24) + ".sig"
         self.tokens.append(token)
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                                  "access_token": token})
+        return web.json_response({"token_type": "Bearer", "expires_in": self.expires_in,
+                                  "ext_expires_in": self.expires_in, "access_token": token})
+
+    def revoke(self) -> None:
+        """Every token issued so far now answers 401 (as an expired one does)."""
+        self.revoked.update(self.tokens)
+
+    def _denied(self, request: web.Request) -> web.Response | None:
+        token = bearer(request)
+        if self.deny_all or token not in self.tokens or token in self.revoked:
+            return json_error(401, {"message": "Authorization has been denied for this request."})
+        return None
 
     async def _activity(self, request: web.Request) -> web.Response:
-        if bearer(request) not in self.tokens:
-            return json_error(401, {"message": "Authorization has been denied for this request."})
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
         data = json.loads(await request.read())
-        self.activities.append({"conversation": request.match_info["conversation"],
-                                "reply_to": request.match_info.get("reply_to"), "activity": data})
-        return web.json_response({"id": f"1:{uuid.uuid4().hex[:12]}"}, status=201)
+        conversation = request.match_info["conversation"]
+        aid = f"1:{uuid.uuid4().hex[:12]}"
+        self.activities.append({"conversation": conversation, "reply_to": request.match_info.get("reply_to"),
+                                "activity": data, "id": aid})
+        self.posted[(conversation, aid)] = data
+        return web.json_response({"id": aid}, status=201)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        conversation, aid = request.match_info["conversation"], request.match_info["activity_id"]
+        if not any(c == conversation for c, _ in self.posted):
+            return json_error(404, {"error": {"code": "ConversationNotFound", "message": "Conversation not found."}})
+        if aid in self.deleted:
+            return json_error(403, {"error": {"code": "ServiceError", "message": "Unknown"}})
+        if (conversation, aid) not in self.posted:
+            return json_error(404, {"error": {"code": "ActivityNotFoundInConversation",
+                                              "message": "Message does not exist in the thread."}})
+        data = json.loads(await request.read())
+        self.posted[(conversation, aid)] = data
+        self.updates.append({"conversation": conversation, "id": aid, "activity": data})
+        return web.json_response({"id": aid})
 
     # -- what the Bot Connector sends the bot --------------------------------------------------
 
@@ -114,13 +163,16 @@ class BotFrameworkFake(FakeServer):
 
 
 def submit_activity(service_url: str, data: dict[str, Any], *, aad: str = "aad-alice", channel: str = "msteams",
-                    conversation: str = "19:abc@thread.tacv2") -> dict[str, Any]:
-    """A click on an Action.Submit button in a Teams channel: a ``message`` whose ``value`` is the button's data."""
+                    conversation: str = "19:abc@thread.tacv2", card: str = "1:card-activity") -> dict[str, Any]:
+    """A click on an Action.Submit button in a Teams channel: a ``message`` whose ``value`` is the button's data.
+
+    Its ``replyToId`` is the id of the card clicked (``card``: the id the bot's post was answered with).
+    """
     return {"type": "message", "id": f"1{int(time.time() * 1000)}", "timestamp": "2026-12-06T10:00:00.000Z",
             "serviceUrl": service_url, "channelId": channel,
             "from": {"id": f"29:1{aad}", "name": "Alice", "aadObjectId": aad},
             "conversation": {"id": conversation, "conversationType": "channel", "isGroup": True,
                              "tenantId": "72f988bf-0000-0000-0000-000000000000"},
-            "recipient": {"id": "28:bot", "name": "musubi"}, "replyToId": "1:card-activity", "value": data,
+            "recipient": {"id": "28:bot", "name": "musubi"}, "replyToId": card, "value": data,
             "channelData": {"tenant": {"id": "72f988bf-0000-0000-0000-000000000000"},
                             "channel": {"id": conversation}, "team": {"id": "19:team@thread.tacv2"}}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -153,8 +154,13 @@ def test_card_buttons_and_signed_clicks(home: Home, bf: BotFrameworkFake) -> Non
                  "bot_service_hosts", "endorsed", "unknown Teams user"):
         assert any(part in r for r in reasons), (part, reasons)
     notified = [e for e in events if e["action"] == "integration.notify"]
-    assert {e["details"]["event"] for e in notified} == {"approval", "bot_reply"}
-    assert all(e["outcome"] == "success" for e in notified)
+    assert {e["details"]["event"] for e in notified} == {"approval", "bot_reply", "card_update"}
+    # The click names a card the Bot Connector does not know (replyToId 1:card-activity): the update is
+    # refused with its ErrorResponse, audited, and the decision confirmed in the thread instead.
+    failed = [e for e in notified if e["outcome"] != "success"]
+    assert [(e["details"]["event"], e["details"]["id"]) for e in failed] == [("card_update", "1:card-activity")]
+    assert "Message does not exist in the thread" in failed[0]["details"]["message"]
+    assert bf.updates == []
     logs = h.paths.engine_log.read_text("utf-8")
     for secret in [bf.app_secret, *bf.tokens, *sent_tokens]:
         assert secret not in json.dumps(events) and secret not in logs
@@ -208,3 +214,43 @@ def test_a_wrong_bot_secret_fails_the_card_with_the_vendor_text(home: Home, bf: 
     assert "invalid_client" in errors[0]["details"]["message"] and errors[0]["details"]["event"] == "approval"
     assert "wrong-SECRET-xyz" not in json.dumps(h.audit(tenant))
     h.raw("POST", f"/v1/runs/{run['id']}/cancel", {}, tenant=tenant)
+
+
+def test_a_decision_updates_the_card_in_place_without_buttons(home: Home, bf: BotFrameworkFake) -> None:
+    h = home
+    tenant = h.new_tenant("tu", members={"alice": "admin"})
+    setup_bot(h, bf, tenant)
+    status, body = h.raw("PUT", "/v1/integrations/teams/users/aad-alice", {"user": "alice"}, tenant=tenant)
+    assert status == 200, body
+    run = start(h, tenant, "gated")
+    wait(h, tenant, run["id"], "waiting")
+
+    def mine() -> dict[str, Any] | None:
+        return next((a for a in card_posts(bf)
+                     if a["activity"]["attachments"][0]["content"]["actions"][0]["data"]["run"] == run["id"]), None)
+
+    posted = poll(mine, timeout=20)
+    data = posted["activity"]["attachments"][0]["content"]["actions"][0]["data"]
+    replies_before = len(bf.activities)
+    click = submit_activity(bf.service_url, data, card=posted["id"])
+    status, answer = h.raw("POST", "/v1/inbound/teams", {"body": json.dumps(click),
+                                                         "authorization": f"Bearer {bf.sign()}"}, tenant=tenant)
+    assert status == 200 and answer["outcome"] == "approved", answer
+    updates = [u for u in bf.updates if u["id"] == posted["id"]]
+    assert len(updates) == 1 and updates[0]["conversation"] == CONVERSATION
+    activity = updates[0]["activity"]
+    assert activity["id"] == posted["id"] and activity["type"] == "message"
+    card = activity["attachments"][0]["content"]
+    assert card["type"] == "AdaptiveCard" and "actions" not in card  # the buttons are gone
+    facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
+    assert facts["Decision"] == "approved" and facts["By"] == "alice" and facts["Run"] == run["id"]
+    at = datetime.strptime(facts["At"], "%Y-%m-%d %H:%M:%S UTC")
+    approved = next(e for e in h.audit(tenant, action="run.approve") if e["outcome"] == "success")
+    assert abs((datetime.fromisoformat(approved["ts"].rstrip("Z")) - at).total_seconds()) < 60  # when it was decided
+    assert f"of run {run['id']}: approved" in card["body"][0]["text"]
+    assert len(bf.activities) == replies_before  # no threaded confirmation: the card says it
+    assert bf.posted[(CONVERSATION, posted["id"])] is activity  # what Teams now shows
+    events = h.audit(tenant, action="integration.notify")
+    assert [(e["details"]["event"], e["outcome"], e["details"]["id"]) for e in events
+            if e["details"]["event"] != "approval"] == [("card_update", "success", posted["id"])]
+    wait(h, tenant, run["id"], "done")
