@@ -3,7 +3,7 @@
 ``musubi serve hooks`` (an HTTP server run by the engine's OS user) forwards each call over
 the engine's socket **as received**: the raw body and the headers that authenticate it.  The
 engine, not the forwarder, checks them, so the signing secret and the webhook token never
-leave the engine and its replay cache survives a restart of the forwarder:
+leave the engine and its replay guard survives a restart of the forwarder (and of the engine):
 
 - only the engine's own OS user acting as themself (no ``--as``, no remote session) may
   forward: anyone else is refused before any body is looked at;

@@ -26,7 +26,10 @@ REPLAYED = "replayed request (this signature was already accepted)"
 
 
 class SignatureVerifier:
-    """Slack v0 request signatures with a 5-minute window and a replay cache."""
+    """Slack v0 request signatures with a 5-minute window; :meth:`check` adds an in-memory replay cache.
+
+    The engine uses :meth:`verify` and keeps its replay guard in DuckDB (core/integrations/replay.py).
+    """
 
     def __init__(self, signing_secret: str, *, window_s: int = WINDOW_S, clock: Callable[[], float] = time.time,
                  remember: int = 10_000) -> None:
