@@ -11,8 +11,9 @@ claim, endorsement, allow-listed host).  Then an ``Action.Submit`` (a ``message`
 is mapped to a musubi user (``musubi integrations map-user teams ...``) and the decision goes
 through the same operation as Slack's and ``musubi runs approve`` as that user (``runs.approve``
 checked, a gate never answered twice).  After a Submit that decided the gate, the bot updates
-the clicked card in place (Update Activity): the decision, who and when, buttons gone; any other
-outcome, or an update the Bot Connector refuses, gets a short threaded reply instead.  An Execute
+the clicked card in place (Update Activity): the decision, who and when, buttons gone (so does a
+click on a card whose gate was decided elsewhere); any other outcome, or an update the Bot
+Connector refuses, gets a short threaded reply instead.  An Execute
 is answered with that line as its invoke response.  A failed update or reply is audited and never
 undoes the decision.
 """
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
     from core.integrations.inbound import InboundService
 
 SYSTEM = "teams"
-_SEVERITY = {"approved": "good", "rejected": "danger", "changes requested": "warning"}
-DECIDED = tuple(_SEVERITY)  # the outcomes of InboundService.decide that answered the gate
+_SEVERITY = {"approved": "good", "rejected": "danger", "changes_requested": "warning"}  # gate states
+DECIDED = ("approved", "rejected", "changes requested")  # the outcomes of InboundService.decide that decided
 
 
 def submitted(activity: dict[str, Any]) -> dict[str, Any] | None:
@@ -116,11 +117,19 @@ class TeamsInbound:
                                              str(data.get("sha") or "")[:64])
         if not invoke:
             decided = None
-            if outcome in DECIDED and user is not None:
-                decided = decided_card(run_id, gate, str(data.get("sha") or "")[:64], outcome, user,
-                                       svc.e.now())
+            if user is not None and (outcome in DECIDED or outcome == "already_decided"):
+                # Also a stale card (decided elsewhere: the CLI, Slack, another click) loses its buttons.
+                decided = self._decided_card(ctx.tenant, run_id, gate, str(data.get("sha") or "")[:64])
             await self._confirm(ctx.tenant, activity, text, decided)
         return answer(outcome, text, invoke)
+
+    def _decided_card(self, tenant: str, run_id: str, gate: str, sha: str) -> Message | None:
+        """The card showing the gate's recorded decision (state, by, at), or None if it has none."""
+        d = self.svc.runs.data.get(run_id)
+        ap = d.approvals.get(gate) if d is not None and d.run.tenant == tenant else None
+        if ap is None or ap.decided_by is None or ap.decided_at is None or ap.state not in _SEVERITY:
+            return None
+        return decided_card(run_id, gate, sha, ap.state.replace("_", " "), ap.decided_by, ap.decided_at)
 
     async def _confirm(self, tenant: str, activity: dict[str, Any], text: str, decided: Message | None) -> None:
         """After a click: the decided card in place of the clicked one, else (or if that fails) a threaded reply.
@@ -171,5 +180,5 @@ def decided_card(run_id: str, gate: str, sha: str, outcome: str, user: str, at: 
                                           ("At", when))
     if sha:
         facts += (("Content sha256", sha[:12]),)
-    return Message(f"Gate {gate} of run {run_id}: {outcome}", f"{outcome.capitalize()} by {user} at {when} (Teams).",
-                   facts, severity=_SEVERITY.get(outcome, "info"))
+    return Message(f"Gate {gate} of run {run_id}: {outcome}", f"{outcome.capitalize()} by {user} at {when}.",
+                   facts, severity=_SEVERITY.get(outcome.replace(" ", "_"), "info"))

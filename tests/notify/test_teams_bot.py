@@ -158,7 +158,7 @@ def test_card_buttons_and_signed_clicks(home: Home, bf: BotFrameworkFake) -> Non
     # The click names a card the Bot Connector does not know (replyToId 1:card-activity): the update is
     # refused with its ErrorResponse, audited, and the decision confirmed in the thread instead.
     failed = [e for e in notified if e["outcome"] != "success"]
-    assert [(e["details"]["event"], e["details"]["id"]) for e in failed] == [("card_update", "1:card-activity")]
+    assert [(e["details"]["event"], e["details"]["id"]) for e in failed] == [("card_update", "1:card-activity")] * 3
     assert "Message does not exist in the thread" in failed[0]["details"]["message"]
     assert bf.updates == []
     logs = h.paths.engine_log.read_text("utf-8")
@@ -250,7 +250,16 @@ def test_a_decision_updates_the_card_in_place_without_buttons(home: Home, bf: Bo
     assert f"of run {run['id']}: approved" in card["body"][0]["text"]
     assert len(bf.activities) == replies_before  # no threaded confirmation: the card says it
     assert bf.posted[(CONVERSATION, posted["id"])] is activity  # what Teams now shows
+    # A click on a card whose gate is already decided (a stale copy, another client): the card is set to the
+    # recorded decision, not to the click's.
+    late = submit_activity(bf.service_url, {**data, "decision": "reject"}, card=posted["id"])
+    status, answer = h.raw("POST", "/v1/inbound/teams", {"body": json.dumps(late),
+                                                         "authorization": f"Bearer {bf.sign()}"}, tenant=tenant)
+    assert status == 200 and answer["outcome"] == "already_decided", answer
+    again = [u for u in bf.updates if u["id"] == posted["id"]]
+    assert len(again) == 2 and again[1]["activity"]["attachments"][0]["content"] == card
+    assert len(bf.activities) == replies_before
     events = h.audit(tenant, action="integration.notify")
     assert [(e["details"]["event"], e["outcome"], e["details"]["id"]) for e in events
-            if e["details"]["event"] != "approval"] == [("card_update", "success", posted["id"])]
+            if e["details"]["event"] != "approval"] == [("card_update", "success", posted["id"])] * 2
     wait(h, tenant, run["id"], "done")
