@@ -116,11 +116,14 @@ def test_kill_9_during_the_deletion(cli: tuple[Cli, Path], monkeypatch: pytest.M
     _killed(c)
     left = _on_disk(c)  # renamed away, not yet deleted: no folder under a name the engine would open
     assert left[1] == "vectors" and len(left) == 2 and left[0].startswith(cleanup.TRASH_PREFIX + "vectors-t1-"), left
+    manifest = _code(c) / "vectors" / "vectors.json"
+    written = manifest.stat().st_mtime_ns
     _restart(c, monkeypatch)
     assert poll(lambda: _on_disk(c) == ["vectors"], timeout=60, interval=0.1)  # the start finished the deletion
     done = poll(lambda: (j := c.js("jobs", "show", jid))["state"] in ("done", "failed") and j, timeout=120)
     assert done["state"] == "done" and done["result"] == {"version": 0, "serving": 0, "rollback": True}, done
     assert done["attempts"] == 2
+    assert manifest.stat().st_mtime_ns == written  # the resumed job had switched: it cleaned up, re-embedded nothing
     assert c.js("tune", "list", cwd=str(repo))["serving"] == 0
     _search_ok(c, repo)
 
