@@ -485,7 +485,10 @@ class TuneEmbedService:
                 except OSError:
                     continue
                 if any(n.startswith(("vectors-t", TRASH_PREFIX)) for n in names):
-                    await self.sweep(tenant, project)
+                    try:
+                        await self.sweep(tenant, project)
+                    except Exception:  # the engine must start whatever the cleanup meets; tried again next time
+                        log.exception("cleaning the vector folders of %s/%s failed", tenant, project)
 
     async def disk(self, tenant: str, project: str) -> dict[str, Any]:
         """Bytes on disk: each version's vector folder (None: it has none) and files, and the base model's
