@@ -127,6 +127,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "engine: tuning trains no model and reports this R@10/MRR gain (a test hook, docs/finetune.md)",
         "read per tuning job",
     ),
+    "MUSUBI_TEST_TUNE_KILL_AT": (
+        "engine: kill -9 itself at this point of an embedder switch, switched or discarded (a test hook, "
+        "docs/finetune.md)",
+        "read at each switch",
+    ),
 }
 
 

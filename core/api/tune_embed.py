@@ -50,12 +50,15 @@ class TunedEmbedder(TypedDict):
     created_by: str
     created_at: str
     activated_at: str | None
+    vectors_bytes: int | None  # its vector folder on disk (None: none; removed once it serves nothing)
+    files_bytes: int  # its training data, model and measures (tuned/<project>/v<N>/)
 
 
 class TunedEmbedders(TypedDict):
     project: str
     serving: int  # the version serving search (0: the base model)
     versions: list[TunedEmbedder]  # newest first
+    base_vectors_bytes: int | None  # the base model's vector folder on disk (None: none)
     job: Job | None  # the project's running tuning or activation job
 
 

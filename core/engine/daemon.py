@@ -131,6 +131,7 @@ async def serve(paths: HomePaths) -> None:
     app = build_app(engine, stop)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    await engine.tune_embed.start()  # before jobs resume: finish the folder cleanup a crash interrupted
     await engine.jobs.start()  # after build_app: route features register their job kinds there
     await engine.notifications.start()  # notify (issue 17): resume the durable notification queue
     site, ino = await bind_socket(runner, paths)

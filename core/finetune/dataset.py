@@ -26,7 +26,8 @@ from typing import Any
 from core.finetune.scrub import scrub
 from core.orchestration.contracts import AgentSpec
 
-MIN_EXAMPLES = 10  # OpenAI refuses a chat fine-tuning file with fewer examples
+MIN_EXAMPLES = 10  # OpenAI: "The minimum number of examples you can provide for fine-tuning is 10" (SFT guide)
+MAX_FILE_BYTES = 512_000_000  # OpenAI's files API: "Individual files can be up to 512 MB" (the smaller reading of MB)
 ROLES = ("system", "user", "assistant")
 APPROVED = ("approved", "applied")
 
@@ -139,6 +140,14 @@ def validate_example(example: object) -> list[str]:
             continue
         if m["role"] not in ROLES:
             problems.append(f"message {i + 1} has role {m['role']!r}; roles are {', '.join(ROLES)}")
+        # OpenAI's chat fine-tuning input: only an assistant message has a weight, 0 (not trained on) or 1
+        # (FineTuneChatCompletionRequestAssistantMessage in OpenAI's API spec); name is a string.
+        weight = m.get("weight", 1)
+        if "weight" in m and (m["role"] != "assistant" or isinstance(weight, bool) or weight not in (0, 1)):
+            problems.append(f"message {i + 1} ({m['role']}) has weight {weight!r}; only an assistant message may "
+                            "have one, 0 or 1")
+        if "name" in m and not isinstance(m["name"], str):
+            problems.append(f"message {i + 1} ({m['role']}) has a name that is not text")
         content = m.get("content")
         if not isinstance(content, str) or not content.strip():
             problems.append(f"message {i + 1} ({m['role']}) is empty")
@@ -170,6 +179,12 @@ def validate_jsonl(text: str) -> tuple[int, list[dict[str, Any]]]:
         else:
             good += 1
     return good, bad
+
+
+def oversize(text: str, limit: int = MAX_FILE_BYTES) -> str | None:
+    """Why the file ``text`` is too large to upload (None: it is not)."""
+    size = len(text.encode("utf-8"))
+    return None if size <= limit else f"the dataset would be {size:,} bytes; the provider takes files up to {limit:,}"
 
 
 def count_tokens(examples: Sequence[dict[str, Any]], encoding: str) -> int:

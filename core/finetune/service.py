@@ -38,7 +38,7 @@ from core.finetune.contracts import (
     FineTuneError,
     VendorJob,
 )
-from core.finetune.prices import SOURCE, TRAINING, training_cost_micros
+from core.finetune.prices import TRAINING, training_cost_micros
 from core.finetune.records import FINAL, Dataset, TuneJob, new_dataset_id, new_tune_id
 from core.quotas import Charge, micros_to_usd
 from core.storage.base import Insert, Update
@@ -137,6 +137,9 @@ class ProviderTuning:
         tokens = await asyncio.to_thread(ds.count_tokens, built.examples, spec.tokenizer)
         cost = training_cost_micros(tokens * epochs, price)
         text = ds.to_jsonl(built.examples)
+        if (too_large := ds.oversize(text)) is not None:
+            raise BadRequest(f"{too_large}. Build it inside a project (--project) to take fewer runs' artefacts.",
+                             code="dataset_too_large")
         rec = Dataset(new_dataset_id(), ctx.tenant, ctx.project or "", spec.id, n, tokens, epochs, cost,
                       hashlib.sha256(text.encode("utf-8")).hexdigest(), "", json.dumps(dict(built.skipped)),
                       json.dumps(dict(built.scrubbed)), json.dumps(built.sources), ctx.user, self.e.now())
@@ -153,7 +156,7 @@ class ProviderTuning:
                 "scrubbed": dict(built.scrubbed), "sha256": rec.sha256})
             self.datasets[rec.dataset_id] = rec
             return {**rec.as_json(), "problems": built.problems[:20], "training_price_per_mtok":
-                    str(price.training_per_mtok), "price_source": SOURCE}
+                    str(price.training_per_mtok), "price_source": price.source}
 
         return await self.e.run(ctx, "tune.dataset", f"tune:{rec.dataset_id}", op)
 

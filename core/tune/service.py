@@ -8,7 +8,9 @@ Where the work happens (docs/finetune.md, "Local embedder adaptation"):
   never in the engine; its progress lines become the job's progress and checkpoints;
 - re-embedding the project's chunks with the model being activated runs in the embedding worker,
   into a vector folder of its own (``vectors-t<N>``), while search keeps answering from the folder
-  of the model serving now; the switch is one commit once every chunk has its new vector.
+  of the model serving now; the switch is one commit once every chunk has its new vector;
+- after a switch (and at engine start) the vector folders serving nothing are removed
+  (:meth:`TuneEmbedService.sweep`, core/tune/cleanup.py).
 
 A version's row (``tuned_embedders``) is the record: the training data's sha256 and counts, both
 models' held-out measures, the rule's decision (core/tune/rule.py) and its state.
@@ -45,6 +47,8 @@ DEFAULT_BUDGET_S = 600
 REEMBED_BATCH = 512  # chunks embedded per checkpoint of the activation's re-embedding
 ACTIVE = ("queued", "running", "cancelling")
 FAKE_GAIN_ENV = "MUSUBI_TEST_TUNE_GAIN"  # test hook: the trainer reports this gain without training a model
+KILL_AT_ENV = "MUSUBI_TEST_TUNE_KILL_AT"  # test hook: the engine kills itself (-9) at this point of a switch
+UNFINISHED = ("queued", "running", "cancelling", "interrupted")  # a job that may still write its folder
 
 
 def vector_folder(version: int) -> str:
@@ -81,6 +85,7 @@ class TuneEmbedService:
         jobs.register(KIND_TRAIN, self._train, permission=PERMISSION, check_params=_check_train, api=False)
         jobs.register(KIND_ACTIVATE, self._activate, permission=PERMISSION, check_params=_check_activate, api=False)
         self._rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._purging: set[asyncio.Future[Any]] = set()  # trash deletions running in threads
         index.serving = self.serving
 
     # -- state -------------------------------------------------------------------------------
@@ -131,11 +136,14 @@ class TuneEmbedService:
     # -- operations (the routes call these) ---------------------------------------------------
 
     async def list(self, ctx: Caller, project: str) -> dict[str, Any]:
-        """``GET /v1/tune/embedders``: every version, the serving one, the running job."""
+        """``GET /v1/tune/embedders``: every version (with its bytes on disk), the serving one, the running job."""
         rows = await self.rows(ctx.tenant, project)
         serving = next((r["version"] for r in rows if r["state"] == "active"), 0)
         job = self._job(ctx.tenant, project)
-        return {"project": project, "serving": serving, "versions": [self._show(r) for r in reversed(rows)],
+        disk = await self.disk(ctx.tenant, project)
+        return {"project": project, "serving": serving,
+                "versions": [{**self._show(r), **disk["versions"].get(r["version"], {})} for r in reversed(rows)],
+                "base_vectors_bytes": disk["base_vectors_bytes"],
                 "job": job.as_json(self.e.now()) if job is not None else None}
 
     def _busy(self, tenant: str, project: str) -> None:
@@ -293,7 +301,10 @@ class TuneEmbedService:
         if p is None:
             raise BadRequest("an activation job needs a project.")
         version = int(h.params["version"])
-        await self._reembed(h, version)
+        if (h.last_checkpoint or {}).get("phase") == "done":  # switched before the engine went: only clean up
+            await self.sweep(h.tenant, p)
+        else:
+            await self._reembed(h, version)
         return {"version": version, "serving": version, "rollback": bool(h.params.get("rollback"))}
 
     async def _reembed(self, h: JobHandle, version: int) -> None:
@@ -331,6 +342,8 @@ class TuneEmbedService:
             info["model_id"] = model_id
             info["dense_chunks"] = info["chunks"]
         self.index._dense_broken.discard((t, p))
+        _kill_at("switched")
+        await self.sweep(t, p)
 
     async def _embed_from(self, h: JobHandle, version: int, vec: Path, after: int) -> int:
         from core.config import env
@@ -394,3 +407,112 @@ class TuneEmbedService:
         h.write(Update("code_indexes", {"model_id": model_id, "dense_chunks": chunks, "updated_at": now},
                        {"tenant_id": t, "project": p}),
                 Update("code_chunks", {"dense": True}, {"tenant_id": t, "project": p}))
+
+    # -- old vector folders: removed once they serve nothing (docs/finetune.md) -----------------
+
+    def _keep(self, tenant: str, project: str, serving: str) -> set[str] | None:
+        """The vector folders to keep: the serving one and those an unfinished tuning or activation job
+        writes.  None (keep them all) while an index job is unfinished: it may write the folder that
+        served when it started."""
+        from core.rag.service import KIND as KIND_INDEX
+
+        keep = {serving}
+        for j in self.jobs.jobs.values():
+            if j.tenant != tenant or j.project != project or j.state not in UNFINISHED:
+                continue
+            if j.kind == KIND_INDEX:
+                return None
+            if j.kind == KIND_ACTIVATE:
+                keep.add(vector_folder(int(j.params["version"])))
+            elif j.kind == KIND_TRAIN and (j.checkpoint or {}).get("version") is not None:
+                keep.add(vector_folder(int((j.checkpoint or {})["version"])))
+        return keep
+
+    async def sweep(self, tenant: str, project: str) -> tuple[str, ...]:
+        """Remove the project's vector folders that serve nothing and that no unfinished job writes (after
+        a switch commits, and at engine start), and finish deletions a crash interrupted.  Returns the
+        names removed.  A failure is logged, never raised: the switch has committed already."""
+        from core.tune import cleanup
+
+        code = self.index.folder(tenant, project)
+        removed: tuple[str, ...] = ()
+        try:
+            serving, _model = await self.serving(tenant, project)
+            keep = self._keep(tenant, project, serving)
+            names = cleanup.stale(code, keep) if keep is not None else []
+            w = self.index._worker
+            for name in names:
+                if w is not None and w.running:  # the worker forgets it (unsaved changes are not written back)
+                    await w.close_index(code / name, save=False)
+                keep = self._keep(tenant, project, serving)  # again, after the await: a job may have started
+                if keep is None or name in keep:
+                    continue
+                if cleanup.discard(code, name) is not None:  # one rename: no await between check and rename
+                    removed += (name,)
+                    _kill_at("discarded")
+        except (OSError, MusubiError):
+            log.exception("could not remove the old vector folders of %s/%s; tried again at the next switch "
+                          "or start", tenant, project)
+        self._purge(code)
+        if removed:
+            log.info("removed the vector folders %s of %s/%s (they serve no search)", removed, tenant, project)
+        return removed
+
+    def _purge(self, code: Path) -> None:
+        """Delete the trash folders of ``code`` in a thread (the event loop never waits for a large rmtree)."""
+        from core.tune import cleanup
+
+        fut = asyncio.ensure_future(asyncio.to_thread(cleanup.purge, code))
+        self._purging.add(fut)
+        fut.add_done_callback(self._purged)
+
+    def _purged(self, fut: asyncio.Future[Any]) -> None:
+        self._purging.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("could not delete old vector folders: %s; tried again at the next switch or start",
+                        fut.exception())
+
+    async def start(self) -> None:
+        """At engine start, before interrupted jobs resume: finish what a crash left between a switch and
+        its cleanup (folders serving nothing, interrupted deletions) in every project that has them."""
+        from core.tune.cleanup import TRASH_PREFIX
+
+        for tenant, projects in list(self.e.state.projects.items()):
+            for project in list(projects):
+                code = self.index.folder(tenant, project)
+                try:
+                    names = [n.name for n in code.iterdir()] if code.is_dir() else []
+                except OSError:
+                    continue
+                if any(n.startswith(("vectors-t", TRASH_PREFIX)) for n in names):
+                    try:
+                        await self.sweep(tenant, project)
+                    except Exception:  # the engine must start whatever the cleanup meets; tried again next time
+                        log.exception("cleaning the vector folders of %s/%s failed", tenant, project)
+
+    async def disk(self, tenant: str, project: str) -> dict[str, Any]:
+        """Bytes on disk: each version's vector folder (None: it has none) and files, and the base model's
+        vector folder."""
+        from core.tune.cleanup import folder_bytes
+
+        rows = await self.rows(tenant, project)
+        code = self.index.folder(tenant, project)
+
+        def measure() -> dict[str, Any]:
+            return {"base_vectors_bytes": folder_bytes(code / vector_folder(0)),
+                    "versions": {r["version"]: {"vectors_bytes": folder_bytes(code / vector_folder(r["version"])),
+                                                "files_bytes": folder_bytes(self.work(tenant, project, r["version"]))
+                                                or 0} for r in rows}}
+
+        return await asyncio.to_thread(measure)
+
+
+def _kill_at(point: str) -> None:
+    """Test hook (``MUSUBI_TEST_TUNE_KILL_AT``): the engine dies here as with kill -9 (docs/finetune.md)."""
+    from core.config import env
+
+    if env(KILL_AT_ENV) == point:
+        import signal
+
+        log.warning("test hook %s=%s: killing the engine", KILL_AT_ENV, point)
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -11,6 +11,7 @@ from core.finetune.dataset import (
     MIN_EXAMPLES,
     build_examples,
     count_tokens,
+    oversize,
     to_jsonl,
     validate_example,
     validate_jsonl,
@@ -60,6 +61,27 @@ def test_validate_example_names_each_problem() -> None:
     ]
     assert validate_example({"messages": [{"role": "assistant", "content": "a"}]}) == [
         "an example needs a user message"]
+
+
+def test_weight_and_name_follow_openais_chat_fine_tuning_input() -> None:
+    """OpenAI's API spec (FineTuneChatCompletionRequestAssistantMessage): only an assistant message has a weight,
+    "Controls whether the assistant message is trained against (0 or 1)"; the guide's multi-turn example uses it."""
+    multi_turn = {"messages": [{"role": "system", "content": "Marv is a factual chatbot that is also sarcastic."},
+                               {"role": "user", "content": "What's the capital of France?"},
+                               {"role": "assistant", "content": "Paris", "weight": 0},
+                               {"role": "user", "content": "Can you be more sarcastic?"},
+                               {"role": "assistant", "content": "Paris, as if everyone doesn't know that already.",
+                                "weight": 1, "name": "marv"}]}
+    assert validate_example(multi_turn) == []
+    for bad in ({"role": "user", "content": "u", "weight": 1}, {"role": "assistant", "content": "a", "weight": 2},
+                {"role": "assistant", "content": "a", "weight": True}, {"role": "assistant", "content": "a",
+                                                                         "weight": 0.5}):
+        msgs = [{"role": "user", "content": "u"}, bad] if bad["role"] == "assistant" else \
+            [bad, {"role": "assistant", "content": "a"}]
+        problems = validate_example({"messages": msgs})
+        assert len(problems) == 1 and "only an assistant message may have one, 0 or 1" in problems[0], problems
+    named = {"messages": [{"role": "user", "content": "u", "name": 7}, {"role": "assistant", "content": "a"}]}
+    assert validate_example(named) == ["message 1 (user) has a name that is not text"]
 
 
 def test_validate_jsonl_goes_line_by_line() -> None:
@@ -134,6 +156,10 @@ def test_tokens_and_training_cost() -> None:
     assert n == 2 + 1 + 4 * 2 + 3  # "hello world" is 2 tokens, "hi" 1; 4 per message (PER_MESSAGE), 3 per request
     assert training_cost_micros(1_000_000, TRAINING["gpt-4.1-mini"]) == 5_000_000
     assert to_jsonl(ex).count("\n") == 1 and MIN_EXAMPLES == 10
+    text = to_jsonl(ex)
+    assert oversize(text) is None and oversize(text, limit=len(text.encode())) is None
+    assert oversize(text, limit=10) == f"the dataset would be {len(text.encode()):,} bytes; the provider takes " \
+                                       "files up to 10"
 
 
 def test_the_registered_entry_takes_the_fine_tuned_prices_and_the_base_lifecycle() -> None:
@@ -145,7 +171,16 @@ def test_the_registered_entry_takes_the_fine_tuned_prices_and_the_base_lifecycle
     entry = model_entry(rec, base, TRAINING[base.id], "gpt-4.1-mini.ft-abc", date(2026, 12, 6))
     spec = ModelSpec.model_validate(entry)
     assert spec.id == "azure/gpt-4.1-mini.ft-abc" and spec.deployment == "gpt-4.1-mini.ft-abc"
-    assert spec.input_per_mtok == Decimal("0.80") and spec.output_per_mtok == Decimal("3.20")
+    # Azure bills a deployed fine-tuned model per token at the base model's rate (plus hosting per hour).
+    assert (spec.input_per_mtok, spec.output_per_mtok, spec.cached_input_per_mtok) == (
+        base.input_per_mtok, base.output_per_mtok, base.cached_input_per_mtok)
+    assert "UNCONFIRMED" in spec.source and "1.70/hour" in spec.source
+    # OpenAI prices a fine-tuned model above its base: the fine-tuned rates of its pricing page.
+    openai = reg.get("gpt-4.1-mini")
+    ft = ModelSpec.model_validate(model_entry(rec, openai, TRAINING[openai.id], "ft:gpt-4.1-mini:acme::x",
+                                              date(2026, 12, 6)))
+    assert (ft.input_per_mtok, ft.output_per_mtok, ft.cached_input_per_mtok) == (
+        Decimal("0.80"), Decimal("3.20"), Decimal("0.20"))
     assert (spec.retires_on, spec.deprecated_on, spec.status) == (base.retires_on, base.deprecated_on, base.status)
     assert spec.replacement == base.id and "ftjob-1" in (spec.lifecycle_source or "")
 

@@ -77,7 +77,8 @@ def test_better_activated_worse_refused_rollback_restores(cli: tuple[Cli, Path],
     tuned = next(home.glob("tenants/*/tuned/sc/v1"))
     assert (tuned / "pairs.json").is_file() and (tuned / "model" / "modules.json").is_file()
     vec = next(home.glob("tenants/*/code/sc"))
-    assert (vec / "vectors-t1" / "vectors.json").is_file() and (vec / "vectors" / "vectors.json").is_file()
+    assert (vec / "vectors-t1" / "vectors.json").is_file()
+    assert not (vec / "vectors").exists()  # the base model's folder serves nothing now: removed
     assert _status(c, repo)["model"] == "fake-model@dim256"  # the index now names the tuned model
     hits = c.js("search", "vector index of a project", cwd=str(repo))
     assert hits["results"] and hits["dense_coverage"] == 1.0, hits  # served from the tuned model's folder

@@ -76,6 +76,9 @@ def list_(state: CliState) -> None:
         for v in d["versions"][:1]:
             if v["decision"]:
                 line(f"version {v['version']}: {v['decision']}")
+        vectors = [b for b in [d["base_vectors_bytes"], *(v["vectors_bytes"] for v in d["versions"])] if b]
+        files = sum(v["files_bytes"] for v in d["versions"])
+        line(f"disk: {len(vectors)} vector folder(s) {_mb(sum(vectors))}, tuned versions' files {_mb(files)}")
 
     emit(state, data, human)
 
@@ -216,3 +219,8 @@ def cancel(state: CliState, tune_id: str) -> None:
         line(f"cancelling fine-tuning job {d['id']}; see it with: musubi tune status {d['id']}")
 
     emit(state, data, human)
+
+
+def _mb(n: int) -> str:
+    """Bytes as megabytes, one decimal."""
+    return f"{n / 1e6:.1f} MB"
