@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from core.api import calls
-from core.errors import EXIT_DENIED, EXIT_ERROR, EXIT_QUOTA, EngineUnavailable, MusubiError
+from core.errors import EngineUnavailable, MusubiError, PermissionDenied, QuotaExceeded
 from tui.follow import STREAM_TIMEOUT_S, _events
 from tui.output import CliState, emit, line, warn
 
@@ -96,18 +96,26 @@ def _watch(state: CliState, run: dict[str, Any], quiet: bool) -> dict[str, Any]:
     return run
 
 
-def report(state: CliState, run: dict[str, Any]) -> None:
-    def human(r: dict[str, Any]) -> None:
-        est = r["estimate"]
-        cost = f"{r['tokens']:,} tokens, ${r['cost_usd']}" + (
-            f" (estimated {est['tokens']:,} tokens, ${est['cost_usd']})" if est.get("tokens") else "")
-        if r["state"] == "done":
-            line(f"run {r['id']} done: {cost}.")
-        else:
-            warn(f"run {r['id']} {r['state']} ({r['stop_code']}): {r['reason']}. {cost}."
-                 + (f" Resume with: musubi runs resume {r['id']}" if r["state"] == "stopped" else ""))
+def _cost(r: dict[str, Any]) -> str:
+    est = r["estimate"]
+    return f"{r['tokens']:,} tokens, ${r['cost_usd']}" + (
+        f" (estimated {est['tokens']:,} tokens, ${est['cost_usd']})" if est.get("tokens") else "")
 
-    emit(state, run, human)
+
+def run_error(r: dict[str, Any]) -> MusubiError:
+    """The error a run that did not finish ends the command with: typed by why it stopped (exit 3 quota,
+    4 permission, else 1), its message the reason, the run itself as ``run``."""
+    stop = r.get("stop_code") or ""
+    message = (f"run {r['id']} {r['state']} ({stop or 'no stop code'}): {r.get('reason') or 'no reason given'}. "
+               f"{_cost(r)}." + (f" Resume with: musubi runs resume {r['id']}" if r["state"] == "stopped" else ""))
+    typed: type[MusubiError] = {"quota": QuotaExceeded, "permission": PermissionDenied}.get(stop, MusubiError)
+    code = None if typed is not MusubiError else f"run_{r['state']}"
+    return typed(message, code=code, run_id=r["id"], state=r["state"], stop_code=r.get("stop_code"), run=r)
+
+
+def report(state: CliState, run: dict[str, Any]) -> None:
+    """A done run: its summary (``--json``: the run).  Any other end: raised as :func:`run_error`, which the
+    CLI's error printer shows (``--json``: ``{"error": {..., "run": {...}}}`` on stdout; a message on stderr)."""
     if run["state"] != "done":
-        code = {"quota": EXIT_QUOTA, "permission": EXIT_DENIED}.get(run.get("stop_code") or "", EXIT_ERROR)
-        raise click.exceptions.Exit(code)
+        raise run_error(run)
+    emit(state, run, lambda r: line(f"run {r['id']} done: {_cost(r)}."))

@@ -11,18 +11,14 @@ job kind is registered before the engine resumes interrupted jobs) and hangs on 
 
 from __future__ import annotations
 
-import os
-
 from aiohttp import web
 
 from core.api import models as m
 from core.api import responses as a
-from core.engine import access
-from core.engine.access import Caller
 from core.engine.http import Api, json_response
+from core.engine.routes_scope import project_caller
 from core.engine.routing import Route
-from core.errors import BadRequest
-from core.rag.service import KIND, IndexService, not_found_project
+from core.rag.service import KIND, IndexService
 
 
 class IndexRoutes:
@@ -41,28 +37,8 @@ class IndexRoutes:
         await self.api.e.jobs.close()
         await self.svc.close()
 
-    async def _project(self, request: web.Request, perm: str, action: str,
-                       path: str | None = None) -> tuple[Caller, str]:
-        e = self.api.r
-        c = await self.api.ctx(request)
-        if path:
-            if not os.path.isabs(path):
-                raise BadRequest(f"path {path!r} must be absolute.", field="path")
-            c.project, _real = access.project_of_path(e.state, c.tenant, path)
-            if c.project is None:
-                raise not_found_project(c.tenant)
-        project = c.project
-
-        def check() -> None:
-            e.require(c, perm, project=project, read=perm == "search.query")
-
-        await e.run(c, action, f"project:{project or '-'}", check)
-        if project is None:
-            raise not_found_project(c.tenant)
-        return c, project
-
     async def start(self, request: web.Request, req: m.IndexStart) -> web.Response:
-        c, project = await self._project(request, "index.build", "job.start", req.path)
+        c, project = await project_caller(self.api, request, "index.build", "job.start", req.path)
         active = self.svc._active_job(c.tenant, project)
         if active is not None:  # one index job per project: answer the one already running
             return json_response({"job": active.as_json(self.api.r.now())}, 202)
@@ -70,16 +46,16 @@ class IndexRoutes:
         return json_response({"job": job}, 202)
 
     async def status(self, request: web.Request, req: m.Empty) -> web.Response:
-        c, project = await self._project(request, "search.query", "search.query")
+        c, project = await project_caller(self.api, request, "search.query", "search.query")
         return json_response(await self.svc.status(c.tenant, project))
 
     async def search(self, request: web.Request, req: m.SearchQuery) -> web.Response:
-        c, project = await self._project(request, "search.query", "search.query")
+        c, project = await project_caller(self.api, request, "search.query", "search.query")
         return json_response(await self.svc.answer(c.tenant, project, req.query, req.k,
                                                    {"path": req.path, "lang": req.lang}))
 
     async def batch(self, request: web.Request, req: m.SearchBatch) -> web.Response:
-        c, project = await self._project(request, "search.query", "search.query")
+        c, project = await project_caller(self.api, request, "search.query", "search.query")
         filters = {"path": req.path, "lang": req.lang}
         answers = [await self.svc.answer(c.tenant, project, q, req.k, filters) for q in req.queries]
         return json_response({"answers": answers})

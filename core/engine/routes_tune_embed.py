@@ -13,10 +13,9 @@ from aiohttp import web
 
 from core.api import models as m
 from core.api import tune_embed as t
-from core.engine.access import Caller
 from core.engine.http import Api, json_response
+from core.engine.routes_scope import project_caller
 from core.engine.routing import Route
-from core.rag.service import not_found_project
 from core.tune.service import PERMISSION, TuneEmbedService
 
 
@@ -30,33 +29,20 @@ class TuneEmbedRoutes:
     def svc(self) -> TuneEmbedService:
         return self.api.e.tune_embed
 
-    async def _project(self, request: web.Request, perm: str, action: str) -> tuple[Caller, str]:
-        e = self.api.r
-        c = await self.api.ctx(request)
-        project = c.project
-
-        def check() -> None:
-            e.require(c, perm, project=project, read=perm == "search.query")
-
-        await e.run(c, action, f"project:{project or '-'}", check)
-        if project is None:
-            raise not_found_project(c.tenant)
-        return c, project
-
     async def list(self, request: web.Request, req: m.Empty) -> web.Response:
-        c, project = await self._project(request, "search.query", "tune.list")
+        c, project = await project_caller(self.api, request, "search.query", "tune.list")
         return json_response(await self.svc.list(c, project))
 
     async def train(self, request: web.Request, req: t.TuneEmbedStart) -> web.Response:
-        c, project = await self._project(request, PERMISSION, "job.start")
+        c, project = await project_caller(self.api, request, PERMISSION, "job.start")
         return json_response(await self.svc.train(c, project, req.budget_s), 202)
 
     async def activate(self, request: web.Request, req: t.TuneEmbedActivate) -> web.Response:
-        c, project = await self._project(request, PERMISSION, "job.start")
+        c, project = await project_caller(self.api, request, PERMISSION, "job.start")
         return json_response(await self.svc.activate(c, project, req.version), 202)
 
     async def rollback(self, request: web.Request, req: m.Empty) -> web.Response:
-        c, project = await self._project(request, PERMISSION, "job.start")
+        c, project = await project_caller(self.api, request, PERMISSION, "job.start")
         return json_response(await self.svc.rollback(c, project), 202)
 
 

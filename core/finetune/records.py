@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from core.audit import format_ts
 from core.quotas import micros_to_usd
+from core.storage.rows import Row, new_id, ts
 
 STATES = ("queued", "uploading", "submitted", "succeeded", "failed", "cancelled")
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
-MAX_ERROR = 2_000
 
 
 def new_dataset_id() -> str:
-    return "d-" + secrets.token_hex(6)
+    return new_id("d")
 
 
 def new_tune_id() -> str:
-    return "t-" + secrets.token_hex(6)
-
-
-def _ts(v: datetime | None) -> str | None:
-    return format_ts(v) if v else None
+    return new_id("t")
 
 
 @dataclass
-class Dataset:
+class Dataset(Row):
     """A row of ``provider_tune_datasets``."""
+
+    CUT: ClassVar[frozenset[str]] = frozenset()  # its text columns are JSON: never cut
 
     dataset_id: str
     tenant_id: str
@@ -48,13 +45,6 @@ class Dataset:
     created_by: str
     created_at: datetime
 
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> Dataset:
-        return cls(**{f.name: r[f.name] for f in fields(cls)})
-
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.dataset_id, "project": self.project or None, "base_model": self.base_model,
@@ -67,8 +57,10 @@ class Dataset:
 
 
 @dataclass
-class TuneJob:
+class TuneJob(Row):
     """A row of ``provider_tune_jobs``."""
+
+    CUT: ClassVar[frozenset[str]] = frozenset({"error_message"})
 
     tune_id: str
     tenant_id: str
@@ -97,13 +89,6 @@ class TuneJob:
     error_message: str | None = None
     finished_at: datetime | None = None
 
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> TuneJob:
-        return cls(**{f.name: r[f.name] for f in fields(cls)})
-
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.tune_id, "project": self.project or None, "dataset": self.dataset_id,
@@ -116,5 +101,5 @@ class TuneJob:
             "error": ({"code": self.error_code, "message": self.error_message}
                       if self.error_code or self.error_message else None),
             "created_by": self.created_by, "created_at": format_ts(self.created_at),
-            "updated_at": format_ts(self.updated_at), "finished_at": _ts(self.finished_at),
+            "updated_at": format_ts(self.updated_at), "finished_at": ts(self.finished_at),
         }

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from core.identity.errors import TokenRefused
+from core.identity.jwtcheck import Wording, verify_jwt
 from core.identity.keys import ProviderKeys
 
 _FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
@@ -32,50 +33,37 @@ def _refuse(why: str, **extra: Any) -> TokenRefused:
                         "check the provider's settings in config.toml (docs/identity.md).", permission="sso", **extra)
 
 
+WORDING = Wording(
+    not_jwt="it is not a signed JWT (three dot-separated parts)",
+    bad_header="its header is not a valid JOSE header",
+    bad_alg="algorithm {alg} is not allowed (allowed: {allowed})",
+    no_kid="its header names no key (kid)",
+    bad_signature="its signature does not verify",
+    expired="it has expired (exp)",
+    not_yet="it is not valid yet (nbf/iat in the future)",
+    wrong_audience="it was not issued for this application (aud is not {audience})",
+    wrong_issuer="it was not issued by {issuer} (iss)",
+    missing_claim="it lacks the {claim} claim",
+    other="{error}",
+)
+
+
 def validate_id_token(
     token: str, keys: ProviderKeys, *, client_id: str, skew_s: int = 120, nonce: str | None = None,
     max_age_s: int | None = None, now: float | None = None,
 ) -> dict[str, Any]:
     """The token's claims once every check passed; :class:`TokenRefused` naming the first that failed."""
-    import jwt  # lazy
 
-    if not isinstance(token, str) or token.count(".") != 2 or len(token) > 64_000:
-        raise _refuse("it is not a signed JWT (three dot-separated parts)")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise _refuse("its header is not a valid JOSE header") from None
-    alg = header.get("alg")
-    allowed = keys.algorithms()
-    if not isinstance(alg, str) or alg not in allowed:
-        raise _refuse(f"algorithm {str(alg)[:20]!r} is not allowed (allowed: {', '.join(allowed) or 'none'})")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise _refuse("its header names no key (kid)")
-    jwk = keys.key(kid)
-    declared = getattr(jwk, "_jwk_data", {}).get("alg")  # the JWK's own "alg", when it names one
-    if jwk.key_type != _FAMILY.get(alg[:2]) or declared not in (None, alg):
-        raise _refuse(f"key {kid[:64]!r} ({jwk.key_type}) does not fit algorithm {alg}")
-    issuer = keys.issuer()
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token, jwk.key, algorithms=[alg], audience=client_id, issuer=issuer, leeway=skew_s,
-            options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_iat": True},
-        )
-    except jwt.InvalidSignatureError:
-        raise _refuse("its signature does not verify") from None
-    except jwt.ExpiredSignatureError:
-        raise _refuse("it has expired (exp)") from None
-    except jwt.ImmatureSignatureError:
-        raise _refuse("it is not valid yet (nbf/iat in the future)") from None
-    except jwt.InvalidAudienceError:
-        raise _refuse(f"it was not issued for this application (aud is not {client_id!r})") from None
-    except jwt.InvalidIssuerError:
-        raise _refuse(f"it was not issued by {issuer!r} (iss)") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise _refuse(f"it lacks the {exc.claim!r} claim") from None
-    except jwt.PyJWTError as exc:
-        raise _refuse(f"{type(exc).__name__}") from None
+    def key_for(kid: str, alg: str) -> tuple[Any, None]:
+        jwk = keys.key(kid)
+        declared = getattr(jwk, "_jwk_data", {}).get("alg")  # the JWK's own "alg", when it names one
+        if jwk.key_type != _FAMILY.get(alg[:2]) or declared not in (None, alg):
+            raise _refuse(f"key {kid[:64]!r} ({jwk.key_type}) does not fit algorithm {alg}")
+        return jwk.key, None
+
+    claims, _ = verify_jwt(token, max_len=64_000, algorithms=keys.algorithms, key_for=key_for, audience=client_id,
+                           issuer=keys.issuer, skew_s=skew_s, require=("iss", "aud", "exp", "iat", "sub"),
+                           wording=WORDING, refuse=_refuse)
     aud = claims["aud"]
     if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
         raise _refuse("it has several audiences and azp is not this application")

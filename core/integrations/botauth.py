@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import PermissionDenied
+from core.identity.jwtcheck import Wording, verify_jwt
 
 ISSUER = "https://api.botframework.com"
 OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -130,41 +131,34 @@ class BotKeys:
         raise _refuse(f"the token is signed with key {kid[:64]!r}, which the Bot Framework does not publish")
 
 
+WORDING = Wording(
+    not_jwt="the bearer token is not a signed JWT",
+    bad_header="the token's header is not a valid JOSE header",
+    bad_alg="algorithm {alg} is not RS256",
+    no_kid="the token's header names no key (kid)",
+    bad_signature="signature does not verify",
+    expired="token expired (exp)",
+    not_yet="token not valid yet (nbf)",
+    wrong_audience="token is for another bot (aud is not this bot's app id)",
+    wrong_issuer=f"token not issued by {ISSUER} (iss)",
+    missing_claim="token lacks the {claim} claim",
+    other="invalid token ({error})",
+)
+
+
 def verify(authorization: str | None, activity: dict[str, Any], keys: BotKeys, app_id: str,
            hosts: tuple[str, ...], *, now: float | None = None) -> dict[str, Any]:
     """The token's claims when the activity is authentic and for this bot; :class:`BotRefused` otherwise."""
-    import jwt
-
     if not authorization or not authorization.startswith("Bearer "):
         raise _refuse("no Authorization: Bearer token")
-    token = authorization[7:].strip()
-    if token.count(".") != 2 or len(token) > 16_000:
-        raise _refuse("the bearer token is not a signed JWT")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise _refuse("the token's header is not a valid JOSE header") from None
-    if header.get("alg") != "RS256":
-        raise _refuse(f"algorithm {str(header.get('alg'))[:20]!r} is not RS256")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise _refuse("the token's header names no key (kid)")
-    key, endorsements = keys.key(kid)
-    try:
-        claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=["RS256"], audience=app_id, issuer=ISSUER,
-                                            leeway=SKEW_S, options={"require": ["iss", "aud", "exp"]})
-    except jwt.InvalidSignatureError:
-        raise _refuse("signature does not verify") from None
-    except jwt.ExpiredSignatureError:
-        raise _refuse("token expired (exp)") from None
-    except jwt.ImmatureSignatureError:
-        raise _refuse("token not valid yet (nbf)") from None
-    except jwt.InvalidAudienceError:
-        raise _refuse("token is for another bot (aud is not this bot's app id)") from None
-    except jwt.InvalidIssuerError:
-        raise _refuse(f"token not issued by {ISSUER} (iss)") from None
-    except jwt.PyJWTError as exc:
-        raise _refuse(f"invalid token ({type(exc).__name__})") from None
+
+    def key_for(kid: str, _alg: str) -> tuple[Any, tuple[str, ...]]:
+        key, endorsements = keys.key(kid)
+        return key.key, endorsements
+
+    claims, endorsements = verify_jwt(authorization[7:].strip(), max_len=16_000, algorithms=lambda: ("RS256",),
+                                      key_for=key_for, audience=app_id, issuer=lambda: ISSUER, skew_s=SKEW_S,
+                                      require=("iss", "aud", "exp"), wording=WORDING, refuse=_refuse)
     service_url = activity.get("serviceUrl")
     if not isinstance(service_url, str) or claims.get("serviceUrl") != service_url:
         raise _refuse("the token's serviceUrl claim is not the activity's serviceUrl")

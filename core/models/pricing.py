@@ -20,7 +20,7 @@ from core.errors import BadRequest
 from core.models.registry import ModelSpec
 from core.quotas import micros_to_usd
 
-__all__ = ["Rates", "rates_for", "request_cost", "to_micros", "micros_to_usd"]
+__all__ = ["Rates", "rates_for", "request_cost", "to_micros", "micros_to_usd", "usage_cost"]
 
 ROUNDING = {"low": ROUND_FLOOR, "expected": ROUND_HALF_UP, "high": ROUND_CEILING}
 
@@ -56,3 +56,17 @@ def to_micros(amount: Decimal, bound: str = "expected") -> int:
     """Round an exact micro-dollar amount to an integer: low floors, high ceils, expected half-up."""
     return int(amount.quantize(Decimal(1), rounding=ROUNDING[bound]))
 
+
+
+def usage_cost(model: ModelSpec, input_tokens: int, output_tokens: int, requests: int = 1) -> int:
+    """Micro-dollars (rounded half-up) of usage reported as totals over ``requests`` requests.
+
+    For usage made elsewhere (``musubi usage record`` without ``--cost-usd``): no cached split is
+    known, so every input token is priced uncached (an upper bound where the vendor cached some);
+    a long-context tier applies when the average prompt per request passes its threshold.
+    """
+    if input_tokens < 0 or output_tokens < 0:
+        raise BadRequest(f"token counts must be >= 0 (got {input_tokens} input, {output_tokens} output).")
+    per_request = -(-input_tokens // requests) if requests > 0 else input_tokens
+    r = rates_for(model, per_request)
+    return to_micros(input_tokens * r.input + output_tokens * r.output)

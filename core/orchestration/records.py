@@ -9,33 +9,29 @@ One class per table (``runs``, ``run_steps``, ``run_calls``, ``run_artefacts``,
 from __future__ import annotations
 
 import hashlib
-import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from core.audit import format_ts
 from core.quotas import micros_to_usd
+from core.storage.rows import Row, new_id
+from core.storage.rows import ts as _ts
 
-MAX_REASON = 2_000
 FEATURE_SHOWN = 200
 ARTEFACT_SHOWN = 256 * 1024  # characters of an artefact in an answer (the table has all of it)
 
 
 def new_run_id() -> str:
-    return "r-" + secrets.token_hex(6)
+    return new_id("r")
 
 
 def new_artefact_id() -> str:
-    return "a-" + secrets.token_hex(6)
+    return new_id("a")
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _ts(v: datetime | None) -> str | None:
-    return format_ts(v) if v else None
 
 
 def _usd(v: int | None) -> str | None:
@@ -46,44 +42,6 @@ def _elapsed(start: datetime | None, end: datetime | None, now: datetime) -> flo
     if start is None:
         return None
     return round(((end or now) - start).total_seconds(), 3)
-
-
-def _cut(text: str | None) -> str | None:
-    return text[:MAX_REASON] if text else None
-
-
-class Row:
-    """A record that is one row of its table: ``row()`` and ``from_row`` come from the dataclass's fields.
-
-    ``COLUMNS`` renames attributes whose column is named otherwise; ``LIVE`` names attributes that
-    are not columns; ``CUT`` names text columns kept to :data:`MAX_REASON` characters.  Fields
-    annotated ``int`` are read back as ``int`` (DuckDB may answer a wider integer type).
-    """
-
-    COLUMNS: ClassVar[dict[str, str]] = {}
-    LIVE: ClassVar[frozenset[str]] = frozenset()
-    CUT: ClassVar[frozenset[str]] = frozenset({"reason", "error", "detail"})
-
-    def row(self) -> dict[str, Any]:
-        """The full row, for an :class:`~core.storage.base.Insert`."""
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            if f.name in self.LIVE:
-                continue
-            v = getattr(self, f.name)
-            out[self.COLUMNS.get(f.name, f.name)] = _cut(v) if f.name in self.CUT else v
-        return out
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> Any:
-        """The record of a row read back at start."""
-        kw: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            if f.name in cls.LIVE:
-                continue
-            v = r[cls.COLUMNS.get(f.name, f.name)]
-            kw[f.name] = int(v) if f.type == "int" and v is not None else v
-        return cls(**kw)
 
 
 @dataclass

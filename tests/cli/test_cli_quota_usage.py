@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from decimal import Decimal
 from typing import Any
 
 from .helpers import MUSUBI, REPO, Cli, base_env
@@ -77,9 +78,9 @@ def test_usage_record_and_the_hard_limit(cli: Cli) -> None:
     before = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
     assert before["used"] == 800
 
-    r = cli.fails(3, *t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "150", "--output-tokens", "100")
+    r = cli.fails(3, *t, "usage", "record", "--model", "gpt-5.4-mini", "--input-tokens", "150", "--output-tokens", "100")
     assert "quota exceeded" in r.err and "Nothing was charged" in r.err and "musubi quota set tokens" in r.err
-    err = cli(*t, "usage", "record", "--model", "m", "--input-tokens", "201", "--output-tokens", "0", "--json")
+    err = cli(*t, "usage", "record", "--model", "gpt-5.4-mini", "--input-tokens", "201", "--output-tokens", "0", "--json")
     assert err.rc == 3
     body = err.json()["error"]
     assert body["code"] == "quota_exceeded" and body["exit_code"] == 3
@@ -87,10 +88,37 @@ def test_usage_record_and_the_hard_limit(cli: Cli) -> None:
     after = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
     assert after["used"] == 800 and after["remaining"] == 200  # nothing charged
     assert "recorded 200 tokens" in cli.ok(*t, "usage", "record", "--model", "m", "--input-tokens", "200",
-                                          "--output-tokens", "0").out
-    cli.fails(3, *t, "usage", "record", "--model", "m", "--input-tokens", "1", "--output-tokens", "0")
+                                          "--output-tokens", "0", "--cost-usd", "0").out
+    cli.fails(3, *t, "usage", "record", "--model", "m", "--input-tokens", "1", "--output-tokens", "0", "--cost-usd", "0")
     denied = cli.js(*t, "audit", "list", "--outcome", "denied", "--action", "usage.record")
     assert len(denied) == 3 and all(e["details"]["code"] == "quota_exceeded" for e in denied)
+
+
+def test_usage_record_without_a_cost_is_priced_from_the_registry_or_refused(cli: Cli) -> None:
+    t = ("--tenant", "q-price")
+    cli.ok("tenant", "create", "q-price")
+    spec = cli.js(*t, "models", "show", "sonnet")
+    rec = cli.js(*t, "usage", "record", "--model", "sonnet", "--input-tokens", "1200", "--output-tokens", "300")
+    want = Decimal(spec["input_per_mtok"]) * 1200 + Decimal(spec["output_per_mtok"]) * 300  # micro-dollars
+    assert want > 0 and rec["cost_usd"] == f"{want / 1_000_000:.6f}" and rec["model"] == "sonnet"
+    human = cli.ok(*t, "usage", "record", "--model", "sonnet", "--input-tokens", "1200", "--output-tokens", "300")
+    assert f"${want / 1_000_000:.6f} for sonnet" in human.out and "registry's prices" in human.out
+    given = cli.js(*t, "usage", "record", "--model", "sonnet", "--input-tokens", "1", "--output-tokens", "1",
+                   "--cost-usd", "0.5")
+    assert given["cost_usd"] == "0.500000"  # a given cost is charged as given
+    used = sum(row["tokens"] for row in cli.js(*t, "usage", "history")["rows"])
+    assert used == 3002
+    r = cli.fails(2, *t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100")
+    assert "'gpt-4o' has no price in the model registry" in r.err and "--cost-usd" in r.err
+    r = cli.fails(2, *t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100",
+                  "--json")
+    err = r.json()["error"]
+    assert err["code"] == "usage" and err["exit_code"] == 2 and "--cost-usd" in err["message"]
+    assert sum(row["tokens"] for row in cli.js(*t, "usage", "history")["rows"]) == used  # refused: nothing charged
+    assert len(cli.js(*t, "audit", "list", "--action", "usage.record")) == 3
+    ok = cli.js(*t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100",
+                "--cost-usd", "0.0105")
+    assert ok["cost_usd"] == "0.010500"
 
 
 def test_reserve_settle_release(cli: Cli) -> None:
@@ -140,7 +168,7 @@ def test_viewer_is_denied_and_the_denial_is_audited(cli: Cli) -> None:
     # the same with the global options after the subcommand
     r = cli.fails(4, "quota", "set", "tokens", "5", "--per", "day", "--as", "bob", *t)
     assert [q["limit"] for q in cli.js(*t, "quota", "status")["quotas"]] == [q["limit"] for q in before["quotas"]]
-    cli.fails(4, *t, "--as", "bob", "usage", "record", "--model", "m", "--input-tokens", "1", "--output-tokens", "0")
+    cli.fails(4, *t, "--as", "bob", "usage", "record", "--model", "sonnet", "--input-tokens", "1", "--output-tokens", "0")
     assert cli.js(*t, "--as", "bob", "quota", "status")["user"] == "bob"  # viewers may read headroom
 
     denied = cli.js(*t, "audit", "list", "--outcome", "denied", "--action", "quota.set")
@@ -157,7 +185,7 @@ def test_forty_parallel_records_admit_exactly_ten(cli: Cli) -> None:
     cli.ok("--tenant", "q-par", "quota", "set", "tokens", "1000", "--per", "day")
     env = base_env(cli.home)
     env["MUSUBI_TENANT"] = "q-par"
-    cmd = [*MUSUBI, "usage", "record", "--model", "m", "--input-tokens", "100", "--output-tokens", "0"]
+    cmd = [*MUSUBI, "usage", "record", "--model", "m", "--input-tokens", "100", "--output-tokens", "0", "--cost-usd", "0"]
     procs = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(40)]
     results = [(p.wait(timeout=300), p.stdout.read() if p.stdout else "", p.stderr.read() if p.stderr else "")

@@ -57,3 +57,16 @@ def test_local_models_are_free() -> None:
 def test_negative_tokens_are_refused() -> None:
     with pytest.raises(BadRequest):
         request_cost(REG.get("gpt-5.4"), -1, 0, 0)
+
+
+def test_usage_recorded_elsewhere_is_priced_uncached_with_the_tier_by_prompt_per_request() -> None:
+    from core.models.pricing import usage_cost
+
+    m = REG.get("gpt-5.4")  # $2.50 in, $15 out; above 272k prompt tokens $5 in, $22.5 out
+    assert usage_cost(m, 600, 200) == 600 * 2.5 + 200 * 15  # 4,500 micro-dollars
+    assert usage_cost(m, 300_000, 1_000) == 300_000 * 5 + 1_000 * 22.5  # one request over the threshold
+    assert usage_cost(m, 300_000, 1_000, requests=2) == 300_000 * 2.5 + 1_000 * 15  # 150k each: base rates
+    assert usage_cost(m, 10, 0, requests=0) == 25  # no request count: the whole prompt decides the tier
+    assert usage_cost(REG.get("gpt-5.4-nano"), 1, 0) == 0  # 0.2 micro-dollars: rounded half-up to 0
+    with pytest.raises(BadRequest, match="must be >= 0"):
+        usage_cost(m, -1, 0)

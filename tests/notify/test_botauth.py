@@ -75,3 +75,13 @@ def test_a_none_or_hs256_token_is_refused(bf: BotFrameworkFake) -> None:
         check(bf, keys, forged)
     with pytest.raises(botauth.BotRefused, match="not a signed JWT"):
         check(bf, keys, "abc")
+
+
+def test_a_token_without_exp_is_refused_naming_the_claim(bf: BotFrameworkFake) -> None:
+    import jwt
+
+    claims = {"iss": botauth.ISSUER, "aud": bf.app_id, "serviceUrl": bf.service_url}
+    token = jwt.encode(claims, bf.key, algorithm="RS256", headers={"kid": bf.kid})
+    with pytest.raises(botauth.BotRefused, match="token lacks the 'exp' claim") as info:
+        check(bf, botauth.BotKeys(bf.openid_url), token)
+    assert info.value.code == "bad_token" and token not in info.value.message

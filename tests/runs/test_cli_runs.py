@@ -60,6 +60,21 @@ def test_exit_codes_quota_permission_usage(cli: Cli) -> None:
     assert "known workflows" in r.err
 
 
+def test_a_run_that_ends_badly_is_an_error_object_with_json(cli: Cli) -> None:
+    cli.ok("tenant", "create", "qj")
+    cli.ok("--tenant", "qj", "quota", "set", "requests", "1", "--per", "hour")
+    r = cli.fails(3, "--tenant", "qj", "run", "two", "--feature", "x", "--json")  # stopped by the quota
+    err = r.json()["error"]
+    assert err["code"] == "quota_exceeded" and err["exit_code"] == 3 and err["stop_code"] == "quota"
+    assert err["run"]["state"] == "stopped" and err["run"]["id"] == err["run_id"]
+    assert "quota exceeded" in err["message"] and f"musubi runs resume {err['run_id']}" in err["message"]
+    assert err["message"] in r.err  # the same words on stderr
+    shown = cli.fails(3, "--tenant", "qj", "runs", "show", err["run_id"], "--follow", "--json")  # ended already
+    assert shown.json()["error"]["run_id"] == err["run_id"]
+    r = cli.fails(1, "run", "nope", "--feature", "x", "--json")
+    assert r.json()["error"]["code"] == "unknown_workflow" and "known workflows" in r.err
+
+
 def test_gate_approve_from_the_cli(cli: Cli) -> None:
     started = cli.js("run", "gated", "--feature", "x", "--detach")
     poll(lambda: cli.js("runs", "show", started["id"])["state"] == "waiting", timeout=30)
@@ -75,6 +90,9 @@ def test_no_provider_says_what_to_set() -> None:
         r = c.fails(1, "run", "spec", "--feature", "x", env={"MUSUBI_TEST_RUNS": ""})
         for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_ENDPOINT", "OLLAMA_HOST"):
             assert var in r.err, r.err
+        r = c.fails(1, "run", "spec", "--feature", "x", "--json", env={"MUSUBI_TEST_RUNS": ""})
+        err = r.json()["error"]
+        assert err["code"] == "provider_not_configured" and err["exit_code"] == 1 and "OPENAI_API_KEY" in err["message"]
     finally:
         c.stop()
         shutil.rmtree(c.home, ignore_errors=True)
@@ -84,13 +102,17 @@ def test_output_retry_settings_and_provider_stats_from_the_cli(cli: Cli) -> None
     script = Path(cli.home) / "test-provider.json"
     script.write_text(json.dumps({"delay_s": 0.0, "fail": {"2": "bad_request"}}))
     try:
-        r = cli("run", "two", "--feature", "x", "--json")
-        assert r.rc == 1, str(r)  # a failed run exits 1
-        failed = json.loads(r.out)
+        r = cli.fails(1, "run", "two", "--feature", "x", "--json")  # a failed run exits 1, said on stderr too
+        err = json.loads(r.out)["error"]
+        failed = err["run"]
+        human = cli.fails(1, "run", "two", "--feature", "x")
     finally:
         script.write_text(json.dumps({"delay_s": 0.0}))
     rid = failed["id"]
-    assert failed["state"] == "failed"
+    assert failed["state"] == "failed" and err["code"] == "run_failed" and err["exit_code"] == 1
+    assert err["run_id"] == rid and err["stop_code"] == "error" and "scripted failure" in err["message"]
+    assert f"musubi: error: run {rid} failed (error): step 2: " in r.err
+    assert "failed (error): step 2: " in human.err and "scripted failure" in human.err and not human.out.strip()
     out = cli.js("runs", "output", rid, "1")
     assert out["source"] == "record" and out["text"].startswith("reply 1/")
     human = cli.ok("runs", "output", rid, "1")

@@ -8,6 +8,8 @@ tests/tui/test_tutorials_replay.py.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from tests.tui.conftest import settle, wait_for
@@ -26,6 +28,15 @@ async def on_tutorials(pilot: Any) -> MusubiApp:
     await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), "the catalogue read")
     await settle(pilot)
     return app
+
+
+@asynccontextmanager
+async def tutorials_app(api: FakeEngineApi) -> AsyncIterator[tuple[MusubiApp, Any]]:
+    """The app on the fake engine, 80x24, on the Tutorials screen with the catalogue read."""
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_tutorials(pilot)
+        yield app, pilot
 
 
 async def started(pilot: Any, app: MusubiApp, tutorial: str = FIRST) -> None:
@@ -54,26 +65,18 @@ def dock_text(app: MusubiApp) -> str:
     return "\n".join(lines) + "\n" + panel
 
 
-async def test_catalogue_lists_each_tutorial_with_progress() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_catalogue_lists_each_tutorial_with_progress(fake_api: FakeEngineApi) -> None:
+    async with tutorials_app(fake_api) as (app, pilot):
         text = dock_text(app)
-        for t in api.tutorials.catalog.values():
+        for t in fake_api.tutorials.catalog.values():
             assert t.title in text
             assert f"0/{len(t.steps)}" in text
         assert "○ new" in text
         assert not app.screen.query_one(TutorialDock).display, "no tutorial runs: no panel"
 
 
-async def test_start_then_key_mode_palette_and_engine_checked_steps_to_done() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_start_then_key_mode_palette_and_engine_checked_steps_to_done(fake_api: FakeEngineApi) -> None:
+    async with tutorials_app(fake_api) as (app, pilot):
         await started(pilot, app)
         assert app.ctx.api.identity.tenant == "tut-alice-first-steps"
         assert app.ctx.saved.section("app").get("tenant") is None, "a sandbox is never the next launch's tenant"
@@ -103,7 +106,7 @@ async def test_start_then_key_mode_palette_and_engine_checked_steps_to_done() ->
         await settle(pilot)
         text = dock_text(app)
         assert "✔ Done: all 5 steps" in text
-        done = [w for w in api.writes if w[1].endswith(("/complete", "/skip"))]
+        done = [w for w in fake_api.writes if w[1].endswith(("/complete", "/skip"))]
         assert [w[2]["step"] for w in done if w[2]] == ["open-help", "switch-mode", "palette", "engine", "whoami"]
         assert not [r for r in app.ctx.failures.rows() if "Tutorial" in r[1]], app.ctx.failures.rows()
         await pilot.press("x")  # into the panel, leave: the panel goes
@@ -120,12 +123,8 @@ async def highlight(pilot: Any, app: MusubiApp, tutorial: str) -> None:
     raise AssertionError(f"{tutorial} is not in the catalogue")
 
 
-async def test_a_state_step_completes_when_the_engine_check_holds() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_a_state_step_completes_when_the_engine_check_holds(fake_api: FakeEngineApi) -> None:
+    async with tutorials_app(fake_api) as (app, pilot):
         await highlight(pilot, app, "team")
         await started(pilot, app, "team")
         first = current(app)
@@ -138,18 +137,14 @@ async def test_a_state_step_completes_when_the_engine_check_holds() -> None:
         assert current(app) == step["id"], "the check does not hold: the step stays"
         await settle(pilot)
         assert "reviewer" in app.tutorial.note, app.tutorial.note  # what was seen against what was expected
-        api.tutorials.satisfied.add(("team", step["id"]))  # the user did it: the next poll sees it
+        fake_api.tutorials.satisfied.add(("team", step["id"]))  # the user did it: the next poll sees it
         await wait_for(pilot, lambda: current(app) != step["id"], "the step done by the engine's check")
         prog = app.tutorial.progress
         assert prog is not None and prog["skipped"] == [first] and step["id"] in prog["done"]
 
 
-async def test_hint_restart_and_leave_then_resume_after_an_app_restart() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_hint_restart_and_leave_then_resume_after_an_app_restart(fake_api: FakeEngineApi) -> None:
+    async with tutorials_app(fake_api) as (app, pilot):
         await started(pilot, app)
         await pilot.press("f9", "h")
         await settle(pilot)
@@ -164,22 +159,15 @@ async def test_hint_restart_and_leave_then_resume_after_an_app_restart() -> None
         assert app.tutorial.shown is None
         await settle(pilot)
         assert "▸ doing" in dock_text(app) and "1/5" in dock_text(app)
-    again = MusubiApp(fake_ctx(api))  # the app restarted; the engine kept the progress
-    async with again.run_test(size=(80, 24)) as p:
-        pilot = p
-        await on_tutorials(pilot)
+    async with tutorials_app(fake_api) as (again, pilot):  # the app restarted; the engine kept the progress
         await started(pilot, again)
         await step_is(pilot, again, "switch-mode")
         assert again.ctx.api.identity.tenant == "tut-alice-first-steps-2", "the same sandbox, resumed"
         assert "Resumed" in dock_text(again)
 
 
-async def test_mode_step_already_satisfied_completes_at_once_and_f9_hides_the_panel() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_mode_step_already_satisfied_completes_at_once_and_f9_hides_the_panel(fake_api: FakeEngineApi) -> None:
+    async with tutorials_app(fake_api) as (app, pilot):
         await started(pilot, app)
         await pilot.press("2", "f1")  # on Trace already when the mode step becomes current
         await step_is(pilot, app, "palette")
@@ -198,12 +186,8 @@ async def test_mode_step_already_satisfied_completes_at_once_and_f9_hides_the_pa
         assert app.screen.query_one(TutorialDock).display
 
 
-async def test_every_panel_action_is_in_the_palette_while_a_tutorial_runs() -> None:
-    api = FakeEngineApi()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_every_panel_action_is_in_the_palette_while_a_tutorial_runs(fake_api: FakeEngineApi) -> None:
+    async with tutorials_app(fake_api) as (app, pilot):
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert "Tutorial: panel" in titles and "Tutorial: skip step" not in titles
         assert {"Tutorials: Start", "Tutorials: Reset"} <= titles
@@ -215,13 +199,9 @@ async def test_every_panel_action_is_in_the_palette_while_a_tutorial_runs() -> N
         await step_is(pilot, app, "switch-mode")
 
 
-async def test_an_engine_refusal_is_said_in_words_and_changes_nothing() -> None:
-    api = FakeEngineApi()
-    api.denied.add(("POST", "/v1/tutorials/first-steps/start"))
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_an_engine_refusal_is_said_in_words_and_changes_nothing(fake_api: FakeEngineApi) -> None:
+    fake_api.denied.add(("POST", "/v1/tutorials/first-steps/start"))
+    async with tutorials_app(fake_api) as (app, pilot):
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.tutorial.error is not None, "the refusal")
         await settle(pilot)
@@ -229,17 +209,13 @@ async def test_an_engine_refusal_is_said_in_words_and_changes_nothing() -> None:
         assert any("permission denied" in f.message for f in app.ctx.failures.entries)
 
 
-async def test_an_engine_without_the_tutorials_api_is_named_as_such() -> None:
-    api = FakeEngineApi()
-    api.denied.add(("GET", "/v1/tutorials"))
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as p:
-        pilot: Any = p
-        await on_tutorials(pilot)
+async def test_an_engine_without_the_tutorials_api_is_named_as_such(fake_api: FakeEngineApi) -> None:
+    fake_api.denied.add(("GET", "/v1/tutorials"))
+    async with tutorials_app(fake_api) as (app, pilot):
         assert "✘ The tutorials could not be read: permission denied" in dock_text(app)
         await pilot.press("enter")  # nothing to start: said in words, nothing sent
         await settle(pilot)
-        assert app.tutorial.shown is None and not [w for w in api.writes if "/v1/tutorials" in w[1]]
+        assert app.tutorial.shown is None and not [w for w in fake_api.writes if "/v1/tutorials" in w[1]]
 
 
 async def test_f9_with_no_tutorial_running_opens_the_catalogue() -> None:

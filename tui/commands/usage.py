@@ -36,7 +36,7 @@ def _charge_opts(f: Any) -> Any:
 
 
 @cli_group.command(epilog=example(
-    "musubi usage record --model claude-sonnet --input-tokens 1200 --output-tokens 300",
+    "musubi usage record --model sonnet --input-tokens 1200 --output-tokens 300",
     "musubi usage record --model gpt-4o --input-tokens 10 --output-tokens 5 --cost-usd 0.0001 --json",
 ))
 @click.option("--model", required=True, metavar="M", help="Model name, as the provider calls it.")
@@ -46,14 +46,41 @@ def record(state: CliState, model: str, input_tokens: int, output_tokens: int, r
            cost_usd: str | None, task_kind: str | None) -> None:
     """Charge usage made outside the workstation (another agent CLI).
 
+    Without --cost-usd the cost is computed from the model registry's prices (every input token
+    priced uncached); a model with no price there needs --cost-usd (exit 2).
     Exit 3, with nothing charged, when it would exceed a hard limit.
     """
+    priced = cost_usd is None
+    if cost_usd is None:
+        cost_usd = _registry_cost(state, model, input_tokens, output_tokens, requests)
     data = state.client().call(
         calls.usage_record(model, input_tokens, output_tokens, requests, cost_usd, task_kind)
     )
     emit(state, data, lambda d: line(
         f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
-        f"(entry {d['entry_id']})."))
+        f"(entry {d['entry_id']})" + (" at the model registry's prices." if priced else ".")))
+
+
+def _registry_cost(state: CliState, model: str, input_tokens: int, output_tokens: int, requests: int) -> str:
+    """The usage's cost in dollars at the engine's registry prices for ``model`` (the tenant's own models too)."""
+    from core.errors import NotFound, PermissionDenied
+    from core.models.pricing import micros_to_usd, usage_cost
+    from core.models.registry import ModelSpec
+
+    fix = "give the cost with --cost-usd USD (e.g. --cost-usd 0.0105)"
+    try:
+        entry = state.client().call(calls.model_show(model))
+    except NotFound as exc:
+        if exc.code != "unknown_model":
+            raise
+        raise click.UsageError(f"model {model!r} has no price in the model registry, so the cost of this usage "
+                               f"is unknown: {fix}, or add the model with its prices (musubi models import; "
+                               "docs/models.md).") from None
+    except PermissionDenied as exc:
+        raise PermissionDenied(f"{exc.message} Recording without --cost-usd reads the model's price; {fix} "
+                               "to record without it.", code=exc.code, **exc.extra) from None
+    spec = ModelSpec.model_validate({k: v for k, v in entry.items() if k in ModelSpec.model_fields})
+    return micros_to_usd(usage_cost(spec, input_tokens, output_tokens, requests))
 
 
 @cli_group.command(epilog=example("musubi usage reserve --tokens 4000", "musubi usage reserve --tokens 8000 --ttl 120 --json"))
