@@ -78,6 +78,7 @@ class GroupCommitter:
         # of an older one was computed from the failed state and is refused.
         self._epoch = 0
         self._batch = Batch()
+        self._last_sealed: asyncio.Future[None] | None = None  # the future of the newest sealed batch
         self._queue: asyncio.Queue[Batch | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._apply_task: asyncio.Task[None] | None = None
@@ -124,15 +125,26 @@ class GroupCommitter:
         if b.future is None:
             b.future = asyncio.get_running_loop().create_future()
             self._queue.put_nowait(b)
+            self._last_sealed = b.future
         return b.future
 
     def pending(self) -> int:
         return len(self._batch.mutations)
 
     async def sync(self) -> None:
-        """Wait until storage holds every write acknowledged so far (before querying it)."""
+        """Wait until storage holds every write queued so far (before querying it).
+
+        Not only the acknowledged ones: a sealed batch still being made durable has its effects in
+        memory already (a job reads ``failed`` while its ``job.fail`` event is in the fsync), so a
+        read that ignored it could answer a database older than what the caller just saw.
+        """
         if self._batch.mutations:
-            await self.seal()
+            self.seal()
+        last = self._last_sealed
+        if last is not None and not last.done():
+            # Batches are made durable in order: once the last sealed one is, so is every earlier one.
+            # Shielded: the batch's future is shared by its writers, a reader's cancel must not cancel it.
+            await asyncio.shield(last)
         target = self.written_no
         if self.applied_no >= target:
             return

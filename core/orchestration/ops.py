@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from core.orchestration.service import RunService
 
 DECISIONS = {"approve": "approved", "reject": "rejected", "request_changes": "changes_requested"}
+CANCEL_WAIT_S = 30.0  # the longest a cancel waits for the attempt it stopped to record its end
 
 
 def _estimate(self: RunService, tenant: str, plan: Any, feature: str, model: str | None,
@@ -151,7 +152,8 @@ async def cancel(self: RunService, ctx: Caller, run_id: str) -> dict[str, Any]:
     """Cancel a run: a running one stops at once (an answered call is still charged); others end now."""
     d = self.get(ctx, run_id)
     run = d.run
-    running = run.job_id is not None and run.job_id in self.jobs._tasks
+    job_id = run.job_id
+    running = job_id is not None and job_id in self.jobs._tasks
 
     def op() -> dict[str, Any]:
         may(self, ctx, d, "runs.cancel")
@@ -182,10 +184,10 @@ async def cancel(self: RunService, ctx: Caller, run_id: str) -> dict[str, Any]:
         with contextlib.suppress(MusubiError):  # it ended meanwhile
             await self.jobs.cancel(owner, job.id)  # a running attempt stops at its next await
     if running:
-        for _ in range(100):  # answer with the run as it ended (the attempt commits its end quickly)
-            if run.state == "cancelled":
-                break
-            await asyncio.sleep(0.02)
+        # Answer with the run as it ended: the attempt records its end (finish) before its job's task ends.
+        task = self.jobs._tasks.get(job_id or "")
+        if task is not None:
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_S)  # a hang guard: the task is never cancelled by it
         answer = run.as_json(self.r.now(), d.pending_gate())
     return answer
 

@@ -34,13 +34,16 @@ ENGINE = "engine"
 async def execute(svc: RunService, h: JobHandle) -> dict[str, Any]:
     d = svc.data[h.params["run"]]
     run = d.run
+    plan: RunPlan | None = None
+    why = ""
     try:
-        plan = await _prepare(svc, d, h)
-    except MusubiError as exc:
-        await finish(svc, d, "failed", "error", exc.message)
-        return {"run": run.id, "state": run.state}
-    try:
-        await _steps(svc, d, plan)
+        # Preparing awaits too (reads, the tokenizer, its commit): a cancel arriving then ends the run as below.
+        try:
+            plan = await _prepare(svc, d, h)
+        except MusubiError as exc:
+            why = exc.message
+        if plan is not None:
+            await _steps(svc, d, plan)
     except asyncio.CancelledError:
         if run.cancel_asked:
             await asyncio.shield(finish(svc, d, "cancelled", "cancelled", f"cancelled by {run.reason or 'a user'}"))
@@ -53,6 +56,8 @@ async def execute(svc: RunService, h: JobHandle) -> dict[str, Any]:
         svc.drop_live(run.id)
         svc._views.pop(run.id, None)
         svc._stuck.pop(run.id, None)
+    if plan is None:
+        await finish(svc, d, "failed", "error", why)
     return {"run": run.id, "state": run.state}
 
 

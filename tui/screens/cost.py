@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -380,21 +381,28 @@ class CostScreen(ModeScreen):
         t = self.query_one(CostTable)
         t.clear(columns=True)
         detail = size != "narrow"
-        t.add_columns("MODEL", "QUOTA AFTER RUN", "COST $ (LOW-HIGH)" if detail else "COST $", "FITS",
-                      *(("INPUT", "OUTPUT") if detail else ()))
+        labels = ["MODEL", "QUOTA AFTER RUN", "COST $ (LOW-HIGH)" if detail else "COST $", "FITS",
+                  *(("INPUT", "OUTPUT") if detail else ())]
+        rows: list[tuple[str, list[str]]] = []
         for m in models:
             name = m["model"] + ("" if m["exact_tokens"] else " *")
             if m.get("does_not_fit"):
-                t.add_row(name, "-", "-", "does not fit", *(("-", "-") if detail else ()), key=m["model"])
+                rows.append((m["model"], [name, "-", "-", "does not fit", *(("-", "-") if detail else ())]))
                 continue
             c = m["cost_usd"]
             cost = f"{usd(c['expected'])} ({usd(c['low'])}-{usd(c['high'])})" if detail else usd(c["expected"])
-            t.add_row(
+            rows.append((m["model"], [
                 name, headroom_cell(m, with_bar=size == "xwide"), cost,
                 "yes" if m["fits"] else f"no: {m['max_chunks']} chunks",
                 *((_rng(m["input_tokens"]), _rng(m["output_tokens"])) if detail else ()),
-                key=m["model"],
-            )
+            ]))
+        # Widths given, not measured: DataTable measures auto-width columns only when it next goes idle and
+        # keeps the lines it painted before that, so a paint in between (a busy machine) kept them squeezed
+        # to the labels' widths.
+        for i, label in enumerate(labels):
+            t.add_column(label, width=max(cell_len(x) for x in [label, *(cells[i] for _key, cells in rows)]))
+        for key, cells in rows:
+            t.add_row(*cells, key=key)
 
     # -- actions ----------------------------------------------------------------------------
 
