@@ -209,6 +209,15 @@ def test_usage_settle_without_a_cost_is_priced_from_the_registry_or_refused(cli:
     assert cli.js(*t, "usage", "release", rid) == {"reservation_id": rid, "released": True}
     assert open_ids() == [] and used() == before
 
+    # under a cost limit a priced settle is bounded by the reserved cost: a $0 hold cannot take it
+    cli.ok(*t, "quota", "set", "cost_usd", "100", "--per", "day")
+    rid = reserve()
+    err = cli.fails(3, *t, "usage", "settle", rid, *charge, "--model", "sonnet", "--json").json()["error"]
+    assert err["code"] == "settle_over_reservation" and open_ids() == [rid] and used() == before
+    cli.ok(*t, "usage", "release", rid)
+    rid = cli.js(*t, "usage", "reserve", "--tokens", "4000", "--cost-usd", "0.05")["reservation_id"]
+    assert cli.js(*t, "usage", "settle", rid, *charge, "--model", "sonnet")["cost_usd"] == f"{want:.6f}"
+
 
 def test_viewer_is_denied_and_the_denial_is_audited(cli: Cli) -> None:
     t = ("--tenant", "q-deny")
