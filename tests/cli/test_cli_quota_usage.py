@@ -136,11 +136,12 @@ def test_reserve_settle_release(cli: Cli) -> None:
     assert rsv["reservation_id"] in cli.ok(*t, "usage", "reservations").out
 
     settled = cli.js(*t, "usage", "settle", rsv["reservation_id"], "--input-tokens", "500", "--output-tokens", "150",
-                     "--model", "m")
+                     "--model", "m", "--cost-usd", "0")
     assert settled["settled"] is True and settled["tokens"] == 650 and settled["overshoot"] == {"tokens": 50}
     q = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
     assert q["used"] == 650 and q["reserved"] == 0
-    cli.fails(1, *t, "usage", "settle", rsv["reservation_id"], "--input-tokens", "1", "--output-tokens", "1")
+    cli.fails(1, *t, "usage", "settle", rsv["reservation_id"], "--input-tokens", "1", "--output-tokens", "1",
+              "--cost-usd", "0")
 
     second = cli.ok(*t, "usage", "reserve", "--tokens", "100").out
     rid = second.split(":")[0]
@@ -156,6 +157,66 @@ def test_reserve_settle_release(cli: Cli) -> None:
     assert hist["tenant"] == "q-rsv" and hist["bucket"] == "day"
     assert sum(r["tokens"] for r in hist["rows"]) == 650 and set(hist["rows"][0]) == {"bucket", "tokens", "requests", "cost_micros"}
     assert "650" in cli.ok(*t, "usage", "history").out
+
+
+def test_usage_settle_without_a_cost_is_priced_from_the_registry_or_refused(cli: Cli) -> None:
+    t = ("--tenant", "q-sprice")
+    cli.ok("tenant", "create", "q-sprice")
+    spec = cli.js(*t, "models", "show", "sonnet")
+    want = (Decimal(spec["input_per_mtok"]) * 3100 + Decimal(spec["output_per_mtok"]) * 700) / 1_000_000
+    assert want > 0
+
+    def reserve() -> str:
+        rid = cli.js(*t, "usage", "reserve", "--tokens", "4000")["reservation_id"]
+        assert isinstance(rid, str) and rid.startswith("rsv_")
+        return rid
+
+    def open_ids() -> list[str]:
+        return [r["reservation_id"] for r in cli.js(*t, "usage", "reservations")]
+
+    def used() -> tuple[int, Decimal]:
+        rows = cli.js(*t, "usage", "history")["rows"]
+        return sum(r["tokens"] for r in rows), sum((Decimal(r["cost_micros"]) for r in rows), Decimal(0))
+
+    charge = ("--input-tokens", "3100", "--output-tokens", "700")
+    rid = reserve()
+    settled = cli.js(*t, "usage", "settle", rid, *charge, "--model", "sonnet")
+    assert settled["settled"] is True and settled["tokens"] == 3800 and settled["cost_usd"] == f"{want:.6f}"
+    rid = reserve()
+    human = cli.ok(*t, "usage", "settle", rid, *charge, "--model", "sonnet").out
+    assert f"settled {rid}: 3800 tokens, 1 request(s), ${want:.6f} at the model registry's prices" in human
+    rid = reserve()
+    given = cli.js(*t, "usage", "settle", rid, *charge, "--model", "sonnet", "--cost-usd", "0.5")
+    assert given["cost_usd"] == "0.500000"  # a given cost is charged as given, not the registry's
+    assert "$0.000000." in cli.ok(*t, "usage", "settle", reserve(), "--input-tokens", "1", "--output-tokens", "0",
+                                  "--cost-usd", "0").out  # no --model needed with a cost
+    assert open_ids() == []
+    before = used()
+    assert before == (3 * 3800 + 1, 2 * want * 1_000_000 + 500_000)
+
+    # refused, exit 2: nothing settled, nothing charged, the reservation still open and releasable
+    rid = reserve()
+    r = cli.fails(2, *t, "usage", "settle", rid, *charge, "--model", "gpt-4o")
+    assert "'gpt-4o' has no price in the model registry" in r.err and "--cost-usd" in r.err
+    err = cli.fails(2, *t, "usage", "settle", rid, *charge, "--model", "gpt-4o", "--json").json()["error"]
+    assert err["code"] == "usage" and err["exit_code"] == 2 and "--cost-usd" in err["message"]
+    r = cli.fails(2, *t, "usage", "settle", rid, *charge)  # no model to price it by
+    assert "--model M" in r.err and "--cost-usd" in r.err
+    err = cli.fails(2, *t, "usage", "settle", rid, *charge, "--json").json()["error"]
+    assert err["code"] == "usage" and "--model M" in err["message"] and "--cost-usd" in err["message"]
+    assert open_ids() == [rid] and used() == before
+    assert len(cli.js(*t, "audit", "list", "--action", "usage.settle")) == 4
+    assert cli.js(*t, "usage", "release", rid) == {"reservation_id": rid, "released": True}
+    assert open_ids() == [] and used() == before
+
+    # under a cost limit a priced settle is bounded by the reserved cost: a $0 hold cannot take it
+    cli.ok(*t, "quota", "set", "cost_usd", "100", "--per", "day")
+    rid = reserve()
+    err = cli.fails(3, *t, "usage", "settle", rid, *charge, "--model", "sonnet", "--json").json()["error"]
+    assert err["code"] == "settle_over_reservation" and open_ids() == [rid] and used() == before
+    cli.ok(*t, "usage", "release", rid)
+    rid = cli.js(*t, "usage", "reserve", "--tokens", "4000", "--cost-usd", "0.05")["reservation_id"]
+    assert cli.js(*t, "usage", "settle", rid, *charge, "--model", "sonnet")["cost_usd"] == f"{want:.6f}"
 
 
 def test_viewer_is_denied_and_the_denial_is_audited(cli: Cli) -> None:

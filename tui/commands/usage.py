@@ -50,24 +50,41 @@ def record(state: CliState, model: str, input_tokens: int, output_tokens: int, r
     priced uncached); a model with no price there needs --cost-usd (exit 2).
     Exit 3, with nothing charged, when it would exceed a hard limit.
     """
-    priced = cost_usd is None
-    if cost_usd is None:
-        cost_usd = _registry_cost(state, model, input_tokens, output_tokens, requests)
+    cost_usd, note = _cost(state, "record", cost_usd, model, input_tokens, output_tokens, requests)
     data = state.client().call(
         calls.usage_record(model, input_tokens, output_tokens, requests, cost_usd, task_kind)
     )
     emit(state, data, lambda d: line(
         f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
-        f"(entry {d['entry_id']})" + (" at the model registry's prices." if priced else ".")))
+        f"(entry {d['entry_id']}){note}."))
 
 
-def _registry_cost(state: CliState, model: str, input_tokens: int, output_tokens: int, requests: int) -> str:
+_PRICED = " at the model registry's prices"
+
+
+def _cost(state: CliState, verb: str, cost_usd: str | None, model: str | None, input_tokens: int,
+          output_tokens: int, requests: int) -> tuple[str, str]:
+    """The cost to charge, in dollars, and a note for the human line: ``cost_usd`` as given, else priced.
+
+    Asked before the charge is sent, so a usage that cannot be priced is refused (exit 2) with nothing
+    charged and, for ``settle``, the reservation still open.
+    """
+    if cost_usd is not None:
+        return cost_usd, ""
+    fix = "give the cost with --cost-usd USD (e.g. --cost-usd 0.0105)"
+    if model is None:
+        raise click.UsageError(f"'musubi usage {verb}' without --cost-usd prices the usage from the model registry, "
+                               f"so it needs the model: give it with --model M, or {fix}.")
+    return _registry_cost(state, verb, fix, model, input_tokens, output_tokens, requests), _PRICED
+
+
+def _registry_cost(state: CliState, verb: str, fix: str, model: str, input_tokens: int, output_tokens: int,
+                   requests: int) -> str:
     """The usage's cost in dollars at the engine's registry prices for ``model`` (the tenant's own models too)."""
     from core.errors import NotFound, PermissionDenied
     from core.models.pricing import micros_to_usd, usage_cost
     from core.models.registry import ModelSpec
 
-    fix = "give the cost with --cost-usd USD (e.g. --cost-usd 0.0105)"
     try:
         entry = state.client().call(calls.model_show(model))
     except NotFound as exc:
@@ -77,8 +94,8 @@ def _registry_cost(state: CliState, model: str, input_tokens: int, output_tokens
                                f"is unknown: {fix}, or add the model with its prices (musubi models import; "
                                "docs/models.md).") from None
     except PermissionDenied as exc:
-        raise PermissionDenied(f"{exc.message} Recording without --cost-usd reads the model's price; {fix} "
-                               "to record without it.", code=exc.code, **exc.extra) from None
+        raise PermissionDenied(f"{exc.message} 'musubi usage {verb}' without --cost-usd reads the model's price; "
+                               f"{fix} to {verb} without it.", code=exc.code, **exc.extra) from None
     spec = ModelSpec.model_validate({k: v for k, v in entry.items() if k in ModelSpec.model_fields})
     return micros_to_usd(usage_cost(spec, input_tokens, output_tokens, requests))
 
@@ -97,14 +114,23 @@ def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, t
                                      f"${d['cost_usd']} until {d['expires_at']}."))
 
 
-@cli_group.command(epilog=example("musubi usage settle rsv_0123abcd --input-tokens 3100 --output-tokens 700 --model gpt-4o"))
+@cli_group.command(epilog=example(
+    "musubi usage settle rsv_0123abcd --input-tokens 3100 --output-tokens 700 --model sonnet",
+    "musubi usage settle rsv_0123abcd --input-tokens 3100 --output-tokens 700 --cost-usd 0.0182 --json",
+))
 @click.argument("reservation_id")
 @_charge_opts
-@click.option("--model", metavar="M", help="Model the call used.")
+@click.option("--model", metavar="M", help="Model the call used; without --cost-usd its registry price sets the cost.")
 @pass_state
 def settle(state: CliState, reservation_id: str, input_tokens: int, output_tokens: int, requests: int,
            cost_usd: str | None, model: str | None, task_kind: str | None) -> None:
-    """Record what the reserved call really used and close RESERVATION_ID."""
+    """Record what the reserved call really used and close RESERVATION_ID.
+
+    Without --cost-usd the cost is computed from the model registry's prices for --model, as
+    'record' does; without either, or for a model with no price, it is refused (exit 2) and the
+    reservation stays open.
+    """
+    cost_usd, priced = _cost(state, "settle", cost_usd, model, input_tokens, output_tokens, requests)
     data = state.client().call(calls.usage_settle(
         reservation_id, input_tokens, output_tokens, requests, cost_usd, model, task_kind
     ))
@@ -112,7 +138,8 @@ def settle(state: CliState, reservation_id: str, input_tokens: int, output_token
     def human(d: Settled) -> None:
         over = d["overshoot"]
         note = "; over the estimate by " + ", ".join(f"{v} {k}" for k, v in over.items()) if over else ""
-        line(f"settled {d['reservation_id']}: {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']}{note}.")
+        line(f"settled {d['reservation_id']}: {d['tokens']} tokens, {d['requests']} request(s), "
+             f"${d['cost_usd']}{priced}{note}.")
 
     emit(state, data, human)
 
