@@ -270,7 +270,8 @@ def usage_record(
     cost_usd: str | None = None,
     task_kind: str | None = None,
 ) -> Call[UsageRecorded]:
-    """``cost_usd`` in dollars as text (exact to the micro-dollar); None lets the engine price it."""
+    """``cost_usd`` in dollars as text (exact to the micro-dollar); None records $0 (the engine does
+    not price usage; ``musubi usage record`` prices it from the registry before sending)."""
     return post(
         "/v1/usage", model=model, input_tokens=input_tokens, output_tokens=output_tokens, requests=requests,
         cost_usd=cost_usd, task_kind=task_kind,
