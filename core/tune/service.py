@@ -454,18 +454,14 @@ class TuneEmbedService:
 
     # -- old vector folders: removed once they serve nothing (docs/finetune.md) -----------------
 
-    def _keep(self, tenant: str, project: str, serving: str) -> set[str] | None:
+    def _keep(self, tenant: str, project: str, serving: str) -> set[str]:
         """The vector folders to keep: the serving one and those an unfinished tuning or activation job
-        writes.  None (keep them all) while an index job is unfinished: it may write the folder that
-        served when it started."""
-        from core.rag.service import KIND as KIND_INDEX
-
+        writes.  An index job needs none other: it chooses the serving folder under the index lock, which a
+        switch holds too, so none still writes a folder a switch retired (a resumed one chooses again)."""
         keep = {serving}
         for j in self.jobs.jobs.values():
             if j.tenant != tenant or j.project != project or j.state not in UNFINISHED:
                 continue
-            if j.kind == KIND_INDEX:
-                return None
             if j.kind == KIND_ACTIVATE:
                 keep.add(vector_folder(int(j.params["version"])))
             elif j.kind == KIND_TRAIN and (j.checkpoint or {}).get("version") is not None:
@@ -483,13 +479,13 @@ class TuneEmbedService:
         try:
             serving, _model = await self.serving(tenant, project)
             keep = self._keep(tenant, project, serving)
-            names = cleanup.stale(code, keep) if keep is not None else []
+            names = cleanup.stale(code, keep)
             w = self.index._worker
             for name in names:
                 if w is not None and w.running:  # the worker forgets it (unsaved changes are not written back)
                     await w.close_index(code / name, save=False)
                 keep = self._keep(tenant, project, serving)  # again, after the await: a job may have started
-                if keep is None or name in keep:
+                if name in keep:
                     continue
                 if cleanup.discard(code, name) is not None:  # one rename: no await between check and rename
                     removed += (name,)

@@ -20,7 +20,7 @@ from tests.cli.helpers import Cli
 from tests.engine.helpers import poll
 
 from . import test_tune_cleanup
-from .test_tune_cleanup import _code, _killed
+from .test_tune_cleanup import _code, _killed, _on_disk
 
 PAUSE_AT = "MUSUBI_TEST_TUNE_PAUSE_AT"
 WORD = "zanzibarquokka"  # in the code the index job adds: no other chunk holds it
@@ -120,6 +120,7 @@ def test_index_job_between_the_pass_and_the_switch_is_caught_up(cli: tuple[Cli, 
     assert c.js("tune", "list", cwd=str(repo))["serving"] == 0  # the old folder served the index job
     gate.unlink()
     assert _wait(c, jid)["result"]["state"] == "active"  # type: ignore[index]
+    assert poll(lambda: _on_disk(c) == ["vectors-t1"], timeout=60, interval=0.1), _on_disk(c)
     _check_serving_folder(c, "vectors-t1")
     _found(c, repo)
     assert c.js("index", cwd=str(repo))["result"]["embedded"] == 0  # nothing left for a later run
@@ -135,6 +136,8 @@ def test_index_job_started_while_the_switch_is_under_way_waits_for_it(cli: tuple
     assert _wait(c, jid)["result"]["state"] == "active"  # type: ignore[index]
     r = _wait(c, ijid)["result"]
     assert r["changed"] == 2 and r["deleted"] == 1 and r["rebuilt"] is False  # type: ignore[index]
+    # The switch removed the old folder (trash deleted in a thread): no index job could still write it.
+    assert poll(lambda: _on_disk(c) == ["vectors-t1"], timeout=60, interval=0.1), _on_disk(c)
     _check_serving_folder(c, "vectors-t1")
     _found(c, repo)
 
