@@ -405,6 +405,7 @@ class TuneEmbedService:
         w = self.index.worker
         size = int(env(BATCH_ENV) or REEMBED_BATCH)  # the index job's test hooks (docs/search.md): small batches,
         delay = float(env(DELAY_ENV) or 0)  # and a pause before each save, so tests can watch a switch in progress
+        pause = ids is None  # the long pass (the test hook's "reembedding" point), not the catch-up
         if ids is None:
             ids = await self._chunk_ids(t, p)
         total = len(ids)
@@ -434,6 +435,9 @@ class TuneEmbedService:
             await h.checkpoint({"phase": "reembed", "version": version, "after": after})
             todo = todo[len(batch):]
             h.progress(total - len(todo), total, "chunks")
+            if pause and todo:
+                await _pause_at(self.e.paths.home, "reembedding")
+                pause = False
         return after
 
     def _switch(self, h: JobHandle, version: int, model_id: str, chunks: int) -> None:
@@ -559,10 +563,11 @@ def _kill_at(point: str) -> None:
 
 
 async def _pause_at(home: Path, point: str) -> None:
-    """Test hook (``MUSUBI_TEST_TUNE_PAUSE_AT``): at ``point`` (``reembedded``: the long pass is done, the
-    lock not yet taken; ``switching``: the lock held, the switch not yet committed) the activation writes
+    """Test hook (``MUSUBI_TEST_TUNE_PAUSE_AT``): at ``point`` the activation writes
     ``$MUSUBI_HOME/tune-paused-<point>`` and waits until a test deletes it, so a test can start an index job
-    exactly there (docs/finetune.md#test-hook)."""
+    exactly there (docs/finetune.md#test-hook).  Points: ``reembedding`` (after the long pass's first batch,
+    when more follow), ``reembedded`` (the long pass done, the lock not yet taken), ``switching`` (the lock
+    held, the last catch-up done, the switch not yet committed)."""
     from core.config import env
 
     if env(PAUSE_AT_ENV) != point:

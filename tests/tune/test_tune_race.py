@@ -27,8 +27,10 @@ WORD = "zanzibarquokka"  # in the code the index job adds: no other chunk holds 
 cli = test_tune_cleanup.cli  # the fixture: the engine (fake embedder, a tuning gain), a project indexed
 
 
-def _restart(c: Cli, monkeypatch: pytest.MonkeyPatch, pause: str | None) -> None:
+def _restart(c: Cli, monkeypatch: pytest.MonkeyPatch, pause: str | None, **env: str) -> None:
     c.stop()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     if pause is None:
         monkeypatch.delenv(PAUSE_AT, raising=False)
     else:
@@ -42,14 +44,14 @@ def _paused(c: Cli, point: str) -> Path:
     return gate
 
 
-def _edit(repo: Path) -> None:
-    """Change one file (its chunks get new ids, the old ones are deleted), add one, delete one."""
+def _edit(repo: Path, gone: str = "lexstate.py") -> None:
+    """Change one file (its chunks get new ids, the old ones are deleted), add one, delete ``gone``."""
     changed = repo / "fusion.py"
     changed.write_text(changed.read_text(encoding="utf-8") + f"\n\ndef {WORD}_rank(x):\n    return x\n",
                        encoding="utf-8")
     (repo / f"{WORD}.py").write_text(f'def {WORD}_parse(text):\n    """Parse a {WORD} record."""\n'
                                      "    return text.split()\n", encoding="utf-8")
-    (repo / "lexstate.py").unlink()
+    (repo / gone).unlink()
 
 
 def _wait(c: Cli, jid: str) -> dict[str, object]:
@@ -59,7 +61,7 @@ def _wait(c: Cli, jid: str) -> dict[str, object]:
     return dict(done)
 
 
-def _check_serving_folder(c: Cli, folder: str) -> None:
+def _check_serving_folder(c: Cli, folder: str, gone: str = "lexstate.py") -> None:
     """With the engine stopped: ``folder`` serves, and holds exactly the chunk table's ids, each embedded with
     the model the index names (the new file's chunks among them)."""
     import duckdb
@@ -83,7 +85,7 @@ def _check_serving_folder(c: Cli, folder: str) -> None:
                          f"deleted chunks still there: {sorted(held - ids)[:10]}")
     assert all(r[2] for r in rows) and dense_chunks == chunks == len(rows)
     paths = {r[1] for r in rows}
-    assert f"{WORD}.py" in paths and "lexstate.py" not in paths
+    assert f"{WORD}.py" in paths and gone not in paths
     c.ok("engine", "start")
 
 
@@ -124,6 +126,25 @@ def test_index_job_between_the_pass_and_the_switch_is_caught_up(cli: tuple[Cli, 
     _check_serving_folder(c, "vectors-t1")
     _found(c, repo)
     assert c.js("index", cwd=str(repo))["result"]["embedded"] == 0  # nothing left for a later run
+
+
+def test_index_job_during_the_pass_deletes_chunks_it_embedded(cli: tuple[Cli, Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index job runs to its end after the pass's first batch: chunks it deleted may have been embedded
+    into the new folder already, the ones it added come after the ids the pass read; the catch-up drops
+    the first and embeds the second."""
+    c, repo = cli
+    _restart(c, monkeypatch, "reembedding", MUSUBI_TEST_INDEX_BATCH="150")
+    jid = c.js("tune", "embedder", "--detach", cwd=str(repo))["id"]
+    gate = _paused(c, "reembedding")
+    assert c.js("jobs", "show", jid)["checkpoint"]["after"] >= 0
+    _edit(repo, gone="chunk_core.py")  # the first file in id order: its chunks are in the first batch
+    r = c.js("index", cwd=str(repo))["result"]
+    assert r["changed"] == 2 and r["deleted"] == 1
+    gate.unlink()
+    assert _wait(c, jid)["result"]["state"] == "active"  # type: ignore[index]
+    _check_serving_folder(c, "vectors-t1", gone="chunk_core.py")
+    _found(c, repo)
 
 
 def test_index_job_started_while_the_switch_is_under_way_waits_for_it(cli: tuple[Cli, Path],
