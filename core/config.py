@@ -132,6 +132,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
         "docs/finetune.md)",
         "read at each switch",
     ),
+    "MUSUBI_TEST_TUNE_PAUSE_AT": (
+        "engine: an embedder activation waits at this point, reembedding, reembedded or switching, until the "
+        "test deletes $MUSUBI_HOME/tune-paused-<point> (a test hook, docs/finetune.md)",
+        "read at each activation",
+    ),
 }
 
 

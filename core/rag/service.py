@@ -113,6 +113,9 @@ class IndexService:
         self._persist_due: dict[str, asyncio.TimerHandle] = {}  # lexical folder -> its pending write
         # -- local embedder (issue 19): which vector folder and model serve a project (core/tune/service.py)
         self.serving: Any = None  # async (tenant, project) -> (vector folder name, model folder or None)
+        # Held by an index job for its whole run and by an embedder activation around its last catch-up and
+        # its switch: an index job chooses its vector folder only when no switch is under way (core/tune).
+        self._vector_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     # -- helpers and their processes --------------------------------------------------------
 
@@ -187,6 +190,12 @@ class IndexService:
         vec = self.folder(tenant, project) / name
         self.worker.bind(vec, model)
         return vec, model
+
+    def vectors_lock(self, tenant: str, project: str) -> asyncio.Lock:
+        """The project's lock on which vector folder serves: an index job holds it from before it chooses
+        its folder (:meth:`vectors`) until it ends, an activation while it catches up and switches, so no
+        index job writes a folder that stops serving under it (docs/finetune.md)."""
+        return self._vector_locks.setdefault((tenant, project), asyncio.Lock())
 
     # -- per-project state ------------------------------------------------------------------
 
@@ -379,7 +388,8 @@ class IndexService:
     async def _run(self, h: JobHandle) -> dict[str, Any]:
         from core.rag.job import IndexRun
 
-        return await IndexRun(self, h).run()
+        async with self.vectors_lock(h.tenant, h.project or ""):  # waits for an embedder switch under way
+            return await IndexRun(self, h).run()
 
 
 def _coverage(info: dict[str, Any]) -> float:

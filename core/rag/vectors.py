@@ -285,6 +285,10 @@ class VectorIndex:
         ivf.nprobe = _nprobe(nlist)
         self._index = index
 
+    def ids(self) -> np.ndarray:
+        """Every id in the index (saved or not), ascending."""
+        return np.array(sorted(self._all), dtype=np.int64)
+
     def get(self, ids: Any) -> tuple[np.ndarray, np.ndarray]:
         """(found ids, their vectors): lets an indexer reuse the vector of unchanged text under a new id."""
         found, rows = [], []

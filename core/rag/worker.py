@@ -18,6 +18,7 @@ vec_stat       dir                                         exists, count, dirty,
 vec_add        dir, ids (int64 bytes), vecs | texts        added, count
 vec_remove     dir, ids                                    removed, count
 vec_get        dir, ids                                    ids, vecs (the ones present)
+vec_ids        dir                                         ids (int64 bytes, ascending: every id in it)
 vec_search     dir, k, vecs | texts (embedded as queries)  n, k, scores (float32), ids (int64), count
 vec_save       dir                                         the manifest
 vec_reset      dir                                         stat (an empty index; saved on vec_save)
@@ -169,6 +170,10 @@ class Worker:
     def op_vec_remove(self, req: dict[str, Any]) -> dict[str, Any]:
         idx = self._index(req, create=True)
         return {"removed": idx.remove(self._ids(req)), "count": idx.count}
+
+    def op_vec_ids(self, req: dict[str, Any]) -> dict[str, Any]:
+        idx = self._index(req, create=True)
+        return {"ids": idx.ids().tobytes()}
 
     def op_vec_get(self, req: dict[str, Any]) -> dict[str, Any]:
         idx = self._index(req, create=True)

@@ -357,6 +357,13 @@ class WorkerClient:
         """Remove ``ids`` (absent ones ignored); returns removed, count."""
         return await self.request("vec_remove", dir=_abs(folder), ids=_ids_bytes(ids))
 
+    async def ids(self, folder: str | os.PathLike[str]) -> list[int]:
+        """Every id in the index of ``folder``, ascending (an activation drops those of deleted chunks)."""
+        r = await self.request("vec_ids", dir=_abs(folder))
+        found = array("q")
+        found.frombytes(r["ids"])
+        return list(found)
+
     async def get(self, folder: str | os.PathLike[str], ids: Sequence[int]) -> tuple[list[int], EmbedResult]:
         """The stored vectors of those ``ids`` that are present (reuse an embedding under a new id)."""
         r = await self.request("vec_get", dir=_abs(folder), ids=_ids_bytes(ids))

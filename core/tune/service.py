@@ -32,6 +32,8 @@ from core.storage.base import Insert, Update
 from core.tune.rule import decide
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from core.engine.access import Caller
     from core.engine.runner import OpRunner
     from core.jobs import JobHandle
@@ -48,6 +50,7 @@ REEMBED_BATCH = 512  # chunks embedded per checkpoint of the activation's re-emb
 ACTIVE = ("queued", "running", "cancelling")
 FAKE_GAIN_ENV = "MUSUBI_TEST_TUNE_GAIN"  # test hook: the trainer reports this gain without training a model
 KILL_AT_ENV = "MUSUBI_TEST_TUNE_KILL_AT"  # test hook: the engine kills itself (-9) at this point of a switch
+PAUSE_AT_ENV = "MUSUBI_TEST_TUNE_PAUSE_AT"  # test hook: an activation waits at this point until a test lets it go
 UNFINISHED = ("queued", "running", "cancelling", "interrupted")  # a job that may still write its folder
 
 
@@ -309,43 +312,89 @@ class TuneEmbedService:
 
     async def _reembed(self, h: JobHandle, version: int) -> None:
         """Embed every chunk with ``version``'s model into its own vector folder, batch by batch (each saved,
-        then checkpointed), then switch search to it in one commit.  Search serves the old folder until then."""
+        then checkpointed), then switch search to it in one commit.  Search serves the old folder until then.
+
+        Index jobs may run during the long pass and write the folder serving then, so the pass alone can miss
+        chunks added after it read the chunk table, and keep vectors of chunks deleted after it embedded them.
+        Hence a last catch-up under the index jobs' lock (``IndexService.vectors_lock``), with the switch's
+        commit inside it: while it is held no index job runs, so the chunk table cannot change between the
+        catch-up and the switch, and an index job started meanwhile waits and then chooses the new folder.
+        (Simpler than index jobs writing every live folder: they never need to know an activation exists.)
+        A kill -9 anywhere leaves the old folder serving until the commit; the resumed job redoes the locked
+        part, which is idempotent (adding an id replaces its vector, dropping reads the folder's ids again)."""
         t, p = h.tenant, h.project
         assert p is not None
         w = self.index.worker
         model = None if version == 0 else str(self.work(t, p, version) / "model")
         vec = self.index.folder(t, p) / vector_folder(version)
         w.bind(vec, model)
-        info = await self.index.info(t, p)
         cp = h.last_checkpoint or {}
         after = int(cp["after"]) if cp.get("phase") == "reembed" and "after" in cp else None
+        info = await self.index.info(t, p)
         if info is not None and info["chunks"]:
-            if after is None:  # first attempt: start the folder afresh (it may hold an older activation's vectors)
-                await w.reset(vec)
-                await w.save(vec)
-                after = -1
-                await h.checkpoint({"phase": "reembed", "version": version, "after": after})
-            else:
-                await w.open_index(vec)
-            after = await self._embed_from(h, version, vec, after)
-        model_id = (await w.hello(model))["model_id"]
-        self._switch(h, version, model_id, info["chunks"] if info is not None else 0)
-        await h.checkpoint({"phase": "done", "version": version})
-        rows = self._rows.get((t, p), [])
-        now = self.e.now()
-        for r in rows:
-            if r["state"] == "active":
-                r["state"] = "retired"
-            if r["version"] == version:
-                r.update(state="active", activated_at=now)
-        if info is not None:
-            info["model_id"] = model_id
-            info["dense_chunks"] = info["chunks"]
-        self.index._dense_broken.discard((t, p))
+            after = await self._embed_from(h, version, vec, await self._target(h, version, vec, after))
+        await _pause_at(self.e.paths.home, "reembedded")
+        async with self.index.vectors_lock(t, p):  # waits for a running index job to end
+            info = await self.index.info(t, p)
+            if info is not None and info["chunks"]:
+                after = await self._target(h, version, vec, after)
+                ids = await self._chunk_ids(t, p)
+                after = await self._embed_from(h, version, vec, after, ids)
+                await self._drop_deleted(vec, ids)
+            await _pause_at(self.e.paths.home, "switching")
+            model_id = (await w.hello(model))["model_id"]
+            self._switch(h, version, model_id, info["chunks"] if info is not None else 0)
+            await h.checkpoint({"phase": "done", "version": version})
+            rows = self._rows.get((t, p), [])
+            now = self.e.now()
+            for r in rows:
+                if r["state"] == "active":
+                    r["state"] = "retired"
+                if r["version"] == version:
+                    r.update(state="active", activated_at=now)
+            if info is not None:
+                info["model_id"] = model_id
+                info["dense_chunks"] = info["chunks"]
+            self.index._dense_broken.discard((t, p))
         _kill_at("switched")
         await self.sweep(t, p)
 
-    async def _embed_from(self, h: JobHandle, version: int, vec: Path, after: int) -> int:
+    async def _target(self, h: JobHandle, version: int, vec: Path, after: int | None) -> int:
+        """Open the folder being built and return the last chunk id it holds; on a first attempt start it
+        afresh (it may hold an older activation's vectors) and return -1."""
+        w = self.index.worker
+        if after is not None:
+            await w.open_index(vec)
+            return after
+        await w.reset(vec)
+        await w.save(vec)
+        await h.checkpoint({"phase": "reembed", "version": version, "after": -1})
+        return -1
+
+    async def _chunk_ids(self, tenant: str, project: str) -> Sequence[int]:
+        return [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, tenant, project)]
+
+    async def _drop_deleted(self, vec: Path, ids: Sequence[int]) -> None:
+        """Remove from ``vec`` the vectors of chunks no longer in the table (an index job deleted them after the
+        pass embedded them), so the folder holds exactly the table's chunks when it starts serving."""
+        w = self.index.worker
+        live = set(ids)
+        for _attempt in range(3):
+            restarts = w.restarts
+            gone = [i for i in await w.ids(vec) if i not in live]
+            if not gone:
+                return
+            await w.remove(vec, gone)
+            await w.save(vec)
+            if w.restarts == restarts:
+                return
+            await w.open_index(vec)  # the worker died before the save: the removal is lost, redo it
+        raise MusubiError("the search worker kept restarting while re-embedding; see logs/search-worker.log.",
+                          code="search_worker_failed")
+
+    async def _embed_from(self, h: JobHandle, version: int, vec: Path, after: int,
+                          ids: Sequence[int] | None = None) -> int:
+        """Embed the chunks of ``ids`` (default: the table's now) after ``after`` into ``vec``; returns the last id."""
         from core.config import env
         from core.rag.chunks import Chunk
         from core.rag.job import BATCH_ENV, DELAY_ENV
@@ -356,7 +405,9 @@ class TuneEmbedService:
         w = self.index.worker
         size = int(env(BATCH_ENV) or REEMBED_BATCH)  # the index job's test hooks (docs/search.md): small batches,
         delay = float(env(DELAY_ENV) or 0)  # and a pause before each save, so tests can watch a switch in progress
-        ids = [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, t, p)]
+        pause = ids is None  # the long pass (the test hook's "reembedding" point), not the catch-up
+        if ids is None:
+            ids = await self._chunk_ids(t, p)
         total = len(ids)
         todo = [i for i in ids if i > after]
         h.progress(total - len(todo), total, "chunks")
@@ -384,12 +435,9 @@ class TuneEmbedService:
             await h.checkpoint({"phase": "reembed", "version": version, "after": after})
             todo = todo[len(batch):]
             h.progress(total - len(todo), total, "chunks")
-            if not todo:  # an index job may have added chunks meanwhile: let it finish, take them too, then switch
-                while self.index._active_job(t, p) is not None:
-                    h.raise_if_cancelled()
-                    await asyncio.sleep(0.5)
-                more = [r[0] for r in await self.e.read(self.e.storage.code_chunk_ids, t, p) if r[0] > after]
-                todo, total = more, total + len(more)
+            if pause and todo:
+                await _pause_at(self.e.paths.home, "reembedding")
+                pause = False
         return after
 
     def _switch(self, h: JobHandle, version: int, model_id: str, chunks: int) -> None:
@@ -410,18 +458,14 @@ class TuneEmbedService:
 
     # -- old vector folders: removed once they serve nothing (docs/finetune.md) -----------------
 
-    def _keep(self, tenant: str, project: str, serving: str) -> set[str] | None:
+    def _keep(self, tenant: str, project: str, serving: str) -> set[str]:
         """The vector folders to keep: the serving one and those an unfinished tuning or activation job
-        writes.  None (keep them all) while an index job is unfinished: it may write the folder that
-        served when it started."""
-        from core.rag.service import KIND as KIND_INDEX
-
+        writes.  An index job needs none other: it chooses the serving folder under the index lock, which a
+        switch holds too, so none still writes a folder a switch retired (a resumed one chooses again)."""
         keep = {serving}
         for j in self.jobs.jobs.values():
             if j.tenant != tenant or j.project != project or j.state not in UNFINISHED:
                 continue
-            if j.kind == KIND_INDEX:
-                return None
             if j.kind == KIND_ACTIVATE:
                 keep.add(vector_folder(int(j.params["version"])))
             elif j.kind == KIND_TRAIN and (j.checkpoint or {}).get("version") is not None:
@@ -439,13 +483,13 @@ class TuneEmbedService:
         try:
             serving, _model = await self.serving(tenant, project)
             keep = self._keep(tenant, project, serving)
-            names = cleanup.stale(code, keep) if keep is not None else []
+            names = cleanup.stale(code, keep)
             w = self.index._worker
             for name in names:
                 if w is not None and w.running:  # the worker forgets it (unsaved changes are not written back)
                     await w.close_index(code / name, save=False)
                 keep = self._keep(tenant, project, serving)  # again, after the await: a job may have started
-                if keep is None or name in keep:
+                if name in keep:
                     continue
                 if cleanup.discard(code, name) is not None:  # one rename: no await between check and rename
                     removed += (name,)
@@ -516,3 +560,20 @@ def _kill_at(point: str) -> None:
 
         log.warning("test hook %s=%s: killing the engine", KILL_AT_ENV, point)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _pause_at(home: Path, point: str) -> None:
+    """Test hook (``MUSUBI_TEST_TUNE_PAUSE_AT``): at ``point`` the activation writes
+    ``$MUSUBI_HOME/tune-paused-<point>`` and waits until a test deletes it, so a test can start an index job
+    exactly there (docs/finetune.md#test-hook).  Points: ``reembedding`` (after the long pass's first batch,
+    when more follow), ``reembedded`` (the long pass done, the lock not yet taken), ``switching`` (the lock
+    held, the last catch-up done, the switch not yet committed)."""
+    from core.config import env
+
+    if env(PAUSE_AT_ENV) != point:
+        return
+    gate = home / f"tune-paused-{point}"
+    gate.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    log.warning("test hook %s=%s: waiting until %s is deleted", PAUSE_AT_ENV, point, gate)
+    while gate.exists():
+        await asyncio.sleep(0.05)

@@ -71,10 +71,11 @@ async def test_vectors_through_the_worker_and_saved_on_clean_stop(tmp_path: Path
     assert (await c.remove(folder, [2, 99]))["removed"] == 1
     found, got = await c.get(folder, [4, 2])
     assert found == [4] and got.data == vec
+    assert await c.ids(folder) == [1, 3, 4]  # every id held, ascending (an activation drops deleted chunks')
     stat = await c.stat(folder)
     assert stat["count"] == 3 and stat["dirty"] is True
     await c.close()  # a clean stop saves what was not saved
-    assert VectorIndex.open(folder, model_id=EMB.model_id, dim=DIM).count == 3
+    assert VectorIndex.open(folder, model_id=EMB.model_id, dim=DIM).ids().tolist() == [1, 3, 4]
     with pytest.raises(WorkerFailed, match="stopped"):
         await c.embed(["after close"])
 

@@ -150,8 +150,8 @@ def test_cleanup_steps(tmp_path: Path) -> None:
 
 
 def test_what_a_sweep_keeps() -> None:
-    """The serving folder, the folder an unfinished activation or tuning writes; all while an index job is
-    unfinished (it may write the folder that served when it started)."""
+    """The serving folder, the folder an unfinished activation or tuning writes; an index job keeps nothing
+    more (it writes the serving folder: it chooses it under the lock a switch holds)."""
     from types import SimpleNamespace
 
     from core.tune.service import TuneEmbedService
@@ -169,5 +169,5 @@ def test_what_a_sweep_keeps() -> None:
                      "d": job("index", "running", project="other"),
                      "e": job("tune.embed", "queued", checkpoint=None)}
     assert svc._keep("t", "sc", "vectors") == {"vectors", "vectors-t3", "vectors-t4"}
-    svc.jobs.jobs["f"] = job("index", "queued")
-    assert svc._keep("t", "sc", "vectors") is None
+    svc.jobs.jobs["f"] = job("index", "running")
+    assert svc._keep("t", "sc", "vectors") == {"vectors", "vectors-t3", "vectors-t4"}
