@@ -381,7 +381,7 @@ class GroupCommitter:
     async def close(self) -> None:
         """Journal what is open, apply everything to storage, then stop both threads."""
         if self._batch.mutations or self._batch.after_commit:
-            await self.seal()
+            await asyncio.shield(self.seal())  # the batch's writers share its future: never cancel it
         # Apply while the commit loop still runs, so a group quarantined now is still
         # audited (its announcement is itself a write to journal and apply).
         deadline = time.monotonic() + 10

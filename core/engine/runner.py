@@ -201,10 +201,14 @@ class OpRunner:
             result, commit = self.queue(ctx, action, resource, fn)
         except BaseException:
             if self.refusal is not None:  # the denial's (or the bug's) own audit event, durable before the answer
-                await self.refusal
+                await asyncio.shield(self.refusal)
             raise
         if commit is not None:
-            await commit
+            # Shielded: the future is the whole batch's, shared by every operation in it.  Awaited bare, a
+            # cancelled caller (a client gone, a run cancelled) cancelled it for all of them, told
+            # CancelledError while their writes were still being made durable.  The cancelled caller alone
+            # sees its cancel now; its write, accepted and in memory, commits or fails with the batch.
+            await asyncio.shield(commit)
         return result
 
     def queue(self, ctx: Caller | None, action: str, resource: str,

@@ -201,12 +201,12 @@ class CallDesk:
             out, durable = self.r.queue(owner, "run.call", f"run:{run.id}", op)
         except (QuotaExceeded, PermissionDenied) as exc:
             if self.r.refusal is not None:  # the denial's audit event, durable before the run stops
-                await self.r.refusal
+                await asyncio.shield(self.r.refusal)  # the batch's shared future: a cancelled run must not cancel it
             what = "quota" if isinstance(exc, QuotaExceeded) else "permission"
             raise RunStop(f"{what}: {exc.message}", code=what) from None
         if isinstance(out, RunStop):
             if durable is not None:
-                await durable
+                await asyncio.shield(durable)
             raise out
         return out, durable
 

@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -35,6 +34,7 @@ from tui.screens.base import ModeScreen
 from tui.widgets.checklist import CheckList
 from tui.widgets.format import bar
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import Row, fill_table
 
 if TYPE_CHECKING:
     from core.api.calls import Call
@@ -379,11 +379,10 @@ class CostScreen(ModeScreen):
         models = self.estimate["models"] if self.estimate else []
         self._table_width = size = self._width_class()
         t = self.query_one(CostTable)
-        t.clear(columns=True)
         detail = size != "narrow"
         labels = ["MODEL", "QUOTA AFTER RUN", "COST $ (LOW-HIGH)" if detail else "COST $", "FITS",
                   *(("INPUT", "OUTPUT") if detail else ())]
-        rows: list[tuple[str, list[str]]] = []
+        rows: list[Row] = []
         for m in models:
             name = m["model"] + ("" if m["exact_tokens"] else " *")
             if m.get("does_not_fit"):
@@ -396,13 +395,7 @@ class CostScreen(ModeScreen):
                 "yes" if m["fits"] else f"no: {m['max_chunks']} chunks",
                 *((_rng(m["input_tokens"]), _rng(m["output_tokens"])) if detail else ()),
             ]))
-        # Widths given, not measured: DataTable measures auto-width columns only when it next goes idle and
-        # keeps the lines it painted before that, so a paint in between (a busy machine) kept them squeezed
-        # to the labels' widths.
-        for i, label in enumerate(labels):
-            t.add_column(label, width=max(cell_len(x) for x in [label, *(cells[i] for _key, cells in rows)]))
-        for key, cells in rows:
-            t.add_row(*cells, key=key)
+        fill_table(t, labels, rows)  # widths given, not measured when the table next goes idle
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from tui.screens.dashboard_info import InfoBox, InfoPanels
 from tui.screens.dashboard_jobs import JobsPanel
 from tui.screens.dashboard_pipeline import PipelinePanel
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import cells_fit, fill_table
 
 if TYPE_CHECKING:
     from core.api.runs import ProviderLatency, Run, RunApproval, RunArtefact, RunShown, RunStep
@@ -405,17 +406,15 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
         quotas = list(self.ctx.quotas["quotas"]) if self.ctx.quotas else []
         now, wide = self.ctx.clock(), self.size.width >= WIDE
         rows = {rid: view.run_row(view.live(run, now), quotas, wide) for rid, run in self.runs.items()}
-        if self._table_shape == (list(rows), wide):
-            # Same runs, same columns: change the cells in place (no clear, the cursor stays put).
+        if self._table_shape == (list(rows), wide) and cells_fit(table, self._columns, rows.values()):
+            # Same runs, same columns, each cell within its column's width: change the cells in place (no
+            # clear, the cursor stays put).
             for rid, cells in rows.items():
                 for col, value in zip(self._columns, cells, strict=True):
                     table.update_cell(rid, col, value)
         else:
             self._table_shape = (list(rows), wide)
-            table.clear(columns=True)
-            self._columns = table.add_columns(*(view.RUN_COLUMNS if wide else view.NARROW_COLUMNS))
-            for rid, cells in rows.items():
-                table.add_row(*cells, key=rid)
+            self._columns = fill_table(table, view.RUN_COLUMNS if wide else view.NARROW_COLUMNS, list(rows.items()))
         if self.selected in rows:
             table.move_cursor(row=list(rows).index(self.selected), animate=False)
         counts = [f"{n} {state}" for state in ("running", "waiting", "stopped")

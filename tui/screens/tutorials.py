@@ -24,6 +24,7 @@ from core.errors import MusubiError, NotFound
 from tui.context import ConnState
 from tui.screens.base import STYLES, ModeScreen
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.tutorials import TutorialSummary
@@ -128,10 +129,8 @@ class TutorialsScreen(ModeScreen):
     def _paint(self) -> None:
         table: DataTable[Any] = self.query_one("#tut-list", DataTable)
         cursor = table.cursor_row
-        table.clear(columns=True)
-        table.add_columns("", "Tutorial", "Done")
-        for t in self.rows:
-            table.add_row(MARK[t["progress"]["state"]], t["title"], progress_text(t), key=t["id"])
+        fill_table(table, ("", "Tutorial", "Done"),
+                   [(t["id"], [MARK[t["progress"]["state"]], t["title"], progress_text(t)]) for t in self.rows])
         if self.rows:
             table.move_cursor(row=min(max(cursor, 0), len(self.rows) - 1), animate=False)
         done = sum(t["progress"]["state"] == "done" for t in self.rows)

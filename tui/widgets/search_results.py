@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 
 from tui.screens import search_view as view
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.responses import SearchAnswer, SearchHit
@@ -41,9 +42,11 @@ class SearchResults(Panel):
             return False
         self.wide = wide
         self._filled = None
-        self.table.clear(columns=True)
-        self.table.add_columns(*(("location", "symbol", "lang", "score") if wide else ("location", "symbol", "score")))
+        fill_table(self.table, self._labels(), [])
         return True
+
+    def _labels(self) -> tuple[str, ...]:
+        return ("location", "symbol", "lang", "score") if self.wide else ("location", "symbol", "score")
 
     def show_message(self, text: str) -> None:
         """An empty state (in words) in place of the table."""
@@ -66,9 +69,8 @@ class SearchResults(Panel):
         cursor = table.cursor_row if self._filled is not None and self._filled[0] == seq else 0
         self._filled = filled
         was_focused = self.note.has_focus
-        table.clear()
-        for i, row in enumerate(view.result_rows(hits, wide=bool(self.wide), width=width)):
-            table.add_row(*row, key=str(i))
+        fill_table(table, self._labels(),
+                   [(str(i), row) for i, row in enumerate(view.result_rows(hits, wide=bool(self.wide), width=width))])
         table.display = True
         self.note.display = False
         dense = f"{answer['dense_coverage'] * 100:.0f}%"

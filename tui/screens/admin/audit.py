@@ -21,11 +21,14 @@ from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import REPLACE_CHOICES, FormField, FormModal
 from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.models import AuditEvent
     from core.api.responses import Verified as VerifyResult
 
+COLUMNS = (("Seq", "seq"), ("Time (UTC)", "ts"), ("Actor", "actor"), ("Action", "action"), ("Outcome", "outcome"),
+           ("Resource", "resource"))  # (label, key)
 LIMIT = 200
 OUTCOME = {"success": "✓ success", "denied": "✗ denied", "error": "! error"}
 FORMATS = ("jsonl", "csv", "parquet")
@@ -108,9 +111,7 @@ class AuditPane(AdminPane):
         # Fetched events and live ones from the event stream (the same keys, untyped on the stream).
         self.events: list[Mapping[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
-        table = self.query_one(AuditTable)
-        for label, key in (("Seq", "seq"), ("Time (UTC)", "ts"), ("Actor", "actor"), ("Action", "action"), ("Outcome", "outcome"), ("Resource", "resource")):
-            table.add_column(label, key=key)
+        fill_table(self.query_one(AuditTable), COLUMNS, [])
         self.ctx.engine_event.subscribe(self, self._live_event)
 
     def filters(self) -> dict[str, str]:
@@ -135,12 +136,11 @@ class AuditPane(AdminPane):
     def _fill(self) -> None:
         table = self.query_one(AuditTable)
         keep = table.cursor_row
-        table.clear()
-        for ev in self.events:
-            table.add_row(
-                str(ev["seq"]), short_ts(ev.get("ts"))[5:], str(ev.get("actor")), str(ev.get("action")),
-                OUTCOME.get(str(ev.get("outcome")), str(ev.get("outcome"))), str(ev.get("resource")), key=str(ev["seq"]),
-            )
+        fill_table(table, COLUMNS, [
+            (str(ev["seq"]), [str(ev["seq"]), short_ts(ev.get("ts"))[5:], str(ev.get("actor")), str(ev.get("action")),
+                              OUTCOME.get(str(ev.get("outcome")), str(ev.get("outcome"))), str(ev.get("resource"))])
+            for ev in self.events
+        ])
         if self.events:
             table.move_cursor(row=min(max(keep, 0), len(self.events) - 1))
         # The filter fields' placeholders vanish once typed into: the title names each value in use.

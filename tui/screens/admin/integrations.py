@@ -21,10 +21,12 @@ from core.integrations.store import SECRET_NAMES
 from tui.screens.admin.base import AdminPane
 from tui.screens.admin.forms import FormField, FormModal
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.integrations import IntegrationRow
 
+COLUMNS = (("System", "system"), ("Set up", "configured"), ("Settings", "settings"), ("Secrets", "secrets"))
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -65,10 +67,7 @@ class IntegrationsPane(AdminPane):
     def on_mount(self) -> None:
         super().on_mount()
         self.rows: list[IntegrationRow] = []
-        table = self.query_one(IntegrationsTable)
-        for label, key in (("System", "system"), ("Set up", "configured"), ("Settings", "settings"),
-                           ("Secrets", "secrets")):
-            table.add_column(label, key=key)
+        fill_table(self.query_one(IntegrationsTable), COLUMNS, [])
 
     async def fetch(self) -> None:
         data = await self.ctx.api.call(calls.integrations())
@@ -78,11 +77,12 @@ class IntegrationsPane(AdminPane):
         self.rows = message.rows
         table = self.query_one(IntegrationsTable)
         row = table.cursor_row
-        table.clear()
-        for r in self.rows:
-            settings = " ".join(f"{k}={v}" for k, v in sorted(r["settings"].items())) or "—"
-            table.add_row(r["system"], "yes" if r["configured"] else "no", settings,
-                          ", ".join(r["secrets"]) or "—", key=r["system"])
+        fill_table(table, COLUMNS, [
+            (r["system"], [r["system"], "yes" if r["configured"] else "no",
+                           " ".join(f"{k}={v}" for k, v in sorted(r["settings"].items())) or "—",
+                           ", ".join(r["secrets"]) or "—"])
+            for r in self.rows
+        ])
         if self.rows:
             table.move_cursor(row=min(row, len(self.rows) - 1))
         n = sum(1 for r in self.rows if r["configured"])

@@ -18,10 +18,12 @@ from tui.screens.admin.forms import FormField, FormModal, user_name_error
 from tui.screens.modals import ConfirmModal
 from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.responses import MemberRow, Role, RoleShown
 
+COLUMNS = (("User", "user"), ("Scope", "scope"), ("Role", "role"), ("Since (UTC)", "since"), ("Added by", "by"))  # (label, key)
 TENANT_WIDE = "(tenant-wide)"
 
 
@@ -71,12 +73,7 @@ class MembersPane(AdminPane):
         self.members: list[MemberRow] = []
         self.roles: list[Role] = []
         self.projects: list[str] = []
-        self._add_columns(self.query_one(BindingsTable))
-
-    @staticmethod
-    def _add_columns(table: DataTable[str]) -> None:
-        for label, key in (("User", "user"), ("Scope", "scope"), ("Role", "role"), ("Since (UTC)", "since"), ("Added by", "by")):
-            table.add_column(label, key=key)
+        fill_table(self.query_one(BindingsTable), COLUMNS, [])
 
     async def fetch(self) -> None:
         api = self.ctx.api
@@ -90,13 +87,13 @@ class MembersPane(AdminPane):
         kept = self.selected()
         self.members, self.roles, self.projects = message.members, message.roles, message.projects
         table = self.query_one(BindingsTable)
-        # Columns too: DataTable only ever widens a column, so a load after long names would keep their
-        # widths and push Role off an 80-column screen (issue 15 item 9).
-        table.clear(columns=True)
-        self._add_columns(table)
-        for i, m in enumerate(self.members):
-            scope = f"project {m['project']}" if m.get("project") else "tenant"
-            table.add_row(str(m["user"]), scope, str(m["role"]), short_ts(m.get("since")), str(m.get("added_by") or "—"), key=str(i))
+        # Columns too (fill_table): DataTable only ever widens a column, so a load after long names would keep
+        # their widths and push Role off an 80-column screen (issue 15 item 9).
+        fill_table(table, COLUMNS, [
+            (str(i), [str(m["user"]), f"project {m['project']}" if m.get("project") else "tenant", str(m["role"]),
+                      short_ts(m.get("since")), str(m.get("added_by") or "—")])
+            for i, m in enumerate(self.members)
+        ])
         where = [(m["user"], m.get("project")) for m in self.members]
         if kept and (kept["user"], kept.get("project")) in where:
             table.move_cursor(row=where.index((kept["user"], kept.get("project"))))

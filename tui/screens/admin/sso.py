@@ -15,11 +15,14 @@ from tui.screens.admin.forms import FormField, FormModal, user_name_error
 from tui.screens.modals import ConfirmModal
 from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.responses import Role
     from core.api.sso import SsoPolicy, SsoRule
 
+COLUMNS = (("Claim", "claim"), ("Value", "value"), ("Role", "role"), ("Provider", "provider"),
+           ("Since (UTC)", "since"), ("By", "by"))  # (label, key)
 CLAIMS = (("groups (group id or name)", "groups"), ("roles (app role)", "roles"))
 REQUIRED = (("no: OS users may act without SSO", "no"), ("yes: refuse callers without an SSO session", "yes"))
 
@@ -63,10 +66,7 @@ class SsoPane(AdminPane):
         self.rules: list[SsoRule] = []
         self.roles: list[Role] = []
         self.policy: SsoPolicy | None = None
-        table = self.query_one(RulesTable)
-        for label, key in (("Claim", "claim"), ("Value", "value"), ("Role", "role"), ("Provider", "provider"),
-                           ("Since (UTC)", "since"), ("By", "by")):
-            table.add_column(label, key=key)
+        fill_table(self.query_one(RulesTable), COLUMNS, [])
 
     async def fetch(self) -> None:
         api = self.ctx.api
@@ -79,10 +79,11 @@ class SsoPane(AdminPane):
         self.rules, self.policy, self.roles = message.rules, message.policy, message.roles
         table = self.query_one(RulesTable)
         row = table.cursor_row
-        table.clear()
-        for i, r in enumerate(self.rules):
-            table.add_row(str(r.get("claim")), str(r.get("value")), str(r.get("role")), str(r.get("provider") or "any"),
-                          short_ts(r.get("created_at")), str(r.get("created_by") or "—"), key=str(i))
+        fill_table(table, COLUMNS, [
+            (str(i), [str(r.get("claim")), str(r.get("value")), str(r.get("role")), str(r.get("provider") or "any"),
+                      short_ts(r.get("created_at")), str(r.get("created_by") or "—")])
+            for i, r in enumerate(self.rules)
+        ])
         if self.rules:
             table.move_cursor(row=min(row, len(self.rules) - 1))
         p = self.policy

@@ -15,10 +15,13 @@ from tui.screens.admin.forms import FormField, FormModal, tenant_name_error
 from tui.screens.modals import ConfirmModal
 from tui.widgets.format import short_ts
 from tui.widgets.panel import Panel
+from tui.widgets.table_fill import fill_table
 
 if TYPE_CHECKING:
     from core.api.responses import TenantRow
 
+COLUMNS = (("Tenant", "name"), ("Status", "status"), ("Members", "members"), ("Projects", "projects"),
+           ("Your roles", "roles"), ("Created (UTC)", "created"))  # (label, key)
 STATUS = {"active": "● active", "suspended": "⏸ suspended"}
 
 
@@ -53,13 +56,7 @@ class TenantsPane(AdminPane):
     def on_mount(self) -> None:
         super().on_mount()
         self.tenants: list[TenantRow] = []
-        table = self.query_one(TenantsTable)
-        table.add_column("Tenant", key="name")
-        table.add_column("Status", key="status")
-        table.add_column("Members", key="members")
-        table.add_column("Projects", key="projects")
-        table.add_column("Your roles", key="roles")
-        table.add_column("Created (UTC)", key="created")
+        fill_table(self.query_one(TenantsTable), COLUMNS, [])
 
     async def fetch(self) -> None:
         self.post_message(self.Loaded(await self.ctx.api.call(calls.tenants())))
@@ -68,19 +65,17 @@ class TenantsPane(AdminPane):
         keep = self.selected_name()
         self.tenants = message.tenants
         table = self.query_one(TenantsTable)
-        table.clear()
-        for t in self.tenants:
-            name = str(t["name"])
-            mark = "▸ " if name == self.ctx.tenant else "  "
-            table.add_row(
-                mark + name,
+        fill_table(table, COLUMNS, [
+            (str(t["name"]), [
+                ("▸ " if t["name"] == self.ctx.tenant else "  ") + str(t["name"]),
                 STATUS.get(str(t.get("status")), str(t.get("status"))),
                 str(t.get("members", "")),
                 str(t.get("projects", "")),
                 ", ".join(t.get("your_roles") or []) or "—",
                 short_ts(t.get("created_at")),
-                key=name,
-            )
+            ])
+            for t in self.tenants
+        ])
         if keep and keep in {t["name"] for t in self.tenants}:
             table.move_cursor(row=table.get_row_index(keep))
         self._show_detail()
