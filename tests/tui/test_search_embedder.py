@@ -171,3 +171,49 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
         assert "not allowed" in said(modal)
         jobs = h.client(tenant).get("/v1/jobs", {"kind": "tune.embed"})
         assert len(jobs) == 1, "the viewer's keys started nothing"
+
+
+async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path: Path) -> None:
+    """A 409 (a job of the project already running elsewhere) reaches the dialog as words and a notification."""
+    from tests.tui.fake_tune import FakeTune
+    from tests.tui.fakes import FakeEngineApi, fake_ctx
+
+    api = FakeEngineApi()
+    api.code.write(tmp_path / "webshop")
+    api.tune = FakeTune()
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        assert line(screen) == "Embedder: tuned v1 · held-out R@10 0.861 MRR 0.660 · v versions"
+        await pilot.press("escape")
+        modal = await open_versions(app, pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: "refused" in said(modal), "the refusal shown")
+        assert said(modal).startswith("✘ Tune refused: project webshop already has a tuning or activation job")
+        assert any("Tune refused" in str(n.title) for n in app._notifications)
+        assert app.screen is modal and app.is_running
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "closed")
+
+
+async def test_an_engine_without_tuning_routes_hides_the_line(tmp_path: Path) -> None:
+    from tests.tui.fakes import FakeEngineApi, fake_ctx
+
+    api = FakeEngineApi()  # no tune routes: 404 as an older engine
+    api.code.write(tmp_path / "webshop")
+    app = MusubiApp(fake_ctx(api))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
+        await pilot.press("3")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        await wait_for(pilot, lambda: screen.status is not None, "status read")
+        await settle(pilot)
+        assert not screen.query_one("#search-embedder").display and screen.embed is None

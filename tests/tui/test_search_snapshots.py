@@ -84,11 +84,13 @@ def test_search_snapshot(snap_compare: Callable[..., bool], tmp_path: Path, name
     assert snap_compare(app_with(tmp_path, **state), terminal_size=size, run_before=before)
 
 
-def test_the_docs_screenshot_is_the_current_snapshot() -> None:
-    snap = SNAPS / "test_search_snapshot[results-80x24].svg"
-    assert (DOCS / "search-80x24.svg").read_bytes() == snap.read_bytes(), (
-        f"docs/screenshots/search-80x24.svg is stale: copy {snap.name} over it"
-    )
+@pytest.mark.parametrize(("doc", "snap_name"), [
+    ("search-80x24.svg", "test_search_snapshot[results-80x24].svg"),
+    ("search-embedder-80x24.svg", "test_embedder_versions_snapshot[truecolor].svg"),
+])
+def test_the_docs_screenshot_is_the_current_snapshot(doc: str, snap_name: str) -> None:
+    snap = SNAPS / snap_name
+    assert (DOCS / doc).read_bytes() == snap.read_bytes(), f"docs/screenshots/{doc} is stale: copy {snap.name} over it"
 
 
 def test_search_results_at_16_colours(snap_compare: Callable[..., bool], tmp_path: Path) -> None:

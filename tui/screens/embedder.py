@@ -78,7 +78,7 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
             yield Static("", id="embedder-details", markup=False)
             with Horizontal(id="embedder-budget-row"):
                 yield Label("Budget (s):")
-                yield Input(str(view.DEFAULT_BUDGET_S), id="embedder-budget", restrict=r"[0-9,_]*", max_length=7)
+                yield Input(str(view.default_budget()), id="embedder-budget", restrict=r"[0-9,_]*", max_length=7)
             yield Static("", id="embedder-message", markup=False)
         yield Footer(compact=True)
 

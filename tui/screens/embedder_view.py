@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 BASE_MODEL = "all-MiniLM-L6-v2"
 KINDS = ("tune.embed", "tune.activate")
-DEFAULT_BUDGET_S = 600  # the engine's default (core/api/tune_embed.py TuneEmbedStart); sent only when changed
 # version state -> (symbol, word); the rule's reason is in the version's decision
 STATES: dict[str, tuple[str, str]] = {
     "active": ("●", "active"), "ready": ("○", "ready"), "rejected": ("✘", "kept out"),
@@ -110,6 +109,13 @@ def details(v: TunedEmbedder | None, serving_version: int) -> str:
     if v.get("decision"):
         lines.append(str(v["decision"]))
     return "\n".join(lines)
+
+
+def default_budget() -> int:
+    """The engine's default training budget in seconds (the request model's own default)."""
+    from core.api.tune_embed import TuneEmbedStart  # msgspec only, as core.api.calls
+
+    return int(TuneEmbedStart().budget_s)
 
 
 def budget_error(value: str) -> str | None:
