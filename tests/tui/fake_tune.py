@@ -24,6 +24,7 @@ def version(n: int, state: str, current: tuple[float, float, float], tuned: tupl
     return {"version": n, "state": state, "model_id": f"model@{n:06d}", "base_model": "all-MiniLM-L6-v2",
             "job_id": f"j-00000000000{n}", "pairs": {"train": {"link": 4, "docstring": 212, "commit": 61},
                                                      "held_out": {"link": 1, "docstring": 48, "commit": 17},
+                                                     "found": {"link": 5, "docstring": 266, "commit": 80},
                                                      "files": {"train": 31, "held_out": 8}, "notes": []},
             "pairs_sha256": f"{n:064x}", "params": {"budget_s": 600}, "current": m(current), "tuned": m(tuned),
             "steps": 9, "seconds": 212.0, "decision": decision, "created_by": "alice", "created_at": created_at,

@@ -23,6 +23,7 @@ from core.wire import Identity
 from tests.engine.helpers import Home, poll
 from tests.index.helpers import FAKE_EMBEDDER
 from tests.tui.conftest import settle, wait_for
+from tests.tui.fake_tune import FakeTune
 from tests.tune.test_tune_cli import GAIN, _repo
 from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
@@ -125,6 +126,10 @@ async def test_a_worse_model_is_kept_out_and_its_activation_refused(worse: tuple
         assert modal.data is not None
         v1 = modal.data["versions"][0]
         assert v1["state"] == "rejected" and modal.data["serving"] == 0
+        # The TUI fake's version rows (snapshots) are the engine's own shape, key for key.
+        fake = FakeTune().versions[0]
+        assert set(fake) == set(v1) and set(fake["pairs"]) == set(v1["pairs"])
+        assert all(set(fake["pairs"][k]) == set(v1["pairs"][k]) for k in ("train", "held_out", "found", "files"))
         assert "kept the current model" in said(modal)
         details = str(modal.query_one("#embedder-details", Static).render())
         assert "kept out" in details and "R@10 must rise by at least 0.01" in details
@@ -175,7 +180,6 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
 
 async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path: Path) -> None:
     """A 409 (a job of the project already running elsewhere) reaches the dialog as words and a notification."""
-    from tests.tui.fake_tune import FakeTune
     from tests.tui.fakes import FakeEngineApi, fake_ctx
 
     api = FakeEngineApi()
@@ -217,3 +221,11 @@ async def test_an_engine_without_tuning_routes_hides_the_line(tmp_path: Path) ->
         await wait_for(pilot, lambda: screen.status is not None, "status read")
         await settle(pilot)
         assert not screen.query_one("#search-embedder").display and screen.embed is None
+
+
+def test_the_fake_answers_with_the_routes_response_shape() -> None:
+    from tests.engine.test_api_models import _exactly
+    from tests.tui.contract import route_for
+
+    fake = FakeTune()
+    _exactly(fake.answer("GET", "/v1/tune/embedders", "webshop"), route_for("GET", "/v1/tune/embedders").response)
