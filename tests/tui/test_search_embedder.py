@@ -87,6 +87,16 @@ def said(modal: EmbedderModal) -> str:
     return modal.message
 
 
+def first_option(app: MusubiApp) -> str:
+    """The palette's first (highlighted) match, or "" while it is still searching."""
+    from textual.command import CommandList
+
+    found = app.screen.query(CommandList)
+    if not found or not found.first().option_count:
+        return ""
+    return str(found.first().get_option_at_index(0).prompt)
+
+
 async def open_versions(app: MusubiApp, pilot: Pilot[Any]) -> EmbedderModal:
     await pilot.press("v")
     await wait_for(pilot, lambda: isinstance(app.screen, EmbedderModal), "the versions dialog open")
@@ -202,6 +212,14 @@ async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path:
         assert said(modal).startswith("✘ Tune refused: project webshop already has a tuning or activation job")
         assert any("Tune refused" in str(n.title) for n in app._notifications)
         assert app.screen is modal and app.is_running
+        # The palette (ctrl+p) over the dialog lists its actions: "Roll back" runs the rollback.
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: app.screen is not modal, "the palette open")
+        await pilot.press(*"Embedder versions: Roll back")
+        await wait_for(pilot, lambda: first_option(app).startswith("Embedder versions: Roll back"), "the entry found")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is modal and "Roll back refused" in said(modal),
+                       "rollback from the palette")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, "closed")
 
