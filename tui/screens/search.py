@@ -144,6 +144,8 @@ class SearchScreen(SearchEmbedder, ModeScreen):
     def _on_conn(self, state: ConnState) -> None:
         if state.name == "connected":
             self.load_status()
+            if self._embed_project():
+                self.load_embedder()  # a job may have ended while the engine was away
         self._draw()
 
     @work(group="search-status", exclusive=True, exit_on_error=False)

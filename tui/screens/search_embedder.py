@@ -88,8 +88,8 @@ class SearchEmbedder:
         if modal is not None:
             modal.job_event(dict(job))
         if ev.get("type") == "job.state" and job.get("state") not in ACTIVE:
-            if job.get("state") == "done" and job.get("kind") == "tune.activate":
-                self.load_status()  # type: ignore[attr-defined]  # the index now names the new model
+            if job.get("state") == "done":
+                self.load_status()  # type: ignore[attr-defined]  # an activation: the index names the new model
             self.load_embedder()
         return True
 
