@@ -434,10 +434,11 @@ class MusubiApp(App[int], inherit_bindings=False):
         for m in MODES:
             yield SystemCommand(m.title, f"{m.fkey.upper()} / {m.digit}: {m.summary}",
                                 self._watched(m.binding_id, partial(self.action_mode, m.name)))
-        from tui.screens.base import ModeScreen
-
-        if isinstance(screen, ModeScreen):  # this screen's actions, each with its key (and a ✗ if not allowed)
-            for a in screen.palette_actions():
+        # this screen's actions, each with its key (and a ✗ if not allowed): a mode screen's, or a
+        # dialog's that has its own (the Search screen's embedder versions)
+        actions = getattr(screen, "palette_actions", None)
+        if callable(actions):
+            for a in actions():
                 yield SystemCommand(a.title, a.help, self._watched(a.id, a.run))
         from tui.tutorial import palette_commands
 

@@ -20,6 +20,7 @@ from tests.tui.fake_engine import FakeEngine, role_json
 from tests.tui.fake_jobs import FakeJobs
 from tests.tui.fake_runs import FakeRuns
 from tests.tui.fake_search import FakeSearch
+from tests.tui.fake_tune import FakeTune
 from tests.tui.fake_tutorials import FakeTutorials
 from tui.config import ColorDecision, Settings
 from tui.context import AppContext
@@ -118,6 +119,7 @@ class FakeEngineApi(AsyncEngineClient):
         self.tutorials = FakeTutorials()  # the tutorials (mode 5 and the tutorial panel)
         self.tutorials.probe = self._probe
         self.jobs = FakeJobs()  # background jobs (the Dashboard's fine-tuning line, issue 19)
+        self.tune: FakeTune | None = None  # issue 19, Search ▸ v: off (404, as an older engine) unless a test sets it
 
     def _check(self) -> None:
         if self.down:
@@ -148,6 +150,8 @@ class FakeEngineApi(AsyncEngineClient):
         if path.startswith(("/v1/index", "/v1/search")):
             registered = {p["name"]: p["path"] for p in self.data["projects"]}
             return await self.code.answer(method, path, body, self.identity.project, registered)
+        if path.startswith("/v1/tune/embedders") and self.tune is not None:
+            return self.tune.answer(method, path, self.code.project)
         if path.startswith(("/v1/trace", "/v1/spec/")):
             from tests.trace.fake_trace import answer as trace_answer  # the Trace screen's routes
 

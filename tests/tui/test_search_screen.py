@@ -369,7 +369,7 @@ async def test_every_action_has_a_binding_id_and_a_palette_entry(corpus_api: Fak
 
     ids = {b.id for b in SearchScreen.BINDINGS if hasattr(b, "id")}
     assert ids == {"search_leave", "search_query", "search_path", "search_lang", "search_clear", "search_index",
-                   "search_open"}
+                   "search_open", "search_embedder"}
     assert ids <= all_binding_ids() and ids <= set(ACTIONS)
     async with search_screen(corpus_api) as (app, screen, pilot):
         palette = {c.title: c.help for c in app.get_system_commands(screen)}

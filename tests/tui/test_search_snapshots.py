@@ -84,13 +84,40 @@ def test_search_snapshot(snap_compare: Callable[..., bool], tmp_path: Path, name
     assert snap_compare(app_with(tmp_path, **state), terminal_size=size, run_before=before)
 
 
-def test_the_docs_screenshot_is_the_current_snapshot() -> None:
-    snap = SNAPS / "test_search_snapshot[results-80x24].svg"
-    assert (DOCS / "search-80x24.svg").read_bytes() == snap.read_bytes(), (
-        f"docs/screenshots/search-80x24.svg is stale: copy {snap.name} over it"
-    )
+@pytest.mark.parametrize(("doc", "snap_name"), [
+    ("search-80x24.svg", "test_search_snapshot[results-80x24].svg"),
+    ("search-embedder-80x24.svg", "test_embedder_versions_snapshot[truecolor].svg"),
+])
+def test_the_docs_screenshot_is_the_current_snapshot(doc: str, snap_name: str) -> None:
+    snap = SNAPS / snap_name
+    assert (DOCS / doc).read_bytes() == snap.read_bytes(), f"docs/screenshots/{doc} is stale: copy {snap.name} over it"
 
 
 def test_search_results_at_16_colours(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
     """16 colours: the ANSI theme; the hit's lines are marked ▶ and states are words, not colour alone."""
     assert snap_compare(app_with(tmp_path, color="16"), terminal_size=(80, 24), run_before=goto_search("cart total"))
+
+
+def embedder_app(tmp_path: Path, color: str) -> MusubiApp:
+    """The Search screen on the fake's corpus with the embedder routes on (tests/tui/fake_tune.py)."""
+    from tests.tui.fake_tune import FakeTune
+
+    app = app_with(tmp_path, color=color)
+    app.ctx.api.tune = FakeTune()  # type: ignore[attr-defined]
+    return app
+
+
+@pytest.mark.parametrize("color", ["truecolor", "none"])
+def test_embedder_versions_snapshot(snap_compare: Callable[..., bool], tmp_path: Path, color: str) -> None:
+    """Search ▸ v at 80x24: v1 serving (▶), v2 kept out with the rule's reason; NO_COLOR reads the same."""
+    assert snap_compare(embedder_app(tmp_path, color), terminal_size=(80, 24),
+                        run_before=goto_search("", ("escape", "v", "down")))
+
+
+def test_embedder_line_with_a_tuning_job_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    """The Search screen's embedder line at 80x24: the serving version and a running tuning job's progress."""
+    from tests.tui.fake_jobs import event, job
+
+    running = {**job("j-0000000000a3", "tune.embed", "running", done=3, total=9, unit="steps"), "project": "webshop"}
+    assert snap_compare(embedder_app(tmp_path, "truecolor"), terminal_size=(80, 24),
+                        run_before=goto_search("refund payment", events=(event("job.progress", running),)))

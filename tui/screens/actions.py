@@ -64,6 +64,15 @@ ACTIONS: dict[str, ActionSpec] = {
     "search_clear": ActionSpec("clear both filters: search the whole project again", "search.query"),
     "search_index": ActionSpec("(re)index this project; the job's progress shows above the results", "index.build"),
     "search_open": ActionSpec("open the selected result in $EDITOR at its first line", "search.query"),
+    # issue 19: Search ▸ v, the embedder versions dialog (tui/screens/embedder.py)
+    "search_embedder": ActionSpec("embedder versions: which model serves search; tune, activate, roll back",
+                                  "search.query"),
+    "embedder_tune": ActionSpec("tune a new embedder version on this project's pairs within the budget",
+                                "embedder.tune"),
+    "embedder_activate": ActionSpec("serve the highlighted version (re-embeds the index; search serves meanwhile)",
+                                    "embedder.tune"),
+    "embedder_rollback": ActionSpec("serve the model that served before the current one", "embedder.tune"),
+    "embedder_budget": ActionSpec("edit the training time budget (60 to 86,400 seconds)", None),
     # Cost (mode 4)
     "cost_estimate": ActionSpec("estimate again now", "quotas.read"),
     "cost_export": ActionSpec("export the estimate as JSON, CSV or Markdown to a file", "quotas.read"),

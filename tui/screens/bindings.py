@@ -27,6 +27,7 @@ MODULES = (
     "tui.screens.admin.audit",
     "tui.screens.admin.forms",
     "tui.widgets.gauge",
+    "tui.screens.embedder",
 )
 
 

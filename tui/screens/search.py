@@ -32,6 +32,7 @@ from tui.context import ConnState
 from tui.editor import editor_command, run_in_terminal
 from tui.screens import search_view as view
 from tui.screens.base import STYLES, ModeScreen
+from tui.screens.search_embedder import SearchEmbedder
 from tui.widgets.search_preview import SearchPreview
 from tui.widgets.search_results import WIDE, SearchResults
 
@@ -45,18 +46,20 @@ DONE_SHOWN_S = 6.0  # how long a finished job stays in the panel
 INPUTS = ("#search-query", "#search-path", "#search-lang")
 
 
-class SearchScreen(ModeScreen):
+class SearchScreen(SearchEmbedder, ModeScreen):
     MODE = "search"
     CSS_PATH = STYLES / "search.tcss"
     AUTO_FOCUS = "#search-query"
     WORKER_TITLES: ClassVar[dict[str, str]] = {
         "search-status": "Index status", "search-query": "Search", "search-index": "Index",
+        "search-embedder": "Embedder",
     }
     HELP = (
         "Search: live code search over this project's index (meaning and keywords together). "
         "Type in the query box: results come as you type. Esc leaves the box; then 1-6 switch screens "
         "and the letters work: / query, p path glob, l language, x clear filters, i (re)index, "
-        "e or enter opens the result in $EDITOR. The preview marks the result's lines with ▶. "
+        "e or enter opens the result in $EDITOR, v lists the embedder versions (tune, activate, roll back). "
+        "The preview marks the result's lines with ▶. "
         "The first line is the index: ● ready, ↻ indexing, ◐ stale, ○ not indexed, ✘ failed."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -67,10 +70,12 @@ class SearchScreen(ModeScreen):
         Binding("x", "clear_filters", "Clear", id="search_clear"),
         Binding("i", "reindex", "Index", id="search_index"),
         Binding("e", "open_editor", "Edit", id="search_open"),
+        Binding("v", "embedder", "Embedder versions", id="search_embedder"),
     ]
 
     def compose_body(self) -> ComposeResult:
         yield Static(view.status_line(None), id="search-status", markup=False)
+        yield self.embedder_line()
         with Horizontal(id="search-query-row"):
             yield Input(placeholder="query: words, identifiers or a question", id="search-query")
             yield Input(placeholder="path glob (p)", id="search-path")
@@ -139,6 +144,8 @@ class SearchScreen(ModeScreen):
     def _on_conn(self, state: ConnState) -> None:
         if state.name == "connected":
             self.load_status()
+            if self._embed_project():
+                self.load_embedder()  # a job may have ended while the engine was away
         self._draw()
 
     @work(group="search-status", exclusive=True, exit_on_error=False)
@@ -158,6 +165,8 @@ class SearchScreen(ModeScreen):
                 self._draw()
             self.query_one("#search-status", Static).update(f"Index: ✘ {self.status_error}")
             return
+        if st.get("project") and (self.status is None or self.status.get("project") != st.get("project")):
+            self.load_embedder()  # which model serves this project (once per project; job ends reload it)
         self.status, self.status_error = st, None
         job = st.get("job")
         # A job started elsewhere (musubi index) shows here too; one whose end an event already
@@ -355,7 +364,7 @@ class SearchScreen(ModeScreen):
         self._show_job(job)
 
     def _on_event(self, ev: dict[str, Any]) -> None:
-        if ev.get("type") not in ("job.progress", "job.state"):
+        if ev.get("type") not in ("job.progress", "job.state") or self.embedder_event(ev):
             return
         job = ev.get("job") or {}
         if job.get("kind") != "index" or not self._ours(job):
