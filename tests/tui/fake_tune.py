@@ -28,7 +28,8 @@ def version(n: int, state: str, current: tuple[float, float, float], tuned: tupl
                                                      "files": {"train": 31, "held_out": 8}, "notes": []},
             "pairs_sha256": f"{n:064x}", "params": {"budget_s": 600}, "current": m(current), "tuned": m(tuned),
             "steps": 9, "seconds": 212.0, "decision": decision, "created_by": "alice", "created_at": created_at,
-            "activated_at": created_at if state in ("active", "retired") else None}
+            "activated_at": created_at if state in ("active", "retired") else None,
+            "vectors_bytes": 1_572_864 if state == "active" else None, "files_bytes": 91_226_112}
 
 
 class FakeTune:
@@ -49,7 +50,8 @@ class FakeTune:
         if project is None:
             raise NotFound("no registered project here: musubi project add PATH", resource="project")
         if method == "GET" and path == "/v1/tune/embedders":
-            return {"project": project, "serving": self.serving, "versions": self.versions, "job": self.job}
+            return {"project": project, "serving": self.serving, "versions": self.versions, "job": self.job,
+                    "base_vectors_bytes": None}
         if method == "POST" and path.startswith("/v1/tune/embedders"):
             raise Conflict("project webshop already has a tuning or activation job running (j-000000000009); "
                            "wait for it or cancel it: musubi jobs cancel j-000000000009")

@@ -23,6 +23,13 @@ from tui.app import MusubiApp
 from tui.screens.search import SearchScreen
 
 
+@pytest.fixture(autouse=True)
+def _no_status_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen re-reads the status every JOB_POLL_S while a job runs; a loaded machine can stretch a
+    picture's set-up past it, and the fake's status then differs from the events the picture injected."""
+    monkeypatch.setattr("tui.screens.search.JOB_POLL_S", 3600.0)
+
+
 def goto_search(query: str = "", keys: tuple[str, ...] = (), events: tuple[dict[str, Any], ...] = ()
                 ) -> Callable[[Pilot[object]], Awaitable[None]]:
     async def run_before(pilot: Pilot[object]) -> None:

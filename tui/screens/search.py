@@ -70,7 +70,8 @@ class SearchScreen(SearchEmbedder, ModeScreen):
         Binding("x", "clear_filters", "Clear", id="search_clear"),
         Binding("i", "reindex", "Index", id="search_index"),
         Binding("e", "open_editor", "Edit", id="search_open"),
-        Binding("v", "embedder", "Embedder versions", id="search_embedder"),
+        # off the footer (palette and F1 list it) so "f1 Help" still fits in 80 columns
+        Binding("v", "embedder", "Embedder versions", id="search_embedder", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -382,6 +383,8 @@ class SearchScreen(SearchEmbedder, ModeScreen):
         return bool(project) and job.get("project") == project
 
     def _show_job(self, job: Job) -> None:
+        if _behind(job, self.job):
+            return  # a read answered before a newer event arrived (status poll, start answer): never go back
         self.job = job
         panel = self.query_one("#search-job", Static)
         panel.border_title = "Index job"
@@ -462,3 +465,14 @@ class SearchScreen(SearchEmbedder, ModeScreen):
 def _no_project() -> IndexStatus:
     return {"project": None, "root": None, "state": "none", "files": 0, "chunks": 0, "dense_chunks": 0,
             "dense_coverage": 0.0, "model": None, "updated_at": None, "job": None}
+
+
+_RANK = {"queued": 0, "running": 1}
+
+
+def _behind(job: Job, known: Job | None) -> bool:
+    """Whether ``job`` is an older view of the job shown (same id, an earlier state or fewer items done)."""
+    if known is None or job["id"] != known["id"]:
+        return False
+    a, b = _RANK.get(job["state"], 2), _RANK.get(known["state"], 2)
+    return a < b or (a == b and job["progress"]["done"] < known["progress"]["done"])
