@@ -24,6 +24,7 @@ from tests.engine.helpers import Home, poll
 from tests.index.helpers import FAKE_EMBEDDER
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fake_tune import FakeTune
+from tests.tui.test_search_screen import search_screen
 from tests.tune.test_tune_cli import GAIN, _repo
 from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
@@ -128,8 +129,7 @@ async def test_a_worse_model_is_kept_out_and_its_activation_refused(worse: tuple
         assert screen.embed_job is not None and screen.embed_job["id"] == modal.job["id"], "the line follows it"
         jid = modal.job["id"]
         assert h.client(tenant).get(f"/v1/jobs/{jid}")["params"]["budget_s"] == 120
-        await pilot.press("t")  # a second one while it runs: refused in words, nothing sent
-        assert f"job {jid} is still running" in said(modal)
+        # (a second t while a job runs is refused locally: test_a_second_tune_while_one_runs_is_refused_here)
         await wait_for(pilot, lambda: modal.job is not None and modal.job["state"] == "done", "tuning done", 120)
         await wait_for(pilot, lambda: modal.data is not None and modal.data["versions"], "the version listed")
         await settle(pilot)
@@ -190,19 +190,12 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
 
 async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path: Path) -> None:
     """A 409 (a job of the project already running elsewhere) reaches the dialog as words and a notification."""
-    from tests.tui.fakes import FakeEngineApi, fake_ctx
+    from tests.tui.fakes import FakeEngineApi
 
     api = FakeEngineApi()
     api.code.write(tmp_path / "webshop")
     api.tune = FakeTune()
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
-        await settle(pilot)
-        await pilot.press("3")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, SearchScreen)
+    async with search_screen(api) as (app, screen, pilot):
         await wait_for(pilot, lambda: screen.embed is not None, "versions read")
         assert line(screen) == "Embedder: tuned v1 · held-out R@10 0.861 MRR 0.660 · v versions"
         await pilot.press("escape")
@@ -225,19 +218,11 @@ async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path:
 
 
 async def test_an_engine_without_tuning_routes_hides_the_line(tmp_path: Path) -> None:
-    from tests.tui.fakes import FakeEngineApi, fake_ctx
+    from tests.tui.fakes import FakeEngineApi
 
     api = FakeEngineApi()  # no tune routes: 404 as an older engine
     api.code.write(tmp_path / "webshop")
-    app = MusubiApp(fake_ctx(api))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "fake engine connected")
-        await pilot.press("3")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, SearchScreen)
-        await wait_for(pilot, lambda: screen.status is not None, "status read")
-        await settle(pilot)
+    async with search_screen(api) as (_app, screen, pilot):
         assert not screen.query_one("#search-embedder").display and screen.embed is None
 
 
@@ -247,3 +232,21 @@ def test_the_fake_answers_with_the_routes_response_shape() -> None:
 
     fake = FakeTune()
     _exactly(fake.answer("GET", "/v1/tune/embedders", "webshop"), route_for("GET", "/v1/tune/embedders").response)
+
+
+async def test_a_second_tune_while_one_runs_is_refused_here(tmp_path: Path) -> None:
+    """With a job of the project running (the fake's keeps running), t is refused in words and nothing is sent."""
+    from tests.tui.fake_search import job_row
+    from tests.tui.fakes import FakeEngineApi
+
+    api = FakeEngineApi()
+    api.code.write(tmp_path / "webshop")
+    api.tune = FakeTune()
+    api.tune.job = {**job_row("j-000000000009", "running", 3, 9), "kind": "tune.embed", "params": {"budget_s": 600}}
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        await pilot.press("escape")
+        modal = await open_versions(app, pilot)
+        await pilot.press("t")
+        # the local refusal, not the fake engine's 409 ("Tune refused: ... already has a ... job running")
+        assert said(modal).startswith("✘ tune.embed job j-000000000009 is still running")
