@@ -65,13 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: measured best on the shared machine)")
     ap.add_argument("--batch", type=int, default=32, help="pairs per training batch (in-batch negatives)")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--train-seed", type=int, default=None, help="seed of the training sample and batch order")
+    ap.add_argument("--param", action="append", default=[], help="extra trainer parameter KEY=JSON")
     ap.add_argument("--lr", type=float, default=trainer.DEFAULTS["lr"], help="peak learning rate (AdamW)")
     args = ap.parse_args(argv)
     t_all = time.perf_counter()
     root = Path(sysconfig.get_paths()["stdlib"])
     items = brq.build_eval(root, "", args.corpus, args.seed, force=[(p, q) for p, q, _ in brq.JA_QUERIES])
     eval_files = {it.chunk.path for it in items}
-    pairs = training_pairs(root, eval_files, args.pairs, args.seed)
+    tseed = args.seed if args.train_seed is None else args.train_seed
+    pairs = training_pairs(root, eval_files, args.pairs, tseed)
     assert not eval_files & {p.path for p in pairs}, "training and evaluation files overlap"
     # The trainer's own held-out check: a small slice of the evaluation (not trained on), as the job does.
     held = [{"kind": "docstring", "query": it.query, "passage": passage_text(it.chunk), "path": it.chunk.path,
@@ -91,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         (work / trainer.PAIRS).write_text(json.dumps({"train": [p.to_json() for p in pairs], "held_out": held}))
         from core.rag.model import resolve_model
 
+        extra = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.param)}
+
         (work / trainer.PARAMS).write_text(json.dumps({"base": str(resolve_model(None).path), "epochs": args.epochs,
-                                                       "batch": args.batch, "budget_s": 3600, "seed": args.seed,
-                                                       "lr": args.lr}))
+                                                       "batch": args.batch, "budget_s": 3600, "seed": tseed,
+                                                       "lr": args.lr, **extra}))
         t0 = time.perf_counter()
         result = trainer.run(work, threads=args.threads)
         train_s = time.perf_counter() - t0

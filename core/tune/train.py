@@ -74,7 +74,24 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def batches(pairs: Sequence[dict[str, str]], batch: int, epochs: int, seed: int) -> list[list[int]]:
+def same_file_negatives(pairs: Sequence[dict[str, str]], seed: int) -> list[str]:
+    """A hard negative per pair: another pair's passage from the same file (code that shares its names and
+    imports), else another file's; deterministic for ``seed``."""
+    by_file: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        by_file.setdefault(p["path"], []).append(i)
+    rng = random.Random(seed + 7)
+    out = []
+    for p in pairs:
+        others = [j for j in by_file[p["path"]] if pairs[j]["passage"] != p["passage"]]
+        if not others:
+            others = [j for j in (rng.randrange(len(pairs)) for _ in range(8)) if pairs[j]["path"] != p["path"]][:1]
+        out.append(pairs[rng.choice(others)]["passage"] if others else p["passage"])
+    return out
+
+
+def batches(pairs: Sequence[dict[str, str]], batch: int, epochs: int, seed: int,
+            negatives: Sequence[str] | None = None) -> list[list[int]]:
     """Deterministic batches of pair indexes for every epoch; a query or passage already in a batch waits for
     the next one, since in-batch negatives would otherwise push a pair's own duplicate away."""
     out: list[list[int]] = []
@@ -84,12 +101,17 @@ def batches(pairs: Sequence[dict[str, str]], batch: int, epochs: int, seed: int)
         while order:
             cur: list[int] = []
             seen: set[str] = set()
+            pos: set[str] = set()
             rest = []
             for i in order:
                 q, p = pairs[i]["query"].lower(), pairs[i]["passage"]
-                if len(cur) < batch and q not in seen and p not in seen:
+                n = negatives[i] if negatives else None
+                if len(cur) < batch and q not in seen and p not in seen and (n is None or n not in pos):
                     cur.append(i)
                     seen.update((q, p))
+                    pos.add(p)
+                    if n is not None:
+                        seen.add(n)
                 else:
                     rest.append(i)
             out.append(cur)
@@ -175,10 +197,14 @@ def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] 
         model.eval()
         write_json(work / BASE, evaluate(model, held))
     base = json.loads((work / BASE).read_text("utf-8"))
-    plan = batches(train, int(params["batch"]), int(params["epochs"]), int(params["seed"]))
+    negs = same_file_negatives(train, int(params["seed"])) if params.get("negatives") == "same_file" else None
+    plan = batches(train, int(params["batch"]), int(params["epochs"]), int(params["seed"]), negs)
     directions = tuple(params["directions"])
+    # partition_mode / hardness_*: the library's options, for benchmark runs (docs/finetune.md "Measured")
+    pmode = params.get("partition_mode") or ("per_direction" if len(directions) > 1 else "joint")
     loss_fn = MultipleNegativesRankingLoss(model, scale=float(params["scale"]), directions=directions,
-                                           partition_mode="per_direction" if len(directions) > 1 else "joint")
+                                           partition_mode=pmode, hardness_mode=params.get("hardness_mode"),
+                                           hardness_strength=float(params.get("hardness_strength", 0.0)))
     opt = torch.optim.AdamW(model.parameters(), lr=float(params["lr"]))
     warm = max(1, int(len(plan) * float(params["warmup"])))
 
@@ -207,6 +233,8 @@ def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] 
         # queries as search embeds them (core/rag/represent.query_text), passages already as the index embeds them
         feats = [model.preprocess([query_text(train[i]["query"]) for i in idx]),
                  model.preprocess([train[i]["passage"] for i in idx])]
+        if negs is not None:
+            feats.append(model.preprocess([negs[i] for i in idx]))
         feats = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in f.items()} for f in feats]
         loss = loss_fn(feats, None)
         opt.zero_grad()

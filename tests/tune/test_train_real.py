@@ -83,3 +83,17 @@ def test_batches_keep_duplicates_apart_and_are_deterministic() -> None:
     assert all(seen.count(i) == 2 for i in range(4, 12))  # every pair once per epoch ...
     assert all(seen.count(i) <= 2 for i in range(4))  # ... but a duplicate left alone in a batch has no negative
     assert all(len(b) > 1 for b in plan)
+
+
+def test_same_file_negatives_are_never_a_positive_of_the_same_batch() -> None:
+    """The benchmark's hard-negative option (``negatives = "same_file"``): another pair's passage of the same
+    file, and a batch never holds a pair whose positive is another pair's negative (it would be pushed away)."""
+    pairs = [{"query": f"q{i}", "passage": f"p{i}", "path": f"f{i // 3}.py"} for i in range(12)]
+    negs = T.same_file_negatives(pairs, seed=0)
+    assert negs == T.same_file_negatives(pairs, seed=0)
+    for i, n in enumerate(negs):
+        assert n != pairs[i]["passage"] and n in {pairs[j]["passage"] for j in range(12) if j // 3 == i // 3}
+    plan = T.batches(pairs, 6, 1, seed=0, negatives=negs)
+    assert sorted(i for b in plan for i in b) == list(range(12))
+    for b in plan:
+        assert not {negs[i] for i in b} & {pairs[i]["passage"] for i in b}
