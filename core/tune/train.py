@@ -201,7 +201,7 @@ def run(work: Path, *, threads: int = 1, emit: Callable[[dict[str, Any]], None] 
     plan = batches(train, int(params["batch"]), int(params["epochs"]), int(params["seed"]), negs)
     directions = tuple(params["directions"])
     # partition_mode / hardness_*: the library's options, for benchmark runs (docs/finetune.md "Measured")
-    pmode = params.get("partition_mode") or ("per_direction" if len(directions) > 1 else "joint")
+    pmode: Any = params.get("partition_mode") or ("per_direction" if len(directions) > 1 else "joint")
     loss_fn = MultipleNegativesRankingLoss(model, scale=float(params["scale"]), directions=directions,
                                            partition_mode=pmode, hardness_mode=params.get("hardness_mode"),
                                            hardness_strength=float(params.get("hardness_strength", 0.0)))
