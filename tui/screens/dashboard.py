@@ -296,6 +296,10 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
 
     def _gate(self, ev: dict[str, Any], mine: bool) -> None:
         ap: RunApproval = ev["approval"]
+        if mine and self.shown is None and self.selected is not None:
+            # The run's details are still loading, and that read may have been answered before this gate:
+            # read again (the exclusive worker drops the older read), or the gate would never show.
+            self.load_run(self.selected)
         if mine and self.shown is not None:
             others = [a for a in self.shown["approvals"] if a["gate"] != ap["gate"]]
             self.shown = {**self.shown, "approvals": [*others, ap]}
