@@ -296,7 +296,7 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
 
     def _gate(self, ev: dict[str, Any], mine: bool) -> None:
         ap: RunApproval = ev["approval"]
-        if mine and self.shown is None and self.selected is not None:
+        if self.shown is None and self.selected is not None and str(ev.get("run")) == self.selected:
             # The run's details are still loading, and that read may have been answered before this gate:
             # read again (the exclusive worker drops the older read), or the gate would never show.
             self.load_run(self.selected)
