@@ -144,6 +144,11 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
         self._tree_width = 0  # the width the step labels were cut for (they are repainted when it changes)
         self._seeded: set[tuple[str, str]] = set()
         self._columns: list[Any] = []
+        # While a run's details are read, its run.state/step/gate events are held and replayed onto the answer,
+        # which may have been read before them: (the run's version when each came, the event); see view.stale.
+        self._held_run: str | None = None
+        self._held: list[tuple[str | None, dict[str, Any]]] = []
+        self._versions: dict[str, str] = {}  # run -> updated_at of its last run.state event
 
     def on_mount(self) -> None:
         self.mount_info()
@@ -176,6 +181,7 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
         super()._on_data(what)
         if what == "whoami":  # another tenant (F8) or other roles: start over
             self.runs, self.selected, self.shown, self.steps, self.step = {}, None, None, {}, None
+            self._held_run, self._held, self._versions = None, [], {}
             self.runs_loaded, self.provider_stats = False, None
             self.tune_jobs, self.jobs_dismissed = {}, set()
             self.load_runs()
@@ -203,20 +209,33 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
         self._mark("runs")
         self._flush()
 
+    def load_run(self, run_id: str) -> Any:
+        """Read ``run_id``'s details in a worker, holding its events from now until the answer lands."""
+        if self._held_run != run_id:
+            self._held_run, self._held = run_id, []
+        # (a read again of the same run keeps what is held: the answer it replaces may have been older still)
+        return self._read_run(run_id)
+
     @work(exclusive=True, group="dashboard-run", exit_on_error=False)
-    async def load_run(self, run_id: str) -> None:
+    async def _read_run(self, run_id: str) -> None:
         try:
             shown = await self.ctx.api.call(calls.run_show(run_id))
         except MusubiError as exc:
             self.report_failure(exc, "Run details", notify=False)
             if run_id == self.selected:
                 self.query_one("#dash-step-info", Static).update(f"Run {run_id} could not be read: {exc.message}")
+            if run_id == self._held_run:
+                self._held_run, self._held = None, []  # the next read starts later: its answer has them
             return
         if run_id != self.selected:
             return  # the user moved on meanwhile
         self.shown = shown
         self.runs[run_id] = {k: v for k, v in shown.items() if k not in ("steps", "approvals", "artefacts")}  # type: ignore[assignment]
         self.steps = {s["path"]: s for s in shown["steps"]}
+        held, self._held_run, self._held = self._held, None, []
+        for version, ev in held:  # what happened while the engine answered, unless the answer has it already
+            if not view.stale(ev, version, shown):
+                self._apply_detail(ev)
         for s in shown["steps"]:  # each step's last call seeds the p95 until calls arrive as events
             if s["model"] and s["latency_ms"] is not None and (run_id, s["path"]) not in self._seeded:
                 self._seeded.add((run_id, s["path"]))
@@ -247,21 +266,17 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
             return
         if not kind.startswith("run."):
             return
-        if kind == "run.state":
-            self._run_changed(ev["run"])
-            return
-        rid = ev.get("run")
+        rid = str(ev["run"]["id"] if kind == "run.state" else ev.get("run"))
+        if kind == "run.state":  # its run.step events follow it: they are of this version
+            self._versions[rid] = str(ev["run"]["updated_at"])
+        if rid == self._held_run and kind in view.HELD_KINDS:
+            self._held.append((self._versions.get(rid), ev))
         mine = rid == self.selected and self.shown is not None
-        if kind == "run.step" and mine:
-            s = ev["step"]
-            before = self.steps.get(s["path"])
-            self.steps[s["path"]] = s
-            if before is not None and before["status"] == "running" and s["status"] != "running":
-                self._fetched.discard((str(rid), s["path"]))  # over: its recorded output is read next
-            self._mark("tree", *(("detail",) if s["path"] == self.step else ()))
+        if kind == "run.state" or (kind == "run.step" and mine):
+            self._apply_detail(ev)
         elif kind in ("run.output", "run.note"):
             path = ev.get("step") or ""
-            key = (str(rid), path)
+            key = (rid, path)
             if kind == "run.output":
                 offset = ev.get("offset")
                 text, self.out_end[key] = view.take(self.out_end.get(key), None if offset is None else int(offset),
@@ -279,7 +294,23 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
                 self._stats_due = True  # the engine's figures moved: read them at the next stats tick
                 self._mark("engine")
         elif kind == "run.gate":
-            self._gate(ev, mine)
+            self._gate(ev)
+
+    def _apply_detail(self, ev: dict[str, Any]) -> None:
+        """Apply a ``run.state``, ``run.step`` or ``run.gate`` event to the model, live or replayed onto an answer
+        (a replayed gate was announced when it came)."""
+        kind = ev["type"]
+        if kind == "run.state":
+            self._run_changed(ev["run"])
+        elif kind == "run.step":
+            s, rid = ev["step"], str(ev["run"])
+            before = self.steps.get(s["path"])
+            self.steps[s["path"]] = s
+            if before is not None and before["status"] == "running" and s["status"] != "running":
+                self._fetched.discard((rid, s["path"]))  # over: its recorded output is read next
+            self._mark("tree", *(("detail",) if s["path"] == self.step else ()))
+        elif kind == "run.gate":
+            self._gate_changed(ev["approval"], str(ev["run"]))
 
     def _run_changed(self, run: Run) -> None:
         rid = run["id"]
@@ -294,26 +325,25 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
             self.shown = {**self.shown, **run}
         self._mark("runs", *(("detail",) if rid == self.selected else ()))
 
-    def _gate(self, ev: dict[str, Any], mine: bool) -> None:
+    def _gate(self, ev: dict[str, Any]) -> None:
         ap: RunApproval = ev["approval"]
-        if self.shown is None and self.selected is not None and str(ev.get("run")) == self.selected:
-            # The run's details are still loading, and that read may have been answered before this gate:
-            # read again (the exclusive worker drops the older read), or the gate would never show.
-            self.load_run(self.selected)
-        if mine and self.shown is not None:
+        self._gate_changed(ap, str(ev.get("run")))
+        if ap["state"] == "pending":
+            self.notify(f"Run {ev.get('run')} waits for your review at gate {ap['gate']!r}: select it, then "
+                        "a approve · r reject · c request changes.", title="Approval needed", timeout=8)
+
+    def _gate_changed(self, ap: RunApproval, rid: str) -> None:
+        if rid == self.selected and self.shown is not None:
             others = [a for a in self.shown["approvals"] if a["gate"] != ap["gate"]]
             self.shown = {**self.shown, "approvals": [*others, ap]}
             if ap["state"] == "pending":
                 self.step = ap["step"]
                 self._mark("tree")
             self._mark("detail")
-        run = self.runs.get(str(ev.get("run")))
+        run = self.runs.get(rid)
         if run is not None:
-            self.runs[run["id"]] = {**run, "pending_gate": ap["gate"] if ap["state"] == "pending" else None}
+            self.runs[rid] = {**run, "pending_gate": ap["gate"] if ap["state"] == "pending" else None}
             self._mark("runs")
-        if ap["state"] == "pending":
-            self.notify(f"Run {ev.get('run')} waits for your review at gate {ap['gate']!r}: select it, then "
-                        "a approve · r reject · c request changes.", title="Approval needed", timeout=8)
 
     # -- selection ------------------------------------------------------------------------
 
@@ -322,6 +352,7 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
         if run_id == self.selected:
             return
         self.selected, self.shown, self.steps, self.step = run_id, None, {}, None
+        self._held_run, self._held = None, []
         self._mark("tree", "detail")
         self.show_pipeline(run_id)
         if run_id is not None:

@@ -312,6 +312,30 @@ def merge_answer(shown: str, end: int | None, text: str, answer_end: int) -> str
     return text + shown[-(end - answer_end):]
 
 
+# -- events that arrived while a run's details were read, replayed onto the answer -------------------------------
+
+HELD_KINDS = ("run.state", "run.step", "run.gate")  # what the details answer carries (output joins by offset)
+
+
+def gate_order(ap: Mapping[str, Any]) -> tuple[str, bool]:
+    """A gate's place in its own history: asked again means a newer ``asked_at``; an answer follows the ask."""
+    return str(ap["asked_at"]), ap["state"] != "pending"
+
+
+def stale(ev: Mapping[str, Any], version: str | None, shown: Mapping[str, Any]) -> bool:
+    """Whether a held ``run.*`` event is older than the details answer ``shown`` (replaying it would go back).
+
+    ``version`` is the ``updated_at`` of the run's last ``run.state`` event when ``ev`` came: the engine
+    publishes a save's ``run.state`` and then its ``run.step`` events, so it dates both (None: unknown, replay).
+    A gate is dated by its own ask and answer: a time-out or a decision does not save the run.  An event as new
+    as the answer is replayed: it carries the same values, so replaying is idempotent."""
+    if ev["type"] == "run.gate":
+        ap = ev["approval"]
+        had = next((a for a in shown["approvals"] if a["gate"] == ap["gate"]), None)
+        return had is not None and gate_order(had) > gate_order(ap)
+    return version is not None and version < str(shown["updated_at"])
+
+
 def latency_lines(rows: Iterable[Mapping[str, Any]], most: int = 2) -> list[str]:
     """``p95 1.9s gpt-5.4`` per provider and model, slowest first (the figure first: a narrow panel cuts names)."""
     ranked = sorted(rows, key=lambda r: -float(r["p95_ms"]))
