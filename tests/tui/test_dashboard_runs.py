@@ -4,7 +4,6 @@ bounded number of repaints."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -347,33 +346,3 @@ async def test_an_engine_without_the_runs_route_is_named() -> None:
         await wait_for(pilot, lambda: app.ctx.conn.name == "connected", "connected")
         await wait_for(pilot, lambda: "has no runs API" in text_of(app), "old engine named")
 
-
-async def test_a_gate_event_during_the_runs_details_read_is_not_lost(api: FakeEngineApi) -> None:
-    """The selected run's details were read before its gate was asked, and the gate event arrived before that
-    answer: the Dashboard reads again, so the gate shows (it stayed hidden for good before)."""
-    release = asyncio.Event()
-    held: list[str] = []
-    send = api._send
-
-    async def slow_first_read(method: str, path: str, body: Any, query: Any) -> Any:
-        answer = await send(method, path, body, query)  # the engine's answer as of now
-        if method == "GET" and path == f"/v1/runs/{RUN_A}" and not held:
-            held.append(path)
-            await release.wait()  # ... delivered only after the gate event
-        return answer
-
-    async with opened(api) as (app, pilot, screen):
-        api._send = slow_first_read  # type: ignore[method-assign]
-        screen.select(None)
-        screen.select(RUN_A)
-        await wait_for(pilot, lambda: bool(held), "the details read under way")
-        ap = {"gate": "review", "step": "4", "state": "pending", "artefact": None, "shown_sha256": sha("plan"),
-              "shown": "the plan", "asked_at": "2026-01-15T14:30:00.000000Z", "deadline": None, "decision": None,
-              "decided_by": None, "decided_at": None, "comment": None}
-        api.runs.runs[RUN_A] = {**api.runs.runs[RUN_A], "state": "waiting", "pending_gate": "review",
-                                "approvals": [ap]}
-        api.queue.put_nowait(event("run.gate", RUN_A, approval=ap))
-        await wait_for(pilot, lambda: any("waits for your review" in n for n in notes(app)), "gate event handled")
-        release.set()
-        await wait_for(pilot, lambda: screen.pending_approval() is not None, "the gate shown")
-        assert screen.pending_approval()["gate"] == "review"  # type: ignore[index]
