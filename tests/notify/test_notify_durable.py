@@ -15,8 +15,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from core.engine.journal import decode
 from core.integrations.notify import Notifications
 from core.integrations.persist import ROUTE, STOPPED, NoticeStore
+from core.storage.base import Update
 from tests.engine.helpers import Home, poll
 from tests.fakes.senders import block_actions, send_gitlab_hook, slack_signature
 from tests.fakes.slack import SlackFake
@@ -132,6 +134,26 @@ def attempts(h: Home, tenant: str) -> list[tuple[int, str]]:
                   if e["action"] == "integration.notify")
 
 
+def journaled_states(h: Home, tenant: str, system: str) -> list[tuple[str, int | None]]:
+    """(state, attempts when set) the engine journaled for ``tenant``'s ``system`` notification rows, oldest first:
+    what was written since the journal was last emptied (at the first write after DuckDB caught up with it)."""
+    states: list[tuple[str, int | None]] = []
+    for line in h.paths.journal.read_bytes().splitlines():
+        try:
+            _no, muts = decode(line)
+        except ValueError:  # the line being written
+            continue
+        states += [(str(m.values["state"]), m.values.get("attempts")) for m in muts
+                   if isinstance(m, Update) and m.table == "notify_queue" and m.where.get("tenant_id") == tenant
+                   and m.where.get("system") == system and "state" in m.values]
+    return states
+
+
+def queued_again(h: Home, tenant: str, system: str) -> bool:
+    """The row was durably queued again after a failed attempt: seen, or a later attempt (which follows it) seen."""
+    return any(state == "queued" or (n or 0) >= 2 for state, n in journaled_states(h, tenant, system))
+
+
 def test_kill9_keeps_a_queued_notification_and_sends_it_once_after_the_start(home: Home) -> None:
     h = home
     tenant = h.new_tenant("d")
@@ -144,7 +166,9 @@ def test_kill9_keeps_a_queued_notification_and_sends_it_once_after_the_start(hom
         run = start(h, tenant, "two")
         wait(h, tenant, run["id"], "done")
         poll(lambda: (1, "error") in attempts(h, tenant), timeout=20)
-        time.sleep(0.3)  # the row's "queued again" follows the audited attempt in the next commit; the retry is 2 s off
+        # The row is "queued" again (durable) in the commit after the audited attempt: wait for it in the journal, where
+        # it stays until a later write empties the journal (the retry, 2 s later: a condition, not a guessed sleep).
+        poll(lambda: queued_again(h, tenant, "slack"), timeout=30)
         h.kill9()
         # While the engine is down the admin fixes the address (the settings file is the store's).
         path = h.paths.tenant_dir(tenant) / "integrations" / "settings.json"
