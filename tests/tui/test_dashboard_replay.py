@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.tui.conftest import wait_for
-from tests.tui.fake_runs import RUN_A, event, sha, state_event
+from tests.tui.conftest import settle, wait_for
+from tests.tui.fake_runs import RUN_A, RUN_D, event, sha, state_event
 from tests.tui.fakes import FakeEngineApi
 from tests.tui.test_dashboard_runs import notes, opened
 from tui.screens.dashboard import DashboardScreen
@@ -26,21 +26,27 @@ def api() -> FakeEngineApi:
     return FakeEngineApi()
 
 
-async def hold_details(api: FakeEngineApi, pilot: Pilot[Any], screen: DashboardScreen, run_id: str) -> asyncio.Event:
-    """Select ``run_id`` afresh with its details read held: the engine answers as of now, and the answer is delivered
-    once the returned event is set."""
+def hold_read(api: FakeEngineApi, route: str) -> tuple[list[str], asyncio.Event]:
+    """Hold the next ``GET route``: the engine answers as of the request, and the answer is delivered once the
+    returned event is set (the list says when the read is under way)."""
     release = asyncio.Event()
     held: list[str] = []
     send = api._send
 
     async def slow_first_read(method: str, path: str, body: Any, query: Any) -> Any:
         answer = await send(method, path, body, query)  # the engine's answer as of now
-        if method == "GET" and path == f"/v1/runs/{run_id}" and not held:
+        if method == "GET" and path == route and not held:
             held.append(path)
             await release.wait()  # ... delivered only after what the test sends meanwhile
         return answer
 
     api._send = slow_first_read  # type: ignore[method-assign]
+    return held, release
+
+
+async def hold_details(api: FakeEngineApi, pilot: Pilot[Any], screen: DashboardScreen, run_id: str) -> asyncio.Event:
+    """Select ``run_id`` afresh with its details read held (:func:`hold_read`)."""
+    held, release = hold_read(api, f"/v1/runs/{run_id}")
     screen.select(None)
     screen.select(run_id)
     await wait_for(pilot, lambda: bool(held), "the details read under way")
@@ -117,3 +123,19 @@ async def test_events_older_than_the_details_answer_do_not_take_it_back(api: Fak
         assert screen.runs[RUN_A]["state"] == "running" and screen.shown["state"] == "running"  # type: ignore[index]
         assert screen.steps["3/2"]["status"] == "running"
         assert screen.pending_approval() is None and screen.shown["approvals"] == [decided]  # type: ignore[index]
+
+
+async def test_a_run_state_event_during_the_list_read_is_not_taken_back(api: FakeEngineApi) -> None:
+    """Not the selected run (its details are read again after the list): its row keeps the newer event."""
+    async with opened(api) as (app, pilot, screen):
+        held, release = hold_read(api, "/v1/runs")
+        screen.load_runs()
+        await wait_for(pilot, lambda: bool(held), "the list read under way")
+        resumed = {**api.runs.runs[RUN_D], "state": "queued", "stop_code": None, "reason": None, "updated_at": LATER}
+        api.queue.put_nowait(state_event(resumed))
+        await wait_for(pilot, lambda: screen.runs[RUN_D]["state"] == "queued", "the run.state event handled")
+        release.set()
+        await settle(pilot)
+        assert not any(w.is_running for w in screen.workers if w.group == "dashboard-runs")
+        assert screen.runs[RUN_D]["state"] == "queued"  # the list's row (stopped) was read before the event
+        assert screen.runs[RUN_A]["state"] == "running"

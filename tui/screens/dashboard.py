@@ -201,7 +201,9 @@ class DashboardScreen(JobsPanel, PipelinePanel, RunActions, InfoPanels, ModeScre
             self._flush()
             return
         self.runs_error, self.runs_loaded = None, True
-        self.runs = {r["id"]: r for r in rows}
+        # A run.state event that came while the list was read is newer than its row: it stays.
+        had = self.runs
+        self.runs = {r["id"]: had[r["id"]] if r["id"] in had and view.newer(had[r["id"]], r) else r for r in rows}
         if self.selected not in self.runs:
             self.select(next(iter(self.runs), None))
         elif self.selected is not None:

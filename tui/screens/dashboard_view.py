@@ -322,6 +322,11 @@ def gate_order(ap: Mapping[str, Any]) -> tuple[str, bool]:
     return str(ap["asked_at"]), ap["state"] != "pending"
 
 
+def newer(run: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    """Whether ``run`` (a summary) was saved after ``than`` (of the same run)."""
+    return str(run["updated_at"]) > str(than["updated_at"])
+
+
 def stale(ev: Mapping[str, Any], version: str | None, shown: Mapping[str, Any]) -> bool:
     """Whether a held ``run.*`` event is older than the details answer ``shown`` (replaying it would go back).
 
