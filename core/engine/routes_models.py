@@ -62,6 +62,9 @@ class ModelRoutes:
         self._allowed: dict[str, set[str]] | None = None
         self._history: dict[str, tuple[float, dict[tuple[str, str], RatioStats]]] = {}
         self.counts = CountCache()
+        usage = getattr(api.e, "usage", None)  # None in tests that build the app over a stand-in engine
+        if usage is not None and usage.registry is None:  # usage posted without a cost is priced by it
+            usage.registry = self.registry
 
     # -- shared state ---------------------------------------------------------------------
 
