@@ -87,6 +87,10 @@ class ModelRoutes:
 
     def registry(self, tenant: str | None = None) -> Registry:
         """The registry of ``tenant`` (None: without tenant overrides), reloaded when a source file changes."""
+        if tenant is not None and self.overrides.stamp("tenant", tenant) is None:
+            # No overrides of its own: the shared one, loaded once rather than once per tenant (usage posted
+            # without a cost is priced per request, across every tenant).
+            return self.registry(None)
         p = self.config_path()
         try:
             st = p.stat()
