@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ _SEVERITY = {"approved": "good", "rejected": "danger", "changes_requested": "war
 DECIDED = ("approved", "rejected", "changes requested")  # the outcomes of InboundService.decide that decided
 REPLAYED = "replayed activity (this activity was already accepted)"
 MAX_ID = 500  # an activity or conversation id longer than this is no Bot Connector's
+MAX_KEEP_S = 7 * 86_400  # its tokens live about an hour; a row is never kept longer than this
 
 
 def submitted(activity: dict[str, Any]) -> dict[str, Any] | None:
@@ -112,7 +114,7 @@ class TeamsInbound:
                              "told apart: not a Bot Connector activity.", field="id")
         # Claimed right after the verification, with no await in between: two copies arriving together
         # cannot both pass.  Kept until the token expires (plus the skew it is accepted with).
-        claim = svc.replay.claim(ctx.tenant, SYSTEM, key, int(claims["exp"]) + botauth.SKEW_S - svc.replay.window_s)
+        claim = svc.replay.claim(ctx.tenant, SYSTEM, key, replay_ts(claims["exp"], svc.replay.window_s))
         if claim is None:
             await svc._refuse(ctx, SYSTEM, REPLAYED, {"activity": str(activity["id"])[:200]})
             raise botauth.BotRefused(f"teams bot request refused: {REPLAYED}.", code="bad_token",
@@ -231,3 +233,14 @@ def activity_key(activity: dict[str, Any]) -> str | None:
         return None
     conv_id = conv_id if isinstance(conv_id, str) and len(conv_id) <= MAX_ID else ""
     return json.dumps([str(activity.get("channelId") or "")[:100], conv_id, aid])  # unambiguous: ids may hold ":"
+
+
+def replay_ts(exp: object, window_s: int, now: float | None = None) -> int:
+    """The time to claim an activity at, so that its replay-guard row (kept ``window_s`` past it) lives as long as
+    its token is accepted: until ``exp`` plus the skew, never more than :data:`MAX_KEEP_S` from ``now``."""
+    longest = int(time.time() if now is None else now) + MAX_KEEP_S
+    try:
+        until = min(int(float(str(exp))), longest)  # PyJWT took it as a number: an int, a float or their text
+    except (ValueError, OverflowError):
+        until = longest  # cannot be: keep it the longest, never the shortest
+    return until + botauth.SKEW_S - window_s
