@@ -270,8 +270,8 @@ def usage_record(
     cost_usd: str | None = None,
     task_kind: str | None = None,
 ) -> Call[UsageRecorded]:
-    """``cost_usd`` in dollars as text (exact to the micro-dollar); None records $0 (the engine does
-    not price usage; ``musubi usage record`` prices it from the registry before sending)."""
+    """``cost_usd`` in dollars as text (exact to the micro-dollar); None: the engine prices the usage
+    from the model registry (``priced`` in the answer; docs/quotas.md#pricing)."""
     return post(
         "/v1/usage", model=model, input_tokens=input_tokens, output_tokens=output_tokens, requests=requests,
         cost_usd=cost_usd, task_kind=task_kind,
@@ -287,9 +287,11 @@ def reservations() -> Call[list[ReservationRow]]:
 
 
 def usage_reserve(
-    tokens: int, requests: int | None = None, cost_usd: str | None = None, ttl_s: int | None = None
+    tokens: int, requests: int | None = None, cost_usd: str | None = None, ttl_s: int | None = None,
+    model: str | None = None,
 ) -> Call[Reserved]:
-    return post("/v1/reservations", tokens=tokens, requests=requests, cost_usd=cost_usd, ttl_s=ttl_s)
+    """Without ``cost_usd``, ``model`` prices the hold from the registry (docs/quotas.md#pricing)."""
+    return post("/v1/reservations", tokens=tokens, requests=requests, cost_usd=cost_usd, ttl_s=ttl_s, model=model)
 
 
 def usage_settle(

@@ -53,10 +53,10 @@ Check = Callable[[Any, str], Any]
 class RangeCheck:
     """A numeric field's check; ``range`` is what docs/api.md#ranges lists for it (tests/docs checks it)."""
 
-    def __init__(self, r: limits.Range, fn: Callable[[object, str], int]) -> None:
+    def __init__(self, r: limits.Range, fn: Callable[[object, str], int | None]) -> None:
         self.range, self._fn = r, fn
 
-    def __call__(self, v: object, field: str) -> int:
+    def __call__(self, v: object, field: str) -> int | None:
         return self._fn(v, field)
 
 
@@ -69,11 +69,11 @@ def count(r: limits.Range, *, none_is: int | None = None) -> RangeCheck:
     return RangeCheck(r, check)
 
 
-def dollars(r: limits.Range) -> RangeCheck:
-    """Dollars (number or text) as exact integer micro-dollars within ``r``; ``null`` or ``""`` is 0."""
+def dollars(r: limits.Range, *, absent: int | None = 0) -> RangeCheck:
+    """Dollars (number or text) as exact integer micro-dollars within ``r``; ``null`` or ``""`` is ``absent``."""
 
-    def check(v: object, field: str) -> int:
-        return 0 if v is None or v == "" else limits.dollars(v, field, r)
+    def check(v: object, field: str) -> int | None:
+        return absent if v is None or v == "" else limits.dollars(v, field, r)
 
     return RangeCheck(r, check)
 
@@ -291,7 +291,7 @@ class UsageRecord(Request):
         "input_tokens": count(limits.TOKENS),
         "output_tokens": count(limits.TOKENS),
         "requests": count(limits.REQUESTS, none_is=1),
-        "cost_usd": dollars(limits.COST),
+        "cost_usd": dollars(limits.COST, absent=None),  # left out: the engine prices it (docs/quotas.md#pricing)
     }
     RENAME = {"cost_usd": "cost_micros"}
 
@@ -316,11 +316,13 @@ class Reserve(Request):
     requests: Number = 1
     cost_usd: Number = None
     ttl_s: Number = DEFAULT_TTL_S
+    model: Any = None  # without cost_usd: the cost held is the model's registry price of `tokens`
     CHECKS = {
         "tokens": count(limits.TOKENS),
         "requests": count(limits.REQUESTS, none_is=1),
-        "cost_usd": dollars(limits.COST),
+        "cost_usd": dollars(limits.COST, absent=None),
         "ttl_s": count(limits.TTL_S, none_is=DEFAULT_TTL_S),
+        "model": text(limits.MAX_MODEL_LEN),
     }
     RENAME = {"cost_usd": "cost_micros"}
 
@@ -337,7 +339,7 @@ class Settle(Request):
         "input_tokens": count(limits.TOKENS),
         "output_tokens": count(limits.TOKENS),
         "requests": count(limits.REQUESTS, none_is=1),
-        "cost_usd": dollars(limits.COST),
+        "cost_usd": dollars(limits.COST, absent=None),
         "model": text(limits.MAX_MODEL_LEN),
     }
     RENAME = {"cost_usd": "cost_micros"}
@@ -539,6 +541,8 @@ class UsageRecorded(TypedDict):
     cost_usd: str
     entry_id: int
     ts: str
+    priced: bool  # false: no cost_usd and no registry price, so $0 was charged (docs/quotas.md#pricing)
+    warning: str | None  # why it was not priced and how to fix it; null when priced
 
 
 class QuotaRow(TypedDict):
@@ -570,6 +574,8 @@ class Reserved(TypedDict):
     requests: int
     cost_usd: str
     expires_at: str
+    priced: bool  # false: no cost_usd and no registry price, so $0 is held (docs/quotas.md#pricing)
+    warning: str | None
 
 
 class Released(TypedDict):

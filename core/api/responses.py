@@ -150,6 +150,8 @@ class Settled(TypedDict):
     overshoot: dict[str, int | str]
     entry_id: int
     ts: str
+    priced: bool  # false: no cost_usd and no registry price, so $0 was charged (docs/quotas.md#pricing)
+    warning: str | None
 
 
 # -- audit ---------------------------------------------------------------------------------------

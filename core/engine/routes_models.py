@@ -62,6 +62,9 @@ class ModelRoutes:
         self._allowed: dict[str, set[str]] | None = None
         self._history: dict[str, tuple[float, dict[tuple[str, str], RatioStats]]] = {}
         self.counts = CountCache()
+        usage = getattr(api.e, "usage", None)  # None in tests that build the app over a stand-in engine
+        if usage is not None and usage.registry is None:  # usage posted without a cost is priced by it
+            usage.registry = self.registry
 
     # -- shared state ---------------------------------------------------------------------
 
@@ -84,6 +87,10 @@ class ModelRoutes:
 
     def registry(self, tenant: str | None = None) -> Registry:
         """The registry of ``tenant`` (None: without tenant overrides), reloaded when a source file changes."""
+        if tenant is not None and self.overrides.stamp("tenant", tenant) is None:
+            # No overrides of its own: the shared one, loaded once rather than once per tenant (usage posted
+            # without a cost is priced per request, across every tenant).
+            return self.registry(None)
         p = self.config_path()
         try:
             st = p.stat()

@@ -14,16 +14,19 @@ settled (404), so late usage goes through ``usage record`` and its admission.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import limits, names
 from core.api.models import DEFAULT_TTL_S
 from core.audit import format_ts
 from core.engine.access import Caller
 from core.engine.runner import ENGINE_ACTOR, OpRunner
+from core.engine.usage_price import Cost, cost_of
 from core.errors import BadRequest, NotFound, PermissionDenied, QuotaExceeded
+from core.models.pricing import hold_cost, usage_cost
 from core.models.registry import check_task
 from core.quotas import (
     Charge,
@@ -37,6 +40,9 @@ from core.quotas import (
     window_end,
 )
 from core.storage.base import Delete, Insert, Update
+
+if TYPE_CHECKING:
+    from core.models.registry import ModelSpec, Registry
 
 MAX_TTL_S = limits.TTL_S.hi
 
@@ -55,6 +61,9 @@ class UsageService:
 
     def __init__(self, runner: OpRunner) -> None:
         self.r = runner
+        # A tenant's model registry, to price usage posted without a cost; handed over by the model
+        # routes (routes_models.py) when the app is built.
+        self.registry: Callable[[str], Registry] | None = None
 
     # -- limits ---------------------------------------------------------------------------
 
@@ -252,36 +261,57 @@ class UsageService:
                 payload = {"type": "quota.alert", "tenant": tenant, "quota_id": q.id, **details}
                 self.r.committer.on_commit(partial(self.r.bus.publish, tenant, payload))
 
+    def _cost(
+        self, verb: str, tenant: str, holder: str, given: int | None, model: str | None,
+        price: Callable[[ModelSpec], int],
+    ) -> Cost:
+        """The cost to charge or hold: ``given``, else the registry's price (core/engine/usage_price.py)."""
+        reg = self.registry
+        return cost_of(verb, given, model, (lambda: reg(tenant)) if reg else None, holder,
+                       self.r.state.applicable_quotas(tenant, holder), price)
+
     # Values arrive typed and within core/limits.py's ranges: the request models
-    # (core/api/models.py) check them at the HTTP boundary; cost is in micro-dollars.
+    # (core/api/models.py) check them at the HTTP boundary; cost is in micro-dollars, None when
+    # left out (then priced from the registry: docs/quotas.md#pricing).
 
     def usage_record(
         self, ctx: Caller, model: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
-        cost_micros: int = 0, task_kind: object = None,
+        cost_micros: int | None = None, task_kind: object = None,
     ) -> dict[str, Any]:
         """Charge usage made outside the workstation; refused whole when over a hard limit."""
-        charge, i, o = Charge(input_tokens + output_tokens, requests, cost_micros), input_tokens, output_tokens
+        i, o = input_tokens, output_tokens
         task = check_task(task_kind) if task_kind is not None else None
         self.r.require(ctx, "usage.record", project=ctx.project)
+        cost = self._cost("record", ctx.tenant, ctx.user, cost_micros, model,
+                          lambda spec: usage_cost(spec, i, o, requests))
+        charge = Charge(i + o, requests, cost.micros)
         self._admit(ctx, charge, "recording")
         entry = self._charge(ctx, charge, model, i, o, "record", None, task)
-        self.r.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details={**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"], **({"project": ctx.project} if ctx.project else {}), **({"task_kind": task} if task else {})})
-        return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry}
+        details = {**charge.as_json(), "input_tokens": i, "output_tokens": o, "entry_id": entry["entry_id"],
+                   **({"project": ctx.project} if ctx.project else {}), **({"task_kind": task} if task else {}),
+                   "cost_source": cost.source}
+        self.r.audit(ctx.tenant, ctx, "usage.record", f"model:{model}", details=details)
+        return {"recorded": True, "tenant": ctx.tenant, "user": ctx.user, "model": model, **charge.as_json(), **entry,
+                **cost.answer()}
 
     def usage_reserve(
-        self, ctx: Caller, tokens: int = 0, requests: int = 1, cost_micros: int = 0, ttl_s: int = DEFAULT_TTL_S
+        self, ctx: Caller, tokens: int = 0, requests: int = 1, cost_micros: int | None = None,
+        ttl_s: int = DEFAULT_TTL_S, model: str | None = None,
     ) -> dict[str, Any]:
-        """Hold an estimate against the limits before an LLM call."""
-        charge, ttl = Charge(tokens, requests, cost_micros), ttl_s
+        """Hold an estimate against the limits before an LLM call (without a cost: ``model``'s price of it)."""
         self.r.require(ctx, "usage.record", project=ctx.project)
+        cost = self._cost("reserve", ctx.tenant, ctx.user, cost_micros, model,
+                          lambda spec: hold_cost(spec, tokens, requests))
+        charge, ttl = Charge(tokens, requests, cost.micros), ttl_s
         self._admit(ctx, charge, "reserving")
         now = self.r.now()
         rid = "rsv_" + secrets.token_hex(12)
         res = Reservation(rid, ctx.tenant, ctx.user, charge, now, now + timedelta(seconds=ttl), ctx.project)
         self.r.state.add_reservation(res)
         self.r.write(Insert("reservations", {"reservation_id": rid, "tenant_id": ctx.tenant, "user_name": ctx.user, "project": ctx.project, "tokens": charge.tokens, "requests": charge.requests, "cost_micros": charge.cost_usd, "created_at": now, "expires_at": res.expires_at, "state": "open"}))
-        self.r.audit(ctx.tenant, ctx, "usage.reserve", f"reservation:{rid}", details={**charge.as_json(), "ttl_s": ttl})
-        return {"reservation_id": rid, **charge.as_json(), "expires_at": format_ts(res.expires_at)}
+        details = {**charge.as_json(), "ttl_s": ttl, **({"model": model} if model else {}), "cost_source": cost.source}
+        self.r.audit(ctx.tenant, ctx, "usage.reserve", f"reservation:{rid}", details=details)
+        return {"reservation_id": rid, **charge.as_json(), "expires_at": format_ts(res.expires_at), **cost.answer()}
 
     def _own_reservation(self, ctx: Caller, rid: str) -> Reservation:
         if not isinstance(rid, str) or not rid.startswith("rsv_"):
@@ -295,13 +325,16 @@ class UsageService:
 
     def usage_settle(
         self, ctx: Caller, rid: str, input_tokens: int = 0, output_tokens: int = 0, requests: int = 1,
-        cost_micros: int = 0, model: str | None = None, task_kind: object = None,
+        cost_micros: int | None = None, model: str | None = None, task_kind: object = None,
     ) -> dict[str, Any]:
         """Record what the reserved call really used and close the reservation."""
-        charge, i, o = Charge(input_tokens + output_tokens, requests, cost_micros), input_tokens, output_tokens
+        i, o = input_tokens, output_tokens
         task = check_task(task_kind) if task_kind is not None else None
         res = self._own_reservation(ctx, rid)
         self.r.require(ctx, "usage.record", project=res.project)
+        cost = self._cost("settle", ctx.tenant, res.user, cost_micros, model,
+                          lambda spec: usage_cost(spec, i, o, requests))
+        charge = Charge(i + o, requests, cost.micros)
         self._check_settle_bound(ctx, res, charge)
         self.r.state.drop_reservation(rid)
         now = self.r.now()
@@ -309,8 +342,11 @@ class UsageService:
         owner = Caller(ctx.real_user, res.user, ctx.tenant, res.project)
         entry = self._charge(owner, charge, model, i, o, "settle", rid, task)
         over = {m: charge.get(m) - res.amount.get(m) for m in ("tokens", "requests", "cost_usd") if charge.get(m) > res.amount.get(m)}
-        self.r.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details={**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, "entry_id": entry["entry_id"]})
-        return {"reservation_id": rid, "settled": True, **charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over, **entry}
+        details = {**charge.as_json(), "reserved": res.amount.as_json(), "overshoot": over,
+                   "entry_id": entry["entry_id"], "cost_source": cost.source}
+        self.r.audit(ctx.tenant, ctx, "usage.settle", f"reservation:{rid}", details=details)
+        return {"reservation_id": rid, "settled": True, **charge.as_json(), "reserved": details["reserved"],
+                "overshoot": over, **entry, **cost.answer()}
 
     def usage_release(self, ctx: Caller, rid: str) -> dict[str, Any]:
         res = self._own_reservation(ctx, rid)

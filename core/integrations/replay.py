@@ -1,5 +1,8 @@
 """Slack's replay guard, durable across restarts (migration 012, ``inbound_replay``; docs/integrations.md#inbound).
 
+The Teams bot keeps its accepted activities here too (system ``teams``, keyed by the activity; see
+core/integrations/teamsin.py): what follows is said for Slack, the mechanism is the same.
+
 A signed Slack request carries ``X-Slack-Request-Timestamp`` and an HMAC over it and the body, so
 the same request sent again (a replay) has the same signature.  Slack refuses nothing itself:
 the receiver must remember what it accepted for as long as the timestamp is inside the 5-minute

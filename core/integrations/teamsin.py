@@ -5,7 +5,8 @@ and ``Authorization``) to ``POST /v1/inbound/teams``.  Here, in order, and refus
 audited ``integration.inbound`` denied, nothing changed) at the first failure: the forwarder is
 the engine's OS user; a bot is set up (``bot_app_id``); the body is an activity; its JWT passes
 :func:`core.integrations.botauth.verify` (signature, issuer, audience, expiry, ``serviceUrl``
-claim, endorsement, allow-listed host).  Then an ``Action.Submit`` (a ``message`` whose
+claim, endorsement, allow-listed host); the activity was not accepted before (the replay guard
+below).  Then an ``Action.Submit`` (a ``message`` whose
 ``value`` is the button's data) or an ``Action.Execute`` (an ``invoke`` named
 ``adaptiveCard/action``) names run, gate and decision; ``from.aadObjectId`` (else ``from.id``)
 is mapped to a musubi user (``musubi integrations map-user teams ...``) and the decision goes
@@ -16,12 +17,23 @@ click on a card whose gate was decided elsewhere); any other outcome, or an upda
 Connector refuses, gets a short threaded reply instead.  An Execute
 is answered with that line as its invoke response.  A failed update or reply is audited and never
 undoes the decision.
+
+Replays: the JWT does not sign the body, and the Bot Connector reuses one token for many activities
+(so its ``jti``, when it has one, names no single activity).  What names one is the activity's
+``id`` in its conversation (api-notes §5.3), so each accepted activity is remembered by
+``(channelId, conversation.id, id)`` in the replay guard Slack uses (:mod:`core.integrations.replay`,
+migration 012's ``inbound_replay``, system ``teams``), written in the same commit as the gate's
+decision.  The same activity again is refused as a replay (401, audited), also after an engine
+restart or kill -9, for as long as its token could still be accepted (``exp`` plus the 5-minute
+skew); later the token's expiry refuses it.  An activity without an ``id`` cannot be told from its
+replay and is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +44,14 @@ from core.integrations.contracts import Message, Replier, error_info
 
 if TYPE_CHECKING:
     from core.integrations.inbound import InboundService
+    from core.integrations.replay import Claim
 
 SYSTEM = "teams"
 _SEVERITY = {"approved": "good", "rejected": "danger", "changes_requested": "warning"}  # gate states
 DECIDED = ("approved", "rejected", "changes requested")  # the outcomes of InboundService.decide that decided
+REPLAYED = "replayed activity (this activity was already accepted)"
+MAX_ID = 500  # an activity or conversation id longer than this is no Bot Connector's
+MAX_KEEP_S = 7 * 86_400  # its tokens live about an hour; a row is never kept longer than this
 
 
 def submitted(activity: dict[str, Any]) -> dict[str, Any] | None:
@@ -87,10 +103,33 @@ class TeamsInbound:
         hosts = botauth.allowed_hosts(settings.get("bot_service_hosts"))
         keys = self.keys(str(settings.get("bot_openid_url") or botauth.OPENID_URL))
         try:
-            await asyncio.to_thread(botauth.verify, authorization, activity, keys, app_id, hosts)
+            claims = await asyncio.to_thread(botauth.verify, authorization, activity, keys, app_id, hosts)
         except botauth.BotRefused as exc:
             await svc._refuse(ctx, SYSTEM, exc.message.removeprefix("teams bot request refused: ").rstrip("."))
             raise
+        key = activity_key(activity)
+        if key is None:
+            await svc._refuse(ctx, SYSTEM, "the activity has no id")
+            raise BadRequest("the activity has no id (or one over 500 characters), so a replay of it could not be "
+                             "told apart: not a Bot Connector activity.", field="id")
+        # Claimed right after the verification, with no await in between: two copies arriving together
+        # cannot both pass.  Kept until the token expires (plus the skew it is accepted with).
+        claim = svc.replay.claim(ctx.tenant, SYSTEM, key, replay_ts(claims["exp"], svc.replay.window_s))
+        if claim is None:
+            await svc._refuse(ctx, SYSTEM, REPLAYED, {"activity": str(activity["id"])[:200]})
+            raise botauth.BotRefused(f"teams bot request refused: {REPLAYED}.", code="bad_token",
+                                     permission="teams-bot")
+        try:
+            result = await self._verified(ctx, activity, claim)
+            await claim.commit()  # unless the decision's own commit already holds it
+        except BaseException:
+            claim.release()  # its handling failed: the Bot Connector's retry is not a replay
+            raise
+        return result
+
+    async def _verified(self, ctx: Caller, activity: dict[str, Any], claim: Claim) -> dict[str, Any]:
+        """An authentic activity, seen for the first time: act on musubi's button, ignore anything else."""
+        svc = self.svc
         data = submitted(activity)
         invoke = activity.get("type") == "invoke"
         if data is None or data.get("decision") not in ("approve", "reject", "request_changes"):
@@ -114,7 +153,9 @@ class TeamsInbound:
                 f"you. Ask an admin to run: musubi integrations map-user teams {external or 'AAD_OBJECT_ID'} YOUR_USER")
         else:
             outcome, text = await svc.decide(ctx, SYSTEM, external, user, run_id, str(data["decision"]), gate,
-                                             str(data.get("sha") or "")[:64])
+                                             str(data.get("sha") or "")[:64], record=claim.write)
+            if outcome in DECIDED:
+                claim.durable = True  # its row was written in the decision's own commit
         if not invoke:
             decided = None
             if user is not None and (outcome in DECIDED or outcome == "already_decided"):
@@ -182,3 +223,24 @@ def decided_card(run_id: str, gate: str, sha: str, outcome: str, user: str, at: 
         facts += (("Content sha256", sha[:12]),)
     return Message(f"Gate {gate} of run {run_id}: {outcome}", f"{outcome.capitalize()} by {user} at {when}.",
                    facts, severity=_SEVERITY.get(outcome.replace(" ", "_"), "info"))
+
+
+def activity_key(activity: dict[str, Any]) -> str | None:
+    """What names one activity in the replay guard: channel, conversation and activity id; None without an id."""
+    aid, conv = activity.get("id"), activity.get("conversation")
+    conv_id = conv.get("id") if isinstance(conv, dict) else None
+    if not isinstance(aid, str) or not aid or len(aid) > MAX_ID:
+        return None
+    conv_id = conv_id if isinstance(conv_id, str) and len(conv_id) <= MAX_ID else ""
+    return json.dumps([str(activity.get("channelId") or "")[:100], conv_id, aid])  # unambiguous: ids may hold ":"
+
+
+def replay_ts(exp: object, window_s: int, now: float | None = None) -> int:
+    """The time to claim an activity at, so that its replay-guard row (kept ``window_s`` past it) lives as long as
+    its token is accepted: until ``exp`` plus the skew, never more than :data:`MAX_KEEP_S` from ``now``."""
+    longest = int(time.time() if now is None else now) + MAX_KEEP_S
+    try:
+        until = min(int(float(str(exp))), longest)  # PyJWT took it as a number: an int, a float or their text
+    except (ValueError, OverflowError):
+        until = longest  # cannot be: keep it the longest, never the shortest
+    return until + botauth.SKEW_S - window_s

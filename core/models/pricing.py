@@ -20,7 +20,7 @@ from core.errors import BadRequest
 from core.models.registry import ModelSpec
 from core.quotas import micros_to_usd
 
-__all__ = ["Rates", "rates_for", "request_cost", "to_micros", "micros_to_usd", "usage_cost"]
+__all__ = ["Rates", "hold_cost", "rates_for", "request_cost", "to_micros", "micros_to_usd", "usage_cost"]
 
 ROUNDING = {"low": ROUND_FLOOR, "expected": ROUND_HALF_UP, "high": ROUND_CEILING}
 
@@ -61,7 +61,7 @@ def to_micros(amount: Decimal, bound: str = "expected") -> int:
 def usage_cost(model: ModelSpec, input_tokens: int, output_tokens: int, requests: int = 1) -> int:
     """Micro-dollars (rounded half-up) of usage reported as totals over ``requests`` requests.
 
-    For usage made elsewhere (``musubi usage record`` without ``--cost-usd``): no cached split is
+    For usage posted without a cost (``POST /v1/usage``, settle; docs/quotas.md#pricing): no cached split is
     known, so every input token is priced uncached (an upper bound where the vendor cached some);
     a long-context tier applies when the average prompt per request passes its threshold.
     """
@@ -70,3 +70,17 @@ def usage_cost(model: ModelSpec, input_tokens: int, output_tokens: int, requests
     per_request = -(-input_tokens // requests) if requests > 0 else input_tokens
     r = rates_for(model, per_request)
     return to_micros(input_tokens * r.input + output_tokens * r.output)
+
+
+def hold_cost(model: ModelSpec, tokens: int, requests: int = 1) -> int:
+    """Micro-dollars (rounded up) to hold for ``tokens`` not yet split into input and output.
+
+    For a reservation posted without a cost: every token at the dearer of the input and output
+    rates, and at the long-context tier when the tokens per request pass its threshold, so the hold
+    never understates what a call of that size can cost (settle charges what it really used).
+    """
+    if tokens < 0:
+        raise BadRequest(f"tokens must be >= 0 (got {tokens}).")
+    per_request = -(-tokens // requests) if requests > 0 else tokens
+    r = rates_for(model, per_request)
+    return to_micros(tokens * max(r.input, r.output), "high")

@@ -74,7 +74,8 @@ def test_usage_record_and_the_hard_limit(cli: Cli) -> None:
     rec = cli.js(*t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100",
                  "--cost-usd", "0.0105")
     assert rec["recorded"] is True and rec["tokens"] == 800 and rec["requests"] == 1 and rec["cost_usd"] == "0.010500"
-    assert set(rec) == {"recorded", "tenant", "user", "model", "tokens", "requests", "cost_usd", "entry_id", "ts"}
+    assert set(rec) == {"recorded", "tenant", "user", "model", "tokens", "requests", "cost_usd", "entry_id", "ts",
+                        "priced", "warning"}
     before = _quota(cli.js(*t, "quota", "status"), "tokens", "day")
     assert before["used"] == 800
 
@@ -108,14 +109,21 @@ def test_usage_record_without_a_cost_is_priced_from_the_registry_or_refused(cli:
     assert given["cost_usd"] == "0.500000"  # a given cost is charged as given
     used = sum(row["tokens"] for row in cli.js(*t, "usage", "history")["rows"])
     assert used == 3002
+    # no cost_usd limit applies: an unknown model is recorded at $0, and the warning says so and how to fix it
+    r = cli.ok(*t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100")
+    assert "$0.000000 for gpt-4o" in r.out and "not priced" in r.out
+    assert "'gpt-4o' has no price" in r.err and "--cost-usd" in r.err and "musubi models import" in r.err
+    used += 800
+    # under a cost_usd limit it is refused, exit 2, with nothing charged
+    cli.ok(*t, "quota", "set", "cost_usd", "100", "--per", "day")
     r = cli.fails(2, *t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100")
-    assert "'gpt-4o' has no price in the model registry" in r.err and "--cost-usd" in r.err
+    assert "'gpt-4o' has no price" in r.err and "cost_usd limit" in r.err and "--cost-usd" in r.err
     r = cli.fails(2, *t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100",
                   "--json")
     err = r.json()["error"]
-    assert err["code"] == "usage" and err["exit_code"] == 2 and "--cost-usd" in err["message"]
+    assert err["code"] == "unpriced_usage" and err["exit_code"] == 2 and "--cost-usd" in err["message"]
     assert sum(row["tokens"] for row in cli.js(*t, "usage", "history")["rows"]) == used  # refused: nothing charged
-    assert len(cli.js(*t, "audit", "list", "--action", "usage.record")) == 3
+    assert len(cli.js(*t, "audit", "list", "--action", "usage.record")) == 4
     ok = cli.js(*t, "usage", "record", "--model", "gpt-4o", "--input-tokens", "700", "--output-tokens", "100",
                 "--cost-usd", "0.0105")
     assert ok["cost_usd"] == "0.010500"
@@ -126,7 +134,7 @@ def test_reserve_settle_release(cli: Cli) -> None:
     cli.ok("tenant", "create", "q-rsv")
     cli.ok(*t, "quota", "set", "tokens", "1000", "--per", "day")
     rsv = cli.js(*t, "usage", "reserve", "--tokens", "600", "--ttl", "300")
-    assert set(rsv) == {"reservation_id", "tokens", "requests", "cost_usd", "expires_at"}
+    assert set(rsv) == {"reservation_id", "tokens", "requests", "cost_usd", "expires_at", "priced", "warning"}
     assert rsv["reservation_id"].startswith("rsv_") and rsv["tokens"] == 600
     assert _quota(cli.js(*t, "quota", "status"), "tokens", "day")["reserved"] == 600
     r = cli.fails(3, *t, "usage", "reserve", "--tokens", "500")
@@ -194,29 +202,32 @@ def test_usage_settle_without_a_cost_is_priced_from_the_registry_or_refused(cli:
     before = used()
     assert before == (3 * 3800 + 1, 2 * want * 1_000_000 + 500_000)
 
-    # refused, exit 2: nothing settled, nothing charged, the reservation still open and releasable
-    rid = reserve()
-    r = cli.fails(2, *t, "usage", "settle", rid, *charge, "--model", "gpt-4o")
-    assert "'gpt-4o' has no price in the model registry" in r.err and "--cost-usd" in r.err
-    err = cli.fails(2, *t, "usage", "settle", rid, *charge, "--model", "gpt-4o", "--json").json()["error"]
-    assert err["code"] == "usage" and err["exit_code"] == 2 and "--cost-usd" in err["message"]
-    r = cli.fails(2, *t, "usage", "settle", rid, *charge)  # no model to price it by
-    assert "--model M" in r.err and "--cost-usd" in r.err
-    err = cli.fails(2, *t, "usage", "settle", rid, *charge, "--json").json()["error"]
-    assert err["code"] == "usage" and "--model M" in err["message"] and "--cost-usd" in err["message"]
-    assert open_ids() == [rid] and used() == before
-    assert len(cli.js(*t, "audit", "list", "--action", "usage.settle")) == 4
-    assert cli.js(*t, "usage", "release", rid) == {"reservation_id": rid, "released": True}
-    assert open_ids() == [] and used() == before
+    # no cost_usd limit applies: a model with no price is settled at $0, and the warning says so
+    r = cli.ok(*t, "usage", "settle", reserve(), *charge, "--model", "gpt-4o")
+    assert "$0.000000, not priced" in r.out and "'gpt-4o' has no price" in r.err and "--cost-usd" in r.err
+    before = (before[0] + 3800, before[1])
+    assert used() == before
 
-    # under a cost limit a priced settle is bounded by the reserved cost: a $0 hold cannot take it
+    # under a cost_usd limit: unpriced is refused, exit 2, nothing settled or held, the reservation still open
     cli.ok(*t, "quota", "set", "cost_usd", "100", "--per", "day")
-    rid = reserve()
-    err = cli.fails(3, *t, "usage", "settle", rid, *charge, "--model", "sonnet", "--json").json()["error"]
-    assert err["code"] == "settle_over_reservation" and open_ids() == [rid] and used() == before
-    cli.ok(*t, "usage", "release", rid)
-    rid = cli.js(*t, "usage", "reserve", "--tokens", "4000", "--cost-usd", "0.05")["reservation_id"]
+    err = cli.fails(2, *t, "usage", "reserve", "--tokens", "4000", "--json").json()["error"]
+    assert err["code"] == "unpriced_usage" and "--model M" in err["message"] and "--cost-usd" in err["message"]
+    assert open_ids() == []
+    out = cli.ok(*t, "usage", "reserve", "--tokens", "4000", "--model", "sonnet").out
+    assert "at the model registry's prices" in out
+    rid = out.split(":")[0]
+    hold = max(Decimal(spec["input_per_mtok"]), Decimal(spec["output_per_mtok"])) * 4000 / 1_000_000
+    assert cli.js(*t, "usage", "reservations")[0]["cost_usd"] == f"{hold:.6f}"
+    r = cli.fails(2, *t, "usage", "settle", rid, *charge, "--model", "gpt-4o")
+    assert "'gpt-4o' has no price" in r.err and "cost_usd limit" in r.err and "--cost-usd" in r.err
+    err = cli.fails(2, *t, "usage", "settle", rid, *charge, "--json").json()["error"]  # no model to price it by
+    assert err["code"] == "unpriced_usage" and "--model M" in err["message"] and "--cost-usd" in err["message"]
+    assert open_ids() == [rid] and used() == before
+    # the priced hold covers the priced settle (a $0 hold could not: at most 2x the reserved cost)
     assert cli.js(*t, "usage", "settle", rid, *charge, "--model", "sonnet")["cost_usd"] == f"{want:.6f}"
+    rid = cli.js(*t, "usage", "reserve", "--tokens", "4000", "--cost-usd", "0")["reservation_id"]
+    err = cli.fails(3, *t, "usage", "settle", rid, *charge, "--model", "sonnet", "--json").json()["error"]
+    assert err["code"] == "settle_over_reservation" and open_ids() == [rid]
 
 
 def test_viewer_is_denied_and_the_denial_is_audited(cli: Cli) -> None:

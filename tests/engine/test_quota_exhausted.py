@@ -93,16 +93,17 @@ def test_settle_bound_applies_only_to_limited_metrics(eng: Home) -> None:
     # No cost_usd limit: a tokens-only reservation may be settled with its cost.
     rid = ann.post("/v1/reservations", {"tokens": 100})["reservation_id"]
     assert ann.post(f"/v1/reservations/{rid}/settle", {"input_tokens": 90, "cost_usd": "3.5"})["cost_usd"] == "3.500000"
-    # With one, the cost must have been reserved too.
+    # With one, the cost must have been reserved too (a hold of $0, given: without a cost it is refused).
     eng.client(t).put("/v1/quotas", {"metric": "cost_usd", "limit": "100", "period": "day", "user": "ann"})
-    rid = ann.post("/v1/reservations", {"tokens": 100})["reservation_id"]
+    rid = ann.post("/v1/reservations", {"tokens": 100, "cost_usd": "0"})["reservation_id"]
     err = _refused_429(eng, t, f"/v1/reservations/{rid}/settle", {"input_tokens": 90, "cost_usd": "0.01"},
                        code="settle_over_reservation")
     assert err["reservation"]["metric"] == "cost_usd" and err["reservation"]["most"] == "0.000000"
     # requests is limited by default (100 per hour): a reservation of 0 requests settles 0.
-    rid = ann.post("/v1/reservations", {"tokens": 10, "requests": 0})["reservation_id"]
-    _refused_429(eng, t, f"/v1/reservations/{rid}/settle", {"input_tokens": 1}, code="settle_over_reservation")
-    assert ann.post(f"/v1/reservations/{rid}/settle", {"input_tokens": 1, "requests": 0})["settled"] is True
+    free = {"cost_usd": "0"}  # under ann's cost_usd limit a charge without a cost is refused (unpriced)
+    rid = ann.post("/v1/reservations", {"tokens": 10, "requests": 0, **free})["reservation_id"]
+    _refused_429(eng, t, f"/v1/reservations/{rid}/settle", {"input_tokens": 1, **free}, code="settle_over_reservation")
+    assert ann.post(f"/v1/reservations/{rid}/settle", {"input_tokens": 1, "requests": 0, **free})["settled"] is True
 
 
 def test_a_window_never_passes_twice_its_limit(eng: Home) -> None:

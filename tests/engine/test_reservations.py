@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import pytest
 
 from .helpers import Home, poll
@@ -102,6 +104,58 @@ def test_expired_reservation_frees_headroom_and_is_audited(eng: Home) -> None:
     assert ev["details"]["user"] == "ann" and ev["details"]["tokens"] == 900
     assert eng.raw("POST", f"/v1/reservations/{rid}/settle", {"input_tokens": 5}, tenant=t, as_user="ann")[0] == 404
     assert eng.client(t).post("/v1/audit/verify", {})["ok"] is True
+
+
+def test_usage_without_a_cost_is_priced_by_the_engine_or_refused_under_a_cost_limit(eng: Home) -> None:
+    # Any client, not only the CLI: before, the API charged $0 for usage posted without cost_usd.
+    t = _tenant(eng, limit=10**9)
+    ann = eng.client(t, as_user="ann")
+    spec = eng.client(t).get("/v1/models/sonnet")
+    rate_in, rate_out = Decimal(spec["input_per_mtok"]), Decimal(spec["output_per_mtok"])  # micro-dollars/token
+
+    def usd(micros: Decimal) -> str:
+        return f"{micros.quantize(Decimal(1), ROUND_HALF_UP) / 1_000_000:.6f}"
+
+    rec = ann.post("/v1/usage", {"model": "sonnet", "input_tokens": 1200, "output_tokens": 300})
+    assert rec["cost_usd"] == usd(rate_in * 1200 + rate_out * 300) != "0.000000"
+    assert rec["priced"] is True and rec["warning"] is None
+    rsv = ann.post("/v1/reservations", {"tokens": 4000, "model": "sonnet"})  # held at the dearer rate, rounded up
+    assert rsv["cost_usd"] == usd(max(rate_in, rate_out) * 4000) and rsv["priced"] is True
+    s = ann.post(f"/v1/reservations/{rsv['reservation_id']}/settle",
+                 {"input_tokens": 3100, "output_tokens": 700, "model": "sonnet"})
+    assert s["cost_usd"] == usd(rate_in * 3100 + rate_out * 700) and s["priced"] is True
+    given = ann.post("/v1/usage", {"model": "sonnet", "input_tokens": 1, "cost_usd": "0.5"})
+    assert given["cost_usd"] == "0.500000" and given["priced"] is True  # a given cost is charged as given
+    sources = [e["details"]["cost_source"] for e in eng.audit(t) if e["action"].startswith("usage.")]
+    assert sources == ["registry", "registry", "registry", "given"]
+
+    # No cost_usd limit applies: an unknown model is charged $0, flagged and explained.
+    rec = ann.post("/v1/usage", {"model": "gpt-4o", "input_tokens": 700, "output_tokens": 100})
+    assert rec["cost_usd"] == "0.000000" and rec["priced"] is False and rec["tokens"] == 800
+    assert "'gpt-4o'" in rec["warning"] and "cost_usd" in rec["warning"] and "musubi models import" in rec["warning"]
+    assert eng.audit(t, action="usage.record")[-1]["details"]["cost_source"] == "unpriced"
+    rid = ann.post("/v1/reservations", {"tokens": 10})["reservation_id"]
+    s = ann.post(f"/v1/reservations/{rid}/settle", {"input_tokens": 10})  # no model to price it by
+    assert s["priced"] is False and "no model" in s["warning"]
+
+    # A cost_usd limit applies to ann: nothing unpriced gets through, and nothing changes.
+    eng.client(t).put("/v1/quotas", {"metric": "cost_usd", "limit": "100", "period": "day", "user": "ann"})
+    rid = ann.post("/v1/reservations", {"tokens": 4000, "model": "sonnet"})["reservation_id"]
+    before = (eng.client(t).get("/v1/usage/history")["rows"], eng.head_seq(t))
+    for path, body in (("/v1/usage", {"model": "gpt-4o", "input_tokens": 700}),
+                       ("/v1/reservations", {"tokens": 10}),
+                       ("/v1/reservations", {"tokens": 10, "model": "gpt-4o"}),
+                       (f"/v1/reservations/{rid}/settle", {"input_tokens": 10, "model": "gpt-4o"}),
+                       (f"/v1/reservations/{rid}/settle", {"input_tokens": 10})):
+        status, answer = eng.raw("POST", path, body, tenant=t, as_user="ann")
+        err = answer["error"]
+        assert status == 400 and err["code"] == "unpriced_usage" and err["field"] == "cost_usd", (path, answer)
+        assert "cost_usd limit ($100.000000 per day for user ann)" in err["message"] and "--cost-usd" in err["message"]
+    assert "is not in the model registry" in err["message"] or "no model" in err["message"]
+    assert (eng.client(t).get("/v1/usage/history")["rows"], eng.head_seq(t)) == before
+    assert [r["reservation_id"] for r in ann.get("/v1/reservations")] == [rid]  # still open
+    # ben has no cost limit of his own: his unpriced record still goes through, flagged
+    assert eng.client(t, as_user="ben").post("/v1/usage", {"model": "gpt-4o", "input_tokens": 1})["priced"] is False
 
 
 def test_reservations_survive_restart_and_kill(home: Home) -> None:

@@ -167,8 +167,10 @@ def submit_activity(service_url: str, data: dict[str, Any], *, aad: str = "aad-a
     """A click on an Action.Submit button in a Teams channel: a ``message`` whose ``value`` is the button's data.
 
     Its ``replyToId`` is the id of the card clicked (``card``: the id the bot's post was answered with).
+    Each call is a new activity (a new ``id``, as the Bot Connector gives every activity): the engine
+    refuses the same activity twice as a replay.
     """
-    return {"type": "message", "id": f"1{int(time.time() * 1000)}", "timestamp": "2026-12-06T10:00:00.000Z",
+    return {"type": "message", "id": f"1:{uuid.uuid4().hex}", "timestamp": "2026-12-06T10:00:00.000Z",
             "serviceUrl": service_url, "channelId": channel,
             "from": {"id": f"29:1{aad}", "name": "Alice", "aadObjectId": aad},
             "conversation": {"id": conversation, "conversationType": "channel", "isGroup": True,

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,12 @@ def test_import_dry_run_then_write_audited_and_per_tenant(eng: Home) -> None:
     # The estimate and the router use the tenant's registry.
     e = owner.post("/v1/cost/estimate", {"models": ["gpt-7-nova"], "texts": [{"text": "hello"}], "task": "summarise"})
     assert e["models"][0]["model"] == "gpt-7-nova"
+    # So does the price of usage posted without a cost (docs/quotas.md#pricing); the other tenant has no price.
+    nova = listed["gpt-7-nova"]
+    rec = owner.post("/v1/usage", {"model": "gpt-7-nova", "input_tokens": 1000, "output_tokens": 100})
+    want = Decimal(nova["input_per_mtok"]) * 1000 + Decimal(nova["output_per_mtok"]) * 100  # micro-dollars
+    assert rec["priced"] is True and Decimal(rec["cost_usd"]) * 1_000_000 == want.quantize(Decimal(1), ROUND_HALF_UP)
+    assert eng.client(other).post("/v1/usage", {"model": "gpt-7-nova", "input_tokens": 1})["priced"] is False
     # Importing the same table again: nothing to write.
     again = owner.post("/v1/models/import", body)
     assert again["new"] == [] and again["changed"] == [] and again["written"] is False

@@ -78,3 +78,25 @@ def test_the_table_survives_a_reopen_and_expired_rows_are_deleted(tmp_path: Path
         st.close()
     assert [r[0] for r in rows] == ["v0=late", "v0=next"]  # the expired row is gone from the table
     assert rows[0][1] == datetime(2027, 1, 15, 8, 0)  # the request's timestamp, naive UTC
+
+
+def test_a_teams_activity_is_kept_while_its_token_is_accepted() -> None:
+    """Not 5 minutes like a Slack signature: until the token's exp plus the skew it is accepted with."""
+    from core.integrations.botauth import SKEW_S
+    from core.integrations.teamsin import MAX_KEEP_S, replay_ts
+
+    clock = Clock()
+    guard = ReplayGuard(None, clock=clock)
+    exp = int(T0) + 3600  # a Bot Connector token lives about an hour
+    claim = guard.claim("t1", "teams", '["msteams", "19:c", "1:a"]', replay_ts(exp, guard.window_s, T0))
+    assert claim is not None
+    clock.now = exp + SKEW_S  # the last moment the token verifies: still a replay
+    other = guard.claim("t1", "teams", '["msteams", "19:c", "1:b"]', replay_ts(exp, guard.window_s, T0))
+    assert other is not None
+    guard.mutations(other)  # prunes what left the window
+    assert guard.claim("t1", "teams", '["msteams", "19:c", "1:a"]', 0) is None
+    clock.now = exp + SKEW_S + 1  # past it the token is refused as expired, so the row may go
+    assert [m for m in guard.mutations(other) if isinstance(m, Delete) and m.where["signature"].endswith('"1:a"]')]
+    far = replay_ts(10**12, guard.window_s, T0)  # an absurd exp: kept at most MAX_KEEP_S, a storable time
+    assert far == int(T0) + MAX_KEEP_S + SKEW_S - guard.window_s
+    assert replay_ts(f"{exp}.5", guard.window_s, T0) == replay_ts(exp, guard.window_s, T0)  # a float exp, as text

@@ -131,17 +131,18 @@ def test_card_buttons_and_signed_clicks(home: Home, bf: BotFrameworkFake) -> Non
     assert out["channel"][0] == 403 and "endorsed" in out["channel"][1]["error"]
     assert out["still"] == "waiting" and out["still_after_bob"] == "waiting"
     assert out["unknown"] == (200, None) and out["bob"] == (200, None)
-    assert out["alice"] == (200, None) and out["replay"] == (200, None) and out["again"] == (200, None)
+    assert out["alice"] == (200, None) and out["again"] == (200, None)
+    assert out["replay"][0] == 401 and "replayed activity" in out["replay"][1]["error"]  # the same activity again
     wait(h, tenant, run["id"], "done")
 
     replies = [a for a in bf.activities if a["reply_to"] is not None]
     texts = [r["activity"]["text"] for r in replies]
     assert all(r["reply_to"] == "1:card-activity" and r["conversation"] == CONVERSATION for r in replies)
-    assert len(texts) == 5, texts
+    assert len(texts) == 4, texts  # the replay was refused before anything was done or said
     assert "aad-nobody" in texts[0] and "map-user teams" in texts[0]
     assert texts[1].startswith("bob may not approve")
     assert texts[2].endswith(f"of run {run['id']} approved by alice.")
-    assert texts[3].startswith("Already decided") and texts[4].startswith("Already decided")
+    assert texts[3].startswith("Already decided")
 
     events = h.audit(tenant)
     decided = [e for e in events if e["action"] in ("run.approve", "run.reject")]
@@ -151,14 +152,14 @@ def test_card_buttons_and_signed_clicks(home: Home, bf: BotFrameworkFake) -> Non
     assert any(e["outcome"] == "denied" and e["actor"] == "bob" for e in decided)
     reasons = [e["details"]["reason"] for e in events if e["action"] == "integration.inbound"]
     for part in ("no Authorization", "signature does not verify", "aud", "iss", "expired", "serviceUrl claim",
-                 "bot_service_hosts", "endorsed", "unknown Teams user"):
+                 "bot_service_hosts", "endorsed", "unknown Teams user", "replayed activity"):
         assert any(part in r for r in reasons), (part, reasons)
     notified = [e for e in events if e["action"] == "integration.notify"]
     assert {e["details"]["event"] for e in notified} == {"approval", "bot_reply", "card_update"}
     # The click names a card the Bot Connector does not know (replyToId 1:card-activity): the update is
     # refused with its ErrorResponse, audited, and the decision confirmed in the thread instead.
     failed = [e for e in notified if e["outcome"] != "success"]
-    assert [(e["details"]["event"], e["details"]["id"]) for e in failed] == [("card_update", "1:card-activity")] * 3
+    assert [(e["details"]["event"], e["details"]["id"]) for e in failed] == [("card_update", "1:card-activity")] * 2
     assert "Message does not exist in the thread" in failed[0]["details"]["message"]
     assert bf.updates == []
     logs = h.paths.engine_log.read_text("utf-8")
@@ -216,9 +217,9 @@ def test_a_wrong_bot_secret_fails_the_card_with_the_vendor_text(home: Home, bf: 
     h.raw("POST", f"/v1/runs/{run['id']}/cancel", {}, tenant=tenant)
 
 
-def test_a_decision_updates_the_card_in_place_without_buttons(home: Home, bf: BotFrameworkFake) -> None:
-    h = home
-    tenant = h.new_tenant("tu", members={"alice": "admin"})
+def gated_card(h: Home, bf: BotFrameworkFake, prefix: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new tenant with the bot and alice mapped, a run waiting at its gate: (tenant, run, the card the bot posted)."""
+    tenant = h.new_tenant(prefix, members={"alice": "admin"})
     setup_bot(h, bf, tenant)
     status, body = h.raw("PUT", "/v1/integrations/teams/users/aad-alice", {"user": "alice"}, tenant=tenant)
     assert status == 200, body
@@ -229,7 +230,12 @@ def test_a_decision_updates_the_card_in_place_without_buttons(home: Home, bf: Bo
         return next((a for a in card_posts(bf)
                      if a["activity"]["attachments"][0]["content"]["actions"][0]["data"]["run"] == run["id"]), None)
 
-    posted = poll(mine, timeout=20)
+    return tenant, run, poll(mine, timeout=20)
+
+
+def test_a_decision_updates_the_card_in_place_without_buttons(home: Home, bf: BotFrameworkFake) -> None:
+    h = home
+    tenant, run, posted = gated_card(h, bf, "tu")
     data = posted["activity"]["attachments"][0]["content"]["actions"][0]["data"]
     replies_before = len(bf.activities)
     click = submit_activity(bf.service_url, data, card=posted["id"])
@@ -263,3 +269,43 @@ def test_a_decision_updates_the_card_in_place_without_buttons(home: Home, bf: Bo
     assert [(e["details"]["event"], e["outcome"], e["details"]["id"]) for e in events
             if e["details"]["event"] != "approval"] == [("card_update", "success", posted["id"])] * 2
     wait(h, tenant, run["id"], "done")
+
+
+def test_a_click_replayed_after_a_restart_is_refused_as_a_replay(home: Home, bf: BotFrameworkFake) -> None:
+    """Migration 012's guard for Teams too: each activity's row is written with the decision, and kill -9 and a
+    clean stop keep it, so the same activity is refused as a replay (whatever token it comes with)."""
+    h = home
+    tenant, run, posted = gated_card(h, bf, "tr")
+    data = posted["activity"]["attachments"][0]["content"]["actions"][0]["data"]
+    click = submit_activity(bf.service_url, data, card=posted["id"])
+    other = submit_activity(bf.service_url, {"x": 1})  # not a musubi button: ignored, and remembered all the same
+    other["value"] = None
+    token = bf.sign()
+
+    def post(activity: dict[str, Any], bearer: str = token) -> tuple[int, Any]:
+        return h.raw("POST", "/v1/inbound/teams", {"body": json.dumps(activity), "authorization": f"Bearer {bearer}"},
+                     tenant=tenant)
+
+    def refused_as_replay(status: int, answer: Any) -> bool:
+        return status == 403 and answer["error"]["code"] == "bad_token" and "replayed activity" in str(answer)
+
+    status, answer = post({k: v for k, v in click.items() if k != "id"})
+    assert status == 400 and answer["error"]["field"] == "id", answer  # no id: cannot be guarded, refused
+    status, answer = post(click)
+    assert status == 200 and answer["outcome"] == "approved", answer
+    assert refused_as_replay(*post(click, bf.sign()))  # a fresh token does not make it a new activity
+    status, answer = post(other)
+    assert status == 200 and answer["outcome"] == "ignored", answer
+    wait(h, tenant, run["id"], "done")
+    h.kill9()  # right after the answers: the rows were durable with them
+    h.start()
+    for activity in (click, other):
+        assert refused_as_replay(*post(activity))
+    h.stop()
+    h.start()  # a clean restart too
+    assert refused_as_replay(*post(click))
+    events = h.audit(tenant)
+    assert [e["outcome"] for e in events if e["action"] == "run.approve"] == ["success"]
+    reasons = [e["details"].get("reason") for e in events if e["action"] == "integration.inbound"]
+    assert reasons.count("replayed activity (this activity was already accepted)") == 4, reasons
+    assert "the activity has no id" in reasons

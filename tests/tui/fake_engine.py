@@ -267,7 +267,8 @@ class FakeEngine:
     def usage_record(self, user: str, body: Json, query: Json) -> Json:
         req = m.parse(m.UsageRecord, body)
         tokens = req.input_tokens + req.output_tokens
-        charge = {"tokens": tokens, "requests": req.requests, "cost_usd": req.cost_usd}
+        cost = req.cost_usd or 0  # the fake prices nothing: a usage without a cost is charged $0, unpriced
+        charge = {"tokens": tokens, "requests": req.requests, "cost_usd": cost}
         applies = [q for q in self._quotas() if q["user"] in (None, user)]
         for q in applies:
             if _micros(q["metric"], q["used"]) + charge[q["metric"]] > _micros(q["metric"], q["limit"]):
@@ -281,8 +282,9 @@ class FakeEngine:
                      fraction_used=round(used / limit, 4) if limit else 1.0)
         self.audit(user, "usage.record", f"model:{req.model}", details={"tokens": tokens})
         return {"recorded": True, "tenant": "acme", "user": user, "model": req.model, "tokens": tokens,
-                "requests": req.requests, "cost_usd": micros_to_usd(req.cost_usd), "entry_id": len(self.data["audit"]),
-                "ts": TS}
+                "requests": req.requests, "cost_usd": micros_to_usd(cost), "entry_id": len(self.data["audit"]),
+                "ts": TS, "priced": req.cost_usd is not None,
+                "warning": None if req.cost_usd is not None else "not priced"}
 
     # -- audit --------------------------------------------------------------------------------
 

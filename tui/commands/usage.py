@@ -9,9 +9,10 @@ import click
 
 from core.api import calls
 from core.models.kinds import TASK_KINDS
-from tui.output import CliState, emit, example, group, line, pass_state, table, when
+from tui.output import CliState, emit, example, group, line, pass_state, table, warn, when
 
 if TYPE_CHECKING:
+    from core.api.models import Reserved, UsageRecorded
     from core.api.responses import ReservationRow, Settled, UsageHistory
 
 cli_group = group(
@@ -46,72 +47,56 @@ def record(state: CliState, model: str, input_tokens: int, output_tokens: int, r
            cost_usd: str | None, task_kind: str | None) -> None:
     """Charge usage made outside the workstation (another agent CLI).
 
-    Without --cost-usd the cost is computed from the model registry's prices (every input token
-    priced uncached); a model with no price there needs --cost-usd (exit 2).
+    Without --cost-usd the engine prices it from the model registry (every input token priced
+    uncached). A model with no price there is refused (exit 2) while a cost_usd limit applies to
+    you, else recorded at $0 with a warning (docs/quotas.md#pricing).
     Exit 3, with nothing charged, when it would exceed a hard limit.
     """
-    cost_usd, note = _cost(state, "record", cost_usd, model, input_tokens, output_tokens, requests)
     data = state.client().call(
         calls.usage_record(model, input_tokens, output_tokens, requests, cost_usd, task_kind)
     )
-    emit(state, data, lambda d: line(
-        f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
-        f"(entry {d['entry_id']}){note}."))
+
+    def human(d: UsageRecorded) -> None:
+        line(f"recorded {d['tokens']} tokens, {d['requests']} request(s), ${d['cost_usd']} for {d['model']} "
+             f"(entry {d['entry_id']}){_priced(cost_usd, d)}.")
+
+    emit(state, data, human)
 
 
-_PRICED = " at the model registry's prices"
-
-
-def _cost(state: CliState, verb: str, cost_usd: str | None, model: str | None, input_tokens: int,
-          output_tokens: int, requests: int) -> tuple[str, str]:
-    """The cost to charge, in dollars, and a note for the human line: ``cost_usd`` as given, else priced.
-
-    Asked before the charge is sent, so a usage that cannot be priced is refused (exit 2) with nothing
-    charged and, for ``settle``, the reservation still open.
-    """
+def _priced(cost_usd: str | None, d: UsageRecorded | Reserved | Settled) -> str:
+    """How the cost was set, for the human line; an unpriced one's warning goes to stderr."""
     if cost_usd is not None:
-        return cost_usd, ""
-    fix = "give the cost with --cost-usd USD (e.g. --cost-usd 0.0105)"
-    if model is None:
-        raise click.UsageError(f"'musubi usage {verb}' without --cost-usd prices the usage from the model registry, "
-                               f"so it needs the model: give it with --model M, or {fix}.")
-    return _registry_cost(state, verb, fix, model, input_tokens, output_tokens, requests), _PRICED
+        return ""
+    if d["priced"]:
+        return " at the model registry's prices"
+    warn(d["warning"] or "not priced.")
+    return ", not priced"
 
 
-def _registry_cost(state: CliState, verb: str, fix: str, model: str, input_tokens: int, output_tokens: int,
-                   requests: int) -> str:
-    """The usage's cost in dollars at the engine's registry prices for ``model`` (the tenant's own models too)."""
-    from core.errors import NotFound, PermissionDenied
-    from core.models.pricing import micros_to_usd, usage_cost
-    from core.models.registry import ModelSpec
-
-    try:
-        entry = state.client().call(calls.model_show(model))
-    except NotFound as exc:
-        if exc.code != "unknown_model":
-            raise
-        raise click.UsageError(f"model {model!r} has no price in the model registry, so the cost of this usage "
-                               f"is unknown: {fix}, or add the model with its prices (musubi models import; "
-                               "docs/models.md).") from None
-    except PermissionDenied as exc:
-        raise PermissionDenied(f"{exc.message} 'musubi usage {verb}' without --cost-usd reads the model's price; "
-                               f"{fix} to {verb} without it.", code=exc.code, **exc.extra) from None
-    spec = ModelSpec.model_validate({k: v for k, v in entry.items() if k in ModelSpec.model_fields})
-    return micros_to_usd(usage_cost(spec, input_tokens, output_tokens, requests))
-
-
-@cli_group.command(epilog=example("musubi usage reserve --tokens 4000", "musubi usage reserve --tokens 8000 --ttl 120 --json"))
+@cli_group.command(epilog=example("musubi usage reserve --tokens 4000 --model sonnet",
+                                  "musubi usage reserve --tokens 8000 --cost-usd 0.05 --ttl 120 --json"))
 @click.option("--tokens", type=_count, metavar="N", default=0, show_default=True, help="Tokens to hold.")
 @click.option("--requests", type=_count, metavar="N", default=1, show_default=True, help="Requests to hold.")
 @click.option("--cost-usd", metavar="USD", help="Dollars to hold.")
 @click.option("--ttl", "ttl_s", type=click.IntRange(1, 86_400), metavar="S",
               help="Seconds until an unsettled reservation expires (default 600).")
+@click.option("--model", metavar="M", help="Model the call will use; without --cost-usd it prices the hold.")
 @pass_state
-def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, ttl_s: int | None) -> None:
-    """Hold an estimate against the limits (exit 3 when it does not fit)."""
-    data = state.client().call(calls.usage_reserve(tokens, requests, cost_usd, ttl_s))
-    emit(state, data, lambda d: line(f"{d['reservation_id']}: holding {d['tokens']} tokens, {d['requests']} request(s), "
-                                     f"${d['cost_usd']} until {d['expires_at']}."))
+def reserve(state: CliState, tokens: int, requests: int, cost_usd: str | None, ttl_s: int | None,
+            model: str | None) -> None:
+    """Hold an estimate against the limits (exit 3 when it does not fit).
+
+    Without --cost-usd, --model prices the hold from the model registry (every token at the dearer
+    of the model's input and output prices); without either it holds $0, refused (exit 2) while a
+    cost_usd limit applies to you (docs/quotas.md#pricing).
+    """
+    data = state.client().call(calls.usage_reserve(tokens, requests, cost_usd, ttl_s, model))
+
+    def human(d: Reserved) -> None:
+        line(f"{d['reservation_id']}: holding {d['tokens']} tokens, {d['requests']} request(s), "
+             f"${d['cost_usd']}{_priced(cost_usd, d)} until {d['expires_at']}.")
+
+    emit(state, data, human)
 
 
 @cli_group.command(epilog=example(
@@ -126,11 +111,10 @@ def settle(state: CliState, reservation_id: str, input_tokens: int, output_token
            cost_usd: str | None, model: str | None, task_kind: str | None) -> None:
     """Record what the reserved call really used and close RESERVATION_ID.
 
-    Without --cost-usd the cost is computed from the model registry's prices for --model, as
-    'record' does; without either, or for a model with no price, it is refused (exit 2) and the
-    reservation stays open.
+    Without --cost-usd the engine prices it from the model registry for --model, as 'record' does;
+    without either, or for a model with no price, it is refused (exit 2, the reservation still
+    open) while a cost_usd limit applies to the holder, else settled at $0 with a warning.
     """
-    cost_usd, priced = _cost(state, "settle", cost_usd, model, input_tokens, output_tokens, requests)
     data = state.client().call(calls.usage_settle(
         reservation_id, input_tokens, output_tokens, requests, cost_usd, model, task_kind
     ))
@@ -139,7 +123,7 @@ def settle(state: CliState, reservation_id: str, input_tokens: int, output_token
         over = d["overshoot"]
         note = "; over the estimate by " + ", ".join(f"{v} {k}" for k, v in over.items()) if over else ""
         line(f"settled {d['reservation_id']}: {d['tokens']} tokens, {d['requests']} request(s), "
-             f"${d['cost_usd']}{priced}{note}.")
+             f"${d['cost_usd']}{_priced(cost_usd, d)}{note}.")
 
     emit(state, data, human)
 
