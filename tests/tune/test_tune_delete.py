@@ -96,6 +96,7 @@ def test_delete_refusals_then_deletions(cli: tuple[Cli, Path], monkeypatch: pyte
     c("tune", "delete", "2", **here)  # the engine dies before it answers
     _killed(c)
     assert (_tuned(c) / "v2" / "model").is_dir()  # committed, not yet removed
+    (_tuned(c) / f"{cleanup.TRASH_PREFIX}v9-0a1b2c3d" / "model").mkdir(parents=True)  # as a kill mid-purge leaves
     test_tune_cleanup._restart(c, monkeypatch)
     assert poll(lambda: not (_tuned(c) / "v2").exists() and not any(_tuned(c).glob(cleanup.TRASH_PREFIX + "*")),
                 timeout=60, interval=0.05)
