@@ -106,6 +106,7 @@ if TYPE_CHECKING:
     from core.api.tune_embed import (  # issue 19
         TunedEmbedders,
         TuneEmbedActivating,
+        TuneEmbedDeleted,
         TuneEmbedStarted,
     )
     from core.api.tutorials import (  # tutorials (issue 18)
@@ -788,3 +789,8 @@ def tune_embed_activate(version: int) -> Call[TuneEmbedActivating]:
 def tune_embed_rollback() -> Call[TuneEmbedActivating]:
     """Serve the model that served before the current one (a ``tune.activate`` job)."""
     return post("/v1/tune/embedders/rollback")
+
+
+def tune_embed_delete(version: int | str) -> Call[TuneEmbedDeleted]:
+    """Remove tuned embedder ``version``'s files for good; its row stays as ``deleted`` (the record)."""
+    return delete(f"/v1/tune/embedders/{path_segment(str(version))}")

@@ -27,6 +27,13 @@ class TuneEmbedActivate(Request):
     CHECKS = {"version": count(limits.TUNE_VERSION)}
 
 
+class TuneEmbedDelete(Request):
+    """``DELETE /v1/tune/embedders/{version}``: remove a tuned version's files; its row stays, ``deleted``."""
+
+    version: Number = None
+    CHECKS = {"version": count(limits.TUNE_VERSION)}
+
+
 class Measures(TypedDict):
     r1: float | None
     r10: float | None
@@ -35,7 +42,8 @@ class Measures(TypedDict):
 
 class TunedEmbedder(TypedDict):
     version: int
-    state: str  # training | rejected | ready | active | retired | failed | cancelled | interrupted | stopped
+    state: str  # training | rejected | ready | active | retired | deleted | failed | cancelled | interrupted
+    # | stopped
     model_id: str | None
     base_model: str
     job_id: str
@@ -69,3 +77,10 @@ class TuneEmbedStarted(TypedDict):
 class TuneEmbedActivating(TypedDict):
     job: Job
     version: int
+
+
+class TuneEmbedDeleted(TypedDict):
+    project: str
+    version: int
+    state: str  # deleted
+    freed_bytes: int  # the version's files and vector folder, as they were on disk

@@ -1,8 +1,10 @@
-"""Local embedder tuning routes (issue 19): ``/v1/tune/embedders`` (list, train), ``.../activate``, ``.../rollback``.
+"""Local embedder tuning routes (issue 19): ``/v1/tune/embedders`` (list, train), ``.../activate``, ``.../rollback``,
+``DELETE .../{version}``.
 
 All under the caller's tenant and project (``X-Musubi-Project`` or the client's working directory).
 Listing needs ``search.query`` at the project's scope; training, activating and rolling back need
-``embedder.tune`` there (a denial is audited; starting a job is audited ``job.start``, docs/jobs.md).
+``embedder.tune`` there (a denial is audited; starting a job is audited ``job.start``, docs/jobs.md), as does
+deleting a version (audited ``tune.delete``).
 The work is in :class:`core.tune.service.TuneEmbedService` (``engine.tune_embed``), created with the
 engine so its job kinds are registered before interrupted jobs resume.  Docs: docs/finetune.md.
 """
@@ -45,6 +47,10 @@ class TuneEmbedRoutes:
         c, project = await project_caller(self.api, request, PERMISSION, "job.start")
         return json_response(await self.svc.rollback(c, project), 202)
 
+    async def delete(self, request: web.Request, req: t.TuneEmbedDelete) -> web.Response:
+        c, project = await project_caller(self.api, request, PERMISSION, "tune.delete")
+        return json_response(await self.svc.delete(c, project, req.version))
+
 
 X = TuneEmbedRoutes
 ROUTES: tuple[Route, ...] = (
@@ -56,4 +62,6 @@ ROUTES: tuple[Route, ...] = (
           status=202, handler=X.activate, feature=X),
     Route("POST", "/v1/tune/embedders/rollback", "job.start", PERMISSION, m.Empty, t.TuneEmbedActivating,
           status=202, handler=X.rollback, feature=X),
+    Route("DELETE", "/v1/tune/embedders/{version}", "tune.delete", PERMISSION, t.TuneEmbedDelete, t.TuneEmbedDeleted,
+          handler=X.delete, feature=X),
 )

@@ -13,6 +13,8 @@ index (docs/finetune.md, "Old vector folders"):
    engine start or the next switch.
 
 The engine decides which folders to keep (the serving one, and those a running job writes).
+:func:`discard` and :func:`purge` also remove a deleted tuned version's folder,
+``tuned/<project>/v<N>`` (``musubi tune delete``, :meth:`core.tune.service.TuneEmbedService.delete`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ Where the work happens (docs/finetune.md, "Local embedder adaptation"):
   into a vector folder of its own (``vectors-t<N>``), while search keeps answering from the folder
   of the model serving now; the switch is one commit once every chunk has its new vector;
 - after a switch (and at engine start) the vector folders serving nothing are removed
-  (:meth:`TuneEmbedService.sweep`, core/tune/cleanup.py).
+  (:meth:`TuneEmbedService.sweep`, core/tune/cleanup.py);
+- deleting a version (:meth:`TuneEmbedService.delete`) commits its row as ``deleted`` first, then
+  removes its files the same crash-safe way (renamed to ``.deleting-*``, then deleted; a start finishes
+  what a kill -9 left).
 
 A version's row (``tuned_embedders``) is the record: the training data's sha256 and counts, both
 models' held-out measures, the rule's decision (core/tune/rule.py) and its state.
@@ -169,6 +172,8 @@ class TuneEmbedService:
             known = ", ".join(str(r["version"]) for r in rows) or "none yet"
             raise NotFound(f"project {project!r} has no tuned embedder version {version} (versions: {known}; 0 is "
                            "the base model). See: musubi tune list", resource="version")
+        if row is not None and row["state"] == "deleted":
+            raise Conflict(_deleted(version))
         if row is not None and row["state"] not in ("ready", "retired"):
             why = f": {row['decision']}" if row["state"] == "rejected" and row["decision"] else ""
             raise Conflict(f"version {version} is {row['state']}{why}; only a version that passed the activation "
@@ -183,9 +188,96 @@ class TuneEmbedService:
         rows = await self.rows(ctx.tenant, project)
         if not any(r["state"] == "active" for r in rows):
             raise Conflict(f"the base model serves project {project!r}; there is nothing to roll back.")
-        retired = [r for r in rows if r["state"] == "retired" and r["activated_at"] is not None]
-        target = max(retired, key=lambda r: r["activated_at"])["version"] if retired else 0
-        return await self._start_activation(ctx, project, target, rollback=True)
+        retired = [r for r in rows if r["state"] in ("retired", "deleted") and r["activated_at"] is not None]
+        last = max(retired, key=lambda r: r["activated_at"]) if retired else None
+        if last is not None and last["state"] == "deleted":  # the one that served before has no files any more
+            raise Conflict(f"version {last['version']} served before the current one but was deleted (its model "
+                           "files are gone), so there is nothing to roll back to; activate the base model (musubi "
+                           "tune activate 0) or another version (musubi tune list).")
+        return await self._start_activation(ctx, project, last["version"] if last else 0, rollback=True)
+
+    async def delete(self, ctx: Caller, project: str, version: int) -> dict[str, Any]:
+        """``DELETE /v1/tune/embedders/{version}``: remove a version's files for good, keep its row as ``deleted``.
+
+        The row (what it was trained on, its measures, the decision) is audit history and stays.  Refused,
+        changing nothing: the base model (0), an unknown or already deleted version, the serving one, and one
+        an unfinished job trains or activates.  The row's change commits first, then the files go: the
+        version's folder (model, training data, measures) and its vector folder, each renamed to
+        ``.deleting-*`` and deleted in a thread; a kill -9 in between is finished at the next start."""
+        from core.tune.cleanup import folder_bytes
+
+        t = ctx.tenant
+        await self.rows(t, project)  # cached from here: the checks and the write below do not await
+
+        marked: list[tuple[dict[str, Any], str]] = []
+
+        def op() -> None:
+            row = self._deletable(t, project, version)
+            self.e.write(Update("tuned_embedders", {"state": "deleted"},
+                                {"tenant_id": t, "project": project, "version": version}))
+            self.e.audit(t, ctx, "tune.delete", f"project:{project}",
+                         details={"version": version, "was": row["state"], "model_id": row["model_id"],
+                                  "pairs_sha256": row["pairs_sha256"]})
+            marked.append((row, row["state"]))
+            row["state"] = "deleted"  # at once: a second delete or an activation is refused while this commits
+
+        try:
+            await self.e.run(ctx, "tune.delete", f"project:{project}", op)
+        except Exception:
+            for row, was in marked:  # the commit failed: the row is as it was
+                row["state"] = was
+            raise
+        _kill_at("deleted")
+        code = self.index.folder(t, project)
+        freed = await asyncio.to_thread(lambda: (folder_bytes(self.work(t, project, version)) or 0)
+                                        + (folder_bytes(code / vector_folder(version)) or 0))
+        await self._remove_deleted(t, project)
+        await self.sweep(t, project)  # its vector folder (if it still has one) serves nothing
+        log.info("deleted tuned embedder version %s of %s/%s (%d bytes)", version, t, project, freed)
+        return {"project": project, "version": version, "state": "deleted", "freed_bytes": freed}
+
+    def _deletable(self, tenant: str, project: str, version: int) -> dict[str, Any]:
+        """The row of ``version`` if it may be deleted now, else the refusal saying what to do first."""
+        if version == 0:
+            raise BadRequest("version 0 is the base model, which ships with musubi: it cannot be deleted. "
+                             "See the tuned versions with: musubi tune list", field="version")
+        rows = self._rows.get((tenant, project), [])
+        row = next((r for r in rows if r["version"] == version), None)
+        if row is None:
+            known = ", ".join(str(r["version"]) for r in rows) or "none yet"
+            raise NotFound(f"project {project!r} has no tuned embedder version {version} (versions: {known}). "
+                           "See: musubi tune list", resource="version")
+        if row["state"] == "deleted":
+            raise Conflict(f"version {version} of project {project!r} is already deleted; nothing to do.")
+        if row["state"] == "active":
+            raise Conflict(f"version {version} serves search in project {project!r}: roll back (musubi tune "
+                           "rollback) or activate another version (musubi tune activate VERSION; 0 is the base "
+                           "model) first, then delete it.")
+        job = self._writers(tenant, project).get(version)
+        own = self.jobs.jobs.get(row["job_id"])
+        if job is None and own is not None and own.state in UNFINISHED:
+            job = own
+        if job is not None:
+            raise Conflict(f"job {job.id} ({job.kind}) is still {job.state} on version {version}: cancel it first "
+                           f"(musubi jobs cancel {job.id}), or wait for it (musubi jobs show {job.id} --follow), "
+                           "then delete the version.")
+        return row
+
+    async def _remove_deleted(self, tenant: str, project: str) -> None:
+        """Remove the files of the project's deleted versions: rename each folder still under its name (a kill
+        -9 between a delete's commit and its rename leaves one) to a trash name, then delete the trash in a
+        thread.  A failure is logged, never raised: the delete has committed already."""
+        from core.tune import cleanup
+
+        tuned = self.e.tenant_dir(tenant) / "tuned" / project
+        try:
+            for r in await self.rows(tenant, project):
+                if r["state"] == "deleted":
+                    cleanup.discard(tuned, f"v{r['version']}")
+        except (OSError, MusubiError):
+            log.exception("could not remove the files of the deleted versions of %s/%s; tried again at the next "
+                          "start", tenant, project)
+        self._purge(tuned)
 
     async def _start_activation(self, ctx: Caller, project: str, version: int, *, rollback: bool) -> dict[str, Any]:
         self._busy(ctx.tenant, project)
@@ -307,6 +399,8 @@ class TuneEmbedService:
         if (h.last_checkpoint or {}).get("phase") == "done":  # switched before the engine went: only clean up
             await self.sweep(h.tenant, p)
         else:
+            if any(r["version"] == version and r["state"] == "deleted" for r in await self.rows(h.tenant, p)):
+                raise Conflict(_deleted(version))  # deleted after this job was queued: its model is gone
             await self._reembed(h, version)
         return {"version": version, "serving": version, "rollback": bool(h.params.get("rollback"))}
 
@@ -458,19 +552,23 @@ class TuneEmbedService:
 
     # -- old vector folders: removed once they serve nothing (docs/finetune.md) -----------------
 
-    def _keep(self, tenant: str, project: str, serving: str) -> set[str]:
-        """The vector folders to keep: the serving one and those an unfinished tuning or activation job
-        writes.  An index job needs none other: it chooses the serving folder under the index lock, which a
-        switch holds too, so none still writes a folder a switch retired (a resumed one chooses again)."""
-        keep = {serving}
+    def _writers(self, tenant: str, project: str) -> dict[int, Any]:
+        """The versions an unfinished tuning or activation job of the project writes, each with its job."""
+        out: dict[int, Any] = {}
         for j in self.jobs.jobs.values():
             if j.tenant != tenant or j.project != project or j.state not in UNFINISHED:
                 continue
             if j.kind == KIND_ACTIVATE:
-                keep.add(vector_folder(int(j.params["version"])))
+                out[int(j.params["version"])] = j
             elif j.kind == KIND_TRAIN and (j.checkpoint or {}).get("version") is not None:
-                keep.add(vector_folder(int((j.checkpoint or {})["version"])))
-        return keep
+                out[int((j.checkpoint or {})["version"])] = j
+        return out
+
+    def _keep(self, tenant: str, project: str, serving: str) -> set[str]:
+        """The vector folders to keep: the serving one and those an unfinished tuning or activation job
+        writes.  An index job needs none other: it chooses the serving folder under the index lock, which a
+        switch holds too, so none still writes a folder a switch retired (a resumed one chooses again)."""
+        return {serving} | {vector_folder(v) for v in self._writers(tenant, project)}
 
     async def sweep(self, tenant: str, project: str) -> tuple[str, ...]:
         """Remove the project's vector folders that serve nothing and that no unfinished job writes (after
@@ -503,7 +601,8 @@ class TuneEmbedService:
         return removed
 
     def _purge(self, code: Path) -> None:
-        """Delete the trash folders of ``code`` in a thread (the event loop never waits for a large rmtree)."""
+        """Delete the trash folders of ``code`` (a project's index folder, or its tuned versions' folder) in a
+        thread (the event loop never waits for a large rmtree)."""
         from core.tune import cleanup
 
         fut = asyncio.ensure_future(asyncio.to_thread(cleanup.purge, code))
@@ -513,16 +612,22 @@ class TuneEmbedService:
     def _purged(self, fut: asyncio.Future[Any]) -> None:
         self._purging.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
-            log.warning("could not delete old vector folders: %s; tried again at the next switch or start",
+            log.warning("could not delete old folders: %s; tried again at the next switch or start",
                         fut.exception())
 
     async def start(self) -> None:
         """At engine start, before interrupted jobs resume: finish what a crash left between a switch and
-        its cleanup (folders serving nothing, interrupted deletions) in every project that has them."""
+        its cleanup (folders serving nothing, interrupted deletions), and between a version's delete and the
+        removal of its files, in every project that has them."""
         from core.tune.cleanup import TRASH_PREFIX
 
         for tenant, projects in list(self.e.state.projects.items()):
             for project in list(projects):
+                if (self.e.tenant_dir(tenant) / "tuned" / project).is_dir():
+                    try:
+                        await self._remove_deleted(tenant, project)
+                    except Exception:  # the engine must start whatever it meets; tried again next time
+                        log.exception("removing the deleted versions of %s/%s failed", tenant, project)
                 code = self.index.folder(tenant, project)
                 try:
                     names = [n.name for n in code.iterdir()] if code.is_dir() else []
@@ -549,6 +654,11 @@ class TuneEmbedService:
                                                 or 0} for r in rows}}
 
         return await asyncio.to_thread(measure)
+
+
+def _deleted(version: int) -> str:
+    return (f"version {version} was deleted: its model files are gone (its record stays in musubi tune list). "
+            "Activate another version, or tune a new one with: musubi tune embedder.")
 
 
 def _kill_at(point: str) -> None:

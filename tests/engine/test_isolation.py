@@ -177,6 +177,7 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/tune/embedders"): ("/v1/tune/embedders", {"budget_s": 60}),
     ("POST", "/v1/tune/embedders/activate"): ("/v1/tune/embedders/activate", {"version": 1}),
     ("POST", "/v1/tune/embedders/rollback"): ("/v1/tune/embedders/rollback", {}),
+    ("DELETE", "/v1/tune/embedders/{version}"): ("/v1/tune/embedders/1", None),
 }
 # HEAD runs the GET handler; it must be refused the same way.
 for (_m, _p), _case in list(CASES.items()):

@@ -375,6 +375,8 @@ SPEC: dict[tuple[str, str], list[Variant]] = {
         "POST", "/v1/tune/embedders/activate", {"version": 1}), ok=(404,))],
     ("POST", "/v1/tune/embedders/rollback"): [Variant("project", "embedder.tune", req(
         "POST", "/v1/tune/embedders/rollback", {}), ok=(409,))],
+    ("DELETE", "/v1/tune/embedders/{version}"): [Variant("project", "embedder.tune", req(
+        "DELETE", "/v1/tune/embedders/1"), ok=(404,))],  # no version 1 to delete
 }
 
 

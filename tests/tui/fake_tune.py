@@ -52,7 +52,20 @@ class FakeTune:
         if method == "GET" and path == "/v1/tune/embedders":
             return {"project": project, "serving": self.serving, "versions": self.versions, "job": self.job,
                     "base_vectors_bytes": None}
+        if method == "DELETE" and path.startswith("/v1/tune/embedders/"):
+            return self.delete(project, int(path.rsplit("/", 1)[1]))
         if method == "POST" and path.startswith("/v1/tune/embedders"):
             raise Conflict("project webshop already has a tuning or activation job running (j-000000000009); "
                            "wait for it or cancel it: musubi jobs cancel j-000000000009")
         raise NotFound(f"fake engine has no route {method} {path}")
+
+    def delete(self, project: str, n: int) -> Json:
+        """``DELETE /v1/tune/embedders/{n}`` as the engine answers it: the row stays, ``deleted``, with no bytes."""
+        v = next((v for v in self.versions if v["version"] == n), None)
+        if v is None:
+            raise NotFound(f"project {project!r} has no tuned embedder version {n}. See: musubi tune list")
+        if n == self.serving:
+            raise Conflict(f"version {n} serves search in project {project!r}: roll back first")
+        freed = v["files_bytes"] + (v["vectors_bytes"] or 0)
+        v.update(state="deleted", files_bytes=0, vectors_bytes=None)
+        return {"project": project, "version": n, "state": "deleted", "freed_bytes": freed}

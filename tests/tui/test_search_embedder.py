@@ -250,3 +250,41 @@ async def test_a_second_tune_while_one_runs_is_refused_here(tmp_path: Path) -> N
         await pilot.press("t")
         # the local refusal, not the fake engine's 409 ("Tune refused: ... already has a ... job running")
         assert said(modal).startswith("✘ tune.embed job j-000000000009 is still running")
+
+
+async def test_x_deletes_the_highlighted_version_after_a_confirm(tmp_path: Path) -> None:
+    """x asks first (n changes nothing), y deletes; the serving version is refused here, before any dialog."""
+    from tests.engine.test_api_models import _exactly
+    from tests.tui.contract import route_for
+    from tests.tui.fakes import FakeEngineApi
+    from tui.screens.modals import ConfirmModal
+
+    api = FakeEngineApi()
+    api.code.write(tmp_path / "webshop")
+    api.tune = FakeTune()
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        await pilot.press("escape")
+        modal = await open_versions(app, pilot)
+        await wait_for(pilot, lambda: modal.data is not None, "versions listed")
+        assert modal.selected() is not None and modal.selected()["version"] == 2  # type: ignore[index]
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the confirm dialog")
+        assert "Delete embedder version v2?" in str(app.screen.query_one(".dialog-title", Static).render())
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+        assert api.tune.versions[0]["state"] == "rejected", "n deleted nothing"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the confirm dialog again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "deleted" in said(modal) and modal.data is not None
+                       and modal.data["versions"][0]["state"] == "deleted", "v2 deleted and listed so")
+        assert said(modal).startswith("✔ v2 deleted: 91.2 MB freed")
+        assert modal.query_one("#embedder-table", DataTable).get_row_at(0)[:2] == ["v2", " ∅ deleted"]
+        await pilot.press("x")  # already deleted: said here, nothing sent
+        assert said(modal) == "✘ v2 is already deleted"
+        await pilot.press("down", "x")  # v1 serves: refused before any dialog
+        assert app.screen is modal and "v1 serves search" in said(modal)
+        titles = [c.title for c in app.get_system_commands(modal)]
+        assert "Embedder versions: Delete" in titles
+    _exactly(FakeTune().delete("webshop", 2), route_for("DELETE", "/v1/tune/embedders/{version}").response)

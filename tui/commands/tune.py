@@ -1,7 +1,7 @@
 """``musubi tune ...``: fine-tuning (issue 19; docs/finetune.md).
 
 Two blocks, one per feature of issue 19: the local embedder (``embedder``, ``list``, ``activate``,
-``rollback``) and provider fine-tuning (``dataset``, ``submit``, ``status``, ``cancel``).
+``rollback``, ``delete``) and provider fine-tuning (``dataset``, ``submit``, ``status``, ``cancel``).
 """
 
 from __future__ import annotations
@@ -69,10 +69,11 @@ def list_(state: CliState) -> None:
 
     def human(d: Any) -> None:
         line(f"project {d['project']}: version {d['serving'] or '0 (the base model)'} serves search")
-        table(("V", "STATE", "CURRENT", "TUNED", "PAIRS (train/held-out)", "CREATED (UTC)"),
+        table(("V", "STATE", "CURRENT", "TUNED", "PAIRS (train/held-out)", "CREATED (UTC)", "DISK"),
               ((v["version"], v["state"], _measures(v["current"]), _measures(v["tuned"]),
                 f"{sum(v['pairs']['train'].values())}/{sum(v['pairs']['held_out'].values())}",
-                when(v["created_at"])) for v in d["versions"]), empty="no tuned embedders yet: musubi tune embedder")
+                when(v["created_at"]), _mb(v["files_bytes"] + (v["vectors_bytes"] or 0)))
+               for v in d["versions"]), empty="no tuned embedders yet: musubi tune embedder")
         for v in d["versions"][:1]:
             if v["decision"]:
                 line(f"version {v['version']}: {v['decision']}")
@@ -111,6 +112,25 @@ def rollback(state: CliState, detach: bool) -> None:
     from core.api import calls
 
     _activation(state, state.client().call(calls.tune_embed_rollback()), detach)
+
+
+@cli_group.command("delete", epilog=example("musubi tune delete 2", "musubi --project shop tune delete 2 --json"))
+@click.argument("version", metavar="VERSION")
+@pass_state
+def delete(state: CliState, version: str) -> None:
+    """Delete tuned embedder VERSION's files for good (its model, training data and vectors).
+
+    Its record stays: musubi tune list shows it as deleted, with what it was trained on and its measures;
+    it can no longer be activated. Refused, changing nothing, for the version serving search (roll
+    back or activate another first) and while a job trains or activates it (cancel it first).
+    Exit 0 deleted; 1 refused or unknown version; 2 VERSION not a version number (0, the base
+    model, cannot be deleted); 4 without embedder.tune.
+    """
+    from core.api import calls
+
+    data = state.client().call(calls.tune_embed_delete(version))
+    emit(state, data, lambda d: line(f"deleted version {d['version']} of project {d['project']}: "
+                                     f"{_mb(d['freed_bytes'])} freed; its record stays in: musubi tune list"))
 
 
 # -- provider fine-tuning (issue 19) ---------------------------------------------------------------

@@ -73,6 +73,8 @@ ACTIONS: dict[str, ActionSpec] = {
                                     "embedder.tune"),
     "embedder_rollback": ActionSpec("serve the model that served before the current one", "embedder.tune"),
     "embedder_budget": ActionSpec("edit the training time budget (60 to 86,400 seconds)", None),
+    "embedder_delete": ActionSpec("delete the highlighted version's files for good (asks first; its record stays)",
+                                  "embedder.tune"),
     # Cost (mode 4)
     "cost_estimate": ActionSpec("estimate again now", "quotas.read"),
     "cost_export": ActionSpec("export the estimate as JSON, CSV or Markdown to a file", "quotas.read"),

@@ -8,6 +8,8 @@ budget field, checked here against the engine's range), **a** activates the high
 no project, a job already running, a version the rule kept out) shows in the dialog's message line
 and as a notification, never a traceback.  The jobs' progress comes from the engine's
 ``job.*`` events, which the Search screen forwards (:meth:`EmbedderModal.job_event`).
+**x** deletes the highlighted version's files (``calls.tune_embed_delete``) after a confirm dialog
+(tui/screens/modals.py); its row stays, shown deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tui.screens import embedder_view as view
 from tui.screens.actions import PaletteAction, node_actions, palette_entry, refuse_if_not_allowed
 from tui.screens.base import DIALOG_CSS, STYLES
 from tui.screens.dashboard_jobs import ACTIVE
+from tui.screens.modals import ConfirmModal
 from tui.screens.search_view import in_words
 from tui.workers import WorkerContract
 
@@ -48,6 +51,7 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
         Binding("t", "tune", "Tune", id="embedder_tune"),
         Binding("a", "activate", "Activate", id="embedder_activate"),
         Binding("r", "rollback", "Roll back", id="embedder_rollback"),
+        Binding("x", "delete", "Delete", id="embedder_delete"),
         Binding("b", "budget", "Budget", id="embedder_budget"),
         Binding("escape", "close", "Close", id="embedder_close"),
     ]
@@ -56,6 +60,7 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
         "t tunes a new version within the budget (b edits it; 60 to 86,400 s), a activates the highlighted "
         "version (the index is re-embedded while search keeps serving the current model), r rolls back to the "
         "model that served before. A version serves only if its held-out R@10 rose by 0.01 and MRR did not drop."
+        " x deletes the highlighted version's files for good (it asks first; the version stays listed as deleted)."
     )
 
     def __init__(self, project: str, data: TunedEmbedders | None = None) -> None:
@@ -195,6 +200,32 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
         self._say("rolling back…")
         self.send(calls.tune_embed_rollback(), "Roll back")
 
+    def action_delete(self) -> None:
+        v = self.selected()
+        if v is None:
+            self._say("✘ no version to delete")
+            return
+        if refuse_if_not_allowed(self, self.ctx, "embedder_delete"):
+            self._say("✘ not allowed: you lack embedder.tune here (the notification says who can grant it)")
+            return
+        n = v["version"]
+        if v["state"] == "deleted":
+            self._say(f"✘ v{n} is already deleted")
+            return
+        if self.data is not None and n == self.data["serving"]:
+            self._say(f"✘ v{n} serves search: roll back (r) or activate another version (a) first, then delete it")
+            return
+        size = (v["files_bytes"] + (v["vectors_bytes"] or 0)) / 1e6
+        body = (f"Its model, training data and vectors ({size:.1f} MB) are removed for good. Its record (what it "
+                "was trained on, its measures) stays in the list as deleted; it can no longer be activated.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._say(f"deleting v{n}…")
+                self.send(calls.tune_embed_delete(n), "Delete")
+
+        self.app.push_screen(ConfirmModal(f"Delete embedder version v{n}?", body, "Delete", danger=True), confirmed)
+
     def action_budget(self) -> None:
         self.query_one("#embedder-budget", Input).focus()
 
@@ -217,6 +248,10 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
             self.report_failure(exc, what, notify=False)
             self._say(f"✘ {what} refused: {in_words(exc)}")
             self.notify(in_words(exc), title=f"Embedder: {what} refused", severity="error", timeout=8)
+            return
+        if "freed_bytes" in answer:  # a delete answers at once, with no job: the list shows it deleted
+            self._say(f"✔ v{answer['version']} deleted: {answer['freed_bytes'] / 1e6:.1f} MB freed; its record stays")
+            self.load()
             return
         self.job = dict(answer["job"])
         self._draw()

@@ -23,6 +23,7 @@ STATES: dict[str, tuple[str, str]] = {
     "active": ("●", "active"), "ready": ("○", "ready"), "rejected": ("✘", "kept out"),
     "retired": ("◌", "retired"), "training": ("↻", "training"), "failed": ("✘", "failed"),
     "cancelled": ("⊘", "cancelled"), "interrupted": ("↯", "interrupted"), "stopped": ("■", "stopped"),
+    "deleted": ("∅", "deleted"),
 }
 
 
