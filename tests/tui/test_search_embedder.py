@@ -30,6 +30,7 @@ from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
 from tui.context import AppContext
 from tui.screens.embedder import EmbedderModal
+from tui.screens.modals import ConfirmModal
 from tui.screens.search import SearchScreen
 
 pytestmark = pytest.mark.xdist_group("tune-tui")  # each test starts an engine and trains: one at a time
@@ -169,6 +170,8 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
         assert modal.data is not None and modal.data["versions"][0]["state"] == "active"
         assert modal.query_one("#embedder-table", DataTable).get_row_at(0)[:2] == ["v1", "▶● active"]
         await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the rollback asked first")
+        await pilot.press("y")
         await wait_for(pilot, lambda: screen.embed is not None and screen.embed["serving"] == 0
                        and (screen.embed_job or {}).get("state") == "done", "rolled back to the base model", 120)
         assert "Embedder: base all-MiniLM-L6-v2" in line(screen)
@@ -211,6 +214,8 @@ async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path:
         await pilot.press(*"Embedder versions: Roll back")
         await wait_for(pilot, lambda: first_option(app).startswith("Embedder versions: Roll back"), "the entry found")
         await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the rollback asked first")
+        await pilot.press("y")
         await wait_for(pilot, lambda: app.screen is modal and "Roll back refused" in said(modal),
                        "rollback from the palette")
         await pilot.press("escape")
@@ -250,3 +255,51 @@ async def test_a_second_tune_while_one_runs_is_refused_here(tmp_path: Path) -> N
         await pilot.press("t")
         # the local refusal, not the fake engine's 409 ("Tune refused: ... already has a ... job running")
         assert said(modal).startswith("✘ tune.embed job j-000000000009 is still running")
+
+
+def _body(app: MusubiApp) -> str:
+    return " ".join(str(w.render()) for w in app.screen.query(".dialog-title, .dialog-body"))
+
+
+async def test_activate_and_rollback_ask_first_and_no_changes_nothing(tmp_path: Path) -> None:
+    """a and r name the version and what happens, and send only on y; escape and n send nothing."""
+    from tests.tui.fakes import FakeEngineApi
+
+    api = FakeEngineApi()
+    api.code.write(tmp_path / "webshop")
+    api.tune = FakeTune()
+    api.tune.versions[0]["state"] = "ready"  # v2 passed the rule: activating it changes what serves
+    sent: list[str] = []
+    answer = api.tune.answer
+
+    def spy(method: str, path: str, project: str | None) -> Any:
+        if method == "POST":
+            sent.append(path)
+        return answer(method, path, project)
+
+    api.tune.answer = spy  # type: ignore[method-assign]
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        await pilot.press("escape")
+        modal = await open_versions(app, pilot)
+        await wait_for(pilot, lambda: modal.data is not None, "versions read")
+        for key, no in (("a", "escape"), ("r", "n")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+            await pilot.press(no)
+            await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+            assert "cancelled, nothing changed" in said(modal)
+        assert sent == []
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+        text = _body(app)
+        assert "Activate v2 for webshop?" in text and "re-embedded with tuned v2 as a job" in text
+        assert "keeps answering from the current index (tuned v1)" in text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Activate refused" in said(modal), "sent, and the fake's refusal shown")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+        assert "Roll back webshop to base all-MiniLM-L6-v2?" in _body(app)  # no retired version: the base model
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Roll back refused" in said(modal), "sent")
+        assert sent == ["/v1/tune/embedders/activate", "/v1/tune/embedders/rollback"]
