@@ -175,6 +175,16 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
         await wait_for(pilot, lambda: screen.embed is not None and screen.embed["serving"] == 0
                        and (screen.embed_job or {}).get("state") == "done", "rolled back to the base model", 120)
         assert "Embedder: base all-MiniLM-L6-v2" in line(screen)
+        # A second client (core's, as `musubi tune activate 1` would) serves v1 again while the dialog is open:
+        # the engine's job events reach the dialog and the line, which read the versions again.
+        other = h.client(tenant, cwd=str(repo)).call(calls.tune_embed_activate(1))["job"]["id"]
+        await wait_for(pilot, lambda: (modal.job or {}).get("id") == other, "the other client's job shown")
+        await wait_for(pilot, lambda: modal.data is not None and modal.data["serving"] == 1
+                       and screen.embed is not None and screen.embed["serving"] == 1, "v1 serving again", 120)
+        await settle(pilot)
+        assert modal.query_one("#embedder-table", DataTable).get_row_at(0)[:2] == ["v1", "▶● active"]
+        assert "Serving: tuned v1" in str(modal.query_one("#embedder-serving", Static).render())
+        assert "Embedder: tuned v1" in line(screen)
         # Through the palette too: its entries are the dialog's actions, each with its key.
         titles = [c.title for c in app.get_system_commands(modal)]
         assert {"Embedder versions: Tune", "Embedder versions: Activate", "Embedder versions: Roll back"} <= set(titles)
