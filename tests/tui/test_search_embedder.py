@@ -24,6 +24,7 @@ from tests.engine.helpers import Home, poll
 from tests.index.helpers import FAKE_EMBEDDER
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fake_tune import FakeTune
+from tests.tui.fakes import FakeEngineApi
 from tests.tui.test_search_screen import search_screen
 from tests.tune.test_tune_cli import GAIN, _repo
 from tui.app import MusubiApp
@@ -97,6 +98,14 @@ def first_option(app: MusubiApp) -> str:
     if not found or not found.first().option_count:
         return ""
     return str(found.first().get_option_at_index(0).prompt)
+
+
+def fake_api(tmp_path: Path) -> FakeEngineApi:
+    """The TUI's fake engine on the webshop corpus with the embedder routes on (tests/tui/fake_tune.py)."""
+    api = FakeEngineApi()
+    api.code.write(tmp_path / "webshop")
+    api.tune = FakeTune()
+    return api
 
 
 async def open_versions(app: MusubiApp, pilot: Pilot[Any]) -> EmbedderModal:
@@ -203,11 +212,7 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
 
 async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path: Path) -> None:
     """A 409 (a job of the project already running elsewhere) reaches the dialog as words and a notification."""
-    from tests.tui.fakes import FakeEngineApi
-
-    api = FakeEngineApi()
-    api.code.write(tmp_path / "webshop")
-    api.tune = FakeTune()
+    api = fake_api(tmp_path)
     async with search_screen(api) as (app, screen, pilot):
         await wait_for(pilot, lambda: screen.embed is not None, "versions read")
         assert line(screen) == "Embedder: tuned v1 · held-out R@10 0.861 MRR 0.660 · v versions"
@@ -233,8 +238,6 @@ async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path:
 
 
 async def test_an_engine_without_tuning_routes_hides_the_line(tmp_path: Path) -> None:
-    from tests.tui.fakes import FakeEngineApi
-
     api = FakeEngineApi()  # no tune routes: 404 as an older engine
     api.code.write(tmp_path / "webshop")
     async with search_screen(api) as (_app, screen, pilot):
@@ -252,11 +255,7 @@ def test_the_fake_answers_with_the_routes_response_shape() -> None:
 async def test_a_second_tune_while_one_runs_is_refused_here(tmp_path: Path) -> None:
     """With a job of the project running (the fake's keeps running), t is refused in words and nothing is sent."""
     from tests.tui.fake_search import job_row
-    from tests.tui.fakes import FakeEngineApi
-
-    api = FakeEngineApi()
-    api.code.write(tmp_path / "webshop")
-    api.tune = FakeTune()
+    api = fake_api(tmp_path)
     api.tune.job = {**job_row("j-000000000009", "running", 3, 9), "kind": "tune.embed", "params": {"budget_s": 600}}
     async with search_screen(api) as (app, screen, pilot):
         await wait_for(pilot, lambda: screen.embed is not None, "versions read")
@@ -273,11 +272,7 @@ def _body(app: MusubiApp) -> str:
 
 async def test_activate_and_rollback_ask_first_and_no_changes_nothing(tmp_path: Path) -> None:
     """a and r name the version and what happens, and send only on y; escape and n send nothing."""
-    from tests.tui.fakes import FakeEngineApi
-
-    api = FakeEngineApi()
-    api.code.write(tmp_path / "webshop")
-    api.tune = FakeTune()
+    api = fake_api(tmp_path)
     api.tune.versions[0]["state"] = "ready"  # v2 passed the rule: activating it changes what serves
     sent: list[str] = []
     answer = api.tune.answer
@@ -313,3 +308,38 @@ async def test_activate_and_rollback_ask_first_and_no_changes_nothing(tmp_path: 
         await pilot.press("y")
         await wait_for(pilot, lambda: "Roll back refused" in said(modal), "sent")
         assert sent == ["/v1/tune/embedders/activate", "/v1/tune/embedders/rollback"]
+
+
+async def test_f1_opens_help_inside_the_dialog_and_its_confirm(tmp_path: Path) -> None:
+    """F1 is the app's; a modal screen cuts the app's bindings off unless they are priority ones."""
+    from tui.screens.help import HelpScreen
+
+    api = fake_api(tmp_path)
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        box = screen.query_one("#search-query", Input)
+        assert app.focused is box
+        await pilot.press("?")  # typed into the query box, it is text, not help
+        assert box.value == "?" and app.screen is screen
+        await pilot.press("backspace", "escape")
+        modal = await open_versions(app, pilot)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help over the dialog")
+        help_screen = app.screen
+        title = str(help_screen.query_one(".dialog-title", Static).render())
+        assert title == "Help — Search ▸ Embedder versions · webshop"
+        keys = str(help_screen.query_one("#help-keys-screen", Static).render())
+        assert "embedder_activate" in keys and "embedder_rollback" in keys
+        await pilot.press("f1")  # F1 again closes it
+        await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+        confirm = app.screen
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help over the question")
+        assert "confirm_yes" in str(app.screen.query_one("#help-keys-screen", Static).render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is confirm, "back to the question, still unanswered")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+        assert "cancelled, nothing changed" in said(modal)
