@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.widget import AwaitMount, Widget
-from textual.widgets import Input
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from core.config import current_dir
@@ -129,7 +129,8 @@ class MusubiApp(App[int], inherit_bindings=False):
     COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {_tenant_provider}
     BINDINGS: ClassVar[list[BindingType]] = [
         # Second keys for terminals that take the first (VS Code keeps F1 and ctrl+p for itself).
-        Binding("f1,question_mark", "help", "Help", id="help"),
+        # Priority: F1 opens help inside dialogs too (a modal screen cuts the app's other bindings off).
+        Binding("f1,question_mark", "help", "Help", id="help", priority=True),
         Binding("ctrl+p", "command_palette", "Commands", id="command_palette", show=False, priority=True),
         Binding("colon", "command_palette", "Commands", id="command_palette_alt", show=False),  # not in inputs
         *_mode_bindings(),
@@ -319,8 +320,8 @@ class MusubiApp(App[int], inherit_bindings=False):
         # Under a dialog, global keys must not switch modes or quit behind the user's back.
         if action in ("mode", "switch_tenant", "request_quit", "toggle_maximize") and isinstance(self.screen, ModalScreen):
             return False
-        # A digit typed into a text field is text; the mode keys are priority bindings, so decline here.
-        return not (action == "mode" and getattr(self, "_printable_key", False) and _typing_in(self.screen))
+        # A digit or ? typed into a text field is text; mode and help keys are priority bindings: decline here.
+        return not (action in ("mode", "help") and getattr(self, "_printable_key", False) and _typing_in(self.screen))
 
     async def action_mode(self, name: str) -> None:
         if name in BY_NAME and self.current_mode != name:
@@ -336,8 +337,14 @@ class MusubiApp(App[int], inherit_bindings=False):
         from tui.screens.help import HelpScreen, key_rows, widget_help
 
         screen = self.screen
+        if isinstance(screen, HelpScreen):  # F1 again closes it (the app's priority binding comes first)
+            screen.dismiss(None)
+            return
         name, text = widget_help(screen.focused, screen)
         title = BY_NAME[self.current_mode].title if self.current_mode in BY_NAME else type(screen).__name__
+        if isinstance(screen, ModalScreen):  # a dialog: its own title after the mode's
+            dialog = next(iter(screen.query(".dialog-title").results(Static)), None)
+            title += f" ▸ {dialog.render() if dialog is not None else 'dialog'}"
         self.push_screen(HelpScreen(title, name, text, str(getattr(screen, "HELP", "")), key_rows(screen)))
 
     def action_debug_info(self) -> None:

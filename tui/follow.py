@@ -45,10 +45,11 @@ class _HangUp(Exception):
 
 
 def progress_text(job: dict[str, Any]) -> str:
-    """``270/1,000 steps`` (or ``12 files`` while the total is unknown)."""
+    """``270/1,000 steps`` (or ``12 files`` while the total is unknown), then what the job waits for, if it does."""
     p = job["progress"]
     total = f"/{p['total']:,}" if p.get("total") is not None else ""
-    return f"{p['done']:,}{total} {p['unit']}"
+    note = f" · {p['message']}" if p.get("message") else ""
+    return f"{p['done']:,}{total} {p['unit']}{note}"
 
 
 def _hint(job: dict[str, Any]) -> str:

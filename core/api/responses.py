@@ -412,6 +412,7 @@ class JobProgress(TypedDict):
     unit: str
     rate: float | None  # units per second over the current attempt
     eta_s: float | None
+    message: NotRequired[str]  # only while the job waits for something it names (docs/jobs.md)
 
 
 class Job(TypedDict):

@@ -118,6 +118,15 @@ class JobHandle:
             job.unit = unit[:40]
         self._svc.progressed(job)
 
+    def note(self, message: str | None) -> None:
+        """Say what the job waits for now (``progress.message`` in the API and its ``job.progress`` events,
+        e.g. "waiting for ..."); None clears it.  Live only: not persisted, gone when the job ends."""
+        job = self._job
+        if message == job.message:
+            return
+        job.message = message[:200] if message else None
+        self._svc.progressed(job)
+
     def write(self, *mutations: Mutation) -> None:
         """Queue mutations; they are committed with the next :meth:`checkpoint` (or the job's finish)."""
         self._pending.extend(mutations)

@@ -84,6 +84,8 @@ class Job:
     # Live only (not persisted): the rate over this attempt, for rate and ETA.
     rate_since: datetime | None = None
     rate_base: int = 0
+    # Live only: what the job waits for now (JobHandle.note), e.g. an index job held at the embedder's switch.
+    message: str | None = None
 
     def move(self, to: str) -> None:
         """Change state, refusing a transition the state machine does not allow."""
@@ -137,6 +139,7 @@ class Job:
     def as_json(self, now: datetime) -> dict[str, Any]:
         """The job as the API answers it (docs/api.md#get-v1jobsid)."""
         rate, eta = self.rate(now), self.eta_s(now)
+        note = {"message": self.message} if self.message and self.state in ("running", "cancelling") else {}
         return {
             "id": self.id, "kind": self.kind, "tenant": self.tenant, "project": self.project, "state": self.state,
             "created_by": self.created_by, "created_at": format_ts(self.created_at),
@@ -145,7 +148,7 @@ class Job:
             "progress": {
                 "done": self.done, "total": self.total, "unit": self.unit,
                 "rate": None if rate is None else round(rate, 3),
-                "eta_s": None if eta is None else round(eta, 1),
+                "eta_s": None if eta is None else round(eta, 1), **note,
             },
             "error": self.error, "params": self.params, "checkpoint": self.checkpoint,
             "checkpoint_at": _ts(self.checkpoint_at), "result": self.result, "attempts": self.attempts,

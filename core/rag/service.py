@@ -48,6 +48,7 @@ CANDIDATES = 100  # dense and lexical candidates fused per query
 FAKE_ENV = "MUSUBI_TEST_FAKE_EMBEDDER"  # test hook: a FakeEmbedder of this dimension in the worker
 MAX_GLOB = 1000
 PERSIST_DELAY_S = 5.0  # an updated lexical state is written once no update came for this long
+WAITING_FOR_SWITCH = "waiting for the embedder re-embed to finish (an activation is switching the search model)"
 
 
 class NotIndexed(MusubiError):
@@ -388,7 +389,11 @@ class IndexService:
     async def _run(self, h: JobHandle) -> dict[str, Any]:
         from core.rag.job import IndexRun
 
-        async with self.vectors_lock(h.tenant, h.project or ""):  # waits for an embedder switch under way
+        lock = self.vectors_lock(h.tenant, h.project or "")
+        if lock.locked():  # only an activation's catch-up and switch hold it while an index job can start
+            h.note(WAITING_FOR_SWITCH)
+        async with lock:  # waits for an embedder switch under way
+            h.note(None)
             return await IndexRun(self, h).run()
 
 

@@ -158,3 +158,29 @@ def test_a_result_must_be_a_json_object_or_none() -> None:
     assert _bad_result(None) is None and _bad_result({"n": 1}) is None
     assert "returned list" in str(_bad_result([1]))
     assert "not JSON" in str(_bad_result({"x": object()}))
+
+
+def test_a_note_shows_while_the_job_runs_and_is_cleared_by_none() -> None:
+    from core.jobs.handle import JobHandle
+
+    reports: list[str | None] = []
+
+    class Service:
+        def progressed(self, j: Job) -> None:
+            reports.append(j.message)
+
+    j = job("running")
+    h = JobHandle.__new__(JobHandle)  # no loop needed: note never hands off to one
+    h._svc, h._job = Service(), j  # type: ignore[assignment]
+    assert "message" not in j.as_json(T0)["progress"]
+    h.note("waiting for the embedder re-embed to finish")
+    h.note("waiting for the embedder re-embed to finish")  # unchanged: no second event
+    assert j.as_json(T0)["progress"]["message"] == "waiting for the embedder re-embed to finish"
+    j.state = "done"
+    assert "message" not in j.as_json(T0)["progress"], "a finished job waits for nothing"
+    j.state = "running"
+    h.note(None)
+    assert "message" not in j.as_json(T0)["progress"] and reports == [
+        "waiting for the embedder re-embed to finish", None]
+    h.note("x" * 500)
+    assert len(j.as_json(T0)["progress"]["message"]) == 200

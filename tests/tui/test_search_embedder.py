@@ -24,12 +24,14 @@ from tests.engine.helpers import Home, poll
 from tests.index.helpers import FAKE_EMBEDDER
 from tests.tui.conftest import settle, wait_for
 from tests.tui.fake_tune import FakeTune
+from tests.tui.fakes import FakeEngineApi
 from tests.tui.test_search_screen import search_screen
 from tests.tune.test_tune_cli import GAIN, _repo
 from tui.app import MusubiApp
 from tui.config import ColorDecision, EngineSettings, Settings
 from tui.context import AppContext
 from tui.screens.embedder import EmbedderModal
+from tui.screens.modals import ConfirmModal
 from tui.screens.search import SearchScreen
 
 pytestmark = pytest.mark.xdist_group("tune-tui")  # each test starts an engine and trains: one at a time
@@ -96,6 +98,14 @@ def first_option(app: MusubiApp) -> str:
     if not found or not found.first().option_count:
         return ""
     return str(found.first().get_option_at_index(0).prompt)
+
+
+def fake_api(tmp_path: Path) -> FakeEngineApi:
+    """The TUI's fake engine on the webshop corpus with the embedder routes on (tests/tui/fake_tune.py)."""
+    api = FakeEngineApi()
+    api.code.write(tmp_path / "webshop")
+    api.tune = FakeTune()
+    return api
 
 
 async def open_versions(app: MusubiApp, pilot: Pilot[Any]) -> EmbedderModal:
@@ -169,9 +179,21 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
         assert modal.data is not None and modal.data["versions"][0]["state"] == "active"
         assert modal.query_one("#embedder-table", DataTable).get_row_at(0)[:2] == ["v1", "▶● active"]
         await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the rollback asked first")
+        await pilot.press("y")
         await wait_for(pilot, lambda: screen.embed is not None and screen.embed["serving"] == 0
                        and (screen.embed_job or {}).get("state") == "done", "rolled back to the base model", 120)
         assert "Embedder: base all-MiniLM-L6-v2" in line(screen)
+        # A second client (core's, as `musubi tune activate 1` would) serves v1 again while the dialog is open:
+        # the engine's job events reach the dialog and the line, which read the versions again.
+        other = h.client(tenant, cwd=str(repo)).call(calls.tune_embed_activate(1))["job"]["id"]
+        await wait_for(pilot, lambda: (modal.job or {}).get("id") == other, "the other client's job shown")
+        await wait_for(pilot, lambda: modal.data is not None and modal.data["serving"] == 1
+                       and screen.embed is not None and screen.embed["serving"] == 1, "v1 serving again", 120)
+        await settle(pilot)
+        assert modal.query_one("#embedder-table", DataTable).get_row_at(0)[:2] == ["v1", "▶● active"]
+        assert "Serving: tuned v1" in str(modal.query_one("#embedder-serving", Static).render())
+        assert "Embedder: tuned v1" in line(screen)
         # Through the palette too: its entries are the dialog's actions, each with its key.
         titles = [c.title for c in app.get_system_commands(modal)]
         assert {"Embedder versions: Tune", "Embedder versions: Activate", "Embedder versions: Roll back"} <= set(titles)
@@ -190,11 +212,7 @@ async def test_a_better_model_serves_then_rolls_back_and_a_viewer_is_refused(
 
 async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path: Path) -> None:
     """A 409 (a job of the project already running elsewhere) reaches the dialog as words and a notification."""
-    from tests.tui.fakes import FakeEngineApi
-
-    api = FakeEngineApi()
-    api.code.write(tmp_path / "webshop")
-    api.tune = FakeTune()
+    api = fake_api(tmp_path)
     async with search_screen(api) as (app, screen, pilot):
         await wait_for(pilot, lambda: screen.embed is not None, "versions read")
         assert line(screen) == "Embedder: tuned v1 · held-out R@10 0.861 MRR 0.660 · v versions"
@@ -211,6 +229,8 @@ async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path:
         await pilot.press(*"Embedder versions: Roll back")
         await wait_for(pilot, lambda: first_option(app).startswith("Embedder versions: Roll back"), "the entry found")
         await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the rollback asked first")
+        await pilot.press("y")
         await wait_for(pilot, lambda: app.screen is modal and "Roll back refused" in said(modal),
                        "rollback from the palette")
         await pilot.press("escape")
@@ -218,8 +238,6 @@ async def test_the_fake_engine_refusing_a_second_job_is_shown_in_words(tmp_path:
 
 
 async def test_an_engine_without_tuning_routes_hides_the_line(tmp_path: Path) -> None:
-    from tests.tui.fakes import FakeEngineApi
-
     api = FakeEngineApi()  # no tune routes: 404 as an older engine
     api.code.write(tmp_path / "webshop")
     async with search_screen(api) as (_app, screen, pilot):
@@ -237,11 +255,7 @@ def test_the_fake_answers_with_the_routes_response_shape() -> None:
 async def test_a_second_tune_while_one_runs_is_refused_here(tmp_path: Path) -> None:
     """With a job of the project running (the fake's keeps running), t is refused in words and nothing is sent."""
     from tests.tui.fake_search import job_row
-    from tests.tui.fakes import FakeEngineApi
-
-    api = FakeEngineApi()
-    api.code.write(tmp_path / "webshop")
-    api.tune = FakeTune()
+    api = fake_api(tmp_path)
     api.tune.job = {**job_row("j-000000000009", "running", 3, 9), "kind": "tune.embed", "params": {"budget_s": 600}}
     async with search_screen(api) as (app, screen, pilot):
         await wait_for(pilot, lambda: screen.embed is not None, "versions read")
@@ -288,3 +302,82 @@ async def test_x_deletes_the_highlighted_version_after_a_confirm(tmp_path: Path)
         titles = [c.title for c in app.get_system_commands(modal)]
         assert "Embedder versions: Delete" in titles
     _exactly(FakeTune().delete("webshop", 2), route_for("DELETE", "/v1/tune/embedders/{version}").response)
+
+
+def _body(app: MusubiApp) -> str:
+    return " ".join(str(w.render()) for w in app.screen.query(".dialog-title, .dialog-body"))
+
+
+async def test_activate_and_rollback_ask_first_and_no_changes_nothing(tmp_path: Path) -> None:
+    """a and r name the version and what happens, and send only on y; escape and n send nothing."""
+    api = fake_api(tmp_path)
+    api.tune.versions[0]["state"] = "ready"  # v2 passed the rule: activating it changes what serves
+    sent: list[str] = []
+    answer = api.tune.answer
+
+    def spy(method: str, path: str, project: str | None) -> Any:
+        if method == "POST":
+            sent.append(path)
+        return answer(method, path, project)
+
+    api.tune.answer = spy  # type: ignore[method-assign]
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        await pilot.press("escape")
+        modal = await open_versions(app, pilot)
+        await wait_for(pilot, lambda: modal.data is not None, "versions read")
+        for key, no in (("a", "escape"), ("r", "n")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+            await pilot.press(no)
+            await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+            assert "cancelled, nothing changed" in said(modal)
+        assert sent == []
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+        text = _body(app)
+        assert "Activate v2 for webshop?" in text and "re-embedded with tuned v2 as a job" in text
+        assert "keeps answering from the current index (tuned v1)" in text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Activate refused" in said(modal), "sent, and the fake's refusal shown")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+        assert "Roll back webshop to base all-MiniLM-L6-v2?" in _body(app)  # no retired version: the base model
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Roll back refused" in said(modal), "sent")
+        assert sent == ["/v1/tune/embedders/activate", "/v1/tune/embedders/rollback"]
+
+
+async def test_f1_opens_help_inside_the_dialog_and_its_confirm(tmp_path: Path) -> None:
+    """F1 is the app's; a modal screen cuts the app's bindings off unless they are priority ones."""
+    from tui.screens.help import HelpScreen
+
+    api = fake_api(tmp_path)
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        box = screen.query_one("#search-query", Input)
+        assert app.focused is box
+        await pilot.press("?")  # typed into the query box, it is text, not help
+        assert box.value == "?" and app.screen is screen
+        await pilot.press("backspace", "escape")
+        modal = await open_versions(app, pilot)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help over the dialog")
+        help_screen = app.screen
+        title = str(help_screen.query_one(".dialog-title", Static).render())
+        assert title == "Help — Search ▸ Embedder versions · webshop"
+        keys = str(help_screen.query_one("#help-keys-screen", Static).render())
+        assert "embedder_activate" in keys and "embedder_rollback" in keys
+        await pilot.press("f1")  # F1 again closes it
+        await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "asked first")
+        confirm = app.screen
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help over the question")
+        assert "confirm_yes" in str(app.screen.query_one("#help-keys-screen", Static).render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is confirm, "back to the question, still unanswered")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
+        assert "cancelled, nothing changed" in said(modal)

@@ -206,6 +206,11 @@ async def test_reindex_shows_progress_from_events_until_done(corpus_api: FakeEng
         # Another project's job is none of this screen's business.
         other = {**job_row("job-9", "running", 1, 9), "project": "other"}
         corpus_api.queue.put_nowait({"type": "job.progress", "job": other})
+        held = job_row("job-1", "running", 0, None)  # held at an embedder switch: it says so, not "0 files"
+        held["progress"]["message"] = "waiting for the embedder re-embed to finish"
+        corpus_api.queue.put_nowait({"type": "job.progress", "job": held})
+        await wait_for(pilot, lambda: "waiting" in text(screen, "#search-job"), "the wait shown")
+        assert text(screen, "#search-job") == "↻ indexing · waiting for the embedder re-embed to finish"
         progress = job_row("job-1", "running", 2, 4, rate=10.0, eta_s=75.0)
         corpus_api.queue.put_nowait({"type": "job.progress", "job": progress})
         await wait_for(pilot, lambda: "2/4" in text(screen, "#search-job"), "progress event shown")

@@ -114,9 +114,10 @@ def embedder_app(tmp_path: Path, color: str) -> MusubiApp:
     return app
 
 
-@pytest.mark.parametrize("color", ["truecolor", "none"])
+@pytest.mark.parametrize("color", ["truecolor", "none", "16"])
 def test_embedder_versions_snapshot(snap_compare: Callable[..., bool], tmp_path: Path, color: str) -> None:
-    """Search ▸ v at 80x24: v1 serving (▶), v2 kept out with the rule's reason; NO_COLOR reads the same."""
+    """Search ▸ v at 80x24: v1 serving (▶), v2 kept out with the rule's reason; NO_COLOR and 16 colours (the
+    ANSI theme) read the same: states are a symbol and a word, never colour alone."""
     assert snap_compare(embedder_app(tmp_path, color), terminal_size=(80, 24),
                         run_before=goto_search("", ("escape", "v", "down")))
 

@@ -104,7 +104,12 @@ def _index_job_during_the_switch(c: Cli, repo: Path, monkeypatch: pytest.MonkeyP
     _edit(repo)
     ijid = c.js("index", "--detach", cwd=str(repo))["id"]
     assert poll(lambda: c.js("jobs", "show", ijid)["state"] == "running", timeout=60, interval=0.05)
-    assert c.js("jobs", "show", ijid)["checkpoint"] is None
+    # Held at the lock, it says what it waits for (not a bare "running"), in the API and in `jobs show`.
+    assert poll(lambda: "message" in c.js("jobs", "show", ijid)["progress"], timeout=60, interval=0.05)
+    waiting = c.js("jobs", "show", ijid)
+    assert waiting["checkpoint"] is None
+    assert waiting["progress"]["message"].startswith("waiting for the embedder re-embed to finish")
+    assert "waiting for the embedder re-embed to finish" in c.ok("jobs", "show", ijid).out
     return jid, ijid, gate
 
 
@@ -155,8 +160,10 @@ def test_index_job_started_while_the_switch_is_under_way_waits_for_it(cli: tuple
     jid, ijid, gate = _index_job_during_the_switch(c, repo, monkeypatch)
     gate.unlink()
     assert _wait(c, jid)["result"]["state"] == "active"  # type: ignore[index]
-    r = _wait(c, ijid)["result"]
+    done = _wait(c, ijid)
+    r = done["result"]
     assert r["changed"] == 2 and r["deleted"] == 1 and r["rebuilt"] is False  # type: ignore[index]
+    assert "message" not in done["progress"]  # type: ignore[operator]  # the wait is over: nothing to say
     # The switch removed the old folder (trash deleted in a thread): no index job could still write it.
     assert poll(lambda: _on_disk(c) == ["vectors-t1"], timeout=60, interval=0.1), _on_disk(c)
     _check_serving_folder(c, "vectors-t1")

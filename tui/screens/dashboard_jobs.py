@@ -58,9 +58,11 @@ def label(job: Mapping[str, Any]) -> str:
 def progress(job: Mapping[str, Any]) -> str:
     p = job.get("progress") or {}
     done, total, unit = p.get("done"), p.get("total"), p.get("unit") or ""
+    note = str(p.get("message") or "")  # what the job waits for, while it does (docs/jobs.md)
     if not done and not total:
-        return ""
-    return f"{done}/{total} {unit}".strip() if total else f"{done} {unit}".strip()
+        return note
+    text = f"{done}/{total} {unit}".strip() if total else f"{done} {unit}".strip()
+    return f"{text} · {note}" if note else text
 
 
 def outcome(job: Mapping[str, Any]) -> str:

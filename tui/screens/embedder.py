@@ -14,6 +14,7 @@ and as a notification, never a traceback.  The jobs' progress comes from the eng
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -191,12 +192,28 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
             return
         if self._refused("embedder_activate"):
             return
-        self._say(f"activating v{v['version']}…")
-        self.send(calls.tune_embed_activate(v["version"]), "Activate")
+        n = v["version"]
+        if v["state"] not in ("ready", "retired") or self.data is None or self.data["serving"] == n:
+            self._activate(n)  # nothing would change: the engine's refusal says why, no question first
+            return
+        self._confirm(f"Activate v{n} for {self.project}?", view.switch_words(f"tuned v{n}", self.data),
+                      "Activate", partial(self._activate, n))
+
+    def _activate(self, n: int) -> None:
+        self._say(f"activating v{n}…")
+        self.send(calls.tune_embed_activate(n), "Activate")
 
     def action_rollback(self) -> None:
         if self._refused("embedder_rollback"):
             return
+        if self.data is None or not self.data["serving"]:
+            self._rollback()  # the base model serves: nothing to roll back, the engine says so
+            return
+        target = view.rollback_target(self.data)
+        self._confirm(f"Roll back {self.project} to {target}?", view.switch_words(target, self.data),
+                      "Roll back", self._rollback)
+
+    def _rollback(self) -> None:
         self._say("rolling back…")
         self.send(calls.tune_embed_rollback(), "Roll back")
 
@@ -219,12 +236,21 @@ class EmbedderModal(WorkerContract, ModalScreen[None]):
         body = (f"Its model, training data and vectors ({size:.1f} MB) are removed for good. Its record (what it "
                 "was trained on, its measures) stays in the list as deleted; it can no longer be activated.")
 
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._say(f"deleting v{n}…")
-                self.send(calls.tune_embed_delete(n), "Delete")
+        def delete() -> None:
+            self._say(f"deleting v{n}…")
+            self.send(calls.tune_embed_delete(n), "Delete")
 
-        self.app.push_screen(ConfirmModal(f"Delete embedder version v{n}?", body, "Delete", danger=True), confirmed)
+        self._confirm(f"Delete embedder version v{n}?", body, "Delete", delete, danger=True)
+
+    def _confirm(self, title: str, body: str, label: str, then: Callable[[], None], *, danger: bool = False) -> None:
+        """Ask first (tui/screens/modals.py); only y or the button goes on, n and escape change nothing."""
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+            else:
+                self._say(f"{label}: cancelled, nothing changed")
+
+        self.app.push_screen(ConfirmModal(title, body, label, danger=danger), answered)
 
     def action_budget(self) -> None:
         self.query_one("#embedder-budget", Input).focus()

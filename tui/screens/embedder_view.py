@@ -134,3 +134,23 @@ def ours(job: Mapping[str, Any], project: str | None) -> bool:
     """A tuning or activation job of ``project`` (its params name the project)."""
     params = job.get("params") or {}
     return job.get("kind") in KINDS and bool(project) and project in (job.get("project"), params.get("project"))
+
+
+def version_name(version: int) -> str:
+    """``tuned v3``, or ``base all-MiniLM-L6-v2`` for version 0."""
+    return f"tuned v{version}" if version else f"base {BASE_MODEL}"
+
+
+def rollback_target(data: TunedEmbedders) -> str:
+    """What a rollback serves (the engine's rule, core/tune/service.py): the retired version activated last,
+    or the base model when none was."""
+    retired = [v for v in data["versions"] if v["state"] == "retired" and v.get("activated_at")]
+    last = max(retired, key=lambda v: str(v["activated_at"]))["version"] if retired else 0
+    return version_name(last)
+
+
+def switch_words(target: str, data: TunedEmbedders) -> str:
+    """The confirm's body: what an activation or a rollback to ``target`` does, and what serves meanwhile."""
+    now = version_name(data["serving"])
+    return (f"The index is re-embedded with {target} as a job (its progress shows in this dialog). Search keeps "
+            f"answering from the current index ({now}) until the job is done, then switches to {target}.")

@@ -117,6 +117,9 @@ def job_line(job: Job, width: int = 24) -> str:
         line = f"{head} [{bar}] {count}"
     else:
         line = f"{head} {done:,} {unit}"
+    note = progress.get("message")
+    if note:  # waiting for something it names (an embedder switch): that, not "0 steps"
+        line = f"{line} · {note}" if total or done else f"{head} · {note}"
     if job["state"] == "running":
         rate = progress.get("rate")
         if rate:
