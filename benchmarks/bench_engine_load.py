@@ -33,7 +33,7 @@ def _mixed(rnd: random.Random, tenants: list[str]) -> tuple[str, str, str, dict 
     h = {"X-Musubi-Tenant": t}
     x = rnd.random()
     if x < 0.5:
-        body = {"model": "gpt-4o", "input_tokens": rnd.randint(10, 2000), "output_tokens": rnd.randint(1, 500)}
+        body = {"model": "gpt-4.1-mini", "input_tokens": rnd.randint(10, 2000), "output_tokens": rnd.randint(1, 500)}
         return "usage record", "POST", "/v1/usage", body, h
     if x < 0.8:
         return "quota status", "GET", "/v1/quotas", None, h

@@ -58,7 +58,7 @@ async def _record(
             _request_bytes(
                 "POST",
                 "/v1/usage",
-                {"model": "gpt-4o", "input_tokens": 100 + i, "output_tokens": 20},
+                {"model": "gpt-4.1-mini", "input_tokens": 100 + i, "output_tokens": 20},
                 {"X-Musubi-Tenant": t},
             )
             for t in tenants
