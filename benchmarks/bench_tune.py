@@ -9,8 +9,10 @@ the test split.
 
 Training pairs: docstring first sentence -> code without the docstring, mined by the product
 (core/tune/pairs.docstring_pairs: functions and methods) from every stdlib ``.py`` file that holds
-no evaluation target (test modules included: outside them fewer than 1,000 pairs remain); non-test
-files first, then a seeded sample of the rest.
+no evaluation target (test modules included: outside them fewer than 1,000 pairs remain), taken in
+the product's rank order (core/tune/pairs.docstring_rank: code, then test modules' helpers, then
+test cases), each rank a seeded shuffle.  The trainer's defaults are the product's (``interpolate``
+0.5 included: the saved model is halfway between the base and the trained weights).
 
 Targets: dense R@10 on the evaluation rises by >= 0.03 (all queries); training <= 600 s on this
 2-core machine.  Exit 1 if missed.  Run: ``python benchmarks/bench_tune.py [--pairs 1000]
@@ -27,6 +29,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,7 +39,7 @@ import bench_retrieval_quality as brq  # noqa: E402
 from benchmarks._util import table  # noqa: E402
 from core.rag.represent import passage_text  # noqa: E402
 from core.tune import train as trainer  # noqa: E402
-from core.tune.pairs import Pair, dedup, docstring_pairs, is_test_path  # noqa: E402
+from core.tune.pairs import Pair, dedup, docstring_pairs, docstring_rank, is_test_path  # noqa: E402
 
 TARGET_GAIN_R10 = 0.03
 TARGET_TRAIN_S = 600.0
@@ -44,17 +47,40 @@ TARGET_TRAIN_S = 600.0
 
 def training_pairs(root: Path, eval_files: set[str], n: int, seed: int) -> list[Pair]:
     """``n`` docstring pairs from stdlib files that hold no evaluation target, mined as the product mines them
-    (core/tune/pairs.py: functions and methods); outside test modules first (too few of them for
-    ``n``, so a seeded sample of test modules' pairs fills the rest)."""
+    (core/tune/pairs.py: functions and methods) and taken in its rank order (``docstring_rank``: code outside
+    test modules, too few of them for ``n``, then test modules' helpers, then test cases), each rank shuffled
+    with ``seed``."""
     paths = ["/".join(p.relative_to(root).parts) for p in sorted(root.rglob("*.py"))]
     paths = [rel for rel in paths if rel not in eval_files and "site-packages" not in rel and "__pycache__" not in rel]
     pool = docstring_pairs(root, paths)
     rng = random.Random(seed)
-    code = [pr for pr in pool if not is_test_path(pr.path)]
-    tests = [pr for pr in pool if is_test_path(pr.path)]
-    rng.shuffle(code)
-    rng.shuffle(tests)
-    return dedup(code + tests)[:n]
+    ranks: list[list[Pair]] = [[], [], []]
+    for pr in pool:
+        ranks[docstring_rank(pr)].append(pr)
+    for rank in ranks:
+        rng.shuffle(rank)
+    return dedup(ranks[0] + ranks[1] + ranks[2])[:n]
+
+
+def alpha_sweep(saved: Any, base: Any, used: float, alphas: list[float], items: list[Any], queries: list[str],
+                targets: list[int]) -> list[tuple[float, tuple[float, ...]]]:
+    """Dense (R@1, R@10, MRR) of the same training at other interpolations: the trained weights are
+    ``base + (saved - base) / used`` (the trainer saved ``base + used * (trained - base)``), so each
+    ``alpha`` is ``base + alpha / used * (saved - base)``; ``saved`` is changed in place."""
+    import torch
+
+    if not alphas:
+        return []
+    sd, base_sd = saved.state_dict(), base.state_dict()
+    delta = {k: (v - base_sd[k]).clone() for k, v in sd.items() if v.is_floating_point()}
+    out = []
+    for alpha in alphas:
+        with torch.no_grad():
+            for k, d in delta.items():
+                sd[k].copy_(base_sd[k] + d * (alpha / used))
+        runs = brq.run_sides(items, queries, brq.Encoder(saved, None, 32))
+        out.append((alpha, brq.evaluate(runs, targets, targets, brq.fusion.W_DENSE, queries)["dense"]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--train-seed", type=int, default=None, help="seed of the training sample and batch order")
     ap.add_argument("--param", action="append", default=[], help="extra trainer parameter KEY=JSON")
+    ap.add_argument("--alpha-sweep", default="", metavar="A,B",
+                    help="also measure the same training saved at other interpolations (1 = the trained weights)")
     ap.add_argument("--lr", type=float, default=trainer.DEFAULTS["lr"], help="peak learning rate (AdamW)")
     args = ap.parse_args(argv)
     t_all = time.perf_counter()
@@ -105,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         tuned_model = trainer.load_model(work / trainer.MODEL, args.threads)
         tuned = brq.Encoder(tuned_model, None, 32)  # no cache: the key names the plain model
         runs_tuned = brq.run_sides(items, queries, tuned)
+        sweep = alpha_sweep(tuned_model, plain.model, float(result["interpolate"]),
+                            [float(a) for a in args.alpha_sweep.split(",") if a], items, queries, targets)
 
     n_test = sum(is_test_path(p.path) for p in pairs)
+    n_case = sum(docstring_rank(p) == 2 for p in pairs)
     rows = []
     gains = {}
     for split in ("all", "test", "tuning"):
@@ -118,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"{b10 - a10:+.3f}", f"{b10 / a10:.3f}x", f"{am:.3f} -> {bm:.3f}"])
             gains[(split, method)] = b10 - a10
     print(table(f"Tuned vs plain all-MiniLM-L6-v2 on the stdlib evaluation ({len(items)} targets); trained on "
-                f"{len(pairs)} pairs ({n_test} of test modules) from "
+                f"{len(pairs)} pairs ({n_test} of test modules, {n_case} of them test cases) from "
                 f"{len({p.path for p in pairs})} other stdlib files, {args.epochs} epoch(s), "
-                f"batch {args.batch}, lr {args.lr:g}, torch threads {args.threads}",
+                f"batch {args.batch}, lr {args.lr:g}, interpolate {result['interpolate']:g}, "
+                f"torch threads {args.threads}",
                 ["queries", "n", "method", "R@1 plain -> tuned", "R@10 plain", "R@10 tuned", "gain", "ratio",
                  "MRR plain -> tuned"], rows))
     enc_rate = tuned.encoded / tuned.seconds if tuned.seconds else float("nan")
@@ -133,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ]))
     print(f"trainer's own held-out check (200 evaluation test-split queries, dense): plain {result['base']} -> "
           f"tuned {result['tuned']}; total {time.perf_counter() - t_all:.0f}s")
+    if sweep:
+        a10 = brq.evaluate(runs_plain, sel["all"], targets, brq.fusion.W_DENSE, queries)["dense"][1]
+        print(table("The same training saved at other interpolations (dense, all queries)",
+                    ["interpolate", "R@1", "R@10", "gain", "MRR"],
+                    [[f"{al:g}", f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[1] - a10:+.3f}", f"{m[2]:.3f}"]
+                     for al, m in sweep]))
     checks = [(f"dense R@10 gain (all queries) {gains[('all', 'dense')]:+.3f} >= {TARGET_GAIN_R10}",
                gains[("all", "dense")] >= TARGET_GAIN_R10 - 1e-9),
               (f"training {train_s:.0f}s <= {TARGET_TRAIN_S:.0f}s", train_s <= TARGET_TRAIN_S)]

@@ -40,7 +40,10 @@ HELD_OUT_SHARE = 0.2  # share of files whose pairs are held out for the evaluati
 MAX_COMMITS = 2000  # newest commits read from git history
 MAX_FILES_PER_COMMIT = 20  # larger commits are sweeping changes (renames, reformatting): their message says little
 MIN_SUBJECT_WORDS = 3
-ENOUGH_CODE_PAIRS = 1000  # docstring pairs outside test modules above which test modules' pairs are dropped
+ENOUGH_CODE_PAIRS = 1000  # docstring pairs of better ranks above which a worse rank's pairs are dropped
+# unittest's fixture methods: their docstrings describe a test's set-up, as a test case's describes the test
+_TEST_FIXTURES = frozenset({"setUp", "tearDown", "setUpClass", "tearDownClass", "setUpModule", "tearDownModule",
+                            "asyncSetUp", "asyncTearDown"})
 _TEST_DIRS = frozenset({"test", "tests", "testing"})
 GIT_TIMEOUT_S = 120.0
 _DEF_KINDS = ("function", "method")
@@ -48,7 +51,8 @@ _NOISE = re.compile(r"^(merge|revert|bump|release|version|wip|fixup!|squash!)\b"
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 __all__ = ["ENOUGH_CODE_PAIRS", "HELD_OUT_SHARE", "KINDS", "Mined", "Pair", "commit_pairs", "dedup",
-           "docstring_pairs", "held_out", "is_test_path", "link_pairs", "mine", "prefer_code", "split"]
+           "docstring_pairs", "docstring_rank", "held_out", "is_test_path", "link_pairs", "mine", "prefer_code",
+           "split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +130,35 @@ def is_test_path(rel: str) -> bool:
             or name.endswith("_test.py"))
 
 
+def docstring_rank(p: Pair) -> int:
+    """0: code outside test modules; 1: a test module's helper (its docstring says what its code does, as
+    code's does); 2: a test case or a unittest fixture method of a test module (``test*``, ``setUp``...):
+    its docstring describes a test.  Measured on the stdlib benchmark: ranking helpers before test cases
+    raised the dense R@10 gain from +0.024/+0.032 to +0.031/+0.031 (seeds 0/1, docs/finetune.md)."""
+    if not is_test_path(p.path):
+        return 0
+    name = p.symbol.rsplit(".", 1)[-1]
+    return 2 if name.startswith("test") or name in _TEST_FIXTURES else 1
+
+
+_DROPPED = ("", "test modules", "test cases")
+_ENOUGH = ("", "the other modules", "code and test helpers")
+
+
 def prefer_code(pairs: Sequence[Pair], enough: int = ENOUGH_CODE_PAIRS) -> tuple[list[Pair], str | None]:
-    """Drop the docstring pairs of test modules when the other modules give at least ``enough`` docstring
-    pairs -> (pairs, a note saying so or None).  Other kinds are kept: a link to a test is a team's own word."""
-    code = sum(p.kind == "docstring" and not is_test_path(p.path) for p in pairs)
-    tests = sum(p.kind == "docstring" and is_test_path(p.path) for p in pairs)
-    if code < enough or not tests:
+    """Drop the docstring pairs of the worse ranks (:func:`docstring_rank`) once the better ranks give at
+    least ``enough`` docstring pairs -> (pairs, a note saying so or None).  Other kinds are kept: a link to
+    a test is a team's own word."""
+    per_rank = [0, 0, 0]
+    for p in pairs:
+        if p.kind == "docstring":
+            per_rank[docstring_rank(p)] += 1
+    cut = next((r for r in (1, 2) if sum(per_rank[:r]) >= enough and sum(per_rank[r:]) > 0), None)
+    if cut is None:
         return list(pairs), None
-    return ([p for p in pairs if p.kind != "docstring" or not is_test_path(p.path)],
-            f"{tests} docstring pairs of test modules left out ({code} from the other modules are enough)")
+    kept = [p for p in pairs if p.kind != "docstring" or docstring_rank(p) < cut]
+    return kept, (f"{sum(per_rank[cut:])} docstring pairs of {_DROPPED[cut]} left out "
+                  f"({sum(per_rank[:cut])} from {_ENOUGH[cut]} are enough)")
 
 
 def docstring_pairs(root: Path, paths: Iterable[str]) -> list[Pair]:

@@ -121,3 +121,23 @@ def test_test_module_docstrings_are_dropped_only_when_code_gives_enough() -> Non
     kept, why = P.prefer_code(code + tests + [link], enough=3)
     assert kept == code + [link]  # a link to a test is kept: a team's own word
     assert why == "2 docstring pairs of test modules left out (3 from the other modules are enough)"
+
+
+def test_docstring_ranks_code_then_test_helpers_then_test_cases() -> None:
+    def pair(path: str, symbol: str) -> P.Pair:
+        return P.Pair("docstring", f"q {path} {symbol}", f"p {path} {symbol}", path, symbol)
+
+    code = [pair("src/a.py", "parse"), pair("src/a.py", "Reader.read")]
+    helpers = [pair("tests/test_a.py", "make_reader"), pair("tests/support.py", "ReaderMixin.newReader"),
+               pair("tests/test_a.py", "TestReader.test_x.inner")]  # a function nested in a test is a helper
+    cases = [pair("tests/test_a.py", "test_parse"), pair("tests/test_a.py", "TestReader.test_read"),
+             pair("tests/test_a.py", "TestReader.setUp"), pair("tests/test_a.py", "TestReader.tearDownClass")]
+    assert [P.docstring_rank(p) for p in code + helpers + cases] == [0, 0, 1, 1, 1, 2, 2, 2, 2]
+    assert P.docstring_rank(pair("src/a.py", "test_fixture")) == 0  # outside test modules a name is just a name
+    every = cases + helpers + code
+    assert P.prefer_code(every, enough=6) == (every, None)  # 5 better-ranked pairs: test cases fill in
+    kept, why = P.prefer_code(every, enough=5)
+    assert kept == helpers + code
+    assert why == "4 docstring pairs of test cases left out (5 from code and test helpers are enough)"
+    kept, why = P.prefer_code(every, enough=2)
+    assert kept == code and why == "7 docstring pairs of test modules left out (2 from the other modules are enough)"
