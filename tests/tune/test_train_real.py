@@ -65,7 +65,7 @@ def test_kill_9_during_training_then_resume(tmp_path: Path) -> None:
     steps = [e["done"] for e in evs if e["event"] == "progress" and "loss" in e]
     result = evs[-1]["result"]
     assert steps[0] == resumed[0]["step"] + 1 and result["steps"] == result["total_steps"] == 6  # 24 pairs / 4
-    assert result["stopped"] == "done"
+    assert result["stopped"] == "done" and result["interpolate"] == T.DEFAULTS["interpolate"] == 0.5
     assert set(result["base"]) >= {"r1", "r10", "mrr"} and set(result["tuned"]) >= {"r1", "r10", "mrr"}
     assert (work / T.MODEL / "modules.json").is_file()
     assert not (work / T.STATE).exists()  # the optimizer state goes once the model is saved
@@ -97,3 +97,14 @@ def test_same_file_negatives_are_never_a_positive_of_the_same_batch() -> None:
     assert sorted(i for b in plan for i in b) == list(range(12))
     for b in plan:
         assert not {negs[i] for i in b} & {pairs[i]["passage"] for i in b}
+
+
+def test_interpolate_moves_float_weights_between_base_and_tuned_and_keeps_integer_buffers() -> None:
+    import torch
+
+    base = {"w": torch.tensor([0.0, 2.0, -4.0]), "ids": torch.tensor([0, 1, 2])}
+    tuned = {"w": torch.tensor([1.0, 4.0, 4.0]), "ids": torch.tensor([0, 1, 2])}
+    T.interpolate(tuned, base, 0.5)
+    assert tuned["w"].tolist() == [0.5, 3.0, 0.0] and tuned["ids"].tolist() == [0, 1, 2]
+    T.interpolate(tuned, base, 0.0)
+    assert tuned["w"].tolist() == base["w"].tolist()
