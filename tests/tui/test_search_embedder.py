@@ -381,3 +381,27 @@ async def test_f1_opens_help_inside_the_dialog_and_its_confirm(tmp_path: Path) -
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is modal, "back in the dialog")
         assert "cancelled, nothing changed" in said(modal)
+
+
+async def test_a_delete_by_another_client_shows_in_the_open_dialog(tmp_path: Path) -> None:
+    """A delete starts no job: its audit event makes the open dialog (and the line) read the versions again;
+    another project's delete, or a refused one, reads nothing."""
+    api = fake_api(tmp_path)
+    async with search_screen(api) as (app, screen, pilot):
+        await wait_for(pilot, lambda: screen.embed is not None, "versions read")
+        await pilot.press("escape")
+        modal = await open_versions(app, pilot)
+        await wait_for(pilot, lambda: modal.data is not None, "versions listed")
+        table = modal.query_one("#embedder-table", DataTable)
+        api.tune.delete("webshop", 2)  # as `musubi tune delete 2` in another terminal
+
+        def audit(resource: str, outcome: str = "success") -> dict[str, Any]:
+            return {"type": "audit", "tenant": "default",
+                    "event": {"action": "tune.delete", "resource": resource, "outcome": outcome}}
+
+        for other in (audit("project:elsewhere"), audit("project:webshop", "denied")):
+            app.ctx.engine_event.publish(other)
+            await settle(pilot)
+            assert table.get_row_at(0)[1] != " ∅ deleted", "read again on an event that is not this delete"
+        app.ctx.engine_event.publish(audit("project:webshop"))
+        await wait_for(pilot, lambda: table.get_row_at(0)[:2] == ["v2", " ∅ deleted"], "v2 shown deleted")

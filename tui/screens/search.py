@@ -365,6 +365,8 @@ class SearchScreen(SearchEmbedder, ModeScreen):
         self._show_job(job)
 
     def _on_event(self, ev: dict[str, Any]) -> None:
+        if self.embedder_audit(ev):
+            return
         if ev.get("type") not in ("job.progress", "job.state") or self.embedder_event(ev):
             return
         job = ev.get("job") or {}

@@ -93,6 +93,23 @@ class SearchEmbedder:
             self.load_embedder()
         return True
 
+    def embedder_audit(self, ev: dict[str, Any]) -> bool:
+        """A version of this project deleted, by this client or another: True when ``ev`` was that audit
+        event.  A delete starts no job, so no ``job.*`` event says it; its audit event does (seen by those
+        who may read the audit log; for the others the versions are read again when the dialog opens)."""
+        inner = ev.get("event") or {}
+        project = self._embed_project()
+        if (ev.get("type") != "audit" or inner.get("action") != "tune.delete" or not project
+                or inner.get("resource") != f"project:{project}" or inner.get("outcome") != "success"):
+            return False
+        self.load_embedder()
+        from tui.screens.embedder import EmbedderModal
+
+        modal = next((s for s in self.app.screen_stack if isinstance(s, EmbedderModal)), None)  # type: ignore[attr-defined]
+        if modal is not None:
+            modal.load()
+        return True
+
     def action_embedder(self) -> None:
         project = self._embed_project()
         if not project:
