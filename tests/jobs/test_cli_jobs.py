@@ -105,8 +105,9 @@ def test_permission_denied_is_exit_4(cli: Cli) -> None:
 
 def _as_a_shell_starts_it() -> None:
     """In the child, before exec: SIGINT on and unblocked, as an interactive shell starts a command.  A child
-    inherits an ignored or blocked SIGINT, and Python then keeps it so (no KeyboardInterrupt): seen in full-suite
-    runs only, where a worker's earlier tests had left it so, the follower ran on after its SIGINT."""
+    inherits an ignored or blocked SIGINT, and Python then keeps it so (no KeyboardInterrupt): a suite started
+    in the background by a non-interactive shell (``( make test & )``) runs with SIGINT ignored, and there
+    the follower ran on after its SIGINT."""
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
