@@ -301,7 +301,11 @@ class TuneEmbedService:
             version = max((r["version"] for r in rows), default=0) + 1
             work = self.work(t, p, version)
             _name, model = await self.serving(t, p)
-            params = {"epochs": 1, "batch": 32, "lr": 1e-4, "seed": 0, "budget_s": h.params["budget_s"]}
+            # the trainer's settings, recorded with the version (light: the trainer imports torch only in run())
+            from core.tune.train import DEFAULTS
+
+            params = {**{k: DEFAULTS[k] for k in ("epochs", "batch", "lr", "seed", "interpolate")},
+                      "budget_s": h.params["budget_s"]}
             h.progress(0, None, "steps")
             try:
                 mined = await self.index._in("prep", files.mine_into, project["path"], str(work), params, model)

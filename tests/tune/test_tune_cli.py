@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core.tune.train import DEFAULTS
 from tests.cli.helpers import Cli, cli_fixture
 from tests.engine.helpers import poll
 from tests.index.helpers import FAKE_EMBEDDER, git
@@ -73,6 +74,9 @@ def test_better_activated_worse_refused_rollback_restores(cli: tuple[Cli, Path],
     assert listed["serving"] == 1 and [v["state"] for v in listed["versions"]] == ["active"]
     v1 = listed["versions"][0]
     assert len(v1["pairs_sha256"]) == 64 and v1["model_id"].startswith("model@")
+    # the version records the trainer's settings it was trained with, and the budget asked for
+    assert v1["params"] == {**{k: DEFAULTS[k] for k in ("epochs", "batch", "lr", "seed", "interpolate")},
+                            "budget_s": 60}
     home = Path(c.home)
     tuned = next(home.glob("tenants/*/tuned/sc/v1"))
     assert (tuned / "pairs.json").is_file() and (tuned / "model" / "modules.json").is_file()
