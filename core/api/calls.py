@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
+from core.errors import BadRequest
+
 if TYPE_CHECKING:
     from core.api.inbound import (  # notify (issue 17)
         GitLabAccepted,
@@ -164,7 +166,13 @@ def _fields(values: dict[str, Any]) -> Json:
 
 
 def path_segment(value: str) -> str:
-    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route."""
+    """Quote ``value`` as one URL path segment (``/`` too), for names and ids put into a route.
+
+    An empty ``value`` is refused (BadRequest, exit 2): ``/v1/jobs/`` names no job, and the engine could only
+    answer "no such route"."""
+    if not value:
+        raise BadRequest("an empty name, id or version was given for what this command acts on: give its value "
+                         "(the command's --help shows which).")
     return quote(value, safe="")
 
 

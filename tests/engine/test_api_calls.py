@@ -21,6 +21,7 @@ from core.api import sessions as session_api
 from core.api import tune_embed as tune_embed_api
 from core.api import tutorials as tutorials_api
 from core.api.calls import Call
+from core.errors import BadRequest
 from tests.tui.contract import route_for
 
 # Values for parameters whose type alone does not give a valid one.
@@ -98,6 +99,9 @@ def test_empty_values_are_left_to_the_engines_defaults() -> None:
     assert call.body == {"user": "bob", "role": "member"}  # no "project": null: the engine's default applies
     assert calls.quota_status().query is None
     assert calls.member_remove("a/b").path == "/v1/members/a%2Fb"  # a name is one path segment
+    with pytest.raises(BadRequest, match="empty") as bad:  # "/v1/runs/" would be another route
+        calls.run_show("")
+    assert bad.value.exit_code == 2
 
 
 def test_a_misnamed_field_is_caught() -> None:

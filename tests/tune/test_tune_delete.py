@@ -54,6 +54,7 @@ def test_delete_refusals_then_deletions(cli: tuple[Cli, Path], monkeypatch: pyte
     base = c.fails(2, "tune", "delete", "0", "--json", **here)
     assert _error(base)["field"] == "version" and "base model" in _error(base)["message"]
     c.fails(2, "tune", "delete", "two", **here)
+    assert "empty" in c.fails(2, "tune", "delete", "", **here).err  # not the engine's "no such route"
     c.ok("member", "add", "vic", "--role", "viewer")
     denied = c.fails(4, "--as", "vic", "tune", "delete", "1", **here)
     assert "embedder.tune" in denied.err
